@@ -100,7 +100,10 @@ fn call(
     if spec.is(flags::WRITE) && srv.dirty != dirty_before {
         let db = db_before;
         match propagate {
-            Propagate::Verbatim => srv.feed.feed(db, &args.iter().collect::<Vec<_>>()),
+            Propagate::Verbatim if srv.feed.is_active() => {
+                srv.feed.feed(db, &args.iter().collect::<Vec<_>>())
+            }
+            Propagate::Verbatim => {}
             Propagate::Nothing => {}
             Propagate::Rewrite(cmds) => cmds.iter().for_each(|c| srv.feed.feed(db, c)),
         }

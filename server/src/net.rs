@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info};
@@ -102,7 +102,7 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
         let deadline = blocked.as_ref().and_then(|b| b.deadline);
         let mut timed_out = false;
         tokio::select! {
-            r = sock.read_buf(&mut input) => match r {
+            r = read_some(&sock, &mut input) => match r {
                 Ok(0) | Err(_) => break 'conn,
                 Ok(n) => state.borrow_mut().stats.total_net_input_bytes += n as u64,
             },
@@ -211,6 +211,36 @@ fn register(srv: &mut Server, peer: SocketAddr, local: Option<SocketAddr>) -> Op
     let client = Client::new(id, Some(peer), local, srv.config.requirepass.is_some());
     srv.clients.insert(id, client.shared.clone());
     Some(client)
+}
+
+/// Reads what the socket has into `buf`.
+///
+/// Unlike `read_buf`, a read that did not fill the buffer also clears the socket's
+/// readiness, so the next call waits for epoll instead of first paying for a read that
+/// returns EAGAIN: one syscall less per request for a client that is not pipelining. This is
+/// safe with tokio's edge-triggered readiness: data arriving after our read raises a new
+/// readiness event, which a stale clear does not erase.
+async fn read_some(sock: &TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    loop {
+        sock.readable().await?;
+        let spare = buf.capacity() - buf.len();
+        let mut got = None;
+        let r = sock.try_io(tokio::io::Interest::READABLE, || {
+            let n = sock.try_read_buf(buf)?;
+            got = Some(n);
+            if n > 0 && n < spare {
+                Err(std::io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(n)
+            }
+        });
+        match (r, got) {
+            (Ok(n), _) => return Ok(n),
+            (Err(_), Some(n)) => return Ok(n),
+            (Err(e), None) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            (Err(e), None) => return Err(e),
+        }
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

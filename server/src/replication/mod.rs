@@ -54,6 +54,12 @@ impl Feed {
         }
     }
 
+    /// Whether fed commands are kept (a consumer is attached or a transaction is open): lets
+    /// the executor skip building the argument list when nobody will read it.
+    pub fn is_active(&self) -> bool {
+        self.stream.is_some() || self.pending.is_some()
+    }
+
     /// Appends one command executed in database `db`.
     pub fn feed<A: AsRef<[u8]>>(&mut self, db: usize, argv: &[A]) {
         if let Some(p) = self.pending.as_mut() {
