@@ -83,8 +83,7 @@ impl<'a> Ctx<'a> {
             Some(i) => {
                 self.srv.stats.keyspace_hits += 1;
                 let clock = self.srv.access_clock(self.now_ms);
-                let e = self.db().entry_mut(i);
-                e.access = clock.touch(e.access);
+                self.db().touch(i, |a| clock.touch(a));
             }
             None => self.srv.stats.keyspace_misses += 1,
         }

@@ -12,9 +12,11 @@
 //! a master versus a replica, propagation of deletions) lives with the command context.
 
 mod bytes;
+pub mod snapshot;
 mod value;
 
 pub use bytes::SmallBytes;
+pub use snapshot::DbSnapshot;
 pub use value::Value;
 
 use hashbrown::DefaultHashBuilder;
@@ -64,7 +66,6 @@ enum Slot {
 }
 
 /// One database (`SELECT n`).
-#[derive(Clone)]
 pub struct Db {
     index: HashTable<u32>,
     chunks: Vec<Vec<Slot>>,
@@ -74,6 +75,8 @@ pub struct Db {
     /// Keys with an expiry time (INFO keyspace's `expires=`).
     expires: usize,
     hasher: DefaultHashBuilder,
+    /// The snapshot in progress, if any (see [`snapshot`]).
+    snap: Option<Box<DbSnapshot>>,
 }
 
 impl Default for Db {
@@ -85,6 +88,7 @@ impl Default for Db {
             len: 0,
             expires: 0,
             hasher: DefaultHashBuilder::default(),
+            snap: None,
         }
     }
 }
@@ -156,6 +160,7 @@ impl Db {
     /// # Panics
     /// When `i` is not a live slot: callers get indices from [`Db::find`] or [`Db::insert`].
     pub fn entry_mut(&mut self, i: u32) -> &mut Entry {
+        self.before_write(i);
         match self.slot_mut(i) {
             Slot::Used(e) => e,
             Slot::Free { .. } => panic!("slot {i} is free"),
@@ -171,6 +176,30 @@ impl Db {
             Slot::Used(e) => e,
             Slot::Free { .. } => panic!("slot {i} is free"),
         }
+    }
+
+    /// Refreshes the access clock of the entry at `i`: not a change of its data, so a
+    /// snapshot in progress is not involved.
+    pub fn touch(&mut self, i: u32, clock: impl FnOnce(u32) -> u32) {
+        if let Slot::Used(e) = self.slot_mut(i) {
+            e.access = clock(e.access);
+        }
+    }
+
+    /// The snapshot hook: encodes the pre-image of slot `i` if a snapshot still needs it.
+    fn before_write(&mut self, i: u32) {
+        let Some(s) = self.snap.as_deref_mut() else {
+            return;
+        };
+        let current = match self
+            .chunks
+            .get(i as usize / CHUNK)
+            .and_then(|c| c.get(i as usize % CHUNK))
+        {
+            Some(Slot::Used(e)) => Some(e),
+            _ => None,
+        };
+        s.before_write(i, current);
     }
 
     /// Sets or clears the expiry of the entry at `i`, keeping the `expires` count right.
@@ -221,11 +250,15 @@ impl Db {
             }
         });
         self.len += 1;
+        if let Some(s) = self.snap.as_mut() {
+            s.after_insert(i);
+        }
         i
     }
 
     /// Removes the entry at slot `i` and returns it.
     pub fn remove_at(&mut self, i: u32) -> Entry {
+        self.before_write(i);
         let key_hash = self.hasher.hash_one(self.entry(i).key.as_bytes());
         if let Ok(found) = self.index.find_entry(key_hash, |&j| j == i) {
             found.remove();
@@ -278,12 +311,53 @@ impl Db {
         self.iter().nth(nth).map(|(i, _)| i)
     }
 
-    /// Drops every key; the memory goes back to the allocator.
+    /// Drops every key; the memory goes back to the allocator. A snapshot in progress keeps
+    /// the old table and finishes walking it.
     pub fn clear(&mut self) {
-        *self = Db {
-            hasher: self.hasher.clone(),
-            ..Db::default()
+        let snap = self.snap.take();
+        let old = std::mem::replace(
+            self,
+            Db {
+                hasher: self.hasher.clone(),
+                ..Db::default()
+            },
+        );
+        if let Some(mut s) = snap {
+            s.detach(old);
+            self.snap = Some(s);
+        }
+    }
+
+    /// Starts a point-in-time snapshot of this database as database `db_index`; entries are
+    /// encoded with `encode` as the walk or writes reach them.
+    pub fn begin_snapshot(&mut self, db_index: usize, encode: snapshot::Encode) {
+        self.snap = Some(Box::new(DbSnapshot::new(
+            db_index,
+            self.slot_bound(),
+            self.len as u64,
+            encode,
+        )));
+    }
+
+    /// Advances the snapshot walk by up to `budget` slots; true when it is complete (or when
+    /// no snapshot is running).
+    pub fn snapshot_step(&mut self, budget: u32) -> bool {
+        let Some(mut s) = self.snap.take() else {
+            return true;
         };
+        let finished = s.step(self, budget);
+        self.snap = Some(s);
+        finished
+    }
+
+    pub fn snapshot_mut(&mut self) -> Option<&mut DbSnapshot> {
+        self.snap.as_deref_mut()
+    }
+
+    /// Ends the snapshot (finished or aborted) and returns its state, with any output not yet
+    /// taken.
+    pub fn end_snapshot(&mut self) -> Option<Box<DbSnapshot>> {
+        self.snap.take()
     }
 }
 
