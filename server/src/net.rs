@@ -58,6 +58,7 @@ async fn cron(state: Shared) {
 fn tick(srv: &mut Server) {
     {
         let now = crate::clock::now_ms();
+        srv.now_ms = now;
         srv.active_expire(now, 200);
         let processed = srv.stats.total_commands_processed;
         let samples = &mut srv.stats.ops_samples;
@@ -116,6 +117,7 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
         {
             let mut srv = state.borrow_mut();
             let srv = &mut *srv;
+            srv.now_ms = crate::clock::now_ms();
             out.append(&mut shared.pending.borrow_mut());
             if let Some(b) = blocked.take() {
                 srv.unblock(client.id, b.db, &b.block.keys);

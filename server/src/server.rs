@@ -91,6 +91,9 @@ pub struct Server {
     pub lastsave: u64,
     /// Signalled by SHUTDOWN: the accept loop stops and the process exits.
     pub shutdown: Rc<tokio::sync::Notify>,
+    /// The clock commands see, in Unix ms: refreshed before each batch of commands read from
+    /// a socket and by the cron, so a pipeline of commands shares one reading of the clock.
+    pub now_ms: u64,
     /// CLIENT PAUSE: until when (Unix ms), and whether only writes are paused.
     pub pause: Option<(u64, bool)>,
     /// Clients WATCHing each (database, key).
@@ -122,6 +125,7 @@ impl Server {
             lastsave: crate::clock::now_ms() / 1000,
             shutdown: Rc::new(tokio::sync::Notify::new()),
             pause: None,
+            now_ms: crate::clock::now_ms(),
             watched: HashMap::new(),
             blocked: HashMap::new(),
         }

@@ -51,7 +51,7 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     pub fn new(srv: &'a mut Server, client: &'a mut Client, out: &'a mut Vec<u8>) -> Self {
-        let now_ms = crate::clock::now_ms();
+        let now_ms = srv.now_ms;
         let proto = client.proto;
         Ctx {
             srv,

@@ -163,7 +163,7 @@ pub const fn spec(
 }
 
 /// Every command, by lowercase name.
-pub static TABLE: LazyLock<HashMap<&'static str, &'static Spec>> = LazyLock::new(|| {
+pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::new(|| {
     let families: &[&'static [Spec]] = &[
         strings::COMMANDS,
         keys::COMMANDS,
@@ -173,7 +173,7 @@ pub static TABLE: LazyLock<HashMap<&'static str, &'static Spec>> = LazyLock::new
     families
         .iter()
         .flat_map(|f| f.iter())
-        .map(|s| (s.name, s))
+        .map(|s| (s.name.as_bytes(), s))
         .collect()
 });
 
@@ -186,7 +186,7 @@ pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
     let lower = &mut buf[..name.len()];
     lower.copy_from_slice(name);
     lower.make_ascii_lowercase();
-    TABLE.get(std::str::from_utf8(lower).ok()?).copied()
+    TABLE.get(&*lower).copied()
 }
 
 /// Parses an integer argument (`ERR value is not an integer or out of range` otherwise).
@@ -234,7 +234,7 @@ mod tests {
     #[test]
     fn table_is_consistent() {
         for (name, spec) in TABLE.iter() {
-            assert_eq!(*name, spec.name);
+            assert_eq!(*name, spec.name.as_bytes());
             assert_eq!(spec.name, spec.name.to_ascii_lowercase());
             assert!(spec.arity != 0, "{name}");
             assert!(
