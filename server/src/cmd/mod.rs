@@ -236,10 +236,11 @@ mod tests {
         for (name, spec) in TABLE.iter() {
             assert_eq!(*name, spec.name.as_bytes());
             assert_eq!(spec.name, spec.name.to_ascii_lowercase());
-            assert!(spec.arity != 0, "{name}");
+            assert!(spec.arity != 0, "{}", spec.name);
             assert!(
                 !(spec.is(flags::WRITE) && spec.is(flags::READONLY)),
-                "{name} is both write and readonly"
+                "{} is both write and readonly",
+                spec.name
             );
         }
     }
