@@ -52,19 +52,12 @@ pub const ALLOWED_SERVER_CONFIG: [&str; 13] = [
     namespaced,
     status = "RedisReplicaSetStatus",
     derive = "PartialEq",
-    printcolumn(name = "Master", type_ = "string", json_path = ".status.master"),
-    printcolumn(
-        name = "Mode",
-        type_ = "string",
-        json_path = ".status.replication.mode"
-    ),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.ready"),
-    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    // Raw JSON columns: clippy's duplicated_attributes lint misfires on the typed form.
+    printcolumn = r#"{"name":"Master","type":"string","jsonPath":".status.master","description":"Pod holding the master role"}"#,
+    printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".status.replication.mode","description":"Full-sync mode in effect"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.ready","description":"Ready pods / desired pods"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase","description":"Lifecycle phase"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RedisReplicaSetSpec {

@@ -8,3 +8,5 @@
 pub mod crd;
 pub mod policy;
 pub mod quantity;
+pub mod resources;
+pub mod validate;

@@ -51,6 +51,19 @@ pub const SEVERAL_REPLICAS_SYNC_DELAY_SECONDS: u64 = 5;
 /// min-replicas-max-lag that goes with min-replicas-to-write.
 pub const MIN_REPLICAS_MAX_LAG_SECONDS: u64 = 10;
 
+/// A starting pod gets at least this long before its startup probe may fail it.
+pub const STARTUP_FLOOR_SECONDS: u64 = 120;
+
+/// How long a pod may take to start: loading a dump of the whole dataset, or receiving one
+/// in a full sync, takes about the transfer time, so the same estimate and margin as
+/// repl-timeout apply. A probe that fails first restarts the pod into a new full sync, the
+/// loop of bitnami/charts #4935.
+pub fn startup_budget_seconds(dataset: u64) -> u64 {
+    transfer_seconds(dataset)
+        .saturating_mul(TIMEOUT_MARGIN)
+        .max(STARTUP_FLOOR_SECONDS)
+}
+
 /// Everything the policy looks at.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PolicyInput {
@@ -547,6 +560,13 @@ mod tests {
         assert_eq!(p.backlog_bytes, 1200 * MIB);
         assert_eq!(p.client_output_buffer_limit.hard_bytes, 5512 * MIB);
         assert_eq!(memory_budget(&i, &p), None);
+    }
+
+    #[test]
+    fn startup_budget_scales_with_the_dataset() {
+        assert_eq!(startup_budget_seconds(0), 120);
+        assert_eq!(startup_budget_seconds(GIB), 120);
+        assert_eq!(startup_budget_seconds(20 * GIB), 2048);
     }
 
     #[test]
