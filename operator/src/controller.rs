@@ -193,6 +193,7 @@ async fn write_status(
     let patch = json!({
         "apiVersion": RedisReplicaSet::api_version(&()),
         "kind": RedisReplicaSet::kind(&()),
+        "metadata": { "name": rrs.name_any() },
         "status": new,
     });
     api.patch_status(
@@ -460,5 +461,388 @@ async fn keep_leading(
         metrics.leader.set(0);
         lost.store(true, Ordering::Relaxed);
         shutdown.trigger();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+
+    use http::{Method, StatusCode};
+    use k8s_openapi::api::core::v1::Secret;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::fixtures::{ApiServer, Reply, Seen, test_clock, test_context};
+    use crate::observe::Observation;
+    use crate::resources::fixtures::rrs;
+
+    const SEED: &str = "  replicas: 3\n  datasetSizeHint: 20Gi\n";
+    const NS: &str = "/api/v1/namespaces/ns1";
+
+    /// Runs `reconcile` against a scripted API server; a failed assertion in the script is
+    /// re-raised here with its own message.
+    async fn run_scenario<S, F>(
+        rrs: RedisReplicaSet,
+        script: S,
+    ) -> (Result<Action, Error>, Arc<Context>)
+    where
+        S: FnOnce(ApiServer, RedisReplicaSet) -> F,
+        F: Future<Output = ApiServer> + Send + 'static,
+    {
+        let (ctx, api) = test_context();
+        let server = tokio::spawn(script(api, rrs.clone()));
+        let result = tokio::time::timeout(
+            Duration::from_secs(10),
+            reconcile(Arc::new(rrs), ctx.clone()),
+        )
+        .await
+        .expect("reconcile finished");
+        let api = server
+            .await
+            .unwrap_or_else(|err| std::panic::resume_unwind(err.into_panic()));
+        api.assert_idle().await;
+        (result, ctx)
+    }
+
+    fn pods_list(pods: &[(&str, bool, Option<&str>)]) -> Value {
+        let items: Vec<Value> = pods
+            .iter()
+            .map(|(name, ready, role)| {
+                json!({
+                    "metadata": { "name": name, "namespace": "ns1", "labels": role.map_or(json!({}), |r| json!({ "tandem.dev/role": r })) },
+                    "status": { "conditions": [{ "type": "Ready", "status": if *ready { "True" } else { "False" } }] }
+                })
+            })
+            .collect();
+        json!({ "apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items })
+    }
+
+    /// The seven applies of every successful reconcile, in order.
+    async fn expect_applies(api: &mut ApiServer) -> Vec<Seen> {
+        let paths = [
+            format!("{NS}/secrets/cache-auth-conf"),
+            format!("{NS}/configmaps/cache-config"),
+            format!("{NS}/services/cache-headless"),
+            format!("{NS}/services/cache"),
+            format!("{NS}/services/cache-replicas"),
+            "/apis/policy/v1/namespaces/ns1/poddisruptionbudgets/cache".to_owned(),
+            "/apis/apps/v1/namespaces/ns1/statefulsets/cache".to_owned(),
+        ];
+        let mut seen = Vec::new();
+        for path in paths {
+            let s = api.expect(Method::PATCH, &path, Reply::Echo).await;
+            s.assert_apply();
+            seen.push(s);
+        }
+        seen
+    }
+
+    async fn expect_pod_list(api: &mut ApiServer, pods: &[(&str, bool, Option<&str>)]) {
+        let s = api
+            .expect(
+                Method::GET,
+                &format!("{NS}/pods"),
+                Reply::Json(StatusCode::OK, pods_list(pods)),
+            )
+            .await;
+        assert!(
+            s.query.contains("labelSelector=app.kubernetes.io%2Finstance%3Dcache%2Capp.kubernetes.io%2Fname%3Dtandem-server"),
+            "{}",
+            s.query
+        );
+    }
+
+    async fn expect_event(api: &mut ApiServer, type_: &str, reason: &str) -> Value {
+        let s = api
+            .expect(
+                Method::POST,
+                "/apis/events.k8s.io/v1/namespaces/ns1/events",
+                Reply::Echo,
+            )
+            .await;
+        assert_eq!(
+            (s.body["type"].as_str(), s.body["reason"].as_str()),
+            (Some(type_), Some(reason)),
+            "{}",
+            s.body
+        );
+        assert_eq!(s.body["regarding"]["name"], "cache");
+        assert_eq!(s.body["regarding"]["kind"], "RedisReplicaSet");
+        s.body
+    }
+
+    async fn expect_status(api: &mut ApiServer, resource: &RedisReplicaSet) -> Value {
+        let s = api
+            .expect(
+                Method::PATCH,
+                "/apis/tandem.dev/v1alpha1/namespaces/ns1/redisreplicasets/cache/status",
+                Reply::EchoOnto(serde_json::to_value(resource).expect("json")),
+            )
+            .await;
+        assert_eq!(s.body["metadata"], json!({ "name": "cache" }));
+        s.assert_apply();
+        assert_eq!(s.body["apiVersion"], "tandem.dev/v1alpha1");
+        assert_eq!(s.body["kind"], "RedisReplicaSet");
+        s.body["status"].clone()
+    }
+
+    fn password_secret(password: &str) -> Value {
+        serde_json::to_value(Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some("cache-auth".to_owned()),
+                ..Default::default()
+            },
+            data: Some(
+                [(
+                    "password".to_owned(),
+                    k8s_openapi::ByteString(password.as_bytes().to_vec()),
+                )]
+                .into(),
+            ),
+            ..Secret::default()
+        })
+        .expect("secret json")
+    }
+
+    fn secret_data(body: &Value, key: &str) -> String {
+        let secret: Secret = serde_json::from_value(body.clone()).expect("secret body");
+        let data = secret.data.expect("data");
+        String::from_utf8(data[key].0.clone()).expect("utf8")
+    }
+
+    #[tokio::test]
+    async fn first_reconcile_creates_everything_then_reports() {
+        let (result, ctx) = run_scenario(rrs(SEED), |mut api, resource| async move {
+            api.expect(
+                Method::GET,
+                &format!("{NS}/secrets/cache-auth"),
+                Reply::not_found("secrets \"cache-auth\""),
+            )
+            .await;
+            let created = api
+                .expect(Method::POST, &format!("{NS}/secrets"), Reply::Echo)
+                .await;
+            assert_eq!(created.body["metadata"]["name"], "cache-auth");
+            assert_eq!(
+                created.body["metadata"]["ownerReferences"][0]["name"],
+                "cache"
+            );
+            let password = secret_data(&created.body, "password");
+            assert_eq!(password.len(), 32);
+
+            let applies = expect_applies(&mut api).await;
+            assert_eq!(
+                secret_data(&applies[0].body, "auth.conf"),
+                format!("requirepass \"{password}\"\nmasterauth \"{password}\"\n"),
+                "the server gets the generated password"
+            );
+            let conf = applies[1].body["data"]["tandem.conf"]
+                .as_str()
+                .expect("conf")
+                .to_owned();
+            assert!(
+                conf.contains("\nrepl-diskless-sync yes\n")
+                    && conf.contains("\nrepl-timeout 2100\n"),
+                "{conf}"
+            );
+            assert!(!conf.contains(&password), "no password in the ConfigMap");
+            assert_eq!(applies[6].body["spec"]["replicas"], 3);
+            for apply in &applies {
+                assert_eq!(apply.body["metadata"]["ownerReferences"][0]["uid"], "u1");
+            }
+
+            expect_pod_list(
+                &mut api,
+                &[
+                    ("cache-0", true, Some("master")),
+                    ("cache-1", true, Some("replica")),
+                    ("cache-2", false, None),
+                ],
+            )
+            .await;
+            let created_event = expect_event(&mut api, "Normal", "AuthSecretCreated").await;
+            assert!(
+                !created_event.to_string().contains(&password),
+                "the password is never in an event"
+            );
+            let tuned = expect_event(&mut api, "Normal", "ReplicationTuned").await;
+            assert!(
+                tuned["note"]
+                    .as_str()
+                    .expect("note")
+                    .starts_with("Diskless full sync, repl-timeout 2100s"),
+                "{tuned}"
+            );
+
+            let status = expect_status(&mut api, &resource).await;
+            assert_eq!(status["phase"], "Syncing");
+            assert_eq!(status["master"], "cache-0");
+            assert_eq!(status["ready"], "2/3");
+            assert_eq!(status["observedGeneration"], 1);
+            assert_eq!(status["replication"]["mode"], "Diskless");
+            assert_eq!(status["replication"]["replTimeoutSeconds"], 2100);
+            assert_eq!(
+                status["replicas"],
+                json!([{ "pod": "cache-1", "ready": true }, { "pod": "cache-2", "ready": false }])
+            );
+            let types: Vec<&str> = status["conditions"]
+                .as_array()
+                .expect("conditions")
+                .iter()
+                .filter_map(|c| c["type"].as_str())
+                .collect();
+            assert_eq!(types, ["Available", "Progressing", "Degraded"]);
+            api
+        })
+        .await;
+        assert_eq!(
+            result.expect("reconciled"),
+            Action::requeue(REQUEUE_PROGRESSING)
+        );
+        drop(ctx);
+    }
+
+    #[tokio::test]
+    async fn steady_state_applies_but_writes_no_status_and_no_event() {
+        let mut resource = rrs(SEED);
+        let set = validate(&resource, Observed::default()).expect("valid");
+        let plan = plan(&set.policy_input);
+        let observation = Observation::from_pods(
+            &serde_json::from_value::<Vec<Pod>>(
+                pods_list(&[
+                    ("cache-0", true, Some("master")),
+                    ("cache-1", true, Some("replica")),
+                    ("cache-2", true, Some("replica")),
+                ])["items"]
+                    .clone(),
+            )
+            .expect("pods"),
+        );
+        resource.status = Some(status::reconciled(
+            None,
+            Some(1),
+            3,
+            &plan,
+            None,
+            &observation,
+            test_clock(),
+        ));
+
+        let (result, _ctx) = run_scenario(resource, |mut api, _resource| async move {
+            api.expect(
+                Method::GET,
+                &format!("{NS}/secrets/cache-auth"),
+                Reply::Json(StatusCode::OK, password_secret("s3cret")),
+            )
+            .await;
+            let applies = expect_applies(&mut api).await;
+            assert_eq!(
+                secret_data(&applies[0].body, "auth.conf"),
+                "requirepass \"s3cret\"\nmasterauth \"s3cret\"\n"
+            );
+            expect_pod_list(
+                &mut api,
+                &[
+                    ("cache-0", true, Some("master")),
+                    ("cache-1", true, Some("replica")),
+                    ("cache-2", true, Some("replica")),
+                ],
+            )
+            .await;
+            api
+        })
+        .await;
+        assert_eq!(result.expect("reconciled"), Action::requeue(REQUEUE_STABLE));
+    }
+
+    #[tokio::test]
+    async fn memory_budget_overrun_degrades_with_a_warning() {
+        let resource = rrs(&format!(
+            "{SEED}  resources: {{ limits: {{ memory: 16Gi }} }}\n"
+        ));
+        let (result, _ctx) = run_scenario(resource, |mut api, resource| async move {
+            api.expect(
+                Method::GET,
+                &format!("{NS}/secrets/cache-auth"),
+                Reply::Json(StatusCode::OK, password_secret("pw")),
+            )
+            .await;
+            expect_applies(&mut api).await;
+            expect_pod_list(&mut api, &[("cache-0", true, Some("master"))]).await;
+            expect_event(&mut api, "Normal", "ReplicationTuned").await;
+            let warning = expect_event(&mut api, "Warning", "MemoryBudgetExceeded").await;
+            assert!(
+                warning["note"]
+                    .as_str()
+                    .expect("note")
+                    .starts_with("memory limit 16Gi is below"),
+                "{warning}"
+            );
+            let status = expect_status(&mut api, &resource).await;
+            assert_eq!(status["phase"], "Degraded");
+            assert_eq!(status["conditions"][2]["type"], "Degraded");
+            assert_eq!(status["conditions"][2]["status"], "True");
+            assert_eq!(status["conditions"][2]["reason"], "MemoryBudgetExceeded");
+            api
+        })
+        .await;
+        assert!(result.is_ok());
+    }
+
+    #[tokio::test]
+    async fn invalid_spec_is_reported_and_waits_for_a_change() {
+        let resource = rrs(&format!("{SEED}  serverConfig: {{ port: '7000' }}\n"));
+        let (result, ctx) = run_scenario(resource.clone(), |mut api, resource| async move {
+            let warning = expect_event(&mut api, "Warning", "InvalidSpec").await;
+            assert!(
+                warning["note"]
+                    .as_str()
+                    .expect("note")
+                    .starts_with("serverConfig does not allow port"),
+                "{warning}"
+            );
+            let status = expect_status(&mut api, &resource).await;
+            assert_eq!(status["phase"], "Degraded");
+            assert_eq!(status["conditions"][0]["reason"], "InvalidSpec");
+            api
+        })
+        .await;
+        let err = result.expect_err("invalid");
+        assert_eq!(err.category(), "invalid_spec");
+        assert_eq!(
+            error_policy(Arc::new(resource), &err, ctx),
+            Action::await_change()
+        );
+    }
+
+    #[tokio::test]
+    async fn api_failure_backs_off_per_object() {
+        let (result, ctx) =
+            run_scenario(rrs(SEED), |mut api, _resource| async move {
+                api.expect(
+                Method::GET,
+                &format!("{NS}/secrets/cache-auth"),
+                Reply::Json(StatusCode::INTERNAL_SERVER_ERROR, json!({
+                    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                    "message": "etcd unavailable", "reason": "InternalError", "code": 500
+                })),
+            )
+            .await;
+                api
+            })
+            .await;
+        let err = result.expect_err("api failure");
+        assert_eq!(err.category(), "auth");
+        assert!(
+            err.to_string()
+                .starts_with("failed to get auth secret cache-auth"),
+            "{err}"
+        );
+        let resource = Arc::new(rrs(SEED));
+        let first = error_policy(resource.clone(), &err, ctx.clone());
+        let second = error_policy(resource, &err, ctx);
+        let secs = |a: &Action| format!("{a:?}");
+        assert_ne!(secs(&first), secs(&second), "the delay grows");
     }
 }

@@ -11,6 +11,8 @@ pub mod controller;
 pub mod crd;
 pub mod error;
 pub mod fetch;
+#[cfg(test)]
+mod fixtures;
 pub mod leader;
 pub mod metrics;
 pub mod observe;
