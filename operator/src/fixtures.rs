@@ -21,10 +21,15 @@ pub fn test_clock() -> Timestamp {
     Timestamp::from_second(1_800_000_000).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
+/// A client that talks to the returned mock server.
+pub fn mock_client() -> (Client, ApiServer) {
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    (Client::new(service, "default"), ApiServer(handle))
+}
+
 /// A context whose client talks to the returned mock server.
 pub fn test_context() -> (Arc<Context>, ApiServer) {
-    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
-    let client = Client::new(service, "default");
+    let (client, api) = mock_client();
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::new(&mut registry));
     let mut ctx = Context::new(
@@ -36,7 +41,7 @@ pub fn test_context() -> (Arc<Context>, ApiServer) {
         metrics,
     );
     ctx.clock = test_clock;
-    (Arc::new(ctx), ApiServer(handle))
+    (Arc::new(ctx), api)
 }
 
 /// How the mock answers one request.

@@ -216,7 +216,10 @@ impl LeaderElector {
 
 #[cfg(test)]
 mod tests {
+    use http::{Method, StatusCode};
+
     use super::*;
+    use crate::fixtures::{Reply, mock_client};
 
     fn lease(holder: Option<&str>, renewed_at: Option<i64>, duration: i32) -> Lease {
         Lease {
@@ -232,6 +235,118 @@ mod tests {
 
     fn at(s: i64) -> Timestamp {
         Timestamp::from_second(s).expect("ts")
+    }
+
+    fn elector(client: Client) -> LeaderElector {
+        LeaderElector::new(
+            client,
+            LeaseConfig {
+                name: "tandem-operator".to_owned(),
+                namespace: "ops".to_owned(),
+                identity: "me".to_owned(),
+                duration: Duration::from_secs(15),
+                renew_every: Duration::from_secs(5),
+            },
+        )
+    }
+
+    const LEASE: &str = "/apis/coordination.k8s.io/v1/namespaces/ops/leases/tandem-operator";
+
+    fn lease_json(holder: &str, renewed: Timestamp, version: &str) -> serde_json::Value {
+        serde_json::json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": { "name": "tandem-operator", "namespace": "ops", "resourceVersion": version },
+            "spec": { "holderIdentity": holder, "leaseDurationSeconds": 15, "renewTime": MicroTime(renewed), "leaseTransitions": 3 }
+        })
+    }
+
+    #[tokio::test]
+    async fn creates_a_missing_lease() {
+        let (client, mut api) = mock_client();
+        let server = tokio::spawn(async move {
+            api.expect(
+                Method::GET,
+                LEASE,
+                Reply::not_found("leases \"tandem-operator\""),
+            )
+            .await;
+            let created = api
+                .expect(
+                    Method::POST,
+                    "/apis/coordination.k8s.io/v1/namespaces/ops/leases",
+                    Reply::Echo,
+                )
+                .await;
+            assert_eq!(created.body["spec"]["holderIdentity"], "me");
+            assert_eq!(created.body["spec"]["leaseDurationSeconds"], 15);
+            assert_eq!(created.body["spec"]["leaseTransitions"], 0);
+        });
+        assert!(elector(client).try_acquire_or_renew().await.expect("round"));
+        server.await.expect("script");
+    }
+
+    #[tokio::test]
+    async fn follows_a_live_holder_and_loses_a_takeover_race() {
+        let (client, mut api) = mock_client();
+        let server = tokio::spawn(async move {
+            api.expect(
+                Method::GET,
+                LEASE,
+                Reply::Json(StatusCode::OK, lease_json("other", Timestamp::now(), "7")),
+            )
+            .await;
+            let expired = Timestamp::now()
+                .checked_sub(SignedDuration::from_secs(60))
+                .expect("ts");
+            api.expect(
+                Method::GET,
+                LEASE,
+                Reply::Json(StatusCode::OK, lease_json("other", expired, "8")),
+            )
+            .await;
+            let put = api
+                .expect(
+                    Method::PUT,
+                    LEASE,
+                    Reply::Json(StatusCode::CONFLICT, serde_json::json!({
+                        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                        "message": "the object has been modified", "reason": "Conflict", "code": 409
+                    })),
+                )
+                .await;
+            assert_eq!(
+                put.body["metadata"]["resourceVersion"], "8",
+                "compare-and-swap on the version read"
+            );
+            assert_eq!(put.body["spec"]["holderIdentity"], "me");
+            assert_eq!(put.body["spec"]["leaseTransitions"], 4);
+        });
+        let e = elector(client);
+        assert!(!e.try_acquire_or_renew().await.expect("follow"));
+        assert!(!e.try_acquire_or_renew().await.expect("lost race"));
+        server.await.expect("script");
+    }
+
+    #[tokio::test]
+    async fn release_hands_the_lease_over() {
+        let (client, mut api) = mock_client();
+        let server = tokio::spawn(async move {
+            api.expect(
+                Method::GET,
+                LEASE,
+                Reply::Json(StatusCode::OK, lease_json("me", Timestamp::now(), "9")),
+            )
+            .await;
+            let put = api.expect(Method::PUT, LEASE, Reply::Echo).await;
+            assert!(
+                put.body["spec"].get("holderIdentity").is_none(),
+                "{}",
+                put.body
+            );
+            assert_eq!(put.body["spec"]["leaseDurationSeconds"], 1);
+        });
+        elector(client).release().await.expect("released");
+        server.await.expect("script");
     }
 
     #[test]
