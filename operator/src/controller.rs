@@ -38,7 +38,7 @@ use crate::backoff::Backoffs;
 use crate::crd::{RedisReplicaSet, RedisReplicaSetStatus};
 use crate::error::Error;
 use crate::fetch;
-use crate::leader::{LeaderElector, LeaderError, LeaseConfig};
+use crate::leader::{LeaderElector, LeaseConfig};
 use crate::metrics::{Health, Metrics};
 use crate::observe::observe;
 use crate::policy::{Observed, memory_budget, plan};
@@ -306,9 +306,6 @@ pub enum RunError {
         #[source]
         source: kube::Error,
     },
-    /// Leader election failed before this replica ever led.
-    #[error(transparent)]
-    Leader(#[from] LeaderError),
     /// Another replica took the Lease: stop at once so two replicas never act together.
     #[error("lost the leader lease; exiting so a restart can rejoin the election")]
     LostLeadership,
@@ -358,7 +355,7 @@ pub async fn run(client: Client, settings: Settings, shutdown: Shutdown) -> Resu
         .clone()
         .map(|config| LeaderElector::new(client.clone(), config));
     if let Some(elector) = &elector {
-        if !acquire(elector, &shutdown).await? {
+        if !acquire(elector, &shutdown).await {
             return Ok(());
         }
         metrics.leader.set(1);
@@ -413,17 +410,22 @@ pub async fn run(client: Client, settings: Settings, shutdown: Shutdown) -> Resu
     Ok(())
 }
 
-/// Waits until this replica holds the Lease. Returns false when shut down first.
-async fn acquire(elector: &LeaderElector, shutdown: &Shutdown) -> Result<bool, RunError> {
+/// Waits until this replica holds the Lease. Returns false when shut down first. API errors
+/// are retried: a standby replica should wait out an apiserver hiccup, not crash-loop.
+async fn acquire(elector: &LeaderElector, shutdown: &Shutdown) -> bool {
     let config = elector.config();
     info!(lease = %config.name, identity = %config.identity, "waiting for the leader lease");
     loop {
-        if elector.try_acquire_or_renew().await? {
-            info!(lease = %config.name, "acquired the leader lease");
-            return Ok(true);
+        match elector.try_acquire_or_renew().await {
+            Ok(true) => {
+                info!(lease = %config.name, "acquired the leader lease");
+                return true;
+            }
+            Ok(false) => {}
+            Err(err) => warn!(error = %err, "leader election round failed; retrying"),
         }
         tokio::select! {
-            () = shutdown.wait() => return Ok(false),
+            () = shutdown.wait() => return false,
             () = tokio::time::sleep(config.renew_every) => {}
         }
     }
@@ -814,6 +816,52 @@ mod tests {
             error_policy(Arc::new(resource), &err, ctx),
             Action::await_change()
         );
+    }
+
+    #[tokio::test]
+    async fn run_fails_fast_when_the_crd_is_missing() {
+        let (client, mut api) = crate::fixtures::mock_client();
+        let server = tokio::spawn(async move {
+            let s = api
+                .expect(
+                    Method::GET,
+                    "/apis/tandem.dev/v1alpha1/namespaces/ops/redisreplicasets",
+                    Reply::not_found("the server could not find the requested resource"),
+                )
+                .await;
+            assert!(s.query.contains("limit=1"), "{}", s.query);
+        });
+        let settings = Settings {
+            namespace: Some("ops".to_owned()),
+            metrics_addr: "127.0.0.1:0".parse().expect("addr"),
+            lease: None,
+            reporter: Reporter {
+                controller: "tandem-operator".to_owned(),
+                instance: None,
+            },
+        };
+        let err = run(client, settings, Shutdown::default())
+            .await
+            .expect_err("no CRD");
+        server
+            .await
+            .unwrap_or_else(|err| std::panic::resume_unwind(err.into_panic()));
+        assert!(err.to_string().contains("is the CRD installed?"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn shutdown_reaches_every_waiter() {
+        let shutdown = Shutdown::default();
+        let before = shutdown.wait();
+        let clone = shutdown.clone();
+        assert!(!shutdown.is_triggered());
+        clone.trigger();
+        tokio::time::timeout(Duration::from_secs(1), before)
+            .await
+            .expect("waiter created before the trigger");
+        tokio::time::timeout(Duration::from_secs(1), shutdown.wait())
+            .await
+            .expect("waiter created after the trigger");
     }
 
     #[tokio::test]

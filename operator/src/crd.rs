@@ -82,11 +82,13 @@ pub struct RedisReplicaSetSpec {
     #[serde(default)]
     pub persistence: PersistenceSpec,
 
-    /// Password for clients and for replication between nodes.
+    /// Password for clients and for replication between nodes. When unset, the Secret is
+    /// `<name>-auth`; either way the operator creates it with a random password when it does
+    /// not exist, so a set never runs without a password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthSpec>,
 
-    /// Container image of tandem-server.
+    /// Container image of tandem-server (default: `tandem-server:<operator version>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 512))]
     pub image: Option<String>,
