@@ -96,7 +96,7 @@ impl JsonSchema for ByteQuantity {
             "x-kubernetes-int-or-string": true,
             "pattern": BYTE_QUANTITY_PATTERN,
             "x-kubernetes-validations": [{
-                "rule": "type(self) == string || self >= 0",
+                "rule": "!string(self).startsWith('-')",
                 "message": "a size cannot be negative",
             }],
         })

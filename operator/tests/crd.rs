@@ -66,3 +66,91 @@ fn collect_paths(schema: &serde_json::Value, prefix: &str, out: &mut Vec<String>
         collect_paths(sub, &path, out);
     }
 }
+
+/// The schema's CEL rules, evaluated client-side with kube's CEL validator.
+mod cel {
+    use kube::core::cel::{validate_cel, validate_cel_update};
+    use tandem_operator::crd::RedisReplicaSet;
+
+    fn rrs(spec: &str) -> RedisReplicaSet {
+        serde_yaml::from_str(&format!(
+            "apiVersion: tandem.dev/v1alpha1\nkind: RedisReplicaSet\nmetadata: {{ name: cache, namespace: ns1 }}\nspec:\n  replicas: 3\n  datasetSizeHint: 20Gi\n{spec}"
+        ))
+        .expect("test resource")
+    }
+
+    fn rejection(spec: &str) -> String {
+        validate_cel(&rrs(spec)).expect_err(spec).to_string()
+    }
+
+    #[test]
+    fn allowed_server_config_passes() {
+        validate_cel(&rrs(
+            "  serverConfig: { maxmemory: 4gb, maxmemory-policy: noeviction, save: '' }\n",
+        ))
+        .expect("allowlisted directives");
+        validate_cel(&rrs("")).expect("no serverConfig");
+    }
+
+    #[test]
+    fn unlisted_server_config_is_rejected_by_name() {
+        let message =
+            rejection("  serverConfig: { maxmemory: 4gb, repl-timeout: '5', port: '7000' }\n");
+        assert!(
+            message.contains("serverConfig does not allow port, repl-timeout"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn multi_line_values_are_rejected() {
+        let message =
+            rejection("  serverConfig: { maxmemory-policy: \"noeviction\\nrequirepass x\" }\n");
+        assert!(
+            message.contains("serverConfig values must be a single line"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn persistence_needs_a_size_and_cannot_change() {
+        let message = rejection("  persistence: { enabled: true }\n");
+        assert!(
+            message.contains("persistence.size is required"),
+            "{message}"
+        );
+        let old = rrs("  persistence: { enabled: true, size: 30Gi }\n");
+        validate_cel_update(&old, &old).expect("unchanged");
+        let new = rrs("  persistence: { enabled: true, size: 60Gi }\n");
+        let message = validate_cel_update(&new, &old)
+            .expect_err("changed")
+            .to_string();
+        assert!(
+            message.contains("persistence cannot change after creation"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn negative_sizes_are_rejected() {
+        let mut r = rrs("");
+        r.spec.dataset_size_hint = tandem_operator::quantity::ByteQuantity::new("1Gi");
+        validate_cel(&r).expect("string size");
+        let value = serde_json::json!({
+            "apiVersion": "tandem.dev/v1alpha1", "kind": "RedisReplicaSet",
+            "metadata": { "name": "cache" },
+            "spec": { "replicas": 3, "datasetSizeHint": -5 }
+        });
+        let message = kube::core::cel::Validator::new()
+            .validate(&crd_schema(), &value, None)
+            .expect_err("negative")
+            .to_string();
+        assert!(message.contains("a size cannot be negative"), "{message}");
+    }
+
+    fn crd_schema() -> serde_json::Value {
+        use kube::CustomResourceExt;
+        let crd = serde_json::to_value(RedisReplicaSet::crd()).expect("crd");
+        crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
+    }
+}
