@@ -103,6 +103,12 @@ pub async fn reconcile(rrs: Arc<RedisReplicaSet>, ctx: Arc<Context>) -> Result<A
 }
 
 async fn stages(rrs: &RedisReplicaSet, ctx: &Context) -> Result<Action, Error> {
+    if rrs.metadata.deletion_timestamp.is_some() {
+        // Owner references let the garbage collector remove the children; applying them
+        // now would fight a foreground deletion.
+        debug!("being deleted; nothing to do");
+        return Ok(Action::await_change());
+    }
     let now = (ctx.clock)();
     // Replication measurements (dataset size, write rate) come from the data plane; until
     // it reports, the policy works from the hint alone.
@@ -816,6 +822,16 @@ mod tests {
             error_policy(Arc::new(resource), &err, ctx),
             Action::await_change()
         );
+    }
+
+    #[tokio::test]
+    async fn a_resource_being_deleted_is_left_to_the_garbage_collector() {
+        let mut resource = rrs(SEED);
+        resource.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(test_clock()),
+        );
+        let (result, _ctx) = run_scenario(resource, |api, _resource| async move { api }).await;
+        assert_eq!(result.expect("reconciled"), Action::await_change());
     }
 
     #[tokio::test]
