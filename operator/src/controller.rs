@@ -329,6 +329,12 @@ where
 
 /// Runs the operator until `shutdown` is triggered or leadership is lost.
 ///
+/// Permissions it needs (in the watched namespace, or cluster-wide without `namespace`):
+/// get/list/watch on `redisreplicasets.tandem.dev` and patch on their `status`;
+/// get/list/watch/create/patch on StatefulSets, Services, ConfigMaps, Secrets and
+/// PodDisruptionBudgets; get/list/watch on Pods; create/patch on `events.k8s.io` Events; and,
+/// with leader election, get/create/update on the Lease in its own namespace.
+///
 /// # Errors
 /// See [`RunError`].
 pub async fn run(client: Client, settings: Settings, shutdown: Shutdown) -> Result<(), RunError> {

@@ -158,7 +158,9 @@ impl fmt::Debug for Password {
 
 /// Every object the operator applies for one set, in apply order: configuration first, so
 /// pods never start without it; the StatefulSet last.
-#[derive(Clone, Debug)]
+///
+/// Its `Debug` lists object names only: the auth-conf Secret holds the password.
+#[derive(Clone)]
 pub struct Desired {
     /// requirepass/masterauth for the server to include.
     pub auth_conf: Secret,
@@ -170,6 +172,26 @@ pub struct Desired {
     pub pdb: PodDisruptionBudget,
     /// The pods.
     pub statefulset: StatefulSet,
+}
+
+impl fmt::Debug for Desired {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use kube::ResourceExt;
+        f.debug_struct("Desired")
+            .field("auth_conf", &self.auth_conf.name_any())
+            .field("config_map", &self.config_map.name_any())
+            .field(
+                "services",
+                &self
+                    .services
+                    .iter()
+                    .map(ResourceExt::name_any)
+                    .collect::<Vec<_>>(),
+            )
+            .field("pdb", &self.pdb.name_any())
+            .field("statefulset", &self.statefulset.name_any())
+            .finish()
+    }
 }
 
 /// Builds every desired object.
@@ -208,6 +230,17 @@ mod tests {
         assert_eq!(a.expose().len(), Password::GENERATED_LEN);
         assert!(a.expose().chars().all(|c| c.is_ascii_alphanumeric()));
         assert_eq!(format!("{a:?}"), "Password(<redacted>)");
+    }
+
+    #[test]
+    fn desired_debug_never_shows_the_password() {
+        let r = fixtures::rrs("  replicas: 2\n  datasetSizeHint: 1Gi\n");
+        let set = crate::validate::validate(&r, crate::policy::Observed::default()).expect("valid");
+        let plan = crate::policy::plan(&set.policy_input);
+        let d = desired(&set, &plan, &Password::new("hunter2hunter2".to_owned()));
+        let shown = format!("{d:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("cache-auth-conf"), "{shown}");
     }
 
     #[test]
