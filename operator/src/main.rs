@@ -129,3 +129,40 @@ fn init_logging(format: LogFormat) {
         LogFormat::Json => builder.json().init(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "tandem-operator",
+            "run",
+            "--namespace",
+            "db",
+            "--metrics-addr",
+            "127.0.0.1:9090",
+            "--leader-election",
+            "off",
+            "--log-format",
+            "json",
+        ])
+        .expect("flags parse");
+        let Command::Run(args) = cli.command;
+        assert_eq!(args.namespace.as_deref(), Some("db"));
+        assert_eq!(args.metrics_addr, "127.0.0.1:9090".parse().expect("addr"));
+        assert_eq!(args.leader_election, Toggle::Off);
+        assert_eq!(args.log_format, LogFormat::Json);
+        assert!(
+            Cli::try_parse_from(["tandem-operator", "run", "--leader-election", "maybe"]).is_err()
+        );
+    }
+}
