@@ -50,6 +50,7 @@ pub const ALLOWED_SERVER_CONFIG: [&str; 13] = [
     plural = "redisreplicasets",
     shortname = "rrs",
     namespaced,
+    doc = "A replicated Redis-compatible database run by tandem-operator: one master and replicas, with full sync tuned from the dataset size.",
     status = "RedisReplicaSetStatus",
     derive = "PartialEq",
     // Raw JSON columns: clippy's duplicated_attributes lint misfires on the typed form.
@@ -60,6 +61,10 @@ pub const ALLOWED_SERVER_CONFIG: [&str; 13] = [
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.replication) || !has(self.replication.minReplicasToWrite) || self.replication.minReplicasToWrite < self.replicas",
+    "message": "replication.minReplicasToWrite must be below replicas: the master could never accept a write"
+}]))]
 pub struct RedisReplicaSetSpec {
     /// Pods in total: one master plus `replicas - 1` replicas.
     #[schemars(range(min = 1, max = 32))]

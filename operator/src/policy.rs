@@ -221,7 +221,14 @@ pub fn plan(input: &PolicyInput) -> Plan {
 
     let (mode, mut reason) = match o.mode {
         Some(mode) => (mode, format!("mode {mode:?} set in spec.replication")),
-        None => derive_mode(dataset, input.persistence),
+        None => {
+            let label = if dataset > input.dataset_size_hint {
+                "observed dataset"
+            } else {
+                "datasetSizeHint"
+            };
+            derive_mode(dataset, label, input.persistence)
+        }
     };
     if let Some(seen) = input
         .observed
@@ -301,28 +308,29 @@ pub fn plan(input: &PolicyInput) -> Plan {
     }
 }
 
-fn derive_mode(dataset: u64, persistence: bool) -> (SyncMode, String) {
+/// `label` says where the size came from (the hint, or a larger observed dataset).
+fn derive_mode(dataset: u64, label: &str, persistence: bool) -> (SyncMode, String) {
     let size = format_bytes(dataset);
     let threshold = format_bytes(DISKLESS_THRESHOLD_BYTES);
     if dataset >= DISKLESS_THRESHOLD_BYTES {
         (
             SyncMode::Diskless,
             format!(
-                "datasetSizeHint {size} >= {threshold}: diskless streams the snapshot, no dump on disk"
+                "{label} {size} >= {threshold}: diskless streams the snapshot, no dump on disk"
             ),
         )
     } else if !persistence {
         (
             SyncMode::Diskless,
             format!(
-                "dataset {size} < {threshold} without persistence: diskless, no volume to hold a dump"
+                "{label} {size} < {threshold} without persistence: diskless, no volume to hold a dump"
             ),
         )
     } else {
         (
             SyncMode::Disk,
             format!(
-                "dataset {size} < {threshold} with persistence: disk, the dump doubles as the node's snapshot"
+                "{label} {size} < {threshold} with persistence: disk, the dump doubles as the node's snapshot"
             ),
         )
     }
@@ -639,6 +647,11 @@ mod tests {
         i.observed.dataset_bytes = Some(2 * GIB);
         let p = plan(&i);
         assert_eq!(p.mode, SyncMode::Diskless);
+        assert!(
+            p.reason.starts_with("observed dataset 2Gi >= 1Gi"),
+            "{}",
+            p.reason
+        );
         assert!(
             p.reason
                 .ends_with("sized for the observed dataset 2Gi (hint 512Mi)"),

@@ -132,6 +132,16 @@ mod cel {
     }
 
     #[test]
+    fn min_replicas_to_write_must_leave_a_writable_master() {
+        validate_cel(&rrs("  replication: { minReplicasToWrite: 2 }\n")).expect("2 of 3");
+        let message = rejection("  replication: { minReplicasToWrite: 3 }\n");
+        assert!(
+            message.contains("minReplicasToWrite must be below replicas"),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn negative_sizes_are_rejected() {
         let mut r = rrs("");
         r.spec.dataset_size_hint = tandem_operator::quantity::ByteQuantity::new("1Gi");
