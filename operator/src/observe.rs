@@ -22,7 +22,7 @@ pub struct PodObservation {
     pub master: bool,
 }
 
-/// The pods of one set, sorted by name.
+/// The pods of one set, in ordinal order (`cache-2` before `cache-10`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Observation {
     /// Every pod of the set that is not being deleted.
@@ -41,7 +41,7 @@ impl Observation {
                 master: p.labels().get(ROLE_LABEL).map(String::as_str) == Some(ROLE_MASTER),
             })
             .collect();
-        pods.sort_by(|a, b| a.name.cmp(&b.name));
+        pods.sort_by(|a, b| ordinal_key(&a.name).cmp(&ordinal_key(&b.name)));
         Self { pods }
     }
 
@@ -58,6 +58,17 @@ impl Observation {
     /// Number of ready pods.
     pub fn ready_count(&self) -> usize {
         self.pods.iter().filter(|p| p.ready).count()
+    }
+}
+
+/// StatefulSet pods are `<set>-<ordinal>`; ordering by the number keeps `-10` after `-9`.
+fn ordinal_key(name: &str) -> (&str, u64, &str) {
+    match name.rsplit_once('-') {
+        Some((prefix, ordinal)) => match ordinal.parse() {
+            Ok(n) => (prefix, n, ""),
+            Err(_) => (name, 0, name),
+        },
+        None => (name, 0, name),
     }
 }
 
@@ -115,6 +126,17 @@ mod tests {
         assert_eq!(o.pods[0].name, "cache-0");
         assert_eq!(o.master().map(|m| m.name.as_str()), Some("cache-0"));
         assert_eq!(o.ready_count(), 1);
+    }
+
+    #[test]
+    fn ordinal_order() {
+        let o = Observation::from_pods(&[
+            pod("cache-10", true, None, false),
+            pod("cache-2", true, None, false),
+            pod("cache-0", true, None, false),
+        ]);
+        let names: Vec<&str> = o.pods.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["cache-0", "cache-2", "cache-10"]);
     }
 
     #[test]
