@@ -871,6 +871,61 @@ mod tests {
         assert!(err.to_string().contains("is the CRD installed?"), "{err}");
     }
 
+    /// The whole controller against a mock API server: it lists and watches the resource,
+    /// every owned kind and the pods, in the one namespace, with the operator's label
+    /// selector on children; then it stops on shutdown.
+    #[tokio::test]
+    async fn run_watches_everything_in_its_namespace_and_stops_on_shutdown() {
+        let (client, api) = crate::fixtures::mock_client();
+        let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(api.serve_empty(seen_tx));
+        let settings = Settings {
+            namespace: Some("db".to_owned()),
+            metrics_addr: "127.0.0.1:0".parse().expect("addr"),
+            lease: None,
+            reporter: Reporter {
+                controller: "tandem-operator".to_owned(),
+                instance: None,
+            },
+        };
+        let shutdown = Shutdown::default();
+        let running = tokio::spawn(run(client, settings, shutdown.clone()));
+
+        let mut wanted: std::collections::BTreeSet<&str> = [
+            "/apis/tandem.dev/v1alpha1/namespaces/db/redisreplicasets",
+            "/apis/apps/v1/namespaces/db/statefulsets",
+            "/api/v1/namespaces/db/services",
+            "/api/v1/namespaces/db/configmaps",
+            "/api/v1/namespaces/db/secrets",
+            "/apis/policy/v1/namespaces/db/poddisruptionbudgets",
+            "/api/v1/namespaces/db/pods",
+        ]
+        .into();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while !wanted.is_empty() {
+                let (path, query) = seen.recv().await.expect("requests keep coming");
+                if !path.ends_with("redisreplicasets") {
+                    assert!(
+                        query.contains(
+                            "labelSelector=app.kubernetes.io%2Fmanaged-by%3Dtandem-operator"
+                        ),
+                        "{path}?{query}"
+                    );
+                }
+                wanted.remove(path.as_str());
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("never listed {wanted:?}"));
+
+        shutdown.trigger();
+        tokio::time::timeout(Duration::from_secs(10), running)
+            .await
+            .expect("stops on shutdown")
+            .expect("task")
+            .expect("clean exit");
+    }
+
     #[tokio::test]
     async fn shutdown_reaches_every_waiter() {
         let shutdown = Shutdown::default();

@@ -136,6 +136,29 @@ impl ApiServer {
         Seen { query, body }
     }
 
+    /// Answers every request until the clients are gone: lists come back empty, watches end
+    /// at once. Each request's path and query are sent to `seen` as they arrive.
+    pub async fn serve_empty(mut self, seen: tokio::sync::mpsc::UnboundedSender<(String, String)>) {
+        while let Some((request, send)) = self.0.next_request().await {
+            let path = request.uri().path().to_owned();
+            let query = request.uri().query().unwrap_or_default().to_owned();
+            let body = if query.contains("watch=true") {
+                Vec::new()
+            } else {
+                serde_json::to_vec(&json!({ "apiVersion": "v1", "kind": "List", "metadata": { "resourceVersion": "1" }, "items": [] }))
+                    .expect("json")
+            };
+            send.send_response(
+                Response::builder()
+                    .body(Body::from(body))
+                    .expect("response"),
+            );
+            if seen.send((path, query)).is_err() {
+                return;
+            }
+        }
+    }
+
     /// Asserts that no further request arrives (the reconcile under test has returned, so
     /// anything still coming would be a request the script did not expect).
     pub async fn assert_idle(mut self) {
