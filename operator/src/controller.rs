@@ -878,7 +878,7 @@ mod tests {
     async fn run_watches_everything_in_its_namespace_and_stops_on_shutdown() {
         let (client, api) = crate::fixtures::mock_client();
         let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(api.serve_empty(seen_tx));
+        tokio::spawn(api.serve(seen_tx, |_, _| None));
         let settings = Settings {
             namespace: Some("db".to_owned()),
             metrics_addr: "127.0.0.1:0".parse().expect("addr"),
@@ -924,6 +924,60 @@ mod tests {
             .expect("stops on shutdown")
             .expect("task")
             .expect("clean exit");
+    }
+
+    /// A leader that finds another holder on renewal stops acting and reports it.
+    #[tokio::test]
+    async fn losing_the_lease_stops_the_controller() {
+        let (client, api) = crate::fixtures::mock_client();
+        let (seen_tx, _seen) = tokio::sync::mpsc::unbounded_channel();
+        let lease_path = "/apis/coordination.k8s.io/v1/namespaces/ops/leases/tandem-operator";
+        let mut lease_reads = 0;
+        tokio::spawn(api.serve(seen_tx, move |method, path| match (method.as_str(), path) {
+            ("GET", p) if p == lease_path => {
+                lease_reads += 1;
+                Some(if lease_reads == 1 {
+                    (StatusCode::NOT_FOUND, json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "NotFound", "code": 404 }))
+                } else {
+                    (StatusCode::OK, json!({
+                        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                        "metadata": { "name": "tandem-operator", "namespace": "ops", "resourceVersion": "5" },
+                        "spec": { "holderIdentity": "other", "leaseDurationSeconds": 15, "renewTime": k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(Timestamp::now()) }
+                    }))
+                })
+            }
+            ("POST", "/apis/coordination.k8s.io/v1/namespaces/ops/leases") => Some((StatusCode::CREATED, json!({
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": { "name": "tandem-operator", "namespace": "ops", "resourceVersion": "4" },
+                "spec": { "holderIdentity": "me" }
+            }))),
+            _ => None,
+        }));
+        let settings = Settings {
+            namespace: None,
+            metrics_addr: "127.0.0.1:0".parse().expect("addr"),
+            lease: Some(LeaseConfig {
+                name: "tandem-operator".to_owned(),
+                namespace: "ops".to_owned(),
+                identity: "me".to_owned(),
+                duration: Duration::from_secs(15),
+                renew_every: Duration::from_millis(50),
+            }),
+            reporter: Reporter {
+                controller: "tandem-operator".to_owned(),
+                instance: None,
+            },
+        };
+        let result = tokio::time::timeout(
+            Duration::from_secs(10),
+            run(client, settings, Shutdown::default()),
+        )
+        .await
+        .expect("stops by itself");
+        assert!(
+            matches!(result, Err(RunError::LostLeadership)),
+            "{result:?}"
+        );
     }
 
     #[tokio::test]

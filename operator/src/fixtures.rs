@@ -136,20 +136,31 @@ impl ApiServer {
         Seen { query, body }
     }
 
-    /// Answers every request until the clients are gone: lists come back empty, watches end
-    /// at once. Each request's path and query are sent to `seen` as they arrive.
-    pub async fn serve_empty(mut self, seen: tokio::sync::mpsc::UnboundedSender<(String, String)>) {
+    /// Answers every request until the clients are gone: `special` may answer a request
+    /// (method, path); otherwise lists come back empty and watches end at once. Each
+    /// request's path and query are sent to `seen` as they arrive.
+    pub async fn serve<F>(
+        mut self,
+        seen: tokio::sync::mpsc::UnboundedSender<(String, String)>,
+        mut special: F,
+    ) where
+        F: FnMut(&Method, &str) -> Option<(StatusCode, Value)>,
+    {
         while let Some((request, send)) = self.0.next_request().await {
             let path = request.uri().path().to_owned();
             let query = request.uri().query().unwrap_or_default().to_owned();
-            let body = if query.contains("watch=true") {
-                Vec::new()
-            } else {
-                serde_json::to_vec(&json!({ "apiVersion": "v1", "kind": "List", "metadata": { "resourceVersion": "1" }, "items": [] }))
-                    .expect("json")
+            let (status, body) = match special(request.method(), &path) {
+                Some((status, value)) => (status, serde_json::to_vec(&value).expect("json")),
+                None if query.contains("watch=true") => (StatusCode::OK, Vec::new()),
+                None => (
+                    StatusCode::OK,
+                    serde_json::to_vec(&json!({ "apiVersion": "v1", "kind": "List", "metadata": { "resourceVersion": "1" }, "items": [] }))
+                        .expect("json"),
+                ),
             };
             send.send_response(
                 Response::builder()
+                    .status(status)
                     .body(Body::from(body))
                     .expect("response"),
             );
