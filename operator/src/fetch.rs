@@ -1,4 +1,4 @@
-//! Reconcile step 1 (beyond the resource itself, which the controller hands in): the
+//! Reconcile step 2 (the resource itself comes from the controller's cache): the
 //! password. Touches the network: reads the auth Secret and creates it when absent.
 
 use k8s_openapi::api::core::v1::Secret;

@@ -1,5 +1,5 @@
-//! Reconcile step 2: turn a fetched `RedisReplicaSet` into checked, typed inputs for the
-//! builders and the policy, or a message naming what is wrong.
+//! Reconcile step 1: turn the `RedisReplicaSet` the controller hands in into checked, typed
+//! inputs for the builders and the policy, or a message naming what is wrong.
 //!
 //! The schema already rejects most bad input; this step re-checks what the schema cannot
 //! (quantities as numbers, cross-field rules) and what an outdated CRD might let through.
