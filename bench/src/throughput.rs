@@ -1,0 +1,147 @@
+//! `tandem-bench throughput`: redis-benchmark SET and GET against each server, pinned, in
+//! alternating rounds; the median of the rounds is reported.
+
+use crate::report;
+use crate::servers::{self, Kind, Server};
+use anyhow::{Context as _, bail};
+use serde::Serialize;
+use std::process::Command;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    common: crate::Common,
+    /// Rounds; the server order alternates between rounds.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Requests per redis-benchmark run at pipeline 1 (deeper pipelines get proportionally more).
+    #[arg(long, default_value_t = 200_000)]
+    requests: u64,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 50)]
+    clients: u32,
+    /// Pipeline depths.
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    pipelines: Vec<u32>,
+    /// redis-benchmark tests.
+    #[arg(long, value_delimiter = ',', default_value = "set,get")]
+    tests: Vec<String>,
+    /// Random keys drawn from this many (redis-benchmark -r).
+    #[arg(long, default_value_t = 100_000)]
+    keyspace: u64,
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub struct Record {
+    pub server: Kind,
+    pub test: String,
+    pub pipeline: u32,
+    pub ops_per_sec: f64,
+    pub rounds: Vec<f64>,
+    pub clients: u32,
+}
+
+/// Runs redis-benchmark once and returns (test, requests per second) pairs.
+fn bench_once(a: &Args, port: u16, pipeline: u32) -> anyhow::Result<Vec<(String, f64)>> {
+    let requests = a.requests * u64::from(pipeline.clamp(1, 8));
+    let out = Command::new("taskset")
+        .args(["-c", &a.common.client_core.to_string(), "redis-benchmark"])
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-c", &a.clients.to_string(), "-n", &requests.to_string()])
+        .args(["-P", &pipeline.to_string(), "-r", &a.keyspace.to_string()])
+        .args(["-t", &a.tests.join(","), "--csv"])
+        .output()
+        .context("failed to run redis-benchmark (apt-get install redis-tools)")?;
+    if !out.status.success() {
+        bail!(
+            "redis-benchmark failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut results = Vec::new();
+    for line in text.lines().skip(1) {
+        let cols: Vec<&str> = line.split(',').map(|c| c.trim_matches('"')).collect();
+        if let (Some(test), Some(rps)) = (
+            cols.first(),
+            cols.get(1).and_then(|r| r.parse::<f64>().ok()),
+        ) {
+            results.push((test.to_ascii_lowercase(), rps));
+        }
+    }
+    if results.is_empty() {
+        bail!("redis-benchmark printed no results: {text}");
+    }
+    Ok(results)
+}
+
+pub fn run(a: &Args) -> anyhow::Result<()> {
+    let tandem = servers::tandem_bin(a.common.tandem_bin.as_deref())?;
+    let mut samples: Vec<Record> = Vec::new();
+    for round in 0..a.rounds {
+        let mut order = a.common.servers.clone();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for kind in order {
+            let bin = match kind {
+                Kind::Tandem => tandem.clone(),
+                Kind::Redis => a.common.redis_bin.clone(),
+            };
+            let server = Server::start(kind, &bin, a.common.server_core, &[])?;
+            for &p in &a.pipelines {
+                for (test, rps) in bench_once(a, server.port, p)? {
+                    eprintln!(
+                        "round {}/{} {:>6} {test:>4} -P {p:<3} {rps:>12.0} ops/s",
+                        round + 1,
+                        a.rounds,
+                        kind.name()
+                    );
+                    match samples
+                        .iter_mut()
+                        .find(|r| r.server == kind && r.test == test && r.pipeline == p)
+                    {
+                        Some(r) => r.rounds.push(rps),
+                        None => samples.push(Record {
+                            server: kind,
+                            test,
+                            pipeline: p,
+                            ops_per_sec: 0.0,
+                            rounds: vec![rps],
+                            clients: a.clients,
+                        }),
+                    }
+                }
+            }
+        }
+    }
+    for r in &mut samples {
+        r.ops_per_sec = report::median(&r.rounds);
+    }
+    let mut rows = Vec::new();
+    for r in samples.iter().filter(|r| r.server == Kind::Tandem) {
+        let redis = samples
+            .iter()
+            .find(|x| x.server == Kind::Redis && x.test == r.test && x.pipeline == r.pipeline);
+        rows.push(vec![
+            r.test.to_uppercase(),
+            format!("-P {}", r.pipeline),
+            format!("{:.0}", r.ops_per_sec),
+            redis.map_or("-".into(), |x| format!("{:.0}", x.ops_per_sec)),
+            redis.map_or("-".into(), |x| {
+                format!("{:.2}x", r.ops_per_sec / x.ops_per_sec)
+            }),
+        ]);
+    }
+    report::table(
+        &[
+            "test",
+            "pipeline",
+            "tandem ops/s",
+            "redis ops/s",
+            "tandem/redis",
+        ],
+        &rows,
+    );
+    report::write_json(a.common.json.as_deref(), &samples)
+}

@@ -1,0 +1,175 @@
+//! The context a command handler runs in: the server state, the calling client, the reply
+//! buffer, and the keyspace accessors that apply Redis's rules (lazy expiry, hit/miss stats,
+//! access clocks) so handlers cannot forget them.
+
+use super::CmdError;
+use crate::client::Client;
+use crate::keyspace::{Db, Entry, SmallBytes, Value};
+use crate::protocol::Reply;
+use crate::server::Server;
+
+/// A request to block the client until one of `keys` is written or `timeout_ms` passes
+/// (0 = forever). The command is executed again when woken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    pub keys: Vec<SmallBytes>,
+    pub timeout_ms: u64,
+    /// What the client gets when the timeout passes.
+    pub on_timeout: TimeoutReply,
+}
+
+/// The reply of a blocking command that timed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutReply {
+    /// `*-1` (BLPOP, BZPOPMIN, ...).
+    NullArray,
+    /// `$-1` (BLMOVE, BRPOPLPUSH).
+    Null,
+}
+
+/// What a write command sends to replicas.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Propagate {
+    /// The command as received (the usual case).
+    #[default]
+    Verbatim,
+    /// Nothing (the write changed nothing, or it was already propagated piecewise).
+    Nothing,
+    /// These commands instead, in order (e.g. `SET k v PXAT <abs>` for `SET k v EX 10`).
+    Rewrite(Vec<Vec<Vec<u8>>>),
+}
+
+pub struct Ctx<'a> {
+    pub srv: &'a mut Server,
+    pub client: &'a mut Client,
+    pub reply: Reply<'a>,
+    /// Wall clock for this command, in Unix milliseconds: one command sees one instant.
+    pub now_ms: u64,
+    pub block: Option<Block>,
+    pub propagate: Propagate,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(srv: &'a mut Server, client: &'a mut Client, out: &'a mut Vec<u8>) -> Self {
+        let now_ms = srv.now_ms;
+        let proto = client.proto;
+        Ctx {
+            srv,
+            client,
+            reply: Reply::new(out, proto),
+            now_ms,
+            block: None,
+            propagate: Propagate::Verbatim,
+        }
+    }
+
+    /// The client's current database.
+    pub fn db(&mut self) -> &mut Db {
+        self.srv.keyspace.db_mut(self.client.db)
+    }
+
+    /// The slot of a live key in the current database, deleting it first if it has expired
+    /// (on a master; a replica waits for the master's DEL but still reports it missing).
+    pub fn find(&mut self, key: &[u8]) -> Option<u32> {
+        let db = self.client.db;
+        self.srv.find_live(db, key, self.now_ms)
+    }
+
+    /// Looks a key up for a read command: counts a keyspace hit or miss and refreshes the
+    /// access clock. Returns the slot.
+    pub fn read(&mut self, key: &[u8]) -> Option<u32> {
+        let found = self.find(key);
+        match found {
+            Some(i) => {
+                self.srv.stats.keyspace_hits += 1;
+                let clock = self.srv.access_clock(self.now_ms);
+                self.db().touch(i, |a| clock.touch(a));
+            }
+            None => self.srv.stats.keyspace_misses += 1,
+        }
+        found
+    }
+
+    /// Reads a key's value for a read command (see [`Ctx::read`]).
+    pub fn get(&mut self, key: &[u8]) -> Option<&Value> {
+        let i = self.read(key)?;
+        Some(&self.db().entry(i).value)
+    }
+
+    /// The current database and the reply writer at once, so a value can be written out
+    /// without copying it.
+    pub fn db_and_reply(&mut self) -> (&mut Db, &mut Reply<'a>) {
+        (self.srv.keyspace.db_mut(self.client.db), &mut self.reply)
+    }
+
+    /// Reads a key that must hold a string.
+    ///
+    /// # Errors
+    /// WRONGTYPE when it holds another type.
+    pub fn get_str(&mut self, key: &[u8]) -> Result<Option<&SmallBytes>, CmdError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Str(s)) => Ok(Some(s)),
+            #[allow(unreachable_patterns)]
+            Some(_) => Err(CmdError::WrongType),
+        }
+    }
+
+    /// A key's entry for writing, without hit/miss accounting (write commands don't count).
+    pub fn entry_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let i = self.find(key)?;
+        let clock = self.srv.access_clock(self.now_ms);
+        let e = self.db().entry_mut(i);
+        e.access = clock.touch(e.access);
+        Some(e)
+    }
+
+    /// Stores `value` at `key`; an existing key keeps its expiry only when `keep_ttl`.
+    /// Returns the slot.
+    pub fn set(&mut self, key: &[u8], value: Value, keep_ttl: bool) -> u32 {
+        let clock = self.srv.access_clock(self.now_ms);
+        match self.find(key) {
+            Some(i) => {
+                let db = self.db();
+                let e = db.entry_mut(i);
+                e.value = value;
+                e.access = clock.touch(0);
+                if !keep_ttl {
+                    db.set_expire(i, None);
+                }
+                i
+            }
+            None => {
+                let mut e = Entry::new(SmallBytes::new(key), value);
+                e.access = clock.touch(0);
+                self.db().insert(e)
+            }
+        }
+    }
+
+    /// Deletes a key; true when it existed (and had not expired).
+    pub fn delete(&mut self, key: &[u8]) -> bool {
+        match self.find(key) {
+            Some(i) => {
+                self.db().remove_at(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Records `n` changes for `rdb_changes_since_last_save` and save points.
+    pub fn dirty(&mut self, n: u64) {
+        self.srv.dirty += n;
+    }
+
+    /// Asks the dispatcher to propagate nothing for this command.
+    pub fn no_propagate(&mut self) {
+        self.propagate = Propagate::Nothing;
+    }
+
+    /// Asks the dispatcher to propagate these commands instead of the one received.
+    pub fn rewrite(&mut self, commands: Vec<Vec<Vec<u8>>>) {
+        self.propagate = Propagate::Rewrite(commands);
+    }
+}

@@ -1,0 +1,621 @@
+//! String commands: GET/SET and friends, counters, ranges and bits.
+
+use super::{CmdError, CmdResult, Ctx, Spec, eq, flags::*, float_arg, int_arg, spec};
+use crate::keyspace::{SmallBytes, Value};
+use crate::protocol::Args;
+
+pub static COMMANDS: &[Spec] = &[
+    spec("get", 2, READONLY | FAST, (1, 1, 1), "string", get),
+    spec("set", -3, WRITE | DENYOOM, (1, 1, 1), "string", set),
+    spec(
+        "setnx",
+        3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        "string",
+        setnx,
+    ),
+    spec("setex", 4, WRITE | DENYOOM, (1, 1, 1), "string", setex),
+    spec("psetex", 4, WRITE | DENYOOM, (1, 1, 1), "string", psetex),
+    spec("mget", -2, READONLY | FAST, (1, -1, 1), "string", mget),
+    spec("mset", -3, WRITE | DENYOOM, (1, -1, 2), "string", mset),
+    spec("msetnx", -3, WRITE | DENYOOM, (1, -1, 2), "string", msetnx),
+    spec(
+        "getset",
+        3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        "string",
+        getset,
+    ),
+    spec("getdel", 2, WRITE | FAST, (1, 1, 1), "string", getdel),
+    spec("getex", -2, WRITE | FAST, (1, 1, 1), "string", getex),
+    spec(
+        "append",
+        3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        "string",
+        append,
+    ),
+    spec("strlen", 2, READONLY | FAST, (1, 1, 1), "string", strlen),
+    spec("incr", 2, WRITE | DENYOOM | FAST, (1, 1, 1), "string", incr),
+    spec("decr", 2, WRITE | DENYOOM | FAST, (1, 1, 1), "string", decr),
+    spec(
+        "incrby",
+        3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        "string",
+        incrby,
+    ),
+    spec(
+        "decrby",
+        3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        "string",
+        decrby,
+    ),
+    spec(
+        "incrbyfloat",
+        3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        "string",
+        incrbyfloat,
+    ),
+    spec("getrange", 4, READONLY, (1, 1, 1), "string", getrange),
+    spec("substr", 4, READONLY, (1, 1, 1), "string", getrange),
+    spec(
+        "setrange",
+        4,
+        WRITE | DENYOOM,
+        (1, 1, 1),
+        "string",
+        setrange,
+    ),
+    spec("setbit", 4, WRITE | DENYOOM, (1, 1, 1), "bitmap", setbit),
+    spec("getbit", 3, READONLY | FAST, (1, 1, 1), "bitmap", getbit),
+    spec("bitcount", -2, READONLY, (1, 1, 1), "bitmap", bitcount),
+];
+
+/// Largest string a write may produce (`proto-max-bulk-len`).
+fn check_size(ctx: &Ctx<'_>, len: u64) -> CmdResult {
+    if len > ctx.srv.config.proto_max_bulk_len {
+        return Err(CmdError::msg(
+            "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
+        ));
+    }
+    Ok(())
+}
+
+fn get(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let Some(i) = ctx.read(args.get(1)) else {
+        ctx.reply.null();
+        return Ok(());
+    };
+    let (db, reply) = ctx.db_and_reply();
+    match &db.entry(i).value {
+        Value::Str(s) => reply.bulk(s),
+        #[allow(unreachable_patterns)]
+        _ => return Err(CmdError::WrongType),
+    }
+    Ok(())
+}
+
+/// An expiry option: EX/PX/EXAT/PXAT, or KEEPTTL / PERSIST.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    None,
+    At(u64),
+    KeepTtl,
+    Persist,
+}
+
+/// Parses the value of EX/PX/EXAT/PXAT into an absolute time in ms.
+fn expire_at(ctx: &Ctx<'_>, unit: &[u8], value: &[u8], cmd: &str) -> Result<u64, CmdError> {
+    let invalid = || CmdError::msg(format!("ERR invalid expire time in '{cmd}' command"));
+    let v = int_arg(value)?;
+    if v <= 0 {
+        return Err(invalid());
+    }
+    let ms = if eq(unit, "ex") || eq(unit, "exat") {
+        v.checked_mul(1000).ok_or_else(invalid)?
+    } else {
+        v
+    };
+    let abs = if eq(unit, "ex") || eq(unit, "px") {
+        ms.checked_add(ctx.now_ms as i64).ok_or_else(invalid)?
+    } else {
+        ms
+    };
+    Ok(abs as u64)
+}
+
+/// Stores a string with an expiry decision, propagating `SET k v PXAT <abs>` when a relative
+/// or second-based expiry was given, as Redis 7.0 does.
+fn store(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8], expiry: Expiry, had_pxat: bool) {
+    let i = ctx.set(
+        key,
+        Value::Str(SmallBytes::new(value)),
+        expiry == Expiry::KeepTtl,
+    );
+    if let Expiry::At(t) = expiry {
+        ctx.db().set_expire(i, Some(t));
+        if !had_pxat {
+            ctx.rewrite(vec![vec![
+                b"SET".to_vec(),
+                key.to_vec(),
+                value.to_vec(),
+                b"PXAT".to_vec(),
+                t.to_string().into_bytes(),
+            ]]);
+        }
+    }
+    ctx.dirty(1);
+}
+
+fn set(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let (key, value) = (args.get(1), args.get(2));
+    let (mut nx, mut xx, mut want_get) = (false, false, false);
+    let mut expiry = Expiry::None;
+    let mut pxat = false;
+    let mut i = 3;
+    while i < args.len() {
+        let a = args.get(i);
+        let has_next = i + 1 < args.len();
+        if eq(a, "nx") && !xx {
+            nx = true;
+        } else if eq(a, "xx") && !nx {
+            xx = true;
+        } else if eq(a, "get") {
+            want_get = true;
+        } else if eq(a, "keepttl") && expiry == Expiry::None {
+            expiry = Expiry::KeepTtl;
+        } else if (eq(a, "ex") || eq(a, "px") || eq(a, "exat") || eq(a, "pxat"))
+            && expiry == Expiry::None
+            && has_next
+        {
+            pxat = eq(a, "pxat");
+            expiry = Expiry::At(expire_at(ctx, a, args.get(i + 1), "set")?);
+            i += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    let old = if want_get {
+        ctx.get_str(key)?.map(|s| s.as_bytes().to_vec())
+    } else {
+        None
+    };
+    let exists = if want_get {
+        old.is_some()
+    } else {
+        ctx.find(key).is_some()
+    };
+    if (nx && exists) || (xx && !exists) {
+        if want_get {
+            match old {
+                Some(v) => ctx.reply.bulk(&v),
+                None => ctx.reply.null(),
+            }
+        } else {
+            ctx.reply.null();
+        }
+        return Ok(());
+    }
+    store(ctx, key, value, expiry, pxat);
+    if want_get {
+        match old {
+            Some(v) => ctx.reply.bulk(&v),
+            None => ctx.reply.null(),
+        }
+    } else {
+        ctx.reply.ok();
+    }
+    Ok(())
+}
+
+fn setnx(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    if ctx.find(args.get(1)).is_some() {
+        ctx.reply.int(0);
+    } else {
+        store(ctx, args.get(1), args.get(2), Expiry::None, false);
+        ctx.reply.int(1);
+    }
+    Ok(())
+}
+
+fn setex_generic(ctx: &mut Ctx<'_>, args: Args<'_>, unit: &str, name: &str) -> CmdResult {
+    let t = expire_at(ctx, unit.as_bytes(), args.get(2), name)?;
+    store(ctx, args.get(1), args.get(3), Expiry::At(t), false);
+    ctx.reply.ok();
+    Ok(())
+}
+
+fn setex(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    setex_generic(ctx, args, "ex", "setex")
+}
+
+fn psetex(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    setex_generic(ctx, args, "px", "psetex")
+}
+
+fn mget(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    ctx.reply.array(args.len() - 1);
+    for key in args.iter().skip(1) {
+        let slot = ctx.read(key);
+        let (db, reply) = ctx.db_and_reply();
+        match slot.map(|i| &db.entry(i).value) {
+            Some(Value::Str(s)) => reply.bulk(s),
+            #[allow(unreachable_patterns)]
+            _ => reply.null(),
+        }
+    }
+    Ok(())
+}
+
+fn mset(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    if args.len().is_multiple_of(2) {
+        return Err(super::arity_error("mset"));
+    }
+    for i in (1..args.len()).step_by(2) {
+        store(ctx, args.get(i), args.get(i + 1), Expiry::None, false);
+    }
+    ctx.reply.ok();
+    Ok(())
+}
+
+fn msetnx(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    if args.len().is_multiple_of(2) {
+        return Err(super::arity_error("msetnx"));
+    }
+    if (1..args.len())
+        .step_by(2)
+        .any(|i| ctx.find(args.get(i)).is_some())
+    {
+        ctx.reply.int(0);
+        return Ok(());
+    }
+    for i in (1..args.len()).step_by(2) {
+        store(ctx, args.get(i), args.get(i + 1), Expiry::None, false);
+    }
+    ctx.reply.int(1);
+    Ok(())
+}
+
+fn getset(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let old = ctx.get_str(args.get(1))?.map(|s| s.as_bytes().to_vec());
+    store(ctx, args.get(1), args.get(2), Expiry::None, false);
+    match old {
+        Some(v) => ctx.reply.bulk(&v),
+        None => ctx.reply.null(),
+    }
+    Ok(())
+}
+
+fn getdel(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let Some(v) = ctx.get_str(args.get(1))?.map(|s| s.as_bytes().to_vec()) else {
+        ctx.reply.null();
+        return Ok(());
+    };
+    ctx.delete(args.get(1));
+    ctx.dirty(1);
+    ctx.rewrite(vec![vec![b"DEL".to_vec(), args.get(1).to_vec()]]);
+    ctx.reply.bulk(&v);
+    Ok(())
+}
+
+fn getex(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let key = args.get(1);
+    let mut expiry = Expiry::None;
+    let mut i = 2;
+    while i < args.len() {
+        let a = args.get(i);
+        if (eq(a, "ex") || eq(a, "px") || eq(a, "exat") || eq(a, "pxat"))
+            && expiry == Expiry::None
+            && i + 1 < args.len()
+        {
+            expiry = Expiry::At(expire_at(ctx, a, args.get(i + 1), "getex")?);
+            i += 2;
+        } else if eq(a, "persist") && expiry == Expiry::None {
+            expiry = Expiry::Persist;
+            i += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let Some(v) = ctx.get_str(key)?.map(|s| s.as_bytes().to_vec()) else {
+        ctx.reply.null();
+        return Ok(());
+    };
+    let Some(slot) = ctx.find(key) else {
+        return Err(CmdError::NoSuchKey);
+    };
+    match expiry {
+        Expiry::At(t) if t <= ctx.now_ms => {
+            ctx.delete(key);
+            ctx.dirty(1);
+            ctx.rewrite(vec![vec![b"DEL".to_vec(), key.to_vec()]]);
+        }
+        Expiry::At(t) => {
+            ctx.db().set_expire(slot, Some(t));
+            ctx.dirty(1);
+            ctx.rewrite(vec![vec![
+                b"PEXPIREAT".to_vec(),
+                key.to_vec(),
+                t.to_string().into_bytes(),
+            ]]);
+        }
+        Expiry::Persist if ctx.db().entry(slot).expire_at().is_some() => {
+            ctx.db().set_expire(slot, None);
+            ctx.dirty(1);
+            ctx.rewrite(vec![vec![b"PERSIST".to_vec(), key.to_vec()]]);
+        }
+        _ => {}
+    }
+    ctx.reply.bulk(&v);
+    Ok(())
+}
+
+fn append(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let (key, tail) = (args.get(1), args.get(2));
+    let cur = ctx.get_str(key)?.map(|s| s.as_bytes().to_vec());
+    let new_len = match cur {
+        None => {
+            store(ctx, key, tail, Expiry::KeepTtl, false);
+            tail.len()
+        }
+        Some(mut v) => {
+            check_size(ctx, (v.len() + tail.len()) as u64)?;
+            v.extend_from_slice(tail);
+            let len = v.len();
+            if let Some(e) = ctx.entry_mut(key) {
+                e.value = Value::Str(SmallBytes::from_vec(v));
+            }
+            ctx.dirty(1);
+            len
+        }
+    };
+    ctx.reply.int(new_len as i64);
+    Ok(())
+}
+
+fn strlen(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let n = ctx.get_str(args.get(1))?.map_or(0, |s| s.len());
+    ctx.reply.int(n as i64);
+    Ok(())
+}
+
+/// INCRBY core: the stored value must be a canonical 64-bit integer.
+fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
+    let cur = match ctx.get_str(key)? {
+        None => 0,
+        Some(s) => crate::protocol::parse_i64(s).ok_or(CmdError::NotInteger)?,
+    };
+    let new = cur.checked_add(by).ok_or(CmdError::Overflow)?;
+    let value = Value::Str(SmallBytes::from_i64(new));
+    match ctx.entry_mut(key) {
+        Some(e) => e.value = value,
+        None => {
+            ctx.set(key, value, false);
+        }
+    }
+    ctx.dirty(1);
+    ctx.reply.int(new);
+    Ok(())
+}
+
+fn incr(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    incr_by(ctx, args.get(1), 1)
+}
+
+fn decr(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    incr_by(ctx, args.get(1), -1)
+}
+
+fn incrby(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    incr_by(ctx, args.get(1), int_arg(args.get(2))?)
+}
+
+fn decrby(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let by = int_arg(args.get(2))?;
+    let by = by
+        .checked_neg()
+        .ok_or_else(|| CmdError::msg("ERR decrement would overflow"))?;
+    incr_by(ctx, args.get(1), by)
+}
+
+/// Formats a float result the way INCRBYFLOAT and HINCRBYFLOAT store it: plain decimal
+/// notation, no exponent, shortest form that reads back to the same value.
+pub fn format_float_value(v: f64) -> String {
+    let s = format!("{v}");
+    if s == "-0" { "0".into() } else { s }
+}
+
+fn incrbyfloat(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let key = args.get(1);
+    let by = float_arg(args.get(2))?;
+    let cur = match ctx.get_str(key)? {
+        None => 0.0,
+        Some(s) => super::parse_f64(s).ok_or(CmdError::NotFloat)?,
+    };
+    let new = cur + by;
+    if !new.is_finite() {
+        return Err(CmdError::msg("ERR increment would produce NaN or Infinity"));
+    }
+    let text = format_float_value(new);
+    let value = Value::Str(SmallBytes::new(text.as_bytes()));
+    match ctx.entry_mut(key) {
+        Some(e) => e.value = value,
+        None => {
+            ctx.set(key, value, false);
+        }
+    }
+    ctx.dirty(1);
+    ctx.rewrite(vec![vec![
+        b"SET".to_vec(),
+        key.to_vec(),
+        text.clone().into_bytes(),
+        b"KEEPTTL".to_vec(),
+    ]]);
+    ctx.reply.bulk(text.as_bytes());
+    Ok(())
+}
+
+/// Resolves Redis-style inclusive `start..=end` indices (negative from the end) over `len`.
+pub fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let s = if start < 0 {
+        (len + start).max(0)
+    } else {
+        start
+    };
+    let e = if end < 0 { len + end } else { end.min(len - 1) };
+    (s <= e && s < len && e >= 0).then_some((s as usize, e as usize))
+}
+
+fn getrange(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let start = int_arg(args.get(2))?;
+    let end = int_arg(args.get(3))?;
+    let v = ctx
+        .get_str(args.get(1))?
+        .map(|s| s.as_bytes().to_vec())
+        .unwrap_or_default();
+    // Redis quirk: a negative start past a negative end yields "" even when both clamp.
+    if start < 0 && end < 0 && start > end {
+        ctx.reply.bulk(b"");
+        return Ok(());
+    }
+    match clamp_range(start, end, v.len()) {
+        Some((s, e)) => ctx.reply.bulk(&v[s..=e]),
+        None => ctx.reply.bulk(b""),
+    }
+    Ok(())
+}
+
+fn setrange(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let key = args.get(1);
+    let offset = int_arg(args.get(2))?;
+    if offset < 0 {
+        return Err(CmdError::msg("ERR offset is out of range"));
+    }
+    let patch = args.get(3);
+    let cur = ctx.get_str(key)?.map(|s| s.as_bytes().to_vec());
+    if patch.is_empty() {
+        ctx.reply.int(cur.map_or(0, |v| v.len()) as i64);
+        return Ok(());
+    }
+    check_size(ctx, offset as u64 + patch.len() as u64)?;
+    let offset = offset as usize;
+    let exists = cur.is_some();
+    let mut v = cur.unwrap_or_default();
+    if v.len() < offset + patch.len() {
+        v.resize(offset + patch.len(), 0);
+    }
+    v[offset..offset + patch.len()].copy_from_slice(patch);
+    let len = v.len();
+    if exists {
+        if let Some(e) = ctx.entry_mut(key) {
+            e.value = Value::Str(SmallBytes::from_vec(v));
+        }
+    } else {
+        ctx.set(key, Value::Str(SmallBytes::from_vec(v)), false);
+    }
+    ctx.dirty(1);
+    ctx.reply.int(len as i64);
+    Ok(())
+}
+
+fn bit_offset(a: &[u8]) -> Result<u64, CmdError> {
+    let err = || CmdError::msg("ERR bit offset is not an integer or out of range");
+    let v = crate::protocol::parse_i64(a).ok_or_else(err)?;
+    if v < 0 || (v as u64) >> 3 >= 512 * 1024 * 1024 {
+        return Err(err());
+    }
+    Ok(v as u64)
+}
+
+fn setbit(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let key = args.get(1);
+    let offset = bit_offset(args.get(2))?;
+    let on = match args.get(3) {
+        b"1" => true,
+        b"0" => false,
+        _ => return Err(CmdError::msg("ERR bit is not an integer or out of range")),
+    };
+    let byte = (offset >> 3) as usize;
+    check_size(ctx, byte as u64 + 1)?;
+    let cur = ctx.get_str(key)?.map(|s| s.as_bytes().to_vec());
+    let exists = cur.is_some();
+    let mut v = cur.unwrap_or_default();
+    if v.len() <= byte {
+        v.resize(byte + 1, 0);
+    }
+    let mask = 1u8 << (7 - (offset & 7));
+    let old = v[byte] & mask != 0;
+    if on {
+        v[byte] |= mask;
+    } else {
+        v[byte] &= !mask;
+    }
+    if exists {
+        if let Some(e) = ctx.entry_mut(key) {
+            e.value = Value::Str(SmallBytes::from_vec(v));
+        }
+    } else {
+        ctx.set(key, Value::Str(SmallBytes::from_vec(v)), false);
+    }
+    ctx.dirty(1);
+    ctx.reply.int(i64::from(old));
+    Ok(())
+}
+
+fn getbit(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let offset = bit_offset(args.get(2))?;
+    let bit = ctx
+        .get_str(args.get(1))?
+        .and_then(|s| s.get((offset >> 3) as usize).copied())
+        .map_or(0, |b| (b >> (7 - (offset & 7))) & 1);
+    ctx.reply.int(i64::from(bit));
+    Ok(())
+}
+
+fn bitcount(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let range = match args.len() {
+        2 => None,
+        4 | 5 => {
+            let start = int_arg(args.get(2))?;
+            let end = int_arg(args.get(3))?;
+            let bits = match args.len() {
+                5 if eq(args.get(4), "bit") => true,
+                5 if eq(args.get(4), "byte") => false,
+                5 => return Err(CmdError::Syntax),
+                _ => false,
+            };
+            Some((start, end, bits))
+        }
+        _ => return Err(CmdError::Syntax),
+    };
+    let Some(v) = ctx.get_str(args.get(1))?.map(|s| s.as_bytes().to_vec()) else {
+        ctx.reply.int(0);
+        return Ok(());
+    };
+    let count = match range {
+        None => v.iter().map(|b| b.count_ones() as i64).sum(),
+        Some((start, end, false)) => match clamp_range(start, end, v.len()) {
+            Some((s, e)) => v[s..=e].iter().map(|b| b.count_ones() as i64).sum(),
+            None => 0,
+        },
+        Some((start, end, true)) => match clamp_range(start, end, v.len() * 8) {
+            Some((s, e)) => (s..=e)
+                .filter(|&i| v[i >> 3] & (1 << (7 - (i & 7))) != 0)
+                .count() as i64,
+            None => 0,
+        },
+    };
+    ctx.reply.int(count);
+    Ok(())
+}

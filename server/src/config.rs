@@ -1,0 +1,921 @@
+//! Configuration: the directive table shared by the config file, `--name value` flags,
+//! CONFIG GET/SET/REWRITE. Names, value syntax and error texts follow Redis 7.0.
+
+use std::fmt::Write as _;
+use thiserror::Error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvictionPolicy {
+    NoEviction,
+    AllKeysLru,
+    VolatileLru,
+    AllKeysLfu,
+    VolatileLfu,
+    AllKeysRandom,
+    VolatileRandom,
+    VolatileTtl,
+}
+
+const POLICIES: &[(&str, EvictionPolicy)] = &[
+    ("volatile-lru", EvictionPolicy::VolatileLru),
+    ("volatile-lfu", EvictionPolicy::VolatileLfu),
+    ("volatile-random", EvictionPolicy::VolatileRandom),
+    ("volatile-ttl", EvictionPolicy::VolatileTtl),
+    ("allkeys-lru", EvictionPolicy::AllKeysLru),
+    ("allkeys-lfu", EvictionPolicy::AllKeysLfu),
+    ("allkeys-random", EvictionPolicy::AllKeysRandom),
+    ("noeviction", EvictionPolicy::NoEviction),
+];
+
+impl EvictionPolicy {
+    pub fn is_lfu(self) -> bool {
+        matches!(
+            self,
+            EvictionPolicy::AllKeysLfu | EvictionPolicy::VolatileLfu
+        )
+    }
+
+    /// Only keys with an expiry are candidates.
+    pub fn volatile(self) -> bool {
+        matches!(
+            self,
+            EvictionPolicy::VolatileLru
+                | EvictionPolicy::VolatileLfu
+                | EvictionPolicy::VolatileRandom
+                | EvictionPolicy::VolatileTtl
+        )
+    }
+
+    pub fn name(self) -> &'static str {
+        POLICIES
+            .iter()
+            .find(|(_, p)| *p == self)
+            .map_or("noeviction", |(n, _)| n)
+    }
+}
+
+/// `client-output-buffer-limit` for one client class: hard bytes, soft bytes, soft seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BufferLimit {
+    pub hard: u64,
+    pub soft: u64,
+    pub soft_seconds: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub port: u16,
+    pub bind: Vec<String>,
+    pub protected_mode: bool,
+    pub requirepass: Option<String>,
+    pub masterauth: Option<String>,
+    pub masteruser: Option<String>,
+    pub databases: usize,
+    pub maxclients: u64,
+    pub maxmemory: u64,
+    pub maxmemory_policy: EvictionPolicy,
+    pub maxmemory_samples: usize,
+    pub hz: u64,
+    pub timeout: u64,
+    pub tcp_keepalive: u64,
+    pub dir: String,
+    pub dbfilename: String,
+    pub save: Vec<(u64, u64)>,
+    pub appendonly: bool,
+    pub rdbcompression: bool,
+    pub rdbchecksum: bool,
+    pub stop_writes_on_bgsave_error: bool,
+    pub loglevel: String,
+    pub logfile: String,
+    pub proto_max_bulk_len: u64,
+    pub client_query_buffer_limit: u64,
+    /// normal, replica, pubsub.
+    pub client_output_buffer_limit: [BufferLimit; 3],
+    pub replicaof: Option<(String, u16)>,
+    pub repl_diskless_sync: bool,
+    pub repl_diskless_sync_delay: u64,
+    pub repl_diskless_sync_max_replicas: u64,
+    pub repl_diskless_load: String,
+    pub repl_timeout: u64,
+    pub repl_ping_replica_period: u64,
+    pub repl_backlog_size: u64,
+    pub repl_backlog_ttl: u64,
+    pub repl_disable_tcp_nodelay: bool,
+    pub replica_read_only: bool,
+    pub replica_serve_stale_data: bool,
+    pub replica_priority: u64,
+    pub min_replicas_to_write: u64,
+    pub min_replicas_max_lag: u64,
+    pub replica_announce_ip: String,
+    pub replica_announce_port: u64,
+    pub lazyfree_lazy_expire: bool,
+    pub enable_debug_command: String,
+    pub daemonize: bool,
+    pub pidfile: String,
+    pub hash_max_listpack_entries: u64,
+    pub hash_max_listpack_value: u64,
+    pub set_max_intset_entries: u64,
+    pub zset_max_listpack_entries: u64,
+    pub zset_max_listpack_value: u64,
+    pub list_max_listpack_size: i64,
+    pub slowlog_log_slower_than: i64,
+    pub slowlog_max_len: u64,
+    pub lfu_log_factor: u64,
+    pub lfu_decay_time: u64,
+    pub notify_keyspace_events: String,
+    /// Where CONFIG REWRITE writes: the file the server was started with.
+    pub config_file: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let limit = |hard, soft, soft_seconds| BufferLimit {
+            hard,
+            soft,
+            soft_seconds,
+        };
+        Config {
+            port: 6379,
+            bind: vec!["*".into(), "-::*".into()],
+            protected_mode: true,
+            requirepass: None,
+            masterauth: None,
+            masteruser: None,
+            databases: 16,
+            maxclients: 10000,
+            maxmemory: 0,
+            maxmemory_policy: EvictionPolicy::NoEviction,
+            maxmemory_samples: 5,
+            hz: 10,
+            timeout: 0,
+            tcp_keepalive: 300,
+            dir: ".".into(),
+            dbfilename: "dump.rdb".into(),
+            save: vec![(3600, 1), (300, 100), (60, 10000)],
+            appendonly: false,
+            rdbcompression: true,
+            rdbchecksum: true,
+            stop_writes_on_bgsave_error: true,
+            loglevel: "notice".into(),
+            logfile: String::new(),
+            proto_max_bulk_len: 512 * 1024 * 1024,
+            client_query_buffer_limit: 1024 * 1024 * 1024,
+            client_output_buffer_limit: [
+                limit(0, 0, 0),
+                limit(256 << 20, 64 << 20, 60),
+                limit(32 << 20, 8 << 20, 60),
+            ],
+            replicaof: None,
+            repl_diskless_sync: true,
+            repl_diskless_sync_delay: 5,
+            repl_diskless_sync_max_replicas: 0,
+            repl_diskless_load: "disabled".into(),
+            repl_timeout: 60,
+            repl_ping_replica_period: 10,
+            repl_backlog_size: 1 << 20,
+            repl_backlog_ttl: 3600,
+            repl_disable_tcp_nodelay: false,
+            replica_read_only: true,
+            replica_serve_stale_data: true,
+            replica_priority: 100,
+            min_replicas_to_write: 0,
+            min_replicas_max_lag: 10,
+            replica_announce_ip: String::new(),
+            replica_announce_port: 0,
+            lazyfree_lazy_expire: false,
+            enable_debug_command: "no".into(),
+            daemonize: false,
+            pidfile: String::new(),
+            hash_max_listpack_entries: 128,
+            hash_max_listpack_value: 64,
+            set_max_intset_entries: 512,
+            zset_max_listpack_entries: 128,
+            zset_max_listpack_value: 64,
+            list_max_listpack_size: -2,
+            slowlog_log_slower_than: 10000,
+            slowlog_max_len: 128,
+            lfu_log_factor: 10,
+            lfu_decay_time: 1,
+            notify_keyspace_events: String::new(),
+            config_file: None,
+        }
+    }
+}
+
+/// A refused directive or value. The text after the name is what Redis prints.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("Bad directive or wrong number of arguments")]
+    Unknown(String),
+    #[error("{1}")]
+    Invalid(String, String),
+    #[error("can't set immutable config")]
+    Immutable(String),
+    #[error(
+        "*** FATAL CONFIG FILE ERROR ***\nReading the configuration file, at line {line}\n>>> '{text}'\n{source}"
+    )]
+    File {
+        line: usize,
+        text: String,
+        source: Box<ConfigError>,
+    },
+    #[error("failed to read config file {path}: {reason}")]
+    Io { path: String, reason: String },
+}
+
+type Getter = fn(&Config) -> String;
+type Setter = fn(&mut Config, &str) -> Result<(), String>;
+
+/// One configuration directive.
+pub struct Directive {
+    pub name: &'static str,
+    pub alias: Option<&'static str>,
+    /// Only settable at start-up.
+    pub immutable: bool,
+    pub get: Getter,
+    pub set: Setter,
+}
+
+fn yes_no(v: bool) -> String {
+    if v { "yes" } else { "no" }.into()
+}
+
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err("argument must be 'yes' or 'no'".into()),
+    }
+}
+
+fn parse_int(s: &str, min: i64, max: i64) -> Result<i64, String> {
+    let v: i64 = s
+        .parse()
+        .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+    if v < min || v > max {
+        return Err(format!(
+            "argument must be between {min} and {max} inclusive"
+        ));
+    }
+    Ok(v)
+}
+
+/// Parses a memory value as Redis does: `1k` = 1000, `1kb` = 1024, up to `gb`.
+pub fn parse_memory(s: &str) -> Result<u64, String> {
+    let err = || "argument must be a memory value".to_string();
+    let l = s.to_ascii_lowercase();
+    let (num, mul) = [
+        ("gb", 1u64 << 30),
+        ("mb", 1 << 20),
+        ("kb", 1 << 10),
+        ("g", 1_000_000_000),
+        ("m", 1_000_000),
+        ("k", 1000),
+        ("b", 1),
+    ]
+    .iter()
+    .find_map(|(suf, m)| l.strip_suffix(suf).map(|n| (n, *m)))
+    .unwrap_or((&l, 1));
+    let n: u64 = num.parse().map_err(|_| err())?;
+    n.checked_mul(mul).ok_or_else(err)
+}
+
+fn parse_enum<'a>(s: &str, options: &[&'a str]) -> Result<&'a str, String> {
+    options
+        .iter()
+        .find(|o| o.eq_ignore_ascii_case(s))
+        .copied()
+        .ok_or_else(|| {
+            format!(
+                "argument(s) must be one of the following: {}",
+                options.join(", ")
+            )
+        })
+}
+
+macro_rules! boolean {
+    ($name:literal, $field:ident) => {
+        Directive {
+            name: $name,
+            alias: None,
+            immutable: false,
+            get: |c| yes_no(c.$field),
+            set: |c, v| {
+                c.$field = parse_bool(v)?;
+                Ok(())
+            },
+        }
+    };
+    ($name:literal, $alias:literal, $field:ident) => {
+        Directive {
+            alias: Some($alias),
+            ..boolean!($name, $field)
+        }
+    };
+}
+
+macro_rules! integer {
+    ($name:literal, $field:ident, $min:expr, $max:expr) => {
+        Directive {
+            name: $name,
+            alias: None,
+            immutable: false,
+            get: |c| c.$field.to_string(),
+            set: |c, v| {
+                c.$field = parse_int(v, $min, $max)? as _;
+                Ok(())
+            },
+        }
+    };
+    ($name:literal, $alias:literal, $field:ident, $min:expr, $max:expr) => {
+        Directive {
+            alias: Some($alias),
+            ..integer!($name, $field, $min, $max)
+        }
+    };
+}
+
+macro_rules! memory {
+    ($name:literal, $field:ident) => {
+        Directive {
+            name: $name,
+            alias: None,
+            immutable: false,
+            get: |c| c.$field.to_string(),
+            set: |c, v| {
+                c.$field = parse_memory(v)?;
+                Ok(())
+            },
+        }
+    };
+}
+
+macro_rules! string {
+    ($name:literal, $field:ident, $immutable:expr) => {
+        Directive {
+            name: $name,
+            alias: None,
+            immutable: $immutable,
+            get: |c| c.$field.clone(),
+            set: |c, v| {
+                c.$field = v.to_string();
+                Ok(())
+            },
+        }
+    };
+}
+
+macro_rules! optional {
+    ($name:literal, $field:ident) => {
+        Directive {
+            name: $name,
+            alias: None,
+            immutable: false,
+            get: |c| c.$field.clone().unwrap_or_default(),
+            set: |c, v| {
+                c.$field = (!v.is_empty()).then(|| v.to_string());
+                Ok(())
+            },
+        }
+    };
+}
+
+const CLASSES: [&str; 3] = ["normal", "replica", "pubsub"];
+
+fn get_obuf(c: &Config) -> String {
+    let mut s = String::new();
+    for (name, l) in ["normal", "slave", "pubsub"]
+        .iter()
+        .zip(c.client_output_buffer_limit.iter())
+    {
+        let _ = write!(
+            s,
+            "{}{name} {} {} {}",
+            if s.is_empty() { "" } else { " " },
+            l.hard,
+            l.soft,
+            l.soft_seconds
+        );
+    }
+    s
+}
+
+fn set_obuf(c: &mut Config, v: &str) -> Result<(), String> {
+    let parts: Vec<&str> = v.split_whitespace().collect();
+    if parts.is_empty() || !parts.len().is_multiple_of(4) {
+        return Err("Wrong number of arguments in buffer limit configuration.".into());
+    }
+    let mut next = c.client_output_buffer_limit;
+    for chunk in parts.chunks(4) {
+        let class = match chunk[0].to_ascii_lowercase().as_str() {
+            "normal" => 0,
+            "replica" | "slave" => 1,
+            "pubsub" => 2,
+            _ => {
+                return Err("Invalid client class specified in buffer limit configuration.".into());
+            }
+        };
+        let hard = parse_memory(chunk[1]).map_err(|_| {
+            "Error in hard, soft or soft_seconds setting in buffer limit configuration.".to_string()
+        })?;
+        let soft = parse_memory(chunk[2]).map_err(|_| {
+            "Error in hard, soft or soft_seconds setting in buffer limit configuration.".to_string()
+        })?;
+        let secs: u64 = chunk[3].parse().map_err(|_| {
+            "Error in hard, soft or soft_seconds setting in buffer limit configuration.".to_string()
+        })?;
+        next[class] = BufferLimit {
+            hard,
+            soft,
+            soft_seconds: secs,
+        };
+    }
+    c.client_output_buffer_limit = next;
+    Ok(())
+}
+
+fn get_save(c: &Config) -> String {
+    c.save
+        .iter()
+        .map(|(s, n)| format!("{s} {n}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn set_save(c: &mut Config, v: &str) -> Result<(), String> {
+    let parts: Vec<&str> = v.split_whitespace().collect();
+    if !parts.len().is_multiple_of(2) {
+        return Err("Invalid save parameters".into());
+    }
+    let mut points = Vec::new();
+    for p in parts.chunks(2) {
+        let s = p[0]
+            .parse()
+            .map_err(|_| "Invalid save parameters".to_string())?;
+        let n = p[1]
+            .parse()
+            .map_err(|_| "Invalid save parameters".to_string())?;
+        points.push((s, n));
+    }
+    c.save = points;
+    Ok(())
+}
+
+fn get_replicaof(c: &Config) -> String {
+    c.replicaof
+        .as_ref()
+        .map(|(h, p)| format!("{h} {p}"))
+        .unwrap_or_default()
+}
+
+fn set_replicaof(c: &mut Config, v: &str) -> Result<(), String> {
+    let parts: Vec<&str> = v.split_whitespace().collect();
+    match parts.as_slice() {
+        [] => c.replicaof = None,
+        [no, one] if no.eq_ignore_ascii_case("no") && one.eq_ignore_ascii_case("one") => {
+            c.replicaof = None
+        }
+        [host, port] => {
+            let port = port
+                .parse()
+                .map_err(|_| "Invalid master port".to_string())?;
+            c.replicaof = Some(((*host).to_string(), port));
+        }
+        _ => return Err("wrong number of arguments".into()),
+    }
+    Ok(())
+}
+
+/// The directive table. Order is the order of CONFIG REWRITE output for new lines.
+pub static DIRECTIVES: &[Directive] = &[
+    integer!("port", port, 0, 65535),
+    Directive {
+        name: "bind",
+        alias: None,
+        immutable: true,
+        get: |c| c.bind.join(" "),
+        set: |c, v| {
+            c.bind = v.split_whitespace().map(str::to_string).collect();
+            Ok(())
+        },
+    },
+    boolean!("protected-mode", protected_mode),
+    optional!("requirepass", requirepass),
+    optional!("masterauth", masterauth),
+    optional!("masteruser", masteruser),
+    Directive {
+        immutable: true,
+        ..integer!("databases", databases, 1, i64::from(i32::MAX))
+    },
+    integer!("maxclients", maxclients, 1, i64::from(u32::MAX)),
+    memory!("maxmemory", maxmemory),
+    Directive {
+        name: "maxmemory-policy",
+        alias: None,
+        immutable: false,
+        get: |c| c.maxmemory_policy.name().into(),
+        set: |c, v| {
+            let names: Vec<&str> = POLICIES.iter().map(|(n, _)| *n).collect();
+            let n = parse_enum(v, &names)?;
+            c.maxmemory_policy = POLICIES
+                .iter()
+                .find(|(p, _)| *p == n)
+                .map_or(EvictionPolicy::NoEviction, |(_, p)| *p);
+            Ok(())
+        },
+    },
+    integer!("maxmemory-samples", maxmemory_samples, 1, 64),
+    integer!("hz", hz, 0, i64::from(i32::MAX)),
+    integer!("timeout", timeout, 0, i64::from(i32::MAX)),
+    integer!("tcp-keepalive", tcp_keepalive, 0, i64::from(i32::MAX)),
+    string!("dir", dir, false),
+    string!("dbfilename", dbfilename, false),
+    Directive {
+        name: "save",
+        alias: None,
+        immutable: false,
+        get: get_save,
+        set: set_save,
+    },
+    boolean!("appendonly", appendonly),
+    boolean!("rdbcompression", rdbcompression),
+    boolean!("rdbchecksum", rdbchecksum),
+    boolean!("stop-writes-on-bgsave-error", stop_writes_on_bgsave_error),
+    Directive {
+        name: "loglevel",
+        alias: None,
+        immutable: false,
+        get: |c| c.loglevel.clone(),
+        set: |c, v| {
+            c.loglevel =
+                parse_enum(v, &["debug", "verbose", "notice", "warning", "nothing"])?.into();
+            Ok(())
+        },
+    },
+    string!("logfile", logfile, true),
+    memory!("proto-max-bulk-len", proto_max_bulk_len),
+    memory!("client-query-buffer-limit", client_query_buffer_limit),
+    Directive {
+        name: "client-output-buffer-limit",
+        alias: None,
+        immutable: false,
+        get: get_obuf,
+        set: set_obuf,
+    },
+    Directive {
+        name: "replicaof",
+        alias: Some("slaveof"),
+        immutable: false,
+        get: get_replicaof,
+        set: set_replicaof,
+    },
+    boolean!("repl-diskless-sync", repl_diskless_sync),
+    integer!(
+        "repl-diskless-sync-delay",
+        repl_diskless_sync_delay,
+        0,
+        i64::from(i32::MAX)
+    ),
+    integer!(
+        "repl-diskless-sync-max-replicas",
+        repl_diskless_sync_max_replicas,
+        0,
+        i64::from(i32::MAX)
+    ),
+    Directive {
+        name: "repl-diskless-load",
+        alias: None,
+        immutable: false,
+        get: |c| c.repl_diskless_load.clone(),
+        set: |c, v| {
+            c.repl_diskless_load = parse_enum(v, &["disabled", "on-empty-db", "swapdb"])?.into();
+            Ok(())
+        },
+    },
+    integer!("repl-timeout", repl_timeout, 1, i64::from(i32::MAX)),
+    integer!(
+        "repl-ping-replica-period",
+        "repl-ping-slave-period",
+        repl_ping_replica_period,
+        1,
+        i64::from(i32::MAX)
+    ),
+    memory!("repl-backlog-size", repl_backlog_size),
+    integer!("repl-backlog-ttl", repl_backlog_ttl, 0, i64::from(i32::MAX)),
+    boolean!("repl-disable-tcp-nodelay", repl_disable_tcp_nodelay),
+    boolean!("replica-read-only", "slave-read-only", replica_read_only),
+    boolean!(
+        "replica-serve-stale-data",
+        "slave-serve-stale-data",
+        replica_serve_stale_data
+    ),
+    integer!(
+        "replica-priority",
+        "slave-priority",
+        replica_priority,
+        0,
+        i64::from(i32::MAX)
+    ),
+    integer!(
+        "min-replicas-to-write",
+        "min-slaves-to-write",
+        min_replicas_to_write,
+        0,
+        i64::from(i32::MAX)
+    ),
+    integer!(
+        "min-replicas-max-lag",
+        "min-slaves-max-lag",
+        min_replicas_max_lag,
+        0,
+        i64::from(i32::MAX)
+    ),
+    string!("replica-announce-ip", replica_announce_ip, false),
+    integer!("replica-announce-port", replica_announce_port, 0, 65535),
+    boolean!("lazyfree-lazy-expire", lazyfree_lazy_expire),
+    Directive {
+        name: "enable-debug-command",
+        alias: None,
+        immutable: true,
+        get: |c| c.enable_debug_command.clone(),
+        set: |c, v| {
+            c.enable_debug_command = parse_enum(v, &["no", "yes", "local"])?.into();
+            Ok(())
+        },
+    },
+    Directive {
+        immutable: true,
+        ..boolean!("daemonize", daemonize)
+    },
+    string!("pidfile", pidfile, true),
+    integer!(
+        "hash-max-listpack-entries",
+        "hash-max-ziplist-entries",
+        hash_max_listpack_entries,
+        0,
+        i64::MAX
+    ),
+    memory!("hash-max-listpack-value", hash_max_listpack_value),
+    integer!(
+        "set-max-intset-entries",
+        set_max_intset_entries,
+        0,
+        i64::MAX
+    ),
+    integer!(
+        "zset-max-listpack-entries",
+        "zset-max-ziplist-entries",
+        zset_max_listpack_entries,
+        0,
+        i64::MAX
+    ),
+    memory!("zset-max-listpack-value", zset_max_listpack_value),
+    integer!(
+        "list-max-listpack-size",
+        "list-max-ziplist-size",
+        list_max_listpack_size,
+        i64::from(i32::MIN),
+        i64::from(i32::MAX)
+    ),
+    integer!(
+        "slowlog-log-slower-than",
+        slowlog_log_slower_than,
+        -1,
+        i64::MAX
+    ),
+    integer!("slowlog-max-len", slowlog_max_len, 0, i64::MAX),
+    integer!("lfu-log-factor", lfu_log_factor, 0, i64::from(i32::MAX)),
+    integer!("lfu-decay-time", lfu_decay_time, 0, i64::from(i32::MAX)),
+    string!("notify-keyspace-events", notify_keyspace_events, false),
+];
+
+/// Finds a directive by name or alias (case-insensitive).
+pub fn directive(name: &str) -> Option<&'static Directive> {
+    DIRECTIVES.iter().find(|d| {
+        d.name.eq_ignore_ascii_case(name) || d.alias.is_some_and(|a| a.eq_ignore_ascii_case(name))
+    })
+}
+
+impl Config {
+    /// Applies one directive at start-up (file or command line): immutable ones allowed.
+    ///
+    /// # Errors
+    /// Unknown directive or invalid value.
+    pub fn apply(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let d = directive(name).ok_or_else(|| ConfigError::Unknown(name.into()))?;
+        (d.set)(self, value).map_err(|e| ConfigError::Invalid(d.name.into(), e))
+    }
+
+    /// Applies a live CONFIG SET.
+    ///
+    /// # Errors
+    /// Unknown, immutable or invalid.
+    pub fn set_live(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let d = directive(name).ok_or_else(|| ConfigError::Unknown(name.into()))?;
+        if d.immutable {
+            return Err(ConfigError::Immutable(name.into()));
+        }
+        (d.set)(self, value).map_err(|e| ConfigError::Invalid(name.into(), e))
+    }
+
+    /// Parses redis.conf text: one directive per line, `#` comments, quoted arguments.
+    ///
+    /// # Errors
+    /// The first bad line, with its number and text, as Redis reports it.
+    pub fn apply_text(&mut self, text: &str) -> Result<(), ConfigError> {
+        for (n, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let words = split_config_line(line).ok_or_else(|| ConfigError::File {
+                line: n + 1,
+                text: line.into(),
+                source: Box::new(ConfigError::Invalid(
+                    String::new(),
+                    "Unbalanced quotes in configuration line".into(),
+                )),
+            })?;
+            let Some((name, args)) = words.split_first() else {
+                continue;
+            };
+            let file_err = |e| ConfigError::File {
+                line: n + 1,
+                text: line.into(),
+                source: Box::new(e),
+            };
+            if args.is_empty() && !name.eq_ignore_ascii_case("save") {
+                return Err(file_err(ConfigError::Unknown(name.clone())));
+            }
+            self.apply(name, &args.join(" ")).map_err(file_err)?;
+        }
+        Ok(())
+    }
+
+    /// CONFIG GET: every directive (and alias) whose name matches the glob, with its value.
+    pub fn get_matching(&self, pattern: &[u8]) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        for d in DIRECTIVES {
+            for name in std::iter::once(d.name).chain(d.alias) {
+                if crate::glob::matches(pattern, name.as_bytes(), true)
+                    && !out.iter().any(|(n, _)| *n == name)
+                {
+                    out.push((name, (d.get)(self)));
+                }
+            }
+        }
+        out
+    }
+
+    /// The client-output-buffer-limit class index for `name` (normal, replica/slave, pubsub).
+    pub fn buffer_class(name: &str) -> Option<usize> {
+        let n = if name.eq_ignore_ascii_case("slave") {
+            "replica"
+        } else {
+            name
+        };
+        CLASSES.iter().position(|c| c.eq_ignore_ascii_case(n))
+    }
+
+    /// CONFIG REWRITE: keeps the file's lines, replaces the ones for known directives with the
+    /// current values, appends directives that differ from the defaults.
+    ///
+    /// # Errors
+    /// No config file, or I/O failure.
+    pub fn rewrite(&self) -> Result<(), ConfigError> {
+        let path = self.config_file.clone().ok_or_else(|| ConfigError::Io {
+            path: String::new(),
+            reason: "The server is running without a config file".into(),
+        })?;
+        let old = std::fs::read_to_string(&path).unwrap_or_default();
+        let defaults = Config::default();
+        let mut written: Vec<&str> = Vec::new();
+        let mut out = String::new();
+        for line in old.lines() {
+            let name = line.split_whitespace().next().unwrap_or("");
+            match directive(name) {
+                Some(d) if !line.trim_start().starts_with('#') => {
+                    if !written.contains(&d.name) {
+                        written.push(d.name);
+                        let _ = writeln!(out, "{} {}", d.name, quote((d.get)(self)));
+                    }
+                }
+                _ => {
+                    let _ = writeln!(out, "{line}");
+                }
+            }
+        }
+        for d in DIRECTIVES {
+            if !written.contains(&d.name) && (d.get)(self) != (d.get)(&defaults) {
+                let _ = writeln!(out, "{} {}", d.name, quote((d.get)(self)));
+            }
+        }
+        let tmp = format!("{path}.tmp-rewrite");
+        let io = |e: std::io::Error| ConfigError::Io {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        std::fs::write(&tmp, out).map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)
+    }
+}
+
+fn quote(v: String) -> String {
+    if v.is_empty() {
+        "\"\"".into()
+    } else if v.contains(|c: char| c == '"' || c == '\\' || c.is_control())
+        || v.contains(' ') && !v.contains(|c: char| c.is_ascii_digit())
+    {
+        format!("{v:?}")
+    } else {
+        v
+    }
+}
+
+/// Splits a config line into words with Redis's quoting rules.
+fn split_config_line(line: &str) -> Option<Vec<String>> {
+    let mut scratch = Vec::new();
+    let mut ranges = Vec::new();
+    let mut parser = crate::protocol::Parser::new();
+    let mut input = line.as_bytes().to_vec();
+    input.push(b'\n');
+    let args = parser
+        .next(&input, crate::protocol::ProtoLimits::default())
+        .ok()??;
+    for a in args.iter() {
+        let start = scratch.len();
+        scratch.extend_from_slice(a);
+        ranges.push((start, scratch.len()));
+    }
+    Some(
+        ranges
+            .iter()
+            .map(|&(s, e)| String::from_utf8_lossy(&scratch[s..e]).into_owned())
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_commands_parse() {
+        let mut c = Config::default();
+        c.set_live("repl-timeout", "1800").expect("timeout");
+        c.set_live("repl-diskless-sync", "yes").expect("diskless");
+        c.set_live("repl-diskless-sync-delay", "0").expect("delay");
+        c.set_live("client-output-buffer-limit", "slave 0 0 0")
+            .expect("obuf");
+        assert_eq!(c.repl_timeout, 1800);
+        assert_eq!(
+            c.client_output_buffer_limit[1],
+            BufferLimit {
+                hard: 0,
+                soft: 0,
+                soft_seconds: 0
+            }
+        );
+        assert_eq!(
+            get_obuf(&c),
+            "normal 0 0 0 slave 0 0 0 pubsub 33554432 8388608 60"
+        );
+    }
+
+    #[test]
+    fn errors_read_like_redis() {
+        let mut c = Config::default();
+        assert_eq!(
+            c.set_live("maxmemory", "abc").expect_err("bad").to_string(),
+            "argument must be a memory value"
+        );
+        assert_eq!(
+            c.set_live("daemonize", "yes")
+                .expect_err("immutable")
+                .to_string(),
+            "can't set immutable config"
+        );
+        assert!(matches!(
+            c.set_live("foo", "1"),
+            Err(ConfigError::Unknown(_))
+        ));
+        let err = c.apply_text("port 7000\nfoo bar\n").expect_err("unknown");
+        assert!(
+            err.to_string()
+                .contains("at line 2\n>>> 'foo bar'\nBad directive"),
+            "{err}"
+        );
+        assert_eq!(parse_memory("1kb"), Ok(1024));
+        assert_eq!(parse_memory("1k"), Ok(1000));
+        assert_eq!(parse_memory("2GB"), Ok(2 << 30));
+    }
+
+    #[test]
+    fn file_syntax() {
+        let mut c = Config::default();
+        c.apply_text("# comment\nsave 900 1 300 10\nrequirepass \"a b\"\nslaveof 127.0.0.1 7000\nsave \"\"\n").expect("valid");
+        assert!(c.save.is_empty());
+        assert_eq!(c.requirepass.as_deref(), Some("a b"));
+        assert_eq!(c.replicaof, Some(("127.0.0.1".into(), 7000)));
+    }
+}

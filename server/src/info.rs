@@ -1,0 +1,390 @@
+//! INFO: sections and field names as Redis 7.0 prints them, so dashboards, exporters and the
+//! operator read ours unchanged.
+
+use crate::server::Server;
+use std::fmt::Write as _;
+
+/// The Redis version we answer as (HELLO, INFO): clients gate features on it.
+pub const REDIS_VERSION: &str = "7.0.15";
+
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "errorstats",
+    "cluster",
+    "keyspace",
+];
+const ALL_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "commandstats",
+    "errorstats",
+    "cluster",
+    "keyspace",
+];
+
+/// Human-readable bytes as Redis prints them (`1.23M`).
+pub fn human_bytes(n: u64) -> String {
+    let n = n as f64;
+    let units = [
+        ("B", 1.0),
+        ("K", 1024.0),
+        ("M", 1048576.0),
+        ("G", 1073741824.0),
+        ("T", 1099511627776.0),
+    ];
+    if n < 1024.0 {
+        return format!("{}B", n as u64);
+    }
+    let (u, d) = units
+        .iter()
+        .rev()
+        .find(|(_, d)| n >= *d)
+        .copied()
+        .unwrap_or(("B", 1.0));
+    format!("{:.2}{u}", n / d)
+}
+
+/// Selected sections, from INFO's arguments (none = default; `all`, `everything`).
+pub fn sections(args: &[String]) -> Vec<&'static str> {
+    if args.is_empty() || args.iter().any(|a| a == "default") {
+        return DEFAULT_SECTIONS.to_vec();
+    }
+    if args.iter().any(|a| a == "all" || a == "everything") {
+        return ALL_SECTIONS.to_vec();
+    }
+    ALL_SECTIONS
+        .iter()
+        .copied()
+        .filter(|s| args.iter().any(|a| a == s))
+        .collect()
+}
+
+/// Renders the requested sections.
+pub fn render(srv: &Server, wanted: &[&str]) -> String {
+    let mut out = String::new();
+    for s in wanted {
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        let title = format!("{}{}", s[..1].to_ascii_uppercase(), &s[1..]);
+        let _ = write!(out, "# {title}\r\n");
+        match *s {
+            "server" => server(srv, &mut out),
+            "clients" => clients(srv, &mut out),
+            "memory" => memory(srv, &mut out),
+            "persistence" => persistence(srv, &mut out),
+            "stats" => stats(srv, &mut out),
+            "replication" => replication(srv, &mut out),
+            "cpu" => cpu(&mut out),
+            "commandstats" => commandstats(srv, &mut out),
+            "errorstats" => errorstats(srv, &mut out),
+            "cluster" => out.push_str("cluster_enabled:0\r\n"),
+            "keyspace" => keyspace(srv, &mut out),
+            _ => {}
+        }
+    }
+    out
+}
+
+macro_rules! field {
+    ($out:expr, $name:literal, $v:expr) => {
+        let _ = write!($out, concat!($name, ":{}\r\n"), $v);
+    };
+}
+
+fn server(srv: &Server, out: &mut String) {
+    let uptime = srv.started.elapsed().as_secs();
+    field!(out, "redis_version", REDIS_VERSION);
+    field!(out, "redis_git_sha1", "00000000");
+    field!(out, "redis_git_dirty", 0);
+    field!(out, "redis_build_id", "0");
+    field!(out, "redis_mode", "standalone");
+    field!(
+        out,
+        "os",
+        format!("{} {}", std::env::consts::OS, std::env::consts::ARCH)
+    );
+    field!(out, "arch_bits", 64);
+    field!(out, "monotonic_clock", "POSIX clock_gettime");
+    field!(out, "multiplexing_api", "epoll");
+    field!(out, "atomicvar_api", "c11-builtin");
+    field!(out, "gcc_version", "0.0.0");
+    field!(out, "process_id", std::process::id());
+    field!(out, "process_supervised", "no");
+    field!(out, "run_id", srv.run_id);
+    field!(out, "tcp_port", srv.config.port);
+    field!(out, "server_time_usec", crate::clock::now_us());
+    field!(out, "uptime_in_seconds", uptime);
+    field!(out, "uptime_in_days", uptime / 86400);
+    field!(out, "hz", srv.config.hz);
+    field!(out, "configured_hz", srv.config.hz);
+    field!(
+        out,
+        "lru_clock",
+        (crate::clock::now_ms() / 1000) & 0xff_ffff
+    );
+    field!(
+        out,
+        "executable",
+        std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    );
+    field!(
+        out,
+        "config_file",
+        srv.config.config_file.clone().unwrap_or_default()
+    );
+    field!(out, "io_threads_active", 0);
+    field!(out, "tandem_version", env!("CARGO_PKG_VERSION"));
+}
+
+fn clients(srv: &Server, out: &mut String) {
+    field!(out, "connected_clients", srv.clients.len());
+    field!(out, "cluster_connections", 0);
+    field!(out, "maxclients", srv.config.maxclients);
+    field!(out, "client_recent_max_input_buffer", 0);
+    field!(out, "client_recent_max_output_buffer", 0);
+    field!(out, "blocked_clients", srv.blocked_clients());
+    field!(out, "tracking_clients", 0);
+    field!(out, "clients_in_timeout_table", 0);
+}
+
+fn memory(srv: &Server, out: &mut String) {
+    let used = crate::memory::used_memory();
+    let rss = crate::memory::rss();
+    let peak = crate::memory::peak(used);
+    field!(out, "used_memory", used);
+    field!(out, "used_memory_human", human_bytes(used));
+    field!(out, "used_memory_rss", rss);
+    field!(out, "used_memory_rss_human", human_bytes(rss));
+    field!(out, "used_memory_peak", peak);
+    field!(out, "used_memory_peak_human", human_bytes(peak));
+    field!(
+        out,
+        "used_memory_peak_perc",
+        format!("{:.2}%", used as f64 * 100.0 / peak.max(1) as f64)
+    );
+    field!(out, "total_system_memory", total_system_memory());
+    field!(
+        out,
+        "total_system_memory_human",
+        human_bytes(total_system_memory())
+    );
+    field!(out, "maxmemory", srv.config.maxmemory);
+    field!(out, "maxmemory_human", human_bytes(srv.config.maxmemory));
+    field!(out, "maxmemory_policy", srv.config.maxmemory_policy.name());
+    field!(
+        out,
+        "mem_fragmentation_ratio",
+        format!("{:.2}", rss as f64 / used.max(1) as f64)
+    );
+    field!(out, "mem_replication_backlog", 0);
+    field!(out, "mem_clients_slaves", 0);
+    field!(out, "mem_allocator", "jemalloc-5.3.0");
+    field!(out, "lazyfree_pending_objects", 0);
+}
+
+fn total_system_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn persistence(srv: &Server, out: &mut String) {
+    field!(out, "loading", 0);
+    field!(out, "async_loading", 0);
+    field!(out, "current_cow_peak", 0);
+    field!(out, "current_cow_size", 0);
+    field!(out, "current_cow_size_age", 0);
+    field!(out, "current_fork_perc", "0.00");
+    field!(out, "current_save_keys_processed", 0);
+    field!(out, "current_save_keys_total", 0);
+    field!(out, "rdb_changes_since_last_save", srv.dirty);
+    field!(out, "rdb_bgsave_in_progress", 0);
+    field!(out, "rdb_last_save_time", srv.lastsave);
+    field!(out, "rdb_last_bgsave_status", "ok");
+    field!(out, "rdb_last_bgsave_time_sec", -1);
+    field!(out, "rdb_current_bgsave_time_sec", -1);
+    field!(out, "rdb_saves", 0);
+    field!(out, "rdb_last_cow_size", 0);
+    field!(out, "rdb_last_load_keys_expired", 0);
+    field!(out, "rdb_last_load_keys_loaded", 0);
+    field!(out, "aof_enabled", u8::from(srv.config.appendonly));
+    field!(out, "aof_rewrite_in_progress", 0);
+    field!(out, "aof_rewrite_scheduled", 0);
+    field!(out, "aof_last_rewrite_time_sec", -1);
+    field!(out, "aof_current_rewrite_time_sec", -1);
+    field!(out, "aof_last_bgrewrite_status", "ok");
+    field!(out, "aof_rewrites", 0);
+    field!(out, "aof_rewrites_consecutive_failures", 0);
+    field!(out, "aof_last_write_status", "ok");
+    field!(out, "aof_last_cow_size", 0);
+    field!(out, "module_fork_in_progress", 0);
+    field!(out, "module_fork_last_cow_size", 0);
+}
+
+fn stats(srv: &Server, out: &mut String) {
+    let s = &srv.stats;
+    field!(
+        out,
+        "total_connections_received",
+        s.total_connections_received
+    );
+    field!(out, "total_commands_processed", s.total_commands_processed);
+    field!(out, "instantaneous_ops_per_sec", s.instantaneous_ops());
+    field!(out, "total_net_input_bytes", s.total_net_input_bytes);
+    field!(out, "total_net_output_bytes", s.total_net_output_bytes);
+    field!(out, "total_net_repl_input_bytes", 0);
+    field!(out, "total_net_repl_output_bytes", 0);
+    field!(out, "instantaneous_input_kbps", "0.00");
+    field!(out, "instantaneous_output_kbps", "0.00");
+    field!(out, "instantaneous_input_repl_kbps", "0.00");
+    field!(out, "instantaneous_output_repl_kbps", "0.00");
+    field!(out, "rejected_connections", s.rejected_connections);
+    field!(out, "sync_full", 0);
+    field!(out, "sync_partial_ok", 0);
+    field!(out, "sync_partial_err", 0);
+    field!(out, "expired_keys", s.expired_keys);
+    field!(out, "expired_stale_perc", "0.00");
+    field!(out, "expired_time_cap_reached_count", 0);
+    field!(out, "expire_cycle_cpu_milliseconds", 0);
+    field!(out, "evicted_keys", s.evicted_keys);
+    field!(out, "evicted_clients", 0);
+    field!(out, "total_eviction_exceeded_time", 0);
+    field!(out, "current_eviction_exceeded_time", 0);
+    field!(out, "keyspace_hits", s.keyspace_hits);
+    field!(out, "keyspace_misses", s.keyspace_misses);
+    field!(out, "pubsub_channels", 0);
+    field!(out, "pubsub_patterns", 0);
+    field!(out, "pubsubshard_channels", 0);
+    field!(out, "latest_fork_usec", 0);
+    field!(out, "total_forks", 0);
+    field!(out, "migrate_cached_sockets", 0);
+    field!(out, "slave_expires_tracked_keys", 0);
+    field!(out, "active_defrag_hits", 0);
+    field!(out, "active_defrag_misses", 0);
+    field!(out, "active_defrag_key_hits", 0);
+    field!(out, "active_defrag_key_misses", 0);
+    field!(out, "total_active_defrag_time", 0);
+    field!(out, "current_active_defrag_time", 0);
+    field!(out, "tracking_total_keys", 0);
+    field!(out, "tracking_total_items", 0);
+    field!(out, "tracking_total_prefixes", 0);
+    field!(out, "unexpected_error_replies", 0);
+    field!(out, "total_error_replies", s.total_error_replies);
+    field!(out, "dump_payload_sanitizations", 0);
+    field!(out, "total_reads_processed", 0);
+    field!(out, "total_writes_processed", 0);
+    field!(out, "io_threaded_reads_processed", 0);
+    field!(out, "io_threaded_writes_processed", 0);
+    field!(out, "reply_buffer_shrinks", 0);
+    field!(out, "reply_buffer_expands", 0);
+}
+
+fn replication(srv: &Server, out: &mut String) {
+    field!(out, "role", "master");
+    field!(out, "connected_slaves", 0);
+    field!(out, "master_failover_state", "no-failover");
+    field!(out, "master_replid", srv.run_id);
+    field!(
+        out,
+        "master_replid2",
+        "0000000000000000000000000000000000000000"
+    );
+    field!(out, "master_repl_offset", srv.feed.offset);
+    field!(out, "second_repl_offset", -1);
+    field!(out, "repl_backlog_active", 0);
+    field!(out, "repl_backlog_size", srv.config.repl_backlog_size);
+    field!(out, "repl_backlog_first_byte_offset", 0);
+    field!(out, "repl_backlog_histlen", 0);
+}
+
+fn cpu(out: &mut String) {
+    let (user, sys) = cpu_times();
+    field!(out, "used_cpu_sys", format!("{sys:.6}"));
+    field!(out, "used_cpu_user", format!("{user:.6}"));
+    field!(out, "used_cpu_sys_children", "0.000000");
+    field!(out, "used_cpu_user_children", "0.000000");
+    field!(out, "used_cpu_sys_main_thread", format!("{sys:.6}"));
+    field!(out, "used_cpu_user_main_thread", format!("{user:.6}"));
+}
+
+/// User and system CPU seconds of this process, from /proc/self/stat.
+fn cpu_times() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
+    (ticks(11), ticks(12))
+}
+
+fn commandstats(srv: &Server, out: &mut String) {
+    let mut names: Vec<_> = srv.stats.command_calls.iter().collect();
+    names.sort_by_key(|(n, _)| **n);
+    for (name, (calls, usec)) in names {
+        let _ = write!(
+            out,
+            "cmdstat_{name}:calls={calls},usec={usec},usec_per_call={:.2},rejected_calls=0,failed_calls=0\r\n",
+            *usec as f64 / (*calls).max(1) as f64
+        );
+    }
+}
+
+fn errorstats(srv: &Server, out: &mut String) {
+    let mut errs: Vec<_> = srv.stats.error_counts.iter().collect();
+    errs.sort();
+    for (code, n) in errs {
+        let _ = write!(out, "errorstat_{code}:count={n}\r\n");
+    }
+}
+
+fn keyspace(srv: &Server, out: &mut String) {
+    for (i, db) in srv.keyspace.dbs().iter().enumerate() {
+        if !db.is_empty() {
+            let _ = write!(
+                out,
+                "db{i}:keys={},expires={},avg_ttl=0\r\n",
+                db.len(),
+                db.expires()
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_bytes_like_redis() {
+        assert_eq!(human_bytes(1000), "1000B");
+        assert_eq!(human_bytes(1286840), "1.23M");
+        assert_eq!(human_bytes(0), "0B");
+    }
+
+    #[test]
+    fn section_selection() {
+        assert_eq!(sections(&[]), DEFAULT_SECTIONS);
+        assert_eq!(sections(&["replication".into()]), vec!["replication"]);
+        assert!(sections(&["all".into()]).contains(&"commandstats"));
+    }
+}

@@ -1,0 +1,37 @@
+//! The value types a key can hold, with the names TYPE and OBJECT ENCODING report.
+
+use super::SmallBytes;
+
+/// A key's value. Aggregate types are boxed so the enum stays 24 bytes: most keys are strings.
+#[derive(Debug, Clone)]
+pub enum Value {
+    Str(SmallBytes),
+}
+
+impl Value {
+    /// The name TYPE prints and SCAN's TYPE option matches.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+        }
+    }
+
+    /// The name OBJECT ENCODING prints, following Redis 7.0's rules for the same content.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Value::Str(s) => string_encoding(s),
+        }
+    }
+}
+
+/// Redis stores canonical integers as `int`, strings up to 44 bytes as `embstr`, longer ones
+/// as `raw`.
+fn string_encoding(s: &[u8]) -> &'static str {
+    if s.len() <= 20 && crate::protocol::parse_i64(s).is_some() {
+        "int"
+    } else if s.len() <= 44 {
+        "embstr"
+    } else {
+        "raw"
+    }
+}

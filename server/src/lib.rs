@@ -1,0 +1,23 @@
+//! tandem-server: a Redis-compatible server (RESP2/RESP3, Redis 7.0 commands and replies)
+//! built for what an operator of replicated databases needs.
+//!
+//! Map: [`protocol`] speaks RESP and knows nothing else; [`cmd`] holds the command table and
+//! one module per command family; [`exec`] runs a command with Redis's checks and
+//! after-effects; [`keyspace`] stores databases, values and expiry; [`replication`] turns
+//! writes into the replication stream; [`net`] owns sockets and the cron; [`config`] the
+//! directive table; [`server`] the shared state.
+
+pub mod client;
+pub mod clock;
+pub mod cmd;
+pub mod config;
+pub mod exec;
+pub mod glob;
+pub mod info;
+pub mod keyspace;
+pub mod log;
+pub mod memory;
+pub mod net;
+pub mod protocol;
+pub mod replication;
+pub mod server;
