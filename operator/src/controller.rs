@@ -44,7 +44,7 @@ use crate::observe::observe;
 use crate::policy::{Observed, memory_budget, plan};
 use crate::resources::{INSTANCE_LABEL, MANAGED_BY, desired};
 use crate::status::{self, Notice, PROGRESSING};
-use crate::validate::{InvalidSpec, validate};
+use crate::validate::validate;
 
 /// Requeue while pods are starting or syncing, so status keeps up with a running sync.
 pub const REQUEUE_PROGRESSING: Duration = Duration::from_secs(10);
@@ -115,11 +115,19 @@ async fn stages(rrs: &RedisReplicaSet, ctx: &Context) -> Result<Action, Error> {
     let set = match validate(rrs, Observed::default()) {
         Ok(set) => set,
         Err(invalid) => {
-            report_invalid(rrs, ctx, &invalid, now).await?;
+            report_blocked(rrs, ctx, status::REASON_INVALID_SPEC, &invalid.0, now).await?;
             return Err(Error::InvalidSpec(invalid));
         }
     };
-    let auth = fetch::auth(&ctx.client, &set).await?;
+    let auth = match fetch::auth(&ctx.client, &set).await {
+        Err(err @ Error::ReadAuthSecret { .. }) => {
+            // Only the user can fix the Secret, so say so where they look.
+            let message = err.to_string();
+            report_blocked(rrs, ctx, status::REASON_INVALID_AUTH_SECRET, &message, now).await?;
+            return Err(err);
+        }
+        other => other?,
+    };
 
     let plan = plan(&set.policy_input);
     let budget = memory_budget(&set.policy_input, &plan);
@@ -169,16 +177,20 @@ async fn stages(rrs: &RedisReplicaSet, ctx: &Context) -> Result<Action, Error> {
     }))
 }
 
-async fn report_invalid(
+/// Reports a reconcile stopped by something the user must fix: a Degraded condition and a
+/// Warning event, once.
+async fn report_blocked(
     rrs: &RedisReplicaSet,
     ctx: &Context,
-    invalid: &InvalidSpec,
+    reason: &str,
+    message: &str,
     now: Timestamp,
 ) -> Result<(), Error> {
-    let new = status::invalid(
+    let new = status::blocked(
         rrs.status.as_ref(),
         rrs.metadata.generation,
-        &invalid.0,
+        reason,
+        message,
         now,
     );
     publish(rrs, ctx, &status::notices(rrs.status.as_ref(), &new)).await;
@@ -993,6 +1005,37 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(1), shutdown.wait())
             .await
             .expect("waiter created after the trigger");
+    }
+
+    #[tokio::test]
+    async fn a_secret_without_a_password_is_reported_and_retried() {
+        let (result, ctx) = run_scenario(rrs(SEED), |mut api, resource| async move {
+            let mut secret = password_secret("unused");
+            secret["data"] = json!({ "pass": "eA==" });
+            api.expect(
+                Method::GET,
+                &format!("{NS}/secrets/cache-auth"),
+                Reply::Json(StatusCode::OK, secret),
+            )
+            .await;
+            let warning = expect_event(&mut api, "Warning", "InvalidAuthSecret").await;
+            assert_eq!(
+                warning["note"],
+                "failed to read auth secret cache-auth: it has no key \"password\""
+            );
+            let status = expect_status(&mut api, &resource).await;
+            assert_eq!(status["conditions"][0]["reason"], "InvalidAuthSecret");
+            api
+        })
+        .await;
+        let err = result.expect_err("no password");
+        assert_eq!(err.category(), "auth");
+        let action = error_policy(Arc::new(rrs(SEED)), &err, ctx);
+        assert_ne!(
+            action,
+            Action::await_change(),
+            "a Secret edit does not trigger a reconcile, so retry"
+        );
     }
 
     #[tokio::test]

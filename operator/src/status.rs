@@ -24,6 +24,9 @@ pub const DEGRADED: &str = "Degraded";
 /// Reason of the Degraded condition for a spec the operator cannot act on.
 pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
 
+/// Reason of the Degraded condition for an auth Secret without a usable password.
+pub const REASON_INVALID_AUTH_SECRET: &str = "InvalidAuthSecret";
+
 /// An event to publish: what a human would want to see in `kubectl describe`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Notice {
@@ -132,11 +135,13 @@ pub fn reconciled(
     }
 }
 
-/// The status for a spec that failed validation: everything observed before stays, the
-/// Degraded condition says what to fix.
-pub fn invalid(
+/// The status when something the user must fix stops the reconcile (`reason` is
+/// [`REASON_INVALID_SPEC`] or [`REASON_INVALID_AUTH_SECRET`]): everything observed before
+/// stays, the Degraded condition says what to fix.
+pub fn blocked(
     previous: Option<&RedisReplicaSetStatus>,
     generation: Option<i64>,
+    reason: &str,
     message: &str,
     now: Timestamp,
 ) -> RedisReplicaSetStatus {
@@ -145,7 +150,7 @@ pub fn invalid(
         &status.conditions,
         DEGRADED,
         true,
-        REASON_INVALID_SPEC,
+        reason,
         message.to_owned(),
         generation,
         now,
@@ -206,27 +211,25 @@ pub fn notices(
     if let Some((reason, message)) = degraded(new)
         && previous.and_then(degraded) != Some((reason.clone(), message.clone()))
     {
+        let (reason, action) = degraded_event(&reason);
         out.push(Notice {
             type_: EventType::Warning,
-            reason: degraded_reason(&reason),
+            reason,
             note: message,
-            action: if reason == REASON_INVALID_SPEC {
-                "Validate"
-            } else {
-                "CheckMemoryBudget"
-            },
+            action,
         });
     }
     out
 }
 
-/// Maps a Degraded reason onto the fixed set of event reasons (events take `&'static str`).
-fn degraded_reason(reason: &str) -> &'static str {
+/// Event reason and action for a Degraded reason (events take `&'static str`).
+fn degraded_event(reason: &str) -> (&'static str, &'static str) {
     match reason {
-        REASON_INVALID_SPEC => REASON_INVALID_SPEC,
-        "MemoryBudgetExceeded" => "MemoryBudgetExceeded",
-        "UnboundedReplicaBuffer" => "UnboundedReplicaBuffer",
-        _ => "Degraded",
+        REASON_INVALID_SPEC => (REASON_INVALID_SPEC, "Validate"),
+        REASON_INVALID_AUTH_SECRET => (REASON_INVALID_AUTH_SECRET, "ReadAuthSecret"),
+        "MemoryBudgetExceeded" => ("MemoryBudgetExceeded", "CheckMemoryBudget"),
+        "UnboundedReplicaBuffer" => ("UnboundedReplicaBuffer", "CheckMemoryBudget"),
+        _ => ("Degraded", "Reconcile"),
     }
 }
 
@@ -389,9 +392,10 @@ mod tests {
             &pods(&[("c-0", true, true)]),
             t(1),
         );
-        let bad = invalid(
+        let bad = blocked(
             Some(&good),
             Some(2),
+            REASON_INVALID_SPEC,
             "serverConfig does not allow port",
             t(2),
         );
