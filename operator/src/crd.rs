@@ -304,8 +304,8 @@ fn server_config_schema(_: &mut SchemaGenerator) -> Schema {
                 ),
             },
             {
-                "rule": "self.all(k, !self[k].contains('\\n') && !self[k].contains('\\r'))",
-                "message": "serverConfig values must be a single line",
+                "rule": "self.all(k, !self[k].contains('\\n') && !self[k].contains('\\r') && !self[k].contains('\"') && !self[k].contains(\"'\") && !self[k].contains('\\\\'))",
+                "message": "serverConfig values must be a single line without quotes or backslashes",
             }
         ],
     })

@@ -98,9 +98,10 @@ pub fn validate(rrs: &RedisReplicaSet, observed: Observed) -> Result<ValidSet<'_
                 "serverConfig does not allow {key}: the operator manages replication, ports, paths and auth"
             )));
         }
-        if value.contains(['\n', '\r']) {
+        // Quotes would unbalance the redis.conf line and stop the server from starting.
+        if value.contains(['\n', '\r', '"', '\'', '\\']) {
             return Err(InvalidSpec(format!(
-                "serverConfig.{key} must be a single line"
+                "serverConfig.{key} must be a single line without quotes or backslashes"
             )));
         }
     }
@@ -244,6 +245,10 @@ mod tests {
             (
                 "  replicas: 2\n  datasetSizeHint: 1Gi\n  serverConfig: { maxmemory: lots }\n",
                 "serverConfig.maxmemory \"lots\" is not a size",
+            ),
+            (
+                "  replicas: 2\n  datasetSizeHint: 1Gi\n  serverConfig: { loglevel: 'x\"y' }\n",
+                "serverConfig.loglevel must be a single line without quotes",
             ),
             (
                 "  replicas: 2\n  datasetSizeHint: 1Gi\n  persistence: { enabled: true }\n",

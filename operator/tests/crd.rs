@@ -115,6 +115,10 @@ mod cel {
             message.contains("serverConfig values must be a single line"),
             "{message}"
         );
+        for value in ["'no\"eviction'", "\"no'eviction\"", "'no\\eviction'"] {
+            let message = rejection(&format!("  serverConfig: {{ maxmemory-policy: {value} }}\n"));
+            assert!(message.contains("without quotes or backslashes"), "{value}: {message}");
+        }
     }
 
     #[test]
