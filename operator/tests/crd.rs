@@ -116,8 +116,13 @@ mod cel {
             "{message}"
         );
         for value in ["'no\"eviction'", "\"no'eviction\"", "'no\\eviction'"] {
-            let message = rejection(&format!("  serverConfig: {{ maxmemory-policy: {value} }}\n"));
-            assert!(message.contains("without quotes or backslashes"), "{value}: {message}");
+            let message = rejection(&format!(
+                "  serverConfig: {{ maxmemory-policy: {value} }}\n"
+            ));
+            assert!(
+                message.contains("without quotes or backslashes"),
+                "{value}: {message}"
+            );
         }
     }
 
