@@ -1,0 +1,1070 @@
+//! The controller: watches `RedisReplicaSet`s, their children and their pods, and runs the
+//! staged reconcile. Touches the network (the Kubernetes API) through the step modules.
+//!
+//! Stages, each in its own module:
+//! 1. validate ([`crate::validate`], pure) — a bad spec is reported and waits for a change;
+//! 2. fetch ([`crate::fetch`]) — the password, creating the auth Secret when absent;
+//! 3. build ([`crate::policy`], [`crate::resources`], pure) — the tuning plan and objects;
+//! 4. apply ([`crate::apply`]) — server-side apply with one field manager;
+//! 5. observe ([`crate::observe`]) — the pods as they are;
+//! 6. status ([`crate::status`], pure, then one apply patch of the status subresource,
+//!    skipped when nothing changed) and events for each new decision.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use prometheus_client::registry::Registry;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{Instrument, debug, info, info_span, instrument, warn};
+
+use crate::apply::{FIELD_MANAGER, apply_all};
+use crate::backoff::Backoffs;
+use crate::crd::{RedisReplicaSet, RedisReplicaSetStatus};
+use crate::error::Error;
+use crate::fetch;
+use crate::leader::{LeaderElector, LeaseConfig};
+use crate::metrics::{Health, Metrics};
+use crate::observe::observe;
+use crate::policy::{Observed, memory_budget, plan};
+use crate::resources::{INSTANCE_LABEL, MANAGED_BY, desired};
+use crate::status::{self, Notice, PROGRESSING};
+use crate::validate::validate;
+
+/// Requeue while pods are starting or syncing, so status keeps up with a running sync.
+pub const REQUEUE_PROGRESSING: Duration = Duration::from_secs(10);
+/// Requeue when everything is ready: a safety net, watches bring changes sooner.
+pub const REQUEUE_STABLE: Duration = Duration::from_secs(300);
+
+/// What every reconcile shares.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// Publishes events.
+    pub recorder: Recorder,
+    /// Operator metrics.
+    pub metrics: Arc<Metrics>,
+    /// Per-object retry state.
+    pub backoffs: Backoffs,
+    /// The clock for condition transition times (fixed in tests).
+    pub clock: fn() -> Timestamp,
+}
+
+impl Context {
+    /// A context on `client` with the real clock.
+    pub fn new(client: Client, reporter: Reporter, metrics: Arc<Metrics>) -> Self {
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            backoffs: Backoffs::default(),
+            clock: Timestamp::now,
+        }
+    }
+}
+
+fn object_key(rrs: &RedisReplicaSet) -> String {
+    format!("{}/{}", rrs.namespace().unwrap_or_default(), rrs.name_any())
+}
+
+/// Reconciles one `RedisReplicaSet`: counts, times and logs the staged reconcile.
+///
+/// # Errors
+/// The first failed stage; see [`error_policy`] for what happens next.
+#[instrument(skip(rrs, ctx), fields(name = %rrs.name_any(), namespace = %rrs.namespace().unwrap_or_default()))]
+pub async fn reconcile(rrs: Arc<RedisReplicaSet>, ctx: Arc<Context>) -> Result<Action, Error> {
+    ctx.metrics.reconciliations.inc();
+    let started = Instant::now();
+    let result = stages(&rrs, &ctx).await;
+    ctx.metrics.observe_duration(started.elapsed());
+    match &result {
+        Ok(action) => {
+            ctx.backoffs.succeeded(&object_key(&rrs));
+            debug!(?action, "reconciled");
+        }
+        Err(err) => ctx.metrics.failed(err.category()),
+    }
+    result
+}
+
+async fn stages(rrs: &RedisReplicaSet, ctx: &Context) -> Result<Action, Error> {
+    if rrs.metadata.deletion_timestamp.is_some() {
+        // Owner references let the garbage collector remove the children; applying them
+        // now would fight a foreground deletion.
+        debug!("being deleted; nothing to do");
+        return Ok(Action::await_change());
+    }
+    let now = (ctx.clock)();
+    // Replication measurements (dataset size, write rate) come from the data plane; until
+    // it reports, the policy works from the hint alone.
+    let set = match validate(rrs, Observed::default()) {
+        Ok(set) => set,
+        Err(invalid) => {
+            report_blocked(rrs, ctx, status::REASON_INVALID_SPEC, &invalid.0, now).await?;
+            return Err(Error::InvalidSpec(invalid));
+        }
+    };
+    let auth = match fetch::auth(&ctx.client, &set).await {
+        Err(err @ Error::ReadAuthSecret { .. }) => {
+            // Only the user can fix the Secret, so say so where they look.
+            let message = err.to_string();
+            report_blocked(rrs, ctx, status::REASON_INVALID_AUTH_SECRET, &message, now).await?;
+            return Err(err);
+        }
+        other => other?,
+    };
+
+    let plan = plan(&set.policy_input);
+    let budget = memory_budget(&set.policy_input, &plan);
+    apply_all(
+        &ctx.client,
+        &set.namespace,
+        &desired(&set, &plan, &auth.password),
+    )
+    .await?;
+
+    let observation = observe(&ctx.client, &set.namespace, &set.name)
+        .await
+        .map_err(|source| Error::ListPods { source })?;
+    let new = status::reconciled(
+        rrs.status.as_ref(),
+        rrs.metadata.generation,
+        rrs.spec.replicas,
+        &plan,
+        budget.as_ref(),
+        &observation,
+        now,
+    );
+    let mut notices = Vec::new();
+    if auth.created {
+        notices.push(Notice {
+            type_: EventType::Normal,
+            reason: "AuthSecretCreated",
+            note: format!(
+                "created Secret {} with a random password",
+                set.auth_secret_name
+            ),
+            action: "CreateAuthSecret",
+        });
+    }
+    notices.extend(status::notices(rrs.status.as_ref(), &new));
+    publish(rrs, ctx, &notices).await;
+    write_status(rrs, ctx, &new).await?;
+
+    let progressing = new
+        .conditions
+        .iter()
+        .any(|c| c.type_ == PROGRESSING && c.status == "True");
+    Ok(Action::requeue(if progressing {
+        REQUEUE_PROGRESSING
+    } else {
+        REQUEUE_STABLE
+    }))
+}
+
+/// Reports a reconcile stopped by something the user must fix: a Degraded condition and a
+/// Warning event, once.
+async fn report_blocked(
+    rrs: &RedisReplicaSet,
+    ctx: &Context,
+    reason: &str,
+    message: &str,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let new = status::blocked(
+        rrs.status.as_ref(),
+        rrs.metadata.generation,
+        reason,
+        message,
+        now,
+    );
+    publish(rrs, ctx, &status::notices(rrs.status.as_ref(), &new)).await;
+    write_status(rrs, ctx, &new).await
+}
+
+/// Writes the status with an apply patch, unless it is what the object already has.
+async fn write_status(
+    rrs: &RedisReplicaSet,
+    ctx: &Context,
+    new: &RedisReplicaSetStatus,
+) -> Result<(), Error> {
+    if rrs.status.as_ref() == Some(new) {
+        return Ok(());
+    }
+    let api: Api<RedisReplicaSet> =
+        Api::namespaced(ctx.client.clone(), &rrs.namespace().unwrap_or_default());
+    let patch = json!({
+        "apiVersion": RedisReplicaSet::api_version(&()),
+        "kind": RedisReplicaSet::kind(&()),
+        "metadata": { "name": rrs.name_any() },
+        "status": new,
+    });
+    api.patch_status(
+        &rrs.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(|source| Error::PatchStatus { source })?;
+    Ok(())
+}
+
+/// Publishes events; a failed publish is logged and counted, never fails the reconcile
+/// (events are for humans, the status is the record).
+async fn publish(rrs: &RedisReplicaSet, ctx: &Context, notices: &[Notice]) {
+    let reference = rrs.object_ref(&());
+    for notice in notices {
+        let event = Event {
+            type_: notice.type_,
+            reason: notice.reason.to_owned(),
+            note: Some(notice.note.clone()),
+            action: notice.action.to_owned(),
+            secondary: None,
+        };
+        match ctx.recorder.publish(&event, &reference).await {
+            Ok(()) => {
+                ctx.metrics.event(notice.reason);
+                info!(reason = notice.reason, note = %notice.note, "event");
+            }
+            Err(err) => warn!(reason = notice.reason, error = %err, "failed to publish event"),
+        }
+    }
+}
+
+/// After a failed reconcile: a bad spec waits for the user to change it; anything else is
+/// retried with per-object exponential backoff and jitter (5 s to 5 min).
+pub fn error_policy(rrs: Arc<RedisReplicaSet>, error: &Error, ctx: Arc<Context>) -> Action {
+    if !error.is_retryable() {
+        warn!(name = %rrs.name_any(), error = %error, "waiting for the spec to change");
+        return Action::await_change();
+    }
+    let delay = ctx
+        .backoffs
+        .failed(&object_key(&rrs), rand::random::<f64>());
+    warn!(name = %rrs.name_any(), error = %error, category = error.category(), retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// A shutdown signal any task can trigger and any task can wait for.
+#[derive(Clone, Debug)]
+pub struct Shutdown(Arc<watch::Sender<bool>>);
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self(Arc::new(watch::channel(false).0))
+    }
+}
+
+impl Shutdown {
+    /// Asks everything to stop.
+    pub fn trigger(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Resolves once [`Self::trigger`] was called.
+    pub fn wait(&self) -> impl Future<Output = ()> + Send + Sync + 'static {
+        let mut rx = self.0.subscribe();
+        async move {
+            // An error means the sender is gone, which only happens at process exit.
+            let _ = rx.wait_for(|&stop| stop).await;
+        }
+    }
+
+    fn is_triggered(&self) -> bool {
+        *self.0.borrow()
+    }
+}
+
+/// How `tandem-operator run` was configured.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Watch one namespace, or all when None.
+    pub namespace: Option<String>,
+    /// Address of the /metrics, /healthz and /readyz server.
+    pub metrics_addr: SocketAddr,
+    /// Leader election Lease, or None to act without one (a single replica).
+    pub lease: Option<LeaseConfig>,
+    /// Identifies this operator in events.
+    pub reporter: Reporter,
+}
+
+/// Why the operator stopped other than by a requested shutdown.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The metrics address is taken or invalid.
+    #[error("failed to bind the metrics server to {addr}: {source}")]
+    BindMetrics {
+        /// Address.
+        addr: SocketAddr,
+        /// IO error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// RedisReplicaSets cannot be listed.
+    #[error(
+        "failed to list RedisReplicaSets: is the CRD installed? (kubectl apply -f crds/redisreplicasets.tandem.dev.yaml): {source}"
+    )]
+    CrdNotInstalled {
+        /// API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Another replica took the Lease: stop at once so two replicas never act together.
+    #[error("lost the leader lease; exiting so a restart can rejoin the election")]
+    LostLeadership,
+}
+
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs the operator until `shutdown` is triggered or leadership is lost.
+///
+/// Permissions it needs (in the watched namespace, or cluster-wide without `namespace`):
+/// get/list/watch on `redisreplicasets.tandem.dev` and patch on their `status`;
+/// get/list/watch/create/patch on StatefulSets, Services, ConfigMaps, Secrets and
+/// PodDisruptionBudgets; get/list/watch on Pods; create/patch on `events.k8s.io` Events; and,
+/// with leader election, get/create/update on the Lease in its own namespace.
+///
+/// # Errors
+/// See [`RunError`].
+pub async fn run(client: Client, settings: Settings, shutdown: Shutdown) -> Result<(), RunError> {
+    let mut registry = Registry::default();
+    let metrics = Arc::new(Metrics::new(&mut registry));
+    let health = Arc::new(Health::new(registry));
+    let listener = TcpListener::bind(settings.metrics_addr)
+        .await
+        .map_err(|source| RunError::BindMetrics {
+            addr: settings.metrics_addr,
+            source,
+        })?;
+    tokio::spawn(crate::metrics::serve(
+        listener,
+        health.clone(),
+        shutdown.wait(),
+    ));
+    info!(addr = %settings.metrics_addr, "serving /metrics, /healthz and /readyz");
+
+    let namespace = settings.namespace.as_deref();
+    let sets: Api<RedisReplicaSet> = scoped(&client, namespace);
+    sets.list(&ListParams::default().limit(1))
+        .await
+        .map_err(|source| RunError::CrdNotInstalled { source })?;
+    health.set_ready(true);
+
+    let lost = Arc::new(AtomicBool::new(false));
+    let elector = settings
+        .lease
+        .clone()
+        .map(|config| LeaderElector::new(client.clone(), config));
+    if let Some(elector) = &elector {
+        if !acquire(elector, &shutdown).await {
+            return Ok(());
+        }
+        metrics.leader.set(1);
+        tokio::spawn(
+            keep_leading(
+                elector.clone(),
+                shutdown.clone(),
+                lost.clone(),
+                metrics.clone(),
+            )
+            .instrument(info_span!("lease")),
+        );
+    }
+
+    let ctx = Arc::new(Context::new(client.clone(), settings.reporter, metrics));
+    let owned =
+        || watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
+    info!(
+        namespace = namespace.unwrap_or("<all>"),
+        "starting controller"
+    );
+    Controller::new(sets, watcher::Config::default().any_semantic())
+        .owns(scoped::<StatefulSet>(&client, namespace), owned())
+        .owns(scoped::<Service>(&client, namespace), owned())
+        .owns(scoped::<ConfigMap>(&client, namespace), owned())
+        .owns(scoped::<Secret>(&client, namespace), owned())
+        .owns(scoped::<PodDisruptionBudget>(&client, namespace), owned())
+        .watches(scoped::<Pod>(&client, namespace), owned(), |pod: Pod| {
+            let namespace = pod.namespace()?;
+            pod.labels()
+                .get(INSTANCE_LABEL)
+                .map(|name| ObjectRef::<RedisReplicaSet>::new(name).within(&namespace))
+        })
+        .graceful_shutdown_on(shutdown.wait())
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                debug!(error = %err, "controller event");
+            }
+        })
+        .await;
+    info!("controller stopped");
+
+    if lost.load(Ordering::Relaxed) {
+        return Err(RunError::LostLeadership);
+    }
+    if let Some(elector) = &elector
+        && let Err(err) = elector.release().await
+    {
+        warn!(error = %err, "failed to release the leader lease; it will expire");
+    }
+    Ok(())
+}
+
+/// Waits until this replica holds the Lease. Returns false when shut down first. API errors
+/// are retried: a standby replica should wait out an apiserver hiccup, not crash-loop.
+async fn acquire(elector: &LeaderElector, shutdown: &Shutdown) -> bool {
+    let config = elector.config();
+    info!(lease = %config.name, identity = %config.identity, "waiting for the leader lease");
+    loop {
+        match elector.try_acquire_or_renew().await {
+            Ok(true) => {
+                info!(lease = %config.name, "acquired the leader lease");
+                return true;
+            }
+            Ok(false) => {}
+            Err(err) => warn!(error = %err, "leader election round failed; retrying"),
+        }
+        tokio::select! {
+            () = shutdown.wait() => return false,
+            () = tokio::time::sleep(config.renew_every) => {}
+        }
+    }
+}
+
+/// Renews the Lease; when another replica holds it, or renewals fail for longer than the
+/// Lease lasts, marks leadership lost and stops the controller.
+async fn keep_leading(
+    elector: LeaderElector,
+    shutdown: Shutdown,
+    lost: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+) {
+    let config = elector.config().clone();
+    let mut last_renewed = Instant::now();
+    while !shutdown.is_triggered() {
+        tokio::select! {
+            () = shutdown.wait() => return,
+            () = tokio::time::sleep(config.renew_every) => {}
+        }
+        match elector.try_acquire_or_renew().await {
+            Ok(true) => last_renewed = Instant::now(),
+            Ok(false) => break,
+            Err(err) if last_renewed.elapsed() < config.duration => {
+                warn!(error = %err, "lease renewal failed; retrying");
+            }
+            Err(err) => {
+                warn!(error = %err, "lease renewal failed for longer than the lease lasts");
+                break;
+            }
+        }
+    }
+    if !shutdown.is_triggered() {
+        warn!("lost the leader lease; stopping");
+        metrics.leader.set(0);
+        lost.store(true, Ordering::Relaxed);
+        shutdown.trigger();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+
+    use http::{Method, StatusCode};
+    use k8s_openapi::api::core::v1::Secret;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::fixtures::{ApiServer, Reply, Seen, test_clock, test_context};
+    use crate::observe::Observation;
+    use crate::resources::fixtures::rrs;
+
+    const SEED: &str = "  replicas: 3\n  datasetSizeHint: 20Gi\n";
+    const NS: &str = "/api/v1/namespaces/ns1";
+
+    /// Runs `reconcile` against a scripted API server; a failed assertion in the script is
+    /// re-raised here with its own message.
+    async fn run_scenario<S, F>(
+        rrs: RedisReplicaSet,
+        script: S,
+    ) -> (Result<Action, Error>, Arc<Context>)
+    where
+        S: FnOnce(ApiServer, RedisReplicaSet) -> F,
+        F: Future<Output = ApiServer> + Send + 'static,
+    {
+        let (ctx, api) = test_context();
+        let server = tokio::spawn(script(api, rrs.clone()));
+        let result = tokio::time::timeout(
+            Duration::from_secs(10),
+            reconcile(Arc::new(rrs), ctx.clone()),
+        )
+        .await
+        .expect("reconcile finished");
+        let api = server
+            .await
+            .unwrap_or_else(|err| std::panic::resume_unwind(err.into_panic()));
+        api.assert_idle().await;
+        (result, ctx)
+    }
+
+    fn pods_list(pods: &[(&str, bool, Option<&str>)]) -> Value {
+        let items: Vec<Value> = pods
+            .iter()
+            .map(|(name, ready, role)| {
+                json!({
+                    "metadata": { "name": name, "namespace": "ns1", "labels": role.map_or(json!({}), |r| json!({ "tandem.dev/role": r })) },
+                    "status": { "conditions": [{ "type": "Ready", "status": if *ready { "True" } else { "False" } }] }
+                })
+            })
+            .collect();
+        json!({ "apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items })
+    }
+
+    /// The seven applies of every successful reconcile, in order.
+    async fn expect_applies(api: &mut ApiServer) -> Vec<Seen> {
+        let paths = [
+            format!("{NS}/secrets/cache-auth-conf"),
+            format!("{NS}/configmaps/cache-config"),
+            format!("{NS}/services/cache-headless"),
+            format!("{NS}/services/cache"),
+            format!("{NS}/services/cache-replicas"),
+            "/apis/policy/v1/namespaces/ns1/poddisruptionbudgets/cache".to_owned(),
+            "/apis/apps/v1/namespaces/ns1/statefulsets/cache".to_owned(),
+        ];
+        let mut seen = Vec::new();
+        for path in paths {
+            let s = api.expect(Method::PATCH, &path, Reply::Echo).await;
+            s.assert_apply();
+            seen.push(s);
+        }
+        seen
+    }
+
+    async fn expect_pod_list(api: &mut ApiServer, pods: &[(&str, bool, Option<&str>)]) {
+        let s = api
+            .expect(
+                Method::GET,
+                &format!("{NS}/pods"),
+                Reply::Json(StatusCode::OK, pods_list(pods)),
+            )
+            .await;
+        assert!(
+            s.query.contains("labelSelector=app.kubernetes.io%2Finstance%3Dcache%2Capp.kubernetes.io%2Fname%3Dtandem-server"),
+            "{}",
+            s.query
+        );
+    }
+
+    async fn expect_event(api: &mut ApiServer, type_: &str, reason: &str) -> Value {
+        let s = api
+            .expect(
+                Method::POST,
+                "/apis/events.k8s.io/v1/namespaces/ns1/events",
+                Reply::Echo,
+            )
+            .await;
+        assert_eq!(
+            (s.body["type"].as_str(), s.body["reason"].as_str()),
+            (Some(type_), Some(reason)),
+            "{}",
+            s.body
+        );
+        assert_eq!(s.body["regarding"]["name"], "cache");
+        assert_eq!(s.body["regarding"]["kind"], "RedisReplicaSet");
+        s.body
+    }
+
+    async fn expect_status(api: &mut ApiServer, resource: &RedisReplicaSet) -> Value {
+        let s = api
+            .expect(
+                Method::PATCH,
+                "/apis/tandem.dev/v1alpha1/namespaces/ns1/redisreplicasets/cache/status",
+                Reply::EchoOnto(serde_json::to_value(resource).expect("json")),
+            )
+            .await;
+        assert_eq!(s.body["metadata"], json!({ "name": "cache" }));
+        s.assert_apply();
+        assert_eq!(s.body["apiVersion"], "tandem.dev/v1alpha1");
+        assert_eq!(s.body["kind"], "RedisReplicaSet");
+        s.body["status"].clone()
+    }
+
+    fn password_secret(password: &str) -> Value {
+        serde_json::to_value(Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some("cache-auth".to_owned()),
+                ..Default::default()
+            },
+            data: Some(
+                [(
+                    "password".to_owned(),
+                    k8s_openapi::ByteString(password.as_bytes().to_vec()),
+                )]
+                .into(),
+            ),
+            ..Secret::default()
+        })
+        .expect("secret json")
+    }
+
+    fn secret_data(body: &Value, key: &str) -> String {
+        let secret: Secret = serde_json::from_value(body.clone()).expect("secret body");
+        let data = secret.data.expect("data");
+        String::from_utf8(data[key].0.clone()).expect("utf8")
+    }
+
+    #[tokio::test]
+    async fn first_reconcile_creates_everything_then_reports() {
+        let (result, ctx) = run_scenario(rrs(SEED), |mut api, resource| async move {
+            api.expect(
+                Method::GET,
+                &format!("{NS}/secrets/cache-auth"),
+                Reply::not_found("secrets \"cache-auth\""),
+            )
+            .await;
+            let created = api
+                .expect(Method::POST, &format!("{NS}/secrets"), Reply::Echo)
+                .await;
+            assert_eq!(created.body["metadata"]["name"], "cache-auth");
+            assert_eq!(
+                created.body["metadata"]["ownerReferences"][0]["name"],
+                "cache"
+            );
+            let password = secret_data(&created.body, "password");
+            assert_eq!(password.len(), 32);
+
+            let applies = expect_applies(&mut api).await;
+            assert_eq!(
+                secret_data(&applies[0].body, "auth.conf"),
+                format!("requirepass \"{password}\"\nmasterauth \"{password}\"\n"),
+                "the server gets the generated password"
+            );
+            let conf = applies[1].body["data"]["tandem.conf"]
+                .as_str()
+                .expect("conf")
+                .to_owned();
+            assert!(
+                conf.contains("\nrepl-diskless-sync yes\n")
+                    && conf.contains("\nrepl-timeout 2100\n"),
+                "{conf}"
+            );
+            assert!(!conf.contains(&password), "no password in the ConfigMap");
+            assert_eq!(applies[6].body["spec"]["replicas"], 3);
+            for apply in &applies {
+                assert_eq!(apply.body["metadata"]["ownerReferences"][0]["uid"], "u1");
+            }
+
+            expect_pod_list(
+                &mut api,
+                &[
+                    ("cache-0", true, Some("master")),
+                    ("cache-1", true, Some("replica")),
+                    ("cache-2", false, None),
+                ],
+            )
+            .await;
+            let created_event = expect_event(&mut api, "Normal", "AuthSecretCreated").await;
+            assert!(
+                !created_event.to_string().contains(&password),
+                "the password is never in an event"
+            );
+            let tuned = expect_event(&mut api, "Normal", "ReplicationTuned").await;
+            assert!(
+                tuned["note"]
+                    .as_str()
+                    .expect("note")
+                    .starts_with("Diskless full sync, repl-timeout 2100s"),
+                "{tuned}"
+            );
+
+            let status = expect_status(&mut api, &resource).await;
+            assert_eq!(status["phase"], "Syncing");
+            assert_eq!(status["master"], "cache-0");
+            assert_eq!(status["ready"], "2/3");
+            assert_eq!(status["observedGeneration"], 1);
+            assert_eq!(status["replication"]["mode"], "Diskless");
+            assert_eq!(status["replication"]["replTimeoutSeconds"], 2100);
+            assert_eq!(
+                status["replicas"],
+                json!([{ "pod": "cache-1", "ready": true }, { "pod": "cache-2", "ready": false }])
+            );
+            let types: Vec<&str> = status["conditions"]
+                .as_array()
+                .expect("conditions")
+                .iter()
+                .filter_map(|c| c["type"].as_str())
+                .collect();
+            assert_eq!(types, ["Available", "Progressing", "Degraded"]);
+            api
+        })
+        .await;
+        assert_eq!(
+            result.expect("reconciled"),
+            Action::requeue(REQUEUE_PROGRESSING)
+        );
+        drop(ctx);
+    }
+
+    #[tokio::test]
+    async fn steady_state_applies_but_writes_no_status_and_no_event() {
+        let mut resource = rrs(SEED);
+        let set = validate(&resource, Observed::default()).expect("valid");
+        let plan = plan(&set.policy_input);
+        let observation = Observation::from_pods(
+            &serde_json::from_value::<Vec<Pod>>(
+                pods_list(&[
+                    ("cache-0", true, Some("master")),
+                    ("cache-1", true, Some("replica")),
+                    ("cache-2", true, Some("replica")),
+                ])["items"]
+                    .clone(),
+            )
+            .expect("pods"),
+        );
+        resource.status = Some(status::reconciled(
+            None,
+            Some(1),
+            3,
+            &plan,
+            None,
+            &observation,
+            test_clock(),
+        ));
+
+        let (result, _ctx) = run_scenario(resource, |mut api, _resource| async move {
+            api.expect(
+                Method::GET,
+                &format!("{NS}/secrets/cache-auth"),
+                Reply::Json(StatusCode::OK, password_secret("s3cret")),
+            )
+            .await;
+            let applies = expect_applies(&mut api).await;
+            assert_eq!(
+                secret_data(&applies[0].body, "auth.conf"),
+                "requirepass \"s3cret\"\nmasterauth \"s3cret\"\n"
+            );
+            expect_pod_list(
+                &mut api,
+                &[
+                    ("cache-0", true, Some("master")),
+                    ("cache-1", true, Some("replica")),
+                    ("cache-2", true, Some("replica")),
+                ],
+            )
+            .await;
+            api
+        })
+        .await;
+        assert_eq!(result.expect("reconciled"), Action::requeue(REQUEUE_STABLE));
+    }
+
+    #[tokio::test]
+    async fn memory_budget_overrun_degrades_with_a_warning() {
+        let resource = rrs(&format!(
+            "{SEED}  resources: {{ limits: {{ memory: 16Gi }} }}\n"
+        ));
+        let (result, _ctx) = run_scenario(resource, |mut api, resource| async move {
+            api.expect(
+                Method::GET,
+                &format!("{NS}/secrets/cache-auth"),
+                Reply::Json(StatusCode::OK, password_secret("pw")),
+            )
+            .await;
+            expect_applies(&mut api).await;
+            expect_pod_list(&mut api, &[("cache-0", true, Some("master"))]).await;
+            expect_event(&mut api, "Normal", "ReplicationTuned").await;
+            let warning = expect_event(&mut api, "Warning", "MemoryBudgetExceeded").await;
+            assert!(
+                warning["note"]
+                    .as_str()
+                    .expect("note")
+                    .starts_with("memory limit 16Gi is below"),
+                "{warning}"
+            );
+            let status = expect_status(&mut api, &resource).await;
+            assert_eq!(status["phase"], "Degraded");
+            assert_eq!(status["conditions"][2]["type"], "Degraded");
+            assert_eq!(status["conditions"][2]["status"], "True");
+            assert_eq!(status["conditions"][2]["reason"], "MemoryBudgetExceeded");
+            api
+        })
+        .await;
+        assert!(result.is_ok());
+    }
+
+    #[tokio::test]
+    async fn invalid_spec_is_reported_and_waits_for_a_change() {
+        let resource = rrs(&format!("{SEED}  serverConfig: {{ port: '7000' }}\n"));
+        let (result, ctx) = run_scenario(resource.clone(), |mut api, resource| async move {
+            let warning = expect_event(&mut api, "Warning", "InvalidSpec").await;
+            assert!(
+                warning["note"]
+                    .as_str()
+                    .expect("note")
+                    .starts_with("serverConfig does not allow port"),
+                "{warning}"
+            );
+            let status = expect_status(&mut api, &resource).await;
+            assert_eq!(status["phase"], "Degraded");
+            assert_eq!(status["conditions"][0]["reason"], "InvalidSpec");
+            api
+        })
+        .await;
+        let err = result.expect_err("invalid");
+        assert_eq!(err.category(), "invalid_spec");
+        assert_eq!(
+            error_policy(Arc::new(resource), &err, ctx),
+            Action::await_change()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_resource_being_deleted_is_left_to_the_garbage_collector() {
+        let mut resource = rrs(SEED);
+        resource.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(test_clock()),
+        );
+        let (result, _ctx) = run_scenario(resource, |api, _resource| async move { api }).await;
+        assert_eq!(result.expect("reconciled"), Action::await_change());
+    }
+
+    #[tokio::test]
+    async fn run_fails_fast_when_the_crd_is_missing() {
+        let (client, mut api) = crate::fixtures::mock_client();
+        let server = tokio::spawn(async move {
+            let s = api
+                .expect(
+                    Method::GET,
+                    "/apis/tandem.dev/v1alpha1/namespaces/ops/redisreplicasets",
+                    Reply::not_found("the server could not find the requested resource"),
+                )
+                .await;
+            assert!(s.query.contains("limit=1"), "{}", s.query);
+        });
+        let settings = Settings {
+            namespace: Some("ops".to_owned()),
+            metrics_addr: "127.0.0.1:0".parse().expect("addr"),
+            lease: None,
+            reporter: Reporter {
+                controller: "tandem-operator".to_owned(),
+                instance: None,
+            },
+        };
+        let err = run(client, settings, Shutdown::default())
+            .await
+            .expect_err("no CRD");
+        server
+            .await
+            .unwrap_or_else(|err| std::panic::resume_unwind(err.into_panic()));
+        assert!(err.to_string().contains("is the CRD installed?"), "{err}");
+    }
+
+    /// The whole controller against a mock API server: it lists and watches the resource,
+    /// every owned kind and the pods, in the one namespace, with the operator's label
+    /// selector on children; then it stops on shutdown.
+    #[tokio::test]
+    async fn run_watches_everything_in_its_namespace_and_stops_on_shutdown() {
+        let (client, api) = crate::fixtures::mock_client();
+        let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(api.serve(seen_tx, |_, _| None));
+        let settings = Settings {
+            namespace: Some("db".to_owned()),
+            metrics_addr: "127.0.0.1:0".parse().expect("addr"),
+            lease: None,
+            reporter: Reporter {
+                controller: "tandem-operator".to_owned(),
+                instance: None,
+            },
+        };
+        let shutdown = Shutdown::default();
+        let running = tokio::spawn(run(client, settings, shutdown.clone()));
+
+        let mut wanted: std::collections::BTreeSet<&str> = [
+            "/apis/tandem.dev/v1alpha1/namespaces/db/redisreplicasets",
+            "/apis/apps/v1/namespaces/db/statefulsets",
+            "/api/v1/namespaces/db/services",
+            "/api/v1/namespaces/db/configmaps",
+            "/api/v1/namespaces/db/secrets",
+            "/apis/policy/v1/namespaces/db/poddisruptionbudgets",
+            "/api/v1/namespaces/db/pods",
+        ]
+        .into();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while !wanted.is_empty() {
+                let (path, query) = seen.recv().await.expect("requests keep coming");
+                if !path.ends_with("redisreplicasets") {
+                    assert!(
+                        query.contains(
+                            "labelSelector=app.kubernetes.io%2Fmanaged-by%3Dtandem-operator"
+                        ),
+                        "{path}?{query}"
+                    );
+                }
+                wanted.remove(path.as_str());
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("never listed {wanted:?}"));
+
+        shutdown.trigger();
+        tokio::time::timeout(Duration::from_secs(10), running)
+            .await
+            .expect("stops on shutdown")
+            .expect("task")
+            .expect("clean exit");
+    }
+
+    /// A leader that finds another holder on renewal stops acting and reports it.
+    #[tokio::test]
+    async fn losing_the_lease_stops_the_controller() {
+        let (client, api) = crate::fixtures::mock_client();
+        let (seen_tx, _seen) = tokio::sync::mpsc::unbounded_channel();
+        let lease_path = "/apis/coordination.k8s.io/v1/namespaces/ops/leases/tandem-operator";
+        let mut lease_reads = 0;
+        tokio::spawn(api.serve(seen_tx, move |method, path| match (method.as_str(), path) {
+            ("GET", p) if p == lease_path => {
+                lease_reads += 1;
+                Some(if lease_reads == 1 {
+                    (StatusCode::NOT_FOUND, json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "NotFound", "code": 404 }))
+                } else {
+                    (StatusCode::OK, json!({
+                        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                        "metadata": { "name": "tandem-operator", "namespace": "ops", "resourceVersion": "5" },
+                        "spec": { "holderIdentity": "other", "leaseDurationSeconds": 15, "renewTime": k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(Timestamp::now()) }
+                    }))
+                })
+            }
+            ("POST", "/apis/coordination.k8s.io/v1/namespaces/ops/leases") => Some((StatusCode::CREATED, json!({
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": { "name": "tandem-operator", "namespace": "ops", "resourceVersion": "4" },
+                "spec": { "holderIdentity": "me" }
+            }))),
+            _ => None,
+        }));
+        let settings = Settings {
+            namespace: None,
+            metrics_addr: "127.0.0.1:0".parse().expect("addr"),
+            lease: Some(LeaseConfig {
+                name: "tandem-operator".to_owned(),
+                namespace: "ops".to_owned(),
+                identity: "me".to_owned(),
+                duration: Duration::from_secs(15),
+                renew_every: Duration::from_millis(50),
+            }),
+            reporter: Reporter {
+                controller: "tandem-operator".to_owned(),
+                instance: None,
+            },
+        };
+        let result = tokio::time::timeout(
+            Duration::from_secs(10),
+            run(client, settings, Shutdown::default()),
+        )
+        .await
+        .expect("stops by itself");
+        assert!(
+            matches!(result, Err(RunError::LostLeadership)),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn shutdown_reaches_every_waiter() {
+        let shutdown = Shutdown::default();
+        let before = shutdown.wait();
+        let clone = shutdown.clone();
+        assert!(!shutdown.is_triggered());
+        clone.trigger();
+        tokio::time::timeout(Duration::from_secs(1), before)
+            .await
+            .expect("waiter created before the trigger");
+        tokio::time::timeout(Duration::from_secs(1), shutdown.wait())
+            .await
+            .expect("waiter created after the trigger");
+    }
+
+    #[tokio::test]
+    async fn a_secret_without_a_password_is_reported_and_retried() {
+        let (result, ctx) = run_scenario(rrs(SEED), |mut api, resource| async move {
+            let mut secret = password_secret("unused");
+            secret["data"] = json!({ "pass": "eA==" });
+            api.expect(
+                Method::GET,
+                &format!("{NS}/secrets/cache-auth"),
+                Reply::Json(StatusCode::OK, secret),
+            )
+            .await;
+            let warning = expect_event(&mut api, "Warning", "InvalidAuthSecret").await;
+            assert_eq!(
+                warning["note"],
+                "failed to read auth secret cache-auth: it has no key \"password\""
+            );
+            let status = expect_status(&mut api, &resource).await;
+            assert_eq!(status["conditions"][0]["reason"], "InvalidAuthSecret");
+            api
+        })
+        .await;
+        let err = result.expect_err("no password");
+        assert_eq!(err.category(), "auth");
+        let action = error_policy(Arc::new(rrs(SEED)), &err, ctx);
+        assert_ne!(
+            action,
+            Action::await_change(),
+            "a Secret edit does not trigger a reconcile, so retry"
+        );
+    }
+
+    #[tokio::test]
+    async fn api_failure_backs_off_per_object() {
+        let (result, ctx) =
+            run_scenario(rrs(SEED), |mut api, _resource| async move {
+                api.expect(
+                Method::GET,
+                &format!("{NS}/secrets/cache-auth"),
+                Reply::Json(StatusCode::INTERNAL_SERVER_ERROR, json!({
+                    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                    "message": "etcd unavailable", "reason": "InternalError", "code": 500
+                })),
+            )
+            .await;
+                api
+            })
+            .await;
+        let err = result.expect_err("api failure");
+        assert_eq!(err.category(), "auth");
+        assert!(
+            err.to_string()
+                .starts_with("failed to get auth secret cache-auth"),
+            "{err}"
+        );
+        let resource = Arc::new(rrs(SEED));
+        let first = error_policy(resource.clone(), &err, ctx.clone());
+        let second = error_policy(resource, &err, ctx);
+        let secs = |a: &Action| format!("{a:?}");
+        assert_ne!(secs(&first), secs(&second), "the delay grows");
+    }
+}

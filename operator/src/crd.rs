@@ -1,0 +1,538 @@
+//! The `RedisReplicaSet` custom resource (`tandem.dev/v1alpha1`): spec, status and schema.
+//!
+//! Invariants that can be checked without looking at the cluster live in the schema (ranges,
+//! enums, CEL rules), so `kubectl apply` rejects bad input before the operator sees it.
+//! Pure: no network.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResource;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Serialize};
+
+use crate::quantity::ByteQuantity;
+
+/// API group of every Tandem resource.
+pub const GROUP: &str = "tandem.dev";
+
+/// Image used when `spec.image` is unset: the server built from the same release.
+pub const DEFAULT_IMAGE: &str = concat!("tandem-server:", env!("CARGO_PKG_VERSION"));
+
+/// Server directives a user may set through `spec.serverConfig`.
+///
+/// Everything the operator tunes (replication, persistence paths, ports, auth) is absent on
+/// purpose: a free-form override there would silently undo the tuning and the safety rules.
+pub const ALLOWED_SERVER_CONFIG: [&str; 13] = [
+    "maxmemory",
+    "maxmemory-policy",
+    "maxmemory-samples",
+    "maxclients",
+    "timeout",
+    "tcp-keepalive",
+    "loglevel",
+    "save",
+    "hz",
+    "databases",
+    "slowlog-log-slower-than",
+    "slowlog-max-len",
+    "notify-keyspace-events",
+];
+
+/// A replicated Redis-compatible database: one master and `replicas - 1` replicas of it,
+/// with full-sync mode, timeouts, buffers and backlog derived from the dataset size.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "tandem.dev",
+    version = "v1alpha1",
+    kind = "RedisReplicaSet",
+    plural = "redisreplicasets",
+    shortname = "rrs",
+    namespaced,
+    doc = "A replicated Redis-compatible database run by tandem-operator: one master and replicas, with full sync tuned from the dataset size.",
+    status = "RedisReplicaSetStatus",
+    derive = "PartialEq",
+    // Raw JSON columns: clippy's duplicated_attributes lint misfires on the typed form.
+    printcolumn = r#"{"name":"Master","type":"string","jsonPath":".status.master","description":"Pod holding the master role"}"#,
+    printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".status.replication.mode","description":"Full-sync mode in effect"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.ready","description":"Ready pods / desired pods"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase","description":"Lifecycle phase"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.replication) || !has(self.replication.minReplicasToWrite) || self.replication.minReplicasToWrite < self.replicas",
+    "message": "replication.minReplicasToWrite must be below replicas: the master could never accept a write"
+}]))]
+pub struct RedisReplicaSetSpec {
+    /// Pods in total: one master plus `replicas - 1` replicas.
+    #[schemars(range(min = 1, max = 32))]
+    pub replicas: i32,
+
+    /// Expected dataset size (a quantity such as 20Gi). It drives the replication tuning:
+    /// sync mode, repl-timeout, replica output buffer, backlog and probe budgets.
+    pub dataset_size_hint: ByteQuantity,
+
+    /// Replication tuning. Every field is optional; unset fields are derived by the operator
+    /// and set fields override the derived value (the status says which).
+    #[serde(default)]
+    pub replication: ReplicationSpec,
+
+    /// Automatic failover of the master.
+    #[serde(default)]
+    pub failover: FailoverSpec,
+
+    /// Persistent volumes for the data directory. Without it every pod starts empty.
+    #[serde(default)]
+    pub persistence: PersistenceSpec,
+
+    /// Password for clients and for replication between nodes. When unset, the Secret is
+    /// `<name>-auth`; either way the operator creates it with a random password when it does
+    /// not exist, so a set never runs without a password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthSpec>,
+
+    /// Container image of tandem-server (default: `tandem-server:<operator version>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: Option<String>,
+
+    /// Compute resources of the server container. The memory limit is checked against the
+    /// memory the tuning needs (dataset + replica buffers + backlog).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Node labels the pods must match.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+
+    /// Tolerations of the pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+
+    /// Affinity of the pods. When unset, pods of one set prefer different nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+
+    /// PriorityClass of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+
+    /// Extra annotations on the pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_annotations: BTreeMap<String, String>,
+
+    /// Type of the master and replicas Services.
+    #[serde(default)]
+    pub service_type: ServiceType,
+
+    /// Extra server directives (`name: value`), limited to an allowlist: maxmemory,
+    /// maxmemory-policy, maxmemory-samples, maxclients, timeout, tcp-keepalive, loglevel,
+    /// save, hz, databases, slowlog-log-slower-than, slowlog-max-len, notify-keyspace-events.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "server_config_schema")]
+    pub server_config: BTreeMap<String, String>,
+}
+
+/// Full-sync mode choice.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ModeChoice {
+    /// Let the operator choose from the dataset size.
+    #[default]
+    Auto,
+    /// The master dumps an RDB file to disk, then sends it.
+    Disk,
+    /// The master streams the snapshot straight to the replicas' sockets.
+    Diskless,
+}
+
+/// User overrides of the replication tuning.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationSpec {
+    /// Full-sync mode: Auto (derived), Disk or Diskless.
+    #[serde(default)]
+    pub mode: ModeChoice,
+
+    /// repl-timeout in seconds. It must cover the longest silence of a full sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 604800))]
+    pub repl_timeout_seconds: Option<u32>,
+
+    /// repl-diskless-sync-delay in seconds: how long the master waits for more replicas
+    /// before it starts streaming one snapshot to all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 300))]
+    pub diskless_sync_delay_seconds: Option<u32>,
+
+    /// client-output-buffer-limit for replicas. `hard: 0` means unlimited, which can run the
+    /// master out of memory during a sync under heavy writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_output_buffer_limit: Option<BufferLimitSpec>,
+
+    /// repl-backlog-size: how much write history the master keeps so a replica that
+    /// reconnects can resume with a partial sync instead of a full one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backlog_size: Option<ByteQuantity>,
+
+    /// min-replicas-to-write: the master refuses writes unless this many replicas are
+    /// connected with a lag under 10 s. It must be below `replicas`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 31))]
+    pub min_replicas_to_write: Option<u32>,
+}
+
+/// `client-output-buffer-limit replica <hard> <soft> <softSeconds>`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BufferLimitSpec {
+    /// A replica whose output buffer reaches this size is disconnected at once (0: no limit).
+    pub hard: ByteQuantity,
+    /// A replica whose output buffer stays above this size for softSeconds is disconnected.
+    #[serde(default = "zero_bytes")]
+    pub soft: ByteQuantity,
+    /// See soft.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 86400))]
+    pub soft_seconds: u32,
+}
+
+fn zero_bytes() -> ByteQuantity {
+    ByteQuantity::new("0")
+}
+
+/// Failover settings.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailoverSpec {
+    /// Promote a replica when the master is down.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// How long the master must be unreachable before a failover starts.
+    #[serde(default = "default_down_after")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub down_after_seconds: u32,
+}
+
+impl Default for FailoverSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            down_after_seconds: default_down_after(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_down_after() -> u32 {
+    5
+}
+
+/// Persistent storage for `/data`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    { "rule": "!self.enabled || has(self.size)", "message": "persistence.size is required when persistence is enabled" },
+    { "rule": "self == oldSelf", "message": "persistence cannot change after creation: StatefulSet volume claims are immutable" }
+]))]
+pub struct PersistenceSpec {
+    /// Give every pod a PersistentVolumeClaim for its data directory.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Size of each claim; leave room for the dataset and one RDB dump.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<ByteQuantity>,
+    /// StorageClass of the claims (cluster default when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+}
+
+/// Authentication settings.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthSpec {
+    /// Secret holding the password under the key `password`. The operator creates it with a
+    /// random password when it does not exist.
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
+}
+
+/// Kubernetes Service type for the master and replicas Services.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ServiceType {
+    /// Reachable inside the cluster only.
+    #[default]
+    ClusterIP,
+    /// Also on a port of every node.
+    NodePort,
+    /// Through a cloud load balancer.
+    LoadBalancer,
+}
+
+/// Path of the generated CRD in the repository, relative to the workspace root.
+pub const CRD_PATH: &str = "crds/redisreplicasets.tandem.dev.yaml";
+
+/// The CRD as YAML, exactly what `crdgen` prints and `crds/` holds.
+///
+/// # Errors
+/// Only if YAML serialization fails, which would be a bug in the schema types.
+pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
+    use kube::CustomResourceExt;
+    serde_yaml::to_string(&RedisReplicaSet::crd())
+}
+
+fn server_config_schema(_: &mut SchemaGenerator) -> Schema {
+    let allowed = ALLOWED_SERVER_CONFIG
+        .iter()
+        .map(|name| format!("'{name}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    json_schema!({
+        "description": "Extra server directives (name: value), limited to an allowlist: maxmemory, maxmemory-policy, maxmemory-samples, maxclients, timeout, tcp-keepalive, loglevel, save, hz, databases, slowlog-log-slower-than, slowlog-max-len, notify-keyspace-events.",
+        "type": "object",
+        "maxProperties": ALLOWED_SERVER_CONFIG.len(),
+        "additionalProperties": { "type": "string", "maxLength": 256 },
+        "x-kubernetes-validations": [
+            {
+                "rule": format!("self.all(k, k in [{allowed}])"),
+                "messageExpression": format!(
+                    "'serverConfig does not allow ' + self.filter(k, !(k in [{allowed}])).join(', ') + ': the operator manages replication, ports, paths and auth'"
+                ),
+            },
+            {
+                "rule": "self.all(k, !self[k].contains('\\n') && !self[k].contains('\\r') && !self[k].contains('\"') && !self[k].contains(\"'\") && !self[k].contains('\\\\'))",
+                "message": "serverConfig values must be a single line without quotes or backslashes",
+            }
+        ],
+    })
+}
+
+/// Lifecycle phase shown by `kubectl get rrs`.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum Phase {
+    /// No master yet: pods are starting or no node has been promoted.
+    #[default]
+    Pending,
+    /// A master serves; some replicas are not ready or still syncing.
+    Syncing,
+    /// The master and every replica are ready.
+    Ready,
+    /// Something needs attention (see the Degraded condition).
+    Degraded,
+    /// The master is being replaced.
+    FailingOver,
+}
+
+/// Full-sync mode in effect.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum SyncMode {
+    /// RDB dumped to the master's disk, then sent.
+    Disk,
+    /// RDB streamed straight to the replicas' sockets.
+    Diskless,
+}
+
+/// Observed state, written by the operator only.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisReplicaSetStatus {
+    /// The spec generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Pending, Syncing, Ready, Degraded or FailingOver.
+    #[serde(default)]
+    pub phase: Phase,
+    /// Pod that currently holds the master role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master: Option<String>,
+    /// Ready pods over desired pods, e.g. `2/3`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<String>,
+    /// Number of ready pods.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// The replication tuning in effect on every node, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ReplicationStatus>,
+    /// One entry per non-master pod.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<ReplicaStatus>,
+    /// The master's replication offset (master_repl_offset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_offset: Option<i64>,
+    /// Full syncs the master served (sync_full).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_syncs: Option<i64>,
+    /// Partial resyncs the master accepted (sync_partial_ok).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_syncs_accepted: Option<i64>,
+    /// Partial resyncs the master refused, each followed by a full sync (sync_partial_err).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_syncs_rejected: Option<i64>,
+    /// Available, Progressing and Degraded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// The tuning the operator chose.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationStatus {
+    /// Disk or Diskless.
+    pub mode: SyncMode,
+    /// repl-timeout in seconds.
+    pub repl_timeout_seconds: u64,
+    /// repl-diskless-sync-delay in seconds.
+    pub diskless_sync_delay_seconds: u64,
+    /// The directive as written to every node, e.g. `replica 536870912 0 0`.
+    pub client_output_buffer_limit: String,
+    /// repl-backlog-size, e.g. `300Mi`.
+    pub backlog_size: String,
+    /// repl-diskless-load: disabled or on-empty-db.
+    pub diskless_load: String,
+    /// min-replicas-to-write.
+    pub min_replicas_to_write: u32,
+    /// Why these values, in one line.
+    pub reason: String,
+    /// Fields taken from spec.replication instead of derived.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
+}
+
+/// Sync state of one replica.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaStatus {
+    /// Pod name.
+    pub pod: String,
+    /// Whether the pod passes its readiness probe.
+    pub ready: bool,
+    /// wait_bgsave, send_bulk or online, as the master reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// up or down, as the replica reports its link to the master.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_status: Option<String>,
+    /// Replication offset the replica acknowledged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<i64>,
+    /// Seconds since the replica's last acknowledgement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag: Option<i64>,
+    /// Progress of a running full sync, from the replica's byte counters (e.g. `41%`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_progress: Option<String>,
+    /// The last completed full sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_full_sync: Option<FullSyncRecord>,
+}
+
+/// One completed full sync.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FullSyncRecord {
+    /// Disk or Diskless.
+    pub mode: SyncMode,
+    /// When the sync started.
+    pub started_at: Time,
+    /// From the request to the replica having loaded the data.
+    pub duration_seconds: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::CustomResourceExt;
+
+    use super::*;
+
+    #[test]
+    fn api_names_match_the_contract() {
+        let crd = RedisReplicaSet::crd();
+        assert_eq!(crd.spec.group, GROUP);
+        assert_eq!(crd.spec.names.kind, "RedisReplicaSet");
+        assert_eq!(crd.spec.names.plural, "redisreplicasets");
+        assert_eq!(
+            crd.spec.names.short_names.as_deref(),
+            Some(&["rrs".to_owned()][..])
+        );
+        assert_eq!(crd.spec.scope, "Namespaced");
+        let version = &crd.spec.versions[0];
+        assert_eq!(version.name, "v1alpha1");
+        assert!(
+            version
+                .subresources
+                .as_ref()
+                .and_then(|s| s.status.as_ref())
+                .is_some()
+        );
+        let columns: Vec<_> = version
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(columns, ["Master", "Mode", "Ready", "Phase", "Age"]);
+    }
+
+    #[test]
+    fn the_design_example_deserializes() {
+        let rrs: RedisReplicaSet = serde_yaml::from_str(
+            r"
+apiVersion: tandem.dev/v1alpha1
+kind: RedisReplicaSet
+metadata: { name: cache }
+spec:
+  replicas: 3
+  datasetSizeHint: 20Gi
+  replication:
+    mode: Auto
+    replTimeoutSeconds: 1800
+    disklessSyncDelaySeconds: 0
+    clientOutputBufferLimit: { hard: 0, soft: 0, softSeconds: 0 }
+    backlogSize: 256Mi
+  failover: { enabled: true, downAfterSeconds: 5 }
+  persistence: { enabled: true, size: 30Gi, storageClassName: standard }
+  auth: { secretName: cache-auth }
+",
+        )
+        .expect("design example");
+        assert_eq!(rrs.spec.replicas, 3);
+        assert_eq!(rrs.spec.replication.repl_timeout_seconds, Some(1800));
+        let cob = rrs
+            .spec
+            .replication
+            .client_output_buffer_limit
+            .expect("cob");
+        assert_eq!(cob.hard.bytes(), Ok(0));
+        assert_eq!(
+            rrs.spec.persistence.storage_class_name.as_deref(),
+            Some("standard")
+        );
+    }
+
+    #[test]
+    fn server_config_allowlist_is_a_cel_rule_naming_the_offender() {
+        let schema = serde_json::to_value(RedisReplicaSet::crd()).expect("crd json");
+        let rules = &schema["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+            ["properties"]["serverConfig"]["x-kubernetes-validations"];
+        let allow = rules[0]["rule"].as_str().expect("rule");
+        for name in ALLOWED_SERVER_CONFIG {
+            assert!(
+                allow.contains(&format!("'{name}'")),
+                "{name} missing from {allow}"
+            );
+        }
+        assert!(
+            !allow.contains("repl-"),
+            "replication directives must not be allowed"
+        );
+        let message = rules[0]["messageExpression"]
+            .as_str()
+            .expect("messageExpression");
+        assert!(message.contains("self.filter(k, !(k in ["), "{message}");
+    }
+}

@@ -1,0 +1,93 @@
+//! The two Secrets of a set: the auth Secret with the password (generated only when absent,
+//! never overwritten) and the derived `-auth-conf` Secret with the `requirepass`/`masterauth`
+//! lines that tandem.conf includes, so the password never appears in process arguments, in
+//! the ConfigMap or in logs. Pure: no network.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+
+use super::{PASSWORD_KEY, Password, child_meta, names};
+use crate::validate::ValidSet;
+
+/// Where the auth-conf Secret is mounted in the server container.
+pub const AUTH_DIR: &str = "/etc/tandem-auth";
+
+/// Key (and file name) of the auth directives.
+pub const AUTH_CONF_KEY: &str = "auth.conf";
+
+/// Path tandem.conf includes.
+pub fn auth_conf_path() -> String {
+    format!("{AUTH_DIR}/{AUTH_CONF_KEY}")
+}
+
+/// The auth Secret the operator creates when the named one does not exist. Owned by the
+/// set, so it goes away with it; a user-provided Secret is never modified.
+pub fn generated_auth_secret(set: &ValidSet<'_>, password: &Password) -> Secret {
+    Secret {
+        metadata: child_meta(set, set.auth_secret_name.clone()),
+        type_: Some("Opaque".to_owned()),
+        data: Some(BTreeMap::from([(
+            PASSWORD_KEY.to_owned(),
+            ByteString(password.expose().as_bytes().to_vec()),
+        )])),
+        ..Secret::default()
+    }
+}
+
+/// The Secret with the `requirepass`/`masterauth` lines, derived from the password.
+pub fn auth_conf(set: &ValidSet<'_>, password: &Password) -> Secret {
+    let quoted = quote(password.expose());
+    let conf = format!("requirepass {quoted}\nmasterauth {quoted}\n");
+    Secret {
+        metadata: child_meta(set, names::auth_conf_secret(&set.name)),
+        type_: Some("Opaque".to_owned()),
+        data: Some(BTreeMap::from([(
+            AUTH_CONF_KEY.to_owned(),
+            ByteString(conf.into_bytes()),
+        )])),
+        ..Secret::default()
+    }
+}
+
+/// A redis.conf double-quoted string, so a user's password may hold spaces or quotes.
+fn quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        if matches!(c, '"' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Observed;
+    use crate::resources::fixtures::rrs;
+    use crate::validate::validate;
+
+    #[test]
+    fn auth_conf_quotes_the_password() {
+        let r = rrs("  replicas: 2\n  datasetSizeHint: 1Gi\n  auth: { secretName: mine }\n");
+        let set = validate(&r, Observed::default()).expect("valid");
+        let s = auth_conf(&set, &Password::new("a \"b\\c".to_owned()));
+        assert_eq!(s.metadata.name.as_deref(), Some("cache-auth-conf"));
+        let data = &s.data.as_ref().expect("data")[AUTH_CONF_KEY];
+        assert_eq!(
+            String::from_utf8_lossy(&data.0),
+            "requirepass \"a \\\"b\\\\c\"\nmasterauth \"a \\\"b\\\\c\"\n"
+        );
+        let generated = generated_auth_secret(&set, &Password::new("pw".to_owned()));
+        assert_eq!(generated.metadata.name.as_deref(), Some("mine"));
+        assert_eq!(
+            generated.metadata.owner_references.as_ref().map(Vec::len),
+            Some(1)
+        );
+    }
+}

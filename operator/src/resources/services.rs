@@ -1,0 +1,92 @@
+//! The three Services of a set: headless (a stable DNS name per pod, used for replication),
+//! master (what clients write to) and replicas (reads), the last two selected by the role
+//! label the operator moves on failover. Pure: no network.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::{
+    ROLE_LABEL, ROLE_MASTER, ROLE_REPLICA, SERVER_PORT, child_meta, names, selector_labels,
+};
+use crate::crd::ServiceType;
+use crate::validate::ValidSet;
+
+/// Headless, master and replicas Services, in that order.
+pub fn services(set: &ValidSet<'_>) -> [Service; 3] {
+    let service_type = match set.rrs.spec.service_type {
+        ServiceType::ClusterIP => "ClusterIP",
+        ServiceType::NodePort => "NodePort",
+        ServiceType::LoadBalancer => "LoadBalancer",
+    };
+    let headless = Service {
+        metadata: child_meta(set, names::headless_service(&set.name)),
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".to_owned()),
+            // Replicas must resolve the master while it is still loading or syncing.
+            publish_not_ready_addresses: Some(true),
+            selector: Some(selector_labels(&set.name)),
+            ports: Some(ports()),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    };
+    let by_role = |object_name: String, role: &str| Service {
+        metadata: child_meta(set, object_name),
+        spec: Some(ServiceSpec {
+            type_: Some(service_type.to_owned()),
+            selector: Some(role_selector(&set.name, role)),
+            ports: Some(ports()),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    };
+    [
+        headless,
+        by_role(names::master_service(&set.name), ROLE_MASTER),
+        by_role(names::replicas_service(&set.name), ROLE_REPLICA),
+    ]
+}
+
+fn role_selector(name: &str, role: &str) -> BTreeMap<String, String> {
+    let mut selector = selector_labels(name);
+    selector.insert(ROLE_LABEL.to_owned(), role.to_owned());
+    selector
+}
+
+fn ports() -> Vec<ServicePort> {
+    vec![ServicePort {
+        name: Some("redis".to_owned()),
+        port: SERVER_PORT,
+        target_port: Some(IntOrString::String("redis".to_owned())),
+        protocol: Some("TCP".to_owned()),
+        ..ServicePort::default()
+    }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Observed;
+    use crate::resources::fixtures::rrs;
+    use crate::validate::validate;
+
+    #[test]
+    fn master_and_replicas_follow_the_role_label() {
+        let r = rrs("  replicas: 3\n  datasetSizeHint: 1Gi\n  serviceType: LoadBalancer\n");
+        let set = validate(&r, Observed::default()).expect("valid");
+        let [headless, master, replicas] =
+            services(&set).map(|s| serde_json::to_value(s).expect("json"));
+        assert_eq!(headless["metadata"]["name"], "cache-headless");
+        assert_eq!(headless["spec"]["clusterIP"], "None");
+        assert_eq!(headless["spec"]["publishNotReadyAddresses"], true);
+        assert!(headless["spec"]["selector"].get(ROLE_LABEL).is_none());
+        assert_eq!(master["metadata"]["name"], "cache");
+        assert_eq!(master["spec"]["type"], "LoadBalancer");
+        assert_eq!(master["spec"]["selector"][ROLE_LABEL], "master");
+        assert_eq!(replicas["metadata"]["name"], "cache-replicas");
+        assert_eq!(replicas["spec"]["selector"][ROLE_LABEL], "replica");
+        assert_eq!(replicas["spec"]["ports"][0]["port"], 6379);
+    }
+}

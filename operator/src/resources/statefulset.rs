@@ -1,0 +1,396 @@
+//! The StatefulSet running a set's tandem-server pods: stable names and DNS, probes that
+//! tolerate loading and full sync, restricted security context, soft anti-affinity by
+//! default, and a volume claim per pod when persistence is on. Pure: no network.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::core::v1::{
+    Affinity, Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource,
+    SecurityContext, TCPSocketAction, Volume, VolumeMount, VolumeResourceRequirements,
+    WeightedPodAffinityTerm,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::config::{CONFIG_DIR, CONFIG_KEY, DATA_DIR};
+use super::secret::AUTH_DIR;
+use super::{SERVER_PORT, child_meta, labels, names, selector_labels};
+use crate::crd::DEFAULT_IMAGE;
+use crate::policy::startup_budget_seconds;
+use crate::quantity::format_bytes;
+use crate::validate::ValidSet;
+
+/// User and group the server runs as (any non-root id works; fixed so volumes get a stable
+/// owner through fsGroup).
+pub const SERVER_UID: i64 = 10001;
+
+/// Seconds between startup probes.
+const STARTUP_PERIOD_SECONDS: i32 = 10;
+
+/// The StatefulSet of one set.
+pub fn statefulset(set: &ValidSet<'_>) -> StatefulSet {
+    let spec = &set.rrs.spec;
+    let data_volume_claims = set.volume_bytes.map(|bytes| {
+        vec![PersistentVolumeClaim {
+            metadata: ObjectMeta {
+                name: Some("data".to_owned()),
+                labels: Some(labels(&set.name)),
+                ..ObjectMeta::default()
+            },
+            spec: Some(PersistentVolumeClaimSpec {
+                access_modes: Some(vec!["ReadWriteOnce".to_owned()]),
+                storage_class_name: spec.persistence.storage_class_name.clone(),
+                resources: Some(VolumeResourceRequirements {
+                    requests: Some(BTreeMap::from([(
+                        "storage".to_owned(),
+                        Quantity(format_bytes(bytes)),
+                    )])),
+                    ..VolumeResourceRequirements::default()
+                }),
+                ..PersistentVolumeClaimSpec::default()
+            }),
+            ..PersistentVolumeClaim::default()
+        }]
+    });
+    let mut volumes = vec![
+        Volume {
+            name: "config".to_owned(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: names::config_map(&set.name),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        Volume {
+            name: "auth".to_owned(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(names::auth_conf_secret(&set.name)),
+                default_mode: Some(0o400),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        empty_dir("tmp"),
+    ];
+    if data_volume_claims.is_none() {
+        volumes.push(empty_dir("data"));
+    }
+
+    let annotations = (!spec.pod_annotations.is_empty()).then(|| spec.pod_annotations.clone());
+    StatefulSet {
+        metadata: child_meta(set, names::statefulset(&set.name)),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(spec.replicas),
+            service_name: Some(names::headless_service(&set.name)),
+            // Every pod starts as a replica and the operator picks the master, so there is
+            // no ordering to wait for: parallel start lets one diskless snapshot feed all.
+            pod_management_policy: Some("Parallel".to_owned()),
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(&set.name)),
+                ..LabelSelector::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(&set.name)),
+                    annotations,
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container(set)],
+                    volumes: Some(volumes),
+                    affinity: Some(
+                        spec.affinity
+                            .clone()
+                            .unwrap_or_else(|| soft_anti_affinity(&set.name)),
+                    ),
+                    node_selector: (!spec.node_selector.is_empty())
+                        .then(|| spec.node_selector.clone()),
+                    tolerations: (!spec.tolerations.is_empty()).then(|| spec.tolerations.clone()),
+                    priority_class_name: spec.priority_class_name.clone(),
+                    // The server never talks to the Kubernetes API.
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    termination_grace_period_seconds: Some(60),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(SERVER_UID),
+                        run_as_group: Some(SERVER_UID),
+                        fs_group: Some(SERVER_UID),
+                        fs_group_change_policy: Some("OnRootMismatch".to_owned()),
+                        seccomp_profile: Some(runtime_default()),
+                        ..PodSecurityContext::default()
+                    }),
+                    ..PodSpec::default()
+                }),
+            },
+            volume_claim_templates: data_volume_claims,
+            ..StatefulSetSpec::default()
+        }),
+        ..StatefulSet::default()
+    }
+}
+
+fn container(set: &ValidSet<'_>) -> Container {
+    let spec = &set.rrs.spec;
+    let dataset = set
+        .policy_input
+        .observed
+        .dataset_bytes
+        .unwrap_or(0)
+        .max(set.policy_input.dataset_size_hint);
+    let startup_failures =
+        startup_budget_seconds(dataset).div_ceil(STARTUP_PERIOD_SECONDS.unsigned_abs().into());
+    Container {
+        name: "server".to_owned(),
+        image: Some(
+            spec.image
+                .clone()
+                .unwrap_or_else(|| DEFAULT_IMAGE.to_owned()),
+        ),
+        image_pull_policy: Some("IfNotPresent".to_owned()),
+        // The password reaches the server through an included file, never through arguments.
+        command: Some(vec![
+            "tandem-server".to_owned(),
+            format!("{CONFIG_DIR}/{CONFIG_KEY}"),
+        ]),
+        ports: Some(vec![ContainerPort {
+            name: Some("redis".to_owned()),
+            container_port: SERVER_PORT,
+            protocol: Some("TCP".to_owned()),
+            ..ContainerPort::default()
+        }]),
+        resources: spec.resources.clone(),
+        // TCP probes: a server answers connections while it loads a dataset or runs a full
+        // sync (commands get -LOADING), so neither makes it look dead or restarts it into
+        // another full sync. Which replica serves reads is decided by the role label.
+        startup_probe: Some(Probe {
+            period_seconds: Some(STARTUP_PERIOD_SECONDS),
+            failure_threshold: Some(i32::try_from(startup_failures).unwrap_or(i32::MAX)),
+            ..tcp_probe()
+        }),
+        liveness_probe: Some(Probe {
+            period_seconds: Some(10),
+            failure_threshold: Some(6),
+            ..tcp_probe()
+        }),
+        readiness_probe: Some(Probe {
+            period_seconds: Some(5),
+            failure_threshold: Some(3),
+            ..tcp_probe()
+        }),
+        security_context: Some(SecurityContext {
+            run_as_non_root: Some(true),
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_owned()]),
+                ..Capabilities::default()
+            }),
+            seccomp_profile: Some(runtime_default()),
+            ..SecurityContext::default()
+        }),
+        volume_mounts: Some(vec![
+            mount("config", CONFIG_DIR, true),
+            mount("auth", AUTH_DIR, true),
+            mount("data", DATA_DIR, false),
+            mount("tmp", "/tmp", false),
+        ]),
+        ..Container::default()
+    }
+}
+
+fn tcp_probe() -> Probe {
+    Probe {
+        tcp_socket: Some(TCPSocketAction {
+            port: IntOrString::String("redis".to_owned()),
+            ..TCPSocketAction::default()
+        }),
+        timeout_seconds: Some(5),
+        ..Probe::default()
+    }
+}
+
+fn runtime_default() -> SeccompProfile {
+    SeccompProfile {
+        type_: "RuntimeDefault".to_owned(),
+        ..SeccompProfile::default()
+    }
+}
+
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.to_owned(),
+        mount_path: path.to_owned(),
+        read_only: Some(read_only),
+        ..VolumeMount::default()
+    }
+}
+
+fn empty_dir(name: &str) -> Volume {
+    Volume {
+        name: name.to_owned(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    }
+}
+
+/// Prefer one pod per node: losing a node then loses one copy of the data, not all of them.
+/// Soft, so a small cluster still schedules every pod.
+fn soft_anti_affinity(name: &str) -> Affinity {
+    Affinity {
+        pod_anti_affinity: Some(PodAntiAffinity {
+            preferred_during_scheduling_ignored_during_execution: Some(vec![
+                WeightedPodAffinityTerm {
+                    weight: 100,
+                    pod_affinity_term: PodAffinityTerm {
+                        topology_key: "kubernetes.io/hostname".to_owned(),
+                        label_selector: Some(LabelSelector {
+                            match_labels: Some(selector_labels(name)),
+                            ..LabelSelector::default()
+                        }),
+                        ..PodAffinityTerm::default()
+                    },
+                },
+            ]),
+            ..PodAntiAffinity::default()
+        }),
+        ..Affinity::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::policy::Observed;
+    use crate::resources::fixtures::rrs;
+    use crate::validate::validate;
+
+    fn sts(spec: &str) -> Value {
+        let r = rrs(spec);
+        let set = validate(&r, Observed::default()).expect("valid");
+        serde_json::to_value(statefulset(&set)).expect("json")
+    }
+
+    #[test]
+    fn pods_are_restricted_and_get_config_and_auth_from_files() {
+        let s = sts("  replicas: 3\n  datasetSizeHint: 20Gi\n");
+        assert_eq!(s["apiVersion"], "apps/v1");
+        assert_eq!(s["metadata"]["name"], "cache");
+        assert_eq!(s["metadata"]["ownerReferences"][0]["controller"], true);
+        let spec = &s["spec"];
+        assert_eq!(spec["replicas"], 3);
+        assert_eq!(spec["serviceName"], "cache-headless");
+        assert_eq!(spec["podManagementPolicy"], "Parallel");
+        let pod = &spec["template"]["spec"];
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"],
+            "RuntimeDefault"
+        );
+        assert_eq!(pod["automountServiceAccountToken"], false);
+        let c = &pod["containers"][0];
+        assert_eq!(c["image"], DEFAULT_IMAGE);
+        assert_eq!(
+            c["command"],
+            json!(["tandem-server", "/etc/tandem/tandem.conf"])
+        );
+        assert!(
+            c.get("args").is_none() && c.get("env").is_none(),
+            "no secrets in args or env"
+        );
+        assert_eq!(
+            c["securityContext"],
+            json!({
+                "allowPrivilegeEscalation": false,
+                "capabilities": { "drop": ["ALL"] },
+                "readOnlyRootFilesystem": true,
+                "runAsNonRoot": true,
+                "seccompProfile": { "type": "RuntimeDefault" }
+            })
+        );
+        let mounts: Vec<&str> = c["volumeMounts"]
+            .as_array()
+            .expect("mounts")
+            .iter()
+            .filter_map(|m| m["mountPath"].as_str())
+            .collect();
+        assert_eq!(mounts, ["/etc/tandem", "/etc/tandem-auth", "/data", "/tmp"]);
+        let volumes = pod["volumes"].as_array().expect("volumes");
+        assert_eq!(volumes[1]["secret"]["secretName"], "cache-auth-conf");
+        assert!(
+            volumes[3]["emptyDir"].is_object(),
+            "no persistence: emptyDir data"
+        );
+        assert!(spec.get("volumeClaimTemplates").is_none());
+        let anti = &pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+            [0];
+        assert_eq!(
+            anti["podAffinityTerm"]["topologyKey"],
+            "kubernetes.io/hostname"
+        );
+    }
+
+    #[test]
+    fn probes_tolerate_loading_with_a_startup_budget_from_the_hint() {
+        let c = &sts("  replicas: 2\n  datasetSizeHint: 20Gi\n")["spec"]["template"]["spec"]["containers"]
+            [0];
+        assert_eq!(c["startupProbe"]["tcpSocket"]["port"], "redis");
+        // 20Gi: 2048 s of budget in 10 s periods.
+        assert_eq!(c["startupProbe"]["failureThreshold"], 205);
+        assert_eq!(c["livenessProbe"]["tcpSocket"]["port"], "redis");
+        let small = &sts("  replicas: 2\n  datasetSizeHint: 10Mi\n")["spec"]["template"]["spec"]["containers"]
+            [0];
+        assert_eq!(small["startupProbe"]["failureThreshold"], 12);
+    }
+
+    #[test]
+    fn persistence_and_pod_knobs() {
+        let s = sts(r"
+  replicas: 2
+  datasetSizeHint: 1Gi
+  image: registry.local/tandem-server:dev
+  persistence: { enabled: true, size: 2Gi, storageClassName: fast }
+  nodeSelector: { disk: ssd }
+  tolerations: [ { key: dedicated, operator: Equal, value: db, effect: NoSchedule } ]
+  priorityClassName: high
+  podAnnotations: { a: b }
+  affinity: { nodeAffinity: {} }
+");
+        let claim = &s["spec"]["volumeClaimTemplates"][0];
+        assert_eq!(claim["metadata"]["name"], "data");
+        assert_eq!(claim["spec"]["storageClassName"], "fast");
+        assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "2Gi");
+        let tpl = &s["spec"]["template"];
+        assert_eq!(tpl["metadata"]["annotations"]["a"], "b");
+        let pod = &tpl["spec"];
+        assert_eq!(
+            pod["containers"][0]["image"],
+            "registry.local/tandem-server:dev"
+        );
+        assert_eq!(pod["nodeSelector"]["disk"], "ssd");
+        assert_eq!(pod["tolerations"][0]["key"], "dedicated");
+        assert_eq!(pod["priorityClassName"], "high");
+        assert_eq!(
+            pod["affinity"],
+            json!({ "nodeAffinity": {} }),
+            "user affinity replaces the default"
+        );
+        let names: Vec<&str> = pod["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .filter_map(|v| v["name"].as_str())
+            .collect();
+        assert_eq!(
+            names,
+            ["config", "auth", "tmp"],
+            "data comes from the claim"
+        );
+    }
+}
