@@ -353,7 +353,7 @@ impl<W: Write> RdbWriter<W> {
 /// Score text for a listpack: integers without a fraction, others in shortest round-trip
 /// form (`strtod` in Redis reads both back to the same double).
 fn score_text(s: f64) -> Vec<u8> {
-    if s.fract() == 0.0 && s.abs() < 1e15 {
+    if s.fract() == 0.0 && s.abs() < 1e15 && !(s == 0.0 && s.is_sign_negative()) {
         itoa::Buffer::new().format(s as i64).as_bytes().to_vec()
     } else {
         ryu::Buffer::new().format(s).as_bytes().to_vec()
