@@ -35,7 +35,11 @@ fn load(path: &Path) -> Result<BTreeMap<u32, Keys>, RdbError> {
                 .entry(e.db)
                 .or_default()
                 .insert(e.key.clone(), (e.value, e.expire_ms.is_some()));
-            assert!(prev.is_none(), "duplicate key {:?}", String::from_utf8_lossy(&e.key));
+            assert!(
+                prev.is_none(),
+                "duplicate key {:?}",
+                String::from_utf8_lossy(&e.key)
+            );
         }
     }
     Ok(dbs)
@@ -81,7 +85,12 @@ fn bytes_of_key(k: &str) -> Vec<u8> {
 
 fn check_value(key: &[u8], got: &RdbValue, want: &Json) {
     let ty = want["type"].as_str().unwrap();
-    assert_eq!(got.type_name(), ty, "type of {:?}", String::from_utf8_lossy(key));
+    assert_eq!(
+        got.type_name(),
+        ty,
+        "type of {:?}",
+        String::from_utf8_lossy(key)
+    );
     let v = &want["value"];
     match got {
         RdbValue::String(s) => assert_eq!(s, &bytes_of(v)),
@@ -116,7 +125,10 @@ fn check_value(key: &[u8], got: &RdbValue, want: &Json) {
             let got: BTreeMap<&Vec<u8>, f64> = pairs.iter().map(|(m, s)| (m, *s)).collect();
             for (m, s) in &want {
                 let g = got[m];
-                assert!(g == *s || (g - s).abs() <= s.abs() * 1e-15, "score of {m:?}: {g} vs {s}");
+                assert!(
+                    g == *s || (g - s).abs() <= s.abs() * 1e-15,
+                    "score of {m:?}: {g} vs {s}"
+                );
             }
         }
     }
@@ -124,7 +136,8 @@ fn check_value(key: &[u8], got: &RdbValue, want: &Json) {
 
 fn check_fixture(name: &str) {
     let dir = fixtures_dir();
-    let json: Json = serde_json::from_reader(File::open(dir.join(format!("{name}.json"))).unwrap()).unwrap();
+    let json: Json =
+        serde_json::from_reader(File::open(dir.join(format!("{name}.json"))).unwrap()).unwrap();
     let result = load(&dir.join(format!("{name}.rdb")));
     if !json["loads_in_redis_7_0"].as_bool().unwrap() {
         let err = result.expect_err("Redis refuses this file, so must we");
@@ -145,7 +158,11 @@ fn check_fixture(name: &str) {
         for (k, want) in want_keys {
             let key = bytes_of_key(k);
             let (value, expires) = &got[&key];
-            assert_eq!(*expires, want["expires"].as_bool().unwrap(), "{name}: expiry of {k}");
+            assert_eq!(
+                *expires,
+                want["expires"].as_bool().unwrap(),
+                "{name}: expiry of {k}"
+            );
             check_value(&key, value, want);
         }
     }
@@ -169,7 +186,10 @@ fn every_fixture_matches_redis() {
 
 #[test]
 fn reads_aux_fields() {
-    let reader = RdbReader::new(BufReader::new(File::open(fixtures_dir().join("redis70-plain.rdb")).unwrap())).unwrap();
+    let reader = RdbReader::new(BufReader::new(
+        File::open(fixtures_dir().join("redis70-plain.rdb")).unwrap(),
+    ))
+    .unwrap();
     assert_eq!(reader.version(), 10);
     let mut reader = reader;
     while let Some(Item::Aux { .. }) = reader.next_item().unwrap() {}
@@ -181,8 +201,10 @@ fn reads_aux_fields() {
 
 #[test]
 fn script_backup_aux_is_kept_raw() {
-    let mut reader =
-        RdbReader::new(BufReader::new(File::open(fixtures_dir().join("legacy-scriptbackup.rdb")).unwrap())).unwrap();
+    let mut reader = RdbReader::new(BufReader::new(
+        File::open(fixtures_dir().join("legacy-scriptbackup.rdb")).unwrap(),
+    ))
+    .unwrap();
     while reader.next_item().unwrap().is_some() {}
     assert!(reader.aux().other.iter().any(|(k, _)| k == b"lua"));
 }
@@ -191,5 +213,8 @@ fn script_backup_aux_is_kept_raw() {
 fn refuses_newer_versions_like_redis() {
     let err = RdbReader::new(&b"REDIS0011\xff"[..]).err().unwrap();
     assert_eq!(err.to_string(), "Can't handle RDB format version 11");
-    assert!(matches!(RdbReader::new(&b"RODIS0009"[..]), Err(RdbError::BadSignature)));
+    assert!(matches!(
+        RdbReader::new(&b"RODIS0009"[..]),
+        Err(RdbError::BadSignature)
+    ));
 }

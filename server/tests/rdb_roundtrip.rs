@@ -9,7 +9,9 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
-use tandem_server::persistence::rdb::{Aux, Item, RdbEntry, RdbError, RdbReader, RdbValue, RdbWriter, WriterOptions};
+use tandem_server::persistence::rdb::{
+    Aux, Item, RdbEntry, RdbError, RdbReader, RdbValue, RdbWriter, WriterOptions,
+};
 
 // Counting allocations needs a global allocator whose per-thread counters we can read.
 #[global_allocator]
@@ -62,11 +64,27 @@ fn read(bytes: &[u8]) -> Result<(Vec<RdbEntry>, Aux), RdbError> {
 /// Sets, hashes and zsets compared as maps (order is not part of their meaning); scores by bits.
 fn normalize(v: &RdbValue) -> RdbValue {
     match v {
-        RdbValue::Set(m) => RdbValue::Set(m.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect()),
-        RdbValue::Hash(p) => RdbValue::Hash(p.iter().cloned().collect::<BTreeMap<_, _>>().into_iter().collect()),
-        RdbValue::ZSet(p) => {
-            RdbValue::ZSet(p.iter().map(|(m, s)| (m.clone(), *s)).collect::<BTreeMap<_, _>>().into_iter().collect())
-        }
+        RdbValue::Set(m) => RdbValue::Set(
+            m.iter()
+                .cloned()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+        ),
+        RdbValue::Hash(p) => RdbValue::Hash(
+            p.iter()
+                .cloned()
+                .collect::<BTreeMap<_, _>>()
+                .into_iter()
+                .collect(),
+        ),
+        RdbValue::ZSet(p) => RdbValue::ZSet(
+            p.iter()
+                .map(|(m, s)| (m.clone(), *s))
+                .collect::<BTreeMap<_, _>>()
+                .into_iter()
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -94,7 +112,10 @@ fn check_round_trip(data: &Dataset, opts: WriterOptions) {
             }
         }
     }
-    let got: Vec<_> = entries.iter().map(|e| (e.db, e.key.clone(), normalize(&e.value), e.expire_ms)).collect();
+    let got: Vec<_> = entries
+        .iter()
+        .map(|e| (e.db, e.key.clone(), normalize(&e.value), e.expire_ms))
+        .collect();
     assert_eq!(got.len(), want.len());
     for (g, w) in got.iter().zip(&want) {
         assert_eq!((g.0, &g.1, g.3), (w.0, &w.1, w.3));
@@ -165,7 +186,7 @@ fn dataset() -> impl Strategy<Value = Dataset> {
 }
 
 proptest! {
-    #![proptest_config(Config { cases: 48, rng_seed: RngSeed::Fixed(0x7a4d_e3), failure_persistence: None, ..Config::default() })]
+    #![proptest_config(Config { cases: 48, rng_seed: RngSeed::Fixed(0x007a_4de3), failure_persistence: None, ..Config::default() })]
 
     #[test]
     fn writer_output_reads_back(data in dataset(), compression in any::<bool>(), checksum in any::<bool>()) {
@@ -180,14 +201,21 @@ fn load_bounded(bytes: &[u8]) -> bool {
     let used = allocated_by_this_thread() - before;
     // The reader's 64 KiB buffer plus values bounded by the input (LZF at most 88x).
     let bound = 256 * 1024 + 100 * bytes.len() as u64;
-    assert!(used <= bound, "allocated {used} bytes for a {}-byte input", bytes.len());
+    assert!(
+        used <= bound,
+        "allocated {used} bytes for a {}-byte input",
+        bytes.len()
+    );
     result.is_ok()
 }
 
 fn sweep(name: &str, bytes: &[u8]) {
     assert!(load_bounded(bytes), "{name} must load intact");
     for cut in 0..bytes.len() {
-        assert!(!load_bounded(&bytes[..cut]), "{name} truncated at {cut} must be refused");
+        assert!(
+            !load_bounded(&bytes[..cut]),
+            "{name} truncated at {cut} must be refused"
+        );
     }
     let mut loaded = 0;
     let mut copy = bytes.to_vec();
@@ -204,7 +232,11 @@ fn sweep(name: &str, bytes: &[u8]) {
             copy[i] = old;
         }
     }
-    println!("{name}: {} bytes, {loaded} of {} mutations still loaded", bytes.len(), bytes.len() * 9);
+    println!(
+        "{name}: {} bytes, {loaded} of {} mutations still loaded",
+        bytes.len(),
+        bytes.len() * 9
+    );
 }
 
 #[test]
@@ -226,20 +258,65 @@ fn corruption_sweep_over_fixtures() {
 #[test]
 fn corruption_sweep_over_writer_output() {
     let mut db = BTreeMap::new();
-    db.insert(b"s".to_vec(), (RdbValue::String(b"hello".to_vec()), Some(1_900_000_000_000)));
+    db.insert(
+        b"s".to_vec(),
+        (RdbValue::String(b"hello".to_vec()), Some(1_900_000_000_000)),
+    );
     db.insert(b"i".to_vec(), (RdbValue::String(b"-12345".to_vec()), None));
     db.insert(b"z".to_vec(), (RdbValue::String(b"abc".repeat(20)), None));
-    db.insert(b"l".to_vec(), (RdbValue::List(vec![b"a".to_vec(), b"17".to_vec(), b"x".repeat(30)]), None));
-    db.insert(b"p".to_vec(), (RdbValue::List(vec![b"p".repeat(4100)]), None));
-    db.insert(b"e".to_vec(), (RdbValue::Set(vec![b"m1".to_vec(), b"m2".to_vec()]), None));
-    db.insert(b"h".to_vec(), (RdbValue::Hash(vec![(b"f".to_vec(), b"v".to_vec()), (b"g".to_vec(), b"1".to_vec())]), None));
-    db.insert(b"H".to_vec(), (RdbValue::Hash(vec![(b"f".to_vec(), b"v".repeat(70))]), None));
-    db.insert(b"q".to_vec(), (RdbValue::ZSet(vec![(b"a".to_vec(), 1.5), (b"b".to_vec(), -2.0)]), None));
-    db.insert(b"Q".to_vec(), (RdbValue::ZSet(vec![(b"a".repeat(70), 3.25)]), None));
+    db.insert(
+        b"l".to_vec(),
+        (
+            RdbValue::List(vec![b"a".to_vec(), b"17".to_vec(), b"x".repeat(30)]),
+            None,
+        ),
+    );
+    db.insert(
+        b"p".to_vec(),
+        (RdbValue::List(vec![b"p".repeat(4100)]), None),
+    );
+    db.insert(
+        b"e".to_vec(),
+        (RdbValue::Set(vec![b"m1".to_vec(), b"m2".to_vec()]), None),
+    );
+    db.insert(
+        b"h".to_vec(),
+        (
+            RdbValue::Hash(vec![
+                (b"f".to_vec(), b"v".to_vec()),
+                (b"g".to_vec(), b"1".to_vec()),
+            ]),
+            None,
+        ),
+    );
+    db.insert(
+        b"H".to_vec(),
+        (RdbValue::Hash(vec![(b"f".to_vec(), b"v".repeat(70))]), None),
+    );
+    db.insert(
+        b"q".to_vec(),
+        (
+            RdbValue::ZSet(vec![(b"a".to_vec(), 1.5), (b"b".to_vec(), -2.0)]),
+            None,
+        ),
+    );
+    db.insert(
+        b"Q".to_vec(),
+        (RdbValue::ZSet(vec![(b"a".repeat(70), 3.25)]), None),
+    );
     let data: Dataset = [(0, db)].into_iter().collect();
     for (compression, checksum) in [(true, false), (false, false), (true, true)] {
-        let bytes = write(&data, WriterOptions { compression, checksum });
-        sweep(&format!("writer output (compression {compression}, checksum {checksum})"), &bytes);
+        let bytes = write(
+            &data,
+            WriterOptions {
+                compression,
+                checksum,
+            },
+        );
+        sweep(
+            &format!("writer output (compression {compression}, checksum {checksum})"),
+            &bytes,
+        );
     }
 }
 
@@ -259,14 +336,23 @@ fn hostile_lengths_do_not_allocate() {
 
 #[test]
 fn checksum_mismatch_is_reported() {
-    let data: Dataset = [(0, [(b"k".to_vec(), (RdbValue::String(b"v".to_vec()), None))].into_iter().collect())]
-        .into_iter()
-        .collect();
+    let data: Dataset = [(
+        0,
+        [(b"k".to_vec(), (RdbValue::String(b"v".to_vec()), None))]
+            .into_iter()
+            .collect(),
+    )]
+    .into_iter()
+    .collect();
     let mut bytes = write(&data, WriterOptions::default());
     let n = bytes.len();
     bytes[n - 3] ^= 1;
     let err = read(&bytes).unwrap_err();
-    assert!(err.to_string().starts_with("RDB checksum mismatch: file says"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("RDB checksum mismatch: file says"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -285,8 +371,14 @@ fn duplicate_members_are_refused() {
     let dup_set = b"REDIS0009\x02\x01k\x02\x01a\x01a\xff\x00\x00\x00\x00\x00\x00\x00\x00";
     let err = read(dup_set).unwrap_err().to_string();
     assert!(err.contains("Duplicate set members detected"), "{err}");
-    let dup_hash = b"REDIS0009\x04\x01k\x02\x01a\x01b\x01a\x01c\xff\x00\x00\x00\x00\x00\x00\x00\x00";
-    assert!(read(dup_hash).unwrap_err().to_string().contains("Duplicate hash fields"));
+    let dup_hash =
+        b"REDIS0009\x04\x01k\x02\x01a\x01b\x01a\x01c\xff\x00\x00\x00\x00\x00\x00\x00\x00";
+    assert!(
+        read(dup_hash)
+            .unwrap_err()
+            .to_string()
+            .contains("Duplicate hash fields")
+    );
     let nan = b"REDIS0009\x03\x01k\x01\x01a\xfd\xff\x00\x00\x00\x00\x00\x00\x00\x00";
     assert!(read(nan).unwrap_err().to_string().contains("NAN"));
 }

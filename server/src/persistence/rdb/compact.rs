@@ -110,7 +110,10 @@ pub fn listpack_for_each<'a>(
             0x00..=0x7F => (1, Elem::Int(i64::from(b))),
             0x80..=0xBF => {
                 let len = usize::from(b & 0x3F);
-                (1 + len, Elem::Str(blob.get(p + 1..p + 1 + len).ok_or(()).map_err(bad)?))
+                (
+                    1 + len,
+                    Elem::Str(blob.get(p + 1..p + 1 + len).ok_or(()).map_err(bad)?),
+                )
             }
             0xC0..=0xDF => {
                 let lo = *blob.get(p + 1).ok_or(()).map_err(bad)?;
@@ -120,12 +123,18 @@ pub fn listpack_for_each<'a>(
             0xE0..=0xEF => {
                 let lo = *blob.get(p + 1).ok_or(()).map_err(bad)?;
                 let len = usize::from(b & 0x0F) << 8 | usize::from(lo);
-                (2 + len, Elem::Str(blob.get(p + 2..p + 2 + len).ok_or(()).map_err(bad)?))
+                (
+                    2 + len,
+                    Elem::Str(blob.get(p + 2..p + 2 + len).ok_or(()).map_err(bad)?),
+                )
             }
             0xF0 => {
                 let len = u32_le(blob, p + 1).ok_or(()).map_err(bad)? as usize;
                 let end = (p + 5).checked_add(len).ok_or(()).map_err(bad)?;
-                (5 + len, Elem::Str(blob.get(p + 5..end).ok_or(()).map_err(bad)?))
+                (
+                    5 + len,
+                    Elem::Str(blob.get(p + 5..end).ok_or(()).map_err(bad)?),
+                )
             }
             0xF1 => (3, Elem::Int(int_le(blob, p + 1, 2).ok_or(()).map_err(bad)?)),
             0xF2 => (4, Elem::Int(int_le(blob, p + 1, 3).ok_or(()).map_err(bad)?)),
@@ -140,7 +149,10 @@ pub fn listpack_for_each<'a>(
         let mut expected = Vec::with_capacity(5);
         put_backlen(&mut expected, size);
         if stored != expected.as_slice() {
-            return err(p + size, "listpack entry back-length does not match the entry size");
+            return err(
+                p + size,
+                "listpack entry back-length does not match the entry size",
+            );
         }
         f(elem)?;
         count += 1;
@@ -261,7 +273,7 @@ pub fn ziplist_for_each<'a>(
         let e = *blob.get(q).ok_or(()).map_err(bad)?;
         q += 1;
         let elem = match e >> 6 {
-            0 | 1 | 2 => {
+            0..=2 => {
                 let len = match e >> 6 {
                     0 => usize::from(e & 0x3F),
                     1 => {
@@ -359,12 +371,15 @@ pub fn intset_for_each(blob: &[u8], mut f: impl FnMut(i64)) -> Result<usize, Com
     Ok(count)
 }
 
+/// Field/value pairs borrowed from a blob.
+pub type FieldValues<'a> = Vec<(&'a [u8], &'a [u8])>;
+
 /// Decodes a zipmap (Redis < 2.6 small hashes) into its field/value pairs, validating
 /// bounds, the end marker and the declared count.
 ///
 /// # Errors
 /// The first failed check, with its position in the blob.
-pub fn zipmap_pairs(blob: &[u8]) -> Result<Vec<(&[u8], &[u8])>, CompactError> {
+pub fn zipmap_pairs(blob: &[u8]) -> Result<FieldValues<'_>, CompactError> {
     fn len_at(blob: &[u8], p: usize) -> Result<(usize, usize), CompactError> {
         match blob.get(p) {
             Some(&b) if b < 254 => Ok((usize::from(b), 1)),
@@ -445,7 +460,15 @@ mod tests {
             0x17, 0, 0, 0, 4, 0, 0x82, b'f', b'1', 3, 0x82, b'v', b'1', 3, 0x82, b'f', b'2', 3,
             0x82, b'v', b'2', 3, 0xff,
         ];
-        assert_eq!(lp_items(&blob).unwrap(), vec![b"f1".to_vec(), b"v1".to_vec(), b"f2".to_vec(), b"v2".to_vec()]);
+        assert_eq!(
+            lp_items(&blob).unwrap(),
+            vec![
+                b"f1".to_vec(),
+                b"v1".to_vec(),
+                b"f2".to_vec(),
+                b"v2".to_vec()
+            ]
+        );
         let mut bad = blob;
         bad[4] = 5;
         assert!(lp_items(&bad).is_err());
@@ -457,7 +480,8 @@ mod tests {
     #[test]
     fn listpack_build_round_trips() {
         let long = vec![b'z'; 5000];
-        let items: Vec<&[u8]> = vec![
+        let items: Vec<&[u8]> =
+            vec![
             b"a", b"0", b"127", b"128", b"-1", b"-4096", b"4095", b"4096", b"-32768", b"32767",
             b"8388607", b"-8388608", b"8388608", b"2147483647", b"-2147483648", b"2147483648",
             b"9223372036854775807", b"-9223372036854775808", b"007", b"", &long,

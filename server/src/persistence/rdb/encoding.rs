@@ -144,7 +144,11 @@ impl LzfError {
 ///
 /// # Errors
 /// Any malformed control byte, reference or length.
-pub fn lzf_decompress(input: &[u8], expected_len: usize, out: &mut Vec<u8>) -> Result<(), LzfError> {
+pub fn lzf_decompress(
+    input: &[u8],
+    expected_len: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), LzfError> {
     out.clear();
     // A 3-byte back reference yields at most 264 bytes: anything declaring more than that
     // ratio is corrupt, so this reservation is bounded by the bytes actually received.
@@ -227,7 +231,8 @@ impl LzfCompressor {
         let mut lit_start = 0;
         let mut i = 0;
         while i + 2 < n {
-            let v = u32::from(input[i]) << 16 | u32::from(input[i + 1]) << 8 | u32::from(input[i + 2]);
+            let v =
+                u32::from(input[i]) << 16 | u32::from(input[i + 1]) << 8 | u32::from(input[i + 2]);
             let h = (v.wrapping_mul(2_654_435_761) >> (32 - LZF_HLOG)) as usize;
             let cand = self.table[h];
             self.table[h] = base + i as u64 + 1;
@@ -285,9 +290,18 @@ mod tests {
         let mut out = Vec::new();
         lzf_decompress(&data, 100, &mut out).unwrap();
         assert_eq!(out, vec![b'a'; 100]);
-        assert_eq!(lzf_decompress(&data, 99, &mut out), Err(LzfError::OutputTooLong));
-        assert_eq!(lzf_decompress(&data, 101, &mut out), Err(LzfError::InputTruncated));
-        assert_eq!(lzf_decompress(&[0x20, 0x00], 3, &mut out), Err(LzfError::BadReference));
+        assert_eq!(
+            lzf_decompress(&data, 99, &mut out),
+            Err(LzfError::OutputTooLong)
+        );
+        assert_eq!(
+            lzf_decompress(&data, 101, &mut out),
+            Err(LzfError::InputTruncated)
+        );
+        assert_eq!(
+            lzf_decompress(&[0x20, 0x00], 3, &mut out),
+            Err(LzfError::BadReference)
+        );
     }
 
     #[test]

@@ -256,12 +256,17 @@ impl<R: Read> RdbReader<R> {
                 enc::OPCODE_SELECTDB => {
                     let db = self.read_len()?;
                     let limit = self.max_databases.map_or(u64::from(u32::MAX), u64::from);
-                    let db = u32::try_from(db).ok().filter(|d| u64::from(*d) < limit).ok_or_else(|| {
-                        RdbError::corrupt(
-                            at,
-                            format!("SELECTDB {db} is beyond the configured number of databases"),
-                        )
-                    })?;
+                    let db = u32::try_from(db)
+                        .ok()
+                        .filter(|d| u64::from(*d) < limit)
+                        .ok_or_else(|| {
+                            RdbError::corrupt(
+                                at,
+                                format!(
+                                    "SELECTDB {db} is beyond the configured number of databases"
+                                ),
+                            )
+                        })?;
                     self.db = db;
                     return Ok(Some(Item::SelectDb(db)));
                 }
@@ -284,7 +289,10 @@ impl<R: Read> RdbReader<R> {
                     });
                 }
                 enc::OPCODE_FUNCTION_PRE_GA => {
-                    return Err(RdbError::corrupt(at, "Pre-release function format not supported"));
+                    return Err(RdbError::corrupt(
+                        at,
+                        "Pre-release function format not supported",
+                    ));
                 }
                 enc::OPCODE_FUNCTION2 => {
                     return Ok(Some(Item::Function(self.read_string()?)));
@@ -335,9 +343,18 @@ impl<R: Read> RdbReader<R> {
             }
             enc::LEN_ENCVAL => Ok((u64::from(b & 0x3F), true)),
             _ => match b {
-                enc::LEN_32BIT => Ok((u64::from(u32::from_be_bytes(self.input.array("a 32-bit length")?)), false)),
-                enc::LEN_64BIT => Ok((u64::from_be_bytes(self.input.array("a 64-bit length")?), false)),
-                _ => Err(RdbError::corrupt(at, format!("unknown length encoding {b}"))),
+                enc::LEN_32BIT => Ok((
+                    u64::from(u32::from_be_bytes(self.input.array("a 32-bit length")?)),
+                    false,
+                )),
+                enc::LEN_64BIT => Ok((
+                    u64::from_be_bytes(self.input.array("a 64-bit length")?),
+                    false,
+                )),
+                _ => Err(RdbError::corrupt(
+                    at,
+                    format!("unknown length encoding {b}"),
+                )),
             },
         }
     }
@@ -346,7 +363,10 @@ impl<R: Read> RdbReader<R> {
         let at = self.input.offset();
         match self.read_len_or_encoding()? {
             (len, false) => Ok(len),
-            (_, true) => Err(RdbError::corrupt(at, "expected a length, found a string encoding")),
+            (_, true) => Err(RdbError::corrupt(
+                at,
+                "expected a length, found a string encoding",
+            )),
         }
     }
 
@@ -362,7 +382,12 @@ impl<R: Read> RdbReader<R> {
             enc::ENC_INT16 => i64::from(i16::from_le_bytes(self.input.array("an int16 string")?)),
             enc::ENC_INT32 => i64::from(i32::from_le_bytes(self.input.array("an int32 string")?)),
             enc::ENC_LZF => return self.read_lzf(at),
-            other => return Err(RdbError::corrupt(at, format!("unknown string encoding {other}"))),
+            other => {
+                return Err(RdbError::corrupt(
+                    at,
+                    format!("unknown string encoding {other}"),
+                ));
+            }
         };
         Ok(itoa::Buffer::new().format(v).as_bytes().to_vec())
     }
@@ -374,9 +399,15 @@ impl<R: Read> RdbReader<R> {
         let len = usize::try_from(len)
             .ok()
             .filter(|l| *l / 88 <= compressed.len())
-            .ok_or_else(|| RdbError::corrupt(at, "LZF string declares a length its data cannot produce"))?;
-        enc::lzf_decompress(&compressed, len, &mut self.lzf_out)
-            .map_err(|e| RdbError::corrupt(at, format!("Invalid LZF compressed string: {}", e.describe())))?;
+            .ok_or_else(|| {
+                RdbError::corrupt(at, "LZF string declares a length its data cannot produce")
+            })?;
+        enc::lzf_decompress(&compressed, len, &mut self.lzf_out).map_err(|e| {
+            RdbError::corrupt(
+                at,
+                format!("Invalid LZF compressed string: {}", e.describe()),
+            )
+        })?;
         Ok(std::mem::take(&mut self.lzf_out))
     }
 
@@ -394,7 +425,8 @@ impl<R: Read> RdbReader<R> {
             255 => Ok(f64::NEG_INFINITY),
             n => {
                 let text = self.input.bytes(u64::from(n), "the text of a double")?;
-                parse_double(&text).ok_or_else(|| RdbError::corrupt(at, "double value is not a number"))
+                parse_double(&text)
+                    .ok_or_else(|| RdbError::corrupt(at, "double value is not a number"))
             }
         }
     }
@@ -419,7 +451,11 @@ impl<R: Read> RdbReader<R> {
             enc::TYPE_SET => {
                 let n = self.read_len()?;
                 let items = self.read_strings(n)?;
-                ensure_unique(items.iter().map(Vec::as_slice), at, "Duplicate set members detected")?;
+                ensure_unique(
+                    items.iter().map(Vec::as_slice),
+                    at,
+                    "Duplicate set members detected",
+                )?;
                 RdbValue::Set(items)
             }
             enc::TYPE_ZSET | enc::TYPE_ZSET_2 => {
@@ -438,7 +474,11 @@ impl<R: Read> RdbReader<R> {
                     }
                     pairs.push((member, score));
                 }
-                ensure_unique(pairs.iter().map(|p| p.0.as_slice()), at, "Duplicate zset fields detected")?;
+                ensure_unique(
+                    pairs.iter().map(|p| p.0.as_slice()),
+                    at,
+                    "Duplicate zset fields detected",
+                )?;
                 RdbValue::ZSet(pairs)
             }
             enc::TYPE_HASH => {
@@ -449,14 +489,28 @@ impl<R: Read> RdbReader<R> {
                     let value = self.read_string()?;
                     pairs.push((field, value));
                 }
-                ensure_unique(pairs.iter().map(|p| p.0.as_slice()), at, "Duplicate hash fields detected")?;
+                ensure_unique(
+                    pairs.iter().map(|p| p.0.as_slice()),
+                    at,
+                    "Duplicate hash fields detected",
+                )?;
                 RdbValue::Hash(pairs)
             }
             enc::TYPE_HASH_ZIPMAP => {
                 let (blob_at, blob) = self.read_blob()?;
-                let pairs = compact::zipmap_pairs(&blob).map_err(|e| blob_error(blob_at, "zipmap", e))?;
-                ensure_unique(pairs.iter().map(|p| p.0), blob_at, "Zipmap integrity check failed: duplicate fields")?;
-                RdbValue::Hash(pairs.into_iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect())
+                let pairs =
+                    compact::zipmap_pairs(&blob).map_err(|e| blob_error(blob_at, "zipmap", e))?;
+                ensure_unique(
+                    pairs.iter().map(|p| p.0),
+                    blob_at,
+                    "Zipmap integrity check failed: duplicate fields",
+                )?;
+                RdbValue::Hash(
+                    pairs
+                        .into_iter()
+                        .map(|(f, v)| (f.to_vec(), v.to_vec()))
+                        .collect(),
+                )
             }
             enc::TYPE_LIST_ZIPLIST => {
                 let (blob_at, blob) = self.read_blob()?;
@@ -472,20 +526,36 @@ impl<R: Read> RdbReader<R> {
             enc::TYPE_SET_LISTPACK => {
                 let (blob_at, blob) = self.read_blob()?;
                 let items = elems(&blob, Kind::Listpack, blob_at)?;
-                ensure_unique(items.iter().map(Vec::as_slice), blob_at, "Set listpack integrity check failed: duplicate members")?;
+                ensure_unique(
+                    items.iter().map(Vec::as_slice),
+                    blob_at,
+                    "Set listpack integrity check failed: duplicate members",
+                )?;
                 RdbValue::Set(items)
             }
             enc::TYPE_ZSET_ZIPLIST | enc::TYPE_ZSET_LISTPACK => {
                 let (blob_at, blob) = self.read_blob()?;
-                let kind = if t == enc::TYPE_ZSET_ZIPLIST { Kind::Ziplist } else { Kind::Listpack };
+                let kind = if t == enc::TYPE_ZSET_ZIPLIST {
+                    Kind::Ziplist
+                } else {
+                    Kind::Listpack
+                };
                 RdbValue::ZSet(zset_pairs(&blob, kind, blob_at)?)
             }
             enc::TYPE_HASH_ZIPLIST | enc::TYPE_HASH_LISTPACK => {
                 let (blob_at, blob) = self.read_blob()?;
-                let kind = if t == enc::TYPE_HASH_ZIPLIST { Kind::Ziplist } else { Kind::Listpack };
+                let kind = if t == enc::TYPE_HASH_ZIPLIST {
+                    Kind::Ziplist
+                } else {
+                    Kind::Listpack
+                };
                 let items = elems(&blob, kind, blob_at)?;
                 let pairs = into_pairs(items, blob_at, "hash")?;
-                ensure_unique(pairs.iter().map(|p| p.0.as_slice()), blob_at, "Duplicate hash fields detected")?;
+                ensure_unique(
+                    pairs.iter().map(|p| p.0.as_slice()),
+                    blob_at,
+                    "Duplicate hash fields detected",
+                )?;
                 RdbValue::Hash(pairs)
             }
             enc::TYPE_LIST_QUICKLIST | enc::TYPE_LIST_QUICKLIST_2 => {
@@ -502,20 +572,28 @@ impl<R: Read> RdbReader<R> {
                     match container {
                         enc::QUICKLIST_NODE_PLAIN => items.push(blob),
                         enc::QUICKLIST_NODE_PACKED => {
-                            let kind = if t == enc::TYPE_LIST_QUICKLIST { Kind::Ziplist } else { Kind::Listpack };
+                            let kind = if t == enc::TYPE_LIST_QUICKLIST {
+                                Kind::Ziplist
+                            } else {
+                                Kind::Listpack
+                            };
                             items.extend(elems(&blob, kind, blob_at)?);
                         }
                         _ => {
                             return Err(RdbError::corrupt(
                                 node_at,
-                                format!("Quicklist integrity check failed: unknown node container {container}"),
+                                format!(
+                                    "Quicklist integrity check failed: unknown node container {container}"
+                                ),
                             ));
                         }
                     }
                 }
                 RdbValue::List(items)
             }
-            enc::TYPE_STREAM_LISTPACKS | enc::TYPE_STREAM_LISTPACKS_2 | enc::TYPE_STREAM_LISTPACKS_3 => {
+            enc::TYPE_STREAM_LISTPACKS
+            | enc::TYPE_STREAM_LISTPACKS_2
+            | enc::TYPE_STREAM_LISTPACKS_3 => {
                 return Err(RdbError::UnsupportedType {
                     offset: at,
                     type_id: t,
@@ -530,7 +608,10 @@ impl<R: Read> RdbReader<R> {
                 });
             }
             other => {
-                return Err(RdbError::corrupt(at, format!("Unknown RDB encoding type {other}")));
+                return Err(RdbError::corrupt(
+                    at,
+                    format!("Unknown RDB encoding type {other}"),
+                ));
             }
         };
         let empty = match &value {
@@ -558,7 +639,9 @@ impl<R: Read> Iterator for RdbReader<R> {
 }
 
 fn cap(n: u64) -> usize {
-    usize::try_from(n).unwrap_or(usize::MAX).min(COUNT_PREALLOC_CAP)
+    usize::try_from(n)
+        .unwrap_or(usize::MAX)
+        .min(COUNT_PREALLOC_CAP)
 }
 
 #[derive(Clone, Copy)]
@@ -579,15 +662,25 @@ fn elems(blob: &[u8], kind: Kind, at: u64) -> Result<Vec<Vec<u8>>, RdbError> {
         Ok(())
     };
     match kind {
-        Kind::Ziplist => compact::ziplist_for_each(blob, push).map_err(|e| blob_error(at, "ziplist", e))?,
-        Kind::Listpack => compact::listpack_for_each(blob, push).map_err(|e| blob_error(at, "listpack", e))?,
+        Kind::Ziplist => {
+            compact::ziplist_for_each(blob, push).map_err(|e| blob_error(at, "ziplist", e))?
+        }
+        Kind::Listpack => {
+            compact::listpack_for_each(blob, push).map_err(|e| blob_error(at, "listpack", e))?
+        }
     };
     Ok(items)
 }
 
-fn into_pairs(items: Vec<Vec<u8>>, at: u64, what: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, RdbError> {
-    if items.len() % 2 != 0 {
-        return Err(RdbError::corrupt(at, format!("{what} blob holds an odd number of elements")));
+/// Field/value pairs of a hash.
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn into_pairs(items: Vec<Vec<u8>>, at: u64, what: &str) -> Result<Pairs, RdbError> {
+    if !items.len().is_multiple_of(2) {
+        return Err(RdbError::corrupt(
+            at,
+            format!("{what} blob holds an odd number of elements"),
+        ));
     }
     let mut pairs = Vec::with_capacity(items.len() / 2);
     let mut it = items.into_iter();
@@ -618,16 +711,30 @@ fn zset_pairs(blob: &[u8], kind: Kind, at: u64) -> Result<Vec<(Vec<u8>, f64)>, R
         Ok(())
     };
     match kind {
-        Kind::Ziplist => compact::ziplist_for_each(blob, push).map_err(|e| blob_error(at, "ziplist", e))?,
-        Kind::Listpack => compact::listpack_for_each(blob, push).map_err(|e| blob_error(at, "listpack", e))?,
+        Kind::Ziplist => {
+            compact::ziplist_for_each(blob, push).map_err(|e| blob_error(at, "ziplist", e))?
+        }
+        Kind::Listpack => {
+            compact::listpack_for_each(blob, push).map_err(|e| blob_error(at, "listpack", e))?
+        }
     };
     if member.is_some() {
-        return Err(RdbError::corrupt(at, "zset blob holds an odd number of elements"));
+        return Err(RdbError::corrupt(
+            at,
+            "zset blob holds an odd number of elements",
+        ));
     }
     if bad_score {
-        return Err(RdbError::corrupt(at, "zset blob holds a score that is not a number"));
+        return Err(RdbError::corrupt(
+            at,
+            "zset blob holds a score that is not a number",
+        ));
     }
-    ensure_unique(pairs.iter().map(|p| p.0.as_slice()), at, "Duplicate zset fields detected")?;
+    ensure_unique(
+        pairs.iter().map(|p| p.0.as_slice()),
+        at,
+        "Duplicate zset fields detected",
+    )?;
     Ok(pairs)
 }
 
@@ -637,7 +744,11 @@ fn parse_double(s: &[u8]) -> Option<f64> {
 }
 
 /// Refuses a collection with a repeated member, as Redis's loader does.
-fn ensure_unique<'a>(members: impl ExactSizeIterator<Item = &'a [u8]>, at: u64, reason: &'static str) -> Result<(), RdbError> {
+fn ensure_unique<'a>(
+    members: impl ExactSizeIterator<Item = &'a [u8]>,
+    at: u64,
+    reason: &'static str,
+) -> Result<(), RdbError> {
     if members.len() < 2 {
         return Ok(());
     }

@@ -73,7 +73,8 @@ impl<W: Write> RdbWriter<W> {
             lp_buf: Vec::new(),
             written: 0,
         };
-        w.buf.extend_from_slice(format!("REDIS{:04}", enc::RDB_VERSION).as_bytes());
+        w.buf
+            .extend_from_slice(format!("REDIS{:04}", enc::RDB_VERSION).as_bytes());
         for (key, value) in aux.fields() {
             w.buf.push(enc::OPCODE_AUX);
             w.put_string(&key)?;
@@ -115,13 +116,26 @@ impl<W: Write> RdbWriter<W> {
     ///
     /// # Errors
     /// The destination failed, or a sorted set holds a NaN score.
-    pub fn write_value(&mut self, key: &[u8], value: &RdbValue, expire_ms: Option<u64>) -> Result<(), RdbError> {
+    pub fn write_value(
+        &mut self,
+        key: &[u8],
+        value: &RdbValue,
+        expire_ms: Option<u64>,
+    ) -> Result<(), RdbError> {
         match value {
             RdbValue::String(s) => self.string(key, s, expire_ms),
             RdbValue::List(items) => self.list(key, expire_ms, items.iter().map(Vec::as_slice)),
             RdbValue::Set(items) => self.set(key, expire_ms, items.iter().map(Vec::as_slice)),
-            RdbValue::Hash(pairs) => self.hash(key, expire_ms, pairs.iter().map(|(f, v)| (f.as_slice(), v.as_slice()))),
-            RdbValue::ZSet(pairs) => self.zset(key, expire_ms, pairs.iter().map(|(m, s)| (m.as_slice(), *s))),
+            RdbValue::Hash(pairs) => self.hash(
+                key,
+                expire_ms,
+                pairs.iter().map(|(f, v)| (f.as_slice(), v.as_slice())),
+            ),
+            RdbValue::ZSet(pairs) => self.zset(
+                key,
+                expire_ms,
+                pairs.iter().map(|(m, s)| (m.as_slice(), *s)),
+            ),
         }
     }
 
@@ -129,7 +143,12 @@ impl<W: Write> RdbWriter<W> {
     ///
     /// # Errors
     /// The destination failed.
-    pub fn string(&mut self, key: &[u8], value: &[u8], expire_ms: Option<u64>) -> Result<(), RdbError> {
+    pub fn string(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        expire_ms: Option<u64>,
+    ) -> Result<(), RdbError> {
         self.key_header(key, expire_ms, enc::TYPE_STRING)?;
         self.put_string(value)?;
         self.maybe_flush()
@@ -139,7 +158,12 @@ impl<W: Write> RdbWriter<W> {
     ///
     /// # Errors
     /// The destination failed.
-    pub fn list<'a, I>(&mut self, key: &[u8], expire_ms: Option<u64>, items: I) -> Result<(), RdbError>
+    pub fn list<'a, I>(
+        &mut self,
+        key: &[u8],
+        expire_ms: Option<u64>,
+        items: I,
+    ) -> Result<(), RdbError>
     where
         I: Iterator<Item = &'a [u8]> + Clone,
     {
@@ -163,7 +187,11 @@ impl<W: Write> RdbWriter<W> {
         result
     }
 
-    fn list_node<'a>(&mut self, node: Node, items: impl Iterator<Item = &'a [u8]>) -> Result<(), RdbError> {
+    fn list_node<'a>(
+        &mut self,
+        node: Node,
+        items: impl Iterator<Item = &'a [u8]>,
+    ) -> Result<(), RdbError> {
         let mut lp = std::mem::take(&mut self.lp_buf);
         let res = if node.plain {
             put_len(&mut self.buf, enc::QUICKLIST_NODE_PLAIN);
@@ -182,7 +210,12 @@ impl<W: Write> RdbWriter<W> {
     ///
     /// # Errors
     /// The destination failed.
-    pub fn set<'a, I>(&mut self, key: &[u8], expire_ms: Option<u64>, members: I) -> Result<(), RdbError>
+    pub fn set<'a, I>(
+        &mut self,
+        key: &[u8],
+        expire_ms: Option<u64>,
+        members: I,
+    ) -> Result<(), RdbError>
     where
         I: ExactSizeIterator<Item = &'a [u8]>,
     {
@@ -203,7 +236,12 @@ impl<W: Write> RdbWriter<W> {
     ///
     /// # Errors
     /// The destination failed.
-    pub fn hash<'a, I>(&mut self, key: &[u8], expire_ms: Option<u64>, pairs: I) -> Result<(), RdbError>
+    pub fn hash<'a, I>(
+        &mut self,
+        key: &[u8],
+        expire_ms: Option<u64>,
+        pairs: I,
+    ) -> Result<(), RdbError>
     where
         I: ExactSizeIterator<Item = (&'a [u8], &'a [u8])> + Clone,
     {
@@ -239,7 +277,12 @@ impl<W: Write> RdbWriter<W> {
     ///
     /// # Errors
     /// The destination failed, or a score is NaN (Redis refuses to load those).
-    pub fn zset<'a, I>(&mut self, key: &[u8], expire_ms: Option<u64>, pairs: I) -> Result<(), RdbError>
+    pub fn zset<'a, I>(
+        &mut self,
+        key: &[u8],
+        expire_ms: Option<u64>,
+        pairs: I,
+    ) -> Result<(), RdbError>
     where
         I: ExactSizeIterator<Item = (&'a [u8], f64)> + Clone,
     {
@@ -250,7 +293,8 @@ impl<W: Write> RdbWriter<W> {
         if pairs.clone().any(|(_, s)| s.is_nan()) {
             return Err(RdbError::InvalidValue("a sorted set score is NaN"));
         }
-        let small = n <= LISTPACK_MAX_ENTRIES && pairs.clone().all(|(m, _)| m.len() <= LISTPACK_MAX_VALUE);
+        let small =
+            n <= LISTPACK_MAX_ENTRIES && pairs.clone().all(|(m, _)| m.len() <= LISTPACK_MAX_VALUE);
         if small {
             // Redis uses a listpack zset as its in-memory form directly: it must be sorted.
             let mut sorted: Vec<(&[u8], f64)> = pairs.collect();
@@ -259,7 +303,10 @@ impl<W: Write> RdbWriter<W> {
             self.key_header(key, expire_ms, enc::TYPE_ZSET_LISTPACK)?;
             let mut lp = std::mem::take(&mut self.lp_buf);
             compact::listpack_build(
-                sorted.iter().zip(&scores).flat_map(|((m, _), s)| [*m, s.as_slice()]),
+                sorted
+                    .iter()
+                    .zip(&scores)
+                    .flat_map(|((m, _), s)| [*m, s.as_slice()]),
                 &mut lp,
             );
             let res = self.put_string(&lp);
@@ -284,13 +331,24 @@ impl<W: Write> RdbWriter<W> {
     pub fn finish(mut self) -> Result<W, RdbError> {
         self.buf.push(enc::OPCODE_EOF);
         self.flush_buf()?;
-        let crc = if self.opts.checksum { self.crc.clone().finalize() } else { 0 };
-        self.out.write_all(&crc.to_le_bytes()).map_err(RdbError::Write)?;
+        let crc = if self.opts.checksum {
+            self.crc.clone().finalize()
+        } else {
+            0
+        };
+        self.out
+            .write_all(&crc.to_le_bytes())
+            .map_err(RdbError::Write)?;
         self.out.flush().map_err(RdbError::Write)?;
         Ok(self.out)
     }
 
-    fn key_header(&mut self, key: &[u8], expire_ms: Option<u64>, type_id: u8) -> Result<(), RdbError> {
+    fn key_header(
+        &mut self,
+        key: &[u8],
+        expire_ms: Option<u64>,
+        type_id: u8,
+    ) -> Result<(), RdbError> {
         if let Some(ms) = expire_ms {
             self.buf.push(enc::OPCODE_EXPIRETIME_MS);
             let ms = i64::try_from(ms).unwrap_or(i64::MAX);
@@ -306,7 +364,10 @@ impl<W: Write> RdbWriter<W> {
             enc::put_int_encoded(&mut self.buf, v);
             return Ok(());
         }
-        if self.opts.compression && s.len() > 20 && self.lzf.compress(s, &mut self.lzf_buf, s.len() - 4) {
+        if self.opts.compression
+            && s.len() > 20
+            && self.lzf.compress(s, &mut self.lzf_buf, s.len() - 4)
+        {
             self.buf.push((enc::LEN_ENCVAL << 6) | enc::ENC_LZF);
             put_len(&mut self.buf, self.lzf_buf.len() as u64);
             put_len(&mut self.buf, s.len() as u64);
@@ -374,16 +435,25 @@ fn for_each_node<'a>(items: impl Iterator<Item = &'a [u8]>, mut f: impl FnMut(No
     for item in items {
         if item.len() >= PLAIN_NODE_MIN {
             if count > 0 {
-                f(Node { len: count, plain: false });
+                f(Node {
+                    len: count,
+                    plain: false,
+                });
                 count = 0;
                 bytes = 0;
             }
-            f(Node { len: 1, plain: true });
+            f(Node {
+                len: 1,
+                plain: true,
+            });
             continue;
         }
         let size = item.len() + 11;
         if count > 0 && (count == NODE_MAX_ENTRIES || bytes + size > NODE_MAX_BYTES) {
-            f(Node { len: count, plain: false });
+            f(Node {
+                len: count,
+                plain: false,
+            });
             count = 0;
             bytes = 0;
         }
@@ -391,6 +461,9 @@ fn for_each_node<'a>(items: impl Iterator<Item = &'a [u8]>, mut f: impl FnMut(No
         bytes += size;
     }
     if count > 0 {
-        f(Node { len: count, plain: false });
+        f(Node {
+            len: count,
+            plain: false,
+        });
     }
 }
