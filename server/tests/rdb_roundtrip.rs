@@ -382,3 +382,44 @@ fn duplicate_members_are_refused() {
     let nan = b"REDIS0009\x03\x01k\x01\x01a\xfd\xff\x00\x00\x00\x00\x00\x00\x00\x00";
     assert!(read(nan).unwrap_err().to_string().contains("NAN"));
 }
+
+#[test]
+fn old_and_rare_opcodes() {
+    // EXPIRETIME in seconds, FREQ and IDLE before a key, FUNCTION2, no checksum.
+    let mut file = b"REDIS0009".to_vec();
+    file.extend_from_slice(&[0xf5, 0x05]);
+    file.extend_from_slice(b"#!lua");
+    file.push(0xfd);
+    file.extend_from_slice(&2_000_000_000i32.to_le_bytes());
+    file.extend_from_slice(b"\x00\x01k\x01v\xf9\x05\xf8\x03\x00\x01j\x01w\xff");
+    file.extend_from_slice(&[0; 8]);
+    file.extend_from_slice(b"+after");
+    let mut r = RdbReader::new(&file[..]).unwrap();
+    assert_eq!(
+        r.next_item().unwrap(),
+        Some(Item::Function(b"#!lua".to_vec()))
+    );
+    let Some(Item::Entry(k)) = r.next_item().unwrap() else {
+        panic!("expected k")
+    };
+    assert_eq!(k.expire_ms, Some(2_000_000_000_000));
+    let Some(Item::Entry(j)) = r.next_item().unwrap() else {
+        panic!("expected j")
+    };
+    assert_eq!((j.key.as_slice(), j.expire_ms), (&b"j"[..], None));
+    assert_eq!(r.next_item().unwrap(), None);
+    // Whatever follows the RDB on a replication stream is handed back.
+    let (_, rest) = r.into_parts();
+    assert_eq!(rest, b"+after");
+
+    let refused: [(&[u8], &str); 4] = [
+        (b"REDIS0010\xf6", "Pre-release function format"),
+        (b"REDIS0010\xf7\x01", "module AUX"),
+        (b"REDIS0010\x13\x01k", "stream"),
+        (b"REDIS0010\x08\x01k", "Unknown RDB encoding type 8"),
+    ];
+    for (bytes, msg) in refused {
+        let err = read(bytes).unwrap_err().to_string();
+        assert!(err.contains(msg), "{err}");
+    }
+}
