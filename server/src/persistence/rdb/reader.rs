@@ -7,7 +7,6 @@
 //! policy: expired keys, duplicate keys across the file and database limits beyond
 //! [`RdbReader::with_max_databases`] are the loader's business.
 
-use std::collections::HashSet;
 use std::io::{ErrorKind, Read};
 
 use super::compact::{self, CompactError, Elem};
@@ -752,7 +751,7 @@ fn ensure_unique<'a>(
     if members.len() < 2 {
         return Ok(());
     }
-    let mut seen = HashSet::with_capacity(members.len());
+    let mut seen = hashbrown::HashSet::with_capacity(members.len());
     for m in members {
         if !seen.insert(m) {
             return Err(RdbError::corrupt(at, reason));

@@ -387,7 +387,9 @@ impl<W: Write> RdbWriter<W> {
             return Ok(());
         }
         self.flush_buf()?;
-        self.crc.update(s);
+        if self.opts.checksum {
+            self.crc.update(s);
+        }
         self.out.write_all(s).map_err(RdbError::Write)?;
         self.written += s.len() as u64;
         Ok(())
