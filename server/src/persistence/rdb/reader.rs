@@ -134,7 +134,9 @@ impl<R: Read> Input<R> {
     }
 }
 
-/// A streaming RDB reader. Create it with [`RdbReader::new`] (which reads the header), then
+/// A streaming RDB reader. It buffers internally, so wrapping a file in a `BufReader` adds
+/// nothing; on a socket, [`RdbReader::into_parts`] returns what was read past the RDB.
+/// Create it with [`RdbReader::new`] (which reads the header), then
 /// call [`RdbReader::next_item`] (or iterate) until it returns `None`: that happens only after
 /// the EOF opcode and, for version 5 and later, a verified (or disabled, all-zero) checksum.
 pub struct RdbReader<R> {
