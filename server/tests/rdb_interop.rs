@@ -407,16 +407,27 @@ fn we_read_what_redis_saves() {
         return;
     }
     let data = dataset();
-    for (i, compression) in ["yes", "no"].into_iter().enumerate() {
+    // LRU and LFU policies make Redis write IDLE and FREQ opcodes; list-compress-depth makes
+    // it write LZF-compressed quicklist nodes.
+    for (i, (compression, policy)) in [("yes", "allkeys-lru"), ("no", "allkeys-lfu")]
+        .into_iter()
+        .enumerate()
+    {
         let dir = temp_dir(&format!("save{i}"));
         let server = Redis::start(7710 + i as u16, &dir);
         let mut con = server.con();
-        redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("rdbcompression")
-            .arg(compression)
-            .query::<()>(&mut con)
-            .unwrap();
+        for (name, value) in [
+            ("rdbcompression", compression),
+            ("maxmemory-policy", policy),
+            ("list-compress-depth", "1"),
+        ] {
+            redis::cmd("CONFIG")
+                .arg("SET")
+                .arg(name)
+                .arg(value)
+                .query::<()>(&mut con)
+                .unwrap();
+        }
         apply(&mut con, &data);
         redis::cmd("SAVE").query::<()>(&mut con).unwrap();
         let reader =
