@@ -4,8 +4,8 @@
 //! Map: [`protocol`] speaks RESP and knows nothing else; [`cmd`] holds the command table and
 //! one module per command family; [`exec`] runs a command with Redis's checks and
 //! after-effects; [`keyspace`] stores databases, values and expiry; [`replication`] turns
-//! writes into the replication stream; [`net`] owns sockets and the cron; [`config`] the
-//! directive table; [`server`] the shared state.
+//! writes into the replication stream; [`persistence`] reads and writes RDB files; [`net`]
+//! owns sockets and the cron; [`config`] the directive table; [`server`] the shared state.
 
 pub mod client;
 pub mod clock;
@@ -18,6 +18,7 @@ pub mod keyspace;
 pub mod log;
 pub mod memory;
 pub mod net;
+pub mod persistence;
 pub mod protocol;
 pub mod replication;
 pub mod server;

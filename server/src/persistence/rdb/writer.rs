@@ -1,0 +1,471 @@
+//! The streaming RDB writer: produces a version-10 file that Redis 7.0 loads, fed one
+//! database and one key at a time, into any `std::io::Write`.
+//!
+//! Encodings are chosen for simplicity and load speed: strings int-encoded or LZF-compressed
+//! like Redis, lists as QUICKLIST_2 (listpack nodes, PLAIN nodes for big elements), small
+//! hashes and sorted sets as listpacks, larger ones as plain HASH / ZSET_2, sets as plain SET.
+//! It must not buffer more than one value plus a 64 KiB block, and must not decide what
+//! to write: the snapshot decides which keys exist, which have expired and which database
+//! they belong to. Callers guarantee that collections hold no duplicate members.
+
+use std::io::Write;
+
+use super::compact;
+use super::encoding::{self as enc, CRC64, Crc64Digest, LzfCompressor, put_len};
+use super::{Aux, RdbError, RdbValue};
+
+const FLUSH_AT: usize = 64 * 1024;
+/// Listpack thresholds matching Redis 7.0's defaults, so what we write as a listpack is what
+/// a default Redis would keep as one.
+const LISTPACK_MAX_ENTRIES: usize = 128;
+const LISTPACK_MAX_VALUE: usize = 64;
+/// Quicklist node limits: `list-max-listpack-size -2` (8 KiB) and at most 128 entries.
+const NODE_MAX_BYTES: usize = 8 * 1024;
+const NODE_MAX_ENTRIES: usize = 128;
+/// Elements at least this long get a PLAIN node of their own.
+const PLAIN_NODE_MIN: usize = 4 * 1024;
+
+/// What the writer does beyond the plain format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterOptions {
+    /// `rdbcompression`: LZF for strings over 20 bytes when it saves at least 4 bytes.
+    pub compression: bool,
+    /// `rdbchecksum`: a CRC64 trailer; otherwise 8 zero bytes, which loaders skip.
+    pub checksum: bool,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        Self {
+            compression: true,
+            checksum: true,
+        }
+    }
+}
+
+/// A streaming RDB writer. [`RdbWriter::new`] writes the header and AUX fields; then call
+/// [`RdbWriter::select_db`] before each database's keys, the per-type methods (or
+/// [`RdbWriter::write_value`]) for each key, and [`RdbWriter::finish`] at the end.
+pub struct RdbWriter<W: Write> {
+    out: W,
+    buf: Vec<u8>,
+    crc: Crc64Digest,
+    opts: WriterOptions,
+    lzf: LzfCompressor,
+    lzf_buf: Vec<u8>,
+    lp_buf: Vec<u8>,
+    written: u64,
+}
+
+impl<W: Write> RdbWriter<W> {
+    /// Writes `REDIS0010` and `aux` in Redis 7.0's order.
+    ///
+    /// # Errors
+    /// The destination failed.
+    pub fn new(out: W, opts: WriterOptions, aux: &Aux) -> Result<Self, RdbError> {
+        let mut w = Self {
+            out,
+            buf: Vec::with_capacity(FLUSH_AT * 2),
+            crc: CRC64.digest(),
+            opts,
+            lzf: LzfCompressor::default(),
+            lzf_buf: Vec::new(),
+            lp_buf: Vec::new(),
+            written: 0,
+        };
+        w.buf
+            .extend_from_slice(format!("REDIS{:04}", enc::RDB_VERSION).as_bytes());
+        for (key, value) in aux.fields() {
+            w.buf.push(enc::OPCODE_AUX);
+            w.put_string(&key)?;
+            w.put_string(&value)?;
+        }
+        w.maybe_flush()?;
+        Ok(w)
+    }
+
+    /// Bytes produced so far (including buffered ones).
+    pub fn bytes_written(&self) -> u64 {
+        self.written + self.buf.len() as u64
+    }
+
+    /// Starts a database: SELECTDB, then the RESIZEDB hint.
+    ///
+    /// # Errors
+    /// The destination failed.
+    pub fn select_db(&mut self, db: u32, keys: u64, expires: u64) -> Result<(), RdbError> {
+        self.buf.push(enc::OPCODE_SELECTDB);
+        put_len(&mut self.buf, u64::from(db));
+        self.buf.push(enc::OPCODE_RESIZEDB);
+        put_len(&mut self.buf, keys);
+        put_len(&mut self.buf, expires);
+        self.maybe_flush()
+    }
+
+    /// Writes a FUNCTION2 record holding a library's source.
+    ///
+    /// # Errors
+    /// The destination failed.
+    pub fn function(&mut self, source: &[u8]) -> Result<(), RdbError> {
+        self.buf.push(enc::OPCODE_FUNCTION2);
+        self.put_string(source)?;
+        self.maybe_flush()
+    }
+
+    /// Writes any [`RdbValue`].
+    ///
+    /// # Errors
+    /// The destination failed, or a sorted set holds a NaN score.
+    pub fn write_value(
+        &mut self,
+        key: &[u8],
+        value: &RdbValue,
+        expire_ms: Option<u64>,
+    ) -> Result<(), RdbError> {
+        match value {
+            RdbValue::String(s) => self.string(key, s, expire_ms),
+            RdbValue::List(items) => self.list(key, expire_ms, items.iter().map(Vec::as_slice)),
+            RdbValue::Set(items) => self.set(key, expire_ms, items.iter().map(Vec::as_slice)),
+            RdbValue::Hash(pairs) => self.hash(
+                key,
+                expire_ms,
+                pairs.iter().map(|(f, v)| (f.as_slice(), v.as_slice())),
+            ),
+            RdbValue::ZSet(pairs) => self.zset(
+                key,
+                expire_ms,
+                pairs.iter().map(|(m, s)| (m.as_slice(), *s)),
+            ),
+        }
+    }
+
+    /// Writes a string key.
+    ///
+    /// # Errors
+    /// The destination failed.
+    pub fn string(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        expire_ms: Option<u64>,
+    ) -> Result<(), RdbError> {
+        self.key_header(key, expire_ms, enc::TYPE_STRING)?;
+        self.put_string(value)?;
+        self.maybe_flush()
+    }
+
+    /// Writes a list as QUICKLIST_2. An empty list writes nothing (Redis would skip it).
+    ///
+    /// # Errors
+    /// The destination failed.
+    pub fn list<'a, I>(
+        &mut self,
+        key: &[u8],
+        expire_ms: Option<u64>,
+        items: I,
+    ) -> Result<(), RdbError>
+    where
+        I: Iterator<Item = &'a [u8]> + Clone,
+    {
+        let mut nodes = 0u64;
+        for_each_node(items.clone(), |_| nodes += 1);
+        if nodes == 0 {
+            return Ok(());
+        }
+        self.key_header(key, expire_ms, enc::TYPE_LIST_QUICKLIST_2)?;
+        put_len(&mut self.buf, nodes);
+        let mut result = Ok(());
+        let mut rest = items;
+        for_each_node(rest.clone(), |node| {
+            if result.is_err() {
+                return;
+            }
+            let node_items = rest.clone().take(node.len);
+            rest.nth(node.len - 1);
+            result = self.list_node(node, node_items);
+        });
+        result
+    }
+
+    fn list_node<'a>(
+        &mut self,
+        node: Node,
+        items: impl Iterator<Item = &'a [u8]>,
+    ) -> Result<(), RdbError> {
+        let mut lp = std::mem::take(&mut self.lp_buf);
+        let res = if node.plain {
+            put_len(&mut self.buf, enc::QUICKLIST_NODE_PLAIN);
+            items.into_iter().try_for_each(|item| self.put_string(item))
+        } else {
+            put_len(&mut self.buf, enc::QUICKLIST_NODE_PACKED);
+            compact::listpack_build(items, &mut lp);
+            self.put_string(&lp)
+        };
+        self.lp_buf = lp;
+        res?;
+        self.maybe_flush()
+    }
+
+    /// Writes a set as a plain SET. An empty set writes nothing.
+    ///
+    /// # Errors
+    /// The destination failed.
+    pub fn set<'a, I>(
+        &mut self,
+        key: &[u8],
+        expire_ms: Option<u64>,
+        members: I,
+    ) -> Result<(), RdbError>
+    where
+        I: ExactSizeIterator<Item = &'a [u8]>,
+    {
+        if members.len() == 0 {
+            return Ok(());
+        }
+        self.key_header(key, expire_ms, enc::TYPE_SET)?;
+        put_len(&mut self.buf, members.len() as u64);
+        for m in members {
+            self.put_string(m)?;
+            self.maybe_flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes a hash: a listpack when small enough for Redis to keep it as one, else a plain
+    /// HASH. An empty hash writes nothing.
+    ///
+    /// # Errors
+    /// The destination failed.
+    pub fn hash<'a, I>(
+        &mut self,
+        key: &[u8],
+        expire_ms: Option<u64>,
+        pairs: I,
+    ) -> Result<(), RdbError>
+    where
+        I: ExactSizeIterator<Item = (&'a [u8], &'a [u8])> + Clone,
+    {
+        let n = pairs.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let small = n <= LISTPACK_MAX_ENTRIES
+            && pairs
+                .clone()
+                .all(|(f, v)| f.len() <= LISTPACK_MAX_VALUE && v.len() <= LISTPACK_MAX_VALUE);
+        if small {
+            self.key_header(key, expire_ms, enc::TYPE_HASH_LISTPACK)?;
+            let mut lp = std::mem::take(&mut self.lp_buf);
+            compact::listpack_build(pairs.flat_map(|(f, v)| [f, v]), &mut lp);
+            let res = self.put_string(&lp);
+            self.lp_buf = lp;
+            res?;
+            return self.maybe_flush();
+        }
+        self.key_header(key, expire_ms, enc::TYPE_HASH)?;
+        put_len(&mut self.buf, n as u64);
+        for (f, v) in pairs {
+            self.put_string(f)?;
+            self.put_string(v)?;
+            self.maybe_flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes a sorted set: a listpack ordered by (score, member) when small, else ZSET_2.
+    /// An empty sorted set writes nothing.
+    ///
+    /// # Errors
+    /// The destination failed, or a score is NaN (Redis refuses to load those).
+    pub fn zset<'a, I>(
+        &mut self,
+        key: &[u8],
+        expire_ms: Option<u64>,
+        pairs: I,
+    ) -> Result<(), RdbError>
+    where
+        I: ExactSizeIterator<Item = (&'a [u8], f64)> + Clone,
+    {
+        let n = pairs.len();
+        if n == 0 {
+            return Ok(());
+        }
+        if pairs.clone().any(|(_, s)| s.is_nan()) {
+            return Err(RdbError::InvalidValue("a sorted set score is NaN"));
+        }
+        let small =
+            n <= LISTPACK_MAX_ENTRIES && pairs.clone().all(|(m, _)| m.len() <= LISTPACK_MAX_VALUE);
+        if small {
+            // Redis uses a listpack zset as its in-memory form directly: it must be sorted.
+            let mut sorted: Vec<(&[u8], f64)> = pairs.collect();
+            sorted.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(b.0)));
+            let scores: Vec<Vec<u8>> = sorted.iter().map(|(_, s)| score_text(*s)).collect();
+            self.key_header(key, expire_ms, enc::TYPE_ZSET_LISTPACK)?;
+            let mut lp = std::mem::take(&mut self.lp_buf);
+            compact::listpack_build(
+                sorted
+                    .iter()
+                    .zip(&scores)
+                    .flat_map(|((m, _), s)| [*m, s.as_slice()]),
+                &mut lp,
+            );
+            let res = self.put_string(&lp);
+            self.lp_buf = lp;
+            res?;
+            return self.maybe_flush();
+        }
+        self.key_header(key, expire_ms, enc::TYPE_ZSET_2)?;
+        put_len(&mut self.buf, n as u64);
+        for (m, s) in pairs {
+            self.put_string(m)?;
+            self.buf.extend_from_slice(&s.to_le_bytes());
+            self.maybe_flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes EOF and the checksum (or zeros), flushes, and returns the destination.
+    ///
+    /// # Errors
+    /// The destination failed.
+    pub fn finish(mut self) -> Result<W, RdbError> {
+        self.buf.push(enc::OPCODE_EOF);
+        self.flush_buf()?;
+        let crc = if self.opts.checksum {
+            self.crc.clone().finalize()
+        } else {
+            0
+        };
+        self.out
+            .write_all(&crc.to_le_bytes())
+            .map_err(RdbError::Write)?;
+        self.out.flush().map_err(RdbError::Write)?;
+        Ok(self.out)
+    }
+
+    fn key_header(
+        &mut self,
+        key: &[u8],
+        expire_ms: Option<u64>,
+        type_id: u8,
+    ) -> Result<(), RdbError> {
+        if let Some(ms) = expire_ms {
+            self.buf.push(enc::OPCODE_EXPIRETIME_MS);
+            let ms = i64::try_from(ms).unwrap_or(i64::MAX);
+            self.buf.extend_from_slice(&ms.to_le_bytes());
+        }
+        self.buf.push(type_id);
+        self.put_string(key)
+    }
+
+    /// Appends a string in the smallest encoding Redis would use (`rdbSaveRawString`).
+    fn put_string(&mut self, s: &[u8]) -> Result<(), RdbError> {
+        if let Some(v) = enc::int_encodable(s) {
+            enc::put_int_encoded(&mut self.buf, v);
+            return Ok(());
+        }
+        if self.opts.compression
+            && s.len() > 20
+            && self.lzf.compress(s, &mut self.lzf_buf, s.len() - 4)
+        {
+            self.buf.push((enc::LEN_ENCVAL << 6) | enc::ENC_LZF);
+            put_len(&mut self.buf, self.lzf_buf.len() as u64);
+            put_len(&mut self.buf, s.len() as u64);
+            let compressed = std::mem::take(&mut self.lzf_buf);
+            let res = self.put_bytes(&compressed);
+            self.lzf_buf = compressed;
+            return res;
+        }
+        put_len(&mut self.buf, s.len() as u64);
+        self.put_bytes(s)
+    }
+
+    /// Appends bytes, passing big ones straight to the destination instead of the buffer.
+    fn put_bytes(&mut self, s: &[u8]) -> Result<(), RdbError> {
+        if s.len() < FLUSH_AT {
+            self.buf.extend_from_slice(s);
+            return Ok(());
+        }
+        self.flush_buf()?;
+        if self.opts.checksum {
+            self.crc.update(s);
+        }
+        self.out.write_all(s).map_err(RdbError::Write)?;
+        self.written += s.len() as u64;
+        Ok(())
+    }
+
+    fn maybe_flush(&mut self) -> Result<(), RdbError> {
+        if self.buf.len() >= FLUSH_AT {
+            self.flush_buf()?;
+        }
+        Ok(())
+    }
+
+    fn flush_buf(&mut self) -> Result<(), RdbError> {
+        if self.opts.checksum {
+            self.crc.update(&self.buf);
+        }
+        self.out.write_all(&self.buf).map_err(RdbError::Write)?;
+        self.written += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+/// Score text for a listpack: integers without a fraction, others in shortest round-trip
+/// form (`strtod` in Redis reads both back to the same double).
+fn score_text(s: f64) -> Vec<u8> {
+    if s.fract() == 0.0 && s.abs() < 1e15 && !(s == 0.0 && s.is_sign_negative()) {
+        itoa::Buffer::new().format(s as i64).as_bytes().to_vec()
+    } else {
+        ryu::Buffer::new().format(s).as_bytes().to_vec()
+    }
+}
+
+/// A quicklist node: how many consecutive items it holds and whether it is PLAIN.
+#[derive(Clone, Copy)]
+struct Node {
+    len: usize,
+    plain: bool,
+}
+
+/// Splits items into quicklist nodes (deterministically, so it can be run twice).
+fn for_each_node<'a>(items: impl Iterator<Item = &'a [u8]>, mut f: impl FnMut(Node)) {
+    let mut count = 0;
+    let mut bytes = 0;
+    for item in items {
+        if item.len() >= PLAIN_NODE_MIN {
+            if count > 0 {
+                f(Node {
+                    len: count,
+                    plain: false,
+                });
+                count = 0;
+                bytes = 0;
+            }
+            f(Node {
+                len: 1,
+                plain: true,
+            });
+            continue;
+        }
+        let size = item.len() + 11;
+        if count > 0 && (count == NODE_MAX_ENTRIES || bytes + size > NODE_MAX_BYTES) {
+            f(Node {
+                len: count,
+                plain: false,
+            });
+            count = 0;
+            bytes = 0;
+        }
+        count += 1;
+        bytes += size;
+    }
+    if count > 0 {
+        f(Node {
+            len: count,
+            plain: false,
+        });
+    }
+}

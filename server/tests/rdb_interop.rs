@@ -1,0 +1,456 @@
+//! Interop with a real Redis 7.0: files from our writer load in redis-server with the same
+//! content and `DEBUG DIGEST` as a Redis fed the equivalent commands, and files Redis SAVEs
+//! read back to the dataset it was given. Skipped (with a printed reason) when redis-server
+//! is missing, unless TANDEM_REQUIRE_REAL_DEPS=1.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tandem_server::persistence::rdb::{Aux, Item, RdbReader, RdbValue, RdbWriter, WriterOptions};
+
+type Dataset = BTreeMap<u32, BTreeMap<Vec<u8>, (RdbValue, Option<u64>)>>;
+
+fn redis_available() -> bool {
+    let found = Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("TANDEM_REQUIRE_REAL_DEPS").as_deref() != Ok("1"),
+            "redis-server is required (TANDEM_REQUIRE_REAL_DEPS=1) but was not found"
+        );
+        println!("skipping: redis-server not found on PATH");
+    }
+    found
+}
+
+struct Redis {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Redis {
+    /// Starts redis-server on `port` with `dir/x.rdb` as its dump file.
+    fn start(port: u16, dir: &Path) -> Redis {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--dir", dir.to_str().unwrap(), "--dbfilename", "x.rdb"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--enable-debug-command",
+                "yes",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let redis = Redis {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(mut con) = redis.try_con() {
+                // LOADING errors until the file is in memory.
+                if redis::cmd("PING").query::<String>(&mut con).is_ok() {
+                    return redis;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on {port} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn try_con(&self) -> redis::RedisResult<redis::Connection> {
+        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?.get_connection()
+    }
+
+    fn con(&self) -> redis::Connection {
+        self.try_con().unwrap()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tandem-rdb-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn b(s: &str) -> Vec<u8> {
+    s.as_bytes().to_vec()
+}
+
+/// A mixed dataset that exercises every encoding choice on both sides.
+fn dataset() -> Dataset {
+    let future = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 3_600_000;
+    let mut db0 = BTreeMap::new();
+    let mut put = |k: &str, v: RdbValue, e: Option<u64>| {
+        db0.insert(b(k), (v, e));
+    };
+    put("str:raw", RdbValue::String(b("hello world")), None);
+    put("str:int", RdbValue::String(b("12345")), None);
+    put("str:negint", RdbValue::String(b("-7")), None);
+    put(
+        "str:bigint",
+        RdbValue::String(b("4611686018427387904")),
+        None,
+    );
+    put("str:leading-zero", RdbValue::String(b("007")), None);
+    put("str:binary", RdbValue::String((0..=255u8).collect()), None);
+    put("str:long", RdbValue::String(b("abc").repeat(400)), None);
+    put("str:ttl", RdbValue::String(b("expires")), Some(future));
+    put("str:empty", RdbValue::String(Vec::new()), None);
+    put(
+        "list:small",
+        RdbValue::List(vec![b("a"), b("b"), b("3"), b("-4")]),
+        None,
+    );
+    put(
+        "list:big",
+        RdbValue::List(
+            (0..1000)
+                .map(|i| format!("element-{i}").into_bytes())
+                .collect(),
+        ),
+        None,
+    );
+    put(
+        "list:plain",
+        RdbValue::List(vec![b("x"), vec![b'p'; 10_000], b("y"), vec![b'q'; 5000]]),
+        Some(future + 1),
+    );
+    put(
+        "set:intset",
+        RdbValue::Set(vec![b("1"), b("100000"), b("-3"), b("2")]),
+        None,
+    );
+    put(
+        "set:big",
+        RdbValue::Set(
+            (0..700)
+                .map(|i| format!("member-{i}").into_bytes())
+                .collect(),
+        ),
+        None,
+    );
+    put(
+        "hash:small",
+        RdbValue::Hash(vec![(b("f1"), b("v1")), (b("f2"), b("2"))]),
+        Some(future + 2),
+    );
+    put(
+        "hash:big",
+        RdbValue::Hash(
+            (0..300)
+                .map(|i| {
+                    (
+                        format!("field{i}").into_bytes(),
+                        format!("value{i}").into_bytes(),
+                    )
+                })
+                .collect(),
+        ),
+        None,
+    );
+    put(
+        "hash:longvalue",
+        RdbValue::Hash(vec![(b("f"), vec![b'y'; 100])]),
+        None,
+    );
+    put(
+        "zset:small",
+        RdbValue::ZSet(vec![
+            (b("c"), -3.0),
+            (b("a"), 1.0),
+            (b("b"), 2.5),
+            (b("i"), f64::INFINITY),
+        ]),
+        None,
+    );
+    put(
+        "zset:big",
+        RdbValue::ZSet(
+            (0..500)
+                .map(|i| (format!("m{i}").into_bytes(), f64::from(i) / 7.0))
+                .collect(),
+        ),
+        None,
+    );
+    put(
+        "zset:longmember",
+        RdbValue::ZSet(vec![(vec![b'z'; 80], 1e300), (b("n"), f64::NEG_INFINITY)]),
+        None,
+    );
+    let mut data = Dataset::new();
+    data.insert(0, db0);
+    for db in [1u32, 15] {
+        let mut keys = BTreeMap::new();
+        keys.insert(
+            format!("db{db}:key").into_bytes(),
+            (
+                RdbValue::String(format!("in database {db}").into_bytes()),
+                None,
+            ),
+        );
+        keys.insert(
+            format!("db{db}:list").into_bytes(),
+            (RdbValue::List(vec![b("1"), b("2"), b("3")]), None),
+        );
+        data.insert(db, keys);
+    }
+    data
+}
+
+fn score_arg(s: f64) -> String {
+    if s.is_infinite() {
+        (if s > 0.0 { "inf" } else { "-inf" }).to_string()
+    } else {
+        format!("{s:?}")
+    }
+}
+
+/// Feeds `data` to a Redis with commands.
+fn apply(con: &mut redis::Connection, data: &Dataset) {
+    for (db, keys) in data {
+        redis::cmd("SELECT").arg(*db).query::<()>(con).unwrap();
+        for (k, (v, e)) in keys {
+            let c = match v {
+                RdbValue::String(s) => redis::cmd("SET").arg(k).arg(s).clone(),
+                RdbValue::List(items) => redis::cmd("RPUSH").arg(k).arg(items).clone(),
+                RdbValue::Set(items) => redis::cmd("SADD").arg(k).arg(items).clone(),
+                RdbValue::Hash(pairs) => {
+                    let mut c = redis::cmd("HSET");
+                    c.arg(k);
+                    for (f, v) in pairs {
+                        c.arg(f).arg(v);
+                    }
+                    c
+                }
+                RdbValue::ZSet(pairs) => {
+                    let mut c = redis::cmd("ZADD");
+                    c.arg(k);
+                    for (m, s) in pairs {
+                        c.arg(score_arg(*s)).arg(m);
+                    }
+                    c
+                }
+            };
+            c.query::<()>(con).unwrap();
+            if let Some(ms) = e {
+                redis::cmd("PEXPIREAT")
+                    .arg(k)
+                    .arg(*ms)
+                    .query::<()>(con)
+                    .unwrap();
+            }
+        }
+    }
+}
+
+fn write_rdb(data: &Dataset, path: &Path, opts: WriterOptions) {
+    let aux = Aux {
+        redis_ver: Some("7.0.15".into()),
+        redis_bits: Some(64),
+        ctime: Some(1_700_000_000),
+        used_mem: Some(1 << 20),
+        aof_base: Some(0),
+        ..Aux::default()
+    };
+    let file = std::io::BufWriter::new(File::create(path).unwrap());
+    let mut w = RdbWriter::new(file, opts, &aux).unwrap();
+    for (db, keys) in data {
+        let expires = keys.values().filter(|(_, e)| e.is_some()).count() as u64;
+        w.select_db(*db, keys.len() as u64, expires).unwrap();
+        for (k, (v, e)) in keys {
+            w.write_value(k, v, *e).unwrap();
+        }
+    }
+    w.finish().unwrap();
+}
+
+fn digest(con: &mut redis::Connection) -> String {
+    redis::cmd("DEBUG").arg("DIGEST").query(con).unwrap()
+}
+
+#[test]
+fn redis_loads_what_we_write() {
+    if !redis_available() {
+        return;
+    }
+    let data = dataset();
+    let reference = Redis::start(7701, &temp_dir("reference"));
+    let mut rcon = reference.con();
+    apply(&mut rcon, &data);
+    let want_digest = digest(&mut rcon);
+    assert_ne!(want_digest, "0".repeat(40));
+    for (i, opts) in [
+        WriterOptions {
+            compression: true,
+            checksum: true,
+        },
+        WriterOptions {
+            compression: false,
+            checksum: false,
+        },
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dir = temp_dir(&format!("load{i}"));
+        write_rdb(&data, &dir.join("x.rdb"), opts);
+        let loaded = Redis::start(7702 + i as u16, &dir);
+        let mut con = loaded.con();
+        assert_eq!(digest(&mut con), want_digest, "DEBUG DIGEST with {opts:?}");
+        for (db, keys) in &data {
+            redis::cmd("SELECT").arg(*db).query::<()>(&mut con).unwrap();
+            redis::cmd("SELECT")
+                .arg(*db)
+                .query::<()>(&mut rcon)
+                .unwrap();
+            let size: usize = redis::cmd("DBSIZE").query(&mut con).unwrap();
+            assert_eq!(size, keys.len());
+            for (k, (v, e)) in keys {
+                let ty: String = redis::cmd("TYPE").arg(k).query(&mut con).unwrap();
+                assert_eq!(ty, v.type_name());
+                let dv: Vec<String> = redis::cmd("DEBUG")
+                    .arg("DIGEST-VALUE")
+                    .arg(k)
+                    .query(&mut con)
+                    .unwrap();
+                let rv: Vec<String> = redis::cmd("DEBUG")
+                    .arg("DIGEST-VALUE")
+                    .arg(k)
+                    .query(&mut rcon)
+                    .unwrap();
+                assert_eq!(dv, rv, "digest of {}", String::from_utf8_lossy(k));
+                let pexpiretime: i64 = redis::cmd("PEXPIRETIME").arg(k).query(&mut con).unwrap();
+                assert_eq!(pexpiretime, e.map_or(-1, |ms| ms as i64));
+            }
+        }
+        redis::cmd("SELECT").arg(0).query::<()>(&mut con).unwrap();
+        let got: Vec<Vec<u8>> = redis::cmd("LRANGE")
+            .arg("list:plain")
+            .arg(0)
+            .arg(-1)
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(got[1], vec![b'p'; 10_000]);
+        let score: f64 = redis::cmd("ZSCORE")
+            .arg("zset:small")
+            .arg("b")
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(score, 2.5);
+        let s: Vec<u8> = redis::cmd("GET").arg("str:binary").query(&mut con).unwrap();
+        assert_eq!(s, (0..=255u8).collect::<Vec<_>>());
+    }
+}
+
+fn normalize(v: &RdbValue) -> RdbValue {
+    match v {
+        RdbValue::Set(m) => RdbValue::Set(
+            m.iter()
+                .cloned()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+        ),
+        RdbValue::Hash(p) => RdbValue::Hash(
+            p.iter()
+                .cloned()
+                .collect::<BTreeMap<_, _>>()
+                .into_iter()
+                .collect(),
+        ),
+        RdbValue::ZSet(p) => RdbValue::ZSet(
+            p.iter()
+                .map(|(m, s)| (m.clone(), *s))
+                .collect::<BTreeMap<_, _>>()
+                .into_iter()
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+#[test]
+fn we_read_what_redis_saves() {
+    if !redis_available() {
+        return;
+    }
+    let data = dataset();
+    // LRU and LFU policies make Redis write IDLE and FREQ opcodes; list-compress-depth makes
+    // it write LZF-compressed quicklist nodes.
+    for (i, (compression, policy)) in [("yes", "allkeys-lru"), ("no", "allkeys-lfu")]
+        .into_iter()
+        .enumerate()
+    {
+        let dir = temp_dir(&format!("save{i}"));
+        let server = Redis::start(7710 + i as u16, &dir);
+        let mut con = server.con();
+        for (name, value) in [
+            ("rdbcompression", compression),
+            ("maxmemory-policy", policy),
+            ("list-compress-depth", "1"),
+        ] {
+            redis::cmd("CONFIG")
+                .arg("SET")
+                .arg(name)
+                .arg(value)
+                .query::<()>(&mut con)
+                .unwrap();
+        }
+        apply(&mut con, &data);
+        redis::cmd("SAVE").query::<()>(&mut con).unwrap();
+        let reader =
+            RdbReader::new(BufReader::new(File::open(dir.join("x.rdb")).unwrap())).unwrap();
+        let mut got = Dataset::new();
+        for item in reader {
+            if let Item::Entry(e) = item.unwrap() {
+                got.entry(e.db)
+                    .or_default()
+                    .insert(e.key, (normalize(&e.value), e.expire_ms));
+            }
+        }
+        let want: Dataset = data
+            .iter()
+            .map(|(db, keys)| {
+                (
+                    *db,
+                    keys.iter()
+                        .map(|(k, (v, e))| (k.clone(), (normalize(v), *e)))
+                        .collect(),
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "rdbcompression {compression}");
+    }
+}

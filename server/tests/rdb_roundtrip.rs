@@ -1,0 +1,425 @@
+//! Writer -> reader round trips over random datasets (fixed seed), and corruption sweeps:
+//! every flipped byte and every truncation of small RDB files must end in an error or a
+//! clean load, never a panic, and never allocate far beyond the file's size.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngSeed};
+use tandem_server::persistence::rdb::{
+    Aux, Item, RdbEntry, RdbError, RdbReader, RdbValue, RdbWriter, WriterOptions,
+};
+
+// Counting allocations needs a global allocator whose per-thread counters we can read.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+fn allocated_by_this_thread() -> u64 {
+    tikv_jemalloc_ctl::thread::allocatedp::read().unwrap().get()
+}
+
+/// A dataset as the writer is fed: db -> key -> (value, expiry).
+type Dataset = BTreeMap<u32, BTreeMap<Vec<u8>, (RdbValue, Option<u64>)>>;
+
+fn write(data: &Dataset, opts: WriterOptions) -> Vec<u8> {
+    let aux = Aux {
+        redis_ver: Some("7.0.15".into()),
+        redis_bits: Some(64),
+        ctime: Some(1_700_000_000),
+        used_mem: Some(1_000_000),
+        repl_stream_db: Some(0),
+        repl_id: Some("0123456789abcdef0123456789abcdef01234567".into()),
+        repl_offset: Some(12345),
+        aof_base: Some(0),
+        other: vec![(b"x-custom".to_vec(), b"value".to_vec())],
+    };
+    let mut w = RdbWriter::new(Vec::new(), opts, &aux).unwrap();
+    for (db, keys) in data {
+        let expires = keys.values().filter(|(_, e)| e.is_some()).count() as u64;
+        w.select_db(*db, keys.len() as u64, expires).unwrap();
+        for (k, (v, e)) in keys {
+            w.write_value(k, v, *e).unwrap();
+        }
+    }
+    let out = w.finish().unwrap();
+    let (_, aux_back) = read(&out).unwrap();
+    assert_eq!(aux_back, aux);
+    out
+}
+
+fn read(bytes: &[u8]) -> Result<(Vec<RdbEntry>, Aux), RdbError> {
+    let mut r = RdbReader::new(bytes)?;
+    let mut entries = Vec::new();
+    while let Some(item) = r.next_item()? {
+        if let Item::Entry(e) = item {
+            entries.push(e);
+        }
+    }
+    Ok((entries, r.aux().clone()))
+}
+
+/// Sets, hashes and zsets compared as maps (order is not part of their meaning); scores by bits.
+fn normalize(v: &RdbValue) -> RdbValue {
+    match v {
+        RdbValue::Set(m) => RdbValue::Set(
+            m.iter()
+                .cloned()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+        ),
+        RdbValue::Hash(p) => RdbValue::Hash(
+            p.iter()
+                .cloned()
+                .collect::<BTreeMap<_, _>>()
+                .into_iter()
+                .collect(),
+        ),
+        RdbValue::ZSet(p) => RdbValue::ZSet(
+            p.iter()
+                .map(|(m, s)| (m.clone(), *s))
+                .collect::<BTreeMap<_, _>>()
+                .into_iter()
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn is_empty(v: &RdbValue) -> bool {
+    match v {
+        RdbValue::String(_) => false,
+        RdbValue::List(v) | RdbValue::Set(v) => v.is_empty(),
+        RdbValue::Hash(v) => v.is_empty(),
+        RdbValue::ZSet(v) => v.is_empty(),
+    }
+}
+
+fn check_round_trip(data: &Dataset, opts: WriterOptions) {
+    let bytes = write(data, opts);
+    if !opts.checksum {
+        assert_eq!(&bytes[bytes.len() - 8..], &[0; 8]);
+    }
+    let (entries, _) = read(&bytes).unwrap();
+    let mut want = Vec::new();
+    for (db, keys) in data {
+        for (k, (v, e)) in keys {
+            if !is_empty(v) {
+                want.push((*db, k.clone(), normalize(v), *e));
+            }
+        }
+    }
+    let got: Vec<_> = entries
+        .iter()
+        .map(|e| (e.db, e.key.clone(), normalize(&e.value), e.expire_ms))
+        .collect();
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!((g.0, &g.1, g.3), (w.0, &w.1, w.3));
+        match (&g.2, &w.2) {
+            (RdbValue::ZSet(a), RdbValue::ZSet(b)) => {
+                assert_eq!(a.len(), b.len());
+                for ((ma, sa), (mb, sb)) in a.iter().zip(b) {
+                    assert_eq!(ma, mb);
+                    assert_eq!(sa.to_bits(), sb.to_bits(), "score of {ma:?}");
+                }
+            }
+            (a, b) => assert_eq!(a, b),
+        }
+    }
+}
+
+fn bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        4 => proptest::collection::vec(any::<u8>(), 0..40),
+        2 => any::<i64>().prop_map(|i| i.to_string().into_bytes()),
+        1 => (-200i64..200).prop_map(|i| i.to_string().into_bytes()),
+        1 => (0usize..300, any::<u8>()).prop_map(|(n, b)| vec![b; n]),
+        1 => "[a-c]{0,5}".prop_map(|s| s.repeat(30).into_bytes()),
+        1 => Just(vec![b'0', b'7']),
+    ]
+}
+
+fn big_bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        9 => bytes(),
+        1 => (4000usize..9000, any::<u8>()).prop_map(|(n, b)| (0..n).map(|i| b.wrapping_add((i % 7) as u8)).collect()),
+    ]
+}
+
+fn score() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        4 => any::<f64>().prop_filter("not NaN", |f| !f.is_nan()),
+        2 => (-1000i32..1000).prop_map(f64::from),
+        1 => Just(f64::INFINITY),
+        1 => Just(f64::NEG_INFINITY),
+        1 => Just(-0.0),
+        1 => -1e6f64..1e6,
+    ]
+}
+
+fn value() -> impl Strategy<Value = RdbValue> {
+    prop_oneof![
+        3 => big_bytes().prop_map(RdbValue::String),
+        2 => proptest::collection::vec(big_bytes(), 0..300).prop_map(RdbValue::List),
+        2 => proptest::collection::btree_set(bytes(), 0..200).prop_map(|s| RdbValue::Set(s.into_iter().collect())),
+        2 => proptest::collection::btree_map(bytes(), big_bytes(), 0..200)
+            .prop_map(|m| RdbValue::Hash(m.into_iter().collect())),
+        2 => proptest::collection::btree_map(bytes(), score(), 0..200)
+            .prop_map(|m| RdbValue::ZSet(m.into_iter().collect())),
+    ]
+}
+
+fn dataset() -> impl Strategy<Value = Dataset> {
+    proptest::collection::btree_map(
+        prop_oneof![Just(0u32), Just(1), Just(15), Just(300)],
+        proptest::collection::btree_map(
+            bytes(),
+            (value(), proptest::option::of(0u64..=i64::MAX as u64)),
+            0..12,
+        ),
+        0..4,
+    )
+}
+
+proptest! {
+    #![proptest_config(Config { cases: 48, rng_seed: RngSeed::Fixed(0x007a_4de3), failure_persistence: None, ..Config::default() })]
+
+    #[test]
+    fn writer_output_reads_back(data in dataset(), compression in any::<bool>(), checksum in any::<bool>()) {
+        check_round_trip(&data, WriterOptions { compression, checksum });
+    }
+}
+
+/// Loads `bytes`, asserting no panic and bounded allocation; returns whether it loaded.
+fn load_bounded(bytes: &[u8]) -> bool {
+    let before = allocated_by_this_thread();
+    let result = read(bytes);
+    let used = allocated_by_this_thread() - before;
+    // The reader's 64 KiB buffer plus values bounded by the input (LZF at most 88x).
+    let bound = 256 * 1024 + 100 * bytes.len() as u64;
+    assert!(
+        used <= bound,
+        "allocated {used} bytes for a {}-byte input",
+        bytes.len()
+    );
+    result.is_ok()
+}
+
+fn sweep(name: &str, bytes: &[u8]) {
+    assert!(load_bounded(bytes), "{name} must load intact");
+    for cut in 0..bytes.len() {
+        assert!(
+            !load_bounded(&bytes[..cut]),
+            "{name} truncated at {cut} must be refused"
+        );
+    }
+    let mut loaded = 0;
+    let mut copy = bytes.to_vec();
+    for i in 0..bytes.len() {
+        for mask in [0xFF, 0x01, 0x80, 0x40] {
+            copy[i] ^= mask;
+            loaded += usize::from(load_bounded(&copy));
+            copy[i] ^= mask;
+        }
+        for forced in [0x00, 0xFF, 0xFE, 0xC3, 0x81] {
+            let old = copy[i];
+            copy[i] = forced;
+            loaded += usize::from(load_bounded(&copy));
+            copy[i] = old;
+        }
+    }
+    println!(
+        "{name}: {} bytes, {loaded} of {} mutations still loaded",
+        bytes.len(),
+        bytes.len() * 9
+    );
+}
+
+#[test]
+fn corruption_sweep_over_fixtures() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rdb");
+    for name in [
+        "legacy-encodings",
+        "legacy-hash-zipmap",
+        "legacy-hash-ziplist",
+        "legacy-list-quicklist",
+        "legacy-zset-ziplist",
+        "legacy-scriptbackup",
+    ] {
+        let bytes = std::fs::read(dir.join(format!("{name}.rdb"))).unwrap();
+        sweep(name, &bytes);
+    }
+}
+
+#[test]
+fn corruption_sweep_over_writer_output() {
+    let mut db = BTreeMap::new();
+    db.insert(
+        b"s".to_vec(),
+        (RdbValue::String(b"hello".to_vec()), Some(1_900_000_000_000)),
+    );
+    db.insert(b"i".to_vec(), (RdbValue::String(b"-12345".to_vec()), None));
+    db.insert(b"z".to_vec(), (RdbValue::String(b"abc".repeat(20)), None));
+    db.insert(
+        b"l".to_vec(),
+        (
+            RdbValue::List(vec![b"a".to_vec(), b"17".to_vec(), b"x".repeat(30)]),
+            None,
+        ),
+    );
+    db.insert(
+        b"p".to_vec(),
+        (RdbValue::List(vec![b"p".repeat(4100)]), None),
+    );
+    db.insert(
+        b"e".to_vec(),
+        (RdbValue::Set(vec![b"m1".to_vec(), b"m2".to_vec()]), None),
+    );
+    db.insert(
+        b"h".to_vec(),
+        (
+            RdbValue::Hash(vec![
+                (b"f".to_vec(), b"v".to_vec()),
+                (b"g".to_vec(), b"1".to_vec()),
+            ]),
+            None,
+        ),
+    );
+    db.insert(
+        b"H".to_vec(),
+        (RdbValue::Hash(vec![(b"f".to_vec(), b"v".repeat(70))]), None),
+    );
+    db.insert(
+        b"q".to_vec(),
+        (
+            RdbValue::ZSet(vec![(b"a".to_vec(), 1.5), (b"b".to_vec(), -2.0)]),
+            None,
+        ),
+    );
+    db.insert(
+        b"Q".to_vec(),
+        (RdbValue::ZSet(vec![(b"a".repeat(70), 3.25)]), None),
+    );
+    let data: Dataset = [(0, db)].into_iter().collect();
+    for (compression, checksum) in [(true, false), (false, false), (true, true)] {
+        let bytes = write(
+            &data,
+            WriterOptions {
+                compression,
+                checksum,
+            },
+        );
+        sweep(
+            &format!("writer output (compression {compression}, checksum {checksum})"),
+            &bytes,
+        );
+    }
+}
+
+#[test]
+fn hostile_lengths_do_not_allocate() {
+    // A set claiming 2^32 members, a string claiming 2^62 bytes, an LZF string claiming 2^31
+    // bytes from 3 bytes of data: all must fail fast without reserving their claims.
+    let cases: [&[u8]; 3] = [
+        b"REDIS0009\x02\x01k\x80\xff\xff\xff\xff\x01a",
+        b"REDIS0009\x00\x01k\x81\x40\x00\x00\x00\x00\x00\x00\x00abc",
+        b"REDIS0009\x00\x01k\xc3\x03\x80\x80\x00\x00\x00\x00aa\xff",
+    ];
+    for case in cases {
+        assert!(!load_bounded(case));
+    }
+}
+
+#[test]
+fn checksum_mismatch_is_reported() {
+    let data: Dataset = [(
+        0,
+        [(b"k".to_vec(), (RdbValue::String(b"v".to_vec()), None))]
+            .into_iter()
+            .collect(),
+    )]
+    .into_iter()
+    .collect();
+    let mut bytes = write(&data, WriterOptions::default());
+    let n = bytes.len();
+    bytes[n - 3] ^= 1;
+    let err = read(&bytes).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("RDB checksum mismatch: file says"),
+        "{err}"
+    );
+}
+
+#[test]
+fn redis_minimal_files_from_the_spec() {
+    // Spec 8.9: one key k=v, and the empty dataset, both with real CRCs.
+    let one = b"REDIS0009\xfe\x00\xfb\x01\x00\x00\x01k\x01v\xff\xa7\x02\x8b\xb2\xcd\xd0\xb0\x03";
+    let (entries, _) = read(one).unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].value, RdbValue::String(b"v".to_vec()));
+    let empty = b"REDIS0009\xff\x9a\xac\x7a\xbc\xfb\x0f\xad\x74";
+    assert!(read(empty).unwrap().0.is_empty());
+}
+
+#[test]
+fn duplicate_members_are_refused() {
+    let dup_set = b"REDIS0009\x02\x01k\x02\x01a\x01a\xff\x00\x00\x00\x00\x00\x00\x00\x00";
+    let err = read(dup_set).unwrap_err().to_string();
+    assert!(err.contains("Duplicate set members detected"), "{err}");
+    let dup_hash =
+        b"REDIS0009\x04\x01k\x02\x01a\x01b\x01a\x01c\xff\x00\x00\x00\x00\x00\x00\x00\x00";
+    assert!(
+        read(dup_hash)
+            .unwrap_err()
+            .to_string()
+            .contains("Duplicate hash fields")
+    );
+    let nan = b"REDIS0009\x03\x01k\x01\x01a\xfd\xff\x00\x00\x00\x00\x00\x00\x00\x00";
+    assert!(read(nan).unwrap_err().to_string().contains("NAN"));
+}
+
+#[test]
+fn old_and_rare_opcodes() {
+    // EXPIRETIME in seconds, FREQ and IDLE before a key, FUNCTION2, no checksum.
+    let mut file = b"REDIS0009".to_vec();
+    file.extend_from_slice(&[0xf5, 0x05]);
+    file.extend_from_slice(b"#!lua");
+    file.push(0xfd);
+    file.extend_from_slice(&2_000_000_000i32.to_le_bytes());
+    file.extend_from_slice(b"\x00\x01k\x01v\xf9\x05\xf8\x03\x00\x01j\x01w\xff");
+    file.extend_from_slice(&[0; 8]);
+    file.extend_from_slice(b"+after");
+    let mut r = RdbReader::new(&file[..]).unwrap();
+    assert_eq!(
+        r.next_item().unwrap(),
+        Some(Item::Function(b"#!lua".to_vec()))
+    );
+    let Some(Item::Entry(k)) = r.next_item().unwrap() else {
+        panic!("expected k")
+    };
+    assert_eq!(k.expire_ms, Some(2_000_000_000_000));
+    let Some(Item::Entry(j)) = r.next_item().unwrap() else {
+        panic!("expected j")
+    };
+    assert_eq!((j.key.as_slice(), j.expire_ms), (&b"j"[..], None));
+    assert_eq!(r.next_item().unwrap(), None);
+    // Whatever follows the RDB on a replication stream is handed back.
+    let (_, rest) = r.into_parts();
+    assert_eq!(rest, b"+after");
+
+    let refused: [(&[u8], &str); 4] = [
+        (b"REDIS0010\xf6", "Pre-release function format"),
+        (b"REDIS0010\xf7\x01", "module AUX"),
+        (b"REDIS0010\x13\x01k", "stream"),
+        (b"REDIS0010\x08\x01k", "Unknown RDB encoding type 8"),
+    ];
+    for (bytes, msg) in refused {
+        let err = read(bytes).unwrap_err().to_string();
+        assert!(err.contains(msg), "{err}");
+    }
+}
