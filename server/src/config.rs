@@ -723,6 +723,12 @@ impl Config {
     /// # Errors
     /// The first bad line, with its number and text, as Redis reports it.
     pub fn apply_text(&mut self, text: &str) -> Result<(), ConfigError> {
+        self.apply_text_nested(text, 0)
+    }
+
+    /// `apply_text` with `include FILE` support (relative to the working directory, as in
+    /// Redis); `depth` stops include loops.
+    fn apply_text_nested(&mut self, text: &str, depth: usize) -> Result<(), ConfigError> {
         for (n, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -744,6 +750,23 @@ impl Config {
                 text: line.into(),
                 source: Box::new(e),
             };
+            if name.eq_ignore_ascii_case("include") && args.len() == 1 {
+                if depth >= 10 {
+                    return Err(file_err(ConfigError::Invalid(
+                        "include".into(),
+                        "too many nested includes".into(),
+                    )));
+                }
+                let path = &args[0];
+                let nested = std::fs::read_to_string(path).map_err(|e| {
+                    file_err(ConfigError::Io {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    })
+                })?;
+                self.apply_text_nested(&nested, depth + 1)?;
+                continue;
+            }
             if args.is_empty() && !name.eq_ignore_ascii_case("save") {
                 return Err(file_err(ConfigError::Unknown(name.clone())));
             }
@@ -908,6 +931,27 @@ mod tests {
         assert_eq!(parse_memory("1kb"), Ok(1024));
         assert_eq!(parse_memory("1k"), Ok(1000));
         assert_eq!(parse_memory("2GB"), Ok(2 << 30));
+    }
+
+    #[test]
+    fn include_reads_the_named_file() {
+        let dir =
+            std::env::temp_dir().join(format!("tandem-config-include-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let auth = dir.join("auth.conf");
+        std::fs::write(&auth, "requirepass secret\n").expect("write");
+        let mut c = Config::default();
+        c.apply_text(&format!("port 7001\ninclude {}\n", auth.display()))
+            .expect("include");
+        assert_eq!(c.requirepass.as_deref(), Some("secret"));
+        let err = c
+            .apply_text("include /nonexistent/tandem.conf\n")
+            .expect_err("missing file");
+        assert!(
+            err.to_string().contains("/nonexistent/tandem.conf"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(dir).expect("cleanup");
     }
 
     #[test]
