@@ -9,8 +9,11 @@
 
 mod connection;
 mod ctx;
+mod hashes;
 mod keys;
+pub mod longdouble;
 mod server;
+mod sets;
 mod strings;
 
 pub use ctx::{Block, Ctx, Propagate, TimeoutReply};
@@ -169,6 +172,8 @@ pub static TABLE: LazyLock<HashMap<&'static str, &'static Spec>> = LazyLock::new
         keys::COMMANDS,
         connection::COMMANDS,
         server::COMMANDS,
+        hashes::COMMANDS,
+        sets::COMMANDS,
     ];
     families
         .iter()

@@ -12,9 +12,14 @@
 //! a master versus a replica, propagation of deletions) lives with the command context.
 
 mod bytes;
+pub mod hash;
+pub mod set;
+mod table;
 mod value;
 
 pub use bytes::SmallBytes;
+pub use hash::Hash;
+pub use set::Set;
 pub use value::Value;
 
 use hashbrown::DefaultHashBuilder;

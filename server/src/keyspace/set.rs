@@ -1,0 +1,420 @@
+//! Sets: a sorted array of integers (`intset`) while every member is an integer and there are
+//! at most `set-max-intset-entries` of them, a [`Table`] (`hashtable`) otherwise, as in
+//! Redis 7.0 (which has no listpack sets: that came with 7.2).
+//!
+//! The intset stores each integer in the narrowest of 16, 32 or 64 bits that fits every
+//! member, widening when needed and never narrowing, like Redis's. Conversion to the table is
+//! for good.
+//!
+//! This module does not parse commands or know about the keyspace.
+
+use super::SmallBytes;
+use super::table::{self, Keyed, Table};
+use rand::Rng;
+
+impl Keyed for SmallBytes {
+    fn key(&self) -> &[u8] {
+        self
+    }
+}
+
+/// A sorted set of integers in the narrowest width that holds them all.
+#[derive(Debug, Clone)]
+pub enum IntSet {
+    W16(Vec<i16>),
+    W32(Vec<i32>),
+    W64(Vec<i64>),
+}
+
+impl Default for IntSet {
+    fn default() -> Self {
+        IntSet::W16(Vec::new())
+    }
+}
+
+impl IntSet {
+    pub fn len(&self) -> usize {
+        match self {
+            IntSet::W16(v) => v.len(),
+            IntSet::W32(v) => v.len(),
+            IntSet::W64(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The position of `x`, or where it would go.
+    fn search(&self, x: i64) -> Result<usize, usize> {
+        match self {
+            IntSet::W16(v) => match i16::try_from(x) {
+                Ok(x) => v.binary_search(&x),
+                Err(_) => Err(if x < 0 { 0 } else { v.len() }),
+            },
+            IntSet::W32(v) => match i32::try_from(x) {
+                Ok(x) => v.binary_search(&x),
+                Err(_) => Err(if x < 0 { 0 } else { v.len() }),
+            },
+            IntSet::W64(v) => v.binary_search(&x),
+        }
+    }
+
+    pub fn contains(&self, x: i64) -> bool {
+        self.search(x).is_ok()
+    }
+
+    /// The `i`th smallest member.
+    pub fn get(&self, i: usize) -> i64 {
+        match self {
+            IntSet::W16(v) => i64::from(v[i]),
+            IntSet::W32(v) => i64::from(v[i]),
+            IntSet::W64(v) => v[i],
+        }
+    }
+
+    /// Widens the storage so `x` fits.
+    fn widen_for(&mut self, x: i64) {
+        let need32 = i16::try_from(x).is_err();
+        let need64 = i32::try_from(x).is_err();
+        match self {
+            IntSet::W16(v) if need64 => *self = IntSet::W64(v.iter().map(|&a| a.into()).collect()),
+            IntSet::W16(v) if need32 => *self = IntSet::W32(v.iter().map(|&a| a.into()).collect()),
+            IntSet::W32(v) if need64 => *self = IntSet::W64(v.iter().map(|&a| a.into()).collect()),
+            _ => {}
+        }
+    }
+
+    /// Adds `x`; true when it was not present.
+    pub fn insert(&mut self, x: i64) -> bool {
+        let Err(pos) = self.search(x) else {
+            return false;
+        };
+        self.widen_for(x);
+        // After widening `x` fits the width, so the conversions cannot fail.
+        match self {
+            IntSet::W16(v) => v.insert(pos, x as i16),
+            IntSet::W32(v) => v.insert(pos, x as i32),
+            IntSet::W64(v) => v.insert(pos, x),
+        }
+        true
+    }
+
+    /// Removes `x`; true when it was present.
+    pub fn remove(&mut self, x: i64) -> bool {
+        let Ok(pos) = self.search(x) else {
+            return false;
+        };
+        match self {
+            IntSet::W16(v) => {
+                v.remove(pos);
+            }
+            IntSet::W32(v) => {
+                v.remove(pos);
+            }
+            IntSet::W64(v) => {
+                v.remove(pos);
+            }
+        }
+        true
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = i64> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    pub fn heap_size(&self) -> usize {
+        match self {
+            IntSet::W16(v) => v.capacity() * 2,
+            IntSet::W32(v) => v.capacity() * 4,
+            IntSet::W64(v) => v.capacity() * 8,
+        }
+    }
+}
+
+/// A set member as stored: an integer of an intset or the bytes of a table entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Member<'a> {
+    Int(i64),
+    Bytes(&'a [u8]),
+}
+
+impl Member<'_> {
+    /// The member's bytes (integers in decimal).
+    pub fn to_bytes(self) -> SmallBytes {
+        match self {
+            Member::Int(i) => SmallBytes::from_i64(i),
+            Member::Bytes(b) => SmallBytes::new(b),
+        }
+    }
+}
+
+/// A set value.
+#[derive(Debug, Clone)]
+pub enum Set {
+    Ints(IntSet),
+    Table(Box<Table<SmallBytes>>),
+}
+
+impl Default for Set {
+    fn default() -> Self {
+        Set::Ints(IntSet::default())
+    }
+}
+
+impl Set {
+    /// The encoding Redis 7.0 gives a new set whose first member is `first`.
+    pub fn for_first(first: &[u8]) -> Self {
+        if crate::protocol::parse_i64(first).is_some() {
+            Set::default()
+        } else {
+            Set::Table(Box::new(Table::with_capacity(0)))
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Set::Ints(s) => s.len(),
+            Set::Table(t) => t.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Set::Ints(_) => "intset",
+            Set::Table(_) => "hashtable",
+        }
+    }
+
+    pub fn contains(&self, m: &[u8]) -> bool {
+        match self {
+            Set::Ints(s) => crate::protocol::parse_i64(m).is_some_and(|x| s.contains(x)),
+            Set::Table(t) => t.contains(m),
+        }
+    }
+
+    /// Membership of a member taken from another set, without formatting integers when both
+    /// sides are intsets.
+    pub fn contains_member(&self, m: Member<'_>) -> bool {
+        match (self, m) {
+            (Set::Ints(s), Member::Int(x)) => s.contains(x),
+            (_, Member::Bytes(b)) => self.contains(b),
+            (Set::Table(t), Member::Int(x)) => t.contains(itoa::Buffer::new().format(x).as_bytes()),
+        }
+    }
+
+    /// Adds a member, converting to the table past `max_intset` integers or on a non-integer
+    /// member; true when it was new.
+    pub fn add(&mut self, m: &[u8], max_intset: usize) -> bool {
+        if let Set::Ints(s) = self {
+            if let Some(x) = crate::protocol::parse_i64(m) {
+                if !s.insert(x) {
+                    return false;
+                }
+                // Redis caps the intset at 2^30 entries whatever the configuration says.
+                if s.len() > max_intset.min(1 << 30) {
+                    self.convert();
+                }
+                return true;
+            }
+            self.convert();
+        }
+        let Set::Table(t) = self else {
+            unreachable!("converted above")
+        };
+        if t.contains(m) {
+            return false;
+        }
+        t.insert_new(SmallBytes::new(m));
+        true
+    }
+
+    /// Adds a member taken from another set.
+    pub fn add_member(&mut self, m: Member<'_>, max_intset: usize) -> bool {
+        match m {
+            Member::Bytes(b) => self.add(b, max_intset),
+            Member::Int(x) => self.add(itoa::Buffer::new().format(x).as_bytes(), max_intset),
+        }
+    }
+
+    pub fn remove(&mut self, m: &[u8]) -> bool {
+        match self {
+            Set::Ints(s) => crate::protocol::parse_i64(m).is_some_and(|x| s.remove(x)),
+            Set::Table(t) => t.remove(m).is_some(),
+        }
+    }
+
+    pub fn remove_member(&mut self, m: Member<'_>) -> bool {
+        match (&mut *self, m) {
+            (Set::Ints(s), Member::Int(x)) => s.remove(x),
+            (_, Member::Bytes(b)) => self.remove(b),
+            (Set::Table(t), Member::Int(x)) => t
+                .remove(itoa::Buffer::new().format(x).as_bytes())
+                .is_some(),
+        }
+    }
+
+    fn convert(&mut self) {
+        if let Set::Ints(s) = self {
+            let mut t = Table::with_capacity(s.len());
+            for x in s.iter() {
+                t.insert_new(SmallBytes::from_i64(x));
+            }
+            *self = Set::Table(Box::new(t));
+        }
+    }
+
+    /// Members in iteration order: ascending for an intset.
+    pub fn iter(&self) -> SetIter<'_> {
+        match self {
+            Set::Ints(s) => SetIter::Ints(s, 0),
+            Set::Table(t) => SetIter::Table(t.iter()),
+        }
+    }
+
+    /// A uniformly random member.
+    pub fn random(&self, rng: &mut impl Rng) -> Option<Member<'_>> {
+        match self {
+            Set::Ints(s) if s.is_empty() => None,
+            Set::Ints(s) => Some(Member::Int(s.get(rng.random_range(0..s.len())))),
+            Set::Table(t) => t.random(rng).map(|b| Member::Bytes(b)),
+        }
+    }
+
+    /// Removes and returns a uniformly random member.
+    pub fn pop_random(&mut self, rng: &mut impl Rng) -> Option<SmallBytes> {
+        match self {
+            Set::Ints(s) if s.is_empty() => None,
+            Set::Ints(s) => {
+                let x = s.get(rng.random_range(0..s.len()));
+                s.remove(x);
+                Some(SmallBytes::from_i64(x))
+            }
+            Set::Table(t) => t.pop_random(rng),
+        }
+    }
+
+    /// SSCAN step: visits members from `cursor`, returns the next cursor (0 = done). An intset
+    /// is returned whole in one call, as Redis does.
+    pub fn scan<'a>(&'a self, cursor: u64, count: usize, mut visit: impl FnMut(Member<'a>)) -> u64 {
+        match self {
+            Set::Ints(s) => {
+                s.iter().for_each(|x| visit(Member::Int(x)));
+                0
+            }
+            Set::Table(t) => t.scan(cursor, count, |b| visit(Member::Bytes(b))),
+        }
+    }
+
+    /// Heap bytes held (for memory estimates).
+    pub fn heap_size(&self) -> usize {
+        match self {
+            Set::Ints(s) => s.heap_size(),
+            Set::Table(t) => t.overhead() + t.iter().map(SmallBytes::heap_size).sum::<usize>(),
+        }
+    }
+}
+
+/// Members of a [`Set`].
+pub enum SetIter<'a> {
+    Ints(&'a IntSet, usize),
+    Table(table::Iter<'a, SmallBytes>),
+}
+
+impl<'a> Iterator for SetIter<'a> {
+    type Item = Member<'a>;
+    fn next(&mut self) -> Option<Member<'a>> {
+        match self {
+            SetIter::Ints(s, i) => {
+                if *i >= s.len() {
+                    return None;
+                }
+                *i += 1;
+                Some(Member::Int(s.get(*i - 1)))
+            }
+            SetIter::Table(it) => it.next().map(|b| Member::Bytes(b)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intset_widens_and_stays_sorted() {
+        let mut s = IntSet::default();
+        for x in [5, -3, 100, 7] {
+            assert!(s.insert(x));
+        }
+        assert!(!s.insert(5));
+        assert!(matches!(s, IntSet::W16(_)));
+        assert!(s.insert(70000));
+        assert!(matches!(s, IntSet::W32(_)));
+        assert!(s.insert(i64::MIN));
+        assert!(matches!(s, IntSet::W64(_)));
+        assert_eq!(
+            s.iter().collect::<Vec<_>>(),
+            vec![i64::MIN, -3, 5, 7, 100, 70000]
+        );
+        assert!(s.remove(70000));
+        assert!(!s.remove(70000));
+        assert!(s.contains(-3));
+        assert!(!s.contains(4));
+        let mut narrow = IntSet::default();
+        narrow.insert(1);
+        assert!(!narrow.contains(1 << 40));
+        assert!(!narrow.contains(-(1 << 40)));
+    }
+
+    #[test]
+    fn set_encodings_follow_redis_7_0() {
+        let mut s = Set::for_first(b"1");
+        assert_eq!(s.encoding(), "intset");
+        for i in 0..512 {
+            s.add(i.to_string().as_bytes(), 512);
+        }
+        assert_eq!(s.encoding(), "intset");
+        assert!(s.add(b"512", 512));
+        assert_eq!(s.encoding(), "hashtable");
+        assert_eq!(s.len(), 513);
+        assert!(s.contains(b"17"));
+        assert!(s.contains_member(Member::Int(511)));
+
+        let mut s = Set::for_first(b"a");
+        assert_eq!(s.encoding(), "hashtable");
+        assert!(s.add(b"a", 512));
+        assert!(!s.add(b"a", 512));
+
+        let mut s = Set::for_first(b"01");
+        assert_eq!(s.encoding(), "hashtable", "01 is not a canonical integer");
+        s = Set::default();
+        s.add(b"1", 512);
+        s.add(b"x", 512);
+        assert_eq!(s.encoding(), "hashtable");
+        assert!(s.contains(b"1"));
+    }
+
+    #[test]
+    fn random_pop_and_scan() {
+        let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(9);
+        let mut s = Set::default();
+        for i in 0..10 {
+            s.add(i.to_string().as_bytes(), 512);
+        }
+        let mut n = 0;
+        assert_eq!(s.scan(0, 1, |_| n += 1), 0);
+        assert_eq!(n, 10);
+        assert!(s.random(&mut rng).is_some());
+        let mut popped = Vec::new();
+        while let Some(m) = s.pop_random(&mut rng) {
+            popped.push(m);
+        }
+        assert_eq!(popped.len(), 10);
+        assert!(s.is_empty());
+    }
+}
