@@ -4,7 +4,7 @@
 //! The data structure lives in `keyspace::hash`; this file only parses arguments, applies the
 //! keyspace rules through [`Ctx`] and writes replies.
 
-use super::keys::{parse_cursor, scan_options};
+use super::keys::scan_options;
 use super::{CmdError, CmdResult, Ctx, Spec, arity_error, eq, flags::*, int_arg, spec};
 use crate::keyspace::hash::{Limits, entry_size};
 use crate::keyspace::{Db, Hash, Value};
@@ -395,6 +395,31 @@ fn distinct_sample<'h>(h: &'h Hash, count: usize, rng: &mut impl Rng) -> Vec<(&'
         }
         out
     }
+}
+
+/// Parses an HSCAN/SSCAN cursor as Redis 7.0 does with `strtoul`: an optional sign (a
+/// negative cursor wraps around), decimal digits, nothing else; the empty string is 0.
+pub fn parse_cursor(a: &[u8]) -> Result<u64, CmdError> {
+    let invalid = || CmdError::msg("ERR invalid cursor");
+    let (neg, digits) = match a.first() {
+        Some(b'-') => (true, &a[1..]),
+        Some(b'+') => (false, &a[1..]),
+        _ => (false, a),
+    };
+    if digits.is_empty() && !a.is_empty() {
+        return Err(invalid());
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return Err(invalid());
+        }
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(c - b'0')))
+            .ok_or_else(invalid)?;
+    }
+    Ok(if neg { v.wrapping_neg() } else { v })
 }
 
 fn hscan(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {

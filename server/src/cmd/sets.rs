@@ -5,7 +5,8 @@
 //! The data structure lives in `keyspace::set`; this file only parses arguments, applies the
 //! keyspace rules through [`Ctx`] and writes replies.
 
-use super::keys::{parse_cursor, scan_options};
+use super::hashes::parse_cursor;
+use super::keys::scan_options;
 use super::{CmdError, CmdResult, Ctx, Spec, flags::*, int_arg, spec};
 use crate::keyspace::set::Member;
 use crate::keyspace::{Db, Set, SmallBytes, Value};
@@ -182,10 +183,10 @@ fn spop_one(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult {
 
 fn spop_count(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let key = args.get(1);
-    let count = int_arg(args.get(2))?;
-    if count < 0 {
-        return Err(CmdError::msg("ERR value is out of range, must be positive"));
-    }
+    let count = int_arg(args.get(2))
+        .ok()
+        .filter(|&c| c >= 0)
+        .ok_or_else(|| CmdError::msg("ERR value is out of range, must be positive"))?;
     let count = count as u64;
     let Some(s) = write_set(ctx, key)? else {
         ctx.reply.set(0);
