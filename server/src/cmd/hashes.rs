@@ -13,8 +13,22 @@ use rand::Rng;
 
 pub static COMMANDS: &[Spec] = &[
     spec("hset", -4, WRITE | DENYOOM | FAST, (1, 1, 1), "hash", hset),
-    spec("hmset", -4, WRITE | DENYOOM | FAST, (1, 1, 1), "hash", hmset),
-    spec("hsetnx", 4, WRITE | DENYOOM | FAST, (1, 1, 1), "hash", hsetnx),
+    spec(
+        "hmset",
+        -4,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        "hash",
+        hmset,
+    ),
+    spec(
+        "hsetnx",
+        4,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        "hash",
+        hsetnx,
+    ),
     spec("hget", 3, READONLY | FAST, (1, 1, 1), "hash", hget),
     spec("hmget", -3, READONLY | FAST, (1, 1, 1), "hash", hmget),
     spec("hgetall", 2, READONLY, (1, 1, 1), "hash", hgetall),
@@ -24,7 +38,14 @@ pub static COMMANDS: &[Spec] = &[
     spec("hlen", 2, READONLY | FAST, (1, 1, 1), "hash", hlen),
     spec("hexists", 3, READONLY | FAST, (1, 1, 1), "hash", hexists),
     spec("hstrlen", 3, READONLY | FAST, (1, 1, 1), "hash", hstrlen),
-    spec("hincrby", 4, WRITE | DENYOOM | FAST, (1, 1, 1), "hash", hincrby),
+    spec(
+        "hincrby",
+        4,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        "hash",
+        hincrby,
+    ),
     spec(
         "hincrbyfloat",
         4,
@@ -238,7 +259,9 @@ fn hexists(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 
 fn hstrlen(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let n = match read_hash(ctx, args.get(1))? {
-        Some(i) => hash_at(ctx.db(), i)?.get(args.get(2)).map_or(0, <[u8]>::len),
+        Some(i) => hash_at(ctx.db(), i)?
+            .get(args.get(2))
+            .map_or(0, <[u8]>::len),
         None => 0,
     };
     ctx.reply.int(n as i64);
@@ -279,7 +302,7 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             .ok_or_else(|| CmdError::msg("ERR hash value is not a float"))?,
         None => super::longdouble::LongDouble::ZERO,
     };
-    let new = cur.add(by);
+    let new = cur + by;
     if !new.is_finite() {
         return Err(CmdError::msg("ERR increment would produce NaN or Infinity"));
     }

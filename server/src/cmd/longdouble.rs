@@ -11,8 +11,14 @@
 pub enum LongDouble {
     /// `(-1)^neg * mant * 2^exp`; `mant` has its top bit set unless the value is subnormal
     /// or zero.
-    Finite { neg: bool, mant: u64, exp: i32 },
-    Inf { neg: bool },
+    Finite {
+        neg: bool,
+        mant: u64,
+        exp: i32,
+    },
+    Inf {
+        neg: bool,
+    },
 }
 
 /// Exponent of the lowest mantissa bit of the smallest subnormal.
@@ -33,8 +39,49 @@ impl LongDouble {
         matches!(self, LongDouble::Finite { .. })
     }
 
+    /// `%.17Lf` with trailing zeros (and a trailing dot) removed, `-0` written `0`: Redis's
+    /// `LD_STR_HUMAN`.
+    pub fn to_human_string(self) -> String {
+        let LongDouble::Finite { neg, mant, exp } = self else {
+            return match self {
+                LongDouble::Inf { neg: true } => "-inf".into(),
+                _ => "inf".into(),
+            };
+        };
+        let scaled = if exp >= 0 {
+            Big::from_u64(mant).shl(exp as u32).mul_pow10(17)
+        } else {
+            let n = Big::from_u64(mant).mul_pow10(17);
+            let shift = (-exp) as u32;
+            let (q, half, sticky) = n.shr_round_bits(shift);
+            if half && (sticky || q.is_odd()) {
+                q.add(&Big::from_u64(1))
+            } else {
+                q
+            }
+        };
+        let digits = scaled.to_decimal();
+        let digits = format!("{digits:0>18}");
+        let (int, frac) = digits.split_at(digits.len() - 17);
+        let frac = frac.trim_end_matches('0');
+        let mut s = String::with_capacity(digits.len() + 2);
+        if neg {
+            s.push('-');
+        }
+        s.push_str(int);
+        if !frac.is_empty() {
+            s.push('.');
+            s.push_str(frac);
+        }
+        if s == "-0" { "0".into() } else { s }
+    }
+}
+
+impl std::ops::Add for LongDouble {
+    type Output = LongDouble;
+
     /// The correctly rounded sum.
-    pub fn add(self, other: LongDouble) -> LongDouble {
+    fn add(self, other: LongDouble) -> LongDouble {
         let (
             LongDouble::Finite {
                 neg: na,
@@ -95,43 +142,6 @@ impl LongDouble {
             return LongDouble::ZERO;
         }
         round(neg, &mag, false, i64::from(lo))
-    }
-
-    /// `%.17Lf` with trailing zeros (and a trailing dot) removed, `-0` written `0`: Redis's
-    /// `LD_STR_HUMAN`.
-    pub fn to_human_string(self) -> String {
-        let LongDouble::Finite { neg, mant, exp } = self else {
-            return match self {
-                LongDouble::Inf { neg: true } => "-inf".into(),
-                _ => "inf".into(),
-            };
-        };
-        let scaled = if exp >= 0 {
-            Big::from_u64(mant).shl(exp as u32).mul_pow10(17)
-        } else {
-            let n = Big::from_u64(mant).mul_pow10(17);
-            let shift = (-exp) as u32;
-            let (q, half, sticky) = n.shr_round_bits(shift);
-            if half && (sticky || q.is_odd()) {
-                q.add(&Big::from_u64(1))
-            } else {
-                q
-            }
-        };
-        let digits = scaled.to_decimal();
-        let digits = format!("{digits:0>18}");
-        let (int, frac) = digits.split_at(digits.len() - 17);
-        let frac = frac.trim_end_matches('0');
-        let mut s = String::with_capacity(digits.len() + 2);
-        if neg {
-            s.push('-');
-        }
-        s.push_str(int);
-        if !frac.is_empty() {
-            s.push('.');
-            s.push_str(frac);
-        }
-        if s == "-0" { "0".into() } else { s }
     }
 }
 
@@ -546,7 +556,7 @@ mod tests {
     fn incr(a: &str, b: &str) -> String {
         let a = parse(a.as_bytes()).expect("a");
         let b = parse(b.as_bytes()).expect("b");
-        a.add(b).to_human_string()
+        (a + b).to_human_string()
     }
 
     #[test]
@@ -556,7 +566,10 @@ mod tests {
         assert_eq!(incr("10.5", "1.1"), "11.6");
         assert_eq!(incr("0", "3.0e3"), "3000");
         assert_eq!(incr("0", "-0.0"), "0");
-        assert_eq!(incr("0", "1.23456789012345678901234"), "1.23456789012345679");
+        assert_eq!(
+            incr("0", "1.23456789012345678901234"),
+            "1.23456789012345679"
+        );
         assert_eq!(incr("0", "12345678901234567890.5"), "12345678901234567890");
         assert_eq!(incr("0", "0.00000000000000001"), "0.00000000000000001");
         assert_eq!(incr("0", "0.000000000000000015"), "0.00000000000000002");

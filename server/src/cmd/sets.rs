@@ -18,7 +18,14 @@ pub static COMMANDS: &[Spec] = &[
     spec("srem", -3, WRITE | FAST, (1, 1, 1), "set", srem),
     spec("smembers", 2, READONLY, (1, 1, 1), "set", smembers),
     spec("sismember", 3, READONLY | FAST, (1, 1, 1), "set", sismember),
-    spec("smismember", -3, READONLY | FAST, (1, 1, 1), "set", smismember),
+    spec(
+        "smismember",
+        -3,
+        READONLY | FAST,
+        (1, 1, 1),
+        "set",
+        smismember,
+    ),
     spec("scard", 2, READONLY | FAST, (1, 1, 1), "set", scard),
     spec("spop", -2, WRITE | FAST, (1, 1, 1), "set", spop),
     spec("srandmember", -2, READONLY, (1, 1, 1), "set", srandmember),
@@ -26,9 +33,30 @@ pub static COMMANDS: &[Spec] = &[
     spec("sinter", -2, READONLY, (1, -1, 1), "set", sinter),
     spec("sunion", -2, READONLY, (1, -1, 1), "set", sunion),
     spec("sdiff", -2, READONLY, (1, -1, 1), "set", sdiff),
-    spec("sinterstore", -3, WRITE | DENYOOM, (1, -1, 1), "set", sinterstore),
-    spec("sunionstore", -3, WRITE | DENYOOM, (1, -1, 1), "set", sunionstore),
-    spec("sdiffstore", -3, WRITE | DENYOOM, (1, -1, 1), "set", sdiffstore),
+    spec(
+        "sinterstore",
+        -3,
+        WRITE | DENYOOM,
+        (1, -1, 1),
+        "set",
+        sinterstore,
+    ),
+    spec(
+        "sunionstore",
+        -3,
+        WRITE | DENYOOM,
+        (1, -1, 1),
+        "set",
+        sunionstore,
+    ),
+    spec(
+        "sdiffstore",
+        -3,
+        WRITE | DENYOOM,
+        (1, -1, 1),
+        "set",
+        sdiffstore,
+    ),
     spec("sintercard", -3, READONLY, (0, 0, 0), "set", sintercard),
     spec("sscan", -3, READONLY, (1, 1, 1), "set", sscan),
 ];
@@ -81,7 +109,11 @@ fn sadd(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let key = args.get(1);
     let max = max_intset(ctx);
     if write_set(ctx, key)?.is_none() {
-        ctx.set(key, Value::Set(Box::new(Set::for_first(args.get(2)))), false);
+        ctx.set(
+            key,
+            Value::Set(Box::new(Set::for_first(args.get(2)))),
+            false,
+        );
     }
     let Some(s) = write_set(ctx, key)? else {
         unreachable!("created above")
@@ -346,7 +378,12 @@ fn smove(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 
 /// The sets named by `keys` for a read: `None` for a missing key; WRONGTYPE if any key holds
 /// another type (checked for every key, as Redis does).
-fn lookup_sets(ctx: &mut Ctx<'_>, keys: Args<'_>, from: usize, to: usize) -> Result<Vec<Option<u32>>, CmdError> {
+fn lookup_sets(
+    ctx: &mut Ctx<'_>,
+    keys: Args<'_>,
+    from: usize,
+    to: usize,
+) -> Result<Vec<Option<u32>>, CmdError> {
     let mut slots = Vec::with_capacity(to - from);
     for i in from..to {
         slots.push(read_set(ctx, keys.get(i))?);
@@ -356,7 +393,11 @@ fn lookup_sets(ctx: &mut Ctx<'_>, keys: Args<'_>, from: usize, to: usize) -> Res
 
 /// SINTER's result: members of the smallest set found in every other, in that set's order;
 /// stops after `limit` members (0 = all).
-fn intersect<'d>(db: &'d Db, slots: &[Option<u32>], limit: usize) -> Result<Vec<Member<'d>>, CmdError> {
+fn intersect<'d>(
+    db: &'d Db,
+    slots: &[Option<u32>],
+    limit: usize,
+) -> Result<Vec<Member<'d>>, CmdError> {
     let mut sets = Vec::with_capacity(slots.len());
     for s in slots {
         match s {
@@ -523,7 +564,9 @@ fn sscan(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let mut found = Vec::new();
     let next = s.scan(cursor, o.count, |m| {
         let keep = o.pattern.is_none_or(|p| match m {
-            Member::Int(x) => crate::glob::matches(p, itoa::Buffer::new().format(x).as_bytes(), false),
+            Member::Int(x) => {
+                crate::glob::matches(p, itoa::Buffer::new().format(x).as_bytes(), false)
+            }
             Member::Bytes(b) => crate::glob::matches(p, b, false),
         });
         if keep {

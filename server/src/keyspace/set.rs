@@ -252,9 +252,9 @@ impl Set {
         match (&mut *self, m) {
             (Set::Ints(s), Member::Int(x)) => s.remove(x),
             (_, Member::Bytes(b)) => self.remove(b),
-            (Set::Table(t), Member::Int(x)) => t
-                .remove(itoa::Buffer::new().format(x).as_bytes())
-                .is_some(),
+            (Set::Table(t), Member::Int(x)) => {
+                t.remove(itoa::Buffer::new().format(x).as_bytes()).is_some()
+            }
         }
     }
 

@@ -74,9 +74,7 @@ impl<T: Keyed> Table<T> {
         let slots = &self.slots;
         self.index
             .find(hash, |&i| {
-                slots[i as usize]
-                    .as_ref()
-                    .is_some_and(|t| t.key() == key)
+                slots[i as usize].as_ref().is_some_and(|t| t.key() == key)
             })
             .copied()
     }
@@ -129,9 +127,7 @@ impl<T: Keyed> Table<T> {
         let entry = self
             .index
             .find_entry(hash, |&i| {
-                slots[i as usize]
-                    .as_ref()
-                    .is_some_and(|t| t.key() == key)
+                slots[i as usize].as_ref().is_some_and(|t| t.key() == key)
             })
             .ok()?;
         let (i, _) = entry.remove();
