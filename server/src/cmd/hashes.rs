@@ -6,7 +6,7 @@
 
 use super::keys::scan_options;
 use super::{CmdError, CmdResult, Ctx, Spec, arity_error, eq, flags::*, int_arg, spec};
-use crate::keyspace::hash::{Limits, entry_size};
+use crate::keyspace::hash::Limits;
 use crate::keyspace::{Db, Hash, Value};
 use crate::protocol::{Args, Reply};
 use rand::Rng;
@@ -83,12 +83,12 @@ fn read_hash(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<u32>, CmdError> {
     }
 }
 
-/// Looks a hash up for a write command; when missing and `create` gives the expected size
-/// (pairs, compact bytes), creates it empty with that room.
+/// Looks a hash up for a write command; when missing and `create`, creates it empty (the
+/// caller adds fields before the command ends: Redis never leaves an empty hash behind).
 fn write_hash<'c>(
     ctx: &'c mut Ctx<'_>,
     key: &[u8],
-    create: Option<(usize, usize)>,
+    create: bool,
 ) -> Result<Option<&'c mut Hash>, CmdError> {
     let slot = match ctx.find(key) {
         Some(i) => {
@@ -97,13 +97,8 @@ fn write_hash<'c>(
             e.access = clock.touch(e.access);
             i
         }
-        None => match create {
-            Some((pairs, bytes)) => {
-                let h = Hash::with_room(pairs, bytes, limits(ctx));
-                ctx.set(key, Value::Hash(Box::new(h)), false)
-            }
-            None => return Ok(None),
-        },
+        None if create => ctx.set(key, Value::Hash(Box::default()), false),
+        None => return Ok(None),
     };
     match &mut ctx.db().entry_mut(slot).value {
         Value::Hash(h) => Ok(Some(h)),
@@ -117,20 +112,15 @@ fn set_pairs(ctx: &mut Ctx<'_>, args: Args<'_>, name: &str) -> Result<i64, CmdEr
         return Err(arity_error(name));
     }
     let limits = limits(ctx);
-    let pairs = (args.len() - 2) / 2;
-    let bytes = args.iter().skip(2).map(|a| entry_size(a.len())).sum();
-    let key = args.get(1);
-    let Some(h) = write_hash(ctx, key, Some((pairs, bytes)))? else {
+    let Some(h) = write_hash(ctx, args.get(1), true)? else {
         unreachable!("created when missing")
     };
-    let mut created = 0;
-    for i in (2..args.len()).step_by(2) {
-        if h.set(args.get(i), args.get(i + 1), limits) {
-            created += 1;
-        }
-    }
-    ctx.dirty(pairs as u64);
-    Ok(created)
+    let pairs = (2..args.len())
+        .step_by(2)
+        .map(|i| (args.get(i), args.get(i + 1)));
+    let created = h.set_many(pairs, limits);
+    ctx.dirty((args.len() as u64 - 2) / 2);
+    Ok(created as i64)
 }
 
 fn hset(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
@@ -148,8 +138,7 @@ fn hmset(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 fn hsetnx(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let limits = limits(ctx);
     let (field, value) = (args.get(2), args.get(3));
-    let room = (1, entry_size(field.len()) + entry_size(value.len()));
-    let Some(h) = write_hash(ctx, args.get(1), Some(room))? else {
+    let Some(h) = write_hash(ctx, args.get(1), true)? else {
         unreachable!("created when missing")
     };
     if h.contains(field) {
@@ -225,7 +214,7 @@ fn hvals(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 
 fn hdel(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let key = args.get(1);
-    let Some(h) = write_hash(ctx, key, None)? else {
+    let Some(h) = write_hash(ctx, key, false)? else {
         ctx.reply.int(0);
         return Ok(());
     };
@@ -272,7 +261,7 @@ fn hincrby(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let by = int_arg(args.get(3))?;
     let limits = limits(ctx);
     let field = args.get(2);
-    let Some(h) = write_hash(ctx, args.get(1), Some((1, 0)))? else {
+    let Some(h) = write_hash(ctx, args.get(1), true)? else {
         unreachable!("created when missing")
     };
     let cur = match h.get(field) {
@@ -294,7 +283,7 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     }
     let limits = limits(ctx);
     let (key, field) = (args.get(1), args.get(2));
-    let Some(h) = write_hash(ctx, key, Some((1, 0)))? else {
+    let Some(h) = write_hash(ctx, key, true)? else {
         unreachable!("created when missing")
     };
     let cur = match h.get(field) {

@@ -40,15 +40,17 @@ impl Keyed for Pair {
     }
 }
 
-/// Strings in one buffer, each a LEB128 length then its bytes; pairs alternate field, value.
+/// Field/value pairs in one exact-size allocation: a header (LEB128 of `pairs << 1 |
+/// oversized`, one byte up to 63 pairs), then each string as a LEB128 length and its bytes,
+/// field then value, in insertion order. The empty listpack allocates nothing. Being a bare
+/// boxed slice keeps [`Hash`] at 16 bytes; the one-byte header keeps small records inside the
+/// allocator size class Redis's listpack gets.
+///
+/// `oversized`: a field or value longer than `hash-max-listpack-value` was stored, so Redis
+/// 7.0 would have converted this hash to `hashtable` (for good).
 #[derive(Debug, Clone, Default)]
 pub struct Listpack {
-    buf: Vec<u8>,
-    pairs: u32,
-    /// A field or value longer than `hash-max-listpack-value` was stored: Redis 7.0 would have
-    /// converted this hash to `hashtable` (for good). Kept here, in the struct's padding, so a
-    /// hash stays 32 bytes.
-    oversized: bool,
+    buf: Box<[u8]>,
 }
 
 /// Bytes a string of `len` bytes takes in a [`Listpack`].
@@ -62,116 +64,184 @@ pub fn entry_size(len: usize) -> usize {
     header + len
 }
 
-fn put_entry(buf: &mut Vec<u8>, s: &[u8]) {
-    let mut n = s.len();
+/// The LEB128 length prefix of a string of `n` bytes, and its length.
+fn len_prefix(mut n: usize) -> ([u8; 10], usize) {
+    let mut out = [0u8; 10];
+    let mut i = 0;
     while n >= 0x80 {
-        buf.push((n as u8) | 0x80);
+        out[i] = (n as u8) | 0x80;
         n >>= 7;
+        i += 1;
     }
-    buf.push(n as u8);
+    out[i] = n as u8;
+    (out, i + 1)
+}
+
+fn put_entry(buf: &mut Vec<u8>, s: &[u8]) {
+    let (prefix, n) = len_prefix(s.len());
+    buf.extend_from_slice(&prefix[..n]);
     buf.extend_from_slice(s);
 }
 
-/// The entry at `off`: its data range and the offset of the next entry.
-fn entry_at(buf: &[u8], off: usize) -> (usize, usize) {
-    let mut len = 0usize;
+/// The LEB128 number at `off` and the offset just after it.
+fn read_varint(buf: &[u8], off: usize) -> (usize, usize) {
+    let mut v = 0usize;
     let mut shift = 0;
     let mut p = off;
     loop {
         let b = buf[p];
         p += 1;
-        len |= usize::from(b & 0x7f) << shift;
+        v |= usize::from(b & 0x7f) << shift;
         if b & 0x80 == 0 {
-            break;
+            return (v, p);
         }
         shift += 7;
     }
+}
+
+/// The entry at `off`: its data range (which ends where the next entry starts).
+fn entry_at(buf: &[u8], off: usize) -> (usize, usize) {
+    let (len, p) = read_varint(buf, off);
     (p, p + len)
+}
+
+/// Offsets in a whole listpack buffer of the pair whose field is `field`: (pair start, value
+/// start, pair end).
+fn locate(buf: &[u8], field: &[u8]) -> Option<(usize, usize, usize)> {
+    let mut off = header(buf).2;
+    while off < buf.len() {
+        let (fs, fe) = entry_at(buf, off);
+        let (_, ve) = entry_at(buf, fe);
+        if &buf[fs..fe] == field {
+            return Some((off, fe, ve));
+        }
+        off = ve;
+    }
+    None
+}
+
+/// The header of a listpack buffer: (pairs, oversized, header length).
+fn header(buf: &[u8]) -> (usize, bool, usize) {
+    if buf.is_empty() {
+        return (0, false, 0);
+    }
+    let (v, p) = read_varint(buf, 0);
+    (v >> 1, v & 1 == 1, p)
+}
+
+fn pair_count(buf: &[u8]) -> usize {
+    header(buf).0
+}
+
+/// Rewrites the header of an open buffer, moving the entries when its length changes.
+fn set_header(v: &mut Vec<u8>, pairs: usize, oversized: bool) {
+    let old = header(v).2;
+    let (prefix, n) = len_prefix(pairs << 1 | usize::from(oversized));
+    if n == old {
+        v[..n].copy_from_slice(&prefix[..n]);
+    } else {
+        v.splice(..old, prefix[..n].iter().copied());
+    }
+}
+
+/// Sets a field in an open listpack buffer (header present); true when it was new (appended
+/// at the end, as Redis does). Never grows capacity beyond what the change needs.
+fn buf_set(v: &mut Vec<u8>, field: &[u8], value: &[u8]) -> bool {
+    match locate(v, field) {
+        Some((_, voff, vend)) => {
+            let (s, e) = entry_at(v, voff);
+            if e - s == value.len() {
+                v[s..e].copy_from_slice(value);
+            } else {
+                let new_len = entry_size(value.len());
+                if new_len > vend - voff {
+                    v.reserve_exact(new_len - (vend - voff));
+                }
+                let (prefix, n) = len_prefix(value.len());
+                v.splice(voff..vend, prefix[..n].iter().chain(value.iter()).copied());
+            }
+            false
+        }
+        None => {
+            let need = entry_size(field.len()) + entry_size(value.len());
+            if v.capacity() - v.len() < need {
+                v.reserve_exact(need);
+            }
+            put_entry(v, field);
+            put_entry(v, value);
+            let (n, oversized, _) = header(v);
+            set_header(v, n + 1, oversized);
+            true
+        }
+    }
 }
 
 impl Listpack {
     pub fn len(&self) -> usize {
-        self.pairs as usize
+        pair_count(&self.buf)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.pairs == 0
+        self.len() == 0
     }
 
-    /// Makes room for `bytes` more buffer bytes in one allocation.
-    pub fn reserve(&mut self, bytes: usize) {
-        self.buf.reserve_exact(bytes);
+    fn oversized(&self) -> bool {
+        header(&self.buf).1
     }
 
-    /// Offsets of the pair whose field is `field`: (pair start, value start, pair end).
-    fn locate(&self, field: &[u8]) -> Option<(usize, usize, usize)> {
-        let buf = &self.buf;
-        let mut off = 0;
-        while off < buf.len() {
-            let (fs, fe) = entry_at(buf, off);
-            let (_, ve) = entry_at(buf, fe);
-            if &buf[fs..fe] == field {
-                return Some((off, fe, ve));
-            }
-            off = ve;
+    /// The buffer as a vector with a header, with room for `extra` more bytes, for a batch
+    /// of changes; [`Listpack::close`] puts it back.
+    fn open(&mut self, extra: usize) -> Vec<u8> {
+        let mut v = std::mem::take(&mut self.buf).into_vec();
+        v.reserve_exact(extra + usize::from(v.is_empty()));
+        if v.is_empty() {
+            v.push(0);
         }
-        None
+        v
+    }
+
+    fn close(v: Vec<u8>) -> Listpack {
+        Listpack {
+            buf: v.into_boxed_slice(),
+        }
     }
 
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
-        let (_, voff, _) = self.locate(field)?;
+        let (_, voff, _) = locate(&self.buf, field)?;
         let (s, e) = entry_at(&self.buf, voff);
         Some(&self.buf[s..e])
     }
 
-    /// Sets a field; true when it was new (appended at the end, as Redis does).
+    /// Sets a field; true when it was new.
     pub fn set(&mut self, field: &[u8], value: &[u8]) -> bool {
-        match self.locate(field) {
-            Some((_, voff, vend)) => {
-                let (s, e) = entry_at(&self.buf, voff);
-                if e - s == value.len() {
-                    self.buf[s..e].copy_from_slice(value);
-                } else {
-                    let mut enc = Vec::with_capacity(entry_size(value.len()));
-                    put_entry(&mut enc, value);
-                    self.buf.splice(voff..vend, enc);
-                }
-                false
-            }
-            None => {
-                let need = entry_size(field.len()) + entry_size(value.len());
-                if self.buf.capacity() - self.buf.len() < need {
-                    self.buf.reserve_exact(need);
-                }
-                put_entry(&mut self.buf, field);
-                put_entry(&mut self.buf, value);
-                self.pairs += 1;
-                true
-            }
-        }
+        let mut v = self.open(0);
+        let new = buf_set(&mut v, field, value);
+        *self = Listpack::close(v);
+        new
     }
 
     pub fn remove(&mut self, field: &[u8]) -> bool {
-        match self.locate(field) {
-            Some((off, _, end)) => {
-                self.buf.drain(off..end);
-                self.pairs -= 1;
-                true
-            }
-            None => false,
-        }
+        let Some((off, _, end)) = locate(&self.buf, field) else {
+            return false;
+        };
+        let mut v = self.open(0);
+        v.drain(off..end);
+        let (n, oversized, _) = header(&v);
+        set_header(&mut v, n - 1, oversized);
+        *self = Listpack::close(v);
+        true
     }
 
     pub fn iter(&self) -> ListpackIter<'_> {
         ListpackIter {
             buf: &self.buf,
-            off: 0,
+            off: header(&self.buf).2,
         }
     }
 
     /// Heap bytes of the buffer.
     pub fn heap_size(&self) -> usize {
-        self.buf.capacity()
+        self.buf.len()
     }
 }
 
@@ -214,22 +284,11 @@ impl Default for Hash {
 }
 
 impl Hash {
+    /// An empty hash (no allocation until the first field).
     pub fn new() -> Self {
         Hash {
             repr: Repr::Pack(Listpack::default()),
         }
-    }
-
-    /// An empty hash with room for `pairs` pairs taking `bytes` compact bytes (the sum of
-    /// [`entry_size`] over fields and values), so a whole HSET lands in one allocation.
-    pub fn with_room(pairs: usize, bytes: usize, limits: Limits) -> Self {
-        let mut h = Hash::new();
-        if pairs <= limits.max_entries
-            && let Repr::Pack(lp) = &mut h.repr
-        {
-            lp.reserve(bytes);
-        }
-        h
     }
 
     pub fn len(&self) -> usize {
@@ -246,7 +305,7 @@ impl Hash {
     /// OBJECT ENCODING's answer, as Redis 7.0 would give it for the same history.
     pub fn encoding(&self) -> &'static str {
         match &self.repr {
-            Repr::Pack(lp) if !lp.oversized => "listpack",
+            Repr::Pack(lp) if !lp.oversized() => "listpack",
             _ => "hashtable",
         }
     }
@@ -264,36 +323,63 @@ impl Hash {
 
     /// Sets a field, converting to the table form past the limits; true when the field is new.
     pub fn set(&mut self, field: &[u8], value: &[u8], limits: Limits) -> bool {
-        if let Repr::Pack(lp) = &mut self.repr {
-            if field.len() > limits.max_value || value.len() > limits.max_value {
-                lp.oversized = true;
+        self.set_many(std::iter::once((field, value)), limits) == 1
+    }
+
+    /// Sets fields in order (a later duplicate wins), converting to the table form past the
+    /// limits; returns how many fields were new. The compact buffer is resized once for the
+    /// whole batch, so a new YCSB record costs exactly one allocation.
+    pub fn set_many<'p>(
+        &mut self,
+        pairs: impl Iterator<Item = (&'p [u8], &'p [u8])> + Clone,
+        limits: Limits,
+    ) -> usize {
+        let cap = limits.max_value.max(COMPACT_VALUE_MAX);
+        let mut open = match &mut self.repr {
+            Repr::Pack(lp) => {
+                let need = pairs
+                    .clone()
+                    .map(|(f, v)| entry_size(f.len()) + entry_size(v.len()))
+                    .sum();
+                Some(lp.open(need))
             }
-            let cap = limits.max_value.max(COMPACT_VALUE_MAX);
-            if field.len() <= cap && value.len() <= cap {
-                let new = lp.set(field, value);
-                if lp.len() > limits.max_entries {
-                    self.convert();
-                }
-                return new;
-            }
-            self.convert();
-        }
-        let Repr::Table(t) = &mut self.repr else {
-            unreachable!("converted above")
+            Repr::Table(_) => None,
         };
-        match t.get_mut(field) {
-            Some(p) => {
-                p.value = SmallBytes::new(value);
-                false
+        let mut created = 0;
+        for (field, value) in pairs {
+            if let Some(v) = &mut open {
+                if field.len() > limits.max_value || value.len() > limits.max_value {
+                    let (n, _, _) = header(v);
+                    set_header(v, n, true);
+                }
+                if field.len() <= cap && value.len() <= cap {
+                    created += usize::from(buf_set(v, field, value));
+                    if pair_count(v) > limits.max_entries {
+                        self.repr = Repr::Table(Box::new(table_of(v)));
+                        open = None;
+                    }
+                    continue;
+                }
+                self.repr = Repr::Table(Box::new(table_of(v)));
+                open = None;
             }
-            None => {
-                t.insert_new(Pair {
-                    field: SmallBytes::new(field),
-                    value: SmallBytes::new(value),
-                });
-                true
+            if let Repr::Table(t) = &mut self.repr {
+                match t.get_mut(field) {
+                    Some(p) => p.value = SmallBytes::new(value),
+                    None => {
+                        t.insert_new(Pair {
+                            field: SmallBytes::new(field),
+                            value: SmallBytes::new(value),
+                        });
+                        created += 1;
+                    }
+                }
             }
         }
+        if let Some(v) = open {
+            self.repr = Repr::Pack(Listpack::close(v));
+        }
+        created
     }
 
     /// Removes a field; true when it existed.
@@ -301,19 +387,6 @@ impl Hash {
         match &mut self.repr {
             Repr::Pack(lp) => lp.remove(field),
             Repr::Table(t) => t.remove(field).is_some(),
-        }
-    }
-
-    fn convert(&mut self) {
-        if let Repr::Pack(lp) = &self.repr {
-            let mut t = Table::with_capacity(lp.len());
-            for (f, v) in lp.iter() {
-                t.insert_new(Pair {
-                    field: SmallBytes::new(f),
-                    value: SmallBytes::new(v),
-                });
-            }
-            self.repr = Repr::Table(Box::new(t));
         }
     }
 
@@ -369,6 +442,22 @@ impl Hash {
     }
 }
 
+/// The table form of an open listpack buffer, in the same order.
+fn table_of(v: &[u8]) -> Table<Pair> {
+    let mut t = Table::with_capacity(pair_count(v));
+    let it = ListpackIter {
+        buf: v,
+        off: header(v).2,
+    };
+    for (f, val) in it {
+        t.insert_new(Pair {
+            field: SmallBytes::new(f),
+            value: SmallBytes::new(val),
+        });
+    }
+    t
+}
+
 /// Pairs of a [`Hash`].
 pub enum HashIter<'a> {
     Pack(ListpackIter<'a>),
@@ -397,6 +486,7 @@ mod tests {
     #[test]
     fn listpack_round_trip() {
         let mut lp = Listpack::default();
+        assert_eq!(lp.heap_size(), 0);
         assert!(lp.set(b"a", b"1"));
         assert!(lp.set(b"b", &[7u8; 300]));
         assert!(!lp.set(b"a", b"22"));
@@ -413,18 +503,38 @@ mod tests {
     }
 
     #[test]
+    fn header_grows_past_63_pairs() {
+        let mut h = Hash::new();
+        for i in 0..100 {
+            assert!(h.set(format!("f{i}").as_bytes(), b"v", LIMITS));
+        }
+        assert_eq!(h.len(), 100);
+        assert_eq!(h.iter().count(), 100);
+        assert_eq!(h.get(b"f0"), Some(&b"v"[..]));
+        for i in 0..90 {
+            assert!(h.remove(format!("f{i}").as_bytes()));
+        }
+        assert_eq!(h.len(), 10);
+        assert_eq!(h.get(b"f95"), Some(&b"v"[..]));
+        assert_eq!(h.encoding(), "listpack");
+        h.set(b"long", &[b'x'; 100], LIMITS);
+        assert_eq!(h.encoding(), "hashtable");
+        assert_eq!(h.len(), 11);
+    }
+
+    #[test]
     fn ycsb_record_is_one_small_allocation() {
         let value = [b'v'; 100];
-        let mut h = Hash::with_room(10, 10 * (entry_size(6) + entry_size(100)), LIMITS);
-        for i in 0..10 {
-            h.set(format!("field{i}").as_bytes(), &value, LIMITS);
-        }
-        assert!(h.heap_size() <= 1080, "{}", h.heap_size());
+        let fields: Vec<String> = (0..10).map(|i| format!("field{i}")).collect();
+        let mut h = Hash::new();
+        let n = h.set_many(fields.iter().map(|f| (f.as_bytes(), &value[..])), LIMITS);
+        assert_eq!(n, 10);
+        assert_eq!(h.heap_size(), 1 + 10 * (entry_size(6) + entry_size(100)));
         assert_eq!(h.encoding(), "hashtable");
         let fields: Vec<_> = h.iter().map(|(f, _)| f.to_vec()).collect();
         assert_eq!(fields[0], b"field0");
         assert_eq!(fields[9], b"field9");
-        assert!(std::mem::size_of::<Hash>() <= 32);
+        assert_eq!(std::mem::size_of::<Hash>(), 16);
     }
 
     #[test]
