@@ -460,3 +460,61 @@ fn hscan(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     }
     Ok(())
 }
+
+#[cfg(test)]
+pub(super) mod tests {
+    use crate::client::Client;
+    use crate::config::Config;
+    use crate::protocol::Args;
+    use crate::server::Server;
+
+    /// Runs commands on a fresh server with the replication feed attached; returns the replies
+    /// and the stream.
+    pub(in crate::cmd) fn run(cmds: &[&[&str]]) -> (String, String) {
+        let mut srv = Server::new(Config::default());
+        let mut client = Client::new(1, None, None, false);
+        srv.feed.attach();
+        let mut out = Vec::new();
+        for argv in cmds {
+            let mut buf = Vec::new();
+            let mut ranges = Vec::new();
+            for a in *argv {
+                ranges.push((buf.len(), buf.len() + a.len()));
+                buf.extend_from_slice(a.as_bytes());
+            }
+            crate::exec::execute(&mut srv, &mut client, Args::new(&buf, &ranges), &mut out);
+        }
+        let stream = srv.feed.drain();
+        (
+            String::from_utf8_lossy(&out).into_owned(),
+            String::from_utf8_lossy(&stream).into_owned(),
+        )
+    }
+
+    #[test]
+    fn hincrbyfloat_propagates_as_hset() {
+        let (reply, stream) = run(&[
+            &["HINCRBYFLOAT", "h", "f", "0.1"],
+            &["HINCRBYFLOAT", "h", "f", "0.2"],
+        ]);
+        assert!(reply.ends_with("$3\r\n0.3\r\n"), "{reply}");
+        assert!(
+            stream.ends_with("*4\r\n$4\r\nHSET\r\n$1\r\nh\r\n$1\r\nf\r\n$3\r\n0.3\r\n"),
+            "{stream}"
+        );
+    }
+
+    #[test]
+    fn failed_or_empty_writes_do_not_propagate() {
+        let (_, stream) = run(&[
+            &["HDEL", "nokey", "f"],
+            &["HSET", "h", "f", "x"],
+            &["HINCRBY", "h", "f", "1"],
+            &["HSETNX", "h", "f", "y"],
+        ]);
+        assert_eq!(stream.matches("HSET").count(), 1, "{stream}");
+        assert!(!stream.contains("HINCRBY"));
+        assert!(!stream.contains("HSETNX"));
+        assert!(!stream.contains("HDEL"));
+    }
+}

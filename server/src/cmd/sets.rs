@@ -579,3 +579,42 @@ fn sscan(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     found.into_iter().for_each(|m| member_reply(reply, m));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::hashes::tests::run;
+
+    #[test]
+    fn spop_propagates_as_srem_or_del() {
+        let (_, stream) = run(&[&["SADD", "s", "a"], &["SPOP", "s"]]);
+        assert!(
+            stream.ends_with("*3\r\n$4\r\nSREM\r\n$1\r\ns\r\n$1\r\na\r\n"),
+            "{stream}"
+        );
+        let (_, stream) = run(&[&["SADD", "s", "1", "2", "3"], &["SPOP", "s", "2"]]);
+        assert_eq!(stream.matches("SREM").count(), 2, "{stream}");
+        let (reply, stream) = run(&[&["SADD", "s", "1", "2"], &["SPOP", "s", "5"]]);
+        assert!(reply.ends_with("*2\r\n$1\r\n1\r\n$1\r\n2\r\n"), "{reply}");
+        assert!(
+            stream.ends_with("*2\r\n$3\r\nDEL\r\n$1\r\ns\r\n"),
+            "{stream}"
+        );
+        let (_, stream) = run(&[&["SPOP", "nokey", "5"], &["SPOP", "nokey"]]);
+        assert_eq!(stream, "");
+    }
+
+    #[test]
+    fn stores_propagate_only_changes() {
+        let (_, stream) = run(&[&["SINTERSTORE", "d", "nokey"], &["SUNIONSTORE", "d", "x"]]);
+        assert_eq!(stream, "");
+        let (_, stream) = run(&[&["SADD", "a", "1"], &["SUNIONSTORE", "d", "a"]]);
+        assert!(stream.contains("SUNIONSTORE"), "{stream}");
+        let (_, stream) = run(&[
+            &["SADD", "a", "1"],
+            &["SADD", "a", "1"],
+            &["SREM", "a", "2"],
+        ]);
+        assert_eq!(stream.matches("SADD").count(), 1, "{stream}");
+        assert!(!stream.contains("SREM"), "{stream}");
+    }
+}
