@@ -327,7 +327,7 @@ impl Hash {
     }
 
     /// Sets fields in order (a later duplicate wins), converting to the table form past the
-    /// limits; returns how many fields were new. The compact buffer is resized once for the
+    /// limits; returns how many fields were new. A new hash's buffer is sized once for the
     /// whole batch, so a new YCSB record costs exactly one allocation.
     pub fn set_many<'p>(
         &mut self,
@@ -337,10 +337,16 @@ impl Hash {
         let cap = limits.max_value.max(COMPACT_VALUE_MAX);
         let mut open = match &mut self.repr {
             Repr::Pack(lp) => {
-                let need = pairs
-                    .clone()
-                    .map(|(f, v)| entry_size(f.len()) + entry_size(v.len()))
-                    .sum();
+                // A new hash gets its whole size at once; an existing one grows by what each
+                // new field needs, so updating fields in place never reallocates.
+                let need = if lp.is_empty() {
+                    pairs
+                        .clone()
+                        .map(|(f, v)| entry_size(f.len()) + entry_size(v.len()))
+                        .sum()
+                } else {
+                    0
+                };
                 Some(lp.open(need))
             }
             Repr::Table(_) => None,

@@ -18,104 +18,115 @@ impl Keyed for SmallBytes {
     }
 }
 
-/// A sorted set of integers in the narrowest width that holds them all.
-#[derive(Debug, Clone)]
-pub enum IntSet {
-    W16(Vec<i16>),
-    W32(Vec<i32>),
-    W64(Vec<i64>),
+/// A sorted set of integers in the narrowest width (2, 4 or 8 bytes) that holds them all, in
+/// one exact-size allocation: the width byte, then the little-endian integers. The empty set
+/// allocates nothing. Being a bare boxed slice keeps [`Set`] at 16 bytes.
+#[derive(Debug, Clone, Default)]
+pub struct IntSet {
+    buf: Box<[u8]>,
 }
 
-impl Default for IntSet {
-    fn default() -> Self {
-        IntSet::W16(Vec::new())
+/// The width in bytes needed to store `x`.
+fn width_for(x: i64) -> usize {
+    if i16::try_from(x).is_ok() {
+        2
+    } else if i32::try_from(x).is_ok() {
+        4
+    } else {
+        8
     }
 }
 
+fn read_int(b: &[u8]) -> i64 {
+    match b.len() {
+        2 => i64::from(i16::from_le_bytes([b[0], b[1]])),
+        4 => i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        _ => i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+    }
+}
+
+fn write_int(out: &mut Vec<u8>, x: i64, width: usize) {
+    out.extend_from_slice(&x.to_le_bytes()[..width]);
+}
+
 impl IntSet {
+    fn width(&self) -> usize {
+        self.buf.first().map_or(2, |&w| usize::from(w))
+    }
+
     pub fn len(&self) -> usize {
-        match self {
-            IntSet::W16(v) => v.len(),
-            IntSet::W32(v) => v.len(),
-            IntSet::W64(v) => v.len(),
-        }
+        self.buf.len().saturating_sub(1) / self.width()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// The `i`th smallest member.
+    pub fn get(&self, i: usize) -> i64 {
+        let w = self.width();
+        read_int(&self.buf[1 + i * w..1 + (i + 1) * w])
+    }
+
     /// The position of `x`, or where it would go.
     fn search(&self, x: i64) -> Result<usize, usize> {
-        match self {
-            IntSet::W16(v) => match i16::try_from(x) {
-                Ok(x) => v.binary_search(&x),
-                Err(_) => Err(if x < 0 { 0 } else { v.len() }),
-            },
-            IntSet::W32(v) => match i32::try_from(x) {
-                Ok(x) => v.binary_search(&x),
-                Err(_) => Err(if x < 0 { 0 } else { v.len() }),
-            },
-            IntSet::W64(v) => v.binary_search(&x),
+        if width_for(x) > self.width() {
+            return Err(if x < 0 { 0 } else { self.len() });
         }
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.get(mid).cmp(&x) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Ok(mid),
+            }
+        }
+        Err(lo)
     }
 
     pub fn contains(&self, x: i64) -> bool {
         self.search(x).is_ok()
     }
 
-    /// The `i`th smallest member.
-    pub fn get(&self, i: usize) -> i64 {
-        match self {
-            IntSet::W16(v) => i64::from(v[i]),
-            IntSet::W32(v) => i64::from(v[i]),
-            IntSet::W64(v) => v[i],
-        }
-    }
-
-    /// Widens the storage so `x` fits.
-    fn widen_for(&mut self, x: i64) {
-        let need32 = i16::try_from(x).is_err();
-        let need64 = i32::try_from(x).is_err();
-        match self {
-            IntSet::W16(v) if need64 => *self = IntSet::W64(v.iter().map(|&a| a.into()).collect()),
-            IntSet::W16(v) if need32 => *self = IntSet::W32(v.iter().map(|&a| a.into()).collect()),
-            IntSet::W32(v) if need64 => *self = IntSet::W64(v.iter().map(|&a| a.into()).collect()),
-            _ => {}
-        }
-    }
-
-    /// Adds `x`; true when it was not present.
+    /// Adds `x`, widening every member when `x` needs more bytes; true when it was new.
     pub fn insert(&mut self, x: i64) -> bool {
         let Err(pos) = self.search(x) else {
             return false;
         };
-        self.widen_for(x);
-        // After widening `x` fits the width, so the conversions cannot fail.
-        match self {
-            IntSet::W16(v) => v.insert(pos, x as i16),
-            IntSet::W32(v) => v.insert(pos, x as i32),
-            IntSet::W64(v) => v.insert(pos, x),
+        let (old_w, len) = (self.width(), self.len());
+        let w = old_w.max(width_for(x));
+        if w == old_w && !self.buf.is_empty() {
+            // Same width: grow in place (realloc) and shift the tail, like Redis's intset.
+            let mut v = std::mem::take(&mut self.buf).into_vec();
+            v.reserve_exact(w);
+            let at = 1 + pos * w;
+            v.splice(at..at, x.to_le_bytes()[..w].iter().copied());
+            self.buf = v.into_boxed_slice();
+            return true;
         }
+        let mut v = Vec::with_capacity(1 + (len + 1) * w);
+        v.push(w as u8);
+        for i in 0..pos {
+            write_int(&mut v, self.get(i), w);
+        }
+        write_int(&mut v, x, w);
+        for i in pos..len {
+            write_int(&mut v, self.get(i), w);
+        }
+        self.buf = v.into_boxed_slice();
         true
     }
 
-    /// Removes `x`; true when it was present.
+    /// Removes `x`; true when it was present. The width never shrinks, as in Redis.
     pub fn remove(&mut self, x: i64) -> bool {
         let Ok(pos) = self.search(x) else {
             return false;
         };
-        match self {
-            IntSet::W16(v) => {
-                v.remove(pos);
-            }
-            IntSet::W32(v) => {
-                v.remove(pos);
-            }
-            IntSet::W64(v) => {
-                v.remove(pos);
-            }
-        }
+        let w = self.width();
+        let mut v = std::mem::take(&mut self.buf).into_vec();
+        v.drain(1 + pos * w..1 + (pos + 1) * w);
+        self.buf = v.into_boxed_slice();
         true
     }
 
@@ -124,11 +135,7 @@ impl IntSet {
     }
 
     pub fn heap_size(&self) -> usize {
-        match self {
-            IntSet::W16(v) => v.capacity() * 2,
-            IntSet::W32(v) => v.capacity() * 4,
-            IntSet::W64(v) => v.capacity() * 8,
-        }
+        self.buf.len()
     }
 }
 
@@ -352,11 +359,12 @@ mod tests {
             assert!(s.insert(x));
         }
         assert!(!s.insert(5));
-        assert!(matches!(s, IntSet::W16(_)));
+        assert_eq!(s.width(), 2);
+        assert_eq!(s.heap_size(), 1 + 4 * 2);
         assert!(s.insert(70000));
-        assert!(matches!(s, IntSet::W32(_)));
+        assert_eq!(s.width(), 4);
         assert!(s.insert(i64::MIN));
-        assert!(matches!(s, IntSet::W64(_)));
+        assert_eq!(s.width(), 8);
         assert_eq!(
             s.iter().collect::<Vec<_>>(),
             vec![i64::MIN, -3, 5, 7, 100, 70000]
@@ -369,6 +377,7 @@ mod tests {
         narrow.insert(1);
         assert!(!narrow.contains(1 << 40));
         assert!(!narrow.contains(-(1 << 40)));
+        assert_eq!(std::mem::size_of::<Set>(), 16);
     }
 
     #[test]
