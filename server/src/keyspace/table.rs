@@ -17,7 +17,7 @@ use rand::Rng;
 use std::hash::BuildHasher;
 
 /// Iterator over a table's items.
-pub type Iter<'a, T> = std::iter::Flatten<std::slice::Iter<'a, Option<T>>>;
+pub type Iter<'a, T> = std::iter::Flatten<std::iter::Flatten<std::slice::Iter<'a, Vec<Option<T>>>>>;
 
 /// An item stored in a [`Table`], looked up by its key bytes.
 pub trait Keyed {
@@ -26,10 +26,16 @@ pub trait Keyed {
 
 /// Below this many slots the slab is never compacted: probing stays cheap anyway.
 const MIN_COMPACT_SLOTS: usize = 64;
+/// Slots per slab chunk. The slab grows a chunk at a time, so a big table wastes at most one
+/// partly used chunk (a doubling vector wastes up to half) and never copies itself to grow.
+const CHUNK: usize = 1024;
 
 #[derive(Clone)]
 pub struct Table<T> {
-    slots: Vec<Option<T>>,
+    /// The slab: chunks of `CHUNK` slots (the first one grows up to `CHUNK` as needed).
+    chunks: Vec<Vec<Option<T>>>,
+    /// Slots in use or freed: the bound of slot numbers.
+    nslots: usize,
     /// Free slot numbers, reused last-freed first.
     free: Vec<u32>,
     index: HashTable<u32>,
@@ -43,7 +49,7 @@ impl<T> std::fmt::Debug for Table<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Table")
             .field("len", &self.len)
-            .field("slots", &self.slots.len())
+            .field("slots", &self.nslots)
             .finish()
     }
 }
@@ -51,7 +57,14 @@ impl<T> std::fmt::Debug for Table<T> {
 impl<T: Keyed> Table<T> {
     pub fn with_capacity(n: usize) -> Self {
         Table {
-            slots: Vec::with_capacity(n),
+            chunks: if n == 0 {
+                Vec::new()
+            } else {
+                let mut c = Vec::with_capacity(1);
+                c.push(Vec::with_capacity(n.min(CHUNK)));
+                c
+            },
+            nslots: 0,
             free: Vec::new(),
             index: HashTable::with_capacity(n),
             hasher: DefaultHashBuilder::default(),
@@ -64,6 +77,14 @@ impl<T: Keyed> Table<T> {
         self.len
     }
 
+    fn slot(&self, i: u32) -> &Option<T> {
+        &self.chunks[i as usize / CHUNK][i as usize % CHUNK]
+    }
+
+    fn slot_mut(&mut self, i: u32) -> &mut Option<T> {
+        &mut self.chunks[i as usize / CHUNK][i as usize % CHUNK]
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -71,21 +92,20 @@ impl<T: Keyed> Table<T> {
     /// The slot of the item with this key.
     pub fn find(&self, key: &[u8]) -> Option<u32> {
         let hash = self.hasher.hash_one(key);
-        let slots = &self.slots;
         self.index
             .find(hash, |&i| {
-                slots[i as usize].as_ref().is_some_and(|t| t.key() == key)
+                self.slot(i).as_ref().is_some_and(|t| t.key() == key)
             })
             .copied()
     }
 
     pub fn get(&self, key: &[u8]) -> Option<&T> {
-        self.find(key).and_then(|i| self.slots[i as usize].as_ref())
+        self.find(key).and_then(|i| self.slot(i).as_ref())
     }
 
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut T> {
         let i = self.find(key)?;
-        self.slots[i as usize].as_mut()
+        self.slot_mut(i).as_mut()
     }
 
     pub fn contains(&self, key: &[u8]) -> bool {
@@ -94,7 +114,11 @@ impl<T: Keyed> Table<T> {
 
     /// The item in slot `i`, if that slot is live.
     pub fn at(&self, i: u32) -> Option<&T> {
-        self.slots.get(i as usize).and_then(Option::as_ref)
+        if (i as usize) < self.nslots {
+            self.slot(i).as_ref()
+        } else {
+            None
+        }
     }
 
     /// Adds an item whose key is not present yet.
@@ -103,17 +127,29 @@ impl<T: Keyed> Table<T> {
         let hash = self.hasher.hash_one(item.key());
         let i = match self.free.pop() {
             Some(i) => {
-                self.slots[i as usize] = Some(item);
+                *self.slot_mut(i) = Some(item);
                 i
             }
             None => {
-                self.slots.push(Some(item));
-                (self.slots.len() - 1) as u32
+                if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
+                    // Small tables (most of them) hold one chunk: no spare outer capacity.
+                    let first = self.chunks.is_empty();
+                    if first {
+                        self.chunks.reserve_exact(1);
+                    }
+                    self.chunks
+                        .push(Vec::with_capacity(if first { 0 } else { CHUNK }));
+                }
+                if let Some(c) = self.chunks.last_mut() {
+                    c.push(Some(item));
+                }
+                self.nslots += 1;
+                (self.nslots - 1) as u32
             }
         };
-        let (slots, hasher) = (&self.slots, &self.hasher);
+        let (chunks, hasher) = (&self.chunks, &self.hasher);
         self.index.insert_unique(hash, i, |&j| {
-            slots[j as usize]
+            chunks[j as usize / CHUNK][j as usize % CHUNK]
                 .as_ref()
                 .map_or(0, |t| hasher.hash_one(t.key()))
         });
@@ -123,15 +159,17 @@ impl<T: Keyed> Table<T> {
     /// Removes and returns the item with this key.
     pub fn remove(&mut self, key: &[u8]) -> Option<T> {
         let hash = self.hasher.hash_one(key);
-        let slots = &self.slots;
+        let chunks = &self.chunks;
         let entry = self
             .index
             .find_entry(hash, |&i| {
-                slots[i as usize].as_ref().is_some_and(|t| t.key() == key)
+                chunks[i as usize / CHUNK][i as usize % CHUNK]
+                    .as_ref()
+                    .is_some_and(|t| t.key() == key)
             })
             .ok()?;
         let (i, _) = entry.remove();
-        let item = self.slots[i as usize].take();
+        let item = self.slot_mut(i).take();
         self.free.push(i);
         self.len -= 1;
         self.maybe_compact();
@@ -141,7 +179,7 @@ impl<T: Keyed> Table<T> {
     /// Removes and returns a uniformly random item.
     pub fn pop_random(&mut self, rng: &mut impl Rng) -> Option<T> {
         let i = self.random_slot(rng)?;
-        let key = self.slots[i as usize].as_ref()?.key().to_vec();
+        let key = self.slot(i).as_ref()?.key().to_vec();
         self.remove(&key)
     }
 
@@ -152,9 +190,9 @@ impl<T: Keyed> Table<T> {
         }
         // Compaction keeps at least one slot in eight live, so this ends quickly.
         loop {
-            let i = rng.random_range(0..self.slots.len());
-            if self.slots[i].is_some() {
-                return Some(i as u32);
+            let i = rng.random_range(0..self.nslots) as u32;
+            if self.slot(i).is_some() {
+                return Some(i);
             }
         }
     }
@@ -166,7 +204,7 @@ impl<T: Keyed> Table<T> {
 
     /// Items in slot order (insertion order until slots are reused).
     pub fn iter(&self) -> Iter<'_, T> {
-        self.slots.iter().flatten()
+        self.chunks.iter().flatten().flatten()
     }
 
     /// Visits up to `count` items from `cursor` on; returns the cursor to continue with, 0 when
@@ -179,14 +217,14 @@ impl<T: Keyed> Table<T> {
             0
         };
         let mut seen = 0;
-        while i < self.slots.len() && seen < count {
-            if let Some(t) = &self.slots[i] {
+        while i < self.nslots && seen < count {
+            if let Some(t) = self.slot(i as u32) {
                 visit(t);
                 seen += 1;
             }
             i += 1;
         }
-        if i >= self.slots.len() {
+        if i >= self.nslots {
             0
         } else {
             (u64::from(self.epoch) << 32) | i as u64
@@ -196,21 +234,25 @@ impl<T: Keyed> Table<T> {
     /// Moves live items to the front when fewer than one slot in eight is used, so memory
     /// follows the live size the way Redis's dict shrinking does.
     fn maybe_compact(&mut self) {
-        let n = self.slots.len();
+        let n = self.nslots;
         if n <= MIN_COMPACT_SLOTS || self.len * 8 >= n {
             if self.len == 0 {
-                self.slots.clear();
+                self.chunks.clear();
+                self.nslots = 0;
                 self.free.clear();
             }
             return;
         }
-        let items: Vec<T> = std::mem::take(&mut self.slots)
+        let items: Vec<T> = std::mem::take(&mut self.chunks)
             .into_iter()
+            .flatten()
             .flatten()
             .collect();
         self.free = Vec::new();
         self.index = HashTable::with_capacity(items.len());
-        self.slots = Vec::with_capacity(items.len());
+        self.chunks = Vec::with_capacity(1);
+        self.chunks.push(Vec::with_capacity(items.len().min(CHUNK)));
+        self.nslots = 0;
         self.len = 0;
         self.epoch = self.epoch.wrapping_add(1);
         for t in items {
@@ -220,7 +262,7 @@ impl<T: Keyed> Table<T> {
 
     /// Heap bytes held beyond the items' own allocations (for memory estimates).
     pub fn overhead(&self) -> usize {
-        self.slots.capacity() * std::mem::size_of::<Option<T>>()
+        self.chunks.iter().map(Vec::capacity).sum::<usize>() * std::mem::size_of::<Option<T>>()
             + self.free.capacity() * 4
             + self.index.allocation_size()
     }
@@ -278,6 +320,28 @@ mod tests {
             assert!(seen.contains(&format!("k{i}")), "k{i} missed");
         }
         assert!(t.overhead() < 2000 * std::mem::size_of::<Option<String>>());
+    }
+
+    #[test]
+    fn grows_in_chunks() {
+        let mut t = Table::with_capacity(0);
+        let n = 3 * CHUNK + 17;
+        for i in 0..n {
+            t.insert_new(format!("k{i}"));
+        }
+        assert_eq!(t.len(), n);
+        assert_eq!(t.iter().count(), n);
+        assert!(t.contains(format!("k{}", n - 1).as_bytes()));
+        assert!(t.overhead() < (n + CHUNK) * std::mem::size_of::<Option<String>>() + n * 16);
+        let mut cursor = 0;
+        let mut seen = 0;
+        loop {
+            cursor = t.scan(cursor, 100, |_| seen += 1);
+            if cursor == 0 {
+                break;
+            }
+        }
+        assert_eq!(seen, n);
     }
 
     #[test]
