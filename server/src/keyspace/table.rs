@@ -60,9 +60,7 @@ impl<T: Keyed> Table<T> {
             chunks: if n == 0 {
                 Vec::new()
             } else {
-                let mut c = Vec::with_capacity(1);
-                c.push(Vec::with_capacity(n.min(CHUNK)));
-                c
+                vec![Vec::with_capacity(n.min(CHUNK))]
             },
             nslots: 0,
             free: Vec::new(),
@@ -250,8 +248,7 @@ impl<T: Keyed> Table<T> {
             .collect();
         self.free = Vec::new();
         self.index = HashTable::with_capacity(items.len());
-        self.chunks = Vec::with_capacity(1);
-        self.chunks.push(Vec::with_capacity(items.len().min(CHUNK)));
+        self.chunks = vec![Vec::with_capacity(items.len().min(CHUNK))];
         self.nslots = 0;
         self.len = 0;
         self.epoch = self.epoch.wrapping_add(1);
