@@ -146,16 +146,6 @@ pub enum Member<'a> {
     Bytes(&'a [u8]),
 }
 
-impl Member<'_> {
-    /// The member's bytes (integers in decimal).
-    pub fn to_bytes(self) -> SmallBytes {
-        match self {
-            Member::Int(i) => SmallBytes::from_i64(i),
-            Member::Bytes(b) => SmallBytes::new(b),
-        }
-    }
-}
-
 /// A set value.
 #[derive(Debug, Clone)]
 pub enum Set {
@@ -252,16 +242,6 @@ impl Set {
         match self {
             Set::Ints(s) => crate::protocol::parse_i64(m).is_some_and(|x| s.remove(x)),
             Set::Table(t) => t.remove(m).is_some(),
-        }
-    }
-
-    pub fn remove_member(&mut self, m: Member<'_>) -> bool {
-        match (&mut *self, m) {
-            (Set::Ints(s), Member::Int(x)) => s.remove(x),
-            (_, Member::Bytes(b)) => self.remove(b),
-            (Set::Table(t), Member::Int(x)) => {
-                t.remove(itoa::Buffer::new().format(x).as_bytes()).is_some()
-            }
         }
     }
 
