@@ -421,32 +421,51 @@ fn intersect<'d>(
     Ok(out)
 }
 
-/// SUNION/SDIFF's result, built as Redis builds it (a new intset-first set), so its encoding
-/// and iteration order match.
+/// SUNION/SDIFF's result, built as Redis 7.0 builds it (a new intset-first set, and for SDIFF
+/// the same choice between its two algorithms), so its encoding and iteration order match.
 fn union_or_diff(db: &Db, slots: &[Option<u32>], diff: bool, max: usize) -> Result<Set, CmdError> {
     let sets = slots
         .iter()
         .map(|s| s.map(|i| set_at(db, i)).transpose())
         .collect::<Result<Vec<_>, _>>()?;
     let mut out = Set::default();
-    if diff {
-        let Some(Some(first)) = sets.first() else {
-            return Ok(out);
-        };
-        let same_key = slots[1..].contains(&slots[0]);
-        if same_key {
-            return Ok(out);
+    if !diff {
+        for s in sets.iter().flatten() {
+            for m in s.iter() {
+                out.add_member(m, max);
+            }
         }
+        return Ok(out);
+    }
+    let Some(Some(first)) = sets.first() else {
+        return Ok(out);
+    };
+    if slots[1..].contains(&slots[0]) {
+        return Ok(out);
+    }
+    // Redis's cost model: walk the first set probing the others (1), or copy the first set
+    // and remove the others' members (2). The second can leave a hashtable where the first
+    // would have built an intset, which OBJECT ENCODING shows.
+    let present = sets.iter().flatten().count();
+    let work_one = first.len() * present / 2;
+    let work_two: usize = sets.iter().flatten().map(|s| s.len()).sum();
+    if work_one <= work_two {
         for m in first.iter() {
             if !sets[1..].iter().flatten().any(|s| s.contains_member(m)) {
                 out.add_member(m, max);
             }
         }
     } else {
-        for s in sets.iter().flatten() {
-            for m in s.iter() {
-                out.add_member(m, max);
+        first.iter().for_each(|m| {
+            out.add_member(m, max);
+        });
+        for s in sets[1..].iter().flatten() {
+            if out.is_empty() {
+                break;
             }
+            s.iter().for_each(|m| {
+                out.remove_member(m);
+            });
         }
     }
     Ok(out)

@@ -245,6 +245,17 @@ impl Set {
         }
     }
 
+    /// Removes a member taken from another set.
+    pub fn remove_member(&mut self, m: Member<'_>) -> bool {
+        match (&mut *self, m) {
+            (Set::Ints(s), Member::Int(x)) => s.remove(x),
+            (_, Member::Bytes(b)) => self.remove(b),
+            (Set::Table(t), Member::Int(x)) => {
+                t.remove(itoa::Buffer::new().format(x).as_bytes()).is_some()
+            }
+        }
+    }
+
     fn convert(&mut self) {
         if let Set::Ints(s) = self {
             let mut t = Table::with_capacity(s.len());
