@@ -213,6 +213,10 @@ fn spop_one(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult {
     Ok(())
 }
 
+/// SPOP with a count rebuilds the set from its survivors when fewer than one in this many of
+/// the popped elements stays (Redis's `SPOP_MOVE_STRATEGY_MUL`).
+const SPOP_MOVE_STRATEGY_MUL: u64 = 5;
+
 fn spop_count(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let key = args.get(1);
     let count = int_arg(args.get(2))
@@ -247,6 +251,22 @@ fn spop_count(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     }
     let mut rng = rand::rng();
     let popped: Vec<SmallBytes> = (0..count).filter_map(|_| s.pop_random(&mut rng)).collect();
+    if (size - count) * SPOP_MOVE_STRATEGY_MUL <= count {
+        // Redis pops most of a set by moving the few survivors into a new set, whose
+        // encoding starts over (a hashtable of integers can come back as an intset).
+        let max = max_intset(ctx);
+        let Some(s) = write_set(ctx, key)? else {
+            unreachable!("checked above")
+        };
+        let mut rest = Set::default();
+        if let Some(first) = s.iter().next() {
+            rest = Set::for_first(&first.to_bytes());
+        }
+        s.iter().for_each(|m| {
+            rest.add_member(m, max);
+        });
+        *s = rest;
+    }
     ctx.dirty(count);
     ctx.rewrite(
         popped

@@ -146,6 +146,16 @@ pub enum Member<'a> {
     Bytes(&'a [u8]),
 }
 
+impl Member<'_> {
+    /// The member's bytes (integers in decimal).
+    pub fn to_bytes(self) -> SmallBytes {
+        match self {
+            Member::Int(i) => SmallBytes::from_i64(i),
+            Member::Bytes(b) => SmallBytes::new(b),
+        }
+    }
+}
+
 /// A set value.
 #[derive(Debug, Clone)]
 pub enum Set {
