@@ -167,6 +167,11 @@ impl<T: Keyed> Table<T> {
             })
             .ok()?;
         let (i, _) = entry.remove();
+        self.release(i)
+    }
+
+    /// Empties slot `i`, already out of the index, and returns its item.
+    fn release(&mut self, i: u32) -> Option<T> {
         let item = self.slot_mut(i).take();
         self.free.push(i);
         self.len -= 1;
@@ -177,8 +182,10 @@ impl<T: Keyed> Table<T> {
     /// Removes and returns a uniformly random item.
     pub fn pop_random(&mut self, rng: &mut impl Rng) -> Option<T> {
         let i = self.random_slot(rng)?;
-        let key = self.slot(i).as_ref()?.key().to_vec();
-        self.remove(&key)
+        let hash = self.hasher.hash_one(self.slot(i).as_ref()?.key());
+        let entry = self.index.find_entry(hash, |&j| j == i).ok()?;
+        entry.remove();
+        self.release(i)
     }
 
     /// A uniformly random live slot.
