@@ -11,7 +11,7 @@ mod connection;
 mod ctx;
 mod hashes;
 mod keys;
-pub mod longdouble;
+mod longdouble;
 mod server;
 mod sets;
 mod strings;
