@@ -13,6 +13,7 @@
 
 mod bytes;
 pub mod hash;
+mod packed;
 pub mod set;
 mod table;
 mod value;

@@ -1,14 +1,17 @@
 //! Sets: a sorted array of integers (`intset`) while every member is an integer and there are
-//! at most `set-max-intset-entries` of them, a [`Table`] (`hashtable`) otherwise, as in
-//! Redis 7.0 (which has no listpack sets: that came with 7.2).
+//! at most `set-max-intset-entries` of them, `hashtable` otherwise, as in Redis 7.0 (which has
+//! no listpack sets: that came with 7.2). OBJECT ENCODING follows those rules exactly.
 //!
 //! The intset stores each integer in the narrowest of 16, 32 or 64 bits that fits every
-//! member, widening when needed and never narrowing, like Redis's. Conversion to the table is
-//! for good.
+//! member, widening when needed and never narrowing, like Redis's. What Redis calls a
+//! hashtable is held packed ([`Strings`]) while it has at most 128 members of at most 64
+//! bytes, and as a [`Table`] beyond: nothing a client sees of a hashtable set (unordered
+//! iteration, SSCAN's contract) tells the two apart. Leaving the intset is for good.
 //!
 //! This module does not parse commands or know about the keyspace.
 
 use super::SmallBytes;
+use super::packed::{entry_at, entry_size, len_prefix, put_entry, read_varint};
 use super::table::{self, Keyed, Table};
 use rand::Rng;
 
@@ -20,7 +23,7 @@ impl Keyed for SmallBytes {
 
 /// A sorted set of integers in the narrowest width (2, 4 or 8 bytes) that holds them all, in
 /// one exact-size allocation: the width byte, then the little-endian integers. The empty set
-/// allocates nothing. Being a bare boxed slice keeps [`Set`] at 16 bytes.
+/// allocates nothing.
 #[derive(Debug, Clone, Default)]
 pub struct IntSet {
     buf: Box<[u8]>,
@@ -156,10 +159,132 @@ impl Member<'_> {
     }
 }
 
+/// Most members a [`Strings`] set holds before it becomes a [`Table`].
+const PACKED_MAX_ENTRIES: usize = 128;
+/// Longest member a [`Strings`] set holds.
+const PACKED_MAX_LEN: usize = 64;
+
+/// A small set of strings in one exact-size allocation: a varint count, then the members as
+/// packed entries, searched linearly. Redis 7.0 has no such form (a non-integer set is a
+/// `hashtable` there, and is reported as one here too: its iteration order is unspecified,
+/// and SSCAN returning it whole is within SCAN's contract); it costs a tenth of a hash table
+/// for a set of a few short tags.
+#[derive(Debug, Clone, Default)]
+pub struct Strings {
+    buf: Box<[u8]>,
+}
+
+impl Strings {
+    pub fn len(&self) -> usize {
+        if self.buf.is_empty() {
+            0
+        } else {
+            read_varint(&self.buf, 0).0
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn start(&self) -> usize {
+        if self.buf.is_empty() {
+            0
+        } else {
+            read_varint(&self.buf, 0).1
+        }
+    }
+
+    /// The byte range of the entry holding `m`.
+    fn locate(&self, m: &[u8]) -> Option<(usize, usize)> {
+        let mut off = self.start();
+        while off < self.buf.len() {
+            let (s, e) = entry_at(&self.buf, off);
+            if &self.buf[s..e] == m {
+                return Some((off, e));
+            }
+            off = e;
+        }
+        None
+    }
+
+    pub fn contains(&self, m: &[u8]) -> bool {
+        self.locate(m).is_some()
+    }
+
+    /// Appends a member known to be absent, growing the buffer by exactly its entry.
+    fn push(&mut self, m: &[u8]) {
+        let count = self.len() + 1;
+        let mut v = std::mem::take(&mut self.buf).into_vec();
+        v.reserve_exact(entry_size(m.len()) + usize::from(v.is_empty()));
+        if v.is_empty() {
+            v.push(0);
+        }
+        put_entry(&mut v, m);
+        set_count(&mut v, count);
+        self.buf = v.into_boxed_slice();
+    }
+
+    pub fn remove(&mut self, m: &[u8]) -> bool {
+        let Some((s, e)) = self.locate(m) else {
+            return false;
+        };
+        let count = self.len() - 1;
+        let mut v = std::mem::take(&mut self.buf).into_vec();
+        v.drain(s..e);
+        set_count(&mut v, count);
+        self.buf = v.into_boxed_slice();
+        true
+    }
+
+    pub fn iter(&self) -> StringsIter<'_> {
+        StringsIter {
+            buf: &self.buf,
+            off: self.start(),
+        }
+    }
+
+    pub fn heap_size(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+/// Rewrites the count at the front of a [`Strings`] buffer, moving the entries when the
+/// varint changes length.
+fn set_count(v: &mut Vec<u8>, count: usize) {
+    let old = read_varint(v, 0).1;
+    let (prefix, n) = len_prefix(count);
+    if n == old {
+        v[..n].copy_from_slice(&prefix[..n]);
+    } else {
+        v.splice(..old, prefix[..n].iter().copied());
+    }
+}
+
+/// Members of a [`Strings`] set in order.
+#[derive(Clone)]
+pub struct StringsIter<'a> {
+    buf: &'a [u8],
+    off: usize,
+}
+
+impl<'a> Iterator for StringsIter<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.off >= self.buf.len() {
+            return None;
+        }
+        let (s, e) = entry_at(self.buf, self.off);
+        self.off = e;
+        Some(&self.buf[s..e])
+    }
+}
+
 /// A set value.
 #[derive(Debug, Clone)]
 pub enum Set {
     Ints(IntSet),
+    Packed(Strings),
     Table(Box<Table<SmallBytes>>),
 }
 
@@ -170,10 +295,13 @@ impl Default for Set {
 }
 
 impl Set {
-    /// The encoding Redis 7.0 gives a new set whose first member is `first`.
+    /// The form Redis 7.0 gives a new set whose first member is `first` (an intset for an
+    /// integer, else a hashtable, here packed while small).
     pub fn for_first(first: &[u8]) -> Self {
         if crate::protocol::parse_i64(first).is_some() {
             Set::default()
+        } else if first.len() <= PACKED_MAX_LEN {
+            Set::Packed(Strings::default())
         } else {
             Set::Table(Box::new(Table::with_capacity(0)))
         }
@@ -182,6 +310,7 @@ impl Set {
     pub fn len(&self) -> usize {
         match self {
             Set::Ints(s) => s.len(),
+            Set::Packed(s) => s.len(),
             Set::Table(t) => t.len(),
         }
     }
@@ -193,13 +322,14 @@ impl Set {
     pub fn encoding(&self) -> &'static str {
         match self {
             Set::Ints(_) => "intset",
-            Set::Table(_) => "hashtable",
+            Set::Packed(_) | Set::Table(_) => "hashtable",
         }
     }
 
     pub fn contains(&self, m: &[u8]) -> bool {
         match self {
             Set::Ints(s) => crate::protocol::parse_i64(m).is_some_and(|x| s.contains(x)),
+            Set::Packed(s) => s.contains(m),
             Set::Table(t) => t.contains(m),
         }
     }
@@ -210,12 +340,12 @@ impl Set {
         match (self, m) {
             (Set::Ints(s), Member::Int(x)) => s.contains(x),
             (_, Member::Bytes(b)) => self.contains(b),
-            (Set::Table(t), Member::Int(x)) => t.contains(itoa::Buffer::new().format(x).as_bytes()),
+            (_, Member::Int(x)) => self.contains(itoa::Buffer::new().format(x).as_bytes()),
         }
     }
 
-    /// Adds a member, converting to the table past `max_intset` integers or on a non-integer
-    /// member; true when it was new.
+    /// Adds a member, converting past `max_intset` integers or on a non-integer member, and
+    /// from the packed form past its limits; true when it was new.
     pub fn add(&mut self, m: &[u8], max_intset: usize) -> bool {
         if let Set::Ints(s) = self {
             if let Some(x) = crate::protocol::parse_i64(m) {
@@ -224,11 +354,21 @@ impl Set {
                 }
                 // Redis caps the intset at 2^30 entries whatever the configuration says.
                 if s.len() > max_intset.min(1 << 30) {
-                    self.convert();
+                    self.convert(0, 0);
                 }
                 return true;
             }
-            self.convert();
+            self.convert(1, m.len());
+        }
+        if let Set::Packed(s) = self {
+            if s.contains(m) {
+                return false;
+            }
+            if s.len() < PACKED_MAX_ENTRIES && m.len() <= PACKED_MAX_LEN {
+                s.push(m);
+                return true;
+            }
+            self.convert(1, m.len());
         }
         let Set::Table(t) = self else {
             unreachable!("converted above")
@@ -251,6 +391,7 @@ impl Set {
     pub fn remove(&mut self, m: &[u8]) -> bool {
         match self {
             Set::Ints(s) => crate::protocol::parse_i64(m).is_some_and(|x| s.remove(x)),
+            Set::Packed(s) => s.remove(m),
             Set::Table(t) => t.remove(m).is_some(),
         }
     }
@@ -260,17 +401,28 @@ impl Set {
         match (&mut *self, m) {
             (Set::Ints(s), Member::Int(x)) => s.remove(x),
             (_, Member::Bytes(b)) => self.remove(b),
-            (Set::Table(t), Member::Int(x)) => {
-                t.remove(itoa::Buffer::new().format(x).as_bytes()).is_some()
-            }
+            (_, Member::Int(x)) => self.remove(itoa::Buffer::new().format(x).as_bytes()),
         }
     }
 
-    fn convert(&mut self) {
-        if let Set::Ints(s) = self {
-            let mut t = Table::with_capacity(s.len());
-            for x in s.iter() {
-                t.insert_new(SmallBytes::from_i64(x));
+    /// Leaves the intset (or grows out of the packed form) for a form that can take `extra`
+    /// more members of up to `longest` bytes: packed while that stays small, else the table.
+    fn convert(&mut self, extra: usize, longest: usize) {
+        let members: Vec<SmallBytes> = self.iter().map(Member::to_bytes).collect();
+        let fits = members.len() + extra <= PACKED_MAX_ENTRIES
+            && longest <= PACKED_MAX_LEN
+            && members.iter().all(|m| m.len() <= PACKED_MAX_LEN)
+            && !matches!(self, Set::Packed(_));
+        if fits && extra > 0 {
+            let mut p = Strings::default();
+            for m in &members {
+                p.push(m);
+            }
+            *self = Set::Packed(p);
+        } else {
+            let mut t = Table::with_capacity(members.len());
+            for m in members {
+                t.insert_new(m);
             }
             *self = Set::Table(Box::new(t));
         }
@@ -280,6 +432,7 @@ impl Set {
     pub fn iter(&self) -> SetIter<'_> {
         match self {
             Set::Ints(s) => SetIter::Ints(s, 0),
+            Set::Packed(s) => SetIter::Packed(s.iter()),
             Set::Table(t) => SetIter::Table(t.iter()),
         }
     }
@@ -287,8 +440,12 @@ impl Set {
     /// A uniformly random member.
     pub fn random(&self, rng: &mut impl Rng) -> Option<Member<'_>> {
         match self {
-            Set::Ints(s) if s.is_empty() => None,
+            _ if self.is_empty() => None,
             Set::Ints(s) => Some(Member::Int(s.get(rng.random_range(0..s.len())))),
+            Set::Packed(s) => s
+                .iter()
+                .nth(rng.random_range(0..s.len()))
+                .map(Member::Bytes),
             Set::Table(t) => t.random(rng).map(|b| Member::Bytes(b)),
         }
     }
@@ -296,25 +453,24 @@ impl Set {
     /// Removes and returns a uniformly random member.
     pub fn pop_random(&mut self, rng: &mut impl Rng) -> Option<SmallBytes> {
         match self {
-            Set::Ints(s) if s.is_empty() => None,
-            Set::Ints(s) => {
-                let x = s.get(rng.random_range(0..s.len()));
-                s.remove(x);
-                Some(SmallBytes::from_i64(x))
-            }
             Set::Table(t) => t.pop_random(rng),
+            _ => {
+                let m = self.random(rng)?.to_bytes();
+                self.remove(&m);
+                Some(m)
+            }
         }
     }
 
-    /// SSCAN step: visits members from `cursor`, returns the next cursor (0 = done). An intset
-    /// is returned whole in one call, as Redis does.
+    /// SSCAN step: visits members from `cursor`, returns the next cursor (0 = done). The
+    /// compact forms are returned whole in one call, as Redis does for an intset.
     pub fn scan<'a>(&'a self, cursor: u64, count: usize, mut visit: impl FnMut(Member<'a>)) -> u64 {
         match self {
-            Set::Ints(s) => {
-                s.iter().for_each(|x| visit(Member::Int(x)));
+            Set::Table(t) => t.scan(cursor, count, |b| visit(Member::Bytes(b))),
+            _ => {
+                self.iter().for_each(visit);
                 0
             }
-            Set::Table(t) => t.scan(cursor, count, |b| visit(Member::Bytes(b))),
         }
     }
 
@@ -322,6 +478,7 @@ impl Set {
     pub fn heap_size(&self) -> usize {
         match self {
             Set::Ints(s) => s.heap_size(),
+            Set::Packed(s) => s.heap_size(),
             Set::Table(t) => t.overhead() + t.iter().map(SmallBytes::heap_size).sum::<usize>(),
         }
     }
@@ -330,6 +487,7 @@ impl Set {
 /// Members of a [`Set`].
 pub enum SetIter<'a> {
     Ints(&'a IntSet, usize),
+    Packed(StringsIter<'a>),
     Table(table::Iter<'a, SmallBytes>),
 }
 
@@ -344,6 +502,7 @@ impl<'a> Iterator for SetIter<'a> {
                 *i += 1;
                 Some(Member::Int(s.get(*i - 1)))
             }
+            SetIter::Packed(it) => it.next().map(Member::Bytes),
             SetIter::Table(it) => it.next().map(|b| Member::Bytes(b)),
         }
     }
@@ -378,7 +537,7 @@ mod tests {
         narrow.insert(1);
         assert!(!narrow.contains(1 << 40));
         assert!(!narrow.contains(-(1 << 40)));
-        assert_eq!(std::mem::size_of::<Set>(), 16);
+        assert_eq!(std::mem::size_of::<Set>(), 24);
     }
 
     #[test]
@@ -399,6 +558,14 @@ mod tests {
         assert_eq!(s.encoding(), "hashtable");
         assert!(s.add(b"a", 512));
         assert!(!s.add(b"a", 512));
+        assert!(matches!(s, Set::Packed(_)));
+        for i in 0..200 {
+            assert!(s.add(format!("m{i}").as_bytes(), 512));
+            assert!(s.contains(format!("m{i}").as_bytes()));
+        }
+        assert!(matches!(s, Set::Table(_)), "packed up to 128 members");
+        assert_eq!(s.len(), 201);
+        assert_eq!(s.encoding(), "hashtable");
 
         let mut s = Set::for_first(b"01");
         assert_eq!(s.encoding(), "hashtable", "01 is not a canonical integer");
@@ -407,6 +574,46 @@ mod tests {
         s.add(b"x", 512);
         assert_eq!(s.encoding(), "hashtable");
         assert!(s.contains(b"1"));
+    }
+
+    #[test]
+    fn packed_strings() {
+        let mut s = Set::for_first(b"x");
+        for m in ["x", "y", "", "zz"] {
+            assert!(s.add(m.as_bytes(), 512));
+        }
+        assert!(s.contains(b""));
+        assert!(!s.contains(b"z"));
+        assert!(s.remove(b"y"));
+        assert!(!s.remove(b"y"));
+        let all: Vec<_> = s.iter().map(Member::to_bytes).collect();
+        assert_eq!(
+            all,
+            vec![
+                SmallBytes::new(b"x"),
+                SmallBytes::new(b""),
+                SmallBytes::new(b"zz")
+            ]
+        );
+        assert!(s.add(&[b'l'; 65], 512));
+        assert!(matches!(s, Set::Table(_)), "a long member needs the table");
+        assert_eq!(s.len(), 4);
+
+        let mut ints = Set::for_first(b"1");
+        ints.add(b"1", 512);
+        ints.add(b"2", 512);
+        ints.add(b"x", 512);
+        assert!(matches!(ints, Set::Packed(_)));
+        assert!(ints.contains_member(Member::Int(2)));
+        let mut p = Strings::default();
+        for i in 0..128 {
+            p.push(format!("{i}").as_bytes());
+        }
+        assert_eq!(p.len(), 128, "the count varint grows to two bytes");
+        assert_eq!(p.iter().count(), 128);
+        assert!(p.remove(b"0"));
+        assert_eq!(p.len(), 127);
+        assert!(p.contains(b"127"));
     }
 
     #[test]
