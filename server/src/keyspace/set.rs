@@ -284,6 +284,13 @@ impl<'a> Iterator for StringsIter<'a> {
 #[derive(Debug, Clone)]
 pub enum Set {
     Ints(IntSet),
+    /// What Redis calls a hashtable. Boxed (16 bytes) so a `Set` stays 16 bytes.
+    Hashed(Box<Hashed>),
+}
+
+/// The two in-memory forms of a `hashtable` set.
+#[derive(Debug, Clone)]
+pub enum Hashed {
     Packed(Strings),
     Table(Box<Table<SmallBytes>>),
 }
@@ -294,24 +301,68 @@ impl Default for Set {
     }
 }
 
+impl Hashed {
+    fn len(&self) -> usize {
+        match self {
+            Hashed::Packed(s) => s.len(),
+            Hashed::Table(t) => t.len(),
+        }
+    }
+
+    fn contains(&self, m: &[u8]) -> bool {
+        match self {
+            Hashed::Packed(s) => s.contains(m),
+            Hashed::Table(t) => t.contains(m),
+        }
+    }
+
+    /// Adds a member, moving from the packed form to the table past its limits.
+    fn add(&mut self, m: &[u8]) -> bool {
+        if let Hashed::Packed(s) = self {
+            if s.contains(m) {
+                return false;
+            }
+            if s.len() < PACKED_MAX_ENTRIES && m.len() <= PACKED_MAX_LEN {
+                s.push(m);
+                return true;
+            }
+            let mut t = Table::with_capacity(s.len() + 1);
+            s.iter().for_each(|x| t.insert_new(SmallBytes::new(x)));
+            *self = Hashed::Table(Box::new(t));
+        }
+        let Hashed::Table(t) = self else {
+            unreachable!("converted above")
+        };
+        if t.contains(m) {
+            return false;
+        }
+        t.insert_new(SmallBytes::new(m));
+        true
+    }
+
+    fn remove(&mut self, m: &[u8]) -> bool {
+        match self {
+            Hashed::Packed(s) => s.remove(m),
+            Hashed::Table(t) => t.remove(m).is_some(),
+        }
+    }
+}
+
 impl Set {
     /// The form Redis 7.0 gives a new set whose first member is `first` (an intset for an
     /// integer, else a hashtable, here packed while small).
     pub fn for_first(first: &[u8]) -> Self {
         if crate::protocol::parse_i64(first).is_some() {
             Set::default()
-        } else if first.len() <= PACKED_MAX_LEN {
-            Set::Packed(Strings::default())
         } else {
-            Set::Table(Box::new(Table::with_capacity(0)))
+            Set::Hashed(Box::new(Hashed::Packed(Strings::default())))
         }
     }
 
     pub fn len(&self) -> usize {
         match self {
             Set::Ints(s) => s.len(),
-            Set::Packed(s) => s.len(),
-            Set::Table(t) => t.len(),
+            Set::Hashed(h) => h.len(),
         }
     }
 
@@ -322,15 +373,14 @@ impl Set {
     pub fn encoding(&self) -> &'static str {
         match self {
             Set::Ints(_) => "intset",
-            Set::Packed(_) | Set::Table(_) => "hashtable",
+            Set::Hashed(_) => "hashtable",
         }
     }
 
     pub fn contains(&self, m: &[u8]) -> bool {
         match self {
             Set::Ints(s) => crate::protocol::parse_i64(m).is_some_and(|x| s.contains(x)),
-            Set::Packed(s) => s.contains(m),
-            Set::Table(t) => t.contains(m),
+            Set::Hashed(h) => h.contains(m),
         }
     }
 
@@ -344,40 +394,28 @@ impl Set {
         }
     }
 
-    /// Adds a member, converting past `max_intset` integers or on a non-integer member, and
-    /// from the packed form past its limits; true when it was new.
+    /// Adds a member, leaving the intset past `max_intset` integers or on a non-integer
+    /// member; true when it was new.
     pub fn add(&mut self, m: &[u8], max_intset: usize) -> bool {
         if let Set::Ints(s) = self {
-            if let Some(x) = crate::protocol::parse_i64(m) {
-                if !s.insert(x) {
-                    return false;
+            match crate::protocol::parse_i64(m) {
+                Some(x) => {
+                    if !s.insert(x) {
+                        return false;
+                    }
+                    // Redis caps the intset at 2^30 entries whatever the configuration says.
+                    if s.len() > max_intset.min(1 << 30) {
+                        self.leave_intset();
+                    }
+                    return true;
                 }
-                // Redis caps the intset at 2^30 entries whatever the configuration says.
-                if s.len() > max_intset.min(1 << 30) {
-                    self.convert(0, 0);
-                }
-                return true;
+                None => self.leave_intset(),
             }
-            self.convert(1, m.len());
         }
-        if let Set::Packed(s) = self {
-            if s.contains(m) {
-                return false;
-            }
-            if s.len() < PACKED_MAX_ENTRIES && m.len() <= PACKED_MAX_LEN {
-                s.push(m);
-                return true;
-            }
-            self.convert(1, m.len());
+        match self {
+            Set::Hashed(h) => h.add(m),
+            Set::Ints(_) => unreachable!("left the intset above"),
         }
-        let Set::Table(t) = self else {
-            unreachable!("converted above")
-        };
-        if t.contains(m) {
-            return false;
-        }
-        t.insert_new(SmallBytes::new(m));
-        true
     }
 
     /// Adds a member taken from another set.
@@ -391,8 +429,7 @@ impl Set {
     pub fn remove(&mut self, m: &[u8]) -> bool {
         match self {
             Set::Ints(s) => crate::protocol::parse_i64(m).is_some_and(|x| s.remove(x)),
-            Set::Packed(s) => s.remove(m),
-            Set::Table(t) => t.remove(m).is_some(),
+            Set::Hashed(h) => h.remove(m),
         }
     }
 
@@ -405,26 +442,14 @@ impl Set {
         }
     }
 
-    /// Leaves the intset (or grows out of the packed form) for a form that can take `extra`
-    /// more members of up to `longest` bytes: packed while that stays small, else the table.
-    fn convert(&mut self, extra: usize, longest: usize) {
-        let members: Vec<SmallBytes> = self.iter().map(Member::to_bytes).collect();
-        let fits = members.len() + extra <= PACKED_MAX_ENTRIES
-            && longest <= PACKED_MAX_LEN
-            && members.iter().all(|m| m.len() <= PACKED_MAX_LEN)
-            && !matches!(self, Set::Packed(_));
-        if fits && extra > 0 {
-            let mut p = Strings::default();
-            for m in &members {
-                p.push(m);
+    /// Converts an intset to a hashtable set (for good), packed while small.
+    fn leave_intset(&mut self) {
+        if let Set::Ints(ints) = self {
+            let mut h = Hashed::Packed(Strings::default());
+            for x in ints.iter() {
+                h.add(itoa::Buffer::new().format(x).as_bytes());
             }
-            *self = Set::Packed(p);
-        } else {
-            let mut t = Table::with_capacity(members.len());
-            for m in members {
-                t.insert_new(m);
-            }
-            *self = Set::Table(Box::new(t));
+            *self = Set::Hashed(Box::new(h));
         }
     }
 
@@ -432,54 +457,65 @@ impl Set {
     pub fn iter(&self) -> SetIter<'_> {
         match self {
             Set::Ints(s) => SetIter::Ints(s, 0),
-            Set::Packed(s) => SetIter::Packed(s.iter()),
-            Set::Table(t) => SetIter::Table(t.iter()),
+            Set::Hashed(h) => match &**h {
+                Hashed::Packed(s) => SetIter::Packed(s.iter()),
+                Hashed::Table(t) => SetIter::Table(t.iter()),
+            },
         }
     }
 
     /// A uniformly random member.
     pub fn random(&self, rng: &mut impl Rng) -> Option<Member<'_>> {
+        if self.is_empty() {
+            return None;
+        }
+        let n = rng.random_range(0..self.len());
         match self {
-            _ if self.is_empty() => None,
-            Set::Ints(s) => Some(Member::Int(s.get(rng.random_range(0..s.len())))),
-            Set::Packed(s) => s
-                .iter()
-                .nth(rng.random_range(0..s.len()))
-                .map(Member::Bytes),
-            Set::Table(t) => t.random(rng).map(|b| Member::Bytes(b)),
+            Set::Ints(s) => Some(Member::Int(s.get(n))),
+            Set::Hashed(h) => match &**h {
+                Hashed::Packed(s) => s.iter().nth(n).map(Member::Bytes),
+                Hashed::Table(t) => t.random(rng).map(|b| Member::Bytes(b)),
+            },
         }
     }
 
     /// Removes and returns a uniformly random member.
     pub fn pop_random(&mut self, rng: &mut impl Rng) -> Option<SmallBytes> {
-        match self {
-            Set::Table(t) => t.pop_random(rng),
-            _ => {
-                let m = self.random(rng)?.to_bytes();
-                self.remove(&m);
-                Some(m)
-            }
+        if let Set::Hashed(h) = self
+            && let Hashed::Table(t) = &mut **h
+        {
+            return t.pop_random(rng);
         }
+        let m = self.random(rng)?.to_bytes();
+        self.remove(&m);
+        Some(m)
     }
 
     /// SSCAN step: visits members from `cursor`, returns the next cursor (0 = done). The
     /// compact forms are returned whole in one call, as Redis does for an intset.
     pub fn scan<'a>(&'a self, cursor: u64, count: usize, mut visit: impl FnMut(Member<'a>)) -> u64 {
-        match self {
-            Set::Table(t) => t.scan(cursor, count, |b| visit(Member::Bytes(b))),
-            _ => {
-                self.iter().for_each(visit);
-                0
-            }
+        if let Set::Hashed(h) = self
+            && let Hashed::Table(t) = &**h
+        {
+            return t.scan(cursor, count, |b| visit(Member::Bytes(b)));
         }
+        self.iter().for_each(visit);
+        0
     }
 
     /// Heap bytes held (for memory estimates).
     pub fn heap_size(&self) -> usize {
         match self {
             Set::Ints(s) => s.heap_size(),
-            Set::Packed(s) => s.heap_size(),
-            Set::Table(t) => t.overhead() + t.iter().map(SmallBytes::heap_size).sum::<usize>(),
+            Set::Hashed(h) => {
+                std::mem::size_of::<Hashed>()
+                    + match &**h {
+                        Hashed::Packed(s) => s.heap_size(),
+                        Hashed::Table(t) => {
+                            t.overhead() + t.iter().map(SmallBytes::heap_size).sum::<usize>()
+                        }
+                    }
+            }
         }
     }
 }
@@ -537,7 +573,8 @@ mod tests {
         narrow.insert(1);
         assert!(!narrow.contains(1 << 40));
         assert!(!narrow.contains(-(1 << 40)));
-        assert_eq!(std::mem::size_of::<Set>(), 24);
+        assert_eq!(std::mem::size_of::<Set>(), 16);
+        assert_eq!(std::mem::size_of::<Hashed>(), 16);
     }
 
     #[test]
@@ -558,12 +595,15 @@ mod tests {
         assert_eq!(s.encoding(), "hashtable");
         assert!(s.add(b"a", 512));
         assert!(!s.add(b"a", 512));
-        assert!(matches!(s, Set::Packed(_)));
+        assert!(matches!(&s, Set::Hashed(h) if matches!(**h, Hashed::Packed(_))));
         for i in 0..200 {
             assert!(s.add(format!("m{i}").as_bytes(), 512));
             assert!(s.contains(format!("m{i}").as_bytes()));
         }
-        assert!(matches!(s, Set::Table(_)), "packed up to 128 members");
+        assert!(
+            matches!(&s, Set::Hashed(h) if matches!(**h, Hashed::Table(_))),
+            "packed up to 128 members"
+        );
         assert_eq!(s.len(), 201);
         assert_eq!(s.encoding(), "hashtable");
 
@@ -596,14 +636,17 @@ mod tests {
             ]
         );
         assert!(s.add(&[b'l'; 65], 512));
-        assert!(matches!(s, Set::Table(_)), "a long member needs the table");
+        assert!(
+            matches!(&s, Set::Hashed(h) if matches!(**h, Hashed::Table(_))),
+            "a long member needs the table"
+        );
         assert_eq!(s.len(), 4);
 
         let mut ints = Set::for_first(b"1");
         ints.add(b"1", 512);
         ints.add(b"2", 512);
         ints.add(b"x", 512);
-        assert!(matches!(ints, Set::Packed(_)));
+        assert!(matches!(&ints, Set::Hashed(h) if matches!(**h, Hashed::Packed(_))));
         assert!(ints.contains_member(Member::Int(2)));
         let mut p = Strings::default();
         for i in 0..128 {
