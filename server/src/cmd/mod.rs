@@ -9,8 +9,11 @@
 
 mod connection;
 mod ctx;
+mod hashes;
 mod keys;
+mod longdouble;
 mod server;
+mod sets;
 mod strings;
 
 pub use ctx::{Block, Ctx, Propagate, TimeoutReply};
@@ -169,6 +172,8 @@ pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::ne
         keys::COMMANDS,
         connection::COMMANDS,
         server::COMMANDS,
+        hashes::COMMANDS,
+        sets::COMMANDS,
     ];
     families
         .iter()
