@@ -519,6 +519,7 @@ fn sdiff(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 /// Stores a computed set at `dst` (replacing it, TTL cleared), or deletes `dst` when the
 /// result is empty; replies the size.
 fn store(ctx: &mut Ctx<'_>, dst: &[u8], out: Set) {
+    ctx.touched_only(dst);
     let n = out.len();
     if n > 0 {
         ctx.set(dst, Value::Set(Box::new(out)), false);
@@ -632,6 +633,10 @@ mod tests {
         );
         let (_, stream) = run(&[&["SADD", "s", "1", "2", "3"], &["SPOP", "s", "2"]]);
         assert_eq!(stream.matches("SREM").count(), 2, "{stream}");
+        assert!(
+            stream.contains("MULTI") && stream.ends_with("*1\r\n$4\r\nEXEC\r\n"),
+            "several effects go out atomically: {stream}"
+        );
         let (reply, stream) = run(&[&["SADD", "s", "1", "2"], &["SPOP", "s", "5"]]);
         assert!(reply.ends_with("*2\r\n$1\r\n1\r\n$1\r\n2\r\n"), "{reply}");
         assert!(
