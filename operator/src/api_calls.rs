@@ -1,6 +1,9 @@
 //! Every Kubernetes API call the operator makes, as RBAC sees it: verb, API group, resource
 //! (with subresource) and the namespace it happens in. Pure data, no network.
 //!
+//! A server-side apply is a `patch` request, but when the object does not exist yet the API
+//! server also authorizes it as `create`: every applied kind is listed with both verbs.
+//!
 //! Two checks keep this list honest: the mock API server of the controller tests
 //! (`fixtures`) fails any request that [`declared`] does not cover, and the chart's tests
 //! render the RBAC objects and check that they grant every entry (`operator/tests/chart.rs`).
@@ -45,7 +48,8 @@ const fn call(
 }
 
 /// The operator's API calls: the controller's watches (list + watch), server-side applies
-/// (patch), the auth Secret read and create, the status apply, events, and the Lease.
+/// (patch, plus create for the first apply), the auth Secret read and create, the status
+/// apply, events, and the Lease.
 pub const API_CALLS: &[ApiCall] = &[
     call("list", "tandem.dev", "redisreplicasets", Scope::Watched),
     call("watch", "tandem.dev", "redisreplicasets", Scope::Watched),
@@ -58,12 +62,15 @@ pub const API_CALLS: &[ApiCall] = &[
     call("list", "apps", "statefulsets", Scope::Watched),
     call("watch", "apps", "statefulsets", Scope::Watched),
     call("patch", "apps", "statefulsets", Scope::Watched),
+    call("create", "apps", "statefulsets", Scope::Watched),
     call("list", "", "services", Scope::Watched),
     call("watch", "", "services", Scope::Watched),
     call("patch", "", "services", Scope::Watched),
+    call("create", "", "services", Scope::Watched),
     call("list", "", "configmaps", Scope::Watched),
     call("watch", "", "configmaps", Scope::Watched),
     call("patch", "", "configmaps", Scope::Watched),
+    call("create", "", "configmaps", Scope::Watched),
     call("get", "", "secrets", Scope::Watched),
     call("list", "", "secrets", Scope::Watched),
     call("watch", "", "secrets", Scope::Watched),
@@ -72,6 +79,7 @@ pub const API_CALLS: &[ApiCall] = &[
     call("list", "policy", "poddisruptionbudgets", Scope::Watched),
     call("watch", "policy", "poddisruptionbudgets", Scope::Watched),
     call("patch", "policy", "poddisruptionbudgets", Scope::Watched),
+    call("create", "policy", "poddisruptionbudgets", Scope::Watched),
     call("list", "", "pods", Scope::Watched),
     call("watch", "", "pods", Scope::Watched),
     // kube's Recorder creates an event, then patches it when the same event repeats.
@@ -118,12 +126,17 @@ pub fn rbac_attributes(method: &str, path: &str, query: &str) -> Option<(String,
     Some((verb.to_owned(), group.to_owned(), resource))
 }
 
-/// Whether [`API_CALLS`] lists the request (method, path, raw query).
-pub fn declared(method: &str, path: &str, query: &str) -> bool {
-    rbac_attributes(method, path, query).is_some_and(|(verb, group, resource)| {
+/// Whether [`API_CALLS`] lists what the request needs (method, path, raw query, and whether
+/// it is a server-side apply, which may create the object and so also needs `create`).
+pub fn declared(method: &str, path: &str, query: &str, apply: bool) -> bool {
+    let listed = |verb: &str, group: &str, resource: &str| {
         API_CALLS
             .iter()
             .any(|c| c.verb == verb && c.group == group && c.resource == resource)
+    };
+    rbac_attributes(method, path, query).is_some_and(|(verb, group, resource)| {
+        listed(&verb, &group, &resource)
+            && (!apply || resource.contains('/') || listed("create", &group, &resource))
     })
 }
 
@@ -181,9 +194,38 @@ mod tests {
 
     #[test]
     fn undeclared_requests_are_caught() {
-        assert!(declared("GET", "/api/v1/namespaces/ns1/secrets/x", ""));
-        assert!(!declared("DELETE", "/api/v1/namespaces/ns1/secrets/x", ""));
-        assert!(!declared("GET", "/api/v1/namespaces/ns1/pods/x", ""));
-        assert!(!declared("GET", "/api/v1/nodes", ""));
+        assert!(declared(
+            "GET",
+            "/api/v1/namespaces/ns1/secrets/x",
+            "",
+            false
+        ));
+        assert!(!declared(
+            "DELETE",
+            "/api/v1/namespaces/ns1/secrets/x",
+            "",
+            false
+        ));
+        assert!(!declared("GET", "/api/v1/namespaces/ns1/pods/x", "", false));
+        assert!(!declared("GET", "/api/v1/nodes", "", false));
+        // An apply may create: it needs create as well as patch (not for a subresource).
+        assert!(declared(
+            "PATCH",
+            "/api/v1/namespaces/ns1/services/x",
+            "",
+            true
+        ));
+        assert!(declared(
+            "PATCH",
+            "/apis/events.k8s.io/v1/namespaces/ns1/events/x",
+            "",
+            false
+        ));
+        assert!(declared(
+            "PATCH",
+            "/apis/tandem.dev/v1alpha1/namespaces/ns1/redisreplicasets/cache/status",
+            "",
+            true
+        ));
     }
 }
