@@ -277,10 +277,14 @@ def test_deployment_runs_the_operator_restricted(scenario):
     assert pod["serviceAccountName"] == account["metadata"]["name"]
 
 
-def test_app_version_is_the_workspace_version():
+def test_app_version_is_the_workspace_version_and_the_image_version():
     workspace = (REPO / "Cargo.toml").read_text()
     version = re.search(r'\[workspace\.package\][^\[]*?version = "([^"]+)"', workspace).group(1)
     assert yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"] == version
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert re.search(r"^ARG VERSION=(\S+)$", dockerfile, re.M).group(1) == version
+    targets = re.findall(r"^FROM \S+ AS (\S+)$", dockerfile, re.M)
+    assert {"server", "operator"} <= set(targets), targets
 
 
 # --- RBAC -------------------------------------------------------------------------------
