@@ -44,7 +44,11 @@ fn examples() -> Vec<(String, RedisReplicaSet)> {
     files
         .iter()
         .map(|path| {
-            let name = path.file_name().expect("name").to_string_lossy().into_owned();
+            let name = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
             let text = std::fs::read_to_string(path).expect("read example");
             let mut rrs: RedisReplicaSet = serde_yaml::from_str(&text)
                 .unwrap_or_else(|err| panic!("{name} is not a RedisReplicaSet: {err}"));
@@ -61,7 +65,11 @@ fn examples() -> Vec<(String, RedisReplicaSet)> {
 #[test]
 fn examples_are_accepted_by_the_schema_rules_and_the_operator() {
     let examples = examples();
-    assert!(examples.len() >= 4, "{:?}", examples.iter().map(|e| &e.0).collect::<Vec<_>>());
+    assert!(
+        examples.len() >= 4,
+        "{:?}",
+        examples.iter().map(|e| &e.0).collect::<Vec<_>>()
+    );
     for (name, rrs) in &examples {
         validate_cel(rrs).unwrap_or_else(|err| panic!("{name}: CEL rule failed: {err}"));
         let set = validate(rrs, Observed::default())
@@ -118,7 +126,8 @@ fn which(tool: &str) -> Result<(), String> {
 /// [`API_CALLS`].
 #[test]
 fn chart_python_tests_pass() {
-    const INSTALL: &str = "pip install pytest pyyaml jsonschema helm-python-sdk==0.2.2 kubernetes-validate";
+    const INSTALL: &str =
+        "pip install pytest pyyaml jsonschema helm-python-sdk==0.2.2 kubernetes-validate";
     let required = std::env::var("TANDEM_REQUIRE_REAL_DEPS").is_ok_and(|v| v == "1");
     if let Err(why) = python_deps() {
         assert!(
@@ -139,6 +148,9 @@ fn chart_python_tests_pass() {
         .expect("run pytest");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "chart tests failed:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "chart tests failed:\n{stdout}\n{stderr}"
+    );
     eprintln!("{stdout}");
 }
