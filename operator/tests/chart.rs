@@ -104,7 +104,9 @@ fn python_deps() -> Result<(), String> {
         .output()
         .map_err(|err| format!("python3 cannot run: {err}"))?;
     if !output.status.success() {
-        return Err(String::from_utf8_lossy(&output.stderr).trim().to_owned());
+        // The last line names the missing module.
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(stderr.trim().lines().last().unwrap_or_default().to_owned());
     }
     which("kubernetes-validate")
 }

@@ -537,6 +537,7 @@ def test_strict_schema_check_catches_mistakes():
         {"replicas": 0},
         {"replication": {"mode": "Fast"}},
         {"persistence": {"enabled": True, "sise": "1Gi"}},
+        {"datasetSizeHint": "20 gigabytes"},
     ]:
         resource = copy.deepcopy(base)
         resource["spec"].update(patch)
