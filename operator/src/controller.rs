@@ -347,12 +347,10 @@ where
 
 /// Runs the operator until `shutdown` is triggered or leadership is lost.
 ///
-/// Permissions it needs (in the watched namespace, or cluster-wide without `namespace`):
-/// get/list/watch on `redisreplicasets.tandem.dev` and patch on their `status`;
-/// get/list/watch/create/patch on StatefulSets, Services, ConfigMaps, Secrets and
-/// PodDisruptionBudgets; get/list/watch on Pods; create/patch on `events.k8s.io` Events; and,
-/// with leader election, get/create/update on the Lease in its own namespace. The exact list
-/// is [`crate::api_calls::API_CALLS`]; the chart's RBAC is tested against it.
+/// Permissions it needs: exactly [`crate::api_calls::API_CALLS`] (list/watch on the resource,
+/// its children and pods, applies, the auth Secret, the status, events), in the watched
+/// namespace or cluster-wide without `namespace`, plus the leader election Lease in its own
+/// namespace. The mock API server of the tests and the chart's RBAC are checked against it.
 ///
 /// # Errors
 /// See [`RunError`].

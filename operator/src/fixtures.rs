@@ -100,7 +100,7 @@ fn assert_declared(request: &Request<Body>) {
         .is_some_and(|t| t.as_bytes().starts_with(b"application/apply-patch"));
     assert!(
         crate::api_calls::declared(method, path, query, apply),
-        "{method} {path}?{query} is not in api_calls::API_CALLS: add it there (the chart's RBAC is tested against that list)"
+        "{method} {path}?{query} (apply: {apply}) is not covered by api_calls::API_CALLS (an apply needs create too): add it there, the chart's RBAC is tested against that list"
     );
 }
 
