@@ -211,7 +211,7 @@ fn pttl(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 }
 
 fn expiretime(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
-    ttl_generic(ctx, args.get(1), |t, _| (t / 1000) as i64)
+    ttl_generic(ctx, args.get(1), |t, _| (t.saturating_add(500) / 1000) as i64)
 }
 
 fn pexpiretime(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {

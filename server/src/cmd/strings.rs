@@ -104,7 +104,7 @@ fn get(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     Ok(())
 }
 
-/// An expiry option: EX/PX/EXAT/PXAT, or KEEPTTL / PERSIST.
+/// An expiry decision: an absolute time, KEEPTTL, PERSIST, or nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Expiry {
     None,
@@ -113,24 +113,88 @@ enum Expiry {
     Persist,
 }
 
-/// Parses the value of EX/PX/EXAT/PXAT into an absolute time in ms.
-fn expire_at(ctx: &Ctx<'_>, unit: &[u8], value: &[u8], cmd: &str) -> Result<u64, CmdError> {
+/// The unit of an EX/PX/EXAT/PXAT option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ExpireUnit {
+    Ex,
+    Px,
+    ExAt,
+    PxAt,
+}
+
+/// Parses the value of EX/PX/EXAT/PXAT into an absolute time in ms, with Redis's checks:
+/// positive, no overflow once converted to ms and made absolute.
+fn expire_at(ctx: &Ctx<'_>, unit: ExpireUnit, value: &[u8], cmd: &str) -> Result<u64, CmdError> {
     let invalid = || CmdError::msg(format!("ERR invalid expire time in '{cmd}' command"));
     let v = int_arg(value)?;
     if v <= 0 {
         return Err(invalid());
     }
-    let ms = if eq(unit, "ex") || eq(unit, "exat") {
-        v.checked_mul(1000).ok_or_else(invalid)?
-    } else {
-        v
+    let ms = match unit {
+        ExpireUnit::Ex | ExpireUnit::ExAt => v.checked_mul(1000).ok_or_else(invalid)?,
+        ExpireUnit::Px | ExpireUnit::PxAt => v,
     };
-    let abs = if eq(unit, "ex") || eq(unit, "px") {
-        ms.checked_add(ctx.now_ms as i64).ok_or_else(invalid)?
-    } else {
-        ms
+    let abs = match unit {
+        ExpireUnit::Ex | ExpireUnit::Px => ms.checked_add(ctx.now_ms as i64).ok_or_else(invalid)?,
+        ExpireUnit::ExAt | ExpireUnit::PxAt => ms,
     };
     Ok(abs as u64)
+}
+
+/// The options of SET and GETEX, parsed as Redis's `parseExtendedStringArgumentsOrReply`
+/// does: an option may repeat unless it conflicts with another one, the last expire value
+/// wins, and that value is only parsed afterwards (so a syntax error is reported first).
+#[derive(Default)]
+struct StringOptions<'a> {
+    nx: bool,
+    xx: bool,
+    get: bool,
+    keepttl: bool,
+    persist: bool,
+    expire: Option<(ExpireUnit, &'a [u8])>,
+}
+
+fn string_options<'a>(args: Args<'a>, from: usize, is_set: bool) -> Result<StringOptions<'a>, CmdError> {
+    let mut o = StringOptions::default();
+    let mut i = from;
+    while i < args.len() {
+        let a = args.get(i);
+        let next = (i + 1 < args.len()).then(|| args.get(i + 1));
+        let unit = |u: ExpireUnit| o.expire.is_none_or(|(cur, _)| cur == u);
+        let expire_unit = if eq(a, "ex") {
+            Some(ExpireUnit::Ex)
+        } else if eq(a, "px") {
+            Some(ExpireUnit::Px)
+        } else if eq(a, "exat") {
+            Some(ExpireUnit::ExAt)
+        } else if eq(a, "pxat") {
+            Some(ExpireUnit::PxAt)
+        } else {
+            None
+        };
+        if eq(a, "nx") && !o.xx && is_set {
+            o.nx = true;
+        } else if eq(a, "xx") && !o.nx && is_set {
+            o.xx = true;
+        } else if eq(a, "get") && is_set {
+            o.get = true;
+        } else if eq(a, "keepttl") && !o.persist && o.expire.is_none() && is_set {
+            o.keepttl = true;
+        } else if eq(a, "persist") && !is_set && o.expire.is_none() && !o.keepttl {
+            o.persist = true;
+        } else if let (Some(u), Some(v)) = (expire_unit, next)
+            && !o.keepttl
+            && !o.persist
+            && unit(u)
+        {
+            o.expire = Some((u, v));
+            i += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    Ok(o)
 }
 
 /// Stores a string with an expiry decision, propagating `SET k v PXAT <abs>` when a relative
@@ -158,56 +222,32 @@ fn store(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8], expiry: Expiry, had_pxat: 
 
 fn set(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let (key, value) = (args.get(1), args.get(2));
-    let (mut nx, mut xx, mut want_get) = (false, false, false);
-    let mut expiry = Expiry::None;
-    let mut pxat = false;
-    let mut i = 3;
-    while i < args.len() {
-        let a = args.get(i);
-        let has_next = i + 1 < args.len();
-        if eq(a, "nx") && !xx {
-            nx = true;
-        } else if eq(a, "xx") && !nx {
-            xx = true;
-        } else if eq(a, "get") {
-            want_get = true;
-        } else if eq(a, "keepttl") && expiry == Expiry::None {
-            expiry = Expiry::KeepTtl;
-        } else if (eq(a, "ex") || eq(a, "px") || eq(a, "exat") || eq(a, "pxat"))
-            && expiry == Expiry::None
-            && has_next
-        {
-            pxat = eq(a, "pxat");
-            expiry = Expiry::At(expire_at(ctx, a, args.get(i + 1), "set")?);
-            i += 1;
-        } else {
-            return Err(CmdError::Syntax);
-        }
-        i += 1;
-    }
-    let old = if want_get {
+    let o = string_options(args, 3, true)?;
+    let expiry = match o.expire {
+        Some((u, v)) => Expiry::At(expire_at(ctx, u, v, "set")?),
+        None if o.keepttl => Expiry::KeepTtl,
+        None => Expiry::None,
+    };
+    let pxat = matches!(o.expire, Some((ExpireUnit::PxAt, _)));
+    let old = if o.get {
         ctx.get_str(key)?.map(|s| s.as_bytes().to_vec())
     } else {
         None
     };
-    let exists = if want_get {
+    let exists = if o.get {
         old.is_some()
     } else {
         ctx.find(key).is_some()
     };
-    if (nx && exists) || (xx && !exists) {
-        if want_get {
-            match old {
-                Some(v) => ctx.reply.bulk(&v),
-                None => ctx.reply.null(),
-            }
-        } else {
-            ctx.reply.null();
+    if (o.nx && exists) || (o.xx && !exists) {
+        match old {
+            Some(v) => ctx.reply.bulk(&v),
+            None => ctx.reply.null(),
         }
         return Ok(());
     }
     store(ctx, key, value, expiry, pxat);
-    if want_get {
+    if o.get {
         match old {
             Some(v) => ctx.reply.bulk(&v),
             None => ctx.reply.null(),
@@ -228,19 +268,19 @@ fn setnx(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     Ok(())
 }
 
-fn setex_generic(ctx: &mut Ctx<'_>, args: Args<'_>, unit: &str, name: &str) -> CmdResult {
-    let t = expire_at(ctx, unit.as_bytes(), args.get(2), name)?;
+fn setex_generic(ctx: &mut Ctx<'_>, args: Args<'_>, unit: ExpireUnit, name: &str) -> CmdResult {
+    let t = expire_at(ctx, unit, args.get(2), name)?;
     store(ctx, args.get(1), args.get(3), Expiry::At(t), false);
     ctx.reply.ok();
     Ok(())
 }
 
 fn setex(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
-    setex_generic(ctx, args, "ex", "setex")
+    setex_generic(ctx, args, ExpireUnit::Ex, "setex")
 }
 
 fn psetex(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
-    setex_generic(ctx, args, "px", "psetex")
+    setex_generic(ctx, args, ExpireUnit::Px, "psetex")
 }
 
 fn mget(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
@@ -310,35 +350,30 @@ fn getdel(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 
 fn getex(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let key = args.get(1);
-    let mut expiry = Expiry::None;
-    let mut i = 2;
-    while i < args.len() {
-        let a = args.get(i);
-        if (eq(a, "ex") || eq(a, "px") || eq(a, "exat") || eq(a, "pxat"))
-            && expiry == Expiry::None
-            && i + 1 < args.len()
-        {
-            expiry = Expiry::At(expire_at(ctx, a, args.get(i + 1), "getex")?);
-            i += 2;
-        } else if eq(a, "persist") && expiry == Expiry::None {
-            expiry = Expiry::Persist;
-            i += 1;
-        } else {
-            return Err(CmdError::Syntax);
-        }
-    }
+    let o = string_options(args, 2, false)?;
     let Some(v) = ctx.get_str(key)?.map(|s| s.as_bytes().to_vec()) else {
         ctx.reply.null();
         return Ok(());
     };
+    let expiry = match o.expire {
+        Some((u, value)) => Expiry::At(expire_at(ctx, u, value, "getex")?),
+        None if o.persist => Expiry::Persist,
+        None => Expiry::None,
+    };
     let Some(slot) = ctx.find(key) else {
         return Err(CmdError::NoSuchKey);
     };
+    let absolute = matches!(o.expire, Some((ExpireUnit::ExAt | ExpireUnit::PxAt, _)));
     match expiry {
-        Expiry::At(t) if t <= ctx.now_ms => {
+        Expiry::At(t) if absolute && t <= ctx.now_ms => {
             ctx.delete(key);
             ctx.dirty(1);
-            ctx.rewrite(vec![vec![b"DEL".to_vec(), key.to_vec()]]);
+            let del: &[u8] = if ctx.srv.config.lazyfree_lazy_expire {
+                b"UNLINK"
+            } else {
+                b"DEL"
+            };
+            ctx.rewrite(vec![vec![del.to_vec(), key.to_vec()]]);
         }
         Expiry::At(t) => {
             ctx.db().set_expire(slot, Some(t));
@@ -465,7 +500,12 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     Ok(())
 }
 
-/// Resolves Redis-style inclusive `start..=end` indices (negative from the end) over `len`.
+/// Resolves LRANGE-style inclusive `start..=end` indices (negative from the end) over `len`:
+/// an end before the start, or a start past the end, is empty.
+#[allow(
+    dead_code,
+    reason = "shared with the list and sorted-set families, which merge separately"
+)]
 pub fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     let len = len as i64;
     let s = if start < 0 {
@@ -477,6 +517,19 @@ pub fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     (s <= e && s < len && e >= 0).then_some((s as usize, e as usize))
 }
 
+/// GETRANGE's and BITCOUNT's index rules (not LRANGE's): negative indices count from the
+/// end, both ends clamp into the string, and a negative start past a negative end is empty.
+fn string_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+    if start < 0 && end < 0 && start > end {
+        return None;
+    }
+    let len = len as i64;
+    let from_end = |i: i64| if i < 0 { len.saturating_add(i) } else { i };
+    let s = from_end(start).max(0);
+    let e = from_end(end).max(0).min(len - 1);
+    (len > 0 && s <= e).then_some((s as usize, e as usize))
+}
+
 fn getrange(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let start = int_arg(args.get(2))?;
     let end = int_arg(args.get(3))?;
@@ -484,12 +537,7 @@ fn getrange(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         .get_str(args.get(1))?
         .map(|s| s.as_bytes().to_vec())
         .unwrap_or_default();
-    // Redis quirk: a negative start past a negative end yields "" even when both clamp.
-    if start < 0 && end < 0 && start > end {
-        ctx.reply.bulk(b"");
-        return Ok(());
-    }
-    match clamp_range(start, end, v.len()) {
+    match string_range(start, end, v.len()) {
         Some((s, e)) => ctx.reply.bulk(&v[s..=e]),
         None => ctx.reply.bulk(b""),
     }
@@ -605,11 +653,11 @@ fn bitcount(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     };
     let count = match range {
         None => v.iter().map(|b| b.count_ones() as i64).sum(),
-        Some((start, end, false)) => match clamp_range(start, end, v.len()) {
+        Some((start, end, false)) => match string_range(start, end, v.len()) {
             Some((s, e)) => v[s..=e].iter().map(|b| b.count_ones() as i64).sum(),
             None => 0,
         },
-        Some((start, end, true)) => match clamp_range(start, end, v.len() * 8) {
+        Some((start, end, true)) => match string_range(start, end, v.len() * 8) {
             Some((s, e)) => (s..=e)
                 .filter(|&i| v[i >> 3] & (1 << (7 - (i & 7))) != 0)
                 .count() as i64,
@@ -618,4 +666,20 @@ fn bitcount(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     };
     ctx.reply.int(count);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{clamp_range, string_range};
+
+    #[test]
+    fn getrange_and_lrange_rules_differ() {
+        assert_eq!(string_range(0, -100, 11), Some((0, 0)));
+        assert_eq!(clamp_range(0, -100, 11), None);
+        assert_eq!(string_range(-1, -5, 11), None);
+        assert_eq!(string_range(-100, 100, 11), Some((0, 10)));
+        assert_eq!(string_range(0, -1, 0), None);
+        assert_eq!(string_range(i64::MIN, -1, 3), Some((0, 2)));
+        assert_eq!(clamp_range(-3, -1, 5), Some((2, 4)));
+    }
 }
