@@ -33,6 +33,15 @@ pub fn execute(
         return Outcome::Continue;
     };
     if let Some(err) = refusal(srv, client, spec, args) {
+        if spec.name == "exec" && client.multi.take().is_some() {
+            // A refused EXEC discards the transaction (Redis's execCommandAbort).
+            client.multi_error = false;
+            srv.unwatch_all(client);
+            let why = err.strip_prefix("ERR ").unwrap_or(&err);
+            let msg = format!("EXECABORT Transaction discarded because of: {why}");
+            reply_error(srv, client, out, &msg);
+            return Outcome::Continue;
+        }
         if client.multi.is_some() && !spec.is(flags::NO_MULTI_QUEUE) {
             client.multi_error = true;
         }
@@ -61,6 +70,9 @@ fn refusal(srv: &mut Server, client: &Client, spec: &Spec, args: Args<'_>) -> Op
     }
     if !spec.arity_ok(args.len()) {
         return Some(cmd::arity_error(spec.name).text().to_string());
+    }
+    if let Some(e) = cmd::subcommand_error(spec, args) {
+        return Some(e);
     }
     if spec.is(flags::DENYOOM) && !srv.make_room(crate::clock::now_ms()) {
         return Some(CmdError::Oom.text().to_string());

@@ -154,7 +154,11 @@ fn corpus_matches_real_redis() {
     let mut mismatches = Vec::new();
     let mut total = 0;
     for path in files {
-        let name = path.file_name().expect("name").to_string_lossy().into_owned();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
         let text = std::fs::read_to_string(&path).expect("read corpus");
         let lines = parse_corpus(&name, &text);
         total += lines.len();
@@ -162,7 +166,10 @@ fn corpus_matches_real_redis() {
             mismatches.extend(replay(&name, &lines, redis.port, tandem.port, resp3));
         }
     }
-    println!("compat corpus: {total} lines, {} mismatches", mismatches.len());
+    println!(
+        "compat corpus: {total} lines, {} mismatches",
+        mismatches.len()
+    );
     assert!(
         mismatches.is_empty(),
         "{} replies differ from Redis:\n{}",
@@ -190,7 +197,10 @@ fn directives_compare_what_they_say() {
     let lines = parse_corpus("x", "# c\n\n@len SCAN 0\nSET \"a b\" ''\n");
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0].directive, Directive::Len);
-    assert_eq!(lines[1].args, vec![b"SET".to_vec(), b"a b".to_vec(), vec![]]);
+    assert_eq!(
+        lines[1].args,
+        vec![b"SET".to_vec(), b"a b".to_vec(), vec![]]
+    );
     assert_eq!(lines[1].number, 4);
 }
 

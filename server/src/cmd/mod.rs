@@ -108,6 +108,9 @@ pub struct Spec {
     pub keys: (i32, i32, i32),
     pub group: &'static str,
     pub handler: Handler,
+    /// A container command's subcommands with their arities (name included, as Redis
+    /// counts them): Redis 7 checks these before the handler runs, with its own error texts.
+    pub subcommands: &'static [(&'static str, i32)],
 }
 
 impl Spec {
@@ -159,7 +162,57 @@ pub const fn spec(
         keys,
         group,
         handler,
+        subcommands: &[],
     }
+}
+
+/// A container command (OBJECT, CONFIG, CLIENT, COMMAND): `subcommands` lists each
+/// subcommand and its arity.
+pub const fn container(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    group: &'static str,
+    handler: Handler,
+    subcommands: &'static [(&'static str, i32)],
+) -> Spec {
+    Spec {
+        name,
+        arity,
+        flags,
+        keys: (0, 0, 0),
+        group,
+        handler,
+        subcommands,
+    }
+}
+
+/// Redis 7's refusal of a container command's subcommand: unknown, or the wrong number of
+/// arguments for it (reported under the `container|sub` name).
+pub fn subcommand_error(spec: &Spec, args: Args<'_>) -> Option<String> {
+    if spec.subcommands.is_empty() || args.len() < 2 {
+        return None;
+    }
+    let sub = args.get(1);
+    let Some((name, arity)) = spec.subcommands.iter().find(|(n, _)| eq(sub, n)) else {
+        return Some(format!(
+            "ERR unknown subcommand '{}'. Try {} HELP.",
+            String::from_utf8_lossy(&sub[..sub.len().min(128)]),
+            String::from_utf8_lossy(args.get(0)).to_ascii_uppercase()
+        ));
+    };
+    let argc = args.len() as i32;
+    let ok = if *arity >= 0 {
+        argc == *arity
+    } else {
+        argc >= -arity
+    };
+    (!ok).then(|| {
+        format!(
+            "ERR wrong number of arguments for '{}|{name}' command",
+            spec.name
+        )
+    })
 }
 
 /// Every command, by lowercase name.

@@ -154,7 +154,11 @@ struct StringOptions<'a> {
     expire: Option<(ExpireUnit, &'a [u8])>,
 }
 
-fn string_options<'a>(args: Args<'a>, from: usize, is_set: bool) -> Result<StringOptions<'a>, CmdError> {
+fn string_options<'a>(
+    args: Args<'a>,
+    from: usize,
+    is_set: bool,
+) -> Result<StringOptions<'a>, CmdError> {
     let mut o = StringOptions::default();
     let mut i = from;
     while i < args.len() {
