@@ -16,6 +16,7 @@ pub mod glob;
 pub mod info;
 pub mod keyspace;
 pub mod log;
+pub mod longdouble;
 pub mod memory;
 pub mod net;
 pub mod protocol;

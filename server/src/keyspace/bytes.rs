@@ -14,8 +14,14 @@ pub const INLINE_CAP: usize = 22;
 
 #[derive(Clone)]
 pub enum SmallBytes {
-    Inline { len: u8, data: [u8; INLINE_CAP] },
+    Inline {
+        len: u8,
+        data: [u8; INLINE_CAP],
+    },
     Heap(Box<[u8]>),
+    /// A string value changed in place (APPEND, SETRANGE, SETBIT): Redis keeps such values
+    /// as `raw` sds whatever their length, and OBJECT ENCODING shows it.
+    Raw(Box<[u8]>),
 }
 
 impl SmallBytes {
@@ -40,6 +46,16 @@ impl SmallBytes {
         }
     }
 
+    /// A value produced by an in-place string edit (see [`SmallBytes::Raw`]).
+    pub fn raw(v: Vec<u8>) -> Self {
+        SmallBytes::Raw(v.into_boxed_slice())
+    }
+
+    /// True for [`SmallBytes::Raw`].
+    pub fn is_raw(&self) -> bool {
+        matches!(self, SmallBytes::Raw(_))
+    }
+
     pub fn from_i64(v: i64) -> Self {
         Self::new(itoa::Buffer::new().format(v).as_bytes())
     }
@@ -47,7 +63,7 @@ impl SmallBytes {
     pub fn as_bytes(&self) -> &[u8] {
         match self {
             SmallBytes::Inline { len, data } => &data[..usize::from(*len)],
-            SmallBytes::Heap(b) => b,
+            SmallBytes::Heap(b) | SmallBytes::Raw(b) => b,
         }
     }
 
@@ -55,7 +71,7 @@ impl SmallBytes {
     pub fn heap_size(&self) -> usize {
         match self {
             SmallBytes::Inline { .. } => 0,
-            SmallBytes::Heap(b) => b.len(),
+            SmallBytes::Heap(b) | SmallBytes::Raw(b) => b.len(),
         }
     }
 }
@@ -139,6 +155,8 @@ mod tests {
             assert_eq!(s.as_bytes(), &v[..]);
             assert_eq!(s.heap_size() > 0, len > INLINE_CAP);
             assert_eq!(SmallBytes::from_vec(v.clone()), s);
+            assert_eq!(SmallBytes::raw(v.clone()), s);
+            assert!(SmallBytes::raw(v.clone()).is_raw());
         }
     }
 }
