@@ -235,3 +235,36 @@ fn redis_cli_prints_the_same() {
         }
     }
 }
+
+/// Runs the redis-py suite (`tests/py`) against this build's binary. Skipped when python3,
+/// pytest or redis-py is missing, unless real dependencies are required.
+#[test]
+fn redis_py_suite() {
+    let Some(python) = common::real_tool("python3") else {
+        return;
+    };
+    let probe = Command::new(&python)
+        .args(["-c", "import pytest, redis"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run python3");
+    if !probe.success() {
+        assert!(
+            !common::require_real_deps(),
+            "pytest and redis-py are required (pip install pytest redis)"
+        );
+        println!("SKIP: pytest or redis-py not installed");
+        return;
+    }
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py");
+    let out = Command::new(&python)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", dir])
+        .env("TANDEM_SERVER_BIN", env!("CARGO_BIN_EXE_tandem-server"))
+        .env("TANDEM_REQUIRE_REAL_DEPS", "1")
+        .output()
+        .expect("run pytest");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "redis-py suite failed:\n{text}");
+}
