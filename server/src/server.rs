@@ -101,6 +101,7 @@ pub struct Server {
 
 impl Server {
     pub fn new(config: Config) -> Self {
+        crate::memory::startup();
         let run_id: String = {
             use rand::Rng;
             let mut rng = rand::rng();
