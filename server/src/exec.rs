@@ -65,14 +65,15 @@ pub fn execute(
 
 /// Why the command must not run now, as the error line Redis would send.
 fn refusal(srv: &mut Server, client: &Client, spec: &Spec, args: Args<'_>) -> Option<String> {
-    if !client.authenticated && !spec.is(flags::NO_AUTH) {
-        return Some("NOAUTH Authentication required.".into());
-    }
+    // Redis checks arity (and a container's subcommand) before authentication.
     if !spec.arity_ok(args.len()) {
         return Some(cmd::arity_error(spec.name).text().to_string());
     }
     if let Some(e) = cmd::subcommand_error(spec, args) {
         return Some(e);
+    }
+    if !client.authenticated && !spec.is(flags::NO_AUTH) {
+        return Some("NOAUTH Authentication required.".into());
     }
     if spec.is(flags::DENYOOM) && !srv.make_room(crate::clock::now_ms()) {
         return Some(CmdError::Oom.text().to_string());

@@ -210,6 +210,12 @@ fn unauthenticated_clients_are_limited() {
         b"MULTI\r\n",
         b"-NOAUTH Authentication required.\r\n",
     );
+    // Arity and subcommands are checked before authentication, as in Redis 7.0.
+    exchange(
+        &mut c,
+        b"GET\r\nCONFIG GET\r\nCONFIG FOO\r\n",
+        b"-ERR wrong number of arguments for 'get' command\r\n-ERR wrong number of arguments for 'config|get' command\r\n-ERR unknown subcommand 'FOO'. Try CONFIG HELP.\r\n",
+    );
     exchange_then_closed(
         &t,
         b"*11\r\n",
