@@ -33,6 +33,7 @@ pub fn execute(
         return Outcome::Continue;
     };
     if let Some(err) = refusal(srv, client, spec, args) {
+        srv.stats.command_failures.entry(spec.name).or_default().0 += 1;
         if spec.name == "exec" && client.multi.take().is_some() {
             // A refused EXEC discards the transaction (Redis's execCommandAbort).
             client.multi_error = false;
@@ -103,6 +104,7 @@ fn call(
     stat.1 += started.elapsed().as_micros() as u64;
     srv.stats.total_commands_processed += 1;
     if let Err(e) = result {
+        srv.stats.command_failures.entry(spec.name).or_default().1 += 1;
         out.truncate(mark);
         reply_error(srv, client, out, e.text());
         return Outcome::Continue;

@@ -402,14 +402,28 @@ fn cpu_times() -> (f64, f64) {
     (ticks(11), ticks(12))
 }
 
+/// One line per command that was called, refused or failed, sorted by name.
 fn commandstats(srv: &Server, out: &mut String) {
-    let mut names: Vec<_> = srv.stats.command_calls.iter().collect();
-    names.sort_by_key(|(n, _)| **n);
-    for (name, (calls, usec)) in names {
+    let stats = &srv.stats;
+    let mut names: Vec<&str> = stats
+        .command_calls
+        .keys()
+        .chain(stats.command_failures.keys())
+        .copied()
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        let (calls, usec) = stats.command_calls.get(name).copied().unwrap_or_default();
+        let (rejected, failed) = stats
+            .command_failures
+            .get(name)
+            .copied()
+            .unwrap_or_default();
         let _ = write!(
             out,
-            "cmdstat_{name}:calls={calls},usec={usec},usec_per_call={:.2},rejected_calls=0,failed_calls=0\r\n",
-            *usec as f64 / (*calls).max(1) as f64
+            "cmdstat_{name}:calls={calls},usec={usec},usec_per_call={:.2},rejected_calls={rejected},failed_calls={failed}\r\n",
+            usec as f64 / calls.max(1) as f64
         );
     }
 }

@@ -225,7 +225,7 @@ fn redis_cli_prints_the_same() {
         return;
     };
     let t = start_tandem(&[]);
-    let script = "PING\nSET k \"hello world\"\nGET k\nMSET a 1 b 2\nMGET a b missing\nINCR a\nINCRBYFLOAT f 0.1\nINCR k\nEXPIRE k 100\nTTL k\nTYPE k\nEXISTS a b c\nSET bin \"\\x00\\xff\"\nGET bin\nGETRANGE k 0 4\nSCAN 0 MATCH nomatch*\nCONFIG GET maxmemory\nOBJECT ENCODING a\nSELECT 1\nDBSIZE\nNOSUCH cmd\nDEL a b k\n";
+    let script = "PING\nSET k \"hello world\"\nGET k\nMSET a 1 b 2\nMGET a b missing\nINCR a\nINCRBYFLOAT f 0.1\nINCR k\nEXPIRE k 100\nTTL k\nTYPE k\nEXISTS a b c\nSET bin \"\\x00\\xff\"\nGET bin\nGETRANGE k 0 4\nSCAN 0 MATCH nomatch* COUNT 1000\nCONFIG GET maxmemory\nOBJECT ENCODING a\nSELECT 1\nDBSIZE\nNOSUCH cmd\nDEL a b k\n";
     for extra in [&[][..], &["-3"][..], &["--no-raw"][..], &["--raw"][..]] {
         let want = redis_cli(&cli, redis.port, extra, script);
         let got = redis_cli(&cli, t.port, extra, script);

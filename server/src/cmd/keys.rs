@@ -618,12 +618,12 @@ fn object(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
                 "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
             ));
         }
-        let freq = i64::from(e.access & 0xff);
+        let freq = i64::from(clock.lfu_counter(e.access));
         ctx.reply.int(freq);
     } else if eq(sub, "idletime") {
         if lfu {
             return Err(CmdError::msg(
-                "ERR An LRU maxmemory policy is not selected, access time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+                "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
             ));
         }
         let idle = clock.idle_seconds(e.access) as i64;
