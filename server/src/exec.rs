@@ -33,7 +33,9 @@ pub fn execute(
         return Outcome::Continue;
     };
     if let Some(err) = refusal(srv, client, spec, args) {
-        srv.stats.command_failures.entry(spec.name).or_default().0 += 1;
+        if let Some(name) = cmd::stat_name(spec, args) {
+            srv.stats.command_failures.entry(name).or_default().0 += 1;
+        }
         if spec.name == "exec" && client.multi.take().is_some() {
             // A refused EXEC discards the transaction (Redis's execCommandAbort).
             client.multi_error = false;
@@ -57,7 +59,13 @@ pub fn execute(
         return Outcome::Continue;
     }
     if spec.name == "exec" {
-        return exec(srv, client, out);
+        let mark = out.len();
+        let outcome = exec(srv, client, out);
+        srv.stats.command_calls.entry("exec").or_default().0 += 1;
+        if out.get(mark) == Some(&b'-') {
+            srv.stats.command_failures.entry("exec").or_default().1 += 1;
+        }
+        return outcome;
     }
     let outcome = call(srv, client, spec, args, out);
     after_command(srv, client);
@@ -99,12 +107,13 @@ fn call(
         let r = (spec.handler)(&mut ctx, args);
         (r, ctx.block.take(), std::mem::take(&mut ctx.propagate))
     };
-    let stat = srv.stats.command_calls.entry(spec.name).or_default();
+    let stat_name = cmd::stat_name(spec, args).unwrap_or(spec.name);
+    let stat = srv.stats.command_calls.entry(stat_name).or_default();
     stat.0 += 1;
     stat.1 += started.elapsed().as_micros() as u64;
     srv.stats.total_commands_processed += 1;
     if let Err(e) = result {
-        srv.stats.command_failures.entry(spec.name).or_default().1 += 1;
+        srv.stats.command_failures.entry(stat_name).or_default().1 += 1;
         out.truncate(mark);
         reply_error(srv, client, out, e.text());
         return Outcome::Continue;

@@ -58,11 +58,11 @@ pub static COMMANDS: &[Spec] = &[
         "generic",
         object,
         &[
-            ("help", 2),
-            ("encoding", 3),
-            ("freq", 3),
-            ("idletime", 3),
-            ("refcount", 3),
+            ("help", "object|help", 2),
+            ("encoding", "object|encoding", 3),
+            ("freq", "object|freq", 3),
+            ("idletime", "object|idletime", 3),
+            ("refcount", "object|refcount", 3),
         ],
     ),
 ];

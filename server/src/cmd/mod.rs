@@ -108,9 +108,10 @@ pub struct Spec {
     pub keys: (i32, i32, i32),
     pub group: &'static str,
     pub handler: Handler,
-    /// A container command's subcommands with their arities (name included, as Redis
-    /// counts them): Redis 7 checks these before the handler runs, with its own error texts.
-    pub subcommands: &'static [(&'static str, i32)],
+    /// A container command's subcommands: name, full name (`config|get`, the name Redis
+    /// reports in errors and INFO commandstats) and arity (name included, as Redis counts
+    /// them). Redis 7 checks these before the handler runs, with its own error texts.
+    pub subcommands: &'static [(&'static str, &'static str, i32)],
 }
 
 impl Spec {
@@ -174,7 +175,7 @@ pub const fn container(
     flags: u32,
     group: &'static str,
     handler: Handler,
-    subcommands: &'static [(&'static str, i32)],
+    subcommands: &'static [(&'static str, &'static str, i32)],
 ) -> Spec {
     Spec {
         name,
@@ -187,14 +188,35 @@ pub const fn container(
     }
 }
 
+/// The subcommand entry of a container command's arguments, if it names a known one.
+fn find_subcommand(
+    spec: &Spec,
+    args: Args<'_>,
+) -> Option<&'static (&'static str, &'static str, i32)> {
+    if args.len() < 2 {
+        return None;
+    }
+    let sub = args.get(1);
+    spec.subcommands.iter().find(|(n, _, _)| eq(sub, n))
+}
+
+/// The name INFO commandstats counts a call under: `config|get` for a subcommand; `None`
+/// for an unknown subcommand, which Redis does not count at all.
+pub fn stat_name(spec: &'static Spec, args: Args<'_>) -> Option<&'static str> {
+    if spec.subcommands.is_empty() || args.len() < 2 {
+        return Some(spec.name);
+    }
+    find_subcommand(spec, args).map(|(_, full, _)| *full)
+}
+
 /// Redis 7's refusal of a container command's subcommand: unknown, or the wrong number of
 /// arguments for it (reported under the `container|sub` name).
 pub fn subcommand_error(spec: &Spec, args: Args<'_>) -> Option<String> {
     if spec.subcommands.is_empty() || args.len() < 2 {
         return None;
     }
-    let sub = args.get(1);
-    let Some((name, arity)) = spec.subcommands.iter().find(|(n, _)| eq(sub, n)) else {
+    let Some((_, full, arity)) = find_subcommand(spec, args) else {
+        let sub = args.get(1);
         return Some(format!(
             "ERR unknown subcommand '{}'. Try {} HELP.",
             String::from_utf8_lossy(&sub[..sub.len().min(128)]),
@@ -207,12 +229,7 @@ pub fn subcommand_error(spec: &Spec, args: Args<'_>) -> Option<String> {
     } else {
         argc >= -arity
     };
-    (!ok).then(|| {
-        format!(
-            "ERR wrong number of arguments for '{}|{name}' command",
-            spec.name
-        )
-    })
+    (!ok).then(|| format!("ERR wrong number of arguments for '{full}' command"))
 }
 
 /// Every command, by lowercase name.
@@ -294,6 +311,15 @@ mod tests {
                 !(spec.is(flags::WRITE) && spec.is(flags::READONLY)),
                 "{name} is both write and readonly"
             );
+        }
+    }
+
+    #[test]
+    fn subcommand_full_names_match_their_container() {
+        for spec in TABLE.values() {
+            for (name, full, _) in spec.subcommands {
+                assert_eq!(*full, format!("{}|{name}", spec.name));
+            }
         }
     }
 
