@@ -107,10 +107,22 @@ fn call(
         let r = (spec.handler)(&mut ctx, args);
         (r, ctx.block.take(), std::mem::take(&mut ctx.propagate))
     };
+    let micros = started.elapsed().as_micros() as u64;
     let stat_name = cmd::stat_name(spec, args).unwrap_or(spec.name);
     let stat = srv.stats.command_calls.entry(stat_name).or_default();
     stat.0 += 1;
-    stat.1 += started.elapsed().as_micros() as u64;
+    stat.1 += micros;
+    {
+        let info = client.shared.info.borrow();
+        srv.slowlog.record(
+            srv.config.slowlog_log_slower_than,
+            srv.config.slowlog_max_len,
+            micros,
+            args.iter(),
+            &info.addr,
+            client.name.as_deref().unwrap_or_default(),
+        );
+    }
     srv.stats.total_commands_processed += 1;
     if let Err(e) = result {
         srv.stats.command_failures.entry(stat_name).or_default().1 += 1;

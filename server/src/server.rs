@@ -120,6 +120,7 @@ pub struct Server {
     pub config: Config,
     pub keyspace: Keyspace,
     pub stats: Stats,
+    pub slowlog: crate::slowlog::Slowlog,
     pub clients: HashMap<u64, Rc<ClientShared>>,
     next_client_id: u64,
     /// Changes since the last save (`rdb_changes_since_last_save`).
@@ -154,6 +155,7 @@ impl Server {
             keyspace: Keyspace::new(config.databases),
             config,
             stats: Stats::default(),
+            slowlog: crate::slowlog::Slowlog::default(),
             clients: HashMap::new(),
             next_client_id: 1,
             dirty: 0,

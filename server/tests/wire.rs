@@ -350,3 +350,33 @@ fn hello_shapes() {
     );
     exchange(&mut c, b"RESET\r\nGET missing\r\n", b"+RESET\r\n$-1\r\n");
 }
+
+#[test]
+fn slowlog_entries_have_redis_shape() {
+    let t = start_tandem(&["--slowlog-log-slower-than", "0"]);
+    let mut c = t.connect();
+    exchange(
+        &mut c,
+        b"CLIENT SETNAME me\r\nSLOWLOG RESET\r\n",
+        b"+OK\r\n+OK\r\n",
+    );
+    exchange(&mut c, b"AUTH x\r\n", b"-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n");
+    c.send(&[&b"SLOWLOG"[..], b"GET", b"1"]);
+    let v = c.read_value().expect("reply");
+    assert_eq!(v.head, b"*1");
+    let entry = &v.children[0];
+    assert_eq!(entry.head, b"*6");
+    assert_eq!(
+        entry.children[0].raw, b":1\r\n",
+        "ids count from 0 across RESET"
+    );
+    assert_eq!(entry.children[1].kind(), b':');
+    assert_eq!(entry.children[2].kind(), b':');
+    assert_eq!(
+        entry.children[3].raw,
+        b"*2\r\n$4\r\nAUTH\r\n$10\r\n(redacted)\r\n"
+    );
+    let addr = String::from_utf8_lossy(&entry.children[4].raw).into_owned();
+    assert!(addr.contains("127.0.0.1:"), "{addr}");
+    assert_eq!(entry.children[5].raw, b"$2\r\nme\r\n");
+}

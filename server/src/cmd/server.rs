@@ -1,4 +1,4 @@
-//! Server commands: INFO, CONFIG, COMMAND, TIME, LASTSAVE, SHUTDOWN, DEBUG.
+//! Server commands: INFO, CONFIG, COMMAND, SLOWLOG, TIME, LASTSAVE, SHUTDOWN, DEBUG.
 
 use super::{CmdError, CmdResult, Ctx, Spec, TABLE, container, eq, flags::*, int_arg, spec};
 use crate::config::ConfigError;
@@ -33,6 +33,19 @@ pub static COMMANDS: &[Spec] = &[
             ("info", "command|info", -2),
             ("docs", "command|docs", -2),
             ("getkeys", "command|getkeys", -3),
+        ],
+    ),
+    container(
+        "slowlog",
+        -2,
+        ADMIN | LOADING | STALE,
+        "server",
+        slowlog,
+        &[
+            ("help", "slowlog|help", 2),
+            ("get", "slowlog|get", -2),
+            ("len", "slowlog|len", 2),
+            ("reset", "slowlog|reset", 2),
         ],
     ),
     spec("time", 1, LOADING | STALE | FAST, (0, 0, 0), "server", time),
@@ -301,6 +314,66 @@ fn command_info(ctx: &mut Ctx<'_>, s: &Spec) {
     ctx.reply.set(0);
     ctx.reply.array(0);
     ctx.reply.array(0);
+}
+
+const SLOWLOG_HELP: &[&str] = &[
+    "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GET [<count>]",
+    "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+    "    Entries are made of:",
+    "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+    "    client name",
+    "LEN",
+    "    Return the length of the slowlog.",
+    "RESET",
+    "    Reset the slowlog.",
+    "HELP",
+    "    Prints this help.",
+];
+
+fn slowlog(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let sub = args.get(1);
+    if eq(sub, "len") {
+        ctx.reply.int(ctx.srv.slowlog.len() as i64);
+    } else if eq(sub, "reset") {
+        ctx.srv.slowlog.reset();
+        ctx.reply.ok();
+    } else if eq(sub, "get") {
+        let count = match args.len() {
+            2 => Some(10),
+            3 => {
+                let bad = || CmdError::msg("ERR count should be greater than or equal to -1");
+                match int_arg(args.get(2)).map_err(|_| bad())? {
+                    -1 => None,
+                    n if n < -1 => return Err(bad()),
+                    n => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+                }
+            }
+            _ => {
+                return Err(CmdError::msg(format!(
+                    "ERR unknown subcommand or wrong number of arguments for '{}'. Try SLOWLOG HELP.",
+                    String::from_utf8_lossy(sub)
+                )));
+            }
+        };
+        let entries: Vec<_> = ctx.srv.slowlog.newest(count).cloned().collect();
+        ctx.reply.array(entries.len());
+        for e in entries {
+            ctx.reply.array(6);
+            ctx.reply.int(e.id as i64);
+            ctx.reply.int(e.time_s as i64);
+            ctx.reply.int(e.duration_us as i64);
+            ctx.reply.array(e.args.len());
+            for a in &e.args {
+                ctx.reply.bulk(a);
+            }
+            ctx.reply.bulk(e.addr.as_bytes());
+            ctx.reply.bulk(&e.name);
+        }
+    } else {
+        help(ctx, SLOWLOG_HELP);
+    }
+    Ok(())
 }
 
 fn time(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
