@@ -21,9 +21,11 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A running server process, killed on drop.
+/// A running server process, killed on drop; its working directory (where a SAVE would
+/// write) is a fresh temporary one, removed on drop.
 pub struct ServerGuard {
     child: Child,
+    dir: PathBuf,
     pub port: u16,
     pub name: &'static str,
 }
@@ -48,6 +50,7 @@ impl Drop for ServerGuard {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -80,8 +83,11 @@ pub fn real_tool(name: &str) -> Option<PathBuf> {
 }
 
 fn spawn(name: &'static str, bin: &Path, port: u16, extra: &[&str]) -> ServerGuard {
+    let dir = std::env::temp_dir().join(format!("tandem-test-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create a server directory");
     let mut cmd = Command::new(bin);
-    cmd.arg("--port")
+    cmd.current_dir(&dir)
+        .arg("--port")
         .arg(port.to_string())
         .arg("--bind")
         .arg("127.0.0.1")
@@ -96,7 +102,12 @@ fn spawn(name: &'static str, bin: &Path, port: u16, extra: &[&str]) -> ServerGua
     let child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("failed to start {name}: {e}"));
-    let mut guard = ServerGuard { child, port, name };
+    let mut guard = ServerGuard {
+        child,
+        dir,
+        port,
+        name,
+    };
     wait_ready(&mut guard);
     guard
 }

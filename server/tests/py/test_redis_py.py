@@ -9,8 +9,10 @@ TANDEM_REQUIRE_REAL_DEPS=1, which makes a missing binary a failure.
 import datetime
 import os
 import pathlib
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -47,8 +49,11 @@ class Server:
                 pytest.fail(f"{binary} not found and TANDEM_REQUIRE_REAL_DEPS=1")
             pytest.skip(f"tandem-server binary not found at {binary}; build it or set TANDEM_SERVER_BIN")
         self.port = free_port()
+        # A scratch working directory, so nothing the server writes lands in the checkout.
+        self.dir = tempfile.mkdtemp(prefix="tandem-py-")
         self.proc = subprocess.Popen(
             [str(binary), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *extra],
+            cwd=self.dir,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -65,6 +70,7 @@ class Server:
     def stop(self):
         self.proc.kill()
         self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture
