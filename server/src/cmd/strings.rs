@@ -638,6 +638,11 @@ fn getbit(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 }
 
 fn bitcount(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    // Redis looks the key up first: a missing key counts 0 whatever the other arguments.
+    let Some(v) = ctx.get_str(args.get(1))?.map(|s| s.as_bytes().to_vec()) else {
+        ctx.reply.int(0);
+        return Ok(());
+    };
     let range = match args.len() {
         2 => None,
         4 | 5 => {
@@ -652,10 +657,6 @@ fn bitcount(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             Some((start, end, bits))
         }
         _ => return Err(CmdError::Syntax),
-    };
-    let Some(v) = ctx.get_str(args.get(1))?.map(|s| s.as_bytes().to_vec()) else {
-        ctx.reply.int(0);
-        return Ok(());
     };
     let count = match range {
         None => v.iter().map(|b| b.count_ones() as i64).sum(),
