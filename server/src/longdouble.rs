@@ -244,7 +244,7 @@ fn parse_dec(s: &[u8]) -> Option<(Big, i64, i64)> {
         if s[i] | 0x20 != b'e' {
             return None;
         }
-        e10 += parse_exp(&s[i + 1..])?;
+        e10 = e10.saturating_add(parse_exp(&s[i + 1..])?);
     }
     Some((n, 0, e10))
 }
@@ -279,7 +279,7 @@ fn parse_hex(s: &[u8]) -> Option<(Big, i64, i64)> {
         if s[i] | 0x20 != b'p' {
             return None;
         }
-        e2 += parse_exp(&s[i + 1..])?;
+        e2 = e2.saturating_add(parse_exp(&s[i + 1..])?);
     }
     Some((n, e2, 0))
 }
@@ -307,8 +307,11 @@ fn from_parts(neg: bool, digits: &Big, e2: i64, e10: i64) -> Option<LongDouble> 
         return Some(LongDouble::ZERO);
     }
     // Reject exponents far outside the range before building huge powers of ten.
-    let approx = digits.bit_len() as i64 + e2 + (e10 as f64 * std::f64::consts::LOG2_10) as i64;
-    if !(MIN_EXP - 70..=MAX_EXP + 2).contains(&approx) {
+    // In i128 so that saturated exponents cannot overflow.
+    let approx = i128::from(digits.bit_len())
+        + i128::from(e2)
+        + (e10 as f64 * std::f64::consts::LOG2_10) as i128;
+    if !(i128::from(MIN_EXP - 70)..=i128::from(MAX_EXP + 2)).contains(&approx) {
         return None;
     }
     let mut num = digits.clone();
@@ -557,7 +560,22 @@ mod tests {
     #[test]
     fn parse_follows_string2ld() {
         for bad in [
-            "", " 1", "1 ", "abc", "nan", "NaN", ".", "1e", "1e+", "0x", "1_000", "1e99999",
+            "1.5e-9223372036854775808",
+            "1e9223372036854775807",
+            "0x1.8p-9223372036854775808",
+            "1e99999999999999999999999",
+            "",
+            " 1",
+            "1 ",
+            "abc",
+            "nan",
+            "NaN",
+            ".",
+            "1e",
+            "1e+",
+            "0x",
+            "1_000",
+            "1e99999",
             "1e-99999",
         ] {
             assert_eq!(

@@ -202,24 +202,26 @@ fn string_options<'a>(
 }
 
 /// Stores a string with an expiry decision, propagating `SET k v PXAT <abs>` when a relative
-/// or second-based expiry was given, as Redis 7.0 does.
-fn store(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8], expiry: Expiry, had_pxat: bool) {
-    let i = ctx.set(
-        key,
-        Value::Str(SmallBytes::new(value)),
-        expiry == Expiry::KeepTtl,
-    );
+/// or second-based expiry was given, as Redis 7.0 does. `value` is built by the caller:
+/// [`SmallBytes::new`] where Redis tries the integer encoding, [`SmallBytes::verbatim`]
+/// where it does not.
+fn store(ctx: &mut Ctx<'_>, key: &[u8], value: SmallBytes, expiry: Expiry, had_pxat: bool) {
+    let rewrite = match expiry {
+        Expiry::At(t) if !had_pxat => Some((t, value.as_bytes().to_vec())),
+        _ => None,
+    };
+    let i = ctx.set(key, Value::Str(value), expiry == Expiry::KeepTtl);
     if let Expiry::At(t) = expiry {
         ctx.db().set_expire(i, Some(t));
-        if !had_pxat {
-            ctx.rewrite(vec![vec![
-                b"SET".to_vec(),
-                key.to_vec(),
-                value.to_vec(),
-                b"PXAT".to_vec(),
-                t.to_string().into_bytes(),
-            ]]);
-        }
+    }
+    if let Some((t, bytes)) = rewrite {
+        ctx.rewrite(vec![vec![
+            b"SET".to_vec(),
+            key.to_vec(),
+            bytes,
+            b"PXAT".to_vec(),
+            t.to_string().into_bytes(),
+        ]]);
     }
     ctx.dirty(1);
 }
@@ -250,7 +252,7 @@ fn set(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         }
         return Ok(());
     }
-    store(ctx, key, value, expiry, pxat);
+    store(ctx, key, SmallBytes::new(value), expiry, pxat);
     if o.get {
         match old {
             Some(v) => ctx.reply.bulk(&v),
@@ -266,7 +268,13 @@ fn setnx(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     if ctx.find(args.get(1)).is_some() {
         ctx.reply.int(0);
     } else {
-        store(ctx, args.get(1), args.get(2), Expiry::None, false);
+        store(
+            ctx,
+            args.get(1),
+            SmallBytes::new(args.get(2)),
+            Expiry::None,
+            false,
+        );
         ctx.reply.int(1);
     }
     Ok(())
@@ -274,7 +282,13 @@ fn setnx(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 
 fn setex_generic(ctx: &mut Ctx<'_>, args: Args<'_>, unit: ExpireUnit, name: &str) -> CmdResult {
     let t = expire_at(ctx, unit, args.get(2), name)?;
-    store(ctx, args.get(1), args.get(3), Expiry::At(t), false);
+    store(
+        ctx,
+        args.get(1),
+        SmallBytes::new(args.get(3)),
+        Expiry::At(t),
+        false,
+    );
     ctx.reply.ok();
     Ok(())
 }
@@ -306,7 +320,13 @@ fn mset(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         return Err(super::arity_error("mset"));
     }
     for i in (1..args.len()).step_by(2) {
-        store(ctx, args.get(i), args.get(i + 1), Expiry::None, false);
+        store(
+            ctx,
+            args.get(i),
+            SmallBytes::new(args.get(i + 1)),
+            Expiry::None,
+            false,
+        );
     }
     ctx.reply.ok();
     Ok(())
@@ -324,7 +344,13 @@ fn msetnx(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         return Ok(());
     }
     for i in (1..args.len()).step_by(2) {
-        store(ctx, args.get(i), args.get(i + 1), Expiry::None, false);
+        store(
+            ctx,
+            args.get(i),
+            SmallBytes::new(args.get(i + 1)),
+            Expiry::None,
+            false,
+        );
     }
     ctx.reply.int(1);
     Ok(())
@@ -332,7 +358,13 @@ fn msetnx(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 
 fn getset(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let old = ctx.get_str(args.get(1))?.map(|s| s.as_bytes().to_vec());
-    store(ctx, args.get(1), args.get(2), Expiry::None, false);
+    store(
+        ctx,
+        args.get(1),
+        SmallBytes::new(args.get(2)),
+        Expiry::None,
+        false,
+    );
     match old {
         Some(v) => ctx.reply.bulk(&v),
         None => ctx.reply.null(),
@@ -404,7 +436,7 @@ fn append(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let cur = ctx.get_str(key)?.map(|s| s.as_bytes().to_vec());
     let new_len = match cur {
         None => {
-            store(ctx, key, tail, Expiry::KeepTtl, false);
+            store(ctx, key, SmallBytes::new(tail), Expiry::KeepTtl, false);
             tail.len()
         }
         Some(mut v) => {
@@ -488,7 +520,8 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             IncrError::ValueNotFloat | IncrError::IncrementNotFloat => CmdError::NotFloat,
             IncrError::NotFinite => CmdError::msg("ERR increment would produce NaN or Infinity"),
         })?;
-    let value = Value::Str(SmallBytes::new(text.as_bytes()));
+    // Redis stores the result without trying the integer encoding.
+    let value = Value::Str(SmallBytes::verbatim(text.as_bytes()));
     match ctx.entry_mut(key) {
         Some(e) => e.value = value,
         None => {
@@ -648,6 +681,11 @@ fn bitcount(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         4 | 5 => {
             let start = int_arg(args.get(2))?;
             let end = int_arg(args.get(3))?;
+            // Redis answers this case before it looks at the unit argument.
+            if start < 0 && end < 0 && start > end {
+                ctx.reply.int(0);
+                return Ok(());
+            }
             let bits = match args.len() {
                 5 if eq(args.get(4), "bit") => true,
                 5 if eq(args.get(4), "byte") => false,
