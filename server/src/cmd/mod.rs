@@ -7,6 +7,7 @@
 //! dispatcher feeds the command (or the rewrite the handler asked for) to the replication
 //! stream, in execution order.
 
+mod bitmap;
 mod connection;
 mod ctx;
 mod keys;
@@ -236,6 +237,7 @@ pub fn subcommand_error(spec: &Spec, args: Args<'_>) -> Option<String> {
 pub static TABLE: LazyLock<HashMap<&'static str, &'static Spec>> = LazyLock::new(|| {
     let families: &[&'static [Spec]] = &[
         strings::COMMANDS,
+        bitmap::COMMANDS,
         keys::COMMANDS,
         connection::COMMANDS,
         server::COMMANDS,
