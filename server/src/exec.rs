@@ -102,10 +102,15 @@ fn call(
     let db_before = client.db;
     let started = std::time::Instant::now();
     let mark = out.len();
-    let (result, block, propagate) = {
+    let (result, block, propagate, modified) = {
         let mut ctx = Ctx::new(srv, client, out);
         let r = (spec.handler)(&mut ctx, args);
-        (r, ctx.block.take(), std::mem::take(&mut ctx.propagate))
+        (
+            r,
+            ctx.block.take(),
+            std::mem::take(&mut ctx.propagate),
+            ctx.modified.take(),
+        )
     };
     let micros = started.elapsed().as_micros() as u64;
     let stat_name = cmd::stat_name(spec, args).unwrap_or(spec.name);
@@ -140,8 +145,13 @@ fn call(
             Propagate::Nothing => {}
             Propagate::Rewrite(cmds) => cmds.iter().for_each(|c| srv.feed.feed(db, c)),
         }
-        for i in spec.key_indices(args.len()) {
-            srv.touch_key(db, args.get(i));
+        match modified {
+            Some(keys) => keys.iter().for_each(|k| srv.touch_key(db, k)),
+            None => {
+                for i in spec.key_indices(args.len()) {
+                    srv.touch_key(db, args.get(i));
+                }
+            }
         }
     }
     if client.close_after_reply {

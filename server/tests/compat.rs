@@ -314,7 +314,7 @@ fn random_command(g: &mut Gen) -> (Vec<String>, Compare) {
     let n = |g: &mut Gen| g.pick(NUMBERS).to_string();
     let idx = |g: &mut Gen| (g.below(30) as i64 - 15).to_string();
     let mut compare = Compare::Exact;
-    let cmd: Vec<String> = match g.below(37) {
+    let cmd: Vec<String> = match g.below(40) {
         0 | 1 => vec!["GET".into(), k(g)],
         2 | 3 => {
             let mut c = vec!["SET".into(), k(g), v(g)];
@@ -448,6 +448,47 @@ fn random_command(g: &mut Gen) -> (Vec<String>, Compare) {
             ]
         }
         34 => vec!["WATCH".into(), k(g)],
+        36 => {
+            let mut c = vec!["BITPOS".into(), k(g), g.pick(&["0", "1", "2"]).into()];
+            for _ in 0..g.below(4) {
+                c.push(idx(g));
+            }
+            if c.len() == 6 {
+                c[5] = g.pick(&["BIT", "BYTE", "x"]).into();
+            }
+            c
+        }
+        37 => {
+            let mut c = vec![
+                "BITOP".into(),
+                g.pick(&["AND", "OR", "XOR", "NOT", "bad"]).into(),
+                k(g),
+            ];
+            for _ in 0..=g.below(3) {
+                c.push(k(g));
+            }
+            c
+        }
+        38 => {
+            let mut c = vec![
+                g.pick(&["BITFIELD", "BITFIELD", "BITFIELD_RO"]).into(),
+                k(g),
+            ];
+            for _ in 0..=g.below(3) {
+                let ty = g.pick(&["u8", "i8", "u1", "i5", "i64", "u63", "u3", "x4"]);
+                let off = g.pick(&["0", "3", "#1", "13", "-1", "#2"]);
+                match g.below(4) {
+                    0 => c.extend(["GET".into(), ty.into(), off.into()]),
+                    1 => c.extend(["SET".into(), ty.into(), off.into(), n(g)]),
+                    2 => c.extend(["INCRBY".into(), ty.into(), off.into(), n(g)]),
+                    _ => c.extend([
+                        "OVERFLOW".into(),
+                        g.pick(&["WRAP", "SAT", "FAIL", "bad"]).into(),
+                    ]),
+                }
+            }
+            c
+        }
         35 => vec![
             g.pick(&["UNWATCH", "PING", "MULTI", "EXEC", "DISCARD"])
                 .into(),
@@ -510,7 +551,12 @@ fn random_command_streams_match_real_redis() {
         let (mut in_multi, mut loose_tx) = (false, false);
         for _ in 0..3000 {
             let (cmd, compare) = random_command(&mut g);
-            history.push(cmd.join(" "));
+            // Quoted inline form: a stream file can be replayed as is (redis-cli < file).
+            history.push(
+                String::from_utf8_lossy(&inline(&cmd))
+                    .trim_end()
+                    .to_string(),
+            );
             r.send(&cmd);
             t.send(&cmd);
             let no_reply = || b"<no reply>".to_vec();
@@ -538,14 +584,18 @@ fn random_command_streams_match_real_redis() {
                 loose_tx = false;
             }
             if !same {
+                // The whole stream, one command per line, to replay by hand.
+                let path = std::env::temp_dir().join(format!("tandem-compat-stream-{seed}.txt"));
+                let _ = std::fs::write(&path, history.join("\n"));
                 let from = history.len().saturating_sub(8);
                 mismatches.push(format!(
-                    "seed {seed}, command {}: {:?}\n    redis:  {}\n    tandem: {}\n    after: {:?}",
+                    "seed {seed}, command {}: {:?}\n    redis:  {}\n    tandem: {}\n    after: {:?}\n    stream: {}",
                     history.len(),
                     cmd,
                     escape(&a),
                     escape(&b),
-                    &history[from..history.len() - 1]
+                    &history[from..history.len() - 1],
+                    path.display()
                 ));
                 break;
             }

@@ -132,6 +132,8 @@ fn bitop(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     }
     let max = sources.iter().map(Vec::len).max().unwrap_or(0);
     let dest = args.get(2);
+    // Only the destination changes; the sources are read.
+    ctx.modified_keys(vec![dest.to_vec()]);
     if max == 0 {
         if ctx.delete(dest) {
             ctx.dirty(1);
@@ -271,27 +273,97 @@ fn to_raw(v: i64, f: Field) -> u64 {
     }
 }
 
-/// `cur + incr` (or `incr` alone for SET, with `cur` 0) under the overflow policy, as
-/// Redis's `checkSignedBitfieldOverflow` / `checkUnsignedBitfieldOverflow`. `None` when
-/// FAIL refuses it.
-fn apply(cur: i64, incr: i64, f: Field, policy: Overflow) -> Option<i64> {
-    let (min, max): (i128, i128) = if f.signed {
-        (-(1i128 << (f.bits - 1)), (1i128 << (f.bits - 1)) - 1)
+/// Redis's `checkSignedBitfieldOverflow`, arithmetic quirks included (its bounds are
+/// computed with wrapping, so e.g. SET i8 with -9223372036854775808 saturates to the
+/// maximum): whether `value + incr` overflows, and the value to store instead under WRAP
+/// or SAT.
+fn signed_overflow(value: i64, incr: i64, bits: u32, policy: Overflow) -> Option<i64> {
+    let max: i64 = if bits == 64 {
+        i64::MAX
     } else {
-        (0, (1i128 << f.bits) - 1)
+        (1i64 << (bits - 1)) - 1
     };
-    let exact = if f.signed {
-        i128::from(cur) + i128::from(incr)
+    let min = -max - 1;
+    let max_incr = (max as u64).wrapping_sub(value as u64) as i64;
+    let min_incr = min.wrapping_sub(value);
+    let wrap = || {
+        let mut c = (value as u64).wrapping_add(incr as u64);
+        if bits < 64 {
+            let mask = u64::MAX << bits;
+            if c & (1u64 << (bits - 1)) != 0 {
+                c |= mask;
+            } else {
+                c &= !mask;
+            }
+        }
+        c as i64
+    };
+    let limit = |bound: i64| match policy {
+        Overflow::Wrap => wrap(),
+        Overflow::Sat | Overflow::Fail => bound,
+    };
+    if value > max || (bits != 64 && incr > max_incr) || (value >= 0 && incr > 0 && incr > max_incr)
+    {
+        Some(limit(max))
+    } else if value < min
+        || (bits != 64 && incr < min_incr)
+        || (value < 0 && incr < 0 && incr < min_incr)
+    {
+        Some(limit(min))
     } else {
-        i128::from(cur as u64) + i128::from(incr)
-    };
-    if (min..=max).contains(&exact) {
-        return Some(exact as i64);
+        None
     }
-    match policy {
-        Overflow::Fail => None,
-        Overflow::Sat => Some(if exact > max { max as i64 } else { min as i64 }),
-        Overflow::Wrap => Some(to_value(to_raw(exact as i64, f), f)),
+}
+
+/// Redis's `checkUnsignedBitfieldOverflow`, likewise.
+fn unsigned_overflow(value: u64, incr: i64, bits: u32, policy: Overflow) -> Option<u64> {
+    let max: u64 = if bits == 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    };
+    let max_incr = max.wrapping_sub(value) as i64;
+    let min_incr = value.wrapping_neg() as i64;
+    let wrap = || value.wrapping_add(incr as u64) & !(u64::MAX.checked_shl(bits).unwrap_or(0));
+    let limit = |bound: u64| match policy {
+        Overflow::Wrap => wrap(),
+        Overflow::Sat | Overflow::Fail => bound,
+    };
+    if value > max || (incr > 0 && incr > max_incr) {
+        Some(limit(max))
+    } else if incr < 0 && incr < min_incr {
+        Some(limit(0))
+    } else {
+        None
+    }
+}
+
+/// Runs a SET (`incr` false) or INCRBY of `n` on the field's current bits: the reply (the
+/// old value for SET, the new one for INCRBY) and the bits to store, or `None` when
+/// OVERFLOW FAIL refuses it.
+fn write_op(incr: bool, n: i64, raw: u64, f: Field, policy: Overflow) -> Option<(i64, u64)> {
+    let (overflowed, reply, new) = if f.signed {
+        let old = to_value(raw, f);
+        if incr {
+            let o = signed_overflow(old, n, f.bits, policy);
+            let new = o.unwrap_or(old.wrapping_add(n));
+            (o.is_some(), new, new)
+        } else {
+            let o = signed_overflow(n, 0, f.bits, policy);
+            (o.is_some(), old, o.unwrap_or(n))
+        }
+    } else if incr {
+        let o = unsigned_overflow(raw, n, f.bits, policy);
+        let new = o.unwrap_or(raw.wrapping_add(n as u64)) as i64;
+        (o.is_some(), new, new)
+    } else {
+        let o = unsigned_overflow(n as u64, 0, f.bits, policy);
+        (o.is_some(), raw as i64, o.unwrap_or(n as u64) as i64)
+    };
+    if overflowed && policy == Overflow::Fail {
+        None
+    } else {
+        Some((reply, to_raw(new, f)))
     }
 }
 
@@ -325,11 +397,6 @@ fn parse_bitfield(
             });
             i += 3;
         } else if (eq(a, "set") || eq(a, "incrby")) && left >= 3 {
-            if readonly {
-                return Err(CmdError::msg(
-                    "ERR BITFIELD_RO only supports the GET subcommand",
-                ));
-            }
             let field = field_type(args.get(i + 1))?;
             let offset = field_offset(args.get(i + 2), field, max_bytes)?;
             let n = int_arg(args.get(i + 3))?;
@@ -361,6 +428,12 @@ fn parse_bitfield(
             return Err(CmdError::Syntax);
         }
     }
+    // Redis parses every operation before it refuses writes in BITFIELD_RO.
+    if readonly && plan.iter().any(|p| !matches!(p.op, FieldOp::Get)) {
+        return Err(CmdError::msg(
+            "ERR BITFIELD_RO only supports the GET subcommand",
+        ));
+    }
     Ok(plan)
 }
 
@@ -382,27 +455,22 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: Args<'_>, readonly: bool) -> CmdRes
     let mut changed = false;
     let mut replies: Vec<Option<i64>> = Vec::with_capacity(plan.len());
     for p in &plan {
-        let old = to_value(read_bits(&v, p.offset, p.field), p.field);
-        match p.op {
-            FieldOp::Get => replies.push(Some(old)),
-            // SET checks the new value itself against the type, as an increment of 0.
-            FieldOp::Set(n) => match apply(n, 0, p.field, p.overflow) {
-                // SET replies the old value; under FAIL an out-of-range value is refused.
-                Some(new) => {
-                    write_bits(&mut v, p.offset, p.field, to_raw(new, p.field));
-                    changed = true;
-                    replies.push(Some(old));
-                }
-                None => replies.push(None),
-            },
-            FieldOp::IncrBy(n) => match apply(old, n, p.field, p.overflow) {
-                Some(new) => {
-                    write_bits(&mut v, p.offset, p.field, to_raw(new, p.field));
-                    changed = true;
-                    replies.push(Some(new));
-                }
-                None => replies.push(None),
-            },
+        let raw = read_bits(&v, p.offset, p.field);
+        let (incr, n) = match p.op {
+            FieldOp::Get => {
+                replies.push(Some(to_value(raw, p.field)));
+                continue;
+            }
+            FieldOp::Set(n) => (false, n),
+            FieldOp::IncrBy(n) => (true, n),
+        };
+        match write_op(incr, n, raw, p.field, p.overflow) {
+            Some((reply, bits)) => {
+                write_bits(&mut v, p.offset, p.field, bits);
+                changed = true;
+                replies.push(Some(reply));
+            }
+            None => replies.push(None),
         }
     }
     if writes {
@@ -443,7 +511,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn overflow_policies() {
+    fn overflow_policies_follow_redis() {
         let u8t = Field {
             signed: false,
             bits: 8,
@@ -452,17 +520,28 @@ mod tests {
             signed: true,
             bits: 8,
         };
-        assert_eq!(apply(250, 10, u8t, Overflow::Wrap), Some(4));
-        assert_eq!(apply(250, 10, u8t, Overflow::Sat), Some(255));
-        assert_eq!(apply(250, 10, u8t, Overflow::Fail), None);
-        assert_eq!(apply(120, 10, i8t, Overflow::Wrap), Some(-126));
-        assert_eq!(apply(-120, -10, i8t, Overflow::Sat), Some(-128));
+        let run = |incr, n, raw, f, p| write_op(incr, n, raw, f, p);
+        assert_eq!(run(true, 10, 250, u8t, Overflow::Wrap), Some((4, 4)));
+        assert_eq!(run(true, 10, 250, u8t, Overflow::Sat), Some((255, 255)));
+        assert_eq!(run(true, 10, 250, u8t, Overflow::Fail), None);
+        assert_eq!(run(false, -1, 7, u8t, Overflow::Sat), Some((7, 255)));
+        assert_eq!(run(true, 10, 120, i8t, Overflow::Wrap), Some((-126, 0x82)));
+        assert_eq!(run(true, -10, 0x88, i8t, Overflow::Sat), Some((-128, 0x80)));
+        // Redis's wrapping bound arithmetic: the most negative value saturates upwards.
+        assert_eq!(run(false, i64::MIN, 0, i8t, Overflow::Sat), Some((0, 0x7f)));
         let i64t = Field {
             signed: true,
             bits: 64,
         };
-        assert_eq!(apply(i64::MAX, 1, i64t, Overflow::Wrap), Some(i64::MIN));
-        assert_eq!(apply(i64::MAX, 1, i64t, Overflow::Sat), Some(i64::MAX));
+        let max = i64::MAX as u64;
+        assert_eq!(
+            run(true, 1, max, i64t, Overflow::Wrap),
+            Some((i64::MIN, i64::MIN as u64))
+        );
+        assert_eq!(
+            run(true, 1, max, i64t, Overflow::Sat),
+            Some((i64::MAX, max))
+        );
     }
 
     #[test]

@@ -538,7 +538,9 @@ fn copy(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let d = ctx.srv.keyspace.db_mut(dst_db);
     let j = d.insert(Entry::new(SmallBytes::new(dst), value));
     d.set_expire(j, expire);
+    // The destination may be in another database, and the source is only read.
     ctx.srv.touch_key(dst_db, dst);
+    ctx.modified_keys(Vec::new());
     ctx.dirty(1);
     ctx.reply.int(1);
     Ok(())
