@@ -314,7 +314,7 @@ fn random_command(g: &mut Gen) -> (Vec<String>, Compare) {
     let n = |g: &mut Gen| g.pick(NUMBERS).to_string();
     let idx = |g: &mut Gen| (g.below(30) as i64 - 15).to_string();
     let mut compare = Compare::Exact;
-    let cmd: Vec<String> = match g.below(40) {
+    let cmd: Vec<String> = match g.below(41) {
         0 | 1 => vec!["GET".into(), k(g)],
         2 | 3 => {
             let mut c = vec!["SET".into(), k(g), v(g)];
@@ -448,6 +448,18 @@ fn random_command(g: &mut Gen) -> (Vec<String>, Compare) {
             ]
         }
         34 => vec!["WATCH".into(), k(g)],
+        39 => {
+            let mut c = vec!["LCS".into(), k(g), k(g)];
+            for _ in 0..g.below(3) {
+                match g.below(4) {
+                    0 => c.push("LEN".into()),
+                    1 => c.push("IDX".into()),
+                    2 => c.push("WITHMATCHLEN".into()),
+                    _ => c.extend(["MINMATCHLEN".into(), g.pick(&["0", "2", "-1", "x"]).into()]),
+                }
+            }
+            c
+        }
         36 => {
             let mut c = vec!["BITPOS".into(), k(g), g.pick(&["0", "1", "2"]).into()];
             for _ in 0..g.below(4) {

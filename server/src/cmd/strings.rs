@@ -78,6 +78,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("setbit", 4, WRITE | DENYOOM, (1, 1, 1), "bitmap", setbit),
     spec("getbit", 3, READONLY | FAST, (1, 1, 1), "bitmap", getbit),
     spec("bitcount", -2, READONLY, (1, 1, 1), "bitmap", bitcount),
+    spec("lcs", -3, READONLY, (1, 2, 1), "string", lcs),
 ];
 
 /// Largest string a write may produce (`proto-max-bulk-len`).
@@ -710,6 +711,136 @@ fn bitcount(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         },
     };
     ctx.reply.int(count);
+    Ok(())
+}
+
+/// LCS's operand: a missing key is the empty string; another type is refused with LCS's
+/// own message.
+fn lcs_operand(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Vec<u8>, CmdError> {
+    match ctx.get_str(key) {
+        Ok(v) => Ok(v.map(|s| s.as_bytes().to_vec()).unwrap_or_default()),
+        Err(CmdError::WrongType) => Err(CmdError::msg(
+            "ERR The specified keys must contain string values",
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// LCS a b [LEN] [IDX] [MINMATCHLEN n] [WITHMATCHLEN], a port of Redis 7.0's dynamic
+/// programming and of its walk back through the table, so ties resolve and ranges split
+/// exactly as Redis's do.
+fn lcs(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let a = lcs_operand(ctx, args.get(1))?;
+    let b = lcs_operand(ctx, args.get(2))?;
+    let (mut get_len, mut get_idx, mut with_match_len) = (false, false, false);
+    let mut min_match_len: i64 = 0;
+    let mut j = 3;
+    while j < args.len() {
+        let opt = args.get(j);
+        if eq(opt, "idx") {
+            get_idx = true;
+        } else if eq(opt, "len") {
+            get_len = true;
+        } else if eq(opt, "withmatchlen") {
+            with_match_len = true;
+        } else if eq(opt, "minmatchlen") && j + 1 < args.len() {
+            min_match_len = int_arg(args.get(j + 1))?.max(0);
+            j += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        j += 1;
+    }
+    if get_idx && get_len {
+        return Err(CmdError::msg(
+            "ERR If you want both the length and indexes, please just use IDX.",
+        ));
+    }
+    let (alen, blen) = (a.len(), b.len());
+    let cells = (alen as u64 + 1) * (blen as u64 + 1);
+    if cells * 4 > ctx.srv.config.proto_max_bulk_len {
+        return Err(CmdError::msg(
+            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+        ));
+    }
+    let width = blen + 1;
+    let mut table = vec![0u32; cells as usize];
+    for i in 1..=alen {
+        for k in 1..=blen {
+            table[i * width + k] = if a[i - 1] == b[k - 1] {
+                table[(i - 1) * width + k - 1] + 1
+            } else {
+                table[(i - 1) * width + k].max(table[i * width + k - 1])
+            };
+        }
+    }
+    let total = table[alen * width + blen];
+    let mut result = vec![0u8; total as usize];
+    let mut idx = total as usize;
+    let mut ranges: Vec<(usize, usize, usize, usize)> = Vec::new();
+    // `arange_start == alen` means no range is open, as in Redis.
+    let (mut a_start, mut a_end, mut b_start, mut b_end) = (alen, 0, 0, 0);
+    let (mut i, mut k) = (alen, blen);
+    let compute = get_idx || !get_len;
+    while compute && i > 0 && k > 0 {
+        let mut emit = false;
+        if a[i - 1] == b[k - 1] {
+            result[idx - 1] = a[i - 1];
+            if a_start == alen {
+                (a_start, a_end, b_start, b_end) = (i - 1, i - 1, k - 1, k - 1);
+            } else if a_start == i && b_start == k {
+                a_start -= 1;
+                b_start -= 1;
+            } else {
+                emit = true;
+            }
+            if a_start == 0 || b_start == 0 {
+                emit = true;
+            }
+            idx -= 1;
+            i -= 1;
+            k -= 1;
+        } else {
+            if table[(i - 1) * width + k] > table[i * width + k - 1] {
+                i -= 1;
+            } else {
+                k -= 1;
+            }
+            if a_start != alen {
+                emit = true;
+            }
+        }
+        if emit {
+            let match_len = a_end.wrapping_sub(a_start).wrapping_add(1);
+            if min_match_len == 0 || match_len as i64 >= min_match_len {
+                ranges.push((a_start, a_end, b_start, b_end));
+            }
+            a_start = alen;
+        }
+    }
+    if get_idx {
+        ctx.reply.map(2);
+        ctx.reply.bulk(b"matches");
+        ctx.reply.array(ranges.len());
+        for (a0, a1, b0, b1) in ranges {
+            ctx.reply.array(if with_match_len { 3 } else { 2 });
+            ctx.reply.array(2);
+            ctx.reply.int(a0 as i64);
+            ctx.reply.int(a1 as i64);
+            ctx.reply.array(2);
+            ctx.reply.int(b0 as i64);
+            ctx.reply.int(b1 as i64);
+            if with_match_len {
+                ctx.reply.int(a1.wrapping_sub(a0).wrapping_add(1) as i64);
+            }
+        }
+        ctx.reply.bulk(b"len");
+        ctx.reply.int(i64::from(total));
+    } else if get_len {
+        ctx.reply.int(i64::from(total));
+    } else {
+        ctx.reply.bulk(&result);
+    }
     Ok(())
 }
 
