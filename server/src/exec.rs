@@ -102,14 +102,14 @@ fn call(
     let db_before = client.db;
     let started = std::time::Instant::now();
     let mark = out.len();
-    let (result, block, propagate, modified) = {
+    let (result, block, propagate, touched) = {
         let mut ctx = Ctx::new(srv, client, out);
         let r = (spec.handler)(&mut ctx, args);
         (
             r,
             ctx.block.take(),
             std::mem::take(&mut ctx.propagate),
-            ctx.modified.take(),
+            ctx.touched.take(),
         )
     };
     let micros = started.elapsed().as_micros() as u64;
@@ -145,13 +145,11 @@ fn call(
             Propagate::Nothing => {}
             Propagate::Rewrite(cmds) => cmds.iter().for_each(|c| srv.feed.feed(db, c)),
         }
-        match modified {
+        match touched {
             Some(keys) => keys.iter().for_each(|k| srv.touch_key(db, k)),
-            None => {
-                for i in spec.key_indices(args.len()) {
-                    srv.touch_key(db, args.get(i));
-                }
-            }
+            None => spec
+                .key_indices(args.len())
+                .for_each(|i| srv.touch_key(db, args.get(i))),
         }
     }
     if client.close_after_reply {

@@ -133,7 +133,7 @@ fn bitop(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let max = sources.iter().map(Vec::len).max().unwrap_or(0);
     let dest = args.get(2);
     // Only the destination changes; the sources are read.
-    ctx.modified_keys(vec![dest.to_vec()]);
+    ctx.touched_only(dest);
     if max == 0 {
         if ctx.delete(dest) {
             ctx.dirty(1);

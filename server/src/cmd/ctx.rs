@@ -47,8 +47,9 @@ pub struct Ctx<'a> {
     pub now_ms: u64,
     pub block: Option<Block>,
     pub propagate: Propagate,
-    /// Set by [`Ctx::modified_keys`]: the keys to signal instead of all key arguments.
-    pub modified: Option<Vec<Vec<u8>>>,
+    /// The keys a write changed, when not all of its key arguments (SINTERSTORE changes only
+    /// its destination): WATCH and blocked clients are signalled for these alone.
+    pub touched: Option<Vec<Vec<u8>>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -62,7 +63,7 @@ impl<'a> Ctx<'a> {
             now_ms,
             block: None,
             propagate: Propagate::Verbatim,
-            modified: None,
+            touched: None,
         }
     }
 
@@ -169,17 +170,14 @@ impl<'a> Ctx<'a> {
         self.srv.dirty += n;
     }
 
+    /// Declares that this write changed only `key` (among its key arguments).
+    pub fn touched_only(&mut self, key: &[u8]) {
+        self.touched = Some(vec![key.to_vec()]);
+    }
+
     /// Asks the dispatcher to propagate nothing for this command.
     pub fn no_propagate(&mut self) {
         self.propagate = Propagate::Nothing;
-    }
-
-    /// Names the keys (in the client's database) this write modified, when that is not all
-    /// of its key arguments: BITOP's sources and COPY's source are only read. The dispatcher
-    /// then signals WATCH and blocked clients for these keys only, as Redis's
-    /// `signalModifiedKey` calls do.
-    pub fn modified_keys(&mut self, keys: Vec<Vec<u8>>) {
-        self.modified = Some(keys);
     }
 
     /// Asks the dispatcher to propagate these commands instead of the one received.

@@ -540,7 +540,7 @@ fn copy(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     d.set_expire(j, expire);
     // The destination may be in another database, and the source is only read.
     ctx.srv.touch_key(dst_db, dst);
-    ctx.modified_keys(Vec::new());
+    ctx.touched = Some(Vec::new());
     ctx.dirty(1);
     ctx.reply.int(1);
     Ok(())
