@@ -16,7 +16,6 @@ pub mod glob;
 pub mod info;
 pub mod keyspace;
 pub mod log;
-pub mod longdouble;
 pub mod memory;
 pub mod net;
 pub mod protocol;

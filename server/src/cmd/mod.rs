@@ -11,6 +11,7 @@ mod bitmap;
 mod connection;
 mod ctx;
 mod keys;
+mod longdouble;
 mod server;
 mod strings;
 

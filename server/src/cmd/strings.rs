@@ -500,27 +500,19 @@ fn decrby(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     incr_by(ctx, args.get(1), by)
 }
 
-/// Formats a float result the way INCRBYFLOAT and HINCRBYFLOAT store it: plain decimal
-/// notation, no exponent, trailing zeros removed. Prefer [`crate::longdouble::incr_by_float`],
-/// which also computes the sum in Redis's long double precision.
-#[allow(
-    dead_code,
-    reason = "HINCRBYFLOAT on the hashes branch may still call it; INCRBYFLOAT uses long double"
-)]
-pub fn format_float_value(v: f64) -> String {
-    let s = format!("{v}");
-    if s == "-0" { "0".into() } else { s }
-}
-
 fn incrbyfloat(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
-    use crate::longdouble::IncrError;
     let key = args.get(1);
-    let cur = ctx.get_str(key)?.map(|s| s.as_bytes().to_vec());
-    let text = crate::longdouble::incr_by_float(cur.as_deref().unwrap_or(b"0"), args.get(2))
-        .map_err(|e| match e {
-            IncrError::ValueNotFloat | IncrError::IncrementNotFloat => CmdError::NotFloat,
-            IncrError::NotFinite => CmdError::msg("ERR increment would produce NaN or Infinity"),
-        })?;
+    // Redis checks the stored value first, then the increment; both in long double.
+    let cur = match ctx.get_str(key)? {
+        Some(s) => super::longdouble::parse(s).ok_or(CmdError::NotFloat)?,
+        None => super::longdouble::LongDouble::ZERO,
+    };
+    let by = super::longdouble::parse(args.get(2)).ok_or(CmdError::NotFloat)?;
+    let new = cur + by;
+    if !new.is_finite() {
+        return Err(CmdError::msg("ERR increment would produce NaN or Infinity"));
+    }
+    let text = new.to_human_string();
     // Redis stores the result without trying the integer encoding.
     let value = Value::Str(SmallBytes::verbatim(text.as_bytes()));
     match ctx.entry_mut(key) {
@@ -538,23 +530,6 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     ]]);
     ctx.reply.bulk(text.as_bytes());
     Ok(())
-}
-
-/// Resolves LRANGE-style inclusive `start..=end` indices (negative from the end) over `len`:
-/// an end before the start, or a start past the end, is empty.
-#[allow(
-    dead_code,
-    reason = "shared with the list and sorted-set families, which merge separately"
-)]
-pub fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
-    let len = len as i64;
-    let s = if start < 0 {
-        (len + start).max(0)
-    } else {
-        start
-    };
-    let e = if end < 0 { len + end } else { end.min(len - 1) };
-    (s <= e && s < len && e >= 0).then_some((s as usize, e as usize))
 }
 
 /// GETRANGE's and BITCOUNT's index rules (not LRANGE's): negative indices count from the
@@ -846,16 +821,14 @@ fn lcs(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 
 #[cfg(test)]
 mod tests {
-    use super::{clamp_range, string_range};
+    use super::string_range;
 
     #[test]
-    fn getrange_and_lrange_rules_differ() {
+    fn getrange_index_rules() {
         assert_eq!(string_range(0, -100, 11), Some((0, 0)));
-        assert_eq!(clamp_range(0, -100, 11), None);
         assert_eq!(string_range(-1, -5, 11), None);
         assert_eq!(string_range(-100, 100, 11), Some((0, 10)));
         assert_eq!(string_range(0, -1, 0), None);
         assert_eq!(string_range(i64::MIN, -1, 3), Some((0, 2)));
-        assert_eq!(clamp_range(-3, -1, 5), Some((2, 4)));
     }
 }
