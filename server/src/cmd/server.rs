@@ -242,7 +242,7 @@ fn command(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     } else if eq(sub, "help") {
         help(ctx, COMMAND_HELP);
     } else if eq(sub, "list") {
-        let mut names: Vec<&str> = TABLE.keys().copied().collect();
+        let mut names: Vec<&str> = TABLE.values().map(|s| s.name).collect();
         names.sort_unstable();
         ctx.reply.array(names.len());
         for n in names {
