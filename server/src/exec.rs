@@ -33,6 +33,18 @@ pub fn execute(
         return Outcome::Continue;
     };
     if let Some(err) = refusal(srv, client, spec, args) {
+        if let Some(name) = cmd::stat_name(spec, args) {
+            srv.stats.command_failures.entry(name).or_default().0 += 1;
+        }
+        if spec.name == "exec" && client.multi.take().is_some() {
+            // A refused EXEC discards the transaction (Redis's execCommandAbort).
+            client.multi_error = false;
+            srv.unwatch_all(client);
+            let why = err.strip_prefix("ERR ").unwrap_or(&err);
+            let msg = format!("EXECABORT Transaction discarded because of: {why}");
+            reply_error(srv, client, out, &msg);
+            return Outcome::Continue;
+        }
         if client.multi.is_some() && !spec.is(flags::NO_MULTI_QUEUE) {
             client.multi_error = true;
         }
@@ -47,7 +59,13 @@ pub fn execute(
         return Outcome::Continue;
     }
     if spec.name == "exec" {
-        return exec(srv, client, out);
+        let mark = out.len();
+        let outcome = exec(srv, client, out);
+        srv.stats.command_calls.entry("exec").or_default().0 += 1;
+        if out.get(mark) == Some(&b'-') {
+            srv.stats.command_failures.entry("exec").or_default().1 += 1;
+        }
+        return outcome;
     }
     let outcome = call(srv, client, spec, args, out);
     after_command(srv, client);
@@ -56,11 +74,15 @@ pub fn execute(
 
 /// Why the command must not run now, as the error line Redis would send.
 fn refusal(srv: &mut Server, client: &Client, spec: &Spec, args: Args<'_>) -> Option<String> {
-    if !client.authenticated && !spec.is(flags::NO_AUTH) {
-        return Some("NOAUTH Authentication required.".into());
-    }
+    // Redis checks arity (and a container's subcommand) before authentication.
     if !spec.arity_ok(args.len()) {
         return Some(cmd::arity_error(spec.name).text().to_string());
+    }
+    if let Some(e) = cmd::subcommand_error(spec, args) {
+        return Some(e);
+    }
+    if !client.authenticated && !spec.is(flags::NO_AUTH) {
+        return Some("NOAUTH Authentication required.".into());
     }
     if spec.is(flags::DENYOOM) && !srv.make_room(crate::clock::now_ms()) {
         return Some(CmdError::Oom.text().to_string());
@@ -90,11 +112,25 @@ fn call(
             ctx.touched.take(),
         )
     };
-    let stat = srv.stats.command_calls.entry(spec.name).or_default();
+    let micros = started.elapsed().as_micros() as u64;
+    let stat_name = cmd::stat_name(spec, args).unwrap_or(spec.name);
+    let stat = srv.stats.command_calls.entry(stat_name).or_default();
     stat.0 += 1;
-    stat.1 += started.elapsed().as_micros() as u64;
+    stat.1 += micros;
+    {
+        let info = client.shared.info.borrow();
+        srv.slowlog.record(
+            srv.config.slowlog_log_slower_than,
+            srv.config.slowlog_max_len,
+            micros,
+            args.iter(),
+            &info.addr,
+            client.name.as_deref().unwrap_or_default(),
+        );
+    }
     srv.stats.total_commands_processed += 1;
     if let Err(e) = result {
+        srv.stats.command_failures.entry(stat_name).or_default().1 += 1;
         out.truncate(mark);
         reply_error(srv, client, out, e.text());
         return Outcome::Continue;

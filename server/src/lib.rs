@@ -22,3 +22,4 @@ pub mod persistence;
 pub mod protocol;
 pub mod replication;
 pub mod server;
+pub mod slowlog;

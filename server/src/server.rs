@@ -30,6 +30,9 @@ pub struct Stats {
     pub error_counts: HashMap<String, u64>,
     /// Per-command calls and time: INFO commandstats.
     pub command_calls: HashMap<&'static str, (u64, u64)>,
+    /// Per command: calls refused before running (arity, auth, OOM) and calls that replied
+    /// with an error (INFO commandstats `rejected_calls`, `failed_calls`).
+    pub command_failures: HashMap<&'static str, (u64, u64)>,
     /// Samples of total_commands_processed for instantaneous_ops_per_sec: (ms, count).
     pub ops_samples: Vec<(u64, u64)>,
 }
@@ -49,24 +52,62 @@ impl Stats {
 pub struct AccessClock {
     lfu: bool,
     now_s: u32,
+    /// `lfu-log-factor` and `lfu-decay-time`.
+    log_factor: u64,
+    decay_minutes: u64,
 }
 
+/// Redis's starting LFU counter for a new object (`LFU_INIT_VAL`).
+const LFU_INIT: u32 = 5;
+
 impl AccessClock {
-    /// The clock value after an access, given the previous one.
-    pub fn touch(self, prev: u32) -> u32 {
+    /// The clock value of a newly created object: now, and (LFU) the initial counter.
+    pub fn fresh(self) -> u32 {
         if self.lfu {
-            // minutes in the high 24 bits, a logarithmic counter in the low 8 (Redis's LFU).
-            let minutes = (self.now_s / 60) & 0xff_ffff;
-            let counter = (prev & 0xff).max(5);
-            let counter = if counter < 255 && rand::random::<f64>() < 1.0 / f64::from(counter - 4) {
-                counter + 1
-            } else {
-                counter
-            };
-            (minutes << 8) | counter
+            (self.minutes() << 8) | LFU_INIT
         } else {
             self.now_s
         }
+    }
+
+    /// The clock value after an access, given the previous one. LFU follows Redis's
+    /// `updateLFU`: decay by the minutes elapsed, then a logarithmic increment.
+    pub fn touch(self, prev: u32) -> u32 {
+        if self.lfu {
+            let mut counter = self.lfu_counter(prev);
+            if counter < 255 {
+                let base = f64::from(counter.saturating_sub(LFU_INIT));
+                let p = 1.0 / (base * self.log_factor as f64 + 1.0);
+                if rand::random::<f64>() < p {
+                    counter += 1;
+                }
+            }
+            (self.minutes() << 8) | counter
+        } else {
+            self.now_s
+        }
+    }
+
+    /// The LFU counter of a stored clock value after decay (OBJECT FREQ): minutes in the
+    /// high 24 bits, a logarithmic counter in the low 8.
+    pub fn lfu_counter(self, stored: u32) -> u32 {
+        let counter = stored & 0xff;
+        let then = stored >> 8;
+        let now = self.minutes();
+        let elapsed = if now >= then {
+            now - then
+        } else {
+            0xff_ffff - then + now
+        };
+        // lfu-decay-time 0 means the counter never decays.
+        let periods = u64::from(elapsed)
+            .checked_div(self.decay_minutes)
+            .unwrap_or(0);
+        counter.saturating_sub(u32::try_from(periods).unwrap_or(u32::MAX))
+    }
+
+    fn minutes(self) -> u32 {
+        (self.now_s / 60) & 0xff_ffff
     }
 
     /// Seconds since the last access, from an LRU clock value.
@@ -79,6 +120,7 @@ pub struct Server {
     pub config: Config,
     pub keyspace: Keyspace,
     pub stats: Stats,
+    pub slowlog: crate::slowlog::Slowlog,
     pub clients: HashMap<u64, Rc<ClientShared>>,
     next_client_id: u64,
     /// Changes since the last save (`rdb_changes_since_last_save`).
@@ -104,6 +146,7 @@ pub struct Server {
 
 impl Server {
     pub fn new(config: Config) -> Self {
+        crate::memory::startup();
         let run_id: String = {
             use rand::Rng;
             let mut rng = rand::rng();
@@ -115,6 +158,7 @@ impl Server {
             keyspace: Keyspace::new(config.databases),
             config,
             stats: Stats::default(),
+            slowlog: crate::slowlog::Slowlog::default(),
             clients: HashMap::new(),
             next_client_id: 1,
             dirty: 0,
@@ -230,6 +274,8 @@ impl Server {
         AccessClock {
             lfu: self.config.maxmemory_policy.is_lfu(),
             now_s: (now_ms / 1000) as u32,
+            log_factor: self.config.lfu_log_factor,
+            decay_minutes: self.config.lfu_decay_time,
         }
     }
 
@@ -341,5 +387,37 @@ impl Server {
         self.stats.evicted_keys += 1;
         self.feed.feed(db, &[b"DEL".as_slice(), &entry.key]);
         Some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AccessClock;
+
+    fn lfu(now_s: u32) -> AccessClock {
+        AccessClock {
+            lfu: true,
+            now_s,
+            log_factor: 10,
+            decay_minutes: 1,
+        }
+    }
+
+    #[test]
+    fn lfu_follows_redis() {
+        let c = lfu(600);
+        let fresh = c.fresh();
+        assert_eq!(c.lfu_counter(fresh), 5, "LFU_INIT_VAL");
+        // From the initial value the increment probability is 1.
+        assert_eq!(c.lfu_counter(c.touch(fresh)), 6);
+        // Three minutes later the counter has decayed by three (lfu-decay-time 1).
+        let later = lfu(600 + 180);
+        assert_eq!(later.lfu_counter(fresh), 2);
+        let lru = AccessClock {
+            lfu: false,
+            ..lfu(1000)
+        };
+        assert_eq!(lru.fresh(), 1000);
+        assert_eq!(lru.idle_seconds(990), 10);
     }
 }

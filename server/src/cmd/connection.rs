@@ -1,7 +1,7 @@
 //! Connection commands: PING, ECHO, HELLO, AUTH, SELECT, QUIT, RESET, CLIENT, and the
 //! transaction verbs (MULTI, EXEC, DISCARD, WATCH, UNWATCH; EXEC itself runs in `exec`).
 
-use super::{CmdError, CmdResult, Ctx, Spec, eq, flags::*, int_arg, spec};
+use super::{CmdError, CmdResult, Ctx, Spec, container, eq, flags::*, int_arg, spec};
 use crate::protocol::{Args, Protocol};
 
 pub static COMMANDS: &[Spec] = &[
@@ -61,13 +61,26 @@ pub static COMMANDS: &[Spec] = &[
         "connection",
         reset,
     ),
-    spec(
+    container(
         "client",
         -2,
         ADMIN | STALE | LOADING | NOSCRIPT,
-        (0, 0, 0),
         "connection",
         client,
+        &[
+            ("help", "client|help", 2),
+            ("id", "client|id", 2),
+            ("getname", "client|getname", 2),
+            ("setname", "client|setname", 3),
+            ("info", "client|info", 2),
+            ("list", "client|list", -2),
+            ("kill", "client|kill", -3),
+            ("pause", "client|pause", -3),
+            ("unpause", "client|unpause", 2),
+            ("reply", "client|reply", 3),
+            ("no-evict", "client|no-evict", 3),
+            ("getredir", "client|getredir", 2),
+        ],
     ),
     spec(
         "multi",
@@ -206,7 +219,7 @@ fn hello(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     }
     if !ctx.client.authenticated {
         return Err(CmdError::msg(
-            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
         ));
     }
     if let Some(n) = name {
@@ -280,6 +293,10 @@ fn set_name(ctx: &mut Ctx<'_>, name: &[u8]) -> CmdResult {
 
 const CLIENT_HELP: &[&str] = &[
     "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CACHING (YES|NO)",
+    "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+    "GETREDIR",
+    "    Return the client ID we are redirecting to when tracking is enabled.",
     "GETNAME",
     "    Return the name of the current connection.",
     "ID",
@@ -300,8 +317,6 @@ const CLIENT_HELP: &[&str] = &[
     "      Kill connections authenticated by <username>.",
     "    * SKIPME (YES|NO)",
     "      Skip killing current connection (default: yes).",
-    "    * ID <client-id>",
-    "      Kill connections by client id.",
     "LIST [options ...]",
     "    Return information about client connections. Options:",
     "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
@@ -314,6 +329,15 @@ const CLIENT_HELP: &[&str] = &[
     "    Control the replies sent to the current connection.",
     "SETNAME <name>",
     "    Assign the name <name> to the current connection.",
+    "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    "    Unblock the specified blocked client.",
+    "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+    "         [OPTIN] [OPTOUT] [NOLOOP]",
+    "    Control server assisted client side caching.",
+    "TRACKINGINFO",
+    "    Report tracking status for the current connection.",
+    "NO-EVICT (ON|OFF)",
+    "    Protect current client connection from eviction.",
     "HELP",
     "    Prints this help.",
 ];
@@ -353,29 +377,23 @@ fn client_line(info: &crate::client::ClientInfo, now_ms: u64) -> String {
 
 fn client(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let sub = args.get(1);
-    let wrong = || {
-        CmdError::msg(format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
-            String::from_utf8_lossy(sub)
-        ))
-    };
     let n = args.len();
-    if eq(sub, "help") && n == 2 {
+    if eq(sub, "help") {
         ctx.reply.array(CLIENT_HELP.len());
         for l in CLIENT_HELP {
             ctx.reply.simple(l);
         }
-    } else if eq(sub, "id") && n == 2 {
+    } else if eq(sub, "id") {
         ctx.reply.int(ctx.client.id as i64);
-    } else if eq(sub, "getname") && n == 2 {
+    } else if eq(sub, "getname") {
         match ctx.client.name.clone() {
             Some(name) => ctx.reply.bulk(&name),
             None => ctx.reply.null(),
         }
-    } else if eq(sub, "setname") && n == 3 {
+    } else if eq(sub, "setname") {
         set_name(ctx, args.get(2))?;
         ctx.reply.ok();
-    } else if eq(sub, "info") && n == 2 {
+    } else if eq(sub, "info") {
         let mut info = ctx.client.shared.info.borrow().clone();
         info.last_cmd = "client|info";
         let line = client_line(&info, ctx.now_ms) + "\n";
@@ -427,26 +445,29 @@ fn client(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             text.push('\n');
         }
         ctx.reply.verbatim(text.as_bytes());
-    } else if eq(sub, "kill") && n >= 3 {
+    } else if eq(sub, "kill") {
         client_kill(ctx, args)?;
-    } else if eq(sub, "pause") && (n == 3 || n == 4) {
+    } else if eq(sub, "pause") {
         let ms = int_arg(args.get(2))
             .map_err(|_| CmdError::msg("ERR timeout is not an integer or out of range"))?;
         if ms < 0 {
             return Err(CmdError::msg("ERR timeout is negative"));
         }
         let writes_only = match n {
+            3 => false,
             4 if eq(args.get(3), "write") => true,
             4 if eq(args.get(3), "all") => false,
-            4 => return Err(CmdError::Syntax),
-            _ => false,
+            4 => {
+                return Err(CmdError::msg("ERR CLIENT PAUSE mode must be WRITE or ALL"));
+            }
+            _ => return Err(CmdError::Syntax),
         };
         ctx.srv.pause = Some((ctx.now_ms + ms as u64, writes_only));
         ctx.reply.ok();
-    } else if eq(sub, "unpause") && n == 2 {
+    } else if eq(sub, "unpause") {
         ctx.srv.pause = None;
         ctx.reply.ok();
-    } else if eq(sub, "reply") && n == 3 {
+    } else if eq(sub, "reply") {
         let a = args.get(2);
         if eq(a, "on") {
             ctx.client.reply_off = false;
@@ -458,8 +479,17 @@ fn client(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         } else {
             return Err(CmdError::Syntax);
         }
+    } else if eq(sub, "no-evict") {
+        // Client eviction (maxmemory-clients) is not implemented, so the flag changes
+        // nothing; the reply is Redis's.
+        let a = args.get(2);
+        if !(eq(a, "on") || eq(a, "off")) {
+            return Err(CmdError::Syntax);
+        }
+        ctx.reply.ok();
     } else {
-        return Err(wrong());
+        // GETREDIR: client-side caching is not implemented, so nothing is redirected.
+        ctx.reply.int(-1);
     }
     Ok(())
 }

@@ -137,7 +137,9 @@ impl<'a> Ctx<'a> {
                 let db = self.db();
                 let e = db.entry_mut(i);
                 e.value = value;
-                e.access = clock.touch(0);
+                // Redis's lookupKeyWrite touches the old object and the new value keeps its
+                // access data.
+                e.access = clock.touch(e.access);
                 if !keep_ttl {
                     db.set_expire(i, None);
                 }
@@ -145,7 +147,7 @@ impl<'a> Ctx<'a> {
             }
             None => {
                 let mut e = Entry::new(SmallBytes::new(key), value);
-                e.access = clock.touch(0);
+                e.access = clock.fresh();
                 self.db().insert(e)
             }
         }

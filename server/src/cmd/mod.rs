@@ -7,6 +7,7 @@
 //! dispatcher feeds the command (or the rewrite the handler asked for) to the replication
 //! stream, in execution order.
 
+mod bitmap;
 mod connection;
 mod ctx;
 mod hashes;
@@ -111,6 +112,10 @@ pub struct Spec {
     pub keys: (i32, i32, i32),
     pub group: &'static str,
     pub handler: Handler,
+    /// A container command's subcommands: name, full name (`config|get`, the name Redis
+    /// reports in errors and INFO commandstats) and arity (name included, as Redis counts
+    /// them). Redis 7 checks these before the handler runs, with its own error texts.
+    pub subcommands: &'static [(&'static str, &'static str, i32)],
 }
 
 impl Spec {
@@ -162,13 +167,80 @@ pub const fn spec(
         keys,
         group,
         handler,
+        subcommands: &[],
     }
+}
+
+/// A container command (OBJECT, CONFIG, CLIENT, COMMAND): `subcommands` lists each
+/// subcommand and its arity.
+pub const fn container(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    group: &'static str,
+    handler: Handler,
+    subcommands: &'static [(&'static str, &'static str, i32)],
+) -> Spec {
+    Spec {
+        name,
+        arity,
+        flags,
+        keys: (0, 0, 0),
+        group,
+        handler,
+        subcommands,
+    }
+}
+
+/// The subcommand entry of a container command's arguments, if it names a known one.
+fn find_subcommand(
+    spec: &Spec,
+    args: Args<'_>,
+) -> Option<&'static (&'static str, &'static str, i32)> {
+    if args.len() < 2 {
+        return None;
+    }
+    let sub = args.get(1);
+    spec.subcommands.iter().find(|(n, _, _)| eq(sub, n))
+}
+
+/// The name INFO commandstats counts a call under: `config|get` for a subcommand; `None`
+/// for an unknown subcommand, which Redis does not count at all.
+pub fn stat_name(spec: &'static Spec, args: Args<'_>) -> Option<&'static str> {
+    if spec.subcommands.is_empty() || args.len() < 2 {
+        return Some(spec.name);
+    }
+    find_subcommand(spec, args).map(|(_, full, _)| *full)
+}
+
+/// Redis 7's refusal of a container command's subcommand: unknown, or the wrong number of
+/// arguments for it (reported under the `container|sub` name).
+pub fn subcommand_error(spec: &Spec, args: Args<'_>) -> Option<String> {
+    if spec.subcommands.is_empty() || args.len() < 2 {
+        return None;
+    }
+    let Some((_, full, arity)) = find_subcommand(spec, args) else {
+        let sub = args.get(1);
+        return Some(format!(
+            "ERR unknown subcommand '{}'. Try {} HELP.",
+            String::from_utf8_lossy(&sub[..sub.len().min(128)]),
+            String::from_utf8_lossy(args.get(0)).to_ascii_uppercase()
+        ));
+    };
+    let argc = args.len() as i32;
+    let ok = if *arity >= 0 {
+        argc == *arity
+    } else {
+        argc >= -arity
+    };
+    (!ok).then(|| format!("ERR wrong number of arguments for '{full}' command"))
 }
 
 /// Every command, by lowercase name.
 pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::new(|| {
     let families: &[&'static [Spec]] = &[
         strings::COMMANDS,
+        bitmap::COMMANDS,
         keys::COMMANDS,
         connection::COMMANDS,
         server::COMMANDS,
@@ -247,6 +319,15 @@ mod tests {
                 "{} is both write and readonly",
                 spec.name
             );
+        }
+    }
+
+    #[test]
+    fn subcommand_full_names_match_their_container() {
+        for spec in TABLE.values() {
+            for (name, full, _) in spec.subcommands {
+                assert_eq!(*full, format!("{}|{name}", spec.name));
+            }
         }
     }
 

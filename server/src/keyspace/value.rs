@@ -30,10 +30,12 @@ impl Value {
     }
 }
 
-/// Redis stores canonical integers as `int`, strings up to 44 bytes as `embstr`, longer ones
-/// as `raw`.
-fn string_encoding(s: &[u8]) -> &'static str {
-    if s.len() <= 20 && crate::protocol::parse_i64(s).is_some() {
+/// Redis stores canonical integers as `int` (unless the command skipped that encoding),
+/// strings up to 44 bytes as `embstr`, longer ones and strings edited in place as `raw`.
+fn string_encoding(s: &SmallBytes) -> &'static str {
+    if s.is_raw() {
+        "raw"
+    } else if !s.is_verbatim() && s.len() <= 20 && crate::protocol::parse_i64(s).is_some() {
         "int"
     } else if s.len() <= 44 {
         "embstr"
