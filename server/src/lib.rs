@@ -19,5 +19,6 @@ pub mod log;
 pub mod memory;
 pub mod net;
 pub mod protocol;
+pub mod pubsub;
 pub mod replication;
 pub mod server;

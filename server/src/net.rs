@@ -11,6 +11,7 @@ use crate::protocol::{Parser, ProtoLimits, Reply};
 use crate::server::Server;
 use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -93,18 +94,27 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
     let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut parser = Parser::new();
     let mut blocked: Option<Blocked> = None;
+    // A command held by CLIENT PAUSE, run again when the pause ends or is lifted.
+    let mut postponed: Option<OwnedArgs> = None;
     let shared = client.shared.clone();
+    shared.info.borrow_mut().fd = i64::from(sock.as_raw_fd());
     'conn: loop {
         // Wait for input, a wake-up (pushes, unblock, kill) or a blocking timeout.
         if input.capacity() - input.len() < 4096 {
             input.reserve(16 * 1024);
         }
-        let deadline = blocked.as_ref().and_then(|b| b.deadline);
+        let deadline = match &postponed {
+            Some(_) => pause_deadline(&state.borrow()),
+            None => blocked.as_ref().and_then(|b| b.deadline),
+        };
         let mut timed_out = false;
         tokio::select! {
             r = sock.read_buf(&mut input) => match r {
                 Ok(0) | Err(_) => break 'conn,
-                Ok(n) => state.borrow_mut().stats.total_net_input_bytes += n as u64,
+                Ok(n) => {
+                    state.borrow_mut().stats.total_net_input_bytes += n as u64;
+                    shared.info.borrow_mut().last_interaction_ms = crate::clock::now_ms();
+                }
             },
             () = shared.notify.notified() => {}
             () = sleep_until(deadline) => timed_out = true,
@@ -116,10 +126,39 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
         {
             let mut srv = state.borrow_mut();
             let srv = &mut *srv;
-            out.append(&mut shared.pending.borrow_mut());
+            if client.reply_off {
+                shared.pending.borrow_mut().clear();
+            } else {
+                out.append(&mut shared.pending.borrow_mut());
+            }
+            if let Some(command) = postponed.take() {
+                match exec::execute(srv, &mut client, command.as_args(), &mut out) {
+                    Outcome::Continue => {}
+                    Outcome::Close => close = true,
+                    Outcome::Paused(command) => postponed = Some(command),
+                    Outcome::Block(block, command) => {
+                        srv.block(client.id, client.db, &block.keys);
+                        client.sync_flags(true);
+                        let deadline = (block.timeout_ms > 0)
+                            .then(|| Instant::now() + Duration::from_millis(block.timeout_ms));
+                        blocked = Some(Blocked {
+                            block,
+                            command,
+                            deadline,
+                            db: client.db,
+                        });
+                    }
+                }
+            }
             if let Some(b) = blocked.take() {
                 srv.unblock(client.id, b.db, &b.block.keys);
-                if timed_out {
+                let forced = shared.unblock.take();
+                if forced == Some(true) {
+                    Reply::new(&mut out, client.proto)
+                        .error("UNBLOCKED client unblocked via CLIENT UNBLOCK");
+                    client.sync_flags(false);
+                } else if timed_out || forced.is_some() {
+                    client.sync_flags(false);
                     let mut r = Reply::new(&mut out, client.proto);
                     match b.block.on_timeout {
                         TimeoutReply::NullArray => r.null_array(),
@@ -137,11 +176,12 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
                             });
                         }
                         Outcome::Close => close = true,
+                        Outcome::Paused(command) => postponed = Some(command),
                         Outcome::Continue => {}
                     }
                 }
             }
-            while blocked.is_none() && !close {
+            while blocked.is_none() && postponed.is_none() && !close {
                 let limits = ProtoLimits {
                     max_bulk_len: srv.config.proto_max_bulk_len as i64,
                     auth_required: !client.authenticated,
@@ -159,8 +199,13 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
                 match exec::execute(srv, &mut client, args, &mut out) {
                     Outcome::Continue => {}
                     Outcome::Close => close = true,
+                    Outcome::Paused(command) => {
+                        client.sync_flags(true);
+                        postponed = Some(command);
+                    }
                     Outcome::Block(block, command) => {
                         srv.block(client.id, client.db, &block.keys);
+                        client.sync_flags(true);
                         let deadline = (block.timeout_ms > 0)
                             .then(|| Instant::now() + Duration::from_millis(block.timeout_ms));
                         blocked = Some(Blocked {
@@ -211,6 +256,13 @@ fn register(srv: &mut Server, peer: SocketAddr, local: Option<SocketAddr>) -> Op
     let client = Client::new(id, Some(peer), local, srv.config.requirepass.is_some());
     srv.clients.insert(id, client.shared.clone());
     Some(client)
+}
+
+/// When the current CLIENT PAUSE ends, as a timer deadline.
+fn pause_deadline(srv: &Server) -> Option<Instant> {
+    let (until, _) = srv.pause?;
+    let left = until.saturating_sub(crate::clock::now_ms());
+    Some(Instant::now() + Duration::from_millis(left))
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -6,6 +6,7 @@ use crate::client::{Client, ClientShared};
 use crate::config::{Config, EvictionPolicy};
 use crate::keyspace::Keyspace;
 use crate::keyspace::SmallBytes;
+use crate::pubsub::PubSub;
 use crate::replication::Feed;
 use hashbrown::HashMap;
 use rand::SeedableRng;
@@ -93,6 +94,8 @@ pub struct Server {
     pub shutdown: Rc<tokio::sync::Notify>,
     /// CLIENT PAUSE: until when (Unix ms), and whether only writes are paused.
     pub pause: Option<(u64, bool)>,
+    /// Channel and pattern subscribers.
+    pub pubsub: PubSub,
     /// Clients WATCHing each (database, key).
     watched: HashMap<(usize, SmallBytes), Vec<u64>>,
     /// Clients blocked on each (database, key), in arrival order.
@@ -122,6 +125,7 @@ impl Server {
             lastsave: crate::clock::now_ms() / 1000,
             shutdown: Rc::new(tokio::sync::Notify::new()),
             pause: None,
+            pubsub: PubSub::default(),
             watched: HashMap::new(),
             blocked: HashMap::new(),
         }
@@ -141,7 +145,7 @@ impl Server {
         let k = (db, SmallBytes::new(key));
         for id in self.watched.get(&k).into_iter().flatten() {
             if let Some(c) = self.clients.get(id) {
-                c.dirty_cas.set(true);
+                c.mark_dirty_cas();
             }
         }
         for id in self.blocked.get(&k).into_iter().flatten() {
@@ -158,7 +162,7 @@ impl Server {
             if db.is_none_or(|x| x == *d) {
                 for id in ids {
                     if let Some(c) = self.clients.get(id) {
-                        c.dirty_cas.set(true);
+                        c.mark_dirty_cas();
                     }
                 }
             }
@@ -166,12 +170,25 @@ impl Server {
     }
 
     pub fn watch(&mut self, client: &mut Client, key: &[u8]) {
+        // A key already expired counts as absent: delete it now so its later expiry is not
+        // taken for a change (Redis remembers it was expired at WATCH time instead).
+        self.find_live(client.db, key, crate::clock::now_ms());
         let k = (client.db, SmallBytes::new(key));
         if client.watched.contains(&k) {
             return;
         }
         self.watched.entry(k.clone()).or_default().push(client.id);
         client.watched.push(k);
+    }
+
+    /// EXEC's last check: a WATCHed key that expired since WATCH is a change even when
+    /// nothing has deleted it yet. Looking each key up deletes the expired ones, which
+    /// flags the transaction.
+    pub fn expire_watched(&mut self, client: &Client) {
+        let now = crate::clock::now_ms();
+        for (db, key) in &client.watched {
+            self.find_live(*db, key, now);
+        }
     }
 
     pub fn unwatch_all(&mut self, client: &mut Client) {
@@ -208,6 +225,11 @@ impl Server {
         }
     }
 
+    /// Whether `client_id` waits in a blocking command (CLIENT UNBLOCK applies).
+    pub fn is_blocked_on_keys(&self, client_id: u64) -> bool {
+        self.blocked.values().any(|ids| ids.contains(&client_id))
+    }
+
     /// Clients blocked on any key (INFO `blocked_clients`).
     pub fn blocked_clients(&self) -> usize {
         let mut ids: Vec<u64> = self.blocked.values().flatten().copied().collect();
@@ -219,7 +241,19 @@ impl Server {
     /// Forgets a client that disconnected.
     pub fn unregister_client(&mut self, client: &mut Client) {
         self.unwatch_all(client);
+        self.unsubscribe_all(client);
         self.clients.remove(&client.id);
+    }
+
+    /// Drops every subscription of `client` without replying (disconnect, RESET).
+    pub fn unsubscribe_all(&mut self, client: &mut Client) {
+        for ch in client.channels.drain() {
+            self.pubsub.unsubscribe(&ch, client.id);
+        }
+        for p in client.patterns.drain() {
+            self.pubsub.punsubscribe(&p, client.id);
+        }
+        client.sync_sub_counts();
     }
 
     pub fn access_clock(&self, now_ms: u64) -> AccessClock {
@@ -240,6 +274,8 @@ impl Server {
         d.remove_at(i);
         self.stats.expired_keys += 1;
         self.feed.feed(db, &[b"DEL".as_slice(), key]);
+        // An expiry is a change for WATCH: the transaction must fail, as in Redis.
+        self.touch_key(db, key);
         None
     }
 

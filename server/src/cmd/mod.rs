@@ -10,6 +10,7 @@
 mod connection;
 mod ctx;
 mod keys;
+mod pubsub;
 mod server;
 mod strings;
 
@@ -82,6 +83,8 @@ pub mod flags {
     pub const NO_MULTI_QUEUE: u32 = 1 << 11;
     /// Allowed in RESP2 subscribed mode.
     pub const SUBSCRIBED_OK: u32 = 1 << 12;
+    /// Propagated to replicas even when no key changed (PUBLISH).
+    pub const MAY_REPLICATE: u32 = 1 << 13;
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
         (READONLY, "readonly"),
@@ -94,6 +97,7 @@ pub mod flags {
         (STALE, "stale"),
         (NO_AUTH, "no_auth"),
         (FAST, "fast"),
+        (MAY_REPLICATE, "may_replicate"),
     ];
 }
 
@@ -169,6 +173,7 @@ pub static TABLE: LazyLock<HashMap<&'static str, &'static Spec>> = LazyLock::new
         keys::COMMANDS,
         connection::COMMANDS,
         server::COMMANDS,
+        pubsub::COMMANDS,
     ];
     families
         .iter()

@@ -1,0 +1,255 @@
+//! Pub/sub commands: SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, PUBLISH and PUBSUB.
+//!
+//! Subscriptions live in two places kept in step here: the client's own sets (for reply
+//! counts and cleanup) and the server's registry (for delivery). Messages for other clients
+//! are appended to their pending output and their task is woken; this module never writes to
+//! a socket. Removing a client's subscriptions when it leaves is `Server::unsubscribe_all`'s job.
+
+use super::{CmdError, CmdResult, Ctx, Spec, arity_error, eq, flags::*, spec};
+use crate::client::ClientShared;
+use crate::config::{BufferLimit, Config};
+use crate::protocol::{Args, Protocol, Reply};
+use crate::pubsub;
+use tracing::warn;
+
+const SUB: u32 = PUBSUB | NOSCRIPT | LOADING | STALE | SUBSCRIBED_OK;
+
+pub static COMMANDS: &[Spec] = &[
+    spec("subscribe", -2, SUB, (0, 0, 0), "pubsub", subscribe),
+    spec("unsubscribe", -1, SUB, (0, 0, 0), "pubsub", unsubscribe),
+    spec("psubscribe", -2, SUB, (0, 0, 0), "pubsub", psubscribe),
+    spec("punsubscribe", -1, SUB, (0, 0, 0), "pubsub", punsubscribe),
+    spec(
+        "publish",
+        3,
+        PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE,
+        (0, 0, 0),
+        "pubsub",
+        publish,
+    ),
+    spec("pubsub", -2, 0, (0, 0, 0), "pubsub", pubsub_cmd),
+];
+
+fn subscribe(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    for ch in args.iter().skip(1) {
+        if ctx.client.channels.insert(ch.to_vec()) {
+            ctx.srv.pubsub.subscribe(ch, ctx.client.id);
+        }
+        let n = ctx.client.subscriptions();
+        pubsub::confirmation(&mut ctx.reply, "subscribe", Some(ch), n);
+    }
+    ctx.client.sync_sub_counts();
+    Ok(())
+}
+
+fn psubscribe(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    for p in args.iter().skip(1) {
+        if ctx.client.patterns.insert(p.to_vec()) {
+            ctx.srv.pubsub.psubscribe(p, ctx.client.id);
+        }
+        let n = ctx.client.subscriptions();
+        pubsub::confirmation(&mut ctx.reply, "psubscribe", Some(p), n);
+    }
+    ctx.client.sync_sub_counts();
+    Ok(())
+}
+
+fn unsubscribe(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let names: Vec<Vec<u8>> = if args.len() > 1 {
+        args.iter().skip(1).map(<[u8]>::to_vec).collect()
+    } else {
+        ctx.client.channels.iter().cloned().collect()
+    };
+    for ch in &names {
+        if ctx.client.channels.remove(ch) {
+            ctx.srv.pubsub.unsubscribe(ch, ctx.client.id);
+        }
+        let n = ctx.client.subscriptions();
+        pubsub::confirmation(&mut ctx.reply, "unsubscribe", Some(ch), n);
+    }
+    if names.is_empty() {
+        let n = ctx.client.subscriptions();
+        pubsub::confirmation(&mut ctx.reply, "unsubscribe", None, n);
+    }
+    ctx.client.sync_sub_counts();
+    Ok(())
+}
+
+fn punsubscribe(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let names: Vec<Vec<u8>> = if args.len() > 1 {
+        args.iter().skip(1).map(<[u8]>::to_vec).collect()
+    } else {
+        ctx.client.patterns.iter().cloned().collect()
+    };
+    for p in &names {
+        if ctx.client.patterns.remove(p) {
+            ctx.srv.pubsub.punsubscribe(p, ctx.client.id);
+        }
+        let n = ctx.client.subscriptions();
+        pubsub::confirmation(&mut ctx.reply, "punsubscribe", Some(p), n);
+    }
+    if names.is_empty() {
+        let n = ctx.client.subscriptions();
+        pubsub::confirmation(&mut ctx.reply, "punsubscribe", None, n);
+    }
+    ctx.client.sync_sub_counts();
+    Ok(())
+}
+
+/// PUBLISH: delivers to every subscriber and replies how many deliveries were made. Redis
+/// 7.0 always propagates PUBLISH to replicas (their subscribers get it too), so the command
+/// is flagged MAY_REPLICATE and the executor feeds it although no key changed.
+fn publish(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let (channel, payload) = (args.get(1), args.get(2));
+    let srv = &mut *ctx.srv;
+    let receivers = srv.pubsub.receivers(channel);
+    let limit = Config::buffer_class("pubsub").map(|i| srv.config.client_output_buffer_limit[i]);
+    let now_s = ctx.now_ms / 1000;
+    for &id in &receivers.direct {
+        if id == ctx.client.id {
+            pubsub::message(&mut ctx.reply, channel, payload);
+        } else if let Some(c) = srv.clients.get(&id) {
+            deliver(c, limit, now_s, |r| pubsub::message(r, channel, payload));
+        }
+    }
+    for &(pattern, id) in &receivers.by_pattern {
+        if id == ctx.client.id {
+            pubsub::pmessage(&mut ctx.reply, pattern, channel, payload);
+        } else if let Some(c) = srv.clients.get(&id) {
+            deliver(c, limit, now_s, |r| {
+                pubsub::pmessage(r, pattern, channel, payload);
+            });
+        }
+    }
+    let count = receivers.count();
+    ctx.reply.int(count as i64);
+    Ok(())
+}
+
+/// Appends a message to another client's pending output and wakes it; a client whose
+/// pending output passes the pubsub class limit is disconnected, as Redis does.
+fn deliver(
+    c: &ClientShared,
+    limit: Option<BufferLimit>,
+    now_s: u64,
+    write: impl FnOnce(&mut Reply<'_>),
+) {
+    if c.killed.get() {
+        return;
+    }
+    let proto = if c.info.borrow().proto == 3 {
+        Protocol::Resp3
+    } else {
+        Protocol::Resp2
+    };
+    let used = {
+        let mut pending = c.pending.borrow_mut();
+        write(&mut Reply::new(&mut pending, proto));
+        pending.len() as u64
+    };
+    if limit.is_some_and(|l| over_limit(c, l, used, now_s)) {
+        let line = super::connection::client_line(&c.info.borrow(), now_s * 1000);
+        warn!("Client {line} scheduled to be closed ASAP for overcoming of output buffer limits.");
+        c.killed.set(true);
+        c.pending.borrow_mut().clear();
+    }
+    c.notify.notify_one();
+}
+
+/// Redis's rule: over the hard limit, or over the soft limit continuously for more than the
+/// soft seconds (the first time it is seen over, the clock starts).
+fn over_limit(c: &ClientShared, limit: BufferLimit, used: u64, now_s: u64) -> bool {
+    let hard = limit.hard > 0 && used >= limit.hard;
+    let soft = limit.soft > 0 && used >= limit.soft;
+    if !soft {
+        c.obuf_soft_since.set(0);
+        return hard;
+    }
+    let since = c.obuf_soft_since.get();
+    if since == 0 {
+        c.obuf_soft_since.set(now_s);
+        return hard;
+    }
+    hard || now_s - since > limit.soft_seconds
+}
+
+const PUBSUB_HELP: &[&str] = &[
+    "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CHANNELS [<pattern>]",
+    "    Return the currently active channels matching a <pattern> (default: '*').",
+    "NUMPAT",
+    "    Return number of subscriptions to patterns.",
+    "NUMSUB [<channel> ...]",
+    "    Return the number of subscribers for the specified channels, excluding",
+    "    pattern subscriptions(default: no channels).",
+    "SHARDCHANNELS [<pattern>]",
+    "    Return the currently active shard level channels matching a <pattern> (default: '*').",
+    "SHARDNUMSUB [<shardchannel> ...]",
+    "    Return the number of subscribers for the specified shard level channel(s)",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// PUBSUB CHANNELS / NUMSUB / NUMPAT / SHARDCHANNELS / SHARDNUMSUB / HELP. Shard channels
+/// need SSUBSCRIBE, which this server does not offer, so they are always empty.
+fn pubsub_cmd(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let sub = args.get(1);
+    let n = args.len();
+    // Subcommand arities from Redis's table: exact 2, or at least 2.
+    let exact = |name: &str| {
+        if n == 2 {
+            Ok(())
+        } else {
+            Err(arity_error(&format!("pubsub|{name}")))
+        }
+    };
+    let syntax = || {
+        CmdError::msg(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
+            String::from_utf8_lossy(sub)
+        ))
+    };
+    if eq(sub, "help") {
+        exact("help")?;
+        ctx.reply.array(PUBSUB_HELP.len());
+        for l in PUBSUB_HELP {
+            ctx.reply.simple(l);
+        }
+    } else if eq(sub, "numpat") {
+        exact("numpat")?;
+        ctx.reply.int(ctx.srv.pubsub.num_patterns() as i64);
+    } else if eq(sub, "channels") {
+        if n > 3 {
+            return Err(syntax());
+        }
+        let pattern = (n == 3).then(|| args.get(2));
+        let list = ctx.srv.pubsub.channels_matching(pattern);
+        ctx.reply.array(list.len());
+        for c in list {
+            ctx.reply.bulk(c);
+        }
+    } else if eq(sub, "numsub") {
+        ctx.reply.array((n - 2) * 2);
+        for ch in args.iter().skip(2) {
+            ctx.reply.bulk(ch);
+            ctx.reply.int(ctx.srv.pubsub.num_subscribers(ch) as i64);
+        }
+    } else if eq(sub, "shardchannels") {
+        if n > 3 {
+            return Err(syntax());
+        }
+        ctx.reply.array(0);
+    } else if eq(sub, "shardnumsub") {
+        ctx.reply.array((n - 2) * 2);
+        for ch in args.iter().skip(2) {
+            ctx.reply.bulk(ch);
+            ctx.reply.int(0);
+        }
+    } else {
+        return Err(CmdError::msg(format!(
+            "ERR unknown subcommand '{}'. Try PUBSUB HELP.",
+            String::from_utf8_lossy(sub)
+        )));
+    }
+    Ok(())
+}
