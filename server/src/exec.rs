@@ -58,6 +58,17 @@ fn dispatch(srv: &mut Server, client: &mut Client, args: Args<'_>, out: &mut Vec
     let name = full_name(spec, args);
     client.shared.info.borrow_mut().last_cmd = name.clone();
     if let Some(err) = refusal(srv, client, spec, args, &name) {
+        if spec.name == "exec" {
+            // A refused EXEC ends the transaction and says why (Redis's execCommandAbort).
+            client.multi = None;
+            client.multi_error = false;
+            srv.unwatch_all(client);
+            let why = err.strip_prefix("ERR ").unwrap_or(&err);
+            let msg = format!("EXECABORT Transaction discarded because of: {why}");
+            reply_error(srv, client, out, &msg);
+            after_command(srv, client);
+            return Outcome::Continue;
+        }
         if client.multi.is_some() && !spec.is(flags::NO_MULTI_QUEUE) {
             client.multi_error = true;
         }
@@ -129,11 +140,12 @@ fn refusal(
     args: Args<'_>,
     name: &str,
 ) -> Option<String> {
-    if !client.authenticated && !spec.is(flags::NO_AUTH) {
-        return Some("NOAUTH Authentication required.".into());
-    }
+    // Redis checks arity before authentication.
     if !spec.arity_ok(args.len()) {
         return Some(cmd::arity_error(spec.name).text().to_string());
+    }
+    if !client.authenticated && !spec.is(flags::NO_AUTH) {
+        return Some("NOAUTH Authentication required.".into());
     }
     if spec.is(flags::DENYOOM) && !srv.make_room(crate::clock::now_ms()) {
         return Some(CmdError::Oom.text().to_string());

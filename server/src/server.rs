@@ -155,16 +155,34 @@ impl Server {
         }
     }
 
-    /// Every WATCHed key of `db` (all databases when `None`) counts as changed: FLUSHDB,
-    /// FLUSHALL, SWAPDB.
+    /// FLUSHDB (`Some(db)`) or FLUSHALL (`None`) is about to empty databases: every
+    /// WATCHed key that exists there counts as changed. A watched key that does not exist
+    /// is left alone, as in Redis. Call it before emptying.
     pub fn touch_all_watched(&mut self, db: Option<usize>) {
-        for ((d, _), ids) in &self.watched {
-            if db.is_none_or(|x| x == *d) {
-                for id in ids {
-                    if let Some(c) = self.clients.get(id) {
-                        c.mark_dirty_cas();
-                    }
-                }
+        for ((d, key), ids) in &self.watched {
+            if db.is_none_or(|x| x == *d) && self.keyspace.db(*d).find(key).is_some() {
+                self.mark_dirty_cas(ids);
+            }
+        }
+    }
+
+    /// SWAPDB `a` `b`: a key WATCHed in either database counts as changed when it exists in
+    /// either of them (its value may differ after the swap).
+    pub fn touch_swapped_watched(&mut self, a: usize, b: usize) {
+        for ((d, key), ids) in &self.watched {
+            if (*d == a || *d == b)
+                && (self.keyspace.db(a).find(key).is_some()
+                    || self.keyspace.db(b).find(key).is_some())
+            {
+                self.mark_dirty_cas(ids);
+            }
+        }
+    }
+
+    fn mark_dirty_cas(&self, ids: &[u64]) {
+        for id in ids {
+            if let Some(c) = self.clients.get(id) {
+                c.mark_dirty_cas();
             }
         }
     }
