@@ -126,11 +126,8 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
         {
             let mut srv = state.borrow_mut();
             let srv = &mut *srv;
-            if client.reply_off {
-                shared.pending.borrow_mut().clear();
-            } else {
-                out.append(&mut shared.pending.borrow_mut());
-            }
+            // Pub/sub messages are pushed even under CLIENT REPLY OFF, as in Redis 7.0.
+            out.append(&mut shared.pending.borrow_mut());
             if let Some(command) = postponed.take() {
                 match exec::execute(srv, &mut client, command.as_args(), &mut out) {
                     Outcome::Continue => {}

@@ -582,8 +582,8 @@ fn subcommand_syntax(sub: &[u8]) -> CmdError {
     ))
 }
 
-/// CLIENT PAUSE <ms> [WRITE|ALL]: a new pause only extends the current one, and ALL wins
-/// over WRITE, as in Redis 7.0. The mode is checked before the timeout, in Redis's order.
+/// CLIENT PAUSE <ms> [WRITE|ALL]: a new pause never ends earlier than the current one, and
+/// its mode replaces the current mode, as in Redis 7.0. The mode is checked before the timeout, in Redis's order.
 fn client_pause(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let n = args.len();
     if n > 4 {
@@ -607,7 +607,7 @@ fn client_pause(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     }
     let until = ctx.now_ms.saturating_add(ms as u64);
     ctx.srv.pause = Some(match ctx.srv.pause {
-        Some((old, old_writes)) if old > ctx.now_ms => (old.max(until), old_writes && writes_only),
+        Some((old, _)) if old > ctx.now_ms => (old.max(until), writes_only),
         _ => (until, writes_only),
     });
     ctx.reply.ok();
