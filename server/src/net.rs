@@ -4,7 +4,7 @@
 //! executes every complete command in the buffer while holding the server state, then writes
 //! all replies with one write: pipelined clients get one read and one write per batch.
 
-use crate::client::{Client, OwnedArgs};
+use crate::client::{Client, ClientShared, OwnedArgs};
 use crate::cmd::{Block, TimeoutReply};
 use crate::exec::{self, Outcome};
 use crate::protocol::{Parser, ProtoLimits, Reply};
@@ -128,6 +128,7 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
             let srv = &mut *srv;
             // Pub/sub messages are pushed even under CLIENT REPLY OFF, as in Redis 7.0.
             out.append(&mut shared.pending.borrow_mut());
+            shared.info.borrow_mut().omem = 0;
             if let Some(command) = postponed.take() {
                 match exec::execute(srv, &mut client, command.as_args(), &mut out) {
                     Outcome::Continue => {}
@@ -223,7 +224,7 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
             shared.info.borrow_mut().qbuf = input.len();
         }
         if !out.is_empty() {
-            if sock.write_all(&out).await.is_err() {
+            if !write_out(&mut sock, &out, &shared).await {
                 break 'conn;
             }
             out.clear();
@@ -240,6 +241,36 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
         srv.unblock(client.id, b.db, &b.block.keys);
     }
     srv.unregister_client(&mut client);
+}
+
+/// Writes `out` to the socket. Returns false when the connection must close: a write failed,
+/// or the client was killed while its socket was full (a subscriber over its output-buffer
+/// limit must be dropped at once, not once it reads again).
+async fn write_out(sock: &mut TcpStream, out: &[u8], shared: &ClientShared) -> bool {
+    let mut written = match sock.try_write(out) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+        Err(_) => return false,
+    };
+    let mut woken = false;
+    while written < out.len() {
+        tokio::select! {
+            r = sock.write(&out[written..]) => match r {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => written += n,
+            },
+            () = shared.notify.notified(), if !woken => woken = true,
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+        if shared.killed.get() {
+            return false;
+        }
+    }
+    if woken {
+        // The wake-up was for the main loop (pending pushes): keep it for the next wait.
+        shared.notify.notify_one();
+    }
+    true
 }
 
 /// Admits a new connection, or refuses it at `maxclients`.

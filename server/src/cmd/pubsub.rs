@@ -147,6 +147,7 @@ fn deliver(
         write(&mut Reply::new(&mut pending, proto));
         pending.len() as u64
     };
+    c.info.borrow_mut().omem = used as usize;
     if limit.is_some_and(|l| over_limit(c, l, used, now_s)) {
         let line = super::connection::client_line(&c.info.borrow(), now_s * 1000);
         warn!("Client {line} scheduled to be closed ASAP for overcoming of output buffer limits.");
