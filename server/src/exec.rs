@@ -113,10 +113,10 @@ fn full_name(spec: &'static Spec, args: Args<'_>) -> Cow<'static, str> {
 /// Whether CLIENT PAUSE holds this command: every command under PAUSE ALL; under PAUSE
 /// WRITE the ones that may replicate (writes, PUBLISH, and an EXEC queueing any of them).
 fn must_wait(srv: &Server, client: &Client, spec: &Spec) -> bool {
-    let Some((until, writes_only)) = srv.pause else {
+    let Some((_, writes_only)) = srv.pause else {
         return false;
     };
-    if until <= crate::clock::now_ms() {
+    if !srv.paused(crate::clock::now_ms()) {
         return false;
     }
     if !writes_only {

@@ -59,7 +59,10 @@ async fn cron(state: Shared) {
 fn tick(srv: &mut Server) {
     {
         let now = crate::clock::now_ms();
-        srv.active_expire(now, 200);
+        // Expiry is suspended during CLIENT PAUSE so the dataset stays still, as in Redis.
+        if !srv.paused(now) {
+            srv.active_expire(now, 200);
+        }
         let processed = srv.stats.total_commands_processed;
         let samples = &mut srv.stats.ops_samples;
         samples.push((now, processed));

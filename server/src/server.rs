@@ -131,6 +131,11 @@ impl Server {
         }
     }
 
+    /// Whether a CLIENT PAUSE is in effect.
+    pub fn paused(&self, now_ms: u64) -> bool {
+        self.pause.is_some_and(|(until, _)| until > now_ms)
+    }
+
     pub fn next_client_id(&mut self) -> u64 {
         let id = self.next_client_id;
         self.next_client_id += 1;
@@ -284,10 +289,17 @@ impl Server {
     /// The slot of `key` in database `db` if it exists and has not expired. An expired key is
     /// deleted here, and the deletion is propagated as a DEL so replicas stay identical.
     pub fn find_live(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<u32> {
+        let paused = self.paused(now_ms);
         let d = self.keyspace.db_mut(db);
         let i = d.find(key)?;
         if !d.entry(i).is_expired(now_ms) {
             return Some(i);
+        }
+        if paused {
+            // During CLIENT PAUSE the dataset must not change (a failover waits for replicas
+            // to reach the master's offset): the key reads as missing but is deleted later,
+            // as Redis does. No client write can run while paused, so nothing re-inserts it.
+            return None;
         }
         d.remove_at(i);
         self.stats.expired_keys += 1;
