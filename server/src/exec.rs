@@ -1,6 +1,8 @@
-//! Command execution: lookup, the checks Redis makes before running a command (auth, arity,
-//! MULTI queueing, memory), the handler call, then the after-effects of a write (replication
-//! feed, WATCH invalidation, waking blocked clients) in that order.
+//! Command execution: lookup, the checks Redis makes before running a command (arity, auth,
+//! memory, RESP2 subscribed mode), CLIENT PAUSE, MULTI queueing, the handler call, then the
+//! after-effects of a write (replication feed, WATCH invalidation, waking blocked clients) in
+//! that order. CLIENT REPLY OFF/SKIP is applied here by dropping the command's reply bytes.
+//! It never touches sockets: waiting (blocked, paused) is the connection's job.
 
 use crate::client::{Client, OwnedArgs};
 use crate::cmd::{self, Block, CmdError, Ctx, Propagate, Spec, flags};

@@ -3,6 +3,9 @@
 //! Everything runs on one thread. A connection task reads what the socket has, parses and
 //! executes every complete command in the buffer while holding the server state, then writes
 //! all replies with one write: pipelined clients get one read and one write per batch.
+//! A connection stops reading commands while one of its commands is blocked (BLPOP and
+//! friends) or held by CLIENT PAUSE; messages other clients produce for it (pub/sub) are
+//! taken from its pending buffer whenever it wakes.
 
 use crate::client::{Client, ClientShared, OwnedArgs};
 use crate::cmd::{Block, TimeoutReply};
