@@ -254,3 +254,100 @@ fn pubsub_cmd(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::client::Client;
+    use crate::config::Config;
+    use crate::exec::{self, Outcome};
+    use crate::protocol::Args;
+    use crate::server::Server;
+
+    /// Runs one command through the executor and returns what the client would read.
+    fn run(srv: &mut Server, client: &mut Client, argv: &[&str]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut ranges = Vec::new();
+        for a in argv {
+            let start = buf.len();
+            buf.extend_from_slice(a.as_bytes());
+            ranges.push((start, buf.len()));
+        }
+        let mut out = Vec::new();
+        let outcome = exec::execute(srv, client, Args::new(&buf, &ranges), &mut out);
+        assert!(matches!(outcome, Outcome::Continue), "{argv:?}");
+        out
+    }
+
+    fn setup() -> (Server, Client) {
+        let mut srv = Server::new(Config::default());
+        let client = Client::new(srv.next_client_id(), None, None, false);
+        srv.clients.insert(client.id, client.shared.clone());
+        (srv, client)
+    }
+
+    #[test]
+    fn publish_is_propagated_although_nothing_changed() {
+        let (mut srv, mut c) = setup();
+        srv.feed.attach();
+        assert_eq!(run(&mut srv, &mut c, &["PUBLISH", "ch", "hi"]), b":0\r\n");
+        assert_eq!(
+            srv.feed.drain(),
+            b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$2\r\nhi\r\n"
+        );
+    }
+
+    #[test]
+    fn messages_reach_other_clients_pending_output() {
+        let (mut srv, mut publisher) = setup();
+        let mut sub = Client::new(srv.next_client_id(), None, None, false);
+        srv.clients.insert(sub.id, sub.shared.clone());
+        run(&mut srv, &mut sub, &["PSUBSCRIBE", "c*"]);
+        assert_eq!(sub.shared.info.borrow().psub, 1);
+        assert_eq!(sub.shared.info.borrow().flags, "P");
+        assert_eq!(
+            run(&mut srv, &mut publisher, &["PUBLISH", "ch", "x"]),
+            b":1\r\n"
+        );
+        assert_eq!(
+            *sub.shared.pending.borrow(),
+            b"*4\r\n$8\r\npmessage\r\n$2\r\nc*\r\n$2\r\nch\r\n$1\r\nx\r\n"
+        );
+        srv.unregister_client(&mut sub);
+        assert_eq!(srv.pubsub.num_patterns(), 0);
+    }
+
+    #[test]
+    fn reply_skip_and_off_drop_replies() {
+        let (mut srv, mut c) = setup();
+        assert_eq!(run(&mut srv, &mut c, &["CLIENT", "REPLY", "SKIP"]), b"");
+        assert_eq!(run(&mut srv, &mut c, &["PING"]), b"");
+        assert_eq!(run(&mut srv, &mut c, &["PING"]), b"+PONG\r\n");
+        assert_eq!(run(&mut srv, &mut c, &["CLIENT", "REPLY", "OFF"]), b"");
+        assert_eq!(run(&mut srv, &mut c, &["PING"]), b"");
+        assert_eq!(
+            run(&mut srv, &mut c, &["CLIENT", "REPLY", "ON"]),
+            b"+OK\r\n"
+        );
+    }
+
+    #[test]
+    fn pause_write_holds_only_commands_that_replicate() {
+        let (mut srv, mut c) = setup();
+        run(&mut srv, &mut c, &["CLIENT", "PAUSE", "100000", "WRITE"]);
+        assert_eq!(run(&mut srv, &mut c, &["GET", "k"]), b"$-1\r\n");
+        let args = ["PUBLISH", "ch", "x"];
+        let ranges = [(0, 7), (7, 9), (9, 10)];
+        let buf = args.concat();
+        let mut out = Vec::new();
+        let outcome = exec::execute(
+            &mut srv,
+            &mut c,
+            Args::new(buf.as_bytes(), &ranges),
+            &mut out,
+        );
+        assert!(matches!(outcome, Outcome::Paused(_)));
+        assert!(out.is_empty());
+        run(&mut srv, &mut c, &["CLIENT", "UNPAUSE"]);
+        assert_eq!(run(&mut srv, &mut c, &["PUBLISH", "ch", "x"]), b":0\r\n");
+    }
+}
