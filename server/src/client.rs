@@ -29,6 +29,7 @@ pub struct ClientInfo {
     pub flags: String,
     pub sub: usize,
     pub psub: usize,
+    pub ssub: usize,
     pub multi: i64,
     pub qbuf: usize,
     pub omem: usize,
@@ -88,11 +89,14 @@ pub struct Client {
     /// Inside MULTI: the queued commands, and whether one was refused (EXEC then aborts).
     pub multi: Option<Vec<OwnedArgs>>,
     pub multi_error: bool,
+    /// EXEC is running the queued commands (Redis's DENY_BLOCKING while in EXEC).
+    pub in_exec: bool,
     /// WATCHed keys: (database, key).
     pub watched: Vec<(usize, SmallBytes)>,
-    /// Subscribed channels and patterns.
+    /// Subscribed channels, patterns and shard channels (SSUBSCRIBE).
     pub channels: HashSet<Vec<u8>>,
     pub patterns: HashSet<Vec<u8>>,
+    pub shard_channels: HashSet<Vec<u8>>,
 }
 
 /// A command kept beyond its input buffer (queued in MULTI, or waiting while blocked).
@@ -155,15 +159,23 @@ impl Client {
             no_evict: false,
             multi: None,
             multi_error: false,
+            in_exec: false,
             watched: Vec::new(),
             channels: HashSet::new(),
             patterns: HashSet::new(),
+            shard_channels: HashSet::new(),
         }
     }
 
-    /// Channels plus patterns: a RESP2 client with any is in subscribed mode.
+    /// Channels plus patterns: the count (P)(UN)SUBSCRIBE replies carry.
     pub fn subscriptions(&self) -> usize {
         self.channels.len() + self.patterns.len()
+    }
+
+    /// Whether the client listens to anything, shard channels included: a RESP2 client
+    /// that does is in subscribed mode, and CLIENT LIST shows `P`.
+    pub fn in_pubsub(&self) -> bool {
+        self.subscriptions() + self.shard_channels.len() > 0
     }
 
     /// Copies the subscription counts to what CLIENT LIST shows.
@@ -171,6 +183,7 @@ impl Client {
         let mut info = self.shared.info.borrow_mut();
         info.sub = self.channels.len();
         info.psub = self.patterns.len();
+        info.ssub = self.shard_channels.len();
     }
 
     /// Recomputes the CLIENT LIST flags from the client's state, in Redis's order. Flags set
@@ -178,7 +191,7 @@ impl Client {
     pub fn sync_flags(&self, blocked: bool) {
         let mut info = self.shared.info.borrow_mut();
         let mut f: String = info.flags.chars().filter(|c| "OSM".contains(*c)).collect();
-        if self.subscriptions() > 0 {
+        if self.in_pubsub() {
             f.push('P');
         }
         if self.multi.is_some() {

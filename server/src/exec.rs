@@ -153,10 +153,7 @@ fn refusal(
         return Some(CmdError::Oom.text().to_string());
     }
     // RESP2 has no out-of-band replies: a subscribed client can only manage subscriptions.
-    if client.proto == Protocol::Resp2
-        && client.subscriptions() > 0
-        && !spec.is(flags::SUBSCRIBED_OK)
-    {
+    if client.proto == Protocol::Resp2 && client.in_pubsub() && !spec.is(flags::SUBSCRIBED_OK) {
         return Some(format!(
             "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
         ));
@@ -201,8 +198,11 @@ fn call(
             Propagate::Nothing => {}
             Propagate::Rewrite(cmds) => cmds.iter().for_each(|c| srv.feed.feed(db, c)),
         }
-        for i in spec.key_indices(args.len()) {
-            srv.touch_key(db, args.get(i));
+        // SPUBLISH names a channel where keys go: only writes touch keys.
+        if spec.is(flags::WRITE) {
+            for i in spec.key_indices(args.len()) {
+                srv.touch_key(db, args.get(i));
+            }
         }
     }
     if client.close_after_reply {
@@ -238,6 +238,7 @@ fn exec(srv: &mut Server, client: &mut Client, out: &mut Vec<u8>) -> Outcome {
     }
     Reply::new(out, client.proto).array(queue.len());
     srv.feed.begin_atomic();
+    client.in_exec = true;
     for q in &queue {
         let args = q.as_args();
         let Some(spec) = cmd::lookup(args.get(0)) else {
@@ -248,6 +249,7 @@ fn exec(srv: &mut Server, client: &mut Client, out: &mut Vec<u8>) -> Outcome {
             Reply::new(out, client.proto).null_array();
         }
     }
+    client.in_exec = false;
     srv.feed.end_atomic();
     after_command(srv, client);
     Outcome::Continue

@@ -15,6 +15,8 @@ use hashbrown::HashMap;
 pub struct PubSub {
     channels: HashMap<Vec<u8>, Vec<u64>>,
     patterns: HashMap<Vec<u8>, Vec<u64>>,
+    /// Shard channels (SSUBSCRIBE): a namespace of their own, never matched by patterns.
+    shard: HashMap<Vec<u8>, Vec<u64>>,
 }
 
 /// Who receives a message published on a channel.
@@ -52,6 +54,29 @@ impl PubSub {
         remove(&mut self.patterns, pattern, id);
     }
 
+    pub fn ssubscribe(&mut self, channel: &[u8], id: u64) {
+        add(&mut self.shard, channel, id);
+    }
+
+    pub fn sunsubscribe(&mut self, channel: &[u8], id: u64) {
+        remove(&mut self.shard, channel, id);
+    }
+
+    /// Shard channels with at least one subscriber (INFO `pubsubshard_channels`).
+    pub fn num_shard_channels(&self) -> usize {
+        self.shard.len()
+    }
+
+    /// Subscribers of a shard channel (PUBSUB SHARDNUMSUB, and SPUBLISH's receivers).
+    pub fn shard_subscribers(&self, channel: &[u8]) -> &[u64] {
+        self.shard.get(channel).map_or(&[], Vec::as_slice)
+    }
+
+    /// Active shard channels matching `pattern` (all when `None`).
+    pub fn shard_channels_matching(&self, pattern: Option<&[u8]>) -> Vec<&[u8]> {
+        matching(&self.shard, pattern)
+    }
+
     /// Channels with at least one subscriber (INFO `pubsub_channels`).
     pub fn num_channels(&self) -> usize {
         self.channels.len()
@@ -70,11 +95,7 @@ impl PubSub {
 
     /// Active channels matching `pattern` (all when `None`), for PUBSUB CHANNELS.
     pub fn channels_matching(&self, pattern: Option<&[u8]>) -> Vec<&[u8]> {
-        self.channels
-            .keys()
-            .filter(|c| pattern.is_none_or(|p| glob::matches(p, c, false)))
-            .map(Vec::as_slice)
-            .collect()
+        matching(&self.channels, pattern)
     }
 
     /// Everyone a message on `channel` goes to: channel subscribers first, then pattern
@@ -89,6 +110,13 @@ impl PubSub {
         }
         Receivers { direct, by_pattern }
     }
+}
+
+fn matching<'a>(map: &'a HashMap<Vec<u8>, Vec<u64>>, pattern: Option<&[u8]>) -> Vec<&'a [u8]> {
+    map.keys()
+        .filter(|c| pattern.is_none_or(|p| glob::matches(p, c, false)))
+        .map(Vec::as_slice)
+        .collect()
 }
 
 fn add(map: &mut HashMap<Vec<u8>, Vec<u64>>, name: &[u8], id: u64) {
@@ -109,10 +137,10 @@ fn remove(map: &mut HashMap<Vec<u8>, Vec<u64>>, name: &[u8], id: u64) {
     }
 }
 
-/// A `message` push: `[message, channel, payload]`.
-pub fn message(r: &mut Reply<'_>, channel: &[u8], payload: &[u8]) {
+/// A `message` push: `[message, channel, payload]` (`smessage` for shard channels).
+pub fn message(r: &mut Reply<'_>, kind: &str, channel: &[u8], payload: &[u8]) {
     r.push(3);
-    r.bulk(b"message");
+    r.bulk(kind.as_bytes());
     r.bulk(channel);
     r.bulk(payload);
 }
@@ -163,6 +191,11 @@ mod tests {
         assert_eq!(ps.num_channels(), 0);
         assert_eq!(ps.num_patterns(), 1);
         assert_eq!(ps.receivers(b"other").count(), 0);
+        ps.ssubscribe(b"news", 4);
+        assert_eq!(ps.shard_subscribers(b"news"), &[4]);
+        assert_eq!(ps.receivers(b"news").count(), 1);
+        ps.sunsubscribe(b"news", 4);
+        assert_eq!(ps.num_shard_channels(), 0);
     }
 
     #[test]
@@ -182,7 +215,12 @@ mod tests {
     #[test]
     fn message_shapes() {
         let mut out = Vec::new();
-        message(&mut Reply::new(&mut out, Protocol::Resp2), b"ch", b"hi");
+        message(
+            &mut Reply::new(&mut out, Protocol::Resp2),
+            "message",
+            b"ch",
+            b"hi",
+        );
         assert_eq!(out, b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n");
         out.clear();
         pmessage(

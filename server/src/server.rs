@@ -276,6 +276,9 @@ impl Server {
         for p in client.patterns.drain() {
             self.pubsub.punsubscribe(&p, client.id);
         }
+        for ch in client.shard_channels.drain() {
+            self.pubsub.sunsubscribe(&ch, client.id);
+        }
         client.sync_sub_counts();
     }
 

@@ -115,7 +115,7 @@ fn ping(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     if args.len() > 2 {
         return Err(super::arity_error("ping"));
     }
-    if ctx.client.subscriptions() > 0 && ctx.client.proto == Protocol::Resp2 {
+    if ctx.client.in_pubsub() && ctx.client.proto == Protocol::Resp2 {
         ctx.reply.array(2);
         ctx.reply.bulk(b"pong");
         ctx.reply
@@ -401,7 +401,7 @@ pub(super) fn client_line(info: &crate::client::ClientInfo, now_ms: u64) -> Stri
         info.flags.clone()
     };
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
         info.id,
         info.addr,
         info.laddr,
@@ -416,6 +416,7 @@ pub(super) fn client_line(info: &crate::client::ClientInfo, now_ms: u64) -> Stri
         info.db,
         info.sub,
         info.psub,
+        info.ssub,
         info.multi,
         info.qbuf,
         16384usize.saturating_sub(info.qbuf),

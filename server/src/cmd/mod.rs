@@ -83,7 +83,8 @@ pub mod flags {
     pub const NO_MULTI_QUEUE: u32 = 1 << 11;
     /// Allowed in RESP2 subscribed mode.
     pub const SUBSCRIBED_OK: u32 = 1 << 12;
-    /// Propagated to replicas even when no key changed (PUBLISH).
+    /// Propagated to replicas even when no key changed, and held by CLIENT PAUSE WRITE
+    /// (PUBLISH, SPUBLISH). Redis 7.0's COMMAND INFO does not list it.
     pub const MAY_REPLICATE: u32 = 1 << 13;
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
@@ -97,7 +98,6 @@ pub mod flags {
         (STALE, "stale"),
         (NO_AUTH, "no_auth"),
         (FAST, "fast"),
-        (MAY_REPLICATE, "may_replicate"),
     ];
 }
 

@@ -1,4 +1,6 @@
-//! Pub/sub commands: SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, PUBLISH and PUBSUB.
+//! Pub/sub commands: SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, their shard-channel
+//! forms SSUBSCRIBE, SUNSUBSCRIBE, SPUBLISH (Redis 7.0 sharded pub/sub, one shard here),
+//! PUBLISH and PUBSUB.
 //!
 //! Subscriptions live in two places kept in step here: the client's own sets (for reply
 //! counts and cleanup) and the server's registry (for delivery). Messages for other clients
@@ -6,10 +8,11 @@
 //! a socket. Removing a client's subscriptions when it leaves is `Server::unsubscribe_all`'s job.
 
 use super::{CmdError, CmdResult, Ctx, Spec, arity_error, eq, flags::*, spec};
-use crate::client::ClientShared;
+use crate::client::{Client, ClientShared};
 use crate::config::{BufferLimit, Config};
 use crate::protocol::{Args, Protocol, Reply};
 use crate::pubsub;
+use hashbrown::HashSet;
 use tracing::warn;
 
 const SUB: u32 = PUBSUB | NOSCRIPT | LOADING | STALE | SUBSCRIBED_OK;
@@ -19,6 +22,8 @@ pub static COMMANDS: &[Spec] = &[
     spec("unsubscribe", -1, SUB, (0, 0, 0), "pubsub", unsubscribe),
     spec("psubscribe", -2, SUB, (0, 0, 0), "pubsub", psubscribe),
     spec("punsubscribe", -1, SUB, (0, 0, 0), "pubsub", punsubscribe),
+    spec("ssubscribe", -2, SUB, (1, -1, 1), "pubsub", ssubscribe),
+    spec("sunsubscribe", -1, SUB, (1, -1, 1), "pubsub", sunsubscribe),
     spec(
         "publish",
         3,
@@ -27,70 +32,124 @@ pub static COMMANDS: &[Spec] = &[
         "pubsub",
         publish,
     ),
+    spec(
+        "spublish",
+        3,
+        PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE,
+        (1, 1, 1),
+        "pubsub",
+        spublish,
+    ),
     spec("pubsub", -2, 0, (0, 0, 0), "pubsub", pubsub_cmd),
 ];
 
-fn subscribe(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
-    for ch in args.iter().skip(1) {
-        if ctx.client.channels.insert(ch.to_vec()) {
-            ctx.srv.pubsub.subscribe(ch, ctx.client.id);
+/// The three namespaces a client can listen to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Channel,
+    Pattern,
+    Shard,
+}
+
+impl Kind {
+    fn verbs(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::Channel => ("subscribe", "unsubscribe"),
+            Kind::Pattern => ("psubscribe", "punsubscribe"),
+            Kind::Shard => ("ssubscribe", "sunsubscribe"),
         }
-        let n = ctx.client.subscriptions();
-        pubsub::confirmation(&mut ctx.reply, "subscribe", Some(ch), n);
     }
-    ctx.client.sync_sub_counts();
-    Ok(())
+
+    fn set(self, client: &mut Client) -> &mut HashSet<Vec<u8>> {
+        match self {
+            Kind::Channel => &mut client.channels,
+            Kind::Pattern => &mut client.patterns,
+            Kind::Shard => &mut client.shard_channels,
+        }
+    }
+
+    /// The count a confirmation carries: shard subscriptions are counted apart.
+    fn count(self, client: &Client) -> usize {
+        match self {
+            Kind::Shard => client.shard_channels.len(),
+            _ => client.subscriptions(),
+        }
+    }
+}
+
+fn subscribe(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    subscribe_to(ctx, args, Kind::Channel)
 }
 
 fn psubscribe(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
-    for p in args.iter().skip(1) {
-        if ctx.client.patterns.insert(p.to_vec()) {
-            ctx.srv.pubsub.psubscribe(p, ctx.client.id);
-        }
-        let n = ctx.client.subscriptions();
-        pubsub::confirmation(&mut ctx.reply, "psubscribe", Some(p), n);
+    subscribe_to(ctx, args, Kind::Pattern)
+}
+
+/// Unlike SUBSCRIBE, which Redis keeps allowing in MULTI for compatibility, SSUBSCRIBE is
+/// refused inside EXEC: the client expects one reply per command there.
+fn ssubscribe(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    if ctx.client.in_exec {
+        return Err(CmdError::msg(
+            "ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client",
+        ));
     }
-    ctx.client.sync_sub_counts();
-    Ok(())
+    subscribe_to(ctx, args, Kind::Shard)
 }
 
 fn unsubscribe(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
-    let names: Vec<Vec<u8>> = if args.len() > 1 {
-        args.iter().skip(1).map(<[u8]>::to_vec).collect()
-    } else {
-        ctx.client.channels.iter().cloned().collect()
-    };
-    for ch in &names {
-        if ctx.client.channels.remove(ch) {
-            ctx.srv.pubsub.unsubscribe(ch, ctx.client.id);
+    unsubscribe_from(ctx, args, Kind::Channel)
+}
+
+fn punsubscribe(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    unsubscribe_from(ctx, args, Kind::Pattern)
+}
+
+fn sunsubscribe(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    unsubscribe_from(ctx, args, Kind::Shard)
+}
+
+/// One confirmation per name, in argument order; subscribing twice is not an error.
+fn subscribe_to(ctx: &mut Ctx<'_>, args: Args<'_>, kind: Kind) -> CmdResult {
+    let id = ctx.client.id;
+    for name in args.iter().skip(1) {
+        if kind.set(ctx.client).insert(name.to_vec()) {
+            match kind {
+                Kind::Channel => ctx.srv.pubsub.subscribe(name, id),
+                Kind::Pattern => ctx.srv.pubsub.psubscribe(name, id),
+                Kind::Shard => ctx.srv.pubsub.ssubscribe(name, id),
+            }
         }
-        let n = ctx.client.subscriptions();
-        pubsub::confirmation(&mut ctx.reply, "unsubscribe", Some(ch), n);
-    }
-    if names.is_empty() {
-        let n = ctx.client.subscriptions();
-        pubsub::confirmation(&mut ctx.reply, "unsubscribe", None, n);
+        let n = kind.count(ctx.client);
+        pubsub::confirmation(&mut ctx.reply, kind.verbs().0, Some(name), n);
     }
     ctx.client.sync_sub_counts();
     Ok(())
 }
 
-fn punsubscribe(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+/// Without arguments, leaves everything of `kind` (one confirmation each, or one with a
+/// null name when there was nothing).
+fn unsubscribe_from(ctx: &mut Ctx<'_>, args: Args<'_>, kind: Kind) -> CmdResult {
+    let id = ctx.client.id;
     let names: Vec<Vec<u8>> = if args.len() > 1 {
         args.iter().skip(1).map(<[u8]>::to_vec).collect()
     } else {
-        ctx.client.patterns.iter().cloned().collect()
+        kind.set(ctx.client).iter().cloned().collect()
     };
-    for p in &names {
-        if ctx.client.patterns.remove(p) {
-            ctx.srv.pubsub.punsubscribe(p, ctx.client.id);
+    let verb = kind.verbs().1;
+    for name in &names {
+        if kind.set(ctx.client).remove(name) {
+            match kind {
+                Kind::Channel => ctx.srv.pubsub.unsubscribe(name, id),
+                Kind::Pattern => ctx.srv.pubsub.punsubscribe(name, id),
+                Kind::Shard => ctx.srv.pubsub.sunsubscribe(name, id),
+            }
         }
-        let n = ctx.client.subscriptions();
-        pubsub::confirmation(&mut ctx.reply, "punsubscribe", Some(p), n);
+        let n = kind.count(ctx.client);
+        pubsub::confirmation(&mut ctx.reply, verb, Some(name), n);
     }
     if names.is_empty() {
-        let n = ctx.client.subscriptions();
-        pubsub::confirmation(&mut ctx.reply, "punsubscribe", None, n);
+        let n = kind.count(ctx.client);
+        pubsub::confirmation(&mut ctx.reply, verb, None, n);
     }
     ctx.client.sync_sub_counts();
     Ok(())
@@ -107,9 +166,11 @@ fn publish(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let now_s = ctx.now_ms / 1000;
     for &id in &receivers.direct {
         if id == ctx.client.id {
-            pubsub::message(&mut ctx.reply, channel, payload);
+            pubsub::message(&mut ctx.reply, "message", channel, payload);
         } else if let Some(c) = srv.clients.get(&id) {
-            deliver(c, limit, now_s, |r| pubsub::message(r, channel, payload));
+            deliver(c, limit, now_s, |r| {
+                pubsub::message(r, "message", channel, payload);
+            });
         }
     }
     for &(pattern, id) in &receivers.by_pattern {
@@ -122,6 +183,27 @@ fn publish(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         }
     }
     let count = receivers.count();
+    ctx.reply.int(count as i64);
+    Ok(())
+}
+
+/// SPUBLISH: like PUBLISH for shard channels (`smessage`, no patterns), propagated alike.
+fn spublish(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let (channel, payload) = (args.get(1), args.get(2));
+    let srv = &mut *ctx.srv;
+    let limit = Config::buffer_class("pubsub").map(|i| srv.config.client_output_buffer_limit[i]);
+    let now_s = ctx.now_ms / 1000;
+    let receivers = srv.pubsub.shard_subscribers(channel);
+    for &id in receivers {
+        if id == ctx.client.id {
+            pubsub::message(&mut ctx.reply, "smessage", channel, payload);
+        } else if let Some(c) = srv.clients.get(&id) {
+            deliver(c, limit, now_s, |r| {
+                pubsub::message(r, "smessage", channel, payload);
+            });
+        }
+    }
+    let count = receivers.len();
     ctx.reply.int(count as i64);
     Ok(())
 }
@@ -191,8 +273,7 @@ const PUBSUB_HELP: &[&str] = &[
     "    Prints this help.",
 ];
 
-/// PUBSUB CHANNELS / NUMSUB / NUMPAT / SHARDCHANNELS / SHARDNUMSUB / HELP. Shard channels
-/// need SSUBSCRIBE, which this server does not offer, so they are always empty.
+/// PUBSUB CHANNELS / NUMSUB / NUMPAT / SHARDCHANNELS / SHARDNUMSUB / HELP.
 fn pubsub_cmd(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let sub = args.get(1);
     let n = args.len();
@@ -239,12 +320,18 @@ fn pubsub_cmd(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         if n > 3 {
             return Err(syntax());
         }
-        ctx.reply.array(0);
+        let pattern = (n == 3).then(|| args.get(2));
+        let list = ctx.srv.pubsub.shard_channels_matching(pattern);
+        ctx.reply.array(list.len());
+        for c in list {
+            ctx.reply.bulk(c);
+        }
     } else if eq(sub, "shardnumsub") {
         ctx.reply.array((n - 2) * 2);
         for ch in args.iter().skip(2) {
             ctx.reply.bulk(ch);
-            ctx.reply.int(0);
+            ctx.reply
+                .int(ctx.srv.pubsub.shard_subscribers(ch).len() as i64);
         }
     } else {
         return Err(CmdError::msg(format!(
