@@ -253,12 +253,13 @@ impl Server {
         self.blocked.values().any(|ids| ids.contains(&client_id))
     }
 
-    /// Clients blocked on any key (INFO `blocked_clients`).
+    /// Clients waiting in a blocking command or held by CLIENT PAUSE (INFO
+    /// `blocked_clients`, which counts both in Redis): the ones flagged `b`.
     pub fn blocked_clients(&self) -> usize {
-        let mut ids: Vec<u64> = self.blocked.values().flatten().copied().collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids.len()
+        self.clients
+            .values()
+            .filter(|c| c.info.borrow().flags.contains('b'))
+            .count()
     }
 
     /// Forgets a client that disconnected.
