@@ -363,3 +363,32 @@ fn slow_subscriber_over_pubsub_limit_is_disconnected() {
     }
     admin.call(&["PUBSUB", "NUMSUB", "big"], b"*2\r\n$3\r\nbig\r\n:0\r\n");
 }
+
+#[test]
+fn shard_channels_deliver_smessage_and_kill_by_type_drops_subscribers() {
+    let server = start();
+    let mut sub = Conn::open(&server);
+    let mut other = Conn::open(&server);
+    sub.call(
+        &["SSUBSCRIBE", "orders"],
+        b"*3\r\n$10\r\nssubscribe\r\n$6\r\norders\r\n:1\r\n",
+    );
+    // Shard channels and ordinary channels are separate namespaces.
+    other.call(&["PUBLISH", "orders", "x"], b":0\r\n");
+    other.call(&["SPUBLISH", "orders", "42"], b":1\r\n");
+    sub.expect(b"*3\r\n$8\r\nsmessage\r\n$6\r\norders\r\n$2\r\n42\r\n");
+    other.call(&["CLIENT", "KILL", "TYPE", "pubsub"], b":1\r\n");
+    let mut buf = [0u8; 1];
+    let until = Instant::now() + DEADLINE;
+    loop {
+        match sub.sock.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => panic!("unexpected bytes after kill"),
+            Err(_) => assert!(Instant::now() < until, "killed subscriber still connected"),
+        }
+    }
+    other.call(
+        &["PUBSUB", "SHARDNUMSUB", "orders"],
+        b"*2\r\n$6\r\norders\r\n:0\r\n",
+    );
+}
