@@ -190,19 +190,15 @@ fn call(
     if let Some(b) = block {
         return Outcome::Block(b, OwnedArgs::from_args(args));
     }
-    // PUBLISH and other MAY_REPLICATE commands are propagated although no key changed.
-    if (spec.is(flags::WRITE) && srv.dirty != dirty_before) || spec.is(flags::MAY_REPLICATE) {
+    if spec.is(flags::WRITE) && srv.dirty != dirty_before {
         let db = db_before;
         match propagate {
             Propagate::Verbatim => srv.feed.feed(db, &args.iter().collect::<Vec<_>>()),
             Propagate::Nothing => {}
             Propagate::Rewrite(cmds) => cmds.iter().for_each(|c| srv.feed.feed(db, c)),
         }
-        // SPUBLISH names a channel where keys go: only writes touch keys.
-        if spec.is(flags::WRITE) {
-            for i in spec.key_indices(args.len()) {
-                srv.touch_key(db, args.get(i));
-            }
+        for i in spec.key_indices(args.len()) {
+            srv.touch_key(db, args.get(i));
         }
     }
     if client.close_after_reply {

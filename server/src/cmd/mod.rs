@@ -83,8 +83,9 @@ pub mod flags {
     pub const NO_MULTI_QUEUE: u32 = 1 << 11;
     /// Allowed in RESP2 subscribed mode.
     pub const SUBSCRIBED_OK: u32 = 1 << 12;
-    /// Propagated to replicas even when no key changed, and held by CLIENT PAUSE WRITE
-    /// (PUBLISH, SPUBLISH). Redis 7.0's COMMAND INFO does not list it.
+    /// Not a write, but may add to the replication stream (PUBLISH, SPUBLISH): held by
+    /// CLIENT PAUSE WRITE like writes. Redis 7.0's COMMAND INFO does not list it. It does
+    /// not make the executor propagate anything: such a handler feeds the stream itself.
     pub const MAY_REPLICATE: u32 = 1 << 13;
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),

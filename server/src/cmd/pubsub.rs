@@ -155,10 +155,17 @@ fn unsubscribe_from(ctx: &mut Ctx<'_>, args: Args<'_>, kind: Kind) -> CmdResult 
     Ok(())
 }
 
-/// PUBLISH: delivers to every subscriber and replies how many deliveries were made. Redis
-/// 7.0 always propagates PUBLISH to replicas (their subscribers get it too), so the command
-/// is flagged MAY_REPLICATE and the executor feeds it although no key changed.
+/// Redis 7.0 forces the propagation of PUBLISH and SPUBLISH to replicas (their subscribers
+/// get the message too) although no key changes, so the handler feeds the stream itself:
+/// the executor only propagates writes that changed something.
+fn propagate(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    let argv: Vec<&[u8]> = args.iter().collect();
+    ctx.srv.feed.feed(ctx.client.db, &argv);
+}
+
+/// PUBLISH: delivers to every subscriber and replies how many deliveries were made.
 fn publish(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    propagate(ctx, args);
     let (channel, payload) = (args.get(1), args.get(2));
     let srv = &mut *ctx.srv;
     let receivers = srv.pubsub.receivers(channel);
@@ -189,6 +196,7 @@ fn publish(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 
 /// SPUBLISH: like PUBLISH for shard channels (`smessage`, no patterns), propagated alike.
 fn spublish(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    propagate(ctx, args);
     let (channel, payload) = (args.get(1), args.get(2));
     let srv = &mut *ctx.srv;
     let limit = Config::buffer_class("pubsub").map(|i| srv.config.client_output_buffer_limit[i]);
@@ -381,6 +389,14 @@ mod tests {
             srv.feed.drain(),
             b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$2\r\nhi\r\n"
         );
+        assert_eq!(run(&mut srv, &mut c, &["SPUBLISH", "ch", "hi"]), b":0\r\n");
+        assert_eq!(
+            srv.feed.drain(),
+            b"*3\r\n$8\r\nSPUBLISH\r\n$2\r\nch\r\n$2\r\nhi\r\n"
+        );
+        // A rejected PUBLISH propagates nothing.
+        assert!(run(&mut srv, &mut c, &["PUBLISH", "ch"]).starts_with(b"-ERR"));
+        assert!(srv.feed.drain().is_empty());
     }
 
     #[test]
