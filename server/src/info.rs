@@ -338,9 +338,9 @@ fn stats(srv: &Server, out: &mut String) {
     field!(out, "current_eviction_exceeded_time", 0);
     field!(out, "keyspace_hits", s.keyspace_hits);
     field!(out, "keyspace_misses", s.keyspace_misses);
-    field!(out, "pubsub_channels", 0);
-    field!(out, "pubsub_patterns", 0);
-    field!(out, "pubsubshard_channels", 0);
+    field!(out, "pubsub_channels", srv.pubsub.num_channels());
+    field!(out, "pubsub_patterns", srv.pubsub.num_patterns());
+    field!(out, "pubsubshard_channels", srv.pubsub.num_shard_channels());
     field!(out, "latest_fork_usec", 0);
     field!(out, "total_forks", 0);
     field!(out, "migrate_cached_sockets", 0);

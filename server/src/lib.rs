@@ -20,6 +20,7 @@ pub mod memory;
 pub mod net;
 pub mod persistence;
 pub mod protocol;
+pub mod pubsub;
 pub mod replication;
 pub mod server;
 pub mod slowlog;

@@ -3,14 +3,18 @@
 //! Everything runs on one thread. A connection task reads what the socket has, parses and
 //! executes every complete command in the buffer while holding the server state, then writes
 //! all replies with one write: pipelined clients get one read and one write per batch.
+//! A connection stops reading commands while one of its commands is blocked (BLPOP and
+//! friends) or held by CLIENT PAUSE; messages other clients produce for it (pub/sub) are
+//! taken from its pending buffer whenever it wakes.
 
-use crate::client::{Client, OwnedArgs};
+use crate::client::{Client, ClientShared, OwnedArgs};
 use crate::cmd::{Block, TimeoutReply};
 use crate::exec::{self, Outcome};
 use crate::protocol::{Parser, ProtoLimits, Reply};
 use crate::server::Server;
 use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -59,7 +63,10 @@ fn tick(srv: &mut Server) {
     {
         let now = crate::clock::now_ms();
         srv.now_ms = now;
-        srv.active_expire(now, 200);
+        // Expiry is suspended during CLIENT PAUSE so the dataset stays still, as in Redis.
+        if !srv.paused(now) {
+            srv.active_expire(now, 200);
+        }
         let processed = srv.stats.total_commands_processed;
         let samples = &mut srv.stats.ops_samples;
         samples.push((now, processed));
@@ -94,18 +101,27 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
     let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut parser = Parser::new();
     let mut blocked: Option<Blocked> = None;
+    // A command held by CLIENT PAUSE, run again when the pause ends or is lifted.
+    let mut postponed: Option<OwnedArgs> = None;
     let shared = client.shared.clone();
+    shared.info.borrow_mut().fd = i64::from(sock.as_raw_fd());
     'conn: loop {
         // Wait for input, a wake-up (pushes, unblock, kill) or a blocking timeout.
         if input.capacity() - input.len() < 4096 {
             input.reserve(16 * 1024);
         }
-        let deadline = blocked.as_ref().and_then(|b| b.deadline);
+        let deadline = match &postponed {
+            Some(_) => pause_deadline(&state.borrow()),
+            None => blocked.as_ref().and_then(|b| b.deadline),
+        };
         let mut timed_out = false;
         tokio::select! {
             r = read_some(&sock, &mut input) => match r {
                 Ok(0) | Err(_) => break 'conn,
-                Ok(n) => state.borrow_mut().stats.total_net_input_bytes += n as u64,
+                Ok(n) => {
+                    state.borrow_mut().stats.total_net_input_bytes += n as u64;
+                    shared.info.borrow_mut().last_interaction_ms = crate::clock::now_ms();
+                }
             },
             () = shared.notify.notified() => {}
             () = sleep_until(deadline) => timed_out = true,
@@ -118,10 +134,37 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
             let mut srv = state.borrow_mut();
             let srv = &mut *srv;
             srv.now_ms = crate::clock::now_ms();
+            // Pub/sub messages are pushed even under CLIENT REPLY OFF, as in Redis 7.0.
             out.append(&mut shared.pending.borrow_mut());
+            shared.info.borrow_mut().omem = 0;
+            if let Some(command) = postponed.take() {
+                match exec::execute(srv, &mut client, command.as_args(), &mut out) {
+                    Outcome::Continue => {}
+                    Outcome::Close => close = true,
+                    Outcome::Paused(command) => postponed = Some(command),
+                    Outcome::Block(block, command) => {
+                        srv.block(client.id, client.db, &block.keys);
+                        client.sync_flags(true);
+                        let deadline = (block.timeout_ms > 0)
+                            .then(|| Instant::now() + Duration::from_millis(block.timeout_ms));
+                        blocked = Some(Blocked {
+                            block,
+                            command,
+                            deadline,
+                            db: client.db,
+                        });
+                    }
+                }
+            }
             if let Some(b) = blocked.take() {
                 srv.unblock(client.id, b.db, &b.block.keys);
-                if timed_out {
+                let forced = shared.unblock.take();
+                if forced == Some(true) {
+                    Reply::new(&mut out, client.proto)
+                        .error("UNBLOCKED client unblocked via CLIENT UNBLOCK");
+                    client.sync_flags(false);
+                } else if timed_out || forced.is_some() {
+                    client.sync_flags(false);
                     let mut r = Reply::new(&mut out, client.proto);
                     match b.block.on_timeout {
                         TimeoutReply::NullArray => r.null_array(),
@@ -139,11 +182,12 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
                             });
                         }
                         Outcome::Close => close = true,
+                        Outcome::Paused(command) => postponed = Some(command),
                         Outcome::Continue => {}
                     }
                 }
             }
-            while blocked.is_none() && !close {
+            while blocked.is_none() && postponed.is_none() && !close {
                 let limits = ProtoLimits {
                     max_bulk_len: srv.config.proto_max_bulk_len as i64,
                     auth_required: !client.authenticated,
@@ -161,8 +205,13 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
                 match exec::execute(srv, &mut client, args, &mut out) {
                     Outcome::Continue => {}
                     Outcome::Close => close = true,
+                    Outcome::Paused(command) => {
+                        client.sync_flags(true);
+                        postponed = Some(command);
+                    }
                     Outcome::Block(block, command) => {
                         srv.block(client.id, client.db, &block.keys);
+                        client.sync_flags(true);
                         let deadline = (block.timeout_ms > 0)
                             .then(|| Instant::now() + Duration::from_millis(block.timeout_ms));
                         blocked = Some(Blocked {
@@ -183,7 +232,7 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
             shared.info.borrow_mut().qbuf = input.len();
         }
         if !out.is_empty() {
-            if sock.write_all(&out).await.is_err() {
+            if !write_out(&mut sock, &out, &shared).await {
                 break 'conn;
             }
             out.clear();
@@ -200,6 +249,36 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
         srv.unblock(client.id, b.db, &b.block.keys);
     }
     srv.unregister_client(&mut client);
+}
+
+/// Writes `out` to the socket. Returns false when the connection must close: a write failed,
+/// or the client was killed while its socket was full (a subscriber over its output-buffer
+/// limit must be dropped at once, not once it reads again).
+async fn write_out(sock: &mut TcpStream, out: &[u8], shared: &ClientShared) -> bool {
+    let mut written = match sock.try_write(out) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+        Err(_) => return false,
+    };
+    let mut woken = false;
+    while written < out.len() {
+        tokio::select! {
+            r = sock.write(&out[written..]) => match r {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => written += n,
+            },
+            () = shared.notify.notified(), if !woken => woken = true,
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+        if shared.killed.get() {
+            return false;
+        }
+    }
+    if woken {
+        // The wake-up was for the main loop (pending pushes): keep it for the next wait.
+        shared.notify.notify_one();
+    }
+    true
 }
 
 /// Admits a new connection, or refuses it at `maxclients`.
@@ -243,6 +322,13 @@ async fn read_some(sock: &TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize
             (Err(e), None) => return Err(e),
         }
     }
+}
+
+/// When the current CLIENT PAUSE ends, as a timer deadline.
+fn pause_deadline(srv: &Server) -> Option<Instant> {
+    let (until, _) = srv.pause?;
+    let left = until.saturating_sub(crate::clock::now_ms());
+    Some(Instant::now() + Duration::from_millis(left))
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

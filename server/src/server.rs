@@ -6,6 +6,7 @@ use crate::client::{Client, ClientShared};
 use crate::config::{Config, EvictionPolicy};
 use crate::keyspace::Keyspace;
 use crate::keyspace::SmallBytes;
+use crate::pubsub::PubSub;
 use crate::replication::Feed;
 use hashbrown::HashMap;
 use rand::SeedableRng;
@@ -138,6 +139,8 @@ pub struct Server {
     pub now_ms: u64,
     /// CLIENT PAUSE: until when (Unix ms), and whether only writes are paused.
     pub pause: Option<(u64, bool)>,
+    /// Channel and pattern subscribers.
+    pub pubsub: PubSub,
     /// Clients WATCHing each (database, key).
     watched: HashMap<(usize, SmallBytes), Vec<u64>>,
     /// Clients blocked on each (database, key), in arrival order.
@@ -170,9 +173,15 @@ impl Server {
             shutdown: Rc::new(tokio::sync::Notify::new()),
             pause: None,
             now_ms: crate::clock::now_ms(),
+            pubsub: PubSub::default(),
             watched: HashMap::new(),
             blocked: HashMap::new(),
         }
+    }
+
+    /// Whether a CLIENT PAUSE is in effect.
+    pub fn paused(&self, now_ms: u64) -> bool {
+        self.pause.is_some_and(|(until, _)| until > now_ms)
     }
 
     pub fn next_client_id(&mut self) -> u64 {
@@ -189,7 +198,7 @@ impl Server {
         let k = (db, SmallBytes::new(key));
         for id in self.watched.get(&k).into_iter().flatten() {
             if let Some(c) = self.clients.get(id) {
-                c.dirty_cas.set(true);
+                c.mark_dirty_cas();
             }
         }
         for id in self.blocked.get(&k).into_iter().flatten() {
@@ -199,27 +208,58 @@ impl Server {
         }
     }
 
-    /// Every WATCHed key of `db` (all databases when `None`) counts as changed: FLUSHDB,
-    /// FLUSHALL, SWAPDB.
+    /// FLUSHDB (`Some(db)`) or FLUSHALL (`None`) is about to empty databases: every
+    /// WATCHed key that exists there counts as changed. A watched key that does not exist
+    /// is left alone, as in Redis. Call it before emptying.
     pub fn touch_all_watched(&mut self, db: Option<usize>) {
-        for ((d, _), ids) in &self.watched {
-            if db.is_none_or(|x| x == *d) {
-                for id in ids {
-                    if let Some(c) = self.clients.get(id) {
-                        c.dirty_cas.set(true);
-                    }
-                }
+        for ((d, key), ids) in &self.watched {
+            if db.is_none_or(|x| x == *d) && self.keyspace.db(*d).find(key).is_some() {
+                self.mark_dirty_cas(ids);
+            }
+        }
+    }
+
+    /// SWAPDB `a` `b`: a key WATCHed in either database counts as changed when it exists in
+    /// either of them (its value may differ after the swap).
+    pub fn touch_swapped_watched(&mut self, a: usize, b: usize) {
+        for ((d, key), ids) in &self.watched {
+            if (*d == a || *d == b)
+                && (self.keyspace.db(a).find(key).is_some()
+                    || self.keyspace.db(b).find(key).is_some())
+            {
+                self.mark_dirty_cas(ids);
+            }
+        }
+    }
+
+    fn mark_dirty_cas(&self, ids: &[u64]) {
+        for id in ids {
+            if let Some(c) = self.clients.get(id) {
+                c.mark_dirty_cas();
             }
         }
     }
 
     pub fn watch(&mut self, client: &mut Client, key: &[u8]) {
+        // A key already expired counts as absent: delete it now so its later expiry is not
+        // taken for a change (Redis remembers it was expired at WATCH time instead).
+        self.find_live(client.db, key, crate::clock::now_ms());
         let k = (client.db, SmallBytes::new(key));
         if client.watched.contains(&k) {
             return;
         }
         self.watched.entry(k.clone()).or_default().push(client.id);
         client.watched.push(k);
+    }
+
+    /// EXEC's last check: a WATCHed key that expired since WATCH is a change even when
+    /// nothing has deleted it yet. Looking each key up deletes the expired ones, which
+    /// flags the transaction.
+    pub fn expire_watched(&mut self, client: &Client) {
+        let now = crate::clock::now_ms();
+        for (db, key) in &client.watched {
+            self.find_live(*db, key, now);
+        }
     }
 
     pub fn unwatch_all(&mut self, client: &mut Client) {
@@ -256,18 +296,39 @@ impl Server {
         }
     }
 
-    /// Clients blocked on any key (INFO `blocked_clients`).
+    /// Whether `client_id` waits in a blocking command (CLIENT UNBLOCK applies).
+    pub fn is_blocked_on_keys(&self, client_id: u64) -> bool {
+        self.blocked.values().any(|ids| ids.contains(&client_id))
+    }
+
+    /// Clients waiting in a blocking command or held by CLIENT PAUSE (INFO
+    /// `blocked_clients`, which counts both in Redis): the ones flagged `b`.
     pub fn blocked_clients(&self) -> usize {
-        let mut ids: Vec<u64> = self.blocked.values().flatten().copied().collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids.len()
+        self.clients
+            .values()
+            .filter(|c| c.info.borrow().flags.contains('b'))
+            .count()
     }
 
     /// Forgets a client that disconnected.
     pub fn unregister_client(&mut self, client: &mut Client) {
         self.unwatch_all(client);
+        self.unsubscribe_all(client);
         self.clients.remove(&client.id);
+    }
+
+    /// Drops every subscription of `client` without replying (disconnect, RESET).
+    pub fn unsubscribe_all(&mut self, client: &mut Client) {
+        for ch in client.channels.drain() {
+            self.pubsub.unsubscribe(&ch, client.id);
+        }
+        for p in client.patterns.drain() {
+            self.pubsub.punsubscribe(&p, client.id);
+        }
+        for ch in client.shard_channels.drain() {
+            self.pubsub.sunsubscribe(&ch, client.id);
+        }
+        client.sync_sub_counts();
     }
 
     pub fn access_clock(&self, now_ms: u64) -> AccessClock {
@@ -282,14 +343,23 @@ impl Server {
     /// The slot of `key` in database `db` if it exists and has not expired. An expired key is
     /// deleted here, and the deletion is propagated as a DEL so replicas stay identical.
     pub fn find_live(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<u32> {
+        let paused = self.paused(now_ms);
         let d = self.keyspace.db_mut(db);
         let i = d.find(key)?;
         if !d.entry(i).is_expired(now_ms) {
             return Some(i);
         }
+        if paused {
+            // During CLIENT PAUSE the dataset must not change (a failover waits for replicas
+            // to reach the master's offset): the key reads as missing but is deleted later,
+            // as Redis does. No client write can run while paused, so nothing re-inserts it.
+            return None;
+        }
         d.remove_at(i);
         self.stats.expired_keys += 1;
         self.feed.feed(db, &[b"DEL".as_slice(), key]);
+        // An expiry is a change for WATCH: the transaction must fail, as in Redis.
+        self.touch_key(db, key);
         None
     }
 

@@ -454,9 +454,8 @@ fn swapdb(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     if a < 0 || a >= n || b < 0 || b >= n {
         return Err(CmdError::DbIndex);
     }
+    ctx.srv.touch_swapped_watched(a as usize, b as usize);
     ctx.srv.keyspace.swap(a as usize, b as usize);
-    ctx.srv.touch_all_watched(Some(a as usize));
-    ctx.srv.touch_all_watched(Some(b as usize));
     ctx.dirty(1);
     ctx.reply.ok();
     Ok(())
@@ -558,8 +557,8 @@ fn flush_mode(args: Args<'_>) -> CmdResult {
 fn flushdb(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     flush_mode(args)?;
     let n = ctx.db().len() as u64;
-    ctx.db().clear();
     ctx.srv.touch_all_watched(Some(ctx.client.db));
+    ctx.db().clear();
     ctx.dirty(n.max(1));
     ctx.reply.ok();
     Ok(())
@@ -568,8 +567,8 @@ fn flushdb(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 fn flushall(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     flush_mode(args)?;
     let n = ctx.srv.keyspace.total_keys() as u64;
-    ctx.srv.keyspace.flush_all();
     ctx.srv.touch_all_watched(None);
+    ctx.srv.keyspace.flush_all();
     ctx.dirty(n.max(1));
     ctx.reply.ok();
     Ok(())

@@ -13,6 +13,7 @@ mod ctx;
 mod hashes;
 mod keys;
 mod longdouble;
+mod pubsub;
 mod server;
 mod sets;
 mod strings;
@@ -86,6 +87,10 @@ pub mod flags {
     pub const NO_MULTI_QUEUE: u32 = 1 << 11;
     /// Allowed in RESP2 subscribed mode.
     pub const SUBSCRIBED_OK: u32 = 1 << 12;
+    /// Not a write, but may add to the replication stream (PUBLISH, SPUBLISH): held by
+    /// CLIENT PAUSE WRITE like writes. Redis 7.0's COMMAND INFO does not list it. It does
+    /// not make the executor propagate anything: such a handler feeds the stream itself.
+    pub const MAY_REPLICATE: u32 = 1 << 13;
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
         (READONLY, "readonly"),
@@ -246,6 +251,7 @@ pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::ne
         server::COMMANDS,
         hashes::COMMANDS,
         sets::COMMANDS,
+        pubsub::COMMANDS,
     ];
     families
         .iter()

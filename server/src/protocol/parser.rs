@@ -154,7 +154,11 @@ impl Parser {
         debug_assert!(n <= self.consumed);
         self.pos -= n;
         self.consumed -= n;
-        if !self.inline {
+        if self.state == State::Idle {
+            // The ranges belong to a command already returned (the caller may stop calling
+            // `next` early, e.g. when a command blocks): nothing refers to them any more.
+            self.ranges.clear();
+        } else if !self.inline {
             for r in &mut self.ranges {
                 r.0 -= n;
                 r.1 -= n;
