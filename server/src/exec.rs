@@ -4,6 +4,7 @@
 
 use crate::client::{Client, OwnedArgs};
 use crate::cmd::{self, Block, CmdError, Ctx, Propagate, Spec, flags};
+use crate::keyspace::SmallBytes;
 use crate::protocol::{Args, Reply};
 use crate::server::Server;
 
@@ -49,9 +50,37 @@ pub fn execute(
     if spec.name == "exec" {
         return exec(srv, client, out);
     }
-    let outcome = call(srv, client, spec, args, out);
+    let outcome = call(srv, client, spec, args, out, Mode::Direct);
     after_command(srv, client);
     outcome
+}
+
+/// Runs a blocked client's command again because `key` was written (see
+/// [`crate::blocking`]). No admission checks: the command was admitted when it blocked.
+pub fn rerun_blocked(
+    srv: &mut Server,
+    client: &mut Client,
+    args: Args<'_>,
+    key: &SmallBytes,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    let Some(spec) = cmd::lookup(args.get(0)) else {
+        return Outcome::Continue;
+    };
+    let outcome = call(srv, client, spec, args, out, Mode::Woken(key));
+    after_command(srv, client);
+    outcome
+}
+
+/// How a command is being run.
+#[derive(Debug, Clone, Copy)]
+enum Mode<'k> {
+    /// Sent by the client.
+    Direct,
+    /// Queued in MULTI, run by EXEC: it may not block.
+    InExec,
+    /// Re-run for a blocked client because this key was written.
+    Woken(&'k SmallBytes),
 }
 
 /// Why the command must not run now, as the error line Redis would send.
@@ -75,6 +104,7 @@ fn call(
     spec: &'static Spec,
     args: Args<'_>,
     out: &mut Vec<u8>,
+    mode: Mode<'_>,
 ) -> Outcome {
     let dirty_before = srv.dirty;
     let db_before = client.db;
@@ -82,13 +112,25 @@ fn call(
     let mark = out.len();
     let (result, block, propagate) = {
         let mut ctx = Ctx::new(srv, client, out);
+        match mode {
+            Mode::Direct => {}
+            Mode::InExec => ctx.may_block = false,
+            Mode::Woken(key) => ctx.woken_by = Some(key.clone()),
+        }
         let r = (spec.handler)(&mut ctx, args);
         (r, ctx.block.take(), std::mem::take(&mut ctx.propagate))
     };
-    let stat = srv.stats.command_calls.entry(spec.name).or_default();
-    stat.0 += 1;
-    stat.1 += started.elapsed().as_micros() as u64;
-    srv.stats.total_commands_processed += 1;
+    // As in Redis, a command that blocks counts in commandstats when it is finally served or
+    // times out, and a wake-up that blocks again is not a command at all.
+    let blocks = matches!(result, Ok(())) && block.is_some();
+    if !blocks {
+        let stat = srv.stats.command_calls.entry(spec.name).or_default();
+        stat.0 += 1;
+        stat.1 += started.elapsed().as_micros() as u64;
+    }
+    if !(blocks && matches!(mode, Mode::Woken(_))) {
+        srv.stats.total_commands_processed += 1;
+    }
     if let Err(e) = result {
         out.truncate(mark);
         reply_error(srv, client, out, e.text());
@@ -146,7 +188,7 @@ fn exec(srv: &mut Server, client: &mut Client, out: &mut Vec<u8>) -> Outcome {
             continue;
         };
         // Blocking commands inside MULTI behave as if the timeout expired at once.
-        if let Outcome::Block(..) = call(srv, client, spec, args, out) {
+        if let Outcome::Block(..) = call(srv, client, spec, args, out, Mode::InExec) {
             Reply::new(out, client.proto).null_array();
         }
     }

@@ -4,8 +4,8 @@
 //! executes every complete command in the buffer while holding the server state, then writes
 //! all replies with one write: pipelined clients get one read and one write per batch.
 
-use crate::client::{Client, OwnedArgs};
-use crate::cmd::{Block, TimeoutReply};
+use crate::blocking;
+use crate::client::Client;
 use crate::exec::{self, Outcome};
 use crate::protocol::{Parser, ProtoLimits, Reply};
 use crate::server::Server;
@@ -69,37 +69,36 @@ fn tick(srv: &mut Server) {
             srv.pause = None;
         }
         crate::memory::peak(crate::memory::refresh());
+        // A key written outside a connection's command loop still serves its waiters, at the
+        // next tick at the latest.
+        blocking::serve(srv);
     }
-}
-
-/// A client blocked by BLPOP and friends.
-struct Blocked {
-    block: Block,
-    command: OwnedArgs,
-    deadline: Option<Instant>,
-    db: usize,
 }
 
 async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
     let _ = sock.set_nodelay(true);
     let local = sock.local_addr().ok();
-    let Some(mut client) = register(&mut state.borrow_mut(), peer, local) else {
+    let Some(registered) = register(&mut state.borrow_mut(), peer, local) else {
         let _ = sock
             .write_all(b"-ERR max number of clients reached\r\n")
             .await;
         return;
     };
+    let id = registered.id;
+    let shared = registered.shared.clone();
+    // `None` while the client is blocked: its state is parked in the server
+    // (`crate::blocking`) so that whoever writes its key can serve it at once.
+    let mut client = Some(registered);
+    // When the blocked client times out.
+    let mut deadline: Option<Instant> = None;
     let mut input: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut parser = Parser::new();
-    let mut blocked: Option<Blocked> = None;
-    let shared = client.shared.clone();
     'conn: loop {
-        // Wait for input, a wake-up (pushes, unblock, kill) or a blocking timeout.
+        // Wait for input, a wake-up (pushes, served while blocked, kill) or a blocking timeout.
         if input.capacity() - input.len() < 4096 {
             input.reserve(16 * 1024);
         }
-        let deadline = blocked.as_ref().and_then(|b| b.deadline);
         let mut timed_out = false;
         tokio::select! {
             r = sock.read_buf(&mut input) => match r {
@@ -116,66 +115,62 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
         {
             let mut srv = state.borrow_mut();
             let srv = &mut *srv;
+            // Pending output first: a reply served while blocked is there, after any message
+            // that arrived before it.
             out.append(&mut shared.pending.borrow_mut());
-            if let Some(b) = blocked.take() {
-                srv.unblock(client.id, b.db, &b.block.keys);
-                if timed_out {
-                    let mut r = Reply::new(&mut out, client.proto);
-                    match b.block.on_timeout {
-                        TimeoutReply::NullArray => r.null_array(),
-                        TimeoutReply::Null => r.null(),
-                    }
+            if client.is_none() {
+                client = if timed_out {
+                    blocking::time_out(srv, id, &mut out)
                 } else {
-                    match exec::execute(srv, &mut client, b.command.as_args(), &mut out) {
-                        Outcome::Block(block, command) => {
-                            srv.block(client.id, client.db, &block.keys);
-                            blocked = Some(Blocked {
-                                block,
-                                command,
-                                deadline: b.deadline,
-                                db: client.db,
-                            });
+                    srv.blocking.take_served(id)
+                };
+                if client.is_some() {
+                    deadline = None;
+                }
+            }
+            let mut park = None;
+            if let Some(c) = client.as_mut() {
+                while !close {
+                    let limits = ProtoLimits {
+                        max_bulk_len: srv.config.proto_max_bulk_len as i64,
+                        auth_required: !c.authenticated,
+                    };
+                    let args = match parser.next(&input, limits) {
+                        Ok(Some(args)) => args,
+                        Ok(None) => break,
+                        Err(e) => {
+                            Reply::new(&mut out, c.proto).error(&format!("ERR {e}"));
+                            debug!(error = %e, "closing connection");
+                            close = true;
+                            break;
                         }
-                        Outcome::Close => close = true,
+                    };
+                    let outcome = exec::execute(srv, c, args, &mut out);
+                    // Clients blocked on keys this command wrote are served before anything
+                    // else runs, as in Redis.
+                    blocking::serve(srv);
+                    match outcome {
                         Outcome::Continue => {}
+                        Outcome::Close => close = true,
+                        Outcome::Block(block, command) => {
+                            park = Some((block, command));
+                            break;
+                        }
                     }
                 }
-            }
-            while blocked.is_none() && !close {
-                let limits = ProtoLimits {
-                    max_bulk_len: srv.config.proto_max_bulk_len as i64,
-                    auth_required: !client.authenticated,
-                };
-                let args = match parser.next(&input, limits) {
-                    Ok(Some(args)) => args,
-                    Ok(None) => break,
-                    Err(e) => {
-                        Reply::new(&mut out, client.proto).error(&format!("ERR {e}"));
-                        debug!(error = %e, "closing connection");
-                        close = true;
-                        break;
-                    }
-                };
-                match exec::execute(srv, &mut client, args, &mut out) {
-                    Outcome::Continue => {}
-                    Outcome::Close => close = true,
-                    Outcome::Block(block, command) => {
-                        srv.block(client.id, client.db, &block.keys);
-                        let deadline = (block.timeout_ms > 0)
-                            .then(|| Instant::now() + Duration::from_millis(block.timeout_ms));
-                        blocked = Some(Blocked {
-                            block,
-                            command,
-                            deadline,
-                            db: client.db,
-                        });
-                    }
+                let consumed = parser.consumed();
+                if consumed > 0 {
+                    input.drain(..consumed);
+                    parser.compact(consumed);
                 }
             }
-            let consumed = parser.consumed();
-            if consumed > 0 {
-                input.drain(..consumed);
-                parser.compact(consumed);
+            if let Some((block, command)) = park
+                && let Some(c) = client.take()
+            {
+                deadline = (block.timeout_ms > 0)
+                    .then(|| Instant::now().checked_add(Duration::from_millis(block.timeout_ms)))
+                    .flatten();
+                srv.blocking.park(c, block, command);
             }
             srv.stats.total_net_output_bytes += out.len() as u64;
             shared.info.borrow_mut().qbuf = input.len();
@@ -194,10 +189,12 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
         }
     }
     let mut srv = state.borrow_mut();
-    if let Some(b) = blocked {
-        srv.unblock(client.id, b.db, &b.block.keys);
+    if client.is_none() {
+        client = srv.blocking.cancel(id);
     }
-    srv.unregister_client(&mut client);
+    if let Some(mut c) = client {
+        srv.unregister_client(&mut c);
+    }
 }
 
 /// Admits a new connection, or refuses it at `maxclients`.

@@ -2,6 +2,7 @@
 //! replication feed. It lives on one thread (like Redis's main thread); connection tasks
 //! borrow it for the duration of a batch of commands, never across an `.await`.
 
+use crate::blocking::Blocking;
 use crate::client::{Client, ClientShared};
 use crate::config::{Config, EvictionPolicy};
 use crate::keyspace::Keyspace;
@@ -95,8 +96,8 @@ pub struct Server {
     pub pause: Option<(u64, bool)>,
     /// Clients WATCHing each (database, key).
     watched: HashMap<(usize, SmallBytes), Vec<u64>>,
-    /// Clients blocked on each (database, key), in arrival order.
-    blocked: HashMap<(usize, SmallBytes), Vec<u64>>,
+    /// Clients blocked on keys (BLPOP and friends).
+    pub blocking: Blocking,
 }
 
 impl Server {
@@ -123,7 +124,7 @@ impl Server {
             shutdown: Rc::new(tokio::sync::Notify::new()),
             pause: None,
             watched: HashMap::new(),
-            blocked: HashMap::new(),
+            blocking: Blocking::default(),
         }
     }
 
@@ -133,20 +134,17 @@ impl Server {
         id
     }
 
-    /// A key was written: transactions WATCHing it will fail, clients blocked on it wake up.
+    /// A key was written: transactions WATCHing it will fail, clients blocked on it will be
+    /// served (by [`crate::blocking::serve`], after the current command).
     pub fn touch_key(&mut self, db: usize, key: &[u8]) {
-        if self.watched.is_empty() && self.blocked.is_empty() {
+        self.blocking.key_written(db, key);
+        if self.watched.is_empty() {
             return;
         }
         let k = (db, SmallBytes::new(key));
         for id in self.watched.get(&k).into_iter().flatten() {
             if let Some(c) = self.clients.get(id) {
                 c.dirty_cas.set(true);
-            }
-        }
-        for id in self.blocked.get(&k).into_iter().flatten() {
-            if let Some(c) = self.clients.get(id) {
-                c.notify.notify_one();
             }
         }
     }
@@ -186,34 +184,9 @@ impl Server {
         client.shared.dirty_cas.set(false);
     }
 
-    /// Registers `client_id` as blocked on `keys` of `db`.
-    pub fn block(&mut self, client_id: u64, db: usize, keys: &[SmallBytes]) {
-        for k in keys {
-            self.blocked
-                .entry((db, k.clone()))
-                .or_default()
-                .push(client_id);
-        }
-    }
-
-    pub fn unblock(&mut self, client_id: u64, db: usize, keys: &[SmallBytes]) {
-        for k in keys {
-            let key = (db, k.clone());
-            if let Some(ids) = self.blocked.get_mut(&key) {
-                ids.retain(|&id| id != client_id);
-                if ids.is_empty() {
-                    self.blocked.remove(&key);
-                }
-            }
-        }
-    }
-
     /// Clients blocked on any key (INFO `blocked_clients`).
     pub fn blocked_clients(&self) -> usize {
-        let mut ids: Vec<u64> = self.blocked.values().flatten().copied().collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids.len()
+        self.blocking.blocked_clients()
     }
 
     /// Forgets a client that disconnected.

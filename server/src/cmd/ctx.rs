@@ -47,6 +47,13 @@ pub struct Ctx<'a> {
     pub now_ms: u64,
     pub block: Option<Block>,
     pub propagate: Propagate,
+    /// False while EXEC runs queued commands (Redis's CLIENT_DENY_BLOCKING): a blocking
+    /// command that finds nothing must answer at once instead of setting [`Ctx::block`].
+    pub may_block: bool,
+    /// Set when the command is re-run for a blocked client because this key (of the
+    /// client's database) was written: the command should serve from this key, as Redis
+    /// serves blocked clients from the key that became ready, or block again.
+    pub woken_by: Option<SmallBytes>,
 }
 
 impl<'a> Ctx<'a> {
@@ -60,6 +67,8 @@ impl<'a> Ctx<'a> {
             now_ms,
             block: None,
             propagate: Propagate::Verbatim,
+            may_block: true,
+            woken_by: None,
         }
     }
 

@@ -10,6 +10,7 @@
 mod connection;
 mod ctx;
 mod keys;
+mod lists;
 mod server;
 mod strings;
 
@@ -167,6 +168,7 @@ pub static TABLE: LazyLock<HashMap<&'static str, &'static Spec>> = LazyLock::new
     let families: &[&'static [Spec]] = &[
         strings::COMMANDS,
         keys::COMMANDS,
+        lists::COMMANDS,
         connection::COMMANDS,
         server::COMMANDS,
     ];

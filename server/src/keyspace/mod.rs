@@ -12,9 +12,11 @@
 //! a master versus a replica, propagation of deletions) lives with the command context.
 
 mod bytes;
+mod list;
 mod value;
 
 pub use bytes::SmallBytes;
+pub use list::{End, List};
 pub use value::Value;
 
 use hashbrown::DefaultHashBuilder;

@@ -154,7 +154,11 @@ impl Parser {
         debug_assert!(n <= self.consumed);
         self.pos -= n;
         self.consumed -= n;
-        if !self.inline {
+        if self.state == State::Idle {
+            // The ranges describe the command last returned, which was just dropped (the
+            // caller stopped right after it: QUIT, or a command that blocks).
+            self.ranges.clear();
+        } else if !self.inline {
             for r in &mut self.ranges {
                 r.0 -= n;
                 r.1 -= n;
