@@ -91,17 +91,15 @@ fn end_arg(a: &[u8]) -> Result<End, CmdError> {
     }
 }
 
-/// A count that must be >= 0 (`getPositiveLongFromObjectOrReply`): `msg` replaces both the
-/// not-an-integer and the negative errors when given.
+/// A count that must be >= 0 (`getPositiveLongFromObjectOrReply`): one error text for
+/// every failure, `msg` or Redis's default.
 fn non_negative_arg(a: &[u8], msg: Option<&str>) -> Result<i64, CmdError> {
-    let err = |default: CmdError| msg.map_or(default, CmdError::msg);
-    let v = int_arg(a).map_err(err)?;
-    if v < 0 {
-        return Err(err(CmdError::msg(
-            "ERR value is out of range, must be positive",
-        )));
+    match crate::protocol::parse_i64(a) {
+        Some(v) if v >= 0 => Ok(v),
+        _ => Err(CmdError::msg(
+            msg.unwrap_or("ERR value is out of range, must be positive"),
+        )),
     }
-    Ok(v)
 }
 
 /// A count that must be >= 1, with one error text for every failure (LMPOP's numkeys and
