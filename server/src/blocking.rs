@@ -80,6 +80,21 @@ impl Blocking {
         self.parked.remove(&id).map(|p| unflag(p.client))
     }
 
+    /// Ends the wait of a client whose timeout passed: its timeout reply goes to `out`. A
+    /// client served in the meantime just comes back (its reply is in its pending output).
+    pub fn time_out(&mut self, id: u64, out: &mut Vec<u8>) -> Option<Client> {
+        let p = self.parked.remove(&id)?;
+        if !p.served {
+            self.dequeue(id, p.db, &p.block.keys);
+            let mut reply = Reply::new(out, p.client.proto);
+            match p.block.on_timeout {
+                TimeoutReply::NullArray => reply.null_array(),
+                TimeoutReply::Null => reply.null(),
+            }
+        }
+        Some(unflag(p.client))
+    }
+
     /// Forgets a client whose connection went away while it was blocked.
     pub fn cancel(&mut self, id: u64) -> Option<Client> {
         let p = self.parked.remove(&id)?;
@@ -116,26 +131,6 @@ impl Blocking {
             }
         }
     }
-}
-
-/// Ends the wait of a client whose timeout passed: its timeout reply goes to `out`. A client
-/// served in the meantime just comes back (its reply is in its pending output).
-pub fn time_out(srv: &mut Server, id: u64, out: &mut Vec<u8>) -> Option<Client> {
-    let p = srv.blocking.parked.remove(&id)?;
-    if !p.served {
-        srv.blocking.dequeue(id, p.db, &p.block.keys);
-        let mut reply = Reply::new(out, p.client.proto);
-        match p.block.on_timeout {
-            TimeoutReply::NullArray => reply.null_array(),
-            TimeoutReply::Null => reply.null(),
-        }
-        // Redis counts a blocking command when it ends, timeout included.
-        if let Some(spec) = crate::cmd::lookup(p.command.as_args().get(0)) {
-            srv.stats.command_calls.entry(spec.name).or_default().0 += 1;
-        }
-        srv.stats.total_commands_processed += 1;
-    }
-    Some(unflag(p.client))
 }
 
 fn unflag(client: Client) -> Client {

@@ -120,15 +120,12 @@ fn call(
         let r = (spec.handler)(&mut ctx, args);
         (r, ctx.block.take(), std::mem::take(&mut ctx.propagate))
     };
-    // As in Redis, a command that blocks counts in commandstats when it is finally served or
-    // times out, and a wake-up that blocks again is not a command at all.
-    let blocks = matches!(result, Ok(())) && block.is_some();
-    if !blocks {
-        let stat = srv.stats.command_calls.entry(spec.name).or_default();
+    // Redis 7.0 counts a blocking command once, when it is called; serving it later adds
+    // only its time.
+    let stat = srv.stats.command_calls.entry(spec.name).or_default();
+    stat.1 += started.elapsed().as_micros() as u64;
+    if !matches!(mode, Mode::Woken(_)) {
         stat.0 += 1;
-        stat.1 += started.elapsed().as_micros() as u64;
-    }
-    if !(blocks && matches!(mode, Mode::Woken(_))) {
         srv.stats.total_commands_processed += 1;
     }
     if let Err(e) = result {

@@ -120,7 +120,7 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
             out.append(&mut shared.pending.borrow_mut());
             if client.is_none() {
                 client = if timed_out {
-                    blocking::time_out(srv, id, &mut out)
+                    srv.blocking.time_out(id, &mut out)
                 } else {
                     srv.blocking.take_served(id)
                 };
