@@ -56,7 +56,10 @@ impl Blocking {
             if block.keys[..i].contains(k) {
                 continue;
             }
-            self.queues.entry((db, k.clone())).or_default().push_back(id);
+            self.queues
+                .entry((db, k.clone()))
+                .or_default()
+                .push_back(id);
         }
         client.shared.info.borrow_mut().flags.push('b');
         self.parked.insert(

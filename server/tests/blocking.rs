@@ -137,7 +137,12 @@ impl Conn {
                 after + len + 2 - at
             }
             b'*' | b'~' | b'>' | b'%' | b'|' if n() > 0 => {
-                let items = n() as usize * if matches!(self.buf[at], b'%' | b'|') { 2 } else { 1 };
+                let items = n() as usize
+                    * if matches!(self.buf[at], b'%' | b'|') {
+                        2
+                    } else {
+                        1
+                    };
                 let mut end = after;
                 for _ in 0..items {
                     end += self.reply_len(end);

@@ -14,10 +14,38 @@ use crate::keyspace::{End, List, SmallBytes, Value};
 use crate::protocol::Args;
 
 pub static COMMANDS: &[Spec] = &[
-    spec("lpush", -3, WRITE | DENYOOM | FAST, (1, 1, 1), "list", lpush),
-    spec("rpush", -3, WRITE | DENYOOM | FAST, (1, 1, 1), "list", rpush),
-    spec("lpushx", -3, WRITE | DENYOOM | FAST, (1, 1, 1), "list", lpushx),
-    spec("rpushx", -3, WRITE | DENYOOM | FAST, (1, 1, 1), "list", rpushx),
+    spec(
+        "lpush",
+        -3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        "list",
+        lpush,
+    ),
+    spec(
+        "rpush",
+        -3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        "list",
+        rpush,
+    ),
+    spec(
+        "lpushx",
+        -3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        "list",
+        lpushx,
+    ),
+    spec(
+        "rpushx",
+        -3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        "list",
+        rpushx,
+    ),
     spec("lpop", -2, WRITE | FAST, (1, 1, 1), "list", lpop),
     spec("rpop", -2, WRITE | FAST, (1, 1, 1), "list", rpop),
     spec("llen", 2, READONLY | FAST, (1, 1, 1), "list", llen),
@@ -29,12 +57,33 @@ pub static COMMANDS: &[Spec] = &[
     spec("ltrim", 4, WRITE, (1, 1, 1), "list", ltrim),
     spec("lpos", -3, READONLY, (1, 1, 1), "list", lpos),
     spec("lmove", 5, WRITE | DENYOOM, (1, 2, 1), "list", lmove),
-    spec("rpoplpush", 3, WRITE | DENYOOM, (1, 2, 1), "list", rpoplpush),
+    spec(
+        "rpoplpush",
+        3,
+        WRITE | DENYOOM,
+        (1, 2, 1),
+        "list",
+        rpoplpush,
+    ),
     // LMPOP's keys follow a count: no fixed positions (Redis reports 0 0 0, movablekeys);
     // the handler touches the key it pops from itself.
     spec("lmpop", -4, WRITE, (0, 0, 0), "list", lmpop),
-    spec("blpop", -3, WRITE | NOSCRIPT | BLOCKING, (1, -2, 1), "list", blpop),
-    spec("brpop", -3, WRITE | NOSCRIPT | BLOCKING, (1, -2, 1), "list", brpop),
+    spec(
+        "blpop",
+        -3,
+        WRITE | NOSCRIPT | BLOCKING,
+        (1, -2, 1),
+        "list",
+        blpop,
+    ),
+    spec(
+        "brpop",
+        -3,
+        WRITE | NOSCRIPT | BLOCKING,
+        (1, -2, 1),
+        "list",
+        brpop,
+    ),
     spec(
         "blmove",
         6,
@@ -124,8 +173,7 @@ pub(super) fn timeout_arg(a: &[u8], now_ms: u64) -> Result<u64, CmdError> {
         .ok_or_else(|| CmdError::msg("ERR timeout is not a float or out of range"))?;
     let ms = v * 1000.0;
     // C's out-of-range float to integer conversion yields i64::MIN on x86-64.
-    let ms = if ms.is_finite() && ms > -9.223_372_036_854_776e18 && ms < 9.223_372_036_854_776e18
-    {
+    let ms = if ms.is_finite() && ms > -9.223_372_036_854_776e18 && ms < 9.223_372_036_854_776e18 {
         ms.trunc() as i64
     } else {
         i64::MIN
@@ -133,7 +181,10 @@ pub(super) fn timeout_arg(a: &[u8], now_ms: u64) -> Result<u64, CmdError> {
     if ms < 0 {
         return Err(CmdError::msg("ERR timeout is negative"));
     }
-    if (ms as u64).checked_add(now_ms).is_none_or(|d| d > i64::MAX as u64) {
+    if (ms as u64)
+        .checked_add(now_ms)
+        .is_none_or(|d| d > i64::MAX as u64)
+    {
         return Ok(0);
     }
     Ok(ms as u64)
@@ -196,7 +247,7 @@ fn parse_decimal(s: &[u8]) -> Option<f64> {
     };
     let e = magnitude.saturating_add(exp);
     // Beyond long double's range strtold reports ERANGE and Redis rejects the value.
-    if e > 4932 || e < -4951 {
+    if !(-4951..=4932).contains(&e) {
         return None;
     }
     Some(v)
@@ -208,7 +259,11 @@ fn parse_hex_float(s: &[u8]) -> Option<f64> {
     let (digits, exp) = match s.iter().position(|&c| c == b'p' || c == b'P') {
         Some(i) => {
             let e = std::str::from_utf8(&s[i + 1..]).ok()?;
-            if e.is_empty() || !e.trim_start_matches(['+', '-']).bytes().all(|c| c.is_ascii_digit())
+            if e.is_empty()
+                || !e
+                    .trim_start_matches(['+', '-'])
+                    .bytes()
+                    .all(|c| c.is_ascii_digit())
             {
                 return None;
             }
@@ -831,11 +886,27 @@ mod tests {
         assert_eq!(timeout_arg(b"-0.0001", now), Ok(0));
         assert_eq!(timeout_arg(b"9223372036854775", now), Ok(0));
         let negative = Err(CmdError::msg("ERR timeout is negative"));
-        for t in [&b"-1"[..], b"inf", b"-inf", b"1e400", b"9223372036854775807"] {
+        for t in [
+            &b"-1"[..],
+            b"inf",
+            b"-inf",
+            b"1e400",
+            b"9223372036854775807",
+        ] {
             assert_eq!(timeout_arg(t, now), negative, "{t:?}");
         }
         let bad = Err(CmdError::msg("ERR timeout is not a float or out of range"));
-        for t in [&b""[..], b"abc", b" 1", b"1 ", b"nan", b"1e5000", b"1e-5000", b"0x", b"1e"] {
+        for t in [
+            &b""[..],
+            b"abc",
+            b" 1",
+            b"1 ",
+            b"nan",
+            b"1e5000",
+            b"1e-5000",
+            b"0x",
+            b"1e",
+        ] {
             assert_eq!(timeout_arg(t, now), bad, "{t:?}");
         }
     }

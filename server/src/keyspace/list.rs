@@ -64,7 +64,11 @@ impl List {
     /// The position of a Redis index (negative counts from the tail), if it is inside the list.
     pub fn position(&self, index: i64) -> Option<usize> {
         let len = self.items.len() as i64;
-        let i = if index < 0 { len.checked_add(index)? } else { index };
+        let i = if index < 0 {
+            len.checked_add(index)?
+        } else {
+            index
+        };
         (0..len).contains(&i).then_some(i as usize)
     }
 
@@ -91,7 +95,11 @@ impl List {
         } else {
             start
         };
-        let mut end = if end < 0 { end.saturating_add(len) } else { end };
+        let mut end = if end < 0 {
+            end.saturating_add(len)
+        } else {
+            end
+        };
         if start < 0 {
             start = 0;
         }
@@ -146,7 +154,11 @@ impl List {
     /// from the tail when `from_tail`; returns how many were removed.
     pub fn remove_matching(&mut self, value: &[u8], limit: usize, from_tail: bool) -> usize {
         let matches = self.items.iter().filter(|e| e.as_bytes() == value).count();
-        let to_remove = if limit == 0 { matches } else { matches.min(limit) };
+        let to_remove = if limit == 0 {
+            matches
+        } else {
+            matches.min(limit)
+        };
         // Matches are numbered from the head; from the tail, the last `to_remove` ones go.
         let first_removed = if from_tail { matches - to_remove } else { 0 };
         let last_removed = first_removed + to_remove;
@@ -187,7 +199,8 @@ mod tests {
     }
 
     fn strings<'a>(it: impl Iterator<Item = &'a SmallBytes>) -> Vec<String> {
-        it.map(|s| String::from_utf8_lossy(s).into_owned()).collect()
+        it.map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect()
     }
 
     #[test]
