@@ -167,17 +167,12 @@ fn positive_arg(a: &[u8], msg: &str) -> Result<i64, CmdError> {
 ///
 /// # Errors
 /// `ERR timeout is not a float or out of range`, or `ERR timeout is negative` (which is also
-/// what Redis says for `inf` and values whose milliseconds overflow a 64-bit integer).
+/// what Redis says for `inf` and values whose milliseconds overflow a 64-bit integer: C's
+/// out-of-range conversion yields `i64::MIN` on x86-64).
 pub(super) fn timeout_arg(a: &[u8], now_ms: u64) -> Result<u64, CmdError> {
-    let v = parse_long_double(a)
-        .ok_or_else(|| CmdError::msg("ERR timeout is not a float or out of range"))?;
-    let ms = v * 1000.0;
-    // C's out-of-range float to integer conversion yields i64::MIN on x86-64.
-    let ms = if ms.is_finite() && ms > -9.223_372_036_854_776e18 && ms < 9.223_372_036_854_776e18 {
-        ms.trunc() as i64
-    } else {
-        i64::MIN
-    };
+    let ms = timeout_millis(a)
+        .ok_or_else(|| CmdError::msg("ERR timeout is not a float or out of range"))?
+        .unwrap_or(i64::MIN);
     if ms < 0 {
         return Err(CmdError::msg("ERR timeout is negative"));
     }
@@ -190,11 +185,12 @@ pub(super) fn timeout_arg(a: &[u8], now_ms: u64) -> Result<u64, CmdError> {
     Ok(ms as u64)
 }
 
-/// Parses what glibc's `strtold` accepts over the whole argument, with Redis's `string2ld`
-/// rules on top: no leading space, no NaN, no overflow to infinity and no underflow to zero
-/// (the range is `long double`'s, about 1e-4951 to 1e4932). The value is returned as an f64,
-/// which may be infinite for a finite `long double` beyond f64's range.
-fn parse_long_double(a: &[u8]) -> Option<f64> {
+/// The milliseconds of a timeout in seconds, truncated toward zero: `None` when the argument
+/// is not what glibc's `strtold` accepts over its whole length under Redis's `string2ld`
+/// rules (no leading space, no NaN, no overflow to infinity, no underflow to zero: the range
+/// is `long double`'s, about 1e-4951 to 1e4932); `Some(None)` when the milliseconds do not
+/// fit an i64.
+fn timeout_millis(a: &[u8]) -> Option<Option<i64>> {
     // strtold stops at a NUL byte, and Redis checks only that it stopped at the end of the C
     // string.
     let a = a.split(|&c| c == 0).next().unwrap_or_default();
@@ -206,51 +202,70 @@ fn parse_long_double(a: &[u8]) -> Option<f64> {
         b'+' => (false, &a[1..]),
         _ => (false, a),
     };
-    let sign = if neg { -1.0 } else { 1.0 };
-    if body.eq_ignore_ascii_case(b"inf") || body.eq_ignore_ascii_case(b"infinity") {
-        return Some(sign * f64::INFINITY);
-    }
-    let v = if body.len() > 2 && (body.starts_with(b"0x") || body.starts_with(b"0X")) {
-        parse_hex_float(&body[2..])?
+    let ms = if body.eq_ignore_ascii_case(b"inf") || body.eq_ignore_ascii_case(b"infinity") {
+        None
+    } else if body.len() > 2 && (body.starts_with(b"0x") || body.starts_with(b"0X")) {
+        let ms = parse_hex_float(&body[2..])? * 1000.0;
+        (ms < 9.223_372_036_854_776e18).then(|| ms.trunc() as i64)
     } else {
-        parse_decimal(body)?
+        decimal_millis(body)?
     };
-    Some(sign * v)
+    Some(ms.map(|v| if neg { -v } else { v }))
 }
 
-/// Decimal digits with an optional fraction and exponent, range-checked against `long double`.
-fn parse_decimal(s: &[u8]) -> Option<f64> {
+/// Unsigned decimal digits with an optional fraction and exponent, converted exactly (a
+/// `long double` holds every timeout a client would send exactly enough for the truncation to
+/// agree).
+fn decimal_millis(s: &[u8]) -> Option<Option<i64>> {
     let text = std::str::from_utf8(s).ok()?;
     if !text
         .bytes()
         .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
         || !text.starts_with(|c: char| c.is_ascii_digit() || c == '.')
+        || text.parse::<f64>().is_err()
     {
         return None;
     }
-    let v: f64 = text.parse().ok()?;
     let (mantissa, exp) = match text.find(['e', 'E']) {
         Some(i) => (&text[..i], text[i + 1..].parse::<i64>().ok()?),
         None => (text, 0),
     };
-    // Decimal exponent of the leading significant digit.
-    let int_digits = mantissa.split('.').next().unwrap_or_default();
-    let magnitude = match int_digits.trim_start_matches('0').len() {
-        0 => {
-            let frac = mantissa.split('.').nth(1).unwrap_or_default();
-            match frac.bytes().position(|c| c != b'0') {
-                Some(p) => -(p as i64) - 1,
-                None => return Some(0.0),
-            }
-        }
-        n => n as i64 - 1,
-    };
-    let e = magnitude.saturating_add(exp);
-    // Beyond long double's range strtold reports ERANGE and Redis rejects the value.
-    if !(-4951..=4932).contains(&e) {
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{int_part}{frac_part}");
+    let digits = digits.trim_start_matches('0');
+    if digits.is_empty() {
+        return Some(Some(0));
+    }
+    // value = digits * 10^(exp - frac digits); its leading digit's exponent must stay within
+    // long double's range or strtold reports ERANGE and Redis rejects the value.
+    let scale = exp.checked_sub(frac_part.len() as i64)?;
+    let leading = scale.checked_add(digits.len() as i64 - 1)?;
+    if !(-4951..=4932).contains(&leading) {
         return None;
     }
-    Some(v)
+    // At the edges, compare the leading digits with LDBL_MAX (1.18973...e4932) and with half
+    // the smallest subnormal (1.82259...e-4951), below which strtold rounds to zero.
+    let head = format!("{:0<21}", &digits[..digits.len().min(21)]);
+    if (leading == 4932 && head.as_str() > "118973149535723176502")
+        || (leading == -4951 && head.as_str() < "182259976594123730126")
+    {
+        return None;
+    }
+    // Milliseconds: digits * 10^(scale + 3), truncated. Its integer part has `int_len` digits.
+    let shift = scale + 3;
+    let int_len = digits.len() as i64 + shift;
+    if int_len <= 0 {
+        return Some(Some(0));
+    }
+    if int_len > 19 {
+        return Some(None);
+    }
+    let int_digits = if shift >= 0 {
+        format!("{digits}{}", "0".repeat(shift as usize))
+    } else {
+        digits[..int_len as usize].to_string()
+    };
+    Some(int_digits.parse::<i64>().ok())
 }
 
 /// The part of a C hex float after `0x`: hex digits, an optional fraction, an optional
@@ -885,6 +900,8 @@ mod tests {
         assert_eq!(timeout_arg(b"0.0001", now), Ok(0));
         assert_eq!(timeout_arg(b"-0.0001", now), Ok(0));
         assert_eq!(timeout_arg(b"9223372036854775", now), Ok(0));
+        assert_eq!(timeout_arg(b"92233720368547758.07e-1", now), Ok(0));
+        assert_eq!(timeout_arg(b"2e-4951", now), Ok(0));
         let negative = Err(CmdError::msg("ERR timeout is negative"));
         for t in [
             &b"-1"[..],
@@ -892,6 +909,8 @@ mod tests {
             b"-inf",
             b"1e400",
             b"9223372036854775807",
+            b"9223372036854776",
+            b"1.1e4932",
         ] {
             assert_eq!(timeout_arg(t, now), negative, "{t:?}");
         }
@@ -899,6 +918,8 @@ mod tests {
         for t in [
             &b""[..],
             b"abc",
+            b"1.2e4932",
+            b"1e-4951",
             b" 1",
             b"1 ",
             b"nan",
