@@ -175,3 +175,163 @@ pub fn serve(srv: &mut Server) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::protocol::Args;
+    use crate::replication::encode;
+
+    /// Runs one command for `client`; a command that blocks is parked, as a connection does.
+    fn run(srv: &mut Server, client: Client, argv: &[&str]) -> (Option<Client>, Vec<u8>) {
+        let mut client = client;
+        let mut buf = Vec::new();
+        let mut ranges = Vec::new();
+        for a in argv {
+            ranges.push((buf.len(), buf.len() + a.len()));
+            buf.extend_from_slice(a.as_bytes());
+        }
+        let mut out = Vec::new();
+        let outcome = exec::execute(srv, &mut client, Args::new(&buf, &ranges), &mut out);
+        serve(srv);
+        match outcome {
+            Outcome::Block(block, command) => {
+                srv.blocking.park(client, block, command);
+                (None, out)
+            }
+            _ => (Some(client), out),
+        }
+    }
+
+    fn stream(cmds: &[&[&str]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode(&mut out, &[b"SELECT".as_slice(), b"0"]);
+        for c in cmds {
+            encode(&mut out, c);
+        }
+        out
+    }
+
+    fn pending(client: &Client) -> Vec<u8> {
+        std::mem::take(&mut *client.shared.pending.borrow_mut())
+    }
+
+    #[test]
+    fn waiters_are_served_in_order_and_propagated_as_pops() {
+        let mut srv = Server::new(Config::default());
+        srv.feed.attach();
+        let (a, _) = run(
+            &mut srv,
+            Client::new(1, None, None, false),
+            &["BLPOP", "k", "0"],
+        );
+        let (b, _) = run(
+            &mut srv,
+            Client::new(2, None, None, false),
+            &["BRPOP", "k", "0"],
+        );
+        assert!(a.is_none() && b.is_none());
+        assert_eq!(srv.blocked_clients(), 2);
+
+        let pusher = Client::new(3, None, None, false);
+        let (pusher, out) = run(&mut srv, pusher, &["RPUSH", "k", "x", "y", "z"]);
+        assert_eq!(out, b":3\r\n");
+        let a = srv.blocking.take_served(1).expect("first waiter served");
+        let b = srv.blocking.take_served(2).expect("second waiter served");
+        assert_eq!(pending(&a), b"*2\r\n$1\r\nk\r\n$1\r\nx\r\n");
+        assert_eq!(pending(&b), b"*2\r\n$1\r\nk\r\n$1\r\nz\r\n");
+        assert_eq!(srv.blocked_clients(), 0);
+        assert_eq!(
+            srv.feed.drain(),
+            stream(&[
+                &["RPUSH", "k", "x", "y", "z"],
+                &["LPOP", "k"],
+                &["RPOP", "k"]
+            ])
+        );
+        let (_, out) = run(
+            &mut srv,
+            pusher.expect("not blocked"),
+            &["LRANGE", "k", "0", "-1"],
+        );
+        assert_eq!(out, b"*1\r\n$1\r\ny\r\n");
+    }
+
+    #[test]
+    fn blmove_served_later_propagates_lmove_with_redis_words() {
+        let mut srv = Server::new(Config::default());
+        srv.feed.attach();
+        let argv = ["BLMOVE", "src", "dst", "Left", "RIGHT", "0"];
+        let (waiter, _) = run(&mut srv, Client::new(1, None, None, false), &argv);
+        assert!(waiter.is_none());
+        let (_, out) = run(
+            &mut srv,
+            Client::new(2, None, None, false),
+            &["RPUSH", "src", "v"],
+        );
+        assert_eq!(out, b":1\r\n");
+        let waiter = srv.blocking.take_served(1).expect("served");
+        assert_eq!(pending(&waiter), b"$1\r\nv\r\n");
+        assert_eq!(
+            srv.feed.drain(),
+            stream(&[
+                &["RPUSH", "src", "v"],
+                &["LMOVE", "src", "dst", "left", "right"]
+            ])
+        );
+    }
+
+    #[test]
+    fn other_types_and_databases_leave_waiters_blocked() {
+        let mut srv = Server::new(Config::default());
+        let mut waiter = Client::new(1, None, None, false);
+        waiter.db = 3;
+        let (waiter, _) = run(&mut srv, waiter, &["BLPOP", "k", "0"]);
+        assert!(waiter.is_none());
+        let (other, _) = run(
+            &mut srv,
+            Client::new(2, None, None, false),
+            &["RPUSH", "k", "0"],
+        );
+        assert!(srv.blocking.take_served(1).is_none());
+        let mut other = other.expect("not blocked");
+        other.db = 3;
+        let (other, out) = run(&mut srv, other, &["SET", "k", "string"]);
+        assert_eq!(out, b"+OK\r\n");
+        assert!(srv.blocking.take_served(1).is_none());
+        let (other, _) = run(&mut srv, other.expect("not blocked"), &["DEL", "k"]);
+        let (_, out) = run(&mut srv, other.expect("not blocked"), &["LPUSH", "k", "3"]);
+        assert_eq!(out, b":1\r\n");
+        let waiter = srv.blocking.take_served(1).expect("served from db 3");
+        assert_eq!(pending(&waiter), b"*2\r\n$1\r\nk\r\n$1\r\n3\r\n");
+    }
+
+    #[test]
+    fn timeout_and_cancel_dequeue() {
+        let mut srv = Server::new(Config::default());
+        let (_, _) = run(
+            &mut srv,
+            Client::new(1, None, None, false),
+            &["BLPOP", "k", "1"],
+        );
+        let (_, _) = run(
+            &mut srv,
+            Client::new(2, None, None, false),
+            &["BLMOVE", "k", "d", "LEFT", "LEFT", "1"],
+        );
+        let mut out = Vec::new();
+        assert!(srv.blocking.time_out(1, &mut out).is_some());
+        assert_eq!(out, b"*-1\r\n");
+        assert!(srv.blocking.cancel(2).is_some());
+        assert_eq!(srv.blocked_clients(), 0);
+        assert!(srv.blocking.queues.is_empty());
+        let (_, out) = run(
+            &mut srv,
+            Client::new(3, None, None, false),
+            &["RPUSH", "k", "v"],
+        );
+        assert_eq!(out, b":1\r\n");
+        assert!(srv.blocking.parked.is_empty());
+    }
+}
