@@ -112,11 +112,6 @@ impl List {
         Some((start as usize, end as usize))
     }
 
-    /// Elements from position `from` towards the tail.
-    pub fn iter_from(&self, from: usize) -> impl DoubleEndedIterator<Item = &SmallBytes> {
-        self.items.range(from..)
-    }
-
     /// Elements of the inclusive position range.
     pub fn slice(&self, start: usize, end: usize) -> impl DoubleEndedIterator<Item = &SmallBytes> {
         self.items.range(start..=end)
