@@ -122,6 +122,12 @@ fn list_or_missing(ctx: &mut Ctx<'_>, key: &[u8]) -> bool {
     }
 }
 
+/// Whether `key` holds a list (write lookup).
+fn holds_list(ctx: &mut Ctx<'_>, key: &[u8]) -> bool {
+    ctx.find(key)
+        .is_some_and(|i| matches!(ctx.db().entry(i).value, Value::List(_)))
+}
+
 /// Deletes `key` when its list became empty: Redis never keeps an empty aggregate.
 fn delete_if_empty(ctx: &mut Ctx<'_>, key: &[u8], emptied: bool) {
     if emptied {
@@ -642,9 +648,9 @@ fn reply_moved(ctx: &mut Ctx<'_>, args: Args<'_>, from: End, to: End) -> CmdResu
     Ok(())
 }
 
-/// Pops one element of the list at `key` when it holds a non-empty list; anything else
-/// (missing, empty, another type) gives `None`. Used when woken: a key that holds no list
-/// does not serve the client, which keeps waiting.
+/// Pops up to `count` elements of the list at `key`; anything else there (nothing, another
+/// type) gives nothing. Used when woken: a key that holds no list does not serve the client,
+/// which keeps waiting.
 fn pop_if_list(ctx: &mut Ctx<'_>, key: &[u8], end: End, count: usize) -> Vec<SmallBytes> {
     let Ok(Some(l)) = list_mut(ctx, key) else {
         return Vec::new();
@@ -655,10 +661,10 @@ fn pop_if_list(ctx: &mut Ctx<'_>, key: &[u8], end: End, count: usize) -> Vec<Sma
     popped
 }
 
-/// The keys a blocking pop waits for, with the timeout reply.
-fn block_on(ctx: &mut Ctx<'_>, keys: Args<'_>, range: std::ops::Range<usize>, timeout_ms: u64) {
+/// Asks to block on the arguments at positions `keys`.
+fn block_on(ctx: &mut Ctx<'_>, args: Args<'_>, keys: std::ops::Range<usize>, timeout_ms: u64) {
     ctx.block = Some(Block {
-        keys: range.map(|i| SmallBytes::new(keys.get(i))).collect(),
+        keys: keys.map(|i| SmallBytes::new(args.get(i))).collect(),
         timeout_ms,
         on_timeout: TimeoutReply::NullArray,
     });
@@ -758,10 +764,7 @@ fn blocking_move(
 ) -> CmdResult {
     let src = args.get(1);
     // Woken by a write that left something other than a list: keep waiting, as Redis does.
-    let wait = match ctx.woken_by {
-        Some(_) => !matches!(ctx.get(src), Some(Value::List(_))),
-        None => false,
-    };
+    let wait = ctx.woken_by.is_some() && !holds_list(ctx, src);
     let moved = if wait {
         None
     } else {
