@@ -21,9 +21,11 @@ pub struct Block {
 /// The reply of a blocking command that timed out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeoutReply {
-    /// `*-1` (BLPOP, BZPOPMIN, ...).
+    /// `*-1` (`_` in RESP3). Redis 7.0 times out every key-blocking command this way,
+    /// BLMOVE and BRPOPLPUSH included (they reply `$-1` only when they may not block, inside
+    /// MULTI).
     NullArray,
-    /// `$-1` (BLMOVE, BRPOPLPUSH).
+    /// `$-1` (`_` in RESP3).
     Null,
 }
 
