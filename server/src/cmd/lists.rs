@@ -555,7 +555,7 @@ fn lpos(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     };
     let element = args.get(2);
     let len = l.len();
-    let scan: Box<dyn Iterator<Item = &SmallBytes>> = if from_tail {
+    let scan: Box<dyn Iterator<Item = &[u8]>> = if from_tail {
         Box::new(l.iter().rev())
     } else {
         Box::new(l.iter())
@@ -566,7 +566,7 @@ fn lpos(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         if maxlen != 0 && index as i64 >= maxlen {
             break;
         }
-        if v.as_bytes() != element {
+        if v != element {
             continue;
         }
         matches += 1;
