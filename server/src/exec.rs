@@ -6,6 +6,7 @@
 
 use crate::client::{Client, OwnedArgs};
 use crate::cmd::{self, Block, CmdError, Ctx, Propagate, Spec, flags};
+use crate::keyspace::SmallBytes;
 use crate::protocol::{Args, Protocol, Reply};
 use crate::server::Server;
 use std::borrow::Cow;
@@ -101,9 +102,37 @@ fn dispatch(srv: &mut Server, client: &mut Client, args: Args<'_>, out: &mut Vec
         }
         return outcome;
     }
-    let outcome = call(srv, client, spec, args, out);
+    let outcome = call(srv, client, spec, args, out, Mode::Direct);
     after_command(srv, client);
     outcome
+}
+
+/// Runs a blocked client's command again because `key` was written (see
+/// [`crate::blocking`]). No admission checks: the command was admitted when it blocked.
+pub fn rerun_blocked(
+    srv: &mut Server,
+    client: &mut Client,
+    args: Args<'_>,
+    key: &SmallBytes,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    let Some(spec) = cmd::lookup(args.get(0)) else {
+        return Outcome::Continue;
+    };
+    let outcome = call(srv, client, spec, args, out, Mode::Woken(key));
+    after_command(srv, client);
+    outcome
+}
+
+/// How a command is being run.
+#[derive(Debug, Clone, Copy)]
+enum Mode<'k> {
+    /// Sent by the client.
+    Direct,
+    /// Queued in MULTI, run by EXEC: it may not block.
+    InExec,
+    /// Re-run for a blocked client because this key was written.
+    Woken(&'k SmallBytes),
 }
 
 /// Container commands: CLIENT LIST and errors name their subcommands `container|sub`.
@@ -181,6 +210,7 @@ fn call(
     spec: &'static Spec,
     args: Args<'_>,
     out: &mut Vec<u8>,
+    mode: Mode<'_>,
 ) -> Outcome {
     let dirty_before = srv.dirty;
     let db_before = client.db;
@@ -188,6 +218,11 @@ fn call(
     let mark = out.len();
     let (result, block, propagate, touched) = {
         let mut ctx = Ctx::new(srv, client, out);
+        match mode {
+            Mode::Direct => {}
+            Mode::InExec => ctx.may_block = false,
+            Mode::Woken(key) => ctx.woken_by = Some(key.clone()),
+        }
         let r = (spec.handler)(&mut ctx, args);
         (
             r,
@@ -198,8 +233,13 @@ fn call(
     };
     let micros = started.elapsed().as_micros() as u64;
     let stat_name = cmd::stat_name(spec, args).unwrap_or(spec.name);
+    // Redis 7.0 counts a blocking command once, when it is called; serving it later adds
+    // only its time.
+    let counted = !matches!(mode, Mode::Woken(_));
     let stat = srv.stats.command_calls.entry(stat_name).or_default();
-    stat.0 += 1;
+    if counted {
+        stat.0 += 1;
+    }
     stat.1 += micros;
     {
         let info = client.shared.info.borrow();
@@ -212,7 +252,9 @@ fn call(
             client.name.as_deref().unwrap_or_default(),
         );
     }
-    srv.stats.total_commands_processed += 1;
+    if counted {
+        srv.stats.total_commands_processed += 1;
+    }
     if let Err(e) = result {
         srv.stats.command_failures.entry(stat_name).or_default().1 += 1;
         out.truncate(mark);
@@ -290,7 +332,7 @@ fn exec(srv: &mut Server, client: &mut Client, out: &mut Vec<u8>) -> Outcome {
             continue;
         };
         // Blocking commands inside MULTI behave as if the timeout expired at once.
-        if let Outcome::Block(..) = call(srv, client, spec, args, out) {
+        if let Outcome::Block(..) = call(srv, client, spec, args, out, Mode::InExec) {
             Reply::new(out, client.proto).null_array();
         }
     }

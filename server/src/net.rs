@@ -7,8 +7,8 @@
 //! friends) or held by CLIENT PAUSE; messages other clients produce for it (pub/sub) are
 //! taken from its pending buffer whenever it wakes.
 
+use crate::blocking;
 use crate::client::{Client, ClientShared, OwnedArgs};
-use crate::cmd::{Block, TimeoutReply};
 use crate::exec::{self, Outcome};
 use crate::protocol::{Parser, ProtoLimits, Reply};
 use crate::server::Server;
@@ -77,42 +77,43 @@ fn tick(srv: &mut Server) {
             srv.pause = None;
         }
         crate::memory::peak(crate::memory::refresh());
+        // A key written outside a connection's command loop still serves its waiters, at the
+        // next tick at the latest.
+        blocking::serve(srv);
     }
-}
-
-/// A client blocked by BLPOP and friends.
-struct Blocked {
-    block: Block,
-    command: OwnedArgs,
-    deadline: Option<Instant>,
-    db: usize,
 }
 
 async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
     let _ = sock.set_nodelay(true);
     let local = sock.local_addr().ok();
-    let Some(mut client) = register(&mut state.borrow_mut(), peer, local) else {
+    let Some(registered) = register(&mut state.borrow_mut(), peer, local) else {
         let _ = sock
             .write_all(b"-ERR max number of clients reached\r\n")
             .await;
         return;
     };
+    let id = registered.id;
+    let shared = registered.shared.clone();
+    shared.info.borrow_mut().fd = i64::from(sock.as_raw_fd());
+    // `None` while the client is blocked: its state is parked in the server
+    // (`crate::blocking`) so that whoever writes its key can serve it at once.
+    let mut client = Some(registered);
+    // When the blocked client times out.
+    let mut block_deadline: Option<Instant> = None;
+    // A command held by CLIENT PAUSE, run again when the pause ends or is lifted.
+    let mut postponed: Option<OwnedArgs> = None;
     let mut input: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut parser = Parser::new();
-    let mut blocked: Option<Blocked> = None;
-    // A command held by CLIENT PAUSE, run again when the pause ends or is lifted.
-    let mut postponed: Option<OwnedArgs> = None;
-    let shared = client.shared.clone();
-    shared.info.borrow_mut().fd = i64::from(sock.as_raw_fd());
     'conn: loop {
-        // Wait for input, a wake-up (pushes, unblock, kill) or a blocking timeout.
+        // Wait for input, a wake-up (pushes, served while blocked, unblock, kill) or a
+        // timeout (blocking command, end of a pause).
         if input.capacity() - input.len() < 4096 {
             input.reserve(16 * 1024);
         }
         let deadline = match &postponed {
             Some(_) => pause_deadline(&state.borrow()),
-            None => blocked.as_ref().and_then(|b| b.deadline),
+            None => block_deadline,
         };
         let mut timed_out = false;
         tokio::select! {
@@ -134,99 +135,77 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
             let mut srv = state.borrow_mut();
             let srv = &mut *srv;
             srv.now_ms = crate::clock::now_ms();
-            // Pub/sub messages are pushed even under CLIENT REPLY OFF, as in Redis 7.0.
+            // Pending output first: pub/sub messages (pushed even under CLIENT REPLY OFF, as
+            // in Redis 7.0) and a reply served while blocked, in the order they came.
             out.append(&mut shared.pending.borrow_mut());
             shared.info.borrow_mut().omem = 0;
-            if let Some(command) = postponed.take() {
-                match exec::execute(srv, &mut client, command.as_args(), &mut out) {
-                    Outcome::Continue => {}
-                    Outcome::Close => close = true,
-                    Outcome::Paused(command) => postponed = Some(command),
-                    Outcome::Block(block, command) => {
-                        srv.block(client.id, client.db, &block.keys);
-                        client.sync_flags(true);
-                        let deadline = (block.timeout_ms > 0)
-                            .then(|| Instant::now() + Duration::from_millis(block.timeout_ms));
-                        blocked = Some(Blocked {
-                            block,
-                            command,
-                            deadline,
-                            db: client.db,
-                        });
-                    }
+            if client.is_none() {
+                client = match shared.unblock.take() {
+                    // CLIENT UNBLOCK ... ERROR
+                    Some(true) => srv.blocking.cancel(id).inspect(|c| {
+                        Reply::new(&mut out, c.proto)
+                            .error("UNBLOCKED client unblocked via CLIENT UNBLOCK");
+                    }),
+                    // CLIENT UNBLOCK [TIMEOUT]: as if the timeout passed.
+                    Some(false) => srv.blocking.time_out(id, &mut out),
+                    None if timed_out => srv.blocking.time_out(id, &mut out),
+                    None => srv.blocking.take_served(id),
+                };
+                if client.is_some() {
+                    block_deadline = None;
                 }
             }
-            if let Some(b) = blocked.take() {
-                srv.unblock(client.id, b.db, &b.block.keys);
-                let forced = shared.unblock.take();
-                if forced == Some(true) {
-                    Reply::new(&mut out, client.proto)
-                        .error("UNBLOCKED client unblocked via CLIENT UNBLOCK");
-                    client.sync_flags(false);
-                } else if timed_out || forced.is_some() {
-                    client.sync_flags(false);
-                    let mut r = Reply::new(&mut out, client.proto);
-                    match b.block.on_timeout {
-                        TimeoutReply::NullArray => r.null_array(),
-                        TimeoutReply::Null => r.null(),
-                    }
-                } else {
-                    match exec::execute(srv, &mut client, b.command.as_args(), &mut out) {
-                        Outcome::Block(block, command) => {
-                            srv.block(client.id, client.db, &block.keys);
-                            blocked = Some(Blocked {
-                                block,
-                                command,
-                                deadline: b.deadline,
-                                db: client.db,
-                            });
-                        }
-                        Outcome::Close => close = true,
-                        Outcome::Paused(command) => postponed = Some(command),
+            let mut park = None;
+            if let Some(c) = client.as_mut() {
+                let mut next = postponed.take();
+                while !close {
+                    let limits = ProtoLimits {
+                        max_bulk_len: srv.config.proto_max_bulk_len as i64,
+                        auth_required: !c.authenticated,
+                    };
+                    let outcome = match next.take() {
+                        Some(held) => exec::execute(srv, c, held.as_args(), &mut out),
+                        None => match parser.next(&input, limits) {
+                            Ok(Some(args)) => exec::execute(srv, c, args, &mut out),
+                            Ok(None) => break,
+                            Err(e) => {
+                                Reply::new(&mut out, c.proto).error(&format!("ERR {e}"));
+                                debug!(error = %e, "closing connection");
+                                close = true;
+                                break;
+                            }
+                        },
+                    };
+                    // Clients blocked on keys this command wrote are served before anything
+                    // else runs, as in Redis.
+                    blocking::serve(srv);
+                    match outcome {
                         Outcome::Continue => {}
+                        Outcome::Close => close = true,
+                        Outcome::Paused(command) => {
+                            c.sync_flags(true);
+                            postponed = Some(command);
+                            break;
+                        }
+                        Outcome::Block(block, command) => {
+                            park = Some((block, command));
+                            break;
+                        }
                     }
                 }
-            }
-            while blocked.is_none() && postponed.is_none() && !close {
-                let limits = ProtoLimits {
-                    max_bulk_len: srv.config.proto_max_bulk_len as i64,
-                    auth_required: !client.authenticated,
-                };
-                let args = match parser.next(&input, limits) {
-                    Ok(Some(args)) => args,
-                    Ok(None) => break,
-                    Err(e) => {
-                        Reply::new(&mut out, client.proto).error(&format!("ERR {e}"));
-                        debug!(error = %e, "closing connection");
-                        close = true;
-                        break;
-                    }
-                };
-                match exec::execute(srv, &mut client, args, &mut out) {
-                    Outcome::Continue => {}
-                    Outcome::Close => close = true,
-                    Outcome::Paused(command) => {
-                        client.sync_flags(true);
-                        postponed = Some(command);
-                    }
-                    Outcome::Block(block, command) => {
-                        srv.block(client.id, client.db, &block.keys);
-                        client.sync_flags(true);
-                        let deadline = (block.timeout_ms > 0)
-                            .then(|| Instant::now() + Duration::from_millis(block.timeout_ms));
-                        blocked = Some(Blocked {
-                            block,
-                            command,
-                            deadline,
-                            db: client.db,
-                        });
-                    }
+                let consumed = parser.consumed();
+                if consumed > 0 {
+                    input.drain(..consumed);
+                    parser.compact(consumed);
                 }
             }
-            let consumed = parser.consumed();
-            if consumed > 0 {
-                input.drain(..consumed);
-                parser.compact(consumed);
+            if let Some((block, command)) = park
+                && let Some(c) = client.take()
+            {
+                block_deadline = (block.timeout_ms > 0)
+                    .then(|| Instant::now().checked_add(Duration::from_millis(block.timeout_ms)))
+                    .flatten();
+                srv.blocking.park(c, block, command);
             }
             srv.stats.total_net_output_bytes += out.len() as u64;
             shared.info.borrow_mut().qbuf = input.len();
@@ -245,10 +224,12 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
         }
     }
     let mut srv = state.borrow_mut();
-    if let Some(b) = blocked {
-        srv.unblock(client.id, b.db, &b.block.keys);
+    if client.is_none() {
+        client = srv.blocking.cancel(id);
     }
-    srv.unregister_client(&mut client);
+    if let Some(mut c) = client {
+        srv.unregister_client(&mut c);
+    }
 }
 
 /// Writes `out` to the socket. Returns false when the connection must close: a write failed,

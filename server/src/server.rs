@@ -2,6 +2,7 @@
 //! replication feed. It lives on one thread (like Redis's main thread); connection tasks
 //! borrow it for the duration of a batch of commands, never across an `.await`.
 
+use crate::blocking::Blocking;
 use crate::client::{Client, ClientShared};
 use crate::config::{Config, EvictionPolicy};
 use crate::keyspace::Keyspace;
@@ -143,8 +144,8 @@ pub struct Server {
     pub pubsub: PubSub,
     /// Clients WATCHing each (database, key).
     watched: HashMap<(usize, SmallBytes), Vec<u64>>,
-    /// Clients blocked on each (database, key), in arrival order.
-    blocked: HashMap<(usize, SmallBytes), Vec<u64>>,
+    /// Clients blocked on keys (BLPOP and friends).
+    pub blocking: Blocking,
 }
 
 impl Server {
@@ -175,7 +176,7 @@ impl Server {
             now_ms: crate::clock::now_ms(),
             pubsub: PubSub::default(),
             watched: HashMap::new(),
-            blocked: HashMap::new(),
+            blocking: Blocking::default(),
         }
     }
 
@@ -190,20 +191,17 @@ impl Server {
         id
     }
 
-    /// A key was written: transactions WATCHing it will fail, clients blocked on it wake up.
+    /// A key was written: transactions WATCHing it will fail, clients blocked on it will be
+    /// served (by [`crate::blocking::serve`], after the current command).
     pub fn touch_key(&mut self, db: usize, key: &[u8]) {
-        if self.watched.is_empty() && self.blocked.is_empty() {
+        self.blocking.key_written(db, key);
+        if self.watched.is_empty() {
             return;
         }
         let k = (db, SmallBytes::new(key));
         for id in self.watched.get(&k).into_iter().flatten() {
             if let Some(c) = self.clients.get(id) {
                 c.mark_dirty_cas();
-            }
-        }
-        for id in self.blocked.get(&k).into_iter().flatten() {
-            if let Some(c) = self.clients.get(id) {
-                c.notify.notify_one();
             }
         }
     }
@@ -274,31 +272,9 @@ impl Server {
         client.shared.dirty_cas.set(false);
     }
 
-    /// Registers `client_id` as blocked on `keys` of `db`.
-    pub fn block(&mut self, client_id: u64, db: usize, keys: &[SmallBytes]) {
-        for k in keys {
-            self.blocked
-                .entry((db, k.clone()))
-                .or_default()
-                .push(client_id);
-        }
-    }
-
-    pub fn unblock(&mut self, client_id: u64, db: usize, keys: &[SmallBytes]) {
-        for k in keys {
-            let key = (db, k.clone());
-            if let Some(ids) = self.blocked.get_mut(&key) {
-                ids.retain(|&id| id != client_id);
-                if ids.is_empty() {
-                    self.blocked.remove(&key);
-                }
-            }
-        }
-    }
-
     /// Whether `client_id` waits in a blocking command (CLIENT UNBLOCK applies).
     pub fn is_blocked_on_keys(&self, client_id: u64) -> bool {
-        self.blocked.values().any(|ids| ids.contains(&client_id))
+        self.blocking.is_waiting(client_id)
     }
 
     /// Clients waiting in a blocking command or held by CLIENT PAUSE (INFO

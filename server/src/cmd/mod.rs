@@ -12,6 +12,7 @@ mod connection;
 mod ctx;
 mod hashes;
 mod keys;
+mod lists;
 mod longdouble;
 mod pubsub;
 mod server;
@@ -247,6 +248,7 @@ pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::ne
         strings::COMMANDS,
         bitmap::COMMANDS,
         keys::COMMANDS,
+        lists::COMMANDS,
         connection::COMMANDS,
         server::COMMANDS,
         hashes::COMMANDS,

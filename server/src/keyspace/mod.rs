@@ -13,6 +13,7 @@
 
 mod bytes;
 pub mod hash;
+mod list;
 mod packed;
 pub mod set;
 pub mod snapshot;
@@ -21,6 +22,7 @@ mod value;
 
 pub use bytes::SmallBytes;
 pub use hash::Hash;
+pub use list::{End, List};
 pub use set::Set;
 pub use snapshot::DbSnapshot;
 pub use value::Value;

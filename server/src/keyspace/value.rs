@@ -1,5 +1,6 @@
 //! The value types a key can hold, with the names TYPE and OBJECT ENCODING report.
 
+use super::list::List;
 use super::{Hash, Set, SmallBytes};
 
 /// A key's value. Aggregate types are boxed so the enum stays 24 bytes: most keys are strings.
@@ -8,6 +9,7 @@ pub enum Value {
     Str(SmallBytes),
     Hash(Box<Hash>),
     Set(Box<Set>),
+    List(Box<List>),
 }
 
 impl Value {
@@ -17,6 +19,7 @@ impl Value {
             Value::Str(_) => "string",
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
+            Value::List(_) => "list",
         }
     }
 
@@ -26,6 +29,8 @@ impl Value {
             Value::Str(s) => string_encoding(s),
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
+            // Redis 7.0 converts every list to a quicklist, however small.
+            Value::List(_) => "quicklist",
         }
     }
 }

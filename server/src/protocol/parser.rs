@@ -155,8 +155,8 @@ impl Parser {
         self.pos -= n;
         self.consumed -= n;
         if self.state == State::Idle {
-            // The ranges belong to a command already returned (the caller may stop calling
-            // `next` early, e.g. when a command blocks): nothing refers to them any more.
+            // The ranges describe the command last returned, which was just dropped (the
+            // caller stopped right after it: QUIT, or a command that blocks).
             self.ranges.clear();
         } else if !self.inline {
             for r in &mut self.ranges {
