@@ -12,6 +12,7 @@ mod ctx;
 mod keys;
 mod server;
 mod strings;
+mod zset;
 
 pub use ctx::{Block, Ctx, Propagate, TimeoutReply};
 
@@ -169,6 +170,7 @@ pub static TABLE: LazyLock<HashMap<&'static str, &'static Spec>> = LazyLock::new
         keys::COMMANDS,
         connection::COMMANDS,
         server::COMMANDS,
+        zset::COMMANDS,
     ];
     families
         .iter()

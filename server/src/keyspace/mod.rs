@@ -13,6 +13,7 @@
 
 mod bytes;
 mod value;
+pub mod zset;
 
 pub use bytes::SmallBytes;
 pub use value::Value;

@@ -1,11 +1,13 @@
 //! The value types a key can hold, with the names TYPE and OBJECT ENCODING report.
 
 use super::SmallBytes;
+use super::zset::ZSet;
 
 /// A key's value. Aggregate types are boxed so the enum stays 24 bytes: most keys are strings.
 #[derive(Debug, Clone)]
 pub enum Value {
     Str(SmallBytes),
+    Zset(Box<ZSet>),
 }
 
 impl Value {
@@ -13,6 +15,7 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::Zset(_) => "zset",
         }
     }
 
@@ -20,6 +23,7 @@ impl Value {
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => string_encoding(s),
+            Value::Zset(z) => z.encoding(),
         }
     }
 }

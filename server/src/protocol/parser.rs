@@ -154,7 +154,9 @@ impl Parser {
         debug_assert!(n <= self.consumed);
         self.pos -= n;
         self.consumed -= n;
-        if !self.inline {
+        // Between commands the ranges still describe the last command returned, which lies
+        // wholly in the dropped bytes (the caller may stop early, e.g. when a client blocks).
+        if !self.inline && self.state != State::Idle {
             for r in &mut self.ranges {
                 r.0 -= n;
                 r.1 -= n;
@@ -420,6 +422,26 @@ mod tests {
         v.iter()
             .map(|c| c.iter().map(|a| a.as_bytes().to_vec()).collect())
             .collect()
+    }
+
+    #[test]
+    fn compact_right_after_a_command() {
+        // A client that blocks stops reading commands: the buffer is compacted while the
+        // parser still holds the ranges of the command it returned last.
+        let mut parser = Parser::new();
+        let mut buf = b"*2\r\n$4\r\nECHO\r\n$1\r\na\r\n".to_vec();
+        assert!(
+            parser
+                .next(&buf, ProtoLimits::default())
+                .expect("valid")
+                .is_some()
+        );
+        let c = parser.consumed();
+        buf.drain(..c);
+        parser.compact(c);
+        buf.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+        let args = parser.next(&buf, ProtoLimits::default()).expect("valid");
+        assert_eq!(args.map(|a| a.get(0).to_vec()), Some(b"PING".to_vec()));
     }
 
     #[test]
