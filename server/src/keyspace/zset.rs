@@ -409,18 +409,6 @@ impl ZSet {
         }
         self.repr = Repr::Tree(t);
     }
-
-    /// Heap bytes held, for memory accounting.
-    pub fn heap_size(&self) -> usize {
-        match &self.repr {
-            Repr::Pack(p) => p.buf.capacity(),
-            Repr::Tree(t) => t
-                .scores
-                .keys()
-                .map(|k| 2 * (k.heap_size() + 24) + 8 + 16)
-                .sum(),
-        }
-    }
 }
 
 #[cfg(test)]
