@@ -177,6 +177,23 @@ pub static COMMANDS: &[Spec] = &[
         "sorted-set",
         bzpopmax,
     ),
+    spec("zmpop", -4, WRITE, (0, 0, 0), "sorted-set", zmpop),
+    spec(
+        "bzmpop",
+        -5,
+        WRITE | BLOCKING,
+        (0, 0, 0),
+        "sorted-set",
+        bzmpop,
+    ),
+    spec(
+        "zintercard",
+        -3,
+        READONLY,
+        (0, 0, 0),
+        "sorted-set",
+        zintercard,
+    ),
     spec(
         "zunionstore",
         -4,
@@ -1261,6 +1278,109 @@ fn bzpopmax(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     bzpop_generic(ctx, args, true)
 }
 
+/// ZMPOP/BZMPOP arguments: the key range, MIN/MAX and COUNT (default 1).
+struct MpopArgs {
+    keys: std::ops::Range<usize>,
+    max: bool,
+    count: usize,
+}
+
+/// Redis's `zmpopGenericCommand` parsing; `nk` is the index of `numkeys`.
+fn parse_mpop(args: Args<'_>, nk: usize) -> Result<MpopArgs, CmdError> {
+    let numkeys = int_arg(args.get(nk))
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| CmdError::msg("ERR numkeys should be greater than 0"))?;
+    let where_idx = (nk as u64).saturating_add(numkeys as u64).saturating_add(1);
+    if where_idx >= args.len() as u64 {
+        return Err(CmdError::Syntax);
+    }
+    let where_idx = where_idx as usize;
+    let w = args.get(where_idx);
+    let max = if eq(w, "min") {
+        false
+    } else if eq(w, "max") {
+        true
+    } else {
+        return Err(CmdError::Syntax);
+    };
+    let mut count = None;
+    let mut j = where_idx + 1;
+    while j < args.len() {
+        if count.is_none() && eq(args.get(j), "count") && j + 1 < args.len() {
+            let n = int_arg(args.get(j + 1))
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| CmdError::msg("ERR count should be greater than 0"))?;
+            count = Some(n as usize);
+            j += 2;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    Ok(MpopArgs {
+        keys: nk + 1..where_idx,
+        max,
+        count: count.unwrap_or(1),
+    })
+}
+
+/// Pops from the first key of `keys` holding a non-empty sorted set and replies
+/// `[key, [[member, score], ...]]`; false when there was none (nothing written).
+///
+/// # Errors
+/// WRONGTYPE when a key met before that one holds another type.
+fn mpop_first(ctx: &mut Ctx<'_>, args: Args<'_>, m: &MpopArgs) -> Result<bool, CmdError> {
+    for j in m.keys.clone() {
+        let key = args.get(j);
+        if write_zset(ctx, key)?.is_none_or(|z| z.is_empty()) {
+            continue;
+        }
+        let popped = pop_entries(ctx, key, m.count, m.max);
+        // ZMPOP names its keys by position, so the executor cannot tell which one changed.
+        let db = ctx.client.db;
+        ctx.srv.touch_key(db, key);
+        let name: &[u8] = if m.max { b"ZPOPMAX" } else { b"ZPOPMIN" };
+        ctx.rewrite(vec![vec![
+            name.to_vec(),
+            key.to_vec(),
+            m.count.to_string().into_bytes(),
+        ]]);
+        let reply = &mut ctx.reply;
+        reply.array(2);
+        reply.bulk(key);
+        reply.array(popped.len());
+        for (member, score) in &popped {
+            reply.array(2);
+            reply.bulk(member);
+            reply.double(*score);
+        }
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+fn zmpop(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let m = parse_mpop(args, 1)?;
+    if !mpop_first(ctx, args, &m)? {
+        ctx.reply.null_array();
+    }
+    Ok(())
+}
+
+fn bzmpop(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let m = parse_mpop(args, 2)?;
+    let timeout_ms = timeout_arg(args.get(1), ctx.now_ms)?;
+    if !mpop_first(ctx, args, &m)? {
+        ctx.block = Some(Block {
+            keys: m.keys.map(|j| SmallBytes::new(args.get(j))).collect(),
+            timeout_ms,
+            on_timeout: TimeoutReply::NullArray,
+        });
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------
 // Set algebra.
 
@@ -1453,6 +1573,53 @@ fn zinter(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 
 fn zdiff(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     setop_reply(ctx, args, SetOp::Diff, "zdiff")
+}
+
+fn zintercard(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let setnum = int_arg(args.get(1))?;
+    if setnum < 1 {
+        return Err(CmdError::msg(
+            "ERR at least 1 input key is needed for 'zintercard' command",
+        ));
+    }
+    if setnum as u64 > (args.len() - 2) as u64 {
+        return Err(CmdError::Syntax);
+    }
+    let setnum = setnum as usize;
+    let mut slots = Vec::with_capacity(setnum);
+    for j in 0..setnum {
+        slots.push(read_zset(ctx, args.get(2 + j))?);
+    }
+    let mut limit = 0usize;
+    let mut j = 2 + setnum;
+    while j < args.len() {
+        if args.len() - j >= 2 && eq(args.get(j), "limit") {
+            let n = int_arg(args.get(j + 1))
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| CmdError::msg("ERR LIMIT can't be negative"))?;
+            limit = n as usize;
+            j += 2;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let db = ctx.db();
+    let sets: Option<Vec<&ZSet>> = slots.iter().map(|s| s.map(|i| zset_at(db, i))).collect();
+    let mut n = 0usize;
+    if let Some(mut sets) = sets {
+        sets.sort_by_key(|z| z.len());
+        for (m, _) in sets[0].iter() {
+            if sets[1..].iter().all(|z| z.score(m).is_some()) {
+                n += 1;
+                if n == limit {
+                    break;
+                }
+            }
+        }
+    }
+    ctx.reply.int(n as i64);
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
