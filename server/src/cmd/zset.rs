@@ -540,14 +540,12 @@ fn select<'a>(
     match range {
         Range::Rank(start, end) => match rank_bounds(*start, *end, z.len()) {
             None => Vec::new(),
-            Some((s, e)) => {
-                let n = e - s + 1;
-                if rev {
-                    z.iter().rev().skip(s).take(n).collect()
-                } else {
-                    z.iter().skip(s).take(n).collect()
-                }
+            // A reverse range counts its indices from the highest entry.
+            Some((s, e)) if rev => {
+                let top = z.len() - 1;
+                z.iter_ranks(top - e, top - s).rev().collect()
             }
+            Some((s, e)) => z.iter_ranks(s, e).collect(),
         },
         Range::Score(r) => {
             if r.is_empty() {

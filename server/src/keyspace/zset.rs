@@ -2,19 +2,20 @@
 //!
 //! Two forms, as in Redis 7.0 (OBJECT ENCODING reports them as `listpack` and `skiplist`):
 //! - small sets live in one contiguous buffer kept sorted, with no per-member allocation;
-//! - large sets keep an ordered tree of (score, member) plus a member -> score map, so
-//!   lookups by member are O(1) and ordered walks start in O(log n).
+//! - large sets keep a skiplist of (score, member) with spans plus a member -> score map, so
+//!   lookups by member are O(1), and seeks by score or rank and ranks are O(log n).
 //!
 //! This module knows nothing of commands or replies. The thresholds that decide the form
 //! are passed in by the caller (they are configuration), and the conversion rules mirror
 //! Redis's: a set only grows into the tree form, never back, except when a command builds a
 //! new set from scratch (see [`ZSet::from_entries`]).
 
+mod skiplist;
+
 use super::SmallBytes;
 use hashbrown::HashMap;
+use skiplist::{NIL, Skiplist};
 use std::cmp::Ordering;
-use std::collections::BTreeSet;
-use std::ops::Bound;
 
 /// Per-entry bytes of the packed form besides the member: length before and after (so the
 /// buffer can be walked both ways) and the score.
@@ -57,34 +58,7 @@ struct Pack {
 #[derive(Debug, Clone, Default)]
 struct Tree {
     scores: HashMap<SmallBytes, f64>,
-    order: BTreeSet<Key>,
-}
-
-/// A tree key: ordered by score (as Redis compares doubles, so -0 equals 0), then member bytes.
-#[derive(Debug, Clone)]
-struct Key {
-    score: f64,
-    member: SmallBytes,
-}
-
-impl PartialEq for Key {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Key {}
-
-impl PartialOrd for Key {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Key {
-    fn cmp(&self, other: &Self) -> Ordering {
-        cmp_entry(self.score, &self.member, other.score, &other.member)
-    }
+    list: Skiplist,
 }
 
 /// The order of a sorted set. Scores are never NaN (commands refuse it).
@@ -167,7 +141,12 @@ enum Walk<'a> {
         front: usize,
         back: usize,
     },
-    Tree(std::collections::btree_set::Range<'a, Key>),
+    /// Node indices of the next entries at each end ([`NIL`] once exhausted).
+    Tree {
+        list: &'a Skiplist,
+        front: u32,
+        back: u32,
+    },
 }
 
 impl<'a> Iterator for Iter<'a> {
@@ -185,7 +164,18 @@ impl<'a> Iterator for Iter<'a> {
                 *front += PACK_OVERHEAD + n;
                 Some((m, s))
             }
-            Walk::Tree(it) => it.next().map(|k| (k.member.as_bytes(), k.score)),
+            Walk::Tree { list, front, back } => {
+                let x = *front;
+                if x == NIL {
+                    return None;
+                }
+                if x == *back {
+                    (*front, *back) = (NIL, NIL);
+                } else {
+                    *front = list.next(x);
+                }
+                Some(list.get(x))
+            }
         }
     }
 }
@@ -204,7 +194,18 @@ impl DoubleEndedIterator for Iter<'_> {
                 *back = start;
                 Some((m, s))
             }
-            Walk::Tree(it) => it.next_back().map(|k| (k.member.as_bytes(), k.score)),
+            Walk::Tree { list, front, back } => {
+                let x = *back;
+                if x == NIL {
+                    return None;
+                }
+                if x == *front {
+                    (*front, *back) = (NIL, NIL);
+                } else {
+                    *back = list.prev(x);
+                }
+                Some(list.get(x))
+            }
         }
     }
 }
@@ -253,7 +254,7 @@ impl ZSet {
     pub fn len(&self) -> usize {
         match &self.repr {
             Repr::Pack(p) => p.len,
-            Repr::Tree(t) => t.scores.len(),
+            Repr::Tree(t) => t.list.len(),
         }
     }
 
@@ -301,18 +302,14 @@ impl ZSet {
             let prev = *old;
             if prev != score {
                 *old = score;
-                let key = SmallBytes::new(member);
-                t.order.remove(&Key {
-                    score: prev,
-                    member: key.clone(),
-                });
-                t.order.insert(Key { score, member: key });
+                t.list.remove(prev, member);
+                t.list.insert(score, SmallBytes::new(member));
             }
             return Some(prev);
         }
         let key = SmallBytes::new(member);
         t.scores.insert(key.clone(), score);
-        t.order.insert(Key { score, member: key });
+        t.list.insert(score, key);
         None
     }
 
@@ -325,19 +322,15 @@ impl ZSet {
                 Some(s)
             }
             Repr::Tree(t) => {
-                let (k, s) = t.scores.remove_entry(member)?;
-                t.order.remove(&Key {
-                    score: s,
-                    member: k,
-                });
+                let s = t.scores.remove(member)?;
+                t.list.remove(s, member);
                 Some(s)
             }
         }
     }
 
-    /// The 0-based position of `member` in ascending order, with its score.
-    ///
-    /// O(n) in both forms: the tree does not keep subtree sizes.
+    /// The 0-based position of `member` in ascending order, with its score: O(log n) in the
+    /// tree form.
     pub fn rank(&self, member: &[u8]) -> Option<(usize, f64)> {
         match &self.repr {
             Repr::Pack(_) => self
@@ -347,11 +340,7 @@ impl ZSet {
                 .map(|(i, (_, s))| (i, s)),
             Repr::Tree(t) => {
                 let s = *t.scores.get(member)?;
-                let key = Key {
-                    score: s,
-                    member: SmallBytes::new(member),
-                };
-                Some((t.order.range(..key).count(), s))
+                t.list.rank(s, member).map(|r| (r, s))
             }
         }
     }
@@ -364,7 +353,30 @@ impl ZSet {
                 front: 0,
                 back: p.buf.len(),
             }),
-            Repr::Tree(t) => Iter(Walk::Tree(t.order.range::<Key, _>(..))),
+            Repr::Tree(t) => tree_walk(&t.list, t.list.first(), t.list.last()),
+        }
+    }
+
+    /// The entries of ranks `start..=end` (0-based, ascending, both in range); the tree form
+    /// finds both ends in O(log n).
+    pub fn iter_ranks(&self, start: usize, end: usize) -> Iter<'_> {
+        match &self.repr {
+            Repr::Pack(p) => {
+                let mut front = 0;
+                let mut back = 0;
+                for i in 0..=end {
+                    if i == start {
+                        front = back;
+                    }
+                    back = p.at(back).2;
+                }
+                Iter(Walk::Pack {
+                    buf: &p.buf,
+                    front,
+                    back,
+                })
+            }
+            Repr::Tree(t) => tree_walk(&t.list, t.list.by_rank(start), t.list.by_rank(end)),
         }
     }
 
@@ -372,13 +384,7 @@ impl ZSet {
     pub fn iter_from_score(&self, min: f64) -> Iter<'_> {
         match &self.repr {
             Repr::Pack(_) => self.iter(),
-            Repr::Tree(t) => Iter(Walk::Tree(t.order.range((
-                Bound::Included(Key {
-                    score: min,
-                    member: SmallBytes::new(b""),
-                }),
-                Bound::Unbounded,
-            )))),
+            Repr::Tree(t) => tree_walk(&t.list, t.list.first_from_score(min), t.list.last()),
         }
     }
 
@@ -386,14 +392,8 @@ impl ZSet {
     /// O(log n).
     pub fn iter_to_score(&self, max: f64) -> Iter<'_> {
         match &self.repr {
-            Repr::Tree(t) if max < f64::INFINITY => Iter(Walk::Tree(t.order.range((
-                Bound::Unbounded,
-                Bound::Excluded(Key {
-                    score: max.next_up(),
-                    member: SmallBytes::new(b""),
-                }),
-            )))),
-            _ => self.iter(),
+            Repr::Pack(_) => self.iter(),
+            Repr::Tree(t) => tree_walk(&t.list, t.list.first(), t.list.last_to_score(max)),
         }
     }
 
@@ -402,13 +402,20 @@ impl ZSet {
         for (m, s) in self.iter() {
             let k = SmallBytes::new(m);
             t.scores.insert(k.clone(), s);
-            t.order.insert(Key {
-                score: s,
-                member: k,
-            });
+            t.list.insert(s, k);
         }
         self.repr = Repr::Tree(t);
     }
+}
+
+/// A walk over the skiplist nodes `front..=back`, empty when either end is missing.
+fn tree_walk(list: &Skiplist, front: u32, back: u32) -> Iter<'_> {
+    let (front, back) = if front == NIL || back == NIL {
+        (NIL, NIL)
+    } else {
+        (front, back)
+    };
+    Iter(Walk::Tree { list, front, back })
 }
 
 #[cfg(test)]
@@ -504,6 +511,41 @@ mod tests {
         );
         assert_eq!(z.add(b"b", 1.0, SMALL), Some(-0.0));
         assert_eq!(z.iter().next_back(), Some((&b"b"[..], 1.0)));
+    }
+
+    #[test]
+    fn rank_windows_in_both_forms() {
+        let big = PackLimits {
+            max_entries: 1000,
+            max_value: 64,
+        };
+        let mut packed = ZSet::new();
+        let mut tree = ZSet::new_tree();
+        for i in 0..50 {
+            let m = format!("m{i:02}");
+            packed.add(m.as_bytes(), f64::from(i % 7), big);
+            tree.add(m.as_bytes(), f64::from(i % 7), big);
+        }
+        let all: Vec<_> = packed.iter().map(|(m, s)| (m.to_vec(), s)).collect();
+        assert_eq!(
+            all,
+            tree.iter()
+                .map(|(m, s)| (m.to_vec(), s))
+                .collect::<Vec<_>>()
+        );
+        for (s, e) in [(0, 0), (0, 49), (10, 20), (49, 49), (3, 4)] {
+            for z in [&packed, &tree] {
+                let got: Vec<_> = z.iter_ranks(s, e).map(|(m, s)| (m.to_vec(), s)).collect();
+                assert_eq!(got, all[s..=e].to_vec());
+                let back: Vec<_> = z.iter_ranks(s, e).rev().map(|(m, _)| m.to_vec()).collect();
+                let expect: Vec<_> = all[s..=e].iter().rev().map(|(m, _)| m.clone()).collect();
+                assert_eq!(back, expect);
+            }
+        }
+        for (i, (m, s)) in all.iter().enumerate() {
+            assert_eq!(tree.rank(m), Some((i, *s)));
+            assert_eq!(packed.rank(m), Some((i, *s)));
+        }
     }
 
     #[test]
