@@ -1226,18 +1226,31 @@ fn zpopmax(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 }
 
 /// A blocking command's timeout in seconds, as `getTimeoutFromObjectOrReply` reads it:
-/// milliseconds, truncated; 0 means forever.
+/// milliseconds, rounded up; 0 means forever.
 fn timeout_arg(a: &[u8], now_ms: u64) -> Result<u64, CmdError> {
-    let v = parse_double(a)
-        .ok_or_else(|| CmdError::msg("ERR timeout is not a float or out of range"))?;
-    let ms = (v * 1000.0).trunc();
-    if ms < 0.0 {
+    // Read as a long double in Redis: doubles' overflow and underflow are no errors there.
+    let (v, used, erange) = strtod(a);
+    if a.is_empty() || is_c_space(a[0]) || used != a.len() || v.is_nan() {
+        return Err(CmdError::msg("ERR timeout is not a float or out of range"));
+    }
+    // A value too small for a double is still above zero as a long double.
+    let v = if erange && v == 0.0 {
+        f64::MIN_POSITIVE.copysign(v)
+    } else {
+        v
+    };
+    // Rounded up: any positive timeout, however small, is a timeout, not "forever".
+    let ms = (v * 1000.0).ceil();
+    // Redis converts to `long long` without a range check; on x86 an out-of-range value
+    // becomes LLONG_MIN, hence "negative" for huge timeouts.
+    if ms < 0.0 || ms >= i64::MAX as f64 {
         return Err(CmdError::msg("ERR timeout is negative"));
     }
-    if ms >= (i64::MAX as u64 - now_ms) as f64 {
+    let ms = ms as u64;
+    if ms > i64::MAX as u64 - now_ms {
         return Err(CmdError::msg("ERR timeout is out of range"));
     }
-    Ok(ms as u64)
+    Ok(ms)
 }
 
 fn bzpop_generic(ctx: &mut Ctx<'_>, args: Args<'_>, max: bool) -> CmdResult {
