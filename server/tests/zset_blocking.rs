@@ -90,6 +90,36 @@ fn zadd_wakes_a_blocked_bzpopmin() {
 }
 
 #[test]
+fn zadd_wakes_a_blocked_bzmpop() {
+    let addr = start();
+    let mut waiter = TcpStream::connect(addr).unwrap();
+    let mut writer = TcpStream::connect(addr).unwrap();
+    waiter
+        .write_all(&resp(&[
+            "BZMPOP", "5", "2", "k1", "k2", "MAX", "COUNT", "2",
+        ]))
+        .unwrap();
+    assert!(
+        silent(&mut waiter, Duration::from_millis(200)),
+        "must block"
+    );
+    call(
+        &mut writer,
+        &["ZADD", "k2", "1", "a", "2", "b", "3", "c"],
+        b":3\r\n",
+    );
+    expect(
+        &mut waiter,
+        b"*2\r\n$2\r\nk2\r\n*2\r\n*2\r\n$1\r\nc\r\n$1\r\n3\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n",
+    );
+    call(
+        &mut writer,
+        &["ZRANGE", "k2", "0", "-1"],
+        b"*1\r\n$1\r\na\r\n",
+    );
+}
+
+#[test]
 fn bzpopmax_times_out_with_a_null_array() {
     let addr = start();
     let mut c = TcpStream::connect(addr).unwrap();
