@@ -1705,20 +1705,31 @@ fn zscan(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let o = scan_options(args, 3, false)?;
     let (db, reply) = ctx.db_and_reply();
     let z = zset_at(db, i);
-    // A packed set is returned whole in one call, as Redis does; the tree form is walked in
-    // order with the cursor counting entries.
-    let (start, count) = if z.encoding() == "listpack" {
-        (0, usize::MAX)
+    // A packed set is returned whole in one call, as Redis does. The tree form is walked in
+    // score order and the cursor names the score to resume at: entries present for the
+    // whole scan are never skipped, whatever is added or removed in between. A batch only
+    // ends between two different scores, so a long run of equal scores cannot stall it.
+    let (from, count) = if cursor == 0 || z.encoding() == "listpack" {
+        (
+            f64::NEG_INFINITY,
+            if z.encoding() == "listpack" {
+                usize::MAX
+            } else {
+                o.count
+            },
+        )
     } else {
-        (cursor as usize, o.count)
+        (cursor_score(cursor), o.count)
     };
     let mut next = 0u64;
     let mut found = Vec::new();
-    for (n, (m, s)) in z.iter().enumerate().skip(start) {
-        if n >= start.saturating_add(count) {
-            next = n as u64;
+    let mut last = None;
+    for (n, (m, s)) in z.iter_from_score(from).enumerate() {
+        if n >= count && last != Some(s) {
+            next = score_cursor(s);
             break;
         }
+        last = Some(s);
         if o.pattern.is_none_or(|p| crate::glob::matches(p, m, false)) {
             found.push((m, s));
         }
@@ -1731,6 +1742,29 @@ fn zscan(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         reply.bulk(crate::protocol::format_double(s).as_bytes());
     }
     Ok(())
+}
+
+/// The ZSCAN cursor resuming at score `s`: an order-preserving map of doubles to integers,
+/// plus one so that no score maps to 0 (the cursor that starts and ends a scan).
+fn score_cursor(s: f64) -> u64 {
+    let bits = s.to_bits();
+    let ordered = if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | 1 << 63
+    };
+    ordered + 1
+}
+
+/// The score a ZSCAN cursor resumes at (the inverse of [`score_cursor`]).
+fn cursor_score(c: u64) -> f64 {
+    let ordered = c - 1;
+    let bits = if ordered >> 63 == 1 {
+        ordered & !(1 << 63)
+    } else {
+        !ordered
+    };
+    f64::from_bits(bits)
 }
 
 #[cfg(test)]
@@ -1784,6 +1818,26 @@ mod tests {
         assert!(LexRange::parse(b"", b"+").is_err());
         assert!(LexRange::parse(b"+", b"-").expect("valid").is_empty());
         assert!(LexRange::parse(b"(a", b"[a").expect("valid").is_empty());
+    }
+
+    #[test]
+    fn scan_cursors_keep_score_order() {
+        let scores = [
+            f64::NEG_INFINITY,
+            -1e300,
+            -1.5,
+            -0.0,
+            0.0,
+            1e-300,
+            2.0,
+            f64::INFINITY,
+        ];
+        let cursors: Vec<u64> = scores.iter().map(|&s| score_cursor(s)).collect();
+        assert!(cursors.windows(2).all(|w| w[0] < w[1]), "{cursors:?}");
+        assert!(cursors.iter().all(|&c| c != 0));
+        for s in scores {
+            assert_eq!(cursor_score(score_cursor(s)).to_bits(), s.to_bits());
+        }
     }
 
     #[test]
