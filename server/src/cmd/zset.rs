@@ -1648,7 +1648,7 @@ fn zrandmember(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         let n = zset_at(ctx.db(), i).len();
         let pick = ctx.srv.rng.random_range(0..n);
         let (db, reply) = ctx.db_and_reply();
-        if let Some((m, _)) = zset_at(db, i).iter().nth(pick) {
+        if let Some((m, _)) = zset_at(db, i).iter_ranks(pick, pick).next() {
             reply.bulk(m);
         }
         return Ok(());
@@ -1689,8 +1689,18 @@ fn zrandmember(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         v
     };
     let (db, reply) = ctx.db_and_reply();
-    let entries: Vec<(&[u8], f64)> = zset_at(db, i).iter().collect();
-    reply_entries(reply, picks.iter().map(|&p| entries[p]), withscores);
+    let z = zset_at(db, i);
+    let chosen: Vec<(&[u8], f64)> = if z.encoding() == "listpack" {
+        let entries: Vec<(&[u8], f64)> = z.iter().collect();
+        picks.iter().map(|&p| entries[p]).collect()
+    } else {
+        // The skiplist finds each rank in O(log n).
+        picks
+            .iter()
+            .filter_map(|&p| z.iter_ranks(p, p).next())
+            .collect()
+    };
+    reply_entries(reply, chosen.into_iter(), withscores);
     Ok(())
 }
 
