@@ -18,6 +18,7 @@ mod pubsub;
 mod server;
 mod sets;
 mod strings;
+mod zset;
 
 pub use ctx::{Block, Ctx, Propagate, TimeoutReply};
 
@@ -254,6 +255,7 @@ pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::ne
         hashes::COMMANDS,
         sets::COMMANDS,
         pubsub::COMMANDS,
+        zset::COMMANDS,
     ];
     families
         .iter()

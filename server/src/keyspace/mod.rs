@@ -19,6 +19,7 @@ pub mod set;
 pub mod snapshot;
 mod table;
 mod value;
+pub mod zset;
 
 pub use bytes::SmallBytes;
 pub use hash::Hash;

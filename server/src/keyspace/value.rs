@@ -1,6 +1,7 @@
 //! The value types a key can hold, with the names TYPE and OBJECT ENCODING report.
 
 use super::list::List;
+use super::zset::ZSet;
 use super::{Hash, Set, SmallBytes};
 
 /// A key's value. Aggregate types are boxed so the enum stays 24 bytes: most keys are strings.
@@ -10,6 +11,7 @@ pub enum Value {
     Hash(Box<Hash>),
     Set(Box<Set>),
     List(Box<List>),
+    Zset(Box<ZSet>),
 }
 
 impl Value {
@@ -20,6 +22,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::List(_) => "list",
+            Value::Zset(_) => "zset",
         }
     }
 
@@ -31,6 +34,7 @@ impl Value {
             Value::Set(s) => s.encoding(),
             // Redis 7.0 converts every list to a quicklist, however small.
             Value::List(_) => "quicklist",
+            Value::Zset(z) => z.encoding(),
         }
     }
 }

@@ -427,6 +427,26 @@ mod tests {
     }
 
     #[test]
+    fn compact_right_after_a_command() {
+        // A client that blocks stops reading commands: the buffer is compacted while the
+        // parser still holds the ranges of the command it returned last.
+        let mut parser = Parser::new();
+        let mut buf = b"*2\r\n$4\r\nECHO\r\n$1\r\na\r\n".to_vec();
+        assert!(
+            parser
+                .next(&buf, ProtoLimits::default())
+                .expect("valid")
+                .is_some()
+        );
+        let c = parser.consumed();
+        buf.drain(..c);
+        parser.compact(c);
+        buf.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+        let args = parser.next(&buf, ProtoLimits::default()).expect("valid");
+        assert_eq!(args.map(|a| a.get(0).to_vec()), Some(b"PING".to_vec()));
+    }
+
+    #[test]
     fn multibulk_and_inline_mix() {
         let input = b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$0\r\n\r\nPING\r\n\r\n*0\r\nGET  a\n";
         let got = parse_chunked(input, &[1000]).expect("valid");
