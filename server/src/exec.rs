@@ -65,7 +65,23 @@ fn refusal(srv: &mut Server, client: &Client, spec: &Spec, args: Args<'_>) -> Op
     if spec.is(flags::DENYOOM) && !srv.make_room(crate::clock::now_ms()) {
         return Some(CmdError::Oom.text().to_string());
     }
+    if (spec.is(flags::WRITE) || spec.name == "ping") && writes_denied_by_disk_error(srv) {
+        return Some(MISCONF.into());
+    }
+    if srv.persistence.loading.is_some() && !spec.is(flags::LOADING) {
+        return Some("LOADING Redis is loading the dataset in memory".into());
+    }
     None
+}
+
+const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
+
+/// Redis's `writeCommandsDeniedByDiskError`: the last background save failed, save points
+/// are configured and `stop-writes-on-bgsave-error` is on.
+fn writes_denied_by_disk_error(srv: &Server) -> bool {
+    srv.config.stop_writes_on_bgsave_error
+        && !srv.config.save.is_empty()
+        && !srv.persistence.last_bgsave_ok
 }
 
 /// Runs the handler, writes its reply or error, and applies a write's after-effects.
@@ -97,13 +113,13 @@ fn call(
     if let Some(b) = block {
         return Outcome::Block(b, OwnedArgs::from_args(args));
     }
-    if spec.is(flags::WRITE) && srv.dirty != dirty_before {
+    if spec.is(flags::WRITE) && (srv.dirty != dirty_before || propagate == Propagate::Always) {
         let db = db_before;
         match propagate {
-            Propagate::Verbatim if srv.feed.is_active() => {
+            Propagate::Verbatim | Propagate::Always if srv.feed.is_active() => {
                 srv.feed.feed(db, &args.iter().collect::<Vec<_>>())
             }
-            Propagate::Verbatim => {}
+            Propagate::Verbatim | Propagate::Always => {}
             Propagate::Nothing => {}
             Propagate::Rewrite(cmds) => cmds.iter().for_each(|c| srv.feed.feed(db, c)),
         }

@@ -70,6 +70,7 @@ fn tick(srv: &mut Server) {
             srv.pause = None;
         }
         crate::memory::peak(crate::memory::refresh());
+        crate::persistence::save::cron(srv);
     }
 }
 

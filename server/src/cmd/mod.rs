@@ -10,6 +10,7 @@
 mod connection;
 mod ctx;
 mod keys;
+mod persistence;
 mod server;
 mod strings;
 
@@ -169,6 +170,7 @@ pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::ne
         keys::COMMANDS,
         connection::COMMANDS,
         server::COMMANDS,
+        persistence::COMMANDS,
     ];
     families
         .iter()
