@@ -43,6 +43,9 @@ pub enum LoadError {
     },
     #[error("{0}")]
     Rdb(#[from] RdbError),
+    /// The checksum covers the whole file: the offset is where the trailer ends.
+    #[error("{source} (RDB trailer at byte {offset})")]
+    Checksum { source: RdbError, offset: u64 },
     #[error("RDB has duplicated key '{key}' in DB {db} (at byte {offset})")]
     Duplicate { key: String, db: u32, offset: u64 },
     #[error("{source}: key '{key}' ending at byte {offset}")]
@@ -133,7 +136,14 @@ async fn load_file(state: &Shared, file: File) -> Result<LoadStats, LoadError> {
             let now = crate::clock::now_ms();
             let master = srv.config.replicaof.is_none();
             for _ in 0..BATCH {
-                let Some(item) = reader.next_item()? else {
+                let next = reader.next_item().map_err(|e| match e {
+                    RdbError::ChecksumMismatch { .. } => LoadError::Checksum {
+                        source: e,
+                        offset: reader.offset(),
+                    },
+                    other => LoadError::Rdb(other),
+                });
+                let Some(item) = next? else {
                     finished = true;
                     break;
                 };
