@@ -96,10 +96,15 @@ fn call(
     let db_before = client.db;
     let started = std::time::Instant::now();
     let mark = out.len();
-    let (result, block, propagate) = {
+    let (result, block, propagate, touched) = {
         let mut ctx = Ctx::new(srv, client, out);
         let r = (spec.handler)(&mut ctx, args);
-        (r, ctx.block.take(), std::mem::take(&mut ctx.propagate))
+        (
+            r,
+            ctx.block.take(),
+            std::mem::take(&mut ctx.propagate),
+            ctx.touched.take(),
+        )
     };
     let stat = srv.stats.command_calls.entry(spec.name).or_default();
     stat.0 += 1;
@@ -121,10 +126,24 @@ fn call(
             }
             Propagate::Verbatim | Propagate::Always => {}
             Propagate::Nothing => {}
-            Propagate::Rewrite(cmds) => cmds.iter().for_each(|c| srv.feed.feed(db, c)),
+            Propagate::Rewrite(cmds) => {
+                // Several effects of one command reach replicas atomically, as Redis 7.0
+                // wraps them (SPOP with a count -> SREMs in MULTI/EXEC).
+                let wrap = cmds.len() > 1 && !srv.feed.in_atomic();
+                if wrap {
+                    srv.feed.begin_atomic();
+                }
+                cmds.iter().for_each(|c| srv.feed.feed(db, c));
+                if wrap {
+                    srv.feed.end_atomic();
+                }
+            }
         }
-        for i in spec.key_indices(args.len()) {
-            srv.touch_key(db, args.get(i));
+        match touched {
+            Some(keys) => keys.iter().for_each(|k| srv.touch_key(db, k)),
+            None => spec
+                .key_indices(args.len())
+                .for_each(|i| srv.touch_key(db, args.get(i))),
         }
     }
     if client.close_after_reply {

@@ -50,6 +50,9 @@ pub struct Ctx<'a> {
     pub now_ms: u64,
     pub block: Option<Block>,
     pub propagate: Propagate,
+    /// The keys a write changed, when not all of its key arguments (SINTERSTORE changes only
+    /// its destination): WATCH and blocked clients are signalled for these alone.
+    pub touched: Option<Vec<Vec<u8>>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -63,6 +66,7 @@ impl<'a> Ctx<'a> {
             now_ms,
             block: None,
             propagate: Propagate::Verbatim,
+            touched: None,
         }
     }
 
@@ -164,6 +168,11 @@ impl<'a> Ctx<'a> {
     /// Records `n` changes for `rdb_changes_since_last_save` and save points.
     pub fn dirty(&mut self, n: u64) {
         self.srv.dirty += n;
+    }
+
+    /// Declares that this write changed only `key` (among its key arguments).
+    pub fn touched_only(&mut self, key: &[u8]) {
+        self.touched = Some(vec![key.to_vec()]);
     }
 
     /// Asks the dispatcher to propagate nothing for this command.

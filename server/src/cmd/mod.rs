@@ -9,9 +9,12 @@
 
 mod connection;
 mod ctx;
+mod hashes;
 mod keys;
+mod longdouble;
 mod persistence;
 mod server;
+mod sets;
 mod strings;
 
 pub use ctx::{Block, Ctx, Propagate, TimeoutReply};
@@ -171,6 +174,8 @@ pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::ne
         connection::COMMANDS,
         server::COMMANDS,
         persistence::COMMANDS,
+        hashes::COMMANDS,
+        sets::COMMANDS,
     ];
     families
         .iter()

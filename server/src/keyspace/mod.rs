@@ -12,10 +12,16 @@
 //! a master versus a replica, propagation of deletions) lives with the command context.
 
 mod bytes;
+pub mod hash;
+mod packed;
+pub mod set;
 pub mod snapshot;
+mod table;
 mod value;
 
 pub use bytes::SmallBytes;
+pub use hash::Hash;
+pub use set::Set;
 pub use snapshot::DbSnapshot;
 pub use value::Value;
 

@@ -154,7 +154,9 @@ mod tests {
 
     /// Test encoding: `key=value;` records, enough to rebuild the map.
     fn encode(e: &Entry, out: &mut Vec<u8>) {
-        let Value::Str(v) = &e.value;
+        let Value::Str(v) = &e.value else {
+            panic!("the test only stores strings")
+        };
         out.extend_from_slice(&e.key);
         out.push(b'=');
         out.extend_from_slice(v);
@@ -178,7 +180,9 @@ mod tests {
     fn contents(db: &Db) -> BTreeMap<Vec<u8>, Vec<u8>> {
         db.iter()
             .map(|(_, e)| {
-                let Value::Str(v) = &e.value;
+                let Value::Str(v) = &e.value else {
+                    panic!("the test only stores strings")
+                };
                 (e.key.to_vec(), v.to_vec())
             })
             .collect()

@@ -1,11 +1,13 @@
 //! The value types a key can hold, with the names TYPE and OBJECT ENCODING report.
 
-use super::SmallBytes;
+use super::{Hash, Set, SmallBytes};
 
 /// A key's value. Aggregate types are boxed so the enum stays 24 bytes: most keys are strings.
 #[derive(Debug, Clone)]
 pub enum Value {
     Str(SmallBytes),
+    Hash(Box<Hash>),
+    Set(Box<Set>),
 }
 
 impl Value {
@@ -13,6 +15,8 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
         }
     }
 
@@ -20,6 +24,8 @@ impl Value {
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => string_encoding(s),
+            Value::Hash(h) => h.encoding(),
+            Value::Set(s) => s.encoding(),
         }
     }
 }

@@ -37,6 +37,11 @@ impl Feed {
         self.pending = Some(Vec::new());
     }
 
+    /// Whether an atomic group is open (inside EXEC).
+    pub fn in_atomic(&self) -> bool {
+        self.pending.is_some()
+    }
+
     pub fn end_atomic(&mut self) {
         let Some(cmds) = self.pending.take() else {
             return;
