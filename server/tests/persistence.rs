@@ -442,6 +442,31 @@ fn interop_commands() -> Vec<Vec<String>> {
     add(&["SELECT", "15"]);
     add(&["SET", "db15:key", "in fifteen"]);
     add(&["SELECT", "0"]);
+    add(&["HSET", "hash:small", "f1", "v1", "f2", "2", "f3", ""]);
+    add(&["HSET", "hash:ttl", "a", "b"]);
+    add(&["PEXPIREAT", "hash:ttl", &(far + 1).to_string()]);
+    let mut big_hash = vec!["HSET".to_string(), "hash:big".to_string()];
+    for i in 0..300 {
+        big_hash.push(format!("field-{i}"));
+        big_hash.push(format!("value-{i}-{}", "h".repeat(i % 80)));
+    }
+    add(&big_hash.iter().map(String::as_str).collect::<Vec<_>>());
+    add(&["HSET", "hash:longvalue", "f", &"y".repeat(100)]);
+    add(&[
+        "SADD",
+        "set:ints",
+        "1",
+        "-3",
+        "100000",
+        "9223372036854775807",
+    ]);
+    add(&["SADD", "set:strings", "a", "b", "c", "12"]);
+    let mut big_set = vec!["SADD".to_string(), "set:big".to_string()];
+    big_set.extend((0..700).map(|i| format!("member-{i}")));
+    add(&big_set.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut big_ints = vec!["SADD".to_string(), "set:bigints".to_string()];
+    big_ints.extend((0..600).map(|i| (i * 3).to_string()));
+    add(&big_ints.iter().map(String::as_str).collect::<Vec<_>>());
     for i in 0..300 {
         add(&[
             "SET",
@@ -518,7 +543,7 @@ fn redis_dump_loads_into_tandem_and_round_trips() {
     let t = Proc::tandem(&tdir, &["--save", ""]);
     let mut con = t.con();
     let dbsize: usize = redis::cmd("DBSIZE").query(&mut con).unwrap();
-    assert_eq!(dbsize, 308);
+    assert_eq!(dbsize, 316);
     let got: String = redis::cmd("GET")
         .arg("str:long-compressible")
         .query(&mut con)

@@ -9,7 +9,10 @@ use std::cell::RefCell;
 use std::io::Write;
 
 use super::rdb::{RdbError, RdbValue, RdbWriter};
-use crate::keyspace::{Entry, SmallBytes, Value};
+use crate::config::Config;
+use crate::keyspace::hash::Limits as HashLimits;
+use crate::keyspace::set::Member;
+use crate::keyspace::{Entry, Hash, Set, SmallBytes, Value};
 
 /// Why a loaded value cannot be stored.
 #[derive(Debug, thiserror::Error)]
@@ -28,17 +31,134 @@ pub fn write_entry<W: Write>(w: &mut RdbWriter<W>, e: &Entry) -> Result<(), RdbE
     let expire = e.expire_at();
     match &e.value {
         Value::Str(s) => w.string(key, s, expire),
+        Value::Hash(h) => w.hash(key, expire, Restartable::new(&**h, h.len(), Hash::iter)),
+        Value::Set(s) => w.set(
+            key,
+            expire,
+            Restartable::new(&**s, s.len(), Set::iter).map(MemberText::from),
+        ),
     }
 }
 
-/// The keyspace value for a loaded RDB value.
+/// Limits the loaded values' encodings follow (the `*-max-*` directives).
+#[derive(Debug, Clone, Copy)]
+pub struct LoadLimits {
+    pub hash: HashLimits,
+    pub max_intset: usize,
+}
+
+impl LoadLimits {
+    pub fn from_config(c: &Config) -> Self {
+        LoadLimits {
+            hash: HashLimits {
+                max_entries: usize::try_from(c.hash_max_listpack_entries).unwrap_or(usize::MAX),
+                max_value: usize::try_from(c.hash_max_listpack_value).unwrap_or(usize::MAX),
+            },
+            max_intset: usize::try_from(c.set_max_intset_entries).unwrap_or(usize::MAX),
+        }
+    }
+}
+
+/// The keyspace value for a loaded RDB value, in the encoding Redis would give it.
 ///
 /// # Errors
 /// The type is not one the keyspace stores.
-pub fn from_rdb(value: RdbValue) -> Result<Value, ConvertError> {
+pub fn from_rdb(value: RdbValue, limits: LoadLimits) -> Result<Value, ConvertError> {
     match value {
         RdbValue::String(s) => Ok(Value::Str(SmallBytes::from_vec(s))),
+        RdbValue::Hash(pairs) => {
+            let mut h = Hash::new();
+            h.set_many(
+                pairs.iter().map(|(f, v)| (f.as_slice(), v.as_slice())),
+                limits.hash,
+            );
+            Ok(Value::Hash(Box::new(h)))
+        }
+        RdbValue::Set(members) => {
+            let mut s = members
+                .first()
+                .map_or_else(Set::default, |m| Set::for_first(m));
+            for m in &members {
+                s.add(m, limits.max_intset);
+            }
+            Ok(Value::Set(Box::new(s)))
+        }
         other => Err(ConvertError::Unsupported(other.type_name())),
+    }
+}
+
+/// A collection's iterator that knows its length and can be cloned by starting over: the
+/// writer looks at a collection before writing it (sizes, listpack eligibility), and the
+/// keyspace's iterators borrow the value instead of copying it.
+struct Restartable<'a, T, I> {
+    src: &'a T,
+    start: fn(&'a T) -> I,
+    it: I,
+    len: usize,
+    left: usize,
+}
+
+impl<'a, T, I> Restartable<'a, T, I> {
+    fn new(src: &'a T, len: usize, start: fn(&'a T) -> I) -> Self {
+        Restartable {
+            src,
+            start,
+            it: start(src),
+            len,
+            left: len,
+        }
+    }
+}
+
+impl<T, I: Iterator> Clone for Restartable<'_, T, I> {
+    fn clone(&self) -> Self {
+        let mut it = (self.start)(self.src);
+        let consumed = self.len - self.left;
+        if consumed > 0 {
+            it.nth(consumed - 1);
+        }
+        Restartable { it, ..*self }
+    }
+}
+
+impl<T, I: Iterator> Iterator for Restartable<'_, T, I> {
+    type Item = I::Item;
+
+    fn next(&mut self) -> Option<I::Item> {
+        let item = self.it.next()?;
+        self.left = self.left.saturating_sub(1);
+        Some(item)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl<T, I: Iterator> ExactSizeIterator for Restartable<'_, T, I> {}
+
+/// A set member as the writer takes it: borrowed bytes, or an intset's integer as text (in
+/// an inline `SmallBytes`, no allocation).
+enum MemberText<'a> {
+    Bytes(&'a [u8]),
+    Int(SmallBytes),
+}
+
+impl<'a> From<Member<'a>> for MemberText<'a> {
+    fn from(m: Member<'a>) -> Self {
+        match m {
+            Member::Bytes(b) => MemberText::Bytes(b),
+            Member::Int(_) => MemberText::Int(m.to_bytes()),
+        }
+    }
+}
+
+impl AsRef<[u8]> for MemberText<'_> {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            MemberText::Bytes(b) => b,
+            MemberText::Int(s) => s.as_bytes(),
+        }
     }
 }
 

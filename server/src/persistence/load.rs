@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use tracing::{info, warn};
 
-use super::convert::{ConvertError, from_rdb};
+use super::convert::{ConvertError, LoadLimits, from_rdb};
 use super::rdb::{Item, RdbError, RdbReader};
 use crate::keyspace::{Entry, SmallBytes};
 use crate::net::Shared;
@@ -192,11 +192,14 @@ fn apply(
                 });
             }
             let key = SmallBytes::from_vec(e.key);
-            let value = from_rdb(e.value).map_err(|source| LoadError::Convert {
-                key: String::from_utf8_lossy(&key).into_owned(),
-                offset,
-                source,
-            })?;
+            let value =
+                from_rdb(e.value, LoadLimits::from_config(&srv.config)).map_err(|source| {
+                    LoadError::Convert {
+                        key: String::from_utf8_lossy(&key).into_owned(),
+                        offset,
+                        source,
+                    }
+                })?;
             let i = db.insert(Entry::new(key, value));
             if e.expire_ms.is_some() {
                 db.set_expire(i, e.expire_ms);

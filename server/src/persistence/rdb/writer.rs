@@ -248,14 +248,11 @@ impl<W: Write> RdbWriter<W> {
     ///
     /// # Errors
     /// The destination failed.
-    pub fn set<'a, I>(
-        &mut self,
-        key: &[u8],
-        expire_ms: Option<u64>,
-        members: I,
-    ) -> Result<(), RdbError>
+    /// Members may be borrowed slices or small owned texts (an intset's integers).
+    pub fn set<I>(&mut self, key: &[u8], expire_ms: Option<u64>, members: I) -> Result<(), RdbError>
     where
-        I: ExactSizeIterator<Item = &'a [u8]>,
+        I: ExactSizeIterator,
+        I::Item: AsRef<[u8]>,
     {
         if members.len() == 0 {
             return Ok(());
@@ -263,7 +260,7 @@ impl<W: Write> RdbWriter<W> {
         self.key_header(key, expire_ms, enc::TYPE_SET)?;
         put_len(&mut self.buf, members.len() as u64);
         for m in members {
-            self.put_string(m)?;
+            self.put_string(m.as_ref())?;
             self.maybe_flush()?;
         }
         Ok(())
