@@ -423,6 +423,40 @@ fn bgsave_under_ordered_writes_is_a_gap_free_prefix() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn bgsave_schedule_runs_after_the_current_one() {
+    let dir = temp_dir("schedule");
+    let srv = Proc::tandem(&dir, &["--save", ""]);
+    let mut con = srv.con();
+    for chunk in (0..100_000).collect::<Vec<_>>().chunks(1000) {
+        let mut mset = redis::cmd("MSET");
+        for j in chunk {
+            mset.arg(format!("k{j}")).arg("v".repeat(100));
+        }
+        let _: String = mset.query(&mut con).unwrap();
+    }
+    let err = run(&mut con, &["BGSAVE", "NOW"]).unwrap_err();
+    assert!(err.to_string().contains("syntax error"), "{err}");
+    let first: String = redis::cmd("BGSAVE").query(&mut con).unwrap();
+    assert_eq!(first, "Background saving started");
+    let second: String = redis::cmd("BGSAVE")
+        .arg("SCHEDULE")
+        .query(&mut con)
+        .unwrap();
+    assert!(
+        second == "Background saving scheduled" || second == "Background saving started",
+        "{second}"
+    );
+    wait_for("both saves", 120, || {
+        (srv.info_field(&mut con, "rdb_saves") == "2"
+            && srv.info_field(&mut con, "rdb_bgsave_in_progress") == "0")
+            .then_some(())
+    });
+    assert_eq!(read_dump(&dir.join("dump.rdb")).len(), 100_000);
+    srv.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Commands both servers get for the interop tests (types tandem stores today).
 fn interop_commands() -> Vec<Vec<String>> {
     let far = (now_ms() / 1000 + 7200) * 1000;
