@@ -3,7 +3,9 @@
 
 For each server: load N keys of 1000 random bytes (key format of redis-benchmark's -r),
 time SAVE (dump bytes / seconds), then start a redis-benchmark SET load that overwrites the
-same keys, sample memory every 50 ms, run BGSAVE, keep sampling until it ends.
+same keys, sample memory every 50 ms, run BGSAVE, keep sampling until it ends. The SET rate
+before and during the BGSAVE (from INFO total_commands_processed) shows what the snapshot
+costs the clients.
 
 Memory samples: VmRSS of the server (and, for Redis, of its fork child) from
 /proc/<pid>/status, plus Pss from /proc/<pid>/smaps_rollup, whose sum over parent and child
@@ -49,8 +51,8 @@ def cli(port, *args):
     return out.stdout.strip()
 
 
-def info(port, field):
-    for line in cli(port, "INFO", "persistence").splitlines():
+def info(port, field, section="persistence"):
+    for line in cli(port, "INFO", section).splitlines():
         if line.startswith(field + ":"):
             return line.split(":", 1)[1]
     return None
@@ -114,13 +116,17 @@ def run(name, argv, port, data, keys, workdir):
         samples, stop = [], threading.Event()
         th = threading.Thread(target=sampler, args=(srv.pid, stop, samples))
         th.start()
-        time.sleep(3)  # let the write load reach its steady state before the snapshot
+        time.sleep(1)  # let the write load reach its steady state before the snapshot
+        c0, t0 = int(info(port, "total_commands_processed", "stats")), time.time()
+        time.sleep(2)
+        c1 = int(info(port, "total_commands_processed", "stats"))
         pre = samples[-1]
         t_start = time.time()
         cli(port, "BGSAVE")
         while info(port, "rdb_bgsave_in_progress") != "0":
             time.sleep(0.05)
         t_bg = time.time() - t_start
+        c2 = int(info(port, "total_commands_processed", "stats"))
         stop.set()
         th.join()
         bench.kill()
@@ -135,6 +141,8 @@ def run(name, argv, port, data, keys, workdir):
             "save": saves,
             "bgsave_seconds": round(t_bg, 2),
             "bgsave_status": info(port, "rdb_last_bgsave_status"),
+            "set_ops_per_s_before": round((c1 - c0) / (t_start - t0)),
+            "set_ops_per_s_during_bgsave": round((c2 - c1) / t_bg),
             "pre_rss_mb": round(pre["rss_kb"] / 1024),
             "peak_rss_mb": round(peak_rss / 1024),
             "peak_rss_plus_child_rss_mb": round(peak_sum_rss / 1024),

@@ -65,7 +65,7 @@ fn refusal(srv: &mut Server, client: &Client, spec: &Spec, args: Args<'_>) -> Op
     if spec.is(flags::DENYOOM) && !srv.make_room(crate::clock::now_ms()) {
         return Some(CmdError::Oom.text().to_string());
     }
-    if (spec.is(flags::WRITE) || spec.name == "ping") && writes_denied_by_disk_error(srv) {
+    if writes_denied_by_disk_error(srv) && (spec.is(flags::WRITE) || spec.name == "ping") {
         return Some(MISCONF.into());
     }
     if srv.persistence.loading.is_some() && !spec.is(flags::LOADING) {

@@ -457,6 +457,39 @@ fn bgsave_schedule_runs_after_the_current_one() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn flushall_kills_a_running_bgsave_and_saves_the_empty_dataset() {
+    let dir = temp_dir("flushall");
+    let srv = Proc::tandem(&dir, &["--save", "3600 1"]);
+    let mut con = srv.con();
+    for chunk in (0..100_000).collect::<Vec<_>>().chunks(1000) {
+        let mut mset = redis::cmd("MSET");
+        for j in chunk {
+            mset.arg(format!("k{j}")).arg("v".repeat(200));
+        }
+        let _: String = mset.query(&mut con).unwrap();
+    }
+    let _: String = redis::cmd("BGSAVE").query(&mut con).unwrap();
+    run(&mut con, &["FLUSHALL"]).unwrap();
+    assert_eq!(srv.info_field(&mut con, "rdb_bgsave_in_progress"), "0");
+    assert!(read_dump(&dir.join("dump.rdb")).is_empty());
+    run(&mut con, &["SET", "after", "1"]).unwrap();
+    let _: String = redis::cmd("BGSAVE").query(&mut con).unwrap();
+    srv.wait_bgsave_done(&mut con);
+    assert_eq!(srv.info_field(&mut con, "rdb_last_bgsave_status"), "ok");
+    assert_eq!(read_dump(&dir.join("dump.rdb")).len(), 1);
+    assert!(
+        !dir.read_dir().unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("temp-")),
+        "the killed save left its temp file"
+    );
+    srv.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Commands both servers get for the interop tests (types tandem stores today).
 fn interop_commands() -> Vec<Vec<String>> {
     let far = (now_ms() / 1000 + 7200) * 1000;

@@ -298,8 +298,6 @@ fn save_inner(srv: &mut Server) -> Result<(), SaveError> {
 pub struct BgSave {
     id: u64,
     producer: RdbProducer,
-    /// Unix seconds at the start.
-    pub started_unix: u64,
     pub started: Instant,
     dirty_before: u64,
     tx: Option<SyncSender<Chunk>>,
@@ -370,7 +368,6 @@ pub fn start_bgsave(srv: &mut Server) -> Result<(), BgSaveError> {
     srv.persistence.bgsave = Some(BgSave {
         id,
         producer,
-        started_unix: now_s,
         started: Instant::now(),
         dirty_before: srv.dirty,
         tx: Some(tx),
@@ -399,6 +396,8 @@ pub fn kill_bgsave(srv: &mut Server) {
     if let Some(t) = job.thread.take() {
         let _ = t.join();
     }
+    // The driver may be waiting for channel space that this writer will never free.
+    job.space.notify_one();
 }
 
 /// What the driver does after a step.
