@@ -55,7 +55,7 @@ pub enum SaveError {
         dir: String,
         source: std::io::Error,
     },
-    #[error("Write error saving DB on disk: {0}")]
+    #[error("Write error saving DB on disk: {}", strerror(.0))]
     Write(#[source] std::io::Error),
     #[error(
         "Error moving temp DB file {tmp} on the final destination {dest} (in server root dir {dir}): {source}"
@@ -66,7 +66,7 @@ pub enum SaveError {
         dir: String,
         source: std::io::Error,
     },
-    #[error("Failed to fsync directory while saving DB: {0}")]
+    #[error("Failed to fsync directory while saving DB: {}", strerror(.0))]
     FsyncDir(#[source] std::io::Error),
     #[error("{0}")]
     Snapshot(#[from] SnapshotLost),
@@ -74,6 +74,15 @@ pub enum SaveError {
     Aborted,
     #[error("the RDB writer thread stopped unexpectedly")]
     WriterGone,
+}
+
+/// An I/O error as C's `strerror` words it (Redis's logs), without Rust's " (os error N)".
+fn strerror(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" (os error ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
 }
 
 impl From<RdbError> for SaveError {
@@ -580,5 +589,40 @@ pub fn after_flushall(srv: &mut Server) {
     kill_bgsave(srv);
     if has_save_points(srv) {
         let _ = save(srv);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_read_like_strerror() {
+        let e = std::io::Error::from_raw_os_error(2);
+        assert_eq!(strerror(&e), "No such file or directory");
+        assert_eq!(strerror(&std::io::Error::other("plain")), "plain");
+    }
+
+    #[test]
+    fn a_failed_commit_keeps_the_previous_dump() {
+        let dir = std::env::temp_dir().join(format!("tandem-save-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("dump.rdb"), b"previous").expect("write");
+        let d = dir.to_str().expect("utf-8");
+        let mut f =
+            DumpFile::create(d, "temp-x.rdb".into(), "missing/dump.rdb", true).expect("create");
+        f.write(b"REDIS0010").expect("write");
+        assert!(matches!(f.commit(), Err(SaveError::Rename { .. })));
+        assert_eq!(
+            std::fs::read(dir.join("dump.rdb")).expect("read"),
+            b"previous"
+        );
+        assert!(!dir.join("temp-x.rdb").exists(), "temp file removed");
+        let mut f = DumpFile::create(d, "temp-y.rdb".into(), "dump.rdb", true).expect("create");
+        f.write(b"REDIS0010").expect("write");
+        assert_eq!(f.commit().expect("commit"), 17);
+        assert_eq!(std::fs::read(dir.join("dump.rdb")).expect("read").len(), 17);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }
