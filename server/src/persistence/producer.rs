@@ -22,7 +22,7 @@ use super::rdb::{Aux, RdbWriter, WriterOptions};
 use crate::keyspace::Keyspace;
 
 /// Slots the walker visits between checks of the output size.
-const WALK_GRAIN: u32 = 1024;
+const WALK_GRAIN: u32 = 64;
 
 /// The snapshot this producer was walking disappeared (the keyspace was replaced, or
 /// another snapshot was started over it): the stream cannot be completed.

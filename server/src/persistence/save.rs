@@ -37,7 +37,7 @@ use crate::server::Server;
 /// Slots the walker visits per step of a background save.
 pub const STEP_SLOTS: u32 = 16 * 1024;
 /// Bytes a step produces at most (plus one key).
-pub const STEP_BYTES: usize = 256 * 1024;
+pub const STEP_BYTES: usize = 128 * 1024;
 /// Chunks in flight between the main thread and the writer thread.
 const CHANNEL_CHUNKS: usize = 8;
 /// After a failed BGSAVE, save points wait this long before trying again (Redis's
