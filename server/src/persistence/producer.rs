@@ -15,6 +15,17 @@
 //! SELECTDB when the stream's current database changes (Redis's loader accepts repeated
 //! SELECTDBs). Each key appears exactly once, as it was when the snapshot began.
 //!
+//! Using it (what `save.rs` does with a file; a diskless sync does the same with sockets):
+//! 1. [`RdbProducer::begin`] on the main thread: the snapshot instant;
+//! 2. between client batches, [`RdbProducer::step`] into a fresh chunk, handed to the
+//!    consumer's thread (a bounded channel keeps memory bounded);
+//! 3. the consumer writes each chunk through `ChecksumWriter::write` and calls `finish` after
+//!    the chunk of the step that returned true;
+//! 4. to cancel, [`RdbProducer::abort`].
+//!
+//! One producer at a time (a database holds one snapshot): a running BGSAVE owns one in
+//! `Persistence::bgsave`.
+//!
 //! This module must not do I/O or decide when to run: the driver (`save.rs`, replication)
 //! calls [`RdbProducer::step`] between client batches and owns the destination.
 
