@@ -35,7 +35,7 @@ use tracing::{Instrument, debug, info, info_span, instrument, warn};
 
 use crate::apply::{FIELD_MANAGER, apply_all};
 use crate::backoff::Backoffs;
-use crate::crd::{RedisReplicaSet, RedisReplicaSetStatus};
+use crate::crd::{DEFAULT_IMAGE, RedisReplicaSet, RedisReplicaSetStatus};
 use crate::error::Error;
 use crate::fetch;
 use crate::leader::{LeaderElector, LeaseConfig};
@@ -63,6 +63,8 @@ pub struct Context {
     pub backoffs: Backoffs,
     /// The clock for condition transition times (fixed in tests).
     pub clock: fn() -> Timestamp,
+    /// Server image of sets that do not name one.
+    pub server_image: String,
 }
 
 impl Context {
@@ -74,6 +76,7 @@ impl Context {
             metrics,
             backoffs: Backoffs::default(),
             clock: Timestamp::now,
+            server_image: DEFAULT_IMAGE.to_owned(),
         }
     }
 }
@@ -112,13 +115,14 @@ async fn stages(rrs: &RedisReplicaSet, ctx: &Context) -> Result<Action, Error> {
     let now = (ctx.clock)();
     // Replication measurements (dataset size, write rate) come from the data plane; until
     // it reports, the policy works from the hint alone.
-    let set = match validate(rrs, Observed::default()) {
+    let mut set = match validate(rrs, Observed::default()) {
         Ok(set) => set,
         Err(invalid) => {
             report_blocked(rrs, ctx, status::REASON_INVALID_SPEC, &invalid.0, now).await?;
             return Err(Error::InvalidSpec(invalid));
         }
     };
+    set.default_image.clone_from(&ctx.server_image);
     let auth = match fetch::auth(&ctx.client, &set).await {
         Err(err @ Error::ReadAuthSecret { .. }) => {
             // Only the user can fix the Secret, so say so where they look.
@@ -301,6 +305,8 @@ pub struct Settings {
     pub lease: Option<LeaseConfig>,
     /// Identifies this operator in events.
     pub reporter: Reporter,
+    /// Server image of sets that do not name one (`--server-image`).
+    pub server_image: String,
 }
 
 /// Why the operator stopped other than by a requested shutdown.
@@ -341,11 +347,10 @@ where
 
 /// Runs the operator until `shutdown` is triggered or leadership is lost.
 ///
-/// Permissions it needs (in the watched namespace, or cluster-wide without `namespace`):
-/// get/list/watch on `redisreplicasets.tandem.dev` and patch on their `status`;
-/// get/list/watch/create/patch on StatefulSets, Services, ConfigMaps, Secrets and
-/// PodDisruptionBudgets; get/list/watch on Pods; create/patch on `events.k8s.io` Events; and,
-/// with leader election, get/create/update on the Lease in its own namespace.
+/// Permissions it needs: exactly [`crate::api_calls::API_CALLS`] (list/watch on the resource,
+/// its children and pods, applies, the auth Secret, the status, events), in the watched
+/// namespace or cluster-wide without `namespace`, plus the leader election Lease in its own
+/// namespace. The mock API server of the tests and the chart's RBAC are checked against it.
 ///
 /// # Errors
 /// See [`RunError`].
@@ -394,7 +399,9 @@ pub async fn run(client: Client, settings: Settings, shutdown: Shutdown) -> Resu
         );
     }
 
-    let ctx = Arc::new(Context::new(client.clone(), settings.reporter, metrics));
+    let mut ctx = Context::new(client.clone(), settings.reporter, metrics);
+    ctx.server_image = settings.server_image;
+    let ctx = Arc::new(ctx);
     let owned =
         || watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
     info!(
@@ -873,6 +880,7 @@ mod tests {
                 controller: "tandem-operator".to_owned(),
                 instance: None,
             },
+            server_image: DEFAULT_IMAGE.to_owned(),
         };
         let err = run(client, settings, Shutdown::default())
             .await
@@ -899,6 +907,7 @@ mod tests {
                 controller: "tandem-operator".to_owned(),
                 instance: None,
             },
+            server_image: DEFAULT_IMAGE.to_owned(),
         };
         let shutdown = Shutdown::default();
         let running = tokio::spawn(run(client, settings, shutdown.clone()));
@@ -979,6 +988,7 @@ mod tests {
                 controller: "tandem-operator".to_owned(),
                 instance: None,
             },
+            server_image: DEFAULT_IMAGE.to_owned(),
         };
         let result = tokio::time::timeout(
             Duration::from_secs(10),

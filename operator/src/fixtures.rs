@@ -89,6 +89,21 @@ impl Seen {
     }
 }
 
+/// Fails on a request that `api_calls::API_CALLS` does not list, so the list (and the
+/// chart's RBAC, tested against it) covers every call the controller tests exercise.
+fn assert_declared(request: &Request<Body>) {
+    let (method, path) = (request.method().as_str(), request.uri().path());
+    let query = request.uri().query().unwrap_or_default();
+    let apply = request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/apply-patch"));
+    assert!(
+        crate::api_calls::declared(method, path, query, apply),
+        "{method} {path}?{query} (apply: {apply}) is not covered by api_calls::API_CALLS (an apply needs create too): add it there, the chart's RBAC is tested against that list"
+    );
+}
+
 /// The mock API server.
 pub struct ApiServer(Handle<Request<Body>, Response<Body>>);
 
@@ -106,6 +121,7 @@ impl ApiServer {
             "unexpected request (query {:?})",
             request.uri().query()
         );
+        assert_declared(&request);
         let query = request.uri().query().unwrap_or_default().to_owned();
         let bytes = request
             .into_body()
@@ -147,6 +163,7 @@ impl ApiServer {
         F: FnMut(&Method, &str) -> Option<(StatusCode, Value)>,
     {
         while let Some((request, send)) = self.0.next_request().await {
+            assert_declared(&request);
             let path = request.uri().path().to_owned();
             let query = request.uri().query().unwrap_or_default().to_owned();
             let (status, body) = match special(request.method(), &path) {

@@ -5,6 +5,7 @@
 //! The reconcile is staged (see [`controller`]): validate, fetch, build, apply, observe,
 //! write status. Each module's documentation says whether it touches the network.
 
+pub mod api_calls;
 pub mod apply;
 pub mod backoff;
 pub mod controller;

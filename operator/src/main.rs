@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use kube::Client;
 use kube::runtime::events::Reporter;
 use tandem_operator::controller::{Settings, Shutdown, run};
+use tandem_operator::crd::DEFAULT_IMAGE;
 use tandem_operator::leader::LeaseConfig;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
@@ -55,6 +56,11 @@ struct RunArgs {
     /// Identity of this replica in the Lease and in events (default: the pod name).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
+
+    /// Server image of RedisReplicaSets that do not set `spec.image` (default: the
+    /// tandem-server image of this operator's own version).
+    #[arg(long, env = "TANDEM_SERVER_IMAGE", default_value = DEFAULT_IMAGE)]
+    server_image: String,
 
     /// Log line format.
     #[arg(long, env = "TANDEM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -104,6 +110,7 @@ async fn main() -> anyhow::Result<()> {
             controller: "tandem-operator".to_owned(),
             instance: Some(identity),
         },
+        server_image: args.server_image,
     };
 
     let shutdown = Shutdown::default();
@@ -154,6 +161,8 @@ mod tests {
             "off",
             "--log-format",
             "json",
+            "--server-image",
+            "ghcr.io/tandem-dev/tandem-server:0.1.0",
         ])
         .expect("flags parse");
         let Command::Run(args) = cli.command;
@@ -161,6 +170,7 @@ mod tests {
         assert_eq!(args.metrics_addr, "127.0.0.1:9090".parse().expect("addr"));
         assert_eq!(args.leader_election, Toggle::Off);
         assert_eq!(args.log_format, LogFormat::Json);
+        assert_eq!(args.server_image, "ghcr.io/tandem-dev/tandem-server:0.1.0");
         assert!(
             Cli::try_parse_from(["tandem-operator", "run", "--leader-election", "maybe"]).is_err()
         );

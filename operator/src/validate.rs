@@ -8,7 +8,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt};
 
-use crate::crd::{ALLOWED_SERVER_CONFIG, ModeChoice, RedisReplicaSet, SyncMode};
+use crate::crd::{ALLOWED_SERVER_CONFIG, DEFAULT_IMAGE, ModeChoice, RedisReplicaSet, SyncMode};
 use crate::policy::{BufferLimit, Observed, Overrides, PolicyInput};
 use crate::quantity::ByteQuantity;
 
@@ -29,6 +29,9 @@ pub struct ValidSet<'a> {
     pub volume_bytes: Option<u64>,
     /// Name of the Secret holding the password.
     pub auth_secret_name: String,
+    /// Server image when `spec.image` is unset: [`DEFAULT_IMAGE`] unless the operator was
+    /// started with `--server-image`.
+    pub default_image: String,
 }
 
 /// Why a spec cannot be acted on; the message names the field.
@@ -156,6 +159,7 @@ pub fn validate(rrs: &RedisReplicaSet, observed: Observed) -> Result<ValidSet<'_
         owner,
         volume_bytes,
         auth_secret_name,
+        default_image: DEFAULT_IMAGE.to_owned(),
     })
 }
 

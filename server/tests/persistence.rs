@@ -534,6 +534,33 @@ fn interop_commands() -> Vec<Vec<String>> {
     let mut big_ints = vec!["SADD".to_string(), "set:bigints".to_string()];
     big_ints.extend((0..600).map(|i| (i * 3).to_string()));
     add(&big_ints.iter().map(String::as_str).collect::<Vec<_>>());
+    add(&["RPUSH", "list:small", "a", "b", "3", "-4", ""]);
+    add(&["LPUSH", "list:ttl", "x"]);
+    add(&["PEXPIREAT", "list:ttl", &(far + 2).to_string()]);
+    let mut big_list = vec!["RPUSH".to_string(), "list:big".to_string()];
+    big_list.extend((0..1000).map(|i| format!("element-{i}")));
+    add(&big_list.iter().map(String::as_str).collect::<Vec<_>>());
+    let plain = "p".repeat(10_000);
+    add(&["RPUSH", "list:plain", "x", &plain, "y"]);
+    add(&[
+        "ZADD",
+        "zset:small",
+        "-3",
+        "c",
+        "1",
+        "a",
+        "2.5",
+        "b",
+        "inf",
+        "i",
+    ]);
+    let mut big_zset = vec!["ZADD".to_string(), "zset:big".to_string()];
+    for i in 0..300 {
+        big_zset.push(format!("{}", f64::from(i) * 0.5 - 7.25));
+        big_zset.push(format!("member-{i}"));
+    }
+    add(&big_zset.iter().map(String::as_str).collect::<Vec<_>>());
+    add(&["ZADD", "zset:longmember", "1", &"m".repeat(100)]);
     for i in 0..300 {
         add(&[
             "SET",
@@ -610,7 +637,7 @@ fn redis_dump_loads_into_tandem_and_round_trips() {
     let t = Proc::tandem(&tdir, &["--save", ""]);
     let mut con = t.con();
     let dbsize: usize = redis::cmd("DBSIZE").query(&mut con).unwrap();
-    assert_eq!(dbsize, 316);
+    assert_eq!(dbsize, 323);
     let got: String = redis::cmd("GET")
         .arg("str:long-compressible")
         .query(&mut con)

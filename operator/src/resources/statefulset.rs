@@ -19,7 +19,6 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::config::{CONFIG_DIR, CONFIG_KEY, DATA_DIR};
 use super::secret::AUTH_DIR;
 use super::{SERVER_PORT, child_meta, labels, names, selector_labels};
-use crate::crd::DEFAULT_IMAGE;
 use crate::policy::startup_budget_seconds;
 use crate::quantity::format_bytes;
 use crate::validate::ValidSet;
@@ -149,7 +148,7 @@ fn container(set: &ValidSet<'_>) -> Container {
         image: Some(
             spec.image
                 .clone()
-                .unwrap_or_else(|| DEFAULT_IMAGE.to_owned()),
+                .unwrap_or_else(|| set.default_image.clone()),
         ),
         image_pull_policy: Some("IfNotPresent".to_owned()),
         // The password reaches the server through an included file, never through arguments.
@@ -267,6 +266,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::crd::DEFAULT_IMAGE;
     use crate::policy::Observed;
     use crate::resources::fixtures::rrs;
     use crate::validate::validate;
@@ -391,6 +391,26 @@ mod tests {
             names,
             ["config", "auth", "tmp"],
             "data comes from the claim"
+        );
+    }
+
+    #[test]
+    fn the_operator_default_image_applies_only_when_the_spec_names_none() {
+        let image = |spec: &str| {
+            let r = rrs(spec);
+            let mut set = validate(&r, Observed::default()).expect("valid");
+            set.default_image = "ghcr.io/example/tandem-server:9.9.9".to_owned();
+            serde_json::to_value(statefulset(&set)).expect("json")["spec"]["template"]["spec"]
+                ["containers"][0]["image"]
+                .clone()
+        };
+        assert_eq!(
+            image("  replicas: 1\n  datasetSizeHint: 1Gi\n"),
+            "ghcr.io/example/tandem-server:9.9.9"
+        );
+        assert_eq!(
+            image("  replicas: 1\n  datasetSizeHint: 1Gi\n  image: mine:1\n"),
+            "mine:1"
         );
     }
 }

@@ -13,14 +13,17 @@
 
 mod bytes;
 pub mod hash;
+mod list;
 mod packed;
 pub mod set;
 pub mod snapshot;
 mod table;
 mod value;
+pub mod zset;
 
 pub use bytes::SmallBytes;
 pub use hash::Hash;
+pub use list::{End, List};
 pub use set::Set;
 pub use snapshot::DbSnapshot;
 pub use value::Value;

@@ -12,15 +12,8 @@ use super::rdb::{RdbError, RdbValue, RdbWriter};
 use crate::config::Config;
 use crate::keyspace::hash::Limits as HashLimits;
 use crate::keyspace::set::Member;
-use crate::keyspace::{Entry, Hash, Set, SmallBytes, Value};
-
-/// Why a loaded value cannot be stored.
-#[derive(Debug, thiserror::Error)]
-pub enum ConvertError {
-    /// The RDB holds a type this server does not store yet.
-    #[error("the RDB holds a {0} value, a type this server cannot store")]
-    Unsupported(&'static str),
-}
+use crate::keyspace::zset::{PackLimits, ZSet};
+use crate::keyspace::{End, Entry, Hash, List, Set, SmallBytes, Value};
 
 /// Writes one key with its value and expiry.
 ///
@@ -37,6 +30,8 @@ pub fn write_entry<W: Write>(w: &mut RdbWriter<W>, e: &Entry) -> Result<(), RdbE
             expire,
             Restartable::new(&**s, s.len(), Set::iter).map(MemberText::from),
         ),
+        Value::List(l) => w.list(key, expire, Restartable::new(&**l, l.len(), List::iter)),
+        Value::Zset(z) => w.zset(key, expire, Restartable::new(&**z, z.len(), ZSet::iter)),
     }
 }
 
@@ -45,6 +40,7 @@ pub fn write_entry<W: Write>(w: &mut RdbWriter<W>, e: &Entry) -> Result<(), RdbE
 pub struct LoadLimits {
     pub hash: HashLimits,
     pub max_intset: usize,
+    pub zset: PackLimits,
 }
 
 impl LoadLimits {
@@ -55,24 +51,25 @@ impl LoadLimits {
                 max_value: usize::try_from(c.hash_max_listpack_value).unwrap_or(usize::MAX),
             },
             max_intset: usize::try_from(c.set_max_intset_entries).unwrap_or(usize::MAX),
+            zset: PackLimits {
+                max_entries: c.zset_max_listpack_entries,
+                max_value: c.zset_max_listpack_value,
+            },
         }
     }
 }
 
 /// The keyspace value for a loaded RDB value, in the encoding Redis would give it.
-///
-/// # Errors
-/// The type is not one the keyspace stores.
-pub fn from_rdb(value: RdbValue, limits: LoadLimits) -> Result<Value, ConvertError> {
+pub fn from_rdb(value: RdbValue, limits: LoadLimits) -> Value {
     match value {
-        RdbValue::String(s) => Ok(Value::Str(SmallBytes::from_vec(s))),
+        RdbValue::String(s) => Value::Str(SmallBytes::from_vec(s)),
         RdbValue::Hash(pairs) => {
             let mut h = Hash::new();
             h.set_many(
                 pairs.iter().map(|(f, v)| (f.as_slice(), v.as_slice())),
                 limits.hash,
             );
-            Ok(Value::Hash(Box::new(h)))
+            Value::Hash(Box::new(h))
         }
         RdbValue::Set(members) => {
             let mut s = members
@@ -81,9 +78,19 @@ pub fn from_rdb(value: RdbValue, limits: LoadLimits) -> Result<Value, ConvertErr
             for m in &members {
                 s.add(m, limits.max_intset);
             }
-            Ok(Value::Set(Box::new(s)))
+            Value::Set(Box::new(s))
         }
-        other => Err(ConvertError::Unsupported(other.type_name())),
+        RdbValue::List(items) => {
+            let mut l = List::new();
+            for item in &items {
+                l.push(End::Right, item);
+            }
+            Value::List(Box::new(l))
+        }
+        RdbValue::ZSet(pairs) => Value::Zset(Box::new(ZSet::from_entries(
+            pairs.into_iter().map(|(m, s)| (SmallBytes::from_vec(m), s)),
+            limits.zset,
+        ))),
     }
 }
 

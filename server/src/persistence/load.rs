@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use tracing::{info, warn};
 
-use super::convert::{ConvertError, LoadLimits, from_rdb};
+use super::convert::{LoadLimits, from_rdb};
 use super::rdb::{Item, RdbError, RdbReader};
 use crate::keyspace::{Entry, SmallBytes};
 use crate::net::Shared;
@@ -48,12 +48,6 @@ pub enum LoadError {
     Checksum { source: RdbError, offset: u64 },
     #[error("RDB has duplicated key '{key}' in DB {db} (at byte {offset})")]
     Duplicate { key: String, db: u32, offset: u64 },
-    #[error("{source}: key '{key}' ending at byte {offset}")]
-    Convert {
-        key: String,
-        offset: u64,
-        source: ConvertError,
-    },
 }
 
 /// What a successful load did.
@@ -192,14 +186,7 @@ fn apply(
                 });
             }
             let key = SmallBytes::from_vec(e.key);
-            let value =
-                from_rdb(e.value, LoadLimits::from_config(&srv.config)).map_err(|source| {
-                    LoadError::Convert {
-                        key: String::from_utf8_lossy(&key).into_owned(),
-                        offset,
-                        source,
-                    }
-                })?;
+            let value = from_rdb(e.value, LoadLimits::from_config(&srv.config));
             let i = db.insert(Entry::new(key, value));
             if e.expire_ms.is_some() {
                 db.set_expire(i, e.expire_ms);

@@ -1,0 +1,544 @@
+"""Tests of the tandem-operator chart, the CRD and the examples. No network, no cluster.
+
+- The chart is rendered and linted (strict) by Helm's own engine, in-process, through PyPI
+  helm-python-sdk, for the default values and several non-default value sets.
+- Every rendered manifest, the CRD and the examples' built-in objects pass the official
+  Kubernetes 1.33 schemas: `kubernetes-validate --strict -k 1.33`.
+- The examples are custom resources, which kubernetes-validate cannot check: they are validated
+  against the CRD's openAPIV3Schema with `jsonschema`, strictly (unknown fields fail, as
+  `kubectl apply`'s strict field validation does). The schema's CEL rules are checked by the
+  Rust side (operator/tests/chart.rs, kube's CEL evaluator).
+- The RBAC objects grant exactly the API calls the operator makes: the list comes from the
+  operator crate (api_calls::API_CALLS, enforced by its mock API server), handed over by
+  operator/tests/chart.rs in TANDEM_API_CALLS.
+
+Run them all with `cargo test -p tandem-operator --test chart` (or `cargo test --workspace`).
+A missing tool skips, unless TANDEM_REQUIRE_REAL_DEPS=1.
+"""
+
+import copy
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REQUIRED = os.environ.get("TANDEM_REQUIRE_REAL_DEPS") == "1"
+
+
+def need(module):
+    """Imports a test dependency; skips when it is missing unless dependencies are required."""
+    try:
+        return __import__(module)
+    except ImportError as err:
+        if REQUIRED:
+            raise
+        pytest.skip(f"{module} is not installed ({err})", allow_module_level=True)
+
+
+helm = need("helm_python")
+jsonschema = need("jsonschema")
+
+CHART = Path(__file__).resolve().parent.parent
+REPO = CHART.parent.parent
+CRD_FILE = CHART / "crds" / "redisreplicasets.tandem.dev.yaml"
+EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
+RELEASE = "tandem-operator"
+NAMESPACE = "tandem-system"
+FULLNAME = "tandem-operator"
+KUBE = "1.33"
+
+# Labels the operator puts on every database pod (operator/src/resources/mod.rs).
+SERVER_POD_LABELS = {
+    "app.kubernetes.io/name": "tandem-server",
+    "app.kubernetes.io/managed-by": "tandem-operator",
+}
+
+SCENARIOS = {
+    "default": {},
+    "namespaced": {"watchNamespace": "databases"},
+    "network-policy": {
+        "networkPolicy": {
+            "enabled": True,
+            "databaseNamespaces": ["shop", "cache"],
+            "metricsFrom": [
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+            ],
+        }
+    },
+    "service-monitor": {
+        "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}}}
+    },
+    "crd-template": {"crds": {"enabled": True}},
+    "crd-template-no-keep": {"crds": {"enabled": True, "keep": False}},
+    "single-replica": {
+        "replicaCount": 1,
+        "leaderElection": {"enabled": False},
+        "logLevel": "info,tandem_operator=debug",
+        "logFormat": "json",
+        "image": {"repository": "registry.example/tandem-operator", "tag": "dev", "pullPolicy": "Always"},
+        "serverImage": {"repository": "registry.example/tandem-server", "tag": "dev"},
+        "serviceAccount": {"create": True, "name": "tandem", "annotations": {"example.com/role": "x"}},
+    },
+    "everything": {
+        "watchNamespace": "databases",
+        "crds": {"enabled": True},
+        "networkPolicy": {"enabled": True},
+        "metrics": {"serviceMonitor": {"enabled": True}},
+        "imagePullSecrets": [{"name": "registry"}],
+        "podAnnotations": {"example.com/a": "b"},
+        "podLabels": {"team": "db"},
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ops", "effect": "NoSchedule"}],
+        "affinity": {"nodeAffinity": {}},
+        "priorityClassName": "system-cluster-critical",
+    },
+}
+
+
+def render(values):
+    """Renders the chart like `helm template` (templates only, not crds/): list of objects."""
+    chart = helm.Chart.load(str(CHART))
+    manifests = chart.render(copy.deepcopy(values), name=RELEASE, namespace=NAMESPACE, is_install=True)
+    objects = []
+    for path, text in sorted(manifests.items()):
+        if path.endswith("NOTES.txt"):
+            continue
+        objects.extend(doc for doc in yaml.safe_load_all(text) if doc)
+    return objects
+
+
+def notes(values):
+    chart = helm.Chart.load(str(CHART))
+    manifests = chart.render(copy.deepcopy(values), name=RELEASE, namespace=NAMESPACE, is_install=True)
+    return next(text for path, text in manifests.items() if path.endswith("NOTES.txt"))
+
+
+def of_kind(objects, kind):
+    return [o for o in objects if o["kind"] == kind]
+
+
+def one(objects, kind):
+    found = of_kind(objects, kind)
+    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+    return found[0]
+
+
+def kubernetes_validate(path):
+    """`kubernetes-validate --strict -k 1.33 FILE`: must pass and must have found schemas."""
+    result = subprocess.run(
+        ["kubernetes-validate", "--strict", "-k", KUBE, str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"kubernetes-validate rejected {path}:\n{output}"
+    # A missing schema is only a warning for the tool; for us it means nothing was checked.
+    assert "Couldn't find schema" not in output, output
+
+
+@pytest.fixture(scope="session", autouse=True)
+def kubernetes_validate_installed():
+    try:
+        subprocess.run(["kubernetes-validate", "--version"], capture_output=True, check=False)
+    except FileNotFoundError:
+        if REQUIRED:
+            raise
+        pytest.skip("kubernetes-validate is not installed")
+
+
+# --- rendering, lint, Kubernetes schemas -------------------------------------------------
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_lint_is_clean_in_strict_mode(scenario):
+    report = helm.lint(
+        str(CHART), SCENARIOS[scenario], strict=True, namespace=NAMESPACE, kube_version=f"v{KUBE}.0"
+    )
+    assert report["errors"] == [], report
+    # The one finding Helm always makes without an icon is informational (severity 1).
+    findings = [m for m in report["messages"] if m["error"] != "icon is recommended"]
+    assert findings == [], findings
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_rendered_manifests_pass_kubernetes_schemas(scenario, tmp_path):
+    objects = render(SCENARIOS[scenario])
+    # ServiceMonitor is a Prometheus Operator custom resource: no official schema exists for
+    # it; test_service_monitor_scrapes_the_metrics_service checks it.
+    checked = [o for o in objects if o["kind"] != "ServiceMonitor"]
+    path = tmp_path / f"{scenario}.yaml"
+    path.write_text(yaml.safe_dump_all(checked))
+    kubernetes_validate(path)
+
+
+def test_crd_passes_kubernetes_schemas():
+    kubernetes_validate(CRD_FILE)
+
+
+def test_bad_values_are_rejected_by_the_schema():
+    chart = helm.Chart.load(str(CHART))
+    for bad in [
+        {"replicaCount": 0},
+        {"replicaz": 2},
+        {"image": {"pullPolicy": "Sometimes"}},
+        {"watchNamespace": "Not_A_Namespace"},
+        {"logFormat": "xml"},
+        {"metrics": {"port": 0}},
+        {"networkPolicy": {"surprise": True}},
+        {"leaderElection": {"enabled": False}},  # two replicas without an election
+    ]:
+        with pytest.raises(helm.HelmValuesError):
+            chart.render(bad, name=RELEASE, namespace=NAMESPACE)
+
+
+def test_every_value_is_commented_above_it():
+    # Keys under these hold Kubernetes objects given as data; the key itself is commented.
+    data_parents = {"resources", "podSecurityContext", "securityContext"}
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    parents = []
+    undocumented = []
+    for i, line in enumerate(lines):
+        match = re.match(r"^(\s*)([A-Za-z][\w./-]*):", line)
+        if not match:
+            continue
+        indent = len(match.group(1))
+        parents = [(d, k) for d, k in parents if d < indent]
+        in_data = any(k in data_parents for _, k in parents)
+        previous = next((lines[j] for j in range(i - 1, -1, -1) if lines[j].strip()), "")
+        if not in_data and not previous.strip().startswith("#"):
+            undocumented.append(".".join([k for _, k in parents] + [match.group(2)]))
+        parents.append((indent, match.group(2)))
+    assert undocumented == [], f"values without a comment above them: {undocumented}"
+
+
+# --- the Deployment ---------------------------------------------------------------------
+
+
+def operator_flags():
+    """The long flags `tandem-operator run` accepts, from its --help."""
+    binary = os.environ.get("TANDEM_OPERATOR_BIN")
+    if not binary:
+        if REQUIRED:
+            pytest.fail("TANDEM_OPERATOR_BIN is not set: run through cargo test -p tandem-operator --test chart")
+        pytest.skip("TANDEM_OPERATOR_BIN is not set (run through cargo test -p tandem-operator --test chart)")
+    text = subprocess.run([binary, "run", "--help"], capture_output=True, text=True, check=True).stdout
+    return set(re.findall(r"--([a-z][a-z-]*)", text))
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_deployment_runs_the_operator_restricted(scenario):
+    values = SCENARIOS[scenario]
+    objects = render(values)
+    deployment = one(objects, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = container["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert container["resources"]["limits"]["memory"]
+
+    args = container["args"]
+    assert args[0] == "run"
+    flags = dict(a[2:].split("=", 1) for a in args[1:])
+    known = operator_flags()
+    assert set(flags) <= known, f"flags tandem-operator run does not take: {set(flags) - known}"
+
+    app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    server = values.get("serverImage", {})
+    assert flags["server-image"] == (
+        f"{server.get('repository', 'ghcr.io/tandem-dev/tandem-server')}:{server.get('tag') or app_version}"
+    )
+    image = values.get("image", {})
+    assert container["image"] == (
+        f"{image.get('repository', 'ghcr.io/tandem-dev/tandem-operator')}:{image.get('tag') or app_version}"
+    )
+    assert flags.get("namespace") == (values.get("watchNamespace") or None)
+    election = values.get("leaderElection", {}).get("enabled", True)
+    assert flags["leader-election"] == ("on" if election else "off")
+    if election:
+        assert flags["lease-namespace"] == NAMESPACE
+    assert deployment["spec"]["replicas"] == values.get("replicaCount", 2)
+    env = {e["name"]: e for e in container["env"]}
+    assert env["RUST_LOG"]["value"] == values.get("logLevel", "info")
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    port = container["ports"][0]
+    assert port["name"] == "metrics" and flags["metrics-addr"].endswith(f":{port['containerPort']}")
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    account = one(objects, "ServiceAccount")
+    assert pod["serviceAccountName"] == account["metadata"]["name"]
+
+
+def test_app_version_is_the_workspace_version_and_the_image_version():
+    workspace = (REPO / "Cargo.toml").read_text()
+    version = re.search(r'\[workspace\.package\][^\[]*?version = "([^"]+)"', workspace).group(1)
+    assert yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"] == version
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert re.search(r"^ARG VERSION=(\S+)$", dockerfile, re.M).group(1) == version
+    targets = re.findall(r"^FROM \S+ AS (\S+)$", dockerfile, re.M)
+    assert {"server", "operator"} <= set(targets), targets
+
+
+# --- RBAC -------------------------------------------------------------------------------
+
+
+def api_calls():
+    raw = os.environ.get("TANDEM_API_CALLS")
+    if not raw:
+        if REQUIRED:
+            pytest.fail("TANDEM_API_CALLS is not set: run through cargo test -p tandem-operator --test chart")
+        pytest.skip("TANDEM_API_CALLS is not set (run through cargo test -p tandem-operator --test chart)")
+    calls = json.loads(raw)
+    assert len(calls) > 10, calls
+    return calls
+
+
+def grants(rule, verb, group, resource, name=None):
+    return (
+        (group in rule["apiGroups"] or "*" in rule["apiGroups"])
+        and (resource in rule["resources"] or "*" in rule["resources"])
+        and (verb in rule["verbs"] or "*" in rule["verbs"])
+        and (not rule.get("resourceNames") or name in rule["resourceNames"])
+    )
+
+
+class Permissions:
+    """What the operator's ServiceAccount may do, from the rendered RBAC objects."""
+
+    def __init__(self, objects):
+        account = one(objects, "ServiceAccount")["metadata"]
+        subject = {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
+        roles = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]): o for o in objects}
+        self.cluster = []  # rules valid in every namespace and at cluster scope
+        self.namespaced = {}  # namespace -> rules valid there
+        for binding in objects:
+            if binding["kind"] not in ("ClusterRoleBinding", "RoleBinding") or subject not in binding["subjects"]:
+                continue
+            ref = binding["roleRef"]
+            namespace = binding["metadata"].get("namespace")
+            role_ns = None if ref["kind"] == "ClusterRole" else namespace
+            role = roles.get((ref["kind"], role_ns, ref["name"]))
+            assert role is not None, f"{binding['metadata']['name']} binds a role the chart does not create"
+            if binding["kind"] == "ClusterRoleBinding":
+                self.cluster.extend(role["rules"])
+            else:
+                self.namespaced.setdefault(namespace, []).extend(role["rules"])
+
+    def allowed(self, namespace, verb, group, resource, name=None):
+        rules = self.cluster if namespace is None else self.cluster + self.namespaced.get(namespace, [])
+        return any(grants(r, verb, group, resource, name) for r in rules)
+
+    def all_rules(self):
+        return self.cluster + [r for rules in self.namespaced.values() for r in rules]
+
+
+@pytest.mark.parametrize("scenario", ["default", "namespaced", "single-replica", "everything"])
+def test_rbac_grants_every_api_call_the_operator_makes(scenario):
+    values = SCENARIOS[scenario]
+    objects = render(values)
+    permissions = Permissions(objects)
+    watch = values.get("watchNamespace")
+    args = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    lease = next((a.split("=", 1)[1] for a in args if a.startswith("--lease-name=")), None)
+    election = lease is not None
+    missing = []
+    for call in api_calls():
+        verb, group, resource = call["verb"], call["group"], call["resource"]
+        if call["scope"] == "own":
+            if not election:
+                continue
+            ok = permissions.allowed(NAMESPACE, verb, group, resource, name=lease)
+        elif watch:
+            ok = permissions.allowed(watch, verb, group, resource)
+        else:
+            # Api::all: lists and watches span the cluster, so a ClusterRoleBinding is needed.
+            ok = permissions.allowed(None, verb, group, resource)
+        if not ok:
+            missing.append(call)
+    assert missing == [], f"the chart's RBAC does not allow: {missing}"
+
+
+@pytest.mark.parametrize("scenario", ["default", "namespaced", "single-replica", "everything"])
+def test_rbac_grants_nothing_else(scenario):
+    calls = {(c["verb"], c["group"], c["resource"]) for c in api_calls()}
+    permissions = Permissions(render(SCENARIOS[scenario]))
+    extra = []
+    for rule in permissions.all_rules():
+        assert "*" not in rule["apiGroups"] + rule["resources"] + rule["verbs"], rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                for verb in rule["verbs"]:
+                    if (verb, group, resource) not in calls:
+                        extra.append((verb, group, resource))
+    assert extra == [], f"the chart grants calls the operator never makes: {extra}"
+
+
+def test_one_namespace_means_no_cluster_wide_rbac():
+    objects = render(SCENARIOS["namespaced"])
+    assert of_kind(objects, "ClusterRole") == [] and of_kind(objects, "ClusterRoleBinding") == []
+    role = next(o for o in of_kind(objects, "Role") if o["metadata"]["namespace"] == "databases")
+    binding = next(o for o in of_kind(objects, "RoleBinding") if o["metadata"]["namespace"] == "databases")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}
+    assert binding["subjects"][0]["namespace"] == NAMESPACE
+
+
+def test_rbac_off_renders_no_rbac():
+    objects = render({"rbac": {"create": False}})
+    assert not [o for o in objects if o["apiVersion"].startswith("rbac.authorization.k8s.io")]
+
+
+# --- metrics, NetworkPolicy, CRD template, NOTES ----------------------------------------
+
+
+def test_service_monitor_scrapes_the_metrics_service():
+    objects = render(SCENARIOS["service-monitor"])
+    monitor = one(objects, "ServiceMonitor")
+    service = one(objects, "Service")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in [p["name"] for p in service["spec"]["ports"]]
+    assert endpoint["path"] == "/metrics"
+    assert of_kind(render({}), "ServiceMonitor") == []
+    with pytest.raises(helm.HelmRenderError):
+        render({"metrics": {"service": {"enabled": False}, "serviceMonitor": {"enabled": True}}})
+
+
+def test_metrics_service_selects_the_operator_pods():
+    objects = render({})
+    service = one(objects, "Service")
+    pod_labels = one(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert service["spec"]["ports"][0]["targetPort"] == "metrics"
+
+
+def test_network_policies_admit_only_clients_peers_and_the_operator():
+    assert of_kind(render({}), "NetworkPolicy") == []
+    objects = render(SCENARIOS["network-policy"])
+    operator_labels = one(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    policies = of_kind(objects, "NetworkPolicy")
+    databases = [p for p in policies if p["spec"]["podSelector"]["matchLabels"] == SERVER_POD_LABELS]
+    assert sorted(p["metadata"]["namespace"] for p in databases) == ["cache", "shop"]
+    for policy in databases:
+        assert policy["spec"]["policyTypes"] == ["Ingress"]
+        (rule,) = policy["spec"]["ingress"]
+        assert rule["ports"] == [{"port": 6379, "protocol": "TCP"}]
+        peers = rule["from"]
+        assert {"podSelector": {"matchLabels": {"tandem.dev/client": "true"}}} in peers
+        assert {"podSelector": {"matchLabels": SERVER_POD_LABELS}} in peers
+        operator_peer = next(p for p in peers if "namespaceSelector" in p)
+        assert operator_peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}}
+        assert operator_peer["podSelector"]["matchLabels"].items() <= operator_labels.items()
+        assert len(peers) == 3
+    (operator,) = [p for p in policies if p not in databases]
+    assert operator["metadata"]["namespace"] == NAMESPACE
+    assert operator["spec"]["podSelector"]["matchLabels"].items() <= operator_labels.items()
+    (rule,) = operator["spec"]["ingress"]
+    assert rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    assert rule["from"] == SCENARIOS["network-policy"]["networkPolicy"]["metricsFrom"]
+    # Without explicit namespaces: the watched namespace, else the release namespace.
+    watched = render({"networkPolicy": {"enabled": True}, "watchNamespace": "databases"})
+    assert {p["metadata"]["namespace"] for p in of_kind(watched, "NetworkPolicy")} == {"databases", NAMESPACE}
+
+
+def test_crd_template_is_the_crds_folder_copy_kept_on_uninstall():
+    assert of_kind(render({}), "CustomResourceDefinition") == []
+    crd = yaml.safe_load(CRD_FILE.read_text())
+    for scenario, keep in [("crd-template", True), ("crd-template-no-keep", False)]:
+        rendered = one(render(SCENARIOS[scenario]), "CustomResourceDefinition")
+        metadata = rendered.pop("metadata")
+        assert rendered == {k: v for k, v in crd.items() if k != "metadata"}
+        assert metadata["name"] == crd["metadata"]["name"]
+        assert metadata["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+        annotations = metadata.get("annotations", {})
+        assert (annotations.get("helm.sh/resource-policy") == "keep") is keep
+    # Helm's crds/ folder carries the same file, installed on first install.
+    (installed,) = helm.Chart.load(str(CHART)).crds
+    assert installed["name"] == f"crds/{CRD_FILE.name}"
+    assert installed["data"] == CRD_FILE.read_text()
+
+
+def test_notes_tell_the_user_what_to_do_next():
+    text = notes({})
+    assert "kubectl apply" in text and "get rrs" in text
+    assert "crds.enabled=true" in text
+    assert "tandem.dev/client=true" in notes(SCENARIOS["network-policy"])
+
+
+# --- examples -----------------------------------------------------------------------------
+
+
+def strict(schema):
+    """The structural schema with unknown fields refused, as strict field validation does."""
+    if isinstance(schema, dict):
+        schema = {k: strict(v) for k, v in schema.items()}
+        if (
+            schema.get("type") == "object"
+            and "properties" in schema
+            and "additionalProperties" not in schema
+            and not schema.get("x-kubernetes-preserve-unknown-fields")
+        ):
+            schema["additionalProperties"] = False
+        if schema.get("x-kubernetes-int-or-string"):
+            schema.pop("type", None)
+            schema.setdefault("anyOf", [{"type": "integer"}, {"type": "string"}])
+        if schema.get("nullable"):
+            kind = schema.pop("type", None)
+            if kind:
+                schema["type"] = [kind, "null"]
+        return schema
+    if isinstance(schema, list):
+        return [strict(v) for v in schema]
+    return schema
+
+
+def crd_schema():
+    crd = yaml.safe_load(CRD_FILE.read_text())
+    (version,) = crd["spec"]["versions"]
+    schema = strict(version["schema"]["openAPIV3Schema"])
+    # The API server validates these itself, not through the CRD's schema.
+    schema["properties"]["apiVersion"] = {"type": "string"}
+    schema["properties"]["kind"] = {"type": "string"}
+    schema["properties"]["metadata"] = {"type": "object"}
+    return crd, version, schema
+
+
+def test_examples_match_the_crd_schema():
+    assert len(EXAMPLES) >= 4, EXAMPLES
+    crd, version, schema = crd_schema()
+    api_version = f"{crd['spec']['group']}/{version['name']}"
+    for path in EXAMPLES:
+        (resource,) = [d for d in yaml.safe_load_all(path.read_text()) if d]
+        assert resource["apiVersion"] == api_version and resource["kind"] == crd["spec"]["names"]["kind"], path
+        assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", resource["metadata"]["name"]), path
+        assert "namespace" not in resource["metadata"], f"{path}: let kubectl -n choose the namespace"
+        errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(resource), key=str)
+        assert errors == [], f"{path.name}: " + "; ".join(e.message for e in errors)
+
+
+def test_strict_schema_check_catches_mistakes():
+    _, _, schema = crd_schema()
+    validator = jsonschema.Draft7Validator(schema)
+    base = yaml.safe_load(EXAMPLES[0].read_text())
+    for patch in [
+        {"replicaz": 3},
+        {"replicas": "three"},
+        {"replicas": 0},
+        {"replication": {"mode": "Fast"}},
+        {"persistence": {"enabled": True, "sise": "1Gi"}},
+        {"datasetSizeHint": "20 gigabytes"},
+    ]:
+        resource = copy.deepcopy(base)
+        resource["spec"].update(patch)
+        assert list(validator.iter_errors(resource)), patch
