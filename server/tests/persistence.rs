@@ -656,6 +656,71 @@ fn redis_dump_loads_into_tandem_and_round_trips() {
     }
 }
 
+#[test]
+fn bgsave_under_writes_to_several_databases_loads_into_redis() {
+    if !redis_available() {
+        return;
+    }
+    let dir = temp_dir("multidb");
+    let srv = Proc::tandem(&dir, &["--save", ""]);
+    let mut con = srv.con();
+    for db in [0, 3] {
+        run(&mut con, &["SELECT", &db.to_string()]).unwrap();
+        for chunk in (0..50_000).collect::<Vec<_>>().chunks(1000) {
+            let mut mset = redis::cmd("MSET");
+            for j in chunk {
+                mset.arg(format!("k{j}"))
+                    .arg(format!("{db}-{}", "v".repeat(80)));
+            }
+            let _: String = mset.query(&mut con).unwrap();
+        }
+    }
+    run(&mut con, &["SELECT", "0"]).unwrap();
+    let _: String = redis::cmd("BGSAVE").query(&mut con).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let mut w = srv.con();
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            // Alternate databases so pre-images of both interleave in the stream.
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let db = if i.is_multiple_of(2) { "0" } else { "3" };
+                run(&mut w, &["SELECT", db]).unwrap();
+                let key = format!("k{}", i * 7919 % 50_000);
+                run(&mut w, &["SET", &key, "changed"]).unwrap();
+                run(&mut w, &["DEL", &format!("k{}", (i * 104_729) % 50_000)]).unwrap();
+            }
+        })
+    };
+    srv.wait_bgsave_done(&mut con);
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    assert_eq!(srv.info_field(&mut con, "rdb_last_bgsave_status"), "ok");
+    // Every write came after the snapshot's instant: the dump holds the data as loaded.
+    let dump = read_dump(&dir.join("dump.rdb"));
+    let count = |db: u32| dump.keys().filter(|(d, _)| *d == db).count();
+    assert_eq!((count(0), count(3)), (50_000, 50_000));
+    srv.kill();
+    let r = Proc::redis(&dir, &["--save", ""]);
+    let mut rcon = r.con();
+    for db in [0u32, 3] {
+        run(&mut rcon, &["SELECT", &db.to_string()]).unwrap();
+        let n: usize = redis::cmd("DBSIZE").query(&mut rcon).unwrap();
+        assert_eq!(n, count(db), "redis loaded db {db} differently");
+        for ((d, k), (v, _)) in dump.iter().filter(|((d, _), _)| *d == db).take(500) {
+            let RdbValue::String(v) = v else {
+                panic!("string expected")
+            };
+            let got: Vec<u8> = redis::cmd("GET").arg(k).query(&mut rcon).unwrap();
+            assert_eq!(&got, v, "db {d}");
+        }
+    }
+    r.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A valid dump with `n` keys, written by the RDB layer.
 fn write_dump(path: &Path, n: usize) {
     let mut w = RdbWriter::new(
