@@ -194,13 +194,29 @@ fn refusal(
     if spec.is(flags::DENYOOM) && !srv.make_room(crate::clock::now_ms()) {
         return Some(CmdError::Oom.text().to_string());
     }
+    if writes_denied_by_disk_error(srv) && (spec.is(flags::WRITE) || spec.name == "ping") {
+        return Some(MISCONF.into());
+    }
     // RESP2 has no out-of-band replies: a subscribed client can only manage subscriptions.
     if client.proto == Protocol::Resp2 && client.in_pubsub() && !spec.is(flags::SUBSCRIBED_OK) {
         return Some(format!(
             "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
         ));
     }
+    if srv.persistence.loading.is_some() && !spec.is(flags::LOADING) {
+        return Some("LOADING Redis is loading the dataset in memory".into());
+    }
     None
+}
+
+const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
+
+/// Redis's `writeCommandsDeniedByDiskError`: the last background save failed, save points
+/// are configured and `stop-writes-on-bgsave-error` is on.
+fn writes_denied_by_disk_error(srv: &Server) -> bool {
+    srv.config.stop_writes_on_bgsave_error
+        && !srv.config.save.is_empty()
+        && !srv.persistence.last_bgsave_ok
 }
 
 /// Runs the handler, writes its reply or error, and applies a write's after-effects.
@@ -264,13 +280,13 @@ fn call(
     if let Some(b) = block {
         return Outcome::Block(b, OwnedArgs::from_args(args));
     }
-    if spec.is(flags::WRITE) && srv.dirty != dirty_before {
+    if spec.is(flags::WRITE) && (srv.dirty != dirty_before || propagate == Propagate::Always) {
         let db = db_before;
         match propagate {
-            Propagate::Verbatim if srv.feed.is_active() => {
+            Propagate::Verbatim | Propagate::Always if srv.feed.is_active() => {
                 srv.feed.feed(db, &args.iter().collect::<Vec<_>>())
             }
-            Propagate::Verbatim => {}
+            Propagate::Verbatim | Propagate::Always => {}
             Propagate::Nothing => {}
             Propagate::Rewrite(cmds) => {
                 // Several effects of one command reach replicas atomically, as Redis 7.0

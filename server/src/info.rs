@@ -275,24 +275,44 @@ fn total_system_memory() -> u64 {
 }
 
 fn persistence(srv: &Server, out: &mut String) {
-    field!(out, "loading", 0);
+    let p = &srv.persistence;
+    let (processed, total) = p
+        .bgsave
+        .as_ref()
+        .map_or((0, 0), |b| b.progress(&srv.keyspace));
+    let fork_perc = if total > 0 {
+        processed as f64 * 100.0 / total as f64
+    } else {
+        0.0
+    };
+    field!(out, "loading", u8::from(p.loading.is_some()));
     field!(out, "async_loading", 0);
     field!(out, "current_cow_peak", 0);
     field!(out, "current_cow_size", 0);
     field!(out, "current_cow_size_age", 0);
-    field!(out, "current_fork_perc", "0.00");
-    field!(out, "current_save_keys_processed", 0);
-    field!(out, "current_save_keys_total", 0);
+    field!(out, "current_fork_perc", format!("{fork_perc:.2}"));
+    field!(out, "current_save_keys_processed", processed);
+    field!(out, "current_save_keys_total", total);
     field!(out, "rdb_changes_since_last_save", srv.dirty);
-    field!(out, "rdb_bgsave_in_progress", 0);
+    field!(out, "rdb_bgsave_in_progress", u8::from(p.bgsave.is_some()));
     field!(out, "rdb_last_save_time", srv.lastsave);
-    field!(out, "rdb_last_bgsave_status", "ok");
-    field!(out, "rdb_last_bgsave_time_sec", -1);
-    field!(out, "rdb_current_bgsave_time_sec", -1);
-    field!(out, "rdb_saves", 0);
+    field!(
+        out,
+        "rdb_last_bgsave_status",
+        if p.last_bgsave_ok { "ok" } else { "err" }
+    );
+    field!(out, "rdb_last_bgsave_time_sec", p.last_bgsave_time_sec);
+    field!(
+        out,
+        "rdb_current_bgsave_time_sec",
+        p.bgsave
+            .as_ref()
+            .map_or(-1, |b| b.started.elapsed().as_secs() as i64)
+    );
+    field!(out, "rdb_saves", p.rdb_saves);
     field!(out, "rdb_last_cow_size", 0);
-    field!(out, "rdb_last_load_keys_expired", 0);
-    field!(out, "rdb_last_load_keys_loaded", 0);
+    field!(out, "rdb_last_load_keys_expired", p.last_load_keys_expired);
+    field!(out, "rdb_last_load_keys_loaded", p.last_load_keys_loaded);
     field!(out, "aof_enabled", u8::from(srv.config.appendonly));
     field!(out, "aof_rewrite_in_progress", 0);
     field!(out, "aof_rewrite_scheduled", 0);
@@ -305,6 +325,26 @@ fn persistence(srv: &Server, out: &mut String) {
     field!(out, "aof_last_cow_size", 0);
     field!(out, "module_fork_in_progress", 0);
     field!(out, "module_fork_last_cow_size", 0);
+    if let Some(l) = &p.loading {
+        let elapsed = l.started.elapsed().as_secs_f64();
+        let perc = if l.total_bytes > 0 {
+            l.loaded_bytes as f64 * 100.0 / l.total_bytes as f64
+        } else {
+            0.0
+        };
+        let eta = if l.loaded_bytes > 0 && elapsed > 0.0 {
+            let rate = l.loaded_bytes as f64 / elapsed;
+            (l.total_bytes.saturating_sub(l.loaded_bytes) as f64 / rate) as i64
+        } else {
+            1
+        };
+        field!(out, "loading_start_time", l.start_unix);
+        field!(out, "loading_total_bytes", l.total_bytes);
+        field!(out, "loading_rdb_used_mem", l.rdb_used_mem);
+        field!(out, "loading_loaded_bytes", l.loaded_bytes);
+        field!(out, "loading_loaded_perc", format!("{perc:.2}"));
+        field!(out, "loading_eta_seconds", eta);
+    }
 }
 
 fn stats(srv: &Server, out: &mut String) {

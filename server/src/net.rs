@@ -77,6 +77,7 @@ fn tick(srv: &mut Server) {
             srv.pause = None;
         }
         crate::memory::peak(crate::memory::refresh());
+        crate::persistence::save::cron(srv);
         // A key written outside a connection's command loop still serves its waiters, at the
         // next tick at the latest.
         blocking::serve(srv);

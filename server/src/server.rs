@@ -133,6 +133,8 @@ pub struct Server {
     pub rng: SmallRng,
     /// Unix seconds of the last successful save (LASTSAVE).
     pub lastsave: u64,
+    /// SAVE/BGSAVE/loading state (INFO persistence).
+    pub persistence: crate::persistence::Persistence,
     /// Signalled by SHUTDOWN: the accept loop stops and the process exits.
     pub shutdown: Rc<tokio::sync::Notify>,
     /// The clock commands see, in Unix ms: refreshed before each batch of commands read from
@@ -171,6 +173,7 @@ impl Server {
             run_id,
             rng: SmallRng::from_os_rng(),
             lastsave: crate::clock::now_ms() / 1000,
+            persistence: crate::persistence::Persistence::default(),
             shutdown: Rc::new(tokio::sync::Notify::new()),
             pause: None,
             now_ms: crate::clock::now_ms(),

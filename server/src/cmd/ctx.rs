@@ -35,6 +35,9 @@ pub enum Propagate {
     /// The command as received (the usual case).
     #[default]
     Verbatim,
+    /// The command as received, even if the change counter did not move (FLUSHALL, whose
+    /// save resets the counter).
+    Always,
     /// Nothing (the write changed nothing, or it was already propagated piecewise).
     Nothing,
     /// These commands instead, in order (e.g. `SET k v PXAT <abs>` for `SET k v EX 10`).

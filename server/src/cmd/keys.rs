@@ -569,7 +569,16 @@ fn flushall(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let n = ctx.srv.keyspace.total_keys() as u64;
     ctx.srv.touch_all_watched(None);
     ctx.srv.keyspace.flush_all();
-    ctx.dirty(n.max(1));
+    ctx.dirty(n);
+    if crate::persistence::save::has_save_points(ctx.srv) {
+        // Redis saves the empty dataset, which resets the counter; the command must still
+        // reach replicas.
+        crate::persistence::save::after_flushall(ctx.srv);
+        ctx.propagate = crate::cmd::Propagate::Always;
+    } else {
+        crate::persistence::save::kill_bgsave(ctx.srv);
+        ctx.dirty(1);
+    }
     ctx.reply.ok();
     Ok(())
 }

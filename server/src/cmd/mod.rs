@@ -14,6 +14,7 @@ mod hashes;
 mod keys;
 mod lists;
 mod longdouble;
+mod persistence;
 mod pubsub;
 mod server;
 mod sets;
@@ -252,6 +253,7 @@ pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::ne
         lists::COMMANDS,
         connection::COMMANDS,
         server::COMMANDS,
+        persistence::COMMANDS,
         hashes::COMMANDS,
         sets::COMMANDS,
         pubsub::COMMANDS,

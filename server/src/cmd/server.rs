@@ -1,4 +1,4 @@
-//! Server commands: INFO, CONFIG, COMMAND, SLOWLOG, TIME, LASTSAVE, SHUTDOWN, DEBUG.
+//! Server commands: INFO, CONFIG, COMMAND, SLOWLOG, TIME, DEBUG.
 
 use super::{CmdError, CmdResult, Ctx, Spec, TABLE, container, eq, flags::*, int_arg, spec};
 use crate::config::ConfigError;
@@ -49,22 +49,6 @@ pub static COMMANDS: &[Spec] = &[
         ],
     ),
     spec("time", 1, LOADING | STALE | FAST, (0, 0, 0), "server", time),
-    spec(
-        "lastsave",
-        1,
-        LOADING | STALE | FAST,
-        (0, 0, 0),
-        "server",
-        lastsave,
-    ),
-    spec(
-        "shutdown",
-        -1,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        (0, 0, 0),
-        "server",
-        shutdown,
-    ),
     spec(
         "debug",
         -2,
@@ -381,26 +365,6 @@ fn time(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     ctx.reply.array(2);
     ctx.reply.bulk_int((us / 1_000_000) as i64);
     ctx.reply.bulk_int((us % 1_000_000) as i64);
-    Ok(())
-}
-
-fn lastsave(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
-    ctx.reply.int(ctx.srv.lastsave as i64);
-    Ok(())
-}
-
-fn shutdown(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
-    for a in args.iter().skip(1) {
-        if !["nosave", "save", "now", "force", "abort"]
-            .iter()
-            .any(|o| eq(a, o))
-        {
-            return Err(CmdError::Syntax);
-        }
-    }
-    tracing::warn!("User requested shutdown...");
-    ctx.srv.shutdown.notify_one();
-    ctx.client.close_after_reply = true;
     Ok(())
 }
 

@@ -359,6 +359,10 @@ impl Db {
         finished
     }
 
+    pub fn snapshot(&self) -> Option<&DbSnapshot> {
+        self.snap.as_deref()
+    }
+
     pub fn snapshot_mut(&mut self) -> Option<&mut DbSnapshot> {
         self.snap.as_deref_mut()
     }
