@@ -62,6 +62,13 @@ fn refusal(srv: &mut Server, client: &Client, spec: &Spec, args: Args<'_>) -> Op
     if !spec.arity_ok(args.len()) {
         return Some(cmd::arity_error(spec.name).text().to_string());
     }
+    if spec.is(flags::WRITE)
+        && !client.is_master
+        && srv.repl.is_replica()
+        && srv.config.replica_read_only
+    {
+        return Some("READONLY You can't write against a read only replica.".into());
+    }
     if spec.is(flags::DENYOOM) && !srv.make_room(crate::clock::now_ms()) {
         return Some(CmdError::Oom.text().to_string());
     }
@@ -104,6 +111,12 @@ fn call(
     }
     if spec.is(flags::WRITE) && srv.dirty != dirty_before {
         let db = db_before;
+        // The master's own bytes are proxied by the replica link, never re-encoded here.
+        let propagate = if client.is_master {
+            Propagate::Nothing
+        } else {
+            propagate
+        };
         match propagate {
             Propagate::Verbatim if srv.feed.is_active() => {
                 srv.feed.feed(db, &args.iter().collect::<Vec<_>>())
@@ -177,11 +190,11 @@ fn exec(srv: &mut Server, client: &mut Client, out: &mut Vec<u8>) -> Outcome {
     Outcome::Continue
 }
 
-fn after_command(srv: &mut Server, client: &Client) {
+fn after_command(srv: &mut Server, client: &mut Client) {
+    client.woff = srv.feed.offset;
     let mut info = client.shared.info.borrow_mut();
     info.db = client.db;
     info.multi = client.multi.as_ref().map_or(-1, |q| q.len() as i64);
-    let _ = srv;
 }
 
 fn reply_error(srv: &mut Server, client: &Client, out: &mut Vec<u8>, msg: &str) {

@@ -42,6 +42,7 @@ pub async fn serve(state: Shared, listeners: Vec<TcpListener>) {
         });
     }
     tokio::task::spawn_local(cron(state.clone()));
+    tokio::task::spawn_local(crate::replication::supervise(state.clone()));
     shutdown.notified().await;
     info!("Redis is now ready to exit, bye bye...");
 }
@@ -126,6 +127,10 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
                     match b.block.on_timeout {
                         TimeoutReply::NullArray => r.null_array(),
                         TimeoutReply::Null => r.null(),
+                        TimeoutReply::Acked(off) => {
+                            srv.repl.waiters.retain(|&id| id != client.id);
+                            r.int(srv.repl.acked(off) as i64);
+                        }
                     }
                 } else {
                     match exec::execute(srv, &mut client, b.command.as_args(), &mut out) {
@@ -143,7 +148,7 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
                     }
                 }
             }
-            while blocked.is_none() && !close {
+            while blocked.is_none() && !close && client.sync_request.is_none() {
                 let limits = ProtoLimits {
                     max_bulk_len: srv.config.proto_max_bulk_len as i64,
                     auth_required: !client.authenticated,
@@ -175,10 +180,14 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
                 }
             }
             let consumed = parser.consumed();
-            if consumed > 0 {
+            if client.sync_request.is_some() {
+                // The connection becomes a replica link: what follows PSYNC goes to it.
+                input.drain(..consumed);
+            } else if consumed > 0 {
                 input.drain(..consumed);
                 parser.compact(consumed);
             }
+            crate::replication::pump(srv);
             srv.stats.total_net_output_bytes += out.len() as u64;
             shared.info.borrow_mut().qbuf = input.len();
         }
@@ -193,6 +202,11 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
         }
         if close || shared.killed.get() {
             break 'conn;
+        }
+        if let Some(req) = client.sync_request.take() {
+            let conf = std::mem::take(&mut client.repl_conf);
+            crate::replication::master::serve(state, sock, client, conf, req, input).await;
+            return;
         }
     }
     let mut srv = state.borrow_mut();

@@ -84,6 +84,7 @@ pub struct Server {
     /// Changes since the last save (`rdb_changes_since_last_save`).
     pub dirty: u64,
     pub feed: Feed,
+    pub repl: crate::replication::Repl,
     pub started: Instant,
     pub run_id: String,
     pub rng: SmallRng,
@@ -111,6 +112,10 @@ impl Server {
                 .map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0'))
                 .collect()
         };
+        let master = config
+            .replicaof
+            .clone()
+            .map(|(h, p)| crate::replication::replica::MasterLink::new(h, p, false));
         Server {
             keyspace: Keyspace::new(config.databases),
             config,
@@ -119,6 +124,10 @@ impl Server {
             next_client_id: 1,
             dirty: 0,
             feed: Feed::default(),
+            repl: crate::replication::Repl {
+                master,
+                ..Default::default()
+            },
             started: Instant::now(),
             run_id,
             rng: SmallRng::from_os_rng(),
@@ -241,6 +250,10 @@ impl Server {
         if !d.entry(i).is_expired(now_ms) {
             return Some(i);
         }
+        // A replica never expires keys itself: it waits for the master's DEL.
+        if self.repl.is_replica() {
+            return None;
+        }
         d.remove_at(i);
         self.stats.expired_keys += 1;
         self.feed.feed(db, &[b"DEL".as_slice(), key]);
@@ -251,6 +264,9 @@ impl Server {
     /// and deletes the expired ones, stopping after `budget` sampled slots.
     pub fn active_expire(&mut self, now_ms: u64, budget: usize) -> usize {
         let mut expired = 0;
+        if self.repl.is_replica() {
+            return 0;
+        }
         for db in 0..self.keyspace.num_dbs() {
             let d = self.keyspace.db(db);
             if d.expires() == 0 {

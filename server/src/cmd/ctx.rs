@@ -25,6 +25,8 @@ pub enum TimeoutReply {
     NullArray,
     /// `$-1` (BLMOVE, BRPOPLPUSH).
     Null,
+    /// WAIT: the number of replicas that acknowledged this offset by then.
+    Acked(u64),
 }
 
 /// What a write command sends to replicas.

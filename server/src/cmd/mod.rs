@@ -12,6 +12,7 @@ mod ctx;
 mod hashes;
 mod keys;
 mod longdouble;
+mod replication;
 mod server;
 mod sets;
 mod strings;
@@ -174,6 +175,7 @@ pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::ne
         server::COMMANDS,
         hashes::COMMANDS,
         sets::COMMANDS,
+        replication::COMMANDS,
     ];
     families
         .iter()
