@@ -464,6 +464,19 @@ fn client(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     Ok(())
 }
 
+/// The class CLIENT KILL TYPE matches: replica links are flagged `S`, our master's link `M`.
+fn client_type(info: &crate::client::ClientInfo) -> &'static str {
+    if info.flags.contains('S') {
+        "replica"
+    } else if info.flags.contains('M') {
+        "master"
+    } else if info.sub + info.psub > 0 {
+        "pubsub"
+    } else {
+        "normal"
+    }
+}
+
 /// CLIENT KILL addr | CLIENT KILL <filter> <value> ...
 fn client_kill(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let n = args.len();
@@ -471,6 +484,7 @@ fn client_kill(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let mut laddr = None;
     let mut id = None;
     let mut skipme = true;
+    let mut ctype: Option<String> = None;
     let old_style = n == 3;
     if old_style {
         addr = Some(String::from_utf8_lossy(args.get(2)).into_owned());
@@ -510,6 +524,9 @@ fn client_kill(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
                         String::from_utf8_lossy(v)
                     )));
                 }
+                if eq(k, "type") {
+                    ctype = Some(String::from_utf8_lossy(v).to_ascii_lowercase());
+                }
             } else {
                 return Err(CmdError::Syntax);
             }
@@ -520,7 +537,10 @@ fn client_kill(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         let info = c.info.borrow();
         let matches = addr.as_ref().is_none_or(|a| *a == info.addr)
             && laddr.as_ref().is_none_or(|a| *a == info.laddr)
-            && id.is_none_or(|i| i == *cid);
+            && id.is_none_or(|i| i == *cid)
+            && ctype
+                .as_deref()
+                .is_none_or(|t| client_type(&info) == t.replace("slave", "replica"));
         if !matches || (skipme && *cid == ctx.client.id && !old_style) {
             continue;
         }

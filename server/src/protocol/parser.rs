@@ -154,7 +154,11 @@ impl Parser {
         debug_assert!(n <= self.consumed);
         self.pos -= n;
         self.consumed -= n;
-        if !self.inline {
+        if self.state == State::Idle {
+            // The ranges describe a command already returned (the caller stopped calling
+            // `next` after it, e.g. the command blocked): they point into dropped bytes.
+            self.ranges.clear();
+        } else if !self.inline {
             for r in &mut self.ranges {
                 r.0 -= n;
                 r.1 -= n;

@@ -1,0 +1,496 @@
+//! Replication between real processes: tandem -> tandem (disk and socket targets, writes
+//! during and after the sync), partial resync after `CLIENT KILL TYPE replica`, WAIT, read-only
+//! replicas, the replica states seen on the master during a slow sync, promotion, and interop
+//! with a real Redis 7.0 in both directions (skipped with a printed reason when redis-server is
+//! missing, unless TANDEM_REQUIRE_REAL_DEPS=1). Every wait polls with a deadline.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "tandem-repl-{tag}-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A server process (tandem or redis-server), killed on drop.
+struct Proc {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Proc {
+    fn tandem(tag: &str, extra: &[&str]) -> Proc {
+        let port = free_port();
+        let dir = temp_dir(tag);
+        let child = Command::new(env!("CARGO_BIN_EXE_tandem-server"))
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--dir", dir.to_str().unwrap()])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Proc::ready(child, port, dir)
+    }
+
+    fn redis(tag: &str, extra: &[&str]) -> Proc {
+        let port = free_port();
+        let dir = temp_dir(tag);
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--dir", dir.to_str().unwrap(), "--appendonly", "no"])
+            .args(["--enable-debug-command", "yes"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Proc::ready(child, port, dir)
+    }
+
+    fn ready(child: Child, port: u16, dir: PathBuf) -> Proc {
+        let p = Proc { child, port, dir };
+        wait_for(&format!("server on {port}"), || {
+            p.try_con()
+                .ok()
+                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c).ok())
+                .is_some()
+        });
+        p
+    }
+
+    fn try_con(&self) -> redis::RedisResult<redis::Connection> {
+        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?.get_connection()
+    }
+
+    fn con(&self) -> redis::Connection {
+        self.try_con().unwrap()
+    }
+
+    fn info(&self, section: &str) -> BTreeMap<String, String> {
+        let text: String = redis::cmd("INFO")
+            .arg(section)
+            .query(&mut self.con())
+            .unwrap();
+        text.lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn field(&self, section: &str, name: &str) -> String {
+        self.info(section).get(name).cloned().unwrap_or_default()
+    }
+}
+
+fn redis_available() -> bool {
+    let found = Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("TANDEM_REQUIRE_REAL_DEPS").as_deref() != Ok("1"),
+            "redis-server is required (TANDEM_REQUIRE_REAL_DEPS=1) but was not found"
+        );
+        println!("skipping: redis-server not found on PATH");
+    }
+    found
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Writes strings, hashes and sets into databases 0 and 2 (some keys with a TTL).
+fn fill(p: &Proc, prefix: &str, n: usize) {
+    let mut c = p.con();
+    let mut pipe = redis::pipe();
+    for i in 0..n {
+        pipe.cmd("SELECT")
+            .arg(if i % 3 == 0 { 2 } else { 0 })
+            .ignore();
+        pipe.cmd("SET")
+            .arg(format!("{prefix}:s:{i}"))
+            .arg(i)
+            .ignore();
+        pipe.cmd("HSET")
+            .arg(format!("{prefix}:h:{}", i % 50))
+            .arg(format!("f{i}"))
+            .arg("x".repeat(i % 100))
+            .ignore();
+        pipe.cmd("SADD")
+            .arg(format!("{prefix}:set:{}", i % 20))
+            .arg(i)
+            .ignore();
+        if i % 7 == 0 {
+            pipe.cmd("EXPIRE")
+                .arg(format!("{prefix}:s:{i}"))
+                .arg(10_000)
+                .ignore();
+        }
+    }
+    pipe.query::<()>(&mut c).unwrap();
+}
+
+/// Every key of every database with its type and value (members sorted), and whether it
+/// has a TTL.
+fn dataset(p: &Proc) -> BTreeMap<(u8, Vec<u8>), String> {
+    let mut c = p.con();
+    let mut out = BTreeMap::new();
+    for db in 0..16u8 {
+        redis::cmd("SELECT").arg(db).query::<()>(&mut c).unwrap();
+        let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+        for k in keys {
+            let t: String = redis::cmd("TYPE").arg(&k).query(&mut c).unwrap();
+            let v = match t.as_str() {
+                "string" => {
+                    let v: Vec<u8> = redis::cmd("GET").arg(&k).query(&mut c).unwrap();
+                    format!("{v:?}")
+                }
+                "hash" => {
+                    let v: BTreeMap<Vec<u8>, Vec<u8>> =
+                        redis::cmd("HGETALL").arg(&k).query(&mut c).unwrap();
+                    format!("{v:?}")
+                }
+                "set" => {
+                    let mut v: Vec<Vec<u8>> = redis::cmd("SMEMBERS").arg(&k).query(&mut c).unwrap();
+                    v.sort();
+                    format!("{v:?}")
+                }
+                other => other.to_string(),
+            };
+            let ttl: i64 = redis::cmd("PTTL").arg(&k).query(&mut c).unwrap();
+            out.insert((db, k), format!("{t} {v} ttl={}", ttl > 0));
+        }
+    }
+    out
+}
+
+fn offset(p: &Proc) -> String {
+    p.field("replication", "master_repl_offset")
+}
+
+/// Waits until the replica's link is up and it processed everything the master produced.
+fn wait_in_sync(master: &Proc, replica: &Proc) {
+    wait_for("replica in sync", || {
+        let r = replica.info("replication");
+        r.get("master_link_status").map(String::as_str) == Some("up")
+            && r.get("master_repl_offset") == Some(&offset(master))
+    });
+}
+
+fn sync_roundtrip(diskless: &str) {
+    let master = Proc::tandem(
+        "m",
+        &[
+            "--repl-diskless-sync",
+            diskless,
+            "--repl-diskless-sync-delay",
+            "0",
+        ],
+    );
+    fill(&master, "before", 3000);
+    let port = master.port.to_string();
+    // Writes keep arriving while the replica connects and loads.
+    let writer = {
+        let mut c = master.con();
+        std::thread::spawn(move || {
+            for i in 0..1500 {
+                redis::cmd("SET")
+                    .arg(format!("during:{i}"))
+                    .arg(i)
+                    .query::<()>(&mut c)
+                    .unwrap();
+                redis::cmd("INCR")
+                    .arg("counter")
+                    .query::<()>(&mut c)
+                    .unwrap();
+            }
+        })
+    };
+    let replica = Proc::tandem("r", &["--replicaof", "127.0.0.1", &port]);
+    writer.join().unwrap();
+    fill(&master, "after", 500);
+    wait_in_sync(&master, &replica);
+    let want = dataset(&master);
+    assert!(want.len() > 3000);
+    assert_eq!(dataset(&replica), want);
+    assert_eq!(master.field("stats", "sync_full"), "1");
+}
+
+#[test]
+fn tandem_to_tandem_diskless_sync_with_writes_during_and_after() {
+    sync_roundtrip("yes");
+}
+
+#[test]
+fn tandem_to_tandem_disk_sync_with_writes_during_and_after() {
+    sync_roundtrip("no");
+}
+
+#[test]
+fn partial_resync_after_client_kill_wait_and_read_only() {
+    let master = Proc::tandem("m", &["--repl-diskless-sync-delay", "0"]);
+    fill(&master, "a", 200);
+    let replica = Proc::tandem("r", &[]);
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(master.port)
+        .query(&mut replica.con())
+        .unwrap();
+    wait_in_sync(&master, &replica);
+    let mut mc = master.con();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut mc).unwrap();
+    let acked: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut mc).unwrap();
+    assert_eq!(acked, 1);
+    let err = redis::cmd("SET")
+        .arg("x")
+        .arg("1")
+        .query::<()>(&mut replica.con())
+        .unwrap_err();
+    assert_eq!(err.code(), Some("READONLY"));
+
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("replica")
+        .query(&mut mc)
+        .unwrap();
+    assert_eq!(killed, 1);
+    fill(&master, "b", 100);
+    wait_in_sync(&master, &replica);
+    assert_eq!(master.field("stats", "sync_full"), "1");
+    assert_eq!(master.field("stats", "sync_partial_ok"), "1");
+    assert_eq!(dataset(&replica), dataset(&master));
+}
+
+#[test]
+fn promotion_keeps_history_for_the_other_replica() {
+    let master = Proc::tandem("m", &["--repl-diskless-sync-delay", "0"]);
+    fill(&master, "a", 100);
+    let port = master.port.to_string();
+    let r1 = Proc::tandem(
+        "r1",
+        &[
+            "--replicaof",
+            "127.0.0.1",
+            &port,
+            "--repl-diskless-sync-delay",
+            "0",
+        ],
+    );
+    let r2 = Proc::tandem("r2", &["--replicaof", "127.0.0.1", &port]);
+    wait_in_sync(&master, &r1);
+    wait_in_sync(&master, &r2);
+    drop(master);
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query(&mut r1.con())
+        .unwrap();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(r1.port)
+        .query(&mut r2.con())
+        .unwrap();
+    fill(&r1, "b", 50);
+    wait_in_sync(&r1, &r2);
+    assert_eq!(r1.field("stats", "sync_full"), "0");
+    assert_eq!(r1.field("stats", "sync_partial_ok"), "1");
+    assert_eq!(dataset(&r2), dataset(&r1));
+}
+
+/// A hand-driven replica that reads only when told to.
+fn fake_replica(master: &Proc, port: u16, eof: bool) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", master.port)).unwrap();
+    let capa = if eof {
+        "capa eof capa psync2"
+    } else {
+        "capa psync2"
+    };
+    let mut cmd = format!("REPLCONF listening-port {port}\r\nREPLCONF {capa}\r\n");
+    cmd.push_str("PSYNC ? -1\r\n");
+    s.write_all(cmd.as_bytes()).unwrap();
+    s
+}
+
+fn slave_state(master: &Proc, port: u16) -> String {
+    master
+        .info("replication")
+        .values()
+        .find(|v| v.contains(&format!("port={port},")))
+        .and_then(|v| v.split(',').find_map(|f| f.strip_prefix("state=")))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Reads everything the master sent until the replica state is online (then ACKs).
+fn drain_until_online(master: &Proc, s: &mut TcpStream, port: u16) {
+    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    wait_for("online", || {
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+        s.write_all(b"*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$1\r\n0\r\n")
+            .unwrap();
+        slave_state(master, port) == "online"
+    });
+}
+
+#[test]
+fn replica_states_during_a_slow_sync() {
+    let master = Proc::tandem(
+        "m",
+        &[
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "1",
+        ],
+    );
+    let mut c = master.con();
+    // Incompressible values, so the RDB is as large as the data.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for chunk in 0..20 {
+        let mut pipe = redis::pipe();
+        for i in 0..500 {
+            let big: Vec<u8> = (0..4096)
+                .map(|_| {
+                    x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    (x >> 56) as u8
+                })
+                .collect();
+            pipe.cmd("SET")
+                .arg(format!("k{chunk}:{i}"))
+                .arg(big)
+                .ignore();
+        }
+        pipe.query::<()>(&mut c).unwrap();
+    }
+    // Socket target: waiting for the delay, then streaming to a replica that does not read.
+    let mut a = fake_replica(&master, 1111, true);
+    wait_for("wait_bgsave", || {
+        slave_state(&master, 1111) == "wait_bgsave"
+    });
+    // Disk target (changed live): the file is sent to a replica that does not read.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("repl-diskless-sync")
+        .arg("no")
+        .query(&mut c)
+        .unwrap();
+    let mut b = fake_replica(&master, 2222, false);
+    wait_for("send_bulk", || slave_state(&master, 2222) == "send_bulk");
+    drain_until_online(&master, &mut a, 1111);
+    drain_until_online(&master, &mut b, 2222);
+    assert_eq!(master.field("stats", "sync_full"), "2");
+}
+
+#[test]
+fn redis_master_to_tandem_replica() {
+    if !redis_available() {
+        return;
+    }
+    for diskless in ["yes", "no"] {
+        let master = Proc::redis(
+            "redis-m",
+            &[
+                "--repl-diskless-sync",
+                diskless,
+                "--repl-diskless-sync-delay",
+                "0",
+            ],
+        );
+        fill(&master, "before", 1000);
+        let port = master.port.to_string();
+        let replica = Proc::tandem("r", &["--replicaof", "127.0.0.1", &port]);
+        fill(&master, "after", 300);
+        wait_in_sync(&master, &replica);
+        assert_eq!(dataset(&replica), dataset(&master), "diskless={diskless}");
+    }
+}
+
+#[test]
+fn tandem_master_to_redis_replica() {
+    if !redis_available() {
+        return;
+    }
+    for diskless in ["yes", "no"] {
+        let master = Proc::tandem(
+            "m",
+            &[
+                "--repl-diskless-sync",
+                diskless,
+                "--repl-diskless-sync-delay",
+                "0",
+            ],
+        );
+        fill(&master, "before", 1000);
+        let port = master.port.to_string();
+        let replica = Proc::redis("redis-r", &["--replicaof", "127.0.0.1", &port]);
+        fill(&master, "after", 300);
+        wait_in_sync(&master, &replica);
+        assert_eq!(dataset(&replica), dataset(&master), "diskless={diskless}");
+        // The same commands applied to a standalone Redis give the replica's digest.
+        let reference = Proc::redis("redis-ref", &[]);
+        fill(&reference, "before", 1000);
+        fill(&reference, "after", 300);
+        let digest = |p: &Proc| -> String {
+            redis::cmd("DEBUG")
+                .arg("DIGEST")
+                .query(&mut p.con())
+                .unwrap()
+        };
+        assert_eq!(digest(&replica), digest(&reference), "diskless={diskless}");
+    }
+}
