@@ -69,6 +69,26 @@ fn refusal(srv: &mut Server, client: &Client, spec: &Spec, args: Args<'_>) -> Op
     {
         return Some("READONLY You can't write against a read only replica.".into());
     }
+    if let Some(m) = srv.repl.master.as_ref()
+        && m.state != crate::replication::replica::LinkState::Connected
+        && !srv.config.replica_serve_stale_data
+        && !spec.is(flags::STALE)
+    {
+        return Some(
+            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
+                .into(),
+        );
+    }
+    if spec.is(flags::WRITE)
+        && !client.is_master
+        && !srv.repl.is_replica()
+        && srv.config.min_replicas_to_write > 0
+        && srv.config.min_replicas_max_lag > 0
+        && (srv.repl.good_replicas(srv.config.min_replicas_max_lag) as u64)
+            < srv.config.min_replicas_to_write
+    {
+        return Some("NOREPLICAS Not enough good replicas to write.".into());
+    }
     if spec.is(flags::DENYOOM) && !srv.make_room(crate::clock::now_ms()) {
         return Some(CmdError::Oom.text().to_string());
     }

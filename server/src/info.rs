@@ -352,6 +352,13 @@ fn replication(srv: &Server, out: &mut String) {
         field!(out, "role", "master");
     }
     field!(out, "connected_slaves", r.replicas.len());
+    let (min, lag) = (
+        srv.config.min_replicas_to_write,
+        srv.config.min_replicas_max_lag,
+    );
+    if min > 0 && lag > 0 {
+        field!(out, "min_slaves_good_slaves", r.good_replicas(lag));
+    }
     for (i, l) in r.replicas.iter().enumerate() {
         use crate::replication::master::ReplicaState;
         let lag = if l.state.get() == ReplicaState::Online {

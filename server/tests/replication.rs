@@ -494,3 +494,84 @@ fn tandem_master_to_redis_replica() {
         assert_eq!(digest(&replica), digest(&reference), "diskless={diskless}");
     }
 }
+
+#[test]
+fn chained_replica_receives_the_stream_with_the_same_offsets() {
+    let master = Proc::tandem("m", &["--repl-diskless-sync-delay", "0"]);
+    fill(&master, "a", 300);
+    let mport = master.port.to_string();
+    let middle = Proc::tandem(
+        "mid",
+        &[
+            "--replicaof",
+            "127.0.0.1",
+            &mport,
+            "--repl-diskless-sync-delay",
+            "0",
+        ],
+    );
+    wait_in_sync(&master, &middle);
+    let leaf = Proc::tandem(
+        "leaf",
+        &["--replicaof", "127.0.0.1", &middle.port.to_string()],
+    );
+    fill(&master, "b", 200);
+    wait_in_sync(&master, &middle);
+    wait_in_sync(&master, &leaf);
+    assert_eq!(dataset(&leaf), dataset(&master));
+    assert_eq!(
+        leaf.field("replication", "master_replid"),
+        master.field("replication", "master_replid")
+    );
+}
+
+#[test]
+fn output_buffer_limit_drops_a_replica_until_raised_live() {
+    let master = Proc::tandem(
+        "m",
+        &[
+            "--repl-diskless-sync-delay",
+            "0",
+            "--client-output-buffer-limit",
+            "replica 64kb 0 0",
+        ],
+    );
+    // A socket-target replica that never ACKs holds the stream back in its buffer.
+    let _stuck = fake_replica(&master, 3333, true);
+    wait_for("attached", || slave_state(&master, 3333) == "online");
+    fill(&master, "x", 2000);
+    wait_for("dropped", || {
+        master.field("replication", "connected_slaves") == "0"
+    });
+    let mut c = master.con();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("client-output-buffer-limit")
+        .arg("slave 0 0 0")
+        .query(&mut c)
+        .unwrap();
+    let _stuck = fake_replica(&master, 4444, true);
+    wait_for("attached", || slave_state(&master, 4444) == "online");
+    fill(&master, "y", 2000);
+    assert_eq!(master.field("replication", "connected_slaves"), "1");
+}
+
+#[test]
+fn redis_cli_rdb_only_client_gets_a_loadable_file() {
+    let master = Proc::tandem("m", &["--repl-diskless-sync-delay", "0"]);
+    fill(&master, "a", 100);
+    let mut s = TcpStream::connect(("127.0.0.1", master.port)).unwrap();
+    s.write_all(b"REPLCONF capa eof\r\nREPLCONF rdb-only 1\r\nSYNC\r\n")
+        .unwrap();
+    let mut all = Vec::new();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.read_to_end(&mut all).unwrap();
+    let text = String::from_utf8_lossy(&all);
+    assert!(
+        text.starts_with("+OK\r\n+OK\r\n$EOF:"),
+        "{}",
+        &text[..40.min(text.len())]
+    );
+    let body = &all[b"+OK\r\n+OK\r\n$EOF:".len() + 42..all.len() - 40];
+    assert!(body.starts_with(b"REDIS0010"));
+}

@@ -81,7 +81,9 @@ fn replconf(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
                 }
             }
             return Ok(());
-        } else if eq(opt, "rdb-only") || eq(opt, "rdb-filter-only") {
+        } else if eq(opt, "rdb-only") {
+            ctx.client.repl_conf.rdb_only = eq(val, "1");
+        } else if eq(opt, "rdb-filter-only") {
         } else {
             return Err(CmdError::msg(format!(
                 "ERR Unrecognized REPLCONF option: {}",

@@ -26,6 +26,8 @@ pub struct ReplConf {
     pub ip_address: Option<String>,
     pub capa_eof: bool,
     pub capa_psync2: bool,
+    /// `REPLCONF rdb-only 1` (`redis-cli --rdb`): closed once the RDB is sent.
+    pub rdb_only: bool,
 }
 
 /// A SYNC or PSYNC request: the connection becomes a replica link after the command.
@@ -251,6 +253,9 @@ async fn run(
         return stream(state, sock, link, false, true, input).await;
     }
     let diskless = full_sync(state, sock, link, conf, req, who).await?;
+    if conf.rdb_only {
+        return Ok(());
+    }
     stream(state, sock, link, diskless, req.psync.is_some(), input).await
 }
 

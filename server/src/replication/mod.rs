@@ -71,6 +71,18 @@ impl Repl {
             .count()
     }
 
+    /// Online replicas that acknowledged within `max_lag` seconds (`min-replicas-to-write`).
+    pub fn good_replicas(&self, max_lag: u64) -> usize {
+        let now = crate::clock::now_ms();
+        self.replicas
+            .iter()
+            .filter(|l| {
+                l.state.get() == master::ReplicaState::Online
+                    && now.saturating_sub(l.ack_ms.get()) / 1000 <= max_lag
+            })
+            .count()
+    }
+
     pub fn is_replica(&self) -> bool {
         self.master.is_some()
     }
