@@ -198,12 +198,12 @@ async fn run(
         let srv = &mut *srv;
         super::pump(srv);
         let partial = req.psync.as_ref().and_then(|(id, off)| {
-            let backlog = srv.repl.backlog.as_ref()?;
-            let off: u64 = off.parse().ok()?;
             if id == "?" {
                 info!("Full resync requested by replica {who}");
                 return None;
             }
+            let backlog = srv.repl.backlog.as_ref()?;
+            let off: u64 = off.parse().ok()?;
             if !srv.repl.ids.accepts(id, off) {
                 info!(
                     "Partial resynchronization not accepted: Replication ID mismatch (Replica asked for '{id}', my replication IDs are '{}' and '{}')",
@@ -272,14 +272,23 @@ async fn full_sync(
     let asked = tokio::time::Instant::now();
     let mut last_newline = asked;
     loop {
-        let (diskless, delay) = {
+        let (diskless, delay, enough) = {
             let srv = state.borrow();
+            // `repl-diskless-sync-max-replicas`: start as soon as that many are waiting.
+            let max = srv.config.repl_diskless_sync_max_replicas;
+            let waiting = srv
+                .repl
+                .replicas
+                .iter()
+                .filter(|l| l.state.get() == ReplicaState::WaitBgsave && !l.accumulating.get())
+                .count() as u64;
             (
                 srv.config.repl_diskless_sync && conf.capa_eof,
                 srv.config.repl_diskless_sync_delay,
+                max > 0 && waiting >= max,
             )
         };
-        if !diskless || asked.elapsed() >= Duration::from_secs(delay) {
+        if !diskless || enough || asked.elapsed() >= Duration::from_secs(delay) {
             break;
         }
         if link.shared.killed.get() {
