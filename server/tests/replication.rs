@@ -575,3 +575,77 @@ fn redis_cli_rdb_only_client_gets_a_loadable_file() {
     let body = &all[b"+OK\r\n+OK\r\n$EOF:".len() + 42..all.len() - 40];
     assert!(body.starts_with(b"REDIS0010"));
 }
+
+/// A master that answers the handshake, announces a full resync and sends `payload` after
+/// the `+FULLRESYNC` line, then closes the connection.
+fn broken_master(payload: Vec<u8>) -> (u16, std::thread::JoinHandle<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let t = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut seen = String::new();
+        let mut buf = [0u8; 4096];
+        let mut answered = 0;
+        while !seen.contains("PSYNC") {
+            let n = s.read(&mut buf).unwrap();
+            if n == 0 {
+                return;
+            }
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            // One reply per command: +PONG to PING, +OK to each REPLCONF.
+            let commands = seen.matches("PING").count() + seen.matches("REPLCONF").count();
+            while answered < commands {
+                let reply: &[u8] = if answered == 0 {
+                    b"+PONG\r\n"
+                } else {
+                    b"+OK\r\n"
+                };
+                s.write_all(reply).unwrap();
+                answered += 1;
+            }
+        }
+        s.write_all(b"+FULLRESYNC 1111111111111111111111111111111111111111 0\r\n")
+            .unwrap();
+        s.write_all(&payload).unwrap();
+    });
+    (port, t)
+}
+
+#[test]
+fn failed_transfers_never_replace_the_dataset() {
+    let replica = Proc::tandem("r", &[]);
+    fill(&replica, "old", 100);
+    let before = dataset(&replica);
+    let cases: Vec<Vec<u8>> = vec![
+        // Truncated: the announced length never arrives.
+        b"$100000\r\nREDIS0010\xfa".to_vec(),
+        // Truncated: the EOF mark never arrives.
+        b"$EOF:2222222222222222222222222222222222222222\r\nREDIS0010".to_vec(),
+        // Complete but corrupt.
+        b"$12\r\nREDIS0010xyz".to_vec(),
+    ];
+    for payload in cases {
+        let (port, master) = broken_master(payload);
+        let _: () = redis::cmd("REPLICAOF")
+            .arg("127.0.0.1")
+            .arg(port)
+            .query(&mut replica.con())
+            .unwrap();
+        master.join().unwrap();
+        // The master closed after its payload: the replica is back to connecting.
+        wait_for("attempt over", || {
+            let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut replica.con()).unwrap();
+            role.get(3) == Some(&redis::Value::BulkString(b"connect".to_vec()))
+        });
+        assert_ne!(
+            replica.field("replication", "master_replid"),
+            "1111111111111111111111111111111111111111"
+        );
+        let _: () = redis::cmd("REPLICAOF")
+            .arg("NO")
+            .arg("ONE")
+            .query(&mut replica.con())
+            .unwrap();
+        assert_eq!(dataset(&replica), before);
+    }
+}

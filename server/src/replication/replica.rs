@@ -463,11 +463,18 @@ async fn receive_rdb(
         f.write_all(&payload)?;
         f.sync_all()?;
         drop(payload);
-        std::fs::rename(&tmp, dir.join(&dbfilename))?;
         info!("MASTER <-> REPLICA sync: Flushing old data");
         info!("MASTER <-> REPLICA sync: Loading DB in memory");
-        let file = std::io::BufReader::new(std::fs::File::open(dir.join(&dbfilename))?);
-        transfer::load_rdb(file, databases, limits, max_intset)
+        let file = std::io::BufReader::new(std::fs::File::open(&tmp)?);
+        let loaded = transfer::load_rdb(file, databases, limits, max_intset);
+        // The received file becomes our dump only once it loaded: a bad one never
+        // replaces a good dump.
+        if loaded.is_ok() {
+            std::fs::rename(&tmp, dir.join(&dbfilename))?;
+        } else {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        loaded
     } else {
         info!("MASTER <-> REPLICA sync: Loading DB in memory");
         transfer::load_rdb(&payload[..], databases, limits, max_intset)
