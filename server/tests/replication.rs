@@ -226,7 +226,7 @@ fn wait_in_sync(master: &Proc, replica: &Proc) {
     });
 }
 
-fn sync_roundtrip(diskless: &str) {
+fn sync_roundtrip(diskless: &str, replica_args: &[&str]) {
     let master = Proc::tandem(
         "m",
         &[
@@ -255,7 +255,9 @@ fn sync_roundtrip(diskless: &str) {
             }
         })
     };
-    let replica = Proc::tandem("r", &["--replicaof", "127.0.0.1", &port]);
+    let mut args = vec!["--replicaof", "127.0.0.1", &port];
+    args.extend_from_slice(replica_args);
+    let replica = Proc::tandem("r", &args);
     writer.join().unwrap();
     fill(&master, "after", 500);
     wait_in_sync(&master, &replica);
@@ -267,12 +269,44 @@ fn sync_roundtrip(diskless: &str) {
 
 #[test]
 fn tandem_to_tandem_diskless_sync_with_writes_during_and_after() {
-    sync_roundtrip("yes");
+    sync_roundtrip("yes", &[]);
+}
+
+#[test]
+fn tandem_to_tandem_diskless_load_swapdb_and_on_empty_db() {
+    sync_roundtrip("yes", &["--repl-diskless-load", "swapdb"]);
+    sync_roundtrip("no", &["--repl-diskless-load", "on-empty-db"]);
+}
+
+#[test]
+fn replica_authenticates_with_masterauth() {
+    let master = Proc::tandem("m", &["--repl-diskless-sync-delay", "0"]);
+    let mut mc = master.con();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut mc).unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg("s3cret")
+        .query(&mut mc)
+        .unwrap();
+    let port = master.port.to_string();
+    let replica = Proc::tandem(
+        "r",
+        &["--replicaof", "127.0.0.1", &port, "--masterauth", "s3cret"],
+    );
+    wait_for("link up", || {
+        replica.field("replication", "master_link_status") == "up"
+    });
+    let v: String = redis::cmd("GET")
+        .arg("k")
+        .query(&mut replica.con())
+        .unwrap();
+    assert_eq!(v, "v");
 }
 
 #[test]
 fn tandem_to_tandem_disk_sync_with_writes_during_and_after() {
-    sync_roundtrip("no");
+    sync_roundtrip("no", &[]);
 }
 
 #[test]
