@@ -491,6 +491,26 @@ fn redis_master_to_tandem_replica() {
         fill(&master, "after", 300);
         wait_in_sync(&master, &replica);
         assert_eq!(dataset(&replica), dataset(&master), "diskless={diskless}");
+        // The link drops; the replica continues where it was (offsets agree exactly).
+        let _: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("replica")
+            .query(&mut master.con())
+            .unwrap();
+        fill(&master, "later", 100);
+        wait_in_sync(&master, &replica);
+        assert_eq!(
+            master.field("stats", "sync_full"),
+            "1",
+            "diskless={diskless}"
+        );
+        assert_eq!(
+            master.field("stats", "sync_partial_ok"),
+            "1",
+            "diskless={diskless}"
+        );
+        assert_eq!(dataset(&replica), dataset(&master), "diskless={diskless}");
     }
 }
 
@@ -515,10 +535,36 @@ fn tandem_master_to_redis_replica() {
         fill(&master, "after", 300);
         wait_in_sync(&master, &replica);
         assert_eq!(dataset(&replica), dataset(&master), "diskless={diskless}");
+        let mut mc = master.con();
+        let _: () = redis::cmd("SET").arg("w").arg("1").query(&mut mc).unwrap();
+        let acked: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut mc).unwrap();
+        assert_eq!(acked, 1, "diskless={diskless}");
+        let _: () = redis::cmd("DEL").arg("w").query(&mut mc).unwrap();
+        // The link drops; the replica continues where it was (offsets agree exactly).
+        let _: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("replica")
+            .query(&mut master.con())
+            .unwrap();
+        fill(&master, "later", 100);
+        wait_in_sync(&master, &replica);
+        assert_eq!(
+            master.field("stats", "sync_full"),
+            "1",
+            "diskless={diskless}"
+        );
+        assert_eq!(
+            master.field("stats", "sync_partial_ok"),
+            "1",
+            "diskless={diskless}"
+        );
+        assert_eq!(dataset(&replica), dataset(&master), "diskless={diskless}");
         // The same commands applied to a standalone Redis give the replica's digest.
         let reference = Proc::redis("redis-ref", &[]);
         fill(&reference, "before", 1000);
         fill(&reference, "after", 300);
+        fill(&reference, "later", 100);
         let digest = |p: &Proc| -> String {
             redis::cmd("DEBUG")
                 .arg("DIGEST")
