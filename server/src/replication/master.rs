@@ -248,7 +248,7 @@ async fn run(
         };
         sock.write_all(line.as_bytes()).await?;
         info!(
-            "Partial resynchronization request from {who} accepted. Sending {n} bytes of backlog starting from offset {off}."
+            "Partial resynchronization accepted: request from {who}. Sending {n} bytes of backlog starting from offset {off}."
         );
         return stream(state, sock, link, false, true, input).await;
     }
