@@ -5,6 +5,7 @@
 use crate::keyspace::SmallBytes;
 use crate::protocol::{Args, Protocol};
 use hashbrown::HashSet;
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use tokio::sync::Notify;
@@ -20,12 +21,15 @@ pub struct ClientInfo {
     pub db: usize,
     pub created_ms: u64,
     pub last_interaction_ms: u64,
-    pub last_cmd: &'static str,
+    /// The last command, in Redis's `container|sub` form (`NULL` before the first one and
+    /// after an unknown command).
+    pub last_cmd: Cow<'static, str>,
     pub proto: u8,
     /// Extra CLIENT LIST flags (`x` in MULTI, `b` blocked, `P` pubsub, `S` replica).
     pub flags: String,
     pub sub: usize,
     pub psub: usize,
+    pub ssub: usize,
     pub multi: i64,
     pub qbuf: usize,
     pub omem: usize,
@@ -43,6 +47,25 @@ pub struct ClientShared {
     pub killed: Cell<bool>,
     /// Set when a WATCHed key changed: EXEC must fail.
     pub dirty_cas: Cell<bool>,
+    /// Unix seconds since the pending output has been over the soft output-buffer limit (0 =
+    /// under it).
+    pub obuf_soft_since: Cell<u64>,
+    /// CLIENT UNBLOCK: end the blocking command now, with an error (`true`) or its timeout
+    /// reply.
+    pub unblock: Cell<Option<bool>>,
+}
+
+impl ClientShared {
+    /// A WATCHed key changed: EXEC will fail, and CLIENT LIST shows the `d` flag.
+    pub fn mark_dirty_cas(&self) {
+        self.dirty_cas.set(true);
+        let mut info = self.info.borrow_mut();
+        if !info.flags.contains('d') {
+            // `d` comes after `P`, `x`, `b` and before `c`, `e` in Redis's order.
+            let at = info.flags.find(['c', 'e']).unwrap_or(info.flags.len());
+            info.flags.insert(at, 'd');
+        }
+    }
 }
 
 /// State owned by the connection task.
@@ -56,15 +79,21 @@ pub struct Client {
     pub shared: std::rc::Rc<ClientShared>,
     /// QUIT: close once the reply is written.
     pub close_after_reply: bool,
-    /// CLIENT REPLY OFF/SKIP: replies are discarded.
+    /// CLIENT REPLY OFF/SKIP: replies are discarded. SKIP marks the next command
+    /// (`reply_skip_next`), which becomes the skipped one (`reply_skip`) once SKIP is done.
     pub reply_off: bool,
     pub reply_skip_next: bool,
+    pub reply_skip: bool,
+    /// CLIENT NO-EVICT: shown as the `e` flag.
+    pub no_evict: bool,
     /// Inside MULTI: the queued commands, and whether one was refused (EXEC then aborts).
     pub multi: Option<Vec<OwnedArgs>>,
     pub multi_error: bool,
+    /// EXEC is running the queued commands (Redis's DENY_BLOCKING while in EXEC).
+    pub in_exec: bool,
     /// WATCHed keys: (database, key).
     pub watched: Vec<(usize, SmallBytes)>,
-    /// Subscribed channels and patterns.
+    /// Subscribed channels, patterns and shard channels (SSUBSCRIBE).
     pub channels: HashSet<Vec<u8>>,
     pub patterns: HashSet<Vec<u8>>,
     /// This client is our master's link: its writes are obeyed on a read-only replica and
@@ -76,6 +105,7 @@ pub struct Client {
     pub repl_conf: crate::replication::master::ReplConf,
     /// SYNC/PSYNC received: the connection hands its socket to the replication link.
     pub sync_request: Option<crate::replication::master::SyncRequest>,
+    pub shard_channels: HashSet<Vec<u8>>,
 }
 
 /// A command kept beyond its input buffer (queued in MULTI, or waiting while blocked).
@@ -115,7 +145,7 @@ impl Client {
             laddr: local.map(|a| a.to_string()).unwrap_or_default(),
             created_ms: now,
             last_interaction_ms: now,
-            last_cmd: "NULL",
+            last_cmd: Cow::Borrowed("NULL"),
             proto: 2,
             multi: -1,
             ..ClientInfo::default()
@@ -134,8 +164,11 @@ impl Client {
             close_after_reply: false,
             reply_off: false,
             reply_skip_next: false,
+            reply_skip: false,
+            no_evict: false,
             multi: None,
             multi_error: false,
+            in_exec: false,
             watched: Vec::new(),
             channels: HashSet::new(),
             patterns: HashSet::new(),
@@ -143,11 +176,52 @@ impl Client {
             woff: 0,
             repl_conf: Default::default(),
             sync_request: None,
+            shard_channels: HashSet::new(),
         }
     }
 
-    /// Channels plus patterns: a RESP2 client with any is in subscribed mode.
+    /// Channels plus patterns: the count (P)(UN)SUBSCRIBE replies carry.
     pub fn subscriptions(&self) -> usize {
         self.channels.len() + self.patterns.len()
+    }
+
+    /// Whether the client listens to anything, shard channels included: a RESP2 client
+    /// that does is in subscribed mode, and CLIENT LIST shows `P`.
+    pub fn in_pubsub(&self) -> bool {
+        self.subscriptions() + self.shard_channels.len() > 0
+    }
+
+    /// Copies the subscription counts to what CLIENT LIST shows.
+    pub fn sync_sub_counts(&self) {
+        let mut info = self.shared.info.borrow_mut();
+        info.sub = self.channels.len();
+        info.psub = self.patterns.len();
+        info.ssub = self.shard_channels.len();
+    }
+
+    /// Recomputes the CLIENT LIST flags from the client's state, in Redis's order. Flags set
+    /// by replication (`S`, `M`, `O`) are kept.
+    pub fn sync_flags(&self, blocked: bool) {
+        let mut info = self.shared.info.borrow_mut();
+        let mut f: String = info.flags.chars().filter(|c| "OSM".contains(*c)).collect();
+        if self.in_pubsub() {
+            f.push('P');
+        }
+        if self.multi.is_some() {
+            f.push('x');
+        }
+        if blocked {
+            f.push('b');
+        }
+        if self.shared.dirty_cas.get() {
+            f.push('d');
+        }
+        if self.close_after_reply {
+            f.push('c');
+        }
+        if self.no_evict {
+            f.push('e');
+        }
+        info.flags = f;
     }
 }

@@ -35,6 +35,17 @@ impl EvictionPolicy {
         )
     }
 
+    /// LRU and LFU policies keep per-object access data, so Redis stops sharing integers.
+    pub fn uses_access_data(self) -> bool {
+        matches!(
+            self,
+            EvictionPolicy::AllKeysLru
+                | EvictionPolicy::VolatileLru
+                | EvictionPolicy::AllKeysLfu
+                | EvictionPolicy::VolatileLfu
+        )
+    }
+
     /// Only keys with an expiry are candidates.
     pub fn volatile(self) -> bool {
         matches!(
@@ -109,6 +120,13 @@ pub struct Config {
     pub replica_announce_ip: String,
     pub replica_announce_port: u64,
     pub lazyfree_lazy_expire: bool,
+    pub lazyfree_lazy_eviction: bool,
+    pub lazyfree_lazy_server_del: bool,
+    pub lazyfree_lazy_user_del: bool,
+    pub lazyfree_lazy_user_flush: bool,
+    pub appendfsync: String,
+    pub maxmemory_eviction_tenacity: u64,
+    pub maxmemory_clients: u64,
     pub enable_debug_command: String,
     pub daemonize: bool,
     pub pidfile: String,
@@ -183,10 +201,17 @@ impl Default for Config {
             replica_announce_ip: String::new(),
             replica_announce_port: 0,
             lazyfree_lazy_expire: false,
+            lazyfree_lazy_eviction: false,
+            lazyfree_lazy_server_del: false,
+            lazyfree_lazy_user_del: false,
+            lazyfree_lazy_user_flush: false,
+            appendfsync: "everysec".into(),
+            maxmemory_eviction_tenacity: 10,
+            maxmemory_clients: 0,
             enable_debug_command: "no".into(),
             daemonize: false,
             pidfile: String::new(),
-            hash_max_listpack_entries: 128,
+            hash_max_listpack_entries: 512,
             hash_max_listpack_value: 64,
             set_max_intset_entries: 512,
             zset_max_listpack_entries: 128,
@@ -553,7 +578,24 @@ pub static DIRECTIVES: &[Directive] = &[
         },
     },
     string!("logfile", logfile, true),
-    memory!("proto-max-bulk-len", proto_max_bulk_len),
+    Directive {
+        name: "proto-max-bulk-len",
+        alias: None,
+        immutable: false,
+        get: |c| c.proto_max_bulk_len.to_string(),
+        set: |c, v| {
+            let n = parse_memory(v)?;
+            if n < 1 << 20 || n > i64::MAX as u64 {
+                return Err(format!(
+                    "argument must be between {} and {} inclusive",
+                    1 << 20,
+                    i64::MAX
+                ));
+            }
+            c.proto_max_bulk_len = n;
+            Ok(())
+        },
+    },
     memory!("client-query-buffer-limit", client_query_buffer_limit),
     Directive {
         name: "client-output-buffer-limit",
@@ -633,6 +675,27 @@ pub static DIRECTIVES: &[Directive] = &[
     string!("replica-announce-ip", replica_announce_ip, false),
     integer!("replica-announce-port", replica_announce_port, 0, 65535),
     boolean!("lazyfree-lazy-expire", lazyfree_lazy_expire),
+    boolean!("lazyfree-lazy-eviction", lazyfree_lazy_eviction),
+    boolean!("lazyfree-lazy-server-del", lazyfree_lazy_server_del),
+    boolean!("lazyfree-lazy-user-del", lazyfree_lazy_user_del),
+    boolean!("lazyfree-lazy-user-flush", lazyfree_lazy_user_flush),
+    Directive {
+        name: "appendfsync",
+        alias: None,
+        immutable: false,
+        get: |c| c.appendfsync.clone(),
+        set: |c, v| {
+            c.appendfsync = parse_enum(v, &["always", "everysec", "no"])?.into();
+            Ok(())
+        },
+    },
+    integer!(
+        "maxmemory-eviction-tenacity",
+        maxmemory_eviction_tenacity,
+        0,
+        100
+    ),
+    memory!("maxmemory-clients", maxmemory_clients),
     Directive {
         name: "enable-debug-command",
         alias: None,

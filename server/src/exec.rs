@@ -1,11 +1,15 @@
-//! Command execution: lookup, the checks Redis makes before running a command (auth, arity,
-//! MULTI queueing, memory), the handler call, then the after-effects of a write (replication
-//! feed, WATCH invalidation, waking blocked clients) in that order.
+//! Command execution: lookup, the checks Redis makes before running a command (arity, auth,
+//! memory, RESP2 subscribed mode), CLIENT PAUSE, MULTI queueing, the handler call, then the
+//! after-effects of a write (replication feed, WATCH invalidation, waking blocked clients) in
+//! that order. CLIENT REPLY OFF/SKIP is applied here by dropping the command's reply bytes.
+//! It never touches sockets: waiting (blocked, paused) is the connection's job.
 
 use crate::client::{Client, OwnedArgs};
 use crate::cmd::{self, Block, CmdError, Ctx, Propagate, Spec, flags};
-use crate::protocol::{Args, Reply};
+use crate::keyspace::SmallBytes;
+use crate::protocol::{Args, Protocol, Reply};
 use crate::server::Server;
+use std::borrow::Cow;
 
 /// What the connection must do after a command.
 #[derive(Debug)]
@@ -15,16 +19,38 @@ pub enum Outcome {
     Block(Block, OwnedArgs),
     /// Close the connection once the output is flushed.
     Close,
+    /// CLIENT PAUSE holds this command: run it again once the pause is over.
+    Paused(OwnedArgs),
 }
 
-/// Runs one command for `client`, appending its reply to `out`.
+/// Runs one command for `client`, appending its reply to `out` unless CLIENT REPLY
+/// OFF/SKIP suppresses it.
 pub fn execute(
     srv: &mut Server,
     client: &mut Client,
     args: Args<'_>,
     out: &mut Vec<u8>,
 ) -> Outcome {
+    let mark = out.len();
+    let skip = std::mem::take(&mut client.reply_skip);
+    let outcome = dispatch(srv, client, args, out);
+    if let Outcome::Paused(_) = outcome {
+        // Not run yet: the skip belongs to its later run.
+        client.reply_skip = skip;
+        return outcome;
+    }
+    if client.reply_off || skip {
+        out.truncate(mark);
+    }
+    if std::mem::take(&mut client.reply_skip_next) {
+        client.reply_skip = true;
+    }
+    outcome
+}
+
+fn dispatch(srv: &mut Server, client: &mut Client, args: Args<'_>, out: &mut Vec<u8>) -> Outcome {
     let Some(spec) = cmd::lookup(args.get(0)) else {
+        client.shared.info.borrow_mut().last_cmd = Cow::Borrowed("NULL");
         let msg = unknown_command(args);
         if client.multi.is_some() {
             client.multi_error = true;
@@ -32,35 +58,138 @@ pub fn execute(
         reply_error(srv, client, out, &msg);
         return Outcome::Continue;
     };
-    if let Some(err) = refusal(srv, client, spec, args) {
+    let name = full_name(spec, args);
+    client.shared.info.borrow_mut().last_cmd = name.clone();
+    if let Some(err) = refusal(srv, client, spec, args, &name) {
+        if let Some(name) = cmd::stat_name(spec, args) {
+            srv.stats.command_failures.entry(name).or_default().0 += 1;
+        }
+        if spec.name == "exec" {
+            // A refused EXEC ends any transaction and says why (Redis's execCommandAbort),
+            // inside MULTI or not.
+            client.multi = None;
+            client.multi_error = false;
+            srv.unwatch_all(client);
+            let why = err.strip_prefix("ERR ").unwrap_or(&err);
+            let msg = format!("EXECABORT Transaction discarded because of: {why}");
+            reply_error(srv, client, out, &msg);
+            after_command(srv, client);
+            return Outcome::Continue;
+        }
         if client.multi.is_some() && !spec.is(flags::NO_MULTI_QUEUE) {
             client.multi_error = true;
         }
         reply_error(srv, client, out, &err);
         return Outcome::Continue;
     }
+    if must_wait(srv, client, spec) {
+        return Outcome::Paused(OwnedArgs::from_args(args));
+    }
     if let Some(queue) = client.multi.as_mut()
         && !spec.is(flags::NO_MULTI_QUEUE)
     {
         queue.push(OwnedArgs::from_args(args));
         Reply::new(out, client.proto).simple("QUEUED");
+        after_command(srv, client);
         return Outcome::Continue;
     }
     if spec.name == "exec" {
-        return exec(srv, client, out);
+        let mark = out.len();
+        let outcome = exec(srv, client, out);
+        srv.stats.command_calls.entry("exec").or_default().0 += 1;
+        if out.get(mark) == Some(&b'-') {
+            srv.stats.command_failures.entry("exec").or_default().1 += 1;
+        }
+        return outcome;
     }
-    let outcome = call(srv, client, spec, args, out);
+    let outcome = call(srv, client, spec, args, out, Mode::Direct);
     after_command(srv, client);
     outcome
 }
 
-/// Why the command must not run now, as the error line Redis would send.
-fn refusal(srv: &mut Server, client: &Client, spec: &Spec, args: Args<'_>) -> Option<String> {
-    if !client.authenticated && !spec.is(flags::NO_AUTH) {
-        return Some("NOAUTH Authentication required.".into());
+/// Runs a blocked client's command again because `key` was written (see
+/// [`crate::blocking`]). No admission checks: the command was admitted when it blocked.
+pub fn rerun_blocked(
+    srv: &mut Server,
+    client: &mut Client,
+    args: Args<'_>,
+    key: &SmallBytes,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    let Some(spec) = cmd::lookup(args.get(0)) else {
+        return Outcome::Continue;
+    };
+    let outcome = call(srv, client, spec, args, out, Mode::Woken(key));
+    after_command(srv, client);
+    outcome
+}
+
+/// How a command is being run.
+#[derive(Debug, Clone, Copy)]
+enum Mode<'k> {
+    /// Sent by the client.
+    Direct,
+    /// Queued in MULTI, run by EXEC: it may not block.
+    InExec,
+    /// Re-run for a blocked client because this key was written.
+    Woken(&'k SmallBytes),
+}
+
+/// Container commands: CLIENT LIST and errors name their subcommands `container|sub`.
+const CONTAINERS: &[&str] = &[
+    "acl", "client", "cluster", "command", "config", "function", "latency", "memory", "module",
+    "object", "pubsub", "script", "slowlog", "xgroup", "xinfo",
+];
+
+/// The command's name as Redis reports it (`get`, `client|list`).
+fn full_name(spec: &'static Spec, args: Args<'_>) -> Cow<'static, str> {
+    if args.len() >= 2 && CONTAINERS.contains(&spec.name) {
+        let sub = String::from_utf8_lossy(args.get(1)).to_ascii_lowercase();
+        Cow::Owned(format!("{}|{sub}", spec.name))
+    } else {
+        Cow::Borrowed(spec.name)
     }
+}
+
+/// Whether CLIENT PAUSE holds this command: every command under PAUSE ALL; under PAUSE
+/// WRITE the ones that may replicate (writes, PUBLISH, and an EXEC queueing any of them).
+fn must_wait(srv: &Server, client: &Client, spec: &Spec) -> bool {
+    let Some((_, writes_only)) = srv.pause else {
+        return false;
+    };
+    if !srv.paused(crate::clock::now_ms()) {
+        return false;
+    }
+    if !writes_only {
+        return true;
+    }
+    let replicates = |s: &Spec| s.is(flags::WRITE | flags::MAY_REPLICATE);
+    replicates(spec)
+        || (spec.name == "exec"
+            && client
+                .multi
+                .iter()
+                .flatten()
+                .any(|q| cmd::lookup(q.as_args().get(0)).is_some_and(replicates)))
+}
+
+/// Why the command must not run now, as the error line Redis would send.
+fn refusal(
+    srv: &mut Server,
+    client: &Client,
+    spec: &Spec,
+    args: Args<'_>,
+    name: &str,
+) -> Option<String> {
+    // Redis checks arity (and a container's subcommand) before authentication.
     if !spec.arity_ok(args.len()) {
         return Some(cmd::arity_error(spec.name).text().to_string());
+    }
+    if let Some(e) = cmd::subcommand_error(spec, args) {
+        return Some(e);
+    }
+    if !client.authenticated && !spec.is(flags::NO_AUTH) {
+        return Some("NOAUTH Authentication required.".into());
     }
     if spec.is(flags::WRITE)
         && !client.is_master
@@ -92,7 +221,29 @@ fn refusal(srv: &mut Server, client: &Client, spec: &Spec, args: Args<'_>) -> Op
     if spec.is(flags::DENYOOM) && !srv.make_room(crate::clock::now_ms()) {
         return Some(CmdError::Oom.text().to_string());
     }
+    if writes_denied_by_disk_error(srv) && (spec.is(flags::WRITE) || spec.name == "ping") {
+        return Some(MISCONF.into());
+    }
+    // RESP2 has no out-of-band replies: a subscribed client can only manage subscriptions.
+    if client.proto == Protocol::Resp2 && client.in_pubsub() && !spec.is(flags::SUBSCRIBED_OK) {
+        return Some(format!(
+            "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+        ));
+    }
+    if srv.persistence.loading.is_some() && !spec.is(flags::LOADING) {
+        return Some("LOADING Redis is loading the dataset in memory".into());
+    }
     None
+}
+
+const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
+
+/// Redis's `writeCommandsDeniedByDiskError`: the last background save failed, save points
+/// are configured and `stop-writes-on-bgsave-error` is on.
+fn writes_denied_by_disk_error(srv: &Server) -> bool {
+    srv.config.stop_writes_on_bgsave_error
+        && !srv.config.save.is_empty()
+        && !srv.persistence.last_bgsave_ok
 }
 
 /// Runs the handler, writes its reply or error, and applies a write's after-effects.
@@ -102,6 +253,7 @@ fn call(
     spec: &'static Spec,
     args: Args<'_>,
     out: &mut Vec<u8>,
+    mode: Mode<'_>,
 ) -> Outcome {
     let dirty_before = srv.dirty;
     let db_before = client.db;
@@ -109,6 +261,11 @@ fn call(
     let mark = out.len();
     let (result, block, propagate, touched) = {
         let mut ctx = Ctx::new(srv, client, out);
+        match mode {
+            Mode::Direct => {}
+            Mode::InExec => ctx.may_block = false,
+            Mode::Woken(key) => ctx.woken_by = Some(key.clone()),
+        }
         let r = (spec.handler)(&mut ctx, args);
         (
             r,
@@ -117,11 +274,32 @@ fn call(
             ctx.touched.take(),
         )
     };
-    let stat = srv.stats.command_calls.entry(spec.name).or_default();
-    stat.0 += 1;
-    stat.1 += started.elapsed().as_micros() as u64;
-    srv.stats.total_commands_processed += 1;
+    let micros = started.elapsed().as_micros() as u64;
+    let stat_name = cmd::stat_name(spec, args).unwrap_or(spec.name);
+    // Redis 7.0 counts a blocking command once, when it is called; serving it later adds
+    // only its time.
+    let counted = !matches!(mode, Mode::Woken(_));
+    let stat = srv.stats.command_calls.entry(stat_name).or_default();
+    if counted {
+        stat.0 += 1;
+    }
+    stat.1 += micros;
+    {
+        let info = client.shared.info.borrow();
+        srv.slowlog.record(
+            srv.config.slowlog_log_slower_than,
+            srv.config.slowlog_max_len,
+            micros,
+            args.iter(),
+            &info.addr,
+            client.name.as_deref().unwrap_or_default(),
+        );
+    }
+    if counted {
+        srv.stats.total_commands_processed += 1;
+    }
     if let Err(e) = result {
+        srv.stats.command_failures.entry(stat_name).or_default().1 += 1;
         out.truncate(mark);
         reply_error(srv, client, out, e.text());
         return Outcome::Continue;
@@ -129,7 +307,7 @@ fn call(
     if let Some(b) = block {
         return Outcome::Block(b, OwnedArgs::from_args(args));
     }
-    if spec.is(flags::WRITE) && srv.dirty != dirty_before {
+    if spec.is(flags::WRITE) && (srv.dirty != dirty_before || propagate == Propagate::Always) {
         let db = db_before;
         // The master's own bytes are proxied by the replica link, never re-encoded here.
         let propagate = if client.is_master {
@@ -138,10 +316,10 @@ fn call(
             propagate
         };
         match propagate {
-            Propagate::Verbatim if srv.feed.is_active() => {
+            Propagate::Verbatim | Propagate::Always if srv.feed.is_active() => {
                 srv.feed.feed(db, &args.iter().collect::<Vec<_>>())
             }
-            Propagate::Verbatim => {}
+            Propagate::Verbatim | Propagate::Always => {}
             Propagate::Nothing => {}
             Propagate::Rewrite(cmds) => {
                 // Several effects of one command reach replicas atomically, as Redis 7.0
@@ -178,6 +356,7 @@ fn exec(srv: &mut Server, client: &mut Client, out: &mut Vec<u8>) -> Outcome {
         return Outcome::Continue;
     };
     let aborted = std::mem::take(&mut client.multi_error);
+    srv.expire_watched(client);
     let dirty_cas = client.shared.dirty_cas.get();
     srv.unwatch_all(client);
     if aborted {
@@ -195,16 +374,18 @@ fn exec(srv: &mut Server, client: &mut Client, out: &mut Vec<u8>) -> Outcome {
     }
     Reply::new(out, client.proto).array(queue.len());
     srv.feed.begin_atomic();
+    client.in_exec = true;
     for q in &queue {
         let args = q.as_args();
         let Some(spec) = cmd::lookup(args.get(0)) else {
             continue;
         };
         // Blocking commands inside MULTI behave as if the timeout expired at once.
-        if let Outcome::Block(..) = call(srv, client, spec, args, out) {
+        if let Outcome::Block(..) = call(srv, client, spec, args, out, Mode::InExec) {
             Reply::new(out, client.proto).null_array();
         }
     }
+    client.in_exec = false;
     srv.feed.end_atomic();
     after_command(srv, client);
     Outcome::Continue
@@ -212,9 +393,12 @@ fn exec(srv: &mut Server, client: &mut Client, out: &mut Vec<u8>) -> Outcome {
 
 fn after_command(srv: &mut Server, client: &mut Client) {
     client.woff = srv.feed.offset;
-    let mut info = client.shared.info.borrow_mut();
-    info.db = client.db;
-    info.multi = client.multi.as_ref().map_or(-1, |q| q.len() as i64);
+    {
+        let mut info = client.shared.info.borrow_mut();
+        info.db = client.db;
+        info.multi = client.multi.as_ref().map_or(-1, |q| q.len() as i64);
+    }
+    client.sync_flags(false);
 }
 
 fn reply_error(srv: &mut Server, client: &Client, out: &mut Vec<u8>, msg: &str) {

@@ -79,7 +79,11 @@ pub fn render(srv: &Server, wanted: &[&str]) -> String {
         if !out.is_empty() {
             out.push_str("\r\n");
         }
-        let title = format!("{}{}", s[..1].to_ascii_uppercase(), &s[1..]);
+        let title = if *s == "cpu" {
+            "CPU".to_string()
+        } else {
+            format!("{}{}", s[..1].to_ascii_uppercase(), &s[1..])
+        };
         let _ = write!(out, "# {title}\r\n");
         match *s {
             "server" => server(srv, &mut out),
@@ -163,10 +167,21 @@ fn clients(srv: &Server, out: &mut String) {
     field!(out, "clients_in_timeout_table", 0);
 }
 
+/// A ratio as Redis prints it (`%.2f`).
+fn ratio(a: u64, b: u64) -> String {
+    format!("{:.2}", a as f64 / b.max(1) as f64)
+}
+
+/// The memory section, in Redis 7.0's field order. There is no Lua or Functions engine, so
+/// its fields report zero; there are no replication buffers or AOF here either.
 fn memory(srv: &Server, out: &mut String) {
     let used = crate::memory::used_memory();
     let rss = crate::memory::rss();
     let peak = crate::memory::peak(used);
+    let startup = crate::memory::startup();
+    let (allocated, active, resident) = crate::memory::allocator();
+    let overhead = startup.min(used);
+    let dataset = used - overhead;
     field!(out, "used_memory", used);
     field!(out, "used_memory_human", human_bytes(used));
     field!(out, "used_memory_rss", rss);
@@ -178,24 +193,74 @@ fn memory(srv: &Server, out: &mut String) {
         "used_memory_peak_perc",
         format!("{:.2}%", used as f64 * 100.0 / peak.max(1) as f64)
     );
+    field!(out, "used_memory_overhead", overhead);
+    field!(out, "used_memory_startup", startup);
+    field!(out, "used_memory_dataset", dataset);
+    field!(
+        out,
+        "used_memory_dataset_perc",
+        format!(
+            "{:.2}%",
+            dataset as f64 * 100.0 / used.saturating_sub(startup).max(1) as f64
+        )
+    );
+    field!(out, "allocator_allocated", allocated);
+    field!(out, "allocator_active", active);
+    field!(out, "allocator_resident", resident);
     field!(out, "total_system_memory", total_system_memory());
     field!(
         out,
         "total_system_memory_human",
         human_bytes(total_system_memory())
     );
+    for zero in ["used_memory_lua", "used_memory_vm_eval"] {
+        let _ = write!(out, "{zero}:0\r\n");
+    }
+    field!(out, "used_memory_lua_human", human_bytes(0));
+    for zero in [
+        "used_memory_scripts_eval",
+        "number_of_cached_scripts",
+        "number_of_functions",
+        "number_of_libraries",
+        "used_memory_vm_functions",
+        "used_memory_vm_total",
+    ] {
+        let _ = write!(out, "{zero}:0\r\n");
+    }
+    field!(out, "used_memory_vm_total_human", human_bytes(0));
+    field!(out, "used_memory_functions", 0);
+    field!(out, "used_memory_scripts", 0);
+    field!(out, "used_memory_scripts_human", human_bytes(0));
     field!(out, "maxmemory", srv.config.maxmemory);
     field!(out, "maxmemory_human", human_bytes(srv.config.maxmemory));
     field!(out, "maxmemory_policy", srv.config.maxmemory_policy.name());
+    field!(out, "allocator_frag_ratio", ratio(active, allocated));
     field!(
         out,
-        "mem_fragmentation_ratio",
-        format!("{:.2}", rss as f64 / used.max(1) as f64)
+        "allocator_frag_bytes",
+        active as i64 - allocated as i64
     );
-    field!(out, "mem_replication_backlog", 0);
-    field!(out, "mem_clients_slaves", 0);
+    field!(out, "allocator_rss_ratio", ratio(resident, active));
+    field!(out, "allocator_rss_bytes", resident as i64 - active as i64);
+    field!(out, "rss_overhead_ratio", ratio(rss, resident));
+    field!(out, "rss_overhead_bytes", rss as i64 - resident as i64);
+    field!(out, "mem_fragmentation_ratio", ratio(rss, used));
+    field!(out, "mem_fragmentation_bytes", rss as i64 - used as i64);
+    for zero in [
+        "mem_not_counted_for_evict",
+        "mem_replication_backlog",
+        "mem_total_replication_buffers",
+        "mem_clients_slaves",
+        "mem_clients_normal",
+        "mem_cluster_links",
+        "mem_aof_buffer",
+    ] {
+        let _ = write!(out, "{zero}:0\r\n");
+    }
     field!(out, "mem_allocator", "jemalloc-5.3.0");
+    field!(out, "active_defrag_running", 0);
     field!(out, "lazyfree_pending_objects", 0);
+    field!(out, "lazyfreed_objects", 0);
 }
 
 fn total_system_memory() -> u64 {
@@ -210,24 +275,44 @@ fn total_system_memory() -> u64 {
 }
 
 fn persistence(srv: &Server, out: &mut String) {
-    field!(out, "loading", 0);
+    let p = &srv.persistence;
+    let (processed, total) = p
+        .bgsave
+        .as_ref()
+        .map_or((0, 0), |b| b.progress(&srv.keyspace));
+    let fork_perc = if total > 0 {
+        processed as f64 * 100.0 / total as f64
+    } else {
+        0.0
+    };
+    field!(out, "loading", u8::from(p.loading.is_some()));
     field!(out, "async_loading", 0);
     field!(out, "current_cow_peak", 0);
     field!(out, "current_cow_size", 0);
     field!(out, "current_cow_size_age", 0);
-    field!(out, "current_fork_perc", "0.00");
-    field!(out, "current_save_keys_processed", 0);
-    field!(out, "current_save_keys_total", 0);
+    field!(out, "current_fork_perc", format!("{fork_perc:.2}"));
+    field!(out, "current_save_keys_processed", processed);
+    field!(out, "current_save_keys_total", total);
     field!(out, "rdb_changes_since_last_save", srv.dirty);
-    field!(out, "rdb_bgsave_in_progress", 0);
+    field!(out, "rdb_bgsave_in_progress", u8::from(p.bgsave.is_some()));
     field!(out, "rdb_last_save_time", srv.lastsave);
-    field!(out, "rdb_last_bgsave_status", "ok");
-    field!(out, "rdb_last_bgsave_time_sec", -1);
-    field!(out, "rdb_current_bgsave_time_sec", -1);
-    field!(out, "rdb_saves", 0);
+    field!(
+        out,
+        "rdb_last_bgsave_status",
+        if p.last_bgsave_ok { "ok" } else { "err" }
+    );
+    field!(out, "rdb_last_bgsave_time_sec", p.last_bgsave_time_sec);
+    field!(
+        out,
+        "rdb_current_bgsave_time_sec",
+        p.bgsave
+            .as_ref()
+            .map_or(-1, |b| b.started.elapsed().as_secs() as i64)
+    );
+    field!(out, "rdb_saves", p.rdb_saves);
     field!(out, "rdb_last_cow_size", 0);
-    field!(out, "rdb_last_load_keys_expired", 0);
-    field!(out, "rdb_last_load_keys_loaded", 0);
+    field!(out, "rdb_last_load_keys_expired", p.last_load_keys_expired);
+    field!(out, "rdb_last_load_keys_loaded", p.last_load_keys_loaded);
     field!(out, "aof_enabled", u8::from(srv.config.appendonly));
     field!(out, "aof_rewrite_in_progress", 0);
     field!(out, "aof_rewrite_scheduled", 0);
@@ -240,6 +325,26 @@ fn persistence(srv: &Server, out: &mut String) {
     field!(out, "aof_last_cow_size", 0);
     field!(out, "module_fork_in_progress", 0);
     field!(out, "module_fork_last_cow_size", 0);
+    if let Some(l) = &p.loading {
+        let elapsed = l.started.elapsed().as_secs_f64();
+        let perc = if l.total_bytes > 0 {
+            l.loaded_bytes as f64 * 100.0 / l.total_bytes as f64
+        } else {
+            0.0
+        };
+        let eta = if l.loaded_bytes > 0 && elapsed > 0.0 {
+            let rate = l.loaded_bytes as f64 / elapsed;
+            (l.total_bytes.saturating_sub(l.loaded_bytes) as f64 / rate) as i64
+        } else {
+            1
+        };
+        field!(out, "loading_start_time", l.start_unix);
+        field!(out, "loading_total_bytes", l.total_bytes);
+        field!(out, "loading_rdb_used_mem", l.rdb_used_mem);
+        field!(out, "loading_loaded_bytes", l.loaded_bytes);
+        field!(out, "loading_loaded_perc", format!("{perc:.2}"));
+        field!(out, "loading_eta_seconds", eta);
+    }
 }
 
 fn stats(srv: &Server, out: &mut String) {
@@ -273,9 +378,9 @@ fn stats(srv: &Server, out: &mut String) {
     field!(out, "current_eviction_exceeded_time", 0);
     field!(out, "keyspace_hits", s.keyspace_hits);
     field!(out, "keyspace_misses", s.keyspace_misses);
-    field!(out, "pubsub_channels", 0);
-    field!(out, "pubsub_patterns", 0);
-    field!(out, "pubsubshard_channels", 0);
+    field!(out, "pubsub_channels", srv.pubsub.num_channels());
+    field!(out, "pubsub_patterns", srv.pubsub.num_patterns());
+    field!(out, "pubsubshard_channels", srv.pubsub.num_shard_channels());
     field!(out, "latest_fork_usec", 0);
     field!(out, "total_forks", 0);
     field!(out, "migrate_cached_sockets", 0);
@@ -416,14 +521,28 @@ fn cpu_times() -> (f64, f64) {
     (ticks(11), ticks(12))
 }
 
+/// One line per command that was called, refused or failed, sorted by name.
 fn commandstats(srv: &Server, out: &mut String) {
-    let mut names: Vec<_> = srv.stats.command_calls.iter().collect();
-    names.sort_by_key(|(n, _)| **n);
-    for (name, (calls, usec)) in names {
+    let stats = &srv.stats;
+    let mut names: Vec<&str> = stats
+        .command_calls
+        .keys()
+        .chain(stats.command_failures.keys())
+        .copied()
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        let (calls, usec) = stats.command_calls.get(name).copied().unwrap_or_default();
+        let (rejected, failed) = stats
+            .command_failures
+            .get(name)
+            .copied()
+            .unwrap_or_default();
         let _ = write!(
             out,
-            "cmdstat_{name}:calls={calls},usec={usec},usec_per_call={:.2},rejected_calls=0,failed_calls=0\r\n",
-            *usec as f64 / (*calls).max(1) as f64
+            "cmdstat_{name}:calls={calls},usec={usec},usec_per_call={:.2},rejected_calls={rejected},failed_calls={failed}\r\n",
+            usec as f64 / calls.max(1) as f64
         );
     }
 }

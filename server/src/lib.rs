@@ -5,8 +5,10 @@
 //! one module per command family; [`exec`] runs a command with Redis's checks and
 //! after-effects; [`keyspace`] stores databases, values and expiry; [`replication`] turns
 //! writes into the replication stream; [`persistence`] reads and writes RDB files; [`net`]
-//! owns sockets and the cron; [`config`] the directive table; [`server`] the shared state.
+//! owns sockets and the cron; [`blocking`] parks and serves clients blocked on keys;
+//! [`config`] the directive table; [`server`] the shared state.
 
+pub mod blocking;
 pub mod client;
 pub mod clock;
 pub mod cmd;
@@ -20,5 +22,7 @@ pub mod memory;
 pub mod net;
 pub mod persistence;
 pub mod protocol;
+pub mod pubsub;
 pub mod replication;
 pub mod server;
+pub mod slowlog;

@@ -4,6 +4,8 @@ use anyhow::Context as _;
 use std::cell::RefCell;
 use std::rc::Rc;
 use tandem_server::config::Config;
+use tandem_server::net::Shared;
+use tandem_server::persistence::{load, save};
 use tandem_server::{net, server::Server};
 use tikv_jemallocator::Jemalloc;
 
@@ -61,6 +63,37 @@ fn parse_args(args: &[String]) -> anyhow::Result<Config> {
     Ok(config)
 }
 
+/// A dump that cannot be loaded stops the server, as in Redis: serving part of it, or
+/// nothing in its place, would hand clients (and replicas) a wrong dataset.
+fn fatal_load_error(e: &load::LoadError) -> ! {
+    tracing::error!("Fatal error loading the DB: {e}. Exiting.");
+    eprintln!("Fatal error loading the DB: {e}. Exiting.");
+    std::process::exit(1);
+}
+
+/// SIGTERM and SIGINT shut down as Redis does: a final save when save points are
+/// configured; if that save fails the server keeps running.
+async fn signals(state: Shared) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    loop {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::warn!("Received {name} scheduling shutdown...");
+        let mut srv = state.borrow_mut();
+        if save::prepare_shutdown(&mut srv, save::ShutdownOptions::default()).is_ok() {
+            srv.shutdown.notify_one();
+        }
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let config = match parse_args(&args) {
@@ -79,8 +112,23 @@ fn main() -> anyhow::Result<()> {
     local.block_on(&runtime, async move {
         let listeners = net::bind(&config.bind, config.port).await?;
         tracing::info!("Server initialized");
-        tracing::info!("Ready to accept connections tcp (port {})", config.port);
+        let port = config.port;
         let state = Rc::new(RefCell::new(Server::new(config)));
+        let dump = match load::open_dump(&mut state.borrow_mut()) {
+            Ok(d) => d,
+            Err(e) => fatal_load_error(&e),
+        };
+        tokio::task::spawn_local(save::driver(state.clone()));
+        tokio::task::spawn_local(signals(state.clone()));
+        let loader = state.clone();
+        tokio::task::spawn_local(async move {
+            if let Some(file) = dump
+                && let Err(e) = load::load(&loader, file).await
+            {
+                fatal_load_error(&e);
+            }
+            tracing::info!("Ready to accept connections tcp (port {port})");
+        });
         net::serve(state, listeners).await;
         Ok::<_, anyhow::Error>(())
     })?;

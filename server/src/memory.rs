@@ -65,3 +65,25 @@ pub fn peak(current: u64) -> u64 {
         p.get()
     })
 }
+
+/// `used_memory` when the server finished starting (INFO `used_memory_startup`): the first
+/// reading taken, which [`crate::server::Server::new`] forces.
+pub fn startup() -> u64 {
+    thread_local!(static STARTUP: Cell<u64> = const { Cell::new(0) });
+    STARTUP.with(|s| {
+        if s.get() == 0 {
+            s.set(used_memory());
+        }
+        s.get()
+    })
+}
+
+/// jemalloc's allocated, active and resident byte counts (INFO `allocator_*`).
+pub fn allocator() -> (u64, u64, u64) {
+    let _ = epoch::advance();
+    (
+        stats::allocated::read().unwrap_or(0) as u64,
+        stats::active::read().unwrap_or(0) as u64,
+        stats::resident::read().unwrap_or(0) as u64,
+    )
+}

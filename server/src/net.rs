@@ -3,14 +3,18 @@
 //! Everything runs on one thread. A connection task reads what the socket has, parses and
 //! executes every complete command in the buffer while holding the server state, then writes
 //! all replies with one write: pipelined clients get one read and one write per batch.
+//! A connection stops reading commands while one of its commands is blocked (BLPOP and
+//! friends) or held by CLIENT PAUSE; messages other clients produce for it (pub/sub) are
+//! taken from its pending buffer whenever it wakes.
 
-use crate::client::{Client, OwnedArgs};
-use crate::cmd::{Block, TimeoutReply};
+use crate::blocking;
+use crate::client::{Client, ClientShared, OwnedArgs};
 use crate::exec::{self, Outcome};
 use crate::protocol::{Parser, ProtoLimits, Reply};
 use crate::server::Server;
 use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -60,7 +64,10 @@ fn tick(srv: &mut Server) {
     {
         let now = crate::clock::now_ms();
         srv.now_ms = now;
-        srv.active_expire(now, 200);
+        // Expiry is suspended during CLIENT PAUSE so the dataset stays still, as in Redis.
+        if !srv.paused(now) {
+            srv.active_expire(now, 200);
+        }
         let processed = srv.stats.total_commands_processed;
         let samples = &mut srv.stats.ops_samples;
         samples.push((now, processed));
@@ -71,42 +78,53 @@ fn tick(srv: &mut Server) {
             srv.pause = None;
         }
         crate::memory::peak(crate::memory::refresh());
+        crate::persistence::save::cron(srv);
+        // A key written outside a connection's command loop still serves its waiters, at the
+        // next tick at the latest.
+        blocking::serve(srv);
     }
-}
-
-/// A client blocked by BLPOP and friends.
-struct Blocked {
-    block: Block,
-    command: OwnedArgs,
-    deadline: Option<Instant>,
-    db: usize,
 }
 
 async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
     let _ = sock.set_nodelay(true);
     let local = sock.local_addr().ok();
-    let Some(mut client) = register(&mut state.borrow_mut(), peer, local) else {
+    let Some(registered) = register(&mut state.borrow_mut(), peer, local) else {
         let _ = sock
             .write_all(b"-ERR max number of clients reached\r\n")
             .await;
         return;
     };
+    let id = registered.id;
+    let shared = registered.shared.clone();
+    shared.info.borrow_mut().fd = i64::from(sock.as_raw_fd());
+    // `None` while the client is blocked: its state is parked in the server
+    // (`crate::blocking`) so that whoever writes its key can serve it at once.
+    let mut client = Some(registered);
+    // When the blocked client times out.
+    let mut block_deadline: Option<Instant> = None;
+    // A command held by CLIENT PAUSE, run again when the pause ends or is lifted.
+    let mut postponed: Option<OwnedArgs> = None;
     let mut input: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut parser = Parser::new();
-    let mut blocked: Option<Blocked> = None;
-    let shared = client.shared.clone();
     'conn: loop {
-        // Wait for input, a wake-up (pushes, unblock, kill) or a blocking timeout.
+        // Wait for input, a wake-up (pushes, served while blocked, unblock, kill) or a
+        // timeout (blocking command, end of a pause).
         if input.capacity() - input.len() < 4096 {
             input.reserve(16 * 1024);
         }
-        let deadline = blocked.as_ref().and_then(|b| b.deadline);
+        let deadline = match &postponed {
+            Some(_) => pause_deadline(&state.borrow()),
+            None => block_deadline,
+        };
         let mut timed_out = false;
         tokio::select! {
             r = read_some(&sock, &mut input) => match r {
                 Ok(0) | Err(_) => break 'conn,
-                Ok(n) => state.borrow_mut().stats.total_net_input_bytes += n as u64,
+                Ok(n) => {
+                    state.borrow_mut().stats.total_net_input_bytes += n as u64;
+                    shared.info.borrow_mut().last_interaction_ms = crate::clock::now_ms();
+                }
             },
             () = shared.notify.notified() => {}
             () = sleep_until(deadline) => timed_out = true,
@@ -119,80 +137,94 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
             let mut srv = state.borrow_mut();
             let srv = &mut *srv;
             srv.now_ms = crate::clock::now_ms();
+            // Pending output first: pub/sub messages (pushed even under CLIENT REPLY OFF, as
+            // in Redis 7.0) and a reply served while blocked, in the order they came.
             out.append(&mut shared.pending.borrow_mut());
-            if let Some(b) = blocked.take() {
-                srv.unblock(client.id, b.db, &b.block.keys);
-                if timed_out {
-                    let mut r = Reply::new(&mut out, client.proto);
-                    match b.block.on_timeout {
-                        TimeoutReply::NullArray => r.null_array(),
-                        TimeoutReply::Null => r.null(),
-                        TimeoutReply::Acked(off) => {
-                            srv.repl.waiters.retain(|&id| id != client.id);
-                            r.int(srv.repl.acked(off) as i64);
-                        }
+            shared.info.borrow_mut().omem = 0;
+            if client.is_none() {
+                client = match shared.unblock.take() {
+                    // CLIENT UNBLOCK ... ERROR
+                    Some(true) => srv.blocking.cancel(id).inspect(|c| {
+                        Reply::new(&mut out, c.proto)
+                            .error("UNBLOCKED client unblocked via CLIENT UNBLOCK");
+                    }),
+                    // CLIENT UNBLOCK [TIMEOUT]: as if the timeout passed.
+                    Some(false) => {
+                        let repl = &srv.repl;
+                        srv.blocking.time_out(id, &mut out, |o| repl.acked(o))
                     }
-                } else {
-                    match exec::execute(srv, &mut client, b.command.as_args(), &mut out) {
-                        Outcome::Block(block, command) => {
-                            srv.block(client.id, client.db, &block.keys);
-                            blocked = Some(Blocked {
-                                block,
-                                command,
-                                deadline: b.deadline,
-                                db: client.db,
-                            });
-                        }
-                        Outcome::Close => close = true,
-                        Outcome::Continue => {}
+                    None if timed_out => {
+                        let repl = &srv.repl;
+                        srv.blocking.time_out(id, &mut out, |o| repl.acked(o))
                     }
+                    None => srv.blocking.take_served(id),
+                };
+                if client.is_some() {
+                    block_deadline = None;
                 }
             }
-            while blocked.is_none() && !close && client.sync_request.is_none() {
-                let limits = ProtoLimits {
-                    max_bulk_len: srv.config.proto_max_bulk_len as i64,
-                    auth_required: !client.authenticated,
-                };
-                let args = match parser.next(&input, limits) {
-                    Ok(Some(args)) => args,
-                    Ok(None) => break,
-                    Err(e) => {
-                        Reply::new(&mut out, client.proto).error(&format!("ERR {e}"));
-                        debug!(error = %e, "closing connection");
-                        close = true;
+            let mut park = None;
+            if let Some(c) = client.as_mut() {
+                let mut next = postponed.take();
+                while !close {
+                    let limits = ProtoLimits {
+                        max_bulk_len: srv.config.proto_max_bulk_len as i64,
+                        auth_required: !c.authenticated,
+                    };
+                    let outcome = match next.take() {
+                        Some(held) => exec::execute(srv, c, held.as_args(), &mut out),
+                        None => match parser.next(&input, limits) {
+                            Ok(Some(args)) => exec::execute(srv, c, args, &mut out),
+                            Ok(None) => break,
+                            Err(e) => {
+                                Reply::new(&mut out, c.proto).error(&format!("ERR {e}"));
+                                debug!(error = %e, "closing connection");
+                                close = true;
+                                break;
+                            }
+                        },
+                    };
+                    // Clients blocked on keys this command wrote are served before anything
+                    // else runs, as in Redis.
+                    blocking::serve(srv);
+                    match outcome {
+                        Outcome::Continue => {}
+                        Outcome::Close => close = true,
+                        Outcome::Paused(command) => {
+                            c.sync_flags(true);
+                            postponed = Some(command);
+                            break;
+                        }
+                        Outcome::Block(block, command) => {
+                            park = Some((block, command));
+                            break;
+                        }
+                    }
+                    // SYNC/PSYNC: the connection becomes a replica link.
+                    if c.sync_request.is_some() {
                         break;
                     }
-                };
-                match exec::execute(srv, &mut client, args, &mut out) {
-                    Outcome::Continue => {}
-                    Outcome::Close => close = true,
-                    Outcome::Block(block, command) => {
-                        srv.block(client.id, client.db, &block.keys);
-                        let deadline = (block.timeout_ms > 0)
-                            .then(|| Instant::now() + Duration::from_millis(block.timeout_ms));
-                        blocked = Some(Blocked {
-                            block,
-                            command,
-                            deadline,
-                            db: client.db,
-                        });
-                    }
+                }
+                let consumed = parser.consumed();
+                if consumed > 0 {
+                    input.drain(..consumed);
+                    parser.compact(consumed);
                 }
             }
-            let consumed = parser.consumed();
-            if client.sync_request.is_some() {
-                // The connection becomes a replica link: what follows PSYNC goes to it.
-                input.drain(..consumed);
-            } else if consumed > 0 {
-                input.drain(..consumed);
-                parser.compact(consumed);
+            if let Some((block, command)) = park
+                && let Some(c) = client.take()
+            {
+                block_deadline = (block.timeout_ms > 0)
+                    .then(|| Instant::now().checked_add(Duration::from_millis(block.timeout_ms)))
+                    .flatten();
+                srv.blocking.park(c, block, command);
             }
             crate::replication::pump(srv);
             srv.stats.total_net_output_bytes += out.len() as u64;
             shared.info.borrow_mut().qbuf = input.len();
         }
         if !out.is_empty() {
-            if sock.write_all(&out).await.is_err() {
+            if !write_out(&mut sock, &out, &shared).await {
                 break 'conn;
             }
             out.clear();
@@ -203,17 +235,52 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
         if close || shared.killed.get() {
             break 'conn;
         }
-        if let Some(req) = client.sync_request.take() {
-            let conf = std::mem::take(&mut client.repl_conf);
-            crate::replication::master::serve(state, sock, client, conf, req, input).await;
+        if let Some(mut c) = client.take_if(|c| c.sync_request.is_some()) {
+            let req = c.sync_request.take();
+            let conf = std::mem::take(&mut c.repl_conf);
+            if let Some(req) = req {
+                crate::replication::master::serve(state, sock, c, conf, req, input).await;
+            }
             return;
         }
     }
     let mut srv = state.borrow_mut();
-    if let Some(b) = blocked {
-        srv.unblock(client.id, b.db, &b.block.keys);
+    if client.is_none() {
+        client = srv.blocking.cancel(id);
     }
-    srv.unregister_client(&mut client);
+    if let Some(mut c) = client {
+        srv.unregister_client(&mut c);
+    }
+}
+
+/// Writes `out` to the socket. Returns false when the connection must close: a write failed,
+/// or the client was killed while its socket was full (a subscriber over its output-buffer
+/// limit must be dropped at once, not once it reads again).
+async fn write_out(sock: &mut TcpStream, out: &[u8], shared: &ClientShared) -> bool {
+    let mut written = match sock.try_write(out) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+        Err(_) => return false,
+    };
+    let mut woken = false;
+    while written < out.len() {
+        tokio::select! {
+            r = sock.write(&out[written..]) => match r {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => written += n,
+            },
+            () = shared.notify.notified(), if !woken => woken = true,
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+        if shared.killed.get() {
+            return false;
+        }
+    }
+    if woken {
+        // The wake-up was for the main loop (pending pushes): keep it for the next wait.
+        shared.notify.notify_one();
+    }
+    true
 }
 
 /// Admits a new connection, or refuses it at `maxclients`.
@@ -257,6 +324,13 @@ async fn read_some(sock: &TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize
             (Err(e), None) => return Err(e),
         }
     }
+}
+
+/// When the current CLIENT PAUSE ends, as a timer deadline.
+fn pause_deadline(srv: &Server) -> Option<Instant> {
+    let (until, _) = srv.pause?;
+    let left = until.saturating_sub(crate::clock::now_ms());
+    Some(Instant::now() + Duration::from_millis(left))
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

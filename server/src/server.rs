@@ -2,10 +2,12 @@
 //! replication feed. It lives on one thread (like Redis's main thread); connection tasks
 //! borrow it for the duration of a batch of commands, never across an `.await`.
 
+use crate::blocking::Blocking;
 use crate::client::{Client, ClientShared};
 use crate::config::{Config, EvictionPolicy};
 use crate::keyspace::Keyspace;
 use crate::keyspace::SmallBytes;
+use crate::pubsub::PubSub;
 use crate::replication::Feed;
 use hashbrown::HashMap;
 use rand::SeedableRng;
@@ -30,6 +32,9 @@ pub struct Stats {
     pub error_counts: HashMap<String, u64>,
     /// Per-command calls and time: INFO commandstats.
     pub command_calls: HashMap<&'static str, (u64, u64)>,
+    /// Per command: calls refused before running (arity, auth, OOM) and calls that replied
+    /// with an error (INFO commandstats `rejected_calls`, `failed_calls`).
+    pub command_failures: HashMap<&'static str, (u64, u64)>,
     /// Samples of total_commands_processed for instantaneous_ops_per_sec: (ms, count).
     pub ops_samples: Vec<(u64, u64)>,
 }
@@ -49,24 +54,62 @@ impl Stats {
 pub struct AccessClock {
     lfu: bool,
     now_s: u32,
+    /// `lfu-log-factor` and `lfu-decay-time`.
+    log_factor: u64,
+    decay_minutes: u64,
 }
 
+/// Redis's starting LFU counter for a new object (`LFU_INIT_VAL`).
+const LFU_INIT: u32 = 5;
+
 impl AccessClock {
-    /// The clock value after an access, given the previous one.
-    pub fn touch(self, prev: u32) -> u32 {
+    /// The clock value of a newly created object: now, and (LFU) the initial counter.
+    pub fn fresh(self) -> u32 {
         if self.lfu {
-            // minutes in the high 24 bits, a logarithmic counter in the low 8 (Redis's LFU).
-            let minutes = (self.now_s / 60) & 0xff_ffff;
-            let counter = (prev & 0xff).max(5);
-            let counter = if counter < 255 && rand::random::<f64>() < 1.0 / f64::from(counter - 4) {
-                counter + 1
-            } else {
-                counter
-            };
-            (minutes << 8) | counter
+            (self.minutes() << 8) | LFU_INIT
         } else {
             self.now_s
         }
+    }
+
+    /// The clock value after an access, given the previous one. LFU follows Redis's
+    /// `updateLFU`: decay by the minutes elapsed, then a logarithmic increment.
+    pub fn touch(self, prev: u32) -> u32 {
+        if self.lfu {
+            let mut counter = self.lfu_counter(prev);
+            if counter < 255 {
+                let base = f64::from(counter.saturating_sub(LFU_INIT));
+                let p = 1.0 / (base * self.log_factor as f64 + 1.0);
+                if rand::random::<f64>() < p {
+                    counter += 1;
+                }
+            }
+            (self.minutes() << 8) | counter
+        } else {
+            self.now_s
+        }
+    }
+
+    /// The LFU counter of a stored clock value after decay (OBJECT FREQ): minutes in the
+    /// high 24 bits, a logarithmic counter in the low 8.
+    pub fn lfu_counter(self, stored: u32) -> u32 {
+        let counter = stored & 0xff;
+        let then = stored >> 8;
+        let now = self.minutes();
+        let elapsed = if now >= then {
+            now - then
+        } else {
+            0xff_ffff - then + now
+        };
+        // lfu-decay-time 0 means the counter never decays.
+        let periods = u64::from(elapsed)
+            .checked_div(self.decay_minutes)
+            .unwrap_or(0);
+        counter.saturating_sub(u32::try_from(periods).unwrap_or(u32::MAX))
+    }
+
+    fn minutes(self) -> u32 {
+        (self.now_s / 60) & 0xff_ffff
     }
 
     /// Seconds since the last access, from an LRU clock value.
@@ -79,6 +122,7 @@ pub struct Server {
     pub config: Config,
     pub keyspace: Keyspace,
     pub stats: Stats,
+    pub slowlog: crate::slowlog::Slowlog,
     pub clients: HashMap<u64, Rc<ClientShared>>,
     next_client_id: u64,
     /// Changes since the last save (`rdb_changes_since_last_save`).
@@ -90,6 +134,8 @@ pub struct Server {
     pub rng: SmallRng,
     /// Unix seconds of the last successful save (LASTSAVE).
     pub lastsave: u64,
+    /// SAVE/BGSAVE/loading state (INFO persistence).
+    pub persistence: crate::persistence::Persistence,
     /// Signalled by SHUTDOWN: the accept loop stops and the process exits.
     pub shutdown: Rc<tokio::sync::Notify>,
     /// The clock commands see, in Unix ms: refreshed before each batch of commands read from
@@ -97,14 +143,17 @@ pub struct Server {
     pub now_ms: u64,
     /// CLIENT PAUSE: until when (Unix ms), and whether only writes are paused.
     pub pause: Option<(u64, bool)>,
+    /// Channel and pattern subscribers.
+    pub pubsub: PubSub,
     /// Clients WATCHing each (database, key).
     watched: HashMap<(usize, SmallBytes), Vec<u64>>,
-    /// Clients blocked on each (database, key), in arrival order.
-    blocked: HashMap<(usize, SmallBytes), Vec<u64>>,
+    /// Clients blocked on keys (BLPOP and friends).
+    pub blocking: Blocking,
 }
 
 impl Server {
     pub fn new(config: Config) -> Self {
+        crate::memory::startup();
         let run_id: String = {
             use rand::Rng;
             let mut rng = rand::rng();
@@ -120,6 +169,7 @@ impl Server {
             keyspace: Keyspace::new(config.databases),
             config,
             stats: Stats::default(),
+            slowlog: crate::slowlog::Slowlog::default(),
             clients: HashMap::new(),
             next_client_id: 1,
             dirty: 0,
@@ -132,12 +182,19 @@ impl Server {
             run_id,
             rng: SmallRng::from_os_rng(),
             lastsave: crate::clock::now_ms() / 1000,
+            persistence: crate::persistence::Persistence::default(),
             shutdown: Rc::new(tokio::sync::Notify::new()),
             pause: None,
             now_ms: crate::clock::now_ms(),
+            pubsub: PubSub::default(),
             watched: HashMap::new(),
-            blocked: HashMap::new(),
+            blocking: Blocking::default(),
         }
+    }
+
+    /// Whether a CLIENT PAUSE is in effect.
+    pub fn paused(&self, now_ms: u64) -> bool {
+        self.pause.is_some_and(|(until, _)| until > now_ms)
     }
 
     pub fn next_client_id(&mut self) -> u64 {
@@ -146,45 +203,73 @@ impl Server {
         id
     }
 
-    /// A key was written: transactions WATCHing it will fail, clients blocked on it wake up.
+    /// A key was written: transactions WATCHing it will fail, clients blocked on it will be
+    /// served (by [`crate::blocking::serve`], after the current command).
     pub fn touch_key(&mut self, db: usize, key: &[u8]) {
-        if self.watched.is_empty() && self.blocked.is_empty() {
+        self.blocking.key_written(db, key);
+        if self.watched.is_empty() {
             return;
         }
         let k = (db, SmallBytes::new(key));
         for id in self.watched.get(&k).into_iter().flatten() {
             if let Some(c) = self.clients.get(id) {
-                c.dirty_cas.set(true);
-            }
-        }
-        for id in self.blocked.get(&k).into_iter().flatten() {
-            if let Some(c) = self.clients.get(id) {
-                c.notify.notify_one();
+                c.mark_dirty_cas();
             }
         }
     }
 
-    /// Every WATCHed key of `db` (all databases when `None`) counts as changed: FLUSHDB,
-    /// FLUSHALL, SWAPDB.
+    /// FLUSHDB (`Some(db)`) or FLUSHALL (`None`) is about to empty databases: every
+    /// WATCHed key that exists there counts as changed. A watched key that does not exist
+    /// is left alone, as in Redis. Call it before emptying.
     pub fn touch_all_watched(&mut self, db: Option<usize>) {
-        for ((d, _), ids) in &self.watched {
-            if db.is_none_or(|x| x == *d) {
-                for id in ids {
-                    if let Some(c) = self.clients.get(id) {
-                        c.dirty_cas.set(true);
-                    }
-                }
+        for ((d, key), ids) in &self.watched {
+            if db.is_none_or(|x| x == *d) && self.keyspace.db(*d).find(key).is_some() {
+                self.mark_dirty_cas(ids);
+            }
+        }
+    }
+
+    /// SWAPDB `a` `b`: a key WATCHed in either database counts as changed when it exists in
+    /// either of them (its value may differ after the swap).
+    pub fn touch_swapped_watched(&mut self, a: usize, b: usize) {
+        for ((d, key), ids) in &self.watched {
+            if (*d == a || *d == b)
+                && (self.keyspace.db(a).find(key).is_some()
+                    || self.keyspace.db(b).find(key).is_some())
+            {
+                self.mark_dirty_cas(ids);
+            }
+        }
+    }
+
+    fn mark_dirty_cas(&self, ids: &[u64]) {
+        for id in ids {
+            if let Some(c) = self.clients.get(id) {
+                c.mark_dirty_cas();
             }
         }
     }
 
     pub fn watch(&mut self, client: &mut Client, key: &[u8]) {
+        // A key already expired counts as absent: delete it now so its later expiry is not
+        // taken for a change (Redis remembers it was expired at WATCH time instead).
+        self.find_live(client.db, key, crate::clock::now_ms());
         let k = (client.db, SmallBytes::new(key));
         if client.watched.contains(&k) {
             return;
         }
         self.watched.entry(k.clone()).or_default().push(client.id);
         client.watched.push(k);
+    }
+
+    /// EXEC's last check: a WATCHed key that expired since WATCH is a change even when
+    /// nothing has deleted it yet. Looking each key up deletes the expired ones, which
+    /// flags the transaction.
+    pub fn expire_watched(&mut self, client: &Client) {
+        let now = crate::clock::now_ms();
+        for (db, key) in &client.watched {
+            self.find_live(*db, key, now);
+        }
     }
 
     pub fn unwatch_all(&mut self, client: &mut Client) {
@@ -199,64 +284,71 @@ impl Server {
         client.shared.dirty_cas.set(false);
     }
 
-    /// Registers `client_id` as blocked on `keys` of `db`.
-    pub fn block(&mut self, client_id: u64, db: usize, keys: &[SmallBytes]) {
-        for k in keys {
-            self.blocked
-                .entry((db, k.clone()))
-                .or_default()
-                .push(client_id);
-        }
+    /// Whether `client_id` waits in a blocking command (CLIENT UNBLOCK applies).
+    pub fn is_blocked_on_keys(&self, client_id: u64) -> bool {
+        self.blocking.is_waiting(client_id)
     }
 
-    pub fn unblock(&mut self, client_id: u64, db: usize, keys: &[SmallBytes]) {
-        for k in keys {
-            let key = (db, k.clone());
-            if let Some(ids) = self.blocked.get_mut(&key) {
-                ids.retain(|&id| id != client_id);
-                if ids.is_empty() {
-                    self.blocked.remove(&key);
-                }
-            }
-        }
-    }
-
-    /// Clients blocked on any key (INFO `blocked_clients`).
+    /// Clients waiting in a blocking command or held by CLIENT PAUSE (INFO
+    /// `blocked_clients`, which counts both in Redis): the ones flagged `b`.
     pub fn blocked_clients(&self) -> usize {
-        let mut ids: Vec<u64> = self.blocked.values().flatten().copied().collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids.len()
+        self.clients
+            .values()
+            .filter(|c| c.info.borrow().flags.contains('b'))
+            .count()
     }
 
     /// Forgets a client that disconnected.
     pub fn unregister_client(&mut self, client: &mut Client) {
         self.unwatch_all(client);
+        self.unsubscribe_all(client);
         self.clients.remove(&client.id);
+    }
+
+    /// Drops every subscription of `client` without replying (disconnect, RESET).
+    pub fn unsubscribe_all(&mut self, client: &mut Client) {
+        for ch in client.channels.drain() {
+            self.pubsub.unsubscribe(&ch, client.id);
+        }
+        for p in client.patterns.drain() {
+            self.pubsub.punsubscribe(&p, client.id);
+        }
+        for ch in client.shard_channels.drain() {
+            self.pubsub.sunsubscribe(&ch, client.id);
+        }
+        client.sync_sub_counts();
     }
 
     pub fn access_clock(&self, now_ms: u64) -> AccessClock {
         AccessClock {
             lfu: self.config.maxmemory_policy.is_lfu(),
             now_s: (now_ms / 1000) as u32,
+            log_factor: self.config.lfu_log_factor,
+            decay_minutes: self.config.lfu_decay_time,
         }
     }
 
     /// The slot of `key` in database `db` if it exists and has not expired. An expired key is
     /// deleted here, and the deletion is propagated as a DEL so replicas stay identical.
     pub fn find_live(&mut self, db: usize, key: &[u8], now_ms: u64) -> Option<u32> {
+        let paused = self.paused(now_ms);
         let d = self.keyspace.db_mut(db);
         let i = d.find(key)?;
         if !d.entry(i).is_expired(now_ms) {
             return Some(i);
         }
         // A replica never expires keys itself: it waits for the master's DEL.
-        if self.repl.is_replica() {
+        if paused || self.repl.is_replica() {
+            // During CLIENT PAUSE the dataset must not change (a failover waits for replicas
+            // to reach the master's offset): the key reads as missing but is deleted later,
+            // as Redis does. No client write can run while paused, so nothing re-inserts it.
             return None;
         }
         d.remove_at(i);
         self.stats.expired_keys += 1;
         self.feed.feed(db, &[b"DEL".as_slice(), key]);
+        // An expiry is a change for WATCH: the transaction must fail, as in Redis.
+        self.touch_key(db, key);
         None
     }
 
@@ -357,5 +449,37 @@ impl Server {
         self.stats.evicted_keys += 1;
         self.feed.feed(db, &[b"DEL".as_slice(), &entry.key]);
         Some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AccessClock;
+
+    fn lfu(now_s: u32) -> AccessClock {
+        AccessClock {
+            lfu: true,
+            now_s,
+            log_factor: 10,
+            decay_minutes: 1,
+        }
+    }
+
+    #[test]
+    fn lfu_follows_redis() {
+        let c = lfu(600);
+        let fresh = c.fresh();
+        assert_eq!(c.lfu_counter(fresh), 5, "LFU_INIT_VAL");
+        // From the initial value the increment probability is 1.
+        assert_eq!(c.lfu_counter(c.touch(fresh)), 6);
+        // Three minutes later the counter has decayed by three (lfu-decay-time 1).
+        let later = lfu(600 + 180);
+        assert_eq!(later.lfu_counter(fresh), 2);
+        let lru = AccessClock {
+            lfu: false,
+            ..lfu(1000)
+        };
+        assert_eq!(lru.fresh(), 1000);
+        assert_eq!(lru.idle_seconds(990), 10);
     }
 }

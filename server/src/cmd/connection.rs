@@ -1,7 +1,7 @@
 //! Connection commands: PING, ECHO, HELLO, AUTH, SELECT, QUIT, RESET, CLIENT, and the
 //! transaction verbs (MULTI, EXEC, DISCARD, WATCH, UNWATCH; EXEC itself runs in `exec`).
 
-use super::{CmdError, CmdResult, Ctx, Spec, eq, flags::*, int_arg, spec};
+use super::{CmdError, CmdResult, Ctx, Spec, container, eq, flags::*, int_arg, spec};
 use crate::protocol::{Args, Protocol};
 
 pub static COMMANDS: &[Spec] = &[
@@ -61,13 +61,30 @@ pub static COMMANDS: &[Spec] = &[
         "connection",
         reset,
     ),
-    spec(
+    container(
         "client",
         -2,
         ADMIN | STALE | LOADING | NOSCRIPT,
-        (0, 0, 0),
         "connection",
         client,
+        &[
+            ("caching", "client|caching", 3),
+            ("getname", "client|getname", 2),
+            ("getredir", "client|getredir", 2),
+            ("help", "client|help", 2),
+            ("id", "client|id", 2),
+            ("info", "client|info", 2),
+            ("kill", "client|kill", -3),
+            ("list", "client|list", -2),
+            ("no-evict", "client|no-evict", 3),
+            ("pause", "client|pause", -3),
+            ("reply", "client|reply", 3),
+            ("setname", "client|setname", 3),
+            ("tracking", "client|tracking", -3),
+            ("trackinginfo", "client|trackinginfo", 2),
+            ("unblock", "client|unblock", -3),
+            ("unpause", "client|unpause", 2),
+        ],
     ),
     spec(
         "multi",
@@ -115,7 +132,7 @@ fn ping(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     if args.len() > 2 {
         return Err(super::arity_error("ping"));
     }
-    if ctx.client.subscriptions() > 0 && ctx.client.proto == Protocol::Resp2 {
+    if ctx.client.in_pubsub() && ctx.client.proto == Protocol::Resp2 {
         ctx.reply.array(2);
         ctx.reply.bulk(b"pong");
         ctx.reply
@@ -206,7 +223,7 @@ fn hello(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     }
     if !ctx.client.authenticated {
         return Err(CmdError::msg(
-            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
         ));
     }
     if let Some(n) = name {
@@ -257,11 +274,13 @@ fn reset(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     ctx.client.multi = None;
     ctx.client.multi_error = false;
     ctx.srv.unwatch_all(ctx.client);
+    ctx.srv.unsubscribe_all(ctx.client);
     ctx.client.db = 0;
     ctx.client.name = None;
     ctx.client.shared.info.borrow_mut().name = None;
     ctx.client.reply_off = false;
     ctx.client.reply_skip_next = false;
+    ctx.client.reply_skip = false;
     ctx.client.authenticated = ctx.srv.config.requirepass.is_none();
     ctx.client.proto = Protocol::Resp2;
     ctx.client.shared.info.borrow_mut().proto = 2;
@@ -284,6 +303,10 @@ fn set_name(ctx: &mut Ctx<'_>, name: &[u8]) -> CmdResult {
 
 const CLIENT_HELP: &[&str] = &[
     "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CACHING (YES|NO)",
+    "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+    "GETREDIR",
+    "    Return the client ID we are redirecting to when tracking is enabled.",
     "GETNAME",
     "    Return the name of the current connection.",
     "ID",
@@ -304,8 +327,6 @@ const CLIENT_HELP: &[&str] = &[
     "      Kill connections authenticated by <username>.",
     "    * SKIPME (YES|NO)",
     "      Skip killing current connection (default: yes).",
-    "    * ID <client-id>",
-    "      Kill connections by client id.",
     "LIST [options ...]",
     "    Return information about client connections. Options:",
     "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
@@ -318,19 +339,69 @@ const CLIENT_HELP: &[&str] = &[
     "    Control the replies sent to the current connection.",
     "SETNAME <name>",
     "    Assign the name <name> to the current connection.",
+    "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    "    Unblock the specified blocked client.",
+    "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+    "         [OPTIN] [OPTOUT] [NOLOOP]",
+    "    Control server assisted client side caching.",
+    "TRACKINGINFO",
+    "    Report tracking status for the current connection.",
+    "NO-EVICT (ON|OFF)",
+    "    Protect current client connection from eviction.",
     "HELP",
     "    Prints this help.",
 ];
 
+/// Client kinds for CLIENT LIST TYPE and CLIENT KILL TYPE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientType {
+    Normal,
+    Replica,
+    Master,
+    PubSub,
+}
+
+impl ClientType {
+    fn parse(name: &[u8]) -> Result<Self, CmdError> {
+        if eq(name, "normal") {
+            Ok(ClientType::Normal)
+        } else if eq(name, "replica") || eq(name, "slave") {
+            Ok(ClientType::Replica)
+        } else if eq(name, "master") {
+            Ok(ClientType::Master)
+        } else if eq(name, "pubsub") {
+            Ok(ClientType::PubSub)
+        } else {
+            Err(CmdError::msg(format!(
+                "ERR Unknown client type '{}'",
+                String::from_utf8_lossy(name)
+            )))
+        }
+    }
+
+    /// Redis's precedence: master, then replica, then pubsub, else normal.
+    fn of(info: &crate::client::ClientInfo) -> Self {
+        if info.flags.contains('M') {
+            ClientType::Master
+        } else if info.flags.contains('S') {
+            ClientType::Replica
+        } else if info.flags.contains('P') {
+            ClientType::PubSub
+        } else {
+            ClientType::Normal
+        }
+    }
+}
+
 /// One CLIENT LIST line, in Redis 7.0's field order.
-fn client_line(info: &crate::client::ClientInfo, now_ms: u64) -> String {
+pub(super) fn client_line(info: &crate::client::ClientInfo, now_ms: u64) -> String {
     let flags = if info.flags.is_empty() {
         "N".to_string()
     } else {
         info.flags.clone()
     };
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
         info.id,
         info.addr,
         info.laddr,
@@ -345,6 +416,7 @@ fn client_line(info: &crate::client::ClientInfo, now_ms: u64) -> String {
         info.db,
         info.sub,
         info.psub,
+        info.ssub,
         info.multi,
         info.qbuf,
         16384usize.saturating_sub(info.qbuf),
@@ -357,128 +429,210 @@ fn client_line(info: &crate::client::ClientInfo, now_ms: u64) -> String {
 
 fn client(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let sub = args.get(1);
-    let wrong = || {
-        CmdError::msg(format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
-            String::from_utf8_lossy(sub)
-        ))
-    };
-    let n = args.len();
-    if eq(sub, "help") && n == 2 {
-        ctx.reply.array(CLIENT_HELP.len());
-        for l in CLIENT_HELP {
-            ctx.reply.simple(l);
+    // The executor has checked the subcommand and its arity against the table.
+    let name = String::from_utf8_lossy(sub).to_ascii_lowercase();
+    match name.as_str() {
+        "help" => {
+            ctx.reply.array(CLIENT_HELP.len());
+            for l in CLIENT_HELP {
+                ctx.reply.simple(l);
+            }
         }
-    } else if eq(sub, "id") && n == 2 {
-        ctx.reply.int(ctx.client.id as i64);
-    } else if eq(sub, "getname") && n == 2 {
-        match ctx.client.name.clone() {
+        "id" => ctx.reply.int(ctx.client.id as i64),
+        "getname" => match ctx.client.name.clone() {
             Some(name) => ctx.reply.bulk(&name),
             None => ctx.reply.null(),
+        },
+        "setname" => {
+            set_name(ctx, args.get(2))?;
+            ctx.reply.ok();
         }
-    } else if eq(sub, "setname") && n == 3 {
-        set_name(ctx, args.get(2))?;
-        ctx.reply.ok();
-    } else if eq(sub, "info") && n == 2 {
-        let mut info = ctx.client.shared.info.borrow().clone();
-        info.last_cmd = "client|info";
-        let line = client_line(&info, ctx.now_ms) + "\n";
-        ctx.reply.verbatim(line.as_bytes());
-    } else if eq(sub, "list") {
-        let mut ids: Option<Vec<u64>> = None;
-        let mut i = 2;
-        while i < n {
-            if eq(args.get(i), "type") && i + 1 < n {
-                let t = args.get(i + 1);
-                if !["normal", "master", "replica", "slave", "pubsub"]
-                    .iter()
-                    .any(|x| eq(t, x))
-                {
-                    return Err(CmdError::msg(format!(
-                        "ERR Unknown client type '{}'",
-                        String::from_utf8_lossy(t)
-                    )));
+        "info" => {
+            let line = client_line(&ctx.client.shared.info.borrow(), ctx.now_ms) + "\n";
+            ctx.reply.verbatim(line.as_bytes());
+        }
+        "list" => client_list(ctx, args)?,
+        "kill" => client_kill(ctx, args)?,
+        "pause" => client_pause(ctx, args)?,
+        "unpause" => {
+            ctx.srv.pause = None;
+            // Wake every connection so commands held by the pause run now.
+            for c in ctx.srv.clients.values() {
+                c.notify.notify_one();
+            }
+            ctx.reply.ok();
+        }
+        "reply" => {
+            let a = args.get(2);
+            if eq(a, "on") {
+                ctx.client.reply_off = false;
+                ctx.client.reply_skip = false;
+                ctx.reply.ok();
+            } else if eq(a, "off") {
+                ctx.client.reply_off = true;
+            } else if eq(a, "skip") {
+                if !ctx.client.reply_off {
+                    ctx.client.reply_skip_next = true;
                 }
-                i += 2;
-            } else if eq(args.get(i), "id") && i + 1 < n {
-                let mut v = Vec::new();
-                for a in args.iter().skip(i + 1) {
-                    let id = int_arg(a).map_err(|_| CmdError::msg("ERR Invalid client ID"))?;
-                    v.push(id as u64);
-                }
-                ids = Some(v);
-                i = n;
             } else {
                 return Err(CmdError::Syntax);
             }
         }
-        let mut all: Vec<_> = ctx
-            .srv
-            .clients
-            .values()
-            .map(|c| c.info.borrow().clone())
-            .collect();
-        all.sort_by_key(|c| c.id);
-        let mut text = String::new();
-        for mut info in all {
-            if ids.as_ref().is_some_and(|ids| !ids.contains(&info.id)) {
-                continue;
+        "no-evict" => {
+            let a = args.get(2);
+            if eq(a, "on") {
+                ctx.client.no_evict = true;
+            } else if eq(a, "off") {
+                ctx.client.no_evict = false;
+            } else {
+                return Err(CmdError::Syntax);
             }
-            if info.id == ctx.client.id {
-                info.last_cmd = "client|list";
-            }
-            text.push_str(&client_line(&info, ctx.now_ms));
-            text.push('\n');
-        }
-        ctx.reply.verbatim(text.as_bytes());
-    } else if eq(sub, "kill") && n >= 3 {
-        client_kill(ctx, args)?;
-    } else if eq(sub, "pause") && (n == 3 || n == 4) {
-        let ms = int_arg(args.get(2))
-            .map_err(|_| CmdError::msg("ERR timeout is not an integer or out of range"))?;
-        if ms < 0 {
-            return Err(CmdError::msg("ERR timeout is negative"));
-        }
-        let writes_only = match n {
-            4 if eq(args.get(3), "write") => true,
-            4 if eq(args.get(3), "all") => false,
-            4 => return Err(CmdError::Syntax),
-            _ => false,
-        };
-        ctx.srv.pause = Some((ctx.now_ms + ms as u64, writes_only));
-        ctx.reply.ok();
-    } else if eq(sub, "unpause") && n == 2 {
-        ctx.srv.pause = None;
-        ctx.reply.ok();
-    } else if eq(sub, "reply") && n == 3 {
-        let a = args.get(2);
-        if eq(a, "on") {
-            ctx.client.reply_off = false;
             ctx.reply.ok();
-        } else if eq(a, "off") {
-            ctx.client.reply_off = true;
-        } else if eq(a, "skip") {
-            ctx.client.reply_skip_next = true;
-        } else {
-            return Err(CmdError::Syntax);
         }
-    } else {
-        return Err(wrong());
+        "getredir" => ctx.reply.int(-1),
+        "caching" => {
+            return Err(CmdError::msg(
+                "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
+            ));
+        }
+        "trackinginfo" => {
+            // Tracking is never enabled on this server, so this is the report of a client
+            // that has it off.
+            ctx.reply.map(3);
+            ctx.reply.bulk(b"flags");
+            ctx.reply.set(1);
+            ctx.reply.bulk(b"off");
+            ctx.reply.bulk(b"redirect");
+            ctx.reply.int(-1);
+            ctx.reply.bulk(b"prefixes");
+            ctx.reply.array(0);
+        }
+        "tracking" => {
+            return Err(CmdError::msg(
+                "ERR client-side caching (CLIENT TRACKING) is not supported by this server",
+            ));
+        }
+        _ => client_unblock(ctx, args)?,
     }
     Ok(())
 }
 
-/// The class CLIENT KILL TYPE matches: replica links are flagged `S`, our master's link `M`.
-fn client_type(info: &crate::client::ClientInfo) -> &'static str {
-    if info.flags.contains('S') {
-        "replica"
-    } else if info.flags.contains('M') {
-        "master"
-    } else if info.sub + info.psub > 0 {
-        "pubsub"
-    } else {
-        "normal"
+/// CLIENT LIST [TYPE <type>] | CLIENT LIST ID <id> [<id> ...]: ids are listed in the order
+/// given, unknown ids skipped.
+fn client_list(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let n = args.len();
+    let mut kind = None;
+    let mut ids: Option<Vec<u64>> = None;
+    if n == 4 && eq(args.get(2), "type") {
+        kind = Some(ClientType::parse(args.get(3))?);
+    } else if n > 3 && eq(args.get(2), "id") {
+        let mut v = Vec::new();
+        for a in args.iter().skip(3) {
+            let id = int_arg(a).map_err(|_| CmdError::msg("ERR Invalid client ID"))?;
+            v.push(id as u64);
+        }
+        ids = Some(v);
+    } else if n != 2 {
+        return Err(CmdError::Syntax);
     }
+    let infos: Vec<crate::client::ClientInfo> = match ids {
+        Some(ids) => ids
+            .iter()
+            .filter_map(|id| ctx.srv.clients.get(id))
+            .map(|c| c.info.borrow().clone())
+            .collect(),
+        None => {
+            let mut all: Vec<_> = ctx
+                .srv
+                .clients
+                .values()
+                .map(|c| c.info.borrow().clone())
+                .filter(|i| kind.is_none_or(|k| ClientType::of(i) == k))
+                .collect();
+            all.sort_by_key(|c| c.id);
+            all
+        }
+    };
+    let mut text = String::new();
+    for info in &infos {
+        text.push_str(&client_line(info, ctx.now_ms));
+        text.push('\n');
+    }
+    ctx.reply.verbatim(text.as_bytes());
+    Ok(())
+}
+
+/// Redis's error for a known subcommand given arguments it does not accept.
+fn subcommand_syntax(sub: &[u8]) -> CmdError {
+    CmdError::msg(format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+        String::from_utf8_lossy(&sub[..sub.len().min(128)])
+    ))
+}
+
+/// CLIENT PAUSE <ms> [WRITE|ALL]: a new pause never ends earlier than the current one, and
+/// its mode replaces the current mode, as in Redis 7.0. The mode is checked before the timeout, in Redis's order.
+fn client_pause(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let n = args.len();
+    if n > 4 {
+        return Err(subcommand_syntax(args.get(1)));
+    }
+    let writes_only = if n == 4 {
+        if eq(args.get(3), "write") {
+            true
+        } else if eq(args.get(3), "all") {
+            false
+        } else {
+            return Err(CmdError::msg("ERR CLIENT PAUSE mode must be WRITE or ALL"));
+        }
+    } else {
+        false
+    };
+    let ms = int_arg(args.get(2))
+        .map_err(|_| CmdError::msg("ERR timeout is not an integer or out of range"))?;
+    if ms < 0 {
+        return Err(CmdError::msg("ERR timeout is negative"));
+    }
+    let until = ctx.now_ms.saturating_add(ms as u64);
+    ctx.srv.pause = Some(match ctx.srv.pause {
+        Some((old, _)) if old > ctx.now_ms => (old.max(until), writes_only),
+        _ => (until, writes_only),
+    });
+    ctx.reply.ok();
+    Ok(())
+}
+
+/// CLIENT UNBLOCK <id> [TIMEOUT|ERROR]: blocked clients are woken by their own task, which
+/// reads the request from the shared state.
+fn client_unblock(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let n = args.len();
+    if n > 4 {
+        return Err(subcommand_syntax(args.get(1)));
+    }
+    let id = int_arg(args.get(2))?;
+    let with_error = if n == 4 {
+        if eq(args.get(3), "timeout") {
+            false
+        } else if eq(args.get(3), "error") {
+            true
+        } else {
+            return Err(CmdError::msg(
+                "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+            ));
+        }
+    } else {
+        false
+    };
+    let target = ctx.srv.clients.get(&(id as u64));
+    match target {
+        Some(c) if ctx.srv.is_blocked_on_keys(id as u64) => {
+            c.unblock.set(Some(with_error));
+            c.notify.notify_one();
+            ctx.reply.int(1);
+        }
+        _ => ctx.reply.int(0),
+    }
+    Ok(())
 }
 
 /// CLIENT KILL addr | CLIENT KILL <filter> <value> ...
@@ -487,28 +641,39 @@ fn client_kill(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let mut addr = None;
     let mut laddr = None;
     let mut id = None;
+    let mut kind = None;
     let mut skipme = true;
-    let mut ctype: Option<String> = None;
     let old_style = n == 3;
     if old_style {
         addr = Some(String::from_utf8_lossy(args.get(2)).into_owned());
+        skipme = false;
     } else {
-        if !n.is_multiple_of(2) {
-            return Err(CmdError::Syntax);
-        }
-        for i in (2..n).step_by(2) {
+        let mut i = 2;
+        while i < n {
+            if i + 1 >= n {
+                return Err(CmdError::Syntax);
+            }
             let (k, v) = (args.get(i), args.get(i + 1));
-            if eq(k, "addr") {
+            if eq(k, "id") {
+                let v = int_arg(v)
+                    .ok()
+                    .filter(|&v| v > 0)
+                    .ok_or_else(|| CmdError::msg("ERR client-id should be greater than 0"))?;
+                id = Some(v as u64);
+            } else if eq(k, "type") {
+                kind = Some(ClientType::parse(v)?);
+            } else if eq(k, "addr") {
                 addr = Some(String::from_utf8_lossy(v).into_owned());
             } else if eq(k, "laddr") {
                 laddr = Some(String::from_utf8_lossy(v).into_owned());
-            } else if eq(k, "id") {
-                let v = int_arg(v)
-                    .map_err(|_| CmdError::msg("ERR client-id should be greater than 0"))?;
-                if v <= 0 {
-                    return Err(CmdError::msg("ERR client-id should be greater than 0"));
+            } else if eq(k, "user") {
+                // Only the default user exists, and every connection is authenticated as it.
+                if v != b"default" {
+                    return Err(CmdError::msg(format!(
+                        "ERR No such user '{}'",
+                        String::from_utf8_lossy(v)
+                    )));
                 }
-                id = Some(v as u64);
             } else if eq(k, "skipme") {
                 skipme = if eq(v, "yes") {
                     true
@@ -517,23 +682,10 @@ fn client_kill(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
                 } else {
                     return Err(CmdError::Syntax);
                 };
-            } else if eq(k, "type") || eq(k, "user") {
-                if eq(k, "type")
-                    && !["normal", "master", "replica", "slave", "pubsub"]
-                        .iter()
-                        .any(|x| eq(v, x))
-                {
-                    return Err(CmdError::msg(format!(
-                        "ERR Unknown client type '{}'",
-                        String::from_utf8_lossy(v)
-                    )));
-                }
-                if eq(k, "type") {
-                    ctype = Some(String::from_utf8_lossy(v).to_ascii_lowercase());
-                }
             } else {
                 return Err(CmdError::Syntax);
             }
+            i += 2;
         }
     }
     let mut killed = 0;
@@ -542,10 +694,8 @@ fn client_kill(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         let matches = addr.as_ref().is_none_or(|a| *a == info.addr)
             && laddr.as_ref().is_none_or(|a| *a == info.laddr)
             && id.is_none_or(|i| i == *cid)
-            && ctype
-                .as_deref()
-                .is_none_or(|t| client_type(&info) == t.replace("slave", "replica"));
-        if !matches || (skipme && *cid == ctx.client.id && !old_style) {
+            && kind.is_none_or(|k| ClientType::of(&info) == k);
+        if !matches || (skipme && *cid == ctx.client.id) {
             continue;
         }
         killed += 1;

@@ -21,9 +21,11 @@ pub struct Block {
 /// The reply of a blocking command that timed out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeoutReply {
-    /// `*-1` (BLPOP, BZPOPMIN, ...).
+    /// `*-1` (`_` in RESP3). Redis 7.0 times out every key-blocking command this way,
+    /// BLMOVE and BRPOPLPUSH included (they reply `$-1` only when they may not block, inside
+    /// MULTI).
     NullArray,
-    /// `$-1` (BLMOVE, BRPOPLPUSH).
+    /// `$-1` (`_` in RESP3).
     Null,
     /// WAIT: the number of replicas that acknowledged this offset by then.
     Acked(u64),
@@ -35,6 +37,9 @@ pub enum Propagate {
     /// The command as received (the usual case).
     #[default]
     Verbatim,
+    /// The command as received, even if the change counter did not move (FLUSHALL, whose
+    /// save resets the counter).
+    Always,
     /// Nothing (the write changed nothing, or it was already propagated piecewise).
     Nothing,
     /// These commands instead, in order (e.g. `SET k v PXAT <abs>` for `SET k v EX 10`).
@@ -52,6 +57,13 @@ pub struct Ctx<'a> {
     /// The keys a write changed, when not all of its key arguments (SINTERSTORE changes only
     /// its destination): WATCH and blocked clients are signalled for these alone.
     pub touched: Option<Vec<Vec<u8>>>,
+    /// False while EXEC runs queued commands (Redis's CLIENT_DENY_BLOCKING): a blocking
+    /// command that finds nothing must answer at once instead of setting [`Ctx::block`].
+    pub may_block: bool,
+    /// Set when the command is re-run for a blocked client because this key (of the
+    /// client's database) was written: the command should serve from this key, as Redis
+    /// serves blocked clients from the key that became ready, or block again.
+    pub woken_by: Option<SmallBytes>,
 }
 
 impl<'a> Ctx<'a> {
@@ -66,6 +78,8 @@ impl<'a> Ctx<'a> {
             block: None,
             propagate: Propagate::Verbatim,
             touched: None,
+            may_block: true,
+            woken_by: None,
         }
     }
 
@@ -139,7 +153,9 @@ impl<'a> Ctx<'a> {
                 let db = self.db();
                 let e = db.entry_mut(i);
                 e.value = value;
-                e.access = clock.touch(0);
+                // Redis's lookupKeyWrite touches the old object and the new value keeps its
+                // access data.
+                e.access = clock.touch(e.access);
                 if !keep_ttl {
                     db.set_expire(i, None);
                 }
@@ -147,7 +163,7 @@ impl<'a> Ctx<'a> {
             }
             None => {
                 let mut e = Entry::new(SmallBytes::new(key), value);
-                e.access = clock.touch(0);
+                e.access = clock.fresh();
                 self.db().insert(e)
             }
         }

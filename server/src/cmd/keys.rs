@@ -1,6 +1,6 @@
 //! Generic key commands: deletion, expiry, renaming, iteration, databases.
 
-use super::{CmdError, CmdResult, Ctx, Spec, eq, flags::*, int_arg, spec};
+use super::{CmdError, CmdResult, Ctx, Spec, container, eq, flags::*, int_arg, spec};
 use crate::keyspace::{Entry, SmallBytes};
 use crate::protocol::Args;
 
@@ -51,7 +51,20 @@ pub static COMMANDS: &[Spec] = &[
     spec("copy", -3, WRITE | DENYOOM, (1, 2, 1), "generic", copy),
     spec("flushdb", -1, WRITE, (0, 0, 0), "server", flushdb),
     spec("flushall", -1, WRITE, (0, 0, 0), "server", flushall),
-    spec("object", -2, READONLY, (2, 2, 1), "generic", object),
+    container(
+        "object",
+        -2,
+        READONLY,
+        "generic",
+        object,
+        &[
+            ("help", "object|help", 2),
+            ("encoding", "object|encoding", 3),
+            ("freq", "object|freq", 3),
+            ("idletime", "object|idletime", 3),
+            ("refcount", "object|refcount", 3),
+        ],
+    ),
 ];
 
 fn del(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
@@ -122,8 +135,8 @@ fn expire_generic(
     name: &str,
 ) -> CmdResult {
     let key = args.get(1);
-    let v = int_arg(args.get(2))?;
     let flags = expire_flags(args)?;
+    let v = int_arg(args.get(2))?;
     let invalid = || CmdError::msg(format!("ERR invalid expire time in '{name}' command"));
     let mut when = v.checked_mul(unit_ms).ok_or_else(invalid)?;
     if relative {
@@ -211,7 +224,9 @@ fn pttl(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 }
 
 fn expiretime(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
-    ttl_generic(ctx, args.get(1), |t, _| (t / 1000) as i64)
+    ttl_generic(ctx, args.get(1), |t, _| {
+        (t.saturating_add(500) / 1000) as i64
+    })
 }
 
 fn pexpiretime(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
@@ -304,12 +319,28 @@ pub struct ScanOptions<'a> {
     pub type_name: Option<String>,
 }
 
-/// Parses a SCAN cursor (`ERR invalid cursor` otherwise).
+/// Parses a SCAN cursor as Redis does with `strtoul`: an empty string is 0, a sign is
+/// accepted (`-1` wraps to the largest cursor), leading space, trailing junk and overflow are
+/// `ERR invalid cursor`.
 pub fn parse_cursor(a: &[u8]) -> Result<u64, CmdError> {
-    std::str::from_utf8(a)
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or_else(|| CmdError::msg("ERR invalid cursor"))
+    let invalid = || CmdError::msg("ERR invalid cursor");
+    let (neg, digits) = match a.first() {
+        None => return Ok(0),
+        Some(b'-') => (true, &a[1..]),
+        Some(b'+') => (false, &a[1..]),
+        Some(_) => (false, a),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(invalid());
+    }
+    let mut v: u64 = 0;
+    for &d in digits {
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(d - b'0')))
+            .ok_or_else(invalid)?;
+    }
+    Ok(if neg { v.wrapping_neg() } else { v })
 }
 
 /// Parses SCAN options starting at argument `from`; TYPE only when `allow_type`.
@@ -423,9 +454,8 @@ fn swapdb(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     if a < 0 || a >= n || b < 0 || b >= n {
         return Err(CmdError::DbIndex);
     }
+    ctx.srv.touch_swapped_watched(a as usize, b as usize);
     ctx.srv.keyspace.swap(a as usize, b as usize);
-    ctx.srv.touch_all_watched(Some(a as usize));
-    ctx.srv.touch_all_watched(Some(b as usize));
     ctx.dirty(1);
     ctx.reply.ok();
     Ok(())
@@ -507,7 +537,9 @@ fn copy(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let d = ctx.srv.keyspace.db_mut(dst_db);
     let j = d.insert(Entry::new(SmallBytes::new(dst), value));
     d.set_expire(j, expire);
+    // The destination may be in another database, and the source is only read.
     ctx.srv.touch_key(dst_db, dst);
+    ctx.touched = Some(Vec::new());
     ctx.dirty(1);
     ctx.reply.int(1);
     Ok(())
@@ -525,8 +557,8 @@ fn flush_mode(args: Args<'_>) -> CmdResult {
 fn flushdb(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     flush_mode(args)?;
     let n = ctx.db().len() as u64;
-    ctx.db().clear();
     ctx.srv.touch_all_watched(Some(ctx.client.db));
+    ctx.db().clear();
     ctx.dirty(n.max(1));
     ctx.reply.ok();
     Ok(())
@@ -535,9 +567,18 @@ fn flushdb(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 fn flushall(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     flush_mode(args)?;
     let n = ctx.srv.keyspace.total_keys() as u64;
-    ctx.srv.keyspace.flush_all();
     ctx.srv.touch_all_watched(None);
-    ctx.dirty(n.max(1));
+    ctx.srv.keyspace.flush_all();
+    ctx.dirty(n);
+    if crate::persistence::save::has_save_points(ctx.srv) {
+        // Redis saves the empty dataset, which resets the counter; the command must still
+        // reach replicas.
+        crate::persistence::save::after_flushall(ctx.srv);
+        ctx.propagate = crate::cmd::Propagate::Always;
+    } else {
+        crate::persistence::save::kill_bgsave(ctx.srv);
+        ctx.dirty(1);
+    }
     ctx.reply.ok();
     Ok(())
 }
@@ -562,21 +603,12 @@ const OBJECT_HELP: &[&str] = &[
 
 fn object(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let sub = args.get(1);
-    if eq(sub, "help") && args.len() == 2 {
+    if eq(sub, "help") {
         ctx.reply.array(OBJECT_HELP.len());
         for l in OBJECT_HELP {
             ctx.reply.simple(l);
         }
         return Ok(());
-    }
-    let known = ["encoding", "freq", "idletime", "refcount"]
-        .iter()
-        .any(|s| eq(sub, s));
-    if !known || args.len() != 3 {
-        return Err(CmdError::msg(format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try OBJECT HELP.",
-            String::from_utf8_lossy(sub)
-        )));
     }
     let Some(i) = ctx.find(args.get(2)) else {
         ctx.reply.null();
@@ -584,6 +616,8 @@ fn object(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     };
     let clock = ctx.srv.access_clock(ctx.now_ms);
     let lfu = ctx.srv.config.maxmemory_policy.is_lfu();
+    let shares_integers =
+        ctx.srv.config.maxmemory == 0 || !ctx.srv.config.maxmemory_policy.uses_access_data();
     let e = ctx.db().entry(i);
     if eq(sub, "encoding") {
         let enc = e.value.encoding();
@@ -594,18 +628,36 @@ fn object(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
                 "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
             ));
         }
-        let freq = i64::from(e.access & 0xff);
+        let freq = i64::from(clock.lfu_counter(e.access));
         ctx.reply.int(freq);
     } else if eq(sub, "idletime") {
         if lfu {
             return Err(CmdError::msg(
-                "ERR An LRU maxmemory policy is not selected, access time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+                "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
             ));
         }
         let idle = clock.idle_seconds(e.access) as i64;
         ctx.reply.int(idle);
     } else {
-        ctx.reply.int(1);
+        let n = refcount(shares_integers, &e.value);
+        ctx.reply.int(n);
     }
     Ok(())
+}
+
+/// Redis shares the objects of small integers (0..10000) unless an LRU/LFU eviction policy
+/// needs per-key access data; a shared object reports `INT_MAX` references.
+fn refcount(shares_integers: bool, v: &crate::keyspace::Value) -> i64 {
+    let small = match v {
+        crate::keyspace::Value::Str(s) => {
+            crate::protocol::parse_i64(s).is_some_and(|n| (0..10_000).contains(&n))
+        }
+        #[allow(unreachable_patterns)]
+        _ => false,
+    };
+    if shares_integers && small && v.encoding() == "int" {
+        i64::from(i32::MAX)
+    } else {
+        1
+    }
 }

@@ -7,15 +7,20 @@
 //! dispatcher feeds the command (or the rewrite the handler asked for) to the replication
 //! stream, in execution order.
 
+mod bitmap;
 mod connection;
 mod ctx;
 mod hashes;
 mod keys;
+mod lists;
 mod longdouble;
+mod persistence;
+mod pubsub;
 mod replication;
 mod server;
 mod sets;
 mod strings;
+mod zset;
 
 pub use ctx::{Block, Ctx, Propagate, TimeoutReply};
 
@@ -86,6 +91,10 @@ pub mod flags {
     pub const NO_MULTI_QUEUE: u32 = 1 << 11;
     /// Allowed in RESP2 subscribed mode.
     pub const SUBSCRIBED_OK: u32 = 1 << 12;
+    /// Not a write, but may add to the replication stream (PUBLISH, SPUBLISH): held by
+    /// CLIENT PAUSE WRITE like writes. Redis 7.0's COMMAND INFO does not list it. It does
+    /// not make the executor propagate anything: such a handler feeds the stream itself.
+    pub const MAY_REPLICATE: u32 = 1 << 13;
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
         (READONLY, "readonly"),
@@ -112,6 +121,10 @@ pub struct Spec {
     pub keys: (i32, i32, i32),
     pub group: &'static str,
     pub handler: Handler,
+    /// A container command's subcommands: name, full name (`config|get`, the name Redis
+    /// reports in errors and INFO commandstats) and arity (name included, as Redis counts
+    /// them). Redis 7 checks these before the handler runs, with its own error texts.
+    pub subcommands: &'static [(&'static str, &'static str, i32)],
 }
 
 impl Spec {
@@ -163,19 +176,90 @@ pub const fn spec(
         keys,
         group,
         handler,
+        subcommands: &[],
     }
+}
+
+/// A container command (OBJECT, CONFIG, CLIENT, COMMAND): `subcommands` lists each
+/// subcommand and its arity.
+pub const fn container(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    group: &'static str,
+    handler: Handler,
+    subcommands: &'static [(&'static str, &'static str, i32)],
+) -> Spec {
+    Spec {
+        name,
+        arity,
+        flags,
+        keys: (0, 0, 0),
+        group,
+        handler,
+        subcommands,
+    }
+}
+
+/// The subcommand entry of a container command's arguments, if it names a known one.
+fn find_subcommand(
+    spec: &Spec,
+    args: Args<'_>,
+) -> Option<&'static (&'static str, &'static str, i32)> {
+    if args.len() < 2 {
+        return None;
+    }
+    let sub = args.get(1);
+    spec.subcommands.iter().find(|(n, _, _)| eq(sub, n))
+}
+
+/// The name INFO commandstats counts a call under: `config|get` for a subcommand; `None`
+/// for an unknown subcommand, which Redis does not count at all.
+pub fn stat_name(spec: &'static Spec, args: Args<'_>) -> Option<&'static str> {
+    if spec.subcommands.is_empty() || args.len() < 2 {
+        return Some(spec.name);
+    }
+    find_subcommand(spec, args).map(|(_, full, _)| *full)
+}
+
+/// Redis 7's refusal of a container command's subcommand: unknown, or the wrong number of
+/// arguments for it (reported under the `container|sub` name).
+pub fn subcommand_error(spec: &Spec, args: Args<'_>) -> Option<String> {
+    if spec.subcommands.is_empty() || args.len() < 2 {
+        return None;
+    }
+    let Some((_, full, arity)) = find_subcommand(spec, args) else {
+        let sub = args.get(1);
+        return Some(format!(
+            "ERR unknown subcommand '{}'. Try {} HELP.",
+            String::from_utf8_lossy(&sub[..sub.len().min(128)]),
+            String::from_utf8_lossy(args.get(0)).to_ascii_uppercase()
+        ));
+    };
+    let argc = args.len() as i32;
+    let ok = if *arity >= 0 {
+        argc == *arity
+    } else {
+        argc >= -arity
+    };
+    (!ok).then(|| format!("ERR wrong number of arguments for '{full}' command"))
 }
 
 /// Every command, by lowercase name.
 pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::new(|| {
     let families: &[&'static [Spec]] = &[
         strings::COMMANDS,
+        bitmap::COMMANDS,
         keys::COMMANDS,
+        lists::COMMANDS,
         connection::COMMANDS,
         server::COMMANDS,
+        persistence::COMMANDS,
         hashes::COMMANDS,
         sets::COMMANDS,
         replication::COMMANDS,
+        pubsub::COMMANDS,
+        zset::COMMANDS,
     ];
     families
         .iter()
@@ -249,6 +333,15 @@ mod tests {
                 "{} is both write and readonly",
                 spec.name
             );
+        }
+    }
+
+    #[test]
+    fn subcommand_full_names_match_their_container() {
+        for spec in TABLE.values() {
+            for (name, full, _) in spec.subcommands {
+                assert_eq!(*full, format!("{}|{name}", spec.name));
+            }
         }
     }
 

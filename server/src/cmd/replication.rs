@@ -269,9 +269,7 @@ fn wait(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     }
     if !ctx.srv.repl.waiters.contains(&id) {
         ctx.srv.repl.waiters.push(id);
-        ctx.srv
-            .feed
-            .feed_raw(b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n");
+        ctx.srv.repl.want_getack = true;
     }
     ctx.block = Some(super::Block {
         keys: Vec::new(),

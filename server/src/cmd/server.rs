@@ -1,37 +1,54 @@
-//! Server commands: INFO, CONFIG, COMMAND, TIME, LASTSAVE, SHUTDOWN, DEBUG.
+//! Server commands: INFO, CONFIG, COMMAND, SLOWLOG, TIME, DEBUG.
 
-use super::{CmdError, CmdResult, Ctx, Spec, TABLE, eq, flags::*, int_arg, spec};
+use super::{CmdError, CmdResult, Ctx, Spec, TABLE, container, eq, flags::*, int_arg, spec};
 use crate::config::ConfigError;
 use crate::protocol::Args;
 
 pub static COMMANDS: &[Spec] = &[
     spec("info", -1, LOADING | STALE, (0, 0, 0), "server", info),
-    spec(
+    container(
         "config",
         -2,
         ADMIN | NOSCRIPT | LOADING | STALE,
-        (0, 0, 0),
         "server",
         config,
+        &[
+            ("help", "config|help", 2),
+            ("get", "config|get", -3),
+            ("set", "config|set", -4),
+            ("resetstat", "config|resetstat", 2),
+            ("rewrite", "config|rewrite", 2),
+        ],
     ),
-    spec("command", -1, LOADING | STALE, (0, 0, 0), "server", command),
-    spec("time", 1, LOADING | STALE | FAST, (0, 0, 0), "server", time),
-    spec(
-        "lastsave",
-        1,
-        LOADING | STALE | FAST,
-        (0, 0, 0),
-        "server",
-        lastsave,
-    ),
-    spec(
-        "shutdown",
+    container(
+        "command",
         -1,
-        ADMIN | NOSCRIPT | LOADING | STALE,
-        (0, 0, 0),
+        LOADING | STALE,
         "server",
-        shutdown,
+        command,
+        &[
+            ("help", "command|help", 2),
+            ("count", "command|count", 2),
+            ("list", "command|list", -2),
+            ("info", "command|info", -2),
+            ("docs", "command|docs", -2),
+            ("getkeys", "command|getkeys", -3),
+        ],
     ),
+    container(
+        "slowlog",
+        -2,
+        ADMIN | LOADING | STALE,
+        "server",
+        slowlog,
+        &[
+            ("help", "slowlog|help", 2),
+            ("get", "slowlog|get", -2),
+            ("len", "slowlog|len", 2),
+            ("reset", "slowlog|reset", 2),
+        ],
+    ),
+    spec("time", 1, LOADING | STALE | FAST, (0, 0, 0), "server", time),
     spec(
         "debug",
         -2,
@@ -53,61 +70,145 @@ fn info(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     Ok(())
 }
 
+const CONFIG_HELP: &[&str] = &[
+    "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GET <pattern>",
+    "    Return parameters matching the glob-like <pattern> and their values.",
+    "SET <directive> <value>",
+    "    Set the configuration <directive> to <value>.",
+    "RESETSTAT",
+    "    Reset statistics reported by the INFO command.",
+    "REWRITE",
+    "    Rewrite the configuration file.",
+    "HELP",
+    "    Prints this help.",
+];
+
+fn help(ctx: &mut Ctx<'_>, lines: &[&str]) {
+    ctx.reply.array(lines.len());
+    for l in lines {
+        ctx.reply.simple(l);
+    }
+}
+
 fn config(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let sub = args.get(1);
-    let wrong = || {
-        CmdError::msg(format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try CONFIG HELP.",
-            String::from_utf8_lossy(sub)
-        ))
-    };
-    if eq(sub, "get") && args.len() >= 3 {
-        let mut pairs = Vec::new();
-        for p in args.iter().skip(2) {
-            for (name, value) in ctx.srv.config.get_matching(p) {
-                if !pairs.iter().any(|(n, _): &(&str, String)| *n == name) {
-                    pairs.push((name, value));
-                }
-            }
-        }
-        ctx.reply.map(pairs.len());
-        for (n, v) in pairs {
-            ctx.reply.bulk(n.as_bytes());
-            ctx.reply.bulk(v.as_bytes());
-        }
-    } else if eq(sub, "set") && args.len() >= 4 && args.len().is_multiple_of(2) {
-        // All-or-nothing, as in Redis 7: validate on a copy, then commit.
-        let mut next = ctx.srv.config.clone();
-        for i in (2..args.len()).step_by(2) {
-            let name = String::from_utf8_lossy(args.get(i)).into_owned();
-            let value = String::from_utf8_lossy(args.get(i + 1)).into_owned();
-            next.set_live(&name, &value).map_err(|e| match e {
-                ConfigError::Unknown(n) => CmdError::msg(format!(
-                    "ERR Unknown option or number of arguments for CONFIG SET - '{n}'"
-                )),
-                other => CmdError::msg(format!(
-                    "ERR CONFIG SET failed (possibly related to argument '{name}') - {other}"
-                )),
-            })?;
-        }
-        ctx.srv.config = next;
-        ctx.reply.ok();
-    } else if eq(sub, "set") && args.len() >= 4 {
-        return Err(CmdError::Syntax);
-    } else if eq(sub, "resetstat") && args.len() == 2 {
+    if eq(sub, "get") {
+        config_get(ctx, args);
+    } else if eq(sub, "set") {
+        config_set(ctx, args)?;
+    } else if eq(sub, "resetstat") {
         ctx.srv.stats = crate::server::Stats::default();
         ctx.reply.ok();
-    } else if eq(sub, "rewrite") && args.len() == 2 {
+    } else if eq(sub, "rewrite") {
         ctx.srv
             .config
             .rewrite()
             .map_err(|e| CmdError::msg(format!("ERR Rewriting config file: {e}")))?;
         ctx.reply.ok();
     } else {
-        return Err(wrong());
+        help(ctx, CONFIG_HELP);
     }
     Ok(())
 }
+
+/// CONFIG GET: a name without glob characters is looked up directly and echoed as given
+/// (alias and case included); a pattern matches every directive and alias name.
+fn config_get(ctx: &mut Ctx<'_>, args: Args<'_>) {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let seen =
+        |pairs: &[(String, String)], n: &str| pairs.iter().any(|(p, _)| p.eq_ignore_ascii_case(n));
+    for p in args.iter().skip(2) {
+        let name = String::from_utf8_lossy(p);
+        if !p.iter().any(|c| matches!(c, b'[' | b'*' | b'?')) {
+            if let Some(d) = crate::config::directive(&name)
+                && !seen(&pairs, &name)
+            {
+                let value = (d.get)(&ctx.srv.config);
+                pairs.push((name.into_owned(), value));
+            }
+            continue;
+        }
+        for (n, value) in ctx.srv.config.get_matching(p) {
+            if !seen(&pairs, n) {
+                pairs.push((n.to_string(), value));
+            }
+        }
+    }
+    ctx.reply.map(pairs.len());
+    for (n, v) in pairs {
+        ctx.reply.bulk(n.as_bytes());
+        ctx.reply.bulk(v.as_bytes());
+    }
+}
+
+/// CONFIG SET: all-or-nothing, as in Redis 7. Names are checked first (unknown, immutable,
+/// the same directive twice), then the values are applied to a copy that replaces the live
+/// configuration only when every one is valid.
+fn config_set(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    if !args.len().is_multiple_of(2) {
+        return Err(CmdError::Syntax);
+    }
+    let failed = |name: &str, why: &str| {
+        CmdError::msg(format!(
+            "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
+        ))
+    };
+    let mut chosen: Vec<&'static crate::config::Directive> = Vec::new();
+    for i in (2..args.len()).step_by(2) {
+        let name = String::from_utf8_lossy(args.get(i));
+        let Some(d) = crate::config::directive(&name) else {
+            return Err(CmdError::msg(format!(
+                "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+            )));
+        };
+        if d.immutable {
+            return Err(failed(&name, "can't set immutable config"));
+        }
+        if chosen.iter().any(|c| std::ptr::eq(*c, d)) {
+            return Err(failed(&name, "duplicate parameter"));
+        }
+        chosen.push(d);
+    }
+    let mut next = ctx.srv.config.clone();
+    for i in (2..args.len()).step_by(2) {
+        let name = String::from_utf8_lossy(args.get(i)).into_owned();
+        let value = String::from_utf8_lossy(args.get(i + 1)).into_owned();
+        next.set_live(&name, &value).map_err(|e| match e {
+            ConfigError::Unknown(n) => CmdError::msg(format!(
+                "ERR Unknown option or number of arguments for CONFIG SET - '{n}'"
+            )),
+            other => failed(&name, &other.to_string()),
+        })?;
+    }
+    ctx.srv.config = next;
+    ctx.reply.ok();
+    Ok(())
+}
+
+const COMMAND_HELP: &[&str] = &[
+    "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "(no subcommand)",
+    "    Return details about all Redis commands.",
+    "COUNT",
+    "    Return the total number of commands in this Redis server.",
+    "LIST",
+    "    Return a list of all commands in this Redis server.",
+    "INFO [<command-name> ...]",
+    "    Return details about multiple Redis commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "DOCS [<command-name> ...]",
+    "    Return documentation details about multiple Redis commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "GETKEYS <full-command>",
+    "    Return the keys from a full Redis command.",
+    "GETKEYSANDFLAGS <full-command>",
+    "    Return the keys and the access flags from a full Redis command.",
+    "HELP",
+    "    Prints this help.",
+];
 
 fn command(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     if args.len() == 1 {
@@ -120,8 +221,35 @@ fn command(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         return Ok(());
     }
     let sub = args.get(1);
-    if eq(sub, "count") && args.len() == 2 {
+    if eq(sub, "count") {
         ctx.reply.int(TABLE.len() as i64);
+    } else if eq(sub, "help") {
+        help(ctx, COMMAND_HELP);
+    } else if eq(sub, "list") {
+        let mut names: Vec<&str> = TABLE.values().map(|s| s.name).collect();
+        names.sort_unstable();
+        ctx.reply.array(names.len());
+        for n in names {
+            ctx.reply.bulk(n.as_bytes());
+        }
+    } else if eq(sub, "getkeys") {
+        let cmd = args.slice_from(2);
+        let Some(s) = super::lookup(cmd.get(0)) else {
+            return Err(CmdError::msg("ERR Invalid command specified"));
+        };
+        if !s.arity_ok(cmd.len()) {
+            return Err(CmdError::msg(
+                "ERR Invalid number of arguments specified for command",
+            ));
+        }
+        let keys: Vec<usize> = s.key_indices(cmd.len()).collect();
+        if keys.is_empty() {
+            return Err(CmdError::msg("ERR The command has no key arguments"));
+        }
+        ctx.reply.array(keys.len());
+        for i in keys {
+            ctx.reply.bulk(cmd.get(i));
+        }
     } else if eq(sub, "info") {
         ctx.reply.array(args.len() - 2);
         for name in args.iter().skip(2) {
@@ -130,7 +258,7 @@ fn command(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
                 None => ctx.reply.null_array(),
             }
         }
-    } else if eq(sub, "docs") {
+    } else {
         let names: Vec<&'static super::Spec> = if args.len() == 2 {
             TABLE.values().copied().collect()
         } else {
@@ -143,11 +271,6 @@ fn command(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             ctx.reply.bulk(b"group");
             ctx.reply.bulk(s.group.as_bytes());
         }
-    } else {
-        return Err(CmdError::msg(format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try COMMAND HELP.",
-            String::from_utf8_lossy(sub)
-        )));
     }
     Ok(())
 }
@@ -177,31 +300,71 @@ fn command_info(ctx: &mut Ctx<'_>, s: &Spec) {
     ctx.reply.array(0);
 }
 
+const SLOWLOG_HELP: &[&str] = &[
+    "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GET [<count>]",
+    "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+    "    Entries are made of:",
+    "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+    "    client name",
+    "LEN",
+    "    Return the length of the slowlog.",
+    "RESET",
+    "    Reset the slowlog.",
+    "HELP",
+    "    Prints this help.",
+];
+
+fn slowlog(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let sub = args.get(1);
+    if eq(sub, "len") {
+        ctx.reply.int(ctx.srv.slowlog.len() as i64);
+    } else if eq(sub, "reset") {
+        ctx.srv.slowlog.reset();
+        ctx.reply.ok();
+    } else if eq(sub, "get") {
+        let count = match args.len() {
+            2 => Some(10),
+            3 => {
+                let bad = || CmdError::msg("ERR count should be greater than or equal to -1");
+                match int_arg(args.get(2)).map_err(|_| bad())? {
+                    -1 => None,
+                    n if n < -1 => return Err(bad()),
+                    n => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+                }
+            }
+            _ => {
+                return Err(CmdError::msg(format!(
+                    "ERR unknown subcommand or wrong number of arguments for '{}'. Try SLOWLOG HELP.",
+                    String::from_utf8_lossy(sub)
+                )));
+            }
+        };
+        let entries: Vec<_> = ctx.srv.slowlog.newest(count).cloned().collect();
+        ctx.reply.array(entries.len());
+        for e in entries {
+            ctx.reply.array(6);
+            ctx.reply.int(e.id as i64);
+            ctx.reply.int(e.time_s as i64);
+            ctx.reply.int(e.duration_us as i64);
+            ctx.reply.array(e.args.len());
+            for a in &e.args {
+                ctx.reply.bulk(a);
+            }
+            ctx.reply.bulk(e.addr.as_bytes());
+            ctx.reply.bulk(&e.name);
+        }
+    } else {
+        help(ctx, SLOWLOG_HELP);
+    }
+    Ok(())
+}
+
 fn time(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     let us = crate::clock::now_us();
     ctx.reply.array(2);
     ctx.reply.bulk_int((us / 1_000_000) as i64);
     ctx.reply.bulk_int((us % 1_000_000) as i64);
-    Ok(())
-}
-
-fn lastsave(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
-    ctx.reply.int(ctx.srv.lastsave as i64);
-    Ok(())
-}
-
-fn shutdown(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
-    for a in args.iter().skip(1) {
-        if !["nosave", "save", "now", "force", "abort"]
-            .iter()
-            .any(|o| eq(a, o))
-        {
-            return Err(CmdError::Syntax);
-        }
-    }
-    tracing::warn!("User requested shutdown...");
-    ctx.srv.shutdown.notify_one();
-    ctx.client.close_after_reply = true;
     Ok(())
 }
 
@@ -213,7 +376,8 @@ fn debug(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     }
     let sub = args.get(1);
     if eq(sub, "sleep") && args.len() == 3 {
-        let secs = super::float_arg(args.get(2))?;
+        // Redis reads the duration with atof: anything unparsable sleeps 0 seconds.
+        let secs = super::parse_f64(args.get(2)).unwrap_or(0.0);
         std::thread::sleep(std::time::Duration::from_secs_f64(secs.max(0.0)));
         ctx.reply.ok();
     } else if eq(sub, "set-active-expire") && args.len() == 3 {

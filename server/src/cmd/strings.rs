@@ -1,6 +1,6 @@
 //! String commands: GET/SET and friends, counters, ranges and bits.
 
-use super::{CmdError, CmdResult, Ctx, Spec, eq, flags::*, float_arg, int_arg, spec};
+use super::{CmdError, CmdResult, Ctx, Spec, eq, flags::*, int_arg, spec};
 use crate::keyspace::{SmallBytes, Value};
 use crate::protocol::Args;
 
@@ -78,6 +78,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("setbit", 4, WRITE | DENYOOM, (1, 1, 1), "bitmap", setbit),
     spec("getbit", 3, READONLY | FAST, (1, 1, 1), "bitmap", getbit),
     spec("bitcount", -2, READONLY, (1, 1, 1), "bitmap", bitcount),
+    spec("lcs", -3, READONLY, (1, 2, 1), "string", lcs),
 ];
 
 /// Largest string a write may produce (`proto-max-bulk-len`).
@@ -104,7 +105,7 @@ fn get(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     Ok(())
 }
 
-/// An expiry option: EX/PX/EXAT/PXAT, or KEEPTTL / PERSIST.
+/// An expiry decision: an absolute time, KEEPTTL, PERSIST, or nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Expiry {
     None,
@@ -113,101 +114,147 @@ enum Expiry {
     Persist,
 }
 
-/// Parses the value of EX/PX/EXAT/PXAT into an absolute time in ms.
-fn expire_at(ctx: &Ctx<'_>, unit: &[u8], value: &[u8], cmd: &str) -> Result<u64, CmdError> {
+/// The unit of an EX/PX/EXAT/PXAT option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ExpireUnit {
+    Ex,
+    Px,
+    ExAt,
+    PxAt,
+}
+
+/// Parses the value of EX/PX/EXAT/PXAT into an absolute time in ms, with Redis's checks:
+/// positive, no overflow once converted to ms and made absolute.
+fn expire_at(ctx: &Ctx<'_>, unit: ExpireUnit, value: &[u8], cmd: &str) -> Result<u64, CmdError> {
     let invalid = || CmdError::msg(format!("ERR invalid expire time in '{cmd}' command"));
     let v = int_arg(value)?;
     if v <= 0 {
         return Err(invalid());
     }
-    let ms = if eq(unit, "ex") || eq(unit, "exat") {
-        v.checked_mul(1000).ok_or_else(invalid)?
-    } else {
-        v
+    let ms = match unit {
+        ExpireUnit::Ex | ExpireUnit::ExAt => v.checked_mul(1000).ok_or_else(invalid)?,
+        ExpireUnit::Px | ExpireUnit::PxAt => v,
     };
-    let abs = if eq(unit, "ex") || eq(unit, "px") {
-        ms.checked_add(ctx.now_ms as i64).ok_or_else(invalid)?
-    } else {
-        ms
+    let abs = match unit {
+        ExpireUnit::Ex | ExpireUnit::Px => ms.checked_add(ctx.now_ms as i64).ok_or_else(invalid)?,
+        ExpireUnit::ExAt | ExpireUnit::PxAt => ms,
     };
     Ok(abs as u64)
 }
 
-/// Stores a string with an expiry decision, propagating `SET k v PXAT <abs>` when a relative
-/// or second-based expiry was given, as Redis 7.0 does.
-fn store(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8], expiry: Expiry, had_pxat: bool) {
-    let i = ctx.set(
-        key,
-        Value::Str(SmallBytes::new(value)),
-        expiry == Expiry::KeepTtl,
-    );
-    if let Expiry::At(t) = expiry {
-        ctx.db().set_expire(i, Some(t));
-        if !had_pxat {
-            ctx.rewrite(vec![vec![
-                b"SET".to_vec(),
-                key.to_vec(),
-                value.to_vec(),
-                b"PXAT".to_vec(),
-                t.to_string().into_bytes(),
-            ]]);
-        }
-    }
-    ctx.dirty(1);
+/// The options of SET and GETEX, parsed as Redis's `parseExtendedStringArgumentsOrReply`
+/// does: an option may repeat unless it conflicts with another one, the last expire value
+/// wins, and that value is only parsed afterwards (so a syntax error is reported first).
+#[derive(Default)]
+struct StringOptions<'a> {
+    nx: bool,
+    xx: bool,
+    get: bool,
+    keepttl: bool,
+    persist: bool,
+    expire: Option<(ExpireUnit, &'a [u8])>,
 }
 
-fn set(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
-    let (key, value) = (args.get(1), args.get(2));
-    let (mut nx, mut xx, mut want_get) = (false, false, false);
-    let mut expiry = Expiry::None;
-    let mut pxat = false;
-    let mut i = 3;
+fn string_options<'a>(
+    args: Args<'a>,
+    from: usize,
+    is_set: bool,
+) -> Result<StringOptions<'a>, CmdError> {
+    let mut o = StringOptions::default();
+    let mut i = from;
     while i < args.len() {
         let a = args.get(i);
-        let has_next = i + 1 < args.len();
-        if eq(a, "nx") && !xx {
-            nx = true;
-        } else if eq(a, "xx") && !nx {
-            xx = true;
-        } else if eq(a, "get") {
-            want_get = true;
-        } else if eq(a, "keepttl") && expiry == Expiry::None {
-            expiry = Expiry::KeepTtl;
-        } else if (eq(a, "ex") || eq(a, "px") || eq(a, "exat") || eq(a, "pxat"))
-            && expiry == Expiry::None
-            && has_next
+        let next = (i + 1 < args.len()).then(|| args.get(i + 1));
+        let unit = |u: ExpireUnit| o.expire.is_none_or(|(cur, _)| cur == u);
+        let expire_unit = if eq(a, "ex") {
+            Some(ExpireUnit::Ex)
+        } else if eq(a, "px") {
+            Some(ExpireUnit::Px)
+        } else if eq(a, "exat") {
+            Some(ExpireUnit::ExAt)
+        } else if eq(a, "pxat") {
+            Some(ExpireUnit::PxAt)
+        } else {
+            None
+        };
+        if eq(a, "nx") && !o.xx && is_set {
+            o.nx = true;
+        } else if eq(a, "xx") && !o.nx && is_set {
+            o.xx = true;
+        } else if eq(a, "get") && is_set {
+            o.get = true;
+        } else if eq(a, "keepttl") && !o.persist && o.expire.is_none() && is_set {
+            o.keepttl = true;
+        } else if eq(a, "persist") && !is_set && o.expire.is_none() && !o.keepttl {
+            o.persist = true;
+        } else if let (Some(u), Some(v)) = (expire_unit, next)
+            && !o.keepttl
+            && !o.persist
+            && unit(u)
         {
-            pxat = eq(a, "pxat");
-            expiry = Expiry::At(expire_at(ctx, a, args.get(i + 1), "set")?);
+            o.expire = Some((u, v));
             i += 1;
         } else {
             return Err(CmdError::Syntax);
         }
         i += 1;
     }
-    let old = if want_get {
+    Ok(o)
+}
+
+/// Stores a string with an expiry decision, propagating `SET k v PXAT <abs>` when a relative
+/// or second-based expiry was given, as Redis 7.0 does. `value` is built by the caller:
+/// [`SmallBytes::new`] where Redis tries the integer encoding, [`SmallBytes::verbatim`]
+/// where it does not.
+fn store(ctx: &mut Ctx<'_>, key: &[u8], value: SmallBytes, expiry: Expiry, had_pxat: bool) {
+    let rewrite = match expiry {
+        Expiry::At(t) if !had_pxat => Some((t, value.as_bytes().to_vec())),
+        _ => None,
+    };
+    let i = ctx.set(key, Value::Str(value), expiry == Expiry::KeepTtl);
+    if let Expiry::At(t) = expiry {
+        ctx.db().set_expire(i, Some(t));
+    }
+    if let Some((t, bytes)) = rewrite {
+        ctx.rewrite(vec![vec![
+            b"SET".to_vec(),
+            key.to_vec(),
+            bytes,
+            b"PXAT".to_vec(),
+            t.to_string().into_bytes(),
+        ]]);
+    }
+    ctx.dirty(1);
+}
+
+fn set(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let (key, value) = (args.get(1), args.get(2));
+    let o = string_options(args, 3, true)?;
+    let expiry = match o.expire {
+        Some((u, v)) => Expiry::At(expire_at(ctx, u, v, "set")?),
+        None if o.keepttl => Expiry::KeepTtl,
+        None => Expiry::None,
+    };
+    let pxat = matches!(o.expire, Some((ExpireUnit::PxAt, _)));
+    let old = if o.get {
         ctx.get_str(key)?.map(|s| s.as_bytes().to_vec())
     } else {
         None
     };
-    let exists = if want_get {
+    let exists = if o.get {
         old.is_some()
     } else {
         ctx.find(key).is_some()
     };
-    if (nx && exists) || (xx && !exists) {
-        if want_get {
-            match old {
-                Some(v) => ctx.reply.bulk(&v),
-                None => ctx.reply.null(),
-            }
-        } else {
-            ctx.reply.null();
+    if (o.nx && exists) || (o.xx && !exists) {
+        match old {
+            Some(v) => ctx.reply.bulk(&v),
+            None => ctx.reply.null(),
         }
         return Ok(());
     }
-    store(ctx, key, value, expiry, pxat);
-    if want_get {
+    store(ctx, key, SmallBytes::new(value), expiry, pxat);
+    if o.get {
         match old {
             Some(v) => ctx.reply.bulk(&v),
             None => ctx.reply.null(),
@@ -222,25 +269,37 @@ fn setnx(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     if ctx.find(args.get(1)).is_some() {
         ctx.reply.int(0);
     } else {
-        store(ctx, args.get(1), args.get(2), Expiry::None, false);
+        store(
+            ctx,
+            args.get(1),
+            SmallBytes::new(args.get(2)),
+            Expiry::None,
+            false,
+        );
         ctx.reply.int(1);
     }
     Ok(())
 }
 
-fn setex_generic(ctx: &mut Ctx<'_>, args: Args<'_>, unit: &str, name: &str) -> CmdResult {
-    let t = expire_at(ctx, unit.as_bytes(), args.get(2), name)?;
-    store(ctx, args.get(1), args.get(3), Expiry::At(t), false);
+fn setex_generic(ctx: &mut Ctx<'_>, args: Args<'_>, unit: ExpireUnit, name: &str) -> CmdResult {
+    let t = expire_at(ctx, unit, args.get(2), name)?;
+    store(
+        ctx,
+        args.get(1),
+        SmallBytes::new(args.get(3)),
+        Expiry::At(t),
+        false,
+    );
     ctx.reply.ok();
     Ok(())
 }
 
 fn setex(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
-    setex_generic(ctx, args, "ex", "setex")
+    setex_generic(ctx, args, ExpireUnit::Ex, "setex")
 }
 
 fn psetex(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
-    setex_generic(ctx, args, "px", "psetex")
+    setex_generic(ctx, args, ExpireUnit::Px, "psetex")
 }
 
 fn mget(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
@@ -262,7 +321,13 @@ fn mset(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         return Err(super::arity_error("mset"));
     }
     for i in (1..args.len()).step_by(2) {
-        store(ctx, args.get(i), args.get(i + 1), Expiry::None, false);
+        store(
+            ctx,
+            args.get(i),
+            SmallBytes::new(args.get(i + 1)),
+            Expiry::None,
+            false,
+        );
     }
     ctx.reply.ok();
     Ok(())
@@ -280,7 +345,13 @@ fn msetnx(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         return Ok(());
     }
     for i in (1..args.len()).step_by(2) {
-        store(ctx, args.get(i), args.get(i + 1), Expiry::None, false);
+        store(
+            ctx,
+            args.get(i),
+            SmallBytes::new(args.get(i + 1)),
+            Expiry::None,
+            false,
+        );
     }
     ctx.reply.int(1);
     Ok(())
@@ -288,7 +359,13 @@ fn msetnx(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 
 fn getset(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let old = ctx.get_str(args.get(1))?.map(|s| s.as_bytes().to_vec());
-    store(ctx, args.get(1), args.get(2), Expiry::None, false);
+    store(
+        ctx,
+        args.get(1),
+        SmallBytes::new(args.get(2)),
+        Expiry::None,
+        false,
+    );
     match old {
         Some(v) => ctx.reply.bulk(&v),
         None => ctx.reply.null(),
@@ -310,35 +387,30 @@ fn getdel(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 
 fn getex(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let key = args.get(1);
-    let mut expiry = Expiry::None;
-    let mut i = 2;
-    while i < args.len() {
-        let a = args.get(i);
-        if (eq(a, "ex") || eq(a, "px") || eq(a, "exat") || eq(a, "pxat"))
-            && expiry == Expiry::None
-            && i + 1 < args.len()
-        {
-            expiry = Expiry::At(expire_at(ctx, a, args.get(i + 1), "getex")?);
-            i += 2;
-        } else if eq(a, "persist") && expiry == Expiry::None {
-            expiry = Expiry::Persist;
-            i += 1;
-        } else {
-            return Err(CmdError::Syntax);
-        }
-    }
+    let o = string_options(args, 2, false)?;
     let Some(v) = ctx.get_str(key)?.map(|s| s.as_bytes().to_vec()) else {
         ctx.reply.null();
         return Ok(());
     };
+    let expiry = match o.expire {
+        Some((u, value)) => Expiry::At(expire_at(ctx, u, value, "getex")?),
+        None if o.persist => Expiry::Persist,
+        None => Expiry::None,
+    };
     let Some(slot) = ctx.find(key) else {
         return Err(CmdError::NoSuchKey);
     };
+    let absolute = matches!(o.expire, Some((ExpireUnit::ExAt | ExpireUnit::PxAt, _)));
     match expiry {
-        Expiry::At(t) if t <= ctx.now_ms => {
+        Expiry::At(t) if absolute && t <= ctx.now_ms => {
             ctx.delete(key);
             ctx.dirty(1);
-            ctx.rewrite(vec![vec![b"DEL".to_vec(), key.to_vec()]]);
+            let del: &[u8] = if ctx.srv.config.lazyfree_lazy_expire {
+                b"UNLINK"
+            } else {
+                b"DEL"
+            };
+            ctx.rewrite(vec![vec![del.to_vec(), key.to_vec()]]);
         }
         Expiry::At(t) => {
             ctx.db().set_expire(slot, Some(t));
@@ -365,7 +437,7 @@ fn append(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let cur = ctx.get_str(key)?.map(|s| s.as_bytes().to_vec());
     let new_len = match cur {
         None => {
-            store(ctx, key, tail, Expiry::KeepTtl, false);
+            store(ctx, key, SmallBytes::new(tail), Expiry::KeepTtl, false);
             tail.len()
         }
         Some(mut v) => {
@@ -373,7 +445,7 @@ fn append(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             v.extend_from_slice(tail);
             let len = v.len();
             if let Some(e) = ctx.entry_mut(key) {
-                e.value = Value::Str(SmallBytes::from_vec(v));
+                e.value = Value::Str(SmallBytes::raw(v));
             }
             ctx.dirty(1);
             len
@@ -428,26 +500,21 @@ fn decrby(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     incr_by(ctx, args.get(1), by)
 }
 
-/// Formats a float result the way INCRBYFLOAT and HINCRBYFLOAT store it: plain decimal
-/// notation, no exponent, shortest form that reads back to the same value.
-pub fn format_float_value(v: f64) -> String {
-    let s = format!("{v}");
-    if s == "-0" { "0".into() } else { s }
-}
-
 fn incrbyfloat(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let key = args.get(1);
-    let by = float_arg(args.get(2))?;
+    // Redis checks the stored value first, then the increment; both in long double.
     let cur = match ctx.get_str(key)? {
-        None => 0.0,
-        Some(s) => super::parse_f64(s).ok_or(CmdError::NotFloat)?,
+        Some(s) => super::longdouble::parse(s).ok_or(CmdError::NotFloat)?,
+        None => super::longdouble::LongDouble::ZERO,
     };
+    let by = super::longdouble::parse(args.get(2)).ok_or(CmdError::NotFloat)?;
     let new = cur + by;
     if !new.is_finite() {
         return Err(CmdError::msg("ERR increment would produce NaN or Infinity"));
     }
-    let text = format_float_value(new);
-    let value = Value::Str(SmallBytes::new(text.as_bytes()));
+    let text = new.to_human_string();
+    // Redis stores the result without trying the integer encoding.
+    let value = Value::Str(SmallBytes::verbatim(text.as_bytes()));
     match ctx.entry_mut(key) {
         Some(e) => e.value = value,
         None => {
@@ -465,16 +532,17 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     Ok(())
 }
 
-/// Resolves Redis-style inclusive `start..=end` indices (negative from the end) over `len`.
-pub fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+/// GETRANGE's and BITCOUNT's index rules (not LRANGE's): negative indices count from the
+/// end, both ends clamp into the string, and a negative start past a negative end is empty.
+fn string_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+    if start < 0 && end < 0 && start > end {
+        return None;
+    }
     let len = len as i64;
-    let s = if start < 0 {
-        (len + start).max(0)
-    } else {
-        start
-    };
-    let e = if end < 0 { len + end } else { end.min(len - 1) };
-    (s <= e && s < len && e >= 0).then_some((s as usize, e as usize))
+    let from_end = |i: i64| if i < 0 { len.saturating_add(i) } else { i };
+    let s = from_end(start).max(0);
+    let e = from_end(end).max(0).min(len - 1);
+    (len > 0 && s <= e).then_some((s as usize, e as usize))
 }
 
 fn getrange(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
@@ -484,12 +552,7 @@ fn getrange(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         .get_str(args.get(1))?
         .map(|s| s.as_bytes().to_vec())
         .unwrap_or_default();
-    // Redis quirk: a negative start past a negative end yields "" even when both clamp.
-    if start < 0 && end < 0 && start > end {
-        ctx.reply.bulk(b"");
-        return Ok(());
-    }
-    match clamp_range(start, end, v.len()) {
+    match string_range(start, end, v.len()) {
         Some((s, e)) => ctx.reply.bulk(&v[s..=e]),
         None => ctx.reply.bulk(b""),
     }
@@ -519,10 +582,10 @@ fn setrange(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let len = v.len();
     if exists {
         if let Some(e) = ctx.entry_mut(key) {
-            e.value = Value::Str(SmallBytes::from_vec(v));
+            e.value = Value::Str(SmallBytes::raw(v));
         }
     } else {
-        ctx.set(key, Value::Str(SmallBytes::from_vec(v)), false);
+        ctx.set(key, Value::Str(SmallBytes::raw(v)), false);
     }
     ctx.dirty(1);
     ctx.reply.int(len as i64);
@@ -563,10 +626,10 @@ fn setbit(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     }
     if exists {
         if let Some(e) = ctx.entry_mut(key) {
-            e.value = Value::Str(SmallBytes::from_vec(v));
+            e.value = Value::Str(SmallBytes::raw(v));
         }
     } else {
-        ctx.set(key, Value::Str(SmallBytes::from_vec(v)), false);
+        ctx.set(key, Value::Str(SmallBytes::raw(v)), false);
     }
     ctx.dirty(1);
     ctx.reply.int(i64::from(old));
@@ -584,11 +647,21 @@ fn getbit(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 }
 
 fn bitcount(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    // Redis looks the key up first: a missing key counts 0 whatever the other arguments.
+    let Some(v) = ctx.get_str(args.get(1))?.map(|s| s.as_bytes().to_vec()) else {
+        ctx.reply.int(0);
+        return Ok(());
+    };
     let range = match args.len() {
         2 => None,
         4 | 5 => {
             let start = int_arg(args.get(2))?;
             let end = int_arg(args.get(3))?;
+            // Redis answers this case before it looks at the unit argument.
+            if start < 0 && end < 0 && start > end {
+                ctx.reply.int(0);
+                return Ok(());
+            }
             let bits = match args.len() {
                 5 if eq(args.get(4), "bit") => true,
                 5 if eq(args.get(4), "byte") => false,
@@ -599,17 +672,13 @@ fn bitcount(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         }
         _ => return Err(CmdError::Syntax),
     };
-    let Some(v) = ctx.get_str(args.get(1))?.map(|s| s.as_bytes().to_vec()) else {
-        ctx.reply.int(0);
-        return Ok(());
-    };
     let count = match range {
         None => v.iter().map(|b| b.count_ones() as i64).sum(),
-        Some((start, end, false)) => match clamp_range(start, end, v.len()) {
+        Some((start, end, false)) => match string_range(start, end, v.len()) {
             Some((s, e)) => v[s..=e].iter().map(|b| b.count_ones() as i64).sum(),
             None => 0,
         },
-        Some((start, end, true)) => match clamp_range(start, end, v.len() * 8) {
+        Some((start, end, true)) => match string_range(start, end, v.len() * 8) {
             Some((s, e)) => (s..=e)
                 .filter(|&i| v[i >> 3] & (1 << (7 - (i & 7))) != 0)
                 .count() as i64,
@@ -618,4 +687,148 @@ fn bitcount(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     };
     ctx.reply.int(count);
     Ok(())
+}
+
+/// LCS's operand: a missing key is the empty string; another type is refused with LCS's
+/// own message.
+fn lcs_operand(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Vec<u8>, CmdError> {
+    match ctx.get_str(key) {
+        Ok(v) => Ok(v.map(|s| s.as_bytes().to_vec()).unwrap_or_default()),
+        Err(CmdError::WrongType) => Err(CmdError::msg(
+            "ERR The specified keys must contain string values",
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// LCS a b [LEN] [IDX] [MINMATCHLEN n] [WITHMATCHLEN], a port of Redis 7.0's dynamic
+/// programming and of its walk back through the table, so ties resolve and ranges split
+/// exactly as Redis's do.
+fn lcs(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let a = lcs_operand(ctx, args.get(1))?;
+    let b = lcs_operand(ctx, args.get(2))?;
+    let (mut get_len, mut get_idx, mut with_match_len) = (false, false, false);
+    let mut min_match_len: i64 = 0;
+    let mut j = 3;
+    while j < args.len() {
+        let opt = args.get(j);
+        if eq(opt, "idx") {
+            get_idx = true;
+        } else if eq(opt, "len") {
+            get_len = true;
+        } else if eq(opt, "withmatchlen") {
+            with_match_len = true;
+        } else if eq(opt, "minmatchlen") && j + 1 < args.len() {
+            min_match_len = int_arg(args.get(j + 1))?.max(0);
+            j += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        j += 1;
+    }
+    if get_idx && get_len {
+        return Err(CmdError::msg(
+            "ERR If you want both the length and indexes, please just use IDX.",
+        ));
+    }
+    let (alen, blen) = (a.len(), b.len());
+    let cells = (alen as u64 + 1) * (blen as u64 + 1);
+    if cells * 4 > ctx.srv.config.proto_max_bulk_len {
+        return Err(CmdError::msg(
+            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+        ));
+    }
+    let width = blen + 1;
+    let mut table = vec![0u32; cells as usize];
+    for i in 1..=alen {
+        for k in 1..=blen {
+            table[i * width + k] = if a[i - 1] == b[k - 1] {
+                table[(i - 1) * width + k - 1] + 1
+            } else {
+                table[(i - 1) * width + k].max(table[i * width + k - 1])
+            };
+        }
+    }
+    let total = table[alen * width + blen];
+    let mut result = vec![0u8; total as usize];
+    let mut idx = total as usize;
+    let mut ranges: Vec<(usize, usize, usize, usize)> = Vec::new();
+    // `arange_start == alen` means no range is open, as in Redis.
+    let (mut a_start, mut a_end, mut b_start, mut b_end) = (alen, 0, 0, 0);
+    let (mut i, mut k) = (alen, blen);
+    let compute = get_idx || !get_len;
+    while compute && i > 0 && k > 0 {
+        let mut emit = false;
+        if a[i - 1] == b[k - 1] {
+            result[idx - 1] = a[i - 1];
+            if a_start == alen {
+                (a_start, a_end, b_start, b_end) = (i - 1, i - 1, k - 1, k - 1);
+            } else if a_start == i && b_start == k {
+                a_start -= 1;
+                b_start -= 1;
+            } else {
+                emit = true;
+            }
+            if a_start == 0 || b_start == 0 {
+                emit = true;
+            }
+            idx -= 1;
+            i -= 1;
+            k -= 1;
+        } else {
+            if table[(i - 1) * width + k] > table[i * width + k - 1] {
+                i -= 1;
+            } else {
+                k -= 1;
+            }
+            if a_start != alen {
+                emit = true;
+            }
+        }
+        if emit {
+            let match_len = a_end.wrapping_sub(a_start).wrapping_add(1);
+            if min_match_len == 0 || match_len as i64 >= min_match_len {
+                ranges.push((a_start, a_end, b_start, b_end));
+            }
+            a_start = alen;
+        }
+    }
+    if get_idx {
+        ctx.reply.map(2);
+        ctx.reply.bulk(b"matches");
+        ctx.reply.array(ranges.len());
+        for (a0, a1, b0, b1) in ranges {
+            ctx.reply.array(if with_match_len { 3 } else { 2 });
+            ctx.reply.array(2);
+            ctx.reply.int(a0 as i64);
+            ctx.reply.int(a1 as i64);
+            ctx.reply.array(2);
+            ctx.reply.int(b0 as i64);
+            ctx.reply.int(b1 as i64);
+            if with_match_len {
+                ctx.reply.int(a1.wrapping_sub(a0).wrapping_add(1) as i64);
+            }
+        }
+        ctx.reply.bulk(b"len");
+        ctx.reply.int(i64::from(total));
+    } else if get_len {
+        ctx.reply.int(i64::from(total));
+    } else {
+        ctx.reply.bulk(&result);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::string_range;
+
+    #[test]
+    fn getrange_index_rules() {
+        assert_eq!(string_range(0, -100, 11), Some((0, 0)));
+        assert_eq!(string_range(-1, -5, 11), None);
+        assert_eq!(string_range(-100, 100, 11), Some((0, 10)));
+        assert_eq!(string_range(0, -1, 0), None);
+        assert_eq!(string_range(i64::MIN, -1, 3), Some((0, 2)));
+    }
 }

@@ -12,10 +12,19 @@ use std::ops::Deref;
 /// Longest string stored inline.
 pub const INLINE_CAP: usize = 22;
 
+/// Set in an inline string's length byte when the value must not be reported as `int`.
+const VERBATIM: u8 = 0x80;
+
 #[derive(Clone)]
 pub enum SmallBytes {
-    Inline { len: u8, data: [u8; INLINE_CAP] },
+    Inline {
+        len: u8,
+        data: [u8; INLINE_CAP],
+    },
     Heap(Box<[u8]>),
+    /// A string value changed in place (APPEND, SETRANGE, SETBIT): Redis keeps such values
+    /// as `raw` sds whatever their length, and OBJECT ENCODING shows it.
+    Raw(Box<[u8]>),
 }
 
 impl SmallBytes {
@@ -40,14 +49,42 @@ impl SmallBytes {
         }
     }
 
+    /// A string value Redis stores without trying the integer encoding (INCRBYFLOAT's
+    /// result): OBJECT ENCODING says `embstr` even when it reads as an integer.
+    /// Only inline strings need the mark; longer ones are never integers.
+    pub fn verbatim(bytes: &[u8]) -> Self {
+        match Self::new(bytes) {
+            SmallBytes::Inline { len, data } => SmallBytes::Inline {
+                len: len | VERBATIM,
+                data,
+            },
+            other => other,
+        }
+    }
+
+    /// True for a value made by [`SmallBytes::verbatim`].
+    pub fn is_verbatim(&self) -> bool {
+        matches!(self, SmallBytes::Inline { len, .. } if len & VERBATIM != 0)
+    }
+
+    /// A value produced by an in-place string edit (see [`SmallBytes::Raw`]).
+    pub fn raw(v: Vec<u8>) -> Self {
+        SmallBytes::Raw(v.into_boxed_slice())
+    }
+
+    /// True for [`SmallBytes::Raw`].
+    pub fn is_raw(&self) -> bool {
+        matches!(self, SmallBytes::Raw(_))
+    }
+
     pub fn from_i64(v: i64) -> Self {
         Self::new(itoa::Buffer::new().format(v).as_bytes())
     }
 
     pub fn as_bytes(&self) -> &[u8] {
         match self {
-            SmallBytes::Inline { len, data } => &data[..usize::from(*len)],
-            SmallBytes::Heap(b) => b,
+            SmallBytes::Inline { len, data } => &data[..usize::from(*len & !VERBATIM)],
+            SmallBytes::Heap(b) | SmallBytes::Raw(b) => b,
         }
     }
 
@@ -55,7 +92,7 @@ impl SmallBytes {
     pub fn heap_size(&self) -> usize {
         match self {
             SmallBytes::Inline { .. } => 0,
-            SmallBytes::Heap(b) => b.len(),
+            SmallBytes::Heap(b) | SmallBytes::Raw(b) => b.len(),
         }
     }
 }
@@ -139,6 +176,11 @@ mod tests {
             assert_eq!(s.as_bytes(), &v[..]);
             assert_eq!(s.heap_size() > 0, len > INLINE_CAP);
             assert_eq!(SmallBytes::from_vec(v.clone()), s);
+            assert_eq!(SmallBytes::raw(v.clone()), s);
+            assert!(SmallBytes::raw(v.clone()).is_raw());
+            assert_eq!(SmallBytes::verbatim(&v), s);
+            assert_eq!(SmallBytes::verbatim(&v).len(), len);
+            assert_eq!(SmallBytes::verbatim(&v).is_verbatim(), len <= INLINE_CAP);
         }
     }
 }

@@ -13,14 +13,17 @@
 
 mod bytes;
 pub mod hash;
+mod list;
 mod packed;
 pub mod set;
 pub mod snapshot;
 mod table;
 mod value;
+pub mod zset;
 
 pub use bytes::SmallBytes;
 pub use hash::Hash;
+pub use list::{End, List};
 pub use set::Set;
 pub use snapshot::DbSnapshot;
 pub use value::Value;
@@ -354,6 +357,10 @@ impl Db {
         let finished = s.step(self, budget);
         self.snap = Some(s);
         finished
+    }
+
+    pub fn snapshot(&self) -> Option<&DbSnapshot> {
+        self.snap.as_deref()
     }
 
     pub fn snapshot_mut(&mut self) -> Option<&mut DbSnapshot> {

@@ -1,5 +1,7 @@
 //! The value types a key can hold, with the names TYPE and OBJECT ENCODING report.
 
+use super::list::List;
+use super::zset::ZSet;
 use super::{Hash, Set, SmallBytes};
 
 /// A key's value. Aggregate types are boxed so the enum stays 24 bytes: most keys are strings.
@@ -8,6 +10,8 @@ pub enum Value {
     Str(SmallBytes),
     Hash(Box<Hash>),
     Set(Box<Set>),
+    List(Box<List>),
+    Zset(Box<ZSet>),
 }
 
 impl Value {
@@ -17,6 +21,8 @@ impl Value {
             Value::Str(_) => "string",
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
+            Value::List(_) => "list",
+            Value::Zset(_) => "zset",
         }
     }
 
@@ -26,14 +32,19 @@ impl Value {
             Value::Str(s) => string_encoding(s),
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
+            // Redis 7.0 converts every list to a quicklist, however small.
+            Value::List(_) => "quicklist",
+            Value::Zset(z) => z.encoding(),
         }
     }
 }
 
-/// Redis stores canonical integers as `int`, strings up to 44 bytes as `embstr`, longer ones
-/// as `raw`.
-fn string_encoding(s: &[u8]) -> &'static str {
-    if s.len() <= 20 && crate::protocol::parse_i64(s).is_some() {
+/// Redis stores canonical integers as `int` (unless the command skipped that encoding),
+/// strings up to 44 bytes as `embstr`, longer ones and strings edited in place as `raw`.
+fn string_encoding(s: &SmallBytes) -> &'static str {
+    if s.is_raw() {
+        "raw"
+    } else if !s.is_verbatim() && s.len() <= 20 && crate::protocol::parse_i64(s).is_some() {
         "int"
     } else if s.len() <= 44 {
         "embstr"

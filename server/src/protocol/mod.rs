@@ -8,7 +8,7 @@ mod parser;
 mod reply;
 
 pub use parser::{Args, ParseError, Parser, ProtoLimits};
-pub use reply::{Protocol, Reply};
+pub use reply::{Protocol, Reply, format_double};
 
 /// Parses a decimal integer exactly as Redis's `string2ll` does: optional `-`, no `+`, no
 /// leading zeros, no spaces, and it must fit in an `i64`.

@@ -155,8 +155,8 @@ impl Parser {
         self.pos -= n;
         self.consumed -= n;
         if self.state == State::Idle {
-            // The ranges describe a command already returned (the caller stopped calling
-            // `next` after it, e.g. the command blocked): they point into dropped bytes.
+            // The ranges describe the command last returned, which was just dropped (the
+            // caller stopped right after it: QUIT, or a command that blocks).
             self.ranges.clear();
         } else if !self.inline {
             for r in &mut self.ranges {
@@ -424,6 +424,26 @@ mod tests {
         v.iter()
             .map(|c| c.iter().map(|a| a.as_bytes().to_vec()).collect())
             .collect()
+    }
+
+    #[test]
+    fn compact_right_after_a_command() {
+        // A client that blocks stops reading commands: the buffer is compacted while the
+        // parser still holds the ranges of the command it returned last.
+        let mut parser = Parser::new();
+        let mut buf = b"*2\r\n$4\r\nECHO\r\n$1\r\na\r\n".to_vec();
+        assert!(
+            parser
+                .next(&buf, ProtoLimits::default())
+                .expect("valid")
+                .is_some()
+        );
+        let c = parser.consumed();
+        buf.drain(..c);
+        parser.compact(c);
+        buf.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+        let args = parser.next(&buf, ProtoLimits::default()).expect("valid");
+        assert_eq!(args.map(|a| a.get(0).to_vec()), Some(b"PING".to_vec()));
     }
 
     #[test]

@@ -409,11 +409,13 @@ async fn stream(
                 parser.compact(consumed);
                 if acked {
                     wait_ack = false;
-                    let srv = state.borrow();
-                    for id in &srv.repl.waiters {
-                        if let Some(c) = srv.clients.get(id) {
-                            c.notify.notify_one();
-                        }
+                    let mut srv = state.borrow_mut();
+                    let srv = &mut *srv;
+                    let blocking = &srv.blocking;
+                    srv.repl.waiters.retain(|&id| blocking.is_waiting(id));
+                    let waiters = srv.repl.waiters.clone();
+                    for id in waiters {
+                        crate::blocking::retry(srv, id);
                     }
                 }
             }

@@ -43,6 +43,9 @@ pub struct Repl {
     pub sync_partial_err: u64,
     /// Clients blocked in WAIT, woken when an ACK arrives.
     pub waiters: Vec<u64>,
+    /// A WAIT blocked: `REPLCONF GETACK *` goes into the stream at the next pump, after the
+    /// command (so the client's target offset does not include it, as in Redis).
+    pub want_getack: bool,
 }
 
 impl Repl {
@@ -92,6 +95,10 @@ impl Repl {
 /// in order. Called after each batch of commands and by the cron, and at a synchronization
 /// point before the offset is read, so the offset always covers exactly the bytes delivered.
 pub fn pump(srv: &mut Server) {
+    if std::mem::take(&mut srv.repl.want_getack) && !srv.repl.replicas.is_empty() {
+        srv.feed
+            .feed_raw(b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n");
+    }
     let bytes = srv.feed.drain();
     if bytes.is_empty() {
         return;

@@ -10,7 +10,6 @@
 use super::transfer;
 use crate::client::Client;
 use crate::exec;
-use crate::keyspace::hash::Limits;
 use crate::net::Shared;
 use crate::protocol::{Parser, ProtoLimits};
 use std::io::Write as _;
@@ -440,16 +439,11 @@ async fn receive_rdb(
     if mark.is_some() {
         payload.truncate(payload.len() - 40);
     }
-    let (databases, limits, max_intset) = {
+    let (databases, limits) = {
         let srv = state.borrow();
-        let c = &srv.config;
         (
-            c.databases,
-            Limits {
-                max_entries: c.hash_max_listpack_entries as usize,
-                max_value: c.hash_max_listpack_value as usize,
-            },
-            c.set_max_intset_entries as usize,
+            srv.config.databases,
+            crate::persistence::convert::LoadLimits::from_config(&srv.config),
         )
     };
     let loaded = if to_disk {
@@ -466,7 +460,7 @@ async fn receive_rdb(
         info!("MASTER <-> REPLICA sync: Flushing old data");
         info!("MASTER <-> REPLICA sync: Loading DB in memory");
         let file = std::io::BufReader::new(std::fs::File::open(&tmp)?);
-        let loaded = transfer::load_rdb(file, databases, limits, max_intset);
+        let loaded = transfer::load_rdb(file, databases, limits);
         // The received file becomes our dump only once it loaded: a bad one never
         // replaces a good dump.
         if loaded.is_ok() {
@@ -477,7 +471,7 @@ async fn receive_rdb(
         loaded
     } else {
         info!("MASTER <-> REPLICA sync: Loading DB in memory");
-        transfer::load_rdb(&payload[..], databases, limits, max_intset)
+        transfer::load_rdb(&payload[..], databases, limits)
     };
     let (ks, aux) = loaded.map_err(|e| {
         LinkError::Msg(format!(

@@ -6,10 +6,9 @@
 //! so the snapshot and the offset announced in `+FULLRESYNC` are taken at the same instant
 //! by construction (no write can run in between).
 
-use crate::keyspace::hash::Limits;
-use crate::keyspace::set::Member;
-use crate::keyspace::{Entry, Hash, Keyspace, Set, SmallBytes, Value};
-use crate::persistence::rdb::{Aux, Item, RdbError, RdbReader, RdbValue, RdbWriter, WriterOptions};
+use crate::keyspace::{Entry, Keyspace, SmallBytes};
+use crate::persistence::convert::{self, LoadLimits};
+use crate::persistence::rdb::{Aux, Item, RdbError, RdbReader, RdbWriter, WriterOptions};
 use crate::server::Server;
 use std::io::Read;
 
@@ -18,8 +17,6 @@ use std::io::Read;
 pub enum LoadError {
     #[error("{0}")]
     Rdb(#[from] RdbError),
-    #[error("Unsupported value type {0} for key in the RDB from the master")]
-    Unsupported(&'static str),
     #[error("DB index {0} is out of range")]
     Db(u32),
 }
@@ -53,25 +50,10 @@ pub fn snapshot_rdb(srv: &Server, replid: &str, offset: u64) -> Result<Vec<u8>, 
         }
         w.select_db(i as u32, db.len() as u64, db.expires() as u64)?;
         for (_, e) in db.iter() {
-            write_entry(&mut w, e)?;
+            convert::write_entry(&mut w, e)?;
         }
     }
     w.finish()
-}
-
-fn write_entry(w: &mut RdbWriter<Vec<u8>>, e: &Entry) -> Result<(), RdbError> {
-    let exp = e.expire_at();
-    match &e.value {
-        Value::Str(s) => w.string(&e.key, s, exp),
-        Value::Hash(h) => {
-            let pairs: Vec<(&[u8], &[u8])> = h.iter().collect();
-            w.hash(&e.key, exp, pairs.iter().copied())
-        }
-        Value::Set(s) => {
-            let members: Vec<SmallBytes> = s.iter().map(Member::to_bytes).collect();
-            w.set(&e.key, exp, members.iter().map(|m| &m[..]))
-        }
-    }
 }
 
 /// Parses a whole RDB stream into a new keyspace of `databases` databases; the caller swaps
@@ -79,12 +61,11 @@ fn write_entry(w: &mut RdbWriter<Vec<u8>>, e: &Entry) -> Result<(), RdbError> {
 /// dataset with part of one.
 ///
 /// # Errors
-/// A corrupt or truncated payload, or a value type this server cannot hold.
+/// A corrupt or truncated payload, or a database index out of range.
 pub fn load_rdb<R: Read>(
     input: R,
     databases: usize,
-    hash_limits: Limits,
-    max_intset: usize,
+    limits: LoadLimits,
 ) -> Result<(Keyspace, Aux), LoadError> {
     let mut reader = RdbReader::new(input)?.with_max_databases(databases as u32);
     let mut ks = Keyspace::new(databases);
@@ -96,25 +77,7 @@ pub fn load_rdb<R: Read>(
         if db >= databases {
             return Err(LoadError::Db(e.db));
         }
-        let value = match e.value {
-            RdbValue::String(s) => Value::Str(SmallBytes::new(&s)),
-            RdbValue::Hash(pairs) => {
-                let mut h = Hash::new();
-                h.set_many(
-                    pairs.iter().map(|(f, v)| (f.as_slice(), v.as_slice())),
-                    hash_limits,
-                );
-                Value::Hash(Box::new(h))
-            }
-            RdbValue::Set(members) => {
-                let mut s = Set::for_first(members.first().map_or(&b""[..], Vec::as_slice));
-                for m in &members {
-                    s.add(m, max_intset);
-                }
-                Value::Set(Box::new(s))
-            }
-            other => return Err(LoadError::Unsupported(other.type_name())),
-        };
+        let value = convert::from_rdb(e.value, limits);
         let d = ks.db_mut(db);
         let slot = d.insert(Entry::new(SmallBytes::new(&e.key), value));
         if e.expire_ms.is_some() {
@@ -132,6 +95,7 @@ mod tests {
     #[test]
     fn round_trip_through_rdb() {
         let mut srv = Server::new(Config::default());
+        use crate::keyspace::{Set, Value};
         let d = srv.keyspace.db_mut(2);
         d.insert(Entry::new(
             SmallBytes::new(b"k"),
@@ -143,11 +107,8 @@ mod tests {
         let slot = d.insert(Entry::new(SmallBytes::new(b"s"), Value::Set(Box::new(set))));
         d.set_expire(slot, Some(u64::MAX / 4));
         let rdb = snapshot_rdb(&srv, &"a".repeat(40), 77).expect("rdb");
-        let limits = Limits {
-            max_entries: 128,
-            max_value: 64,
-        };
-        let (ks, aux) = load_rdb(&rdb[..], 16, limits, 512).expect("load");
+        let limits = LoadLimits::from_config(&srv.config);
+        let (ks, aux) = load_rdb(&rdb[..], 16, limits).expect("load");
         assert_eq!(aux.repl_offset, Some(77));
         assert_eq!(ks.db(2).len(), 2);
         let s = ks.db(2).find(b"s").expect("s");

@@ -15,7 +15,7 @@ mod writer;
 pub use encoding::RDB_VERSION;
 pub use error::RdbError;
 pub use reader::{Item, RdbReader};
-pub use writer::{RdbWriter, WriterOptions};
+pub use writer::{ChecksumWriter, RdbWriter, WriterOptions};
 
 /// A value as the RDB format carries it, independent of the encoding it was stored in.
 /// Sets, hashes and sorted sets never hold duplicate members: the reader refuses such files.

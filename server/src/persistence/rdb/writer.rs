@@ -84,6 +84,44 @@ impl<W: Write> RdbWriter<W> {
         Ok(w)
     }
 
+    /// A writer for a piece of a stream's body: no header, no EOF and no checksum (whoever
+    /// concatenates the pieces checksums the whole stream, see [`ChecksumWriter`]). The
+    /// snapshot encodes each key as such a piece, wherever in time the key is reached.
+    pub fn fragment(out: W, compression: bool) -> Self {
+        Self {
+            out,
+            buf: Vec::with_capacity(FLUSH_AT),
+            crc: CRC64.digest(),
+            opts: WriterOptions {
+                compression,
+                checksum: false,
+            },
+            lzf: LzfCompressor::default(),
+            lzf_buf: Vec::new(),
+            lp_buf: Vec::new(),
+            written: 0,
+        }
+    }
+
+    /// Flushes what is buffered and lends the destination: a fragment writer over a `Vec`
+    /// can swap its output with the caller's between keys instead of copying it.
+    ///
+    /// # Errors
+    /// The destination failed.
+    pub fn flushed_output(&mut self) -> Result<&mut W, RdbError> {
+        self.flush_buf()?;
+        Ok(&mut self.out)
+    }
+
+    /// Writes the EOF opcode of a fragment stream (the checksum trailer is the consumer's).
+    ///
+    /// # Errors
+    /// The destination failed.
+    pub fn end_of_stream(&mut self) -> Result<(), RdbError> {
+        self.buf.push(enc::OPCODE_EOF);
+        self.flush_buf()
+    }
+
     /// Bytes produced so far (including buffered ones).
     pub fn bytes_written(&self) -> u64 {
         self.written + self.buf.len() as u64
@@ -210,14 +248,11 @@ impl<W: Write> RdbWriter<W> {
     ///
     /// # Errors
     /// The destination failed.
-    pub fn set<'a, I>(
-        &mut self,
-        key: &[u8],
-        expire_ms: Option<u64>,
-        members: I,
-    ) -> Result<(), RdbError>
+    /// Members may be borrowed slices or small owned texts (an intset's integers).
+    pub fn set<I>(&mut self, key: &[u8], expire_ms: Option<u64>, members: I) -> Result<(), RdbError>
     where
-        I: ExactSizeIterator<Item = &'a [u8]>,
+        I: ExactSizeIterator,
+        I::Item: AsRef<[u8]>,
     {
         if members.len() == 0 {
             return Ok(());
@@ -225,7 +260,7 @@ impl<W: Write> RdbWriter<W> {
         self.key_header(key, expire_ms, enc::TYPE_SET)?;
         put_len(&mut self.buf, members.len() as u64);
         for m in members {
-            self.put_string(m)?;
+            self.put_string(m.as_ref())?;
             self.maybe_flush()?;
         }
         Ok(())
@@ -410,6 +445,56 @@ impl<W: Write> RdbWriter<W> {
         self.written += self.buf.len() as u64;
         self.buf.clear();
         Ok(())
+    }
+}
+
+/// Checksums an RDB body on its way to `out` and appends the 8-byte CRC64 trailer (or 8
+/// zeros when `rdbchecksum no`) at the end: the consumer side of a fragment stream, so the
+/// checksum costs the consumer's thread, not the thread producing the snapshot.
+pub struct ChecksumWriter<W: Write> {
+    out: W,
+    crc: Option<Crc64Digest>,
+    written: u64,
+}
+
+impl<W: Write> ChecksumWriter<W> {
+    pub fn new(out: W, checksum: bool) -> Self {
+        Self {
+            out,
+            crc: checksum.then(|| CRC64.digest()),
+            written: 0,
+        }
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Writes a piece of the body.
+    ///
+    /// # Errors
+    /// The destination failed.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), RdbError> {
+        if let Some(crc) = self.crc.as_mut() {
+            crc.update(bytes);
+        }
+        self.out.write_all(bytes).map_err(RdbError::Write)?;
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Appends the trailer, flushes, and returns the destination.
+    ///
+    /// # Errors
+    /// The destination failed.
+    pub fn finish(mut self) -> Result<W, RdbError> {
+        let crc = self.crc.take().map_or(0, |c| c.finalize());
+        self.out
+            .write_all(&crc.to_le_bytes())
+            .map_err(RdbError::Write)?;
+        self.out.flush().map_err(RdbError::Write)?;
+        Ok(self.out)
     }
 }
 

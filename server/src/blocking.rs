@@ -1,0 +1,367 @@
+//! Clients blocked on keys (BLPOP, BLMOVE, BZPOPMIN, ...): the wait queue of every
+//! (database, key), the parked clients, and serving them when a key they wait on is written.
+//!
+//! Redis semantics this module keeps:
+//! - a blocked client is served right after the command that made its key ready (and after
+//!   EXEC for a transaction), before any other client runs a command, so a client that pushes
+//!   and pops in one pipeline cannot take the element from under a blocked client;
+//! - clients blocked on the same key are served in the order they blocked, each as long as
+//!   the key can serve it; one that cannot keeps its place;
+//! - a key is identified by its database: a write in db 0 never wakes a client blocked in db 3.
+//!
+//! While blocked, a client's [`Client`] state is parked here (its connection task keeps only
+//! the socket), so whoever wrote the key can serve it synchronously by re-running its
+//! command with the written key as a hint. The command decides whether it can be served;
+//! this module knows nothing about any command's semantics and never touches sockets.
+
+use crate::client::{Client, OwnedArgs};
+use crate::cmd::{Block, TimeoutReply};
+use crate::exec::{self, Outcome};
+use crate::keyspace::SmallBytes;
+use crate::protocol::Reply;
+use crate::server::Server;
+use hashbrown::HashMap;
+use std::collections::VecDeque;
+
+/// A blocked client, parked until it is served, times out, or disconnects.
+#[derive(Debug)]
+struct Parked {
+    client: Client,
+    command: OwnedArgs,
+    block: Block,
+    /// The database the keys belong to (the client's when it blocked).
+    db: usize,
+    /// Served: its reply is in the client's pending output and it waits for its task to
+    /// take it back.
+    served: bool,
+}
+
+/// Who waits for which key.
+#[derive(Debug, Default)]
+pub struct Blocking {
+    /// Client ids blocked on each (database, key), in the order they blocked.
+    queues: HashMap<(usize, SmallBytes), VecDeque<u64>>,
+    parked: HashMap<u64, Parked>,
+    /// Keys written since the last [`serve`] that have waiters, in the order they were written.
+    ready: VecDeque<(usize, SmallBytes)>,
+}
+
+impl Blocking {
+    /// Parks a client that must wait for `block.keys` in its current database. A key named
+    /// twice counts once, as in Redis.
+    pub fn park(&mut self, client: Client, block: Block, command: OwnedArgs) {
+        let db = client.db;
+        let id = client.id;
+        for (i, k) in block.keys.iter().enumerate() {
+            if block.keys[..i].contains(k) {
+                continue;
+            }
+            self.queues
+                .entry((db, k.clone()))
+                .or_default()
+                .push_back(id);
+        }
+        client.shared.info.borrow_mut().flags.push('b');
+        self.parked.insert(
+            id,
+            Parked {
+                client,
+                command,
+                block,
+                db,
+                served: false,
+            },
+        );
+    }
+
+    /// The client back from the server once it has been served (its reply is in its
+    /// pending output); `None` while it still waits.
+    pub fn take_served(&mut self, id: u64) -> Option<Client> {
+        if !self.parked.get(&id)?.served {
+            return None;
+        }
+        self.parked.remove(&id).map(|p| unflag(p.client))
+    }
+
+    /// Ends the wait of a client whose timeout passed: its timeout reply goes to `out`. A
+    /// client served in the meantime just comes back (its reply is in its pending output).
+    /// `acked` counts the replicas that acknowledged an offset (WAIT's timeout reply).
+    pub fn time_out(
+        &mut self,
+        id: u64,
+        out: &mut Vec<u8>,
+        acked: impl Fn(u64) -> usize,
+    ) -> Option<Client> {
+        let p = self.parked.remove(&id)?;
+        if !p.served {
+            self.dequeue(id, p.db, &p.block.keys);
+            let mut reply = Reply::new(out, p.client.proto);
+            match p.block.on_timeout {
+                TimeoutReply::NullArray => reply.null_array(),
+                TimeoutReply::Null => reply.null(),
+                TimeoutReply::Acked(off) => reply.int(acked(off) as i64),
+            }
+        }
+        Some(unflag(p.client))
+    }
+
+    /// Forgets a client whose connection went away while it was blocked.
+    pub fn cancel(&mut self, id: u64) -> Option<Client> {
+        let p = self.parked.remove(&id)?;
+        if !p.served {
+            self.dequeue(id, p.db, &p.block.keys);
+        }
+        Some(unflag(p.client))
+    }
+
+    /// Records that `key` of `db` was written, if anyone waits for it.
+    pub fn key_written(&mut self, db: usize, key: &[u8]) {
+        if self.queues.is_empty() {
+            return;
+        }
+        let k = (db, SmallBytes::new(key));
+        if self.queues.contains_key(&k) && !self.ready.contains(&k) {
+            self.ready.push_back(k);
+        }
+    }
+
+    /// Whether client `id` is parked and not yet served (CLIENT UNBLOCK applies to it).
+    pub fn is_waiting(&self, id: u64) -> bool {
+        self.parked.get(&id).is_some_and(|p| !p.served)
+    }
+
+    fn dequeue(&mut self, id: u64, db: usize, keys: &[SmallBytes]) {
+        for k in keys {
+            let key = (db, k.clone());
+            if let Some(ids) = self.queues.get_mut(&key) {
+                ids.retain(|&x| x != id);
+                if ids.is_empty() {
+                    self.queues.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+fn unflag(client: Client) -> Client {
+    client.shared.info.borrow_mut().flags.retain(|c| c != 'b');
+    client
+}
+
+/// Serves the clients blocked on keys written since the last call: for each ready key in
+/// write order, its waiters in the order they blocked. A served command may write other keys
+/// (BLMOVE pushes to its destination), which are served in the same pass.
+///
+/// Connections call this after every command they run; it is cheap when nothing is ready.
+pub fn serve(srv: &mut Server) {
+    while let Some((db, key)) = srv.blocking.ready.pop_front() {
+        let Some(waiting) = srv.blocking.queues.get(&(db, key.clone())) else {
+            continue;
+        };
+        let waiting: Vec<u64> = waiting.iter().copied().collect();
+        for id in waiting {
+            let Some(mut p) = srv.blocking.parked.remove(&id) else {
+                continue;
+            };
+            if !p.served {
+                let mut out = Vec::new();
+                let args = p.command.as_args();
+                match exec::rerun_blocked(srv, &mut p.client, args, &key, &mut out) {
+                    // Not served (the key is empty again, or of another type): it keeps its
+                    // place in every queue. (A re-run skips the pause check, so it is never
+                    // held by CLIENT PAUSE; should it be, it keeps waiting too.)
+                    Outcome::Block(..) | Outcome::Paused(_) => p.client.sync_flags(true),
+                    Outcome::Continue | Outcome::Close => {
+                        p.served = true;
+                        srv.blocking.dequeue(id, p.db, &p.block.keys);
+                        p.client.shared.pending.borrow_mut().extend_from_slice(&out);
+                        p.client.shared.notify.notify_one();
+                    }
+                }
+            }
+            srv.blocking.parked.insert(id, p);
+        }
+    }
+}
+
+/// Re-runs parked client `id`, which waits for something other than a key (WAIT, for
+/// replica acknowledgements): it is served when its command now completes.
+pub fn retry(srv: &mut Server, id: u64) {
+    let Some(mut p) = srv.blocking.parked.remove(&id) else {
+        return;
+    };
+    if !p.served {
+        let mut out = Vec::new();
+        let args = p.command.as_args();
+        let none = SmallBytes::new(b"");
+        match exec::rerun_blocked(srv, &mut p.client, args, &none, &mut out) {
+            Outcome::Block(..) | Outcome::Paused(_) => p.client.sync_flags(true),
+            Outcome::Continue | Outcome::Close => {
+                p.served = true;
+                p.client.shared.pending.borrow_mut().extend_from_slice(&out);
+                p.client.shared.notify.notify_one();
+            }
+        }
+    }
+    srv.blocking.parked.insert(id, p);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::protocol::Args;
+    use crate::replication::encode;
+
+    /// Runs one command for `client`; a command that blocks is parked, as a connection does.
+    fn run(srv: &mut Server, client: Client, argv: &[&str]) -> (Option<Client>, Vec<u8>) {
+        let mut client = client;
+        let mut buf = Vec::new();
+        let mut ranges = Vec::new();
+        for a in argv {
+            ranges.push((buf.len(), buf.len() + a.len()));
+            buf.extend_from_slice(a.as_bytes());
+        }
+        let mut out = Vec::new();
+        let outcome = exec::execute(srv, &mut client, Args::new(&buf, &ranges), &mut out);
+        serve(srv);
+        match outcome {
+            Outcome::Block(block, command) => {
+                srv.blocking.park(client, block, command);
+                (None, out)
+            }
+            _ => (Some(client), out),
+        }
+    }
+
+    fn stream(cmds: &[&[&str]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode(&mut out, &[b"SELECT".as_slice(), b"0"]);
+        for c in cmds {
+            encode(&mut out, c);
+        }
+        out
+    }
+
+    fn pending(client: &Client) -> Vec<u8> {
+        std::mem::take(&mut *client.shared.pending.borrow_mut())
+    }
+
+    #[test]
+    fn waiters_are_served_in_order_and_propagated_as_pops() {
+        let mut srv = Server::new(Config::default());
+        srv.feed.attach();
+        let (a, _) = run(
+            &mut srv,
+            Client::new(1, None, None, false),
+            &["BLPOP", "k", "0"],
+        );
+        let (b, _) = run(
+            &mut srv,
+            Client::new(2, None, None, false),
+            &["BRPOP", "k", "0"],
+        );
+        assert!(a.is_none() && b.is_none());
+        assert!(srv.blocking.is_waiting(1) && srv.blocking.is_waiting(2));
+
+        let pusher = Client::new(3, None, None, false);
+        let (pusher, out) = run(&mut srv, pusher, &["RPUSH", "k", "x", "y", "z"]);
+        assert_eq!(out, b":3\r\n");
+        let a = srv.blocking.take_served(1).expect("first waiter served");
+        let b = srv.blocking.take_served(2).expect("second waiter served");
+        assert_eq!(pending(&a), b"*2\r\n$1\r\nk\r\n$1\r\nx\r\n");
+        assert_eq!(pending(&b), b"*2\r\n$1\r\nk\r\n$1\r\nz\r\n");
+        assert_eq!(srv.blocked_clients(), 0);
+        assert_eq!(
+            srv.feed.drain(),
+            stream(&[
+                &["RPUSH", "k", "x", "y", "z"],
+                &["LPOP", "k"],
+                &["RPOP", "k"]
+            ])
+        );
+        let (_, out) = run(
+            &mut srv,
+            pusher.expect("not blocked"),
+            &["LRANGE", "k", "0", "-1"],
+        );
+        assert_eq!(out, b"*1\r\n$1\r\ny\r\n");
+    }
+
+    #[test]
+    fn blmove_served_later_propagates_lmove_with_redis_words() {
+        let mut srv = Server::new(Config::default());
+        srv.feed.attach();
+        let argv = ["BLMOVE", "src", "dst", "Left", "RIGHT", "0"];
+        let (waiter, _) = run(&mut srv, Client::new(1, None, None, false), &argv);
+        assert!(waiter.is_none());
+        let (_, out) = run(
+            &mut srv,
+            Client::new(2, None, None, false),
+            &["RPUSH", "src", "v"],
+        );
+        assert_eq!(out, b":1\r\n");
+        let waiter = srv.blocking.take_served(1).expect("served");
+        assert_eq!(pending(&waiter), b"$1\r\nv\r\n");
+        assert_eq!(
+            srv.feed.drain(),
+            stream(&[
+                &["RPUSH", "src", "v"],
+                &["LMOVE", "src", "dst", "left", "right"]
+            ])
+        );
+    }
+
+    #[test]
+    fn other_types_and_databases_leave_waiters_blocked() {
+        let mut srv = Server::new(Config::default());
+        let mut waiter = Client::new(1, None, None, false);
+        waiter.db = 3;
+        let (waiter, _) = run(&mut srv, waiter, &["BLPOP", "k", "0"]);
+        assert!(waiter.is_none());
+        let (other, _) = run(
+            &mut srv,
+            Client::new(2, None, None, false),
+            &["RPUSH", "k", "0"],
+        );
+        assert!(srv.blocking.take_served(1).is_none());
+        let mut other = other.expect("not blocked");
+        other.db = 3;
+        let (other, out) = run(&mut srv, other, &["SET", "k", "string"]);
+        assert_eq!(out, b"+OK\r\n");
+        assert!(srv.blocking.take_served(1).is_none());
+        let (other, _) = run(&mut srv, other.expect("not blocked"), &["DEL", "k"]);
+        let (_, out) = run(&mut srv, other.expect("not blocked"), &["LPUSH", "k", "3"]);
+        assert_eq!(out, b":1\r\n");
+        let waiter = srv.blocking.take_served(1).expect("served from db 3");
+        assert_eq!(pending(&waiter), b"*2\r\n$1\r\nk\r\n$1\r\n3\r\n");
+    }
+
+    #[test]
+    fn timeout_and_cancel_dequeue() {
+        let mut srv = Server::new(Config::default());
+        let (_, _) = run(
+            &mut srv,
+            Client::new(1, None, None, false),
+            &["BLPOP", "k", "1"],
+        );
+        let (_, _) = run(
+            &mut srv,
+            Client::new(2, None, None, false),
+            &["BLMOVE", "k", "d", "LEFT", "LEFT", "1"],
+        );
+        let mut out = Vec::new();
+        assert!(srv.blocking.time_out(1, &mut out, |_| 0).is_some());
+        assert_eq!(out, b"*-1\r\n");
+        assert!(srv.blocking.cancel(2).is_some());
+        assert_eq!(srv.blocked_clients(), 0);
+        assert!(srv.blocking.queues.is_empty());
+        let (_, out) = run(
+            &mut srv,
+            Client::new(3, None, None, false),
+            &["RPUSH", "k", "v"],
+        );
+        assert_eq!(out, b":1\r\n");
+        assert!(srv.blocking.parked.is_empty());
+    }
+}

@@ -1,0 +1,224 @@
+//! Loading the dump at start-up, as Redis 7.0 does: while it runs the server is in the
+//! LOADING state (commands without the LOADING flag get `-LOADING`), keys that already
+//! expired are dropped on a master, and a file that is corrupt, truncated or holds a key
+//! twice is refused with the reader's error (check and byte offset). The caller then exits:
+//! partial data is never served.
+//!
+//! The load runs on the main thread in batches with a yield between them, so clients get
+//! their `-LOADING` replies and INFO shows the progress. It must not decide what happens
+//! after a failure: `main` logs the error and exits non-zero.
+
+use std::fs::File;
+use std::time::Instant;
+
+use tracing::{info, warn};
+
+use super::convert::{LoadLimits, from_rdb};
+use super::rdb::{Item, RdbError, RdbReader};
+use crate::keyspace::{Entry, SmallBytes};
+use crate::net::Shared;
+use crate::server::Server;
+
+/// Items loaded between two yields to the clients.
+const BATCH: usize = 1024;
+
+/// Progress of the load in progress (INFO persistence's `loading_*` fields).
+#[derive(Debug, Clone)]
+pub struct Loading {
+    pub start_unix: u64,
+    pub started: Instant,
+    pub total_bytes: u64,
+    pub loaded_bytes: u64,
+    /// `used-mem` from the dump's AUX fields.
+    pub rdb_used_mem: u64,
+}
+
+/// Why the dump was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("failed to open the RDB file {path}: {source}")]
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Rdb(#[from] RdbError),
+    /// The checksum covers the whole file: the offset is where the trailer ends.
+    #[error("{source} (RDB trailer at byte {offset})")]
+    Checksum { source: RdbError, offset: u64 },
+    #[error("RDB has duplicated key '{key}' in DB {db} (at byte {offset})")]
+    Duplicate { key: String, db: u32, offset: u64 },
+}
+
+/// What a successful load did.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadStats {
+    pub keys_loaded: u64,
+    pub keys_expired: u64,
+}
+
+/// Opens `dir/dbfilename` and enters the LOADING state; `Ok(None)` when there is no dump.
+/// Called before the server accepts clients, so none sees it outside the LOADING state.
+///
+/// # Errors
+/// The file exists but cannot be opened.
+pub fn open_dump(srv: &mut Server) -> Result<Option<File>, LoadError> {
+    let path = std::path::Path::new(&srv.config.dir).join(&srv.config.dbfilename);
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(LoadError::Open {
+                path: path.display().to_string(),
+                source,
+            });
+        }
+    };
+    srv.persistence.loading = Some(Loading {
+        start_unix: crate::clock::now_ms() / 1000,
+        started: Instant::now(),
+        total_bytes: file.metadata().map_or(0, |m| m.len()),
+        loaded_bytes: 0,
+        rdb_used_mem: 0,
+    });
+    Ok(Some(file))
+}
+
+/// Loads the dump opened by [`open_dump`] into the (empty) keyspace and leaves the LOADING
+/// state.
+///
+/// # Errors
+/// The file is refused; the keyspace is emptied again.
+pub async fn load(state: &Shared, file: File) -> Result<LoadStats, LoadError> {
+    let started = Instant::now();
+    let res = load_file(state, file).await;
+    let mut srv = state.borrow_mut();
+    srv.persistence.loading = None;
+    match res {
+        Ok(stats) => {
+            info!(
+                "Done loading RDB, keys loaded: {}, keys expired: {}.",
+                stats.keys_loaded, stats.keys_expired
+            );
+            info!(
+                "DB loaded from disk: {:.3} seconds",
+                started.elapsed().as_secs_f64()
+            );
+            srv.persistence.last_load_keys_loaded = stats.keys_loaded;
+            srv.persistence.last_load_keys_expired = stats.keys_expired;
+            Ok(stats)
+        }
+        Err(e) => {
+            srv.keyspace.flush_all();
+            Err(e)
+        }
+    }
+}
+
+async fn load_file(state: &Shared, file: File) -> Result<LoadStats, LoadError> {
+    let databases = state.borrow().keyspace.num_dbs() as u32;
+    let mut reader = RdbReader::new(file)?.with_max_databases(databases);
+    let mut stats = LoadStats {
+        keys_loaded: 0,
+        keys_expired: 0,
+    };
+    let mut finished = false;
+    while !finished {
+        {
+            let mut srv = state.borrow_mut();
+            let srv = &mut *srv;
+            let now = crate::clock::now_ms();
+            let master = srv.config.replicaof.is_none();
+            for _ in 0..BATCH {
+                let next = reader.next_item().map_err(|e| match e {
+                    RdbError::ChecksumMismatch { .. } => LoadError::Checksum {
+                        source: e,
+                        offset: reader.offset(),
+                    },
+                    other => LoadError::Rdb(other),
+                });
+                let Some(item) = next? else {
+                    finished = true;
+                    break;
+                };
+                apply(srv, item, now, master, reader.offset(), &mut stats)?;
+            }
+            if let Some(l) = srv.persistence.loading.as_mut() {
+                l.loaded_bytes = reader.offset();
+            }
+        }
+        tokio::task::yield_now().await;
+    }
+    let aux = reader.aux();
+    if let (Some(id), Some(offset)) = (&aux.repl_id, aux.repl_offset) {
+        state.borrow_mut().persistence.loaded_repl = Some((id.clone(), offset));
+    }
+    Ok(stats)
+}
+
+/// Applies one item of the dump.
+fn apply(
+    srv: &mut Server,
+    item: Item,
+    now: u64,
+    master: bool,
+    offset: u64,
+    stats: &mut LoadStats,
+) -> Result<(), LoadError> {
+    match item {
+        Item::Aux { key, value } => aux_log(srv, &key, &value, now),
+        Item::Function(_) => {
+            warn!("Skipping a function library in the RDB: this server has no function engine");
+        }
+        Item::SelectDb(_) | Item::ResizeDb { .. } => {}
+        Item::Entry(e) => {
+            // As Redis: an expired key is dropped before the duplicate check.
+            if master && e.expire_ms.is_some_and(|t| t < now) {
+                stats.keys_expired += 1;
+                return Ok(());
+            }
+            let db = srv.keyspace.db_mut(e.db as usize);
+            if db.find(&e.key).is_some() {
+                return Err(LoadError::Duplicate {
+                    key: String::from_utf8_lossy(&e.key).into_owned(),
+                    db: e.db,
+                    offset,
+                });
+            }
+            let key = SmallBytes::from_vec(e.key);
+            let value = from_rdb(e.value, LoadLimits::from_config(&srv.config));
+            let i = db.insert(Entry::new(key, value));
+            if e.expire_ms.is_some() {
+                db.set_expire(i, e.expire_ms);
+            }
+            stats.keys_loaded += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Logs the AUX fields Redis logs while loading.
+fn aux_log(srv: &mut Server, key: &[u8], value: &[u8], now: u64) {
+    let text = String::from_utf8_lossy(value);
+    match key {
+        b"redis-ver" => info!("Loading RDB produced by version {text}"),
+        b"ctime" => {
+            if let Ok(t) = text.parse::<i64>() {
+                let age = (now / 1000) as i64 - t;
+                info!("RDB age {age} seconds");
+            }
+        }
+        b"used-mem" => {
+            if let Ok(m) = text.parse::<u64>() {
+                info!(
+                    "RDB memory usage when created {:.2} Mb",
+                    m as f64 / (1024.0 * 1024.0)
+                );
+                if let Some(l) = srv.persistence.loading.as_mut() {
+                    l.rdb_used_mem = m;
+                }
+            }
+        }
+        _ => {}
+    }
+}

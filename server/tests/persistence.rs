@@ -1,0 +1,933 @@
+//! Persistence end to end, with real processes: the built `tandem-server` binary in a temp
+//! directory on a free port (and redis-server 7.0 for interop; those tests print a reason
+//! and return when it is missing, unless TANDEM_REQUIRE_REAL_DEPS=1).
+//!
+//! Every wait polls with a deadline; nothing sleeps a fixed time to let something happen.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use tandem_server::persistence::rdb::{Aux, Item, RdbReader, RdbValue, RdbWriter, WriterOptions};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tandem-server");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "tandem-persist-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Polls `f` every 20 ms until it returns `Some`, failing after `secs` seconds.
+fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A server process (tandem or redis) on a free port.
+struct Proc {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Proc {
+    /// Starts tandem-server with `dir` as its `dir`; waits until it answers PING (loaded).
+    fn tandem(dir: &Path, args: &[&str]) -> Proc {
+        let p = Self::spawn_tandem(dir, args);
+        p.wait_ready();
+        p
+    }
+
+    fn spawn_tandem(dir: &Path, args: &[&str]) -> Proc {
+        let port = free_port();
+        let log = dir.join(format!("tandem-{port}.log"));
+        let child = Command::new(BIN)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--dir", dir.to_str().unwrap()])
+            .args(args)
+            .stdout(File::create(&log).unwrap())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Proc { child, port, log }
+    }
+
+    fn redis(dir: &Path, args: &[&str]) -> Proc {
+        let port = free_port();
+        let log = dir.join(format!("redis-{port}.log"));
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--dir",
+                dir.to_str().unwrap(),
+                "--enable-debug-command",
+                "yes",
+            ])
+            .args(["--appendonly", "no", "--logfile", log.to_str().unwrap()])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let p = Proc { child, port, log };
+        p.wait_ready();
+        p
+    }
+
+    fn try_con(&self) -> redis::RedisResult<redis::Connection> {
+        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?.get_connection()
+    }
+
+    fn con(&self) -> redis::Connection {
+        self.try_con().unwrap()
+    }
+
+    fn wait_ready(&self) {
+        wait_for(&format!("server on port {}", self.port), 60, || {
+            let mut con = self.try_con().ok()?;
+            redis::cmd("PING").query::<String>(&mut con).ok()
+        });
+    }
+
+    fn info_field(&self, con: &mut redis::Connection, field: &str) -> String {
+        let info: String = redis::cmd("INFO").arg("persistence").query(con).unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")).map(str::to_string))
+            .unwrap_or_else(|| panic!("no {field} in INFO"))
+    }
+
+    fn wait_bgsave_done(&self, con: &mut redis::Connection) {
+        wait_for("BGSAVE to finish", 120, || {
+            (self.info_field(con, "rdb_bgsave_in_progress") == "0").then_some(())
+        });
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for the process to exit; returns its status and stderr.
+    fn wait_exit(mut self, secs: u64) -> (ExitStatus, String) {
+        let status = wait_for("the process to exit", secs, || {
+            self.child.try_wait().unwrap()
+        });
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        (status, err)
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn redis_available() -> bool {
+    let found = Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("TANDEM_REQUIRE_REAL_DEPS").as_deref() != Ok("1"),
+            "redis-server is required (TANDEM_REQUIRE_REAL_DEPS=1) but was not found"
+        );
+        println!("skipping: redis-server not found on PATH");
+    }
+    found
+}
+
+/// Runs one command given as words.
+fn run(con: &mut redis::Connection, words: &[&str]) -> redis::RedisResult<redis::Value> {
+    let mut c = redis::cmd(words[0]);
+    for w in &words[1..] {
+        c.arg(*w);
+    }
+    c.query(con)
+}
+
+/// Every key of a dump: (db, key) -> (value, expiry).
+type Dump = BTreeMap<(u32, Vec<u8>), (RdbValue, Option<u64>)>;
+
+fn read_dump(path: &Path) -> Dump {
+    let mut out = BTreeMap::new();
+    for item in RdbReader::new(File::open(path).unwrap()).unwrap() {
+        if let Item::Entry(e) = item.unwrap() {
+            let old = out.insert((e.db, e.key), (e.value, e.expire_ms));
+            assert!(old.is_none(), "a key appears twice in the dump");
+        }
+    }
+    out
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[test]
+fn save_then_restart_loads_the_same_data() {
+    let dir = temp_dir("restart");
+    let far = now_ms() + 3_600_000;
+    let mut expected = BTreeMap::new();
+    {
+        let srv = Proc::tandem(&dir, &["--save", ""]);
+        let mut con = srv.con();
+        for i in 0..2000 {
+            let db = (i % 3) * 5;
+            let key = format!("key:{i}");
+            let value = match i % 4 {
+                0 => i.to_string(),
+                1 => format!("value-{i}"),
+                2 => "x".repeat(100 + i),
+                _ => String::new(),
+            };
+            run(&mut con, &["SELECT", &db.to_string()]).unwrap();
+            run(&mut con, &["SET", &key, &value]).unwrap();
+            let expire = (i % 10 == 0).then(|| far + i as u64);
+            if let Some(at) = expire {
+                run(&mut con, &["PEXPIREAT", &key, &at.to_string()]).unwrap();
+            }
+            expected.insert((db as u32, key.into_bytes()), (value, expire));
+        }
+        // Expires before the restart: a master drops it on load.
+        run(&mut con, &["SELECT", "0"]).unwrap();
+        run(&mut con, &["SET", "gone", "1", "PX", "50"]).unwrap();
+        let gone_at = now_ms() + 50;
+        assert_eq!(
+            srv.info_field(&mut con, "rdb_changes_since_last_save"),
+            "2201"
+        );
+        let before_save = now_ms() / 1000;
+        let reply: String = redis::cmd("SAVE").query(&mut con).unwrap();
+        assert_eq!(reply, "OK");
+        assert_eq!(srv.info_field(&mut con, "rdb_changes_since_last_save"), "0");
+        let lastsave: u64 = redis::cmd("LASTSAVE").query(&mut con).unwrap();
+        assert!(lastsave >= before_save);
+        assert!(srv.log_text().contains("DB saved on disk"));
+        let dump = read_dump(&dir.join("dump.rdb"));
+        assert_eq!(dump.len(), 2001);
+        wait_for("key 'gone' to expire", 10, || {
+            (now_ms() > gone_at).then_some(())
+        });
+        let _: redis::Value = redis::cmd("SHUTDOWN")
+            .arg("NOSAVE")
+            .query(&mut con)
+            .unwrap_or(redis::Value::Nil);
+        let (status, _) = srv.wait_exit(20);
+        assert!(status.success());
+    }
+    assert!(
+        !dir.read_dir().unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("temp-")),
+        "no temp file left behind"
+    );
+    let srv = Proc::tandem(&dir, &["--save", ""]);
+    let mut con = srv.con();
+    assert_eq!(
+        srv.info_field(&mut con, "rdb_last_load_keys_loaded"),
+        "2000"
+    );
+    assert_eq!(srv.info_field(&mut con, "rdb_last_load_keys_expired"), "1");
+    for ((db, key), (value, expire)) in &expected {
+        run(&mut con, &["SELECT", &db.to_string()]).unwrap();
+        let key = std::str::from_utf8(key).unwrap();
+        let got: String = redis::cmd("GET").arg(key).query(&mut con).unwrap();
+        assert_eq!(&got, value, "{key}");
+        let pttl: i64 = redis::cmd("PEXPIRETIME")
+            .arg(key)
+            .query(&mut con)
+            .unwrap_or(-3);
+        let ttl: i64 = redis::cmd("PTTL").arg(key).query(&mut con).unwrap();
+        match expire {
+            Some(at) => {
+                assert!(ttl > 0, "{key} lost its expiry");
+                if pttl != -3 {
+                    assert_eq!(pttl, *at as i64);
+                }
+            }
+            None => assert_eq!(ttl, -1, "{key}"),
+        }
+    }
+    let log = srv.log_text();
+    for line in [
+        "Loading RDB produced by version 7.0.15",
+        "Done loading RDB, keys loaded: 2000, keys expired: 1.",
+        "DB loaded from disk:",
+    ] {
+        assert!(log.contains(line), "log lacks {line:?}:\n{log}");
+    }
+    srv.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The ordered write sequence of the gap-free test: step `i` (from 1) runs INCR counter,
+/// SET seq:<i> <i>, SET pre:<i * 7919 % PRE> <i>.
+const PRE: usize = 100_000;
+
+fn apply_prefix(state: &mut BTreeMap<Vec<u8>, Vec<u8>>, commands: usize) {
+    for n in 0..commands {
+        let i = n / 3 + 1;
+        match n % 3 {
+            0 => {
+                state.insert(b"counter".to_vec(), i.to_string().into_bytes());
+            }
+            1 => {
+                state.insert(format!("seq:{i}").into_bytes(), i.to_string().into_bytes());
+            }
+            _ => {
+                state.insert(
+                    format!("pre:{}", i * 7919 % PRE).into_bytes(),
+                    i.to_string().into_bytes(),
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn bgsave_under_ordered_writes_is_a_gap_free_prefix() {
+    let dir = temp_dir("prefix");
+    let srv = Proc::tandem(&dir, &["--save", ""]);
+    let mut con = srv.con();
+    let mut initial = BTreeMap::new();
+    for chunk in (0..PRE).collect::<Vec<_>>().chunks(1000) {
+        let mut mset = redis::cmd("MSET");
+        for j in chunk {
+            let (k, v) = (
+                format!("pre:{j}"),
+                format!("initial-{j}-{}", "v".repeat(64)),
+            );
+            mset.arg(&k).arg(&v);
+            initial.insert(k.into_bytes(), v.into_bytes());
+        }
+        let _: String = mset.query(&mut con).unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(AtomicU32::new(0));
+    let writer = {
+        let (stop, started) = (stop.clone(), started.clone());
+        let mut wcon = srv.con();
+        std::thread::spawn(move || {
+            let mut i = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let c: usize = redis::cmd("INCR").arg("counter").query(&mut wcon).unwrap();
+                assert_eq!(c, i);
+                let _: String = redis::cmd("SET")
+                    .arg(format!("seq:{i}"))
+                    .arg(i)
+                    .query(&mut wcon)
+                    .unwrap();
+                let _: String = redis::cmd("SET")
+                    .arg(format!("pre:{}", i * 7919 % PRE))
+                    .arg(i)
+                    .query(&mut wcon)
+                    .unwrap();
+                started.store(i as u32, Ordering::Relaxed);
+            }
+            i
+        })
+    };
+    wait_for("the writer to start", 20, || {
+        (started.load(Ordering::Relaxed) > 50).then_some(())
+    });
+    let reply: String = redis::cmd("BGSAVE").query(&mut con).unwrap();
+    assert_eq!(reply, "Background saving started");
+    let at_start = started.load(Ordering::Relaxed);
+    let again = redis::cmd("BGSAVE").query::<String>(&mut con);
+    if let Err(e) = again {
+        assert!(
+            e.to_string()
+                .contains("Background save already in progress"),
+            "{e}"
+        );
+    }
+    srv.wait_bgsave_done(&mut con);
+    let at_end = started.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    let total = writer.join().unwrap();
+    assert_eq!(srv.info_field(&mut con, "rdb_last_bgsave_status"), "ok");
+    assert!(
+        at_end > at_start,
+        "the writes did not overlap the BGSAVE ({at_start}..{at_end}); the test proves nothing"
+    );
+    let dump: BTreeMap<Vec<u8>, Vec<u8>> = read_dump(&dir.join("dump.rdb"))
+        .into_iter()
+        .map(|((db, k), (v, _))| {
+            assert_eq!(db, 0);
+            let RdbValue::String(v) = v else {
+                panic!("string expected")
+            };
+            (k, v)
+        })
+        .collect();
+    let counter: usize = std::str::from_utf8(&dump[&b"counter".to_vec()])
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(counter >= at_start as usize && counter <= total);
+    // The dump is the state after exactly one prefix of the command sequence.
+    let matching = (3 * (counter - 1) + 1..=3 * counter).find(|&len| {
+        let mut state = initial.clone();
+        apply_prefix(&mut state, len);
+        state == dump
+    });
+    assert!(
+        matching.is_some(),
+        "the dump (counter {counter}) is not a prefix of the write sequence"
+    );
+    srv.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bgsave_schedule_runs_after_the_current_one() {
+    let dir = temp_dir("schedule");
+    let srv = Proc::tandem(&dir, &["--save", ""]);
+    let mut con = srv.con();
+    for chunk in (0..100_000).collect::<Vec<_>>().chunks(1000) {
+        let mut mset = redis::cmd("MSET");
+        for j in chunk {
+            mset.arg(format!("k{j}")).arg("v".repeat(100));
+        }
+        let _: String = mset.query(&mut con).unwrap();
+    }
+    let err = run(&mut con, &["BGSAVE", "NOW"]).unwrap_err();
+    assert!(err.to_string().contains("syntax error"), "{err}");
+    let first: String = redis::cmd("BGSAVE").query(&mut con).unwrap();
+    assert_eq!(first, "Background saving started");
+    let second: String = redis::cmd("BGSAVE")
+        .arg("SCHEDULE")
+        .query(&mut con)
+        .unwrap();
+    assert!(
+        second == "Background saving scheduled" || second == "Background saving started",
+        "{second}"
+    );
+    wait_for("both saves", 120, || {
+        (srv.info_field(&mut con, "rdb_saves") == "2"
+            && srv.info_field(&mut con, "rdb_bgsave_in_progress") == "0")
+            .then_some(())
+    });
+    assert_eq!(read_dump(&dir.join("dump.rdb")).len(), 100_000);
+    srv.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn flushall_kills_a_running_bgsave_and_saves_the_empty_dataset() {
+    let dir = temp_dir("flushall");
+    let srv = Proc::tandem(&dir, &["--save", "3600 1"]);
+    let mut con = srv.con();
+    for chunk in (0..100_000).collect::<Vec<_>>().chunks(1000) {
+        let mut mset = redis::cmd("MSET");
+        for j in chunk {
+            mset.arg(format!("k{j}")).arg("v".repeat(200));
+        }
+        let _: String = mset.query(&mut con).unwrap();
+    }
+    let _: String = redis::cmd("BGSAVE").query(&mut con).unwrap();
+    run(&mut con, &["FLUSHALL"]).unwrap();
+    assert_eq!(srv.info_field(&mut con, "rdb_bgsave_in_progress"), "0");
+    assert!(read_dump(&dir.join("dump.rdb")).is_empty());
+    run(&mut con, &["SET", "after", "1"]).unwrap();
+    let _: String = redis::cmd("BGSAVE").query(&mut con).unwrap();
+    srv.wait_bgsave_done(&mut con);
+    assert_eq!(srv.info_field(&mut con, "rdb_last_bgsave_status"), "ok");
+    assert_eq!(read_dump(&dir.join("dump.rdb")).len(), 1);
+    assert!(
+        !dir.read_dir().unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("temp-")),
+        "the killed save left its temp file"
+    );
+    srv.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Commands both servers get for the interop tests (types tandem stores today).
+fn interop_commands() -> Vec<Vec<String>> {
+    let far = (now_ms() / 1000 + 7200) * 1000;
+    let mut cmds: Vec<Vec<String>> = Vec::new();
+    let mut add = |w: &[&str]| cmds.push(w.iter().map(|s| (*s).to_string()).collect());
+    add(&["SET", "str:plain", "hello world"]);
+    add(&["SET", "str:int", "12345"]);
+    add(&["SET", "str:neg", "-42"]);
+    add(&["SET", "str:big-int", "9223372036854775807"]);
+    add(&["SET", "str:zero-lead", "007"]);
+    add(&["SET", "str:empty", ""]);
+    let long = "abcdefgh".repeat(500);
+    add(&["SET", "str:long-compressible", &long]);
+    add(&["SET", "str:ttl", "soon", "PXAT", &far.to_string()]);
+    add(&["SELECT", "7"]);
+    add(&["SET", "db7:key", "in seven"]);
+    add(&["SELECT", "15"]);
+    add(&["SET", "db15:key", "in fifteen"]);
+    add(&["SELECT", "0"]);
+    add(&["HSET", "hash:small", "f1", "v1", "f2", "2", "f3", ""]);
+    add(&["HSET", "hash:ttl", "a", "b"]);
+    add(&["PEXPIREAT", "hash:ttl", &(far + 1).to_string()]);
+    let mut big_hash = vec!["HSET".to_string(), "hash:big".to_string()];
+    for i in 0..300 {
+        big_hash.push(format!("field-{i}"));
+        big_hash.push(format!("value-{i}-{}", "h".repeat(i % 80)));
+    }
+    add(&big_hash.iter().map(String::as_str).collect::<Vec<_>>());
+    add(&["HSET", "hash:longvalue", "f", &"y".repeat(100)]);
+    add(&[
+        "SADD",
+        "set:ints",
+        "1",
+        "-3",
+        "100000",
+        "9223372036854775807",
+    ]);
+    add(&["SADD", "set:strings", "a", "b", "c", "12"]);
+    let mut big_set = vec!["SADD".to_string(), "set:big".to_string()];
+    big_set.extend((0..700).map(|i| format!("member-{i}")));
+    add(&big_set.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut big_ints = vec!["SADD".to_string(), "set:bigints".to_string()];
+    big_ints.extend((0..600).map(|i| (i * 3).to_string()));
+    add(&big_ints.iter().map(String::as_str).collect::<Vec<_>>());
+    add(&["RPUSH", "list:small", "a", "b", "3", "-4", ""]);
+    add(&["LPUSH", "list:ttl", "x"]);
+    add(&["PEXPIREAT", "list:ttl", &(far + 2).to_string()]);
+    let mut big_list = vec!["RPUSH".to_string(), "list:big".to_string()];
+    big_list.extend((0..1000).map(|i| format!("element-{i}")));
+    add(&big_list.iter().map(String::as_str).collect::<Vec<_>>());
+    let plain = "p".repeat(10_000);
+    add(&["RPUSH", "list:plain", "x", &plain, "y"]);
+    add(&[
+        "ZADD",
+        "zset:small",
+        "-3",
+        "c",
+        "1",
+        "a",
+        "2.5",
+        "b",
+        "inf",
+        "i",
+    ]);
+    let mut big_zset = vec!["ZADD".to_string(), "zset:big".to_string()];
+    for i in 0..300 {
+        big_zset.push(format!("{}", f64::from(i) * 0.5 - 7.25));
+        big_zset.push(format!("member-{i}"));
+    }
+    add(&big_zset.iter().map(String::as_str).collect::<Vec<_>>());
+    add(&["ZADD", "zset:longmember", "1", &"m".repeat(100)]);
+    for i in 0..300 {
+        add(&[
+            "SET",
+            &format!("bulk:{i}"),
+            &format!("{i}-{}", "z".repeat(i % 50)),
+        ]);
+    }
+    cmds
+}
+
+fn digest(con: &mut redis::Connection) -> String {
+    redis::cmd("DEBUG").arg("DIGEST").query(con).unwrap()
+}
+
+#[test]
+fn tandem_dump_loads_into_redis_with_the_same_digest() {
+    if !redis_available() {
+        return;
+    }
+    let tdir = temp_dir("t2r-tandem");
+    let rdir = temp_dir("t2r-redis");
+    let cmds = interop_commands();
+    let reference = {
+        let r = Proc::redis(&rdir, &["--save", ""]);
+        let mut con = r.con();
+        for c in &cmds {
+            let w: Vec<&str> = c.iter().map(String::as_str).collect();
+            run(&mut con, &w).unwrap();
+        }
+        digest(&mut con)
+    };
+    for compression in ["yes", "no"] {
+        let t = Proc::tandem(&tdir, &["--save", "", "--rdbcompression", compression]);
+        let mut con = t.con();
+        run(&mut con, &["FLUSHALL"]).unwrap();
+        for c in &cmds {
+            let w: Vec<&str> = c.iter().map(String::as_str).collect();
+            run(&mut con, &w).unwrap();
+        }
+        let _: String = redis::cmd("SAVE").query(&mut con).unwrap();
+        t.kill();
+        let loaded = Proc::redis(&tdir, &["--save", ""]);
+        let mut rcon = loaded.con();
+        assert_eq!(
+            digest(&mut rcon),
+            reference,
+            "redis loaded tandem's dump (rdbcompression {compression}) with another digest"
+        );
+        loaded.kill();
+    }
+    let _ = std::fs::remove_dir_all(&tdir);
+    let _ = std::fs::remove_dir_all(&rdir);
+}
+
+#[test]
+fn redis_dump_loads_into_tandem_and_round_trips() {
+    if !redis_available() {
+        return;
+    }
+    let rdir = temp_dir("r2t-redis");
+    let tdir = temp_dir("r2t-tandem");
+    let cmds = interop_commands();
+    let reference = {
+        let r = Proc::redis(&rdir, &["--save", ""]);
+        let mut con = r.con();
+        for c in &cmds {
+            let w: Vec<&str> = c.iter().map(String::as_str).collect();
+            run(&mut con, &w).unwrap();
+        }
+        let _: String = redis::cmd("SAVE").query(&mut con).unwrap();
+        digest(&mut con)
+    };
+    std::fs::copy(rdir.join("dump.rdb"), tdir.join("dump.rdb")).unwrap();
+    let t = Proc::tandem(&tdir, &["--save", ""]);
+    let mut con = t.con();
+    let dbsize: usize = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(dbsize, 323);
+    let got: String = redis::cmd("GET")
+        .arg("str:long-compressible")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(got, "abcdefgh".repeat(500));
+    let _: String = redis::cmd("SAVE").query(&mut con).unwrap();
+    t.kill();
+    let again = temp_dir("r2t-again");
+    std::fs::copy(tdir.join("dump.rdb"), again.join("dump.rdb")).unwrap();
+    let r = Proc::redis(&again, &["--save", ""]);
+    let mut rcon = r.con();
+    assert_eq!(digest(&mut rcon), reference);
+    r.kill();
+    for d in [rdir, tdir, again] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+#[test]
+fn bgsave_under_writes_to_several_databases_loads_into_redis() {
+    if !redis_available() {
+        return;
+    }
+    let dir = temp_dir("multidb");
+    let srv = Proc::tandem(&dir, &["--save", ""]);
+    let mut con = srv.con();
+    for db in [0, 3] {
+        run(&mut con, &["SELECT", &db.to_string()]).unwrap();
+        for chunk in (0..50_000).collect::<Vec<_>>().chunks(1000) {
+            let mut mset = redis::cmd("MSET");
+            for j in chunk {
+                mset.arg(format!("k{j}"))
+                    .arg(format!("{db}-{}", "v".repeat(80)));
+            }
+            let _: String = mset.query(&mut con).unwrap();
+        }
+    }
+    run(&mut con, &["SELECT", "0"]).unwrap();
+    let _: String = redis::cmd("BGSAVE").query(&mut con).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let mut w = srv.con();
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            // Alternate databases so pre-images of both interleave in the stream.
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let db = if i.is_multiple_of(2) { "0" } else { "3" };
+                run(&mut w, &["SELECT", db]).unwrap();
+                let key = format!("k{}", i * 7919 % 50_000);
+                run(&mut w, &["SET", &key, "changed"]).unwrap();
+                run(&mut w, &["DEL", &format!("k{}", (i * 104_729) % 50_000)]).unwrap();
+            }
+        })
+    };
+    srv.wait_bgsave_done(&mut con);
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    assert_eq!(srv.info_field(&mut con, "rdb_last_bgsave_status"), "ok");
+    // Every write came after the snapshot's instant: the dump holds the data as loaded.
+    let dump = read_dump(&dir.join("dump.rdb"));
+    let count = |db: u32| dump.keys().filter(|(d, _)| *d == db).count();
+    assert_eq!((count(0), count(3)), (50_000, 50_000));
+    srv.kill();
+    let r = Proc::redis(&dir, &["--save", ""]);
+    let mut rcon = r.con();
+    for db in [0u32, 3] {
+        run(&mut rcon, &["SELECT", &db.to_string()]).unwrap();
+        let n: usize = redis::cmd("DBSIZE").query(&mut rcon).unwrap();
+        assert_eq!(n, count(db), "redis loaded db {db} differently");
+        for ((d, k), (v, _)) in dump.iter().filter(|((d, _), _)| *d == db).take(500) {
+            let RdbValue::String(v) = v else {
+                panic!("string expected")
+            };
+            let got: Vec<u8> = redis::cmd("GET").arg(k).query(&mut rcon).unwrap();
+            assert_eq!(&got, v, "db {d}");
+        }
+    }
+    r.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A valid dump with `n` keys, written by the RDB layer.
+fn write_dump(path: &Path, n: usize) {
+    let mut w = RdbWriter::new(
+        File::create(path).unwrap(),
+        WriterOptions::default(),
+        &Aux {
+            redis_ver: Some("7.0.15".into()),
+            ..Aux::default()
+        },
+    )
+    .unwrap();
+    w.select_db(0, n as u64, 0).unwrap();
+    for i in 0..n {
+        w.string(
+            format!("key:{i}").as_bytes(),
+            format!("value-{i}").as_bytes(),
+            None,
+        )
+        .unwrap();
+    }
+    w.finish().unwrap();
+}
+
+#[test]
+fn corrupt_or_truncated_dump_is_refused_and_left_untouched() {
+    let dir = temp_dir("corrupt");
+    let good = dir.join("good.rdb");
+    write_dump(&good, 50);
+    let bytes = std::fs::read(&good).unwrap();
+    let type_byte = bytes.windows(6).position(|w| w == b"key:10").unwrap() - 2;
+    let mut cases: Vec<(String, Vec<u8>)> = vec![
+        (
+            "truncated mid-key".into(),
+            bytes[..bytes.len() / 2].to_vec(),
+        ),
+        (
+            "truncated before the trailer".into(),
+            bytes[..bytes.len() - 4].to_vec(),
+        ),
+        ("no EOF".into(), bytes[..bytes.len() - 9].to_vec()),
+    ];
+    let mut bad_type = bytes.clone();
+    bad_type[type_byte] = 99;
+    cases.push(("unknown type byte".into(), bad_type));
+    let mut flipped = bytes.clone();
+    let mid = flipped.len() - 20;
+    flipped[mid] ^= 0x20;
+    cases.push(("flipped data byte".into(), flipped));
+    let mut dup = bytes.clone();
+    let second = dup.windows(6).position(|w| w == b"key:11").unwrap();
+    dup[second..second + 6].copy_from_slice(b"key:10");
+    cases.push(("duplicated key".into(), dup));
+    for (what, data) in cases {
+        let case_dir = temp_dir("corrupt-case");
+        std::fs::write(case_dir.join("dump.rdb"), &data).unwrap();
+        let p = Proc::spawn_tandem(&case_dir, &["--save", "", "--rdbchecksum", "yes"]);
+        let log_path = p.log.clone();
+        let (status, stderr) = p.wait_exit(30);
+        assert!(!status.success(), "{what}: the server accepted the dump");
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        assert!(
+            stderr.contains("Fatal error loading the DB") && stderr.contains("byte"),
+            "{what}: stderr does not name the failure and its offset: {stderr}"
+        );
+        assert!(
+            log.contains("Fatal error loading the DB"),
+            "{what}: log: {log}"
+        );
+        if what == "duplicated key" {
+            assert!(
+                stderr.contains("RDB has duplicated key 'key:10' in DB 0"),
+                "{stderr}"
+            );
+        }
+        assert_eq!(
+            std::fs::read(case_dir.join("dump.rdb")).unwrap(),
+            data,
+            "{what}: the dump was modified"
+        );
+        let _ = std::fs::remove_dir_all(case_dir);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn failing_saves_keep_the_previous_dump_and_stop_writes() {
+    let dir = temp_dir("failing");
+    let srv = Proc::tandem(&dir, &["--save", "3600 1"]);
+    let pid = srv.child.id();
+    let mut con = srv.con();
+    run(&mut con, &["SET", "a", "1"]).unwrap();
+    let _: String = redis::cmd("SAVE").query(&mut con).unwrap();
+    let previous = std::fs::read(dir.join("dump.rdb")).unwrap();
+    run(&mut con, &["SET", "b", "2"]).unwrap();
+
+    // SAVE: the temp file cannot be created (a directory holds its name; works as root too).
+    let blocker = dir.join(format!("temp-{pid}.rdb"));
+    std::fs::create_dir(&blocker).unwrap();
+    let err = redis::cmd("SAVE").query::<String>(&mut con).unwrap_err();
+    assert_eq!(err.code(), Some("ERR"));
+    assert_eq!(std::fs::read(dir.join("dump.rdb")).unwrap(), previous);
+    std::fs::remove_dir(&blocker).unwrap();
+
+    // BGSAVE: the rename fails (dbfilename points into a missing directory).
+    run(
+        &mut con,
+        &["CONFIG", "SET", "dbfilename", "missing/dump.rdb"],
+    )
+    .unwrap();
+    let reply: String = redis::cmd("BGSAVE").query(&mut con).unwrap();
+    assert_eq!(reply, "Background saving started");
+    srv.wait_bgsave_done(&mut con);
+    assert_eq!(srv.info_field(&mut con, "rdb_last_bgsave_status"), "err");
+    assert_eq!(std::fs::read(dir.join("dump.rdb")).unwrap(), previous);
+    assert!(
+        !dir.read_dir().unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("temp-")),
+        "the failed save left its temp file"
+    );
+    for cmd in [&["SET", "c", "3"][..], &["PING"]] {
+        let err = run(&mut con, cmd).unwrap_err();
+        assert_eq!(err.code(), Some("MISCONF"), "{cmd:?}: {err}");
+        assert!(
+            err.to_string()
+                .contains("stop-writes-on-bgsave-error option"),
+            "{err}"
+        );
+    }
+    let v: String = redis::cmd("GET").arg("a").query(&mut con).unwrap();
+    assert_eq!(v, "1", "reads still work");
+    assert!(srv.log_text().contains("Background saving error"));
+
+    // A good save lifts the refusal.
+    run(&mut con, &["CONFIG", "SET", "dbfilename", "dump.rdb"]).unwrap();
+    let _: String = redis::cmd("BGSAVE").query(&mut con).unwrap();
+    srv.wait_bgsave_done(&mut con);
+    assert_eq!(srv.info_field(&mut con, "rdb_last_bgsave_status"), "ok");
+    run(&mut con, &["SET", "c", "3"]).unwrap();
+    assert_eq!(read_dump(&dir.join("dump.rdb")).len(), 2);
+    srv.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn loading_state_refuses_commands_until_the_dump_is_in() {
+    let dir = temp_dir("loading");
+    write_dump(&dir.join("dump.rdb"), 600_000);
+    let srv = Proc::spawn_tandem(&dir, &["--save", ""]);
+    let mut con = wait_for("a connection", 30, || srv.try_con().ok());
+    let mut saw_loading = false;
+    wait_for("the load to finish", 120, || {
+        match run(&mut con, &["GET", "key:1"]) {
+            Err(e) if e.code() == Some("LOADING") => {
+                assert!(
+                    e.to_string()
+                        .contains("Redis is loading the dataset in memory")
+                );
+                if !saw_loading {
+                    assert_eq!(srv.info_field(&mut con, "loading"), "1");
+                }
+                saw_loading = true;
+                None
+            }
+            Ok(v) => Some(v),
+            Err(e) => panic!("{e}"),
+        }
+    });
+    assert!(
+        saw_loading,
+        "the load finished before any command could see it"
+    );
+    let n: usize = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(n, 600_000);
+    assert_eq!(srv.info_field(&mut con, "loading"), "0");
+    srv.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn shutdown_saves_with_save_points_and_flushall_resets_the_counter() {
+    let dir = temp_dir("shutdown");
+    let srv = Proc::tandem(&dir, &["--save", "3600 1"]);
+    let mut con = srv.con();
+    run(&mut con, &["SET", "a", "1"]).unwrap();
+    run(&mut con, &["FLUSHALL"]).unwrap();
+    assert_eq!(srv.info_field(&mut con, "rdb_changes_since_last_save"), "0");
+    assert!(read_dump(&dir.join("dump.rdb")).is_empty());
+    run(&mut con, &["SET", "kept", "yes"]).unwrap();
+    let err = run(&mut con, &["SHUTDOWN", "SAVE", "NOSAVE"]).unwrap_err();
+    assert_eq!(err.code(), Some("ERR"));
+    let err = run(&mut con, &["SHUTDOWN", "ABORT"]).unwrap_err();
+    assert!(err.to_string().contains("No shutdown in progress"), "{err}");
+    let _ = run(&mut con, &["SHUTDOWN"]);
+    let (status, _) = srv.wait_exit(30);
+    assert!(status.success());
+    let dump = read_dump(&dir.join("dump.rdb"));
+    assert_eq!(dump.len(), 1);
+
+    let srv = Proc::tandem(&dir, &["--save", "3600 1"]);
+    let mut con = srv.con();
+    run(&mut con, &["SET", "not-saved", "1"]).unwrap();
+    let _ = run(&mut con, &["SHUTDOWN", "NOSAVE"]);
+    let (status, _) = srv.wait_exit(30);
+    assert!(status.success());
+    assert_eq!(read_dump(&dir.join("dump.rdb")).len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
