@@ -36,20 +36,27 @@ struct Proc {
     child: Child,
     port: u16,
     dir: PathBuf,
+    /// Whether dropping the process removes its directory (a restart reuses it).
+    owns_dir: bool,
 }
 
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
 impl Proc {
     fn tandem(tag: &str, extra: &[&str]) -> Proc {
+        Proc::tandem_in(temp_dir(tag), extra)
+    }
+
+    fn tandem_in(dir: PathBuf, extra: &[&str]) -> Proc {
         let port = free_port();
-        let dir = temp_dir(tag);
         let child = Command::new(env!("CARGO_BIN_EXE_tandem-server"))
             .args([
                 "--port",
@@ -91,7 +98,12 @@ impl Proc {
     }
 
     fn ready(child: Child, port: u16, dir: PathBuf) -> Proc {
-        let p = Proc { child, port, dir };
+        let p = Proc {
+            child,
+            port,
+            dir,
+            owns_dir: true,
+        };
         wait_for(&format!("server on {port}"), || {
             p.try_con()
                 .ok()
@@ -728,4 +740,32 @@ fn failed_transfers_never_replace_the_dataset() {
             .unwrap();
         assert_eq!(dataset(&replica), before);
     }
+}
+
+#[test]
+fn partial_resync_after_a_replica_restart() {
+    let master = Proc::tandem("m", &["--repl-diskless-sync-delay", "0"]);
+    fill(&master, "a", 300);
+    let port = master.port.to_string();
+    let args = ["--replicaof", "127.0.0.1", &port];
+    let mut replica = Proc::tandem("r", &args);
+    wait_in_sync(&master, &replica);
+    fill(&master, "b", 50);
+    wait_in_sync(&master, &replica);
+    // SHUTDOWN saves the dump with our place in the master's history.
+    let _ = redis::cmd("SHUTDOWN")
+        .arg("SAVE")
+        .query::<()>(&mut replica.con());
+    let _ = replica.child.wait();
+    replica.owns_dir = false;
+    let dir = replica.dir.clone();
+    drop(replica);
+    fill(&master, "c", 50);
+    let replica = Proc::tandem_in(dir.clone(), &args);
+    wait_in_sync(&master, &replica);
+    assert_eq!(dataset(&replica), dataset(&master));
+    assert_eq!(master.field("stats", "sync_full"), "1");
+    assert_eq!(master.field("stats", "sync_partial_ok"), "1");
+    drop(replica);
+    let _ = std::fs::remove_dir_all(dir);
 }

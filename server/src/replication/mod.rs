@@ -152,6 +152,19 @@ pub async fn supervise(state: Shared) {
             srv.repl.backlog = None;
             srv.repl.ids.reset();
         }
+        // A master restarted from a dump with replication AUX fields keeps that history as
+        // replid2, so its replicas can continue partially (Redis's `loadDataFromDisk`).
+        if srv.repl.master.is_none()
+            && let Some((id, off)) = srv.persistence.loaded_repl.take()
+            && off >= 0
+        {
+            srv.repl.ids.replid2 = id;
+            srv.repl.ids.second_offset = off + 1;
+            srv.feed.offset = off as u64;
+            srv.feed.attach();
+            srv.repl.create_backlog(off as u64, size, false);
+            srv.repl.no_replicas_since_ms = now;
+        }
         if let Some(m) = srv.repl.master.as_mut()
             && m.task.is_none()
         {

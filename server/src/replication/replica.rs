@@ -188,6 +188,28 @@ fn set_state(state: &Shared, s: LinkState) -> Result<(), LinkError> {
 }
 
 async fn session(state: &Shared, failures: &mut u64) -> Result<(), LinkError> {
+    // As Redis, no connection to the master before the dump is loaded.
+    while state.borrow().persistence.loading.is_some() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    {
+        let mut srv = state.borrow_mut();
+        let srv = &mut *srv;
+        // A dump with replication AUX fields (a restart) restores our place in the master's
+        // history: the first PSYNC can continue from it.
+        if let Some((id, off)) = srv.persistence.loaded_repl.take()
+            && let Some(m) = srv.repl.master.as_mut()
+            && !m.cached
+            && off >= 0
+        {
+            m.cached = true;
+            srv.repl.ids.adopt(&id);
+            srv.feed.offset = off as u64;
+            srv.feed.attach();
+            srv.repl
+                .create_backlog(off as u64, srv.config.repl_backlog_size, false);
+        }
+    }
     let (host, port, timeout) = {
         let srv = state.borrow();
         let m = srv.repl.master.as_ref().ok_or(LinkError::Gone)?;
