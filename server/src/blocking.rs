@@ -85,7 +85,13 @@ impl Blocking {
 
     /// Ends the wait of a client whose timeout passed: its timeout reply goes to `out`. A
     /// client served in the meantime just comes back (its reply is in its pending output).
-    pub fn time_out(&mut self, id: u64, out: &mut Vec<u8>) -> Option<Client> {
+    /// `acked` counts the replicas that acknowledged an offset (WAIT's timeout reply).
+    pub fn time_out(
+        &mut self,
+        id: u64,
+        out: &mut Vec<u8>,
+        acked: impl Fn(u64) -> usize,
+    ) -> Option<Client> {
         let p = self.parked.remove(&id)?;
         if !p.served {
             self.dequeue(id, p.db, &p.block.keys);
@@ -93,6 +99,7 @@ impl Blocking {
             match p.block.on_timeout {
                 TimeoutReply::NullArray => reply.null_array(),
                 TimeoutReply::Null => reply.null(),
+                TimeoutReply::Acked(off) => reply.int(acked(off) as i64),
             }
         }
         Some(unflag(p.client))
@@ -175,6 +182,28 @@ pub fn serve(srv: &mut Server) {
             srv.blocking.parked.insert(id, p);
         }
     }
+}
+
+/// Re-runs parked client `id`, which waits for something other than a key (WAIT, for
+/// replica acknowledgements): it is served when its command now completes.
+pub fn retry(srv: &mut Server, id: u64) {
+    let Some(mut p) = srv.blocking.parked.remove(&id) else {
+        return;
+    };
+    if !p.served {
+        let mut out = Vec::new();
+        let args = p.command.as_args();
+        let none = SmallBytes::new(b"");
+        match exec::rerun_blocked(srv, &mut p.client, args, &none, &mut out) {
+            Outcome::Block(..) | Outcome::Paused(_) => p.client.sync_flags(true),
+            Outcome::Continue | Outcome::Close => {
+                p.served = true;
+                p.client.shared.pending.borrow_mut().extend_from_slice(&out);
+                p.client.shared.notify.notify_one();
+            }
+        }
+    }
+    srv.blocking.parked.insert(id, p);
 }
 
 #[cfg(test)]
@@ -322,7 +351,7 @@ mod tests {
             &["BLMOVE", "k", "d", "LEFT", "LEFT", "1"],
         );
         let mut out = Vec::new();
-        assert!(srv.blocking.time_out(1, &mut out).is_some());
+        assert!(srv.blocking.time_out(1, &mut out, |_| 0).is_some());
         assert_eq!(out, b"*-1\r\n");
         assert!(srv.blocking.cancel(2).is_some());
         assert_eq!(srv.blocked_clients(), 0);

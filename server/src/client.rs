@@ -96,6 +96,15 @@ pub struct Client {
     /// Subscribed channels, patterns and shard channels (SSUBSCRIBE).
     pub channels: HashSet<Vec<u8>>,
     pub patterns: HashSet<Vec<u8>>,
+    /// This client is our master's link: its writes are obeyed on a read-only replica and
+    /// its stream is proxied verbatim instead of being fed again.
+    pub is_master: bool,
+    /// Master offset after this client's last command (WAIT's target).
+    pub woff: u64,
+    /// What REPLCONF told us, for a client about to become a replica.
+    pub repl_conf: crate::replication::master::ReplConf,
+    /// SYNC/PSYNC received: the connection hands its socket to the replication link.
+    pub sync_request: Option<crate::replication::master::SyncRequest>,
     pub shard_channels: HashSet<Vec<u8>>,
 }
 
@@ -163,6 +172,10 @@ impl Client {
             watched: Vec::new(),
             channels: HashSet::new(),
             patterns: HashSet::new(),
+            is_master: false,
+            woff: 0,
+            repl_conf: Default::default(),
+            sync_request: None,
             shard_channels: HashSet::new(),
         }
     }

@@ -191,6 +191,33 @@ fn refusal(
     if !client.authenticated && !spec.is(flags::NO_AUTH) {
         return Some("NOAUTH Authentication required.".into());
     }
+    if spec.is(flags::WRITE)
+        && !client.is_master
+        && srv.repl.is_replica()
+        && srv.config.replica_read_only
+    {
+        return Some("READONLY You can't write against a read only replica.".into());
+    }
+    if let Some(m) = srv.repl.master.as_ref()
+        && m.state != crate::replication::replica::LinkState::Connected
+        && !srv.config.replica_serve_stale_data
+        && !spec.is(flags::STALE)
+    {
+        return Some(
+            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
+                .into(),
+        );
+    }
+    if spec.is(flags::WRITE)
+        && !client.is_master
+        && !srv.repl.is_replica()
+        && srv.config.min_replicas_to_write > 0
+        && srv.config.min_replicas_max_lag > 0
+        && (srv.repl.good_replicas(srv.config.min_replicas_max_lag) as u64)
+            < srv.config.min_replicas_to_write
+    {
+        return Some("NOREPLICAS Not enough good replicas to write.".into());
+    }
     if spec.is(flags::DENYOOM) && !srv.make_room(crate::clock::now_ms()) {
         return Some(CmdError::Oom.text().to_string());
     }
@@ -282,6 +309,12 @@ fn call(
     }
     if spec.is(flags::WRITE) && (srv.dirty != dirty_before || propagate == Propagate::Always) {
         let db = db_before;
+        // The master's own bytes are proxied by the replica link, never re-encoded here.
+        let propagate = if client.is_master {
+            Propagate::Nothing
+        } else {
+            propagate
+        };
         match propagate {
             Propagate::Verbatim | Propagate::Always if srv.feed.is_active() => {
                 srv.feed.feed(db, &args.iter().collect::<Vec<_>>())
@@ -358,14 +391,14 @@ fn exec(srv: &mut Server, client: &mut Client, out: &mut Vec<u8>) -> Outcome {
     Outcome::Continue
 }
 
-fn after_command(srv: &mut Server, client: &Client) {
+fn after_command(srv: &mut Server, client: &mut Client) {
+    client.woff = srv.feed.offset;
     {
         let mut info = client.shared.info.borrow_mut();
         info.db = client.db;
         info.multi = client.multi.as_ref().map_or(-1, |q| q.len() as i64);
     }
     client.sync_flags(false);
-    let _ = srv;
 }
 
 fn reply_error(srv: &mut Server, client: &Client, out: &mut Vec<u8>, msg: &str) {

@@ -365,9 +365,9 @@ fn stats(srv: &Server, out: &mut String) {
     field!(out, "instantaneous_input_repl_kbps", "0.00");
     field!(out, "instantaneous_output_repl_kbps", "0.00");
     field!(out, "rejected_connections", s.rejected_connections);
-    field!(out, "sync_full", 0);
-    field!(out, "sync_partial_ok", 0);
-    field!(out, "sync_partial_err", 0);
+    field!(out, "sync_full", srv.repl.sync_full);
+    field!(out, "sync_partial_ok", srv.repl.sync_partial_ok);
+    field!(out, "sync_partial_err", srv.repl.sync_partial_err);
     field!(out, "expired_keys", s.expired_keys);
     field!(out, "expired_stale_perc", "0.00");
     field!(out, "expired_time_cap_reached_count", 0);
@@ -406,21 +406,100 @@ fn stats(srv: &Server, out: &mut String) {
 }
 
 fn replication(srv: &Server, out: &mut String) {
-    field!(out, "role", "master");
-    field!(out, "connected_slaves", 0);
-    field!(out, "master_failover_state", "no-failover");
-    field!(out, "master_replid", srv.run_id);
-    field!(
-        out,
-        "master_replid2",
-        "0000000000000000000000000000000000000000"
+    let r = &srv.repl;
+    let now = crate::clock::now_ms();
+    let secs = |ms: u64| now.saturating_sub(ms) / 1000;
+    if let Some(m) = &r.master {
+        use crate::replication::replica::LinkState;
+        let up = m.state == LinkState::Connected;
+        field!(out, "role", "slave");
+        field!(out, "master_host", m.host);
+        field!(out, "master_port", m.port);
+        field!(out, "master_link_status", if up { "up" } else { "down" });
+        if m.last_io_ms == 0 {
+            field!(out, "master_last_io_seconds_ago", -1);
+        } else {
+            field!(out, "master_last_io_seconds_ago", secs(m.last_io_ms));
+        }
+        let transfer = m.state == LinkState::Transfer;
+        field!(out, "master_sync_in_progress", u8::from(transfer));
+        field!(
+            out,
+            "slave_read_repl_offset",
+            m.read_off.max(srv.feed.offset)
+        );
+        field!(out, "slave_repl_offset", srv.feed.offset);
+        if transfer {
+            let left = m.sync_total.saturating_sub(m.sync_read);
+            let perc = if m.sync_total > 0 {
+                m.sync_read as f64 * 100.0 / m.sync_total as f64
+            } else {
+                0.0
+            };
+            field!(out, "master_sync_total_bytes", m.sync_total);
+            field!(out, "master_sync_read_bytes", m.sync_read);
+            field!(out, "master_sync_left_bytes", left);
+            field!(out, "master_sync_perc", format!("{perc:.2}"));
+            field!(out, "master_sync_last_io_seconds_ago", secs(m.last_io_ms));
+        }
+        if !up {
+            let down = m.down_since_ms.map_or(-1, |t| secs(t) as i64);
+            field!(out, "master_link_down_since_seconds", down);
+        }
+        field!(out, "slave_priority", srv.config.replica_priority);
+        field!(
+            out,
+            "slave_read_only",
+            u8::from(srv.config.replica_read_only)
+        );
+        field!(out, "replica_announced", 1);
+    } else {
+        field!(out, "role", "master");
+    }
+    field!(out, "connected_slaves", r.replicas.len());
+    let (min, lag) = (
+        srv.config.min_replicas_to_write,
+        srv.config.min_replicas_max_lag,
     );
+    if min > 0 && lag > 0 {
+        field!(out, "min_slaves_good_slaves", r.good_replicas(lag));
+    }
+    for (i, l) in r.replicas.iter().enumerate() {
+        use crate::replication::master::ReplicaState;
+        let lag = if l.state.get() == ReplicaState::Online {
+            secs(l.ack_ms.get())
+        } else {
+            0
+        };
+        let _ = write!(
+            out,
+            "slave{i}:ip={},port={},state={},offset={},lag={}\r\n",
+            l.ip,
+            l.port,
+            l.state.get().name(),
+            l.ack_off.get(),
+            lag
+        );
+    }
+    field!(out, "master_failover_state", "no-failover");
+    field!(out, "master_replid", r.ids.replid);
+    field!(out, "master_replid2", r.ids.replid2);
     field!(out, "master_repl_offset", srv.feed.offset);
-    field!(out, "second_repl_offset", -1);
-    field!(out, "repl_backlog_active", 0);
-    field!(out, "repl_backlog_size", srv.config.repl_backlog_size);
-    field!(out, "repl_backlog_first_byte_offset", 0);
-    field!(out, "repl_backlog_histlen", 0);
+    field!(out, "second_repl_offset", r.ids.second_offset);
+    match &r.backlog {
+        Some(b) => {
+            field!(out, "repl_backlog_active", 1);
+            field!(out, "repl_backlog_size", srv.config.repl_backlog_size);
+            field!(out, "repl_backlog_first_byte_offset", b.first_byte_offset());
+            field!(out, "repl_backlog_histlen", b.histlen());
+        }
+        None => {
+            field!(out, "repl_backlog_active", 0);
+            field!(out, "repl_backlog_size", srv.config.repl_backlog_size);
+            field!(out, "repl_backlog_first_byte_offset", 0);
+            field!(out, "repl_backlog_histlen", 0);
+        }
+    }
 }
 
 fn cpu(out: &mut String) {

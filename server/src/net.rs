@@ -46,6 +46,7 @@ pub async fn serve(state: Shared, listeners: Vec<TcpListener>) {
         });
     }
     tokio::task::spawn_local(cron(state.clone()));
+    tokio::task::spawn_local(crate::replication::supervise(state.clone()));
     shutdown.notified().await;
     info!("Redis is now ready to exit, bye bye...");
 }
@@ -148,8 +149,14 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
                             .error("UNBLOCKED client unblocked via CLIENT UNBLOCK");
                     }),
                     // CLIENT UNBLOCK [TIMEOUT]: as if the timeout passed.
-                    Some(false) => srv.blocking.time_out(id, &mut out),
-                    None if timed_out => srv.blocking.time_out(id, &mut out),
+                    Some(false) => {
+                        let repl = &srv.repl;
+                        srv.blocking.time_out(id, &mut out, |o| repl.acked(o))
+                    }
+                    None if timed_out => {
+                        let repl = &srv.repl;
+                        srv.blocking.time_out(id, &mut out, |o| repl.acked(o))
+                    }
                     None => srv.blocking.take_served(id),
                 };
                 if client.is_some() {
@@ -193,6 +200,10 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
                             break;
                         }
                     }
+                    // SYNC/PSYNC: the connection becomes a replica link.
+                    if c.sync_request.is_some() {
+                        break;
+                    }
                 }
                 let consumed = parser.consumed();
                 if consumed > 0 {
@@ -208,6 +219,7 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
                     .flatten();
                 srv.blocking.park(c, block, command);
             }
+            crate::replication::pump(srv);
             srv.stats.total_net_output_bytes += out.len() as u64;
             shared.info.borrow_mut().qbuf = input.len();
         }
@@ -222,6 +234,14 @@ async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
         }
         if close || shared.killed.get() {
             break 'conn;
+        }
+        if let Some(mut c) = client.take_if(|c| c.sync_request.is_some()) {
+            let req = c.sync_request.take();
+            let conf = std::mem::take(&mut c.repl_conf);
+            if let Some(req) = req {
+                crate::replication::master::serve(state, sock, c, conf, req, input).await;
+            }
+            return;
         }
     }
     let mut srv = state.borrow_mut();

@@ -128,6 +128,7 @@ pub struct Server {
     /// Changes since the last save (`rdb_changes_since_last_save`).
     pub dirty: u64,
     pub feed: Feed,
+    pub repl: crate::replication::Repl,
     pub started: Instant,
     pub run_id: String,
     pub rng: SmallRng,
@@ -160,6 +161,10 @@ impl Server {
                 .map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0'))
                 .collect()
         };
+        let master = config
+            .replicaof
+            .clone()
+            .map(|(h, p)| crate::replication::replica::MasterLink::new(h, p, false));
         Server {
             keyspace: Keyspace::new(config.databases),
             config,
@@ -169,6 +174,10 @@ impl Server {
             next_client_id: 1,
             dirty: 0,
             feed: Feed::default(),
+            repl: crate::replication::Repl {
+                master,
+                ..Default::default()
+            },
             started: Instant::now(),
             run_id,
             rng: SmallRng::from_os_rng(),
@@ -328,7 +337,8 @@ impl Server {
         if !d.entry(i).is_expired(now_ms) {
             return Some(i);
         }
-        if paused {
+        // A replica never expires keys itself: it waits for the master's DEL.
+        if paused || self.repl.is_replica() {
             // During CLIENT PAUSE the dataset must not change (a failover waits for replicas
             // to reach the master's offset): the key reads as missing but is deleted later,
             // as Redis does. No client write can run while paused, so nothing re-inserts it.
@@ -346,6 +356,9 @@ impl Server {
     /// and deletes the expired ones, stopping after `budget` sampled slots.
     pub fn active_expire(&mut self, now_ms: u64, budget: usize) -> usize {
         let mut expired = 0;
+        if self.repl.is_replica() {
+            return 0;
+        }
         for db in 0..self.keyspace.num_dbs() {
             let d = self.keyspace.db(db);
             if d.expires() == 0 {

@@ -244,7 +244,11 @@ fn hello(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     ctx.reply.bulk(b"mode");
     ctx.reply.bulk(b"standalone");
     ctx.reply.bulk(b"role");
-    ctx.reply.bulk(b"master");
+    if ctx.srv.repl.is_replica() {
+        ctx.reply.bulk(b"replica");
+    } else {
+        ctx.reply.bulk(b"master");
+    }
     ctx.reply.bulk(b"modules");
     ctx.reply.array(0);
     Ok(())

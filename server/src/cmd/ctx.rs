@@ -27,6 +27,8 @@ pub enum TimeoutReply {
     NullArray,
     /// `$-1` (`_` in RESP3).
     Null,
+    /// WAIT: the number of replicas that acknowledged this offset by then.
+    Acked(u64),
 }
 
 /// What a write command sends to replicas.

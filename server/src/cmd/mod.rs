@@ -16,6 +16,7 @@ mod lists;
 mod longdouble;
 mod persistence;
 mod pubsub;
+mod replication;
 mod server;
 mod sets;
 mod strings;
@@ -256,6 +257,7 @@ pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::ne
         persistence::COMMANDS,
         hashes::COMMANDS,
         sets::COMMANDS,
+        replication::COMMANDS,
         pubsub::COMMANDS,
         zset::COMMANDS,
     ];

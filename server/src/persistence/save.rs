@@ -240,7 +240,7 @@ pub fn aux_fields(srv: &Server) -> Aux {
         ctime: Some((crate::clock::now_ms() / 1000) as i64),
         used_mem: Some(crate::memory::used_memory() as i64),
         repl_stream_db: Some(0),
-        repl_id: Some(srv.run_id.clone()),
+        repl_id: Some(srv.repl.ids.replid.clone()),
         repl_offset: Some(srv.feed.offset as i64),
         aof_base: Some(0),
         other: Vec::new(),

@@ -1,10 +1,178 @@
-//! Replication. For now: the feed, which turns executed write commands into the replication
-//! stream in execution order, with the SELECT rules of Redis 7.0 (a SELECT is emitted before
-//! the first command and whenever the database changes).
+//! Replication, Redis 7.0 and PSYNC2 compatible. This module holds the feed, which turns
+//! executed write commands into the replication stream in execution order with the SELECT
+//! rules of Redis 7.0 (a SELECT before the first command and whenever the database
+//! changes), and [`Repl`], the replication state of the server: identity ([`ids`]), the
+//! backlog ([`backlog`]), the replicas of this master ([`master`]) and the link to our own
+//! master ([`replica`]). [`pump`] moves the stream from the feed to the backlog and the
+//! replicas; [`supervise`] is the replication cron.
 //!
 //! The stream only accumulates while something consumes it (a backlog, an attached replica,
 //! a test); with no consumer, Redis neither keeps the bytes nor advances the offset, and
-//! neither do we.
+//! neither do we. On a replica the stream is the master's bytes proxied verbatim
+//! ([`Feed::feed_raw`]), never commands of its own.
+
+pub mod backlog;
+pub mod ids;
+pub mod master;
+pub mod replica;
+pub mod transfer;
+
+use crate::net::Shared;
+use crate::server::Server;
+use backlog::Backlog;
+use ids::ReplIds;
+use std::rc::Rc;
+use std::time::Duration;
+use tracing::info;
+
+/// The replication state of the server.
+#[derive(Debug, Default)]
+pub struct Repl {
+    pub ids: ReplIds,
+    pub backlog: Option<Backlog>,
+    /// Replicas attached to us, in attach order (INFO's `slaveN`).
+    pub replicas: Vec<Rc<master::Link>>,
+    /// Unix ms since when no replica is attached (`repl-backlog-ttl`).
+    pub no_replicas_since_ms: u64,
+    /// Unix ms of the last PING fed into the stream.
+    pub last_ping_ms: u64,
+    /// Our master, while we are a replica.
+    pub master: Option<replica::MasterLink>,
+    pub sync_full: u64,
+    pub sync_partial_ok: u64,
+    pub sync_partial_err: u64,
+    /// Clients blocked in WAIT, woken when an ACK arrives.
+    pub waiters: Vec<u64>,
+    /// A WAIT blocked: `REPLCONF GETACK *` goes into the stream at the next pump, after the
+    /// command (so the client's target offset does not include it, as in Redis).
+    pub want_getack: bool,
+}
+
+impl Repl {
+    /// Creates the backlog at `master_offset`. On a master this starts a new history
+    /// (new replid, no replid2), as `syncCommand` does for the first replica; a replica keeps
+    /// the history it just adopted from its master.
+    pub fn create_backlog(&mut self, master_offset: u64, size: u64, new_history: bool) {
+        if new_history {
+            self.ids.reset();
+        }
+        self.backlog = Some(Backlog::new(master_offset, size));
+    }
+
+    /// Drops every attached replica (they reconnect and resynchronize).
+    pub fn kill_replicas(&self) {
+        for l in &self.replicas {
+            l.kill();
+        }
+    }
+
+    /// Online replicas whose acknowledged offset reached `offset` (WAIT).
+    pub fn acked(&self, offset: u64) -> usize {
+        self.replicas
+            .iter()
+            .filter(|l| l.state.get() == master::ReplicaState::Online && l.ack_off.get() >= offset)
+            .count()
+    }
+
+    /// Online replicas that acknowledged within `max_lag` seconds (`min-replicas-to-write`).
+    pub fn good_replicas(&self, max_lag: u64) -> usize {
+        let now = crate::clock::now_ms();
+        self.replicas
+            .iter()
+            .filter(|l| {
+                l.state.get() == master::ReplicaState::Online
+                    && now.saturating_sub(l.ack_ms.get()) / 1000 <= max_lag
+            })
+            .count()
+    }
+
+    pub fn is_replica(&self) -> bool {
+        self.master.is_some()
+    }
+}
+
+/// Moves the stream accumulated by the feed into the backlog and every replica's buffer,
+/// in order. Called after each batch of commands and by the cron, and at a synchronization
+/// point before the offset is read, so the offset always covers exactly the bytes delivered.
+pub fn pump(srv: &mut Server) {
+    if std::mem::take(&mut srv.repl.want_getack) && !srv.repl.replicas.is_empty() {
+        srv.feed
+            .feed_raw(b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n");
+    }
+    let bytes = srv.feed.drain();
+    if bytes.is_empty() {
+        return;
+    }
+    if let Some(b) = srv.repl.backlog.as_mut() {
+        b.append(&bytes);
+    }
+    let limit = srv.config.client_output_buffer_limit[1];
+    let now = crate::clock::now_ms();
+    for l in &srv.repl.replicas {
+        l.push(&bytes, limit, now);
+    }
+}
+
+/// The replication cron (10 times a second): PINGs to replicas every
+/// `repl-ping-replica-period`, the soft output-buffer limit, backlog resizing and
+/// `repl-backlog-ttl`, and starting the link task when a master is configured.
+pub async fn supervise(state: Shared) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut srv = state.borrow_mut();
+        let srv = &mut *srv;
+        let now = crate::clock::now_ms();
+        let size = srv.config.repl_backlog_size;
+        if let Some(b) = srv.repl.backlog.as_mut()
+            && b.size() as u64 != size.max(16 * 1024)
+        {
+            b.resize(size);
+        }
+        if !srv.repl.is_replica()
+            && !srv.repl.replicas.is_empty()
+            && now.saturating_sub(srv.repl.last_ping_ms)
+                >= srv.config.repl_ping_replica_period.max(1) * 1000
+        {
+            srv.repl.last_ping_ms = now;
+            srv.feed.feed_raw(b"*1\r\n$4\r\nping\r\n");
+        }
+        pump(srv);
+        let limit = srv.config.client_output_buffer_limit[1];
+        for l in &srv.repl.replicas {
+            l.check_limit(l.buffered(), limit, now);
+        }
+        let ttl = srv.config.repl_backlog_ttl;
+        if !srv.repl.is_replica()
+            && srv.repl.replicas.is_empty()
+            && srv.repl.backlog.is_some()
+            && ttl > 0
+            && now.saturating_sub(srv.repl.no_replicas_since_ms) >= ttl * 1000
+        {
+            info!("Replication backlog freed after {ttl} seconds without connected replicas.");
+            srv.repl.backlog = None;
+            srv.repl.ids.reset();
+        }
+        // A master restarted from a dump with replication AUX fields keeps that history as
+        // replid2, so its replicas can continue partially (Redis's `loadDataFromDisk`).
+        if srv.repl.master.is_none()
+            && let Some((id, off)) = srv.persistence.loaded_repl.take()
+            && off >= 0
+        {
+            srv.repl.ids.replid2 = id;
+            srv.repl.ids.second_offset = off + 1;
+            srv.feed.offset = off as u64;
+            srv.feed.attach();
+            srv.repl.create_backlog(off as u64, size, false);
+            srv.repl.no_replicas_since_ms = now;
+        }
+        if let Some(m) = srv.repl.master.as_mut()
+            && m.task.is_none()
+        {
+            let h = tokio::task::spawn_local(replica::run(state.clone()));
+            m.task = Some(h.abort_handle());
+        }
+    }
+}
 
 /// The replication stream producer.
 #[derive(Debug, Default)]
@@ -23,6 +191,20 @@ impl Feed {
     /// Starts collecting the stream (the next command is preceded by a SELECT).
     pub fn attach(&mut self) {
         self.stream = Some(Vec::new());
+        self.last_db = None;
+    }
+
+    /// Appends bytes that already are stream (a PING, a GETACK, or on a replica the master's
+    /// stream proxied verbatim); they count in the offset but never trigger a SELECT.
+    pub fn feed_raw(&mut self, bytes: &[u8]) {
+        if let Some(out) = self.stream.as_mut() {
+            out.extend_from_slice(bytes);
+        }
+        self.offset += bytes.len() as u64;
+    }
+
+    /// The next command is preceded by a SELECT (after a full sync point or a promotion).
+    pub fn forget_db(&mut self) {
         self.last_db = None;
     }
 

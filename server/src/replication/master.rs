@@ -1,0 +1,432 @@
+//! Replica links seen from the master: what SYNC/PSYNC turns a client connection into.
+//!
+//! The connection task hands its socket to [`serve`], which decides partial or full
+//! resynchronization, sends the RDB (socket or disk target), then streams the replication
+//! stream and reads `REPLCONF ACK`s. The stream bytes reach a link through
+//! [`Link::push`], called by [`super::pump`] on the main thread; the link's task writes
+//! them. This module must not execute commands or touch the keyspace except through the
+//! snapshot function it calls at the synchronization point.
+
+use super::transfer;
+use crate::client::{Client, ClientShared};
+use crate::config::BufferLimit;
+use crate::net::Shared;
+use crate::protocol::{Parser, ProtoLimits};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tracing::{info, warn};
+
+/// What the replica said about itself with REPLCONF before SYNC/PSYNC.
+#[derive(Debug, Clone, Default)]
+pub struct ReplConf {
+    pub listening_port: u16,
+    pub ip_address: Option<String>,
+    pub capa_eof: bool,
+    pub capa_psync2: bool,
+    /// `REPLCONF rdb-only 1` (`redis-cli --rdb`): closed once the RDB is sent.
+    pub rdb_only: bool,
+}
+
+/// A SYNC or PSYNC request: the connection becomes a replica link after the command.
+#[derive(Debug, Clone)]
+pub struct SyncRequest {
+    /// PSYNC's replid and offset; `None` for SYNC (no `+FULLRESYNC` line, no ACKs).
+    pub psync: Option<(String, String)>,
+}
+
+/// The phase of one replica on the master, as INFO `slaveN:...,state=` shows it.
+///
+/// Transitions (Redis's `replstate`):
+/// - PSYNC accepted (`+CONTINUE`) -> `Online` directly;
+/// - full sync -> `WaitBgsave` (waiting for the snapshot, during `repl-diskless-sync-delay`,
+///   and for the socket target while the RDB is streamed) -> `SendBulk` (disk target: the
+///   file is being sent) -> `Online`; the socket target goes `WaitBgsave` -> `Online` and
+///   holds the stream back until the replica's first `REPLCONF ACK`.
+///
+/// Cancellation: in any phase the link ends when the socket fails, `CLIENT KILL` marks it,
+/// the output-buffer limit is exceeded, `repl-timeout` passes without an ACK, or the server
+/// becomes a replica of a new master; the replica is then removed from the list and its
+/// buffered stream discarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaState {
+    WaitBgsave,
+    SendBulk,
+    Online,
+}
+
+impl ReplicaState {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReplicaState::WaitBgsave => "wait_bgsave",
+            ReplicaState::SendBulk => "send_bulk",
+            ReplicaState::Online => "online",
+        }
+    }
+}
+
+/// One replica attached to this master.
+#[derive(Debug)]
+pub struct Link {
+    pub client_id: u64,
+    pub ip: String,
+    pub port: u16,
+    pub state: Cell<ReplicaState>,
+    /// Last offset the replica acknowledged (`repl_ack_off`).
+    pub ack_off: Cell<u64>,
+    /// Unix ms of the last ACK or byte from the replica (`repl_ack_time`).
+    pub ack_ms: Cell<u64>,
+    /// Stream bytes not yet written to the socket.
+    out: RefCell<Vec<u8>>,
+    /// Whether the stream is buffered for this replica: from the snapshot point on.
+    accumulating: Cell<bool>,
+    /// Since when (Unix ms) the buffer has been over the soft limit.
+    soft_since: Cell<Option<u64>>,
+    shared: Rc<ClientShared>,
+}
+
+impl Link {
+    /// Buffers stream bytes for the replica and enforces `client-output-buffer-limit
+    /// replica` (hard: at once; soft: after `soft_seconds` over it; 0 disables a limit).
+    pub fn push(&self, bytes: &[u8], limit: BufferLimit, now_ms: u64) {
+        if !self.accumulating.get() || self.shared.killed.get() {
+            return;
+        }
+        let len = {
+            let mut out = self.out.borrow_mut();
+            out.extend_from_slice(bytes);
+            out.len() as u64
+        };
+        self.shared.info.borrow_mut().omem = len as usize;
+        self.check_limit(len, limit, now_ms);
+        self.shared.notify.notify_one();
+    }
+
+    /// Applies the limits to the current buffer (also called by the cron for the soft one).
+    pub fn check_limit(&self, len: u64, limit: BufferLimit, now_ms: u64) {
+        let hard = limit.hard > 0 && len >= limit.hard;
+        let soft = limit.soft > 0 && len >= limit.soft;
+        let soft_hit = if soft {
+            let since = *self.soft_since.get().get_or_insert(now_ms);
+            self.soft_since.set(Some(since));
+            now_ms - since >= limit.soft_seconds * 1000
+        } else {
+            self.soft_since.set(None);
+            false
+        };
+        if hard || soft_hit {
+            let info = self.shared.info.borrow();
+            warn!(
+                "Client id={} addr={} laddr={} fd={} name= age=0 idle=0 flags=S db=0 omem={} cmd=psync scheduled to be closed ASAP for overcoming of output buffer limits.",
+                info.id, info.addr, info.laddr, info.fd, len
+            );
+            self.shared.killed.set(true);
+            self.shared.notify.notify_one();
+        }
+    }
+
+    pub fn buffered(&self) -> u64 {
+        self.out.borrow().len() as u64
+    }
+
+    /// Makes the link's task drop the connection.
+    pub fn kill(&self) {
+        self.shared.killed.set(true);
+        self.shared.notify.notify_one();
+    }
+}
+
+/// Runs a replica link on `sock` until it ends; `client` is the connection that sent
+/// SYNC/PSYNC and is unregistered when the link ends.
+pub async fn serve(
+    state: Shared,
+    mut sock: TcpStream,
+    mut client: Client,
+    conf: ReplConf,
+    req: SyncRequest,
+    input: Vec<u8>,
+) {
+    let peer_ip = {
+        let info = client.shared.info.borrow();
+        info.addr
+            .rsplit_once(':')
+            .map_or(info.addr.clone(), |(h, _)| h.to_string())
+    };
+    let ip = conf.ip_address.clone().unwrap_or(peer_ip);
+    let link = Rc::new(Link {
+        client_id: client.id,
+        ip,
+        port: conf.listening_port,
+        state: Cell::new(ReplicaState::WaitBgsave),
+        ack_off: Cell::new(0),
+        ack_ms: Cell::new(crate::clock::now_ms()),
+        out: RefCell::new(Vec::new()),
+        accumulating: Cell::new(false),
+        soft_since: Cell::new(None),
+        shared: client.shared.clone(),
+    });
+    client.shared.info.borrow_mut().flags = "S".into();
+    let who = format!("{}:{}", link.ip, link.port);
+    let result = run(&state, &mut sock, &link, &conf, &req, &who, input).await;
+    if let Err(e) = result {
+        info!("Connection with replica {who} lost ({e}).");
+    } else {
+        info!("Connection with replica {who} lost.");
+    }
+    let mut srv = state.borrow_mut();
+    srv.repl.replicas.retain(|l| !Rc::ptr_eq(l, &link));
+    if srv.repl.replicas.is_empty() {
+        srv.repl.no_replicas_since_ms = crate::clock::now_ms();
+    }
+    srv.unregister_client(&mut client);
+}
+
+async fn run(
+    state: &Shared,
+    sock: &mut TcpStream,
+    link: &Rc<Link>,
+    conf: &ReplConf,
+    req: &SyncRequest,
+    who: &str,
+    input: Vec<u8>,
+) -> std::io::Result<()> {
+    info!("Replica {who} asks for synchronization");
+    let partial = {
+        let mut srv = state.borrow_mut();
+        let srv = &mut *srv;
+        super::pump(srv);
+        let partial = req.psync.as_ref().and_then(|(id, off)| {
+            if id == "?" {
+                info!("Full resync requested by replica {who}");
+                return None;
+            }
+            let backlog = srv.repl.backlog.as_ref()?;
+            let off: u64 = off.parse().ok()?;
+            if !srv.repl.ids.accepts(id, off) {
+                info!(
+                    "Partial resynchronization not accepted: Replication ID mismatch (Replica asked for '{id}', my replication IDs are '{}' and '{}')",
+                    srv.repl.ids.replid, srv.repl.ids.replid2
+                );
+                return None;
+            }
+            match backlog.since(off) {
+                Some(bytes) => Some((off, bytes)),
+                None => {
+                    info!(
+                        "Unable to partial resync with replica {who} for lack of backlog (Replica request was: {off})."
+                    );
+                    None
+                }
+            }
+        });
+        if let Some((_, bytes)) = &partial {
+            srv.repl.sync_partial_ok += 1;
+            link.state.set(ReplicaState::Online);
+            link.accumulating.set(true);
+            link.out.borrow_mut().extend_from_slice(bytes);
+        } else {
+            if req.psync.as_ref().is_some_and(|(id, _)| id != "?") {
+                srv.repl.sync_partial_err += 1;
+            }
+            srv.repl.sync_full += 1;
+            if srv.repl.backlog.is_none() {
+                srv.repl
+                    .create_backlog(srv.feed.offset, srv.config.repl_backlog_size, true);
+                srv.feed.attach();
+            }
+        }
+        srv.repl.replicas.push(link.clone());
+        partial.map(|(off, bytes)| (off, bytes.len(), srv.repl.ids.replid.clone()))
+    };
+    if let Some((off, n, replid)) = partial {
+        let line = if conf.capa_psync2 {
+            format!("+CONTINUE {replid}\r\n")
+        } else {
+            "+CONTINUE\r\n".to_string()
+        };
+        sock.write_all(line.as_bytes()).await?;
+        info!(
+            "Partial resynchronization accepted: request from {who}. Sending {n} bytes of backlog starting from offset {off}."
+        );
+        return stream(state, sock, link, false, true, input).await;
+    }
+    let diskless = full_sync(state, sock, link, conf, req, who).await?;
+    if conf.rdb_only {
+        return Ok(());
+    }
+    stream(state, sock, link, diskless, req.psync.is_some(), input).await
+}
+
+/// A full synchronization up to the point the replica is online; returns whether the socket
+/// target was used (the stream then waits for the first ACK).
+async fn full_sync(
+    state: &Shared,
+    sock: &mut TcpStream,
+    link: &Rc<Link>,
+    conf: &ReplConf,
+    req: &SyncRequest,
+    who: &str,
+) -> std::io::Result<bool> {
+    let asked = tokio::time::Instant::now();
+    let mut last_newline = asked;
+    loop {
+        let (diskless, delay, enough) = {
+            let srv = state.borrow();
+            // `repl-diskless-sync-max-replicas`: start as soon as that many are waiting.
+            let max = srv.config.repl_diskless_sync_max_replicas;
+            let waiting = srv
+                .repl
+                .replicas
+                .iter()
+                .filter(|l| l.state.get() == ReplicaState::WaitBgsave && !l.accumulating.get())
+                .count() as u64;
+            (
+                srv.config.repl_diskless_sync && conf.capa_eof,
+                srv.config.repl_diskless_sync_delay,
+                max > 0 && waiting >= max,
+            )
+        };
+        if !diskless || enough || asked.elapsed() >= Duration::from_secs(delay) {
+            break;
+        }
+        if link.shared.killed.get() {
+            return Err(std::io::ErrorKind::ConnectionAborted.into());
+        }
+        if last_newline.elapsed() >= Duration::from_secs(1) {
+            sock.write_all(b"\n").await?;
+            last_newline = tokio::time::Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The synchronization point: the snapshot and the announced offset are taken together,
+    // and from here every stream byte is buffered for this replica.
+    let (diskless, replid, offset, rdb, path) = {
+        let mut srv = state.borrow_mut();
+        let srv = &mut *srv;
+        let diskless = srv.config.repl_diskless_sync && conf.capa_eof;
+        super::pump(srv);
+        let offset = srv.feed.offset;
+        srv.feed.forget_db();
+        let replid = srv.repl.ids.replid.clone();
+        if diskless {
+            info!("Starting BGSAVE for SYNC with target: replicas sockets");
+        } else {
+            info!("Starting BGSAVE for SYNC with target: disk");
+        }
+        let rdb = transfer::snapshot_rdb(srv, &replid, offset).map_err(std::io::Error::other)?;
+        link.accumulating.set(true);
+        let path = std::path::Path::new(&srv.config.dir).join(&srv.config.dbfilename);
+        (diskless, replid, offset, rdb, path)
+    };
+    if req.psync.is_some() {
+        sock.write_all(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes())
+            .await?;
+    }
+    if diskless {
+        let mark = super::ids::random_hex40();
+        sock.write_all(format!("$EOF:{mark}\r\n").as_bytes())
+            .await?;
+        sock.write_all(&rdb).await?;
+        sock.write_all(mark.as_bytes()).await?;
+        link.state.set(ReplicaState::Online);
+        info!("Background RDB transfer terminated with success");
+        info!(
+            "Streamed RDB transfer with replica {who} succeeded (socket). Waiting for REPLCONF ACK from replica to enable streaming"
+        );
+        return Ok(req.psync.is_some());
+    }
+    let tmp = path.with_file_name(format!("temp-{}.rdb", std::process::id()));
+    std::fs::write(&tmp, &rdb)?;
+    std::fs::rename(&tmp, &path)?;
+    info!("DB saved on disk");
+    info!("Background saving terminated with success");
+    let file = std::fs::read(&path)?;
+    link.state.set(ReplicaState::SendBulk);
+    sock.write_all(format!("${}\r\n", file.len()).as_bytes())
+        .await?;
+    sock.write_all(&file).await?;
+    link.state.set(ReplicaState::Online);
+    info!("Synchronization with replica {who} succeeded");
+    Ok(false)
+}
+
+/// Streams the buffered replication stream and reads ACKs until the link ends.
+/// `wait_ack`: hold the stream back until the first `REPLCONF ACK` (socket target).
+/// `acks`: the replica sends ACKs (PSYNC), so `repl-timeout` applies; a SYNC client has none.
+async fn stream(
+    state: &Shared,
+    sock: &mut TcpStream,
+    link: &Rc<Link>,
+    mut wait_ack: bool,
+    acks: bool,
+    mut input: Vec<u8>,
+) -> std::io::Result<()> {
+    let mut parser = Parser::new();
+    loop {
+        if link.shared.killed.get() {
+            return Err(std::io::ErrorKind::ConnectionAborted.into());
+        }
+        if !wait_ack {
+            let bytes = std::mem::take(&mut *link.out.borrow_mut());
+            if !bytes.is_empty() {
+                link.shared.info.borrow_mut().omem = 0;
+                sock.write_all(&bytes).await?;
+                continue;
+            }
+        }
+        tokio::select! {
+            r = sock.readable() => {
+                r?;
+                let mut buf = [0u8; 4096];
+                match sock.try_read(&mut buf) {
+                    Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                    Ok(n) => input.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err(e),
+                }
+                let now = crate::clock::now_ms();
+                link.ack_ms.set(now);
+                // Empty lines are liveness (sent while the replica loads); never answered.
+                while input.first().is_some_and(|&b| b == b'\n' || b == b'\r') {
+                    input.remove(0);
+                    parser = Parser::new();
+                }
+                let mut acked = false;
+                while let Ok(Some(args)) = parser.next(&input, ProtoLimits::default()) {
+                    if args.len() >= 3
+                        && args.get(0).eq_ignore_ascii_case(b"replconf")
+                        && args.get(1).eq_ignore_ascii_case(b"ack")
+                        && let Some(off) = std::str::from_utf8(args.get(2)).ok().and_then(|s| s.parse::<u64>().ok())
+                    {
+                        link.ack_off.set(link.ack_off.get().max(off));
+                        acked = true;
+                    }
+                }
+                let consumed = parser.consumed();
+                input.drain(..consumed);
+                parser.compact(consumed);
+                if acked {
+                    wait_ack = false;
+                    let mut srv = state.borrow_mut();
+                    let srv = &mut *srv;
+                    let blocking = &srv.blocking;
+                    srv.repl.waiters.retain(|&id| blocking.is_waiting(id));
+                    let waiters = srv.repl.waiters.clone();
+                    for id in waiters {
+                        crate::blocking::retry(srv, id);
+                    }
+                }
+            }
+            () = link.shared.notify.notified() => {}
+            () = tokio::time::sleep(Duration::from_secs(1)) => {
+                let timeout = state.borrow().config.repl_timeout;
+                if acks && crate::clock::now_ms().saturating_sub(link.ack_ms.get()) > timeout * 1000 {
+                    warn!("Disconnecting timedout replica (streaming sync): {}:{}", link.ip, link.port);
+                    return Err(std::io::ErrorKind::TimedOut.into());
+                }
+            }
+        }
+    }
+}

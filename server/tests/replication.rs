@@ -1,0 +1,771 @@
+//! Replication between real processes: tandem -> tandem (disk and socket targets, writes
+//! during and after the sync), partial resync after `CLIENT KILL TYPE replica`, WAIT, read-only
+//! replicas, the replica states seen on the master during a slow sync, promotion, and interop
+//! with a real Redis 7.0 in both directions (skipped with a printed reason when redis-server is
+//! missing, unless TANDEM_REQUIRE_REAL_DEPS=1). Every wait polls with a deadline.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "tandem-repl-{tag}-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A server process (tandem or redis-server), killed on drop.
+struct Proc {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+    /// Whether dropping the process removes its directory (a restart reuses it).
+    owns_dir: bool,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+impl Proc {
+    fn tandem(tag: &str, extra: &[&str]) -> Proc {
+        Proc::tandem_in(temp_dir(tag), extra)
+    }
+
+    fn tandem_in(dir: PathBuf, extra: &[&str]) -> Proc {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_tandem-server"))
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--dir", dir.to_str().unwrap()])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Proc::ready(child, port, dir)
+    }
+
+    fn redis(tag: &str, extra: &[&str]) -> Proc {
+        let port = free_port();
+        let dir = temp_dir(tag);
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--dir", dir.to_str().unwrap(), "--appendonly", "no"])
+            .args(["--enable-debug-command", "yes"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Proc::ready(child, port, dir)
+    }
+
+    fn ready(child: Child, port: u16, dir: PathBuf) -> Proc {
+        let p = Proc {
+            child,
+            port,
+            dir,
+            owns_dir: true,
+        };
+        wait_for(&format!("server on {port}"), || {
+            p.try_con()
+                .ok()
+                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c).ok())
+                .is_some()
+        });
+        p
+    }
+
+    fn try_con(&self) -> redis::RedisResult<redis::Connection> {
+        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?.get_connection()
+    }
+
+    fn con(&self) -> redis::Connection {
+        self.try_con().unwrap()
+    }
+
+    fn info(&self, section: &str) -> BTreeMap<String, String> {
+        let text: String = redis::cmd("INFO")
+            .arg(section)
+            .query(&mut self.con())
+            .unwrap();
+        text.lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn field(&self, section: &str, name: &str) -> String {
+        self.info(section).get(name).cloned().unwrap_or_default()
+    }
+}
+
+fn redis_available() -> bool {
+    let found = Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("TANDEM_REQUIRE_REAL_DEPS").as_deref() != Ok("1"),
+            "redis-server is required (TANDEM_REQUIRE_REAL_DEPS=1) but was not found"
+        );
+        println!("skipping: redis-server not found on PATH");
+    }
+    found
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Writes strings, hashes and sets into databases 0 and 2 (some keys with a TTL).
+fn fill(p: &Proc, prefix: &str, n: usize) {
+    let mut c = p.con();
+    let mut pipe = redis::pipe();
+    for i in 0..n {
+        pipe.cmd("SELECT")
+            .arg(if i % 3 == 0 { 2 } else { 0 })
+            .ignore();
+        pipe.cmd("SET")
+            .arg(format!("{prefix}:s:{i}"))
+            .arg(i)
+            .ignore();
+        pipe.cmd("HSET")
+            .arg(format!("{prefix}:h:{}", i % 50))
+            .arg(format!("f{i}"))
+            .arg("x".repeat(i % 100))
+            .ignore();
+        pipe.cmd("SADD")
+            .arg(format!("{prefix}:set:{}", i % 20))
+            .arg(i)
+            .ignore();
+        if i % 7 == 0 {
+            pipe.cmd("EXPIRE")
+                .arg(format!("{prefix}:s:{i}"))
+                .arg(10_000)
+                .ignore();
+        }
+    }
+    pipe.query::<()>(&mut c).unwrap();
+}
+
+/// Every key of every database with its type and value (members sorted), and whether it
+/// has a TTL.
+fn dataset(p: &Proc) -> BTreeMap<(u8, Vec<u8>), String> {
+    let mut c = p.con();
+    let mut out = BTreeMap::new();
+    for db in 0..16u8 {
+        redis::cmd("SELECT").arg(db).query::<()>(&mut c).unwrap();
+        let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+        for k in keys {
+            let t: String = redis::cmd("TYPE").arg(&k).query(&mut c).unwrap();
+            let v = match t.as_str() {
+                "string" => {
+                    let v: Vec<u8> = redis::cmd("GET").arg(&k).query(&mut c).unwrap();
+                    format!("{v:?}")
+                }
+                "hash" => {
+                    let v: BTreeMap<Vec<u8>, Vec<u8>> =
+                        redis::cmd("HGETALL").arg(&k).query(&mut c).unwrap();
+                    format!("{v:?}")
+                }
+                "set" => {
+                    let mut v: Vec<Vec<u8>> = redis::cmd("SMEMBERS").arg(&k).query(&mut c).unwrap();
+                    v.sort();
+                    format!("{v:?}")
+                }
+                other => other.to_string(),
+            };
+            let ttl: i64 = redis::cmd("PTTL").arg(&k).query(&mut c).unwrap();
+            out.insert((db, k), format!("{t} {v} ttl={}", ttl > 0));
+        }
+    }
+    out
+}
+
+fn offset(p: &Proc) -> String {
+    p.field("replication", "master_repl_offset")
+}
+
+/// Waits until the replica's link is up and it processed everything the master produced.
+fn wait_in_sync(master: &Proc, replica: &Proc) {
+    wait_for("replica in sync", || {
+        let r = replica.info("replication");
+        r.get("master_link_status").map(String::as_str) == Some("up")
+            && r.get("master_repl_offset") == Some(&offset(master))
+    });
+}
+
+fn sync_roundtrip(diskless: &str, replica_args: &[&str]) {
+    let master = Proc::tandem(
+        "m",
+        &[
+            "--repl-diskless-sync",
+            diskless,
+            "--repl-diskless-sync-delay",
+            "0",
+        ],
+    );
+    fill(&master, "before", 3000);
+    let port = master.port.to_string();
+    // Writes keep arriving while the replica connects and loads.
+    let writer = {
+        let mut c = master.con();
+        std::thread::spawn(move || {
+            for i in 0..1500 {
+                redis::cmd("SET")
+                    .arg(format!("during:{i}"))
+                    .arg(i)
+                    .query::<()>(&mut c)
+                    .unwrap();
+                redis::cmd("INCR")
+                    .arg("counter")
+                    .query::<()>(&mut c)
+                    .unwrap();
+            }
+        })
+    };
+    let mut args = vec!["--replicaof", "127.0.0.1", &port];
+    args.extend_from_slice(replica_args);
+    let replica = Proc::tandem("r", &args);
+    writer.join().unwrap();
+    fill(&master, "after", 500);
+    wait_in_sync(&master, &replica);
+    let want = dataset(&master);
+    assert!(want.len() > 3000);
+    assert_eq!(dataset(&replica), want);
+    assert_eq!(master.field("stats", "sync_full"), "1");
+}
+
+#[test]
+fn tandem_to_tandem_diskless_sync_with_writes_during_and_after() {
+    sync_roundtrip("yes", &[]);
+}
+
+#[test]
+fn tandem_to_tandem_diskless_load_swapdb_and_on_empty_db() {
+    sync_roundtrip("yes", &["--repl-diskless-load", "swapdb"]);
+    sync_roundtrip("no", &["--repl-diskless-load", "on-empty-db"]);
+}
+
+#[test]
+fn replica_authenticates_with_masterauth() {
+    let master = Proc::tandem("m", &["--repl-diskless-sync-delay", "0"]);
+    let mut mc = master.con();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut mc).unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg("s3cret")
+        .query(&mut mc)
+        .unwrap();
+    let port = master.port.to_string();
+    let replica = Proc::tandem(
+        "r",
+        &["--replicaof", "127.0.0.1", &port, "--masterauth", "s3cret"],
+    );
+    wait_for("link up", || {
+        replica.field("replication", "master_link_status") == "up"
+    });
+    let v: String = redis::cmd("GET")
+        .arg("k")
+        .query(&mut replica.con())
+        .unwrap();
+    assert_eq!(v, "v");
+}
+
+#[test]
+fn tandem_to_tandem_disk_sync_with_writes_during_and_after() {
+    sync_roundtrip("no", &[]);
+}
+
+#[test]
+fn partial_resync_after_client_kill_wait_and_read_only() {
+    let master = Proc::tandem("m", &["--repl-diskless-sync-delay", "0"]);
+    fill(&master, "a", 200);
+    let replica = Proc::tandem("r", &[]);
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(master.port)
+        .query(&mut replica.con())
+        .unwrap();
+    wait_in_sync(&master, &replica);
+    let mut mc = master.con();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut mc).unwrap();
+    let acked: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut mc).unwrap();
+    assert_eq!(acked, 1);
+    let err = redis::cmd("SET")
+        .arg("x")
+        .arg("1")
+        .query::<()>(&mut replica.con())
+        .unwrap_err();
+    assert_eq!(err.code(), Some("READONLY"));
+
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("replica")
+        .query(&mut mc)
+        .unwrap();
+    assert_eq!(killed, 1);
+    fill(&master, "b", 100);
+    wait_in_sync(&master, &replica);
+    assert_eq!(master.field("stats", "sync_full"), "1");
+    assert_eq!(master.field("stats", "sync_partial_ok"), "1");
+    assert_eq!(dataset(&replica), dataset(&master));
+}
+
+#[test]
+fn promotion_keeps_history_for_the_other_replica() {
+    let master = Proc::tandem("m", &["--repl-diskless-sync-delay", "0"]);
+    fill(&master, "a", 100);
+    let port = master.port.to_string();
+    let r1 = Proc::tandem(
+        "r1",
+        &[
+            "--replicaof",
+            "127.0.0.1",
+            &port,
+            "--repl-diskless-sync-delay",
+            "0",
+        ],
+    );
+    let r2 = Proc::tandem("r2", &["--replicaof", "127.0.0.1", &port]);
+    wait_in_sync(&master, &r1);
+    wait_in_sync(&master, &r2);
+    drop(master);
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query(&mut r1.con())
+        .unwrap();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(r1.port)
+        .query(&mut r2.con())
+        .unwrap();
+    fill(&r1, "b", 50);
+    wait_in_sync(&r1, &r2);
+    assert_eq!(r1.field("stats", "sync_full"), "0");
+    assert_eq!(r1.field("stats", "sync_partial_ok"), "1");
+    assert_eq!(dataset(&r2), dataset(&r1));
+}
+
+/// A hand-driven replica that reads only when told to.
+fn fake_replica(master: &Proc, port: u16, eof: bool) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", master.port)).unwrap();
+    let capa = if eof {
+        "capa eof capa psync2"
+    } else {
+        "capa psync2"
+    };
+    let mut cmd = format!("REPLCONF listening-port {port}\r\nREPLCONF {capa}\r\n");
+    cmd.push_str("PSYNC ? -1\r\n");
+    s.write_all(cmd.as_bytes()).unwrap();
+    s
+}
+
+fn slave_state(master: &Proc, port: u16) -> String {
+    master
+        .info("replication")
+        .values()
+        .find(|v| v.contains(&format!("port={port},")))
+        .and_then(|v| v.split(',').find_map(|f| f.strip_prefix("state=")))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Reads everything the master sent until the replica state is online (then ACKs).
+fn drain_until_online(master: &Proc, s: &mut TcpStream, port: u16) {
+    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    wait_for("online", || {
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+        s.write_all(b"*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$1\r\n0\r\n")
+            .unwrap();
+        slave_state(master, port) == "online"
+    });
+}
+
+#[test]
+fn replica_states_during_a_slow_sync() {
+    let master = Proc::tandem(
+        "m",
+        &[
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "1",
+        ],
+    );
+    let mut c = master.con();
+    // Incompressible values, so the RDB is as large as the data.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for chunk in 0..20 {
+        let mut pipe = redis::pipe();
+        for i in 0..500 {
+            let big: Vec<u8> = (0..4096)
+                .map(|_| {
+                    x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    (x >> 56) as u8
+                })
+                .collect();
+            pipe.cmd("SET")
+                .arg(format!("k{chunk}:{i}"))
+                .arg(big)
+                .ignore();
+        }
+        pipe.query::<()>(&mut c).unwrap();
+    }
+    // Socket target: waiting for the delay, then streaming to a replica that does not read.
+    let mut a = fake_replica(&master, 1111, true);
+    wait_for("wait_bgsave", || {
+        slave_state(&master, 1111) == "wait_bgsave"
+    });
+    // Disk target (changed live): the file is sent to a replica that does not read.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("repl-diskless-sync")
+        .arg("no")
+        .query(&mut c)
+        .unwrap();
+    let mut b = fake_replica(&master, 2222, false);
+    wait_for("send_bulk", || slave_state(&master, 2222) == "send_bulk");
+    drain_until_online(&master, &mut a, 1111);
+    drain_until_online(&master, &mut b, 2222);
+    assert_eq!(master.field("stats", "sync_full"), "2");
+}
+
+#[test]
+fn redis_master_to_tandem_replica() {
+    if !redis_available() {
+        return;
+    }
+    for diskless in ["yes", "no"] {
+        let master = Proc::redis(
+            "redis-m",
+            &[
+                "--repl-diskless-sync",
+                diskless,
+                "--repl-diskless-sync-delay",
+                "0",
+            ],
+        );
+        fill(&master, "before", 1000);
+        let port = master.port.to_string();
+        let replica = Proc::tandem("r", &["--replicaof", "127.0.0.1", &port]);
+        fill(&master, "after", 300);
+        wait_in_sync(&master, &replica);
+        assert_eq!(dataset(&replica), dataset(&master), "diskless={diskless}");
+        // The link drops; the replica continues where it was (offsets agree exactly).
+        let _: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("replica")
+            .query(&mut master.con())
+            .unwrap();
+        fill(&master, "later", 100);
+        wait_in_sync(&master, &replica);
+        assert_eq!(
+            master.field("stats", "sync_full"),
+            "1",
+            "diskless={diskless}"
+        );
+        assert_eq!(
+            master.field("stats", "sync_partial_ok"),
+            "1",
+            "diskless={diskless}"
+        );
+        assert_eq!(dataset(&replica), dataset(&master), "diskless={diskless}");
+    }
+}
+
+#[test]
+fn tandem_master_to_redis_replica() {
+    if !redis_available() {
+        return;
+    }
+    for diskless in ["yes", "no"] {
+        let master = Proc::tandem(
+            "m",
+            &[
+                "--repl-diskless-sync",
+                diskless,
+                "--repl-diskless-sync-delay",
+                "0",
+            ],
+        );
+        fill(&master, "before", 1000);
+        let port = master.port.to_string();
+        let replica = Proc::redis("redis-r", &["--replicaof", "127.0.0.1", &port]);
+        fill(&master, "after", 300);
+        wait_in_sync(&master, &replica);
+        assert_eq!(dataset(&replica), dataset(&master), "diskless={diskless}");
+        let mut mc = master.con();
+        let _: () = redis::cmd("SET").arg("w").arg("1").query(&mut mc).unwrap();
+        let acked: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut mc).unwrap();
+        assert_eq!(acked, 1, "diskless={diskless}");
+        let _: () = redis::cmd("DEL").arg("w").query(&mut mc).unwrap();
+        // The link drops; the replica continues where it was (offsets agree exactly).
+        let _: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("replica")
+            .query(&mut master.con())
+            .unwrap();
+        fill(&master, "later", 100);
+        wait_in_sync(&master, &replica);
+        assert_eq!(
+            master.field("stats", "sync_full"),
+            "1",
+            "diskless={diskless}"
+        );
+        assert_eq!(
+            master.field("stats", "sync_partial_ok"),
+            "1",
+            "diskless={diskless}"
+        );
+        assert_eq!(dataset(&replica), dataset(&master), "diskless={diskless}");
+        // The same commands applied to a standalone Redis give the replica's digest.
+        let reference = Proc::redis("redis-ref", &[]);
+        fill(&reference, "before", 1000);
+        fill(&reference, "after", 300);
+        fill(&reference, "later", 100);
+        let digest = |p: &Proc| -> String {
+            redis::cmd("DEBUG")
+                .arg("DIGEST")
+                .query(&mut p.con())
+                .unwrap()
+        };
+        assert_eq!(digest(&replica), digest(&reference), "diskless={diskless}");
+    }
+}
+
+#[test]
+fn chained_replica_receives_the_stream_with_the_same_offsets() {
+    let master = Proc::tandem("m", &["--repl-diskless-sync-delay", "0"]);
+    fill(&master, "a", 300);
+    let mport = master.port.to_string();
+    let middle = Proc::tandem(
+        "mid",
+        &[
+            "--replicaof",
+            "127.0.0.1",
+            &mport,
+            "--repl-diskless-sync-delay",
+            "0",
+        ],
+    );
+    wait_in_sync(&master, &middle);
+    let leaf = Proc::tandem(
+        "leaf",
+        &["--replicaof", "127.0.0.1", &middle.port.to_string()],
+    );
+    fill(&master, "b", 200);
+    wait_in_sync(&master, &middle);
+    wait_in_sync(&master, &leaf);
+    assert_eq!(dataset(&leaf), dataset(&master));
+    assert_eq!(
+        leaf.field("replication", "master_replid"),
+        master.field("replication", "master_replid")
+    );
+}
+
+#[test]
+fn output_buffer_limit_drops_a_replica_until_raised_live() {
+    let master = Proc::tandem(
+        "m",
+        &[
+            "--repl-diskless-sync-delay",
+            "0",
+            "--client-output-buffer-limit",
+            "replica 64kb 0 0",
+        ],
+    );
+    // A socket-target replica that never ACKs holds the stream back in its buffer.
+    let _stuck = fake_replica(&master, 3333, true);
+    wait_for("attached", || slave_state(&master, 3333) == "online");
+    fill(&master, "x", 2000);
+    wait_for("dropped", || {
+        master.field("replication", "connected_slaves") == "0"
+    });
+    let mut c = master.con();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("client-output-buffer-limit")
+        .arg("slave 0 0 0")
+        .query(&mut c)
+        .unwrap();
+    let _stuck = fake_replica(&master, 4444, true);
+    wait_for("attached", || slave_state(&master, 4444) == "online");
+    fill(&master, "y", 2000);
+    assert_eq!(master.field("replication", "connected_slaves"), "1");
+}
+
+#[test]
+fn redis_cli_rdb_only_client_gets_a_loadable_file() {
+    let master = Proc::tandem("m", &["--repl-diskless-sync-delay", "0"]);
+    fill(&master, "a", 100);
+    let mut s = TcpStream::connect(("127.0.0.1", master.port)).unwrap();
+    s.write_all(b"REPLCONF capa eof\r\nREPLCONF rdb-only 1\r\nSYNC\r\n")
+        .unwrap();
+    let mut all = Vec::new();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.read_to_end(&mut all).unwrap();
+    let text = String::from_utf8_lossy(&all);
+    assert!(
+        text.starts_with("+OK\r\n+OK\r\n$EOF:"),
+        "{}",
+        &text[..40.min(text.len())]
+    );
+    let body = &all[b"+OK\r\n+OK\r\n$EOF:".len() + 42..all.len() - 40];
+    assert!(body.starts_with(b"REDIS0010"));
+}
+
+/// A master that answers the handshake, announces a full resync and sends `payload` after
+/// the `+FULLRESYNC` line, then closes the connection.
+fn broken_master(payload: Vec<u8>) -> (u16, std::thread::JoinHandle<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let t = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut seen = String::new();
+        let mut buf = [0u8; 4096];
+        let mut answered = 0;
+        while !seen.contains("PSYNC") {
+            let n = s.read(&mut buf).unwrap();
+            if n == 0 {
+                return;
+            }
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            // One reply per command: +PONG to PING, +OK to each REPLCONF.
+            let commands = seen.matches("PING").count() + seen.matches("REPLCONF").count();
+            while answered < commands {
+                let reply: &[u8] = if answered == 0 {
+                    b"+PONG\r\n"
+                } else {
+                    b"+OK\r\n"
+                };
+                s.write_all(reply).unwrap();
+                answered += 1;
+            }
+        }
+        s.write_all(b"+FULLRESYNC 1111111111111111111111111111111111111111 0\r\n")
+            .unwrap();
+        s.write_all(&payload).unwrap();
+    });
+    (port, t)
+}
+
+#[test]
+fn failed_transfers_never_replace_the_dataset() {
+    let replica = Proc::tandem("r", &[]);
+    fill(&replica, "old", 100);
+    let before = dataset(&replica);
+    let cases: Vec<Vec<u8>> = vec![
+        // Truncated: the announced length never arrives.
+        b"$100000\r\nREDIS0010\xfa".to_vec(),
+        // Truncated: the EOF mark never arrives.
+        b"$EOF:2222222222222222222222222222222222222222\r\nREDIS0010".to_vec(),
+        // Complete but corrupt.
+        b"$12\r\nREDIS0010xyz".to_vec(),
+    ];
+    for payload in cases {
+        let (port, master) = broken_master(payload);
+        let _: () = redis::cmd("REPLICAOF")
+            .arg("127.0.0.1")
+            .arg(port)
+            .query(&mut replica.con())
+            .unwrap();
+        master.join().unwrap();
+        // The master closed after its payload: the replica is back to connecting.
+        wait_for("attempt over", || {
+            let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut replica.con()).unwrap();
+            role.get(3) == Some(&redis::Value::BulkString(b"connect".to_vec()))
+        });
+        assert_ne!(
+            replica.field("replication", "master_replid"),
+            "1111111111111111111111111111111111111111"
+        );
+        let _: () = redis::cmd("REPLICAOF")
+            .arg("NO")
+            .arg("ONE")
+            .query(&mut replica.con())
+            .unwrap();
+        assert_eq!(dataset(&replica), before);
+    }
+}
+
+#[test]
+fn partial_resync_after_a_replica_restart() {
+    let master = Proc::tandem("m", &["--repl-diskless-sync-delay", "0"]);
+    fill(&master, "a", 300);
+    let port = master.port.to_string();
+    let args = ["--replicaof", "127.0.0.1", &port];
+    let mut replica = Proc::tandem("r", &args);
+    wait_in_sync(&master, &replica);
+    fill(&master, "b", 50);
+    wait_in_sync(&master, &replica);
+    // SHUTDOWN saves the dump with our place in the master's history.
+    let _ = redis::cmd("SHUTDOWN")
+        .arg("SAVE")
+        .query::<()>(&mut replica.con());
+    let _ = replica.child.wait();
+    replica.owns_dir = false;
+    let dir = replica.dir.clone();
+    drop(replica);
+    fill(&master, "c", 50);
+    let replica = Proc::tandem_in(dir.clone(), &args);
+    wait_in_sync(&master, &replica);
+    assert_eq!(dataset(&replica), dataset(&master));
+    assert_eq!(master.field("stats", "sync_full"), "1");
+    assert_eq!(master.field("stats", "sync_partial_ok"), "1");
+    drop(replica);
+    let _ = std::fs::remove_dir_all(dir);
+}
