@@ -294,7 +294,7 @@ fn persistence(srv: &Server, out: &mut String) {
     field!(out, "current_save_keys_processed", processed);
     field!(out, "current_save_keys_total", total);
     field!(out, "rdb_changes_since_last_save", srv.dirty);
-    field!(out, "rdb_bgsave_in_progress", u8::from(p.bgsave.is_some()));
+    field!(out, "rdb_bgsave_in_progress", u8::from(p.snapshot_busy()));
     field!(out, "rdb_last_save_time", srv.lastsave);
     field!(
         out,

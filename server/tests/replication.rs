@@ -769,3 +769,162 @@ fn partial_resync_after_a_replica_restart() {
     drop(replica);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `n` keys of `size` incompressible bytes each, so the RDB is as large as the data.
+fn fill_big(p: &Proc, prefix: &str, n: usize, size: usize) {
+    let mut c = p.con();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for start in (0..n).step_by(500) {
+        let mut pipe = redis::pipe();
+        for i in start..(start + 500).min(n) {
+            let big: Vec<u8> = (0..size)
+                .map(|_| {
+                    x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    (x >> 56) as u8
+                })
+                .collect();
+            pipe.cmd("SET")
+                .arg(format!("{prefix}:{i}"))
+                .arg(big)
+                .ignore();
+        }
+        pipe.query::<()>(&mut c).unwrap();
+    }
+}
+
+#[test]
+fn master_keeps_answering_during_a_diskless_full_sync() {
+    let master = Proc::tandem(
+        "m",
+        &[
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "0",
+        ],
+    );
+    // About 24 MB of RDB, plus many small keys for the walk to encode.
+    fill_big(&master, "big", 6000, 4096);
+    fill(&master, "small", 20_000);
+    // A replica reading at about 8 MB/s: the transfer lasts well over a second.
+    let mut s = fake_replica(&master, 3333, true);
+    let started = Instant::now();
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0usize;
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => total += n,
+                Err(_) if total > 0 => break,
+                Err(_) => continue,
+            }
+            std::thread::sleep(Duration::from_millis(8));
+        }
+        (s, total)
+    });
+    let mut c = master.con();
+    let mut samples = Vec::new();
+    wait_for("sync under way", || {
+        slave_state(&master, 3333) == "wait_bgsave"
+    });
+    while slave_state(&master, 3333) == "wait_bgsave" {
+        let t = Instant::now();
+        let pong: String = redis::cmd("PING").query(&mut c).unwrap();
+        assert_eq!(pong, "PONG");
+        samples.push(t.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "sync never ended"
+        );
+    }
+    let sync_time = started.elapsed();
+    let (_s, total) = reader.join().unwrap();
+    assert!(total > 20 << 20, "only {total} bytes received");
+    assert!(
+        sync_time > Duration::from_secs(1),
+        "the sync took {sync_time:?}: the dataset is too small to prove anything"
+    );
+    samples.sort();
+    let p99 = samples[samples.len() * 99 / 100];
+    assert!(
+        p99 < Duration::from_millis(100),
+        "PING p99 {p99:?} over {} samples during the sync",
+        samples.len()
+    );
+    assert_eq!(master.field("stats", "sync_full"), "1");
+}
+
+#[test]
+fn replica_arriving_during_a_bgsave_shares_it_with_the_disk_target() {
+    let master = Proc::tandem("m", &["--repl-diskless-sync", "no", "--save", ""]);
+    let port = master.port.to_string();
+    // A first replica makes the master keep a backlog.
+    let first = Proc::tandem("r1", &["--replicaof", "127.0.0.1", &port]);
+    wait_in_sync(&master, &first);
+    fill_big(&master, "big", 8000, 4096);
+    fill(&master, "before", 3000);
+    let second = Proc::tandem("r2", &[]);
+    let mut c = master.con();
+    let started: String = redis::cmd("BGSAVE").query(&mut c).unwrap();
+    assert_eq!(started, "Background saving started");
+    // Writes after the snapshot instant reach the replica through the backlog.
+    fill(&master, "during", 500);
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(master.port)
+        .query(&mut second.con())
+        .unwrap();
+    wait_for("replica waiting", || {
+        !slave_state(&master, second.port).is_empty()
+    });
+    assert_eq!(
+        master.field("persistence", "rdb_bgsave_in_progress"),
+        "1",
+        "the BGSAVE ended before the replica arrived: enlarge the dataset"
+    );
+    fill(&master, "after", 500);
+    wait_in_sync(&master, &second);
+    wait_in_sync(&master, &first);
+    let want = dataset(&master);
+    assert_eq!(dataset(&second), want);
+    assert_eq!(dataset(&first), want);
+    assert_eq!(master.field("stats", "sync_full"), "2");
+    // The first sync's save and the BGSAVE, which also served the second replica.
+    assert_eq!(master.field("persistence", "rdb_saves"), "2");
+}
+
+#[test]
+fn bgsave_is_refused_while_a_diskless_sync_runs() {
+    let master = Proc::tandem(
+        "m",
+        &[
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "0",
+        ],
+    );
+    fill_big(&master, "big", 6000, 4096);
+    // A replica that does not read holds the socket-target snapshot open.
+    let mut s = fake_replica(&master, 5555, true);
+    wait_for("snapshot running", || {
+        master.field("persistence", "rdb_bgsave_in_progress") == "1"
+    });
+    let mut c = master.con();
+    let err = redis::cmd("BGSAVE").query::<String>(&mut c).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("Background save already in progress"),
+        "{err}"
+    );
+    let scheduled: String = redis::cmd("BGSAVE").arg("SCHEDULE").query(&mut c).unwrap();
+    assert_eq!(scheduled, "Background saving scheduled");
+    drain_until_online(&master, &mut s, 5555);
+    wait_for("scheduled BGSAVE done", || {
+        master.field("persistence", "rdb_saves") == "1"
+            && master.field("persistence", "rdb_bgsave_in_progress") == "0"
+    });
+}

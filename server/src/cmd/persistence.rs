@@ -27,7 +27,7 @@ pub static COMMANDS: &[Spec] = &[
 ];
 
 fn save_cmd(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
-    if ctx.srv.persistence.bgsave.is_some() {
+    if ctx.srv.persistence.snapshot_busy() {
         return Err(CmdError::msg("ERR Background save already in progress"));
     }
     ctx.srv.persistence.rdb_saves += 1;
@@ -42,7 +42,7 @@ fn bgsave(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         2 if eq(args.get(1), "schedule") => true,
         _ => return Err(CmdError::Syntax),
     };
-    if ctx.srv.persistence.bgsave.is_some() && schedule {
+    if ctx.srv.persistence.snapshot_busy() && schedule {
         ctx.srv.persistence.scheduled = true;
         ctx.reply.simple("Background saving scheduled");
         return Ok(());

@@ -25,6 +25,12 @@ use std::rc::Rc;
 pub struct Persistence {
     /// The BGSAVE in progress.
     pub bgsave: Option<save::BgSave>,
+    /// A diskless full sync is walking the keyspace snapshot (the other owner of the single
+    /// snapshot, like Redis's child with `RDB_CHILD_TYPE_SOCKET`).
+    pub repl_snapshot: bool,
+    /// The id of the last background save that ended and whether it succeeded: replicas
+    /// waiting for that save learn its outcome here (a killed save counts as failed).
+    pub last_job: (u64, bool),
     /// BGSAVE SCHEDULE arrived while a save was running: start one when it ends.
     pub scheduled: bool,
     /// Whether the last background save (or SAVE) succeeded (`rdb_last_bgsave_status`).
@@ -47,10 +53,20 @@ pub struct Persistence {
     pub wake: Rc<tokio::sync::Notify>,
 }
 
+impl Persistence {
+    /// Whether the keyspace snapshot is taken (a BGSAVE or a diskless sync runs): only one
+    /// can exist, so SAVE, BGSAVE and save points must wait.
+    pub fn snapshot_busy(&self) -> bool {
+        self.bgsave.is_some() || self.repl_snapshot
+    }
+}
+
 impl Default for Persistence {
     fn default() -> Self {
         Persistence {
             bgsave: None,
+            repl_snapshot: false,
+            last_job: (0, false),
             scheduled: false,
             last_bgsave_ok: true,
             last_bgsave_time_sec: -1,

@@ -6,8 +6,8 @@
 //! The stream is a complete RDB body (header, AUX fields, keys, EOF) *without* the 8-byte
 //! checksum trailer: the consumer wraps its destination in a
 //! [`ChecksumWriter`](super::rdb::ChecksumWriter), so the CRC64 is computed on the
-//! consumer's thread. Consumers: the dump file writer (BGSAVE, SAVE) and, next, diskless
-//! replication streaming to a socket.
+//! consumer's thread. Consumers: the dump file writer (BGSAVE, SAVE) and diskless
+//! replication streaming to a replica's socket (`replication/master.rs`).
 //!
 //! Keys of a database reach the stream in two ways: the walker's slot order, and pre-images
 //! encoded when a write touches a key the walker has not reached yet. Pre-images may belong
@@ -24,7 +24,9 @@
 //! 4. to cancel, [`RdbProducer::abort`].
 //!
 //! One producer at a time (a database holds one snapshot): a running BGSAVE owns one in
-//! `Persistence::bgsave`.
+//! `Persistence::bgsave`, a diskless full sync marks `Persistence::repl_snapshot`; each
+//! starts only when `Persistence::snapshot_busy` is false (SAVE at shutdown or FLUSHALL
+//! replaces a running one, whose next step then fails with [`SnapshotLost`]).
 //!
 //! This module must not do I/O or decide when to run: the driver (`save.rs`, replication)
 //! calls [`RdbProducer::step`] between client batches and owns the destination.

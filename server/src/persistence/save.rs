@@ -315,6 +315,11 @@ pub struct BgSave {
     space: Arc<Notify>,
     result: Option<oneshot::Receiver<Result<u64, SaveError>>>,
     thread: Option<JoinHandle<()>>,
+    /// The replication id and offset at the snapshot instant, when the backlog was
+    /// recording the stream then: a replica attaching to this save gets them in
+    /// `+FULLRESYNC` and the stream from that offset out of the backlog. `None`: writes
+    /// after the instant may be in neither, so no replica can attach.
+    start: Option<(String, u64)>,
 }
 
 impl std::fmt::Debug for BgSave {
@@ -327,6 +332,18 @@ impl BgSave {
     /// (keys processed, keys total) of the snapshot.
     pub fn progress(&self, ks: &crate::keyspace::Keyspace) -> (u64, u64) {
         self.producer.progress(ks)
+    }
+
+    /// This save's number (`rdb_saves` when it started), matched against
+    /// [`super::Persistence::last_job`].
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The replication id and offset the snapshot was taken at, if the backlog holds the
+    /// stream since.
+    pub fn start(&self) -> Option<(&str, u64)> {
+        self.start.as_ref().map(|(id, off)| (id.as_str(), *off))
     }
 }
 
@@ -346,7 +363,7 @@ pub enum BgSaveError {
 /// background save, as a failed fork is in Redis). Failures of the file itself arrive later,
 /// through the driver, as they do from Redis's child.
 pub fn start_bgsave(srv: &mut Server) -> Result<(), BgSaveError> {
-    if srv.persistence.bgsave.is_some() {
+    if srv.persistence.snapshot_busy() {
         return Err(BgSaveError::InProgress);
     }
     let now_s = crate::clock::now_ms() / 1000;
@@ -356,6 +373,14 @@ pub fn start_bgsave(srv: &mut Server) -> Result<(), BgSaveError> {
     let tmp_name = format!("temp-{}-{id}.rdb", std::process::id());
     let target = Target::new(srv, tmp_name);
     let aux = aux_fields(srv);
+    // A replica may attach to this save and apply the stream from this offset on an empty
+    // selection: the next propagated command names its database.
+    srv.feed.forget_db();
+    let start = srv
+        .repl
+        .backlog
+        .is_some()
+        .then(|| (srv.repl.ids.replid.clone(), srv.feed.offset));
     let producer = RdbProducer::begin(&mut srv.keyspace, &aux, srv.config.rdbcompression);
     let (tx, rx) = sync_channel::<Chunk>(CHANNEL_CHUNKS);
     let (done_tx, done_rx) = oneshot::channel();
@@ -384,6 +409,7 @@ pub fn start_bgsave(srv: &mut Server) -> Result<(), BgSaveError> {
         space,
         result: Some(done_rx),
         thread: Some(thread),
+        start,
     });
     srv.persistence.scheduled = false;
     info!("Background saving started by pid {}", std::process::id());
@@ -397,6 +423,7 @@ pub fn kill_bgsave(srv: &mut Server) {
     let Some(mut job) = srv.persistence.bgsave.take() else {
         return;
     };
+    srv.persistence.last_job = (job.id, false);
     if !job.producer.is_done() {
         job.producer.abort(&mut srv.keyspace);
     }
@@ -501,6 +528,7 @@ fn finished(srv: &mut Server, id: u64, res: Result<u64, SaveError>) {
     }
     let p = &mut srv.persistence;
     p.last_bgsave_time_sec = job.started.elapsed().as_secs() as i64;
+    p.last_job = (id, res.is_ok());
     match res {
         Ok(_) => {
             info!("DB saved on disk");
@@ -519,7 +547,7 @@ fn finished(srv: &mut Server, id: u64, res: Result<u64, SaveError>) {
 
 /// The cron's persistence work: a scheduled BGSAVE, then save points.
 pub fn cron(srv: &mut Server) {
-    if srv.persistence.loading.is_some() || srv.persistence.bgsave.is_some() {
+    if srv.persistence.loading.is_some() || srv.persistence.snapshot_busy() {
         return;
     }
     if srv.persistence.scheduled {

@@ -5,12 +5,20 @@
 //! stream and reads `REPLCONF ACK`s. The stream bytes reach a link through
 //! [`Link::push`], called by [`super::pump`] on the main thread; the link's task writes
 //! them. This module must not execute commands or touch the keyspace except through the
-//! snapshot function it calls at the synchronization point.
+//! RDB producer it steps (socket target) or the BGSAVE it starts or attaches to (disk
+//! target).
+//!
+//! One keyspace snapshot exists at a time, as Redis has one child: a disk-target replica
+//! attaches to a running BGSAVE (its `+FULLRESYNC` offset is the one recorded when that
+//! snapshot began; the backlog supplies the stream since) or starts one; a socket-target
+//! replica waits in `wait_bgsave`, with a newline a second, until no snapshot runs.
 
-use super::transfer;
 use crate::client::{Client, ClientShared};
 use crate::config::BufferLimit;
 use crate::net::Shared;
+use crate::persistence::producer::RdbProducer;
+use crate::persistence::rdb::ChecksumWriter;
+use crate::persistence::save;
 use crate::protocol::{Parser, ProtoLimits};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -300,56 +308,250 @@ async fn full_sync(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // The synchronization point: the snapshot and the announced offset are taken together,
-    // and from here every stream byte is buffered for this replica.
-    let (diskless, replid, offset, rdb, path) = {
-        let mut srv = state.borrow_mut();
-        let srv = &mut *srv;
-        let diskless = srv.config.repl_diskless_sync && conf.capa_eof;
-        super::pump(srv);
-        let offset = srv.feed.offset;
-        srv.feed.forget_db();
-        let replid = srv.repl.ids.replid.clone();
-        if diskless {
-            info!("Starting BGSAVE for SYNC with target: replicas sockets");
-        } else {
-            info!("Starting BGSAVE for SYNC with target: disk");
+    let diskless = state.borrow().config.repl_diskless_sync && conf.capa_eof;
+    if diskless {
+        diskless_sync(state, sock, link, req, who).await?;
+        return Ok(req.psync.is_some());
+    }
+    disk_sync(state, sock, link, req, who).await?;
+    Ok(false)
+}
+
+/// Sends `\n` once a second while the replica waits (Redis's keepalive in `wait_bgsave`;
+/// the replica skips empty lines before the payload header).
+async fn keepalive(
+    sock: &mut TcpStream,
+    link: &Link,
+    last: &mut tokio::time::Instant,
+) -> std::io::Result<()> {
+    if link.shared.killed.get() {
+        return Err(std::io::ErrorKind::ConnectionAborted.into());
+    }
+    if last.elapsed() >= Duration::from_secs(1) {
+        sock.write_all(b"\n").await?;
+        *last = tokio::time::Instant::now();
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    Ok(())
+}
+
+/// The disk target: attaches to the running BGSAVE when the backlog still holds the stream
+/// from its snapshot instant, otherwise starts one (or waits for the running one to end),
+/// then sends the dump file as `$<len>` and its bytes.
+async fn disk_sync(
+    state: &Shared,
+    sock: &mut TcpStream,
+    link: &Rc<Link>,
+    req: &SyncRequest,
+    who: &str,
+) -> std::io::Result<()> {
+    let mut last_newline = tokio::time::Instant::now();
+    let mut told_wait = false;
+    let (job_id, replid, offset) = loop {
+        let attached = {
+            let mut srv = state.borrow_mut();
+            let srv = &mut *srv;
+            let started = !srv.persistence.snapshot_busy();
+            if started {
+                info!("Starting BGSAVE for SYNC with target: disk");
+                save::start_bgsave(srv).map_err(|e| std::io::Error::other(e.to_string()))?;
+            }
+            // Everything before this point is in the backlog; from here on the link
+            // buffers the stream itself.
+            super::pump(srv);
+            let current = &srv.repl.ids.replid;
+            let found = srv.persistence.bgsave.as_ref().and_then(|job| {
+                let (id, off) = job.start()?;
+                if id != current {
+                    return None;
+                }
+                // `since` takes PSYNC's form: the offset of the first byte wanted.
+                let bytes = srv.repl.backlog.as_ref()?.since(off + 1)?;
+                Some((job.id(), id.to_string(), off, bytes))
+            });
+            found.map(|(job_id, id, off, bytes)| {
+                if !started {
+                    info!("Waiting for end of BGSAVE for SYNC");
+                }
+                link.out.borrow_mut().extend_from_slice(&bytes);
+                link.accumulating.set(true);
+                (job_id, id, off)
+            })
+        };
+        if let Some(a) = attached {
+            break a;
         }
-        let rdb = transfer::snapshot_rdb(srv, &replid, offset).map_err(std::io::Error::other)?;
-        link.accumulating.set(true);
-        let path = std::path::Path::new(&srv.config.dir).join(&srv.config.dbfilename);
-        (diskless, replid, offset, rdb, path)
+        if !told_wait {
+            info!(
+                "Can't attach the replica to the current BGSAVE. Waiting for next BGSAVE for SYNC"
+            );
+            told_wait = true;
+        }
+        keepalive(sock, link, &mut last_newline).await?;
     };
     if req.psync.is_some() {
         sock.write_all(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes())
             .await?;
     }
-    if diskless {
-        let mark = super::ids::random_hex40();
-        sock.write_all(format!("$EOF:{mark}\r\n").as_bytes())
-            .await?;
-        sock.write_all(&rdb).await?;
-        sock.write_all(mark.as_bytes()).await?;
-        link.state.set(ReplicaState::Online);
-        info!("Background RDB transfer terminated with success");
-        info!(
-            "Streamed RDB transfer with replica {who} succeeded (socket). Waiting for REPLCONF ACK from replica to enable streaming"
-        );
-        return Ok(req.psync.is_some());
+    loop {
+        let (running, ok, path) = {
+            let srv = state.borrow();
+            let p = &srv.persistence;
+            (
+                p.bgsave.as_ref().is_some_and(|j| j.id() == job_id),
+                p.last_job == (job_id, true),
+                std::path::Path::new(&srv.config.dir).join(&srv.config.dbfilename),
+            )
+        };
+        if !running {
+            if !ok {
+                warn!("SYNC failed. BGSAVE child returned an error");
+                return Err(std::io::Error::other("BGSAVE failed"));
+            }
+            // Opened at once: a later save renames a new file over the path, not over
+            // the one this descriptor reads.
+            let file = std::fs::File::open(&path)?;
+            return send_file(sock, link, file, who).await;
+        }
+        keepalive(sock, link, &mut last_newline).await?;
     }
-    let tmp = path.with_file_name(format!("temp-{}.rdb", std::process::id()));
-    std::fs::write(&tmp, &rdb)?;
-    std::fs::rename(&tmp, &path)?;
-    info!("DB saved on disk");
-    info!("Background saving terminated with success");
-    let file = std::fs::read(&path)?;
+}
+
+/// `$<len>` and the dump file, in bounded reads.
+async fn send_file(
+    sock: &mut TcpStream,
+    link: &Link,
+    mut file: std::fs::File,
+    who: &str,
+) -> std::io::Result<()> {
+    use std::io::Read;
+    let len = file.metadata()?.len();
     link.state.set(ReplicaState::SendBulk);
-    sock.write_all(format!("${}\r\n", file.len()).as_bytes())
-        .await?;
-    sock.write_all(&file).await?;
+    sock.write_all(format!("${len}\r\n").as_bytes()).await?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut left = len;
+    while left > 0 {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let n = n.min(left as usize);
+        sock.write_all(&buf[..n]).await?;
+        left -= n as u64;
+    }
     link.state.set(ReplicaState::Online);
     info!("Synchronization with replica {who} succeeded");
-    Ok(false)
+    Ok(())
+}
+
+/// Holds the single keyspace snapshot for a diskless sync; releasing it (also when the link
+/// fails mid-transfer) ends the snapshot and lets BGSAVE and other syncs run.
+struct SocketSnapshot {
+    state: Shared,
+    producer: Option<RdbProducer>,
+}
+
+impl Drop for SocketSnapshot {
+    fn drop(&mut self) {
+        if let Ok(mut srv) = self.state.try_borrow_mut() {
+            if let Some(p) = self.producer.take()
+                && !p.is_done()
+            {
+                p.abort(&mut srv.keyspace);
+            }
+            srv.persistence.repl_snapshot = false;
+        }
+    }
+}
+
+/// The socket target: waits until no snapshot runs, takes one together with the offset,
+/// and writes the RDB to the socket as the producer yields it (`$EOF:<mark>` framing),
+/// stepping between client batches like BGSAVE so the master keeps serving; a slow replica
+/// slows the walk instead of growing memory.
+async fn diskless_sync(
+    state: &Shared,
+    sock: &mut TcpStream,
+    link: &Rc<Link>,
+    req: &SyncRequest,
+    who: &str,
+) -> std::io::Result<()> {
+    let mut last_newline = tokio::time::Instant::now();
+    let (mut snap, replid, offset, checksum) = loop {
+        let begun = {
+            let mut srv = state.borrow_mut();
+            let srv = &mut *srv;
+            (!srv.persistence.snapshot_busy()).then(|| {
+                srv.persistence.repl_snapshot = true;
+                super::pump(srv);
+                let offset = srv.feed.offset;
+                srv.feed.forget_db();
+                let replid = srv.repl.ids.replid.clone();
+                info!("Starting BGSAVE for SYNC with target: replicas sockets");
+                let aux = save::aux_fields(srv);
+                let producer =
+                    RdbProducer::begin(&mut srv.keyspace, &aux, srv.config.rdbcompression);
+                link.accumulating.set(true);
+                let snap = SocketSnapshot {
+                    state: state.clone(),
+                    producer: Some(producer),
+                };
+                (snap, replid, offset, srv.config.rdbchecksum)
+            })
+        };
+        if let Some(b) = begun {
+            break b;
+        }
+        keepalive(sock, link, &mut last_newline).await?;
+    };
+    if req.psync.is_some() {
+        sock.write_all(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes())
+            .await?;
+    }
+    let mark = super::ids::random_hex40();
+    sock.write_all(format!("$EOF:{mark}\r\n").as_bytes())
+        .await?;
+    let mut body = ChecksumWriter::new(Vec::new(), checksum);
+    loop {
+        if link.shared.killed.get() {
+            return Err(std::io::ErrorKind::ConnectionAborted.into());
+        }
+        let last = {
+            let mut srv = state.borrow_mut();
+            let producer = snap
+                .producer
+                .as_mut()
+                .ok_or_else(|| std::io::Error::other("snapshot released"))?;
+            let mut chunk = Vec::with_capacity(save::STEP_BYTES + 64 * 1024);
+            let last = producer
+                .step(
+                    &mut srv.keyspace,
+                    save::STEP_SLOTS,
+                    save::STEP_BYTES,
+                    &mut chunk,
+                )
+                .map_err(std::io::Error::other)?;
+            body.write(&chunk).map_err(std::io::Error::other)?;
+            last
+        };
+        let out = std::mem::take(body.get_mut());
+        if !out.is_empty() {
+            sock.write_all(&out).await?;
+        }
+        if last {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    drop(snap);
+    let trailer = body.finish().map_err(std::io::Error::other)?;
+    sock.write_all(&trailer).await?;
+    sock.write_all(mark.as_bytes()).await?;
+    link.state.set(ReplicaState::Online);
+    info!("Background RDB transfer terminated with success");
+    info!(
+        "Streamed RDB transfer with replica {who} succeeded (socket). Waiting for REPLCONF ACK from replica to enable streaming"
+    );
+    Ok(())
 }
 
 /// Streams the buffered replication stream and reads ACKs until the link ends.

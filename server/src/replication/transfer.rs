@@ -1,15 +1,11 @@
-//! The RDB payload of a full sync: producing it from the keyspace on the master and loading
-//! it into a fresh keyspace on the replica. It must not do I/O on sockets or decide framing:
-//! `master.rs` and `replica.rs` own the wire.
-//!
-//! The producer is blocking: it encodes the whole keyspace in one call on the main thread,
-//! so the snapshot and the offset announced in `+FULLRESYNC` are taken at the same instant
-//! by construction (no write can run in between).
+//! The RDB payload of a full sync on the replica side: loading it into a fresh keyspace.
+//! It must not do I/O on sockets or decide framing: `master.rs` and `replica.rs` own the
+//! wire. The master produces the payload with `persistence::producer::RdbProducer` (socket
+//! target) or sends the BGSAVE file (disk target).
 
 use crate::keyspace::{Entry, Keyspace, SmallBytes};
 use crate::persistence::convert::{self, LoadLimits};
-use crate::persistence::rdb::{Aux, Item, RdbError, RdbReader, RdbWriter, WriterOptions};
-use crate::server::Server;
+use crate::persistence::rdb::{Aux, Item, RdbError, RdbReader};
 use std::io::Read;
 
 /// Why a received payload could not become the dataset.
@@ -19,41 +15,6 @@ pub enum LoadError {
     Rdb(#[from] RdbError),
     #[error("DB index {0} is out of range")]
     Db(u32),
-}
-
-/// The RDB image of the whole keyspace as of now, carrying the replication AUX fields
-/// (`repl-stream-db`, `repl-id`, `repl-offset`) that match the `+FULLRESYNC` line, so a
-/// replica that keeps it as its dump can partially resync after a restart.
-///
-/// # Errors
-/// Encoding failed (a value the writer refuses).
-pub fn snapshot_rdb(srv: &Server, replid: &str, offset: u64) -> Result<Vec<u8>, RdbError> {
-    let aux = Aux {
-        redis_ver: Some(crate::info::REDIS_VERSION.to_string()),
-        redis_bits: Some(64),
-        ctime: Some((srv.now_ms / 1000) as i64),
-        used_mem: Some(crate::memory::used_memory() as i64),
-        repl_stream_db: Some(0),
-        repl_id: Some(replid.to_string()),
-        repl_offset: Some(offset as i64),
-        aof_base: Some(0),
-        other: Vec::new(),
-    };
-    let opts = WriterOptions {
-        compression: srv.config.rdbcompression,
-        checksum: srv.config.rdbchecksum,
-    };
-    let mut w = RdbWriter::new(Vec::new(), opts, &aux)?;
-    for (i, db) in srv.keyspace.dbs().iter().enumerate() {
-        if db.is_empty() {
-            continue;
-        }
-        w.select_db(i as u32, db.len() as u64, db.expires() as u64)?;
-        for (_, e) in db.iter() {
-            convert::write_entry(&mut w, e)?;
-        }
-    }
-    w.finish()
 }
 
 /// Parses a whole RDB stream into a new keyspace of `databases` databases; the caller swaps
@@ -91,6 +52,9 @@ pub fn load_rdb<R: Read>(
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::persistence::producer::RdbProducer;
+    use crate::persistence::rdb::ChecksumWriter;
+    use crate::server::Server;
 
     #[test]
     fn round_trip_through_rdb() {
@@ -106,7 +70,21 @@ mod tests {
         set.add(b"x", 512);
         let slot = d.insert(Entry::new(SmallBytes::new(b"s"), Value::Set(Box::new(set))));
         d.set_expire(slot, Some(u64::MAX / 4));
-        let rdb = snapshot_rdb(&srv, &"a".repeat(40), 77).expect("rdb");
+        let aux = Aux {
+            repl_offset: Some(77),
+            ..Aux::default()
+        };
+        let mut p = RdbProducer::begin(&mut srv.keyspace, &aux, true);
+        let mut body = ChecksumWriter::new(Vec::new(), true);
+        loop {
+            let mut chunk = Vec::new();
+            let last = p.step(&mut srv.keyspace, 16, 64, &mut chunk).expect("step");
+            body.write(&chunk).expect("vec");
+            if last {
+                break;
+            }
+        }
+        let rdb = body.finish().expect("vec");
         let limits = LoadLimits::from_config(&srv.config);
         let (ks, aux) = load_rdb(&rdb[..], 16, limits).expect("load");
         assert_eq!(aux.repl_offset, Some(77));

@@ -466,6 +466,11 @@ impl<W: Write> ChecksumWriter<W> {
         }
     }
 
+    /// The destination, e.g. to take what a `Vec` collected and send it elsewhere.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     /// Bytes written so far.
     pub fn written(&self) -> u64 {
         self.written
