@@ -806,6 +806,23 @@ fn master_keeps_answering_during_a_diskless_full_sync() {
     // About 24 MB of RDB, plus many small keys for the walk to encode.
     fill_big(&master, "big", 6000, 4096);
     fill(&master, "small", 20_000);
+    let mut c = master.con();
+    for start in (0..100_000).step_by(10_000) {
+        let mut pipe = redis::pipe();
+        for i in start..start + 10_000 {
+            pipe.cmd("SET").arg(format!("tiny:{i}")).arg(i).ignore();
+        }
+        pipe.query::<()>(&mut c).unwrap();
+    }
+    // What encoding this dataset in one blocking call costs: a full sync that did so would
+    // keep every client waiting about that long.
+    let t = Instant::now();
+    let _: () = redis::cmd("SAVE").query(&mut c).unwrap();
+    let blocking = t.elapsed();
+    assert!(
+        blocking > Duration::from_millis(300),
+        "SAVE took {blocking:?}: the dataset is too small to prove anything"
+    );
     // A replica reading at about 8 MB/s: the transfer lasts well over a second.
     let mut s = fake_replica(&master, 3333, true);
     let started = Instant::now();
@@ -825,7 +842,6 @@ fn master_keeps_answering_during_a_diskless_full_sync() {
         }
         (s, total)
     });
-    let mut c = master.con();
     let mut samples = Vec::new();
     wait_for("sync under way", || {
         slave_state(&master, 3333) == "wait_bgsave"
@@ -853,6 +869,11 @@ fn master_keeps_answering_during_a_diskless_full_sync() {
         p99 < Duration::from_millis(100),
         "PING p99 {p99:?} over {} samples during the sync",
         samples.len()
+    );
+    let max = samples[samples.len() - 1];
+    assert!(
+        max < blocking / 2,
+        "a PING waited {max:?} during the sync (a blocking encode takes {blocking:?})"
     );
     assert_eq!(master.field("stats", "sync_full"), "1");
 }
