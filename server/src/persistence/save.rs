@@ -317,8 +317,9 @@ pub struct BgSave {
     thread: Option<JoinHandle<()>>,
     /// The replication id and offset at the snapshot instant, when the backlog was
     /// recording the stream then: a replica attaching to this save gets them in
-    /// `+FULLRESYNC` and the stream from that offset out of the backlog. `None`: writes
-    /// after the instant may be in neither, so no replica can attach.
+    /// `+FULLRESYNC` and the stream from that offset out of the backlog. `None` (no backlog,
+    /// or started inside EXEC): the stream after the offset would not match the snapshot,
+    /// so no replica can attach.
     start: Option<(String, u64)>,
 }
 
@@ -376,10 +377,9 @@ pub fn start_bgsave(srv: &mut Server) -> Result<(), BgSaveError> {
     // A replica may attach to this save and apply the stream from this offset on an empty
     // selection: the next propagated command names its database.
     srv.feed.forget_db();
-    let start = srv
-        .repl
-        .backlog
-        .is_some()
+    // Inside EXEC the transaction's earlier writes are in the snapshot but reach the
+    // stream only after this offset (at the end of EXEC): no replica may attach then.
+    let start = (srv.repl.backlog.is_some() && !srv.feed.in_atomic())
         .then(|| (srv.repl.ids.replid.clone(), srv.feed.offset));
     let producer = RdbProducer::begin(&mut srv.keyspace, &aux, srv.config.rdbcompression);
     let (tx, rx) = sync_channel::<Chunk>(CHANNEL_CHUNKS);
