@@ -953,3 +953,27 @@ fn bgsave_is_refused_while_a_diskless_sync_runs() {
             && master.field("persistence", "rdb_bgsave_in_progress") == "0"
     });
 }
+
+#[test]
+fn a_replica_that_stops_reading_frees_the_snapshot_after_repl_timeout() {
+    let master = Proc::tandem(
+        "m",
+        &[
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "0",
+            "--repl-timeout",
+            "1",
+        ],
+    );
+    fill_big(&master, "big", 6000, 4096);
+    let _stuck = fake_replica(&master, 6666, true);
+    wait_for("snapshot running", || {
+        master.field("persistence", "rdb_bgsave_in_progress") == "1"
+    });
+    wait_for("replica dropped", || slave_state(&master, 6666).is_empty());
+    assert_eq!(master.field("persistence", "rdb_bgsave_in_progress"), "0");
+    let started: String = redis::cmd("BGSAVE").query(&mut master.con()).unwrap();
+    assert_eq!(started, "Background saving started");
+}

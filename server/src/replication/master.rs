@@ -535,7 +535,18 @@ async fn diskless_sync(
         };
         let out = std::mem::take(body.get_mut());
         if !out.is_empty() {
-            sock.write_all(&out).await?;
+            // `repl-timeout` without progress drops the replica and frees the snapshot.
+            let timeout = Duration::from_secs(state.borrow().config.repl_timeout.max(1));
+            if tokio::time::timeout(timeout, sock.write_all(&out))
+                .await
+                .is_err()
+            {
+                warn!(
+                    "Disconnecting timedout replica (full sync): {}:{}",
+                    link.ip, link.port
+                );
+                return Err(std::io::ErrorKind::TimedOut.into());
+            }
         }
         if last {
             break;
