@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -374,33 +374,6 @@ fn redis_loads_what_we_write() {
     }
 }
 
-fn normalize(v: &RdbValue) -> RdbValue {
-    match v {
-        RdbValue::Set(m) => RdbValue::Set(
-            m.iter()
-                .cloned()
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect(),
-        ),
-        RdbValue::Hash(p) => RdbValue::Hash(
-            p.iter()
-                .cloned()
-                .collect::<BTreeMap<_, _>>()
-                .into_iter()
-                .collect(),
-        ),
-        RdbValue::ZSet(p) => RdbValue::ZSet(
-            p.iter()
-                .map(|(m, s)| (m.clone(), *s))
-                .collect::<BTreeMap<_, _>>()
-                .into_iter()
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
 #[test]
 fn we_read_what_redis_saves() {
     if !redis_available() {
@@ -437,7 +410,7 @@ fn we_read_what_redis_saves() {
             if let Item::Entry(e) = item.unwrap() {
                 got.entry(e.db)
                     .or_default()
-                    .insert(e.key, (normalize(&e.value), e.expire_ms));
+                    .insert(e.key, (e.value.canonical(), e.expire_ms));
             }
         }
         let want: Dataset = data
@@ -446,7 +419,7 @@ fn we_read_what_redis_saves() {
                 (
                     *db,
                     keys.iter()
-                        .map(|(k, (v, e))| (k.clone(), (normalize(v), *e)))
+                        .map(|(k, (v, e))| (k.clone(), (v.canonical(), *e)))
                         .collect(),
                 )
             })

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use proptest::prelude::*;
@@ -61,34 +61,6 @@ fn read(bytes: &[u8]) -> Result<(Vec<RdbEntry>, Aux), RdbError> {
     Ok((entries, r.aux().clone()))
 }
 
-/// Sets, hashes and zsets compared as maps (order is not part of their meaning); scores by bits.
-fn normalize(v: &RdbValue) -> RdbValue {
-    match v {
-        RdbValue::Set(m) => RdbValue::Set(
-            m.iter()
-                .cloned()
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect(),
-        ),
-        RdbValue::Hash(p) => RdbValue::Hash(
-            p.iter()
-                .cloned()
-                .collect::<BTreeMap<_, _>>()
-                .into_iter()
-                .collect(),
-        ),
-        RdbValue::ZSet(p) => RdbValue::ZSet(
-            p.iter()
-                .map(|(m, s)| (m.clone(), *s))
-                .collect::<BTreeMap<_, _>>()
-                .into_iter()
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
 fn is_empty(v: &RdbValue) -> bool {
     match v {
         RdbValue::String(_) => false,
@@ -108,13 +80,13 @@ fn check_round_trip(data: &Dataset, opts: WriterOptions) {
     for (db, keys) in data {
         for (k, (v, e)) in keys {
             if !is_empty(v) {
-                want.push((*db, k.clone(), normalize(v), *e));
+                want.push((*db, k.clone(), v.canonical(), *e));
             }
         }
     }
     let got: Vec<_> = entries
         .iter()
-        .map(|e| (e.db, e.key.clone(), normalize(&e.value), e.expire_ms))
+        .map(|e| (e.db, e.key.clone(), e.value.canonical(), e.expire_ms))
         .collect();
     assert_eq!(got.len(), want.len());
     for (g, w) in got.iter().zip(&want) {

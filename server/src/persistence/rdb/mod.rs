@@ -39,6 +39,37 @@ impl RdbValue {
             RdbValue::ZSet(_) => "zset",
         }
     }
+
+    /// The same value with set, hash and sorted-set members in member order (one entry per
+    /// member): the order an RDB lists them in carries no meaning, so two dumps of one dataset
+    /// compare equal in this form.
+    pub fn canonical(&self) -> RdbValue {
+        use std::collections::{BTreeMap, BTreeSet};
+        match self {
+            RdbValue::Set(m) => RdbValue::Set(
+                m.iter()
+                    .cloned()
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
+            ),
+            RdbValue::Hash(p) => RdbValue::Hash(
+                p.iter()
+                    .cloned()
+                    .collect::<BTreeMap<_, _>>()
+                    .into_iter()
+                    .collect(),
+            ),
+            RdbValue::ZSet(p) => RdbValue::ZSet(
+                p.iter()
+                    .map(|(m, s)| (m.clone(), *s))
+                    .collect::<BTreeMap<_, _>>()
+                    .into_iter()
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
 }
 
 /// One key read from an RDB stream.
