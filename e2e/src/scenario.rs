@@ -1,0 +1,102 @@
+//! One scenario, one namespace: created with a generated name before the scenario runs,
+//! deleted after it (unless `TANDEM_E2E_KEEP=1`), with the namespace's state dumped to
+//! stderr first when the scenario fails, so the evidence outlives the deletion.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{DeleteParams, PostParams};
+use kube::{Api, Resource};
+
+use crate::cluster::{Cluster, connect};
+use crate::diagnostics;
+
+/// Label on every namespace the suite creates, to find leftovers.
+pub const NAMESPACE_LABEL: &str = "tandem.dev/e2e";
+
+/// The running scenario: the cluster and its own namespace.
+#[derive(Clone)]
+pub struct Scenario {
+    /// The cluster under test.
+    pub cluster: Cluster,
+    /// The namespace created for this scenario.
+    pub namespace: String,
+}
+
+impl Scenario {
+    /// An API of a namespaced kind, in this scenario's namespace.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = NamespaceResourceScope>,
+        <K as Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.cluster.client.clone(), &self.namespace)
+    }
+}
+
+/// Runs `body` in a fresh namespace named `tandem-e2e-<name>-<suffix>`.
+///
+/// # Panics
+/// When no cluster is reachable (with the reason and how to get one), when the namespace
+/// cannot be created, and when `body` panics (after the dump and cleanup).
+pub async fn run<F, Fut>(name: &str, body: F)
+where
+    F: FnOnce(Scenario) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let cluster = match connect().await {
+        Ok(cluster) => cluster,
+        Err(e) => panic!("scenario {name} needs a Kubernetes cluster: {e}"),
+    };
+    let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
+    let created = namespaces
+        .create(
+            &PostParams::default(),
+            &Namespace {
+                metadata: ObjectMeta {
+                    generate_name: Some(format!("tandem-e2e-{name}-")),
+                    labels: Some(BTreeMap::from([(
+                        NAMESPACE_LABEL.to_owned(),
+                        name.to_owned(),
+                    )])),
+                    ..ObjectMeta::default()
+                },
+                ..Namespace::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("creating the namespace of scenario {name}: {e}"));
+    let namespace = created
+        .metadata
+        .name
+        .expect("the API server names a generateName namespace");
+    eprintln!("scenario {name}: namespace {namespace}");
+    let scenario = Scenario {
+        cluster: cluster.clone(),
+        namespace: namespace.clone(),
+    };
+
+    let outcome = AssertUnwindSafe(body(scenario.clone()))
+        .catch_unwind()
+        .await;
+
+    if outcome.is_err() {
+        diagnostics::dump(&scenario).await;
+    }
+    if cluster.settings.keep {
+        eprintln!("scenario {name}: keeping namespace {namespace} (TANDEM_E2E_KEEP=1)");
+    } else if let Err(e) = namespaces
+        .delete(&namespace, &DeleteParams::default())
+        .await
+    {
+        eprintln!("scenario {name}: could not delete namespace {namespace}: {e}");
+    }
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
