@@ -542,25 +542,29 @@ mod tests {
             dir.display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let run = |argv: Vec<String>| {
-            let out = std::process::Command::new(&argv[0])
+        let output = |argv: &[String]| {
+            std::process::Command::new(&argv[0])
                 .args(&argv[1..])
                 .env("PATH", &path)
                 .env("TANDEM_PASSWORD", "pw")
                 .output()
-                .expect("run the command line");
+                .expect("run the command line")
+        };
+        let run = |argv: Vec<String>| {
+            let out = output(&argv);
             assert!(out.status.success(), "{argv:?}: {out:?}");
             String::from_utf8(out.stdout).expect("utf-8")
         };
+        let ping = command_argv(Auth::Password, "cache", &["PING"]);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while Reply::parse(&run(command_argv(Auth::Password, "cache", &["PING"])))
+        while Reply::parse(&String::from_utf8_lossy(&output(&ping).stdout))
             != Reply::Text("PONG".into())
         {
             assert!(
                 std::time::Instant::now() < deadline,
-                "redis-server did not start"
+                "redis-server did not answer PING"
             );
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
 
         let lines = [
