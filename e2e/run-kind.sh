@@ -154,6 +154,13 @@ helm upgrade --install "$release" "${repo_root}/charts/tandem-operator" \
   --set serverImage.tag="$tag" \
   --set logLevel="info,tandem_operator=debug" \
   --wait --timeout 5m
+if [[ $created -eq 0 ]]; then
+  # Same tag, new build: pods of a reused cluster still run the image they started with.
+  kubectl rollout restart deployment --namespace "$operator_namespace" \
+    --selector app.kubernetes.io/name=tandem-operator
+  kubectl rollout status deployment --namespace "$operator_namespace" --timeout=5m \
+    --selector app.kubernetes.io/name=tandem-operator
+fi
 
 log "running the end-to-end tests"
 cd "$repo_root"

@@ -314,22 +314,13 @@ impl RedisCli {
     }
 }
 
-/// The command line running one redis-cli command against `host`: the host and the
-/// arguments travel as positional parameters of `sh -c`, never spliced into the script.
+/// The command line running one redis-cli command against `host`.
 fn command_argv(auth: Auth, host: &str, args: &[&str]) -> Vec<String> {
     let script = format!(
         r#"host="$1"; shift; {} exec redis-cli --no-raw -h "$host" "$@""#,
         auth_prefix(auth)
     );
-    let mut argv = vec![
-        "sh".to_owned(),
-        "-c".to_owned(),
-        script,
-        "sh".to_owned(),
-        host.to_owned(),
-    ];
-    argv.extend(args.iter().map(|a| (*a).to_owned()));
-    argv
+    sh_argv(script, host, args.iter().map(|a| (*a).to_owned()))
 }
 
 /// The command line sending `lines` over one connection (redis-cli reading stdin).
@@ -338,6 +329,12 @@ fn pipeline_argv(host: &str, lines: &[String]) -> Vec<String> {
         r#"host="$1"; shift; printf '%s\n' "$@" | {} redis-cli --no-raw -h "$host""#,
         auth_prefix(Auth::Password)
     );
+    sh_argv(script, host, lines.iter().cloned())
+}
+
+/// `sh -c SCRIPT sh HOST REST...`: the host and the rest travel as positional parameters,
+/// never spliced into the script, so no quoting can break it.
+fn sh_argv(script: String, host: &str, rest: impl Iterator<Item = String>) -> Vec<String> {
     let mut argv = vec![
         "sh".to_owned(),
         "-c".to_owned(),
@@ -345,7 +342,7 @@ fn pipeline_argv(host: &str, lines: &[String]) -> Vec<String> {
         "sh".to_owned(),
         host.to_owned(),
     ];
-    argv.extend(lines.iter().cloned());
+    argv.extend(rest);
     argv
 }
 

@@ -71,6 +71,18 @@ pub async fn patch_spec(
         .context(|| format!("patching the spec of {NAME} with {spec}"))
 }
 
+/// Creates the set and waits until it is fully synced: the start of most scenarios.
+///
+/// # Errors
+/// As [`create`] and [`wait_fully_synced`].
+pub async fn create_synced(
+    scenario: &Scenario,
+    spec: RedisReplicaSetSpec,
+) -> Result<RedisReplicaSet, Error> {
+    create(scenario, &resource(scenario, spec)).await?;
+    wait_fully_synced(scenario).await
+}
+
 /// Waits until [`fully_synced`] holds for the set [`NAME`], within the run's ready timeout.
 ///
 /// # Errors

@@ -31,10 +31,7 @@ async fn deleting_the_master_pod_fails_over_keeps_acknowledged_writes_and_the_ol
         let mut spec = set::spec(3, "64Mi");
         spec.failover.enabled = true;
         spec.failover.down_after_seconds = 5;
-        set::create(&s, &set::resource(&s, spec))
-            .await
-            .expect("create the set");
-        let rrs = set::wait_fully_synced(&s).await.expect("fully synced");
+        let rrs = set::create_synced(&s, spec).await.expect("fully synced");
         let old_master = set::master(&rrs).expect("master").to_owned();
         let cli = RedisCli::start(&s, &set::auth_secret())
             .await
@@ -113,10 +110,7 @@ async fn deleting_the_master_pod_fails_over_keeps_acknowledged_writes_and_the_ol
 #[ignore = "needs a Kubernetes cluster with tandem-operator installed: e2e/run-kind.sh"]
 async fn scaling_3_to_5_to_2_never_removes_the_master_without_a_switchover() {
     scenario::run("scale", |s| async move {
-        set::create(&s, &set::resource(&s, set::spec(3, "64Mi")))
-            .await
-            .expect("create the set");
-        let rrs = set::wait_fully_synced(&s).await.expect("fully synced with 3");
+        let rrs = set::create_synced(&s, set::spec(3, "64Mi")).await.expect("fully synced with 3");
         let first_master = set::master(&rrs).expect("master").to_owned();
 
         set::patch_spec(&s, json!({ "replicas": 5 })).await.expect("scale to 5");

@@ -14,10 +14,9 @@ use tandem_operator::crd::SyncMode;
 #[ignore = "needs a Kubernetes cluster with tandem-operator installed: e2e/run-kind.sh"]
 async fn a_set_becomes_available_with_every_replica_online_and_its_status_filled() {
     scenario::run("available", |s| async move {
-        set::create(&s, &set::resource(&s, set::spec(3, "64Mi")))
+        let rrs = set::create_synced(&s, set::spec(3, "64Mi"))
             .await
-            .expect("create the set");
-        let rrs = set::wait_fully_synced(&s).await.expect("fully synced");
+            .expect("fully synced");
         let status = rrs.status.clone().expect("status");
         let master = status.master.clone().expect("master");
 
@@ -105,10 +104,9 @@ async fn a_set_becomes_available_with_every_replica_online_and_its_status_filled
 #[ignore = "needs a Kubernetes cluster with tandem-operator installed: e2e/run-kind.sh"]
 async fn data_written_through_the_master_service_is_read_from_the_replicas() {
     scenario::run("data", |s| async move {
-        set::create(&s, &set::resource(&s, set::spec(3, "64Mi")))
+        let rrs = set::create_synced(&s, set::spec(3, "64Mi"))
             .await
-            .expect("create the set");
-        let rrs = set::wait_fully_synced(&s).await.expect("fully synced");
+            .expect("fully synced");
         let cli = RedisCli::start(&s, &set::auth_secret())
             .await
             .expect("client pod");
@@ -161,10 +159,9 @@ async fn data_written_through_the_master_service_is_read_from_the_replicas() {
 #[ignore = "needs a Kubernetes cluster with tandem-operator installed: e2e/run-kind.sh"]
 async fn a_client_without_the_password_is_refused() {
     scenario::run("auth", |s| async move {
-        set::create(&s, &set::resource(&s, set::spec(2, "64Mi")))
+        set::create_synced(&s, set::spec(2, "64Mi"))
             .await
-            .expect("create the set");
-        set::wait_fully_synced(&s).await.expect("fully synced");
+            .expect("fully synced");
         let cli = RedisCli::start(&s, &set::auth_secret())
             .await
             .expect("client pod");

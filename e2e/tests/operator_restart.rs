@@ -32,10 +32,7 @@ const LEADER: &str = "tandem_operator_leader";
 #[ignore = "needs a Kubernetes cluster with tandem-operator installed: e2e/run-kind.sh"]
 async fn an_operator_restart_causes_no_failover_and_no_status_churn() {
     scenario::run("restart", |s| async move {
-        set::create(&s, &set::resource(&s, set::spec(3, "64Mi")))
-            .await
-            .expect("create the set");
-        let before = set::wait_fully_synced(&s).await.expect("fully synced");
+        let before = set::create_synced(&s, set::spec(3, "64Mi")).await.expect("fully synced");
         let status_before = before.status.clone().expect("status");
         let cli = RedisCli::start(&s, &set::auth_secret()).await.expect("client pod");
         let pods_before = pod_roles(&s).await;

@@ -30,10 +30,7 @@ async fn raising_the_dataset_hint_switches_every_pod_to_diskless_and_the_next_fu
             size: Some(ByteQuantity::new("1Gi")),
             storage_class_name: None,
         };
-        set::create(&s, &set::resource(&s, spec))
-            .await
-            .expect("create the set");
-        let rrs = set::wait_fully_synced(&s).await.expect("fully synced");
+        let rrs = set::create_synced(&s, spec).await.expect("fully synced");
         let replication = rrs
             .status
             .as_ref()
