@@ -42,6 +42,13 @@ async fn raising_the_dataset_hint_switches_every_pod_to_diskless_and_the_next_fu
             "64Mi with persistence: {}",
             replication.reason
         );
+        for r in rrs.status.iter().flat_map(|st| &st.replicas) {
+            let first = r
+                .last_full_sync
+                .as_ref()
+                .expect("lastFullSync of the first sync");
+            assert_eq!(first.mode, SyncMode::Disk, "{}'s first full sync", r.pod);
+        }
         let cli = RedisCli::start(&s, &set::auth_secret())
             .await
             .expect("client pod");
