@@ -16,8 +16,7 @@
 use crate::client::{Client, ClientShared};
 use crate::config::BufferLimit;
 use crate::net::Shared;
-use crate::persistence::producer::RdbProducer;
-use crate::persistence::rdb::ChecksumWriter;
+use super::fanout::{self, Outcome, Target, Transfer};
 use crate::persistence::save;
 use crate::protocol::{Parser, ProtoLimits};
 use std::cell::{Cell, RefCell};
@@ -93,6 +92,12 @@ pub struct Link {
     /// Since when (Unix ms) the buffer has been over the soft limit.
     soft_since: Cell<Option<u64>>,
     shared: Rc<ClientShared>,
+    /// Unix ms of the SYNC/PSYNC: `repl-diskless-sync-delay` counts from here.
+    pub asked_ms: u64,
+    /// Waiting in `wait_bgsave` for a socket-target transfer to take it.
+    socket_wait: Cell<bool>,
+    /// The transfer that took it, with its queue.
+    transfer: RefCell<Option<(Rc<Transfer>, Rc<Target>)>>,
 }
 
 impl Link {
@@ -139,6 +144,24 @@ impl Link {
         self.out.borrow().len() as u64
     }
 
+    /// Whether the link waits for a socket-target transfer to start.
+    pub fn waits_for_socket(&self) -> bool {
+        self.socket_wait.get() && self.transfer.borrow().is_none()
+    }
+
+    /// Joins a transfer at its snapshot instant: from now on the stream is buffered for the
+    /// replica.
+    pub fn assign(&self, transfer: Rc<Transfer>, target: Rc<Target>) {
+        self.accumulating.set(true);
+        self.socket_wait.set(false);
+        *self.transfer.borrow_mut() = Some((transfer, target));
+        self.shared.notify.notify_one();
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.shared.killed.get()
+    }
+
     /// Makes the link's task drop the connection.
     pub fn kill(&self) {
         self.shared.killed.set(true);
@@ -174,6 +197,9 @@ pub async fn serve(
         accumulating: Cell::new(false),
         soft_since: Cell::new(None),
         shared: client.shared.clone(),
+        asked_ms: crate::clock::now_ms(),
+        socket_wait: Cell::new(false),
+        transfer: RefCell::new(None),
     });
     client.shared.info.borrow_mut().flags = "S".into();
     let who = format!("{}:{}", link.ip, link.port);
@@ -277,44 +303,46 @@ async fn full_sync(
     req: &SyncRequest,
     who: &str,
 ) -> std::io::Result<bool> {
-    let asked = tokio::time::Instant::now();
-    let mut last_newline = asked;
-    loop {
-        let (diskless, delay, enough) = {
-            let srv = state.borrow();
-            // `repl-diskless-sync-max-replicas`: start as soon as that many are waiting.
-            let max = srv.config.repl_diskless_sync_max_replicas;
-            let waiting = srv
-                .repl
-                .replicas
-                .iter()
-                .filter(|l| l.state.get() == ReplicaState::WaitBgsave && !l.accumulating.get())
-                .count() as u64;
-            (
-                srv.config.repl_diskless_sync && conf.capa_eof,
-                srv.config.repl_diskless_sync_delay,
-                max > 0 && waiting >= max,
-            )
-        };
-        if !diskless || enough || asked.elapsed() >= Duration::from_secs(delay) {
-            break;
-        }
-        if link.shared.killed.get() {
-            return Err(std::io::ErrorKind::ConnectionAborted.into());
-        }
-        if last_newline.elapsed() >= Duration::from_secs(1) {
-            sock.write_all(b"\n").await?;
-            last_newline = tokio::time::Instant::now();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let diskless = state.borrow().config.repl_diskless_sync && conf.capa_eof;
-    if diskless {
-        diskless_sync(state, sock, link, req, who).await?;
+    if diskless && let Some((transfer, target)) = wait_for_transfer(state, sock, link).await? {
+        let res = diskless_sync(state, sock, link, req, who, &transfer, &target).await;
+        // Whatever happened, the transfer no longer waits for this link.
+        target.drop_out(&transfer);
+        res?;
         return Ok(req.psync.is_some());
     }
     disk_sync(state, sock, link, req, who).await?;
     Ok(false)
+}
+
+/// `wait_bgsave` for the socket target: newlines once a second until a transfer takes this
+/// replica (see `fanout::maybe_start`); `None` when diskless sync was turned off meanwhile.
+async fn wait_for_transfer(
+    state: &Shared,
+    sock: &mut TcpStream,
+    link: &Rc<Link>,
+) -> std::io::Result<Option<(Rc<Transfer>, Rc<Target>)>> {
+    {
+        let srv = state.borrow();
+        if srv.repl.transfer.is_some() {
+            info!("Current BGSAVE has socket target. Waiting for next BGSAVE for SYNC");
+        } else if srv.config.repl_diskless_sync_delay > 0 {
+            info!("Delay next BGSAVE for diskless SYNC");
+        }
+    }
+    link.socket_wait.set(true);
+    fanout::maybe_start(state);
+    let mut last_newline = tokio::time::Instant::now();
+    loop {
+        if let Some(assigned) = link.transfer.borrow().clone() {
+            return Ok(Some(assigned));
+        }
+        if !state.borrow().config.repl_diskless_sync {
+            link.socket_wait.set(false);
+            return Ok(None);
+        }
+        keepalive(sock, link, &mut last_newline).await?;
+    }
 }
 
 /// Sends `\n` once a second while the replica waits (Redis's keepalive in `wait_bgsave`;
@@ -444,100 +472,32 @@ async fn send_file(
     Ok(())
 }
 
-/// Holds the single keyspace snapshot for a diskless sync; releasing it (also when the link
-/// fails mid-transfer) ends the snapshot and lets BGSAVE and other syncs run.
-struct SocketSnapshot {
-    state: Shared,
-    producer: Option<RdbProducer>,
-}
-
-impl Drop for SocketSnapshot {
-    fn drop(&mut self) {
-        if let Ok(mut srv) = self.state.try_borrow_mut() {
-            if let Some(p) = self.producer.take()
-                && !p.is_done()
-            {
-                p.abort(&mut srv.keyspace);
-            }
-            srv.persistence.repl_snapshot = false;
-        }
-    }
-}
-
-/// The socket target: waits until no snapshot runs, takes one together with the offset,
-/// and writes the RDB to the socket as the producer yields it (`$EOF:<mark>` framing),
-/// stepping between client batches like BGSAVE so the master keeps serving; a slow replica
-/// slows the walk instead of growing memory.
+/// The socket target once a transfer took this replica: `+FULLRESYNC` with the transfer's
+/// offset, `$EOF:<mark>`, then the shared chunks as they are queued. `repl-timeout` without
+/// write progress drops the replica (Redis's `repl_last_partial_write` check); the transfer
+/// continues for the others.
 async fn diskless_sync(
     state: &Shared,
     sock: &mut TcpStream,
-    link: &Rc<Link>,
+    link: &Link,
     req: &SyncRequest,
     who: &str,
+    transfer: &Transfer,
+    target: &Target,
 ) -> std::io::Result<()> {
-    let mut last_newline = tokio::time::Instant::now();
-    let (mut snap, replid, offset, checksum) = loop {
-        let begun = {
-            let mut srv = state.borrow_mut();
-            let srv = &mut *srv;
-            (!srv.persistence.snapshot_busy()).then(|| {
-                srv.persistence.repl_snapshot = true;
-                super::pump(srv);
-                let offset = srv.feed.offset;
-                srv.feed.forget_db();
-                let replid = srv.repl.ids.replid.clone();
-                info!("Starting BGSAVE for SYNC with target: replicas sockets");
-                let aux = save::aux_fields(srv);
-                let producer =
-                    RdbProducer::begin(&mut srv.keyspace, &aux, srv.config.rdbcompression);
-                link.accumulating.set(true);
-                let snap = SocketSnapshot {
-                    state: state.clone(),
-                    producer: Some(producer),
-                };
-                (snap, replid, offset, srv.config.rdbchecksum)
-            })
-        };
-        if let Some(b) = begun {
-            break b;
-        }
-        keepalive(sock, link, &mut last_newline).await?;
-    };
     if req.psync.is_some() {
-        sock.write_all(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes())
-            .await?;
+        let line = format!("+FULLRESYNC {} {}\r\n", transfer.replid, transfer.offset);
+        sock.write_all(line.as_bytes()).await?;
     }
-    let mark = super::ids::random_hex40();
-    sock.write_all(format!("$EOF:{mark}\r\n").as_bytes())
+    sock.write_all(format!("$EOF:{}\r\n", transfer.mark).as_bytes())
         .await?;
-    let mut body = ChecksumWriter::new(Vec::new(), checksum);
     loop {
-        if link.shared.killed.get() {
+        if link.is_killed() {
             return Err(std::io::ErrorKind::ConnectionAborted.into());
         }
-        let last = {
-            let mut srv = state.borrow_mut();
-            let producer = snap
-                .producer
-                .as_mut()
-                .ok_or_else(|| std::io::Error::other("snapshot released"))?;
-            let mut chunk = Vec::with_capacity(save::STEP_BYTES + 64 * 1024);
-            let last = producer
-                .step(
-                    &mut srv.keyspace,
-                    save::STEP_SLOTS,
-                    save::STEP_BYTES,
-                    &mut chunk,
-                )
-                .map_err(std::io::Error::other)?;
-            body.write(&chunk).map_err(std::io::Error::other)?;
-            last
-        };
-        let out = std::mem::take(body.get_mut());
-        if !out.is_empty() {
-            // `repl-timeout` without progress drops the replica and frees the snapshot.
+        if let Some(chunk) = target.pop(transfer) {
             let timeout = Duration::from_secs(state.borrow().config.repl_timeout.max(1));
-            if tokio::time::timeout(timeout, sock.write_all(&out))
+            if tokio::time::timeout(timeout, sock.write_all(&chunk))
                 .await
                 .is_err()
             {
@@ -547,18 +507,23 @@ async fn diskless_sync(
                 );
                 return Err(std::io::ErrorKind::TimedOut.into());
             }
+            continue;
         }
-        if last {
-            break;
+        match target.outcome() {
+            Outcome::Complete => break,
+            Outcome::Failed => {
+                warn!("SYNC failed. BGSAVE child returned an error");
+                return Err(std::io::Error::other("BGSAVE failed"));
+            }
+            Outcome::Running => {
+                tokio::select! {
+                    () = target.ready.notified() => {}
+                    () = link.shared.notify.notified() => {}
+                }
+            }
         }
-        tokio::task::yield_now().await;
     }
-    drop(snap);
-    let trailer = body.finish().map_err(std::io::Error::other)?;
-    sock.write_all(&trailer).await?;
-    sock.write_all(mark.as_bytes()).await?;
     link.state.set(ReplicaState::Online);
-    info!("Background RDB transfer terminated with success");
     info!(
         "Streamed RDB transfer with replica {who} succeeded (socket). Waiting for REPLCONF ACK from replica to enable streaming"
     );
