@@ -2,7 +2,9 @@
 //! during and after the sync), partial resync after `CLIENT KILL TYPE replica`, WAIT, read-only
 //! replicas, the replica states seen on the master during a slow sync, promotion, the single
 //! snapshot (a master keeps serving during a diskless sync; a replica shares a running BGSAVE;
-//! BGSAVE refused meanwhile), and interop
+//! BGSAVE refused meanwhile; replicas batched into one diskless transfer by the delay or the
+//! replica count; a stuck replica dropped from it with memory bounded; FLUSHALL and SHUTDOWN
+//! killing it), and interop
 //! with a real Redis 7.0 in both directions (skipped with a printed reason when redis-server is
 //! missing, unless TANDEM_REQUIRE_REAL_DEPS=1). Every wait polls with a deadline.
 
@@ -976,4 +978,266 @@ fn a_replica_that_stops_reading_frees_the_snapshot_after_repl_timeout() {
     assert_eq!(master.field("persistence", "rdb_bgsave_in_progress"), "0");
     let started: String = redis::cmd("BGSAVE").query(&mut master.con()).unwrap();
     assert_eq!(started, "Background saving started");
+}
+
+/// A tandem server logging to `log` in its directory.
+fn tandem_logging(tag: &str, extra: &[&str]) -> Proc {
+    let dir = temp_dir(tag);
+    let log = dir.join("log");
+    let mut args = vec!["--logfile", log.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Proc::tandem_in(dir, &args)
+}
+
+/// How many lines of the server's log contain `needle`.
+fn log_count(p: &Proc, needle: &str) -> usize {
+    std::fs::read_to_string(p.dir.join("log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .count()
+}
+
+const SOCKET_START: &str = "Starting BGSAVE for SYNC with target: replicas sockets";
+
+#[test]
+fn replicas_arriving_within_the_delay_share_one_diskless_transfer() {
+    let master = tandem_logging(
+        "m",
+        &[
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "3",
+        ],
+    );
+    fill(&master, "before", 3000);
+    let port = master.port.to_string();
+    let args = ["--replicaof", "127.0.0.1", &port];
+    let arrived = Instant::now();
+    let r1 = Proc::tandem("r1", &args);
+    let r2 = Proc::tandem("r2", &args);
+    assert!(
+        arrived.elapsed() < Duration::from_secs(2),
+        "the replicas did not arrive within the delay"
+    );
+    fill(&master, "after", 300);
+    wait_in_sync(&master, &r1);
+    wait_in_sync(&master, &r2);
+    let want = dataset(&master);
+    assert_eq!(dataset(&r1), want);
+    assert_eq!(dataset(&r2), want);
+    assert_eq!(master.field("stats", "sync_full"), "2");
+    assert_eq!(log_count(&master, SOCKET_START), 1);
+    assert_eq!(
+        log_count(
+            &master,
+            "Diskless rdb transfer, done reading from pipe, 2 replicas still up."
+        ),
+        1
+    );
+}
+
+/// Reads what the master sends until `until` appears (or the deadline passes).
+fn read_until(s: &mut TcpStream, seen: &mut Vec<u8>, until: &[u8], deadline: Duration) -> bool {
+    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < deadline {
+        if seen.windows(until.len()).any(|w| w == until) {
+            return true;
+        }
+        if let Ok(n) = s.read(&mut buf) {
+            assert!(n > 0, "the master closed the link");
+            seen.extend_from_slice(&buf[..n]);
+        }
+    }
+    seen.windows(until.len()).any(|w| w == until)
+}
+
+#[test]
+fn max_replicas_starts_the_shared_transfer_before_the_delay_with_keepalives_meanwhile() {
+    let master = tandem_logging(
+        "m",
+        &[
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "60",
+            "--repl-diskless-sync-max-replicas",
+            "2",
+        ],
+    );
+    fill(&master, "k", 2000);
+    // The first replica waits in wait_bgsave, kept alive by newlines.
+    let mut a = fake_replica(&master, 1111, true);
+    let mut seen = Vec::new();
+    let _ = read_until(&mut a, &mut seen, b"+FULLRESYNC", Duration::from_millis(2500));
+    // The two REPLCONF replies, then newlines only.
+    assert!(seen.starts_with(b"+OK\r\n+OK\r\n"), "{seen:?}");
+    seen.drain(..10);
+    assert!(
+        seen.iter().filter(|&&b| b == b'\n').count() >= 2,
+        "no keepalives: {seen:?}"
+    );
+    assert!(
+        seen.iter().all(|&b| b == b'\n'),
+        "something else than keepalives before the delay: {seen:?}"
+    );
+    assert_eq!(slave_state(&master, 1111), "wait_bgsave");
+    // The second one makes two: the transfer starts now, not after 60 seconds.
+    let port = master.port.to_string();
+    let r = Proc::tandem("r", &["--replicaof", "127.0.0.1", &port]);
+    assert!(read_until(
+        &mut a,
+        &mut seen,
+        b"$EOF:",
+        Duration::from_secs(20)
+    ));
+    drain_until_online(&master, &mut a, 1111);
+    wait_in_sync(&master, &r);
+    assert_eq!(dataset(&r), dataset(&master));
+    assert_eq!(log_count(&master, SOCKET_START), 1);
+    assert_eq!(master.field("stats", "sync_full"), "2");
+}
+
+/// Resident memory of a process in KiB (Linux).
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_stuck_replica_is_dropped_from_a_shared_transfer_and_memory_stays_bounded() {
+    let master = tandem_logging(
+        "m",
+        &[
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "1",
+            "--repl-timeout",
+            "3",
+        ],
+    );
+    // About 48 MB of incompressible RDB.
+    fill_big(&master, "big", 12_000, 4096);
+    let before = rss_kib(master.child.id());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        let pid = master.child.id();
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_kib(pid));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak
+        })
+    };
+    // One replica never reads; the other is a real one, in the same transfer.
+    let _stuck = fake_replica(&master, 7777, true);
+    let port = master.port.to_string();
+    let r = Proc::tandem("r", &["--replicaof", "127.0.0.1", &port]);
+    wait_in_sync(&master, &r);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.join().unwrap();
+    assert!(slave_state(&master, 7777).is_empty(), "the stuck replica is still attached");
+    assert_eq!(log_count(&master, SOCKET_START), 1);
+    assert_eq!(
+        log_count(&master, "Disconnecting timedout replica (full sync): 127.0.0.1:7777"),
+        1
+    );
+    assert_eq!(
+        log_count(
+            &master,
+            "Diskless rdb transfer, done reading from pipe, 1 replicas still up."
+        ),
+        1
+    );
+    assert_eq!(
+        r.field("keyspace", "db0"),
+        master.field("keyspace", "db0")
+    );
+    let grew = peak.saturating_sub(before);
+    println!("master RSS {before} KiB before, peak {peak} KiB during the transfer");
+    assert!(
+        grew < 16 * 1024,
+        "the master grew by {grew} KiB while a replica did not read a 48 MB transfer"
+    );
+}
+
+#[test]
+fn flushall_and_shutdown_kill_a_running_diskless_transfer() {
+    let master = tandem_logging(
+        "m",
+        &[
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "0",
+        ],
+    );
+    fill_big(&master, "big", 6000, 4096);
+    // A replica that does not read holds the transfer open (repl-timeout is 60 s).
+    let mut s = fake_replica(&master, 8888, true);
+    wait_for("transfer running", || {
+        master.field("persistence", "rdb_bgsave_in_progress") == "1"
+    });
+    let mut c = master.con();
+    let err = redis::cmd("SAVE").query::<()>(&mut c).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("Background save already in progress"),
+        "{err}"
+    );
+    let _: () = redis::cmd("FLUSHALL").query(&mut c).unwrap();
+    // Killed at once, as Redis kills its child: the replica is dropped to resync later.
+    wait_for("replica dropped", || slave_state(&master, 8888).is_empty());
+    assert_eq!(master.field("persistence", "rdb_bgsave_in_progress"), "0");
+    assert_eq!(
+        log_count(&master, "SYNC failed. BGSAVE child returned an error"),
+        1
+    );
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    while s.read(&mut buf).unwrap_or(0) > 0 {}
+    // A replica arriving now gets the flushed dataset and what followed.
+    fill(&master, "after", 200);
+    let port = master.port.to_string();
+    let r = Proc::tandem("r", &["--replicaof", "127.0.0.1", &port]);
+    wait_in_sync(&master, &r);
+    assert_eq!(dataset(&r), dataset(&master));
+
+    // SHUTDOWN SAVE during a transfer kills it and saves the whole dataset.
+    fill_big(&master, "again", 6000, 4096);
+    let _stuck = fake_replica(&master, 9999, true);
+    wait_for("transfer running", || {
+        master.field("persistence", "rdb_bgsave_in_progress") == "1"
+    });
+    let keys = master.field("keyspace", "db0");
+    let _ = redis::cmd("SHUTDOWN").arg("SAVE").query::<()>(&mut c);
+    let mut master = master;
+    let status = master.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(
+        log_count(&master, "There is a child saving an .rdb. Killing it!"),
+        1
+    );
+    master.owns_dir = false;
+    let dir = master.dir.clone();
+    drop(master);
+    drop(r);
+    let restarted = Proc::tandem_in(dir.clone(), &[]);
+    wait_for("dump loaded", || {
+        restarted.field("persistence", "loading") == "0"
+    });
+    assert_eq!(restarted.field("keyspace", "db0"), keys);
+    drop(restarted);
+    let _ = std::fs::remove_dir_all(dir);
 }
