@@ -679,27 +679,7 @@ fn broken_master(payload: Vec<u8>) -> (u16, std::thread::JoinHandle<()>) {
     let port = l.local_addr().unwrap().port();
     let t = std::thread::spawn(move || {
         let (mut s, _) = l.accept().unwrap();
-        let mut seen = String::new();
-        let mut buf = [0u8; 4096];
-        let mut answered = 0;
-        while !seen.contains("PSYNC") {
-            let n = s.read(&mut buf).unwrap();
-            if n == 0 {
-                return;
-            }
-            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-            // One reply per command: +PONG to PING, +OK to each REPLCONF.
-            let commands = seen.matches("PING").count() + seen.matches("REPLCONF").count();
-            while answered < commands {
-                let reply: &[u8] = if answered == 0 {
-                    b"+PONG\r\n"
-                } else {
-                    b"+OK\r\n"
-                };
-                s.write_all(reply).unwrap();
-                answered += 1;
-            }
-        }
+        answer_handshake(&mut s);
         s.write_all(b"+FULLRESYNC 1111111111111111111111111111111111111111 0\r\n")
             .unwrap();
         s.write_all(&payload).unwrap();
@@ -1240,4 +1220,75 @@ fn flushall_and_shutdown_kill_a_running_diskless_transfer() {
     assert_eq!(restarted.field("keyspace", "db0"), keys);
     drop(restarted);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Answers a replica's handshake on `s` up to its PSYNC: one reply per command, +PONG to
+/// PING and +OK to each REPLCONF.
+fn answer_handshake(s: &mut TcpStream) {
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    let mut answered = 0;
+    while !seen.contains("PSYNC") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "the replica closed during the handshake");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        let commands = seen.matches("PING").count() + seen.matches("REPLCONF").count();
+        while answered < commands {
+            let reply: &[u8] = if answered == 0 {
+                b"+PONG\r\n"
+            } else {
+                b"+OK\r\n"
+            };
+            s.write_all(reply).unwrap();
+            answered += 1;
+        }
+    }
+}
+
+#[test]
+fn replica_applies_repl_timeout_to_the_handshake_and_the_transfer() {
+    let replica = tandem_logging("r", &["--repl-timeout", "1"]);
+    fill(&replica, "old", 100);
+    let before = dataset(&replica);
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(port)
+        .query(&mut replica.con())
+        .unwrap();
+    // A master that accepts and never answers: the handshake times out, the replica retries.
+    let (silent, _) = l.accept().unwrap();
+    wait_for("handshake timeout", || {
+        log_count(&replica, "Timeout connecting to the MASTER...") == 1
+    });
+    drop(silent);
+    // A master that starts a full sync, keeps the replica waiting with newlines for longer
+    // than repl-timeout (which is fine), then stalls in the middle of the payload.
+    let (mut s, _) = l.accept().unwrap();
+    answer_handshake(&mut s);
+    s.write_all(b"+FULLRESYNC 1111111111111111111111111111111111111111 0\r\n")
+        .unwrap();
+    for _ in 0..8 {
+        std::thread::sleep(Duration::from_millis(300));
+        s.write_all(b"\n").unwrap();
+    }
+    assert_eq!(
+        log_count(&replica, "Timeout receiving bulk data from MASTER"),
+        0,
+        "keepalive newlines must keep the transfer alive"
+    );
+    s.write_all(b"$100000\r\nREDIS0010").unwrap();
+    wait_for("transfer timeout", || {
+        log_count(
+            &replica,
+            "Timeout receiving bulk data from MASTER... If the problem persists try to set the 'repl-timeout' parameter in redis.conf to a larger value.",
+        ) == 1
+    });
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query(&mut replica.con())
+        .unwrap();
+    assert_eq!(dataset(&replica), before);
 }

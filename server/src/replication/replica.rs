@@ -106,29 +106,39 @@ enum LinkError {
     Gone,
 }
 
+/// What `repl-timeout` without a byte from the master means, by phase, in Redis's words.
+const TIMEOUT_HANDSHAKE: &str = "Timeout connecting to the MASTER...";
+const TIMEOUT_STREAM: &str = "MASTER timeout: no data nor PING received...";
+const TIMEOUT_TRANSFER: &str = "Timeout receiving bulk data from MASTER... If the problem persists try to set the 'repl-timeout' parameter in redis.conf to a larger value.";
+
 /// A socket with a read buffer: lines for the handshake, raw bytes afterwards.
 struct Conn {
     sock: TcpStream,
     buf: Vec<u8>,
+    /// `repl-timeout`: the longest wait for a byte before the handshake or the transfer
+    /// fails (Redis measures it from `repl_transfer_lastio` in its cron).
+    timeout: Duration,
 }
 
 impl Conn {
-    async fn fill(&mut self, timeout: Duration) -> Result<usize, LinkError> {
+    /// Reads what is available; `on_timeout` names the phase when nothing comes within
+    /// `repl-timeout`.
+    async fn fill(&mut self, on_timeout: &str) -> Result<usize, LinkError> {
         self.buf.reserve(64 * 1024);
         let n = tokio::time::timeout(
-            timeout,
+            self.timeout,
             tokio::io::AsyncReadExt::read_buf(&mut self.sock, &mut self.buf),
         )
         .await
-        .map_err(|_| LinkError::Msg("Timeout reading from MASTER".into()))??;
+        .map_err(|_| LinkError::Msg(on_timeout.into()))??;
         if n == 0 {
             return Err(LinkError::Msg("connection closed by MASTER".into()));
         }
         Ok(n)
     }
 
-    /// One line without its `\r\n` (5 s per line, as `syncReadLine`).
-    async fn line(&mut self) -> Result<String, LinkError> {
+    /// One line without its `\r\n`.
+    async fn line(&mut self, on_timeout: &str) -> Result<String, LinkError> {
         loop {
             if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.buf.drain(..=i).collect();
@@ -136,7 +146,7 @@ impl Conn {
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
                 return Ok(String::from_utf8_lossy(line).into_owned());
             }
-            self.fill(Duration::from_secs(5)).await?;
+            self.fill(on_timeout).await?;
         }
     }
 
@@ -229,10 +239,11 @@ async fn session(state: &Shared, failures: &mut u64) -> Result<(), LinkError> {
     let mut conn = Conn {
         sock,
         buf: Vec::new(),
+        timeout: Duration::from_secs(timeout.max(1)),
     };
     info!("Non blocking connect for SYNC fired the event.");
     conn.send(&[b"PING"]).await?;
-    let pong = conn.line().await?;
+    let pong = conn.line(TIMEOUT_HANDSHAKE).await?;
     if !(pong.starts_with('+')
         || pong.starts_with("-NOAUTH")
         || pong.starts_with("-NOPERM")
@@ -281,7 +292,7 @@ async fn session(state: &Shared, failures: &mut u64) -> Result<(), LinkError> {
     );
     conn.sock.write_all(&burst).await?;
     if auth.is_some() {
-        let r = conn.line().await?;
+        let r = conn.line(TIMEOUT_HANDSHAKE).await?;
         if r.starts_with('-') {
             return Err(LinkError::Msg(format!("Unable to AUTH to MASTER: {r}")));
         }
@@ -290,7 +301,7 @@ async fn session(state: &Shared, failures: &mut u64) -> Result<(), LinkError> {
         if what == "ip-address" && announce_ip.is_none() {
             continue;
         }
-        let r = conn.line().await?;
+        let r = conn.line(TIMEOUT_HANDSHAKE).await?;
         if r.starts_with('-') {
             info!("(Non critical) Master does not understand REPLCONF {what}: {r}");
         }
@@ -316,7 +327,7 @@ async fn session(state: &Shared, failures: &mut u64) -> Result<(), LinkError> {
     conn.send(&[b"PSYNC", psync_id.as_bytes(), psync_off.as_bytes()])
         .await?;
     let reply = loop {
-        let l = conn.line().await?;
+        let l = conn.line(TIMEOUT_HANDSHAKE).await?;
         if !l.is_empty() {
             break l;
         }
@@ -381,7 +392,7 @@ async fn receive_rdb(
     replid: &str,
     offset: u64,
 ) -> Result<(), LinkError> {
-    let (timeout, to_disk, dir, dbfilename) = {
+    let (to_disk, dir, dbfilename) = {
         let srv = state.borrow();
         let c = &srv.config;
         let to_disk = match c.repl_diskless_load.as_str() {
@@ -390,14 +401,13 @@ async fn receive_rdb(
             _ => true,
         };
         (
-            Duration::from_secs(c.repl_timeout.max(1)),
             to_disk,
             c.dir.clone(),
             c.dbfilename.clone(),
         )
     };
     let header = loop {
-        let l = conn.line().await?;
+        let l = conn.line(TIMEOUT_TRANSFER).await?;
         if l.is_empty() {
             continue;
         }
@@ -446,7 +456,7 @@ async fn receive_rdb(
             break;
         }
         if conn.buf.is_empty() {
-            conn.fill(timeout).await?;
+            conn.fill(TIMEOUT_TRANSFER).await?;
         }
         let take = match &mark {
             Some(_) => conn.buf.len(),
@@ -594,16 +604,14 @@ async fn stream_loop(
                 (srv.feed.offset, m.last_io_ms, srv.config.repl_timeout)
             };
             if crate::clock::now_ms().saturating_sub(last_io) > timeout * 1000 {
-                return Err(LinkError::Msg(
-                    "MASTER timeout: no data nor PING received...".into(),
-                ));
+                return Err(LinkError::Msg(TIMEOUT_STREAM.into()));
             }
             conn.send(&[b"REPLCONF", b"ACK", off.to_string().as_bytes()])
                 .await?;
             next_ack += Duration::from_secs(1);
         }
         tokio::select! {
-            r = conn.fill(Duration::from_secs(3600)) => {
+            r = conn.fill(TIMEOUT_STREAM) => {
                 let n = r?;
                 let mut srv = state.borrow_mut();
                 let m = srv.repl.master.as_mut().ok_or(LinkError::Gone)?;
