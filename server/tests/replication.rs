@@ -1292,3 +1292,97 @@ fn replica_applies_repl_timeout_to_the_handshake_and_the_transfer() {
         .unwrap();
     assert_eq!(dataset(&replica), before);
 }
+
+/// Reads what a replica sent without blocking; counts its keepalive newlines.
+fn newlines_from(s: &mut TcpStream, seen: &mut Vec<u8>) -> usize {
+    s.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(&buf[..n]);
+    }
+    s.set_nonblocking(false).unwrap();
+    seen.iter().filter(|&&b| b == b'\n').count()
+}
+
+#[test]
+fn diskless_load_parses_while_receiving_and_never_serves_half_a_dataset() {
+    // The payload: a real dump.
+    let src = Proc::tandem("src", &[]);
+    fill(&src, "p", 2000);
+    let _: () = redis::cmd("SAVE").query(&mut src.con()).unwrap();
+    let payload = std::fs::read(src.dir.join("dump.rdb")).unwrap();
+    let want = dataset(&src);
+    drop(src);
+    let replid = "2222222222222222222222222222222222222222";
+    let mark = "3333333333333333333333333333333333333333";
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let replica = Proc::tandem("r", &["--repl-diskless-load", "on-empty-db"]);
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(port)
+        .query(&mut replica.con())
+        .unwrap();
+    // on-empty-db: the payload arrives slowly; the replica answers LOADING meanwhile and
+    // keeps the link alive with newlines.
+    let (mut s, _) = l.accept().unwrap();
+    answer_handshake(&mut s);
+    s.write_all(format!("+FULLRESYNC {replid} 0\r\n$EOF:{mark}\r\n").as_bytes())
+        .unwrap();
+    let mut from_replica = Vec::new();
+    let pieces: Vec<&[u8]> = payload.chunks(payload.len() / 10 + 1).collect();
+    let mut loading_seen = 0;
+    for piece in &pieces {
+        s.write_all(piece).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let err = redis::cmd("GET")
+            .arg("p:s:1")
+            .query::<Option<String>>(&mut replica.con())
+            .unwrap_err();
+        assert!(err.to_string().contains("loading the dataset"), "{err}");
+        loading_seen += 1;
+    }
+    assert_eq!(loading_seen, pieces.len());
+    assert!(
+        newlines_from(&mut s, &mut from_replica) >= 2,
+        "no keepalive newlines while loading: {from_replica:?}"
+    );
+    s.write_all(mark.as_bytes()).unwrap();
+    wait_for("loaded", || {
+        newlines_from(&mut s, &mut from_replica);
+        String::from_utf8_lossy(&from_replica).contains("ACK")
+    });
+    assert_eq!(dataset(&replica), want);
+    // swapdb on the same history: the old data is served while the new payload arrives,
+    // and stays when the transfer breaks off.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("repl-diskless-load")
+        .arg("swapdb")
+        .query(&mut replica.con())
+        .unwrap();
+    drop(s);
+    let (mut s, _) = l.accept().unwrap();
+    answer_handshake(&mut s);
+    s.write_all(format!("+FULLRESYNC {replid} 0\r\n$EOF:{mark}\r\n").as_bytes())
+        .unwrap();
+    for piece in &pieces[..5] {
+        s.write_all(piece).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let v: Option<String> = redis::cmd("GET")
+            .arg("p:s:1")
+            .query(&mut replica.con())
+            .unwrap();
+        assert_eq!(v.as_deref(), Some("1"));
+    }
+    drop(s);
+    drop(l);
+    wait_for("attempt over", || {
+        let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut replica.con()).unwrap();
+        role.get(3) != Some(&redis::Value::BulkString(b"sync".to_vec()))
+    });
+    assert_eq!(dataset(&replica), want);
+}
