@@ -1052,7 +1052,12 @@ fn max_replicas_starts_the_shared_transfer_before_the_delay_with_keepalives_mean
     // The first replica waits in wait_bgsave, kept alive by newlines.
     let mut a = fake_replica(&master, 1111, true);
     let mut seen = Vec::new();
-    let _ = read_until(&mut a, &mut seen, b"+FULLRESYNC", Duration::from_millis(2500));
+    let _ = read_until(
+        &mut a,
+        &mut seen,
+        b"+FULLRESYNC",
+        Duration::from_millis(2500),
+    );
     // The two REPLCONF replies, then newlines only.
     assert!(seen.starts_with(b"+OK\r\n+OK\r\n"), "{seen:?}");
     seen.drain(..10);
@@ -1127,10 +1132,16 @@ fn a_stuck_replica_is_dropped_from_a_shared_transfer_and_memory_stays_bounded() 
     wait_in_sync(&master, &r);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let peak = sampler.join().unwrap();
-    assert!(slave_state(&master, 7777).is_empty(), "the stuck replica is still attached");
+    assert!(
+        slave_state(&master, 7777).is_empty(),
+        "the stuck replica is still attached"
+    );
     assert_eq!(log_count(&master, SOCKET_START), 1);
     assert_eq!(
-        log_count(&master, "Disconnecting timedout replica (full sync): 127.0.0.1:7777"),
+        log_count(
+            &master,
+            "Disconnecting timedout replica (full sync): 127.0.0.1:7777"
+        ),
         1
     );
     assert_eq!(
@@ -1140,10 +1151,7 @@ fn a_stuck_replica_is_dropped_from_a_shared_transfer_and_memory_stays_bounded() 
         ),
         1
     );
-    assert_eq!(
-        r.field("keyspace", "db0"),
-        master.field("keyspace", "db0")
-    );
+    assert_eq!(r.field("keyspace", "db0"), master.field("keyspace", "db0"));
     let grew = peak.saturating_sub(before);
     println!("master RSS {before} KiB before, peak {peak} KiB during the transfer");
     assert!(

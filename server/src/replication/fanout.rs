@@ -161,11 +161,12 @@ pub fn maybe_start(state: &Shared) {
     // With diskless sync turned off meanwhile, the waiting links switch to the disk target.
     if !c.repl_diskless_sync
         || !should_start(
-        c.repl_diskless_sync_delay,
-        c.repl_diskless_sync_max_replicas,
-        waiting.len(),
-        max_idle,
-    ) {
+            c.repl_diskless_sync_delay,
+            c.repl_diskless_sync_max_replicas,
+            waiting.len(),
+            max_idle,
+        )
+    {
         return;
     }
     let transfer = begin(srv, &waiting);
@@ -182,7 +183,10 @@ fn begin(srv: &mut Server, waiting: &[Rc<Link>]) -> Rc<Transfer> {
     info!("Starting BGSAVE for SYNC with target: replicas sockets");
     let aux = save::aux_fields(srv);
     let producer = RdbProducer::begin(&mut srv.keyspace, &aux, srv.config.rdbcompression);
-    info!("Background RDB transfer started by pid {}", std::process::id());
+    info!(
+        "Background RDB transfer started by pid {}",
+        std::process::id()
+    );
     let transfer = Rc::new(Transfer {
         replid: srv.repl.ids.replid.clone(),
         offset,
@@ -283,18 +287,16 @@ async fn drive(state: Shared, transfer: Rc<Transfer>) {
         };
         let mut out = std::mem::take(body.get_mut());
         if last {
-            let trailer = match std::mem::replace(
-                &mut body,
-                ChecksumWriter::new(Vec::new(), checksum),
-            )
-            .finish()
-            {
-                Ok(t) => t,
-                Err(e) => {
-                    warn!("Background transfer error: {e}");
-                    Vec::new()
-                }
-            };
+            let trailer =
+                match std::mem::replace(&mut body, ChecksumWriter::new(Vec::new(), checksum))
+                    .finish()
+                {
+                    Ok(t) => t,
+                    Err(e) => {
+                        warn!("Background transfer error: {e}");
+                        Vec::new()
+                    }
+                };
             out.extend_from_slice(&trailer);
             out.extend_from_slice(transfer.mark.as_bytes());
         }

@@ -13,10 +13,10 @@
 //! snapshot began; the backlog supplies the stream since) or starts one; a socket-target
 //! replica waits in `wait_bgsave`, with a newline a second, until no snapshot runs.
 
+use super::fanout::{self, Outcome, Target, Transfer};
 use crate::client::{Client, ClientShared};
 use crate::config::BufferLimit;
 use crate::net::Shared;
-use super::fanout::{self, Outcome, Target, Transfer};
 use crate::persistence::save;
 use crate::protocol::{Parser, ProtoLimits};
 use std::cell::{Cell, RefCell};
