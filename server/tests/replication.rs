@@ -903,6 +903,15 @@ fn replica_arriving_during_a_bgsave_shares_it_with_the_disk_target() {
     assert_eq!(master.field("persistence", "rdb_saves"), "2");
 }
 
+/// A replica that does not read, holding a diskless transfer of `master` open.
+fn hold_transfer(master: &Proc, port: u16) -> TcpStream {
+    let s = fake_replica(master, port, true);
+    wait_for("transfer running", || {
+        master.field("persistence", "rdb_bgsave_in_progress") == "1"
+    });
+    s
+}
+
 #[test]
 fn bgsave_is_refused_while_a_diskless_sync_runs() {
     let master = Proc::tandem(
@@ -915,18 +924,16 @@ fn bgsave_is_refused_while_a_diskless_sync_runs() {
         ],
     );
     fill_big(&master, "big", 6000, 4096);
-    // A replica that does not read holds the socket-target snapshot open.
-    let mut s = fake_replica(&master, 5555, true);
-    wait_for("snapshot running", || {
-        master.field("persistence", "rdb_bgsave_in_progress") == "1"
-    });
+    let mut s = hold_transfer(&master, 5555);
     let mut c = master.con();
-    let err = redis::cmd("BGSAVE").query::<String>(&mut c).unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("Background save already in progress"),
-        "{err}"
-    );
+    for cmd in ["BGSAVE", "SAVE"] {
+        let err = redis::cmd(cmd).query::<String>(&mut c).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("Background save already in progress"),
+            "{cmd}: {err}"
+        );
+    }
     let scheduled: String = redis::cmd("BGSAVE").arg("SCHEDULE").query(&mut c).unwrap();
     assert_eq!(scheduled, "Background saving scheduled");
     drain_until_online(&master, &mut s, 5555);
@@ -950,10 +957,7 @@ fn a_replica_that_stops_reading_frees_the_snapshot_after_repl_timeout() {
         ],
     );
     fill_big(&master, "big", 6000, 4096);
-    let _stuck = fake_replica(&master, 6666, true);
-    wait_for("snapshot running", || {
-        master.field("persistence", "rdb_bgsave_in_progress") == "1"
-    });
+    let _stuck = hold_transfer(&master, 6666);
     wait_for("replica dropped", || slave_state(&master, 6666).is_empty());
     assert_eq!(master.field("persistence", "rdb_bgsave_in_progress"), "0");
     let started: String = redis::cmd("BGSAVE").query(&mut master.con()).unwrap();
@@ -1172,18 +1176,9 @@ fn flushall_and_shutdown_kill_a_running_diskless_transfer() {
         ],
     );
     fill_big(&master, "big", 6000, 4096);
-    // A replica that does not read holds the transfer open (repl-timeout is 60 s).
-    let mut s = fake_replica(&master, 8888, true);
-    wait_for("transfer running", || {
-        master.field("persistence", "rdb_bgsave_in_progress") == "1"
-    });
+    // Held open by a replica that does not read (repl-timeout is 60 s).
+    let mut s = hold_transfer(&master, 8888);
     let mut c = master.con();
-    let err = redis::cmd("SAVE").query::<()>(&mut c).unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("Background save already in progress"),
-        "{err}"
-    );
     let _: () = redis::cmd("FLUSHALL").query(&mut c).unwrap();
     // Killed at once, as Redis kills its child: the replica is dropped to resync later.
     wait_for("replica dropped", || slave_state(&master, 8888).is_empty());
@@ -1204,10 +1199,7 @@ fn flushall_and_shutdown_kill_a_running_diskless_transfer() {
 
     // SHUTDOWN SAVE during a transfer kills it and saves the whole dataset.
     fill_big(&master, "again", 6000, 4096);
-    let _stuck = fake_replica(&master, 9999, true);
-    wait_for("transfer running", || {
-        master.field("persistence", "rdb_bgsave_in_progress") == "1"
-    });
+    let _stuck = hold_transfer(&master, 9999);
     let keys = master.field("keyspace", "db0");
     let _ = redis::cmd("SHUTDOWN").arg("SAVE").query::<()>(&mut c);
     let mut master = master;
