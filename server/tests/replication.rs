@@ -491,7 +491,13 @@ fn redis_master_to_tandem_replica() {
     if !redis_available() {
         return;
     }
-    for diskless in ["yes", "no"] {
+    // Both framings, each loaded through the disk and straight from the socket.
+    for (diskless, load) in [
+        ("yes", "disabled"),
+        ("no", "disabled"),
+        ("yes", "swapdb"),
+        ("no", "on-empty-db"),
+    ] {
         let master = Proc::redis(
             "redis-m",
             &[
@@ -503,10 +509,23 @@ fn redis_master_to_tandem_replica() {
         );
         fill(&master, "before", 1000);
         let port = master.port.to_string();
-        let replica = Proc::tandem("r", &["--replicaof", "127.0.0.1", &port]);
+        let replica = Proc::tandem(
+            "r",
+            &[
+                "--replicaof",
+                "127.0.0.1",
+                &port,
+                "--repl-diskless-load",
+                load,
+            ],
+        );
         fill(&master, "after", 300);
         wait_in_sync(&master, &replica);
-        assert_eq!(dataset(&replica), dataset(&master), "diskless={diskless}");
+        assert_eq!(
+            dataset(&replica),
+            dataset(&master),
+            "diskless={diskless} load={load}"
+        );
         // The link drops; the replica continues where it was (offsets agree exactly).
         let _: i64 = redis::cmd("CLIENT")
             .arg("KILL")
@@ -519,14 +538,18 @@ fn redis_master_to_tandem_replica() {
         assert_eq!(
             master.field("stats", "sync_full"),
             "1",
-            "diskless={diskless}"
+            "diskless={diskless} load={load}"
         );
         assert_eq!(
             master.field("stats", "sync_partial_ok"),
             "1",
-            "diskless={diskless}"
+            "diskless={diskless} load={load}"
         );
-        assert_eq!(dataset(&replica), dataset(&master), "diskless={diskless}");
+        assert_eq!(
+            dataset(&replica),
+            dataset(&master),
+            "diskless={diskless} load={load}"
+        );
     }
 }
 
