@@ -286,7 +286,7 @@ fn persistence(srv: &Server, out: &mut String) {
         0.0
     };
     field!(out, "loading", u8::from(p.loading.is_some()));
-    field!(out, "async_loading", 0);
+    field!(out, "async_loading", u8::from(p.async_loading));
     field!(out, "current_cow_peak", 0);
     field!(out, "current_cow_size", 0);
     field!(out, "current_cow_size_age", 0);

@@ -1366,6 +1366,7 @@ fn diskless_load_parses_while_receiving_and_never_serves_half_a_dataset() {
             .query::<Option<String>>(&mut replica.con())
             .unwrap_err();
         assert!(err.to_string().contains("loading the dataset"), "{err}");
+        assert_eq!(replica.field("persistence", "loading"), "1");
         loading_seen += 1;
     }
     assert_eq!(loading_seen, pieces.len());
@@ -1400,6 +1401,8 @@ fn diskless_load_parses_while_receiving_and_never_serves_half_a_dataset() {
             .query(&mut replica.con())
             .unwrap();
         assert_eq!(v.as_deref(), Some("1"));
+        assert_eq!(replica.field("persistence", "async_loading"), "1");
+        assert_eq!(replica.field("persistence", "loading"), "0");
     }
     drop(s);
     drop(l);

@@ -386,20 +386,26 @@ async fn session(state: &Shared, failures: &mut u64) -> Result<(), LinkError> {
 }
 
 /// The LOADING state while a received payload is parsed (commands without the LOADING flag
-/// get `-LOADING`); left on drop, also when the transfer fails or the task is aborted.
+/// get `-LOADING`), or async loading (the old data is served meanwhile); left on drop, also
+/// when the transfer fails or the task is aborted.
 struct LoadingGuard<'a> {
     state: &'a Shared,
 }
 
 impl<'a> LoadingGuard<'a> {
-    fn enter(state: &'a Shared, total_bytes: u64) -> Self {
-        state.borrow_mut().persistence.loading = Some(Loading {
-            start_unix: crate::clock::now_ms() / 1000,
-            started: std::time::Instant::now(),
-            total_bytes,
-            loaded_bytes: 0,
-            rdb_used_mem: 0,
-        });
+    fn enter(state: &'a Shared, total_bytes: u64, serve_old: bool) -> Self {
+        let mut srv = state.borrow_mut();
+        if serve_old {
+            srv.persistence.async_loading = true;
+        } else {
+            srv.persistence.loading = Some(Loading {
+                start_unix: crate::clock::now_ms() / 1000,
+                started: std::time::Instant::now(),
+                total_bytes,
+                loaded_bytes: 0,
+                rdb_used_mem: 0,
+            });
+        }
         LoadingGuard { state }
     }
 
@@ -416,6 +422,7 @@ impl Drop for LoadingGuard<'_> {
     fn drop(&mut self) {
         if let Ok(mut srv) = self.state.try_borrow_mut() {
             srv.persistence.loading = None;
+            srv.persistence.async_loading = false;
         }
     }
 }
@@ -534,9 +541,7 @@ async fn receive_rdb(
         temp.0 = Some(path.clone());
         Sink::Disk(file, path)
     } else {
-        if !serve_old {
-            loading = Some(LoadingGuard::enter(state, total));
-        }
+        loading = Some(LoadingGuard::enter(state, total, serve_old));
         info!("MASTER <-> REPLICA sync: Loading DB in memory");
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         parsed = Some(transfer::spawn_load(
@@ -597,7 +602,7 @@ async fn receive_rdb(
         Sink::Disk(f, path) => {
             f.sync_all()?;
             drop(f);
-            loading = Some(LoadingGuard::enter(state, received));
+            loading = Some(LoadingGuard::enter(state, received, false));
             info!("MASTER <-> REPLICA sync: Flushing old data");
             info!("MASTER <-> REPLICA sync: Loading DB in memory");
             let file = std::io::BufReader::new(std::fs::File::open(&path)?);
