@@ -1412,3 +1412,46 @@ fn diskless_load_parses_while_receiving_and_never_serves_half_a_dataset() {
     });
     assert_eq!(dataset(&replica), want);
 }
+
+#[test]
+fn the_ack_timeout_counts_from_the_end_of_a_long_transfer() {
+    let master = Proc::tandem(
+        "m",
+        &[
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "0",
+            "--repl-timeout",
+            "2",
+        ],
+    );
+    fill_big(&master, "big", 6000, 4096);
+    // A replica reading about 8 MB/s: the transfer outlasts repl-timeout, with progress.
+    let mut s = fake_replica(&master, 4444, true);
+    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let started = Instant::now();
+    let mut buf = vec![0u8; 64 * 1024];
+    while slave_state(&master, 4444) != "online" {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "sync never ended"
+        );
+        if let Ok(n) = s.read(&mut buf) {
+            assert!(n > 0, "the master closed the link");
+        }
+        std::thread::sleep(Duration::from_millis(8));
+    }
+    assert!(
+        started.elapsed() > Duration::from_secs(3),
+        "the transfer took {:?}: too short to prove anything",
+        started.elapsed()
+    );
+    // Like a replica loading what it received: silent for most of repl-timeout.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(slave_state(&master, 4444), "online");
+    s.write_all(b"*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$1\r\n0\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(slave_state(&master, 4444), "online");
+}

@@ -158,6 +158,13 @@ impl Link {
         self.shared.notify.notify_one();
     }
 
+    /// Online after a full sync (Redis's `replicaPutOnline`): `repl-timeout` for ACKs counts
+    /// from now, not from the SYNC, however long the transfer took.
+    fn put_online(&self) {
+        self.state.set(ReplicaState::Online);
+        self.ack_ms.set(crate::clock::now_ms());
+    }
+
     pub fn is_killed(&self) -> bool {
         self.shared.killed.get()
     }
@@ -467,7 +474,7 @@ async fn send_file(
         sock.write_all(&buf[..n]).await?;
         left -= n as u64;
     }
-    link.state.set(ReplicaState::Online);
+    link.put_online();
     info!("Synchronization with replica {who} succeeded");
     Ok(())
 }
@@ -523,7 +530,7 @@ async fn diskless_sync(
             }
         }
     }
-    link.state.set(ReplicaState::Online);
+    link.put_online();
     info!(
         "Streamed RDB transfer with replica {who} succeeded (socket). Waiting for REPLCONF ACK from replica to enable streaming"
     );
