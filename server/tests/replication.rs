@@ -948,6 +948,10 @@ fn bgsave_is_refused_while_a_diskless_sync_runs() {
     );
     fill_big(&master, "big", 6000, 4096);
     let mut s = hold_transfer(&master, 5555);
+    assert_eq!(
+        master.field("persistence", "current_save_keys_total"),
+        "6000"
+    );
     let mut c = master.con();
     for cmd in ["BGSAVE", "SAVE"] {
         let err = redis::cmd(cmd).query::<String>(&mut c).unwrap_err();

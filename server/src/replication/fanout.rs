@@ -119,6 +119,11 @@ impl std::fmt::Debug for Transfer {
 }
 
 impl Transfer {
+    /// Keys encoded so far and keys in the snapshot, while it runs.
+    pub fn progress(&self, ks: &crate::keyspace::Keyspace) -> Option<(u64, u64)> {
+        Some(self.producer.borrow().as_ref()?.progress(ks))
+    }
+
     fn live(&self) -> Vec<Rc<Target>> {
         self.targets
             .borrow()
