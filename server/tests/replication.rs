@@ -1459,3 +1459,48 @@ fn the_ack_timeout_counts_from_the_end_of_a_long_transfer() {
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(slave_state(&master, 4444), "online");
 }
+
+#[test]
+fn a_replica_without_capa_eof_takes_the_waiting_diskless_replicas_to_disk() {
+    let master = tandem_logging(
+        "m",
+        &[
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "60",
+        ],
+    );
+    fill(&master, "k", 3000);
+    let mut a = fake_replica(&master, 1111, true);
+    wait_for("wait_bgsave", || {
+        slave_state(&master, 1111) == "wait_bgsave"
+    });
+    // No `capa eof`: a BGSAVE starts now, and the waiting replica joins it.
+    let mut b = fake_replica(&master, 2222, false);
+    let mut seen = Vec::new();
+    assert!(
+        read_until(&mut a, &mut seen, b"+FULLRESYNC", Duration::from_secs(20)),
+        "the waiting replica was left behind: {seen:?}"
+    );
+    assert!(read_until(
+        &mut a,
+        &mut seen,
+        b"REDIS",
+        Duration::from_secs(20)
+    ));
+    let text = String::from_utf8_lossy(&seen);
+    assert!(
+        !text.contains("$EOF:") && text.contains("\r\n$"),
+        "not the disk target: {text}"
+    );
+    drain_until_online(&master, &mut a, 1111);
+    drain_until_online(&master, &mut b, 2222);
+    assert_eq!(
+        log_count(&master, "Starting BGSAVE for SYNC with target: disk"),
+        1
+    );
+    assert_eq!(log_count(&master, SOCKET_START), 0);
+    assert_eq!(master.field("persistence", "rdb_saves"), "1");
+    assert_eq!(master.field("stats", "sync_full"), "2");
+}

@@ -19,6 +19,7 @@ use crate::config::BufferLimit;
 use crate::net::Shared;
 use crate::persistence::save;
 use crate::protocol::{Parser, ProtoLimits};
+use crate::server::Server;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
@@ -98,6 +99,9 @@ pub struct Link {
     socket_wait: Cell<bool>,
     /// The transfer that took it, with its queue.
     transfer: RefCell<Option<(Rc<Transfer>, Rc<Target>)>>,
+    /// The disk-target BGSAVE another replica started took this one along while it waited
+    /// for a socket transfer: the job id, replid and offset for `+FULLRESYNC`.
+    joined: RefCell<Option<(u64, String, u64)>>,
 }
 
 impl Link {
@@ -207,6 +211,7 @@ pub async fn serve(
         asked_ms: crate::clock::now_ms(),
         socket_wait: Cell::new(false),
         transfer: RefCell::new(None),
+        joined: RefCell::new(None),
     });
     client.shared.info.borrow_mut().flags = "S".into();
     let who = format!("{}:{}", link.ip, link.port);
@@ -215,6 +220,11 @@ pub async fn serve(
         info!("Connection with replica {who} lost ({e}).");
     } else {
         info!("Connection with replica {who} lost.");
+    }
+    // However the link ended (even between being taken by a transfer and noticing it), the
+    // transfer must stop waiting for it.
+    if let Some((transfer, target)) = link.transfer.take() {
+        target.drop_out(&transfer);
     }
     let mut srv = state.borrow_mut();
     srv.repl.replicas.retain(|l| !Rc::ptr_eq(l, &link));
@@ -312,10 +322,8 @@ async fn full_sync(
 ) -> std::io::Result<bool> {
     let diskless = state.borrow().config.repl_diskless_sync && conf.capa_eof;
     if diskless && let Some((transfer, target)) = wait_for_transfer(state, sock, link).await? {
-        let res = diskless_sync(state, sock, link, req, who, &transfer, &target).await;
-        // Whatever happened, the transfer no longer waits for this link.
-        target.drop_out(&transfer);
-        res?;
+        diskless_sync(state, sock, link, req, who, &transfer, &target).await?;
+        link.transfer.take();
         return Ok(req.psync.is_some());
     }
     disk_sync(state, sock, link, req, who).await?;
@@ -323,7 +331,8 @@ async fn full_sync(
 }
 
 /// `wait_bgsave` for the socket target: newlines once a second until a transfer takes this
-/// replica (see `fanout::maybe_start`); `None` when diskless sync was turned off meanwhile.
+/// replica (see `fanout::maybe_start`); `None` when diskless sync was turned off meanwhile
+/// or a disk-target BGSAVE for SYNC took it along.
 async fn wait_for_transfer(
     state: &Shared,
     sock: &mut TcpStream,
@@ -344,7 +353,9 @@ async fn wait_for_transfer(
         if let Some(assigned) = link.transfer.borrow().clone() {
             return Ok(Some(assigned));
         }
-        if !state.borrow().config.repl_diskless_sync {
+        // Diskless sync turned off, or a disk-target replica started a BGSAVE that takes
+        // this one along.
+        if !state.borrow().config.repl_diskless_sync || !link.socket_wait.get() {
             link.socket_wait.set(false);
             return Ok(None);
         }
@@ -386,7 +397,9 @@ async fn disk_sync(
         let attached = {
             let mut srv = state.borrow_mut();
             let srv = &mut *srv;
-            let started = !srv.persistence.snapshot_busy();
+            // Taken along by the BGSAVE another replica started (see below).
+            let joined = link.joined.take();
+            let started = joined.is_none() && !srv.persistence.snapshot_busy();
             if started {
                 info!("Starting BGSAVE for SYNC with target: disk");
                 save::start_bgsave(srv).map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -394,24 +407,23 @@ async fn disk_sync(
             // Everything before this point is in the backlog; from here on the link
             // buffers the stream itself.
             super::pump(srv);
-            let current = &srv.repl.ids.replid;
-            let found = srv.persistence.bgsave.as_ref().and_then(|job| {
-                let (id, off) = job.start()?;
-                if id != current {
-                    return None;
+            let attached = joined.or_else(|| attach(srv, link));
+            if attached.is_some() && started {
+                // As Redis's `startBgsaveForReplication`, every replica waiting for a sync
+                // joins this BGSAVE at its start: one replica without `capa eof` puts the
+                // whole batch on the disk target.
+                for l in &srv.repl.replicas {
+                    if l.waits_for_socket()
+                        && let Some(j) = attach(srv, l)
+                    {
+                        l.socket_wait.set(false);
+                        *l.joined.borrow_mut() = Some(j);
+                    }
                 }
-                // `since` takes PSYNC's form: the offset of the first byte wanted.
-                let bytes = srv.repl.backlog.as_ref()?.since(off + 1)?;
-                Some((job.id(), id.to_string(), off, bytes))
-            });
-            found.map(|(job_id, id, off, bytes)| {
-                if !started {
-                    info!("Waiting for end of BGSAVE for SYNC");
-                }
-                link.out.borrow_mut().extend_from_slice(&bytes);
-                link.accumulating.set(true);
-                (job_id, id, off)
-            })
+            } else if attached.is_some() && !started {
+                info!("Waiting for end of BGSAVE for SYNC");
+            }
+            attached
         };
         if let Some(a) = attached {
             break a;
@@ -450,6 +462,22 @@ async fn disk_sync(
         }
         keepalive(sock, link, &mut last_newline).await?;
     }
+}
+
+/// Attaches `link` to the running BGSAVE when the backlog still holds the stream from its
+/// snapshot instant: the link's buffer starts with that stream. Returns the job and the
+/// `+FULLRESYNC` replid and offset.
+fn attach(srv: &Server, link: &Link) -> Option<(u64, String, u64)> {
+    let job = srv.persistence.bgsave.as_ref()?;
+    let (id, off) = job.start()?;
+    if id != srv.repl.ids.replid {
+        return None;
+    }
+    // `since` takes PSYNC's form: the offset of the first byte wanted.
+    let bytes = srv.repl.backlog.as_ref()?.since(off + 1)?;
+    link.out.borrow_mut().extend_from_slice(&bytes);
+    link.accumulating.set(true);
+    Some((job.id(), id.to_string(), off))
 }
 
 /// `$<len>` and the dump file, in bounded reads.
