@@ -10,8 +10,10 @@
 //!
 //! One keyspace snapshot exists at a time, as Redis has one child: a disk-target replica
 //! attaches to a running BGSAVE (its `+FULLRESYNC` offset is the one recorded when that
-//! snapshot began; the backlog supplies the stream since) or starts one; a socket-target
-//! replica waits in `wait_bgsave`, with a newline a second, until no snapshot runs.
+//! snapshot began; the backlog supplies the stream since) or starts one, taking along the
+//! replicas waiting for a socket transfer; a socket-target replica waits in `wait_bgsave`,
+//! with a newline a second, until a transfer shared with the other waiting replicas takes
+//! it (`fanout.rs` decides when and produces the chunks; this module writes them).
 
 use super::fanout::{self, Outcome, Target, Transfer};
 use crate::client::{Client, ClientShared};
