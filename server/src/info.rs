@@ -276,17 +276,20 @@ fn total_system_memory() -> u64 {
 
 fn persistence(srv: &Server, out: &mut String) {
     let p = &srv.persistence;
+    // Either owner of the snapshot: a BGSAVE or a diskless transfer (Redis's RDB child).
     let (processed, total) = p
         .bgsave
         .as_ref()
-        .map_or((0, 0), |b| b.progress(&srv.keyspace));
+        .map(|b| b.progress(&srv.keyspace))
+        .or_else(|| srv.repl.transfer.as_ref()?.progress(&srv.keyspace))
+        .unwrap_or((0, 0));
     let fork_perc = if total > 0 {
         processed as f64 * 100.0 / total as f64
     } else {
         0.0
     };
     field!(out, "loading", u8::from(p.loading.is_some()));
-    field!(out, "async_loading", 0);
+    field!(out, "async_loading", u8::from(p.async_loading));
     field!(out, "current_cow_peak", 0);
     field!(out, "current_cow_size", 0);
     field!(out, "current_cow_size_age", 0);

@@ -2,7 +2,9 @@
 //! during and after the sync), partial resync after `CLIENT KILL TYPE replica`, WAIT, read-only
 //! replicas, the replica states seen on the master during a slow sync, promotion, the single
 //! snapshot (a master keeps serving during a diskless sync; a replica shares a running BGSAVE;
-//! BGSAVE refused meanwhile), and interop
+//! BGSAVE refused meanwhile; replicas batched into one diskless transfer by the delay or the
+//! replica count; a stuck replica dropped from it with memory bounded; FLUSHALL and SHUTDOWN
+//! killing it), and interop
 //! with a real Redis 7.0 in both directions (skipped with a printed reason when redis-server is
 //! missing, unless TANDEM_REQUIRE_REAL_DEPS=1). Every wait polls with a deadline.
 
@@ -489,7 +491,13 @@ fn redis_master_to_tandem_replica() {
     if !redis_available() {
         return;
     }
-    for diskless in ["yes", "no"] {
+    // Both framings, each loaded through the disk and straight from the socket.
+    for (diskless, load) in [
+        ("yes", "disabled"),
+        ("no", "disabled"),
+        ("yes", "swapdb"),
+        ("no", "on-empty-db"),
+    ] {
         let master = Proc::redis(
             "redis-m",
             &[
@@ -501,10 +509,23 @@ fn redis_master_to_tandem_replica() {
         );
         fill(&master, "before", 1000);
         let port = master.port.to_string();
-        let replica = Proc::tandem("r", &["--replicaof", "127.0.0.1", &port]);
+        let replica = Proc::tandem(
+            "r",
+            &[
+                "--replicaof",
+                "127.0.0.1",
+                &port,
+                "--repl-diskless-load",
+                load,
+            ],
+        );
         fill(&master, "after", 300);
         wait_in_sync(&master, &replica);
-        assert_eq!(dataset(&replica), dataset(&master), "diskless={diskless}");
+        assert_eq!(
+            dataset(&replica),
+            dataset(&master),
+            "diskless={diskless} load={load}"
+        );
         // The link drops; the replica continues where it was (offsets agree exactly).
         let _: i64 = redis::cmd("CLIENT")
             .arg("KILL")
@@ -517,14 +538,18 @@ fn redis_master_to_tandem_replica() {
         assert_eq!(
             master.field("stats", "sync_full"),
             "1",
-            "diskless={diskless}"
+            "diskless={diskless} load={load}"
         );
         assert_eq!(
             master.field("stats", "sync_partial_ok"),
             "1",
-            "diskless={diskless}"
+            "diskless={diskless} load={load}"
         );
-        assert_eq!(dataset(&replica), dataset(&master), "diskless={diskless}");
+        assert_eq!(
+            dataset(&replica),
+            dataset(&master),
+            "diskless={diskless} load={load}"
+        );
     }
 }
 
@@ -677,27 +702,7 @@ fn broken_master(payload: Vec<u8>) -> (u16, std::thread::JoinHandle<()>) {
     let port = l.local_addr().unwrap().port();
     let t = std::thread::spawn(move || {
         let (mut s, _) = l.accept().unwrap();
-        let mut seen = String::new();
-        let mut buf = [0u8; 4096];
-        let mut answered = 0;
-        while !seen.contains("PSYNC") {
-            let n = s.read(&mut buf).unwrap();
-            if n == 0 {
-                return;
-            }
-            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-            // One reply per command: +PONG to PING, +OK to each REPLCONF.
-            let commands = seen.matches("PING").count() + seen.matches("REPLCONF").count();
-            while answered < commands {
-                let reply: &[u8] = if answered == 0 {
-                    b"+PONG\r\n"
-                } else {
-                    b"+OK\r\n"
-                };
-                s.write_all(reply).unwrap();
-                answered += 1;
-            }
-        }
+        answer_handshake(&mut s);
         s.write_all(b"+FULLRESYNC 1111111111111111111111111111111111111111 0\r\n")
             .unwrap();
         s.write_all(&payload).unwrap();
@@ -921,6 +926,15 @@ fn replica_arriving_during_a_bgsave_shares_it_with_the_disk_target() {
     assert_eq!(master.field("persistence", "rdb_saves"), "2");
 }
 
+/// A replica that does not read, holding a diskless transfer of `master` open.
+fn hold_transfer(master: &Proc, port: u16) -> TcpStream {
+    let s = fake_replica(master, port, true);
+    wait_for("transfer running", || {
+        master.field("persistence", "rdb_bgsave_in_progress") == "1"
+    });
+    s
+}
+
 #[test]
 fn bgsave_is_refused_while_a_diskless_sync_runs() {
     let master = Proc::tandem(
@@ -933,18 +947,20 @@ fn bgsave_is_refused_while_a_diskless_sync_runs() {
         ],
     );
     fill_big(&master, "big", 6000, 4096);
-    // A replica that does not read holds the socket-target snapshot open.
-    let mut s = fake_replica(&master, 5555, true);
-    wait_for("snapshot running", || {
-        master.field("persistence", "rdb_bgsave_in_progress") == "1"
-    });
-    let mut c = master.con();
-    let err = redis::cmd("BGSAVE").query::<String>(&mut c).unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("Background save already in progress"),
-        "{err}"
+    let mut s = hold_transfer(&master, 5555);
+    assert_eq!(
+        master.field("persistence", "current_save_keys_total"),
+        "6000"
     );
+    let mut c = master.con();
+    for cmd in ["BGSAVE", "SAVE"] {
+        let err = redis::cmd(cmd).query::<String>(&mut c).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("Background save already in progress"),
+            "{cmd}: {err}"
+        );
+    }
     let scheduled: String = redis::cmd("BGSAVE").arg("SCHEDULE").query(&mut c).unwrap();
     assert_eq!(scheduled, "Background saving scheduled");
     drain_until_online(&master, &mut s, 5555);
@@ -968,12 +984,523 @@ fn a_replica_that_stops_reading_frees_the_snapshot_after_repl_timeout() {
         ],
     );
     fill_big(&master, "big", 6000, 4096);
-    let _stuck = fake_replica(&master, 6666, true);
-    wait_for("snapshot running", || {
-        master.field("persistence", "rdb_bgsave_in_progress") == "1"
-    });
+    let _stuck = hold_transfer(&master, 6666);
     wait_for("replica dropped", || slave_state(&master, 6666).is_empty());
     assert_eq!(master.field("persistence", "rdb_bgsave_in_progress"), "0");
     let started: String = redis::cmd("BGSAVE").query(&mut master.con()).unwrap();
     assert_eq!(started, "Background saving started");
+}
+
+/// A tandem server logging to `log` in its directory.
+fn tandem_logging(tag: &str, extra: &[&str]) -> Proc {
+    let dir = temp_dir(tag);
+    let log = dir.join("log");
+    let mut args = vec!["--logfile", log.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Proc::tandem_in(dir, &args)
+}
+
+/// How many lines of the server's log contain `needle`.
+fn log_count(p: &Proc, needle: &str) -> usize {
+    std::fs::read_to_string(p.dir.join("log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .count()
+}
+
+const SOCKET_START: &str = "Starting BGSAVE for SYNC with target: replicas sockets";
+
+#[test]
+fn replicas_arriving_within_the_delay_share_one_diskless_transfer() {
+    let master = tandem_logging(
+        "m",
+        &[
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "5",
+        ],
+    );
+    fill(&master, "before", 3000);
+    let port = master.port.to_string();
+    let args = ["--replicaof", "127.0.0.1", &port];
+    let arrived = Instant::now();
+    let r1 = Proc::tandem("r1", &args);
+    let r2 = Proc::tandem("r2", &args);
+    assert!(
+        arrived.elapsed() < Duration::from_secs(4),
+        "the replicas did not arrive within the delay"
+    );
+    fill(&master, "after", 300);
+    wait_in_sync(&master, &r1);
+    wait_in_sync(&master, &r2);
+    let want = dataset(&master);
+    assert_eq!(dataset(&r1), want);
+    assert_eq!(dataset(&r2), want);
+    assert_eq!(master.field("stats", "sync_full"), "2");
+    assert_eq!(log_count(&master, SOCKET_START), 1);
+    assert_eq!(
+        log_count(
+            &master,
+            "Diskless rdb transfer, done reading from pipe, 2 replicas still up."
+        ),
+        1
+    );
+}
+
+/// Reads what the master sends until `until` appears (or the deadline passes).
+fn read_until(s: &mut TcpStream, seen: &mut Vec<u8>, until: &[u8], deadline: Duration) -> bool {
+    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < deadline {
+        if seen.windows(until.len()).any(|w| w == until) {
+            return true;
+        }
+        if let Ok(n) = s.read(&mut buf) {
+            assert!(n > 0, "the master closed the link");
+            seen.extend_from_slice(&buf[..n]);
+        }
+    }
+    seen.windows(until.len()).any(|w| w == until)
+}
+
+#[test]
+fn max_replicas_starts_the_shared_transfer_before_the_delay_with_keepalives_meanwhile() {
+    let master = tandem_logging(
+        "m",
+        &[
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "60",
+            "--repl-diskless-sync-max-replicas",
+            "2",
+        ],
+    );
+    fill(&master, "k", 2000);
+    // The first replica waits in wait_bgsave, kept alive by newlines.
+    let mut a = fake_replica(&master, 1111, true);
+    let mut seen = Vec::new();
+    let _ = read_until(
+        &mut a,
+        &mut seen,
+        b"+FULLRESYNC",
+        Duration::from_millis(2500),
+    );
+    // The two REPLCONF replies, then newlines only.
+    assert!(seen.starts_with(b"+OK\r\n+OK\r\n"), "{seen:?}");
+    seen.drain(..10);
+    assert!(
+        seen.iter().filter(|&&b| b == b'\n').count() >= 2,
+        "no keepalives: {seen:?}"
+    );
+    assert!(
+        seen.iter().all(|&b| b == b'\n'),
+        "something else than keepalives before the delay: {seen:?}"
+    );
+    assert_eq!(slave_state(&master, 1111), "wait_bgsave");
+    // The second one makes two: the transfer starts now, not after 60 seconds.
+    let port = master.port.to_string();
+    let r = Proc::tandem("r", &["--replicaof", "127.0.0.1", &port]);
+    assert!(read_until(
+        &mut a,
+        &mut seen,
+        b"$EOF:",
+        Duration::from_secs(20)
+    ));
+    drain_until_online(&master, &mut a, 1111);
+    wait_in_sync(&master, &r);
+    assert_eq!(dataset(&r), dataset(&master));
+    assert_eq!(log_count(&master, SOCKET_START), 1);
+    assert_eq!(master.field("stats", "sync_full"), "2");
+}
+
+/// Resident memory of a process in KiB (Linux).
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_stuck_replica_is_dropped_from_a_shared_transfer_and_memory_stays_bounded() {
+    let master = tandem_logging(
+        "m",
+        &[
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "1",
+            "--repl-timeout",
+            "3",
+        ],
+    );
+    // About 48 MB of incompressible RDB.
+    fill_big(&master, "big", 12_000, 4096);
+    let before = rss_kib(master.child.id());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        let pid = master.child.id();
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_kib(pid));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak
+        })
+    };
+    // One replica never reads; the other is a real one, in the same transfer.
+    let _stuck = fake_replica(&master, 7777, true);
+    let port = master.port.to_string();
+    let r = Proc::tandem("r", &["--replicaof", "127.0.0.1", &port]);
+    wait_in_sync(&master, &r);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.join().unwrap();
+    assert!(
+        slave_state(&master, 7777).is_empty(),
+        "the stuck replica is still attached"
+    );
+    assert_eq!(log_count(&master, SOCKET_START), 1);
+    assert_eq!(
+        log_count(
+            &master,
+            "Disconnecting timedout replica (full sync): 127.0.0.1:7777"
+        ),
+        1
+    );
+    assert_eq!(
+        log_count(
+            &master,
+            "Diskless rdb transfer, done reading from pipe, 1 replicas still up."
+        ),
+        1
+    );
+    assert_eq!(r.field("keyspace", "db0"), master.field("keyspace", "db0"));
+    let grew = peak.saturating_sub(before);
+    println!("master RSS {before} KiB before, peak {peak} KiB during the transfer");
+    assert!(
+        grew < 16 * 1024,
+        "the master grew by {grew} KiB while a replica did not read a 48 MB transfer"
+    );
+}
+
+#[test]
+fn flushall_and_shutdown_kill_a_running_diskless_transfer() {
+    let master = tandem_logging(
+        "m",
+        &[
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "0",
+        ],
+    );
+    fill_big(&master, "big", 6000, 4096);
+    // Held open by a replica that does not read (repl-timeout is 60 s).
+    let mut s = hold_transfer(&master, 8888);
+    let mut c = master.con();
+    let _: () = redis::cmd("FLUSHALL").query(&mut c).unwrap();
+    // Killed at once, as Redis kills its child: the replica is dropped to resync later.
+    wait_for("replica dropped", || slave_state(&master, 8888).is_empty());
+    assert_eq!(master.field("persistence", "rdb_bgsave_in_progress"), "0");
+    assert_eq!(
+        log_count(&master, "SYNC failed. BGSAVE child returned an error"),
+        1
+    );
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    while s.read(&mut buf).unwrap_or(0) > 0 {}
+    // A replica arriving now gets the flushed dataset and what followed.
+    fill(&master, "after", 200);
+    let port = master.port.to_string();
+    let r = Proc::tandem("r", &["--replicaof", "127.0.0.1", &port]);
+    wait_in_sync(&master, &r);
+    assert_eq!(dataset(&r), dataset(&master));
+
+    // SHUTDOWN SAVE during a transfer kills it and saves the whole dataset.
+    fill_big(&master, "again", 6000, 4096);
+    let _stuck = hold_transfer(&master, 9999);
+    let keys = master.field("keyspace", "db0");
+    let _ = redis::cmd("SHUTDOWN").arg("SAVE").query::<()>(&mut c);
+    let mut master = master;
+    let status = master.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(
+        log_count(&master, "There is a child saving an .rdb. Killing it!"),
+        1
+    );
+    master.owns_dir = false;
+    let dir = master.dir.clone();
+    drop(master);
+    drop(r);
+    let restarted = Proc::tandem_in(dir.clone(), &[]);
+    wait_for("dump loaded", || {
+        restarted.field("persistence", "loading") == "0"
+    });
+    assert_eq!(restarted.field("keyspace", "db0"), keys);
+    drop(restarted);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Answers a replica's handshake on `s` up to its PSYNC: one reply per command, +PONG to
+/// PING and +OK to each REPLCONF.
+fn answer_handshake(s: &mut TcpStream) {
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    let mut answered = 0;
+    while !seen.contains("PSYNC") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "the replica closed during the handshake");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        let commands = seen.matches("PING").count() + seen.matches("REPLCONF").count();
+        while answered < commands {
+            let reply: &[u8] = if answered == 0 {
+                b"+PONG\r\n"
+            } else {
+                b"+OK\r\n"
+            };
+            s.write_all(reply).unwrap();
+            answered += 1;
+        }
+    }
+}
+
+#[test]
+fn replica_applies_repl_timeout_to_the_handshake_and_the_transfer() {
+    let replica = tandem_logging("r", &["--repl-timeout", "1"]);
+    fill(&replica, "old", 100);
+    let before = dataset(&replica);
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(port)
+        .query(&mut replica.con())
+        .unwrap();
+    // A master that accepts and never answers: the handshake times out, the replica retries.
+    let (silent, _) = l.accept().unwrap();
+    wait_for("handshake timeout", || {
+        log_count(&replica, "Timeout connecting to the MASTER...") == 1
+    });
+    drop(silent);
+    // A master that starts a full sync, keeps the replica waiting with newlines for longer
+    // than repl-timeout (which is fine), then stalls in the middle of the payload.
+    let (mut s, _) = l.accept().unwrap();
+    answer_handshake(&mut s);
+    s.write_all(b"+FULLRESYNC 1111111111111111111111111111111111111111 0\r\n")
+        .unwrap();
+    for _ in 0..8 {
+        std::thread::sleep(Duration::from_millis(300));
+        s.write_all(b"\n").unwrap();
+    }
+    assert_eq!(
+        log_count(&replica, "Timeout receiving bulk data from MASTER"),
+        0,
+        "keepalive newlines must keep the transfer alive"
+    );
+    s.write_all(b"$100000\r\nREDIS0010").unwrap();
+    wait_for("transfer timeout", || {
+        log_count(
+            &replica,
+            "Timeout receiving bulk data from MASTER... If the problem persists try to set the 'repl-timeout' parameter in redis.conf to a larger value.",
+        ) == 1
+    });
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query(&mut replica.con())
+        .unwrap();
+    assert_eq!(dataset(&replica), before);
+}
+
+/// Reads what a replica sent without blocking; counts its keepalive newlines.
+fn newlines_from(s: &mut TcpStream, seen: &mut Vec<u8>) -> usize {
+    s.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(&buf[..n]);
+    }
+    s.set_nonblocking(false).unwrap();
+    seen.iter().filter(|&&b| b == b'\n').count()
+}
+
+#[test]
+fn diskless_load_parses_while_receiving_and_never_serves_half_a_dataset() {
+    // The payload: a real dump.
+    let src = Proc::tandem("src", &[]);
+    fill(&src, "p", 2000);
+    let _: () = redis::cmd("SAVE").query(&mut src.con()).unwrap();
+    let payload = std::fs::read(src.dir.join("dump.rdb")).unwrap();
+    let want = dataset(&src);
+    drop(src);
+    let replid = "2222222222222222222222222222222222222222";
+    let mark = "3333333333333333333333333333333333333333";
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let replica = Proc::tandem("r", &["--repl-diskless-load", "on-empty-db"]);
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(port)
+        .query(&mut replica.con())
+        .unwrap();
+    // on-empty-db: the payload arrives slowly; the replica answers LOADING meanwhile and
+    // keeps the link alive with newlines.
+    let (mut s, _) = l.accept().unwrap();
+    answer_handshake(&mut s);
+    s.write_all(format!("+FULLRESYNC {replid} 0\r\n$EOF:{mark}\r\n").as_bytes())
+        .unwrap();
+    let mut from_replica = Vec::new();
+    let pieces: Vec<&[u8]> = payload.chunks(payload.len() / 10 + 1).collect();
+    let mut loading_seen = 0;
+    for piece in &pieces {
+        s.write_all(piece).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let err = redis::cmd("GET")
+            .arg("p:s:1")
+            .query::<Option<String>>(&mut replica.con())
+            .unwrap_err();
+        assert!(err.to_string().contains("loading the dataset"), "{err}");
+        assert_eq!(replica.field("persistence", "loading"), "1");
+        loading_seen += 1;
+    }
+    assert_eq!(loading_seen, pieces.len());
+    assert!(
+        newlines_from(&mut s, &mut from_replica) >= 2,
+        "no keepalive newlines while loading: {from_replica:?}"
+    );
+    s.write_all(mark.as_bytes()).unwrap();
+    wait_for("loaded", || {
+        newlines_from(&mut s, &mut from_replica);
+        String::from_utf8_lossy(&from_replica).contains("ACK")
+    });
+    assert_eq!(dataset(&replica), want);
+    // swapdb on the same history: the old data is served while the new payload arrives,
+    // and stays when the transfer breaks off.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("repl-diskless-load")
+        .arg("swapdb")
+        .query(&mut replica.con())
+        .unwrap();
+    drop(s);
+    let (mut s, _) = l.accept().unwrap();
+    answer_handshake(&mut s);
+    s.write_all(format!("+FULLRESYNC {replid} 0\r\n$EOF:{mark}\r\n").as_bytes())
+        .unwrap();
+    for piece in &pieces[..5] {
+        s.write_all(piece).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let v: Option<String> = redis::cmd("GET")
+            .arg("p:s:1")
+            .query(&mut replica.con())
+            .unwrap();
+        assert_eq!(v.as_deref(), Some("1"));
+        assert_eq!(replica.field("persistence", "async_loading"), "1");
+        assert_eq!(replica.field("persistence", "loading"), "0");
+    }
+    drop(s);
+    drop(l);
+    wait_for("attempt over", || {
+        let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut replica.con()).unwrap();
+        role.get(3) != Some(&redis::Value::BulkString(b"sync".to_vec()))
+    });
+    assert_eq!(dataset(&replica), want);
+}
+
+#[test]
+fn the_ack_timeout_counts_from_the_end_of_a_long_transfer() {
+    let master = Proc::tandem(
+        "m",
+        &[
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "0",
+            "--repl-timeout",
+            "2",
+        ],
+    );
+    fill_big(&master, "big", 6000, 4096);
+    // A replica reading about 8 MB/s: the transfer outlasts repl-timeout, with progress.
+    let mut s = fake_replica(&master, 4444, true);
+    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let started = Instant::now();
+    let mut buf = vec![0u8; 64 * 1024];
+    while slave_state(&master, 4444) != "online" {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "sync never ended"
+        );
+        if let Ok(n) = s.read(&mut buf) {
+            assert!(n > 0, "the master closed the link");
+        }
+        std::thread::sleep(Duration::from_millis(8));
+    }
+    assert!(
+        started.elapsed() > Duration::from_secs(3),
+        "the transfer took {:?}: too short to prove anything",
+        started.elapsed()
+    );
+    // Like a replica loading what it received: silent for most of repl-timeout.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(slave_state(&master, 4444), "online");
+    s.write_all(b"*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$1\r\n0\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(slave_state(&master, 4444), "online");
+}
+
+#[test]
+fn a_replica_without_capa_eof_takes_the_waiting_diskless_replicas_to_disk() {
+    let master = tandem_logging(
+        "m",
+        &[
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "60",
+        ],
+    );
+    fill(&master, "k", 3000);
+    let mut a = fake_replica(&master, 1111, true);
+    wait_for("wait_bgsave", || {
+        slave_state(&master, 1111) == "wait_bgsave"
+    });
+    // No `capa eof`: a BGSAVE starts now, and the waiting replica joins it.
+    let mut b = fake_replica(&master, 2222, false);
+    let mut seen = Vec::new();
+    assert!(
+        read_until(&mut a, &mut seen, b"+FULLRESYNC", Duration::from_secs(20)),
+        "the waiting replica was left behind: {seen:?}"
+    );
+    assert!(read_until(
+        &mut a,
+        &mut seen,
+        b"REDIS",
+        Duration::from_secs(20)
+    ));
+    let text = String::from_utf8_lossy(&seen);
+    assert!(
+        !text.contains("$EOF:") && text.contains("\r\n$"),
+        "not the disk target: {text}"
+    );
+    drain_until_online(&master, &mut a, 1111);
+    drain_until_online(&master, &mut b, 2222);
+    assert_eq!(
+        log_count(&master, "Starting BGSAVE for SYNC with target: disk"),
+        1
+    );
+    assert_eq!(log_count(&master, SOCKET_START), 0);
+    assert_eq!(master.field("persistence", "rdb_saves"), "1");
+    assert_eq!(master.field("stats", "sync_full"), "2");
 }

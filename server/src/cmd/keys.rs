@@ -576,7 +576,7 @@ fn flushall(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         crate::persistence::save::after_flushall(ctx.srv);
         ctx.propagate = crate::cmd::Propagate::Always;
     } else {
-        crate::persistence::save::kill_bgsave(ctx.srv);
+        crate::persistence::save::kill_rdb_child(ctx.srv);
         ctx.dirty(1);
     }
     ctx.reply.ok();

@@ -42,8 +42,11 @@ pub struct Persistence {
     pub last_bgsave_try: u64,
     /// SAVE and BGSAVE runs (`rdb_saves`).
     pub rdb_saves: u64,
-    /// The start-up load in progress.
+    /// The start-up load, or a replica's load of its master's payload, in progress.
     pub loading: Option<load::Loading>,
+    /// A replica loads its master's payload while serving the old data (`swapdb` on the
+    /// same replication history; INFO's `async_loading`).
+    pub async_loading: bool,
     pub last_load_keys_loaded: u64,
     pub last_load_keys_expired: u64,
     /// The replication id and offset the loaded dump was written at, for a later partial
@@ -73,6 +76,7 @@ impl Default for Persistence {
             last_bgsave_try: 0,
             rdb_saves: 0,
             loading: None,
+            async_loading: false,
             last_load_keys_loaded: 0,
             last_load_keys_expired: 0,
             loaded_repl: None,

@@ -419,7 +419,7 @@ pub fn start_bgsave(srv: &mut Server) -> Result<(), BgSaveError> {
 
 /// Stops a running BGSAVE and removes its temp file (SHUTDOWN, FLUSHALL). Waits for the
 /// writer thread, so no late rename can replace a dump written after this call.
-pub fn kill_bgsave(srv: &mut Server) {
+fn kill_bgsave(srv: &mut Server) {
     let Some(mut job) = srv.persistence.bgsave.take() else {
         return;
     };
@@ -589,9 +589,9 @@ pub struct ShutdownOptions {
 /// # Errors
 /// The final save failed and FORCE was not given: the server must keep running.
 pub fn prepare_shutdown(srv: &mut Server, opts: ShutdownOptions) -> Result<(), SaveError> {
-    if srv.persistence.bgsave.is_some() {
+    if srv.persistence.snapshot_busy() {
         warn!("There is a child saving an .rdb. Killing it!");
-        kill_bgsave(srv);
+        kill_rdb_child(srv);
     }
     if (has_save_points(srv) && !opts.nosave) || opts.save {
         info!("Saving the final RDB snapshot before exiting.");
@@ -610,11 +610,19 @@ pub fn prepare_shutdown(srv: &mut Server, opts: ShutdownOptions) -> Result<(), S
     Ok(())
 }
 
-/// FLUSHALL's persistence side, as Redis 7.0: a running BGSAVE is killed and, when save
-/// points are configured, the now empty dataset is saved at once (which resets the change
-/// counter).
-pub fn after_flushall(srv: &mut Server) {
+/// Stops whichever background snapshot runs, as Redis's `killRDBChild` does for either
+/// child type: a BGSAVE, or a socket-target replication transfer (its replicas are dropped
+/// and resynchronize later).
+pub fn kill_rdb_child(srv: &mut Server) {
     kill_bgsave(srv);
+    crate::replication::fanout::abort(srv);
+}
+
+/// FLUSHALL's persistence side, as Redis 7.0: a running BGSAVE or diskless transfer is
+/// killed and, when save points are configured, the now empty dataset is saved at once
+/// (which resets the change counter).
+pub fn after_flushall(srv: &mut Server) {
+    kill_rdb_child(srv);
     if has_save_points(srv) {
         let _ = save(srv);
     }

@@ -10,16 +10,18 @@
 //!
 //! One keyspace snapshot exists at a time, as Redis has one child: a disk-target replica
 //! attaches to a running BGSAVE (its `+FULLRESYNC` offset is the one recorded when that
-//! snapshot began; the backlog supplies the stream since) or starts one; a socket-target
-//! replica waits in `wait_bgsave`, with a newline a second, until no snapshot runs.
+//! snapshot began; the backlog supplies the stream since) or starts one, taking along the
+//! replicas waiting for a socket transfer; a socket-target replica waits in `wait_bgsave`,
+//! with a newline a second, until a transfer shared with the other waiting replicas takes
+//! it (`fanout.rs` decides when and produces the chunks; this module writes them).
 
+use super::fanout::{self, Outcome, Target, Transfer};
 use crate::client::{Client, ClientShared};
 use crate::config::BufferLimit;
 use crate::net::Shared;
-use crate::persistence::producer::RdbProducer;
-use crate::persistence::rdb::ChecksumWriter;
 use crate::persistence::save;
 use crate::protocol::{Parser, ProtoLimits};
+use crate::server::Server;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
@@ -93,6 +95,15 @@ pub struct Link {
     /// Since when (Unix ms) the buffer has been over the soft limit.
     soft_since: Cell<Option<u64>>,
     shared: Rc<ClientShared>,
+    /// Unix ms of the SYNC/PSYNC: `repl-diskless-sync-delay` counts from here.
+    pub asked_ms: u64,
+    /// Waiting in `wait_bgsave` for a socket-target transfer to take it.
+    socket_wait: Cell<bool>,
+    /// The transfer that took it, with its queue.
+    transfer: RefCell<Option<(Rc<Transfer>, Rc<Target>)>>,
+    /// The disk-target BGSAVE another replica started took this one along while it waited
+    /// for a socket transfer: the job id, replid and offset for `+FULLRESYNC`.
+    joined: RefCell<Option<(u64, String, u64)>>,
 }
 
 impl Link {
@@ -139,6 +150,31 @@ impl Link {
         self.out.borrow().len() as u64
     }
 
+    /// Whether the link waits for a socket-target transfer to start.
+    pub fn waits_for_socket(&self) -> bool {
+        self.socket_wait.get() && self.transfer.borrow().is_none()
+    }
+
+    /// Joins a transfer at its snapshot instant: from now on the stream is buffered for the
+    /// replica.
+    pub fn assign(&self, transfer: Rc<Transfer>, target: Rc<Target>) {
+        self.accumulating.set(true);
+        self.socket_wait.set(false);
+        *self.transfer.borrow_mut() = Some((transfer, target));
+        self.shared.notify.notify_one();
+    }
+
+    /// Online after a full sync (Redis's `replicaPutOnline`): `repl-timeout` for ACKs counts
+    /// from now, not from the SYNC, however long the transfer took.
+    fn put_online(&self) {
+        self.state.set(ReplicaState::Online);
+        self.ack_ms.set(crate::clock::now_ms());
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.shared.killed.get()
+    }
+
     /// Makes the link's task drop the connection.
     pub fn kill(&self) {
         self.shared.killed.set(true);
@@ -174,6 +210,10 @@ pub async fn serve(
         accumulating: Cell::new(false),
         soft_since: Cell::new(None),
         shared: client.shared.clone(),
+        asked_ms: crate::clock::now_ms(),
+        socket_wait: Cell::new(false),
+        transfer: RefCell::new(None),
+        joined: RefCell::new(None),
     });
     client.shared.info.borrow_mut().flags = "S".into();
     let who = format!("{}:{}", link.ip, link.port);
@@ -182,6 +222,11 @@ pub async fn serve(
         info!("Connection with replica {who} lost ({e}).");
     } else {
         info!("Connection with replica {who} lost.");
+    }
+    // However the link ended (even between being taken by a transfer and noticing it), the
+    // transfer must stop waiting for it.
+    if let Some((transfer, target)) = link.transfer.take() {
+        target.drop_out(&transfer);
     }
     let mut srv = state.borrow_mut();
     srv.repl.replicas.retain(|l| !Rc::ptr_eq(l, &link));
@@ -277,44 +322,47 @@ async fn full_sync(
     req: &SyncRequest,
     who: &str,
 ) -> std::io::Result<bool> {
-    let asked = tokio::time::Instant::now();
-    let mut last_newline = asked;
-    loop {
-        let (diskless, delay, enough) = {
-            let srv = state.borrow();
-            // `repl-diskless-sync-max-replicas`: start as soon as that many are waiting.
-            let max = srv.config.repl_diskless_sync_max_replicas;
-            let waiting = srv
-                .repl
-                .replicas
-                .iter()
-                .filter(|l| l.state.get() == ReplicaState::WaitBgsave && !l.accumulating.get())
-                .count() as u64;
-            (
-                srv.config.repl_diskless_sync && conf.capa_eof,
-                srv.config.repl_diskless_sync_delay,
-                max > 0 && waiting >= max,
-            )
-        };
-        if !diskless || enough || asked.elapsed() >= Duration::from_secs(delay) {
-            break;
-        }
-        if link.shared.killed.get() {
-            return Err(std::io::ErrorKind::ConnectionAborted.into());
-        }
-        if last_newline.elapsed() >= Duration::from_secs(1) {
-            sock.write_all(b"\n").await?;
-            last_newline = tokio::time::Instant::now();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let diskless = state.borrow().config.repl_diskless_sync && conf.capa_eof;
-    if diskless {
-        diskless_sync(state, sock, link, req, who).await?;
+    if diskless && let Some((transfer, target)) = wait_for_transfer(state, sock, link).await? {
+        diskless_sync(state, sock, link, req, who, &transfer, &target).await?;
+        link.transfer.take();
         return Ok(req.psync.is_some());
     }
     disk_sync(state, sock, link, req, who).await?;
     Ok(false)
+}
+
+/// `wait_bgsave` for the socket target: newlines once a second until a transfer takes this
+/// replica (see `fanout::maybe_start`); `None` when diskless sync was turned off meanwhile
+/// or a disk-target BGSAVE for SYNC took it along.
+async fn wait_for_transfer(
+    state: &Shared,
+    sock: &mut TcpStream,
+    link: &Rc<Link>,
+) -> std::io::Result<Option<(Rc<Transfer>, Rc<Target>)>> {
+    {
+        let srv = state.borrow();
+        if srv.repl.transfer.is_some() {
+            info!("Current BGSAVE has socket target. Waiting for next BGSAVE for SYNC");
+        } else if srv.config.repl_diskless_sync_delay > 0 {
+            info!("Delay next BGSAVE for diskless SYNC");
+        }
+    }
+    link.socket_wait.set(true);
+    fanout::maybe_start(state);
+    let mut last_newline = tokio::time::Instant::now();
+    loop {
+        if let Some(assigned) = link.transfer.borrow().clone() {
+            return Ok(Some(assigned));
+        }
+        // Diskless sync turned off, or a disk-target replica started a BGSAVE that takes
+        // this one along.
+        if !state.borrow().config.repl_diskless_sync || !link.socket_wait.get() {
+            link.socket_wait.set(false);
+            return Ok(None);
+        }
+        keepalive(sock, link, &mut last_newline).await?;
+    }
 }
 
 /// Sends `\n` once a second while the replica waits (Redis's keepalive in `wait_bgsave`;
@@ -351,7 +399,9 @@ async fn disk_sync(
         let attached = {
             let mut srv = state.borrow_mut();
             let srv = &mut *srv;
-            let started = !srv.persistence.snapshot_busy();
+            // Taken along by the BGSAVE another replica started (see below).
+            let joined = link.joined.take();
+            let started = joined.is_none() && !srv.persistence.snapshot_busy();
             if started {
                 info!("Starting BGSAVE for SYNC with target: disk");
                 save::start_bgsave(srv).map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -359,24 +409,23 @@ async fn disk_sync(
             // Everything before this point is in the backlog; from here on the link
             // buffers the stream itself.
             super::pump(srv);
-            let current = &srv.repl.ids.replid;
-            let found = srv.persistence.bgsave.as_ref().and_then(|job| {
-                let (id, off) = job.start()?;
-                if id != current {
-                    return None;
+            let attached = joined.or_else(|| attach(srv, link));
+            if attached.is_some() && started {
+                // As Redis's `startBgsaveForReplication`, every replica waiting for a sync
+                // joins this BGSAVE at its start: one replica without `capa eof` puts the
+                // whole batch on the disk target.
+                for l in &srv.repl.replicas {
+                    if l.waits_for_socket()
+                        && let Some(j) = attach(srv, l)
+                    {
+                        l.socket_wait.set(false);
+                        *l.joined.borrow_mut() = Some(j);
+                    }
                 }
-                // `since` takes PSYNC's form: the offset of the first byte wanted.
-                let bytes = srv.repl.backlog.as_ref()?.since(off + 1)?;
-                Some((job.id(), id.to_string(), off, bytes))
-            });
-            found.map(|(job_id, id, off, bytes)| {
-                if !started {
-                    info!("Waiting for end of BGSAVE for SYNC");
-                }
-                link.out.borrow_mut().extend_from_slice(&bytes);
-                link.accumulating.set(true);
-                (job_id, id, off)
-            })
+            } else if attached.is_some() && !started {
+                info!("Waiting for end of BGSAVE for SYNC");
+            }
+            attached
         };
         if let Some(a) = attached {
             break a;
@@ -417,6 +466,22 @@ async fn disk_sync(
     }
 }
 
+/// Attaches `link` to the running BGSAVE when the backlog still holds the stream from its
+/// snapshot instant: the link's buffer starts with that stream. Returns the job and the
+/// `+FULLRESYNC` replid and offset.
+fn attach(srv: &Server, link: &Link) -> Option<(u64, String, u64)> {
+    let job = srv.persistence.bgsave.as_ref()?;
+    let (id, off) = job.start()?;
+    if id != srv.repl.ids.replid {
+        return None;
+    }
+    // `since` takes PSYNC's form: the offset of the first byte wanted.
+    let bytes = srv.repl.backlog.as_ref()?.since(off + 1)?;
+    link.out.borrow_mut().extend_from_slice(&bytes);
+    link.accumulating.set(true);
+    Some((job.id(), id.to_string(), off))
+}
+
 /// `$<len>` and the dump file, in bounded reads.
 async fn send_file(
     sock: &mut TcpStream,
@@ -439,105 +504,37 @@ async fn send_file(
         sock.write_all(&buf[..n]).await?;
         left -= n as u64;
     }
-    link.state.set(ReplicaState::Online);
+    link.put_online();
     info!("Synchronization with replica {who} succeeded");
     Ok(())
 }
 
-/// Holds the single keyspace snapshot for a diskless sync; releasing it (also when the link
-/// fails mid-transfer) ends the snapshot and lets BGSAVE and other syncs run.
-struct SocketSnapshot {
-    state: Shared,
-    producer: Option<RdbProducer>,
-}
-
-impl Drop for SocketSnapshot {
-    fn drop(&mut self) {
-        if let Ok(mut srv) = self.state.try_borrow_mut() {
-            if let Some(p) = self.producer.take()
-                && !p.is_done()
-            {
-                p.abort(&mut srv.keyspace);
-            }
-            srv.persistence.repl_snapshot = false;
-        }
-    }
-}
-
-/// The socket target: waits until no snapshot runs, takes one together with the offset,
-/// and writes the RDB to the socket as the producer yields it (`$EOF:<mark>` framing),
-/// stepping between client batches like BGSAVE so the master keeps serving; a slow replica
-/// slows the walk instead of growing memory.
+/// The socket target once a transfer took this replica: `+FULLRESYNC` with the transfer's
+/// offset, `$EOF:<mark>`, then the shared chunks as they are queued. `repl-timeout` without
+/// write progress drops the replica (Redis's `repl_last_partial_write` check); the transfer
+/// continues for the others.
 async fn diskless_sync(
     state: &Shared,
     sock: &mut TcpStream,
-    link: &Rc<Link>,
+    link: &Link,
     req: &SyncRequest,
     who: &str,
+    transfer: &Transfer,
+    target: &Target,
 ) -> std::io::Result<()> {
-    let mut last_newline = tokio::time::Instant::now();
-    let (mut snap, replid, offset, checksum) = loop {
-        let begun = {
-            let mut srv = state.borrow_mut();
-            let srv = &mut *srv;
-            (!srv.persistence.snapshot_busy()).then(|| {
-                srv.persistence.repl_snapshot = true;
-                super::pump(srv);
-                let offset = srv.feed.offset;
-                srv.feed.forget_db();
-                let replid = srv.repl.ids.replid.clone();
-                info!("Starting BGSAVE for SYNC with target: replicas sockets");
-                let aux = save::aux_fields(srv);
-                let producer =
-                    RdbProducer::begin(&mut srv.keyspace, &aux, srv.config.rdbcompression);
-                link.accumulating.set(true);
-                let snap = SocketSnapshot {
-                    state: state.clone(),
-                    producer: Some(producer),
-                };
-                (snap, replid, offset, srv.config.rdbchecksum)
-            })
-        };
-        if let Some(b) = begun {
-            break b;
-        }
-        keepalive(sock, link, &mut last_newline).await?;
-    };
     if req.psync.is_some() {
-        sock.write_all(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes())
-            .await?;
+        let line = format!("+FULLRESYNC {} {}\r\n", transfer.replid, transfer.offset);
+        sock.write_all(line.as_bytes()).await?;
     }
-    let mark = super::ids::random_hex40();
-    sock.write_all(format!("$EOF:{mark}\r\n").as_bytes())
+    sock.write_all(format!("$EOF:{}\r\n", transfer.mark).as_bytes())
         .await?;
-    let mut body = ChecksumWriter::new(Vec::new(), checksum);
     loop {
-        if link.shared.killed.get() {
+        if link.is_killed() {
             return Err(std::io::ErrorKind::ConnectionAborted.into());
         }
-        let last = {
-            let mut srv = state.borrow_mut();
-            let producer = snap
-                .producer
-                .as_mut()
-                .ok_or_else(|| std::io::Error::other("snapshot released"))?;
-            let mut chunk = Vec::with_capacity(save::STEP_BYTES + 64 * 1024);
-            let last = producer
-                .step(
-                    &mut srv.keyspace,
-                    save::STEP_SLOTS,
-                    save::STEP_BYTES,
-                    &mut chunk,
-                )
-                .map_err(std::io::Error::other)?;
-            body.write(&chunk).map_err(std::io::Error::other)?;
-            last
-        };
-        let out = std::mem::take(body.get_mut());
-        if !out.is_empty() {
-            // `repl-timeout` without progress drops the replica and frees the snapshot.
+        if let Some(chunk) = target.pop(transfer) {
             let timeout = Duration::from_secs(state.borrow().config.repl_timeout.max(1));
-            if tokio::time::timeout(timeout, sock.write_all(&out))
+            if tokio::time::timeout(timeout, sock.write_all(&chunk))
                 .await
                 .is_err()
             {
@@ -547,18 +544,23 @@ async fn diskless_sync(
                 );
                 return Err(std::io::ErrorKind::TimedOut.into());
             }
+            continue;
         }
-        if last {
-            break;
+        match target.outcome() {
+            Outcome::Complete => break,
+            Outcome::Failed => {
+                warn!("SYNC failed. BGSAVE child returned an error");
+                return Err(std::io::Error::other("BGSAVE failed"));
+            }
+            Outcome::Running => {
+                tokio::select! {
+                    () = target.ready.notified() => {}
+                    () = link.shared.notify.notified() => {}
+                }
+            }
         }
-        tokio::task::yield_now().await;
     }
-    drop(snap);
-    let trailer = body.finish().map_err(std::io::Error::other)?;
-    sock.write_all(&trailer).await?;
-    sock.write_all(mark.as_bytes()).await?;
-    link.state.set(ReplicaState::Online);
-    info!("Background RDB transfer terminated with success");
+    link.put_online();
     info!(
         "Streamed RDB transfer with replica {who} succeeded (socket). Waiting for REPLCONF ACK from replica to enable streaming"
     );

@@ -12,6 +12,7 @@
 //! ([`Feed::feed_raw`]), never commands of its own.
 
 pub mod backlog;
+pub mod fanout;
 pub mod ids;
 pub mod master;
 pub mod replica;
@@ -32,6 +33,8 @@ pub struct Repl {
     pub backlog: Option<Backlog>,
     /// Replicas attached to us, in attach order (INFO's `slaveN`).
     pub replicas: Vec<Rc<master::Link>>,
+    /// The running socket-target transfer (it owns the keyspace snapshot).
+    pub transfer: Option<Rc<fanout::Transfer>>,
     /// Unix ms since when no replica is attached (`repl-backlog-ttl`).
     pub no_replicas_since_ms: u64,
     /// Unix ms of the last PING fed into the stream.
@@ -119,58 +122,64 @@ pub fn pump(srv: &mut Server) {
 pub async fn supervise(state: Shared) {
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let mut srv = state.borrow_mut();
-        let srv = &mut *srv;
-        let now = crate::clock::now_ms();
-        let size = srv.config.repl_backlog_size;
-        if let Some(b) = srv.repl.backlog.as_mut()
-            && b.size() as u64 != size.max(16 * 1024)
-        {
-            b.resize(size);
-        }
-        if !srv.repl.is_replica()
-            && !srv.repl.replicas.is_empty()
-            && now.saturating_sub(srv.repl.last_ping_ms)
-                >= srv.config.repl_ping_replica_period.max(1) * 1000
-        {
-            srv.repl.last_ping_ms = now;
-            srv.feed.feed_raw(b"*1\r\n$4\r\nping\r\n");
-        }
-        pump(srv);
-        let limit = srv.config.client_output_buffer_limit[1];
-        for l in &srv.repl.replicas {
-            l.check_limit(l.buffered(), limit, now);
-        }
-        let ttl = srv.config.repl_backlog_ttl;
-        if !srv.repl.is_replica()
-            && srv.repl.replicas.is_empty()
-            && srv.repl.backlog.is_some()
-            && ttl > 0
-            && now.saturating_sub(srv.repl.no_replicas_since_ms) >= ttl * 1000
-        {
-            info!("Replication backlog freed after {ttl} seconds without connected replicas.");
-            srv.repl.backlog = None;
-            srv.repl.ids.reset();
-        }
-        // A master restarted from a dump with replication AUX fields keeps that history as
-        // replid2, so its replicas can continue partially (Redis's `loadDataFromDisk`).
-        if srv.repl.master.is_none()
-            && let Some((id, off)) = srv.persistence.loaded_repl.take()
-            && off >= 0
-        {
-            srv.repl.ids.replid2 = id;
-            srv.repl.ids.second_offset = off + 1;
-            srv.feed.offset = off as u64;
-            srv.feed.attach();
-            srv.repl.create_backlog(off as u64, size, false);
-            srv.repl.no_replicas_since_ms = now;
-        }
-        if let Some(m) = srv.repl.master.as_mut()
-            && m.task.is_none()
-        {
-            let h = tokio::task::spawn_local(replica::run(state.clone()));
-            m.task = Some(h.abort_handle());
-        }
+        cron(&state);
+        fanout::maybe_start(&state);
+    }
+}
+
+/// One tick of the replication cron.
+fn cron(state: &Shared) {
+    let mut srv = state.borrow_mut();
+    let srv = &mut *srv;
+    let now = crate::clock::now_ms();
+    let size = srv.config.repl_backlog_size;
+    if let Some(b) = srv.repl.backlog.as_mut()
+        && b.size() as u64 != size.max(16 * 1024)
+    {
+        b.resize(size);
+    }
+    if !srv.repl.is_replica()
+        && !srv.repl.replicas.is_empty()
+        && now.saturating_sub(srv.repl.last_ping_ms)
+            >= srv.config.repl_ping_replica_period.max(1) * 1000
+    {
+        srv.repl.last_ping_ms = now;
+        srv.feed.feed_raw(b"*1\r\n$4\r\nping\r\n");
+    }
+    pump(srv);
+    let limit = srv.config.client_output_buffer_limit[1];
+    for l in &srv.repl.replicas {
+        l.check_limit(l.buffered(), limit, now);
+    }
+    let ttl = srv.config.repl_backlog_ttl;
+    if !srv.repl.is_replica()
+        && srv.repl.replicas.is_empty()
+        && srv.repl.backlog.is_some()
+        && ttl > 0
+        && now.saturating_sub(srv.repl.no_replicas_since_ms) >= ttl * 1000
+    {
+        info!("Replication backlog freed after {ttl} seconds without connected replicas.");
+        srv.repl.backlog = None;
+        srv.repl.ids.reset();
+    }
+    // A master restarted from a dump with replication AUX fields keeps that history as
+    // replid2, so its replicas can continue partially (Redis's `loadDataFromDisk`).
+    if srv.repl.master.is_none()
+        && let Some((id, off)) = srv.persistence.loaded_repl.take()
+        && off >= 0
+    {
+        srv.repl.ids.replid2 = id;
+        srv.repl.ids.second_offset = off + 1;
+        srv.feed.offset = off as u64;
+        srv.feed.attach();
+        srv.repl.create_backlog(off as u64, size, false);
+        srv.repl.no_replicas_since_ms = now;
+    }
+    if let Some(m) = srv.repl.master.as_mut()
+        && m.task.is_none()
+    {
+        let h = tokio::task::spawn_local(replica::run(state.clone()));
+        m.task = Some(h.abort_handle());
     }
 }
 

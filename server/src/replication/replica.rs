@@ -11,6 +11,7 @@ use super::transfer;
 use crate::client::Client;
 use crate::exec;
 use crate::net::Shared;
+use crate::persistence::load::Loading;
 use crate::protocol::{Parser, ProtoLimits};
 use std::io::Write as _;
 use std::time::Duration;
@@ -106,29 +107,39 @@ enum LinkError {
     Gone,
 }
 
+/// What `repl-timeout` without a byte from the master means, by phase, in Redis's words.
+const TIMEOUT_HANDSHAKE: &str = "Timeout connecting to the MASTER...";
+const TIMEOUT_STREAM: &str = "MASTER timeout: no data nor PING received...";
+const TIMEOUT_TRANSFER: &str = "Timeout receiving bulk data from MASTER... If the problem persists try to set the 'repl-timeout' parameter in redis.conf to a larger value.";
+
 /// A socket with a read buffer: lines for the handshake, raw bytes afterwards.
 struct Conn {
     sock: TcpStream,
     buf: Vec<u8>,
+    /// `repl-timeout`: the longest wait for a byte before the handshake or the transfer
+    /// fails (Redis measures it from `repl_transfer_lastio` in its cron).
+    timeout: Duration,
 }
 
 impl Conn {
-    async fn fill(&mut self, timeout: Duration) -> Result<usize, LinkError> {
+    /// Reads what is available; `on_timeout` names the phase when nothing comes within
+    /// `repl-timeout`.
+    async fn fill(&mut self, on_timeout: &str) -> Result<usize, LinkError> {
         self.buf.reserve(64 * 1024);
         let n = tokio::time::timeout(
-            timeout,
+            self.timeout,
             tokio::io::AsyncReadExt::read_buf(&mut self.sock, &mut self.buf),
         )
         .await
-        .map_err(|_| LinkError::Msg("Timeout reading from MASTER".into()))??;
+        .map_err(|_| LinkError::Msg(on_timeout.into()))??;
         if n == 0 {
             return Err(LinkError::Msg("connection closed by MASTER".into()));
         }
         Ok(n)
     }
 
-    /// One line without its `\r\n` (5 s per line, as `syncReadLine`).
-    async fn line(&mut self) -> Result<String, LinkError> {
+    /// One line without its `\r\n`.
+    async fn line(&mut self, on_timeout: &str) -> Result<String, LinkError> {
         loop {
             if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.buf.drain(..=i).collect();
@@ -136,7 +147,7 @@ impl Conn {
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
                 return Ok(String::from_utf8_lossy(line).into_owned());
             }
-            self.fill(Duration::from_secs(5)).await?;
+            self.fill(on_timeout).await?;
         }
     }
 
@@ -229,10 +240,11 @@ async fn session(state: &Shared, failures: &mut u64) -> Result<(), LinkError> {
     let mut conn = Conn {
         sock,
         buf: Vec::new(),
+        timeout: Duration::from_secs(timeout.max(1)),
     };
     info!("Non blocking connect for SYNC fired the event.");
     conn.send(&[b"PING"]).await?;
-    let pong = conn.line().await?;
+    let pong = conn.line(TIMEOUT_HANDSHAKE).await?;
     if !(pong.starts_with('+')
         || pong.starts_with("-NOAUTH")
         || pong.starts_with("-NOPERM")
@@ -281,7 +293,7 @@ async fn session(state: &Shared, failures: &mut u64) -> Result<(), LinkError> {
     );
     conn.sock.write_all(&burst).await?;
     if auth.is_some() {
-        let r = conn.line().await?;
+        let r = conn.line(TIMEOUT_HANDSHAKE).await?;
         if r.starts_with('-') {
             return Err(LinkError::Msg(format!("Unable to AUTH to MASTER: {r}")));
         }
@@ -290,7 +302,7 @@ async fn session(state: &Shared, failures: &mut u64) -> Result<(), LinkError> {
         if what == "ip-address" && announce_ip.is_none() {
             continue;
         }
-        let r = conn.line().await?;
+        let r = conn.line(TIMEOUT_HANDSHAKE).await?;
         if r.starts_with('-') {
             info!("(Non critical) Master does not understand REPLCONF {what}: {r}");
         }
@@ -316,7 +328,7 @@ async fn session(state: &Shared, failures: &mut u64) -> Result<(), LinkError> {
     conn.send(&[b"PSYNC", psync_id.as_bytes(), psync_off.as_bytes()])
         .await?;
     let reply = loop {
-        let l = conn.line().await?;
+        let l = conn.line(TIMEOUT_HANDSHAKE).await?;
         if !l.is_empty() {
             break l;
         }
@@ -373,15 +385,93 @@ async fn session(state: &Shared, failures: &mut u64) -> Result<(), LinkError> {
     apply_stream(state, conn).await
 }
 
+/// The LOADING state while a received payload is parsed (commands without the LOADING flag
+/// get `-LOADING`), or async loading (the old data is served meanwhile); left on drop, also
+/// when the transfer fails or the task is aborted.
+struct LoadingGuard<'a> {
+    state: &'a Shared,
+}
+
+impl<'a> LoadingGuard<'a> {
+    fn enter(state: &'a Shared, total_bytes: u64, serve_old: bool) -> Self {
+        let mut srv = state.borrow_mut();
+        if serve_old {
+            srv.persistence.async_loading = true;
+        } else {
+            srv.persistence.loading = Some(Loading {
+                start_unix: crate::clock::now_ms() / 1000,
+                started: std::time::Instant::now(),
+                total_bytes,
+                loaded_bytes: 0,
+                rdb_used_mem: 0,
+            });
+        }
+        LoadingGuard { state }
+    }
+
+    fn progress(&self, loaded: u64) {
+        if let Ok(mut srv) = self.state.try_borrow_mut()
+            && let Some(l) = srv.persistence.loading.as_mut()
+        {
+            l.loaded_bytes = loaded;
+        }
+    }
+}
+
+impl Drop for LoadingGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut srv) = self.state.try_borrow_mut() {
+            srv.persistence.loading = None;
+            srv.persistence.async_loading = false;
+        }
+    }
+}
+
+/// Where the payload goes while it arrives.
+enum Sink {
+    /// A temp file in `dir`, loaded once complete (`repl-diskless-load disabled`).
+    Disk(std::fs::File, std::path::PathBuf),
+    /// The parser thread, fed as bytes arrive (diskless load).
+    Parser(tokio::sync::mpsc::Sender<Vec<u8>>),
+}
+
+/// Removes the temp file unless it became the dump.
+struct TempFile(Option<std::path::PathBuf>);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Waits for the loader thread, writing `\n` to the master once a second meanwhile (Redis's
+/// `replicationSendNewlineToMaster`), so a long load does not make it time us out.
+async fn await_load(
+    conn: &mut Conn,
+    mut rx: tokio::sync::oneshot::Receiver<transfer::Loaded>,
+) -> Result<transfer::Loaded, LinkError> {
+    loop {
+        tokio::select! {
+            r = &mut rx => return r.map_err(|_| LinkError::Msg("RDB loader thread ended".into())),
+            () = tokio::time::sleep(Duration::from_secs(1)) => conn.sock.write_all(b"\n").await?,
+        }
+    }
+}
+
 /// Receives the `$<len>` or `$EOF:<mark>` payload, loads it into a new keyspace and swaps it
-/// in; the old dataset stays untouched if anything fails.
+/// in; the old dataset stays untouched if anything fails. To disk: the payload is written
+/// to a temp file as it arrives, then parsed (LOADING meanwhile). Diskless: it is parsed as
+/// it arrives; `on-empty-db` (and `swapdb` for a new history) answer LOADING meanwhile,
+/// `swapdb` on the same history keeps serving the old data (Redis's async loading).
 async fn receive_rdb(
     state: &Shared,
     conn: &mut Conn,
     replid: &str,
     offset: u64,
 ) -> Result<(), LinkError> {
-    let (timeout, to_disk, dir, dbfilename) = {
+    let (to_disk, serve_old, dir, dbfilename, databases, limits) = {
         let srv = state.borrow();
         let c = &srv.config;
         let to_disk = match c.repl_diskless_load.as_str() {
@@ -390,14 +480,16 @@ async fn receive_rdb(
             _ => true,
         };
         (
-            Duration::from_secs(c.repl_timeout.max(1)),
             to_disk,
+            c.repl_diskless_load == "swapdb" && srv.repl.ids.replid == replid,
             c.dir.clone(),
             c.dbfilename.clone(),
+            c.databases,
+            crate::persistence::convert::LoadLimits::from_config(c),
         )
     };
     let header = loop {
-        let l = conn.line().await?;
+        let l = conn.line(TIMEOUT_TRANSFER).await?;
         if l.is_empty() {
             continue;
         }
@@ -436,75 +528,113 @@ async fn receive_rdb(
         m.sync_total = total;
         m.sync_read = 0;
     }
-    let mut payload: Vec<u8> = Vec::new();
-    loop {
-        let done = match &mark {
-            Some(mark) => payload.len() >= 40 && payload.ends_with(mark),
-            None => payload.len() as u64 >= total,
-        };
-        if done {
-            break;
-        }
-        if conn.buf.is_empty() {
-            conn.fill(timeout).await?;
-        }
-        let take = match &mark {
-            Some(_) => conn.buf.len(),
-            None => conn.buf.len().min((total - payload.len() as u64) as usize),
-        };
-        payload.extend(conn.buf.drain(..take));
-        let mut srv = state.borrow_mut();
-        let m = srv.repl.master.as_mut().ok_or(LinkError::Gone)?;
-        m.sync_read = payload.len() as u64;
-        m.last_io_ms = crate::clock::now_ms();
-    }
-    if mark.is_some() {
-        payload.truncate(payload.len() - 40);
-    }
-    let (databases, limits) = {
-        let srv = state.borrow();
-        (
-            srv.config.databases,
-            crate::persistence::convert::LoadLimits::from_config(&srv.config),
-        )
-    };
-    let loaded = if to_disk {
-        let dir = std::path::Path::new(&dir);
-        let tmp = dir.join(format!(
+    let mut temp = TempFile(None);
+    let mut loading = None;
+    let mut parsed = None;
+    let mut sink = if to_disk {
+        let path = std::path::Path::new(&dir).join(format!(
             "temp-{}.{}.rdb",
             crate::clock::now_ms() / 1000,
             std::process::id()
         ));
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&payload)?;
-        f.sync_all()?;
-        drop(payload);
-        info!("MASTER <-> REPLICA sync: Flushing old data");
-        info!("MASTER <-> REPLICA sync: Loading DB in memory");
-        let file = std::io::BufReader::new(std::fs::File::open(&tmp)?);
-        let loaded = transfer::load_rdb(file, databases, limits);
-        // The received file becomes our dump only once it loaded: a bad one never
-        // replaces a good dump.
-        if loaded.is_ok() {
-            std::fs::rename(&tmp, dir.join(&dbfilename))?;
-        } else {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        loaded
+        let file = std::fs::File::create(&path)?;
+        temp.0 = Some(path.clone());
+        Sink::Disk(file, path)
     } else {
+        loading = Some(LoadingGuard::enter(state, total, serve_old));
         info!("MASTER <-> REPLICA sync: Loading DB in memory");
-        transfer::load_rdb(&payload[..], databases, limits)
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        parsed = Some(transfer::spawn_load(
+            transfer::ChunkReader::new(rx),
+            databases,
+            limits,
+        )?);
+        Sink::Parser(tx)
     };
+    let mut received: u64 = 0;
+    let mut last_newline = tokio::time::Instant::now();
+    loop {
+        // Payload bytes in the buffer; with a mark, the last 40 bytes are held back until
+        // more arrive, since they may be the mark.
+        let (forward, done) = match &mark {
+            Some(mark) if conn.buf.ends_with(mark) => (conn.buf.len() - mark.len(), true),
+            Some(mark) => (conn.buf.len().saturating_sub(mark.len()), false),
+            None => {
+                let n = conn.buf.len().min((total - received) as usize);
+                (n, received + n as u64 == total)
+            }
+        };
+        if forward > 0 {
+            let bytes: Vec<u8> = conn.buf.drain(..forward).collect();
+            received += forward as u64;
+            match &mut sink {
+                Sink::Disk(f, _) => f.write_all(&bytes)?,
+                // A closed channel means the parser already failed: its error follows.
+                Sink::Parser(tx) => {
+                    if tx.send(bytes).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        if done {
+            if let Some(mark) = &mark {
+                conn.buf.drain(..mark.len());
+            }
+            break;
+        }
+        {
+            let mut srv = state.borrow_mut();
+            let m = srv.repl.master.as_mut().ok_or(LinkError::Gone)?;
+            m.sync_read = received;
+            m.last_io_ms = crate::clock::now_ms();
+        }
+        if let Some(l) = &loading {
+            l.progress(received);
+        }
+        if matches!(sink, Sink::Parser(_)) && last_newline.elapsed() >= Duration::from_secs(1) {
+            conn.sock.write_all(b"\n").await?;
+            last_newline = tokio::time::Instant::now();
+        }
+        conn.fill(TIMEOUT_TRANSFER).await?;
+    }
+    let parsed = match sink {
+        Sink::Disk(f, path) => {
+            f.sync_all()?;
+            drop(f);
+            loading = Some(LoadingGuard::enter(state, received, false));
+            info!("MASTER <-> REPLICA sync: Flushing old data");
+            info!("MASTER <-> REPLICA sync: Loading DB in memory");
+            let file = std::io::BufReader::new(std::fs::File::open(&path)?);
+            transfer::spawn_load(file, databases, limits)?
+        }
+        Sink::Parser(tx) => {
+            // The end of the payload: the parser sees EOF after what it was sent.
+            drop(tx);
+            parsed.ok_or_else(|| LinkError::Msg("RDB loader thread missing".into()))?
+        }
+    };
+    let loaded = await_load(conn, parsed).await?;
     let (ks, aux) = loaded.map_err(|e| {
         LinkError::Msg(format!(
             "Failed trying to load the MASTER synchronization DB from {}: {e}",
             if to_disk { "disk" } else { "socket" }
         ))
     })?;
+    // The received file becomes our dump only once it loaded: a bad one never replaces a
+    // good dump.
+    if let Some(path) = temp.0.take() {
+        std::fs::rename(&path, std::path::Path::new(&dir).join(&dbfilename))?;
+    }
+    drop(loading);
     {
         let mut srv = state.borrow_mut();
         let srv = &mut *srv;
-        srv.keyspace = ks;
+        let old = std::mem::replace(&mut srv.keyspace, ks);
+        // Freeing a large dataset takes a while: off the main thread, as Redis's lazyfree.
+        let _ = std::thread::Builder::new()
+            .name("lazyfree".into())
+            .spawn(move || drop(old));
         srv.touch_all_watched(None);
         srv.repl.ids.adopt(replid);
         srv.feed.offset = offset;
@@ -514,6 +644,7 @@ async fn receive_rdb(
         srv.repl.kill_replicas();
         let m = srv.repl.master.as_mut().ok_or(LinkError::Gone)?;
         m.read_off = offset;
+        m.sync_read = received;
         m.db = aux.repl_stream_db.map_or(0, |d| d.max(0) as usize);
     }
     if mark.is_some() {
@@ -594,16 +725,14 @@ async fn stream_loop(
                 (srv.feed.offset, m.last_io_ms, srv.config.repl_timeout)
             };
             if crate::clock::now_ms().saturating_sub(last_io) > timeout * 1000 {
-                return Err(LinkError::Msg(
-                    "MASTER timeout: no data nor PING received...".into(),
-                ));
+                return Err(LinkError::Msg(TIMEOUT_STREAM.into()));
             }
             conn.send(&[b"REPLCONF", b"ACK", off.to_string().as_bytes()])
                 .await?;
             next_ack += Duration::from_secs(1);
         }
         tokio::select! {
-            r = conn.fill(Duration::from_secs(3600)) => {
+            r = conn.fill(TIMEOUT_STREAM) => {
                 let n = r?;
                 let mut srv = state.borrow_mut();
                 let m = srv.repl.master.as_mut().ok_or(LinkError::Gone)?;

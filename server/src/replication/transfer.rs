@@ -1,4 +1,7 @@
-//! The RDB payload of a full sync on the replica side: loading it into a fresh keyspace.
+//! The RDB payload of a full sync on the replica side: loading it into a fresh keyspace, on
+//! a thread of its own ([`spawn_load`]) so the link task keeps reading the socket and
+//! talking to the master meanwhile. With diskless load the parser is fed the payload as it
+//! arrives ([`ChunkReader`]); nothing buffers the whole payload.
 //! It must not do I/O on sockets or decide framing: `master.rs` and `replica.rs` own the
 //! wire. The master produces the payload with `persistence::producer::RdbProducer` (socket
 //! target) or sends the BGSAVE file (disk target).
@@ -7,6 +10,64 @@ use crate::keyspace::{Entry, Keyspace, SmallBytes};
 use crate::persistence::convert::{self, LoadLimits};
 use crate::persistence::rdb::{Aux, Item, RdbError, RdbReader};
 use std::io::Read;
+use tokio::sync::{mpsc, oneshot};
+
+/// What the loader thread hands back.
+pub type Loaded = Result<(Keyspace, Aux), LoadError>;
+
+/// A blocking reader over payload chunks sent by the link task; ends (reads 0) when the
+/// sender is dropped, so an interrupted transfer ends the parse with a truncation error.
+pub struct ChunkReader {
+    rx: mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl ChunkReader {
+    pub fn new(rx: mpsc::Receiver<Vec<u8>>) -> Self {
+        ChunkReader {
+            rx,
+            chunk: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.rx.blocking_recv() {
+                Some(c) => {
+                    self.chunk = c;
+                    self.pos = 0;
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Parses `input` on a new thread; the result arrives on the returned channel.
+///
+/// # Errors
+/// The thread could not be started.
+pub fn spawn_load<R: Read + Send + 'static>(
+    input: R,
+    databases: usize,
+    limits: LoadLimits,
+) -> std::io::Result<oneshot::Receiver<Loaded>> {
+    let (tx, rx) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("rdb-load".into())
+        .spawn(move || {
+            let _ = tx.send(load_rdb(input, databases, limits));
+        })?;
+    Ok(rx)
+}
 
 /// Why a received payload could not become the dataset.
 #[derive(Debug, thiserror::Error)]
