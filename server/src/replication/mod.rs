@@ -12,6 +12,7 @@
 //! ([`Feed::feed_raw`]), never commands of its own.
 
 pub mod backlog;
+pub mod framing;
 pub mod ids;
 pub mod master;
 pub mod replica;

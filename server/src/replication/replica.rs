@@ -7,6 +7,7 @@
 //! This module must not produce a stream of its own: on a replica the stream is the master's
 //! bytes, proxied verbatim to sub-replicas so offsets are identical along a chain.
 
+use super::framing::{self, Framing, FramingError, Payload, PsyncReply};
 use super::transfer;
 use crate::client::Client;
 use crate::exec;
@@ -104,6 +105,8 @@ enum LinkError {
     Msg(String),
     #[error("link no longer configured")]
     Gone,
+    #[error("{0}")]
+    Framing(#[from] FramingError),
 }
 
 /// A socket with a read buffer: lines for the handshake, raw bytes afterwards.
@@ -130,11 +133,8 @@ impl Conn {
     /// One line without its `\r\n` (5 s per line, as `syncReadLine`).
     async fn line(&mut self) -> Result<String, LinkError> {
         loop {
-            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = self.buf.drain(..=i).collect();
-                let line = line.strip_suffix(b"\n").unwrap_or(&line);
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                return Ok(String::from_utf8_lossy(line).into_owned());
+            if let Some(line) = framing::take_line(&mut self.buf)? {
+                return Ok(line);
             }
             self.fill(Duration::from_secs(5)).await?;
         }
@@ -321,45 +321,46 @@ async fn session(state: &Shared, failures: &mut u64) -> Result<(), LinkError> {
             break l;
         }
     };
-    if let Some(rest) = reply.strip_prefix("+CONTINUE") {
-        let new_id = rest.trim();
-        {
-            let mut srv = state.borrow_mut();
-            let srv = &mut *srv;
-            let off = srv.feed.offset;
-            if new_id.len() == 40 && new_id != srv.repl.ids.replid {
-                srv.repl.ids.follow(new_id, off);
-                info!("Master replication ID changed to {new_id}");
-                srv.repl.kill_replicas();
+    match framing::parse_psync_reply(&reply) {
+        PsyncReply::Continue(new_id) => {
+            {
+                let mut srv = state.borrow_mut();
+                let srv = &mut *srv;
+                let off = srv.feed.offset;
+                if let Some(new_id) = new_id.filter(|id| *id != srv.repl.ids.replid) {
+                    srv.repl.ids.follow(&new_id, off);
+                    info!("Master replication ID changed to {new_id}");
+                    srv.repl.kill_replicas();
+                }
+                if srv.repl.backlog.is_none() {
+                    srv.repl
+                        .create_backlog(off, srv.config.repl_backlog_size, false);
+                    srv.feed.attach();
+                }
             }
-            if srv.repl.backlog.is_none() {
-                srv.repl
-                    .create_backlog(off, srv.config.repl_backlog_size, false);
-                srv.feed.attach();
-            }
+            info!("Successful partial resynchronization with master.");
+            info!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");
         }
-        info!("Successful partial resynchronization with master.");
-        info!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");
-    } else if let Some(rest) = reply.strip_prefix("+FULLRESYNC ") {
-        let mut it = rest.split(' ');
-        let id = it.next().unwrap_or_default().to_string();
-        let off: u64 = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-        if id.len() != 40 {
+        PsyncReply::FullResync { replid, offset } => {
+            info!("Full resync from master: {replid}:{offset}");
+            set_state(state, LinkState::Transfer)?;
+            receive_rdb(state, &mut conn, &replid, offset).await?;
+        }
+        PsyncReply::TryLater(reply) => {
+            return Err(LinkError::Msg(format!(
+                "Master is currently unable to PSYNC but should be in the future: {reply}"
+            )));
+        }
+        PsyncReply::Unexpected(reply) if reply.starts_with("+FULLRESYNC") => {
             return Err(LinkError::Msg(
                 "Master replied with wrong +FULLRESYNC syntax.".into(),
             ));
         }
-        info!("Full resync from master: {id}:{off}");
-        set_state(state, LinkState::Transfer)?;
-        receive_rdb(state, &mut conn, &id, off).await?;
-    } else if reply.starts_with("-NOMASTERLINK") || reply.starts_with("-LOADING") {
-        return Err(LinkError::Msg(format!(
-            "Master is currently unable to PSYNC but should be in the future: {reply}"
-        )));
-    } else {
-        return Err(LinkError::Msg(format!(
-            "Unexpected reply to PSYNC from master: {reply}"
-        )));
+        PsyncReply::Unexpected(reply) => {
+            return Err(LinkError::Msg(format!(
+                "Unexpected reply to PSYNC from master: {reply}"
+            )));
+        }
     }
     *failures = 0;
     {
@@ -396,71 +397,39 @@ async fn receive_rdb(
             c.dbfilename.clone(),
         )
     };
-    let header = loop {
-        let l = conn.line().await?;
-        if l.is_empty() {
-            continue;
+    let framing = loop {
+        let line = conn.line().await?;
+        if let Some(f) = framing::parse_preamble(&line)? {
+            break f;
         }
-        if l.starts_with('-') {
-            return Err(LinkError::Msg(format!(
-                "MASTER aborted replication with an error: {l}"
-            )));
-        }
-        if !l.starts_with('$') {
-            return Err(LinkError::Msg(format!(
-                "Bad protocol from MASTER, the first byte is not '$' (we received '{l}'), are you sure the host and port are right?"
-            )));
-        }
-        break l;
-    };
-    let mark = header
-        .strip_prefix("$EOF:")
-        .filter(|m| m.len() >= 40)
-        .map(|m| m.as_bytes()[..40].to_vec());
-    let total: u64 = if mark.is_some() {
-        0
-    } else {
-        header[1..]
-            .parse()
-            .map_err(|_| LinkError::Msg(format!("Bad bulk length from MASTER: {header}")))?
     };
     let target = if to_disk { "to disk" } else { "to parser" };
-    if mark.is_some() {
+    let eof = matches!(framing, Framing::Eof(_));
+    let mut payload = Payload::new(framing);
+    if eof {
         info!("MASTER <-> REPLICA sync: receiving streamed RDB from master with EOF {target}");
     } else {
+        let total = payload.total();
         info!("MASTER <-> REPLICA sync: receiving {total} bytes from master {target}");
     }
     {
         let mut srv = state.borrow_mut();
         let m = srv.repl.master.as_mut().ok_or(LinkError::Gone)?;
-        m.sync_total = total;
+        m.sync_total = payload.total();
         m.sync_read = 0;
     }
-    let mut payload: Vec<u8> = Vec::new();
-    loop {
-        let done = match &mark {
-            Some(mark) => payload.len() >= 40 && payload.ends_with(mark),
-            None => payload.len() as u64 >= total,
-        };
-        if done {
-            break;
-        }
+    while !payload.is_complete() {
         if conn.buf.is_empty() {
             conn.fill(timeout).await?;
         }
-        let take = match &mark {
-            Some(_) => conn.buf.len(),
-            None => conn.buf.len().min((total - payload.len() as u64) as usize),
-        };
-        payload.extend(conn.buf.drain(..take));
+        let took = payload.feed(&conn.buf);
+        conn.buf.drain(..took);
         let mut srv = state.borrow_mut();
         let m = srv.repl.master.as_mut().ok_or(LinkError::Gone)?;
-        m.sync_read = payload.len() as u64;
+        m.sync_read = payload.received();
         m.last_io_ms = crate::clock::now_ms();
     }
-    if mark.is_some() {
-        payload.truncate(payload.len() - 40);
-    }
+    let payload = payload.into_rdb();
     let (databases, limits) = {
         let srv = state.borrow();
         (
@@ -516,7 +485,7 @@ async fn receive_rdb(
         m.read_off = offset;
         m.db = aux.repl_stream_db.map_or(0, |d| d.max(0) as usize);
     }
-    if mark.is_some() {
+    if eof {
         conn.send(&[b"REPLCONF", b"ACK", offset.to_string().as_bytes()])
             .await?;
     }
