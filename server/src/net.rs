@@ -88,7 +88,9 @@ fn tick(srv: &mut Server) {
 async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
     let _ = sock.set_nodelay(true);
     let local = sock.local_addr().ok();
-    let registered = match register(&mut state.borrow_mut(), peer, local) {
+    // Bound first: the borrow must end before the refusal is written (an await).
+    let admitted = register(&mut state.borrow_mut(), peer, local);
+    let registered = match admitted {
         Ok(c) => c,
         Err(refusal) => {
             let _ = sock.write_all(refusal).await;
