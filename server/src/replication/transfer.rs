@@ -66,13 +66,13 @@ mod tests {
     use crate::persistence::rdb::ChecksumWriter;
     use crate::server::Server;
 
-    /// Found while writing the `rdb_loader` fuzz target: a payload holding one key twice tripped the
-    /// keyspace's one-entry-per-key assertion (and corrupted its index in release builds).
+    /// Found while writing the `rdb_loader` fuzz target: a payload holding one key twice
+    /// tripped the keyspace's one-entry-per-key assertion (and broke its index in release).
     #[test]
     fn a_duplicated_key_is_refused() {
         use crate::persistence::rdb::{RdbWriter, WriterOptions};
-        let mut w = RdbWriter::new(Vec::new(), WriterOptions::default(), &Aux::default())
-            .expect("vec");
+        let mut w =
+            RdbWriter::new(Vec::new(), WriterOptions::default(), &Aux::default()).expect("vec");
         w.select_db(0, 2, 0).expect("vec");
         w.string(b"k", b"1", None).expect("vec");
         w.string(b"k", b"2", None).expect("vec");
