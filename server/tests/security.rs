@@ -124,6 +124,10 @@ fn renamed_and_disabled_commands_answer_like_redis() {
         &["op-config-7f3a"],
         &["DEBUG", "SLEEP", "0"],
         &["SHUTDOWN", "NOSAVE"],
+        // COMMAND looks names up as the client sends them too.
+        &["COMMAND", "INFO", "debug", "shutdown", "config"],
+        &["COMMAND", "GETKEYS", "DEBUG", "OBJECT", "k"],
+        &["COMMAND", "GETKEYS", "op-config-7f3a", "GET", "k"],
         &["SET", "k", "v"],
         &["GET", "k"],
     ];
