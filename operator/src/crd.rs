@@ -67,7 +67,7 @@ pub const ALLOWED_SERVER_CONFIG: [&str; 13] = [
 }]))]
 pub struct RedisReplicaSetSpec {
     /// Pods in total: one master plus `replicas - 1` replicas.
-    #[schemars(range(min = 1, max = 32))]
+    #[schemars(range(min = 1, max = MAX_REPLICAS))]
     pub replicas: i32,
 
     /// Expected dataset size (a quantity such as 20Gi). It drives the replication tuning:
@@ -272,6 +272,9 @@ pub enum ServiceType {
     /// Through a cloud load balancer.
     LoadBalancer,
 }
+
+/// The most pods a set may ask for (schema maximum, re-checked by validation).
+pub const MAX_REPLICAS: u32 = 32;
 
 /// Path of the generated CRD in the repository, relative to the workspace root.
 pub const CRD_PATH: &str = "crds/redisreplicasets.tandem.dev.yaml";

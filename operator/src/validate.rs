@@ -8,7 +8,9 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt};
 
-use crate::crd::{ALLOWED_SERVER_CONFIG, DEFAULT_IMAGE, ModeChoice, RedisReplicaSet, SyncMode};
+use crate::crd::{
+    ALLOWED_SERVER_CONFIG, DEFAULT_IMAGE, MAX_REPLICAS, ModeChoice, RedisReplicaSet, SyncMode,
+};
 use crate::policy::{BufferLimit, Observed, Overrides, PolicyInput};
 use crate::quantity::ByteQuantity;
 
@@ -57,6 +59,13 @@ pub fn validate(rrs: &RedisReplicaSet, observed: Observed) -> Result<ValidSet<'_
         .ok()
         .filter(|r| *r >= 1)
         .ok_or_else(|| InvalidSpec(format!("replicas {} must be at least 1", spec.replicas)))?;
+    // The schema's maximum, re-checked: an outdated CRD must not turn a typo into a
+    // thousand pods, each taking a full sync from the master.
+    if replicas > MAX_REPLICAS {
+        return Err(InvalidSpec(format!(
+            "replicas {replicas} must be at most {MAX_REPLICAS}"
+        )));
+    }
     let dataset_size_hint = bytes("datasetSizeHint", &spec.dataset_size_hint)?;
 
     let r = &spec.replication;
@@ -76,6 +85,13 @@ pub fn validate(rrs: &RedisReplicaSet, observed: Observed) -> Result<ValidSet<'_
     {
         return Err(InvalidSpec(format!(
             "replication.minReplicasToWrite {min} must be below replicas {replicas}: the master could never accept a write"
+        )));
+    }
+    if let Some(t) = r.repl_timeout_seconds
+        && t > MAX_REPL_TIMEOUT_SECONDS
+    {
+        return Err(InvalidSpec(format!(
+            "replication.replTimeoutSeconds {t} must be at most {MAX_REPL_TIMEOUT_SECONDS}"
         )));
     }
     let overrides = Overrides {
@@ -163,9 +179,26 @@ pub fn validate(rrs: &RedisReplicaSet, observed: Observed) -> Result<ValidSet<'_
     })
 }
 
+/// The largest size any field may hold: beyond any single server's dataset, memory or disk,
+/// and small enough that every value derived from it (repl-timeout at the assumed transfer
+/// rate, buffers, probe budgets) stays inside the ranges tandem-server accepts. A bigger
+/// value is a typo; taken as is, it would render a config the pods refuse to start with.
+pub const MAX_BYTES: u64 = 1 << 50;
+
 fn bytes(field: &str, q: &ByteQuantity) -> Result<u64, InvalidSpec> {
-    q.bytes().map_err(|e| InvalidSpec(format!("{field}: {e}")))
+    let n = q
+        .bytes()
+        .map_err(|e| InvalidSpec(format!("{field}: {e}")))?;
+    if n > MAX_BYTES {
+        return Err(InvalidSpec(format!(
+            "{field}: {q} is above the 1Pi any size may be"
+        )));
+    }
+    Ok(n)
 }
+
+/// The schema's maximum of `replication.replTimeoutSeconds` (one week).
+const MAX_REPL_TIMEOUT_SECONDS: u32 = 604_800;
 
 /// Parses a size the way redis.conf does: `1k` = 1000, `1kb` = 1024, likewise m/mb and g/gb,
 /// case-insensitive; a bare number is bytes.
@@ -261,6 +294,59 @@ mod tests {
             (
                 "  replicas: 0\n  datasetSizeHint: 1Gi\n",
                 "replicas 0 must be at least 1",
+            ),
+            // Hostile values an outdated or bypassed schema could let through.
+            (
+                "  replicas: -3\n  datasetSizeHint: 1Gi\n",
+                "replicas -3 must be at least 1",
+            ),
+            (
+                "  replicas: 33\n  datasetSizeHint: 1Gi\n",
+                "replicas 33 must be at most 32",
+            ),
+            (
+                "  replicas: 2147483647\n  datasetSizeHint: 1Gi\n",
+                "replicas 2147483647 must be at most 32",
+            ),
+            (
+                "  replicas: 2\n  datasetSizeHint: 16Ei\n",
+                "datasetSizeHint: ",
+            ),
+            (
+                "  replicas: 2\n  datasetSizeHint: 8Ei\n",
+                "datasetSizeHint: 8Ei is above the 1Pi any size may be",
+            ),
+            (
+                "  replicas: 2\n  datasetSizeHint: 1Gi\n  replication: { backlogSize: 2Pi }\n",
+                "replication.backlogSize: 2Pi is above the 1Pi",
+            ),
+            (
+                "  replicas: 2\n  datasetSizeHint: 1Gi\n  replication: { replTimeoutSeconds: 4294967295 }\n",
+                "replication.replTimeoutSeconds 4294967295 must be at most 604800",
+            ),
+            (
+                "  replicas: 2\n  datasetSizeHint: '-1Gi'\n",
+                "datasetSizeHint: ",
+            ),
+            (
+                "  replicas: 2\n  datasetSizeHint: \"1Gi\\nrequirepass x\"\n",
+                "datasetSizeHint: ",
+            ),
+            (
+                "  replicas: 2\n  datasetSizeHint: 1Gi\n  serverConfig: { loglevel: \"notice\\nrename-command CONFIG x\" }\n",
+                "serverConfig.loglevel must be a single line",
+            ),
+            (
+                "  replicas: 2\n  datasetSizeHint: 1Gi\n  serverConfig: { \"loglevel\\nrequirepass\": x }\n",
+                "serverConfig does not allow loglevel\nrequirepass",
+            ),
+            (
+                "  replicas: 2\n  datasetSizeHint: 1Gi\n  serverConfig: { rename-command: 'CONFIG x' }\n",
+                "serverConfig does not allow rename-command",
+            ),
+            (
+                "  replicas: 2\n  datasetSizeHint: 1Gi\n  serverConfig: { include: /etc/passwd }\n",
+                "serverConfig does not allow include",
             ),
         ];
         for (spec, want) in cases {

@@ -7,6 +7,7 @@ use kube::ResourceExt;
 use tandem_operator::crd::RedisReplicaSet;
 use tandem_operator::policy::{Observed, memory_budget, plan};
 use tandem_operator::resources::secret::generated_auth_secret;
+use tandem_operator::resources::statefulset::SERVER_UID;
 use tandem_operator::resources::{Password, desired};
 use tandem_operator::validate::validate;
 
@@ -49,4 +50,89 @@ fn built_objects_pass_kubernetes_validate_strict_1_33() {
     std::fs::write(&file, docs.join("---\n")).expect("write manifests");
     common::assert_valid_for_kubernetes_1_33(&file);
     std::fs::remove_file(&file).expect("remove manifests");
+}
+
+/// The password is only ever in the two Secrets: not in the pods' command, args or env, not
+/// in the ConfigMap, Services or PodDisruptionBudget, for every spec.
+#[test]
+fn the_password_is_only_in_secrets() {
+    for spec in SPECS {
+        let rrs: RedisReplicaSet = serde_yaml::from_str(&format!(
+            "apiVersion: tandem.dev/v1alpha1\nkind: RedisReplicaSet\nmetadata: {{ name: cache, namespace: ns1, uid: u1, generation: 1 }}\nspec:\n  {spec}"
+        ))
+        .expect("test resource");
+        let set = validate(&rrs, Observed::default()).expect("valid spec");
+        let password = Password::new("pw-5e7d1c9a-only-in-secrets".to_owned());
+        let d = desired(&set, &plan(&set.policy_input), &password);
+        let auth_conf = serde_json::to_string(&d.auth_conf).expect("json");
+        let encoded = serde_json::to_string(&k8s_openapi::ByteString(
+            password.expose().as_bytes().to_vec(),
+        ))
+        .expect("json");
+        assert!(
+            auth_conf.contains(encoded.trim_matches('"')),
+            "the auth-conf Secret carries it"
+        );
+        let mut plain = vec![
+            serde_json::to_string(&d.config_map).expect("json"),
+            serde_json::to_string(&d.pdb).expect("json"),
+            serde_json::to_string(&d.statefulset).expect("json"),
+        ];
+        plain.extend(
+            d.services
+                .iter()
+                .map(|s| serde_json::to_string(s).expect("json")),
+        );
+        for json in plain {
+            assert!(!json.contains(password.expose()), "password in {json}");
+            assert!(
+                !json.contains(encoded.trim_matches('"')),
+                "encoded password in {json}"
+            );
+        }
+        let pod = d
+            .statefulset
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .expect("pod spec");
+        for c in &pod.containers {
+            assert!(c.env.is_none() && c.env_from.is_none(), "no env: {c:?}");
+            assert_eq!(c.args, None);
+        }
+    }
+}
+
+/// The images run as non-root users, the same ones the pods ask for: the server image as
+/// the StatefulSet's runAsUser, the operator image as the chart's runAsUser.
+#[test]
+fn images_run_as_the_non_root_users_the_pods_ask_for() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).expect("Dockerfile");
+    let values = std::fs::read_to_string(root.join("charts/tandem-operator/values.yaml"))
+        .expect("values.yaml");
+    let values: serde_yaml::Value = serde_yaml::from_str(&values).expect("yaml");
+    let chart_uid = values["podSecurityContext"]["runAsUser"]
+        .as_i64()
+        .expect("chart runAsUser");
+    let mut users = std::collections::BTreeMap::new();
+    let mut stage = String::new();
+    for line in dockerfile.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["FROM", .., "AS", name] => stage = (*name).to_owned(),
+            ["USER", user] => {
+                users.insert(stage.clone(), (*user).to_owned());
+            }
+            _ => {}
+        }
+    }
+    for (stage, uid) in [("server", SERVER_UID), ("operator", chart_uid)] {
+        assert_ne!(uid, 0, "{stage} would run as root");
+        assert_eq!(
+            users.get(stage).map(String::as_str),
+            Some(format!("{uid}:{uid}").as_str()),
+            "Dockerfile stage {stage} must end with USER {uid}:{uid}"
+        );
+    }
 }

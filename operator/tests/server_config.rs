@@ -81,3 +81,50 @@ fn every_tuned_directive_is_live_settable() {
             .unwrap_or_else(|e| panic!("CONFIG SET {name} {value}: {e}"));
     }
 }
+
+/// The largest inputs validation accepts still give a config tandem-server starts with, and the
+/// password comes back byte for byte whatever it holds: no line of auth.conf can be turned
+/// into a second directive.
+#[test]
+fn hostile_values_stay_inside_their_directive() {
+    for spec in [
+        "replicas: 32\n  datasetSizeHint: 1Pi\n",
+        "replicas: 1\n  datasetSizeHint: 0\n",
+        "replicas: 2\n  datasetSizeHint: 1Pi\n  replication: { replTimeoutSeconds: 604800, backlogSize: 1Pi, clientOutputBufferLimit: { hard: 1Pi, soft: 1Pi, softSeconds: 4294967295 } }\n",
+    ] {
+        let resource = rrs(spec);
+        let set = validate(&resource, Observed::default()).expect("valid");
+        let conf = config::render(&set, &plan(&set.policy_input));
+        let lines: Vec<&str> = conf
+            .lines()
+            .filter(|l| !l.starts_with("include "))
+            .collect();
+        Config::default()
+            .apply_text(&lines.join("\n"))
+            .unwrap_or_else(|e| panic!("tandem-server rejects the config for {spec}: {e}\n{conf}"));
+    }
+    let set_resource = rrs(SPECS[0]);
+    let set = validate(&set_resource, Observed::default()).expect("valid");
+    for password in [
+        "line\nrename-command CONFIG \"\"",
+        "cr\rtab\tnul\0del\u{7f}",
+        "quote\" backslash\\ end\\",
+        "ünïcödé pässwörd",
+        "  spaces  ",
+    ] {
+        let secret = auth_conf(&set, &Password::new(password.to_owned()));
+        let auth =
+            String::from_utf8(secret.data.expect("data")[AUTH_CONF_KEY].0.clone()).expect("utf8");
+        assert_eq!(auth.lines().count(), 2, "{auth:?}");
+        let mut server = Config::default();
+        server
+            .apply_text(&auth)
+            .unwrap_or_else(|e| panic!("tandem-server rejects auth.conf {auth:?}: {e}"));
+        assert_eq!(value(&server, "requirepass"), password);
+        assert_eq!(value(&server, "masterauth"), password);
+        assert!(
+            server.commands.lookup(b"config").is_some(),
+            "no rename slipped in"
+        );
+    }
+}

@@ -143,6 +143,8 @@ pub struct Config {
     pub notify_keyspace_events: String,
     /// Where CONFIG REWRITE writes: the file the server was started with.
     pub config_file: Option<String>,
+    /// `rename-command` lines of the config file or command line (not a CONFIG directive).
+    pub commands: crate::cmd::CommandNames,
 }
 
 impl Default for Config {
@@ -223,6 +225,7 @@ impl Default for Config {
             lfu_decay_time: 1,
             notify_keyspace_events: String::new(),
             config_file: None,
+            commands: crate::cmd::CommandNames::default(),
         }
     }
 }
@@ -828,6 +831,12 @@ impl Config {
                     })
                 })?;
                 self.apply_text_nested(&nested, depth + 1)?;
+                continue;
+            }
+            if name.eq_ignore_ascii_case("rename-command") && args.len() == 2 {
+                self.commands
+                    .rename(&args[0], &args[1])
+                    .map_err(|e| file_err(ConfigError::Invalid("rename-command".into(), e)))?;
                 continue;
             }
             if args.is_empty() && !name.eq_ignore_ascii_case("save") {

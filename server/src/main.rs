@@ -56,6 +56,13 @@ fn parse_args(args: &[String]) -> anyhow::Result<Config> {
             values.push(rest[i].clone());
             i += 1;
         }
+        if name.eq_ignore_ascii_case("rename-command") && values.len() == 2 {
+            config
+                .commands
+                .rename(&values[0], &values[1])
+                .map_err(|e| anyhow::anyhow!("invalid command-line directive --{name}: {e}"))?;
+            continue;
+        }
         config
             .apply(name, &values.join(" "))
             .map_err(|e| anyhow::anyhow!("invalid command-line directive --{name}: {e}"))?;

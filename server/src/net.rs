@@ -88,11 +88,14 @@ fn tick(srv: &mut Server) {
 async fn connection(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
     let _ = sock.set_nodelay(true);
     let local = sock.local_addr().ok();
-    let Some(registered) = register(&mut state.borrow_mut(), peer, local) else {
-        let _ = sock
-            .write_all(b"-ERR max number of clients reached\r\n")
-            .await;
-        return;
+    // Bound first: the borrow must end before the refusal is written (an await).
+    let admitted = register(&mut state.borrow_mut(), peer, local);
+    let registered = match admitted {
+        Ok(c) => c,
+        Err(refusal) => {
+            let _ = sock.write_all(refusal).await;
+            return;
+        }
     };
     let id = registered.id;
     let shared = registered.shared.clone();
@@ -283,17 +286,37 @@ async fn write_out(sock: &mut TcpStream, out: &[u8], shared: &ClientShared) -> b
     true
 }
 
-/// Admits a new connection, or refuses it at `maxclients`.
-fn register(srv: &mut Server, peer: SocketAddr, local: Option<SocketAddr>) -> Option<Client> {
+/// What a client refused by protected mode reads before the connection closes: Redis
+/// 7.0's text, byte for byte.
+pub const PROTECTED_MODE_DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// Admits a new connection, or returns the error line to send before closing it: at
+/// `maxclients`, or in protected mode (no password, peer not on the loopback interface).
+/// As in Redis 7.0, `bind` plays no part: a server bound to a public address alone still
+/// refuses unauthenticated strangers.
+fn register(
+    srv: &mut Server,
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+) -> Result<Client, &'static [u8]> {
     srv.stats.total_connections_received += 1;
     if srv.clients.len() as u64 >= srv.config.maxclients {
         srv.stats.rejected_connections += 1;
-        return None;
+        return Err(b"-ERR max number of clients reached\r\n");
+    }
+    // Loopback is 127.0.0.0/8 and ::1, as Redis's `connIsLocal`; an IPv4 peer on a
+    // dual-stack socket (::ffff:127.0.0.1) is the same loopback client.
+    if srv.config.protected_mode
+        && srv.config.requirepass.is_none()
+        && !peer.ip().to_canonical().is_loopback()
+    {
+        srv.stats.rejected_connections += 1;
+        return Err(PROTECTED_MODE_DENIED);
     }
     let id = srv.next_client_id();
     let client = Client::new(id, Some(peer), local, srv.config.requirepass.is_some());
     srv.clients.insert(id, client.shared.clone());
-    Some(client)
+    Ok(client)
 }
 
 /// Reads what the socket has into `buf`.

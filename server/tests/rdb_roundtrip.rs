@@ -395,3 +395,178 @@ fn old_and_rare_opcodes() {
         assert!(err.contains(msg), "{err}");
     }
 }
+
+/// One edit of a valid file.
+#[derive(Debug, Clone)]
+enum Mutation {
+    Flip(prop::sample::Index, u8),
+    Set(prop::sample::Index, u8),
+    /// Overwrites with a 32-bit (`0x80`) or 64-bit (`0x81`) length encoding of a huge value:
+    /// wherever it lands on a length field, the file claims gigabytes it does not hold.
+    Inflate(prop::sample::Index, u64),
+    Delete(prop::sample::Index, usize),
+    Insert(prop::sample::Index, Vec<u8>),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    let huge = prop::sample::select(vec![
+        1u64 << 31,
+        (1 << 31) - 1,
+        u64::from(u32::MAX),
+        2_000_000_000,
+        1 << 40,
+        1 << 62,
+        u64::MAX,
+    ]);
+    prop_oneof![
+        (any::<prop::sample::Index>(), 1u8..=255).prop_map(|(i, m)| Mutation::Flip(i, m)),
+        (any::<prop::sample::Index>(), any::<u8>()).prop_map(|(i, b)| Mutation::Set(i, b)),
+        (any::<prop::sample::Index>(), huge).prop_map(|(i, v)| Mutation::Inflate(i, v)),
+        (any::<prop::sample::Index>(), 1usize..16).prop_map(|(i, n)| Mutation::Delete(i, n)),
+        (
+            any::<prop::sample::Index>(),
+            prop::collection::vec(any::<u8>(), 1..12)
+        )
+            .prop_map(|(i, b)| Mutation::Insert(i, b)),
+    ]
+}
+
+fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
+    if bytes.is_empty() {
+        return;
+    }
+    let len = bytes.len();
+    match m {
+        Mutation::Flip(i, mask) => bytes[i.index(len)] ^= mask,
+        Mutation::Set(i, b) => bytes[i.index(len)] = *b,
+        Mutation::Inflate(i, v) => {
+            let at = i.index(bytes.len());
+            let enc: Vec<u8> = match u32::try_from(*v) {
+                Ok(small) => [&[0x80][..], &small.to_be_bytes()].concat(),
+                Err(_) => [&[0x81][..], &v.to_be_bytes()].concat(),
+            };
+            let end = (at + enc.len()).min(bytes.len());
+            bytes.splice(at..end, enc);
+        }
+        Mutation::Delete(i, n) => {
+            let at = i.index(bytes.len());
+            let end = (at + n).min(bytes.len());
+            bytes.drain(at..end);
+        }
+        Mutation::Insert(i, b) => {
+            let at = i.index(bytes.len());
+            bytes.splice(at..at, b.iter().copied());
+        }
+    }
+}
+
+fn fixtures() -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rdb");
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rdb"))
+        .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+        .collect();
+    out.sort();
+    assert!(out.len() >= 10, "fixtures found: {}", out.len());
+    out
+}
+
+/// Bytes a load may allocate in all (not just at its peak) for an input of `len` bytes: the
+/// reader's 64 KiB buffer, a fresh keyspace, and values bounded by the input (LZF at most
+/// 88x, plus per-element overhead). A reservation made on a length header's word alone
+/// (2 GB and more here) cannot fit.
+fn allocation_bound(len: usize) -> u64 {
+    8 * 1024 * 1024 + 200 * len as u64
+}
+
+/// Loads `bytes` the way a replica loads a full sync (reader, conversion into keyspace
+/// values, duplicate-key check), asserting bounded allocation; returns whether it loaded.
+fn replica_load_bounded(bytes: &[u8]) -> bool {
+    use tandem_server::persistence::convert::LoadLimits;
+    let limits = LoadLimits::from_config(&tandem_server::config::Config::default());
+    let before = allocated_by_this_thread();
+    let result = tandem_server::replication::transfer::load_rdb(bytes, 16, limits);
+    let ok = result.is_ok();
+    drop(result);
+    let used = allocated_by_this_thread() - before;
+    assert!(
+        used <= allocation_bound(bytes.len()),
+        "allocated {used} bytes for a {}-byte input",
+        bytes.len()
+    );
+    ok
+}
+
+proptest! {
+    #![proptest_config(Config { cases: 512, rng_seed: RngSeed::Fixed(0x5ec_0011), failure_persistence: None, ..Config::default() })]
+
+    /// Every fixture Redis wrote, mutated by flips, overwrites, huge length fields,
+    /// deletions and insertions: the replica's loader returns a typed error or a dataset,
+    /// never panics, and allocates within the input's bound.
+    #[test]
+    fn mutated_fixtures_load_or_fail_within_bounds(
+        file in any::<prop::sample::Index>(),
+        edits in prop::collection::vec(mutation(), 1..5),
+    ) {
+        let all = fixtures();
+        let (_, original) = &all[file.index(all.len())];
+        let mut bytes = original.clone();
+        for m in &edits {
+            apply(&mut bytes, m);
+        }
+        replica_load_bounded(&bytes);
+        // The reader alone must agree that a file either loads or is refused.
+        let _ = read(&bytes);
+    }
+
+    /// A full-sync transfer with a hostile preamble (`$` and a length up to 2^64-1, or an
+    /// `$EOF:` mark) around a mutated fixture, delivered in reads of any size: the payload
+    /// grows only with bytes that arrived and the load stays within the bound.
+    #[test]
+    fn hostile_full_sync_transfers_stay_bounded(
+        file in any::<prop::sample::Index>(),
+        edits in prop::collection::vec(mutation(), 0..3),
+        declared in prop_oneof![Just(None), any::<u64>().prop_map(Some), (0u64..1 << 20).prop_map(Some)],
+        read_size in 1usize..70_000,
+    ) {
+        use tandem_server::replication::framing::{Payload, parse_preamble, take_line};
+        let all = fixtures();
+        let (_, original) = &all[file.index(all.len())];
+        let mut rdb = original.clone();
+        for m in &edits {
+            apply(&mut rdb, m);
+        }
+        const MARK: &[u8] = b"f00dfeedf00dfeedf00dfeedf00dfeedf00dfeed";
+        let mut wire = match declared {
+            Some(n) => format!("${n}\r\n").into_bytes(),
+            None => [b"$EOF:", MARK, b"\r\n"].concat(),
+        };
+        wire.extend_from_slice(&rdb);
+        if declared.is_none() {
+            wire.extend_from_slice(MARK);
+        }
+        let before = allocated_by_this_thread();
+        let line = take_line(&mut wire).expect("short line").expect("a line");
+        let framing = parse_preamble(&line).expect("a preamble").expect("not a keepalive");
+        let mut payload = Payload::new(framing);
+        let mut body = Vec::new();
+        let mut at = 0;
+        while at < wire.len() && !payload.is_complete() {
+            let n = read_size.min(wire.len() - at);
+            at += payload.feed(&wire[at..at + n], &mut body);
+        }
+        let complete = payload.is_complete();
+        let rdb_len = payload.received();
+        let used = allocated_by_this_thread() - before;
+        prop_assert!(
+            used <= allocation_bound(wire.len()),
+            "allocated {} bytes receiving {} bytes (declared {:?})", used, wire.len(), declared
+        );
+        prop_assert!(rdb_len <= wire.len() as u64);
+        if complete {
+            replica_load_bounded(&body);
+        }
+    }
+}

@@ -4,6 +4,7 @@
 //! the ConfigMap or in logs. Pure: no network.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
@@ -51,15 +52,26 @@ pub fn auth_conf(set: &ValidSet<'_>, password: &Password) -> Secret {
     }
 }
 
-/// A redis.conf double-quoted string, so a user's password may hold spaces or quotes.
+/// A redis.conf double-quoted string, so a user's password may hold spaces, quotes or
+/// control characters: a raw newline would end the directive and start another one
+/// (`requirepass "x` + `\n` + any directive the password's author chose).
 fn quote(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
     for c in text.chars() {
-        if matches!(c, '"' | '\\') {
-            out.push('\\');
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_ascii_control() => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+            c => out.push(c),
         }
-        out.push(c);
     }
     out.push('"');
     out
@@ -82,6 +94,16 @@ mod tests {
         assert_eq!(
             String::from_utf8_lossy(&data.0),
             "requirepass \"a \\\"b\\\\c\"\nmasterauth \"a \\\"b\\\\c\"\n"
+        );
+        let s = auth_conf(
+            &set,
+            &Password::new("x\nrename-command AUTH \"\"\r\t\0".to_owned()),
+        );
+        let data = &s.data.as_ref().expect("data")[AUTH_CONF_KEY];
+        assert_eq!(
+            String::from_utf8_lossy(&data.0),
+            "requirepass \"x\\nrename-command AUTH \\\"\\\"\\r\\t\\x00\"\nmasterauth \"x\\nrename-command AUTH \\\"\\\"\\r\\t\\x00\"\n",
+            "one line per directive whatever the password holds"
         );
         let generated = generated_auth_secret(&set, &Password::new("pw".to_owned()));
         assert_eq!(generated.metadata.name.as_deref(), Some("mine"));

@@ -14,6 +14,7 @@ mod hashes;
 mod keys;
 mod lists;
 mod longdouble;
+mod names;
 mod persistence;
 mod pubsub;
 mod replication;
@@ -23,6 +24,7 @@ mod strings;
 mod zset;
 
 pub use ctx::{Block, Ctx, Propagate, TimeoutReply};
+pub use names::CommandNames;
 
 use crate::protocol::Args;
 use hashbrown::HashMap;

@@ -234,7 +234,7 @@ fn command(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         }
     } else if eq(sub, "getkeys") {
         let cmd = args.slice_from(2);
-        let Some(s) = super::lookup(cmd.get(0)) else {
+        let Some(s) = ctx.srv.config.commands.lookup(cmd.get(0)) else {
             return Err(CmdError::msg("ERR Invalid command specified"));
         };
         if !s.arity_ok(cmd.len()) {
@@ -253,16 +253,22 @@ fn command(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     } else if eq(sub, "info") {
         ctx.reply.array(args.len() - 2);
         for name in args.iter().skip(2) {
-            match super::lookup(name) {
+            let spec = ctx.srv.config.commands.lookup(name);
+            match spec {
                 Some(s) => command_info(ctx, s),
-                None => ctx.reply.null_array(),
+                // A null bulk (`$-1` in RESP2), as Redis's addReplyNull.
+                None => ctx.reply.null(),
             }
         }
     } else {
         let names: Vec<&'static super::Spec> = if args.len() == 2 {
             TABLE.values().copied().collect()
         } else {
-            args.iter().skip(2).filter_map(super::lookup).collect()
+            let names = &ctx.srv.config.commands;
+            args.iter()
+                .skip(2)
+                .filter_map(|n| names.lookup(n))
+                .collect()
         };
         ctx.reply.map(names.len());
         for s in names {

@@ -13,6 +13,7 @@
 
 pub mod backlog;
 pub mod fanout;
+pub mod framing;
 pub mod ids;
 pub mod master;
 pub mod replica;

@@ -7,6 +7,7 @@
 //! This module must not produce a stream of its own: on a replica the stream is the master's
 //! bytes, proxied verbatim to sub-replicas so offsets are identical along a chain.
 
+use super::framing::{self, Framing, FramingError, Payload, PsyncReply};
 use super::transfer;
 use crate::client::Client;
 use crate::exec;
@@ -105,6 +106,8 @@ enum LinkError {
     Msg(String),
     #[error("link no longer configured")]
     Gone,
+    #[error("{0}")]
+    Framing(#[from] FramingError),
 }
 
 /// What `repl-timeout` without a byte from the master means, by phase, in Redis's words.
@@ -141,11 +144,8 @@ impl Conn {
     /// One line without its `\r\n`.
     async fn line(&mut self, on_timeout: &str) -> Result<String, LinkError> {
         loop {
-            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = self.buf.drain(..=i).collect();
-                let line = line.strip_suffix(b"\n").unwrap_or(&line);
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                return Ok(String::from_utf8_lossy(line).into_owned());
+            if let Some(line) = framing::take_line(&mut self.buf)? {
+                return Ok(line);
             }
             self.fill(on_timeout).await?;
         }
@@ -333,45 +333,46 @@ async fn session(state: &Shared, failures: &mut u64) -> Result<(), LinkError> {
             break l;
         }
     };
-    if let Some(rest) = reply.strip_prefix("+CONTINUE") {
-        let new_id = rest.trim();
-        {
-            let mut srv = state.borrow_mut();
-            let srv = &mut *srv;
-            let off = srv.feed.offset;
-            if new_id.len() == 40 && new_id != srv.repl.ids.replid {
-                srv.repl.ids.follow(new_id, off);
-                info!("Master replication ID changed to {new_id}");
-                srv.repl.kill_replicas();
+    match framing::parse_psync_reply(&reply) {
+        PsyncReply::Continue(new_id) => {
+            {
+                let mut srv = state.borrow_mut();
+                let srv = &mut *srv;
+                let off = srv.feed.offset;
+                if let Some(new_id) = new_id.filter(|id| *id != srv.repl.ids.replid) {
+                    srv.repl.ids.follow(&new_id, off);
+                    info!("Master replication ID changed to {new_id}");
+                    srv.repl.kill_replicas();
+                }
+                if srv.repl.backlog.is_none() {
+                    srv.repl
+                        .create_backlog(off, srv.config.repl_backlog_size, false);
+                    srv.feed.attach();
+                }
             }
-            if srv.repl.backlog.is_none() {
-                srv.repl
-                    .create_backlog(off, srv.config.repl_backlog_size, false);
-                srv.feed.attach();
-            }
+            info!("Successful partial resynchronization with master.");
+            info!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");
         }
-        info!("Successful partial resynchronization with master.");
-        info!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");
-    } else if let Some(rest) = reply.strip_prefix("+FULLRESYNC ") {
-        let mut it = rest.split(' ');
-        let id = it.next().unwrap_or_default().to_string();
-        let off: u64 = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-        if id.len() != 40 {
+        PsyncReply::FullResync { replid, offset } => {
+            info!("Full resync from master: {replid}:{offset}");
+            set_state(state, LinkState::Transfer)?;
+            receive_rdb(state, &mut conn, &replid, offset).await?;
+        }
+        PsyncReply::TryLater(reply) => {
+            return Err(LinkError::Msg(format!(
+                "Master is currently unable to PSYNC but should be in the future: {reply}"
+            )));
+        }
+        PsyncReply::Unexpected(reply) if reply.starts_with("+FULLRESYNC") => {
             return Err(LinkError::Msg(
                 "Master replied with wrong +FULLRESYNC syntax.".into(),
             ));
         }
-        info!("Full resync from master: {id}:{off}");
-        set_state(state, LinkState::Transfer)?;
-        receive_rdb(state, &mut conn, &id, off).await?;
-    } else if reply.starts_with("-NOMASTERLINK") || reply.starts_with("-LOADING") {
-        return Err(LinkError::Msg(format!(
-            "Master is currently unable to PSYNC but should be in the future: {reply}"
-        )));
-    } else {
-        return Err(LinkError::Msg(format!(
-            "Unexpected reply to PSYNC from master: {reply}"
-        )));
+        PsyncReply::Unexpected(reply) => {
+            return Err(LinkError::Msg(format!(
+                "Unexpected reply to PSYNC from master: {reply}"
+            )));
+        }
     }
     *failures = 0;
     {
@@ -488,44 +489,25 @@ async fn receive_rdb(
             crate::persistence::convert::LoadLimits::from_config(c),
         )
     };
-    let header = loop {
-        let l = conn.line(TIMEOUT_TRANSFER).await?;
-        if l.is_empty() {
-            continue;
+    let framing = loop {
+        let line = conn.line(TIMEOUT_TRANSFER).await?;
+        if let Some(f) = framing::parse_preamble(&line)? {
+            break f;
         }
-        if l.starts_with('-') {
-            return Err(LinkError::Msg(format!(
-                "MASTER aborted replication with an error: {l}"
-            )));
-        }
-        if !l.starts_with('$') {
-            return Err(LinkError::Msg(format!(
-                "Bad protocol from MASTER, the first byte is not '$' (we received '{l}'), are you sure the host and port are right?"
-            )));
-        }
-        break l;
-    };
-    let mark = header
-        .strip_prefix("$EOF:")
-        .filter(|m| m.len() >= 40)
-        .map(|m| m.as_bytes()[..40].to_vec());
-    let total: u64 = if mark.is_some() {
-        0
-    } else {
-        header[1..]
-            .parse()
-            .map_err(|_| LinkError::Msg(format!("Bad bulk length from MASTER: {header}")))?
     };
     let target = if to_disk { "to disk" } else { "to parser" };
-    if mark.is_some() {
+    let eof = matches!(framing, Framing::Eof(_));
+    let mut payload = Payload::new(framing);
+    if eof {
         info!("MASTER <-> REPLICA sync: receiving streamed RDB from master with EOF {target}");
     } else {
+        let total = payload.total();
         info!("MASTER <-> REPLICA sync: receiving {total} bytes from master {target}");
     }
     {
         let mut srv = state.borrow_mut();
         let m = srv.repl.master.as_mut().ok_or(LinkError::Gone)?;
-        m.sync_total = total;
+        m.sync_total = payload.total();
         m.sync_read = 0;
     }
     let mut temp = TempFile(None);
@@ -541,7 +523,7 @@ async fn receive_rdb(
         temp.0 = Some(path.clone());
         Sink::Disk(file, path)
     } else {
-        loading = Some(LoadingGuard::enter(state, total, serve_old));
+        loading = Some(LoadingGuard::enter(state, payload.total(), serve_old));
         info!("MASTER <-> REPLICA sync: Loading DB in memory");
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         parsed = Some(transfer::spawn_load(
@@ -551,22 +533,12 @@ async fn receive_rdb(
         )?);
         Sink::Parser(tx)
     };
-    let mut received: u64 = 0;
     let mut last_newline = tokio::time::Instant::now();
     loop {
-        // Payload bytes in the buffer; with a mark, the last 40 bytes are held back until
-        // more arrive, since they may be the mark.
-        let (forward, done) = match &mark {
-            Some(mark) if conn.buf.ends_with(mark) => (conn.buf.len() - mark.len(), true),
-            Some(mark) => (conn.buf.len().saturating_sub(mark.len()), false),
-            None => {
-                let n = conn.buf.len().min((total - received) as usize);
-                (n, received + n as u64 == total)
-            }
-        };
-        if forward > 0 {
-            let bytes: Vec<u8> = conn.buf.drain(..forward).collect();
-            received += forward as u64;
+        let mut bytes = Vec::new();
+        let took = payload.feed(&conn.buf, &mut bytes);
+        conn.buf.drain(..took);
+        if !bytes.is_empty() {
             match &mut sink {
                 Sink::Disk(f, _) => f.write_all(&bytes)?,
                 // A closed channel means the parser already failed: its error follows.
@@ -577,20 +549,17 @@ async fn receive_rdb(
                 }
             }
         }
-        if done {
-            if let Some(mark) = &mark {
-                conn.buf.drain(..mark.len());
-            }
+        if payload.is_complete() {
             break;
         }
         {
             let mut srv = state.borrow_mut();
             let m = srv.repl.master.as_mut().ok_or(LinkError::Gone)?;
-            m.sync_read = received;
+            m.sync_read = payload.received();
             m.last_io_ms = crate::clock::now_ms();
         }
         if let Some(l) = &loading {
-            l.progress(received);
+            l.progress(payload.received());
         }
         if matches!(sink, Sink::Parser(_)) && last_newline.elapsed() >= Duration::from_secs(1) {
             conn.sock.write_all(b"\n").await?;
@@ -598,6 +567,7 @@ async fn receive_rdb(
         }
         conn.fill(TIMEOUT_TRANSFER).await?;
     }
+    let received = payload.received();
     let parsed = match sink {
         Sink::Disk(f, path) => {
             f.sync_all()?;
@@ -647,7 +617,7 @@ async fn receive_rdb(
         m.sync_read = received;
         m.db = aux.repl_stream_db.map_or(0, |d| d.max(0) as usize);
     }
-    if mark.is_some() {
+    if eof {
         conn.send(&[b"REPLCONF", b"ACK", offset.to_string().as_bytes()])
             .await?;
     }

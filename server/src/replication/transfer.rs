@@ -76,6 +76,10 @@ pub enum LoadError {
     Rdb(#[from] RdbError),
     #[error("DB index {0} is out of range")]
     Db(u32),
+    /// Redis stops on a key the payload holds twice ("RDB has duplicated key"); inserting it
+    /// again would break the keyspace's one-entry-per-key index.
+    #[error("RDB has duplicated key '{key}' in DB {db}")]
+    Duplicate { key: String, db: u32 },
 }
 
 /// Parses a whole RDB stream into a new keyspace of `databases` databases; the caller swaps
@@ -99,8 +103,14 @@ pub fn load_rdb<R: Read>(
         if db >= databases {
             return Err(LoadError::Db(e.db));
         }
-        let value = convert::from_rdb(e.value, limits);
         let d = ks.db_mut(db);
+        if d.find(&e.key).is_some() {
+            return Err(LoadError::Duplicate {
+                key: String::from_utf8_lossy(&e.key).into_owned(),
+                db: e.db,
+            });
+        }
+        let value = convert::from_rdb(e.value, limits);
         let slot = d.insert(Entry::new(SmallBytes::new(&e.key), value));
         if e.expire_ms.is_some() {
             d.set_expire(slot, e.expire_ms);
@@ -116,6 +126,22 @@ mod tests {
     use crate::persistence::producer::RdbProducer;
     use crate::persistence::rdb::ChecksumWriter;
     use crate::server::Server;
+
+    /// Found while writing the `rdb_loader` fuzz target: a payload holding one key twice
+    /// tripped the keyspace's one-entry-per-key assertion (and broke its index in release).
+    #[test]
+    fn a_duplicated_key_is_refused() {
+        use crate::persistence::rdb::{RdbWriter, WriterOptions};
+        let mut w =
+            RdbWriter::new(Vec::new(), WriterOptions::default(), &Aux::default()).expect("vec");
+        w.select_db(0, 2, 0).expect("vec");
+        w.string(b"k", b"1", None).expect("vec");
+        w.string(b"k", b"2", None).expect("vec");
+        let rdb = w.finish().expect("vec");
+        let limits = LoadLimits::from_config(&Config::default());
+        let err = load_rdb(&rdb[..], 16, limits).expect_err("duplicate");
+        assert_eq!(err.to_string(), "RDB has duplicated key 'k' in DB 0");
+    }
 
     #[test]
     fn round_trip_through_rdb() {
