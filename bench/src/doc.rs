@@ -45,7 +45,7 @@ pub fn section(records: &[Record], chart: &str) -> String {
         if rounds == 1 { "" } else { "s, medians" }
     );
     out.push_str(
-        "| server | mode | transfer s | load s | total s | vs redis disk | master before GiB | master peak RSS GiB | master peak PSS GiB | replica peak RSS GiB | dump written GiB | full syncs | loadavg |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| server | mode | transfer s | load s | total s | vs redis disk | master before GiB | master peak RSS GiB | master peak PSS GiB | replica peak RSS GiB | dump written GiB | full syncs | total s per round | loadavg (1 min) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let redis_disk: Vec<&Record> = records
         .iter()
@@ -65,7 +65,7 @@ pub fn section(records: &[Record], chart: &str) -> String {
             let g = |f: fn(&Record) -> u64| gib(med(&rs, |r| f(r) as f64) as u64);
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 kind.name(),
                 mode.name(),
                 med(&rs, |r| r.transfer_s),
@@ -82,9 +82,13 @@ pub fn section(records: &[Record], chart: &str) -> String {
                     .collect::<Vec<_>>()
                     .join(", "),
                 rs.iter()
-                    .map(|r| r.loadavg.as_str())
+                    .map(|r| format!("{:.1}", r.total_s))
                     .collect::<Vec<_>>()
-                    .join("; "),
+                    .join(", "),
+                rs.iter()
+                    .map(|r| r.loadavg.split(' ').next().unwrap_or("?"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             );
         }
     }

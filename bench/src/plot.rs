@@ -212,7 +212,7 @@ pub fn human(bytes: u64) -> String {
     }
 }
 
-fn median_of(records: &[&Record], f: impl Fn(&Record) -> f64) -> f64 {
+fn median_of(records: &[&Record], f: &dyn Fn(&Record) -> f64) -> f64 {
     let v: Vec<f64> = records.iter().map(|r| f(r)).collect();
     crate::report::median(&v)
 }
@@ -237,49 +237,34 @@ pub fn full_sync(records: &[Record], path: &Path) -> anyhow::Result<()> {
             .collect()
     };
     let gib = f64::from(1u32 << 30);
-    let time = kinds
-        .iter()
-        .map(|&k| {
-            modes
-                .iter()
-                .map(|&m| {
-                    let rs = pick(k, m);
-                    let total = median_of(&rs, |r| r.total_s);
-                    let transfer = median_of(&rs, |r| r.transfer_s).min(total);
-                    Bar {
-                        lower: transfer,
-                        upper: total - transfer,
-                    }
-                })
-                .collect()
-        })
-        .collect();
-    let memory = kinds
-        .iter()
-        .map(|&k| {
-            modes
-                .iter()
-                .map(|&m| Bar {
-                    lower: median_of(&pick(k, m), |r| r.master_peak_pss_bytes as f64 / gib),
-                    upper: 0.0,
-                })
-                .collect()
-        })
-        .collect();
-    let dump = kinds
-        .iter()
-        .map(|&k| {
-            modes
-                .iter()
-                .map(|&m| Bar {
-                    lower: median_of(&pick(k, m), |r| r.dump_bytes_written as f64 / gib),
-                    upper: 0.0,
-                })
-                .collect()
-        })
-        .collect();
-    let groups: Vec<String> = modes.iter().map(|m| m.name().to_string()).collect();
-    let series: Vec<String> = kinds.iter().map(|k| k.name().to_string()).collect();
+    // values[server][mode]: the median of `total`, its lower part the median of `lower`.
+    let bars = |lower: &dyn Fn(&Record) -> f64, total: &dyn Fn(&Record) -> f64| {
+        kinds
+            .iter()
+            .map(|&k| {
+                modes
+                    .iter()
+                    .map(|&m| {
+                        let total = median_of(&pick(k, m), total);
+                        let lower = median_of(&pick(k, m), lower).min(total);
+                        Bar {
+                            lower,
+                            upper: total - lower,
+                        }
+                    })
+                    .collect()
+            })
+            .collect::<Vec<Vec<Bar>>>()
+    };
+    let one = |f: &dyn Fn(&Record) -> f64| bars(f, f);
+    let panel_of = |title: &str, values, parts, label: fn(f64) -> String| Panel {
+        title: title.into(),
+        groups: modes.iter().map(|m| m.name().to_string()).collect(),
+        series: kinds.iter().map(|k| k.name().to_string()).collect(),
+        values,
+        parts,
+        label,
+    };
     let size = records.first().map_or(0, |r| r.dataset_bytes);
     let title = format!(
         "Full sync of {} of YCSB records, tandem-server vs Redis 7.0 (lower is better)",
@@ -289,30 +274,24 @@ pub fn full_sync(records: &[Record], path: &Path) -> anyhow::Result<()> {
         path,
         &title,
         &[
-            Panel {
-                title: "until the replica serves (s)".into(),
-                groups: groups.clone(),
-                series: series.clone(),
-                values: time,
-                parts: Some(("transfer".into(), "load".into())),
-                label: |v| format!("{v:.1}"),
-            },
-            Panel {
-                title: "master peak memory, fork included (GiB)".into(),
-                groups: groups.clone(),
-                series: series.clone(),
-                values: memory,
-                parts: None,
-                label: |v| format!("{v:.2}"),
-            },
-            Panel {
-                title: "dump written to disk (GiB)".into(),
-                groups,
-                series,
-                values: dump,
-                parts: None,
-                label: |v| format!("{v:.2}"),
-            },
+            panel_of(
+                "until the replica serves (s)",
+                bars(&|r| r.transfer_s, &|r| r.total_s),
+                Some(("transfer".into(), "load".into())),
+                |v| format!("{v:.1}"),
+            ),
+            panel_of(
+                "master peak memory, fork included (GiB)",
+                one(&|r| r.master_peak_pss_bytes as f64 / gib),
+                None,
+                |v| format!("{v:.2}"),
+            ),
+            panel_of(
+                "dump written to disk (GiB)",
+                one(&|r| r.dump_bytes_written as f64 / gib),
+                None,
+                |v| format!("{v:.2}"),
+            ),
         ],
     )
 }
