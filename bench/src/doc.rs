@@ -38,11 +38,15 @@ pub fn section(records: &[Record], chart: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "### Full sync, {} of YCSB records ({} records, {} round{})\n",
+        "### Full sync, {} of YCSB records ({} records, {} round{}{})\n",
         crate::plot::human(size),
         records.first().map_or(0, |r| r.records),
         rounds,
-        if rounds == 1 { "" } else { "s, medians" }
+        if rounds == 1 { "" } else { "s, medians" },
+        records
+            .iter()
+            .find_map(|r| r.write_rate)
+            .map_or(String::new(), |w| format!(", write load {w} HSET/s"))
     );
     out.push_str(
         "| server | mode | transfer s | load s | total s | vs redis disk | master before GiB | master peak RSS GiB | master peak PSS GiB | replica peak RSS GiB | dump written GiB | full syncs | total s per round | loadavg (1 min) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
@@ -92,11 +96,39 @@ pub fn section(records: &[Record], chart: &str) -> String {
             );
         }
     }
+    if let Some(rate) = records.iter().find_map(|r| r.write_rate) {
+        out.push_str(&write_load(records, rate));
+    }
     let _ = writeln!(
         out,
         "\n![full sync, {}]({chart})\n",
         crate::plot::human(size)
     );
+    out
+}
+
+/// The write-load table: what the paced writer did and what it cost the master.
+fn write_load(records: &[Record], rate: u64) -> String {
+    let mib = |b: u64| format!("{:.1}", b as f64 / f64::from(1u32 << 20));
+    let mut out = format!(
+        "\nUnder a write load of {rate} HSET/s on random records from `REPLICAOF` until the replica serves:\n\n\
+         | server | mode | round | writes done | replica omem peak MiB | repl buffers peak MiB | master peak PSS - before MiB |\n|---|---|---|---|---|---|---|\n"
+    );
+    for r in records {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            r.server.name(),
+            r.mode.name(),
+            r.round,
+            r.writes_done,
+            mib(r.replica_omem_peak_bytes),
+            mib(r.repl_buffers_peak_bytes),
+            mib(r
+                .master_peak_pss_bytes
+                .saturating_sub(r.master_rss_before_bytes)),
+        );
+    }
     out
 }
 
@@ -123,7 +155,13 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
         let Some(first) = records.first() else {
             bail!("{} has no records", json.display());
         };
-        let chart = format!("benchmarks/full-sync-{}mib.png", first.dataset_bytes >> 20);
+        let chart = format!(
+            "benchmarks/full-sync-{}mib{}.png",
+            first.dataset_bytes >> 20,
+            first
+                .write_rate
+                .map_or(String::new(), |w| format!("-write{w}"))
+        );
         std::fs::create_dir_all(doc_dir.join("benchmarks"))?;
         crate::plot::full_sync(&records, &doc_dir.join(&chart))?;
         body.push_str(&section(&records, &chart));
@@ -196,6 +234,22 @@ mod tests {
         );
         assert!(!s.contains("| tandem | disk |"), "{s}");
         assert!(s.contains("![full sync, 512 MiB](c.png)"), "{s}");
+        assert!(!s.contains("write load"), "{s}");
+    }
+
+    #[test]
+    fn write_load_gets_its_table() {
+        let mut r = record(Kind::Redis, Mode::Diskless, 8.0, 0);
+        r.write_rate = Some(5000);
+        r.writes_done = 40_000;
+        r.replica_omem_peak_bytes = 3 << 20;
+        r.master_peak_pss_bytes = (1 << 30) + (512 << 20);
+        let s = section(&[r], "c.png");
+        assert!(s.contains("1 round, write load 5000 HSET/s)"), "{s}");
+        assert!(
+            s.contains("| redis | diskless | 1 | 40000 | 3.0 | 0.0 | 512.0 |"),
+            "{s}"
+        );
     }
 
     #[test]

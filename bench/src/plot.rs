@@ -266,8 +266,12 @@ pub fn full_sync(records: &[Record], path: &Path) -> anyhow::Result<()> {
         label,
     };
     let size = records.first().map_or(0, |r| r.dataset_bytes);
+    let load = records
+        .iter()
+        .find_map(|r| r.write_rate)
+        .map_or(String::new(), |w| format!(" under {w} HSET/s"));
     let title = format!(
-        "Full sync of {} of YCSB records, tandem-server vs Redis 7.0 (lower is better)",
+        "Full sync of {} of YCSB records{load}, tandem-server vs Redis 7.0 (lower is better)",
         human(size)
     );
     render(
