@@ -190,6 +190,20 @@ pub fn memory_refusal(
     })
 }
 
+/// The refusal when the disk mode's two dumps (master's and replica's, each about the
+/// logical size, with a quarter to spare) do not fit in `available` bytes, else `None`.
+pub fn disk_refusal(size: u64, available: u64) -> Option<String> {
+    let need = size / 2 * 5;
+    (need > available).then(|| {
+        format!(
+            "the disk mode of {} writes two dumps, ~{}; the data directory's file system has {} free (pass --data-dir elsewhere, or --modes diskless)",
+            gib(size),
+            gib(need),
+            gib(available)
+        )
+    })
+}
+
 fn gib(b: u64) -> String {
     format!("{:.1} GiB", b as f64 / f64::from(1u32 << 30))
 }
@@ -610,6 +624,11 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     }
     let tandem = servers::tandem_bin(a.common.tandem_bin.as_deref())?;
     let base = a.data_dir.clone().unwrap_or_else(std::env::temp_dir);
+    if a.modes.contains(&Mode::Disk)
+        && let Some(why) = disk_refusal(a.size, procfs::disk_available(&base)?)
+    {
+        bail!("refusing to start: {why}");
+    }
     pin_self(a.common.client_core)?;
     let records = dataset::records_for(a.size);
     eprintln!(
@@ -753,6 +772,17 @@ mod tests {
         );
         // A write load may copy the whole dataset on the master.
         assert!(memory_needed(Kind::Redis, gb, true) > memory_needed(Kind::Redis, gb, false));
+    }
+
+    #[test]
+    fn disk_guard_counts_both_dumps() {
+        let gb = 1u64 << 30;
+        assert_eq!(disk_refusal(4 * gb, 17 * gb), None);
+        let why = disk_refusal(4 * gb, 9 * gb).unwrap();
+        assert!(
+            why.contains("~10.0 GiB") && why.contains("9.0 GiB free"),
+            "{why}"
+        );
     }
 
     #[test]

@@ -74,6 +74,21 @@ pub fn mem_available() -> anyhow::Result<u64> {
         .ok_or_else(|| anyhow::anyhow!("/proc/meminfo has no MemAvailable"))
 }
 
+/// Bytes free for an unprivileged writer on the file system holding `dir` (`df`).
+pub fn disk_available(dir: &Path) -> anyhow::Result<u64> {
+    let out = std::process::Command::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(dir)
+        .output()?;
+    df_avail(&String::from_utf8_lossy(&out.stdout))
+        .ok_or_else(|| anyhow::anyhow!("cannot read the free space of {} from df", dir.display()))
+}
+
+/// The number under `df --output=avail`'s header.
+pub fn df_avail(text: &str) -> Option<u64> {
+    text.lines().nth(1)?.trim().parse().ok()
+}
+
 /// The three load averages, as /proc/loadavg prints them.
 pub fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -114,6 +129,12 @@ mod tests {
         assert_eq!(kb_field(meminfo, "MemAvailable"), Some(20_000_000 * 1024));
         // A prefix of another field's name is not that field.
         assert_eq!(kb_field(meminfo, "Mem"), None);
+    }
+
+    #[test]
+    fn df_output() {
+        assert_eq!(df_avail("    Avail\n18253611008\n"), Some(18_253_611_008));
+        assert_eq!(df_avail("    Avail\n"), None);
     }
 
     #[test]
