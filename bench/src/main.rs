@@ -2,7 +2,12 @@
 //! the same machine, with the method of docs/benchmarks.md (servers pinned to one core, the
 //! load generator to another, alternating rounds, medians).
 
+mod dataset;
+mod doc;
+mod full_sync;
 mod memory;
+mod plot;
+mod procfs;
 mod report;
 mod servers;
 mod throughput;
@@ -46,6 +51,12 @@ enum Command {
     Throughput(throughput::Args),
     /// Memory per key for small strings and YCSB-shaped hashes.
     Memory(memory::Args),
+    /// The seed's experiment: a full sync of a YCSB dataset to a fresh replica, disk and
+    /// diskless, with times, peak memory and dump bytes.
+    FullSync(full_sync::Args),
+    /// Rewrites the generated full-sync section of docs/benchmarks.md (tables and charts)
+    /// from full-sync JSON files.
+    Report(doc::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,5 +64,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Throughput(a) => throughput::run(&a),
         Command::Memory(a) => memory::run(&a),
+        Command::FullSync(a) => full_sync::run(&a),
+        Command::Report(a) => doc::run(&a),
     }
 }

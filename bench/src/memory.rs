@@ -2,10 +2,11 @@
 //! `string10` (small string keys with 10-byte values) and `ycsb` (YCSB's Redis binding: one
 //! hash per record, 10 fields of 100 bytes).
 
+use crate::dataset;
 use crate::report;
 use crate::servers::{self, Kind, Server};
 use anyhow::Context as _;
-use rand::{Rng, SeedableRng, rngs::StdRng};
+use rand::{SeedableRng, rngs::StdRng};
 use serde::Serialize;
 
 #[derive(clap::Args, Debug)]
@@ -41,11 +42,6 @@ pub struct Record {
     pub rss_bytes_per_key: f64,
 }
 
-/// Printable random bytes, like YCSB's values.
-fn random_text(rng: &mut StdRng, len: usize) -> Vec<u8> {
-    (0..len).map(|_| rng.random_range(b' '..=b'~')).collect()
-}
-
 fn load(server: &Server, shape: Shape, n: u64) -> anyhow::Result<()> {
     let mut c = server.connection()?;
     let mut rng = StdRng::seed_from_u64(42);
@@ -58,16 +54,11 @@ fn load(server: &Server, shape: Shape, n: u64) -> anyhow::Result<()> {
                 Shape::String10 => {
                     p.cmd("SET")
                         .arg(format!("key:{k:012}"))
-                        .arg(random_text(&mut rng, 10))
+                        .arg(dataset::random_text(&mut rng, 10))
                         .ignore();
                 }
                 Shape::Ycsb => {
-                    let mut cmd = redis::cmd("HSET");
-                    cmd.arg(format!("user{}", 1_000_000_000_000_000_000u64 + k * 7919));
-                    for f in 0..10 {
-                        cmd.arg(format!("field{f}")).arg(random_text(&mut rng, 100));
-                    }
-                    p.add_command(cmd).ignore();
+                    p.add_command(dataset::hset(&mut rng, k)).ignore();
                 }
             }
         }

@@ -29,6 +29,9 @@ pub struct Args {
     /// Random keys drawn from this many (redis-benchmark -r).
     #[arg(long, default_value_t = 100_000)]
     keyspace: u64,
+    /// Render the comparison chart to this PNG.
+    #[arg(long)]
+    plot: Option<std::path::PathBuf>,
 }
 
 #[derive(Serialize, Debug, Clone)]
@@ -143,5 +146,10 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
         ],
         &rows,
     );
-    report::write_json(a.common.json.as_deref(), &samples)
+    report::write_json(a.common.json.as_deref(), &samples)?;
+    if let Some(png) = &a.plot {
+        crate::plot::throughput(&samples, png)?;
+        eprintln!("wrote {}", png.display());
+    }
+    Ok(())
 }
