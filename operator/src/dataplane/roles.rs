@@ -54,6 +54,8 @@ pub struct Memory {
     /// The master's offset when last seen serving: what a failover may lose beyond the new
     /// master's offset.
     pub master_offset: u64,
+    /// When the first pass without a master ran (ms on the caller's clock).
+    pub first_pass_ms: Option<u64>,
 }
 
 /// A role change to carry out.
@@ -115,9 +117,10 @@ pub fn decide(
     down_after_ms: u64,
     now_ms: u64,
 ) -> Decision {
-    if memory.master.is_none() && memory.trusted.is_empty() {
-        // First sight (a fresh set, or the operator restarted): nothing better to go on than
-        // what the nodes hold now.
+    if memory.master.is_none() {
+        // Until a first master is chosen (a fresh set, or the operator restarted) there is
+        // nothing better to go on than what the nodes hold now.
+        memory.first_pass_ms.get_or_insert(now_ms);
         for n in nodes {
             if let Some(f) = &n.facts {
                 memory.trusted.insert(n.name.clone(), f.run_id.clone());
@@ -197,6 +200,18 @@ pub fn decide(
                     }
                 }
             }
+        }
+        None if nodes.iter().any(|n| n.facts.is_none())
+            && now_ms.saturating_sub(memory.first_pass_ms.unwrap_or(now_ms)) < down_after_ms =>
+        {
+            // The first master is the most advanced node: give every node down-after to
+            // answer before choosing among fewer.
+            return Decision {
+                waiting: Some(
+                    "waiting for every node to answer before choosing a master".to_owned(),
+                ),
+                ..Decision::default()
+            };
         }
         None => match candidate(memory, nodes, None) {
             Some(c) => c,
@@ -354,6 +369,34 @@ mod tests {
             ]
         );
         assert_eq!(d.failover, None);
+    }
+
+    #[test]
+    fn the_first_master_waits_for_every_node_up_to_down_after() {
+        let mut m = Memory::default();
+        let mut nodes: Vec<_> = (0..3)
+            .map(|i| node(i, Some(facts(&format!("r{i}"), Role::Replica, 0, None))))
+            .collect();
+        nodes[0].facts = None;
+        let d = decide(&mut m, &nodes, 5000, 100);
+        assert_eq!((d.master, d.commands), (None, vec![]));
+        nodes[0].facts = Some(facts("r0", Role::Replica, 0, None));
+        let d = decide(&mut m, &nodes, 5000, 200);
+        assert_eq!(
+            d.master.as_deref(),
+            Some("n-0"),
+            "late but equal: the first ordinal"
+        );
+
+        let mut m = Memory::default();
+        nodes[0].facts = None;
+        decide(&mut m, &nodes, 5000, 100);
+        let d = decide(&mut m, &nodes, 5000, 5100);
+        assert_eq!(
+            d.master.as_deref(),
+            Some("n-1"),
+            "a node that never answers is not waited for"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::engine::{DataPlane, Pass, line_for};
 use super::facts::{NodeFacts, Role};
-use super::roles::NodeState;
+use super::roles::{Command, NodeState};
 use crate::crd::{Phase, RedisReplicaSetStatus, ReplicaStatus};
 use crate::observe::{Observation, PodObservation};
 use crate::quantity::approx_bytes;
@@ -62,8 +62,16 @@ pub fn build(
         s.partial_syncs_rejected = i64::try_from(f.sync_partial_err).ok();
     }
     s.last_failover.clone_from(&dataplane.last_failover);
+    let promoting = pass
+        .decision
+        .commands
+        .iter()
+        .any(|c| matches!(c, Command::Promote(_)));
     if pass.decision.waiting.is_some() && master.is_some() || pass.decision.failover.is_some() {
         s.phase = Phase::FailingOver;
+    } else if promoting {
+        // The first master of a set is being made: not a failure.
+        s.phase = Phase::Pending;
     } else if dataplane.sync_loop.is_some() {
         s.phase = Phase::Degraded;
     }
