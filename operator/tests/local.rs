@@ -247,7 +247,7 @@ fn ready_with_every_replica_online_and_the_tuning_on_every_node() {
             .arg("repl-timeout")
             .query(&mut c)
             .expect("GET");
-        if pair[1] == tuning["replTimeoutSeconds"].to_string() {
+        if pair[1].parse::<u64>().ok() == tuning["replTimeoutSeconds"].as_u64() {
             break;
         }
         assert!(
