@@ -121,11 +121,7 @@ impl Local {
     }
 
     fn conn(&self, node: &str) -> redis::Connection {
-        let client =
-            redis::Client::open(format!("redis://127.0.0.1:{}/", self.port(node))).expect("client");
-        client
-            .get_connection_with_timeout(Duration::from_secs(5))
-            .expect("connect")
+        connect(self.port(node))
     }
 }
 
@@ -146,6 +142,23 @@ impl Drop for Local {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn connect(port: u16) -> redis::Connection {
+    redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+        .expect("client")
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .expect("connect")
+}
+
+/// Runs `body` on a thread with a connection to `port` and a flag that asks it to stop.
+fn writer<T: Send + 'static>(
+    port: u16,
+    body: impl FnOnce(redis::Connection, &AtomicBool) -> T + Send + 'static,
+) -> (Arc<AtomicBool>, std::thread::JoinHandle<T>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    (stop, std::thread::spawn(move || body(connect(port), &flag)))
 }
 
 fn info_field(conn: &mut redis::Connection, section: &str, field: &str) -> Option<String> {
@@ -326,37 +339,28 @@ fn a_full_sync_is_reported_from_wait_bgsave_with_progress_to_online() {
 fn failover_after_kill_9_keeps_writes_acknowledged_by_wait_and_the_old_master_rejoins() {
     let local = Local::start(3, &[]);
     local.wait_ready();
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let stop = stop.clone();
-        let port = local.port("node-0");
-        std::thread::spawn(move || {
-            let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-                .expect("client")
-                .get_connection()
-                .expect("connect");
-            let mut acked = Vec::new();
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                i += 1;
-                let key = format!("w{i}");
-                if redis::cmd("SET")
-                    .arg(&key)
-                    .arg(i)
-                    .query::<()>(&mut c)
-                    .is_err()
-                {
-                    break;
-                }
-                match redis::cmd("WAIT").arg(1).arg(1000).query::<i64>(&mut c) {
-                    Ok(n) if n >= 1 => acked.push(key),
-                    Ok(_) => {}
-                    Err(_) => break,
-                }
+    let (stop, writer) = writer(local.port("node-0"), |mut c, stop| {
+        let mut acked = Vec::new();
+        let mut i = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            i += 1;
+            let key = format!("w{i}");
+            if redis::cmd("SET")
+                .arg(&key)
+                .arg(i)
+                .query::<()>(&mut c)
+                .is_err()
+            {
+                break;
             }
-            acked
-        })
-    };
+            match redis::cmd("WAIT").arg(1).arg(1000).query::<i64>(&mut c) {
+                Ok(n) if n >= 1 => acked.push(key),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        acked
+    });
     let deadline = Instant::now() + Duration::from_secs(10);
     while local
         .status()
@@ -439,29 +443,20 @@ fn a_sync_loop_is_detected_and_corrected() {
     let local = Local::start(2, &["--client-output-buffer-limit", "64Ki 0 0"]);
     local.wait_ready();
     load(&mut local.conn("node-0"), "k", 30_000, 1000);
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let stop = stop.clone();
-        let port = local.port("node-0");
-        std::thread::spawn(move || {
-            let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-                .expect("client")
-                .get_connection()
-                .expect("connect");
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                i += 1;
-                let mut pipe = redis::pipe();
-                for j in 0..50 {
-                    pipe.cmd("SET")
-                        .arg(format!("hot{}", (i * 50 + j) % 5000))
-                        .arg(vec![b'y'; 1000])
-                        .ignore();
-                }
-                let _ = pipe.query::<()>(&mut c);
+    let (stop, writer) = writer(local.port("node-0"), |mut c, stop| {
+        let mut i = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            i += 1;
+            let mut pipe = redis::pipe();
+            for j in 0..50 {
+                pipe.cmd("SET")
+                    .arg(format!("hot{}", (i * 50 + j) % 5000))
+                    .arg(vec![b'y'; 1000])
+                    .ignore();
             }
-        })
-    };
+            let _ = pipe.query::<()>(&mut c);
+        }
+    });
     kill_node(&local, "node-1");
     let looped = local.wait_status("the SyncLoop condition", Duration::from_secs(120), |s| {
         s["conditions"].as_array().is_some_and(|c| {

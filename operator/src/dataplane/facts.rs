@@ -202,6 +202,29 @@ fn kv<'a>(list: &'a str, key: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// A node's facts with nothing going on: no link, no sync, no replicas, no keys; tests set
+/// what they need on top.
+#[cfg(test)]
+pub(crate) fn fixture(run_id: &str, role: Role, offset: u64) -> NodeFacts {
+    NodeFacts {
+        run_id: run_id.to_owned(),
+        role,
+        replid: "r".to_owned(),
+        offset,
+        master: None,
+        link_up: false,
+        sync_in_progress: false,
+        sync_total_bytes: None,
+        sync_read_bytes: None,
+        replicas: Vec::new(),
+        sync_full: 0,
+        sync_partial_ok: 0,
+        sync_partial_err: 0,
+        keys: 0,
+        loading: false,
+    }
+}
+
 /// CONFIG GET's reply (name, value, name, value...) as a map.
 pub fn config_map(pairs: Vec<String>) -> HashMap<String, String> {
     let mut out = HashMap::new();

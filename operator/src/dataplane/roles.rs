@@ -301,6 +301,7 @@ fn ms_to_s(ms: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataplane::facts::fixture;
 
     fn addr(i: u16) -> NodeAddr {
         NodeAddr {
@@ -311,21 +312,9 @@ mod tests {
 
     fn facts(run_id: &str, role: Role, offset: u64, master: Option<u16>) -> NodeFacts {
         NodeFacts {
-            run_id: run_id.to_owned(),
-            role,
-            replid: "r".to_owned(),
-            offset,
             master: master.map(|i| ("127.0.0.1".to_owned(), 7000 + i)),
             link_up: master.is_some(),
-            sync_in_progress: false,
-            sync_total_bytes: None,
-            sync_read_bytes: None,
-            replicas: Vec::new(),
-            sync_full: 0,
-            sync_partial_ok: 0,
-            sync_partial_err: 0,
-            keys: 0,
-            loading: false,
+            ..fixture(run_id, role, offset)
         }
     }
 

@@ -162,7 +162,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::dataplane::facts::ReplicaLine;
+    use crate::dataplane::facts::{ReplicaLine, fixture};
     use crate::dataplane::roles::{Decision, NodeAddr};
     use crate::dataplane::syncs::SyncLoop;
     use crate::policy::{PolicyInput, plan};
@@ -174,21 +174,12 @@ mod tests {
 
     fn facts(run_id: &str, role: Role) -> NodeFacts {
         NodeFacts {
-            run_id: run_id.to_owned(),
-            role,
-            replid: "r".to_owned(),
-            offset: 500,
             master: (role == Role::Replica).then(|| ("127.0.0.1".to_owned(), 7000)),
             link_up: role == Role::Replica,
-            sync_in_progress: false,
-            sync_total_bytes: None,
-            sync_read_bytes: None,
-            replicas: Vec::new(),
             sync_full: 2,
             sync_partial_ok: 1,
-            sync_partial_err: 0,
             keys: 3,
-            loading: false,
+            ..fixture(run_id, role, 500)
         }
     }
 

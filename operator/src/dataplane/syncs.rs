@@ -165,7 +165,7 @@ pub fn adjusted(mut plan: Plan, steps: u32) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataplane::facts::Role;
+    use crate::dataplane::facts::{Role, fixture};
     use crate::policy::{PolicyInput, plan};
     use crate::quantity::{GIB, MIB};
 
@@ -175,21 +175,8 @@ mod tests {
 
     fn master(sync_full: u64) -> NodeFacts {
         NodeFacts {
-            run_id: "m".to_owned(),
-            role: Role::Master,
-            replid: "r".to_owned(),
-            offset: 0,
-            master: None,
-            link_up: false,
-            sync_in_progress: false,
-            sync_total_bytes: None,
-            sync_read_bytes: None,
-            replicas: Vec::new(),
             sync_full,
-            sync_partial_ok: 0,
-            sync_partial_err: 0,
-            keys: 0,
-            loading: false,
+            ..fixture("m", Role::Master, 0)
         }
     }
 
