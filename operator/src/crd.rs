@@ -376,9 +376,33 @@ pub struct RedisReplicaSetStatus {
     /// Partial resyncs the master refused, each followed by a full sync (sync_partial_err).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial_syncs_rejected: Option<i64>,
-    /// Available, Progressing and Degraded.
+    /// The last automatic failover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failover: Option<FailoverRecord>,
+    /// Available, Progressing and Degraded, plus SyncLoop once the data plane reports.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+/// One failover: who replaced whom, and how much of the stream may be lost.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailoverRecord {
+    /// The master that stopped serving.
+    pub from: String,
+    /// The replica promoted in its place.
+    pub to: String,
+    /// When the promotion was made.
+    pub at: Time,
+    /// The old master's replication offset when last seen.
+    pub from_offset: u64,
+    /// The promoted replica's offset.
+    pub to_offset: u64,
+    /// Bytes of the replication stream the promoted replica lacked: writes that may be
+    /// lost. Writes acknowledged by `WAIT 1` are never among them.
+    pub bytes_at_risk: u64,
+    /// Why the old master was given up.
+    pub reason: String,
 }
 
 /// The tuning the operator chose.

@@ -10,11 +10,13 @@ pub mod apply;
 pub mod backoff;
 pub mod controller;
 pub mod crd;
+pub mod dataplane;
 pub mod error;
 pub mod fetch;
 #[cfg(test)]
 mod fixtures;
 pub mod leader;
+pub mod local;
 pub mod metrics;
 pub mod observe;
 pub mod policy;

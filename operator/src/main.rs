@@ -1,8 +1,14 @@
 //! `tandem-operator run`: the in-cluster controller for RedisReplicaSets, configured by
 //! flags or environment variables. Talks to the Kubernetes API (kubeconfig or in-cluster
 //! config) and serves metrics on its own port.
+//!
+//! `tandem-operator local`: the same data plane over local tandem-server processes
+//! ([`tandem_operator::local`]). `tandem-operator server ARGS` (hidden) is tandem-server
+//! itself, so local mode can run nodes from this one binary.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -10,9 +16,18 @@ use kube::Client;
 use kube::runtime::events::Reporter;
 use tandem_operator::controller::{Settings, Shutdown, run};
 use tandem_operator::crd::DEFAULT_IMAGE;
+use tandem_operator::crd::SyncMode;
 use tandem_operator::leader::LeaseConfig;
+use tandem_operator::local::{LocalSettings, ServerCommand};
+use tandem_operator::policy::{BufferLimit, Overrides};
+use tandem_operator::quantity::parse_bytes;
+use tikv_jemallocator::Jemalloc;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
+
+// The embedded tandem-server (`tandem-operator server`) allocates like the standalone one.
+#[global_allocator]
+static GLOBAL: Jemalloc = Jemalloc;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -29,6 +44,80 @@ struct Cli {
 enum Command {
     /// Run the controller against the cluster (kubeconfig, or in-cluster config in a pod).
     Run(RunArgs),
+    /// Run a replicated set of local tandem-server processes with the operator's tuning,
+    /// roles, failover and live status: no Kubernetes needed.
+    Local(LocalArgs),
+}
+
+#[derive(Args, Debug)]
+struct LocalArgs {
+    /// Nodes in total: one master plus replicas.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=32))]
+    replicas: u32,
+
+    /// Expected dataset size (e.g. 1Gi): drives the tuning, as spec.datasetSizeHint.
+    #[arg(long, value_parser = parse_size)]
+    dataset_size_hint: u64,
+
+    /// Node i listens on 127.0.0.1:(base-port + i).
+    #[arg(long, default_value_t = 7000)]
+    base_port: u16,
+
+    /// tandem-server executable for the nodes (default: this binary's embedded server).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+
+    /// Directory for the nodes' data and logs (default: a new directory under the system's
+    /// temporary directory).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+
+    /// Rewritten with the status (JSON, the shape of the resource's status) on every change.
+    #[arg(long)]
+    status_file: Option<PathBuf>,
+
+    /// Seconds the master must be unreachable before a failover (as failover.downAfterSeconds).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    down_after_seconds: u64,
+
+    /// Password of every node (as the auth Secret).
+    #[arg(long, env = "TANDEM_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+
+    /// Full-sync mode (as spec.replication.mode).
+    #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
+    mode: ModeArg,
+
+    /// Replica output buffer limit `HARD SOFT SOFT_SECONDS` in bytes (as
+    /// spec.replication.clientOutputBufferLimit).
+    #[arg(long, value_parser = parse_buffer_limit)]
+    client_output_buffer_limit: Option<BufferLimit>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ModeArg {
+    Auto,
+    Disk,
+    Diskless,
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    parse_bytes(text).map_err(|e| e.to_string())
+}
+
+fn parse_buffer_limit(text: &str) -> Result<BufferLimit, String> {
+    let parts: Vec<u64> = text
+        .split_whitespace()
+        .map(|p| parse_bytes(p).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    match parts.as_slice() {
+        [hard, soft, soft_seconds] => Ok(BufferLimit {
+            hard_bytes: *hard,
+            soft_bytes: *soft,
+            soft_seconds: *soft_seconds,
+        }),
+        _ => Err(format!("expected HARD SOFT SOFT_SECONDS, got {text:?}")),
+    }
 }
 
 #[derive(Args, Debug)]
@@ -79,10 +168,70 @@ enum LogFormat {
     Json,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    let argv: Vec<String> = std::env::args().collect();
+    // Before clap: the server's arguments are redis-server style (`--port 7000`), not ours.
+    if argv.get(1).map(String::as_str) == Some("server") {
+        return tandem_server::cli::run(&argv[2..]);
+    }
     let cli = Cli::parse();
-    let Command::Run(args) = cli.command;
+    let runtime = tokio::runtime::Runtime::new().context("failed to start the runtime")?;
+    match cli.command {
+        Command::Run(args) => runtime.block_on(run_controller(args)),
+        Command::Local(args) => runtime.block_on(run_local(args)),
+    }
+}
+
+async fn run_local(args: LocalArgs) -> anyhow::Result<()> {
+    // Logs go to stderr at warn by default: stdout is the live status.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let dir = match args.dir {
+        Some(d) => d,
+        None => std::env::temp_dir().join(format!("tandem-local-{}", std::process::id())),
+    };
+    eprintln!(
+        "tandem-operator local: {} nodes on 127.0.0.1:{}.., data and logs in {}",
+        args.replicas,
+        args.base_port,
+        dir.display()
+    );
+    let settings = LocalSettings {
+        replicas: args.replicas,
+        dataset_size_hint: args.dataset_size_hint,
+        base_port: args.base_port,
+        server: ServerCommand::resolve(args.server_bin)
+            .context("cannot find this executable to run nodes from")?,
+        dir,
+        status_file: args.status_file,
+        down_after: Duration::from_secs(args.down_after_seconds),
+        password: args.password,
+        overrides: Overrides {
+            mode: match args.mode {
+                ModeArg::Auto => None,
+                ModeArg::Disk => Some(SyncMode::Disk),
+                ModeArg::Diskless => Some(SyncMode::Diskless),
+            },
+            client_output_buffer_limit: args.client_output_buffer_limit,
+            ..Overrides::default()
+        },
+    };
+    let mut terminate = signal(SignalKind::terminate()).context("failed to handle SIGTERM")?;
+    let stop = async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    };
+    tandem_operator::local::run(settings, stop).await?;
+    eprintln!("tandem-operator local: nodes stopped");
+    Ok(())
+}
+
+async fn run_controller(args: RunArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
 
     let client = Client::try_default()
@@ -165,7 +314,9 @@ mod tests {
             "ghcr.io/tandem-dev/tandem-server:0.1.0",
         ])
         .expect("flags parse");
-        let Command::Run(args) = cli.command;
+        let Command::Run(args) = cli.command else {
+            panic!("run parses as run");
+        };
         assert_eq!(args.namespace.as_deref(), Some("db"));
         assert_eq!(args.metrics_addr, "127.0.0.1:9090".parse().expect("addr"));
         assert_eq!(args.leader_election, Toggle::Off);
@@ -174,5 +325,38 @@ mod tests {
         assert!(
             Cli::try_parse_from(["tandem-operator", "run", "--leader-election", "maybe"]).is_err()
         );
+    }
+
+    #[test]
+    fn local_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "tandem-operator",
+            "local",
+            "--replicas",
+            "3",
+            "--dataset-size-hint",
+            "1Gi",
+            "--client-output-buffer-limit",
+            "64Ki 0 0",
+            "--mode",
+            "disk",
+        ])
+        .expect("flags parse");
+        let Command::Local(args) = cli.command else {
+            panic!("local parses as local");
+        };
+        assert_eq!(args.dataset_size_hint, 1 << 30);
+        assert_eq!(args.base_port, 7000);
+        assert_eq!(args.down_after_seconds, 5);
+        assert_eq!(args.mode, ModeArg::Disk);
+        assert_eq!(
+            args.client_output_buffer_limit.map(|b| b.hard_bytes),
+            Some(64 * 1024)
+        );
+        for bad in [["--dataset-size-hint", "lots"], ["--replicas", "0"]] {
+            let mut argv = vec!["tandem-operator", "local", "--dataset-size-hint", "1Gi"];
+            argv.extend(bad);
+            assert!(Cli::try_parse_from(argv).is_err(), "{bad:?}");
+        }
     }
 }

@@ -162,6 +162,17 @@ pub fn parse_bytes(text: &str) -> Result<u64, QuantityError> {
     u64::try_from(bytes).map_err(|_| err("too large"))
 }
 
+/// Bytes to one decimal in the largest binary unit they reach (`12.3Mi`), for progress
+/// shown to humans.
+pub fn approx_bytes(bytes: u64) -> String {
+    const UNITS: [(&str, u64); 4] = [("Ti", TIB), ("Gi", GIB), ("Mi", MIB), ("Ki", KIB)];
+    match UNITS.iter().find(|(_, unit)| bytes >= *unit) {
+        #[allow(clippy::cast_precision_loss)]
+        Some((suffix, unit)) => format!("{:.1}{suffix}", bytes as f64 / *unit as f64),
+        None => format!("{bytes}B"),
+    }
+}
+
 /// Formats bytes with the largest binary suffix that divides them exactly (`20Gi`, `300Mi`,
 /// `1536`), the way `kubectl` users write sizes.
 pub fn format_bytes(bytes: u64) -> String {

@@ -234,7 +234,7 @@ fn degraded_event(reason: &str) -> (&'static str, &'static str) {
 }
 
 /// A condition that keeps its previous lastTransitionTime unless its status changed.
-fn condition(
+pub(crate) fn condition(
     previous: &[Condition],
     type_: &str,
     status: bool,

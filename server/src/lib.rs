@@ -6,9 +6,10 @@
 //! after-effects; [`keyspace`] stores databases, values and expiry; [`replication`] turns
 //! writes into the replication stream; [`persistence`] reads and writes RDB files; [`net`]
 //! owns sockets and the cron; [`blocking`] parks and serves clients blocked on keys;
-//! [`config`] the directive table; [`server`] the shared state.
+//! [`config`] the directive table; [`server`] the shared state; [`cli`] the command line.
 
 pub mod blocking;
+pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod cmd;

@@ -1,0 +1,281 @@
+//! One data-plane pass over a set, whatever runs its nodes: ask every node for its facts,
+//! decide roles ([`super::roles`]), carry out promotions and REPLICAOFs, keep the tuning
+//! in line on every node ([`super::tuning`]), follow full syncs and guard against sync loops
+//! ([`super::syncs`]). Touches the network (RESP to the nodes) and the node runner through
+//! the [`Nodes`] seam; the decisions themselves are the pure modules'.
+
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::events::EventType;
+use tracing::{info, warn};
+
+use super::resp::NodeConn;
+use super::roles::{self, Command, Decision, Memory, NodeAddr, NodeState};
+use super::syncs::{self, ReplicaView, SyncLoop, SyncTracker};
+use super::tuning;
+use crate::crd::FailoverRecord;
+use crate::policy::Plan;
+use crate::status::Notice;
+
+/// What runs a set's nodes: local processes or a StatefulSet's pods. The data plane asks
+/// it for stable addresses, to (re)start nodes, and to publish which node is master.
+#[allow(async_fn_in_trait)]
+pub trait Nodes {
+    /// Why the runner failed.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Every node of the set in ordinal order, with its stable address.
+    async fn list(&mut self) -> Result<Vec<(String, NodeAddr)>, Self::Error>;
+
+    /// Starts the nodes that are not running, as replicas of `master` (or of nobody when
+    /// no master is known); returns the names of those started. A StatefulSet does this
+    /// by itself.
+    async fn ensure_running(
+        &mut self,
+        master: Option<&NodeAddr>,
+    ) -> Result<Vec<String>, Self::Error>;
+
+    /// Publishes `master` as the master (the role label Services select on).
+    async fn publish_master(&mut self, master: &str) -> Result<(), Self::Error>;
+}
+
+/// The data plane's memory across passes, for one set.
+pub struct DataPlane {
+    /// Roles and trust.
+    pub memory: Memory,
+    /// Full syncs over time.
+    pub syncs: SyncTracker,
+    /// Sync-loop adjustments made so far (bounded by [`syncs::MAX_ADJUSTMENTS`]).
+    pub adjustments: u32,
+    /// The last sync loop found, until every replica is online again.
+    pub sync_loop: Option<SyncLoop>,
+    /// The last failover.
+    pub last_failover: Option<FailoverRecord>,
+    password: Option<String>,
+    down_after: Duration,
+    epoch: Instant,
+    published: Option<String>,
+}
+
+/// What one pass saw and did.
+pub struct Pass {
+    /// Every node, with its facts when it answered.
+    pub nodes: Vec<NodeState>,
+    /// The role decision.
+    pub decision: Decision,
+    /// The tuning in effect (the plan after sync-loop adjustments).
+    pub plan: Plan,
+    /// Events worth publishing.
+    pub notices: Vec<Notice>,
+}
+
+impl DataPlane {
+    /// A data plane that fails over after the master was unreachable for `down_after`.
+    pub fn new(password: Option<String>, down_after: Duration) -> Self {
+        Self {
+            memory: Memory::default(),
+            syncs: SyncTracker::default(),
+            adjustments: 0,
+            sync_loop: None,
+            last_failover: None,
+            password,
+            down_after,
+            epoch: Instant::now(),
+            published: None,
+        }
+    }
+
+    /// Runs one pass with `plan` as the tuning before sync-loop adjustments.
+    ///
+    /// # Errors
+    /// Only the runner's errors; a node that cannot be reached or refuses a command is part
+    /// of what the pass observes and is retried on the next one.
+    pub async fn pass<N: Nodes>(
+        &mut self,
+        runner: &mut N,
+        plan: &Plan,
+        now: Timestamp,
+    ) -> Result<Pass, N::Error> {
+        let mut notices = Vec::new();
+        let listed = runner.list().await?;
+        let master_addr = self
+            .memory
+            .master
+            .as_ref()
+            .and_then(|m| listed.iter().find(|(n, _)| n == m))
+            .map(|(_, a)| a.clone());
+        for name in runner.ensure_running(master_addr.as_ref()).await? {
+            notices.push(Notice {
+                type_: EventType::Normal,
+                reason: "NodeStarted",
+                note: format!(
+                    "started {name} as a replica of {}",
+                    master_addr
+                        .as_ref()
+                        .map_or("nobody".to_owned(), ToString::to_string)
+                ),
+                action: "Start",
+            });
+        }
+
+        let password = self.password.as_deref();
+        let mut conns: Vec<Option<NodeConn>> = join_all(
+            listed
+                .iter()
+                .map(|(_, addr)| async move { NodeConn::connect(addr, password).await.ok() }),
+        )
+        .await;
+        let facts = join_all(conns.iter_mut().map(|c| async move {
+            match c {
+                Some(c) => c
+                    .facts()
+                    .await
+                    .map_err(|e| warn!(error = %e, "no facts"))
+                    .ok(),
+                None => None,
+            }
+        }))
+        .await;
+        let nodes: Vec<NodeState> = listed
+            .into_iter()
+            .zip(facts)
+            .map(|((name, addr), facts)| NodeState { name, addr, facts })
+            .collect();
+
+        let now_ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let down_after_ms = u64::try_from(self.down_after.as_millis()).unwrap_or(u64::MAX);
+        let decision = roles::decide(&mut self.memory, &nodes, down_after_ms, now_ms);
+        if let Some(f) = &decision.failover {
+            let note = format!(
+                "failover from {} (offset {}, {}) to {} (offset {}): up to {} bytes of writes may be lost",
+                f.from,
+                f.from_offset,
+                f.why,
+                f.to,
+                f.to_offset,
+                f.bytes_at_risk()
+            );
+            warn!(from = %f.from, to = %f.to, "{note}");
+            notices.push(Notice {
+                type_: EventType::Warning,
+                reason: "FailedOver",
+                note,
+                action: "Promote",
+            });
+            self.last_failover = Some(FailoverRecord {
+                from: f.from.clone(),
+                to: f.to.clone(),
+                at: Time(now),
+                from_offset: f.from_offset,
+                to_offset: f.to_offset,
+                bytes_at_risk: f.bytes_at_risk(),
+                reason: f.why.clone(),
+            });
+        }
+        for command in &decision.commands {
+            let (node, target) = match command {
+                Command::Promote(node) => (node, None),
+                Command::Follow { node, master } => (node, Some(master)),
+            };
+            let Some(i) = nodes.iter().position(|n| &n.name == node) else {
+                continue;
+            };
+            let Some(conn) = conns[i].as_mut() else {
+                continue;
+            };
+            match conn.replicaof(target).await {
+                Ok(()) => {
+                    info!(node = %node, master = %target.map_or("NO ONE".to_owned(), ToString::to_string), "REPLICAOF")
+                }
+                Err(e) => warn!(node = %node, error = %e, "REPLICAOF failed"),
+            }
+        }
+        if let Some(m) = &decision.master
+            && self.published.as_ref() != Some(m)
+        {
+            runner.publish_master(m).await?;
+            self.published = Some(m.clone());
+        }
+
+        if let Some(found) = self.observe_syncs(&nodes, &decision, plan, now) {
+            self.adjustments = (self.adjustments + 1).min(syncs::MAX_ADJUSTMENTS);
+            notices.push(Notice {
+                type_: EventType::Warning,
+                reason: "SyncLoop",
+                note: format!(
+                    "{} started {} full syncs without finishing one; replica output buffer and repl-timeout raised (adjustment {}/{})",
+                    found.node, found.attempts, self.adjustments, syncs::MAX_ADJUSTMENTS
+                ),
+                action: "Tune",
+            });
+            self.sync_loop = Some(found);
+        }
+        let plan = syncs::adjusted(plan.clone(), self.adjustments);
+
+        let wanted = plan.directives();
+        let names: Vec<&str> = wanted.iter().map(|(k, _)| *k).collect();
+        for (node, conn) in nodes.iter().zip(conns.iter_mut()) {
+            let Some(conn) = conn else { continue };
+            let Ok(current) = conn.config_get(&names).await else {
+                continue;
+            };
+            let changes = tuning::changes(&wanted, &current);
+            if changes.is_empty() {
+                continue;
+            }
+            match conn.config_set(&changes).await {
+                Ok(()) => info!(node = %node.name, ?changes, "tuned"),
+                Err(e) => warn!(node = %node.name, error = %e, "CONFIG SET failed"),
+            }
+        }
+        Ok(Pass {
+            nodes,
+            decision,
+            plan,
+            notices,
+        })
+    }
+
+    /// Feeds the sync tracker from the master's view; clears a past sync loop once every
+    /// replica is online.
+    fn observe_syncs(
+        &mut self,
+        nodes: &[NodeState],
+        decision: &Decision,
+        plan: &Plan,
+        now: Timestamp,
+    ) -> Option<SyncLoop> {
+        let master = decision.master.as_ref()?;
+        let master_facts = nodes.iter().find(|n| &n.name == master)?.facts.as_ref()?;
+        let views: Vec<ReplicaView<'_>> = nodes
+            .iter()
+            .filter(|n| &n.name != master)
+            .map(|n| ReplicaView {
+                name: &n.name,
+                line: line_for(master_facts, &n.addr),
+                facts: n.facts.as_ref(),
+            })
+            .collect();
+        let found = self
+            .syncs
+            .observe(master, master_facts, &views, plan.mode, now);
+        if found.is_none() && views.iter().all(ReplicaView::online) {
+            self.sync_loop = None;
+        }
+        found
+    }
+}
+
+/// The master's `slaveN` line for the node at `addr`.
+pub fn line_for<'a>(
+    master: &'a super::facts::NodeFacts,
+    addr: &NodeAddr,
+) -> Option<&'a super::facts::ReplicaLine> {
+    master
+        .replicas
+        .iter()
+        .find(|l| l.port == addr.port && l.ip == addr.host)
+}

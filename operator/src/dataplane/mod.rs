@@ -1,0 +1,15 @@
+//! The data plane: what the operator does with the servers themselves, over RESP, the same
+//! way for pods and for local processes (the [`engine::Nodes`] seam).
+//!
+//! Pure parts, tested as data: [`facts`] (INFO parsed), [`roles`] (who is master, failover),
+//! [`tuning`] (CONFIG SET diff), [`syncs`] (full-sync timing and the sync-loop guard),
+//! [`status`] (the status from a pass). Side effects: [`resp`] (talking to one node) and
+//! [`engine`] (one pass: observe, decide, act).
+
+pub mod engine;
+pub mod facts;
+pub mod resp;
+pub mod roles;
+pub mod status;
+pub mod syncs;
+pub mod tuning;

@@ -1,0 +1,150 @@
+//! The operator's RESP conversations with one node (the `redis` crate): INFO, CONFIG
+//! GET/SET, REPLICAOF. Touches the network; every call is bounded by a timeout so a node
+//! that hangs looks unreachable instead of stalling the pass.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{
+    AsyncConnectionConfig, Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo,
+};
+
+use super::facts::{self, FactsError, NodeFacts};
+use super::roles::NodeAddr;
+
+/// Connecting and each command give up after this long: well under a failover's
+/// down-after, so one pass notices an unreachable master in time.
+pub const TIMEOUT: Duration = Duration::from_millis(800);
+
+/// A failed conversation.
+#[derive(Debug, thiserror::Error)]
+pub enum RespError {
+    /// Connect, auth or command failed.
+    #[error("{addr}: {source}")]
+    Redis {
+        /// The node.
+        addr: NodeAddr,
+        /// What failed.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// INFO lacks what the data plane needs.
+    #[error("{addr}: {source}")]
+    Facts {
+        /// The node.
+        addr: NodeAddr,
+        /// What was missing.
+        #[source]
+        source: FactsError,
+    },
+}
+
+/// A connection to one node.
+pub struct NodeConn {
+    addr: NodeAddr,
+    conn: MultiplexedConnection,
+}
+
+impl NodeConn {
+    /// Connects (and authenticates with `password` when set).
+    ///
+    /// # Errors
+    /// The node is unreachable, refuses the password, or does not answer in time.
+    pub async fn connect(addr: &NodeAddr, password: Option<&str>) -> Result<Self, RespError> {
+        let err = |source| RespError::Redis {
+            addr: addr.clone(),
+            source,
+        };
+        let mut settings = RedisConnectionInfo::default().set_skip_set_lib_name();
+        if let Some(pw) = password {
+            settings = settings.set_password(pw);
+        }
+        let info = ConnectionAddr::Tcp(addr.host.clone(), addr.port)
+            .into_connection_info()
+            .map_err(err)?
+            .set_redis_settings(settings);
+        let client = Client::open(info).map_err(err)?;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(TIMEOUT))
+            .set_response_timeout(Some(TIMEOUT));
+        let conn = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(err)?;
+        Ok(Self {
+            addr: addr.clone(),
+            conn,
+        })
+    }
+
+    fn err(&self, source: redis::RedisError) -> RespError {
+        RespError::Redis {
+            addr: self.addr.clone(),
+            source,
+        }
+    }
+
+    /// INFO of the sections the data plane reads, parsed.
+    ///
+    /// # Errors
+    /// The command fails or the reply lacks a needed field.
+    pub async fn facts(&mut self) -> Result<NodeFacts, RespError> {
+        let text: String = redis::cmd("INFO")
+            .arg(&facts::INFO_SECTIONS)
+            .query_async(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        facts::parse(&text).map_err(|source| RespError::Facts {
+            addr: self.addr.clone(),
+            source,
+        })
+    }
+
+    /// CONFIG GET of `names`.
+    ///
+    /// # Errors
+    /// The command fails.
+    pub async fn config_get(
+        &mut self,
+        names: &[&str],
+    ) -> Result<HashMap<String, String>, RespError> {
+        let pairs: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg(names)
+            .query_async(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(facts::config_map(pairs))
+    }
+
+    /// One CONFIG SET of all `pairs` (atomic on the server: all or none).
+    ///
+    /// # Errors
+    /// The command fails or the server refuses a value.
+    pub async fn config_set(&mut self, pairs: &[(&str, String)]) -> Result<(), RespError> {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("SET");
+        for (k, v) in pairs {
+            cmd.arg(*k).arg(v);
+        }
+        cmd.query_async::<()>(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// `REPLICAOF host port`, or `REPLICAOF NO ONE` for None.
+    ///
+    /// # Errors
+    /// The command fails.
+    pub async fn replicaof(&mut self, master: Option<&NodeAddr>) -> Result<(), RespError> {
+        let mut cmd = redis::cmd("REPLICAOF");
+        match master {
+            Some(m) => cmd.arg(&m.host).arg(m.port),
+            None => cmd.arg("NO").arg("ONE"),
+        };
+        cmd.query_async::<()>(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))
+    }
+}

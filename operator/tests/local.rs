@@ -1,0 +1,501 @@
+//! `tandem-operator local` against real tandem-server processes (the operator binary's
+//! embedded server): Ready with every replica online, the tuning on every node, a full
+//! sync seen through wait_bgsave/send_bulk/online, failover after `kill -9` of the master
+//! without losing a write acknowledged by `WAIT 1`, the old master back as a replica, and a
+//! provoked sync loop detected and corrected. Everything is awaited with deadlines.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A base port with `n` free ports from it.
+fn free_base(n: u16) -> u16 {
+    loop {
+        let base = TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        if base > 60000 {
+            continue;
+        }
+        if (0..n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+}
+
+/// A running `tandem-operator local`, stopped with SIGINT (its clean shutdown) on drop.
+struct Local {
+    child: Child,
+    dir: PathBuf,
+    status_file: PathBuf,
+    base: u16,
+}
+
+impl Local {
+    fn start(replicas: u16, extra: &[&str]) -> Self {
+        let base = free_base(replicas);
+        let dir =
+            std::env::temp_dir().join(format!("tandem-local-test-{}-{base}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let status_file = dir.join("status.json");
+        let child = Command::new(env!("CARGO_BIN_EXE_tandem-operator"))
+            .args([
+                "local",
+                "--replicas",
+                &replicas.to_string(),
+                "--dataset-size-hint",
+                "64Mi",
+            ])
+            .args(["--base-port", &base.to_string()])
+            .arg("--dir")
+            .arg(dir.join("nodes"))
+            .arg("--status-file")
+            .arg(&status_file)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start tandem-operator local");
+        Self {
+            child,
+            dir,
+            status_file,
+            base,
+        }
+    }
+
+    fn port(&self, node: &str) -> u16 {
+        let i: u16 = node
+            .strip_prefix("node-")
+            .expect("node name")
+            .parse()
+            .expect("ordinal");
+        self.base + i
+    }
+
+    fn status(&self) -> Option<Value> {
+        serde_json::from_slice(&std::fs::read(&self.status_file).ok()?).ok()
+    }
+
+    /// Polls the status file until `check` holds.
+    fn wait_status(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.status()
+                && check(&s)
+            {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; status: {:#}",
+                self.status().unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn wait_ready(&self) -> Value {
+        self.wait_status("Ready", Duration::from_secs(60), |s| {
+            s["phase"] == "Ready"
+                && s["replicas"]
+                    .as_array()
+                    .is_some_and(|r| r.iter().all(|r| r["state"] == "online"))
+        })
+    }
+
+    fn conn(&self, node: &str) -> redis::Connection {
+        connect(self.port(node))
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-INT")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                let _ = std::fs::remove_dir_all(&self.dir);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn connect(port: u16) -> redis::Connection {
+    redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+        .expect("client")
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .expect("connect")
+}
+
+/// Runs `body` on a thread with a connection to `port` and a flag that asks it to stop.
+fn writer<T: Send + 'static>(
+    port: u16,
+    body: impl FnOnce(redis::Connection, &AtomicBool) -> T + Send + 'static,
+) -> (Arc<AtomicBool>, std::thread::JoinHandle<T>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    (stop, std::thread::spawn(move || body(connect(port), &flag)))
+}
+
+fn info_field(conn: &mut redis::Connection, section: &str, field: &str) -> Option<String> {
+    let info: String = redis::cmd("INFO").arg(section).query(conn).ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map(|v| v.trim().to_owned())
+}
+
+/// Pipelined SETs of `value_len`-byte values: `keys` keys named `{prefix}{i}`.
+fn load(conn: &mut redis::Connection, prefix: &str, keys: usize, value_len: usize) {
+    let value = vec![b'x'; value_len];
+    for chunk in (0..keys).collect::<Vec<_>>().chunks(1000) {
+        let mut pipe = redis::pipe();
+        for i in chunk {
+            pipe.cmd("SET")
+                .arg(format!("{prefix}{i}"))
+                .arg(&value)
+                .ignore();
+        }
+        pipe.query::<()>(conn).expect("load");
+    }
+}
+
+fn kill_node(local: &Local, node: &str) {
+    let pid = info_field(&mut local.conn(node), "server", "process_id").expect("process_id");
+    let status = Command::new("kill")
+        .args(["-9", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+fn replica<'a>(status: &'a Value, node: &str) -> &'a Value {
+    status["replicas"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["pod"] == node))
+        .unwrap_or(&Value::Null)
+}
+
+#[test]
+fn ready_with_every_replica_online_and_the_tuning_on_every_node() {
+    let local = Local::start(3, &[]);
+    let status = local.wait_ready();
+    assert_eq!(status["master"], "node-0", "equal nodes: the first ordinal");
+    assert_eq!(status["ready"], "3/3");
+    let tuning = &status["replication"];
+    for node in ["node-0", "node-1", "node-2"] {
+        let mut c = local.conn(node);
+        let get = |c: &mut redis::Connection, name: &str| -> String {
+            let pair: Vec<String> = redis::cmd("CONFIG")
+                .arg("GET")
+                .arg(name)
+                .query(c)
+                .expect("CONFIG GET");
+            pair.get(1).cloned().unwrap_or_default()
+        };
+        assert_eq!(
+            get(&mut c, "repl-timeout"),
+            tuning["replTimeoutSeconds"].to_string(),
+            "{node}"
+        );
+        assert_eq!(get(&mut c, "repl-diskless-sync"), "yes", "{node}: Diskless");
+        let hard = tuning["clientOutputBufferLimit"]
+            .as_str()
+            .expect("cobl")
+            .split(' ')
+            .nth(1)
+            .expect("hard")
+            .to_owned();
+        assert!(
+            get(&mut c, "client-output-buffer-limit").contains(&format!("slave {hard} 0 0")),
+            "{node}"
+        );
+        assert_eq!(
+            get(&mut c, "min-replicas-to-write"),
+            tuning["minReplicasToWrite"].to_string(),
+            "{node}"
+        );
+        let role = info_field(&mut c, "replication", "role").expect("role");
+        assert_eq!(
+            role,
+            if node == "node-0" { "master" } else { "slave" },
+            "{node}"
+        );
+    }
+    // Tuning drift is put back live: the operator owns these directives.
+    let mut c = local.conn("node-2");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("repl-timeout")
+        .arg("61")
+        .query(&mut c)
+        .expect("CONFIG SET");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pair: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("repl-timeout")
+            .query(&mut c)
+            .expect("GET");
+        if pair[1].parse::<u64>().ok() == tuning["replTimeoutSeconds"].as_u64() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "repl-timeout drift was not corrected"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A diskless full sync (the mode local mode picks): the master reports wait_bgsave while
+/// it waits for more replicas and streams, then online; the replica's own byte counter
+/// shows the transfer moving. (send_bulk is the disk target's state while the dump file is
+/// written to the socket: on loopback that takes about 10 ms for 60 MB, too short for any
+/// poll to see, so it is not asserted.)
+#[test]
+fn a_full_sync_is_reported_from_wait_bgsave_with_progress_to_online() {
+    let local = Local::start(3, &[]);
+    local.wait_ready();
+    load(&mut local.conn("node-0"), "k", 60_000, 1000);
+    kill_node(&local, "node-2");
+    let started = Instant::now();
+    let mut states: Vec<String> = Vec::new();
+    let mut progress = BTreeSet::new();
+    let done = local.wait_status(
+        "node-2 back online after a full sync",
+        Duration::from_secs(120),
+        |s| {
+            let r = replica(s, "node-2");
+            // The status written before the kill may still be read first.
+            if let Some(state) = r["state"].as_str()
+                && states.last().map(String::as_str) != Some(state)
+                && !(states.is_empty() && state == "online")
+            {
+                states.push(state.to_owned());
+            }
+            if let Some(p) = r["syncProgress"].as_str() {
+                progress.insert(p.to_owned());
+            }
+            r["state"] == "online"
+                && r["lastFullSync"]["durationSeconds"].as_i64().is_some()
+                && states.len() > 1
+        },
+    );
+    let record = &replica(&done, "node-2")["lastFullSync"];
+    eprintln!(
+        "diskless full sync of ~60 MB after a replica restart: online {:.1}s after kill -9, lastFullSync {record}, states {states:?}, progress {progress:?}",
+        started.elapsed().as_secs_f64(),
+    );
+    assert_eq!(
+        states,
+        ["wait_bgsave", "online"],
+        "the master's view in order"
+    );
+    assert_eq!(record["mode"], "Diskless");
+    let moving: Vec<&String> = progress
+        .iter()
+        .filter(|p| p.ends_with("received") && !p.starts_with("0B"))
+        .collect();
+    assert!(
+        !moving.is_empty(),
+        "bytes received were reported during the transfer: {progress:?}"
+    );
+    assert_eq!(
+        done["fullSyncs"].as_i64().map(|n| n >= 3),
+        Some(true),
+        "{done}"
+    );
+    let size: u64 = redis::cmd("DBSIZE")
+        .query(&mut local.conn("node-2"))
+        .expect("DBSIZE");
+    assert_eq!(size, 60_000);
+}
+
+#[test]
+fn failover_after_kill_9_keeps_writes_acknowledged_by_wait_and_the_old_master_rejoins() {
+    let local = Local::start(3, &[]);
+    local.wait_ready();
+    let (stop, writer) = writer(local.port("node-0"), |mut c, stop| {
+        let mut acked = Vec::new();
+        let mut i = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            i += 1;
+            let key = format!("w{i}");
+            if redis::cmd("SET")
+                .arg(&key)
+                .arg(i)
+                .query::<()>(&mut c)
+                .is_err()
+            {
+                break;
+            }
+            match redis::cmd("WAIT").arg(1).arg(1000).query::<i64>(&mut c) {
+                Ok(n) if n >= 1 => acked.push(key),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        acked
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while local
+        .status()
+        .is_some_and(|s| s["masterOffset"].as_i64().unwrap_or(0) < 20_000)
+    {
+        assert!(Instant::now() < deadline, "writes do not flow");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    kill_node(&local, "node-0");
+    let killed = Instant::now();
+    let after = local.wait_status("a new master", Duration::from_secs(10), |s| {
+        s["master"].as_str().is_some_and(|m| m != "node-0")
+    });
+    let new_master = after["master"].as_str().expect("master").to_owned();
+    // Failover is done when the new master takes writes.
+    let mut c = local.conn(&new_master);
+    loop {
+        if redis::cmd("SET")
+            .arg("after-failover")
+            .arg(1)
+            .query::<()>(&mut c)
+            .is_ok()
+        {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(10),
+            "the new master never took a write"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let failover_time = killed.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let acked = writer.join().expect("writer");
+    eprintln!(
+        "failover: {new_master} took writes {:.2}s after kill -9 of node-0; {} writes acknowledged by WAIT 1",
+        failover_time.as_secs_f64(),
+        acked.len()
+    );
+    assert!(
+        failover_time <= Duration::from_secs(5),
+        "failover took {failover_time:?}"
+    );
+    assert!(!acked.is_empty());
+    for key in &acked {
+        let v: Option<String> = redis::cmd("GET").arg(key).query(&mut c).expect("GET");
+        assert!(v.is_some(), "{key} was acknowledged by WAIT 1 and lost");
+    }
+    let record = &after["lastFailover"];
+    assert_eq!(record["from"], "node-0");
+    assert_eq!(record["to"], new_master.as_str());
+
+    // The old master, restarted empty, follows the new one and never became master.
+    let back = local.wait_status("node-0 back as a replica", Duration::from_secs(60), |s| {
+        s["master"] == new_master.as_str() && replica(s, "node-0")["state"] == "online"
+    });
+    assert_eq!(back["phase"], "Ready");
+    let mut old = local.conn("node-0");
+    assert_eq!(
+        info_field(&mut old, "replication", "role").as_deref(),
+        Some("slave")
+    );
+    assert_eq!(
+        info_field(&mut old, "replication", "master_port"),
+        Some(local.port(&new_master).to_string())
+    );
+    let v: Option<String> = redis::cmd("GET")
+        .arg(acked.last().expect("one"))
+        .query(&mut old)
+        .expect("GET");
+    assert!(
+        v.is_some(),
+        "the old master has the acknowledged data again"
+    );
+}
+
+#[test]
+fn a_sync_loop_is_detected_and_corrected() {
+    // A replica output buffer far too small for the writes during a full sync.
+    let local = Local::start(2, &["--client-output-buffer-limit", "64Ki 0 0"]);
+    local.wait_ready();
+    load(&mut local.conn("node-0"), "k", 30_000, 1000);
+    let (stop, writer) = writer(local.port("node-0"), |mut c, stop| {
+        let mut i = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            i += 1;
+            let mut pipe = redis::pipe();
+            for j in 0..50 {
+                pipe.cmd("SET")
+                    .arg(format!("hot{}", (i * 50 + j) % 5000))
+                    .arg(vec![b'y'; 1000])
+                    .ignore();
+            }
+            let _ = pipe.query::<()>(&mut c);
+        }
+    });
+    kill_node(&local, "node-1");
+    let looped = local.wait_status("the SyncLoop condition", Duration::from_secs(120), |s| {
+        s["conditions"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "SyncLoop" && c["status"] == "True")
+        })
+    });
+    eprintln!("sync loop detected: {}", looped["conditions"]);
+    let recovered = local.wait_status(
+        "node-1 online after the adjustment",
+        Duration::from_secs(120),
+        |s| {
+            replica(s, "node-1")["state"] == "online"
+                && s["conditions"].as_array().is_some_and(|c| {
+                    c.iter().any(|c| {
+                        c["type"] == "SyncLoop"
+                            && c["status"] == "False"
+                            && c["reason"] == "Recovered"
+                    })
+                })
+        },
+    );
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("writer");
+    let limit = recovered["replication"]["clientOutputBufferLimit"]
+        .as_str()
+        .expect("limit")
+        .to_owned();
+    let hard: u64 = limit
+        .split(' ')
+        .nth(1)
+        .expect("hard")
+        .parse()
+        .expect("number");
+    assert!(hard > 64 * 1024, "the buffer was raised: {limit}");
+    let pair: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("client-output-buffer-limit")
+        .query(&mut local.conn("node-0"))
+        .expect("CONFIG GET");
+    assert!(pair[1].contains(&format!("slave {hard} 0 0")), "{pair:?}");
+}

@@ -1,0 +1,146 @@
+//! The `tandem-server` command line: `tandem-server [CONFIG_FILE] [--directive value ...]`,
+//! like `redis-server`. A library function so that other binaries (tandem-operator's local
+//! mode) can run a node from their own executable; it owns the process (runtime, signals,
+//! exit codes), so call it from `main` only.
+
+use anyhow::Context as _;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use crate::config::Config;
+use crate::net::{self, Shared};
+use crate::persistence::{load, save};
+use crate::server::Server;
+
+/// Builds the configuration from the optional file and `--name value...` flags; a flag's
+/// value runs until the next `--`.
+fn parse_args(args: &[String]) -> anyhow::Result<Config> {
+    let mut config = Config::default();
+    let mut rest = args;
+    if let Some(first) = rest.first() {
+        if first == "-v" || first == "--version" {
+            println!(
+                "tandem-server v={} (Redis 7.0 compatible)",
+                env!("CARGO_PKG_VERSION")
+            );
+            std::process::exit(0);
+        }
+        if first == "-h" || first == "--help" {
+            println!(
+                "Usage: tandem-server [/path/to/redis.conf] [--directive value ...]\n\nExamples:\n  tandem-server --port 7000\n  tandem-server /etc/tandem.conf --loglevel verbose"
+            );
+            std::process::exit(0);
+        }
+        if !first.starts_with("--") {
+            let text = std::fs::read_to_string(first)
+                .with_context(|| format!("failed to read config file {first}"))?;
+            config.apply_text(&text)?;
+            config.config_file = Some(
+                std::fs::canonicalize(first)
+                    .map_or_else(|_| first.clone(), |p| p.display().to_string()),
+            );
+            rest = &rest[1..];
+        }
+    }
+    let mut i = 0;
+    while i < rest.len() {
+        let Some(name) = rest[i].strip_prefix("--") else {
+            anyhow::bail!(
+                "unexpected argument '{}': directives are given as --name value",
+                rest[i]
+            );
+        };
+        let mut values = Vec::new();
+        i += 1;
+        while i < rest.len() && !rest[i].starts_with("--") {
+            values.push(rest[i].clone());
+            i += 1;
+        }
+        if name.eq_ignore_ascii_case("rename-command") && values.len() == 2 {
+            config
+                .commands
+                .rename(&values[0], &values[1])
+                .map_err(|e| anyhow::anyhow!("invalid command-line directive --{name}: {e}"))?;
+            continue;
+        }
+        config
+            .apply(name, &values.join(" "))
+            .map_err(|e| anyhow::anyhow!("invalid command-line directive --{name}: {e}"))?;
+    }
+    Ok(config)
+}
+
+/// A dump that cannot be loaded stops the server, as in Redis: serving part of it, or
+/// nothing in its place, would hand clients (and replicas) a wrong dataset.
+fn fatal_load_error(e: &load::LoadError) -> ! {
+    tracing::error!("Fatal error loading the DB: {e}. Exiting.");
+    eprintln!("Fatal error loading the DB: {e}. Exiting.");
+    std::process::exit(1);
+}
+
+/// SIGTERM and SIGINT shut down as Redis does: a final save when save points are
+/// configured; if that save fails the server keeps running.
+async fn signals(state: Shared) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    loop {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::warn!("Received {name} scheduling shutdown...");
+        let mut srv = state.borrow_mut();
+        if save::prepare_shutdown(&mut srv, save::ShutdownOptions::default()).is_ok() {
+            srv.shutdown.notify_one();
+        }
+    }
+}
+
+/// Runs the server with `args` (the command line without the program name) until it shuts
+/// down. Exits the process on a configuration or load error, as `redis-server` does.
+///
+/// # Errors
+/// The log file cannot be opened, the runtime cannot start, or the port cannot be bound.
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let config = match parse_args(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("\n*** FATAL CONFIG ERROR ***\n{e:#}");
+            std::process::exit(1);
+        }
+    };
+    crate::log::init(&config.loglevel, &config.logfile).context("failed to open the log file")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let listeners = net::bind(&config.bind, config.port).await?;
+        tracing::info!("Server initialized");
+        let port = config.port;
+        let state = Rc::new(RefCell::new(Server::new(config)));
+        let dump = match load::open_dump(&mut state.borrow_mut()) {
+            Ok(d) => d,
+            Err(e) => fatal_load_error(&e),
+        };
+        tokio::task::spawn_local(save::driver(state.clone()));
+        tokio::task::spawn_local(signals(state.clone()));
+        let loader = state.clone();
+        tokio::task::spawn_local(async move {
+            if let Some(file) = dump
+                && let Err(e) = load::load(&loader, file).await
+            {
+                fatal_load_error(&e);
+            }
+            tracing::info!("Ready to accept connections tcp (port {port})");
+        });
+        net::serve(state, listeners).await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(())
+}
