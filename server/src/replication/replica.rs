@@ -104,6 +104,8 @@ enum LinkError {
     Msg(String),
     #[error("link no longer configured")]
     Gone,
+    #[error("Timeout reading from MASTER")]
+    Timeout,
 }
 
 /// A socket with a read buffer: lines for the handshake, raw bytes afterwards.
@@ -120,7 +122,7 @@ impl Conn {
             tokio::io::AsyncReadExt::read_buf(&mut self.sock, &mut self.buf),
         )
         .await
-        .map_err(|_| LinkError::Msg("Timeout reading from MASTER".into()))??;
+        .map_err(|_| LinkError::Timeout)??;
         if n == 0 {
             return Err(LinkError::Msg("connection closed by MASTER".into()));
         }
@@ -446,7 +448,13 @@ async fn receive_rdb(
             break;
         }
         if conn.buf.is_empty() {
-            conn.fill(timeout).await?;
+            conn.fill(timeout).await.map_err(|e| match e {
+                // Redis's words, which name the setting to change.
+                LinkError::Timeout => LinkError::Msg(
+                    "Timeout receiving bulk data from MASTER... If the problem persists try to set the 'repl-timeout' parameter in redis.conf to a larger value.".into(),
+                ),
+                e => e,
+            })?;
         }
         let take = match &mark {
             Some(_) => conn.buf.len(),

@@ -32,6 +32,7 @@ const PORT: u16 = 6379;
 /// A tandem-server running inside one side's namespace, killed on drop.
 struct Node {
     child: Child,
+    bin: PathBuf,
     side: Side,
     dir: PathBuf,
     args: Vec<String>,
@@ -39,6 +40,12 @@ struct Node {
 
 impl Node {
     fn start(net: &Net, side: Side, tag: &str, args: &[&str]) -> Node {
+        let bin = PathBuf::from(env!("CARGO_BIN_EXE_tandem-server"));
+        Node::start_bin(net, side, tag, bin, args)
+    }
+
+    /// The same with another server binary (a real redis-server, to compare).
+    fn start_bin(net: &Net, side: Side, tag: &str, bin: PathBuf, args: &[&str]) -> Node {
         let dir = std::env::temp_dir().join(format!(
             "tandem-faults-{}-{}-{tag}",
             std::process::id(),
@@ -52,13 +59,15 @@ impl Node {
             ("--dir", dir.display().to_string()),
             ("--logfile", dir.join("server.log").display().to_string()),
             ("--save", String::new()),
+            ("--protected-mode", "no".to_string()),
         ] {
             args.insert(0, v);
             args.insert(0, k.to_string());
         }
-        let child = spawn(net, side, &args);
+        let child = spawn(net, side, &bin, &args);
         let node = Node {
             child,
+            bin,
             side,
             dir,
             args,
@@ -85,7 +94,7 @@ impl Node {
 
     /// Starts the same server again in the same directory (after [`Node::kill9`]).
     fn restart(&mut self, net: &Net) {
-        self.child = spawn(net, self.side, &self.args);
+        self.child = spawn(net, self.side, &self.bin, &self.args);
         self.wait_ready(net);
     }
 
@@ -109,10 +118,10 @@ impl Drop for Node {
     }
 }
 
-fn spawn(net: &Net, side: Side, args: &[String]) -> Child {
+fn spawn(net: &Net, side: Side, bin: &std::path::Path, args: &[String]) -> Child {
     Command::new("ip")
         .args(["netns", "exec", net.ns(side)])
-        .arg(env!("CARGO_BIN_EXE_tandem-server"))
+        .arg(bin)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -263,7 +272,8 @@ impl Watcher {
             let mut seen = BTreeSet::new();
             while !flag.load(Ordering::Relaxed) {
                 c.send(&["DBSIZE"]);
-                let v = c.read_value().expect("the replica answers");
+                // A killed replica ends the watch.
+                let Ok(v) = c.read_value() else { break };
                 seen.insert(text(&v));
                 std::thread::sleep(Duration::from_millis(10));
             }
@@ -344,5 +354,267 @@ fn partition_during_streaming_times_out_both_sides_and_resyncs_partially() {
         replica_detected.as_secs_f64(),
         detected.as_secs_f64(),
         resync.as_secs_f64()
+    );
+}
+
+/// Value size of the sync tests: 4 KB strings that do not compress.
+const BIG: usize = 4000;
+
+/// Partition during a full sync: the transfer fails on repl-timeout with Redis's words,
+/// the replica keeps serving its old dataset whole, and a new sync completes after healing.
+fn partition_during_full_sync(diskless: bool) {
+    let Some(net) = Net::new() else { return };
+    let mode = if diskless { "yes" } else { "no" };
+    let m = Node::start(
+        &net,
+        Side::A,
+        "m",
+        &[
+            "--repl-timeout",
+            "3",
+            "--repl-diskless-sync",
+            mode,
+            "--repl-diskless-sync-delay",
+            "0",
+        ],
+    );
+    let r = Node::start(&net, Side::B, "r", &["--repl-timeout", "3"]);
+    let mut mc = m.conn(&net);
+    fill(&mut mc, "data", 6000, BIG);
+    let mut rc = r.conn(&net);
+    fill(&mut rc, "old", 500, 100);
+    let old = content(&mut rc);
+    // 24 MB at 40 Mbit/s: about 5 s of transfer, time to cut it in the middle.
+    net.rate(Side::A, 40);
+    let watch = Watcher::start(&net, &r);
+    replicate(&net, &r);
+    wait_until("4 MB of the transfer", 30, || {
+        field(&mut rc, "replication", "master_sync_read_bytes")
+            .parse::<u64>()
+            .is_ok_and(|n| n >= 4_000_000)
+    });
+    let read_at_cut = field(&mut rc, "replication", "master_sync_read_bytes");
+    net.partition();
+    let cut = Instant::now();
+    wait_until("the replica to give the transfer up", 20, || {
+        r.log().contains("Timeout receiving bulk data from MASTER")
+    });
+    let replica_gave_up = cut.elapsed();
+    assert_eq!(field(&mut rc, "replication", "master_sync_in_progress"), "0");
+    assert_eq!(content(&mut rc), old, "the old dataset, whole, during the cut");
+    if diskless {
+        wait_until("the master to drop the replica", 20, || {
+            m.log().contains("Disconnecting timedout replica (full sync)")
+        });
+        wait_until("the replica gone from the master", 10, || {
+            field(&mut mc, "replication", "connected_slaves") == "0"
+        });
+    }
+    let master_gave_up = cut.elapsed();
+    net.heal();
+    net.unlimited(Side::A);
+    let healed = Instant::now();
+    wait_in_sync(&net, &m, &r, 60);
+    let resync = healed.elapsed();
+    let data = content(&mut mc);
+    assert_eq!(data.0, 6000);
+    assert_eq!(content(&mut rc), data, "the replica holds the master's data");
+    let seen = watch.finish();
+    assert_whole(&seen, &[500, 6000]);
+    assert!(stat(&mut mc, "sync_full") >= 2);
+    println!(
+        "FIGURE partition-full-sync diskless={mode}: 24 MB at 40 Mbit/s cut after {read_at_cut} bytes; \
+         replica gave up after {:.1} s, master after {:.1} s (repl-timeout 3 s); new sync done {:.1} s after healing; \
+         DBSIZE values a client saw: {seen:?}",
+        replica_gave_up.as_secs_f64(),
+        master_gave_up.as_secs_f64(),
+        resync.as_secs_f64()
+    );
+}
+
+#[test]
+fn partition_during_a_disk_full_sync_keeps_the_old_dataset_then_completes() {
+    partition_during_full_sync(false);
+}
+
+#[test]
+fn partition_during_a_diskless_full_sync_keeps_the_old_dataset_then_completes() {
+    partition_during_full_sync(true);
+}
+
+#[test]
+fn random_packet_loss_during_a_full_sync_still_completes() {
+    let Some(net) = Net::new() else { return };
+    let m = Node::start(
+        &net,
+        Side::A,
+        "m",
+        &["--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"],
+    );
+    let r = Node::start(&net, Side::B, "r", &[]);
+    let mut mc = m.conn(&net);
+    fill(&mut mc, "data", 2000, BIG);
+    net.loss(0.15);
+    let start = Instant::now();
+    replicate(&net, &r);
+    wait_in_sync(&net, &m, &r, 120);
+    let took = start.elapsed();
+    // More writes under loss, streamed after the sync.
+    fill(&mut mc, "after", 500, 100);
+    wait_in_sync(&net, &m, &r, 60);
+    let data = content(&mut mc);
+    assert_eq!(data.0, 2500);
+    assert_eq!(content(&mut r.conn(&net)), data);
+    let warnings = |n: &Node| -> Vec<String> {
+        n.log().lines().filter(|l| l.contains(" # ")).map(str::to_string).collect()
+    };
+    println!(
+        "FIGURE loss: 15% of packets dropped each way, 8 MB diskless full sync took {:.1} s, {} full syncs, 2500 keys equal\nmaster: {:#?}\nreplica: {:#?}",
+        took.as_secs_f64(),
+        stat(&mut mc, "sync_full"),
+        warnings(&m),
+        warnings(&r)
+    );
+}
+
+/// A small tmpfs mounted on a fresh directory, unmounted and removed on drop.
+struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(tag: &str, size: &str) -> Tmpfs {
+        let dir = std::env::temp_dir().join(format!("tandem-faults-{}-{tag}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let opt = format!("size={size}");
+        netns::run(&["mount", "-t", "tmpfs", "-o", &opt, "tmpfs", dir.to_str().unwrap()]);
+        Tmpfs { dir }
+    }
+
+    /// Names of the files in it.
+    fn files(&self) -> BTreeSet<String> {
+        std::fs::read_dir(&self.dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// What a server answered and logged around a full disk.
+#[derive(Debug)]
+struct DiskFull {
+    save_error: String,
+    write_after_failed_save: String,
+    misconf: String,
+    log: Vec<String>,
+}
+
+/// SAVE and BGSAVE on a full 8 MB disk: both fail, the previous dump stays byte for byte,
+/// writes are refused after the failed BGSAVE and accepted again once the setting is off
+/// or a save succeeded.
+fn fill_the_disk(server: &common::ServerGuard, disk: &Tmpfs, log: &std::path::Path) -> DiskFull {
+    let mut c = server.connect();
+    let dump = disk.dir.join("dump.rdb");
+    assert_eq!(cmd(&mut c, &["SET", "a", "1"]), "OK");
+    assert_eq!(cmd(&mut c, &["SAVE"]), "OK");
+    let previous = std::fs::read(&dump).unwrap();
+    fill(&mut c, "big", 3000, BIG);
+
+    c.send(&["SAVE"]);
+    let v = c.read_value().unwrap();
+    assert_eq!(v.kind(), b'-', "SAVE on a full disk: {}", common::escape(&v.raw));
+    let save_error = text(&v);
+    assert_eq!(std::fs::read(&dump).unwrap(), previous, "the dump was modified");
+    assert_eq!(disk.files(), BTreeSet::from(["dump.rdb".to_string()]), "a temp file was left");
+    let write_after_failed_save = cmd(&mut c, &["SET", "x", "1"]);
+
+    assert_eq!(cmd(&mut c, &["BGSAVE"]), "Background saving started");
+    wait_until("the BGSAVE to end", 60, || {
+        field(&mut c, "persistence", "rdb_bgsave_in_progress") == "0"
+    });
+    assert_eq!(field(&mut c, "persistence", "rdb_last_bgsave_status"), "err");
+    assert_eq!(std::fs::read(&dump).unwrap(), previous, "the dump was modified");
+    assert_eq!(disk.files(), BTreeSet::from(["dump.rdb".to_string()]), "a temp file was left");
+    let misconf = cmd(&mut c, &["SET", "y", "1"]);
+    assert!(misconf.starts_with("MISCONF"), "{misconf}");
+    assert_eq!(cmd(&mut c, &["GET", "a"]), "1", "reads still work");
+
+    assert_eq!(cmd(&mut c, &["CONFIG", "SET", "stop-writes-on-bgsave-error", "no"]), "OK");
+    assert_eq!(cmd(&mut c, &["SET", "y", "1"]), "OK");
+    assert_eq!(cmd(&mut c, &["CONFIG", "SET", "stop-writes-on-bgsave-error", "yes"]), "OK");
+    assert!(cmd(&mut c, &["SET", "y", "2"]).starts_with("MISCONF"));
+    // Room again: the refusal ends with the first good save.
+    assert_eq!(cmd(&mut c, &["CONFIG", "SET", "stop-writes-on-bgsave-error", "no"]), "OK");
+    for i in 0..3000 {
+        c.send(&["DEL", &format!("big:{i}")]);
+    }
+    for _ in 0..3000 {
+        c.read_reply();
+    }
+    assert_eq!(cmd(&mut c, &["CONFIG", "SET", "stop-writes-on-bgsave-error", "yes"]), "OK");
+    assert_eq!(cmd(&mut c, &["BGSAVE"]), "Background saving started");
+    wait_until("the BGSAVE to succeed", 60, || {
+        field(&mut c, "persistence", "rdb_last_bgsave_status") == "ok"
+    });
+    assert_eq!(cmd(&mut c, &["SET", "z", "1"]), "OK");
+    let log = std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("saving") || l.contains("error") || l.contains("space"))
+        .map(|l| l.split_once(['*', '#']).map_or(l, |(_, t)| t).trim().to_string())
+        .collect();
+    DiskFull {
+        save_error,
+        write_after_failed_save,
+        misconf,
+        log,
+    }
+}
+
+#[test]
+fn disk_full_during_save_keeps_the_dump_and_stops_writes() {
+    if !netns::root_with(&["mount", "umount"]) {
+        return;
+    }
+    let disk = Tmpfs::mount("disk-tandem", "8m");
+    let logs = Tmpfs::mount("logs-tandem", "1m");
+    let log = logs.dir.join("server.log");
+    let args = ["--dir", disk.dir.to_str().unwrap(), "--logfile", log.to_str().unwrap(), "--save", "3600 1"];
+    let tandem = common::start_tandem(&args);
+    let ours = fill_the_disk(&tandem, &disk, &log);
+    println!("FIGURE disk-full tandem: {ours:#?}");
+    assert!(
+        ours.save_error.contains("No space left on device"),
+        "SAVE's error names the cause: {}",
+        ours.save_error
+    );
+    assert!(
+        ours.log.iter().any(|l| l.contains("No space left on device")),
+        "{:?}",
+        ours.log
+    );
+    drop(tandem);
+
+    let rdisk = Tmpfs::mount("disk-redis", "8m");
+    let rlogs = Tmpfs::mount("logs-redis", "1m");
+    let rlog = rlogs.dir.join("server.log");
+    let args = ["--dir", rdisk.dir.to_str().unwrap(), "--logfile", rlog.to_str().unwrap(), "--save", "3600 1"];
+    let Some(redis) = common::start_redis(&args) else { return };
+    let theirs = fill_the_disk(&redis, &rdisk, &rlog);
+    println!("FIGURE disk-full redis-server 7.0: {theirs:#?}");
+    assert_eq!(ours.misconf, theirs.misconf, "the MISCONF text is Redis's");
+    assert_eq!(
+        ours.write_after_failed_save, theirs.write_after_failed_save,
+        "a failed foreground SAVE stops writes as Redis does (or not)"
     );
 }

@@ -66,19 +66,24 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// Why the fault tests cannot run here, if they cannot.
-fn missing() -> Option<String> {
-    if !is_root() {
-        return Some("not root (network namespaces need CAP_SYS_ADMIN)".into());
-    }
-    for tool in ["ip", "iptables", "tc"] {
-        if which(tool).is_none() {
-            return Some(format!(
-                "{tool} not found (apt-get install iproute2 iptables)"
-            ));
-        }
-    }
-    None
+/// True when this process is root and has `tools`; otherwise prints why the test is skipped
+/// (a failure instead under `TANDEM_REQUIRE_REAL_DEPS=1`).
+pub fn root_with(tools: &[&str]) -> bool {
+    let why = if !is_root() {
+        Some("not root (namespaces and mounts need CAP_SYS_ADMIN)".to_string())
+    } else {
+        tools
+            .iter()
+            .find(|t| which(t).is_none())
+            .map(|t| format!("{t} not found (apt-get install iproute2 iptables)"))
+    };
+    let Some(why) = why else { return true };
+    assert!(
+        !require_real_deps(),
+        "fault tests need root and {tools:?} (TANDEM_REQUIRE_REAL_DEPS=1): {why}"
+    );
+    println!("SKIP: {why}");
+    false
 }
 
 /// Runs a command that must succeed.
@@ -99,12 +104,7 @@ impl Net {
     /// Builds the network, or returns `None` after printing why it cannot (a failure instead
     /// under `TANDEM_REQUIRE_REAL_DEPS=1`).
     pub fn new() -> Option<Net> {
-        if let Some(why) = missing() {
-            assert!(
-                !require_real_deps(),
-                "fault tests need root and ip/iptables/tc (TANDEM_REQUIRE_REAL_DEPS=1): {why}"
-            );
-            println!("SKIP: {why}");
+        if !root_with(&["ip", "iptables", "tc"]) {
             return None;
         }
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
