@@ -114,6 +114,10 @@ impl Link {
 
     /// Applies the limits to the current buffer (also called by the cron for the soft one).
     pub fn check_limit(&self, len: u64, limit: BufferLimit, now_ms: u64) {
+        // Already on its way out: one log line per replica, not one per cron tick.
+        if self.shared.killed.get() {
+            return;
+        }
         let hard = limit.hard > 0 && len >= limit.hard;
         let soft = limit.soft > 0 && len >= limit.soft;
         let soft_hit = if soft {
@@ -137,6 +141,14 @@ impl Link {
 
     pub fn buffered(&self) -> u64 {
         self.out.borrow().len() as u64
+    }
+
+    /// The RDB is delivered: the replica is online, and `repl-timeout` counts from now, as
+    /// Redis's `replicaPutOnline` resets `repl_ack_time`. Counting from the sync request
+    /// instead dropped every replica whose transfer took longer than repl-timeout at once.
+    fn put_online(&self) {
+        self.state.set(ReplicaState::Online);
+        self.ack_ms.set(crate::clock::now_ms());
     }
 
     /// Makes the link's task drop the connection.
@@ -439,7 +451,7 @@ async fn send_file(
         sock.write_all(&buf[..n]).await?;
         left -= n as u64;
     }
-    link.state.set(ReplicaState::Online);
+    link.put_online();
     info!("Synchronization with replica {who} succeeded");
     Ok(())
 }
@@ -557,7 +569,7 @@ async fn diskless_sync(
     let trailer = body.finish().map_err(std::io::Error::other)?;
     sock.write_all(&trailer).await?;
     sock.write_all(mark.as_bytes()).await?;
-    link.state.set(ReplicaState::Online);
+    link.put_online();
     info!("Background RDB transfer terminated with success");
     info!(
         "Streamed RDB transfer with replica {who} succeeded (socket). Waiting for REPLCONF ACK from replica to enable streaming"
