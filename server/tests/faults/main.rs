@@ -295,9 +295,11 @@ impl Watcher {
 /// LOADING refusal): never part of a dataset.
 fn assert_whole(seen: &BTreeSet<String>, allowed: &[u64]) {
     for s in seen {
-        let ok = s.starts_with("LOADING")
-            || s.parse::<u64>().is_ok_and(|n| allowed.contains(&n));
-        assert!(ok, "a client saw DBSIZE {s}: a partial dataset (allowed {allowed:?})");
+        let ok = s.starts_with("LOADING") || s.parse::<u64>().is_ok_and(|n| allowed.contains(&n));
+        assert!(
+            ok,
+            "a client saw DBSIZE {s}: a partial dataset (allowed {allowed:?})"
+        );
     }
 }
 
@@ -331,7 +333,8 @@ fn partition_during_streaming_times_out_both_sides_and_resyncs_partially() {
     });
     let detected = cut.elapsed();
     assert!(
-        r.log().contains("MASTER timeout: no data nor PING received"),
+        r.log()
+            .contains("MASTER timeout: no data nor PING received"),
         "replica log:\n{}",
         r.log()
     );
@@ -400,11 +403,19 @@ fn partition_during_full_sync(diskless: bool) {
         r.log().contains("Timeout receiving bulk data from MASTER")
     });
     let replica_gave_up = cut.elapsed();
-    assert_eq!(field(&mut rc, "replication", "master_sync_in_progress"), "0");
-    assert_eq!(content(&mut rc), old, "the old dataset, whole, during the cut");
+    assert_eq!(
+        field(&mut rc, "replication", "master_sync_in_progress"),
+        "0"
+    );
+    assert_eq!(
+        content(&mut rc),
+        old,
+        "the old dataset, whole, during the cut"
+    );
     if diskless {
         wait_until("the master to drop the replica", 20, || {
-            m.log().contains("Disconnecting timedout replica (full sync)")
+            m.log()
+                .contains("Disconnecting timedout replica (full sync)")
         });
         wait_until("the replica gone from the master", 10, || {
             field(&mut mc, "replication", "connected_slaves") == "0"
@@ -418,7 +429,11 @@ fn partition_during_full_sync(diskless: bool) {
     let resync = healed.elapsed();
     let data = content(&mut mc);
     assert_eq!(data.0, 6000);
-    assert_eq!(content(&mut rc), data, "the replica holds the master's data");
+    assert_eq!(
+        content(&mut rc),
+        data,
+        "the replica holds the master's data"
+    );
     let seen = watch.finish();
     assert_whole(&seen, &[500, 6000]);
     assert!(stat(&mut mc, "sync_full") >= 2);
@@ -449,7 +464,12 @@ fn random_packet_loss_during_a_full_sync_still_completes() {
         &net,
         Side::A,
         "m",
-        &["--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"],
+        &[
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "0",
+        ],
     );
     let r = Node::start(&net, Side::B, "r", &[]);
     let mut mc = m.conn(&net);
@@ -466,7 +486,11 @@ fn random_packet_loss_during_a_full_sync_still_completes() {
     assert_eq!(data.0, 2500);
     assert_eq!(content(&mut r.conn(&net)), data);
     let warnings = |n: &Node| -> Vec<String> {
-        n.log().lines().filter(|l| l.contains(" # ")).map(str::to_string).collect()
+        n.log()
+            .lines()
+            .filter(|l| l.contains(" # "))
+            .map(str::to_string)
+            .collect()
     };
     println!(
         "FIGURE loss: 15% of packets dropped each way, 8 MB diskless full sync took {:.1} s, {} full syncs, 2500 keys equal\nmaster: {:#?}\nreplica: {:#?}",
@@ -487,7 +511,15 @@ impl Tmpfs {
         let dir = std::env::temp_dir().join(format!("tandem-faults-{}-{tag}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let opt = format!("size={size}");
-        netns::run(&["mount", "-t", "tmpfs", "-o", &opt, "tmpfs", dir.to_str().unwrap()]);
+        netns::run(&[
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            &opt,
+            "tmpfs",
+            dir.to_str().unwrap(),
+        ]);
         Tmpfs { dir }
     }
 
@@ -502,10 +534,7 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(&self.dir)
-            .status();
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -532,36 +561,84 @@ fn fill_the_disk(server: &common::ServerGuard, disk: &Tmpfs, log: &std::path::Pa
 
     c.send(&["SAVE"]);
     let v = c.read_value().unwrap();
-    assert_eq!(v.kind(), b'-', "SAVE on a full disk: {}", common::escape(&v.raw));
+    assert_eq!(
+        v.kind(),
+        b'-',
+        "SAVE on a full disk: {}",
+        common::escape(&v.raw)
+    );
     let save_error = text(&v);
-    assert_eq!(std::fs::read(&dump).unwrap(), previous, "the dump was modified");
-    assert_eq!(disk.files(), BTreeSet::from(["dump.rdb".to_string()]), "a temp file was left");
+    assert_eq!(
+        std::fs::read(&dump).unwrap(),
+        previous,
+        "the dump was modified"
+    );
+    assert_eq!(
+        disk.files(),
+        BTreeSet::from(["dump.rdb".to_string()]),
+        "a temp file was left"
+    );
     let write_after_failed_save = cmd(&mut c, &["SET", "x", "1"]);
 
     assert_eq!(cmd(&mut c, &["BGSAVE"]), "Background saving started");
     wait_until("the BGSAVE to end", 60, || {
         field(&mut c, "persistence", "rdb_bgsave_in_progress") == "0"
     });
-    assert_eq!(field(&mut c, "persistence", "rdb_last_bgsave_status"), "err");
-    assert_eq!(std::fs::read(&dump).unwrap(), previous, "the dump was modified");
-    assert_eq!(disk.files(), BTreeSet::from(["dump.rdb".to_string()]), "a temp file was left");
+    assert_eq!(
+        field(&mut c, "persistence", "rdb_last_bgsave_status"),
+        "err"
+    );
+    assert_eq!(
+        std::fs::read(&dump).unwrap(),
+        previous,
+        "the dump was modified"
+    );
+    assert_eq!(
+        disk.files(),
+        BTreeSet::from(["dump.rdb".to_string()]),
+        "a temp file was left"
+    );
     let misconf = cmd(&mut c, &["SET", "y", "1"]);
     assert!(misconf.starts_with("MISCONF"), "{misconf}");
     assert_eq!(cmd(&mut c, &["GET", "a"]), "1", "reads still work");
 
-    assert_eq!(cmd(&mut c, &["CONFIG", "SET", "stop-writes-on-bgsave-error", "no"]), "OK");
+    assert_eq!(
+        cmd(
+            &mut c,
+            &["CONFIG", "SET", "stop-writes-on-bgsave-error", "no"]
+        ),
+        "OK"
+    );
     assert_eq!(cmd(&mut c, &["SET", "y", "1"]), "OK");
-    assert_eq!(cmd(&mut c, &["CONFIG", "SET", "stop-writes-on-bgsave-error", "yes"]), "OK");
+    assert_eq!(
+        cmd(
+            &mut c,
+            &["CONFIG", "SET", "stop-writes-on-bgsave-error", "yes"]
+        ),
+        "OK"
+    );
     assert!(cmd(&mut c, &["SET", "y", "2"]).starts_with("MISCONF"));
     // Room again: the refusal ends with the first good save.
-    assert_eq!(cmd(&mut c, &["CONFIG", "SET", "stop-writes-on-bgsave-error", "no"]), "OK");
+    assert_eq!(
+        cmd(
+            &mut c,
+            &["CONFIG", "SET", "stop-writes-on-bgsave-error", "no"]
+        ),
+        "OK"
+    );
     for i in 0..3000 {
         c.send(&["DEL", &format!("big:{i}")]);
     }
     for _ in 0..3000 {
         c.read_reply();
     }
-    assert_eq!(cmd(&mut c, &["CONFIG", "SET", "stop-writes-on-bgsave-error", "yes"]), "OK");
+    assert_eq!(
+        cmd(
+            &mut c,
+            &["CONFIG", "SET", "stop-writes-on-bgsave-error", "yes"]
+        ),
+        "OK"
+    );
     assert_eq!(cmd(&mut c, &["BGSAVE"]), "Background saving started");
     wait_until("the BGSAVE to succeed", 60, || {
         field(&mut c, "persistence", "rdb_last_bgsave_status") == "ok"
@@ -571,7 +648,12 @@ fn fill_the_disk(server: &common::ServerGuard, disk: &Tmpfs, log: &std::path::Pa
         .unwrap()
         .lines()
         .filter(|l| l.contains("saving") || l.contains("error") || l.contains("space"))
-        .map(|l| l.split_once(['*', '#']).map_or(l, |(_, t)| t).trim().to_string())
+        .map(|l| {
+            l.split_once(['*', '#'])
+                .map_or(l, |(_, t)| t)
+                .trim()
+                .to_string()
+        })
         .collect();
     DiskFull {
         save_error,
@@ -589,7 +671,14 @@ fn disk_full_during_save_keeps_the_dump_and_stops_writes() {
     let disk = Tmpfs::mount("disk-tandem", "8m");
     let logs = Tmpfs::mount("logs-tandem", "1m");
     let log = logs.dir.join("server.log");
-    let args = ["--dir", disk.dir.to_str().unwrap(), "--logfile", log.to_str().unwrap(), "--save", "3600 1"];
+    let args = [
+        "--dir",
+        disk.dir.to_str().unwrap(),
+        "--logfile",
+        log.to_str().unwrap(),
+        "--save",
+        "3600 1",
+    ];
     let tandem = common::start_tandem(&args);
     let ours = fill_the_disk(&tandem, &disk, &log);
     println!("FIGURE disk-full tandem: {ours:#?}");
@@ -599,7 +688,9 @@ fn disk_full_during_save_keeps_the_dump_and_stops_writes() {
         ours.save_error
     );
     assert!(
-        ours.log.iter().any(|l| l.contains("No space left on device")),
+        ours.log
+            .iter()
+            .any(|l| l.contains("No space left on device")),
         "{:?}",
         ours.log
     );
@@ -608,8 +699,17 @@ fn disk_full_during_save_keeps_the_dump_and_stops_writes() {
     let rdisk = Tmpfs::mount("disk-redis", "8m");
     let rlogs = Tmpfs::mount("logs-redis", "1m");
     let rlog = rlogs.dir.join("server.log");
-    let args = ["--dir", rdisk.dir.to_str().unwrap(), "--logfile", rlog.to_str().unwrap(), "--save", "3600 1"];
-    let Some(redis) = common::start_redis(&args) else { return };
+    let args = [
+        "--dir",
+        rdisk.dir.to_str().unwrap(),
+        "--logfile",
+        rlog.to_str().unwrap(),
+        "--save",
+        "3600 1",
+    ];
+    let Some(redis) = common::start_redis(&args) else {
+        return;
+    };
     let theirs = fill_the_disk(&redis, &rdisk, &rlog);
     println!("FIGURE disk-full redis-server 7.0: {theirs:#?}");
     assert_eq!(ours.misconf, theirs.misconf, "the MISCONF text is Redis's");
@@ -668,7 +768,11 @@ fn slow_sync(
             let mut i = 0u64;
             let start = Instant::now();
             while !stop.load(Ordering::Relaxed) {
-                c.send(&[b"SET".as_slice(), format!("w:{}", i % 100_000).as_bytes(), &v]);
+                c.send(&[
+                    b"SET".as_slice(),
+                    format!("w:{}", i % 100_000).as_bytes(),
+                    &v,
+                ]);
                 c.read_reply();
                 i += 1;
                 let due = Duration::from_secs_f64(i as f64 / f64::from(write_rate));
@@ -709,6 +813,161 @@ fn slow_sync(
         master_warnings: warnings(&m),
         replica_warnings: warnings(&r),
     })
+}
+
+/// A phase of the full sync state machine, as the master's INFO shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Diskless, waiting out `repl-diskless-sync-delay`.
+    WaitBgsave,
+    /// Disk target, the dump being sent.
+    SendBulk,
+    /// Disk target, the file sent: the replica stores and loads it.
+    Loading,
+    /// Streaming.
+    Online,
+}
+
+/// The state of the first replica in the master's INFO (`slave0:...,state=...`).
+fn replica_state(c: &mut Conn) -> String {
+    let line = field(c, "replication", "slave0");
+    line.split(',')
+        .find_map(|kv| kv.strip_prefix("state="))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// SIGKILL of `victim` (A: the master, B: the replica) in `phase`, then a restart: the
+/// replica never shows part of a dataset, both processes stay up, and the data ends equal.
+fn kill_during(net: &Net, victim: Side, phase: Phase) -> String {
+    let diskless = matches!(phase, Phase::WaitBgsave | Phase::Online);
+    let delay = if phase == Phase::WaitBgsave { "3" } else { "0" };
+    let mut m = Node::start(
+        net,
+        Side::A,
+        "m",
+        &[
+            "--repl-timeout",
+            "5",
+            "--repl-diskless-sync",
+            if diskless { "yes" } else { "no" },
+            "--repl-diskless-sync-delay",
+            delay,
+        ],
+    );
+    let mut r = Node::start(net, Side::B, "r", &["--repl-timeout", "5"]);
+    let mut mc = m.conn(net);
+    fill(&mut mc, "data", 3000, BIG);
+    // The restarted master loads this dump.
+    assert_eq!(cmd(&mut mc, &["SAVE"]), "OK");
+    fill(&mut r.conn(net), "old", 300, 100);
+    // 12 MB at 40 Mbit/s: the transfer lasts about 2.5 s.
+    net.rate(Side::A, 40);
+    let watch = Watcher::start(net, &r);
+    replicate(net, &r);
+    match phase {
+        Phase::WaitBgsave => wait_until("wait_bgsave", 20, || {
+            replica_state(&mut mc) == "wait_bgsave"
+        }),
+        Phase::SendBulk => wait_until("send_bulk", 20, || replica_state(&mut mc) == "send_bulk"),
+        // The replica logs this line, then loads without answering anyone until done.
+        Phase::Loading => wait_until("the replica loading", 30, || {
+            r.log().contains("Loading DB in memory")
+        }),
+        Phase::Online => wait_in_sync(net, &m, &r, 30),
+    };
+    match victim {
+        Side::A => m.kill9(),
+        Side::B => r.kill9(),
+    }
+    let log = r.log();
+    let replica_was_loading =
+        log.contains("Loading DB in memory") && !log.contains("Finished with success");
+    let left_behind: BTreeSet<String> = std::fs::read_dir(&r.dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|f| f != "server.log")
+        .collect();
+    let before = watch.finish();
+    assert_whole(&before, &[300, 3000]);
+    match victim {
+        Side::A => m.restart(net),
+        Side::B => {
+            r.args
+                .extend(["--replicaof".into(), ADDR_A.into(), PORT.to_string()]);
+            r.restart(net);
+        }
+    }
+    let watch = Watcher::start(net, &r);
+    net.unlimited(Side::A);
+    let took = wait_in_sync(net, &m, &r, 60);
+    let mut mc = m.conn(net);
+    let data = content(&mut mc);
+    assert_eq!(data.0, 3000, "the master's dump");
+    assert_eq!(
+        content(&mut r.conn(net)),
+        data,
+        "the replica holds the master's data"
+    );
+    let after = watch.finish();
+    // A restarted replica without a dump of its own starts empty.
+    assert_whole(&after, &[0, 300, 3000]);
+    assert!(m.alive() && r.alive(), "both processes up");
+    for dir in [&m.dir, &r.dir] {
+        let temp: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|f| f.starts_with("temp-"))
+            .collect();
+        assert!(
+            temp.is_empty(),
+            "temp files of the killed process left: {temp:?}"
+        );
+    }
+    let full = stat(&mut mc, "sync_full");
+    assert!(
+        full <= 2,
+        "{full} full syncs since the master started: a loop"
+    );
+    format!(
+        "{phase:?}: {} killed{}, in sync {:.1} s after the restart, {full} full sync(s) on the master since its start, \
+         DBSIZE seen before {before:?} after {after:?}, replica files at the kill {left_behind:?}",
+        if victim == Side::A {
+            "master"
+        } else {
+            "replica"
+        },
+        if replica_was_loading {
+            " (replica was loading)"
+        } else {
+            ""
+        },
+        took.as_secs_f64()
+    )
+}
+
+fn kill_at_each_phase(victim: Side) {
+    let Some(net) = Net::new() else { return };
+    for phase in [
+        Phase::WaitBgsave,
+        Phase::SendBulk,
+        Phase::Loading,
+        Phase::Online,
+    ] {
+        let figure = kill_during(&net, victim, phase);
+        println!("FIGURE kill -9 {figure}");
+        net.heal();
+    }
+}
+
+#[test]
+fn kill_9_of_the_master_at_each_sync_phase() {
+    kill_at_each_phase(Side::A);
+}
+
+#[test]
+fn kill_9_of_the_replica_at_each_sync_phase() {
+    kill_at_each_phase(Side::B);
 }
 
 /// True when the long variants were asked for (`TANDEM_LONG_FAULTS=1`); prints the skip
@@ -787,7 +1046,11 @@ fn small_output_buffer_on_a_slow_link_loops_until_raised() {
             let start = Instant::now();
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                c.send(&[b"SET".as_slice(), format!("w:{}", i % 20_000).as_bytes(), &v]);
+                c.send(&[
+                    b"SET".as_slice(),
+                    format!("w:{}", i % 20_000).as_bytes(),
+                    &v,
+                ]);
                 c.read_reply();
                 i += 1;
                 let due = Duration::from_secs_f64(i as f64 / 500.0);
@@ -805,14 +1068,29 @@ fn small_output_buffer_on_a_slow_link_loops_until_raised() {
     let looped = start.elapsed();
     assert_eq!(field(&mut rc, "replication", "master_link_status"), "down");
     assert!(
-        m.log().contains("scheduled to be closed ASAP for overcoming of output buffer limits"),
+        m.log()
+            .contains("scheduled to be closed ASAP for overcoming of output buffer limits"),
         "{}",
         m.log()
     );
-    let drops_logged = m.log().matches("overcoming of output buffer limits").count() as u64;
-    assert!(drops_logged < stat(&mut mc, "sync_full") + 1, "one log line per dropped replica");
+    let drops_logged = m
+        .log()
+        .matches("overcoming of output buffer limits")
+        .count() as u64;
+    assert!(
+        drops_logged < stat(&mut mc, "sync_full") + 1,
+        "one log line per dropped replica"
+    );
     assert_eq!(
-        cmd(&mut mc, &["CONFIG", "SET", "client-output-buffer-limit", "replica 256mb 0 0"]),
+        cmd(
+            &mut mc,
+            &[
+                "CONFIG",
+                "SET",
+                "client-output-buffer-limit",
+                "replica 256mb 0 0"
+            ]
+        ),
         "OK"
     );
     let raised = Instant::now();
@@ -846,15 +1124,42 @@ fn slow_link_compared_with_redis() {
     if !long_faults() {
         return;
     }
-    let Some(redis) = common::real_tool("redis-server") else { return };
+    let Some(redis) = common::real_tool("redis-server") else {
+        return;
+    };
     for mode in ["no", "yes"] {
-        let args = ["--repl-timeout", "5", "--repl-diskless-sync", mode, "--repl-diskless-sync-delay", "0"];
-        let out = slow_sync(Some(redis.clone()), 4000, 10, &args, &["--repl-timeout", "5"], 0, 60);
+        let args = [
+            "--repl-timeout",
+            "5",
+            "--repl-diskless-sync",
+            mode,
+            "--repl-diskless-sync-delay",
+            "0",
+        ];
+        let out = slow_sync(
+            Some(redis.clone()),
+            4000,
+            10,
+            &args,
+            &["--repl-timeout", "5"],
+            0,
+            60,
+        );
         println!("FIGURE redis slow-link diskless={mode} timeout 5, no writes: {out:#?}");
         let mut args = args.to_vec();
         args.extend(["--client-output-buffer-limit", "replica 4mb 2mb 3"]);
-        let out = slow_sync(Some(redis.clone()), 4000, 10, &args, &["--repl-timeout", "5"], 500, 45);
-        println!("FIGURE redis slow-link diskless={mode} timeout 5, 500 SET/s, 'replica 4mb 2mb 3': {out:#?}");
+        let out = slow_sync(
+            Some(redis.clone()),
+            4000,
+            10,
+            &args,
+            &["--repl-timeout", "5"],
+            500,
+            45,
+        );
+        println!(
+            "FIGURE redis slow-link diskless={mode} timeout 5, 500 SET/s, 'replica 4mb 2mb 3': {out:#?}"
+        );
     }
 }
 
@@ -869,8 +1174,23 @@ fn one_gib_over_50_mbit_default_and_sized_timeout() {
         return;
     }
     for timeout in ["60", "120"] {
-        let args = ["--repl-timeout", timeout, "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"];
-        let Some(out) = slow_sync(None, 262_144, 50, &args, &["--repl-timeout", timeout], 0, 900) else {
+        let args = [
+            "--repl-timeout",
+            timeout,
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "0",
+        ];
+        let Some(out) = slow_sync(
+            None,
+            262_144,
+            50,
+            &args,
+            &["--repl-timeout", timeout],
+            0,
+            900,
+        ) else {
             return;
         };
         println!("FIGURE 1 GiB at 50 Mbit/s, repl-timeout {timeout}: {out:#?}");

@@ -187,15 +187,39 @@ impl Net {
     pub fn rate(&self, side: Side, mbit: u32) {
         let rate = format!("{mbit}mbit");
         run(&[
-            "ip", "netns", "exec", self.ns(side), "tc", "qdisc", "replace", "dev", DEV, "root",
-            "tbf", "rate", &rate, "burst", "64kb", "latency", "400ms",
+            "ip",
+            "netns",
+            "exec",
+            self.ns(side),
+            "tc",
+            "qdisc",
+            "replace",
+            "dev",
+            DEV,
+            "root",
+            "tbf",
+            "rate",
+            &rate,
+            "burst",
+            "64kb",
+            "latency",
+            "400ms",
         ]);
     }
 
     /// Removes the rate limit of `side`.
     pub fn unlimited(&self, side: Side) {
         run(&[
-            "ip", "netns", "exec", self.ns(side), "tc", "qdisc", "del", "dev", DEV, "root",
+            "ip",
+            "netns",
+            "exec",
+            self.ns(side),
+            "tc",
+            "qdisc",
+            "del",
+            "dev",
+            DEV,
+            "root",
         ]);
     }
 
