@@ -175,10 +175,6 @@ fn stat(c: &mut Conn, name: &str) -> u64 {
     field(c, "stats", name).parse().unwrap()
 }
 
-fn dbsize(c: &mut Conn) -> u64 {
-    cmd(c, &["DBSIZE"]).parse().unwrap()
-}
-
 /// Value bytes that do not compress, so the RDB is as large as the data.
 fn value(i: usize, size: usize) -> Vec<u8> {
     let mut x = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
@@ -994,7 +990,10 @@ fn slow_link_sync(diskless: &str) {
     let Some(out) = slow_sync(None, 4000, 10, &args, &["--repl-timeout", "5"], 0, 60) else {
         return;
     };
-    println!("FIGURE slow-link diskless={diskless}: 16 MB at 10 Mbit/s, repl-timeout 5: {out:#?}");
+    println!(
+        "FIGURE slow-link diskless={diskless}: 16 MB at 10 Mbit/s, repl-timeout 5: online after {:.1} s; {out:#?}",
+        out.seconds
+    );
     assert!(out.completed, "{out:#?}");
     assert_eq!(out.full_syncs, 1, "{out:#?}");
     assert!(out.master_warnings.is_empty(), "{out:#?}");
