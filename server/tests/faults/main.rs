@@ -453,23 +453,27 @@ fn partition_during_a_diskless_full_sync_keeps_the_old_dataset_then_completes() 
     partition_during_full_sync(true);
 }
 
+/// A diskless master (no sync delay, `extra` settings) holding `keys` x 4 KB, a fresh
+/// replica, and a connection to the master.
+fn diskless_pair(net: &Net, extra: &[&str], keys: usize) -> (Node, Node, Conn) {
+    let mut args = vec![
+        "--repl-diskless-sync",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    let m = Node::start(net, Side::A, "m", &args);
+    let r = Node::start(net, Side::B, "r", &[]);
+    let mut mc = m.conn(net);
+    fill(&mut mc, "data", keys, BIG);
+    (m, r, mc)
+}
+
 #[test]
 fn random_packet_loss_during_a_full_sync_still_completes() {
     let Some(net) = Net::new() else { return };
-    let m = Node::start(
-        &net,
-        Side::A,
-        "m",
-        &[
-            "--repl-diskless-sync",
-            "yes",
-            "--repl-diskless-sync-delay",
-            "0",
-        ],
-    );
-    let r = Node::start(&net, Side::B, "r", &[]);
-    let mut mc = m.conn(&net);
-    fill(&mut mc, "data", 2000, BIG);
+    let (m, r, mut mc) = diskless_pair(&net, &[], 2000);
     net.loss(0.15);
     let start = Instant::now();
     replicate(&net, &r);
@@ -553,6 +557,19 @@ fn fill_the_disk(server: &common::ServerGuard, disk: &Tmpfs, log: &std::path::Pa
     assert_eq!(cmd(&mut c, &["SET", "a", "1"]), "OK");
     assert_eq!(cmd(&mut c, &["SAVE"]), "OK");
     let previous = std::fs::read(&dump).unwrap();
+    let intact = || {
+        assert_eq!(
+            std::fs::read(&dump).unwrap(),
+            previous,
+            "the dump was modified"
+        );
+        let files = disk.files();
+        assert_eq!(
+            files,
+            BTreeSet::from(["dump.rdb".to_string()]),
+            "a temp file was left"
+        );
+    };
     fill(&mut c, "big", 3000, BIG);
 
     c.send(&["SAVE"]);
@@ -564,16 +581,7 @@ fn fill_the_disk(server: &common::ServerGuard, disk: &Tmpfs, log: &std::path::Pa
         common::escape(&v.raw)
     );
     let save_error = text(&v);
-    assert_eq!(
-        std::fs::read(&dump).unwrap(),
-        previous,
-        "the dump was modified"
-    );
-    assert_eq!(
-        disk.files(),
-        BTreeSet::from(["dump.rdb".to_string()]),
-        "a temp file was left"
-    );
+    intact();
     let write_after_failed_save = cmd(&mut c, &["SET", "x", "1"]);
 
     assert_eq!(cmd(&mut c, &["BGSAVE"]), "Background saving started");
@@ -584,16 +592,7 @@ fn fill_the_disk(server: &common::ServerGuard, disk: &Tmpfs, log: &std::path::Pa
         field(&mut c, "persistence", "rdb_last_bgsave_status"),
         "err"
     );
-    assert_eq!(
-        std::fs::read(&dump).unwrap(),
-        previous,
-        "the dump was modified"
-    );
-    assert_eq!(
-        disk.files(),
-        BTreeSet::from(["dump.rdb".to_string()]),
-        "a temp file was left"
-    );
+    intact();
     let misconf = cmd(&mut c, &["SET", "y", "1"]);
     assert!(misconf.starts_with("MISCONF"), "{misconf}");
     assert_eq!(cmd(&mut c, &["GET", "a"]), "1", "reads still work");
@@ -659,24 +658,26 @@ fn fill_the_disk(server: &common::ServerGuard, disk: &Tmpfs, log: &std::path::Pa
     }
 }
 
+/// Starts a server (with `start`) whose `dir` is a fresh 8 MB tmpfs and runs
+/// [`fill_the_disk`] on it; `None` when `start` has no server to give.
+fn on_a_small_disk(
+    tag: &str,
+    start: impl FnOnce(&[&str]) -> Option<common::ServerGuard>,
+) -> Option<DiskFull> {
+    let disk = Tmpfs::mount(&format!("disk-{tag}"), "8m");
+    let logs = Tmpfs::mount(&format!("logs-{tag}"), "1m");
+    let log = logs.dir.join("server.log");
+    let (dir, logfile) = (disk.dir.to_str().unwrap(), log.to_str().unwrap());
+    let server = start(&["--dir", dir, "--logfile", logfile, "--save", "3600 1"])?;
+    Some(fill_the_disk(&server, &disk, &log))
+}
+
 #[test]
 fn disk_full_during_save_keeps_the_dump_and_stops_writes() {
     if !netns::root_with(&["mount", "umount"]) {
         return;
     }
-    let disk = Tmpfs::mount("disk-tandem", "8m");
-    let logs = Tmpfs::mount("logs-tandem", "1m");
-    let log = logs.dir.join("server.log");
-    let args = [
-        "--dir",
-        disk.dir.to_str().unwrap(),
-        "--logfile",
-        log.to_str().unwrap(),
-        "--save",
-        "3600 1",
-    ];
-    let tandem = common::start_tandem(&args);
-    let ours = fill_the_disk(&tandem, &disk, &log);
+    let ours = on_a_small_disk("tandem", |args| Some(common::start_tandem(args))).unwrap();
     println!("FIGURE disk-full tandem: {ours:#?}");
     assert!(
         ours.save_error.contains("No space left on device"),
@@ -690,29 +691,55 @@ fn disk_full_during_save_keeps_the_dump_and_stops_writes() {
         "{:?}",
         ours.log
     );
-    drop(tandem);
-
-    let rdisk = Tmpfs::mount("disk-redis", "8m");
-    let rlogs = Tmpfs::mount("logs-redis", "1m");
-    let rlog = rlogs.dir.join("server.log");
-    let args = [
-        "--dir",
-        rdisk.dir.to_str().unwrap(),
-        "--logfile",
-        rlog.to_str().unwrap(),
-        "--save",
-        "3600 1",
-    ];
-    let Some(redis) = common::start_redis(&args) else {
+    let Some(theirs) = on_a_small_disk("redis", common::start_redis) else {
         return;
     };
-    let theirs = fill_the_disk(&redis, &rdisk, &rlog);
     println!("FIGURE disk-full redis-server 7.0: {theirs:#?}");
     assert_eq!(ours.misconf, theirs.misconf, "the MISCONF text is Redis's");
     assert_eq!(
         ours.write_after_failed_save, theirs.write_after_failed_save,
         "a failed foreground SAVE stops writes as Redis does (or not)"
     );
+}
+
+/// A client writing `rate` SETs of 1 KB a second to the master (keys `w:<n>`, 20000 of
+/// them reused) until finished.
+struct Writer {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl Writer {
+    fn start(mut c: Conn, rate: u32) -> Writer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let v = value(7, 1000);
+            let start = Instant::now();
+            let mut i = 0u64;
+            while !flag.load(Ordering::Relaxed) {
+                c.send(&[
+                    b"SET".as_slice(),
+                    format!("w:{}", i % 20_000).as_bytes(),
+                    &v,
+                ]);
+                c.read_reply();
+                i += 1;
+                let due = Duration::from_secs_f64(i as f64 / f64::from(rate));
+                if let Some(wait) = due.checked_sub(start.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            i
+        });
+        Writer { stop, thread }
+    }
+
+    /// Stops the writes; returns how many were made.
+    fn finish(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
 }
 
 /// What a full sync over a slow link came to.
@@ -755,29 +782,7 @@ fn slow_sync(
     let mut mc = m.conn(&net);
     fill(&mut mc, "data", keys, BIG);
     net.rate(Side::A, mbit);
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = (write_rate > 0).then(|| {
-        let mut c = m.conn(&net);
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let v = value(7, 1000);
-            let mut i = 0u64;
-            let start = Instant::now();
-            while !stop.load(Ordering::Relaxed) {
-                c.send(&[
-                    b"SET".as_slice(),
-                    format!("w:{}", i % 100_000).as_bytes(),
-                    &v,
-                ]);
-                c.read_reply();
-                i += 1;
-                let due = Duration::from_secs_f64(i as f64 / f64::from(write_rate));
-                if let Some(wait) = due.checked_sub(start.elapsed()) {
-                    std::thread::sleep(wait);
-                }
-            }
-        })
-    });
+    let writer = (write_rate > 0).then(|| Writer::start(m.conn(&net), write_rate));
     let start = Instant::now();
     replicate(&net, &r);
     let deadline = start + Duration::from_secs(secs);
@@ -793,9 +798,8 @@ fn slow_sync(
         std::thread::sleep(Duration::from_millis(100));
     }
     let seconds = start.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
     if let Some(w) = writer {
-        w.join().unwrap();
+        w.finish();
     }
     if completed {
         net.unlimited(Side::A);
@@ -1018,48 +1022,14 @@ fn slow_diskless_sync_longer_than_repl_timeout_completes_once() {
 #[test]
 fn small_output_buffer_on_a_slow_link_loops_until_raised() {
     let Some(net) = Net::new() else { return };
-    let m = Node::start(
+    let (m, r, mut mc) = diskless_pair(
         &net,
-        Side::A,
-        "m",
-        &[
-            "--repl-diskless-sync",
-            "yes",
-            "--repl-diskless-sync-delay",
-            "0",
-            "--client-output-buffer-limit",
-            "replica 4mb 2mb 3",
-        ],
+        &["--client-output-buffer-limit", "replica 4mb 2mb 3"],
+        3000,
     );
-    let r = Node::start(&net, Side::B, "r", &[]);
-    let mut mc = m.conn(&net);
-    fill(&mut mc, "data", 3000, BIG);
     net.rate(Side::A, 10);
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let mut c = m.conn(&net);
-        let stop = stop.clone();
-        // About 0.5 MB/s of writes: 500 SETs of 1 KB a second.
-        std::thread::spawn(move || {
-            let v = value(7, 1000);
-            let start = Instant::now();
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                c.send(&[
-                    b"SET".as_slice(),
-                    format!("w:{}", i % 20_000).as_bytes(),
-                    &v,
-                ]);
-                c.read_reply();
-                i += 1;
-                let due = Duration::from_secs_f64(i as f64 / 500.0);
-                if let Some(wait) = due.checked_sub(start.elapsed()) {
-                    std::thread::sleep(wait);
-                }
-            }
-            i
-        })
-    };
+    // About 0.5 MB/s of writes: 500 SETs of 1 KB a second.
+    let writer = Writer::start(m.conn(&net), 500);
     let start = Instant::now();
     replicate(&net, &r);
     let mut rc = r.conn(&net);
@@ -1097,10 +1067,7 @@ fn small_output_buffer_on_a_slow_link_loops_until_raised() {
         field(&mut rc, "replication", "master_link_status") == "up"
     });
     let completed = raised.elapsed();
-    let writes = {
-        stop.store(true, Ordering::Relaxed);
-        writer.join().unwrap()
-    };
+    let writes = writer.finish();
     net.unlimited(Side::A);
     wait_in_sync(&net, &m, &r, 60);
     let data = content(&mut mc);

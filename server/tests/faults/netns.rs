@@ -183,44 +183,27 @@ impl Net {
         }
     }
 
+    fn tc(&self, side: Side, args: &[&str]) {
+        let mut all = vec!["ip", "netns", "exec", self.ns(side), "tc", "qdisc"];
+        all.extend_from_slice(args);
+        run(&all);
+    }
+
     /// Limits what `side` sends to `mbit` Mbit/s with a token bucket filter.
     pub fn rate(&self, side: Side, mbit: u32) {
         let rate = format!("{mbit}mbit");
-        run(&[
-            "ip",
-            "netns",
-            "exec",
-            self.ns(side),
-            "tc",
-            "qdisc",
-            "replace",
-            "dev",
-            DEV,
-            "root",
-            "tbf",
-            "rate",
-            &rate,
-            "burst",
-            "64kb",
-            "latency",
-            "400ms",
-        ]);
+        self.tc(
+            side,
+            &[
+                "replace", "dev", DEV, "root", "tbf", "rate", &rate, "burst", "64kb", "latency",
+                "400ms",
+            ],
+        );
     }
 
     /// Removes the rate limit of `side`.
     pub fn unlimited(&self, side: Side) {
-        run(&[
-            "ip",
-            "netns",
-            "exec",
-            self.ns(side),
-            "tc",
-            "qdisc",
-            "del",
-            "dev",
-            DEV,
-            "root",
-        ]);
+        self.tc(side, &["del", "dev", DEV, "root"]);
     }
 
     /// A TCP connection made from inside the namespace of `side`: the socket keeps that
