@@ -489,8 +489,12 @@ async fn receive_rdb(
         drop(payload);
         info!("MASTER <-> REPLICA sync: Flushing old data");
         info!("MASTER <-> REPLICA sync: Loading DB in memory");
-        let file = std::io::BufReader::new(std::fs::File::open(&tmp)?);
-        let loaded = transfer::load_rdb(file, databases, limits);
+        let path = tmp.clone();
+        let loaded = load_beside(conn, move || {
+            let file = std::io::BufReader::new(std::fs::File::open(&path)?);
+            Ok(transfer::load_rdb(file, databases, limits))
+        })
+        .await?;
         // The received file becomes our dump only once it loaded: a bad one never
         // replaces a good dump.
         if loaded.is_ok() {
@@ -501,7 +505,10 @@ async fn receive_rdb(
         loaded
     } else {
         info!("MASTER <-> REPLICA sync: Loading DB in memory");
-        transfer::load_rdb(&payload[..], databases, limits)
+        load_beside(conn, move || {
+            Ok(transfer::load_rdb(&payload[..], databases, limits))
+        })
+        .await?
     };
     let (ks, aux) = loaded.map_err(|e| {
         LinkError::Msg(format!(
@@ -530,6 +537,31 @@ async fn receive_rdb(
     }
     info!("MASTER <-> REPLICA sync: Finished with success");
     Ok(())
+}
+
+type Loaded =
+    Result<(crate::keyspace::Keyspace, crate::persistence::rdb::Aux), transfer::LoadError>;
+
+/// Parses the received RDB on a blocking thread: the server keeps serving its current
+/// dataset meanwhile (it is replaced only when the new one is complete), and the master gets
+/// a `\n` every second so its repl-timeout does not fire during a long load (Redis's
+/// `replicationSendNewlineToMaster`). Loading on the main thread left a replica silent for
+/// the whole load of a large dataset, to its clients and to its master.
+async fn load_beside(
+    conn: &mut Conn,
+    load: impl FnOnce() -> std::io::Result<Loaded> + Send + 'static,
+) -> Result<Loaded, LinkError> {
+    let mut job = tokio::task::spawn_blocking(load);
+    loop {
+        tokio::select! {
+            r = &mut job => {
+                return Ok(r.map_err(|e| LinkError::Msg(format!("RDB load aborted: {e}")))??);
+            }
+            () = tokio::time::sleep(Duration::from_secs(1)) => {
+                conn.sock.write_all(b"\n").await?;
+            }
+        }
+    }
 }
 
 /// Applies the master's stream as the master client, proxies it to our own stream (backlog
