@@ -483,18 +483,27 @@ async fn receive_rdb(
             crate::clock::now_ms() / 1000,
             std::process::id()
         ));
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&payload)?;
-        f.sync_all()?;
-        drop(payload);
         info!("MASTER <-> REPLICA sync: Flushing old data");
         info!("MASTER <-> REPLICA sync: Loading DB in memory");
         let path = tmp.clone();
+        // Writing and fsyncing a dataset-sized file is slow too: same thread.
         let loaded = load_beside(conn, move || {
+            let mut f = std::fs::File::create(&path)?;
+            f.write_all(&payload)?;
+            f.sync_all()?;
+            drop(payload);
             let file = std::io::BufReader::new(std::fs::File::open(&path)?);
             Ok(transfer::load_rdb(file, databases, limits))
         })
-        .await?;
+        .await;
+        let loaded = match loaded {
+            Ok(l) => l,
+            Err(e) => {
+                // A full disk or a write error leaves no partial file behind.
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
         // The received file becomes our dump only once it loaded: a bad one never
         // replaces a good dump.
         if loaded.is_ok() {
