@@ -31,7 +31,9 @@ fn save_cmd(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
         return Err(CmdError::msg("ERR Background save already in progress"));
     }
     ctx.srv.persistence.rdb_saves += 1;
-    save::save(ctx.srv).map_err(|_| CmdError::msg("ERR"))?;
+    // Redis answers a bare "ERR" and logs the cause; the cause in the reply costs a client
+    // nothing (the prefix is the same) and tells the operator what to fix.
+    save::save(ctx.srv).map_err(|e| CmdError::msg(format!("ERR {e}")))?;
     ctx.reply.ok();
     Ok(())
 }

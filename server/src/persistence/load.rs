@@ -63,6 +63,7 @@ pub struct LoadStats {
 /// # Errors
 /// The file exists but cannot be opened.
 pub fn open_dump(srv: &mut Server) -> Result<Option<File>, LoadError> {
+    remove_stale_temp_files(std::path::Path::new(&srv.config.dir));
     let path = std::path::Path::new(&srv.config.dir).join(&srv.config.dbfilename);
     let file = match File::open(&path) {
         Ok(f) => f,
@@ -220,5 +221,89 @@ fn aux_log(srv: &mut Server, key: &[u8], value: &[u8], now: u64) {
             }
         }
         _ => {}
+    }
+}
+
+/// Deletes the temp files a killed process left in `dir` (a save or a replica's transfer
+/// interrupted by SIGKILL or a crash): each is as large as the dataset, and a server that
+/// crashes repeatedly would otherwise fill its disk. A file is stale when the process named
+/// in it is gone or is this one (in a container every restart has the same pid); called at
+/// start-up, before this process writes any.
+fn remove_stale_temp_files(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let me = std::process::id();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = temp_file_pid(&name) else {
+            continue;
+        };
+        if pid == me || !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => info!("Removed {name}, left by an interrupted save or sync"),
+                Err(err) => warn!("Could not remove the stale temp file {name}: {err}"),
+            }
+        }
+    }
+}
+
+/// The pid in the name of a temp file this server writes: `temp-<pid>.rdb` (SAVE),
+/// `temp-<pid>-<n>.rdb` (BGSAVE), `temp-<unixtime>.<pid>.rdb` (a replica's transfer, as
+/// Redis names it).
+fn temp_file_pid(name: &str) -> Option<u32> {
+    let stem = name.strip_prefix("temp-")?.strip_suffix(".rdb")?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let pid = match (stem.split_once('.'), stem.split_once('-')) {
+        (Some((time, pid)), None) if digits(time) => pid,
+        (None, Some((pid, n))) if digits(n) => pid,
+        (None, None) => stem,
+        _ => return None,
+    };
+    if !digits(pid) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_file_names_give_their_pid() {
+        assert_eq!(temp_file_pid("temp-42.rdb"), Some(42));
+        assert_eq!(temp_file_pid("temp-42-7.rdb"), Some(42));
+        assert_eq!(temp_file_pid("temp-1795701940.24811.rdb"), Some(24811));
+        for other in [
+            "dump.rdb",
+            "temp-.rdb",
+            "temp-x.rdb",
+            "temp-42.rdb.bak",
+            "temp-1.2-3.rdb",
+        ] {
+            assert_eq!(temp_file_pid(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn stale_temp_files_are_removed_and_others_kept() {
+        let dir = std::env::temp_dir().join(format!("tandem-stale-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let me = std::process::id();
+        // pid_max is at most 2^22: this pid cannot be running.
+        let gone = "temp-1795701940.4194305.rdb";
+        let mine = format!("temp-{me}-3.rdb");
+        for f in [gone, &mine, "dump.rdb", "notes.txt"] {
+            std::fs::write(dir.join(f), b"x").expect("write");
+        }
+        remove_stale_temp_files(&dir);
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .expect("read")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["dump.rdb", "notes.txt"]);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }

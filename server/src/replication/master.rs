@@ -125,6 +125,10 @@ impl Link {
 
     /// Applies the limits to the current buffer (also called by the cron for the soft one).
     pub fn check_limit(&self, len: u64, limit: BufferLimit, now_ms: u64) {
+        // Already on its way out: one log line per replica, not one per cron tick.
+        if self.shared.killed.get() {
+            return;
+        }
         let hard = limit.hard > 0 && len >= limit.hard;
         let soft = limit.soft > 0 && len >= limit.soft;
         let soft_hit = if soft {
@@ -570,6 +574,9 @@ async fn diskless_sync(
 /// Streams the buffered replication stream and reads ACKs until the link ends.
 /// `wait_ack`: hold the stream back until the first `REPLCONF ACK` (socket target).
 /// `acks`: the replica sends ACKs (PSYNC), so `repl-timeout` applies; a SYNC client has none.
+///
+/// Writing never blocks the loop: a replica behind a cut link stops taking bytes, and its
+/// `repl-timeout` must still fire (and its ACKs still be read while a large write drains).
 async fn stream(
     state: &Shared,
     sock: &mut TcpStream,
@@ -579,19 +586,36 @@ async fn stream(
     mut input: Vec<u8>,
 ) -> std::io::Result<()> {
     let mut parser = Parser::new();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut written = 0;
+    let mut tick = tokio::time::Instant::now() + Duration::from_secs(1);
     loop {
         if link.shared.killed.get() {
             return Err(std::io::ErrorKind::ConnectionAborted.into());
         }
-        if !wait_ack {
-            let bytes = std::mem::take(&mut *link.out.borrow_mut());
-            if !bytes.is_empty() {
-                link.shared.info.borrow_mut().omem = 0;
-                sock.write_all(&bytes).await?;
-                continue;
-            }
+        let timeout = state.borrow().config.repl_timeout;
+        if acks && crate::clock::now_ms().saturating_sub(link.ack_ms.get()) > timeout * 1000 {
+            warn!(
+                "Disconnecting timedout replica (streaming sync): {}:{}",
+                link.ip, link.port
+            );
+            return Err(std::io::ErrorKind::TimedOut.into());
         }
+        if !wait_ack && written == pending.len() {
+            pending = std::mem::take(&mut *link.out.borrow_mut());
+            written = 0;
+            link.shared.info.borrow_mut().omem = 0;
+        }
+        let writing = written < pending.len();
         tokio::select! {
+            r = sock.writable(), if writing => {
+                r?;
+                match sock.try_write(&pending[written..]) {
+                    Ok(n) => written += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+            }
             r = sock.readable() => {
                 r?;
                 let mut buf = [0u8; 4096];
@@ -635,12 +659,10 @@ async fn stream(
                 }
             }
             () = link.shared.notify.notified() => {}
-            () = tokio::time::sleep(Duration::from_secs(1)) => {
-                let timeout = state.borrow().config.repl_timeout;
-                if acks && crate::clock::now_ms().saturating_sub(link.ack_ms.get()) > timeout * 1000 {
-                    warn!("Disconnecting timedout replica (streaming sync): {}:{}", link.ip, link.port);
-                    return Err(std::io::ErrorKind::TimedOut.into());
-                }
+            // Wakes the loop once a second for the timeout check above, however busy the
+            // other branches are (a per-iteration sleep would restart on every write).
+            () = tokio::time::sleep_until(tick) => {
+                tick = tokio::time::Instant::now() + Duration::from_secs(1);
             }
         }
     }

@@ -570,8 +570,11 @@ async fn receive_rdb(
     let received = payload.received();
     let parsed = match sink {
         Sink::Disk(f, path) => {
-            f.sync_all()?;
-            drop(f);
+            // An fsync of a dataset-sized file takes seconds: off the main thread, which
+            // keeps answering clients meanwhile.
+            tokio::task::spawn_blocking(move || f.sync_all())
+                .await
+                .map_err(|e| LinkError::Msg(format!("fsync of the received RDB aborted: {e}")))??;
             loading = Some(LoadingGuard::enter(state, received, false));
             info!("MASTER <-> REPLICA sync: Flushing old data");
             info!("MASTER <-> REPLICA sync: Loading DB in memory");

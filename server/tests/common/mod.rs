@@ -159,7 +159,7 @@ impl Conn {
         Self::from_stream(TcpStream::connect(("127.0.0.1", port)).expect("connect"))
     }
 
-    fn from_stream(s: TcpStream) -> Self {
+    pub fn from_stream(s: TcpStream) -> Self {
         s.set_read_timeout(Some(Duration::from_secs(10)))
             .expect("timeout");
         s.set_nodelay(true).expect("nodelay");
