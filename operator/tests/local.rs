@@ -300,7 +300,10 @@ fn a_full_sync_is_reported_from_wait_bgsave_with_progress_to_online() {
             if let Some(p) = r["syncProgress"].as_str() {
                 progress.insert(p.to_owned());
             }
+            // The master calls a diskless replica online once the last byte is sent (as
+            // Redis does); the replica serves once it finished loading: its link is up.
             r["state"] == "online"
+                && r["linkStatus"] == "up"
                 && r["lastFullSync"]["durationSeconds"].as_i64().is_some()
                 && states.len() > 1
         },

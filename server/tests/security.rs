@@ -13,10 +13,12 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// An address of this machine that is not loopback: the source address of the default
-/// route (a UDP `connect` sends nothing). `None` on a machine with loopback only.
+/// route (a UDP `connect` sends nothing). `None` on a machine with loopback only. The
+/// target is a documentation address (TEST-NET-3) that no local subnet claims, so it is
+/// never a broadcast address, which a UDP `connect` refuses.
 fn non_loopback_address() -> Option<IpAddr> {
     let s = UdpSocket::bind("0.0.0.0:0").ok()?;
-    s.connect("192.0.2.255:9").ok()?;
+    s.connect("203.0.113.1:9").ok()?;
     let ip = s.local_addr().ok()?.ip();
     (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
 }
