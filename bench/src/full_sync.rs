@@ -152,20 +152,17 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 /// Memory one server's measurement needs for `size` logical bytes: master and replica each
 /// hold the dataset (measured at 4 GiB: Redis 1.82x the logical bytes, tandem 1.47x;
-/// rounded up); tandem's replica also holds the received RDB (~1x)
-/// before parsing it; the master's copy-on-write (Redis fork) or pre-images (tandem) are
-/// small on an idle master and up to the whole dataset under a write load.
+/// rounded up). Both replicas parse the payload as it arrives, so neither holds the RDB
+/// besides the dataset (tandem's replica peaked at its master's size at 4 GiB). The
+/// master's copy-on-write (Redis fork) or pre-images (tandem) are small on an idle master
+/// and up to the whole dataset under a write load.
 pub fn memory_needed(kind: Kind, size: u64, write_load: bool) -> u64 {
     let dataset = match kind {
         Kind::Redis => 1.9,
         Kind::Tandem => 1.5,
     };
-    let rdb_buffer = match kind {
-        Kind::Redis => 0.0,
-        Kind::Tandem => 1.0,
-    };
     let copy = if write_load { dataset } else { 0.1 };
-    (size as f64 * (2.0 * dataset + rdb_buffer + copy)) as u64 + (256 << 20)
+    (size as f64 * (2.0 * dataset + copy)) as u64 + (256 << 20)
 }
 
 /// The refusal when the machine cannot hold the run, else `None`.
