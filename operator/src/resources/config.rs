@@ -124,7 +124,10 @@ include /etc/tandem-auth/auth.conf
 ";
         assert_eq!(conf, expected);
         assert!(!conf.contains("requirepass"), "no password in a ConfigMap");
-        assert!(!conf.contains("replica-announce-ip"), "per pod: on the command line");
+        assert!(
+            !conf.contains("replica-announce-ip"),
+            "per pod: on the command line"
+        );
     }
 
     #[test]
