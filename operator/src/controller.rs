@@ -160,7 +160,11 @@ pub async fn reconcile(rrs: Arc<RedisReplicaSet>, ctx: Arc<Context>) -> Result<A
 async fn stages(rrs: &RedisReplicaSet, ctx: &Context) -> Result<Action, Error> {
     if rrs.metadata.deletion_timestamp.is_some() {
         // Owner references let the garbage collector remove the children; applying them
-        // now would fight a foreground deletion.
+        // now would fight a foreground deletion. The set's data-plane memory goes now.
+        ctx.dataplanes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&object_key(rrs));
         debug!("being deleted; nothing to do");
         return Ok(Action::await_change());
     }
@@ -1115,6 +1119,23 @@ mod tests {
         assert_eq!(status["master"], "cache-1", "{status}");
         assert_eq!(status["lastFailover"]["from"], "cache-0");
         assert_eq!(status["lastFailover"]["to"], "cache-1");
+
+        // Deleting the set drops its data-plane memory.
+        let has_memory = |ctx: &Context| {
+            ctx.dataplanes
+                .lock()
+                .expect("lock")
+                .contains_key("ns1/cache")
+        };
+        assert!(has_memory(&ctx));
+        resource.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(test_clock()),
+        );
+        let action = reconcile(Arc::new(resource), ctx.clone())
+            .await
+            .expect("reconciled");
+        assert_eq!(action, Action::await_change());
+        assert!(!has_memory(&ctx));
     }
 
     #[tokio::test]
