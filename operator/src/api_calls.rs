@@ -82,6 +82,8 @@ pub const API_CALLS: &[ApiCall] = &[
     call("create", "policy", "poddisruptionbudgets", Scope::Watched),
     call("list", "", "pods", Scope::Watched),
     call("watch", "", "pods", Scope::Watched),
+    // The data plane moves the role label (`tandem.dev/role`) the Services select on.
+    call("patch", "", "pods", Scope::Watched),
     // kube's Recorder creates an event, then patches it when the same event repeats.
     call("create", "events.k8s.io", "events", Scope::Watched),
     call("patch", "events.k8s.io", "events", Scope::Watched),

@@ -7,12 +7,16 @@
 //! 3. build ([`crate::policy`], [`crate::resources`], pure) — the tuning plan and objects;
 //! 4. apply ([`crate::apply`]) — server-side apply with one field manager;
 //! 5. observe ([`crate::observe`]) — the pods as they are;
-//! 6. status ([`crate::status`], pure, then one apply patch of the status subresource,
-//!    skipped when nothing changed) and events for each new decision.
+//! 6. data plane ([`crate::dataplane`]) — one pass over the pods by their DNS names: roles
+//!    (REPLICAOF, failover, the role label), live tuning (CONFIG SET), sync tracking; its
+//!    memory lives in the context, one per set, across reconciles;
+//! 7. status ([`crate::dataplane::status`], pure, then one apply patch of the status
+//!    subresource, skipped when nothing changed) and events for each new decision.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -35,7 +39,9 @@ use tracing::{Instrument, debug, info, info_span, instrument, warn};
 
 use crate::apply::{FIELD_MANAGER, apply_all};
 use crate::backoff::Backoffs;
-use crate::crd::{DEFAULT_IMAGE, RedisReplicaSet, RedisReplicaSetStatus};
+use crate::crd::{DEFAULT_IMAGE, FailoverSpec, RedisReplicaSet, RedisReplicaSetStatus};
+use crate::dataplane::engine::{DataPlane, Pass};
+use crate::dataplane::pods::{self, PodNodes, Resolve};
 use crate::error::Error;
 use crate::fetch;
 use crate::leader::{LeaderElector, LeaseConfig};
@@ -50,6 +56,9 @@ use crate::validate::validate;
 pub const REQUEUE_PROGRESSING: Duration = Duration::from_secs(10);
 /// Requeue when everything is ready: a safety net, watches bring changes sooner.
 pub const REQUEUE_STABLE: Duration = Duration::from_secs(300);
+/// Requeue while a full sync runs or a failover is pending: pods' watches do not see
+/// either, and both the sync's progress and the down-after clock need frequent passes.
+pub const REQUEUE_ACTIVE: Duration = Duration::from_secs(2);
 
 /// What every reconcile shares.
 pub struct Context {
@@ -65,6 +74,11 @@ pub struct Context {
     pub clock: fn() -> Timestamp,
     /// Server image of sets that do not name one.
     pub server_image: String,
+    /// From a pod's DNS name to the address dialled (the name itself in a cluster).
+    pub resolve: Resolve,
+    /// Each set's data-plane memory (roles, trust, full syncs), by `namespace/name`. A
+    /// set's reconciles never run concurrently, so its lock is only contended by nothing.
+    pub dataplanes: Mutex<HashMap<String, Arc<tokio::sync::Mutex<DataPlane>>>>,
 }
 
 impl Context {
@@ -77,8 +91,46 @@ impl Context {
             backoffs: Backoffs::default(),
             clock: Timestamp::now,
             server_image: DEFAULT_IMAGE.to_owned(),
+            resolve: pods::dns(),
+            dataplanes: Mutex::new(HashMap::new()),
         }
     }
+
+    /// The data-plane memory of the set at `key`, created on first use.
+    fn dataplane(&self, key: &str) -> Arc<tokio::sync::Mutex<DataPlane>> {
+        let mut map = self
+            .dataplanes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry(key.to_owned())
+            .or_insert_with(|| {
+                Arc::new(tokio::sync::Mutex::new(DataPlane::new(
+                    None,
+                    Duration::ZERO,
+                )))
+            })
+            .clone()
+    }
+}
+
+/// How long the master may be unreachable before a failover; never when failover is off.
+fn down_after(failover: &FailoverSpec) -> Duration {
+    if failover.enabled {
+        Duration::from_secs(failover.down_after_seconds.into())
+    } else {
+        Duration::MAX
+    }
+}
+
+/// Whether the set needs another pass soon: a failover is pending or roles just changed,
+/// or a replica is in a full sync.
+fn active(pass: &Pass, status: &RedisReplicaSetStatus) -> bool {
+    pass.decision.waiting.is_some()
+        || !pass.decision.commands.is_empty()
+        || status
+            .replicas
+            .iter()
+            .any(|r| r.sync_progress.is_some() || r.state.as_deref().is_some_and(|s| s != "online"))
 }
 
 fn object_key(rrs: &RedisReplicaSet) -> String {
@@ -108,7 +160,11 @@ pub async fn reconcile(rrs: Arc<RedisReplicaSet>, ctx: Arc<Context>) -> Result<A
 async fn stages(rrs: &RedisReplicaSet, ctx: &Context) -> Result<Action, Error> {
     if rrs.metadata.deletion_timestamp.is_some() {
         // Owner references let the garbage collector remove the children; applying them
-        // now would fight a foreground deletion.
+        // now would fight a foreground deletion. The set's data-plane memory goes now.
+        ctx.dataplanes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&object_key(rrs));
         debug!("being deleted; nothing to do");
         return Ok(Action::await_change());
     }
@@ -145,13 +201,33 @@ async fn stages(rrs: &RedisReplicaSet, ctx: &Context) -> Result<Action, Error> {
     let observation = observe(&ctx.client, &set.namespace, &set.name)
         .await
         .map_err(|source| Error::ListPods { source })?;
-    let new = status::reconciled(
+
+    let dataplane = ctx.dataplane(&object_key(rrs));
+    let mut dataplane = dataplane.lock().await;
+    dataplane.configure(
+        Some(auth.password.expose().to_owned()),
+        down_after(&rrs.spec.failover),
+    );
+    let mut nodes = PodNodes::new(
+        Api::namespaced(ctx.client.clone(), &set.namespace),
+        &set.name,
+        &set.namespace,
+        u32::try_from(rrs.spec.replicas).unwrap_or(0),
+        &observation,
+        ctx.resolve.clone(),
+    );
+    let pass = dataplane.pass(&mut nodes, &plan, now).await?;
+    if let Some(master) = &pass.decision.master {
+        // Pods recreated since the master was published carry no role label yet.
+        nodes.label_roles(master).await?;
+    }
+    let new = crate::dataplane::status::build(
         rrs.status.as_ref(),
         rrs.metadata.generation,
         rrs.spec.replicas,
-        &plan,
         budget.as_ref(),
-        &observation,
+        &pass,
+        &dataplane,
         now,
     );
     let mut notices = Vec::new();
@@ -166,6 +242,7 @@ async fn stages(rrs: &RedisReplicaSet, ctx: &Context) -> Result<Action, Error> {
             action: "CreateAuthSecret",
         });
     }
+    notices.extend(pass.notices.iter().cloned());
     notices.extend(status::notices(rrs.status.as_ref(), &new));
     publish(rrs, ctx, &notices).await;
     write_status(rrs, ctx, &new).await?;
@@ -174,7 +251,9 @@ async fn stages(rrs: &RedisReplicaSet, ctx: &Context) -> Result<Action, Error> {
         .conditions
         .iter()
         .any(|c| c.type_ == PROGRESSING && c.status == "True");
-    Ok(Action::requeue(if progressing {
+    Ok(Action::requeue(if active(&pass, &new) {
+        REQUEUE_ACTIVE
+    } else if progressing {
         REQUEUE_PROGRESSING
     } else {
         REQUEUE_STABLE
@@ -506,8 +585,10 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::fixtures::{ApiServer, Reply, Seen, test_clock, test_context};
-    use crate::observe::Observation;
+    use crate::dataplane::roles::NodeAddr;
+    use crate::fixtures::{
+        ApiServer, Reply, Seen, test_clock, test_context, test_context_resolving,
+    };
     use crate::resources::fixtures::rrs;
 
     const SEED: &str = "  replicas: 3\n  datasetSizeHint: 20Gi\n";
@@ -709,15 +790,21 @@ mod tests {
             );
 
             let status = expect_status(&mut api, &resource).await;
-            assert_eq!(status["phase"], "Syncing");
-            assert_eq!(status["master"], "cache-0");
-            assert_eq!(status["ready"], "2/3");
+            // No server answers here (the data-plane test below runs real ones): the role
+            // labels alone are not trusted, nobody is master yet and nothing is ready.
+            assert_eq!(status["phase"], "Pending", "{status}");
+            assert!(status.get("master").is_none(), "{status}");
+            assert_eq!(status["ready"], "0/3");
             assert_eq!(status["observedGeneration"], 1);
             assert_eq!(status["replication"]["mode"], "Diskless");
             assert_eq!(status["replication"]["replTimeoutSeconds"], 2100);
             assert_eq!(
                 status["replicas"],
-                json!([{ "pod": "cache-1", "ready": true }, { "pod": "cache-2", "ready": false }])
+                json!([
+                    { "pod": "cache-0", "ready": false },
+                    { "pod": "cache-1", "ready": false },
+                    { "pod": "cache-2", "ready": false }
+                ])
             );
             let types: Vec<&str> = status["conditions"]
                 .as_array()
@@ -725,68 +812,330 @@ mod tests {
                 .iter()
                 .filter_map(|c| c["type"].as_str())
                 .collect();
-            assert_eq!(types, ["Available", "Progressing", "Degraded"]);
+            assert_eq!(types, ["Available", "Progressing", "Degraded", "SyncLoop"]);
             api
         })
         .await;
         assert_eq!(
             result.expect("reconciled"),
-            Action::requeue(REQUEUE_PROGRESSING)
+            Action::requeue(REQUEUE_ACTIVE),
+            "waiting for the pods to answer"
         );
         drop(ctx);
     }
 
-    #[tokio::test]
-    async fn steady_state_applies_but_writes_no_status_and_no_event() {
-        let mut resource = rrs(SEED);
-        let set = validate(&resource, Observed::default()).expect("valid");
-        let plan = plan(&set.policy_input);
-        let observation = Observation::from_pods(
-            &serde_json::from_value::<Vec<Pod>>(
-                pods_list(&[
-                    ("cache-0", true, Some("master")),
-                    ("cache-1", true, Some("replica")),
-                    ("cache-2", true, Some("replica")),
-                ])["items"]
-                    .clone(),
-            )
-            .expect("pods"),
-        );
-        resource.status = Some(status::reconciled(
-            None,
-            Some(1),
-            3,
-            &plan,
-            None,
-            &observation,
-            test_clock(),
-        ));
+    /// A tandem-server process (this package's operator binary runs one: `tandem-operator
+    /// server`), started as a replica of itself like a pod, killed on drop.
+    struct Node {
+        child: std::process::Child,
+        port: u16,
+    }
 
-        let (result, _ctx) = run_scenario(resource, |mut api, _resource| async move {
-            api.expect(
-                Method::GET,
-                &format!("{NS}/secrets/cache-auth"),
-                Reply::Json(StatusCode::OK, password_secret("s3cret")),
-            )
-            .await;
-            let applies = expect_applies(&mut api).await;
-            assert_eq!(
-                secret_data(&applies[0].body, "auth.conf"),
-                "requirepass \"s3cret\"\nmasterauth \"s3cret\"\n"
+    impl Drop for Node {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// The operator binary next to this test binary, or None (printed) when it was not
+    /// built; with TANDEM_REQUIRE_REAL_DEPS=1 a missing binary fails the test.
+    fn operator_binary() -> Option<std::path::PathBuf> {
+        let exe = std::env::current_exe().expect("test binary");
+        let bin = exe.parent()?.parent()?.join("tandem-operator");
+        if bin.is_file() {
+            return Some(bin);
+        }
+        assert!(
+            std::env::var("TANDEM_REQUIRE_REAL_DEPS").as_deref() != Ok("1"),
+            "{} is missing (cargo test -p tandem-operator builds it)",
+            bin.display()
+        );
+        println!(
+            "skipped: {} is missing (run cargo test -p tandem-operator, which builds it)",
+            bin.display()
+        );
+        None
+    }
+
+    fn start_node(bin: &std::path::Path, password: &str) -> Node {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let child = std::process::Command::new(bin)
+            .args(["server", "--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--save",
+                "",
+                "--requirepass",
+                password,
+                "--masterauth",
+                password,
+            ])
+            .args(["--replicaof", "127.0.0.1", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start tandem-server");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tandem-server on {port} never listened"
             );
-            expect_pod_list(
-                &mut api,
-                &[
-                    ("cache-0", true, Some("master")),
-                    ("cache-1", true, Some("replica")),
-                    ("cache-2", true, Some("replica")),
-                ],
-            )
-            .await;
-            api
-        })
-        .await;
-        assert_eq!(result.expect("reconciled"), Action::requeue(REQUEUE_STABLE));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Node { child, port }
+    }
+
+    /// What the fake API server saw, in order.
+    type Requests = tokio::sync::mpsc::UnboundedReceiver<(Method, String, Value)>;
+
+    /// A fake API server for multi-reconcile scenarios: the Secret holds `password`, applies
+    /// and events are echoed, pods are listed with the labels patched onto them so far.
+    fn fake_api(api: ApiServer, pods: &'static [&'static str], password: &str) -> Requests {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let secret = password_secret(password);
+        let mut labels: std::collections::BTreeMap<String, String> = Default::default();
+        tokio::spawn(api.answer(tx, move |method, path, body| {
+            let pod_path = format!("{NS}/pods/");
+            match (method.as_str(), path) {
+                ("GET", p) if p == format!("{NS}/secrets/cache-auth") => {
+                    (StatusCode::OK, secret.clone())
+                }
+                ("GET", p) if p == format!("{NS}/pods") => {
+                    let listed: Vec<(&str, bool, Option<&str>)> = pods
+                        .iter()
+                        .map(|p| (*p, true, labels.get(*p).map(String::as_str)))
+                        .collect();
+                    (StatusCode::OK, pods_list(&listed))
+                }
+                ("PATCH", p) if p.starts_with(&pod_path) => {
+                    let pod = &p[pod_path.len()..];
+                    let role = body["metadata"]["labels"]["tandem.dev/role"]
+                        .as_str()
+                        .expect("role label patch");
+                    labels.insert(pod.to_owned(), role.to_owned());
+                    (StatusCode::OK, json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": pod, "namespace": "ns1", "labels": { "tandem.dev/role": role } } }))
+                }
+                ("PATCH", p) if p.ends_with("/status") => {
+                    let mut object = serde_json::to_value(rrs(SEED)).expect("json");
+                    object["status"] = body["status"].clone();
+                    (StatusCode::OK, object)
+                }
+                _ => (StatusCode::OK, body.clone()),
+            }
+        }));
+        rx
+    }
+
+    /// Requests seen so far, without waiting.
+    fn drain(requests: &mut Requests) -> Vec<(Method, String, Value)> {
+        std::iter::from_fn(|| requests.try_recv().ok()).collect()
+    }
+
+    fn label_patches(seen: &[(Method, String, Value)]) -> Vec<(String, String)> {
+        seen.iter()
+            .filter(|(m, p, _)| *m == Method::PATCH && p.starts_with(&format!("{NS}/pods/")))
+            .map(|(_, p, b)| {
+                (
+                    p.rsplit('/').next().unwrap_or_default().to_owned(),
+                    b["metadata"]["labels"]["tandem.dev/role"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn statuses(seen: &[(Method, String, Value)]) -> Vec<Value> {
+        seen.iter()
+            .filter(|(m, p, _)| *m == Method::PATCH && p.ends_with("/status"))
+            .map(|(_, _, b)| b["status"].clone())
+            .collect()
+    }
+
+    fn events(seen: &[(Method, String, Value)]) -> Vec<Value> {
+        seen.iter()
+            .filter(|(m, p, _)| *m == Method::POST && p.ends_with("/events"))
+            .map(|(_, _, b)| b.clone())
+            .collect()
+    }
+
+    /// The in-cluster data plane over real servers: the first reconcile promotes cache-0
+    /// and labels the pods (replica first), the status follows the replica's sync to online,
+    /// a steady reconcile writes nothing; then `kill -9` of the master: FailingOver while
+    /// down-after runs, then cache-1 promoted, the labels moved, a FailedOver Warning with
+    /// the offsets, and lastFailover in the status.
+    #[tokio::test]
+    async fn the_data_plane_wires_roles_labels_status_and_fails_over() {
+        let Some(bin) = operator_binary() else { return };
+        let password = "pw";
+        let mut nodes = vec![start_node(&bin, password), start_node(&bin, password)];
+        let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
+        let resolve: Resolve = Arc::new(move |host: &str| {
+            let i: usize = host
+                .strip_prefix("cache-")
+                .and_then(|h| h.strip_suffix(".cache-headless.ns1.svc"))
+                .and_then(|i| i.parse().ok())
+                .unwrap_or_else(|| panic!("not a pod DNS name: {host}"));
+            NodeAddr {
+                host: "127.0.0.1".to_owned(),
+                port: ports[i],
+            }
+        });
+        let (ctx, api) = test_context_resolving(resolve);
+        let mut requests = fake_api(api, &["cache-0", "cache-1"], password);
+        let mut resource =
+            rrs("  replicas: 2\n  datasetSizeHint: 64Mi\n  failover: { downAfterSeconds: 1 }\n");
+
+        // Until cache-1 is online behind cache-0.
+        let mut seen = Vec::new();
+        let mut first_action = None;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let action = reconcile(Arc::new(resource.clone()), ctx.clone())
+                .await
+                .expect("reconciled");
+            first_action.get_or_insert(action);
+            let new = drain(&mut requests);
+            if let Some(status) = statuses(&new).last() {
+                resource.status = Some(serde_json::from_value(status.clone()).expect("status"));
+            }
+            seen.extend(new);
+            let status = resource.status.as_ref().expect("a status was written");
+            if status.replicas.first().and_then(|r| r.state.as_deref()) == Some("online") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "never online: {status:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(first_action, Some(Action::requeue(REQUEUE_ACTIVE)));
+        assert_eq!(
+            label_patches(&seen),
+            [
+                ("cache-1".to_owned(), "replica".to_owned()),
+                ("cache-0".to_owned(), "master".to_owned())
+            ],
+            "labels once, the replica first so the master Service never has two pods"
+        );
+        let status = serde_json::to_value(resource.status.as_ref().expect("status")).expect("json");
+        assert_eq!(status["master"], "cache-0");
+        assert_eq!(status["phase"], "Ready", "{status}");
+        assert_eq!(status["ready"], "2/2");
+        let replica = &status["replicas"][0];
+        assert_eq!(replica["pod"], "cache-1");
+        assert_eq!(replica["state"], "online");
+        assert_eq!(replica["linkStatus"], "up");
+        assert!(
+            replica["offset"].as_i64().is_some() && replica["lag"].as_i64().is_some(),
+            "{replica}"
+        );
+        assert!(status["masterOffset"].as_i64().is_some(), "{status}");
+        assert_eq!(status["fullSyncs"], 1, "{status}");
+        let sync_loop = status["conditions"]
+            .as_array()
+            .expect("conditions")
+            .iter()
+            .find(|c| c["type"] == "SyncLoop")
+            .expect("SyncLoop condition");
+        assert_eq!(sync_loop["status"], "False");
+        let tuned = statuses(&seen)
+            .iter()
+            .any(|s| s["replicas"][0]["state"] != "online");
+        assert!(
+            tuned,
+            "the replica's sync states before online are reported"
+        );
+
+        // Steady: nothing to write, the usual interval.
+        let action = reconcile(Arc::new(resource.clone()), ctx.clone())
+            .await
+            .expect("reconciled");
+        let steady = drain(&mut requests);
+        assert!(
+            statuses(&steady).is_empty()
+                && events(&steady).is_empty()
+                && label_patches(&steady).is_empty()
+        );
+        assert_eq!(action, Action::requeue(REQUEUE_STABLE));
+
+        // kill -9 of the master.
+        drop(nodes.remove(0));
+        let mut seen = Vec::new();
+        let mut failing_over = false;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let failed_over = loop {
+            let action = reconcile(Arc::new(resource.clone()), ctx.clone())
+                .await
+                .expect("an unreachable pod does not fail the reconcile");
+            let new = drain(&mut requests);
+            if let Some(status) = statuses(&new).last() {
+                failing_over |= status["phase"] == "FailingOver";
+                resource.status = Some(serde_json::from_value(status.clone()).expect("status"));
+            }
+            seen.extend(new);
+            if let Some(e) = events(&seen)
+                .into_iter()
+                .find(|e| e["reason"] == "FailedOver")
+            {
+                break e;
+            }
+            assert_eq!(
+                action,
+                Action::requeue(REQUEUE_ACTIVE),
+                "while the failover is pending"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "never failed over: {:?}",
+                resource.status
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert!(
+            failing_over,
+            "the phase showed FailingOver while down-after ran"
+        );
+        assert_eq!(failed_over["type"], "Warning");
+        let note = failed_over["note"].as_str().expect("note");
+        assert!(
+            note.starts_with("failover from cache-0 (offset ")
+                && note.contains(") to cache-1 (offset ")
+                && note.contains("bytes of writes may be lost"),
+            "{note}"
+        );
+        assert_eq!(
+            label_patches(&seen),
+            [
+                ("cache-0".to_owned(), "replica".to_owned()),
+                ("cache-1".to_owned(), "master".to_owned())
+            ]
+        );
+        let status = serde_json::to_value(resource.status.as_ref().expect("status")).expect("json");
+        assert_eq!(status["master"], "cache-1", "{status}");
+        assert_eq!(status["lastFailover"]["from"], "cache-0");
+        assert_eq!(status["lastFailover"]["to"], "cache-1");
+
+        // Deleting the set drops its data-plane memory.
+        let has_memory = |ctx: &Context| {
+            ctx.dataplanes
+                .lock()
+                .expect("lock")
+                .contains_key("ns1/cache")
+        };
+        assert!(has_memory(&ctx));
+        resource.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(test_clock()),
+        );
+        let action = reconcile(Arc::new(resource), ctx.clone())
+            .await
+            .expect("reconciled");
+        assert_eq!(action, Action::await_change());
+        assert!(!has_memory(&ctx));
     }
 
     #[tokio::test]

@@ -97,6 +97,10 @@ pub enum Error {
         source: kube::Error,
     },
 
+    /// Moving the role label to the master failed.
+    #[error(transparent)]
+    LabelPod(#[from] crate::dataplane::pods::LabelError),
+
     /// Writing the status subresource failed.
     #[error("failed to patch status: {source}")]
     PatchStatus {
@@ -120,6 +124,7 @@ impl Error {
             | Self::ApplyPodDisruptionBudget { .. }
             | Self::ApplyStatefulSet { .. } => "apply",
             Self::ListPods { .. } => "observe",
+            Self::LabelPod(_) => "roles",
             Self::PatchStatus { .. } => "status",
         }
     }

@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 use tower_test::mock::{self, Handle};
 
 use crate::controller::Context;
+use crate::dataplane::pods::Resolve;
+use crate::dataplane::roles::NodeAddr;
 use crate::metrics::Metrics;
 
 /// The fixed clock of controller tests.
@@ -27,8 +29,18 @@ pub fn mock_client() -> (Client, ApiServer) {
     (Client::new(service, "default"), ApiServer(handle))
 }
 
-/// A context whose client talks to the returned mock server.
+/// A context whose client talks to the returned mock server; no server is reachable (port
+/// 1 of the loopback refuses connections at once).
 pub fn test_context() -> (Arc<Context>, ApiServer) {
+    test_context_resolving(Arc::new(|_: &str| NodeAddr {
+        host: "127.0.0.1".to_owned(),
+        port: 1,
+    }))
+}
+
+/// A context whose client talks to the returned mock server and whose data plane dials
+/// pods through `resolve`.
+pub fn test_context_resolving(resolve: Resolve) -> (Arc<Context>, ApiServer) {
     let (client, api) = mock_client();
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::new(&mut registry));
@@ -41,6 +53,7 @@ pub fn test_context() -> (Arc<Context>, ApiServer) {
         metrics,
     );
     ctx.clock = test_clock;
+    ctx.resolve = resolve;
     (Arc::new(ctx), api)
 }
 
@@ -182,6 +195,43 @@ impl ApiServer {
                     .expect("response"),
             );
             if seen.send((path, query)).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Answers every request with `answer` (method, path, JSON body) until the clients are
+    /// gone, sending each request to `seen` as it arrives: a small fake API server for
+    /// scenarios whose request sequence depends on real servers' timing.
+    pub async fn answer<F>(
+        mut self,
+        seen: tokio::sync::mpsc::UnboundedSender<(Method, String, Value)>,
+        mut answer: F,
+    ) where
+        F: FnMut(&Method, &str, &Value) -> (StatusCode, Value),
+    {
+        while let Some((request, send)) = self.0.next_request().await {
+            assert_declared(&request);
+            let method = request.method().clone();
+            let path = request.uri().path().to_owned();
+            let bytes = request
+                .into_body()
+                .collect_bytes()
+                .await
+                .expect("request body");
+            let body: Value = if bytes.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes).expect("json request body")
+            };
+            let (status, response) = answer(&method, &path, &body);
+            send.send_response(
+                Response::builder()
+                    .status(status)
+                    .body(Body::from(serde_json::to_vec(&response).expect("json")))
+                    .expect("response"),
+            );
+            if seen.send((method, path, body)).is_err() {
                 return;
             }
         }

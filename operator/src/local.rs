@@ -294,7 +294,15 @@ pub async fn run(
                 println!("{line}");
             }
         }
-        let new = status::build(previous.as_ref(), desired, &pass, &dataplane, now);
+        let new = status::build(
+            previous.as_ref(),
+            None,
+            desired,
+            None,
+            &pass,
+            &dataplane,
+            now,
+        );
         if previous.as_ref() == Some(&new) {
             continue;
         }

@@ -20,6 +20,8 @@ pub struct PodObservation {
     pub ready: bool,
     /// The pod carries `tandem.dev/role: master`.
     pub master: bool,
+    /// The pod's `tandem.dev/role` label, if any.
+    pub role: Option<String>,
 }
 
 /// The pods of one set, in ordinal order (`cache-2` before `cache-10`).
@@ -39,6 +41,7 @@ impl Observation {
                 name: p.name_any(),
                 ready: is_ready(p),
                 master: p.labels().get(ROLE_LABEL).map(String::as_str) == Some(ROLE_MASTER),
+                role: p.labels().get(ROLE_LABEL).cloned(),
             })
             .collect();
         pods.sort_by(|a, b| ordinal_key(&a.name).cmp(&ordinal_key(&b.name)));

@@ -278,6 +278,7 @@ mod tests {
                     name: name.to_owned(),
                     ready,
                     master,
+                    role: None,
                 })
                 .collect(),
         }

@@ -97,7 +97,20 @@ fn the_password_is_only_in_secrets() {
             .and_then(|s| s.template.spec.as_ref())
             .expect("pod spec");
         for c in &pod.containers {
-            assert!(c.env.is_none() && c.env_from.is_none(), "no env: {c:?}");
+            // The only variable is the pod's name from the downward API (for
+            // replica-announce-ip); nothing comes from a Secret.
+            assert!(c.env_from.is_none(), "no envFrom: {c:?}");
+            for var in c.env.iter().flatten() {
+                let source = var.value_from.as_ref().expect("from the downward API");
+                assert!(
+                    var.value.is_none() && source.secret_key_ref.is_none(),
+                    "{var:?}"
+                );
+                assert_eq!(
+                    source.field_ref.as_ref().map(|f| f.field_path.as_str()),
+                    Some("metadata.name")
+                );
+            }
             assert_eq!(c.args, None);
         }
     }

@@ -55,6 +55,8 @@ fn tandem_server_parses_every_generated_line() {
             .apply_text(&auth)
             .unwrap_or_else(|e| panic!("tandem-server rejects auth.conf: {e}"));
         assert_eq!(value(&server, "requirepass"), "pa ss\"word");
+        // Invariant 2: every pod starts as a replica (of itself), never as a master.
+        assert_eq!(value(&server, "replicaof"), "127.0.0.1 6379");
         assert_eq!(value(&server, "masterauth"), "pa ss\"word");
 
         for (name, wanted) in plan.directives() {

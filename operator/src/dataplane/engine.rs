@@ -88,6 +88,13 @@ impl DataPlane {
         }
     }
 
+    /// Takes the set's current password and failover delay (both can change between the
+    /// passes of an in-cluster set).
+    pub fn configure(&mut self, password: Option<String>, down_after: Duration) {
+        self.password = password;
+        self.down_after = down_after;
+    }
+
     /// Runs one pass with `plan` as the tuning before sync-loop adjustments.
     ///
     /// # Errors

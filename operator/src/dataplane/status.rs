@@ -10,16 +10,20 @@ use super::facts::{NodeFacts, Role};
 use super::roles::{Command, NodeState};
 use crate::crd::{Phase, RedisReplicaSetStatus, ReplicaStatus};
 use crate::observe::{Observation, PodObservation};
+use crate::policy::BudgetFinding;
 use crate::quantity::approx_bytes;
 use crate::status::{self, condition};
 
 /// Condition: a replica keeps starting full syncs without finishing them.
 pub const SYNC_LOOP: &str = "SyncLoop";
 
-/// The status after `pass`, keeping condition times from `previous`.
+/// The status after `pass`, keeping condition times from `previous`; `generation` and
+/// `budget` are the resource's (None in local mode).
 pub fn build(
     previous: Option<&RedisReplicaSetStatus>,
+    generation: Option<i64>,
     desired: i32,
+    budget: Option<&BudgetFinding>,
     pass: &Pass,
     dataplane: &DataPlane,
     now: Timestamp,
@@ -36,16 +40,16 @@ pub fn build(
                 name: n.name.clone(),
                 ready: ready(n, master, master_facts),
                 master: Some(n.name.as_str()) == master,
+                role: None,
             })
             .collect(),
     };
-    let generation = previous.and_then(|p| p.observed_generation);
     let mut s = status::reconciled(
         previous,
         generation,
         desired,
         &pass.plan,
-        None,
+        budget,
         &observation,
         now,
     );
@@ -243,7 +247,15 @@ mod tests {
     #[test]
     fn replicas_carry_both_views_and_the_phase_follows_the_sync() {
         let dp = DataPlane::new(None, Duration::from_secs(5));
-        let s = build(None, 3, &pass(["online", "send_bulk"], false), &dp, t(1));
+        let s = build(
+            None,
+            None,
+            3,
+            None,
+            &pass(["online", "send_bulk"], false),
+            &dp,
+            t(1),
+        );
         assert_eq!(s.phase, Phase::Syncing);
         assert_eq!(s.master.as_deref(), Some("n-0"));
         assert_eq!(
@@ -268,7 +280,15 @@ mod tests {
             ("False", "NoLoop")
         );
 
-        let ready = build(Some(&s), 3, &pass(["online", "online"], false), &dp, t(2));
+        let ready = build(
+            Some(&s),
+            None,
+            3,
+            None,
+            &pass(["online", "online"], false),
+            &dp,
+            t(2),
+        );
         assert_eq!(ready.phase, Phase::Ready);
         assert_eq!(ready.ready.as_deref(), Some("3/3"));
     }
@@ -276,7 +296,15 @@ mod tests {
     #[test]
     fn a_failing_master_and_a_sync_loop_show_in_the_phase() {
         let mut dp = DataPlane::new(None, Duration::from_secs(5));
-        let s = build(None, 3, &pass(["online", "online"], true), &dp, t(1));
+        let s = build(
+            None,
+            None,
+            3,
+            None,
+            &pass(["online", "online"], true),
+            &dp,
+            t(1),
+        );
         assert_eq!(s.phase, Phase::FailingOver);
         dp.sync_loop = Some(SyncLoop {
             node: "n-2".to_owned(),
@@ -285,7 +313,9 @@ mod tests {
         dp.adjustments = 1;
         let s = build(
             Some(&s),
+            None,
             3,
+            None,
             &pass(["online", "wait_bgsave"], false),
             &dp,
             t(2),

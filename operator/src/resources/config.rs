@@ -1,8 +1,9 @@
 //! The ConfigMap holding `tandem.conf`, the server config every node of a set starts with.
 //!
 //! Every node gets the same file, tuning included, because any node can become master.
-//! It carries no role (the operator assigns roles at run time) and no password (that comes
-//! from a Secret through `include`). Pure: no network.
+//! Every node starts as a replica of itself (Invariant 2: a pod never starts as a master; the
+//! operator assigns roles at run time), and the file carries no password (that comes from a
+//! Secret through `include`). Pure: no network.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -53,6 +54,10 @@ pub fn render(set: &ValidSet<'_>, plan: &Plan) -> String {
         line("save", if persistence { DEFAULT_SAVE } else { "" });
     }
     line("replica-read-only", "yes");
+    // A replica of itself, which no one can sync from (`-NOMASTERLINK`), as local mode starts
+    // its nodes: a pod that restarts empty never serves as a master its old replicas would
+    // copy, and it takes writes only once the operator promotes it.
+    line("replicaof", &format!("127.0.0.1 {SERVER_PORT}"));
     for (key, value) in plan.directives() {
         line(key, &value);
     }
@@ -104,6 +109,7 @@ dbfilename dump.rdb
 appendonly no
 save \"\"
 replica-read-only yes
+replicaof 127.0.0.1 6379
 repl-diskless-sync yes
 repl-diskless-sync-delay 5
 repl-diskless-load on-empty-db
@@ -118,6 +124,10 @@ include /etc/tandem-auth/auth.conf
 ";
         assert_eq!(conf, expected);
         assert!(!conf.contains("requirepass"), "no password in a ConfigMap");
+        assert!(
+            !conf.contains("replica-announce-ip"),
+            "per pod: on the command line"
+        );
     }
 
     #[test]

@@ -107,6 +107,11 @@ pub mod names {
     pub fn pdb(name: &str) -> String {
         name.to_owned()
     }
+    /// A pod's stable DNS name through the headless Service: what replicas announce and
+    /// what REPLICAOF names, so roles survive a pod's new IP.
+    pub fn pod_host(name: &str, namespace: &str, pod: &str) -> String {
+        format!("{pod}.{}.{namespace}.svc", headless_service(name))
+    }
 }
 
 /// Metadata shared by every child: name, namespace, labels, controller owner reference.

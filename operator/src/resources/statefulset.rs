@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource,
-    SecurityContext, TCPSocketAction, Volume, VolumeMount, VolumeResourceRequirements,
-    WeightedPodAffinityTerm,
+    EnvVar, EnvVarSource, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    SeccompProfile, SecretVolumeSource, SecurityContext, TCPSocketAction, Volume, VolumeMount,
+    VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -26,6 +26,10 @@ use crate::validate::ValidSet;
 /// User and group the server runs as (any non-root id works; fixed so volumes get a stable
 /// owner through fsGroup).
 pub const SERVER_UID: i64 = 10001;
+
+/// The environment variable carrying the pod's name (downward API), expanded by Kubernetes
+/// in the command.
+const POD_NAME_ENV: &str = "POD_NAME";
 
 /// Seconds between startup probes.
 const STARTUP_PERIOD_SECONDS: i32 = 10;
@@ -152,10 +156,25 @@ fn container(set: &ValidSet<'_>) -> Container {
         ),
         image_pull_policy: Some("IfNotPresent".to_owned()),
         // The password reaches the server through an included file, never through arguments.
+        // The pod's own DNS name is the one per-pod line: the master lists its replicas by
+        // it, so the operator matches them to pods.
         command: Some(vec![
             "tandem-server".to_owned(),
             format!("{CONFIG_DIR}/{CONFIG_KEY}"),
+            "--replica-announce-ip".to_owned(),
+            names::pod_host(&set.name, &set.namespace, &format!("$({POD_NAME_ENV})")),
         ]),
+        env: Some(vec![EnvVar {
+            name: POD_NAME_ENV.to_owned(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "metadata.name".to_owned(),
+                    ..ObjectFieldSelector::default()
+                }),
+                ..EnvVarSource::default()
+            }),
+            ..EnvVar::default()
+        }]),
         ports: Some(vec![ContainerPort {
             name: Some("redis".to_owned()),
             container_port: SERVER_PORT,
@@ -298,12 +317,19 @@ mod tests {
         assert_eq!(c["image"], DEFAULT_IMAGE);
         assert_eq!(
             c["command"],
-            json!(["tandem-server", "/etc/tandem/tandem.conf"])
+            json!([
+                "tandem-server",
+                "/etc/tandem/tandem.conf",
+                "--replica-announce-ip",
+                "$(POD_NAME).cache-headless.ns1.svc"
+            ])
         );
-        assert!(
-            c.get("args").is_none() && c.get("env").is_none(),
-            "no secrets in args or env"
+        assert_eq!(
+            c["env"],
+            json!([{ "name": "POD_NAME", "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } } }]),
+            "no secrets in env"
         );
+        assert!(c.get("args").is_none(), "no secrets in args");
         assert_eq!(
             c["securityContext"],
             json!({
