@@ -117,6 +117,20 @@ fn assert_declared(request: &Request<Body>) {
     );
 }
 
+/// A request's JSON body, `Null` when it has none (GET, DELETE).
+async fn json_body(request: Request<Body>) -> Value {
+    let bytes = request
+        .into_body()
+        .collect_bytes()
+        .await
+        .expect("request body");
+    if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).expect("json request body")
+    }
+}
+
 /// The mock API server.
 pub struct ApiServer(Handle<Request<Body>, Response<Body>>);
 
@@ -136,16 +150,7 @@ impl ApiServer {
         );
         assert_declared(&request);
         let query = request.uri().query().unwrap_or_default().to_owned();
-        let bytes = request
-            .into_body()
-            .collect_bytes()
-            .await
-            .expect("request body");
-        let body: Value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).expect("json request body")
-        };
+        let body = json_body(request).await;
         let (status, response) = match reply {
             Reply::Echo => (StatusCode::OK, body.clone()),
             Reply::Json(status, value) => (status, value),
@@ -214,16 +219,7 @@ impl ApiServer {
             assert_declared(&request);
             let method = request.method().clone();
             let path = request.uri().path().to_owned();
-            let bytes = request
-                .into_body()
-                .collect_bytes()
-                .await
-                .expect("request body");
-            let body: Value = if bytes.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_slice(&bytes).expect("json request body")
-            };
+            let body = json_body(request).await;
             let (status, response) = answer(&method, &path, &body);
             send.send_response(
                 Response::builder()

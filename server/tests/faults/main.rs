@@ -1126,6 +1126,8 @@ fn slow_link_compared_with_redis() {
             60,
         );
         println!("FIGURE redis slow-link diskless={mode} timeout 5, no writes: {out:#?}");
+        let Some(out) = out else { return };
+        assert!(out.completed && out.full_syncs == 1, "{out:#?}");
         let mut args = args.to_vec();
         args.extend(["--client-output-buffer-limit", "replica 4mb 2mb 3"]);
         let out = slow_sync(
@@ -1139,6 +1141,11 @@ fn slow_link_compared_with_redis() {
         );
         println!(
             "FIGURE redis slow-link diskless={mode} timeout 5, 500 SET/s, 'replica 4mb 2mb 3': {out:#?}"
+        );
+        let Some(out) = out else { return };
+        assert!(
+            !out.completed && out.full_syncs > 1,
+            "Redis loops too: {out:#?}"
         );
     }
 }
