@@ -227,10 +227,56 @@ impl Db {
     /// Inserts a key that is not present; returns its slot.
     pub fn insert(&mut self, entry: Entry) -> u32 {
         debug_assert!(self.find(&entry.key).is_none());
+        let hash = self.hasher.hash_one(entry.key.as_bytes());
+        self.insert_hashed(hash, entry)
+    }
+
+    /// Inserts the entry unless its key is present, hashing the key once (a loader checks
+    /// every key for a repeat); gives the entry back when the key exists.
+    ///
+    /// # Errors
+    /// The key is already present.
+    pub fn try_insert(&mut self, entry: Entry) -> Result<u32, Entry> {
+        let key = entry.key.as_bytes();
+        let hash = self.hasher.hash_one(key);
+        let chunks = &self.chunks;
+        let present = self
+            .index
+            .find(hash, |&i| {
+                match &chunks[i as usize / CHUNK][i as usize % CHUNK] {
+                    Slot::Used(e) => e.key.as_bytes() == key,
+                    Slot::Free { .. } => false,
+                }
+            })
+            .is_some();
+        if present {
+            return Err(entry);
+        }
+        Ok(self.insert_hashed(hash, entry))
+    }
+
+    /// Keys the index holds before it must grow.
+    pub fn capacity(&self) -> usize {
+        self.index.capacity()
+    }
+
+    /// Makes room for `additional` more keys at once (the RESIZEDB hint of a payload being
+    /// loaded), so the index is not rehashed, key by key, each time it doubles.
+    pub fn reserve(&mut self, additional: usize) {
+        let (chunks, hasher) = (&self.chunks, &self.hasher);
+        self.index.reserve(additional, |&j| {
+            match &chunks[j as usize / CHUNK][j as usize % CHUNK] {
+                Slot::Used(e) => hasher.hash_one(e.key.as_bytes()),
+                Slot::Free { .. } => 0,
+            }
+        });
+        self.chunks.reserve(additional.div_ceil(CHUNK));
+    }
+
+    fn insert_hashed(&mut self, hash: u64, entry: Entry) -> u32 {
         if entry.expire_at != 0 {
             self.expires += 1;
         }
-        let hash = self.hasher.hash_one(entry.key.as_bytes());
         let i = if self.free_head != NONE {
             let i = self.free_head;
             let slot = self.slot_mut(i);

@@ -240,15 +240,42 @@ impl ZSet {
     ) -> Self {
         let entries: Vec<(SmallBytes, f64)> = entries.into_iter().collect();
         let longest = entries.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
-        let mut z = if limits.fits(entries.len(), longest) {
-            ZSet::new()
-        } else {
-            ZSet::new_tree()
-        };
+        if !limits.fits(entries.len(), longest) {
+            return ZSet::tree_of(entries);
+        }
+        let mut z = ZSet::new();
         for (m, s) in entries {
             z.add(&m, s, limits);
         }
         z
+    }
+
+    /// The tree form of `entries` (a later repeat of a member wins, as with [`ZSet::add`]),
+    /// sorted once and linked in order rather than inserted one search at a time.
+    fn tree_of(entries: Vec<(SmallBytes, f64)>) -> Self {
+        let mut scores: HashMap<SmallBytes, f64> = HashMap::with_capacity(entries.len());
+        for (m, s) in entries {
+            match scores.entry(m) {
+                hashbrown::hash_map::Entry::Occupied(mut o) => {
+                    // As `add`: an equal score (even -0 for 0) changes nothing.
+                    if *o.get() != s {
+                        *o.get_mut() = s;
+                    }
+                }
+                hashbrown::hash_map::Entry::Vacant(v) => {
+                    v.insert(s);
+                }
+            }
+        }
+        let mut sorted: Vec<(f64, SmallBytes)> =
+            scores.iter().map(|(m, s)| (*s, m.clone())).collect();
+        sorted.sort_unstable_by(|a, b| cmp_entry(a.0, &a.1, b.0, &b.1));
+        ZSet {
+            repr: Repr::Tree(Tree {
+                scores,
+                list: Skiplist::from_sorted(sorted.into_iter()),
+            }),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -554,5 +581,32 @@ mod tests {
         assert_eq!(ZSet::from_entries(e, SMALL).encoding(), "listpack");
         let e = (0..5).map(|i| (SmallBytes::from_i64(i), i as f64));
         assert_eq!(ZSet::from_entries(e, SMALL).encoding(), "skiplist");
+    }
+
+    #[test]
+    fn from_entries_tree_is_what_adding_builds() {
+        // Unsorted, with a member repeated (the later score wins) and tied scores.
+        let e: Vec<(SmallBytes, f64)> = (0..200i32)
+            .map(|i| {
+                (
+                    SmallBytes::from_i64(i64::from((i * 37) % 150)),
+                    f64::from((i * 7) % 11),
+                )
+            })
+            .collect();
+        let bulk = ZSet::from_entries(e.clone(), SMALL);
+        let mut added = ZSet::new_tree();
+        for (m, s) in &e {
+            added.add(m, *s, SMALL);
+        }
+        assert_eq!(bulk.encoding(), "skiplist");
+        assert_eq!(bulk.len(), 150);
+        let a: Vec<(Vec<u8>, f64)> = bulk.iter().map(|(m, s)| (m.to_vec(), s)).collect();
+        let b: Vec<(Vec<u8>, f64)> = added.iter().map(|(m, s)| (m.to_vec(), s)).collect();
+        assert_eq!(a, b);
+        for (m, s) in &b {
+            assert_eq!(bulk.rank(m), added.rank(m));
+            assert_eq!(bulk.score(m), Some(*s));
+        }
     }
 }

@@ -63,14 +63,11 @@ impl LoadLimits {
 pub fn from_rdb(value: RdbValue, limits: LoadLimits) -> Value {
     match value {
         RdbValue::String(s) => Value::Str(SmallBytes::from_vec(s)),
-        RdbValue::Hash(pairs) => {
-            let mut h = Hash::new();
-            h.set_many(
-                pairs.iter().map(|(f, v)| (f.as_slice(), v.as_slice())),
-                limits.hash,
-            );
-            Value::Hash(Box::new(h))
-        }
+        // The reader refused repeated fields.
+        RdbValue::Hash(pairs) => Value::Hash(Box::new(Hash::from_distinct(
+            pairs.iter().map(|(f, v)| (f.as_slice(), v.as_slice())),
+            limits.hash,
+        ))),
         RdbValue::Set(members) => {
             let mut s = members
                 .first()

@@ -69,6 +69,24 @@ pub fn spawn_load<R: Read + Send + 'static>(
     Ok(rx)
 }
 
+/// Fewest payload bytes a key takes (type, key length, value length): a RESIZEDB hint is
+/// trusted only as far as the bytes already received could hold that many keys.
+const MIN_KEY_BYTES: u64 = 3;
+
+/// Grows `db`'s index toward the payload's RESIZEDB `hint` when it is full, so a large
+/// dataset's index is sized in a step or two instead of doubling (and rehashing every key)
+/// a dozen times. The hint is the master's word: what is reserved stays proportional to the
+/// `received` bytes, so a hostile hint costs no more than the keys that could follow it.
+fn presize(db: &mut crate::keyspace::Db, hint: usize, received: u64) {
+    let len = db.len();
+    if hint <= len || len < db.capacity() {
+        return;
+    }
+    let affordable = usize::try_from(received / MIN_KEY_BYTES).unwrap_or(usize::MAX);
+    let want = hint.min(affordable).max(len + 1);
+    db.reserve(want - len);
+}
+
 /// Why a received payload could not become the dataset.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -95,23 +113,37 @@ pub fn load_rdb<R: Read>(
 ) -> Result<(Keyspace, Aux), LoadError> {
     let mut reader = RdbReader::new(input)?.with_max_databases(databases as u32);
     let mut ks = Keyspace::new(databases);
+    // Per database, the key count of its RESIZEDB.
+    let mut hints = vec![0usize; databases];
+    let mut db = 0;
     while let Some(item) = reader.next_item()? {
-        let Item::Entry(e) = item else {
-            continue;
+        let e = match item {
+            Item::Entry(e) => e,
+            Item::SelectDb(n) => {
+                db = n as usize;
+                continue;
+            }
+            Item::ResizeDb { keys, .. } => {
+                if let Some(h) = hints.get_mut(db) {
+                    *h = usize::try_from(keys).unwrap_or(usize::MAX);
+                }
+                continue;
+            }
+            _ => continue,
         };
-        let db = e.db as usize;
-        if db >= databases {
+        let index = e.db as usize;
+        if index >= databases {
             return Err(LoadError::Db(e.db));
         }
-        let d = ks.db_mut(db);
-        if d.find(&e.key).is_some() {
-            return Err(LoadError::Duplicate {
-                key: String::from_utf8_lossy(&e.key).into_owned(),
-                db: e.db,
-            });
-        }
+        let d = ks.db_mut(index);
+        presize(d, hints[index], reader.offset());
         let value = convert::from_rdb(e.value, limits);
-        let slot = d.insert(Entry::new(SmallBytes::new(&e.key), value));
+        let slot = d
+            .try_insert(Entry::new(SmallBytes::from_vec(e.key), value))
+            .map_err(|dup| LoadError::Duplicate {
+                key: String::from_utf8_lossy(&dup.key).into_owned(),
+                db: e.db,
+            })?;
         if e.expire_ms.is_some() {
             d.set_expire(slot, e.expire_ms);
         }
@@ -141,6 +173,33 @@ mod tests {
         let limits = LoadLimits::from_config(&Config::default());
         let err = load_rdb(&rdb[..], 16, limits).expect_err("duplicate");
         assert_eq!(err.to_string(), "RDB has duplicated key 'k' in DB 0");
+    }
+
+    #[test]
+    fn a_resizedb_hint_is_trusted_as_far_as_the_bytes_received() {
+        // A hostile hint after 300 bytes reserves room for at most 100 keys.
+        let mut d = crate::keyspace::Db::default();
+        presize(&mut d, usize::MAX, 300);
+        assert!((1..1000).contains(&d.capacity()), "{}", d.capacity());
+        // A hint the bytes can back is reserved in one step, and not again while room lasts.
+        let mut d = crate::keyspace::Db::default();
+        presize(&mut d, 100_000, 10_000_000);
+        let cap = d.capacity();
+        assert!(cap >= 100_000, "{cap}");
+        d.insert(Entry::new(
+            SmallBytes::new(b"k"),
+            crate::keyspace::Value::Str(SmallBytes::new(b"v")),
+        ));
+        presize(&mut d, 100_000, 10_000_000);
+        assert_eq!(d.capacity(), cap);
+        assert!(
+            d.try_insert(Entry::new(
+                SmallBytes::new(b"k"),
+                crate::keyspace::Value::Str(SmallBytes::new(b"w"))
+            ))
+            .is_err()
+        );
+        assert_eq!(d.len(), 1);
     }
 
     #[test]

@@ -134,6 +134,52 @@ impl Skiplist {
         cmp(s, m, score, member) == Ordering::Less
     }
 
+    /// A list of `sorted` pairs, which must be in strictly increasing (score, member)
+    /// order: each node is appended at the tail, so a large set is built without a search
+    /// per pair (loading a 4M-member set from an RDB).
+    pub fn from_sorted(sorted: impl ExactSizeIterator<Item = (f64, SmallBytes)>) -> Skiplist {
+        let mut l = Skiplist::default();
+        l.nodes.reserve(sorted.len());
+        // Per level: the last node linked at that level so far, and its rank (header: 0).
+        let mut last = [HEAD; MAX_LEVEL];
+        let mut last_rank = [0usize; MAX_LEVEL];
+        for (score, member) in sorted {
+            debug_assert!(l.tail == NIL || l.before(l.tail, score, &member));
+            let level = l.random_level();
+            l.level = l.level.max(level);
+            let x = l.nodes.len() as u32;
+            let rank = l.len + 1;
+            l.nodes.push(Node {
+                member,
+                score,
+                backward: l.tail,
+                links: vec![
+                    Link {
+                        forward: NIL,
+                        span: 0
+                    };
+                    level
+                ],
+            });
+            for i in 0..level {
+                *l.link_mut(last[i], i) = Link {
+                    forward: x,
+                    span: rank - last_rank[i],
+                };
+                last[i] = x;
+                last_rank[i] = rank;
+            }
+            l.tail = x;
+            l.len = rank;
+        }
+        // A link to nothing spans the rest of the list, as `insert` keeps it.
+        for i in 0..l.level {
+            let end = l.len - last_rank[i];
+            l.link_mut(last[i], i).span = end;
+        }
+        l
+    }
+
     /// Inserts a pair that is not present; returns its node.
     pub fn insert(&mut self, score: f64, member: SmallBytes) -> u32 {
         let mut update = [HEAD; MAX_LEVEL];
@@ -373,6 +419,25 @@ mod tests {
             }
             let expect: Vec<(Vec<u8>, f64)> = model.iter().map(|(s, m)| (m.clone(), *s)).collect();
             prop_assert_eq!(walk(&l), expect.clone());
+            // The same list built in one pass must answer every query below alike.
+            let bulk = Skiplist::from_sorted(model.iter().map(|(s, m)| (*s, SmallBytes::new(m))));
+            prop_assert_eq!(walk(&bulk), expect.clone());
+            prop_assert_eq!(bulk.len(), model.len());
+            for (r, (m, s)) in expect.iter().enumerate() {
+                prop_assert_eq!(bulk.rank(*s, m), Some(r));
+                prop_assert_eq!(bulk.get(bulk.by_rank(r)).0, m.as_slice());
+                prop_assert_eq!(bulk.prev(bulk.by_rank(r)), if r == 0 { NIL } else { bulk.by_rank(r - 1) });
+            }
+            prop_assert_eq!(bulk.last(), if model.is_empty() { NIL } else { bulk.by_rank(model.len() - 1) });
+            let mut grown = bulk.clone();
+            grown.insert(99.0, SmallBytes::new(b"zz"));
+            grown.insert(-99.0, SmallBytes::new(b"aa"));
+            prop_assert_eq!(grown.rank(99.0, b"zz"), Some(model.len() + 1));
+            prop_assert_eq!(grown.rank(-99.0, b"aa"), Some(0));
+            if let Some((s, m)) = model.first() {
+                prop_assert!(grown.remove(*s, m));
+                prop_assert_eq!(grown.rank(99.0, b"zz"), Some(model.len()));
+            }
             prop_assert_eq!(l.len(), model.len());
             let mut back = Vec::new();
             let mut x = l.last();

@@ -11,7 +11,7 @@
 use std::io::Write;
 
 use super::compact;
-use super::encoding::{self as enc, CRC64, Crc64Digest, LzfCompressor, put_len};
+use super::encoding::{self as enc, Crc64Digest, LzfCompressor, crc64_digest, put_len};
 use super::{Aux, RdbError, RdbValue};
 
 const FLUSH_AT: usize = 64 * 1024;
@@ -66,7 +66,7 @@ impl<W: Write> RdbWriter<W> {
         let mut w = Self {
             out,
             buf: Vec::with_capacity(FLUSH_AT * 2),
-            crc: CRC64.digest(),
+            crc: crc64_digest(),
             opts,
             lzf: LzfCompressor::default(),
             lzf_buf: Vec::new(),
@@ -91,7 +91,7 @@ impl<W: Write> RdbWriter<W> {
         Self {
             out,
             buf: Vec::with_capacity(FLUSH_AT),
-            crc: CRC64.digest(),
+            crc: crc64_digest(),
             opts: WriterOptions {
                 compression,
                 checksum: false,
@@ -461,7 +461,7 @@ impl<W: Write> ChecksumWriter<W> {
     pub fn new(out: W, checksum: bool) -> Self {
         Self {
             out,
-            crc: checksum.then(|| CRC64.digest()),
+            crc: checksum.then(crc64_digest),
             written: 0,
         }
     }
