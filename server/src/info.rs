@@ -246,15 +246,12 @@ fn memory(srv: &Server, out: &mut String) {
     field!(out, "rss_overhead_bytes", rss as i64 - resident as i64);
     field!(out, "mem_fragmentation_ratio", ratio(rss, used));
     field!(out, "mem_fragmentation_bytes", rss as i64 - used as i64);
-    for zero in [
-        "mem_not_counted_for_evict",
-        "mem_replication_backlog",
-        "mem_total_replication_buffers",
-        "mem_clients_slaves",
-        "mem_clients_normal",
-        "mem_cluster_links",
-        "mem_aof_buffer",
-    ] {
+    let repl = srv.repl.buffer_memory();
+    field!(out, "mem_not_counted_for_evict", 0);
+    field!(out, "mem_replication_backlog", repl.backlog);
+    field!(out, "mem_total_replication_buffers", repl.total());
+    field!(out, "mem_clients_slaves", repl.replicas);
+    for zero in ["mem_clients_normal", "mem_cluster_links", "mem_aof_buffer"] {
         let _ = write!(out, "{zero}:0\r\n");
     }
     field!(out, "mem_allocator", "jemalloc-5.3.0");

@@ -486,6 +486,54 @@ fn replica_states_during_a_slow_sync() {
     assert_eq!(master.field("stats", "sync_full"), "2");
 }
 
+/// INFO memory's replication fields are what is held: the backlog's bytes, plus the stream
+/// buffered for a replica that does not read (its CLIENT LIST `omem`).
+#[test]
+fn replication_buffer_memory_is_reported() {
+    let master = Proc::tandem(
+        "m",
+        &[
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "0",
+        ],
+    );
+    let mut c = master.con();
+    let field = |name: &str| -> u64 { master.field("memory", name).parse().unwrap() };
+    assert_eq!(field("mem_total_replication_buffers"), 0);
+    let _s = fake_replica(&master, 3333, true);
+    wait_for("the transfer to take the replica", || {
+        master.field("replication", "repl_backlog_active") == "1"
+            && !slave_state(&master, 3333).is_empty()
+    });
+    let mut pipe = redis::pipe();
+    for i in 0..200 {
+        pipe.cmd("SET")
+            .arg(format!("k{i}"))
+            .arg("x".repeat(1000))
+            .ignore();
+    }
+    pipe.query::<()>(&mut c).unwrap();
+    let omem: u64 = {
+        let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut c).unwrap();
+        list.lines()
+            .filter(|l| l.contains(" flags=S "))
+            .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("omem=")))
+            .map(|v| v.parse::<u64>().unwrap())
+            .sum()
+    };
+    let backlog: u64 = master
+        .field("replication", "repl_backlog_histlen")
+        .parse()
+        .unwrap();
+    assert!(omem > 200 * 1000, "omem {omem}");
+    assert!(backlog > 200 * 1000, "backlog {backlog}");
+    assert_eq!(field("mem_replication_backlog"), backlog);
+    assert_eq!(field("mem_clients_slaves"), omem);
+    assert_eq!(field("mem_total_replication_buffers"), backlog + omem);
+}
+
 #[test]
 fn redis_master_to_tandem_replica() {
     if !redis_available() {

@@ -52,7 +52,34 @@ pub struct Repl {
     pub want_getack: bool,
 }
 
+/// Memory holding the replication stream, as INFO memory reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BufferMemory {
+    /// The backlog's bytes (`mem_replication_backlog`).
+    pub backlog: u64,
+    /// Stream bytes buffered for replicas and not yet written to them (`mem_clients_slaves`:
+    /// the sum of their `omem`).
+    pub replicas: u64,
+}
+
+impl BufferMemory {
+    /// `mem_total_replication_buffers`. Redis 7.0 keeps one buffer that the backlog and the
+    /// replicas share, so its total is the longer of the two spans; here the backlog and
+    /// each replica hold their own copy, and the total is what is actually held: their sum.
+    pub fn total(&self) -> u64 {
+        self.backlog + self.replicas
+    }
+}
+
 impl Repl {
+    /// What the backlog and the replicas' output buffers hold right now.
+    pub fn buffer_memory(&self) -> BufferMemory {
+        BufferMemory {
+            backlog: self.backlog.as_ref().map_or(0, Backlog::histlen),
+            replicas: self.replicas.iter().map(|l| l.buffered()).sum(),
+        }
+    }
+
     /// Creates the backlog at `master_offset`. On a master this starts a new history
     /// (new replid, no replid2), as `syncCommand` does for the first replica; a replica keeps
     /// the history it just adopted from its master.
