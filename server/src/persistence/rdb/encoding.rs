@@ -204,18 +204,22 @@ const LZF_MAX_LIT: usize = 32;
 const LZF_MAX_OFF: usize = 1 << 13;
 const LZF_MAX_REF: usize = (1 << 8) + (1 << 3);
 
+/// Hash table slots of the compressor.
+const LZF_TABLE: usize = 1 << LZF_HLOG;
+
 /// An LZF compressor producing data `lzf_decompress` (Redis's and ours) accepts. The hash
 /// table survives between calls and is invalidated by a moving base instead of being
 /// cleared, so compressing many short strings costs no table resets.
 pub struct LzfCompressor {
-    table: Vec<u64>,
+    /// A fixed-size array, so indexing by a hash of `LZF_HLOG` bits needs no bounds check.
+    table: Box<[u64; LZF_TABLE]>,
     base: u64,
 }
 
 impl Default for LzfCompressor {
     fn default() -> Self {
         Self {
-            table: vec![0; 1 << LZF_HLOG],
+            table: Box::new([0; LZF_TABLE]),
             base: 0,
         }
     }
@@ -224,6 +228,10 @@ impl Default for LzfCompressor {
 impl LzfCompressor {
     /// Compresses `input` into `out` (cleared first). Returns false, leaving `out` unspecified,
     /// when the result would exceed `max_out` bytes: the caller then stores the string raw.
+    ///
+    /// A full sync of random values spends half the master's time here, nearly all of it
+    /// failing to find a match: the three bytes at each position roll into the hash instead
+    /// of being read again.
     pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>, max_out: usize) -> bool {
         out.clear();
         // Table entries hold `base + position + 1`; anything below `base + 1` is from an
@@ -233,9 +241,9 @@ impl LzfCompressor {
         let n = input.len();
         let mut lit_start = 0;
         let mut i = 0;
+        let mut v = Self::head(input, 0);
         while i + 2 < n {
-            let v =
-                u32::from(input[i]) << 16 | u32::from(input[i + 1]) << 8 | u32::from(input[i + 2]);
+            v = (v << 8 | u32::from(input[i + 2])) & 0x00FF_FFFF;
             let h = (v.wrapping_mul(2_654_435_761) >> (32 - LZF_HLOG)) as usize;
             let cand = self.table[h];
             self.table[h] = base + i as u64 + 1;
@@ -262,6 +270,7 @@ impl LzfCompressor {
                     }
                     i += l;
                     lit_start = i;
+                    v = Self::head(input, i);
                     continue;
                 }
             }
@@ -269,6 +278,14 @@ impl LzfCompressor {
         }
         Self::flush_literals(&input[lit_start..], out);
         out.len() <= max_out
+    }
+
+    /// The first two bytes at `i`, as the rolling hash input expects them before the third.
+    fn head(input: &[u8], i: usize) -> u32 {
+        match input.get(i..i + 2) {
+            Some(&[a, b]) => u32::from(a) << 8 | u32::from(b),
+            _ => 0,
+        }
     }
 
     fn flush_literals(mut lit: &[u8], out: &mut Vec<u8>) {
