@@ -179,21 +179,48 @@ impl Payload {
                 take
             }
             Framing::Eof(mark) => {
-                // The mark may straddle reads: search the held-back bytes and the new ones.
-                let mut window = std::mem::take(&mut self.held);
-                window.extend_from_slice(input);
-                match memchr::memmem::find(&window, mark) {
+                // Where the mark starts in (held bytes ++ input), if it does. One straddling
+                // the two is looked for in a window of at most 78 bytes; the input itself is
+                // searched in place, not copied behind the held bytes.
+                let h = self.held.len();
+                let straddling = if h == 0 {
+                    None
+                } else {
+                    let mut window = self.held.clone();
+                    window.extend_from_slice(&input[..input.len().min(EOF_MARK_LEN - 1)]);
+                    memchr::memmem::find(&window, mark).filter(|&at| at < h)
+                };
+                let found =
+                    straddling.or_else(|| memchr::memmem::find(input, mark).map(|at| h + at));
+                match found {
                     Some(at) => {
-                        let after = window.len() - (at + EOF_MARK_LEN);
-                        rdb.extend_from_slice(&window[..at]);
+                        // `at` counts from the start of the held bytes.
+                        let end = at + EOF_MARK_LEN - h;
+                        if at < h {
+                            rdb.extend_from_slice(&self.held[..at]);
+                        } else {
+                            rdb.extend_from_slice(&self.held);
+                            rdb.extend_from_slice(&input[..at - h]);
+                        }
+                        self.held.clear();
                         self.complete = true;
-                        input.len() - after
+                        end
                     }
                     None => {
-                        let keep = window.len().min(EOF_MARK_LEN - 1);
-                        rdb.extend_from_slice(&window[..window.len() - keep]);
-                        window.drain(..window.len() - keep);
-                        self.held = window;
+                        // Keep the last bytes that could begin the mark; hand on the rest.
+                        let total = h + input.len();
+                        let keep = total.min(EOF_MARK_LEN - 1);
+                        let emit = total - keep;
+                        if emit <= h {
+                            rdb.extend_from_slice(&self.held[..emit]);
+                            self.held.drain(..emit);
+                            self.held.extend_from_slice(input);
+                        } else {
+                            rdb.extend_from_slice(&self.held);
+                            rdb.extend_from_slice(&input[..emit - h]);
+                            self.held.clear();
+                            self.held.extend_from_slice(&input[emit - h..]);
+                        }
                         input.len()
                     }
                 }
@@ -307,11 +334,15 @@ mod tests {
             body in prop::collection::vec(any::<u8>(), 0..300),
             after in prop::collection::vec(any::<u8>(), 0..50),
             cuts in prop::collection::vec(1usize..64, 1..20),
+            partial in 0usize..EOF_MARK_LEN,
         ) {
-            // A body that contains the mark would legitimately end early.
-            prop_assume!(memchr::memmem::find(&body, MARK).is_none());
+            // The body may end with the start of the mark: held back, then handed on.
+            let mut body = body;
+            body.extend_from_slice(&MARK[..partial]);
             let mut wire = body.clone();
             wire.extend_from_slice(MARK);
+            // A body that contains the mark would legitimately end early.
+            prop_assume!(memchr::memmem::find(&wire, MARK) == Some(body.len()));
             wire.extend_from_slice(&after);
             let mut p = Payload::new(Framing::Eof(MARK.to_vec()));
             let mut rdb = Vec::new();

@@ -433,7 +433,7 @@ enum Sink {
     /// A temp file in `dir`, loaded once complete (`repl-diskless-load disabled`).
     Disk(std::fs::File, std::path::PathBuf),
     /// The parser thread, fed as bytes arrive (diskless load).
-    Parser(tokio::sync::mpsc::Sender<Vec<u8>>),
+    Parser(transfer::ChunkSender),
 }
 
 /// Removes the temp file unless it became the dump.
@@ -525,27 +525,30 @@ async fn receive_rdb(
     } else {
         loading = Some(LoadingGuard::enter(state, payload.total(), serve_old));
         info!("MASTER <-> REPLICA sync: Loading DB in memory");
-        let (tx, rx) = tokio::sync::mpsc::channel(16);
-        parsed = Some(transfer::spawn_load(
-            transfer::ChunkReader::new(rx),
-            databases,
-            limits,
-        )?);
-        Sink::Parser(tx)
+        let (chunks, reader) = transfer::ChunkReader::channel(16);
+        parsed = Some(transfer::spawn_load(reader, databases, limits)?);
+        Sink::Parser(chunks)
     };
     let mut last_newline = tokio::time::Instant::now();
+    // The disk sink's buffer, written out and refilled in place.
+    let mut spare = Vec::new();
     loop {
-        let mut bytes = Vec::new();
+        let mut bytes = match &sink {
+            Sink::Parser(chunks) => chunks.buffer(),
+            Sink::Disk(..) => std::mem::take(&mut spare),
+        };
         let took = payload.feed(&conn.buf, &mut bytes);
         conn.buf.drain(..took);
-        if !bytes.is_empty() {
-            match &mut sink {
-                Sink::Disk(f, _) => f.write_all(&bytes)?,
-                // A closed channel means the parser already failed: its error follows.
-                Sink::Parser(tx) => {
-                    if tx.send(bytes).await.is_err() {
-                        break;
-                    }
+        match &mut sink {
+            Sink::Disk(f, _) => {
+                f.write_all(&bytes)?;
+                bytes.clear();
+                spare = bytes;
+            }
+            // A closed channel means the parser already failed: its error follows.
+            Sink::Parser(chunks) => {
+                if !bytes.is_empty() && chunks.tx.send(bytes).await.is_err() {
+                    break;
                 }
             }
         }
@@ -581,9 +584,9 @@ async fn receive_rdb(
             let file = std::io::BufReader::new(std::fs::File::open(&path)?);
             transfer::spawn_load(file, databases, limits)?
         }
-        Sink::Parser(tx) => {
+        Sink::Parser(chunks) => {
             // The end of the payload: the parser sees EOF after what it was sent.
-            drop(tx);
+            drop(chunks);
             parsed.ok_or_else(|| LinkError::Msg("RDB loader thread missing".into()))?
         }
     };

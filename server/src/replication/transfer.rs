@@ -17,19 +17,43 @@ pub type Loaded = Result<(Keyspace, Aux), LoadError>;
 
 /// A blocking reader over payload chunks sent by the link task; ends (reads 0) when the
 /// sender is dropped, so an interrupted transfer ends the parse with a truncation error.
+/// Each chunk it has read goes back to the link task on `spent`, to be filled again: the
+/// transfer then runs on a handful of buffers instead of allocating (and faulting in) a
+/// fresh one for every read of the socket.
 pub struct ChunkReader {
     rx: mpsc::Receiver<Vec<u8>>,
+    spent: std::sync::mpsc::Sender<Vec<u8>>,
     chunk: Vec<u8>,
     pos: usize,
 }
 
+/// The link task's ends of a [`ChunkReader`]: where chunks go, and where read ones come back.
+pub struct ChunkSender {
+    pub tx: mpsc::Sender<Vec<u8>>,
+    spent: std::sync::mpsc::Receiver<Vec<u8>>,
+}
+
+impl ChunkSender {
+    /// An empty buffer to fill: one the reader is done with, or a new one.
+    pub fn buffer(&self) -> Vec<u8> {
+        let mut b = self.spent.try_recv().unwrap_or_default();
+        b.clear();
+        b
+    }
+}
+
 impl ChunkReader {
-    pub fn new(rx: mpsc::Receiver<Vec<u8>>) -> Self {
-        ChunkReader {
+    /// A reader and its sender, with up to `depth` chunks in flight between them.
+    pub fn channel(depth: usize) -> (ChunkSender, ChunkReader) {
+        let (tx, rx) = mpsc::channel(depth);
+        let (back, spent) = std::sync::mpsc::channel();
+        let reader = ChunkReader {
             rx,
+            spent: back,
             chunk: Vec::new(),
             pos: 0,
-        }
+        };
+        (ChunkSender { tx, spent }, reader)
     }
 }
 
@@ -38,7 +62,9 @@ impl Read for ChunkReader {
         while self.pos == self.chunk.len() {
             match self.rx.blocking_recv() {
                 Some(c) => {
-                    self.chunk = c;
+                    let done = std::mem::replace(&mut self.chunk, c);
+                    // The link task may be gone already; the buffer is then simply freed.
+                    let _ = self.spent.send(done);
                     self.pos = 0;
                 }
                 None => return Ok(0),
