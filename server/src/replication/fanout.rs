@@ -46,7 +46,7 @@ pub enum Outcome {
 /// One replica's view of the transfer.
 #[derive(Debug)]
 pub struct Target {
-    queue: RefCell<VecDeque<Rc<[u8]>>>,
+    queue: RefCell<VecDeque<Rc<Vec<u8>>>>,
     outcome: Cell<Outcome>,
     /// The link gave up (socket error, timeout, kill): the driver no longer waits for it.
     dropped: Cell<bool>,
@@ -65,7 +65,7 @@ impl Target {
     }
 
     /// The next chunk to write, telling the driver there is room again.
-    pub fn pop(&self, transfer: &Transfer) -> Option<Rc<[u8]>> {
+    pub fn pop(&self, transfer: &Transfer) -> Option<Rc<Vec<u8>>> {
         let c = self.queue.borrow_mut().pop_front();
         if c.is_some() {
             transfer.space.notify_one();
@@ -84,7 +84,7 @@ impl Target {
         transfer.space.notify_one();
     }
 
-    fn push(&self, chunk: &Rc<[u8]>) {
+    fn push(&self, chunk: &Rc<Vec<u8>>) {
         self.queue.borrow_mut().push_back(chunk.clone());
         self.ready.notify_one();
     }
@@ -274,13 +274,13 @@ async fn drive(state: Shared, transfer: Rc<Transfer>) {
                 &mut chunk,
             )
             .map_err(|e| e.to_string())
-            .and_then(|last| {
-                body.write(&chunk).map_err(|e| e.to_string())?;
-                Ok(last)
+            .map(|last| {
+                body.pass(&chunk);
+                (last, chunk)
             })
         };
-        let last = match stepped {
-            Ok(last) => last,
+        let (last, mut out) = match stepped {
+            Ok(stepped) => stepped,
             Err(e) => {
                 warn!("Background transfer error: {e}");
                 release(&mut state.borrow_mut(), &transfer);
@@ -290,7 +290,6 @@ async fn drive(state: Shared, transfer: Rc<Transfer>) {
                 return;
             }
         };
-        let mut out = std::mem::take(body.get_mut());
         if last {
             let trailer =
                 match std::mem::replace(&mut body, ChecksumWriter::new(Vec::new(), checksum))
@@ -306,7 +305,7 @@ async fn drive(state: Shared, transfer: Rc<Transfer>) {
             out.extend_from_slice(transfer.mark.as_bytes());
         }
         if !out.is_empty() {
-            let chunk: Rc<[u8]> = out.into();
+            let chunk = Rc::new(out);
             for t in &live {
                 t.push(&chunk);
             }

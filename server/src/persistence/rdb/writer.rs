@@ -466,11 +466,6 @@ impl<W: Write> ChecksumWriter<W> {
         }
     }
 
-    /// The destination, e.g. to take what a `Vec` collected and send it elsewhere.
-    pub fn get_mut(&mut self) -> &mut W {
-        &mut self.out
-    }
-
     /// Bytes written so far.
     pub fn written(&self) -> u64 {
         self.written
@@ -487,6 +482,15 @@ impl<W: Write> ChecksumWriter<W> {
         self.out.write_all(bytes).map_err(RdbError::Write)?;
         self.written += bytes.len() as u64;
         Ok(())
+    }
+
+    /// Counts a piece of the body that the caller delivers itself (a diskless stream hands
+    /// one chunk to several sockets): checksummed, not copied to the destination.
+    pub fn pass(&mut self, bytes: &[u8]) {
+        if let Some(crc) = self.crc.as_mut() {
+            crc.update(bytes);
+        }
+        self.written += bytes.len() as u64;
     }
 
     /// Appends the trailer, flushes, and returns the destination.
