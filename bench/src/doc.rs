@@ -49,13 +49,20 @@ pub fn section(records: &[Record], chart: &str) -> String {
             .map_or(String::new(), |w| format!(", write load {w} HSET/s"))
     );
     out.push_str(
-        "| server | mode | transfer s | load s | total s | vs redis disk | master before GiB | master peak RSS GiB | master peak PSS GiB | replica peak RSS GiB | dump written GiB | full syncs | total s per round | loadavg (1 min) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| server | mode | transfer s | load s | total s | vs redis disk | vs redis, same mode | master before GiB | master peak RSS GiB | master peak PSS GiB | replica peak RSS GiB | dump written GiB | full syncs | total s per round | loadavg (1 min) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let redis_disk: Vec<&Record> = records
         .iter()
         .filter(|r| r.server == Kind::Redis && r.mode == Mode::Disk)
         .collect();
     let baseline = (!redis_disk.is_empty()).then(|| med(&redis_disk, |r| r.total_s));
+    let redis_total = |mode: Mode| {
+        let rs: Vec<&Record> = records
+            .iter()
+            .filter(|r| r.server == Kind::Redis && r.mode == mode)
+            .collect();
+        (!rs.is_empty()).then(|| med(&rs, |r| r.total_s))
+    };
     for kind in [Kind::Tandem, Kind::Redis] {
         for mode in [Mode::Disk, Mode::Diskless] {
             let rs: Vec<&Record> = records
@@ -69,13 +76,14 @@ pub fn section(records: &[Record], chart: &str) -> String {
             let g = |f: fn(&Record) -> u64| gib(med(&rs, |r| f(r) as f64) as u64);
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 kind.name(),
                 mode.name(),
                 med(&rs, |r| r.transfer_s),
                 med(&rs, |r| r.load_s),
                 total,
                 baseline.map_or("-".into(), |b| format!("{:.2}x", total / b)),
+                redis_total(mode).map_or("-".into(), |b| format!("{:.2}x", total / b)),
                 g(|r| r.master_rss_before_bytes),
                 g(|r| r.master_peak_rss_bytes),
                 g(|r| r.master_peak_pss_bytes),
@@ -112,18 +120,20 @@ fn write_load(records: &[Record], rate: u64) -> String {
     let mib = |b: u64| format!("{:.1}", b as f64 / f64::from(1u32 << 20));
     let mut out = format!(
         "\nUnder a write load of {rate} HSET/s on random records from `REPLICAOF` until the replica serves:\n\n\
-         | server | mode | round | writes done | replica omem peak MiB | repl buffers peak MiB | master peak PSS - before MiB |\n|---|---|---|---|---|---|---|\n"
+         | server | mode | round | writes done | writes/s | replica omem peak MiB | repl buffers peak MiB | master peak RSS / before | master peak PSS - before MiB |\n|---|---|---|---|---|---|---|---|---|\n"
     );
     for r in records {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {:.0} | {} | {} | {:.3} | {} |",
             r.server.name(),
             r.mode.name(),
             r.round,
             r.writes_done,
+            r.writes_done as f64 / r.total_s.max(f64::MIN_POSITIVE),
             mib(r.replica_omem_peak_bytes),
             mib(r.repl_buffers_peak_bytes),
+            r.master_peak_rss_bytes as f64 / r.master_rss_before_bytes.max(1) as f64,
             mib(r
                 .master_peak_pss_bytes
                 .saturating_sub(r.master_rss_before_bytes)),
@@ -221,15 +231,15 @@ mod tests {
             "{s}"
         );
         assert!(
-            s.contains("| redis | disk | 10.0 | 10.0 | 20.0 | 1.00x |"),
+            s.contains("| redis | disk | 10.0 | 10.0 | 20.0 | 1.00x | 1.00x |"),
             "{s}"
         );
         assert!(
-            s.contains("| redis | diskless | 4.0 | 4.0 | 8.0 | 0.40x |"),
+            s.contains("| redis | diskless | 4.0 | 4.0 | 8.0 | 0.40x | 1.00x |"),
             "{s}"
         );
         assert!(
-            s.contains("| tandem | diskless | 2.5 | 2.5 | 5.0 | 0.25x |"),
+            s.contains("| tandem | diskless | 2.5 | 2.5 | 5.0 | 0.25x | 0.62x |"),
             "{s}"
         );
         assert!(!s.contains("| tandem | disk |"), "{s}");
@@ -247,7 +257,7 @@ mod tests {
         let s = section(&[r], "c.png");
         assert!(s.contains("1 round, write load 5000 HSET/s)"), "{s}");
         assert!(
-            s.contains("| redis | diskless | 1 | 40000 | 3.0 | 0.0 | 512.0 |"),
+            s.contains("| redis | diskless | 1 | 40000 | 5000 | 3.0 | 0.0 | 2.000 | 512.0 |"),
             "{s}"
         );
     }
