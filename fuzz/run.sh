@@ -21,11 +21,17 @@ if ! command -v cargo-fuzz >/dev/null; then
   echo "cargo-fuzz not found: cargo install cargo-fuzz --locked" >&2
   exit 2
 fi
-# rustup picks the toolchain from this; RUSTC_BOOTSTRAP would let nightly-only flags pass
-# on stable and hide that the run needs nightly.
-export RUSTUP_TOOLCHAIN="${RUSTUP_TOOLCHAIN:-stable}"
+# The point is a stable toolchain: refuse another one (choose stable with
+# RUSTUP_TOOLCHAIN=stable) and RUSTC_BOOTSTRAP, which would let nightly-only flags through.
 unset RUSTC_BOOTSTRAP
-rustc --version
+version=$(rustc --version)
+echo "$version"
+case "$version" in
+  *nightly* | *beta* | *-dev*)
+    echo "not a stable toolchain: run with RUSTUP_TOOLCHAIN=stable" >&2
+    exit 2
+    ;;
+esac
 
 python3 seed_corpus.py
 mkdir -p logs
@@ -45,12 +51,14 @@ done
 
 echo "== summary (libFuzzer: cov = coverage points, ft = features, corp = corpus entries/size)"
 for t in "${targets[@]}"; do
-  start=$(grep -m1 ' INITED ' "logs/$t.log" || true)
-  end=$(grep -E ' DONE |^==[0-9]+== ERROR|panicked' "logs/$t.log" | tail -n 1 || true)
+  start=$(grep -m1 'INITED cov' "logs/$t.log" || true)
+  end=$(grep -E 'DONE +cov|ERROR: libFuzzer|panicked' "logs/$t.log" | tail -n 1 || true)
+  execs=$(grep -m1 'number_of_executed_units' "logs/$t.log" | awk '{print $2}' || true)
   crashes=$(find "artifacts/$t" -type f 2>/dev/null | wc -l)
   echo "$t"
   echo "  start: ${start:-none}"
   echo "  end:   ${end:-none}"
+  echo "  execs: ${execs:-unknown}"
   echo "  crash/timeout/oom artifacts: $crashes"
 done
 exit "$status"
