@@ -272,6 +272,21 @@ fn auth_refusal(log: &std::path::Path) -> Option<String> {
     })
 }
 
+/// A tandem replica of `master_port` authenticating as `user` with `pass`, logging to `log`.
+fn replica_as(master_port: &str, user: &str, pass: &str, log: &std::path::Path) -> ServerGuard {
+    start_tandem(&[
+        "--replicaof",
+        "127.0.0.1",
+        master_port,
+        "--masteruser",
+        user,
+        "--masterauth",
+        pass,
+        "--logfile",
+        log.to_str().unwrap(),
+    ])
+}
+
 fn link_up(replica: &ServerGuard) -> bool {
     String::from_utf8_lossy(&replica.connect().cmd(&["INFO", "replication"]))
         .contains("master_link_status:up")
@@ -301,17 +316,7 @@ fn masteruser_and_masterauth_authenticate_a_replica_as_a_named_user() {
     let port = redis.port.to_string();
 
     let log = log_path("masteruser-ok");
-    let replica = start_tandem(&[
-        "--replicaof",
-        "127.0.0.1",
-        &port,
-        "--masteruser",
-        "repl",
-        "--masterauth",
-        PASS,
-        "--logfile",
-        log.to_str().unwrap(),
-    ]);
+    let replica = replica_as(&port, "repl", PASS, &log);
     let mut rc = replica.connect();
     wait_for("the replica to load Redis's dataset", || {
         rc.cmd(&["GET", "k"]) == b"$10\r\nfrom-redis\r\n"
@@ -323,17 +328,7 @@ fn masteruser_and_masterauth_authenticate_a_replica_as_a_named_user() {
     assert!(auth_refusal(&log).is_none());
 
     let bad_log = log_path("masteruser-wrong");
-    let bad = start_tandem(&[
-        "--replicaof",
-        "127.0.0.1",
-        &port,
-        "--masteruser",
-        "repl",
-        "--masterauth",
-        WRONG,
-        "--logfile",
-        bad_log.to_str().unwrap(),
-    ]);
+    let bad = replica_as(&port, "repl", WRONG, &bad_log);
     wait_for("the refused AUTH to be logged", || {
         auth_refusal(&bad_log).is_some()
     });
@@ -345,30 +340,10 @@ fn masteruser_and_masterauth_authenticate_a_replica_as_a_named_user() {
     let master = start_tandem(&["--requirepass", PASS]);
     let port = master.port.to_string();
     let as_default_log = log_path("masteruser-default");
-    let as_default = start_tandem(&[
-        "--replicaof",
-        "127.0.0.1",
-        &port,
-        "--masteruser",
-        "default",
-        "--masterauth",
-        PASS,
-        "--logfile",
-        as_default_log.to_str().unwrap(),
-    ]);
+    let as_default = replica_as(&port, "default", PASS, &as_default_log);
     wait_for("the replica to link as default", || link_up(&as_default));
     let unknown_log = log_path("masteruser-unknown");
-    let unknown = start_tandem(&[
-        "--replicaof",
-        "127.0.0.1",
-        &port,
-        "--masteruser",
-        "repl",
-        "--masterauth",
-        PASS,
-        "--logfile",
-        unknown_log.to_str().unwrap(),
-    ]);
+    let unknown = replica_as(&port, "repl", PASS, &unknown_log);
     wait_for("the refused AUTH to be logged", || {
         auth_refusal(&unknown_log).is_some()
     });
