@@ -633,11 +633,7 @@ mod tests {
     }
 
     fn skip(what: &str) {
-        assert!(
-            std::env::var("TANDEM_REQUIRE_REAL_DEPS").as_deref() != Ok("1"),
-            "{what} is required (TANDEM_REQUIRE_REAL_DEPS=1) but was not found"
-        );
-        eprintln!("skipped: {what} not found on PATH");
+        tandem_testkit::skip_or_fail(&format!("{what} not found on PATH"));
     }
 
     #[test]

@@ -846,15 +846,10 @@ mod tests {
         if bin.is_file() {
             return Some(bin);
         }
-        assert!(
-            std::env::var("TANDEM_REQUIRE_REAL_DEPS").as_deref() != Ok("1"),
+        tandem_testkit::skip_or_fail(&format!(
             "{} is missing (cargo test -p tandem-operator builds it)",
             bin.display()
-        );
-        println!(
-            "skipped: {} is missing (run cargo test -p tandem-operator, which builds it)",
-            bin.display()
-        );
+        ));
         None
     }
 

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use tandem_server::persistence::rdb::{Aux, Item, RdbReader, RdbValue, RdbWriter, WriterOptions};
+use tandem_testkit::redis_available;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tandem-server");
 
@@ -157,21 +158,6 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn redis_available() -> bool {
-    let found = Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("TANDEM_REQUIRE_REAL_DEPS").as_deref() != Ok("1"),
-            "redis-server is required (TANDEM_REQUIRE_REAL_DEPS=1) but was not found"
-        );
-        println!("skipping: redis-server not found on PATH");
-    }
-    found
 }
 
 /// Runs one command given as words.

@@ -13,23 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tandem_server::persistence::rdb::{Aux, Item, RdbReader, RdbValue, RdbWriter, WriterOptions};
+use tandem_testkit::redis_available;
 
 type Dataset = BTreeMap<u32, BTreeMap<Vec<u8>, (RdbValue, Option<u64>)>>;
-
-fn redis_available() -> bool {
-    let found = Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("TANDEM_REQUIRE_REAL_DEPS").as_deref() != Ok("1"),
-            "redis-server is required (TANDEM_REQUIRE_REAL_DEPS=1) but was not found"
-        );
-        println!("skipping: redis-server not found on PATH");
-    }
-    found
-}
 
 struct Redis {
     child: Child,

@@ -16,6 +16,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use tandem_testkit::redis_available;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -139,21 +140,6 @@ impl Proc {
     fn field(&self, section: &str, name: &str) -> String {
         self.info(section).get(name).cloned().unwrap_or_default()
     }
-}
-
-fn redis_available() -> bool {
-    let found = Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("TANDEM_REQUIRE_REAL_DEPS").as_deref() != Ok("1"),
-            "redis-server is required (TANDEM_REQUIRE_REAL_DEPS=1) but was not found"
-        );
-        println!("skipping: redis-server not found on PATH");
-    }
-    found
 }
 
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {

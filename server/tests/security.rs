@@ -262,3 +262,95 @@ fn replication_with_renames_and_auth_keeps_passwords_out_of_logs() {
         let _ = std::fs::remove_file(log);
     }
 }
+
+/// The last "Unable to AUTH to MASTER" line of a replica's log, from the message on.
+fn auth_refusal(log: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines().rev().find_map(|l| {
+        l.find("Unable to AUTH to MASTER")
+            .map(|at| l[at..].to_owned())
+    })
+}
+
+/// A tandem replica of `master_port` authenticating as `user` with `pass`, logging to `log`.
+fn replica_as(master_port: &str, user: &str, pass: &str, log: &std::path::Path) -> ServerGuard {
+    start_tandem(&[
+        "--replicaof",
+        "127.0.0.1",
+        master_port,
+        "--masteruser",
+        user,
+        "--masterauth",
+        pass,
+        "--logfile",
+        log.to_str().unwrap(),
+    ])
+}
+
+fn link_up(replica: &ServerGuard) -> bool {
+    String::from_utf8_lossy(&replica.connect().cmd(&["INFO", "replication"]))
+        .contains("master_link_status:up")
+}
+
+/// `masteruser` + `masterauth`: a tandem replica authenticates as a named ACL user of a real
+/// Redis 7.0 master, one allowed only what a replica sends (`+psync +replconf +ping`, the
+/// grant Redis's documentation gives a replication user), and the master lists the link
+/// under that user; a wrong password is refused with Redis's WRONGPASS and the link stays
+/// down. tandem-server itself has only the `default` user: as a master it takes
+/// `masteruser default` and refuses any other name with the same WRONGPASS a Redis master
+/// gives an unknown user.
+#[test]
+fn masteruser_and_masterauth_authenticate_a_replica_as_a_named_user() {
+    const PASS: &str = "pw-repl-91c2e4";
+    const WRONG: &str = "pw-wrong-0d6b3a";
+    const REFUSED: &str =
+        "Unable to AUTH to MASTER: -WRONGPASS invalid username-password pair or user is disabled.";
+    let Some(redis) = start_redis(&[]) else {
+        return;
+    };
+    let mut mc = redis.connect();
+    let acl = ["ACL", "SETUSER", "repl", "on", &format!(">{PASS}")];
+    let grant = ["+psync", "+replconf", "+ping"];
+    assert_eq!(mc.cmd(&[&acl[..], &grant[..]].concat()), b"+OK\r\n");
+    assert_eq!(mc.cmd(&["SET", "k", "from-redis"]), b"+OK\r\n");
+    let port = redis.port.to_string();
+
+    let log = log_path("masteruser-ok");
+    let replica = replica_as(&port, "repl", PASS, &log);
+    let mut rc = replica.connect();
+    wait_for("the replica to load Redis's dataset", || {
+        rc.cmd(&["GET", "k"]) == b"$10\r\nfrom-redis\r\n"
+    });
+    assert!(link_up(&replica));
+    let clients =
+        String::from_utf8_lossy(&mc.cmd(&["CLIENT", "LIST", "TYPE", "replica"])).into_owned();
+    assert!(clients.contains("user=repl"), "{clients}");
+    assert!(auth_refusal(&log).is_none());
+
+    let bad_log = log_path("masteruser-wrong");
+    let bad = replica_as(&port, "repl", WRONG, &bad_log);
+    wait_for("the refused AUTH to be logged", || {
+        auth_refusal(&bad_log).is_some()
+    });
+    assert_eq!(auth_refusal(&bad_log).as_deref(), Some(REFUSED));
+    assert!(!link_up(&bad));
+    drop((bad, replica, redis));
+
+    // A tandem master: `default` is its one user.
+    let master = start_tandem(&["--requirepass", PASS]);
+    let port = master.port.to_string();
+    let as_default_log = log_path("masteruser-default");
+    let as_default = replica_as(&port, "default", PASS, &as_default_log);
+    wait_for("the replica to link as default", || link_up(&as_default));
+    let unknown_log = log_path("masteruser-unknown");
+    let unknown = replica_as(&port, "repl", PASS, &unknown_log);
+    wait_for("the refused AUTH to be logged", || {
+        auth_refusal(&unknown_log).is_some()
+    });
+    assert_eq!(auth_refusal(&unknown_log).as_deref(), Some(REFUSED));
+    assert!(!link_up(&unknown));
+    drop((unknown, as_default, master));
+    for l in [&log, &bad_log, &as_default_log, &unknown_log] {
+        let _ = std::fs::remove_file(l);
+    }
+}

@@ -54,10 +54,9 @@ impl Drop for ServerGuard {
     }
 }
 
-/// True when `TANDEM_REQUIRE_REAL_DEPS=1`: missing real dependencies are then failures.
-pub fn require_real_deps() -> bool {
-    std::env::var("TANDEM_REQUIRE_REAL_DEPS").is_ok_and(|v| v == "1")
-}
+// Not every test binary that includes this module uses it.
+#[allow(unused_imports)]
+pub use tandem_testkit::require_real_deps;
 
 /// Finds an executable on PATH.
 pub fn which(name: &str) -> Option<PathBuf> {
@@ -72,11 +71,8 @@ pub fn which(name: &str) -> Option<PathBuf> {
 pub fn real_tool(name: &str) -> Option<PathBuf> {
     match which(name) {
         Some(p) => Some(p),
-        None if require_real_deps() => {
-            panic!("{name} not found on PATH and TANDEM_REQUIRE_REAL_DEPS=1")
-        }
         None => {
-            println!("SKIP: {name} not found");
+            tandem_testkit::skip_or_fail(&format!("{name} not found on PATH"));
             None
         }
     }

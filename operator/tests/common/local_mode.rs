@@ -1,0 +1,196 @@
+//! A running `tandem-operator local` for integration tests: started on free ports in its
+//! own temporary directory, its status file polled with deadlines, its nodes reached over
+//! RESP, stopped with SIGINT (its clean shutdown) on drop. It does not assert anything
+//! about the operator's behaviour; the tests that include it do.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A base port with `n` free ports from it.
+fn free_base(n: u16) -> u16 {
+    loop {
+        let base = TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        if base > 60000 {
+            continue;
+        }
+        if (0..n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+}
+
+pub struct Local {
+    child: Child,
+    dir: PathBuf,
+    status_file: PathBuf,
+    base: u16,
+}
+
+impl Local {
+    pub fn start(replicas: u16, extra: &[&str]) -> Self {
+        let base = free_base(replicas);
+        let dir =
+            std::env::temp_dir().join(format!("tandem-local-test-{}-{base}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let status_file = dir.join("status.json");
+        let child = Command::new(env!("CARGO_BIN_EXE_tandem-operator"))
+            .args([
+                "local",
+                "--replicas",
+                &replicas.to_string(),
+                "--dataset-size-hint",
+                "64Mi",
+            ])
+            .args(["--base-port", &base.to_string()])
+            .arg("--dir")
+            .arg(dir.join("nodes"))
+            .arg("--status-file")
+            .arg(&status_file)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start tandem-operator local");
+        Self {
+            child,
+            dir,
+            status_file,
+            base,
+        }
+    }
+
+    pub fn port(&self, node: &str) -> u16 {
+        node_port(self.base, node)
+    }
+
+    /// What a writer thread needs to find the current master without borrowing `self`.
+    pub fn master_finder(&self) -> MasterFinder {
+        MasterFinder {
+            status_file: self.status_file.clone(),
+            base: self.base,
+        }
+    }
+
+    pub fn status(&self) -> Option<Value> {
+        read_status(&self.status_file)
+    }
+
+    /// Polls the status file until `check` holds.
+    pub fn wait_status(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.status()
+                && check(&s)
+            {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; status: {:#}",
+                self.status().unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Ready with every replica online.
+    pub fn wait_ready(&self, timeout: Duration) -> Value {
+        self.wait_status("Ready", timeout, |s| {
+            s["phase"] == "Ready"
+                && s["replicas"]
+                    .as_array()
+                    .is_some_and(|r| r.iter().all(|r| r["state"] == "online"))
+        })
+    }
+
+    pub fn conn(&self, node: &str) -> redis::Connection {
+        connect(self.port(node))
+    }
+
+    /// `kill -9` of a node's server process (its pid read from INFO).
+    pub fn kill_node(&self, node: &str) {
+        let pid = info_field(&mut self.conn(node), "server", "process_id").expect("process_id");
+        let status = Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-INT")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                let _ = std::fs::remove_dir_all(&self.dir);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The status file and port layout of one `Local`, sendable to another thread.
+#[derive(Clone)]
+pub struct MasterFinder {
+    status_file: PathBuf,
+    base: u16,
+}
+
+impl MasterFinder {
+    /// The master the operator's status names, as (node, port).
+    pub fn master(&self) -> Option<(String, u16)> {
+        let status = read_status(&self.status_file)?;
+        let node = status["master"].as_str()?.to_owned();
+        let port = node_port(self.base, &node);
+        Some((node, port))
+    }
+}
+
+fn read_status(file: &std::path::Path) -> Option<Value> {
+    serde_json::from_slice(&std::fs::read(file).ok()?).ok()
+}
+
+fn node_port(base: u16, node: &str) -> u16 {
+    let i: u16 = node
+        .strip_prefix("node-")
+        .expect("node name")
+        .parse()
+        .expect("ordinal");
+    base + i
+}
+
+pub fn connect(port: u16) -> redis::Connection {
+    redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+        .expect("client")
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .expect("connect")
+}
+
+pub fn info_field(conn: &mut redis::Connection, section: &str, field: &str) -> Option<String> {
+    let info: String = redis::cmd("INFO").arg(section).query(conn).ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map(|v| v.trim().to_owned())
+}
