@@ -156,27 +156,26 @@ mod tests {
             }
             steps.push(step);
         }
-        let acts: Vec<&Step> = steps
-            .iter()
-            .filter(|s| !matches!(s, Step::Wait(_)))
-            .collect();
+        let wait = |pod: &str| Step::Wait(format!("{pod} is not ready and in sync yet"));
         assert_eq!(
-            acts,
+            steps,
             [
-                &Step::Delete("cache-2".to_owned()),
-                &Step::Delete("cache-0".to_owned()),
-                &Step::SwitchOver {
+                Step::Delete("cache-2".to_owned()),
+                wait("cache-2"),
+                Step::Delete("cache-0".to_owned()),
+                wait("cache-0"),
+                Step::SwitchOver {
                     from: "cache-1".to_owned()
                 },
-                &Step::Delete("cache-1".to_owned()),
-            ]
+                Step::Delete("cache-1".to_owned()),
+            ],
+            "one pod at a time, each back in sync before the next"
         );
-        assert!(matches!(steps.last(), Some(Step::Wait(_))));
         assert_eq!(next_step(&pods, 3, Some("new")), Step::Done);
     }
 
     #[test]
-    fn waits_while_anything_settles_and_never_without_an_updated_replica() {
+    fn waits_while_anything_settles_and_restarts_a_set_of_one() {
         let mut pods = vec![pod(0, "old", true), pod(1, "new", false)];
         pods[1].in_sync = false;
         assert_eq!(

@@ -41,6 +41,7 @@ pub fn build(
                 ready: ready(n, master, master_facts),
                 master: Some(n.name.as_str()) == master,
                 role: None,
+                revision: None,
             })
             .collect(),
     };
