@@ -544,8 +544,9 @@ fn a_switchover_under_writes_loses_no_acknowledged_write_and_the_old_master_foll
         let mut errors: BTreeSet<String> = BTreeSet::new();
         let mut retries = 0u32;
         let mut i = 0u64;
-        let mut longest_gap = Duration::ZERO;
-        let mut last_ack = Instant::now();
+        // Acknowledgement times: the last on the old master, the first on another.
+        let mut last_on_old = None;
+        let mut first_on_new = None;
         while !stop.load(Ordering::Relaxed) {
             let key = format!("s{i}");
             let done = redis::cmd("SET")
@@ -555,9 +556,12 @@ fn a_switchover_under_writes_loses_no_acknowledged_write_and_the_old_master_foll
                 .and_then(|()| redis::cmd("WAIT").arg(1).arg(2000).query::<i64>(&mut c));
             match done {
                 Ok(n) if n >= 1 => {
+                    if port == old_port {
+                        last_on_old = Some(Instant::now());
+                    } else {
+                        first_on_new.get_or_insert_with(Instant::now);
+                    }
                     acked.push((key, port));
-                    longest_gap = longest_gap.max(last_ack.elapsed());
-                    last_ack = Instant::now();
                     i += 1;
                 }
                 Ok(_) => {}
@@ -575,7 +579,10 @@ fn a_switchover_under_writes_loses_no_acknowledged_write_and_the_old_master_foll
                 }
             }
         }
-        (acked, retries, errors, longest_gap)
+        let gap = last_on_old
+            .zip(first_on_new)
+            .map(|(old, new)| new.saturating_duration_since(old));
+        (acked, retries, errors, gap)
     });
     let acked_before = |n: usize| {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -618,15 +625,16 @@ fn a_switchover_under_writes_loses_no_acknowledged_write_and_the_old_master_foll
     let offset_then = after["masterOffset"].as_u64().unwrap_or(0);
     acked_before(usize::try_from(offset_then).expect("offset") + 20_000);
     stop.store(true, Ordering::Relaxed);
-    let (acked, retries, errors, longest_gap) = writer.join().expect("writer");
+    let (acked, retries, errors, gap) = writer.join().expect("writer");
     let new_port = local.port(&new_master);
     let on_new = acked.iter().filter(|(_, p)| *p == new_port).count();
     eprintln!(
-        "switchover {old_master} -> {new_master}: status shows it {:.3}s after SIGUSR1, writes held {} ms, {} writes acknowledged by WAIT 1 ({on_new} on the new master), {retries} retried after {errors:?}, longest gap between two acknowledged writes {:.3}s",
+        "switchover {old_master} -> {new_master}: status shows it {:.3}s after SIGUSR1, writes held {} ms, {} writes acknowledged by WAIT 1 ({on_new} on the new master), {retries} retried after {errors:?}, last acknowledged write on {old_master} -> first on {new_master}: {:.3}s",
         switch_time.as_secs_f64(),
         record["writePauseMs"],
         acked.len(),
-        longest_gap.as_secs_f64()
+        gap.expect("writes acknowledged on both masters")
+            .as_secs_f64()
     );
     assert!(on_new > 0, "writes resumed on the new master");
     assert!(acked.len() > on_new, "writes were acknowledged before too");
