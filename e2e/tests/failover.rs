@@ -186,6 +186,20 @@ async fn scaling_3_to_5_to_2_never_removes_the_master_without_a_switchover() {
             set::ordinal(&master_after).is_some_and(|i| i < 2),
             "master {master_after} after the scale-in"
         );
+        let switchover = rrs
+            .status
+            .as_ref()
+            .and_then(|s| s.last_switchover.as_ref())
+            .expect("status.lastSwitchover: the master moved by a switchover");
+        assert_eq!(
+            (switchover.from.as_str(), switchover.to.as_str()),
+            (master_before.as_str(), master_after.as_str())
+        );
+        assert!(
+            switchover.reason.starts_with("scale-in to 2 pods"),
+            "{}",
+            switchover.reason
+        );
         set::roles_match(&rrs, &set::pods(&s).await.expect("pods")).expect("roles");
         expect_keys(&cli, &set::master_host()).await;
         let replica = if master_after == "cache-0" { "cache-1" } else { "cache-0" };

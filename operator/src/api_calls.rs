@@ -84,6 +84,8 @@ pub const API_CALLS: &[ApiCall] = &[
     call("watch", "", "pods", Scope::Watched),
     // The data plane moves the role label (`tandem.dev/role`) the Services select on.
     call("patch", "", "pods", Scope::Watched),
+    // A rolling update deletes outdated pods itself, the master last (`OnDelete`).
+    call("delete", "", "pods", Scope::Watched),
     // kube's Recorder creates an event, then patches it when the same event repeats.
     call("create", "events.k8s.io", "events", Scope::Watched),
     call("patch", "events.k8s.io", "events", Scope::Watched),

@@ -4,6 +4,7 @@
 use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
@@ -15,11 +16,16 @@ use crate::resources::Desired;
 /// The field manager of every write the operator makes.
 pub const FIELD_MANAGER: &str = "tandem-operator";
 
-/// Applies every desired object, configuration first and the StatefulSet last.
+/// Applies every desired object, configuration first and the StatefulSet last; returns the
+/// StatefulSet as the API server has it (its status names the update revision).
 ///
 /// # Errors
 /// The first failed apply, named by object.
-pub async fn apply_all(client: &Client, namespace: &str, desired: &Desired) -> Result<(), Error> {
+pub async fn apply_all(
+    client: &Client,
+    namespace: &str,
+    desired: &Desired,
+) -> Result<StatefulSet, Error> {
     apply(client, namespace, &desired.auth_conf)
         .await
         .map_err(|(name, source)| Error::ApplyAuthConf { name, source })?;
@@ -36,8 +42,7 @@ pub async fn apply_all(client: &Client, namespace: &str, desired: &Desired) -> R
         .map_err(|(name, source)| Error::ApplyPodDisruptionBudget { name, source })?;
     apply(client, namespace, &desired.statefulset)
         .await
-        .map_err(|(name, source)| Error::ApplyStatefulSet { name, source })?;
-    Ok(())
+        .map_err(|(name, source)| Error::ApplyStatefulSet { name, source })
 }
 
 async fn apply<K>(client: &Client, namespace: &str, object: &K) -> Result<K, (String, kube::Error)>

@@ -9,7 +9,9 @@
 //! 5. observe ([`crate::observe`]) — the pods as they are;
 //! 6. data plane ([`crate::dataplane`]) — one pass over the pods by their DNS names: roles
 //!    (REPLICAOF, failover, the role label), live tuning (CONFIG SET), sync tracking; its
-//!    memory lives in the context, one per set, across reconciles;
+//!    memory lives in the context, one per set, across reconciles; then the planned moves
+//!    ([`crate::moves`]): a switchover before a scale-in removes the master's pod (the
+//!    StatefulSet is held at its size until then), the rolling update's next step;
 //! 7. status ([`crate::dataplane::status`], pure, then one apply patch of the status
 //!    subresource, skipped when nothing changed) and events for each new decision.
 
@@ -42,10 +44,12 @@ use crate::backoff::Backoffs;
 use crate::crd::{DEFAULT_IMAGE, FailoverSpec, RedisReplicaSet, RedisReplicaSetStatus};
 use crate::dataplane::engine::{DataPlane, Pass};
 use crate::dataplane::pods::{self, PodNodes, Resolve};
+use crate::dataplane::rollout;
 use crate::error::Error;
 use crate::fetch;
 use crate::leader::{LeaderElector, LeaseConfig};
 use crate::metrics::{Health, Metrics};
+use crate::moves::{self, SetShape};
 use crate::observe::observe;
 use crate::policy::{Observed, memory_budget, plan};
 use crate::resources::{INSTANCE_LABEL, MANAGED_BY, desired};
@@ -191,32 +195,63 @@ async fn stages(rrs: &RedisReplicaSet, ctx: &Context) -> Result<Action, Error> {
 
     let plan = plan(&set.policy_input);
     let budget = memory_budget(&set.policy_input, &plan);
-    apply_all(
-        &ctx.client,
-        &set.namespace,
-        &desired(&set, &plan, &auth.password),
-    )
-    .await?;
+    let dataplane = ctx.dataplane(&object_key(rrs));
+    let mut dataplane = dataplane.lock().await;
+    // A scale-in keeps the master's pod until the master was switched over to a pod that
+    // stays; after an operator restart the status remembers who the master is.
+    let wanted = u32::try_from(rrs.spec.replicas).unwrap_or(0);
+    let known_master = dataplane
+        .memory
+        .master
+        .clone()
+        .or_else(|| rrs.status.as_ref().and_then(|s| s.master.clone()));
+    let running = rollout::statefulset_replicas(wanted, known_master.as_deref());
+    let mut objects = desired(&set, &plan, &auth.password);
+    if let Some(spec) = objects.statefulset.spec.as_mut() {
+        spec.replicas = Some(i32::try_from(running).unwrap_or(i32::MAX));
+    }
+    let applied = apply_all(&ctx.client, &set.namespace, &objects).await?;
+    let update_revision = applied.status.and_then(|s| s.update_revision);
 
     let observation = observe(&ctx.client, &set.namespace, &set.name)
         .await
         .map_err(|source| Error::ListPods { source })?;
 
-    let dataplane = ctx.dataplane(&object_key(rrs));
-    let mut dataplane = dataplane.lock().await;
     dataplane.configure(
         Some(auth.password.expose().to_owned()),
         down_after(&rrs.spec.failover),
     );
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &set.namespace);
     let mut nodes = PodNodes::new(
-        Api::namespaced(ctx.client.clone(), &set.namespace),
+        pods.clone(),
         &set.name,
         &set.namespace,
-        u32::try_from(rrs.spec.replicas).unwrap_or(0),
+        running,
         &observation,
         ctx.resolve.clone(),
     );
-    let pass = dataplane.pass(&mut nodes, &plan, now).await?;
+    let mut pass = dataplane.pass(&mut nodes, &plan, now).await?;
+    let moves = moves::run(
+        &mut dataplane,
+        &mut nodes,
+        &pods,
+        &pass,
+        &observation,
+        &SetShape {
+            desired: wanted,
+            running,
+            update_revision: update_revision.as_deref(),
+        },
+        now,
+    )
+    .await?;
+    if moves.switched {
+        // The master moved: this reconcile reports the set as it is now.
+        let notices = std::mem::take(&mut pass.notices);
+        pass = dataplane.pass(&mut nodes, &plan, now).await?;
+        pass.notices.splice(0..0, notices);
+    }
+    pass.notices.extend(moves.notices);
     if let Some(master) = &pass.decision.master {
         // Pods recreated since the master was published carry no role label yet.
         nodes.label_roles(master).await?;
@@ -251,7 +286,7 @@ async fn stages(rrs: &RedisReplicaSet, ctx: &Context) -> Result<Action, Error> {
         .conditions
         .iter()
         .any(|c| c.type_ == PROGRESSING && c.status == "True");
-    Ok(Action::requeue(if active(&pass, &new) {
+    Ok(Action::requeue(if moves.pending || active(&pass, &new) {
         REQUEUE_ACTIVE
     } else if progressing {
         REQUEUE_PROGRESSING
@@ -885,12 +920,47 @@ mod tests {
         Node { child, port }
     }
 
+    /// Pod DNS names `cache-i` resolved to the local node `nodes[i]`.
+    fn resolve_to(nodes: &[Node]) -> Resolve {
+        let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
+        Arc::new(move |host: &str| {
+            let i: usize = host
+                .strip_prefix("cache-")
+                .and_then(|h| h.strip_suffix(".cache-headless.ns1.svc"))
+                .and_then(|i| i.parse().ok())
+                .unwrap_or_else(|| panic!("not a pod DNS name: {host}"));
+            NodeAddr {
+                host: "127.0.0.1".to_owned(),
+                port: ports[i],
+            }
+        })
+    }
+
     /// What the fake API server saw, in order.
     type Requests = tokio::sync::mpsc::UnboundedReceiver<(Method, String, Value)>;
+
+    /// The StatefulSet's update revision as the fake API server reports it (None: not
+    /// reported) and each pod's revision (`r1` until deleted; a deleted pod is recreated at
+    /// the update revision at once, its server kept running).
+    #[derive(Default)]
+    struct Revisions {
+        update: Option<String>,
+        pods: std::collections::BTreeMap<String, String>,
+    }
 
     /// A fake API server for multi-reconcile scenarios: the Secret holds `password`, applies
     /// and events are echoed, pods are listed with the labels patched onto them so far.
     fn fake_api(api: ApiServer, pods: &'static [&'static str], password: &str) -> Requests {
+        fake_api_with(api, pods, password, Arc::default())
+    }
+
+    /// [`fake_api`] with pod revisions the test controls.
+    fn fake_api_with(
+        api: ApiServer,
+        pods: &'static [&'static str],
+        password: &str,
+        revisions: Arc<Mutex<Revisions>>,
+    ) -> Requests {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let secret = password_secret(password);
         let mut labels: std::collections::BTreeMap<String, String> = Default::default();
@@ -905,7 +975,31 @@ mod tests {
                         .iter()
                         .map(|p| (*p, true, labels.get(*p).map(String::as_str)))
                         .collect();
-                    (StatusCode::OK, pods_list(&listed))
+                    let mut list = pods_list(&listed);
+                    let revisions = revisions.lock().expect("revisions");
+                    if revisions.update.is_some() {
+                        for item in list["items"].as_array_mut().expect("items") {
+                            let name = item["metadata"]["name"].as_str().expect("name");
+                            let revision = revisions.pods.get(name).map_or("r1", String::as_str);
+                            item["metadata"]["labels"]["controller-revision-hash"] =
+                                json!(revision);
+                        }
+                    }
+                    (StatusCode::OK, list)
+                }
+                ("DELETE", p) if p.starts_with(&pod_path) => {
+                    let pod = &p[pod_path.len()..];
+                    let mut revisions = revisions.lock().expect("revisions");
+                    let update = revisions.update.clone().expect("deleted before a rollout");
+                    revisions.pods.insert(pod.to_owned(), update);
+                    (StatusCode::OK, json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": pod, "namespace": "ns1" } }))
+                }
+                ("PATCH", p) if p.ends_with("/statefulsets/cache") => {
+                    let mut object = body.clone();
+                    if let Some(update) = &revisions.lock().expect("revisions").update {
+                        object["status"] = json!({ "replicas": 0, "updateRevision": update });
+                    }
+                    (StatusCode::OK, object)
                 }
                 ("PATCH", p) if p.starts_with(&pod_path) => {
                     let pod = &p[pod_path.len()..];
@@ -970,19 +1064,7 @@ mod tests {
         let Some(bin) = operator_binary() else { return };
         let password = "pw";
         let mut nodes = vec![start_node(&bin, password), start_node(&bin, password)];
-        let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
-        let resolve: Resolve = Arc::new(move |host: &str| {
-            let i: usize = host
-                .strip_prefix("cache-")
-                .and_then(|h| h.strip_suffix(".cache-headless.ns1.svc"))
-                .and_then(|i| i.parse().ok())
-                .unwrap_or_else(|| panic!("not a pod DNS name: {host}"));
-            NodeAddr {
-                host: "127.0.0.1".to_owned(),
-                port: ports[i],
-            }
-        });
-        let (ctx, api) = test_context_resolving(resolve);
+        let (ctx, api) = test_context_resolving(resolve_to(&nodes));
         let mut requests = fake_api(api, &["cache-0", "cache-1"], password);
         let mut resource =
             rrs("  replicas: 2\n  datasetSizeHint: 64Mi\n  failover: { downAfterSeconds: 1 }\n");
@@ -1131,6 +1213,340 @@ mod tests {
             .expect("reconciled");
         assert_eq!(action, Action::await_change());
         assert!(!has_memory(&ctx));
+    }
+
+    /// Reconciles until `done` holds for the status written, collecting every request seen
+    /// into `seen` and the written status into `resource`.
+    async fn reconcile_until(
+        ctx: &Arc<Context>,
+        resource: &mut RedisReplicaSet,
+        requests: &mut Requests,
+        seen: &mut Vec<(Method, String, Value)>,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            reconcile(Arc::new(resource.clone()), ctx.clone())
+                .await
+                .expect("reconciled");
+            let new = drain(requests);
+            if let Some(status) = statuses(&new).last() {
+                resource.status = Some(serde_json::from_value(status.clone()).expect("status"));
+            }
+            seen.extend(new);
+            let status = serde_json::to_value(&resource.status).expect("json");
+            if done(&status) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never {what}: {status:#}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn every_replica_online(status: &Value) -> bool {
+        status["phase"] == "Ready"
+            && status["replicas"]
+                .as_array()
+                .is_some_and(|r| r.iter().all(|r| r["state"] == "online"))
+    }
+
+    /// Replicas given to each StatefulSet apply, in order, with the request's index.
+    fn statefulset_sizes(seen: &[(Method, String, Value)]) -> Vec<(usize, i64)> {
+        seen.iter()
+            .enumerate()
+            .filter(|(_, (m, p, _))| *m == Method::PATCH && p.ends_with("/statefulsets/cache"))
+            .map(|(i, (_, _, b))| (i, b["spec"]["replicas"].as_i64().expect("replicas")))
+            .collect()
+    }
+
+    fn redis_conn(node: &Node, password: &str) -> redis::Connection {
+        redis::Client::open(format!("redis://:{password}@127.0.0.1:{}/", node.port))
+            .expect("client")
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .expect("connect")
+    }
+
+    fn role_of(conn: &mut redis::Connection) -> (String, Option<String>) {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query(conn)
+            .expect("INFO");
+        let field = |f: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(&format!("{f}:")))
+                .map(|v| v.trim().to_owned())
+        };
+        (field("role").expect("role"), field("master_port"))
+    }
+
+    /// Scale-in 3 -> 2 with the master on cache-2: the StatefulSet stays at 3 until the
+    /// master was switched over to cache-0 or cache-1 (labels moved, SwitchedOver event,
+    /// lastSwitchover), then shrinks to 2; no failover, no write acknowledged by WAIT lost,
+    /// the old master follows the new one.
+    #[tokio::test]
+    async fn scale_in_switches_the_master_over_before_the_statefulset_shrinks() {
+        let Some(bin) = operator_binary() else { return };
+        let password = "pw";
+        let nodes: Vec<Node> = (0..3).map(|_| start_node(&bin, password)).collect();
+        // cache-2 already serves as master: the operator adopts it.
+        redis::cmd("REPLICAOF")
+            .arg("NO")
+            .arg("ONE")
+            .query::<()>(&mut redis_conn(&nodes[2], password))
+            .expect("REPLICAOF NO ONE");
+        let (ctx, api) = test_context_resolving(resolve_to(&nodes));
+        let mut requests = fake_api(api, &["cache-0", "cache-1", "cache-2"], password);
+        let mut resource = rrs("  replicas: 3\n  datasetSizeHint: 64Mi\n");
+        let mut seen = Vec::new();
+        reconcile_until(
+            &ctx,
+            &mut resource,
+            &mut requests,
+            &mut seen,
+            "Ready behind cache-2",
+            |s| s["master"] == "cache-2" && every_replica_online(s),
+        )
+        .await;
+        let mut m = redis_conn(&nodes[2], password);
+        for i in 0..100 {
+            redis::cmd("SET")
+                .arg(format!("k{i}"))
+                .arg(i)
+                .query::<()>(&mut m)
+                .expect("SET");
+        }
+        let acked: i64 = redis::cmd("WAIT")
+            .arg(2)
+            .arg(5000)
+            .query(&mut m)
+            .expect("WAIT");
+        assert_eq!(acked, 2);
+
+        resource.spec.replicas = 2;
+        let mut seen = Vec::new();
+        reconcile_until(
+            &ctx,
+            &mut resource,
+            &mut requests,
+            &mut seen,
+            "scaled in behind a surviving master",
+            |s| {
+                s["master"]
+                    .as_str()
+                    .is_some_and(|m| m == "cache-0" || m == "cache-1")
+                    && every_replica_online(s)
+            },
+        )
+        .await;
+        // One more reconcile applies the smaller StatefulSet.
+        reconcile_until(
+            &ctx,
+            &mut resource,
+            &mut requests,
+            &mut seen,
+            "the StatefulSet shrunk",
+            |_| true,
+        )
+        .await;
+        let new_master = resource
+            .status
+            .as_ref()
+            .and_then(|s| s.master.clone())
+            .expect("master");
+
+        let sizes = statefulset_sizes(&seen);
+        let first_shrink = sizes
+            .iter()
+            .find(|(_, r)| *r == 2)
+            .map(|(i, _)| *i)
+            .expect("the StatefulSet was shrunk");
+        assert_eq!(
+            sizes.first().map(|(_, r)| *r),
+            Some(3),
+            "held at 3 while cache-2 is master: {sizes:?}"
+        );
+        let label_moves: Vec<(usize, String, String)> = seen
+            .iter()
+            .enumerate()
+            .filter(|(_, (m, p, _))| *m == Method::PATCH && p.starts_with(&format!("{NS}/pods/")))
+            .map(|(i, (_, p, b))| {
+                (
+                    i,
+                    p.rsplit('/').next().unwrap_or_default().to_owned(),
+                    b["metadata"]["labels"]["tandem.dev/role"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                )
+            })
+            .collect();
+        let demoted = label_moves
+            .iter()
+            .find(|(_, pod, role)| pod == "cache-2" && role == "replica")
+            .expect("cache-2 labelled replica");
+        let promoted = label_moves
+            .iter()
+            .find(|(_, pod, role)| *pod == new_master && role == "master")
+            .expect("the new master labelled");
+        assert!(
+            demoted.0 < promoted.0 && promoted.0 < first_shrink,
+            "labels moved (replica first) before the StatefulSet shrank: {label_moves:?}, shrink at {first_shrink}"
+        );
+        let events = events(&seen);
+        let switched = events
+            .iter()
+            .find(|e| e["reason"] == "SwitchedOver")
+            .expect("SwitchedOver event");
+        assert_eq!(switched["type"], "Normal");
+        let note = switched["note"].as_str().expect("note");
+        assert!(
+            note.starts_with(&format!(
+                "switched over from cache-2 to {new_master} at offset "
+            )) && note.contains("scale-in to 2 pods removes cache-2"),
+            "{note}"
+        );
+        assert!(
+            !events.iter().any(|e| e["reason"] == "FailedOver"),
+            "no failover"
+        );
+        let status = serde_json::to_value(&resource.status).expect("json");
+        assert_eq!(status["lastSwitchover"]["from"], "cache-2");
+        assert_eq!(status["lastSwitchover"]["to"], new_master.as_str());
+        assert!(status.get("lastFailover").is_none(), "{status}");
+
+        let i: usize = new_master
+            .strip_prefix("cache-")
+            .and_then(|i| i.parse().ok())
+            .expect("ordinal");
+        let mut n = redis_conn(&nodes[i], password);
+        for k in 0..100 {
+            let v: Option<i64> = redis::cmd("GET")
+                .arg(format!("k{k}"))
+                .query(&mut n)
+                .expect("GET");
+            assert_eq!(v, Some(k), "k{k} acknowledged by WAIT and lost");
+        }
+        assert_eq!(
+            role_of(&mut m),
+            ("slave".to_owned(), Some(nodes[i].port.to_string())),
+            "the old master follows the new one"
+        );
+    }
+
+    /// A rolling update (OnDelete): the operator deletes the outdated replicas, highest
+    /// ordinal first, one at a time, then switches the master over to an updated replica,
+    /// then deletes the old master; no pod is deleted while labelled master.
+    #[tokio::test]
+    async fn a_rolling_update_replaces_replicas_first_and_the_master_after_a_switchover() {
+        let Some(bin) = operator_binary() else { return };
+        let password = "pw";
+        let nodes: Vec<Node> = (0..3).map(|_| start_node(&bin, password)).collect();
+        let (ctx, api) = test_context_resolving(resolve_to(&nodes));
+        let revisions: Arc<Mutex<Revisions>> = Arc::default();
+        let mut requests = fake_api_with(
+            api,
+            &["cache-0", "cache-1", "cache-2"],
+            password,
+            revisions.clone(),
+        );
+        let mut resource = rrs("  replicas: 3\n  datasetSizeHint: 64Mi\n");
+        let mut seen = Vec::new();
+        reconcile_until(
+            &ctx,
+            &mut resource,
+            &mut requests,
+            &mut seen,
+            "Ready",
+            |s| s["master"] == "cache-0" && every_replica_online(s),
+        )
+        .await;
+
+        revisions.lock().expect("revisions").update = Some("r2".to_owned());
+        let mut seen = Vec::new();
+        reconcile_until(
+            &ctx,
+            &mut resource,
+            &mut requests,
+            &mut seen,
+            "every pod updated",
+            |s| {
+                let all = revisions.lock().expect("revisions").pods.len() == 3;
+                all && every_replica_online(s)
+            },
+        )
+        .await;
+
+        let mut labels: std::collections::BTreeMap<String, String> = [
+            ("cache-0", "master"),
+            ("cache-1", "replica"),
+            ("cache-2", "replica"),
+        ]
+        .into_iter()
+        .map(|(p, r)| (p.to_owned(), r.to_owned()))
+        .collect();
+        let mut deleted = Vec::new();
+        let pod_path = format!("{NS}/pods/");
+        for (method, path, body) in &seen {
+            let Some(pod) = path.strip_prefix(&pod_path) else {
+                continue;
+            };
+            if *method == Method::PATCH {
+                let role = body["metadata"]["labels"]["tandem.dev/role"]
+                    .as_str()
+                    .expect("role");
+                labels.insert(pod.to_owned(), role.to_owned());
+            } else if *method == Method::DELETE {
+                assert_eq!(
+                    labels.get(pod).map(String::as_str),
+                    Some("replica"),
+                    "{pod} deleted while labelled {:?}",
+                    labels.get(pod)
+                );
+                deleted.push(pod.to_owned());
+            }
+        }
+        assert_eq!(deleted, ["cache-2", "cache-1", "cache-0"]);
+        let events = events(&seen);
+        let switched = events
+            .iter()
+            .find(|e| e["reason"] == "SwitchedOver")
+            .expect("SwitchedOver event");
+        assert!(
+            switched["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("rolling update replaces cache-0")),
+            "{switched}"
+        );
+        // The recorder patches a repeated event rather than creating another.
+        let replaced = events
+            .iter()
+            .find(|e| e["reason"] == "PodReplaced")
+            .expect("PodReplaced event");
+        assert!(
+            replaced["note"]
+                .as_str()
+                .is_some_and(|n| n
+                    .starts_with("deleted cache-2 so the StatefulSet recreates it at revision r2")),
+            "{replaced}"
+        );
+        assert!(!events.iter().any(|e| e["reason"] == "FailedOver"));
+        let status = resource.status.as_ref().expect("status");
+        assert_ne!(status.master.as_deref(), Some("cache-0"));
+        assert_eq!(
+            status.last_switchover.as_ref().map(|s| s.from.as_str()),
+            Some("cache-0")
+        );
+
+        // Done: a steady reconcile deletes nothing more.
+        reconcile(Arc::new(resource.clone()), ctx.clone())
+            .await
+            .expect("reconciled");
+        assert!(
+            !drain(&mut requests)
+                .iter()
+                .any(|(m, _, _)| *m == Method::DELETE)
+        );
     }
 
     #[tokio::test]

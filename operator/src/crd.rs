@@ -379,6 +379,9 @@ pub struct RedisReplicaSetStatus {
     /// The last automatic failover.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failover: Option<FailoverRecord>,
+    /// The last planned switchover (scale-in, rolling update, or asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_switchover: Option<SwitchoverRecord>,
     /// Available, Progressing and Degraded, plus SyncLoop once the data plane reports.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
@@ -402,6 +405,25 @@ pub struct FailoverRecord {
     /// lost. Writes acknowledged by `WAIT 1` are never among them.
     pub bytes_at_risk: u64,
     /// Why the old master was given up.
+    pub reason: String,
+}
+
+/// One planned switchover: writes were paused until the new master had every byte of the
+/// old one's stream, so nothing was lost.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SwitchoverRecord {
+    /// The master that handed over.
+    pub from: String,
+    /// The replica promoted in its place.
+    pub to: String,
+    /// When the promotion was made.
+    pub at: Time,
+    /// The replication offset both had at the promotion.
+    pub offset: u64,
+    /// How long writes were held on the old master, in milliseconds.
+    pub write_pause_ms: u64,
+    /// Why the master moved.
     pub reason: String,
 }
 

@@ -101,6 +101,16 @@ pub enum Error {
     #[error(transparent)]
     LabelPod(#[from] crate::dataplane::pods::LabelError),
 
+    /// Deleting an outdated pod during a rolling update failed.
+    #[error("failed to delete pod {name} for the rolling update: {source}")]
+    DeletePod {
+        /// Pod name.
+        name: String,
+        /// API error.
+        #[source]
+        source: kube::Error,
+    },
+
     /// Writing the status subresource failed.
     #[error("failed to patch status: {source}")]
     PatchStatus {
@@ -125,6 +135,7 @@ impl Error {
             | Self::ApplyStatefulSet { .. } => "apply",
             Self::ListPods { .. } => "observe",
             Self::LabelPod(_) => "roles",
+            Self::DeletePod { .. } => "rollout",
             Self::PatchStatus { .. } => "status",
         }
     }

@@ -18,6 +18,7 @@ mod fixtures;
 pub mod leader;
 pub mod local;
 pub mod metrics;
+pub mod moves;
 pub mod observe;
 pub mod policy;
 pub mod quantity;

@@ -2,7 +2,8 @@
 //! pods. Node i listens on 127.0.0.1:(base port + i) with its own directory; like a
 //! StatefulSet, a node that dies is started again (as a replica, never as a master). The
 //! status goes to the terminal (a live table, or plain lines when stdout is not a terminal)
-//! and to the status file.
+//! and to the status file. SIGUSR1 asks for a planned switchover to the most advanced
+//! replica ([`crate::dataplane::switchover`]).
 //!
 //! Touches processes, files and the terminal; the decisions are [`crate::dataplane`]'s.
 
@@ -14,13 +15,16 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
 use tokio::process::{Child, Command};
+use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
 
 use crate::crd::RedisReplicaSetStatus;
 use crate::dataplane::engine::{DataPlane, Nodes};
 use crate::dataplane::roles::NodeAddr;
 use crate::dataplane::status;
+use crate::dataplane::switchover::CATCH_UP_TIMEOUT;
 use crate::policy::{self, Overrides, PolicyInput};
+use crate::status::Notice;
 
 /// How often a pass runs: a killed master is noticed within one interval.
 pub const PASS_INTERVAL: Duration = Duration::from_millis(200);
@@ -276,23 +280,38 @@ pub async fn run(
     let mut previous: Option<RedisReplicaSetStatus> = None;
     let mut ticker = tokio::time::interval(PASS_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut switchover_requests =
+        signal(SignalKind::user_defined1()).map_err(LocalError::Signal)?;
     tokio::pin!(shutdown);
     let result = loop {
+        let mut switch = false;
         tokio::select! {
             () = &mut shutdown => break Ok(()),
             _ = ticker.tick() => {}
+            _ = switchover_requests.recv() => switch = true,
         }
         let now = Timestamp::now();
+        if switch {
+            match dataplane
+                .switch_over(
+                    &mut nodes,
+                    |_| true,
+                    "asked with SIGUSR1",
+                    CATCH_UP_TIMEOUT,
+                    now,
+                )
+                .await
+            {
+                Ok(s) => announce(&s.notice, tty),
+                Err(e) => break Err(LocalError::Start(e)),
+            }
+        }
         let pass = match dataplane.pass(&mut nodes, &plan, now).await {
             Ok(p) => p,
             Err(e) => break Err(LocalError::Start(e)),
         };
         for n in &pass.notices {
-            let line = format!("event {:?} {}: {}", n.type_, n.reason, n.note);
-            info!("{line}");
-            if !tty {
-                println!("{line}");
-            }
+            announce(n, tty);
         }
         let new = status::build(
             previous.as_ref(),
@@ -326,12 +345,24 @@ pub async fn run(
     result
 }
 
+/// Logs an event, and prints it when stdout is not the live table.
+fn announce(n: &Notice, tty: bool) {
+    let line = format!("event {:?} {}: {}", n.type_, n.reason, n.note);
+    info!("{line}");
+    if !tty {
+        println!("{line}");
+    }
+}
+
 /// Why local mode stopped on its own.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
     /// A node could not be started.
     #[error(transparent)]
     Start(#[from] StartError),
+    /// The SIGUSR1 handler (switchover requests) could not be installed.
+    #[error("failed to listen for SIGUSR1: {0}")]
+    Signal(#[source] std::io::Error),
     /// The status file could not be written.
     #[error("failed to write the status file {path}: {source}")]
     StatusFile {
@@ -440,6 +471,13 @@ pub fn table(s: &RedisReplicaSetStatus) -> String {
                 c.type_, c.status, c.reason, c.message
             );
         }
+    }
+    if let Some(w) = &s.last_switchover {
+        let _ = writeln!(
+            out,
+            "last switchover {} -> {} ({}) at offset {}, writes held {} ms",
+            w.from, w.to, w.reason, w.offset, w.write_pause_ms
+        );
     }
     if let Some(f) = &s.last_failover {
         let _ = writeln!(

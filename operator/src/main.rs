@@ -45,7 +45,8 @@ enum Command {
     /// Run the controller against the cluster (kubeconfig, or in-cluster config in a pod).
     Run(RunArgs),
     /// Run a replicated set of local tandem-server processes with the operator's tuning,
-    /// roles, failover and live status: no Kubernetes needed.
+    /// roles, failover and live status: no Kubernetes needed. SIGUSR1 asks for a planned
+    /// switchover to the most advanced replica.
     Local(LocalArgs),
 }
 

@@ -22,6 +22,8 @@ pub struct PodObservation {
     pub master: bool,
     /// The pod's `tandem.dev/role` label, if any.
     pub role: Option<String>,
+    /// The StatefulSet revision it was created from (`controller-revision-hash`).
+    pub revision: Option<String>,
 }
 
 /// The pods of one set, in ordinal order (`cache-2` before `cache-10`).
@@ -42,6 +44,7 @@ impl Observation {
                 ready: is_ready(p),
                 master: p.labels().get(ROLE_LABEL).map(String::as_str) == Some(ROLE_MASTER),
                 role: p.labels().get(ROLE_LABEL).cloned(),
+                revision: p.labels().get(REVISION_LABEL).cloned(),
             })
             .collect();
         pods.sort_by(|a, b| ordinal_key(&a.name).cmp(&ordinal_key(&b.name)));
@@ -63,6 +66,9 @@ impl Observation {
         self.pods.iter().filter(|p| p.ready).count()
     }
 }
+
+/// The label the StatefulSet controller puts on each pod: the revision it was made from.
+pub const REVISION_LABEL: &str = "controller-revision-hash";
 
 /// StatefulSet pods are `<set>-<ordinal>`; ordering by the number keeps `-10` after `-9`.
 fn ordinal_key(name: &str) -> (&str, u64, &str) {

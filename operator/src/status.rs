@@ -279,6 +279,7 @@ mod tests {
                     ready,
                     master,
                     role: None,
+                    revision: None,
                 })
                 .collect(),
         }

@@ -502,3 +502,287 @@ fn a_sync_loop_is_detected_and_corrected() {
         .expect("CONFIG GET");
     assert!(pair[1].contains(&format!("slave {hard} 0 0")), "{pair:?}");
 }
+
+/// The port among `base..base + nodes` whose node reports `role:master`, other than `not`.
+fn master_port(base: u16, nodes: u16, not: Option<u16>) -> Option<u16> {
+    (0..nodes)
+        .map(|i| base + i)
+        .filter(|p| Some(*p) != not)
+        .find(|p| {
+            redis::Client::open(format!("redis://127.0.0.1:{p}/"))
+                .ok()
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)).ok())
+                .and_then(|mut c| info_field(&mut c, "replication", "role"))
+                .as_deref()
+                == Some("master")
+        })
+}
+
+/// A planned switchover (SIGUSR1) under a continuous write load: every write acknowledged by
+/// `WAIT 1` is on the new master, writes go on there, the old master follows it after a
+/// partial resync (no full sync served by anyone), and the status records it.
+#[test]
+fn a_switchover_under_writes_loses_no_acknowledged_write_and_the_old_master_follows() {
+    let local = Local::start(3, &[]);
+    let ready = local.wait_ready();
+    let old_master = ready["master"].as_str().expect("master").to_owned();
+    let old_port = local.port(&old_master);
+    let full_syncs_before: u64 = (0..3)
+        .map(|i| {
+            info_field(&mut connect(local.base + i), "stats", "sync_full")
+                .and_then(|v| v.parse::<u64>().ok())
+                .expect("sync_full")
+        })
+        .sum();
+
+    // Writes one key at a time, each followed by WAIT 1; on an error (READONLY once the
+    // old master follows) it finds the new master and retries the same key there.
+    let base = local.base;
+    let (stop, writer) = writer(old_port, move |mut c, stop| {
+        let mut acked: Vec<(String, u16)> = Vec::new();
+        let mut port = old_port;
+        let mut errors: BTreeSet<String> = BTreeSet::new();
+        let mut retries = 0u32;
+        let mut i = 0u64;
+        // Acknowledgement times: the last on the old master, the first on another.
+        let mut last_on_old = None;
+        let mut first_on_new = None;
+        while !stop.load(Ordering::Relaxed) {
+            let key = format!("s{i}");
+            let done = redis::cmd("SET")
+                .arg(&key)
+                .arg(i)
+                .query::<()>(&mut c)
+                .and_then(|()| redis::cmd("WAIT").arg(1).arg(2000).query::<i64>(&mut c));
+            match done {
+                Ok(n) if n >= 1 => {
+                    if port == old_port {
+                        last_on_old = Some(Instant::now());
+                    } else {
+                        first_on_new.get_or_insert_with(Instant::now);
+                    }
+                    acked.push((key, port));
+                    i += 1;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    retries += 1;
+                    errors.insert(e.code().unwrap_or("I/O").to_owned());
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    let mut found = master_port(base, 3, None);
+                    while found.is_none() && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(5));
+                        found = master_port(base, 3, None);
+                    }
+                    port = found.expect("a master to write to");
+                    c = connect(port);
+                }
+            }
+        }
+        let gap = last_on_old
+            .zip(first_on_new)
+            .map(|(old, new)| new.saturating_duration_since(old));
+        (acked, retries, errors, gap)
+    });
+    let acked_before = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while local
+            .status()
+            .is_some_and(|s| s["masterOffset"].as_u64().unwrap_or(0) < n as u64)
+        {
+            assert!(Instant::now() < deadline, "writes do not flow");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    acked_before(20_000);
+
+    let asked = Instant::now();
+    let status = Command::new("kill")
+        .args(["-USR1", &local.child.id().to_string()])
+        .status()
+        .expect("kill -USR1");
+    assert!(status.success());
+    let after = local.wait_status("a switchover", Duration::from_secs(20), |s| {
+        s["lastSwitchover"].is_object()
+    });
+    let switch_time = asked.elapsed();
+    let record = after["lastSwitchover"].clone();
+    let new_master = record["to"].as_str().expect("to").to_owned();
+    assert_eq!(record["from"], old_master.as_str(), "{record}");
+    assert_ne!(new_master, old_master);
+    assert_eq!(
+        master_port(local.base, 3, None),
+        Some(local.port(&new_master)),
+        "the new master is master"
+    );
+    assert_eq!(
+        master_port(local.base, 3, Some(local.port(&new_master))),
+        None,
+        "and the only one"
+    );
+
+    // Writes go on, on the new master.
+    let offset_then = after["masterOffset"].as_u64().unwrap_or(0);
+    acked_before(usize::try_from(offset_then).expect("offset") + 20_000);
+    stop.store(true, Ordering::Relaxed);
+    let (acked, retries, errors, gap) = writer.join().expect("writer");
+    let new_port = local.port(&new_master);
+    let on_new = acked.iter().filter(|(_, p)| *p == new_port).count();
+    eprintln!(
+        "switchover {old_master} -> {new_master}: status shows it {:.3}s after SIGUSR1, writes held {} ms, {} writes acknowledged by WAIT 1 ({on_new} on the new master), {retries} retried after {errors:?}, last acknowledged write on {old_master} -> first on {new_master}: {:.3}s",
+        switch_time.as_secs_f64(),
+        record["writePauseMs"],
+        acked.len(),
+        gap.expect("writes acknowledged on both masters")
+            .as_secs_f64()
+    );
+    assert!(on_new > 0, "writes resumed on the new master");
+    assert!(acked.len() > on_new, "writes were acknowledged before too");
+    let mut c = connect(new_port);
+    for (key, _) in &acked {
+        let v: Option<String> = redis::cmd("GET").arg(key).query(&mut c).expect("GET");
+        assert!(v.is_some(), "{key} was acknowledged by WAIT 1 and lost");
+    }
+
+    // The old master follows the new one, caught up by a partial resync.
+    let settled = local.wait_status("every replica online", Duration::from_secs(30), |s| {
+        s["master"] == new_master.as_str()
+            && s["phase"] == "Ready"
+            && replica(s, &old_master)["state"] == "online"
+    });
+    let mut old = local.conn(&old_master);
+    assert_eq!(
+        info_field(&mut old, "replication", "role").as_deref(),
+        Some("slave")
+    );
+    assert_eq!(
+        info_field(&mut old, "replication", "master_port"),
+        Some(new_port.to_string())
+    );
+    let full_syncs_after: u64 = (0..3)
+        .map(|i| {
+            info_field(&mut connect(local.base + i), "stats", "sync_full")
+                .and_then(|v| v.parse::<u64>().ok())
+                .expect("sync_full")
+        })
+        .sum();
+    assert_eq!(
+        full_syncs_after, full_syncs_before,
+        "no full sync anywhere: the old master and the other replica resynced partially"
+    );
+    let partial: u64 = info_field(&mut c, "stats", "sync_partial_ok")
+        .and_then(|v| v.parse().ok())
+        .expect("sync_partial_ok");
+    assert_eq!(
+        partial, 2,
+        "both followers of the new master resynced partially"
+    );
+    assert_eq!(settled["fullSyncs"], 0, "{settled}");
+}
+
+/// A switchover whose target cannot catch up (SIGSTOP'd while the master took a write) is
+/// abandoned at the deadline: writes resume on the master, which stays master, and the
+/// target follows it again once it runs.
+#[test]
+fn a_switchover_to_a_replica_that_cannot_catch_up_is_aborted_and_writes_resume() {
+    use tandem_operator::dataplane::roles::{NodeAddr, NodeState};
+    use tandem_operator::dataplane::switchover::{SwitchoverError, hand_over};
+
+    let local = Local::start(2, &[]);
+    let ready = local.wait_ready();
+    let master = ready["master"].as_str().expect("master").to_owned();
+    let target = if master == "node-0" {
+        "node-1"
+    } else {
+        "node-0"
+    };
+    let pid = info_field(&mut local.conn(target), "server", "process_id").expect("pid");
+    let signal = |sig: &str| {
+        let status = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    };
+    signal("-STOP");
+    let mut m = local.conn(&master);
+    redis::cmd("SET")
+        .arg("while-stopped")
+        .arg(1)
+        .query::<()>(&mut m)
+        .expect("the master takes a write its replica cannot see");
+
+    let state = |name: &str| NodeState {
+        name: name.to_owned(),
+        addr: NodeAddr {
+            host: "127.0.0.1".to_owned(),
+            port: local.port(name),
+        },
+        facts: None,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let started = Instant::now();
+    let result = runtime.block_on(hand_over(
+        &state(&master),
+        &state(target),
+        &[],
+        None,
+        Duration::from_secs(1),
+    ));
+    let took = started.elapsed();
+    match result {
+        Err(SwitchoverError::NotCaughtUp {
+            master_offset,
+            target_offset,
+            ..
+        }) => assert!(
+            target_offset.is_none_or(|t| t < master_offset),
+            "{target_offset:?} vs {master_offset}"
+        ),
+        Err(other) => panic!("aborted for another reason: {other}"),
+        Ok(_) => panic!("switched over to a stopped replica"),
+    }
+
+    // Unpaused: a write is taken at once (a pause would hold it for seconds).
+    let before_write = Instant::now();
+    redis::cmd("SET")
+        .arg("after-abort")
+        .arg(1)
+        .query::<()>(&mut m)
+        .expect("write after the abort");
+    let write_wait = before_write.elapsed();
+    eprintln!(
+        "aborted switchover returned after {:.3}s; the next write took {:.3}s",
+        took.as_secs_f64(),
+        write_wait.as_secs_f64()
+    );
+    assert!(
+        write_wait < Duration::from_secs(1),
+        "writes still held after the abort: {write_wait:?}"
+    );
+    assert_eq!(
+        info_field(&mut m, "replication", "role").as_deref(),
+        Some("master")
+    );
+
+    signal("-CONT");
+    local.wait_status("the replica back online", Duration::from_secs(30), |s| {
+        s["master"] == master.as_str() && replica(s, target)["state"] == "online"
+    });
+    let mut t = local.conn(target);
+    assert_eq!(
+        info_field(&mut t, "replication", "role").as_deref(),
+        Some("slave")
+    );
+    let v: Option<String> = redis::cmd("GET")
+        .arg("after-abort")
+        .query(&mut t)
+        .expect("GET");
+    assert!(
+        v.is_some(),
+        "the target follows the master it did not replace"
+    );
+}

@@ -16,7 +16,7 @@ use super::resp::NodeConn;
 use super::roles::{self, Command, Decision, Memory, NodeAddr, NodeState};
 use super::syncs::{self, ReplicaView, SyncLoop, SyncTracker};
 use super::tuning;
-use crate::crd::FailoverRecord;
+use crate::crd::{FailoverRecord, SwitchoverRecord};
 use crate::policy::Plan;
 use crate::status::Notice;
 
@@ -54,10 +54,12 @@ pub struct DataPlane {
     pub sync_loop: Option<SyncLoop>,
     /// The last failover.
     pub last_failover: Option<FailoverRecord>,
-    password: Option<String>,
+    /// The last planned switchover ([`super::switchover`]).
+    pub last_switchover: Option<SwitchoverRecord>,
+    pub(super) password: Option<String>,
     down_after: Duration,
     epoch: Instant,
-    published: Option<String>,
+    pub(super) published: Option<String>,
 }
 
 /// What one pass saw and did.
@@ -81,6 +83,7 @@ impl DataPlane {
             adjustments: 0,
             sync_loop: None,
             last_failover: None,
+            last_switchover: None,
             password,
             down_after,
             epoch: Instant::now(),
@@ -128,29 +131,7 @@ impl DataPlane {
             });
         }
 
-        let password = self.password.as_deref();
-        let mut conns: Vec<Option<NodeConn>> = join_all(
-            listed
-                .iter()
-                .map(|(_, addr)| async move { NodeConn::connect(addr, password).await.ok() }),
-        )
-        .await;
-        let facts = join_all(conns.iter_mut().map(|c| async move {
-            match c {
-                Some(c) => c
-                    .facts()
-                    .await
-                    .map_err(|e| warn!(error = %e, "no facts"))
-                    .ok(),
-                None => None,
-            }
-        }))
-        .await;
-        let nodes: Vec<NodeState> = listed
-            .into_iter()
-            .zip(facts)
-            .map(|((name, addr), facts)| NodeState { name, addr, facts })
-            .collect();
+        let (nodes, mut conns) = self.observe(listed).await;
 
         let now_ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
         let down_after_ms = u64::try_from(self.down_after.as_millis()).unwrap_or(u64::MAX);
@@ -244,6 +225,38 @@ impl DataPlane {
             plan,
             notices,
         })
+    }
+
+    /// Connects to every listed node and asks for its facts; a node that does not answer
+    /// has no facts and no connection.
+    pub(super) async fn observe(
+        &self,
+        listed: Vec<(String, NodeAddr)>,
+    ) -> (Vec<NodeState>, Vec<Option<NodeConn>>) {
+        let password = self.password.as_deref();
+        let mut conns: Vec<Option<NodeConn>> = join_all(
+            listed
+                .iter()
+                .map(|(_, addr)| async move { NodeConn::connect(addr, password).await.ok() }),
+        )
+        .await;
+        let facts = join_all(conns.iter_mut().map(|c| async move {
+            match c {
+                Some(c) => c
+                    .facts()
+                    .await
+                    .map_err(|e| warn!(error = %e, "no facts"))
+                    .ok(),
+                None => None,
+            }
+        }))
+        .await;
+        let nodes = listed
+            .into_iter()
+            .zip(facts)
+            .map(|((name, addr), facts)| NodeState { name, addr, facts })
+            .collect();
+        (nodes, conns)
     }
 
     /// Feeds the sync tracker from the master's view; clears a past sync loop once every

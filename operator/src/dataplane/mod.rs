@@ -3,15 +3,19 @@
 //!
 //! Pure parts, tested as data: [`facts`] (INFO parsed), [`roles`] (who is master, failover),
 //! [`tuning`] (CONFIG SET diff), [`syncs`] (full-sync timing and the sync-loop guard),
-//! [`status`] (the status from a pass). Side effects: [`resp`] (talking to one node) and
+//! [`status`] (the status from a pass), [`rollout`] (scale-in and rolling-update order).
+//! Side effects: [`resp`] (talking to one node) and
 //! [`engine`] (one pass: observe, decide, act) and [`pods`] (the seam over a StatefulSet's
-//! pods; local processes are [`crate::local`]).
+//! pods; local processes are [`crate::local`]) and [`switchover`] (a planned move of the
+//! master without loss).
 
 pub mod engine;
 pub mod facts;
 pub mod pods;
 pub mod resp;
 pub mod roles;
+pub mod rollout;
 pub mod status;
+pub mod switchover;
 pub mod syncs;
 pub mod tuning;

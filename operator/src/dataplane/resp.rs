@@ -147,4 +147,32 @@ impl NodeConn {
             .await
             .map_err(|e| self.err(e))
     }
+
+    /// `CLIENT PAUSE ms WRITE`: holds every write (and anything that would replicate) for
+    /// up to `duration`, so the replication offset stops moving; reads go on.
+    ///
+    /// # Errors
+    /// The command fails.
+    pub async fn pause_writes(&mut self, duration: Duration) -> Result<(), RespError> {
+        redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+            .arg("WRITE")
+            .query_async::<()>(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// `CLIENT UNPAUSE`: held commands run now (a node that became a replica meanwhile
+    /// refuses held writes with READONLY).
+    ///
+    /// # Errors
+    /// The command fails.
+    pub async fn unpause(&mut self) -> Result<(), RespError> {
+        redis::cmd("CLIENT")
+            .arg("UNPAUSE")
+            .query_async::<()>(&mut self.conn)
+            .await
+            .map_err(|e| self.err(e))
+    }
 }

@@ -41,6 +41,7 @@ pub fn build(
                 ready: ready(n, master, master_facts),
                 master: Some(n.name.as_str()) == master,
                 role: None,
+                revision: None,
             })
             .collect(),
     };
@@ -66,6 +67,7 @@ pub fn build(
         s.partial_syncs_rejected = i64::try_from(f.sync_partial_err).ok();
     }
     s.last_failover.clone_from(&dataplane.last_failover);
+    s.last_switchover.clone_from(&dataplane.last_switchover);
     let promoting = pass
         .decision
         .commands

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
     EnvVar, EnvVarSource, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
@@ -92,6 +92,13 @@ pub fn statefulset(set: &ValidSet<'_>) -> StatefulSet {
             // Every pod starts as a replica and the operator picks the master, so there is
             // no ordering to wait for: parallel start lets one diskless snapshot feed all.
             pod_management_policy: Some("Parallel".to_owned()),
+            // The operator replaces outdated pods itself, replicas first and the master
+            // only after a switchover (dataplane::rollout): a RollingUpdate would restart
+            // the master whenever its ordinal came up, a failover that may lose writes.
+            update_strategy: Some(StatefulSetUpdateStrategy {
+                type_: Some("OnDelete".to_owned()),
+                rolling_update: None,
+            }),
             selector: LabelSelector {
                 match_labels: Some(selector_labels(&set.name)),
                 ..LabelSelector::default()
@@ -306,6 +313,10 @@ mod tests {
         assert_eq!(spec["replicas"], 3);
         assert_eq!(spec["serviceName"], "cache-headless");
         assert_eq!(spec["podManagementPolicy"], "Parallel");
+        assert_eq!(
+            spec["updateStrategy"],
+            serde_json::json!({ "type": "OnDelete" })
+        );
         let pod = &spec["template"]["spec"];
         assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
         assert_eq!(
