@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod observe;
 pub mod policy;
 pub mod quantity;
+pub mod renames;
 pub mod resources;
 pub mod status;
 pub mod validate;

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tandem_operator::renames::{CommandNames, RENAMED_COMMANDS_KEY};
 
 /// A base port with `n` free ports from it.
 fn free_base(n: u16) -> u16 {
@@ -123,6 +124,16 @@ impl Local {
     fn conn(&self, node: &str) -> redis::Connection {
         connect(self.port(node))
     }
+
+    /// The secret name CONFIG answers to, from the file local mode keeps it in.
+    fn config(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.join("nodes").join(RENAMED_COMMANDS_KEY))
+            .expect("renamed-commands file");
+        CommandNames::parse(&text)
+            .expect("renamed-commands")
+            .config()
+            .to_owned()
+    }
 }
 
 impl Drop for Local {
@@ -206,10 +217,32 @@ fn ready_with_every_replica_online_and_the_tuning_on_every_node() {
     assert_eq!(status["master"], "node-0", "equal nodes: the first ordinal");
     assert_eq!(status["ready"], "3/3");
     let tuning = &status["replication"];
+    let config = local.config();
     for node in ["node-0", "node-1", "node-2"] {
         let mut c = local.conn(node);
+        // An ordinary client: CONFIG and DEBUG are unknown, as in Redis with rename-command.
+        for (command, arg) in [("CONFIG", "GET"), ("DEBUG", "SLEEP")] {
+            let err = redis::cmd(command)
+                .arg(arg)
+                .arg("0")
+                .query::<redis::Value>(&mut c)
+                .expect_err("renamed or removed");
+            assert_eq!(
+                (err.code(), err.detail()),
+                (
+                    Some("ERR"),
+                    Some(
+                        format!(
+                            "unknown command '{command}', with args beginning with: '{arg}' '0' "
+                        )
+                        .as_str()
+                    )
+                ),
+                "{node}: {err}"
+            );
+        }
         let get = |c: &mut redis::Connection, name: &str| -> String {
-            let pair: Vec<String> = redis::cmd("CONFIG")
+            let pair: Vec<String> = redis::cmd(&config)
                 .arg("GET")
                 .arg(name)
                 .query(c)
@@ -247,7 +280,7 @@ fn ready_with_every_replica_online_and_the_tuning_on_every_node() {
     }
     // Tuning drift is put back live: the operator owns these directives.
     let mut c = local.conn("node-2");
-    let _: () = redis::cmd("CONFIG")
+    let _: () = redis::cmd(&config)
         .arg("SET")
         .arg("repl-timeout")
         .arg("61")
@@ -255,7 +288,7 @@ fn ready_with_every_replica_online_and_the_tuning_on_every_node() {
         .expect("CONFIG SET");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let pair: Vec<String> = redis::cmd("CONFIG")
+        let pair: Vec<String> = redis::cmd(&config)
             .arg("GET")
             .arg("repl-timeout")
             .query(&mut c)
@@ -495,7 +528,7 @@ fn a_sync_loop_is_detected_and_corrected() {
         .parse()
         .expect("number");
     assert!(hard > 64 * 1024, "the buffer was raised: {limit}");
-    let pair: Vec<String> = redis::cmd("CONFIG")
+    let pair: Vec<String> = redis::cmd(&local.config())
         .arg("GET")
         .arg("client-output-buffer-limit")
         .query(&mut local.conn("node-0"))

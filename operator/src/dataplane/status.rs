@@ -66,6 +66,7 @@ pub fn build(
         s.partial_syncs_rejected = i64::try_from(f.sync_partial_err).ok();
     }
     s.last_failover.clone_from(&dataplane.last_failover);
+    s.data_plane = Some(dataplane.remembered());
     let promoting = pass
         .decision
         .commands
