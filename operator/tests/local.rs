@@ -1,6 +1,7 @@
 //! `tandem-operator local` against real tandem-server processes (the operator binary's
-//! embedded server): Ready with every replica online, the tuning on every node, a full
-//! sync seen through wait_bgsave/send_bulk/online, failover after `kill -9` of the master
+//! embedded server): Ready with every replica online, the tuning on every node through the
+//! renamed CONFIG while ordinary clients find CONFIG and DEBUG unknown, full syncs seen
+//! through wait_bgsave/send_bulk/online, failover after `kill -9` of the master
 //! without losing a write acknowledged by `WAIT 1`, the old master back as a replica, and a
 //! provoked sync loop detected and corrected. Everything is awaited with deadlines.
 
@@ -181,13 +182,37 @@ fn info_field(conn: &mut redis::Connection, section: &str, field: &str) -> Optio
 
 /// Pipelined SETs of `value_len`-byte values: `keys` keys named `{prefix}{i}`.
 fn load(conn: &mut redis::Connection, prefix: &str, keys: usize, value_len: usize) {
-    let value = vec![b'x'; value_len];
+    load_values(conn, prefix, keys, || vec![b'x'; value_len]);
+}
+
+/// Like [`load`] with values no compression shrinks (xorshift bytes), so the dump is as
+/// large as the data.
+fn load_incompressible(conn: &mut redis::Connection, prefix: &str, keys: usize, value_len: usize) {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    load_values(conn, prefix, keys, || {
+        (0..value_len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state.to_le_bytes()[0]
+            })
+            .collect()
+    });
+}
+
+fn load_values(
+    conn: &mut redis::Connection,
+    prefix: &str,
+    keys: usize,
+    mut value: impl FnMut() -> Vec<u8>,
+) {
     for chunk in (0..keys).collect::<Vec<_>>().chunks(1000) {
         let mut pipe = redis::pipe();
         for i in chunk {
             pipe.cmd("SET")
                 .arg(format!("{prefix}{i}"))
-                .arg(&value)
+                .arg(value())
                 .ignore();
         }
         pipe.query::<()>(conn).expect("load");
@@ -307,8 +332,7 @@ fn ready_with_every_replica_online_and_the_tuning_on_every_node() {
 /// A diskless full sync (the mode local mode picks): the master reports wait_bgsave while
 /// it waits for more replicas and streams, then online; the replica's own byte counter
 /// shows the transfer moving. (send_bulk is the disk target's state while the dump file is
-/// written to the socket: on loopback that takes about 10 ms for 60 MB, too short for any
-/// poll to see, so it is not asserted.)
+/// written to the socket: see the disk test below.)
 #[test]
 fn a_full_sync_is_reported_from_wait_bgsave_with_progress_to_online() {
     let local = Local::start(3, &[]);
@@ -367,6 +391,89 @@ fn a_full_sync_is_reported_from_wait_bgsave_with_progress_to_online() {
     );
     let size: u64 = redis::cmd("DBSIZE")
         .query(&mut local.conn("node-2"))
+        .expect("DBSIZE");
+    assert_eq!(size, 60_000);
+}
+
+/// A disk-mode full sync seen through all three of the master's states. On loopback the
+/// dump file is sent in milliseconds, so the replica is frozen (SIGSTOP) while the master
+/// still reports it in wait_bgsave: once the dump is written, the master's send of a file far
+/// larger than the socket buffers stalls in send_bulk until the replica is let go (SIGCONT).
+#[test]
+fn a_disk_full_sync_is_reported_through_wait_bgsave_send_bulk_and_online() {
+    let local = Local::start(2, &["--mode", "disk"]);
+    local.wait_ready();
+    load_incompressible(&mut local.conn("node-0"), "k", 60_000, 1000);
+    let old_pid = info_field(&mut local.conn("node-1"), "server", "process_id");
+    kill_node(&local, "node-1");
+
+    // The restarted replica, frozen as soon as the master reports its sync waiting for
+    // the dump.
+    let mut master = local.conn("node-0");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut master)
+            .expect("INFO");
+        if info.contains("state=wait_bgsave") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no sync in wait_bgsave: {info}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pid = info_field(&mut local.conn("node-1"), "server", "process_id").expect("new pid");
+    assert_ne!(Some(&pid), old_pid.as_ref(), "the restarted process");
+    let signal = |sig: &str| {
+        assert!(
+            Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .expect("kill")
+                .success()
+        );
+    };
+    signal("-STOP");
+
+    let mut states: Vec<String> = Vec::new();
+    let mut record = |s: &Value| {
+        if let Some(state) = replica(s, "node-1")["state"].as_str()
+            && states.last().map(String::as_str) != Some(state)
+            && !(states.is_empty() && state == "online")
+        {
+            states.push(state.to_owned());
+        }
+    };
+    let stalled = local.wait_status(
+        "node-1 in send_bulk while frozen",
+        Duration::from_secs(60),
+        |s| {
+            record(s);
+            replica(s, "node-1")["state"] == "send_bulk"
+        },
+    );
+    signal("-CONT");
+    let done = local.wait_status(
+        "node-1 online after the disk full sync",
+        Duration::from_secs(120),
+        |s| {
+            record(s);
+            let r = replica(s, "node-1");
+            r["state"] == "online" && r["linkStatus"] == "up" && r["lastFullSync"]["mode"] == "Disk"
+        },
+    );
+    eprintln!(
+        "disk full sync states {states:?}; frozen replica in send_bulk: {}",
+        replica(&stalled, "node-1")
+    );
+    assert_eq!(
+        states,
+        ["wait_bgsave", "send_bulk", "online"],
+        "the master's view in order"
+    );
+    assert_eq!(replica(&done, "node-1")["ready"], true);
+    let size: u64 = redis::cmd("DBSIZE")
+        .query(&mut local.conn("node-1"))
         .expect("DBSIZE");
     assert_eq!(size, 60_000);
 }
