@@ -45,6 +45,10 @@ struct Local {
 
 impl Local {
     fn start(replicas: u16, extra: &[&str]) -> Self {
+        Self::start_hinted(replicas, "64Mi", extra)
+    }
+
+    fn start_hinted(replicas: u16, hint: &str, extra: &[&str]) -> Self {
         let base = free_base(replicas);
         let dir =
             std::env::temp_dir().join(format!("tandem-local-test-{}-{base}", std::process::id()));
@@ -56,7 +60,7 @@ impl Local {
                 "--replicas",
                 &replicas.to_string(),
                 "--dataset-size-hint",
-                "64Mi",
+                hint,
             ])
             .args(["--base-port", &base.to_string()])
             .arg("--dir")
@@ -476,6 +480,79 @@ fn a_disk_full_sync_is_reported_through_wait_bgsave_send_bulk_and_online() {
         .query(&mut local.conn("node-1"))
         .expect("DBSIZE");
     assert_eq!(size, 60_000);
+}
+
+/// The issue-8 overflow: a writer at full pipeline speed on a 1Gi set, whose plan assumed
+/// 1 MiB/s (a 256Mi replica buffer). The measured rate reaches the status and the buffer is
+/// raised live on every node, within the dataset bound.
+#[test]
+fn a_fast_writer_raises_the_replica_buffer_live() {
+    let local = Local::start_hinted(2, "1Gi", &[]);
+    let before = local.wait_ready();
+    let hard = |s: &Value| -> u64 {
+        s["replication"]["clientOutputBufferLimit"]
+            .as_str()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|h| h.parse().ok())
+            .expect("hard limit")
+    };
+    assert_eq!(hard(&before), 256 << 20, "sized for the assumed 1 MiB/s");
+    assert!(
+        before["dataPlane"].get("writeBytesPerSecond").is_none(),
+        "{before}"
+    );
+
+    let (stop, writer) = writer(local.port("node-0"), |mut c, stop| {
+        let mut round = 0;
+        while !stop.load(Ordering::Relaxed) {
+            load(&mut c, &format!("w{round}:"), 2000, 1000);
+            round += 1;
+        }
+    });
+    let raised = local.wait_status(
+        "the buffer raised for the observed rate",
+        Duration::from_secs(60),
+        |s| hard(s) > 256 << 20,
+    );
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("writer");
+    let rate = raised["dataPlane"]["writeBytesPerSecond"]
+        .as_u64()
+        .expect("the measured rate in the status");
+    let limit = hard(&raised);
+    eprintln!(
+        "observed write rate {} MiB/s -> replica buffer {} MiB ({})",
+        rate >> 20,
+        limit >> 20,
+        raised["replication"]["reason"]
+    );
+    assert!(rate > 1 << 20 && rate.is_power_of_two(), "{rate}");
+    assert!(
+        limit <= 1 << 30,
+        "bounded by the 1Gi dataset without a memory limit: {limit}"
+    );
+    assert!(
+        raised["replication"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("observed write rate")),
+        "{raised}"
+    );
+    let config = local.config();
+    for node in ["node-0", "node-1"] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let pair: Vec<String> = redis::cmd(&config)
+                .arg("GET")
+                .arg("client-output-buffer-limit")
+                .query(&mut local.conn(node))
+                .expect("CONFIG GET");
+            if pair[1].contains(&format!("slave {limit} 0 0")) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{node}: {pair:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 #[test]
