@@ -31,13 +31,6 @@ pub const ASSUMED_WRITE_BYTES_PER_SECOND: u64 = MIB;
 /// The replica output buffer never goes below Redis's default hard limit for replicas.
 pub const BUFFER_FLOOR_BYTES: u64 = 256 * MIB;
 
-/// Without a memory limit, one replica's output buffer may grow to this fraction of the
-/// dataset (all of it): a sync under the heaviest writes at most doubles the master's
-/// memory per syncing replica, what a fork's copy-on-write costs Redis. A smaller cap
-/// makes a fast writer overflow the buffer, drop the replica and start the sync over
-/// (with min-replicas-to-write, the master refuses writes meanwhile).
-pub const BUFFER_CAP_DATASET_DIVISOR: u64 = 1;
-
 /// The backlog holds this many seconds of writes: a replica pod that is rescheduled and
 /// restarted within five minutes resumes with a partial sync.
 pub const BACKLOG_WINDOW_SECONDS: u64 = 300;
@@ -392,8 +385,11 @@ fn derive_buffer_limit(
 }
 
 /// The most one replica's buffer may take before it risks the master's memory: the memory
-/// limit's headroom shared by the replicas that may sync at once, or without a limit a
-/// quarter of the dataset.
+/// limit's headroom shared by the replicas that may sync at once, or without a limit the
+/// dataset size. That lets a sync under the heaviest writes at most double the master's
+/// memory per syncing replica, what a fork's copy-on-write costs Redis; a smaller cap (it
+/// was a quarter) makes a fast writer overflow the buffer, drop the replica and start the
+/// sync over, with min-replicas-to-write refusing writes meanwhile.
 fn buffer_cap(input: &PolicyInput, dataset: u64, backlog_bytes: u64) -> u64 {
     match input.memory_limit {
         Some(limit) => {
@@ -404,7 +400,7 @@ fn buffer_cap(input: &PolicyInput, dataset: u64, backlog_bytes: u64) -> u64 {
                 .saturating_sub(SERVER_OVERHEAD_BYTES);
             round_down_mib(headroom / u64::from(syncing_replicas(input.replicas)))
         }
-        None => round_up_mib(dataset / BUFFER_CAP_DATASET_DIVISOR),
+        None => round_up_mib(dataset),
     }
 }
 
