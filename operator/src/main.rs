@@ -201,10 +201,19 @@ async fn run_local(args: LocalArgs) -> anyhow::Result<()> {
         None => std::env::temp_dir().join(format!("tandem-local-{}", std::process::id())),
     };
     eprintln!(
-        "tandem-operator local: {} nodes on 127.0.0.1:{}.., data and logs in {}",
+        "tandem-operator local: {} nodes on 127.0.0.1:{}.., data and logs in {}{}",
         args.replicas,
         args.base_port,
-        dir.display()
+        dir.display(),
+        if args.no_rename_commands {
+            String::new()
+        } else {
+            format!(
+                ", secret names of CONFIG, REPLICAOF and SHUTDOWN in {}",
+                dir.join(tandem_operator::renames::RENAMED_COMMANDS_KEY)
+                    .display()
+            )
+        }
     );
     let settings = LocalSettings {
         replicas: args.replicas,
