@@ -836,6 +836,12 @@ mod tests {
             );
 
             let status = expect_status(&mut api, &resource).await;
+            for reported in [&status, &created_event, &tuned] {
+                assert!(
+                    !reported.to_string().contains(names.config()),
+                    "a secret name in {reported}"
+                );
+            }
             // No server answers here (the data-plane test below runs real ones): the role
             // labels alone are not trusted, nobody is master yet and nothing is ready.
             assert_eq!(status["phase"], "Pending", "{status}");
