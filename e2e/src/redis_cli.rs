@@ -10,7 +10,9 @@
 //! redis-cli), so the client runs in its own pod.
 //!
 //! The password reaches redis-cli through the `REDISCLI_AUTH` variable, filled inside the pod
-//! from the auth Secret, so it never appears in an exec request. Output is read in
+//! from the auth Secret, so it never appears in an exec request. Likewise the secret name the
+//! set's CONFIG answers to (the operator renames it) comes from the auth-conf Secret's
+//! `renamed-commands` into `TANDEM_RENAMED_COMMANDS`, and is picked out inside the pod. Output is read in
 //! `--no-raw` form, where errors (`(error) ...`), nils and integers are unambiguous.
 
 use std::collections::BTreeMap;
@@ -24,6 +26,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Status};
 use kube::Api;
 use kube::api::{AttachParams, PostParams};
 use tokio::io::AsyncReadExt;
+
+use tandem_operator::renames::RENAMED_COMMANDS_KEY;
+use tandem_operator::resources::names;
 
 use crate::error::Context;
 use crate::scenario::Scenario;
@@ -248,7 +253,8 @@ impl RedisCli {
     /// # Errors
     /// As [`Self::command`], and when the reply is not a name/value pair.
     pub async fn config_get(&self, host: &str, name: &str) -> Result<String, Error> {
-        match self.command(host, &["CONFIG", "GET", name]).await? {
+        let out = self.exec(&config_argv(host, &["GET", name])).await?;
+        match Reply::parse(&out) {
             Reply::Array(items) if items.len() == 2 && items[0].as_deref() == Some(name) => {
                 Ok(items[1].clone().unwrap_or_default())
             }
@@ -319,6 +325,16 @@ fn command_argv(auth: Auth, host: &str, args: &[&str]) -> Vec<String> {
     let script = format!(
         r#"host="$1"; shift; {} exec redis-cli --no-raw -h "$host" "$@""#,
         auth_prefix(auth)
+    );
+    sh_argv(script, host, args.iter().map(|a| (*a).to_owned()))
+}
+
+/// The command line running CONFIG `args` under the name the set renamed it to, read from
+/// `TANDEM_RENAMED_COMMANDS` inside the pod (plain CONFIG when the variable names none).
+fn config_argv(host: &str, args: &[&str]) -> Vec<String> {
+    let script = format!(
+        r#"host="$1"; shift; config=CONFIG; prev=; for w in $TANDEM_RENAMED_COMMANDS; do if [ "$prev" = CONFIG ]; then config="$w"; fi; prev="$w"; done; {} exec redis-cli --no-raw -h "$host" "$config" "$@""#,
+        auth_prefix(Auth::Password)
     );
     sh_argv(script, host, args.iter().map(|a| (*a).to_owned()))
 }
@@ -401,18 +417,32 @@ fn client_pod(image: &str, auth_secret: &str) -> Pod {
                 image: Some(image.to_owned()),
                 image_pull_policy: Some("IfNotPresent".to_owned()),
                 command: Some(vec!["sleep".to_owned(), "infinity".to_owned()]),
-                env: Some(vec![EnvVar {
-                    name: "TANDEM_PASSWORD".to_owned(),
-                    value_from: Some(EnvVarSource {
-                        secret_key_ref: Some(SecretKeySelector {
-                            name: auth_secret.to_owned(),
-                            key: tandem_operator::resources::PASSWORD_KEY.to_owned(),
-                            ..SecretKeySelector::default()
+                env: Some(vec![
+                    EnvVar {
+                        name: "TANDEM_PASSWORD".to_owned(),
+                        value_from: Some(EnvVarSource {
+                            secret_key_ref: Some(SecretKeySelector {
+                                name: auth_secret.to_owned(),
+                                key: tandem_operator::resources::PASSWORD_KEY.to_owned(),
+                                ..SecretKeySelector::default()
+                            }),
+                            ..EnvVarSource::default()
                         }),
-                        ..EnvVarSource::default()
-                    }),
-                    ..EnvVar::default()
-                }]),
+                        ..EnvVar::default()
+                    },
+                    EnvVar {
+                        name: "TANDEM_RENAMED_COMMANDS".to_owned(),
+                        value_from: Some(EnvVarSource {
+                            secret_key_ref: Some(SecretKeySelector {
+                                name: names::auth_conf_secret(crate::set::NAME),
+                                key: RENAMED_COMMANDS_KEY.to_owned(),
+                                optional: Some(true),
+                            }),
+                            ..EnvVarSource::default()
+                        }),
+                        ..EnvVar::default()
+                    },
+                ]),
                 security_context: Some(SecurityContext {
                     allow_privilege_escalation: Some(false),
                     capabilities: Some(Capabilities {
@@ -510,6 +540,9 @@ mod tests {
                     "no",
                     "--requirepass",
                     "pw",
+                    "--rename-command",
+                    "CONFIG",
+                    "config-e2e",
                 ])
                 .arg("--unixsocket")
                 .arg(&socket)
@@ -544,6 +577,10 @@ mod tests {
                 .args(&argv[1..])
                 .env("PATH", &path)
                 .env("TANDEM_PASSWORD", "pw")
+                .env(
+                    "TANDEM_RENAMED_COMMANDS",
+                    "CONFIG config-e2e\nREPLICAOF replicaof-e2e\nSHUTDOWN shutdown-e2e\n",
+                )
                 .output()
                 .expect("run the command line")
         };
@@ -596,12 +633,19 @@ mod tests {
             );
         }
         assert_eq!(
-            Reply::parse(&run(command_argv(
-                Auth::Password,
-                "cache",
-                &["CONFIG", "GET", "repl-diskless-sync"]
-            ))),
+            Reply::parse(&run(config_argv("cache", &["GET", "repl-diskless-sync"]))),
             Reply::Array(vec![Some("repl-diskless-sync".into()), Some("yes".into())])
+        );
+        assert!(
+            matches!(
+                Reply::parse(&run(command_argv(
+                    Auth::Password,
+                    "cache",
+                    &["CONFIG", "GET", "repl-diskless-sync"]
+                ))),
+                Reply::Error(e) if e.starts_with("ERR unknown command 'CONFIG'")
+            ),
+            "CONFIG is renamed"
         );
         let info = Reply::parse(&run(command_argv(
             Auth::Password,

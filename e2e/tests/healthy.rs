@@ -1,6 +1,6 @@
 //! Scenarios of a healthy set: it becomes Available with every replica online and its status
-//! filled, data written through the master Service is read from the replicas, and a client
-//! without the password is refused.
+//! filled (and CONFIG, REPLICAOF and DEBUG unknown to clients), data written through the
+//! master Service is read from the replicas, and a client without the password is refused.
 //!
 //! Cluster tests: `#[ignore]`d, run with `cargo test -p tandem-e2e -- --ignored` against the
 //! cluster KUBECONFIG names (e2e/run-kind.sh makes one). See e2e/README.md.
@@ -96,6 +96,33 @@ async fn a_set_becomes_available_with_every_replica_online_and_its_status_filled
                 info["master_host"]
             );
         }
+
+        // A client with the password still cannot reconfigure or re-point a server: the
+        // operator renamed CONFIG and REPLICAOF (and removed DEBUG) on every pod, while its
+        // own tuning reached them through the secret name.
+        for (command, arg) in [("CONFIG", "GET"), ("REPLICAOF", "NO"), ("DEBUG", "SLEEP")] {
+            let reply = cli
+                .command(&set::pod_host(&master), &[command, arg, "0"])
+                .await
+                .expect("a reply");
+            assert!(
+                matches!(&reply, Reply::Error(e) if e.starts_with(&format!("ERR unknown command '{command}'"))),
+                "{command}: {reply:?}"
+            );
+        }
+        let timeout = cli
+            .config_get(&set::pod_host(&master), "repl-timeout")
+            .await
+            .expect("CONFIG GET through the renamed name");
+        assert_eq!(
+            timeout,
+            status
+                .replication
+                .as_ref()
+                .expect("replication")
+                .repl_timeout_seconds
+                .to_string()
+        );
     })
     .await;
 }

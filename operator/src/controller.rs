@@ -3,14 +3,16 @@
 //!
 //! Stages, each in its own module:
 //! 1. validate ([`crate::validate`], pure) — a bad spec is reported and waits for a change;
-//! 2. fetch ([`crate::fetch`]) — the password, creating the auth Secret when absent;
+//! 2. fetch ([`crate::fetch`]) — the password, creating the auth Secret when absent, and
+//!    the renamed commands' secret names;
 //! 3. build ([`crate::policy`], [`crate::resources`], pure) — the tuning plan and objects;
 //! 4. apply ([`crate::apply`]) — server-side apply with one field manager;
 //! 5. observe ([`crate::observe`]) — the pods as they are;
 //! 6. data plane ([`crate::dataplane`]) — one pass over the pods by their DNS names: roles
 //!    (REPLICAOF, failover, the role label), live tuning (CONFIG SET), sync tracking; its
-//!    memory lives in the context, one per set, across reconciles; then the planned moves
-//!    ([`crate::moves`]): a switchover before a scale-in removes the master's pod (the
+//!    memory lives in the context, one per set, across reconciles, and in the status
+//!    (`status.dataPlane`), from which a restarted operator takes it back; then the planned
+//!    moves ([`crate::moves`]): a switchover before a scale-in removes the master's pod (the
 //!    StatefulSet is held at its size until then), the rolling update's next step;
 //! 7. status ([`crate::dataplane::status`], pure, then one apply patch of the status
 //!    subresource, skipped when nothing changed) and events for each new decision.
@@ -51,7 +53,8 @@ use crate::leader::{LeaderElector, LeaseConfig};
 use crate::metrics::{Health, Metrics};
 use crate::moves::{self, SetShape};
 use crate::observe::observe;
-use crate::policy::{Observed, memory_budget, plan};
+use crate::policy::{memory_budget, plan};
+use crate::renames::CommandNames;
 use crate::resources::{INSTANCE_LABEL, MANAGED_BY, desired};
 use crate::status::{self, Notice, PROGRESSING};
 use crate::validate::validate;
@@ -100,18 +103,24 @@ impl Context {
         }
     }
 
-    /// The data-plane memory of the set at `key`, created on first use.
-    fn dataplane(&self, key: &str) -> Arc<tokio::sync::Mutex<DataPlane>> {
+    /// The data-plane memory of the set at `key`, created on first use from what an
+    /// earlier operator left in the set's `status` ([`DataPlane::restore`]).
+    fn dataplane(
+        &self,
+        key: &str,
+        status: Option<&RedisReplicaSetStatus>,
+    ) -> Arc<tokio::sync::Mutex<DataPlane>> {
         let mut map = self
             .dataplanes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.entry(key.to_owned())
             .or_insert_with(|| {
-                Arc::new(tokio::sync::Mutex::new(DataPlane::new(
-                    None,
-                    Duration::ZERO,
-                )))
+                let mut dataplane = DataPlane::new(None, Duration::ZERO);
+                if let Some(status) = status {
+                    dataplane.restore(status);
+                }
+                Arc::new(tokio::sync::Mutex::new(dataplane))
             })
             .clone()
     }
@@ -173,9 +182,11 @@ async fn stages(rrs: &RedisReplicaSet, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::await_change());
     }
     let now = (ctx.clock)();
-    // Replication measurements (dataset size, write rate) come from the data plane; until
-    // it reports, the policy works from the hint alone.
-    let mut set = match validate(rrs, Observed::default()) {
+    // Replication measurements (the write rate) come from the data plane; until it
+    // reports, the policy works from the hint alone.
+    let dataplane = ctx.dataplane(&object_key(rrs), rrs.status.as_ref());
+    let mut dataplane = dataplane.lock().await;
+    let mut set = match validate(rrs, dataplane.observed()) {
         Ok(set) => set,
         Err(invalid) => {
             report_blocked(rrs, ctx, status::REASON_INVALID_SPEC, &invalid.0, now).await?;
@@ -193,10 +204,10 @@ async fn stages(rrs: &RedisReplicaSet, ctx: &Context) -> Result<Action, Error> {
         other => other?,
     };
 
+    let commands = fetch::command_names(&ctx.client, &set).await?;
+
     let plan = plan(&set.policy_input);
     let budget = memory_budget(&set.policy_input, &plan);
-    let dataplane = ctx.dataplane(&object_key(rrs));
-    let mut dataplane = dataplane.lock().await;
     // A scale-in keeps the master's pod until the master was switched over to a pod that
     // stays; after an operator restart the status remembers who the master is.
     let wanted = u32::try_from(rrs.spec.replicas).unwrap_or(0);
@@ -206,7 +217,7 @@ async fn stages(rrs: &RedisReplicaSet, ctx: &Context) -> Result<Action, Error> {
         .clone()
         .or_else(|| rrs.status.as_ref().and_then(|s| s.master.clone()));
     let running = rollout::statefulset_replicas(wanted, known_master.as_deref());
-    let mut objects = desired(&set, &plan, &auth.password);
+    let mut objects = desired(&set, &plan, &auth.password, &commands);
     if let Some(spec) = objects.statefulset.spec.as_mut() {
         spec.replicas = Some(i32::try_from(running).unwrap_or(i32::MAX));
     }
@@ -222,6 +233,13 @@ async fn stages(rrs: &RedisReplicaSet, ctx: &Context) -> Result<Action, Error> {
         down_after(&rrs.spec.failover),
     );
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &set.namespace);
+    // Pods answer to the plain names until they restart with the renames (and keep the
+    // renames until they restart without them).
+    dataplane.use_commands(if rrs.spec.security.rename_commands {
+        vec![commands, CommandNames::plain()]
+    } else {
+        vec![CommandNames::plain(), commands]
+    });
     let mut nodes = PodNodes::new(
         pods.clone(),
         &set.name,
@@ -754,6 +772,15 @@ mod tests {
         .expect("secret json")
     }
 
+    /// The auth-conf Secret as a previous reconcile left it, holding `names`.
+    fn auth_conf_secret(names: &CommandNames) -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": "cache-auth-conf", "namespace": "ns1" },
+            "data": { "renamed-commands": k8s_openapi::ByteString(names.to_text().into_bytes()) }
+        })
+    }
+
     fn secret_data(body: &Value, key: &str) -> String {
         let secret: Secret = serde_json::from_value(body.clone()).expect("secret body");
         let data = secret.data.expect("data");
@@ -779,13 +806,32 @@ mod tests {
             );
             let password = secret_data(&created.body, "password");
             assert_eq!(password.len(), 32);
+            api.expect(
+                Method::GET,
+                &format!("{NS}/secrets/cache-auth-conf"),
+                Reply::not_found("secrets \"cache-auth-conf\""),
+            )
+            .await;
 
             let applies = expect_applies(&mut api).await;
+            let names = CommandNames::parse(&secret_data(&applies[0].body, "renamed-commands"))
+                .expect("generated names kept in the auth-conf Secret");
+            assert!(!names.is_plain());
             assert_eq!(
                 secret_data(&applies[0].body, "auth.conf"),
-                format!("requirepass \"{password}\"\nmasterauth \"{password}\"\n"),
-                "the server gets the generated password"
+                format!(
+                    "requirepass \"{password}\"\nmasterauth \"{password}\"\n{}",
+                    names.directives()
+                ),
+                "the server gets the generated password and the renames"
             );
+            for apply in &applies[1..] {
+                assert!(
+                    !apply.body.to_string().contains(names.config()),
+                    "a secret name outside the auth-conf Secret: {}",
+                    apply.body
+                );
+            }
             let conf = applies[1].body["data"]["tandem.conf"]
                 .as_str()
                 .expect("conf")
@@ -825,6 +871,12 @@ mod tests {
             );
 
             let status = expect_status(&mut api, &resource).await;
+            for reported in [&status, &created_event, &tuned] {
+                assert!(
+                    !reported.to_string().contains(names.config()),
+                    "a secret name in {reported}"
+                );
+            }
             // No server answers here (the data-plane test below runs real ones): the role
             // labels alone are not trusted, nobody is master yet and nothing is ready.
             assert_eq!(status["phase"], "Pending", "{status}");
@@ -888,7 +940,8 @@ mod tests {
         None
     }
 
-    fn start_node(bin: &std::path::Path, password: &str) -> Node {
+    /// A node as a pod runs it: with `renames` (rename-command lines) on its command line.
+    fn start_node(bin: &std::path::Path, password: &str, renames: &CommandNames) -> Node {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("bind")
             .local_addr()
@@ -905,6 +958,17 @@ mod tests {
                 password,
             ])
             .args(["--replicaof", "127.0.0.1", &port.to_string()])
+            .args(renames.directives().lines().flat_map(|l| {
+                let words: Vec<String> = l
+                    .split(' ')
+                    .map(|w| w.trim_matches('"').to_owned())
+                    .collect();
+                [
+                    format!("--{}", words[0]),
+                    words[1].clone(),
+                    words[2].clone(),
+                ]
+            }))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -950,8 +1014,13 @@ mod tests {
 
     /// A fake API server for multi-reconcile scenarios: the Secret holds `password`, applies
     /// and events are echoed, pods are listed with the labels patched onto them so far.
-    fn fake_api(api: ApiServer, pods: &'static [&'static str], password: &str) -> Requests {
-        fake_api_with(api, pods, password, Arc::default())
+    fn fake_api(
+        api: ApiServer,
+        pods: &'static [&'static str],
+        password: &str,
+        names: &CommandNames,
+    ) -> Requests {
+        fake_api_with(api, pods, password, names, Arc::default())
     }
 
     /// [`fake_api`] with pod revisions the test controls.
@@ -959,16 +1028,21 @@ mod tests {
         api: ApiServer,
         pods: &'static [&'static str],
         password: &str,
+        names: &CommandNames,
         revisions: Arc<Mutex<Revisions>>,
     ) -> Requests {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let secret = password_secret(password);
+        let auth_conf = auth_conf_secret(names);
         let mut labels: std::collections::BTreeMap<String, String> = Default::default();
         tokio::spawn(api.answer(tx, move |method, path, body| {
             let pod_path = format!("{NS}/pods/");
             match (method.as_str(), path) {
                 ("GET", p) if p == format!("{NS}/secrets/cache-auth") => {
                     (StatusCode::OK, secret.clone())
+                }
+                ("GET", p) if p == format!("{NS}/secrets/cache-auth-conf") => {
+                    (StatusCode::OK, auth_conf.clone())
                 }
                 ("GET", p) if p == format!("{NS}/pods") => {
                     let listed: Vec<(&str, bool, Option<&str>)> = pods
@@ -1063,9 +1137,15 @@ mod tests {
     async fn the_data_plane_wires_roles_labels_status_and_fails_over() {
         let Some(bin) = operator_binary() else { return };
         let password = "pw";
-        let mut nodes = vec![start_node(&bin, password), start_node(&bin, password)];
+        let names = CommandNames::generate();
+        // cache-0 started with the set's renames; cache-1 before the set had any (a pod
+        // that has not restarted since): the operator must reach both.
+        let mut nodes = vec![
+            start_node(&bin, password, &names),
+            start_node(&bin, password, &CommandNames::plain()),
+        ];
         let (ctx, api) = test_context_resolving(resolve_to(&nodes));
-        let mut requests = fake_api(api, &["cache-0", "cache-1"], password);
+        let mut requests = fake_api(api, &["cache-0", "cache-1"], password, &names);
         let mut resource =
             rrs("  replicas: 2\n  datasetSizeHint: 64Mi\n  failover: { downAfterSeconds: 1 }\n");
 
@@ -1127,6 +1207,33 @@ mod tests {
             tuned,
             "the replica's sync states before online are reported"
         );
+        // The tuning reached both nodes, cache-0 through its secret CONFIG name, which an
+        // ordinary client does not have.
+        let timeout = status["replication"]["replTimeoutSeconds"].to_string();
+        for (node, config) in [(&nodes[0], names.config()), (&nodes[1], "CONFIG")] {
+            let mut c =
+                redis::Client::open(format!("redis://:{password}@127.0.0.1:{}/", node.port))
+                    .expect("client")
+                    .get_connection()
+                    .expect("connection");
+            let pair: Vec<String> = redis::cmd(config)
+                .arg("GET")
+                .arg("repl-timeout")
+                .query(&mut c)
+                .expect("CONFIG GET");
+            assert_eq!(pair, ["repl-timeout".to_owned(), timeout.clone()]);
+            if node.port == nodes[0].port {
+                let refused = redis::cmd("CONFIG")
+                    .arg("GET")
+                    .arg("requirepass")
+                    .query::<Vec<String>>(&mut c)
+                    .expect_err("CONFIG is renamed");
+                assert!(
+                    refused.to_string().contains("unknown command 'CONFIG'"),
+                    "{refused}"
+                );
+            }
+        }
 
         // Steady: nothing to write, the usual interval.
         let action = reconcile(Arc::new(resource.clone()), ctx.clone())
@@ -1139,6 +1246,33 @@ mod tests {
                 && label_patches(&steady).is_empty()
         );
         assert_eq!(action, Action::requeue(REQUEUE_STABLE));
+
+        // An operator restart: a data plane made afresh from the stored status takes the
+        // memory back and changes nothing: no status write, event, label or REPLICAOF.
+        let memory = |ctx: &Context| {
+            let map = ctx.dataplanes.lock().expect("lock");
+            let dp = map["ns1/cache"].try_lock().expect("idle");
+            (dp.memory.clone(), dp.remembered())
+        };
+        let before = memory(&ctx);
+        assert_eq!(before.0.trusted.len(), 2, "{:?}", before.0);
+        ctx.dataplanes.lock().expect("lock").clear();
+        let action = reconcile(Arc::new(resource.clone()), ctx.clone())
+            .await
+            .expect("reconciled");
+        let restarted = drain(&mut requests);
+        assert!(
+            statuses(&restarted).is_empty()
+                && events(&restarted).is_empty()
+                && label_patches(&restarted).is_empty(),
+            "{restarted:?}"
+        );
+        assert_eq!(action, Action::requeue(REQUEUE_STABLE));
+        let after = memory(&ctx);
+        assert_eq!(
+            (after.0.master, after.0.trusted, after.1),
+            (before.0.master, before.0.trusted, before.1)
+        );
 
         // kill -9 of the master.
         drop(nodes.remove(0));
@@ -1288,15 +1422,18 @@ mod tests {
     async fn scale_in_switches_the_master_over_before_the_statefulset_shrinks() {
         let Some(bin) = operator_binary() else { return };
         let password = "pw";
-        let nodes: Vec<Node> = (0..3).map(|_| start_node(&bin, password)).collect();
+        let names = CommandNames::generate();
+        let nodes: Vec<Node> = (0..3)
+            .map(|_| start_node(&bin, password, &names))
+            .collect();
         // cache-2 already serves as master: the operator adopts it.
-        redis::cmd("REPLICAOF")
+        redis::cmd(names.replicaof())
             .arg("NO")
             .arg("ONE")
             .query::<()>(&mut redis_conn(&nodes[2], password))
             .expect("REPLICAOF NO ONE");
         let (ctx, api) = test_context_resolving(resolve_to(&nodes));
-        let mut requests = fake_api(api, &["cache-0", "cache-1", "cache-2"], password);
+        let mut requests = fake_api(api, &["cache-0", "cache-1", "cache-2"], password, &names);
         let mut resource = rrs("  replicas: 3\n  datasetSizeHint: 64Mi\n");
         let mut seen = Vec::new();
         reconcile_until(
@@ -1441,13 +1578,17 @@ mod tests {
     async fn a_rolling_update_replaces_replicas_first_and_the_master_after_a_switchover() {
         let Some(bin) = operator_binary() else { return };
         let password = "pw";
-        let nodes: Vec<Node> = (0..3).map(|_| start_node(&bin, password)).collect();
+        let names = CommandNames::generate();
+        let nodes: Vec<Node> = (0..3)
+            .map(|_| start_node(&bin, password, &names))
+            .collect();
         let (ctx, api) = test_context_resolving(resolve_to(&nodes));
         let revisions: Arc<Mutex<Revisions>> = Arc::default();
         let mut requests = fake_api_with(
             api,
             &["cache-0", "cache-1", "cache-2"],
             password,
+            &names,
             revisions.clone(),
         );
         let mut resource = rrs("  replicas: 3\n  datasetSizeHint: 64Mi\n");
@@ -1561,7 +1702,19 @@ mod tests {
                 Reply::Json(StatusCode::OK, password_secret("pw")),
             )
             .await;
-            expect_applies(&mut api).await;
+            let names = CommandNames::generate();
+            api.expect(
+                Method::GET,
+                &format!("{NS}/secrets/cache-auth-conf"),
+                Reply::Json(StatusCode::OK, auth_conf_secret(&names)),
+            )
+            .await;
+            let applies = expect_applies(&mut api).await;
+            assert_eq!(
+                CommandNames::parse(&secret_data(&applies[0].body, "renamed-commands")),
+                Ok(names),
+                "stored names are kept, never regenerated"
+            );
             expect_pod_list(&mut api, &[("cache-0", true, Some("master"))]).await;
             expect_event(&mut api, "Normal", "ReplicationTuned").await;
             let warning = expect_event(&mut api, "Warning", "MemoryBudgetExceeded").await;

@@ -93,6 +93,10 @@ pub struct RedisReplicaSetSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthSpec>,
 
+    /// Dangerous commands: renamed or removed for every client but the operator.
+    #[serde(default)]
+    pub security: SecuritySpec,
+
     /// Container image of tandem-server (default: `tandem-server:<operator version>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 512))]
@@ -261,6 +265,25 @@ pub struct AuthSpec {
     pub secret_name: String,
 }
 
+/// Security settings.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecuritySpec {
+    /// Rename CONFIG, REPLICAOF and SHUTDOWN to secret names only the operator knows (kept
+    /// in the `<name>-auth-conf` Secret, key `renamed-commands`) and remove DEBUG and
+    /// SLAVEOF. Takes effect as each pod starts.
+    #[serde(default = "default_true")]
+    pub rename_commands: bool,
+}
+
+impl Default for SecuritySpec {
+    fn default() -> Self {
+        Self {
+            rename_commands: true,
+        }
+    }
+}
+
 /// Kubernetes Service type for the master and replicas Services.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum ServiceType {
@@ -385,6 +408,48 @@ pub struct RedisReplicaSetStatus {
     /// Available, Progressing and Degraded, plus SyncLoop once the data plane reports.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// What the data plane must remember across operator restarts: read back when an
+    /// operator starts, so it neither trusts a pod that restarted meanwhile nor undoes its
+    /// tuning adjustments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_plane: Option<DataPlaneMemory>,
+}
+
+/// The data plane's memory kept in the status.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DataPlaneMemory {
+    /// Per pod, the run id it had when its data was last known good (the master, or a
+    /// replica that finished syncing from it). A pod whose run id differs restarted since:
+    /// it is neither promoted nor followed until it synced again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub trusted_run_ids: BTreeMap<String, String>,
+    /// Sync-loop adjustments in effect (each raises the replica output buffer and
+    /// repl-timeout; at most 3).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sync_loop_adjustments: u32,
+    /// The replica found in a sync loop, until every replica is online again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_loop: Option<SyncLoopRecord>,
+    /// The master's recent peak write rate (replication stream bytes per second, rounded up
+    /// to a power of two), which sizes the replica output buffer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_bytes_per_second: Option<u64>,
+}
+
+/// A replica caught in a sync loop.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncLoopRecord {
+    /// The replica.
+    pub pod: String,
+    /// Full syncs it started without finishing one.
+    pub attempts: u32,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// One failover: who replaced whom, and how much of the stream may be lost.

@@ -39,6 +39,26 @@ pub enum Error {
         why: &'static str,
     },
 
+    /// Reading the auth-conf Secret (for the renamed commands' names) failed.
+    #[error("failed to get secret {name}: {source}")]
+    GetAuthConf {
+        /// Secret name.
+        name: String,
+        /// API error.
+        #[source]
+        source: kube::Error,
+    },
+
+    /// The auth-conf Secret holds renamed-command names that cannot be used.
+    #[error("failed to read the renamed commands in secret {name}: {source}")]
+    ReadRenamedCommands {
+        /// Secret name.
+        name: String,
+        /// What is wrong (never a name).
+        #[source]
+        source: crate::renames::RenamesError,
+    },
+
     /// Applying the auth-conf Secret failed.
     #[error("failed to apply secret {name}: {source}")]
     ApplyAuthConf {
@@ -127,7 +147,9 @@ impl Error {
             Self::InvalidSpec(_) => "invalid_spec",
             Self::GetAuthSecret { .. }
             | Self::CreateAuthSecret { .. }
-            | Self::ReadAuthSecret { .. } => "auth",
+            | Self::ReadAuthSecret { .. }
+            | Self::GetAuthConf { .. }
+            | Self::ReadRenamedCommands { .. } => "auth",
             Self::ApplyAuthConf { .. }
             | Self::ApplyConfigMap { .. }
             | Self::ApplyService { .. }

@@ -1,11 +1,14 @@
 //! Reconcile step 2 (the resource itself comes from the controller's cache): the
-//! password. Touches the network: reads the auth Secret and creates it when absent.
+//! password and the renamed commands' names. Touches the network: reads the auth Secret and
+//! creates it when absent; reads the auth-conf Secret, where the names are kept.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::{Api, PostParams};
 
 use crate::error::Error;
+use crate::renames::{CommandNames, RENAMED_COMMANDS_KEY};
+use crate::resources::names;
 use crate::resources::secret::generated_auth_secret;
 use crate::resources::{PASSWORD_KEY, Password};
 use crate::validate::ValidSet;
@@ -56,6 +59,34 @@ pub async fn auth(client: &Client, set: &ValidSet<'_>) -> Result<Auth, Error> {
         password,
         created: true,
     })
+}
+
+/// The secret names of the renamed commands: those kept in the auth-conf Secret, or fresh
+/// ones when it does not hold any yet (a new set, or one made before renames existed). The
+/// caller writes them back with the auth-conf Secret, so they are generated once per set.
+///
+/// # Errors
+/// API errors, or stored names that cannot be used (never replaced: running pods answer to
+/// them).
+pub async fn command_names(client: &Client, set: &ValidSet<'_>) -> Result<CommandNames, Error> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), &set.namespace);
+    let name = names::auth_conf_secret(&set.name);
+    let existing = api
+        .get_opt(&name)
+        .await
+        .map_err(|source| Error::GetAuthConf {
+            name: name.clone(),
+            source,
+        })?;
+    let stored = existing
+        .as_ref()
+        .and_then(|s| s.data.as_ref())
+        .and_then(|d| d.get(RENAMED_COMMANDS_KEY));
+    match stored {
+        None => Ok(CommandNames::generate()),
+        Some(bytes) => CommandNames::parse(&String::from_utf8_lossy(&bytes.0))
+            .map_err(|source| Error::ReadRenamedCommands { name, source }),
+    }
 }
 
 fn password_of(secret: &Secret, name: &str) -> Result<Password, Error> {

@@ -3,7 +3,10 @@
 //! StatefulSet, a node that dies is started again (as a replica, never as a master). The
 //! status goes to the terminal (a live table, or plain lines when stdout is not a terminal)
 //! and to the status file. SIGUSR1 asks for a planned switchover to the most advanced
-//! replica ([`crate::dataplane::switchover`]).
+//! replica ([`crate::dataplane::switchover`]). As pods do, nodes answer to secret names for
+//! CONFIG, REPLICAOF and SHUTDOWN (and not at all to DEBUG and SLAVEOF) unless the settings
+//! keep the plain names; the names are generated once per run and kept in
+//! `<dir>/renamed-commands` (owner-only), the local counterpart of the auth-conf Secret.
 //!
 //! Touches processes, files and the terminal; the decisions are [`crate::dataplane`]'s.
 
@@ -25,6 +28,7 @@ use crate::dataplane::status;
 use crate::dataplane::switchover::CATCH_UP_TIMEOUT;
 use crate::policy::{self, Overrides, PolicyInput};
 use crate::status::Notice;
+use crate::renames::{CommandNames, RENAMED_COMMANDS_KEY};
 
 /// How often a pass runs: a killed master is noticed within one interval.
 pub const PASS_INTERVAL: Duration = Duration::from_millis(200);
@@ -83,6 +87,8 @@ pub struct LocalSettings {
     pub password: Option<String>,
     /// spec.replication-like overrides.
     pub overrides: Overrides,
+    /// The names renamed commands answer to ([`CommandNames::plain`] keeps them all).
+    pub commands: CommandNames,
 }
 
 /// Local processes behind the data plane's [`Nodes`] seam.
@@ -130,6 +136,11 @@ impl LocalNodes {
         }
     }
 
+    /// The tuning nodes started from now on get in their config file.
+    pub fn set_plan(&mut self, plan: policy::Plan) {
+        self.plan = plan;
+    }
+
     /// The node's process id, while it runs.
     pub fn pid(&self, i: usize) -> Option<u32> {
         self.children.get(i)?.as_ref()?.id()
@@ -148,7 +159,13 @@ impl LocalNodes {
         let conf = dir.join("tandem.conf");
         std::fs::write(
             &conf,
-            node_config(&addr, &dir, &self.plan, self.settings.password.as_deref()),
+            node_config(
+                &addr,
+                &dir,
+                &self.plan,
+                self.settings.password.as_deref(),
+                &self.settings.commands,
+            ),
         )
         .map_err(err)?;
         // Every node starts as a replica: of the master when one is known, else of itself,
@@ -221,13 +238,15 @@ impl Nodes for LocalNodes {
     }
 }
 
-/// A node's config file, like the ConfigMap of a pod: listening address, its directory,
-/// no snapshots, read-only as a replica, the plan's tuning, and the password.
+/// A node's config file, like the ConfigMap and auth-conf Secret of a pod: listening
+/// address, its directory, no snapshots, read-only as a replica, the plan's tuning, the
+/// password and the command renames.
 pub fn node_config(
     addr: &NodeAddr,
     dir: &Path,
     plan: &policy::Plan,
     password: Option<&str>,
+    commands: &CommandNames,
 ) -> String {
     let mut conf = String::new();
     let mut line = |k: &str, v: &str| {
@@ -248,7 +267,24 @@ pub fn node_config(
         line("requirepass", &quote(pw));
         line("masterauth", &quote(pw));
     }
+    conf.push_str(&commands.directives());
     conf
+}
+
+/// Keeps the secret names where the user (and only the user) can read them.
+fn write_commands(dir: &Path, commands: &CommandNames) -> std::io::Result<PathBuf> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(RENAMED_COMMANDS_KEY);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)?
+        .write_all(commands.to_text().as_bytes())?;
+    Ok(path)
 }
 
 /// A redis.conf double-quoted string.
@@ -264,17 +300,28 @@ pub async fn run(
     settings: LocalSettings,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), LocalError> {
-    let plan = policy::plan(&PolicyInput {
+    let input = PolicyInput {
         dataset_size_hint: settings.dataset_size_hint,
         replicas: settings.replicas,
         // Local nodes keep no snapshots: diskless needs no dump on the way.
         persistence: false,
         overrides: settings.overrides,
         ..PolicyInput::default()
-    });
+    };
+    let mut plan = policy::plan(&input);
     let desired = i32::try_from(settings.replicas).unwrap_or(i32::MAX);
     let status_file = settings.status_file.clone();
     let mut dataplane = DataPlane::new(settings.password.clone(), settings.down_after);
+    if !settings.commands.is_plain() {
+        let path = write_commands(&settings.dir, &settings.commands).map_err(|source| {
+            LocalError::CommandsFile {
+                path: settings.dir.join(RENAMED_COMMANDS_KEY),
+                source,
+            }
+        })?;
+        info!(path = %path.display(), "renamed commands' names written");
+    }
+    dataplane.use_commands(vec![settings.commands.clone()]);
     let mut nodes = LocalNodes::new(settings, plan.clone());
     let tty = std::io::stdout().is_terminal();
     let mut previous: Option<RedisReplicaSetStatus> = None;
@@ -305,6 +352,14 @@ pub async fn run(
                 Ok(s) => announce(&s.notice, tty),
                 Err(e) => break Err(LocalError::Start(e)),
             }
+        }
+        let observed = policy::plan(&PolicyInput {
+            observed: dataplane.observed(),
+            ..input.clone()
+        });
+        if observed != plan {
+            plan = observed;
+            nodes.set_plan(plan.clone());
         }
         let pass = match dataplane.pass(&mut nodes, &plan, now).await {
             Ok(p) => p,
@@ -357,6 +412,15 @@ fn announce(n: &Notice, tty: bool) {
 /// Why local mode stopped on its own.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
+    /// The renamed commands' names could not be written.
+    #[error("failed to write the renamed commands' names to {path}: {source}")]
+    CommandsFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A node could not be started.
     #[error(transparent)]
     Start(#[from] StartError),
@@ -523,9 +587,16 @@ mod tests {
             host: "127.0.0.1".to_owned(),
             port: 23001,
         };
-        let conf = node_config(&addr, Path::new("d"), &plan, Some("p\"w"));
+        let names = CommandNames::generate();
+        let conf = node_config(&addr, Path::new("d"), &plan, Some("p\"w"), &names);
         let mut c = tandem_server::config::Config::default();
         c.apply_text(&conf).expect("tandem-server accepts the file");
+        assert!(c.commands.lookup(b"config").is_none(), "CONFIG renamed");
+        assert!(c.commands.lookup(b"debug").is_none(), "DEBUG removed");
+        assert_eq!(
+            c.commands.lookup(names.config().as_bytes()).map(|s| s.name),
+            Some("config")
+        );
         assert_eq!(c.port, 23001);
         assert!(c.replica_read_only);
         assert_eq!(c.requirepass.as_deref(), Some("p\"w"));

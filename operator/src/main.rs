@@ -21,6 +21,7 @@ use tandem_operator::leader::LeaseConfig;
 use tandem_operator::local::{LocalSettings, ServerCommand};
 use tandem_operator::policy::{BufferLimit, Overrides};
 use tandem_operator::quantity::parse_bytes;
+use tandem_operator::renames::CommandNames;
 use tikv_jemallocator::Jemalloc;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
@@ -93,6 +94,12 @@ struct LocalArgs {
     /// spec.replication.clientOutputBufferLimit).
     #[arg(long, value_parser = parse_buffer_limit)]
     client_output_buffer_limit: Option<BufferLimit>,
+
+    /// Keep CONFIG, REPLICAOF, SHUTDOWN, DEBUG and SLAVEOF under their own names (as
+    /// spec.security.renameCommands: false). By default the first three answer to secret
+    /// names kept in <dir>/renamed-commands and the last two are removed.
+    #[arg(long)]
+    no_rename_commands: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -195,10 +202,19 @@ async fn run_local(args: LocalArgs) -> anyhow::Result<()> {
         None => std::env::temp_dir().join(format!("tandem-local-{}", std::process::id())),
     };
     eprintln!(
-        "tandem-operator local: {} nodes on 127.0.0.1:{}.., data and logs in {}",
+        "tandem-operator local: {} nodes on 127.0.0.1:{}.., data and logs in {}{}",
         args.replicas,
         args.base_port,
-        dir.display()
+        dir.display(),
+        if args.no_rename_commands {
+            String::new()
+        } else {
+            format!(
+                ", secret names of CONFIG, REPLICAOF and SHUTDOWN in {}",
+                dir.join(tandem_operator::renames::RENAMED_COMMANDS_KEY)
+                    .display()
+            )
+        }
     );
     let settings = LocalSettings {
         replicas: args.replicas,
@@ -218,6 +234,11 @@ async fn run_local(args: LocalArgs) -> anyhow::Result<()> {
             },
             client_output_buffer_limit: args.client_output_buffer_limit,
             ..Overrides::default()
+        },
+        commands: if args.no_rename_commands {
+            CommandNames::plain()
+        } else {
+            CommandNames::generate()
         },
     };
     let mut terminate = signal(SignalKind::terminate()).context("failed to handle SIGTERM")?;

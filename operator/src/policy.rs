@@ -31,10 +31,6 @@ pub const ASSUMED_WRITE_BYTES_PER_SECOND: u64 = MIB;
 /// The replica output buffer never goes below Redis's default hard limit for replicas.
 pub const BUFFER_FLOOR_BYTES: u64 = 256 * MIB;
 
-/// Without a memory limit, one replica's output buffer may grow to this fraction of the
-/// dataset (1/4): the master's memory grows by at most 25 % per syncing replica.
-pub const BUFFER_CAP_DATASET_DIVISOR: u64 = 4;
-
 /// The backlog holds this many seconds of writes: a replica pod that is rescheduled and
 /// restarted within five minutes resumes with a partial sync.
 pub const BACKLOG_WINDOW_SECONDS: u64 = 300;
@@ -244,6 +240,14 @@ pub fn plan(input: &PolicyInput) -> Plan {
         );
     }
 
+    if write_rate > ASSUMED_WRITE_BYTES_PER_SECOND {
+        let _ = write!(
+            reason,
+            "; buffers sized for the observed write rate {}/s",
+            format_bytes(write_rate)
+        );
+    }
+
     let repl_timeout_seconds = o
         .repl_timeout_seconds
         .unwrap_or_else(|| derive_repl_timeout(dataset));
@@ -359,9 +363,10 @@ fn derive_backlog(write_rate: u64, dataset: u64) -> u64 {
         .max(BACKLOG_FLOOR_BYTES)
 }
 
-/// Writes arrive for the whole sync, which may last up to repl-timeout; the master must
-/// buffer them all or it drops the replica and the sync starts over (the full-sync loop of
-/// redis/redis #4697). The soft limit is off: a soft limit disconnects a replica that is
+/// Writes arrive for the whole sync, which may last up to repl-timeout (the expected
+/// transfer times [`TIMEOUT_MARGIN`]); the master must buffer them all or it drops the
+/// replica and the sync starts over (the full-sync loop of redis/redis #4697). The rate is
+/// the observed one when the data plane measured more than the assumption. The soft limit is off: a soft limit disconnects a replica that is
 /// merely slow, mid-sync, which is the loop again.
 fn derive_buffer_limit(
     input: &PolicyInput,
@@ -380,8 +385,11 @@ fn derive_buffer_limit(
 }
 
 /// The most one replica's buffer may take before it risks the master's memory: the memory
-/// limit's headroom shared by the replicas that may sync at once, or without a limit a
-/// quarter of the dataset.
+/// limit's headroom shared by the replicas that may sync at once, or without a limit the
+/// dataset size. That lets a sync under the heaviest writes at most double the master's
+/// memory per syncing replica, what a fork's copy-on-write costs Redis; a smaller cap (it
+/// was a quarter) makes a fast writer overflow the buffer, drop the replica and start the
+/// sync over, with min-replicas-to-write refusing writes meanwhile.
 fn buffer_cap(input: &PolicyInput, dataset: u64, backlog_bytes: u64) -> u64 {
     match input.memory_limit {
         Some(limit) => {
@@ -392,7 +400,7 @@ fn buffer_cap(input: &PolicyInput, dataset: u64, backlog_bytes: u64) -> u64 {
                 .saturating_sub(SERVER_OVERHEAD_BYTES);
             round_down_mib(headroom / u64::from(syncing_replicas(input.replicas)))
         }
-        None => round_up_mib(dataset / BUFFER_CAP_DATASET_DIVISOR),
+        None => round_up_mib(dataset),
     }
 }
 
@@ -557,9 +565,9 @@ mod tests {
             "never the blind 0 0 0"
         );
 
-        // A flood of writes hits the dataset/4 cap.
+        // A flood of writes hits the dataset cap.
         i.observed.write_bytes_per_second = Some(100 * MIB);
-        assert_eq!(plan(&i).client_output_buffer_limit.hard_bytes, 5 * GIB);
+        assert_eq!(plan(&i).client_output_buffer_limit.hard_bytes, 20 * GIB);
 
         // With a memory limit the headroom is shared by the two replicas:
         // (32Gi - 20Gi data - 1200Mi backlog - 64Mi overhead) / 2 = 5512Mi.
@@ -569,6 +577,33 @@ mod tests {
         assert_eq!(p.backlog_bytes, 1200 * MIB);
         assert_eq!(p.client_output_buffer_limit.hard_bytes, 5512 * MIB);
         assert_eq!(memory_budget(&i, &p), None);
+    }
+
+    #[test]
+    fn an_observed_write_rate_sizes_the_buffer_within_bounds() {
+        // The issue-8 case: 1Gi without persistence, a full-speed writer. The assumed
+        // 1 MiB/s gives the 256Mi floor, which such a writer overflowed.
+        let mut i = input(GIB, 3, false);
+        assert_eq!(plan(&i).client_output_buffer_limit.hard_bytes, 256 * MIB);
+
+        // 4 MiB/s for repl-timeout 120 s: 480Mi.
+        i.observed.write_bytes_per_second = Some(4 * MIB);
+        let p = plan(&i);
+        assert_eq!(p.client_output_buffer_limit.hard_bytes, 480 * MIB);
+        assert!(
+            p.reason.contains("observed write rate 4Mi/s"),
+            "{}",
+            p.reason
+        );
+        // 64 MiB/s would want 7.5Gi: bounded by the dataset.
+        i.observed.write_bytes_per_second = Some(64 * MIB);
+        assert_eq!(plan(&i).client_output_buffer_limit.hard_bytes, GIB);
+        // ... and by a memory limit's headroom: 3Gi - 1Gi - backlog 1Gi - 64Mi, over 2.
+        i.memory_limit = Some(3 * GIB);
+        assert_eq!(
+            plan(&i).client_output_buffer_limit.hard_bytes,
+            (3 * GIB - GIB - GIB - 64 * MIB) / 2
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `tandem-operator local` against real tandem-server processes (the operator binary's
-//! embedded server): Ready with every replica online, the tuning on every node, a full
-//! sync seen through wait_bgsave/send_bulk/online, failover after `kill -9` of the master
+//! embedded server): Ready with every replica online, the tuning on every node through the
+//! renamed CONFIG while ordinary clients find CONFIG and DEBUG unknown, full syncs seen
+//! through wait_bgsave/send_bulk/online, failover after `kill -9` of the master
 //! without losing a write acknowledged by `WAIT 1`, the old master back as a replica, and a
 //! provoked sync loop detected and corrected. Everything is awaited with deadlines.
 
@@ -15,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tandem_operator::renames::{CommandNames, RENAMED_COMMANDS_KEY};
 
 /// A base port with `n` free ports from it.
 fn free_base(n: u16) -> u16 {
@@ -43,6 +45,10 @@ struct Local {
 
 impl Local {
     fn start(replicas: u16, extra: &[&str]) -> Self {
+        Self::start_hinted(replicas, "64Mi", extra)
+    }
+
+    fn start_hinted(replicas: u16, hint: &str, extra: &[&str]) -> Self {
         let base = free_base(replicas);
         let dir =
             std::env::temp_dir().join(format!("tandem-local-test-{}-{base}", std::process::id()));
@@ -54,7 +60,7 @@ impl Local {
                 "--replicas",
                 &replicas.to_string(),
                 "--dataset-size-hint",
-                "64Mi",
+                hint,
             ])
             .args(["--base-port", &base.to_string()])
             .arg("--dir")
@@ -123,6 +129,18 @@ impl Local {
     fn conn(&self, node: &str) -> redis::Connection {
         connect(self.port(node))
     }
+
+    /// The names the renamed commands answer to, from the file local mode keeps them in.
+    fn names(&self) -> CommandNames {
+        let text = std::fs::read_to_string(self.dir.join("nodes").join(RENAMED_COMMANDS_KEY))
+            .expect("renamed-commands file");
+        CommandNames::parse(&text).expect("renamed-commands")
+    }
+
+    /// The secret name CONFIG answers to.
+    fn config(&self) -> String {
+        self.names().config().to_owned()
+    }
 }
 
 impl Drop for Local {
@@ -170,13 +188,37 @@ fn info_field(conn: &mut redis::Connection, section: &str, field: &str) -> Optio
 
 /// Pipelined SETs of `value_len`-byte values: `keys` keys named `{prefix}{i}`.
 fn load(conn: &mut redis::Connection, prefix: &str, keys: usize, value_len: usize) {
-    let value = vec![b'x'; value_len];
+    load_values(conn, prefix, keys, || vec![b'x'; value_len]);
+}
+
+/// Like [`load`] with values no compression shrinks (xorshift bytes), so the dump is as
+/// large as the data.
+fn load_incompressible(conn: &mut redis::Connection, prefix: &str, keys: usize, value_len: usize) {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    load_values(conn, prefix, keys, || {
+        (0..value_len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state.to_le_bytes()[0]
+            })
+            .collect()
+    });
+}
+
+fn load_values(
+    conn: &mut redis::Connection,
+    prefix: &str,
+    keys: usize,
+    mut value: impl FnMut() -> Vec<u8>,
+) {
     for chunk in (0..keys).collect::<Vec<_>>().chunks(1000) {
         let mut pipe = redis::pipe();
         for i in chunk {
             pipe.cmd("SET")
                 .arg(format!("{prefix}{i}"))
-                .arg(&value)
+                .arg(value())
                 .ignore();
         }
         pipe.query::<()>(conn).expect("load");
@@ -206,10 +248,32 @@ fn ready_with_every_replica_online_and_the_tuning_on_every_node() {
     assert_eq!(status["master"], "node-0", "equal nodes: the first ordinal");
     assert_eq!(status["ready"], "3/3");
     let tuning = &status["replication"];
+    let config = local.config();
     for node in ["node-0", "node-1", "node-2"] {
         let mut c = local.conn(node);
+        // An ordinary client: CONFIG and DEBUG are unknown, as in Redis with rename-command.
+        for (command, arg) in [("CONFIG", "GET"), ("DEBUG", "SLEEP")] {
+            let err = redis::cmd(command)
+                .arg(arg)
+                .arg("0")
+                .query::<redis::Value>(&mut c)
+                .expect_err("renamed or removed");
+            assert_eq!(
+                (err.code(), err.detail()),
+                (
+                    Some("ERR"),
+                    Some(
+                        format!(
+                            "unknown command '{command}', with args beginning with: '{arg}' '0' "
+                        )
+                        .as_str()
+                    )
+                ),
+                "{node}: {err}"
+            );
+        }
         let get = |c: &mut redis::Connection, name: &str| -> String {
-            let pair: Vec<String> = redis::cmd("CONFIG")
+            let pair: Vec<String> = redis::cmd(&config)
                 .arg("GET")
                 .arg(name)
                 .query(c)
@@ -247,7 +311,7 @@ fn ready_with_every_replica_online_and_the_tuning_on_every_node() {
     }
     // Tuning drift is put back live: the operator owns these directives.
     let mut c = local.conn("node-2");
-    let _: () = redis::cmd("CONFIG")
+    let _: () = redis::cmd(&config)
         .arg("SET")
         .arg("repl-timeout")
         .arg("61")
@@ -255,7 +319,7 @@ fn ready_with_every_replica_online_and_the_tuning_on_every_node() {
         .expect("CONFIG SET");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let pair: Vec<String> = redis::cmd("CONFIG")
+        let pair: Vec<String> = redis::cmd(&config)
             .arg("GET")
             .arg("repl-timeout")
             .query(&mut c)
@@ -274,8 +338,7 @@ fn ready_with_every_replica_online_and_the_tuning_on_every_node() {
 /// A diskless full sync (the mode local mode picks): the master reports wait_bgsave while
 /// it waits for more replicas and streams, then online; the replica's own byte counter
 /// shows the transfer moving. (send_bulk is the disk target's state while the dump file is
-/// written to the socket: on loopback that takes about 10 ms for 60 MB, too short for any
-/// poll to see, so it is not asserted.)
+/// written to the socket: see the disk test below.)
 #[test]
 fn a_full_sync_is_reported_from_wait_bgsave_with_progress_to_online() {
     let local = Local::start(3, &[]);
@@ -336,6 +399,162 @@ fn a_full_sync_is_reported_from_wait_bgsave_with_progress_to_online() {
         .query(&mut local.conn("node-2"))
         .expect("DBSIZE");
     assert_eq!(size, 60_000);
+}
+
+/// A disk-mode full sync seen through all three of the master's states. On loopback the
+/// dump file is sent in milliseconds, so the replica is frozen (SIGSTOP) while the master
+/// still reports it in wait_bgsave: once the dump is written, the master's send of a file far
+/// larger than the socket buffers stalls in send_bulk until the replica is let go (SIGCONT).
+#[test]
+fn a_disk_full_sync_is_reported_through_wait_bgsave_send_bulk_and_online() {
+    let local = Local::start(2, &["--mode", "disk"]);
+    local.wait_ready();
+    load_incompressible(&mut local.conn("node-0"), "k", 60_000, 1000);
+    let old_pid = info_field(&mut local.conn("node-1"), "server", "process_id");
+    kill_node(&local, "node-1");
+
+    // The restarted replica, frozen as soon as the master reports its sync waiting for
+    // the dump.
+    let mut master = local.conn("node-0");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut master)
+            .expect("INFO");
+        if info.contains("state=wait_bgsave") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no sync in wait_bgsave: {info}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pid = info_field(&mut local.conn("node-1"), "server", "process_id").expect("new pid");
+    assert_ne!(Some(&pid), old_pid.as_ref(), "the restarted process");
+    let signal = |sig: &str| {
+        assert!(
+            Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .expect("kill")
+                .success()
+        );
+    };
+    signal("-STOP");
+
+    let mut states: Vec<String> = Vec::new();
+    let mut record = |s: &Value| {
+        if let Some(state) = replica(s, "node-1")["state"].as_str()
+            && states.last().map(String::as_str) != Some(state)
+            && !(states.is_empty() && state == "online")
+        {
+            states.push(state.to_owned());
+        }
+    };
+    let stalled = local.wait_status(
+        "node-1 in send_bulk while frozen",
+        Duration::from_secs(60),
+        |s| {
+            record(s);
+            replica(s, "node-1")["state"] == "send_bulk"
+        },
+    );
+    signal("-CONT");
+    let done = local.wait_status(
+        "node-1 online after the disk full sync",
+        Duration::from_secs(120),
+        |s| {
+            record(s);
+            let r = replica(s, "node-1");
+            r["state"] == "online" && r["linkStatus"] == "up" && r["lastFullSync"]["mode"] == "Disk"
+        },
+    );
+    eprintln!(
+        "disk full sync states {states:?}; frozen replica in send_bulk: {}",
+        replica(&stalled, "node-1")
+    );
+    assert_eq!(
+        states,
+        ["wait_bgsave", "send_bulk", "online"],
+        "the master's view in order"
+    );
+    assert_eq!(replica(&done, "node-1")["ready"], true);
+    let size: u64 = redis::cmd("DBSIZE")
+        .query(&mut local.conn("node-1"))
+        .expect("DBSIZE");
+    assert_eq!(size, 60_000);
+}
+
+/// The issue-8 overflow: a writer at full pipeline speed on a 1Gi set, whose plan assumed
+/// 1 MiB/s (a 256Mi replica buffer). The measured rate reaches the status and the buffer is
+/// raised live on every node, within the dataset bound.
+#[test]
+fn a_fast_writer_raises_the_replica_buffer_live() {
+    let local = Local::start_hinted(2, "1Gi", &[]);
+    let before = local.wait_ready();
+    let hard = |s: &Value| -> u64 {
+        s["replication"]["clientOutputBufferLimit"]
+            .as_str()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|h| h.parse().ok())
+            .expect("hard limit")
+    };
+    assert_eq!(hard(&before), 256 << 20, "sized for the assumed 1 MiB/s");
+    assert!(
+        before["dataPlane"].get("writeBytesPerSecond").is_none(),
+        "{before}"
+    );
+
+    let (stop, writer) = writer(local.port("node-0"), |mut c, stop| {
+        let mut round = 0;
+        while !stop.load(Ordering::Relaxed) {
+            load(&mut c, &format!("w{round}:"), 2000, 1000);
+            round += 1;
+        }
+    });
+    let raised = local.wait_status(
+        "the buffer raised for the observed rate",
+        Duration::from_secs(60),
+        |s| hard(s) > 256 << 20,
+    );
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("writer");
+    let rate = raised["dataPlane"]["writeBytesPerSecond"]
+        .as_u64()
+        .expect("the measured rate in the status");
+    let limit = hard(&raised);
+    eprintln!(
+        "observed write rate {} MiB/s -> replica buffer {} MiB ({})",
+        rate >> 20,
+        limit >> 20,
+        raised["replication"]["reason"]
+    );
+    assert!(rate > 1 << 20 && rate.is_power_of_two(), "{rate}");
+    assert!(
+        limit <= 1 << 30,
+        "bounded by the 1Gi dataset without a memory limit: {limit}"
+    );
+    assert!(
+        raised["replication"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("observed write rate")),
+        "{raised}"
+    );
+    let config = local.config();
+    for node in ["node-0", "node-1"] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let pair: Vec<String> = redis::cmd(&config)
+                .arg("GET")
+                .arg("client-output-buffer-limit")
+                .query(&mut local.conn(node))
+                .expect("CONFIG GET");
+            if pair[1].contains(&format!("slave {limit} 0 0")) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{node}: {pair:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 #[test]
@@ -495,7 +714,7 @@ fn a_sync_loop_is_detected_and_corrected() {
         .parse()
         .expect("number");
     assert!(hard > 64 * 1024, "the buffer was raised: {limit}");
-    let pair: Vec<String> = redis::cmd("CONFIG")
+    let pair: Vec<String> = redis::cmd(&local.config())
         .arg("GET")
         .arg("client-output-buffer-limit")
         .query(&mut local.conn("node-0"))
@@ -730,6 +949,7 @@ fn a_switchover_to_a_replica_that_cannot_catch_up_is_aborted_and_writes_resume()
         &state(target),
         &[],
         None,
+        &[local.names()],
         Duration::from_secs(1),
     ));
     let took = started.elapsed();

@@ -6,6 +6,7 @@ mod common;
 use kube::ResourceExt;
 use tandem_operator::crd::RedisReplicaSet;
 use tandem_operator::policy::{Observed, memory_budget, plan};
+use tandem_operator::renames::CommandNames;
 use tandem_operator::resources::secret::generated_auth_secret;
 use tandem_operator::resources::statefulset::SERVER_UID;
 use tandem_operator::resources::{Password, desired};
@@ -29,7 +30,7 @@ fn built_objects_pass_kubernetes_validate_strict_1_33() {
         let plan = plan(&set.policy_input);
         assert_eq!(memory_budget(&set.policy_input, &plan), None, "{spec}");
         let password = Password::generate();
-        let d = desired(&set, &plan, &password);
+        let d = desired(&set, &plan, &password, &CommandNames::generate());
         let mut push = |value: serde_json::Value| {
             docs.push(serde_yaml::to_string(&value).expect("yaml"));
         };
@@ -63,7 +64,8 @@ fn the_password_is_only_in_secrets() {
         .expect("test resource");
         let set = validate(&rrs, Observed::default()).expect("valid spec");
         let password = Password::new("pw-5e7d1c9a-only-in-secrets".to_owned());
-        let d = desired(&set, &plan(&set.policy_input), &password);
+        let names = CommandNames::generate();
+        let d = desired(&set, &plan(&set.policy_input), &password, &names);
         let auth_conf = serde_json::to_string(&d.auth_conf).expect("json");
         let encoded = serde_json::to_string(&k8s_openapi::ByteString(
             password.expose().as_bytes().to_vec(),
@@ -85,6 +87,9 @@ fn the_password_is_only_in_secrets() {
         );
         for json in plain {
             assert!(!json.contains(password.expose()), "password in {json}");
+            for secret in [names.config(), names.replicaof(), names.shutdown()] {
+                assert!(!json.contains(secret), "renamed command in {json}");
+            }
             assert!(
                 !json.contains(encoded.trim_matches('"')),
                 "encoded password in {json}"

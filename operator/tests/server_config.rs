@@ -4,6 +4,7 @@
 
 use tandem_operator::crd::RedisReplicaSet;
 use tandem_operator::policy::{Observed, plan};
+use tandem_operator::renames::CommandNames;
 use tandem_operator::resources::secret::{AUTH_CONF_KEY, auth_conf, auth_conf_path};
 use tandem_operator::resources::{Password, config};
 use tandem_operator::validate::validate;
@@ -48,7 +49,8 @@ fn tandem_server_parses_every_generated_line() {
             .apply_text(&lines.join("\n"))
             .unwrap_or_else(|e| panic!("tandem-server rejects the config for {spec}: {e}\n{conf}"));
 
-        let secret = auth_conf(&set, &Password::new("pa ss\"word".to_owned()));
+        let names = CommandNames::generate();
+        let secret = auth_conf(&set, &Password::new("pa ss\"word".to_owned()), &names);
         let auth =
             String::from_utf8(secret.data.expect("data")[AUTH_CONF_KEY].0.clone()).expect("utf8");
         server
@@ -58,6 +60,25 @@ fn tandem_server_parses_every_generated_line() {
         // Invariant 2: every pod starts as a replica (of itself), never as a master.
         assert_eq!(value(&server, "replicaof"), "127.0.0.1 6379");
         assert_eq!(value(&server, "masterauth"), "pa ss\"word");
+        assert!(
+            server.commands.lookup(b"config").is_none(),
+            "CONFIG renamed"
+        );
+        assert!(server.commands.lookup(b"debug").is_none(), "DEBUG removed");
+        assert!(
+            server.commands.lookup(b"slaveof").is_none(),
+            "SLAVEOF removed"
+        );
+        for (secret, command) in [
+            (names.config(), "config"),
+            (names.replicaof(), "replicaof"),
+            (names.shutdown(), "shutdown"),
+        ] {
+            assert_eq!(
+                server.commands.lookup(secret.as_bytes()).map(|s| s.name),
+                Some(command)
+            );
+        }
 
         for (name, wanted) in plan.directives() {
             let got = value(&server, name);
@@ -114,7 +135,11 @@ fn hostile_values_stay_inside_their_directive() {
         "ünïcödé pässwörd",
         "  spaces  ",
     ] {
-        let secret = auth_conf(&set, &Password::new(password.to_owned()));
+        let secret = auth_conf(
+            &set,
+            &Password::new(password.to_owned()),
+            &CommandNames::plain(),
+        );
         let auth =
             String::from_utf8(secret.data.expect("data")[AUTH_CONF_KEY].0.clone()).expect("utf8");
         assert_eq!(auth.lines().count(), 2, "{auth:?}");

@@ -12,12 +12,14 @@ use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::EventType;
 use tracing::{info, warn};
 
+use super::rate::WriteRate;
 use super::resp::NodeConn;
 use super::roles::{self, Command, Decision, Memory, NodeAddr, NodeState};
 use super::syncs::{self, ReplicaView, SyncLoop, SyncTracker};
 use super::tuning;
 use crate::crd::{FailoverRecord, SwitchoverRecord};
 use crate::policy::Plan;
+use crate::renames::CommandNames;
 use crate::status::Notice;
 
 /// What runs a set's nodes: local processes or a StatefulSet's pods. The data plane asks
@@ -56,7 +58,10 @@ pub struct DataPlane {
     pub last_failover: Option<FailoverRecord>,
     /// The last planned switchover ([`super::switchover`]).
     pub last_switchover: Option<SwitchoverRecord>,
+    /// The master's write rate.
+    pub write_rate: WriteRate,
     pub(super) password: Option<String>,
+    pub(super) commands: Vec<CommandNames>,
     down_after: Duration,
     epoch: Instant,
     pub(super) published: Option<String>,
@@ -84,7 +89,9 @@ impl DataPlane {
             sync_loop: None,
             last_failover: None,
             last_switchover: None,
+            write_rate: WriteRate::default(),
             password,
+            commands: Vec::new(),
             down_after,
             epoch: Instant::now(),
             published: None,
@@ -96,6 +103,12 @@ impl DataPlane {
     pub fn configure(&mut self, password: Option<String>, down_after: Duration) {
         self.password = password;
         self.down_after = down_after;
+    }
+
+    /// Takes the names renamed commands answer to, in the order to try them
+    /// ([`NodeConn::connect`]).
+    pub fn use_commands(&mut self, commands: Vec<CommandNames>) {
+        self.commands = commands;
     }
 
     /// Runs one pass with `plan` as the tuning before sync-loop adjustments.
@@ -133,9 +146,18 @@ impl DataPlane {
 
         let (nodes, mut conns) = self.observe(listed).await;
 
-        let now_ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let now_ms = self.now_ms();
         let down_after_ms = u64::try_from(self.down_after.as_millis()).unwrap_or(u64::MAX);
         let decision = roles::decide(&mut self.memory, &nodes, down_after_ms, now_ms);
+        if let Some(m) = &decision.master
+            && let Some(f) = nodes
+                .iter()
+                .find(|n| &n.name == m)
+                .and_then(|n| n.facts.as_ref())
+            && f.role == super::facts::Role::Master
+        {
+            self.write_rate.observe(m, f.offset, now_ms);
+        }
         if let Some(f) = &decision.failover {
             let note = format!(
                 "failover from {} (offset {}, {}) to {} (offset {}): up to {} bytes of writes may be lost",
@@ -234,12 +256,12 @@ impl DataPlane {
         listed: Vec<(String, NodeAddr)>,
     ) -> (Vec<NodeState>, Vec<Option<NodeConn>>) {
         let password = self.password.as_deref();
-        let mut conns: Vec<Option<NodeConn>> = join_all(
-            listed
-                .iter()
-                .map(|(_, addr)| async move { NodeConn::connect(addr, password).await.ok() }),
-        )
-        .await;
+        let commands = &self.commands;
+        let mut conns: Vec<Option<NodeConn>> =
+            join_all(listed.iter().map(|(_, addr)| async move {
+                NodeConn::connect(addr, password, commands).await.ok()
+            }))
+            .await;
         let facts = join_all(conns.iter_mut().map(|c| async move {
             match c {
                 Some(c) => c
@@ -257,6 +279,11 @@ impl DataPlane {
             .map(|((name, addr), facts)| NodeState { name, addr, facts })
             .collect();
         (nodes, conns)
+    }
+
+    /// Milliseconds since this data plane was made: the clock of its pure parts.
+    pub(super) fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Feeds the sync tracker from the master's view; clears a past sync loop once every

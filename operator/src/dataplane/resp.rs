@@ -1,17 +1,20 @@
 //! The operator's RESP conversations with one node (the `redis` crate): INFO, CONFIG
-//! GET/SET, REPLICAOF. Touches the network; every call is bounded by a timeout so a node
-//! that hangs looks unreachable instead of stalling the pass.
+//! GET/SET, REPLICAOF, under the names the node answers to ([`crate::renames`]). Touches the
+//! network; every call is bounded by a timeout so a node that hangs looks unreachable
+//! instead of stalling the pass.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::{
-    AsyncConnectionConfig, Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo,
+    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, FromRedisValue, IntoConnectionInfo,
+    RedisConnectionInfo,
 };
 
 use super::facts::{self, FactsError, NodeFacts};
 use super::roles::NodeAddr;
+use crate::renames::CommandNames;
 
 /// Connecting and each command give up after this long: well under a failover's
 /// down-after, so one pass notices an unreachable master in time.
@@ -29,6 +32,15 @@ pub enum RespError {
         #[source]
         source: redis::RedisError,
     },
+    /// The node answers to none of the command names the operator knows. The name sent is
+    /// not shown: it may be a secret.
+    #[error(
+        "{addr}: unknown command (the node answers to none of the names the operator knows for it)"
+    )]
+    UnknownCommand {
+        /// The node.
+        addr: NodeAddr,
+    },
     /// INFO lacks what the data plane needs.
     #[error("{addr}: {source}")]
     Facts {
@@ -44,14 +56,28 @@ pub enum RespError {
 pub struct NodeConn {
     addr: NodeAddr,
     conn: MultiplexedConnection,
+    names: Vec<CommandNames>,
+    using: usize,
+}
+
+/// Whether the server refused the command's name (not its arguments).
+fn unknown_command(e: &redis::RedisError) -> bool {
+    e.code() == Some("ERR") && e.detail().is_some_and(|d| d.starts_with("unknown command"))
 }
 
 impl NodeConn {
-    /// Connects (and authenticates with `password` when set).
+    /// Connects (and authenticates with `password` when set). Renamed commands are sent by
+    /// the first of `names`, or the next ones when the node does not know it: a pod started
+    /// before its set's renames (or before they were turned off) answers to the others until
+    /// it restarts. No names means the plain ones.
     ///
     /// # Errors
     /// The node is unreachable, refuses the password, or does not answer in time.
-    pub async fn connect(addr: &NodeAddr, password: Option<&str>) -> Result<Self, RespError> {
+    pub async fn connect(
+        addr: &NodeAddr,
+        password: Option<&str>,
+        names: &[CommandNames],
+    ) -> Result<Self, RespError> {
         let err = |source| RespError::Redis {
             addr: addr.clone(),
             source,
@@ -75,13 +101,43 @@ impl NodeConn {
         Ok(Self {
             addr: addr.clone(),
             conn,
+            names: if names.is_empty() {
+                vec![CommandNames::plain()]
+            } else {
+                names.to_vec()
+            },
+            using: 0,
         })
     }
 
     fn err(&self, source: redis::RedisError) -> RespError {
+        if unknown_command(&source) {
+            return RespError::UnknownCommand {
+                addr: self.addr.clone(),
+            };
+        }
         RespError::Redis {
             addr: self.addr.clone(),
             source,
+        }
+    }
+
+    /// Sends the command `build` makes with the names in use, moving on to the next names
+    /// while the node says the command is unknown; the names that worked stay in use.
+    async fn renamed<T: FromRedisValue>(
+        &mut self,
+        build: impl Fn(&CommandNames) -> Cmd,
+    ) -> Result<T, RespError> {
+        loop {
+            let result = build(&self.names[self.using])
+                .query_async(&mut self.conn)
+                .await;
+            match result {
+                Err(e) if unknown_command(&e) && self.using + 1 < self.names.len() => {
+                    self.using += 1;
+                }
+                other => return other.map_err(|e| self.err(e)),
+            }
         }
     }
 
@@ -109,12 +165,13 @@ impl NodeConn {
         &mut self,
         names: &[&str],
     ) -> Result<HashMap<String, String>, RespError> {
-        let pairs: Vec<String> = redis::cmd("CONFIG")
-            .arg("GET")
-            .arg(names)
-            .query_async(&mut self.conn)
-            .await
-            .map_err(|e| self.err(e))?;
+        let pairs: Vec<String> = self
+            .renamed(|n| {
+                let mut cmd = redis::cmd(n.config());
+                cmd.arg("GET").arg(names);
+                cmd
+            })
+            .await?;
         Ok(facts::config_map(pairs))
     }
 
@@ -123,14 +180,15 @@ impl NodeConn {
     /// # Errors
     /// The command fails or the server refuses a value.
     pub async fn config_set(&mut self, pairs: &[(&str, String)]) -> Result<(), RespError> {
-        let mut cmd = redis::cmd("CONFIG");
-        cmd.arg("SET");
-        for (k, v) in pairs {
-            cmd.arg(*k).arg(v);
-        }
-        cmd.query_async::<()>(&mut self.conn)
-            .await
-            .map_err(|e| self.err(e))
+        self.renamed(|n| {
+            let mut cmd = redis::cmd(n.config());
+            cmd.arg("SET");
+            for (k, v) in pairs {
+                cmd.arg(*k).arg(v);
+            }
+            cmd
+        })
+        .await
     }
 
     /// `REPLICAOF host port`, or `REPLICAOF NO ONE` for None.
@@ -138,14 +196,15 @@ impl NodeConn {
     /// # Errors
     /// The command fails.
     pub async fn replicaof(&mut self, master: Option<&NodeAddr>) -> Result<(), RespError> {
-        let mut cmd = redis::cmd("REPLICAOF");
-        match master {
-            Some(m) => cmd.arg(&m.host).arg(m.port),
-            None => cmd.arg("NO").arg("ONE"),
-        };
-        cmd.query_async::<()>(&mut self.conn)
-            .await
-            .map_err(|e| self.err(e))
+        self.renamed(|n| {
+            let mut cmd = redis::cmd(n.replicaof());
+            match master {
+                Some(m) => cmd.arg(&m.host).arg(m.port),
+                None => cmd.arg("NO").arg("ONE"),
+            };
+            cmd
+        })
+        .await
     }
 
     /// `CLIENT PAUSE ms WRITE`: holds every write (and anything that would replicate) for

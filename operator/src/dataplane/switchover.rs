@@ -27,6 +27,7 @@ use super::engine::{DataPlane, Nodes};
 use super::facts::Role;
 use super::resp::{NodeConn, RespError};
 use super::roles::{Memory, NodeState};
+use crate::renames::CommandNames;
 use crate::crd::SwitchoverRecord;
 use crate::status::Notice;
 
@@ -145,6 +146,7 @@ pub async fn hand_over(
     target: &NodeState,
     others: &[&NodeState],
     password: Option<&str>,
+    commands: &[CommandNames],
     timeout: Duration,
 ) -> Result<HandedOver, SwitchoverError> {
     let failed = |source| SwitchoverError::Failed {
@@ -152,10 +154,10 @@ pub async fn hand_over(
         target: target.name.clone(),
         source,
     };
-    let mut m = NodeConn::connect(&master.addr, password)
+    let mut m = NodeConn::connect(&master.addr, password, commands)
         .await
         .map_err(failed)?;
-    let mut t = NodeConn::connect(&target.addr, password)
+    let mut t = NodeConn::connect(&target.addr, password, commands)
         .await
         .map_err(failed)?;
     m.pause_writes(timeout + PAUSE_MARGIN)
@@ -206,7 +208,7 @@ pub async fn hand_over(
     }
     info!(from = %master.name, to = %target.name, offset, "promoted; old master follows");
     for other in others {
-        let repointed = match NodeConn::connect(&other.addr, password).await {
+        let repointed = match NodeConn::connect(&other.addr, password, commands).await {
             Ok(mut c) => c.replicaof(Some(&target.addr)).await,
             Err(e) => Err(e),
         };
@@ -321,7 +323,14 @@ impl DataPlane {
             .filter(|n| n.name != master.name && n.name != target.name && n.facts.is_some())
             .collect();
         let handed =
-            match hand_over(master, target, &others, self.password.as_deref(), timeout).await {
+            match hand_over(
+                master,
+                target,
+                &others,
+                self.password.as_deref(),
+                &self.commands,
+                timeout,
+            ).await {
                 Ok(h) => h,
                 Err(e) => return Ok(Err(e)),
             };

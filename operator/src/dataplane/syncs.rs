@@ -130,6 +130,12 @@ impl SyncTracker {
         found
     }
 
+    /// Takes back `record` as `node`'s last completed full sync (from an earlier operator's
+    /// status).
+    pub fn restore_last(&mut self, node: &str, record: FullSyncRecord) {
+        self.nodes.entry(node.to_owned()).or_default().last = Some(record);
+    }
+
     /// The last completed full sync of `node`.
     pub fn last_full_sync(&self, node: &str) -> Option<&FullSyncRecord> {
         self.nodes.get(node).and_then(|n| n.last.as_ref())

@@ -15,6 +15,7 @@ use rand::Rng;
 use rand::distr::Alphanumeric;
 
 use crate::policy::Plan;
+use crate::renames::CommandNames;
 use crate::validate::ValidSet;
 
 pub mod config;
@@ -135,13 +136,7 @@ impl Password {
 
     /// A fresh random password from the operating system's CSPRNG-seeded generator.
     pub fn generate() -> Self {
-        Self(
-            rand::rng()
-                .sample_iter(Alphanumeric)
-                .take(Self::GENERATED_LEN)
-                .map(char::from)
-                .collect(),
-        )
+        Self(random_alphanumeric(Self::GENERATED_LEN))
     }
 
     /// Wraps a password read from a Secret.
@@ -159,6 +154,15 @@ impl fmt::Debug for Password {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Password(<redacted>)")
     }
+}
+
+/// `len` random letters and digits from the operating system's CSPRNG-seeded generator.
+pub fn random_alphanumeric(len: usize) -> String {
+    rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
 }
 
 /// Every object the operator applies for one set, in apply order: configuration first, so
@@ -200,9 +204,14 @@ impl fmt::Debug for Desired {
 }
 
 /// Builds every desired object.
-pub fn desired(set: &ValidSet<'_>, plan: &Plan, password: &Password) -> Desired {
+pub fn desired(
+    set: &ValidSet<'_>,
+    plan: &Plan,
+    password: &Password,
+    commands: &CommandNames,
+) -> Desired {
     Desired {
-        auth_conf: secret::auth_conf(set, password),
+        auth_conf: secret::auth_conf(set, password, commands),
         config_map: config::config_map(set, plan),
         services: services::services(set),
         pdb: pdb::pdb(set),
@@ -242,7 +251,12 @@ mod tests {
         let r = fixtures::rrs("  replicas: 2\n  datasetSizeHint: 1Gi\n");
         let set = crate::validate::validate(&r, crate::policy::Observed::default()).expect("valid");
         let plan = crate::policy::plan(&set.policy_input);
-        let d = desired(&set, &plan, &Password::new("hunter2hunter2".to_owned()));
+        let d = desired(
+            &set,
+            &plan,
+            &Password::new("hunter2hunter2".to_owned()),
+            &CommandNames::generate(),
+        );
         let shown = format!("{d:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("cache-auth-conf"), "{shown}");

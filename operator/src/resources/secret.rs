@@ -1,7 +1,9 @@
 //! The two Secrets of a set: the auth Secret with the password (generated only when absent,
 //! never overwritten) and the derived `-auth-conf` Secret with the `requirepass`/`masterauth`
 //! lines that tandem.conf includes, so the password never appears in process arguments, in
-//! the ConfigMap or in logs. Pure: no network.
+//! the ConfigMap or in logs. The `-auth-conf` Secret also keeps the renamed commands' secret
+//! names ([`crate::renames`]) and, unless `spec.security.renameCommands` is off, carries
+//! their `rename-command` lines. Pure: no network.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -10,6 +12,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 
 use super::{PASSWORD_KEY, Password, child_meta, names};
+use crate::renames::{CommandNames, RENAMED_COMMANDS_KEY};
 use crate::validate::ValidSet;
 
 /// Where the auth-conf Secret is mounted in the server container.
@@ -37,17 +40,25 @@ pub fn generated_auth_secret(set: &ValidSet<'_>, password: &Password) -> Secret 
     }
 }
 
-/// The Secret with the `requirepass`/`masterauth` lines, derived from the password.
-pub fn auth_conf(set: &ValidSet<'_>, password: &Password) -> Secret {
+/// The Secret with the `requirepass`/`masterauth` lines derived from the password, the
+/// `rename-command` lines when the set renames commands, and the secret names either way
+/// (so they stay the same when renaming is turned off and on again).
+pub fn auth_conf(set: &ValidSet<'_>, password: &Password, commands: &CommandNames) -> Secret {
     let quoted = quote(password.expose());
-    let conf = format!("requirepass {quoted}\nmasterauth {quoted}\n");
+    let mut conf = format!("requirepass {quoted}\nmasterauth {quoted}\n");
+    if set.rrs.spec.security.rename_commands {
+        conf.push_str(&commands.directives());
+    }
     Secret {
         metadata: child_meta(set, names::auth_conf_secret(&set.name)),
         type_: Some("Opaque".to_owned()),
-        data: Some(BTreeMap::from([(
-            AUTH_CONF_KEY.to_owned(),
-            ByteString(conf.into_bytes()),
-        )])),
+        data: Some(BTreeMap::from([
+            (AUTH_CONF_KEY.to_owned(), ByteString(conf.into_bytes())),
+            (
+                RENAMED_COMMANDS_KEY.to_owned(),
+                ByteString(commands.to_text().into_bytes()),
+            ),
+        ])),
         ..Secret::default()
     }
 }
@@ -88,7 +99,8 @@ mod tests {
     fn auth_conf_quotes_the_password() {
         let r = rrs("  replicas: 2\n  datasetSizeHint: 1Gi\n  auth: { secretName: mine }\n");
         let set = validate(&r, Observed::default()).expect("valid");
-        let s = auth_conf(&set, &Password::new("a \"b\\c".to_owned()));
+        let plain = CommandNames::plain();
+        let s = auth_conf(&set, &Password::new("a \"b\\c".to_owned()), &plain);
         assert_eq!(s.metadata.name.as_deref(), Some("cache-auth-conf"));
         let data = &s.data.as_ref().expect("data")[AUTH_CONF_KEY];
         assert_eq!(
@@ -98,6 +110,7 @@ mod tests {
         let s = auth_conf(
             &set,
             &Password::new("x\nrename-command AUTH \"\"\r\t\0".to_owned()),
+            &plain,
         );
         let data = &s.data.as_ref().expect("data")[AUTH_CONF_KEY];
         assert_eq!(
@@ -110,6 +123,50 @@ mod tests {
         assert_eq!(
             generated.metadata.owner_references.as_ref().map(Vec::len),
             Some(1)
+        );
+    }
+
+    fn data(s: &Secret, key: &str) -> String {
+        String::from_utf8_lossy(&s.data.as_ref().expect("data")[key].0).into_owned()
+    }
+
+    #[test]
+    fn the_auth_conf_renames_commands_and_keeps_the_names_unless_opted_out() {
+        let names = CommandNames::generate();
+        let pw = Password::new("pw".to_owned());
+        let on = rrs("  replicas: 2\n  datasetSizeHint: 1Gi\n");
+        let set = validate(&on, Observed::default()).expect("valid");
+        let s = auth_conf(&set, &pw, &names);
+        assert_eq!(
+            data(&s, AUTH_CONF_KEY),
+            format!(
+                "requirepass \"pw\"\nmasterauth \"pw\"\n{}",
+                names.directives()
+            ),
+            "renaming is on by default"
+        );
+        assert!(
+            data(&s, AUTH_CONF_KEY)
+                .contains(&format!("rename-command CONFIG {}\n", names.config()))
+        );
+        assert_eq!(
+            CommandNames::parse(&data(&s, RENAMED_COMMANDS_KEY)),
+            Ok(names.clone()),
+            "the operator reads back what the pods were given"
+        );
+
+        let off =
+            rrs("  replicas: 2\n  datasetSizeHint: 1Gi\n  security: { renameCommands: false }\n");
+        let set = validate(&off, Observed::default()).expect("valid");
+        let s = auth_conf(&set, &pw, &names);
+        assert_eq!(
+            data(&s, AUTH_CONF_KEY),
+            "requirepass \"pw\"\nmasterauth \"pw\"\n"
+        );
+        assert_eq!(
+            CommandNames::parse(&data(&s, RENAMED_COMMANDS_KEY)),
+            Ok(names),
+            "kept for when renaming is turned back on"
         );
     }
 }
