@@ -1423,9 +1423,7 @@ mod tests {
         let Some(bin) = operator_binary() else { return };
         let password = "pw";
         let names = CommandNames::generate();
-        let nodes: Vec<Node> = (0..3)
-            .map(|_| start_node(&bin, password, &names))
-            .collect();
+        let nodes: Vec<Node> = (0..3).map(|_| start_node(&bin, password, &names)).collect();
         // cache-2 already serves as master: the operator adopts it.
         redis::cmd(names.replicaof())
             .arg("NO")
@@ -1579,9 +1577,7 @@ mod tests {
         let Some(bin) = operator_binary() else { return };
         let password = "pw";
         let names = CommandNames::generate();
-        let nodes: Vec<Node> = (0..3)
-            .map(|_| start_node(&bin, password, &names))
-            .collect();
+        let nodes: Vec<Node> = (0..3).map(|_| start_node(&bin, password, &names)).collect();
         let (ctx, api) = test_context_resolving(resolve_to(&nodes));
         let revisions: Arc<Mutex<Revisions>> = Arc::default();
         let mut requests = fake_api_with(

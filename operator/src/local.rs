@@ -27,8 +27,8 @@ use crate::dataplane::roles::NodeAddr;
 use crate::dataplane::status;
 use crate::dataplane::switchover::CATCH_UP_TIMEOUT;
 use crate::policy::{self, Overrides, PolicyInput};
-use crate::status::Notice;
 use crate::renames::{CommandNames, RENAMED_COMMANDS_KEY};
+use crate::status::Notice;
 
 /// How often a pass runs: a killed master is noticed within one interval.
 pub const PASS_INTERVAL: Duration = Duration::from_millis(200);

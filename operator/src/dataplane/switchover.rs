@@ -27,8 +27,8 @@ use super::engine::{DataPlane, Nodes};
 use super::facts::Role;
 use super::resp::{NodeConn, RespError};
 use super::roles::{Memory, NodeState};
-use crate::renames::CommandNames;
 use crate::crd::SwitchoverRecord;
+use crate::renames::CommandNames;
 use crate::status::Notice;
 
 /// How long the target may take to reach the master's offset while writes are held. A
@@ -322,18 +322,19 @@ impl DataPlane {
             .iter()
             .filter(|n| n.name != master.name && n.name != target.name && n.facts.is_some())
             .collect();
-        let handed =
-            match hand_over(
-                master,
-                target,
-                &others,
-                self.password.as_deref(),
-                &self.commands,
-                timeout,
-            ).await {
-                Ok(h) => h,
-                Err(e) => return Ok(Err(e)),
-            };
+        let handed = match hand_over(
+            master,
+            target,
+            &others,
+            self.password.as_deref(),
+            &self.commands,
+            timeout,
+        )
+        .await
+        {
+            Ok(h) => h,
+            Err(e) => return Ok(Err(e)),
+        };
         self.memory.master = Some(target.name.clone());
         self.memory.master_offset = handed.offset;
         self.memory.master_down_since_ms = None;
