@@ -120,7 +120,11 @@ pub fn rerun_blocked(
         return Outcome::Continue;
     };
     let outcome = call(srv, client, spec, args, out, Mode::Woken(key));
-    after_command(srv, client);
+    // A command that blocks again has not completed: the client's write offset stays where
+    // it blocked (WAIT's target must not move to bytes fed since, such as its own GETACK).
+    if !matches!(outcome, Outcome::Block(..) | Outcome::Paused(_)) {
+        after_command(srv, client);
+    }
     outcome
 }
 

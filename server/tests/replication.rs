@@ -397,14 +397,20 @@ fn fake_replica(master: &Proc, port: u16, eof: bool) -> TcpStream {
     s
 }
 
-fn slave_state(master: &Proc, port: u16) -> String {
+/// One field (`state`, `offset`, `lag`) of the master's INFO line for the replica on `port`.
+fn slave_field(master: &Proc, port: u16, name: &str) -> String {
+    let prefix = format!("{name}=");
     master
         .info("replication")
         .values()
         .find(|v| v.contains(&format!("port={port},")))
-        .and_then(|v| v.split(',').find_map(|f| f.strip_prefix("state=")))
+        .and_then(|v| v.split(',').find_map(|f| f.strip_prefix(prefix.as_str())))
         .unwrap_or_default()
         .to_string()
+}
+
+fn slave_state(master: &Proc, port: u16) -> String {
+    slave_field(master, port, "state")
 }
 
 /// Reads everything the master sent until the replica state is online (then ACKs).
@@ -1543,4 +1549,110 @@ fn a_replica_without_capa_eof_takes_the_waiting_diskless_replicas_to_disk() {
     assert_eq!(log_count(&master, SOCKET_START), 0);
     assert_eq!(master.field("persistence", "rdb_saves"), "1");
     assert_eq!(master.field("stats", "sync_full"), "2");
+}
+
+const GETACK: &[u8] = b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n";
+
+fn send_ack(s: &mut TcpStream, offset: u64) {
+    let off = offset.to_string();
+    let cmd = format!(
+        "*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n${}\r\n{off}\r\n",
+        off.len()
+    );
+    s.write_all(cmd.as_bytes()).unwrap();
+}
+
+/// What a replica that applied everything before the GETACK the master just fed answers:
+/// the master's offset less the GETACK itself (nothing else is fed meanwhile in these tests).
+fn offset_before_getack(master: &Proc) -> u64 {
+    let offset: u64 = master
+        .field("replication", "master_repl_offset")
+        .parse()
+        .unwrap();
+    offset - GETACK.len() as u64
+}
+
+/// Runs `SET key v` then `WAIT 1 timeout_ms` on `c` in a thread: the WAIT's reply and the
+/// connection come back when it returns.
+fn set_then_wait(
+    mut c: redis::Connection,
+    key: &'static str,
+    timeout_ms: u64,
+) -> std::thread::JoinHandle<(i64, redis::Connection)> {
+    std::thread::spawn(move || {
+        redis::cmd("SET")
+            .arg(key)
+            .arg("v")
+            .query::<()>(&mut c)
+            .unwrap();
+        let n = redis::cmd("WAIT")
+            .arg(1)
+            .arg(timeout_ms)
+            .query(&mut c)
+            .unwrap();
+        (n, c)
+    })
+}
+
+/// WAIT's target is the client's offset when it blocked, and every WAIT that blocks asks for
+/// ACKs. Before, an ACK that woke a blocked WAIT without satisfying it moved the target past
+/// the GETACK, so the answer to the GETACK no longer sufficed and the WAIT held until the
+/// replica's next periodic ACK (up to 1 s, seen as stalls under `SET` + `WAIT 1`); and a WAIT
+/// that timed out kept the next one from asking at all.
+#[test]
+fn wait_keeps_its_target_when_an_older_ack_wakes_it_and_asks_again_after_a_timeout() {
+    // No replication PING during the test: the stream holds only what the test causes.
+    let master = Proc::tandem("m", &["--repl-ping-replica-period", "3600"]);
+    let mut s = fake_replica(&master, 4646, false);
+    drain_until_online(&master, &mut s, 4646);
+    let mut seen = Vec::new();
+
+    let waiter = set_then_wait(master.con(), "k1", 5000);
+    assert!(
+        read_until(&mut s, &mut seen, GETACK, Duration::from_secs(10)),
+        "a blocked WAIT sent no GETACK"
+    );
+    let target = offset_before_getack(&master);
+    // An ACK from before the write wakes the WAIT, which stays blocked...
+    send_ack(&mut s, target - 1);
+    wait_for("the master to take the older ACK", || {
+        slave_field(&master, 4646, "offset") == (target - 1).to_string()
+    });
+    // ...and the answer to its GETACK releases it, long before its 5 s timeout.
+    send_ack(&mut s, target);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !waiter.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "the answer to the GETACK did not release WAIT 1"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (n, c) = waiter.join().unwrap();
+    assert_eq!(n, 1);
+
+    // A WAIT that times out unanswered...
+    seen.clear();
+    let (n, c) = set_then_wait(c, "k2", 200).join().unwrap();
+    assert_eq!(n, 0);
+    assert!(read_until(
+        &mut s,
+        &mut seen,
+        GETACK,
+        Duration::from_secs(10)
+    ));
+    // ...does not keep the client's next WAIT from asking.
+    seen.clear();
+    let waiter = set_then_wait(c, "k3", 5000);
+    assert!(
+        read_until(&mut s, &mut seen, b"k3", Duration::from_secs(10)),
+        "the write never reached the replica"
+    );
+    assert!(
+        read_until(&mut s, &mut seen, GETACK, Duration::from_secs(3)),
+        "the WAIT after a timed-out one sent no GETACK"
+    );
+    send_ack(&mut s, offset_before_getack(&master));
+    let (n, _) = waiter.join().unwrap();
+    assert_eq!(n, 1);
 }

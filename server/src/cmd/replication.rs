@@ -246,7 +246,8 @@ fn role(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
 }
 
 /// `WAIT numreplicas timeout`: blocks until that many replicas acknowledged the client's
-/// last write, asking them with `REPLCONF GETACK *` once.
+/// last write, asking them with `REPLCONF GETACK *` once. The target is the client's write
+/// offset when it blocked; re-runs after each ACK keep it.
 fn wait(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     if ctx.srv.repl.is_replica() {
         return Err(CmdError::msg(
@@ -269,6 +270,11 @@ fn wait(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     }
     if !ctx.srv.repl.waiters.contains(&id) {
         ctx.srv.repl.waiters.push(id);
+    }
+    // Every WAIT that blocks asks once, as Redis does; a re-run woken by an ACK does not (it
+    // would ask again on every answer). An id left in `waiters` by a WAIT that timed out
+    // must not stop the next one from asking.
+    if ctx.woken_by.is_none() {
         ctx.srv.repl.want_getack = true;
     }
     ctx.block = Some(super::Block {
