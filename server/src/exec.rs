@@ -223,7 +223,8 @@ fn refusal(
     {
         return Some("NOREPLICAS Not enough good replicas to write.".into());
     }
-    if spec.is(flags::DENYOOM) && !srv.make_room(crate::clock::now_ms()) {
+    // The batch's cached clock, as Redis uses its cached mstime: no clock read per write.
+    if spec.is(flags::DENYOOM) && !srv.make_room(srv.now_ms) {
         return Some(CmdError::Oom.text().to_string());
     }
     if writes_denied_by_disk_error(srv) && (spec.is(flags::WRITE) || spec.name == "ping") {
