@@ -7,167 +7,20 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "common/local_mode.rs"]
+mod local_mode;
+
 use std::collections::BTreeSet;
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use local_mode::{Local, connect, info_field};
 use serde_json::Value;
-use tandem_operator::renames::{CommandNames, RENAMED_COMMANDS_KEY};
 
-/// A base port with `n` free ports from it.
-fn free_base(n: u16) -> u16 {
-    loop {
-        let base = TcpListener::bind("127.0.0.1:0")
-            .expect("bind")
-            .local_addr()
-            .expect("addr")
-            .port();
-        if base > 60000 {
-            continue;
-        }
-        if (0..n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-}
-
-/// A running `tandem-operator local`, stopped with SIGINT (its clean shutdown) on drop.
-struct Local {
-    child: Child,
-    dir: PathBuf,
-    status_file: PathBuf,
-    base: u16,
-}
-
-impl Local {
-    fn start(replicas: u16, extra: &[&str]) -> Self {
-        Self::start_hinted(replicas, "64Mi", extra)
-    }
-
-    fn start_hinted(replicas: u16, hint: &str, extra: &[&str]) -> Self {
-        let base = free_base(replicas);
-        let dir =
-            std::env::temp_dir().join(format!("tandem-local-test-{}-{base}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let status_file = dir.join("status.json");
-        let child = Command::new(env!("CARGO_BIN_EXE_tandem-operator"))
-            .args([
-                "local",
-                "--replicas",
-                &replicas.to_string(),
-                "--dataset-size-hint",
-                hint,
-            ])
-            .args(["--base-port", &base.to_string()])
-            .arg("--dir")
-            .arg(dir.join("nodes"))
-            .arg("--status-file")
-            .arg(&status_file)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start tandem-operator local");
-        Self {
-            child,
-            dir,
-            status_file,
-            base,
-        }
-    }
-
-    fn port(&self, node: &str) -> u16 {
-        let i: u16 = node
-            .strip_prefix("node-")
-            .expect("node name")
-            .parse()
-            .expect("ordinal");
-        self.base + i
-    }
-
-    fn status(&self) -> Option<Value> {
-        serde_json::from_slice(&std::fs::read(&self.status_file).ok()?).ok()
-    }
-
-    /// Polls the status file until `check` holds.
-    fn wait_status(
-        &self,
-        what: &str,
-        timeout: Duration,
-        mut check: impl FnMut(&Value) -> bool,
-    ) -> Value {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(s) = self.status()
-                && check(&s)
-            {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; status: {:#}",
-                self.status().unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn wait_ready(&self) -> Value {
-        self.wait_status("Ready", Duration::from_secs(60), |s| {
-            s["phase"] == "Ready"
-                && s["replicas"]
-                    .as_array()
-                    .is_some_and(|r| r.iter().all(|r| r["state"] == "online"))
-        })
-    }
-
-    fn conn(&self, node: &str) -> redis::Connection {
-        connect(self.port(node))
-    }
-
-    /// The names the renamed commands answer to, from the file local mode keeps them in.
-    fn names(&self) -> CommandNames {
-        let text = std::fs::read_to_string(self.dir.join("nodes").join(RENAMED_COMMANDS_KEY))
-            .expect("renamed-commands file");
-        CommandNames::parse(&text).expect("renamed-commands")
-    }
-
-    /// The secret name CONFIG answers to.
-    fn config(&self) -> String {
-        self.names().config().to_owned()
-    }
-}
-
-impl Drop for Local {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-INT")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                let _ = std::fs::remove_dir_all(&self.dir);
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn connect(port: u16) -> redis::Connection {
-    redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-        .expect("client")
-        .get_connection_with_timeout(Duration::from_secs(5))
-        .expect("connect")
-}
+/// How long a set of small nodes may take to be Ready with every replica online.
+const READY: Duration = Duration::from_secs(60);
 
 /// Runs `body` on a thread with a connection to `port` and a flag that asks it to stop.
 fn writer<T: Send + 'static>(
@@ -177,13 +30,6 @@ fn writer<T: Send + 'static>(
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     (stop, std::thread::spawn(move || body(connect(port), &flag)))
-}
-
-fn info_field(conn: &mut redis::Connection, section: &str, field: &str) -> Option<String> {
-    let info: String = redis::cmd("INFO").arg(section).query(conn).ok()?;
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .map(|v| v.trim().to_owned())
 }
 
 /// Pipelined SETs of `value_len`-byte values: `keys` keys named `{prefix}{i}`.
@@ -225,15 +71,6 @@ fn load_values(
     }
 }
 
-fn kill_node(local: &Local, node: &str) {
-    let pid = info_field(&mut local.conn(node), "server", "process_id").expect("process_id");
-    let status = Command::new("kill")
-        .args(["-9", &pid])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-}
-
 fn replica<'a>(status: &'a Value, node: &str) -> &'a Value {
     status["replicas"]
         .as_array()
@@ -244,7 +81,7 @@ fn replica<'a>(status: &'a Value, node: &str) -> &'a Value {
 #[test]
 fn ready_with_every_replica_online_and_the_tuning_on_every_node() {
     let local = Local::start(3, &[]);
-    let status = local.wait_ready();
+    let status = local.wait_ready(READY);
     assert_eq!(status["master"], "node-0", "equal nodes: the first ordinal");
     assert_eq!(status["ready"], "3/3");
     let tuning = &status["replication"];
@@ -342,9 +179,9 @@ fn ready_with_every_replica_online_and_the_tuning_on_every_node() {
 #[test]
 fn a_full_sync_is_reported_from_wait_bgsave_with_progress_to_online() {
     let local = Local::start(3, &[]);
-    local.wait_ready();
+    local.wait_ready(READY);
     load(&mut local.conn("node-0"), "k", 60_000, 1000);
-    kill_node(&local, "node-2");
+    local.kill_node("node-2");
     let started = Instant::now();
     let mut states: Vec<String> = Vec::new();
     let mut progress = BTreeSet::new();
@@ -408,10 +245,10 @@ fn a_full_sync_is_reported_from_wait_bgsave_with_progress_to_online() {
 #[test]
 fn a_disk_full_sync_is_reported_through_wait_bgsave_send_bulk_and_online() {
     let local = Local::start(2, &["--mode", "disk"]);
-    local.wait_ready();
+    local.wait_ready(READY);
     load_incompressible(&mut local.conn("node-0"), "k", 60_000, 1000);
     let old_pid = info_field(&mut local.conn("node-1"), "server", "process_id");
-    kill_node(&local, "node-1");
+    local.kill_node("node-1");
 
     // The restarted replica, frozen as soon as the master reports its sync waiting for
     // the dump.
@@ -490,7 +327,7 @@ fn a_disk_full_sync_is_reported_through_wait_bgsave_send_bulk_and_online() {
 #[test]
 fn a_fast_writer_raises_the_replica_buffer_live() {
     let local = Local::start_hinted(2, "1Gi", &[]);
-    let before = local.wait_ready();
+    let before = local.wait_ready(READY);
     let hard = |s: &Value| -> u64 {
         s["replication"]["clientOutputBufferLimit"]
             .as_str()
@@ -560,7 +397,7 @@ fn a_fast_writer_raises_the_replica_buffer_live() {
 #[test]
 fn failover_after_kill_9_keeps_writes_acknowledged_by_wait_and_the_old_master_rejoins() {
     let local = Local::start(3, &[]);
-    local.wait_ready();
+    local.wait_ready(READY);
     let (stop, writer) = writer(local.port("node-0"), |mut c, stop| {
         let mut acked = Vec::new();
         let mut i = 0u64;
@@ -591,7 +428,7 @@ fn failover_after_kill_9_keeps_writes_acknowledged_by_wait_and_the_old_master_re
         assert!(Instant::now() < deadline, "writes do not flow");
         std::thread::sleep(Duration::from_millis(20));
     }
-    kill_node(&local, "node-0");
+    local.kill_node("node-0");
     let killed = Instant::now();
     let after = local.wait_status("a new master", Duration::from_secs(10), |s| {
         s["master"].as_str().is_some_and(|m| m != "node-0")
@@ -663,7 +500,7 @@ fn failover_after_kill_9_keeps_writes_acknowledged_by_wait_and_the_old_master_re
 fn a_sync_loop_is_detected_and_corrected() {
     // A replica output buffer far too small for the writes during a full sync.
     let local = Local::start(2, &["--client-output-buffer-limit", "64Ki 0 0"]);
-    local.wait_ready();
+    local.wait_ready(READY);
     load(&mut local.conn("node-0"), "k", 30_000, 1000);
     let (stop, writer) = writer(local.port("node-0"), |mut c, stop| {
         let mut i = 0u64;
@@ -679,7 +516,7 @@ fn a_sync_loop_is_detected_and_corrected() {
             let _ = pipe.query::<()>(&mut c);
         }
     });
-    kill_node(&local, "node-1");
+    local.kill_node("node-1");
     let looped = local.wait_status("the SyncLoop condition", Duration::from_secs(120), |s| {
         s["conditions"].as_array().is_some_and(|c| {
             c.iter()
@@ -743,12 +580,12 @@ fn master_port(base: u16, nodes: u16, not: Option<u16>) -> Option<u16> {
 #[test]
 fn a_switchover_under_writes_loses_no_acknowledged_write_and_the_old_master_follows() {
     let local = Local::start(3, &[]);
-    let ready = local.wait_ready();
+    let ready = local.wait_ready(READY);
     let old_master = ready["master"].as_str().expect("master").to_owned();
     let old_port = local.port(&old_master);
     let full_syncs_before: u64 = (0..3)
         .map(|i| {
-            info_field(&mut connect(local.base + i), "stats", "sync_full")
+            info_field(&mut connect(local.base() + i), "stats", "sync_full")
                 .and_then(|v| v.parse::<u64>().ok())
                 .expect("sync_full")
         })
@@ -756,7 +593,7 @@ fn a_switchover_under_writes_loses_no_acknowledged_write_and_the_old_master_foll
 
     // Writes one key at a time, each followed by WAIT 1; on an error (READONLY once the
     // old master follows) it finds the new master and retries the same key there.
-    let base = local.base;
+    let base = local.base();
     let (stop, writer) = writer(old_port, move |mut c, stop| {
         let mut acked: Vec<(String, u16)> = Vec::new();
         let mut port = old_port;
@@ -816,11 +653,7 @@ fn a_switchover_under_writes_loses_no_acknowledged_write_and_the_old_master_foll
     acked_before(20_000);
 
     let asked = Instant::now();
-    let status = Command::new("kill")
-        .args(["-USR1", &local.child.id().to_string()])
-        .status()
-        .expect("kill -USR1");
-    assert!(status.success());
+    local.ask_switchover();
     let after = local.wait_status("a switchover", Duration::from_secs(20), |s| {
         s["lastSwitchover"].is_object()
     });
@@ -830,12 +663,12 @@ fn a_switchover_under_writes_loses_no_acknowledged_write_and_the_old_master_foll
     assert_eq!(record["from"], old_master.as_str(), "{record}");
     assert_ne!(new_master, old_master);
     assert_eq!(
-        master_port(local.base, 3, None),
+        master_port(local.base(), 3, None),
         Some(local.port(&new_master)),
         "the new master is master"
     );
     assert_eq!(
-        master_port(local.base, 3, Some(local.port(&new_master))),
+        master_port(local.base(), 3, Some(local.port(&new_master))),
         None,
         "and the only one"
     );
@@ -880,7 +713,7 @@ fn a_switchover_under_writes_loses_no_acknowledged_write_and_the_old_master_foll
     );
     let full_syncs_after: u64 = (0..3)
         .map(|i| {
-            info_field(&mut connect(local.base + i), "stats", "sync_full")
+            info_field(&mut connect(local.base() + i), "stats", "sync_full")
                 .and_then(|v| v.parse::<u64>().ok())
                 .expect("sync_full")
         })
@@ -908,7 +741,7 @@ fn a_switchover_to_a_replica_that_cannot_catch_up_is_aborted_and_writes_resume()
     use tandem_operator::dataplane::switchover::{SwitchoverError, hand_over};
 
     let local = Local::start(2, &[]);
-    let ready = local.wait_ready();
+    let ready = local.wait_ready(READY);
     let master = ready["master"].as_str().expect("master").to_owned();
     let target = if master == "node-0" {
         "node-1"

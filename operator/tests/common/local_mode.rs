@@ -1,7 +1,10 @@
 //! A running `tandem-operator local` for integration tests: started on free ports in its
 //! own temporary directory, its status file polled with deadlines, its nodes reached over
 //! RESP, stopped with SIGINT (its clean shutdown) on drop. It does not assert anything
-//! about the operator's behaviour; the tests that include it do.
+//! about the operator's behaviour; the tests that include it do. Each test crate uses part
+//! of it.
+
+#![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -9,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tandem_operator::renames::{CommandNames, RENAMED_COMMANDS_KEY};
 
 /// A base port with `n` free ports from it.
 fn free_base(n: u16) -> u16 {
@@ -35,7 +39,12 @@ pub struct Local {
 }
 
 impl Local {
+    /// A set sized for a 64Mi dataset (small buffers and delays, quick syncs).
     pub fn start(replicas: u16, extra: &[&str]) -> Self {
+        Self::start_hinted(replicas, "64Mi", extra)
+    }
+
+    pub fn start_hinted(replicas: u16, hint: &str, extra: &[&str]) -> Self {
         let base = free_base(replicas);
         let dir =
             std::env::temp_dir().join(format!("tandem-local-test-{}-{base}", std::process::id()));
@@ -47,7 +56,7 @@ impl Local {
                 "--replicas",
                 &replicas.to_string(),
                 "--dataset-size-hint",
-                "64Mi",
+                hint,
             ])
             .args(["--base-port", &base.to_string()])
             .arg("--dir")
@@ -70,6 +79,23 @@ impl Local {
 
     pub fn port(&self, node: &str) -> u16 {
         node_port(self.base, node)
+    }
+
+    /// The port of node-0; node i listens on `base() + i`.
+    pub fn base(&self) -> u16 {
+        self.base
+    }
+
+    /// The names the renamed commands answer to, from the file local mode keeps them in.
+    pub fn names(&self) -> CommandNames {
+        let text = std::fs::read_to_string(self.dir.join("nodes").join(RENAMED_COMMANDS_KEY))
+            .expect("renamed-commands file");
+        CommandNames::parse(&text).expect("renamed-commands")
+    }
+
+    /// The secret name CONFIG answers to.
+    pub fn config(&self) -> String {
+        self.names().config().to_owned()
     }
 
     /// What a writer thread needs to find the current master without borrowing `self`.
@@ -124,11 +150,12 @@ impl Local {
     /// `kill -9` of a node's server process (its pid read from INFO).
     pub fn kill_node(&self, node: &str) {
         let pid = info_field(&mut self.conn(node), "server", "process_id").expect("process_id");
-        let status = Command::new("kill")
-            .args(["-9", &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success());
+        signal("-9", &pid);
+    }
+
+    /// SIGUSR1 to the operator: a planned switchover to the most advanced replica.
+    pub fn ask_switchover(&self) {
+        signal("-USR1", &self.child.id().to_string());
     }
 }
 
@@ -166,6 +193,14 @@ impl MasterFinder {
         let port = node_port(self.base, &node);
         Some((node, port))
     }
+}
+
+fn signal(signal: &str, pid: &str) {
+    let status = Command::new("kill")
+        .args([signal, pid])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill {signal} {pid}");
 }
 
 fn read_status(file: &std::path::Path) -> Option<Value> {
