@@ -4,8 +4,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use tandem_server::config::Config;
-use tandem_server::persistence::convert::LoadLimits;
-use tandem_server::replication::transfer::load_rdb;
+use tandem_server::rdb::convert::LoadLimits;
+use tandem_server::replication::loader::load_rdb;
 
 fuzz_target!(|data: &[u8]| {
     let limits = LoadLimits::from_config(&Config::default());

@@ -6,10 +6,10 @@
 
 use libfuzzer_sys::fuzz_target;
 use tandem_server::config::Config;
-use tandem_server::persistence::convert::LoadLimits;
+use tandem_server::rdb::convert::LoadLimits;
 use tandem_server::protocol::{Parser, ProtoLimits};
 use tandem_server::replication::framing::{self, Payload, PsyncReply};
-use tandem_server::replication::transfer::load_rdb;
+use tandem_server::replication::loader::load_rdb;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&ctl, input)) = data.split_first() else {

@@ -8,9 +8,10 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use crate::config::Config;
-use crate::net::{self, Shared};
+use crate::net;
+use crate::state::Shared;
 use crate::persistence::{load, save};
-use crate::server::Server;
+use crate::state::Server;
 
 /// Builds the configuration from the optional file and `--name value...` flags; a flag's
 /// value runs until the next `--`.

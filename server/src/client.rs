@@ -102,9 +102,9 @@ pub struct Client {
     /// Master offset after this client's last command (WAIT's target).
     pub woff: u64,
     /// What REPLCONF told us, for a client about to become a replica.
-    pub repl_conf: crate::replication::master::ReplConf,
+    pub repl_conf: ReplConf,
     /// SYNC/PSYNC received: the connection hands its socket to the replication link.
-    pub sync_request: Option<crate::replication::master::SyncRequest>,
+    pub sync_request: Option<SyncRequest>,
     pub shard_channels: HashSet<Vec<u8>>,
 }
 
@@ -224,4 +224,22 @@ impl Client {
         }
         info.flags = f;
     }
+}
+
+/// What the replica said about itself with REPLCONF before SYNC/PSYNC.
+#[derive(Debug, Clone, Default)]
+pub struct ReplConf {
+    pub listening_port: u16,
+    pub ip_address: Option<String>,
+    pub capa_eof: bool,
+    pub capa_psync2: bool,
+    /// `REPLCONF rdb-only 1` (`redis-cli --rdb`): closed once the RDB is sent.
+    pub rdb_only: bool,
+}
+
+/// A SYNC or PSYNC request: the connection becomes a replica link after the command.
+#[derive(Debug, Clone)]
+pub struct SyncRequest {
+    /// PSYNC's replid and offset; `None` for SYNC (no `+FULLRESYNC` line, no ACKs).
+    pub psync: Option<(String, String)>,
 }

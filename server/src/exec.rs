@@ -5,10 +5,11 @@
 //! It never touches sockets: waiting (blocked, paused) is the connection's job.
 
 use crate::client::{Client, OwnedArgs};
-use crate::cmd::{self, Block, CmdError, Ctx, Propagate, Spec, flags};
+use crate::cmd::{self, CmdError, Ctx, Propagate, Spec, flags};
 use crate::keyspace::SmallBytes;
 use crate::protocol::{Args, Protocol, Reply};
-use crate::server::Server;
+use crate::state::Server;
+use crate::state::blocking::Block;
 use std::borrow::Cow;
 
 /// What the connection must do after a command.
@@ -204,7 +205,7 @@ fn refusal(
         return Some("READONLY You can't write against a read only replica.".into());
     }
     if let Some(m) = srv.repl.master.as_ref()
-        && m.state != crate::replication::replica::LinkState::Connected
+        && m.state != crate::state::replication::master_link::LinkState::Connected
         && !srv.config.replica_serve_stale_data
         && !spec.is(flags::STALE)
     {

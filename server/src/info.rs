@@ -1,11 +1,9 @@
 //! INFO: sections and field names as Redis 7.0 prints them, so dashboards, exporters and the
 //! operator read ours unchanged.
 
-use crate::server::Server;
+use crate::REDIS_VERSION;
+use crate::state::Server;
 use std::fmt::Write as _;
-
-/// The Redis version we answer as (HELLO, INFO): clients gate features on it.
-pub const REDIS_VERSION: &str = "7.0.15";
 
 const DEFAULT_SECTIONS: &[&str] = &[
     "server",
@@ -410,7 +408,7 @@ fn replication(srv: &Server, out: &mut String) {
     let now = crate::clock::now_ms();
     let secs = |ms: u64| now.saturating_sub(ms) / 1000;
     if let Some(m) = &r.master {
-        use crate::replication::replica::LinkState;
+        use crate::state::replication::master_link::LinkState;
         let up = m.state == LinkState::Connected;
         field!(out, "role", "slave");
         field!(out, "master_host", m.host);
@@ -465,7 +463,7 @@ fn replication(srv: &Server, out: &mut String) {
         field!(out, "min_slaves_good_slaves", r.good_replicas(lag));
     }
     for (i, l) in r.replicas.iter().enumerate() {
-        use crate::replication::master::ReplicaState;
+        use crate::state::replication::replicas::ReplicaState;
         let lag = if l.state.get() == ReplicaState::Online {
             secs(l.ack_ms.get())
         } else {

@@ -8,6 +8,10 @@
 //! owns sockets and the cron; [`blocking`] parks and serves clients blocked on keys;
 //! [`config`] the directive table; [`server`] the shared state; [`cli`] the command line.
 
+/// The Redis version we answer as (HELLO, INFO, the RDB's `redis-ver`): clients gate features
+/// on it.
+pub const REDIS_VERSION: &str = "7.0.15";
+
 pub mod blocking;
 pub mod cli;
 pub mod client;
@@ -18,12 +22,14 @@ pub mod exec;
 pub mod glob;
 pub mod info;
 pub mod keyspace;
+pub mod longdouble;
 pub mod log;
 pub mod memory;
 pub mod net;
 pub mod persistence;
 pub mod protocol;
+pub mod rdb;
 pub mod pubsub;
 pub mod replication;
-pub mod server;
 pub mod slowlog;
+pub mod state;

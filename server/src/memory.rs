@@ -67,7 +67,7 @@ pub fn peak(current: u64) -> u64 {
 }
 
 /// `used_memory` when the server finished starting (INFO `used_memory_startup`): the first
-/// reading taken, which [`crate::server::Server::new`] forces.
+/// reading taken, which [`crate::state::Server::new`] forces.
 pub fn startup() -> u64 {
     thread_local!(static STARTUP: Cell<u64> = const { Cell::new(0) });
     STARTUP.with(|s| {

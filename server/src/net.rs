@@ -11,18 +11,15 @@ use crate::blocking;
 use crate::client::{Client, ClientShared, OwnedArgs};
 use crate::exec::{self, Outcome};
 use crate::protocol::{Parser, ProtoLimits, Reply};
-use crate::server::Server;
-use std::cell::RefCell;
+use crate::state::{Server, Shared};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::rc::Rc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info};
 
-pub type Shared = Rc<RefCell<Server>>;
 
 /// Accepts connections until SHUTDOWN.
 pub async fn serve(state: Shared, listeners: Vec<TcpListener>) {

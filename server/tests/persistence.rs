@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use tandem_server::persistence::rdb::{Aux, Item, RdbReader, RdbValue, RdbWriter, WriterOptions};
+use tandem_server::rdb::{Aux, Item, RdbReader, RdbValue, RdbWriter, WriterOptions};
 use tandem_testkit::redis_available;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tandem-server");

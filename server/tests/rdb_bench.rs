@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::time::Instant;
 
-use tandem_server::persistence::rdb::{Aux, Item, RdbReader, RdbValue, RdbWriter, WriterOptions};
+use tandem_server::rdb::{Aux, Item, RdbReader, RdbValue, RdbWriter, WriterOptions};
 
 /// One block of values (~20 MB) written ten times under different key prefixes: strings of
 /// 100 bytes, YCSB-shaped hashes, lists, sets and sorted sets.

@@ -10,7 +10,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;
-use tandem_server::persistence::rdb::{Item, RdbError, RdbReader, RdbValue};
+use tandem_server::rdb::{Item, RdbError, RdbReader, RdbValue};
 
 fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rdb")

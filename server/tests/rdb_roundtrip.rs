@@ -9,7 +9,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
-use tandem_server::persistence::rdb::{
+use tandem_server::rdb::{
     Aux, Item, RdbEntry, RdbError, RdbReader, RdbValue, RdbWriter, WriterOptions,
 };
 
@@ -484,10 +484,10 @@ fn allocation_bound(len: usize) -> u64 {
 /// Loads `bytes` the way a replica loads a full sync (reader, conversion into keyspace
 /// values, duplicate-key check), asserting bounded allocation; returns whether it loaded.
 fn replica_load_bounded(bytes: &[u8]) -> bool {
-    use tandem_server::persistence::convert::LoadLimits;
+    use tandem_server::rdb::convert::LoadLimits;
     let limits = LoadLimits::from_config(&tandem_server::config::Config::default());
     let before = allocated_by_this_thread();
-    let result = tandem_server::replication::transfer::load_rdb(bytes, 16, limits);
+    let result = tandem_server::replication::loader::load_rdb(bytes, 16, limits);
     let ok = result.is_ok();
     drop(result);
     let used = allocated_by_this_thread() - before;

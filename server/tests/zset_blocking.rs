@@ -9,7 +9,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 use tandem_server::config::Config;
-use tandem_server::{net, server::Server};
+use tandem_server::{net, state::Server};
 
 /// Starts a server on an ephemeral port in a background thread.
 fn start() -> SocketAddr {

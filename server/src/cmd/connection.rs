@@ -236,7 +236,7 @@ fn hello(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     ctx.reply.bulk(b"server");
     ctx.reply.bulk(b"redis");
     ctx.reply.bulk(b"version");
-    ctx.reply.bulk(crate::info::REDIS_VERSION.as_bytes());
+    ctx.reply.bulk(crate::REDIS_VERSION.as_bytes());
     ctx.reply.bulk(b"proto");
     ctx.reply.int(if proto == Protocol::Resp3 { 3 } else { 2 });
     ctx.reply.bulk(b"id");

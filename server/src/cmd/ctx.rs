@@ -6,30 +6,8 @@ use super::CmdError;
 use crate::client::Client;
 use crate::keyspace::{Db, Entry, SmallBytes, Value};
 use crate::protocol::Reply;
-use crate::server::Server;
-
-/// A request to block the client until one of `keys` is written or `timeout_ms` passes
-/// (0 = forever). The command is executed again when woken.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Block {
-    pub keys: Vec<SmallBytes>,
-    pub timeout_ms: u64,
-    /// What the client gets when the timeout passes.
-    pub on_timeout: TimeoutReply,
-}
-
-/// The reply of a blocking command that timed out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimeoutReply {
-    /// `*-1` (`_` in RESP3). Redis 7.0 times out every key-blocking command this way,
-    /// BLMOVE and BRPOPLPUSH included (they reply `$-1` only when they may not block, inside
-    /// MULTI).
-    NullArray,
-    /// `$-1` (`_` in RESP3).
-    Null,
-    /// WAIT: the number of replicas that acknowledged this offset by then.
-    Acked(u64),
-}
+use crate::state::Server;
+use crate::state::blocking::Block;
 
 /// What a write command sends to replicas.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

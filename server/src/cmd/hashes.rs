@@ -277,7 +277,7 @@ fn hincrby(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 }
 
 fn hincrbyfloat(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
-    let by = super::longdouble::parse(args.get(3)).ok_or(CmdError::NotFloat)?;
+    let by = crate::longdouble::parse(args.get(3)).ok_or(CmdError::NotFloat)?;
     if !by.is_finite() {
         return Err(CmdError::msg("ERR value is NaN or Infinity"));
     }
@@ -287,9 +287,9 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         unreachable!("created when missing")
     };
     let cur = match h.get(field) {
-        Some(v) => super::longdouble::parse(v)
+        Some(v) => crate::longdouble::parse(v)
             .ok_or_else(|| CmdError::msg("ERR hash value is not a float"))?,
-        None => super::longdouble::LongDouble::ZERO,
+        None => crate::longdouble::LongDouble::ZERO,
     };
     let new = cur + by;
     if !new.is_finite() {
@@ -466,7 +466,7 @@ pub(super) mod tests {
     use crate::client::Client;
     use crate::config::Config;
     use crate::protocol::Args;
-    use crate::server::Server;
+    use crate::state::Server;
 
     /// Runs commands on a fresh server with the replication feed attached; returns the replies
     /// and the stream.

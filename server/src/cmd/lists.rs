@@ -9,8 +9,9 @@
 //! ready. Replication follows Redis 7.0: a served BLPOP/BRPOP is propagated as LPOP/RPOP,
 //! BLMOVE/BRPOPLPUSH as LMOVE/RPOPLPUSH, LMPOP/BLMPOP as LPOP/RPOP with a count.
 
-use super::{Block, CmdError, CmdResult, Ctx, Spec, TimeoutReply, eq, flags::*, int_arg, spec};
+use super::{CmdError, CmdResult, Ctx, Spec, eq, flags::*, int_arg, spec};
 use crate::keyspace::{End, List, SmallBytes, Value};
+use crate::state::blocking::{Block, TimeoutReply};
 use crate::protocol::Args;
 
 pub static COMMANDS: &[Spec] = &[

@@ -13,7 +13,6 @@ mod ctx;
 mod hashes;
 mod keys;
 mod lists;
-mod longdouble;
 mod names;
 mod persistence;
 mod pubsub;
@@ -23,7 +22,7 @@ mod sets;
 mod strings;
 mod zset;
 
-pub use ctx::{Block, Ctx, Propagate, TimeoutReply};
+pub use ctx::{Ctx, Propagate};
 pub use names::CommandNames;
 
 use crate::protocol::Args;

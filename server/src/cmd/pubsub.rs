@@ -356,7 +356,7 @@ mod tests {
     use crate::config::Config;
     use crate::exec::{self, Outcome};
     use crate::protocol::Args;
-    use crate::server::Server;
+    use crate::state::Server;
 
     /// Runs one command through the executor and returns what the client would read.
     fn run(srv: &mut Server, client: &mut Client, argv: &[&str]) -> Vec<u8> {

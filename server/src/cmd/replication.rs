@@ -2,10 +2,11 @@
 //! SLAVEOF, ROLE and WAIT. Handlers only record requests and read state: the sockets and the
 //! state machines live in `crate::replication`.
 
-use super::{CmdError, CmdResult, Ctx, Spec, TimeoutReply, eq, flags::*, int_arg, spec};
+use super::{CmdError, CmdResult, Ctx, Spec, eq, flags::*, int_arg, spec};
 use crate::protocol::Args;
-use crate::replication::master::SyncRequest;
-use crate::replication::replica::{LinkState, MasterLink};
+use crate::state::blocking::{Block, TimeoutReply};
+use crate::client::SyncRequest;
+use crate::state::replication::master_link::{LinkState, MasterLink};
 use tracing::info;
 
 pub static COMMANDS: &[Spec] = &[
@@ -231,7 +232,7 @@ fn role(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
                 .repl
                 .replicas
                 .iter()
-                .filter(|l| l.state.get() == crate::replication::master::ReplicaState::Online)
+                .filter(|l| l.state.get() == crate::state::replication::replicas::ReplicaState::Online)
                 .collect();
             ctx.reply.array(online.len());
             for l in online {
@@ -277,7 +278,7 @@ fn wait(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     if ctx.woken_by.is_none() {
         ctx.srv.repl.want_getack = true;
     }
-    ctx.block = Some(super::Block {
+    ctx.block = Some(Block {
         keys: Vec::new(),
         timeout_ms: timeout as u64,
         on_timeout: TimeoutReply::Acked(target),

@@ -98,7 +98,7 @@ fn config(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     } else if eq(sub, "set") {
         config_set(ctx, args)?;
     } else if eq(sub, "resetstat") {
-        ctx.srv.stats = crate::server::Stats::default();
+        ctx.srv.stats = crate::state::Stats::default();
         ctx.reply.ok();
     } else if eq(sub, "rewrite") {
         ctx.srv

@@ -504,10 +504,10 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let key = args.get(1);
     // Redis checks the stored value first, then the increment; both in long double.
     let cur = match ctx.get_str(key)? {
-        Some(s) => super::longdouble::parse(s).ok_or(CmdError::NotFloat)?,
-        None => super::longdouble::LongDouble::ZERO,
+        Some(s) => crate::longdouble::parse(s).ok_or(CmdError::NotFloat)?,
+        None => crate::longdouble::LongDouble::ZERO,
     };
-    let by = super::longdouble::parse(args.get(2)).ok_or(CmdError::NotFloat)?;
+    let by = crate::longdouble::parse(args.get(2)).ok_or(CmdError::NotFloat)?;
     let new = cur + by;
     if !new.is_finite() {
         return Err(CmdError::msg("ERR increment would produce NaN or Infinity"));

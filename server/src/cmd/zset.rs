@@ -6,9 +6,10 @@
 //! [`crate::keyspace::zset`]; this module never looks inside it.
 
 use super::keys::{parse_cursor, scan_options};
-use super::{Block, CmdError, CmdResult, Ctx, Spec, TimeoutReply, eq, flags::*, int_arg, spec};
+use super::{CmdError, CmdResult, Ctx, Spec, eq, flags::*, int_arg, spec};
 use crate::keyspace::zset::{PackLimits, ZSet};
 use crate::keyspace::{Db, SmallBytes, Value};
+use crate::state::blocking::{Block, TimeoutReply};
 use crate::protocol::{Args, Reply};
 use std::collections::HashMap;
 

@@ -13,25 +13,15 @@ use std::time::Instant;
 
 use tracing::{info, warn};
 
-use super::convert::{LoadLimits, from_rdb};
-use super::rdb::{Item, RdbError, RdbReader};
+use crate::rdb::convert::{LoadLimits, from_rdb};
+use crate::rdb::{Item, RdbError, RdbReader};
 use crate::keyspace::{Entry, SmallBytes};
-use crate::net::Shared;
-use crate::server::Server;
+use crate::state::Shared;
+use crate::state::Server;
+use crate::state::persistence::Loading;
 
 /// Items loaded between two yields to the clients.
 const BATCH: usize = 1024;
-
-/// Progress of the load in progress (INFO persistence's `loading_*` fields).
-#[derive(Debug, Clone)]
-pub struct Loading {
-    pub start_unix: u64,
-    pub started: Instant,
-    pub total_bytes: u64,
-    pub loaded_bytes: u64,
-    /// `used-mem` from the dump's AUX fields.
-    pub rdb_used_mem: u64,
-}
 
 /// Why the dump was refused.
 #[derive(Debug, thiserror::Error)]

@@ -22,17 +22,17 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::thread::JoinHandle;
+use std::sync::mpsc::{Receiver, TrySendError, sync_channel};
 use std::time::Instant;
 
 use tokio::sync::{Notify, oneshot};
 use tracing::{info, warn};
 
-use super::producer::{RdbProducer, SnapshotLost};
-use super::rdb::{Aux, ChecksumWriter, RdbError};
-use crate::net::Shared;
-use crate::server::Server;
+use crate::rdb::producer::RdbProducer;
+use crate::rdb::{Aux, ChecksumWriter};
+use crate::state::Shared;
+use crate::state::Server;
+use crate::state::persistence::{BgSave, Chunk, SaveError};
 
 /// Slots the walker visits per step of a background save.
 pub const STEP_SLOTS: u32 = 16 * 1024;
@@ -43,56 +43,6 @@ const CHANNEL_CHUNKS: usize = 8;
 /// After a failed BGSAVE, save points wait this long before trying again (Redis's
 /// CONFIG_BGSAVE_RETRY_DELAY).
 pub const BGSAVE_RETRY_DELAY_S: u64 = 5;
-
-/// Why a save failed; the texts follow Redis's log lines.
-#[derive(Debug, thiserror::Error)]
-pub enum SaveError {
-    #[error(
-        "Failed opening the temp RDB file {tmp} (in server root dir {dir}) for saving: {source}"
-    )]
-    Open {
-        tmp: String,
-        dir: String,
-        source: std::io::Error,
-    },
-    #[error("Write error saving DB on disk: {}", strerror(.0))]
-    Write(#[source] std::io::Error),
-    #[error(
-        "Error moving temp DB file {tmp} on the final destination {dest} (in server root dir {dir}): {source}"
-    )]
-    Rename {
-        tmp: String,
-        dest: String,
-        dir: String,
-        source: std::io::Error,
-    },
-    #[error("Failed to fsync directory while saving DB: {}", strerror(.0))]
-    FsyncDir(#[source] std::io::Error),
-    #[error("{0}")]
-    Snapshot(#[from] SnapshotLost),
-    #[error("the save was aborted")]
-    Aborted,
-    #[error("the RDB writer thread stopped unexpectedly")]
-    WriterGone,
-}
-
-/// An I/O error as C's `strerror` words it (Redis's logs), without Rust's " (os error N)".
-fn strerror(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match text.rfind(" (os error ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
-}
-
-impl From<RdbError> for SaveError {
-    fn from(e: RdbError) -> Self {
-        match e {
-            RdbError::Write(io) => SaveError::Write(io),
-            other => SaveError::Write(std::io::Error::other(other.to_string())),
-        }
-    }
-}
 
 /// The dump file being written: a temp file renamed over the dump only when complete.
 struct DumpFile {
@@ -174,12 +124,6 @@ fn absolute(dir: &Path) -> String {
         .to_string()
 }
 
-/// A chunk for the writer thread; `last` closes the stream.
-struct Chunk {
-    bytes: Vec<u8>,
-    last: bool,
-}
-
 /// Where a save writes.
 struct Target {
     dir: String,
@@ -235,7 +179,7 @@ fn writer_thread(
 /// The AUX fields Redis 7.0 writes, with this server's replication identity.
 pub fn aux_fields(srv: &Server) -> Aux {
     Aux {
-        redis_ver: Some(crate::info::REDIS_VERSION.to_string()),
+        redis_ver: Some(crate::REDIS_VERSION.to_string()),
         redis_bits: Some(64),
         ctime: Some((crate::clock::now_ms() / 1000) as i64),
         used_mem: Some(crate::memory::used_memory() as i64),
@@ -301,51 +245,6 @@ fn save_inner(srv: &mut Server) -> Result<(), SaveError> {
     drop(tx);
     let written = thread.join().unwrap_or(Err(SaveError::WriterGone));
     res.and(written.map(|_| ()))
-}
-
-/// A background save in progress.
-pub struct BgSave {
-    id: u64,
-    producer: RdbProducer,
-    pub started: Instant,
-    dirty_before: u64,
-    tx: Option<SyncSender<Chunk>>,
-    /// A chunk the full channel did not take yet.
-    pending: Option<Chunk>,
-    space: Arc<Notify>,
-    result: Option<oneshot::Receiver<Result<u64, SaveError>>>,
-    thread: Option<JoinHandle<()>>,
-    /// The replication id and offset at the snapshot instant, when the backlog was
-    /// recording the stream then: a replica attaching to this save gets them in
-    /// `+FULLRESYNC` and the stream from that offset out of the backlog. `None` (no backlog,
-    /// or started inside EXEC): the stream after the offset would not match the snapshot,
-    /// so no replica can attach.
-    start: Option<(String, u64)>,
-}
-
-impl std::fmt::Debug for BgSave {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BgSave").field("id", &self.id).finish()
-    }
-}
-
-impl BgSave {
-    /// (keys processed, keys total) of the snapshot.
-    pub fn progress(&self, ks: &crate::keyspace::Keyspace) -> (u64, u64) {
-        self.producer.progress(ks)
-    }
-
-    /// This save's number (`rdb_saves` when it started), matched against
-    /// [`super::Persistence::last_job`].
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
-    /// The replication id and offset the snapshot was taken at, if the backlog holds the
-    /// stream since.
-    pub fn start(&self) -> Option<(&str, u64)> {
-        self.start.as_ref().map(|(id, off)| (id.as_str(), *off))
-    }
 }
 
 /// Why BGSAVE did not start.
@@ -615,7 +514,7 @@ pub fn prepare_shutdown(srv: &mut Server, opts: ShutdownOptions) -> Result<(), S
 /// and resynchronize later).
 pub fn kill_rdb_child(srv: &mut Server) {
     kill_bgsave(srv);
-    crate::replication::fanout::abort(srv);
+    srv.abort_transfer();
 }
 
 /// FLUSHALL's persistence side, as Redis 7.0: a running BGSAVE or diskless transfer is
@@ -631,13 +530,6 @@ pub fn after_flushall(srv: &mut Server) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn io_errors_read_like_strerror() {
-        let e = std::io::Error::from_raw_os_error(2);
-        assert_eq!(strerror(&e), "No such file or directory");
-        assert_eq!(strerror(&std::io::Error::other("plain")), "plain");
-    }
 
     #[test]
     fn a_failed_commit_keeps_the_previous_dump() {

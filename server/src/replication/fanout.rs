@@ -16,123 +16,17 @@
 //! This module must not write to sockets (the link tasks in `master.rs` do, with the
 //! framing), nor decide partial resyncs.
 
-use super::master::Link;
-use crate::net::Shared;
-use crate::persistence::producer::RdbProducer;
-use crate::persistence::rdb::ChecksumWriter;
+use crate::state::replication::replicas::Link;
+use crate::state::replication::transfer::{Outcome, QUEUE_CHUNKS, Target, Transfer};
+use crate::state::Shared;
+use crate::rdb::producer::RdbProducer;
+use crate::rdb::ChecksumWriter;
 use crate::persistence::save;
-use crate::server::Server;
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use crate::state::Server;
+use std::cell::RefCell;
 use std::rc::Rc;
 use tokio::sync::Notify;
 use tracing::{info, warn};
-
-/// Chunks (of about `save::STEP_BYTES`) a replica may have queued before the producer
-/// waits for it.
-pub const QUEUE_CHUNKS: usize = 8;
-
-/// How one replica's part of a transfer ended, as its link task sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// More chunks will come.
-    Running,
-    /// Every chunk (trailer and EOF mark included) is queued.
-    Complete,
-    /// The transfer was aborted or failed: the replica must be dropped.
-    Failed,
-}
-
-/// One replica's view of the transfer.
-#[derive(Debug)]
-pub struct Target {
-    queue: RefCell<VecDeque<Rc<Vec<u8>>>>,
-    outcome: Cell<Outcome>,
-    /// The link gave up (socket error, timeout, kill): the driver no longer waits for it.
-    dropped: Cell<bool>,
-    /// Wakes the link task when a chunk is queued or the outcome changes.
-    pub ready: Notify,
-}
-
-impl Target {
-    fn new() -> Self {
-        Target {
-            queue: RefCell::new(VecDeque::new()),
-            outcome: Cell::new(Outcome::Running),
-            dropped: Cell::new(false),
-            ready: Notify::new(),
-        }
-    }
-
-    /// The next chunk to write, telling the driver there is room again.
-    pub fn pop(&self, transfer: &Transfer) -> Option<Rc<Vec<u8>>> {
-        let c = self.queue.borrow_mut().pop_front();
-        if c.is_some() {
-            transfer.space.notify_one();
-        }
-        c
-    }
-
-    pub fn outcome(&self) -> Outcome {
-        self.outcome.get()
-    }
-
-    /// The link stops taking part; the others continue without waiting for it.
-    pub fn drop_out(&self, transfer: &Transfer) {
-        self.dropped.set(true);
-        self.queue.borrow_mut().clear();
-        transfer.space.notify_one();
-    }
-
-    fn push(&self, chunk: &Rc<Vec<u8>>) {
-        self.queue.borrow_mut().push_back(chunk.clone());
-        self.ready.notify_one();
-    }
-
-    fn end(&self, outcome: Outcome) {
-        self.outcome.set(outcome);
-        self.ready.notify_one();
-    }
-}
-
-/// A running socket-target transfer.
-pub struct Transfer {
-    pub replid: String,
-    /// The master offset at the snapshot instant (`+FULLRESYNC`).
-    pub offset: u64,
-    /// The `$EOF:` mark.
-    pub mark: String,
-    targets: RefCell<Vec<Rc<Target>>>,
-    /// The stream source; taken by the driver at the end or by [`abort`].
-    producer: RefCell<Option<RdbProducer>>,
-    /// Wakes the driver when a queue has room again or a replica dropped out.
-    space: Notify,
-}
-
-impl std::fmt::Debug for Transfer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Transfer")
-            .field("offset", &self.offset)
-            .field("targets", &self.targets.borrow().len())
-            .finish()
-    }
-}
-
-impl Transfer {
-    /// Keys encoded so far and keys in the snapshot, while it runs.
-    pub fn progress(&self, ks: &crate::keyspace::Keyspace) -> Option<(u64, u64)> {
-        Some(self.producer.borrow().as_ref()?.progress(ks))
-    }
-
-    fn live(&self) -> Vec<Rc<Target>> {
-        self.targets
-            .borrow()
-            .iter()
-            .filter(|t| !t.dropped.get())
-            .cloned()
-            .collect()
-    }
-}
 
 /// Whether waiting socket-target replicas should start a transfer now
 /// (`shouldStartChildReplication`): `waiting` replicas, the oldest waiting for `max_idle_ms`.
@@ -195,7 +89,7 @@ fn begin(srv: &mut Server, waiting: &[Rc<Link>]) -> Rc<Transfer> {
     let transfer = Rc::new(Transfer {
         replid: srv.repl.ids.replid.clone(),
         offset,
-        mark: super::ids::random_hex40(),
+        mark: crate::state::replication::ids::random_hex40(),
         targets: RefCell::new(Vec::new()),
         producer: RefCell::new(Some(producer)),
         space: Notify::new(),
@@ -207,38 +101,6 @@ fn begin(srv: &mut Server, waiting: &[Rc<Link>]) -> Rc<Transfer> {
     }
     srv.repl.transfer = Some(transfer.clone());
     transfer
-}
-
-/// Ends the transfer's snapshot (if still running) and frees the single snapshot.
-fn release(srv: &mut Server, transfer: &Rc<Transfer>) {
-    if let Some(p) = transfer.producer.borrow_mut().take()
-        && !p.is_done()
-    {
-        p.abort(&mut srv.keyspace);
-    }
-    if srv
-        .repl
-        .transfer
-        .as_ref()
-        .is_some_and(|t| Rc::ptr_eq(t, transfer))
-    {
-        srv.repl.transfer = None;
-        srv.persistence.repl_snapshot = false;
-    }
-}
-
-/// Kills the running transfer, if any (Redis's `killRDBChild` with a socket child): the
-/// snapshot ends now and every replica of the transfer is dropped.
-pub fn abort(srv: &mut Server) {
-    let Some(transfer) = srv.repl.transfer.clone() else {
-        return;
-    };
-    warn!("Background transfer terminated by signal 10");
-    release(srv, &transfer);
-    for t in transfer.targets.borrow().iter() {
-        t.end(Outcome::Failed);
-    }
-    transfer.space.notify_one();
 }
 
 /// Steps the producer while every live replica has room, fanning each chunk out.
@@ -253,7 +115,7 @@ async fn drive(state: Shared, transfer: Rc<Transfer>) {
         }
         if live.is_empty() {
             warn!("Diskless rdb transfer, last replica dropped, killing fork child.");
-            release(&mut state.borrow_mut(), &transfer);
+            state.borrow_mut().release_transfer(&transfer);
             return;
         }
         if live.iter().any(|t| t.queue.borrow().len() >= QUEUE_CHUNKS) {
@@ -283,7 +145,7 @@ async fn drive(state: Shared, transfer: Rc<Transfer>) {
             Ok(stepped) => stepped,
             Err(e) => {
                 warn!("Background transfer error: {e}");
-                release(&mut state.borrow_mut(), &transfer);
+                state.borrow_mut().release_transfer(&transfer);
                 for t in transfer.targets.borrow().iter() {
                     t.end(Outcome::Failed);
                 }
@@ -315,7 +177,7 @@ async fn drive(state: Shared, transfer: Rc<Transfer>) {
                 "Diskless rdb transfer, done reading from pipe, {} replicas still up.",
                 live.len()
             );
-            release(&mut state.borrow_mut(), &transfer);
+            state.borrow_mut().release_transfer(&transfer);
             info!("Background RDB transfer terminated with success");
             for t in &live {
                 t.end(Outcome::Complete);

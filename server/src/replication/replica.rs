@@ -8,95 +8,18 @@
 //! bytes, proxied verbatim to sub-replicas so offsets are identical along a chain.
 
 use super::framing::{self, Framing, FramingError, Payload, PsyncReply};
-use super::transfer;
+use super::loader;
 use crate::client::Client;
+use crate::state::replication::master_link::LinkState;
 use crate::exec;
-use crate::net::Shared;
-use crate::persistence::load::Loading;
+use crate::state::Shared;
+use crate::state::persistence::Loading;
 use crate::protocol::{Parser, ProtoLimits};
 use std::io::Write as _;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::task::AbortHandle;
 use tracing::{info, warn};
-
-/// The phase of the link to the master (Redis's `repl_state`, handshake states merged).
-///
-/// Transitions: `Connect` -> `Connecting` (TCP connect) -> `Handshake` (PING, AUTH,
-/// REPLCONF listening-port / ip-address / capa, PSYNC) -> `Transfer` (`+FULLRESYNC`: the RDB
-/// is received and loaded) -> `Connected` (streaming); `+CONTINUE` goes from `Handshake`
-/// straight to `Connected`.
-///
-/// Cancellation: any error, EOF or `repl-timeout` without data returns to `Connect` (the
-/// history is kept so the next PSYNC can continue; a failed transfer leaves the old dataset
-/// in place) and a new attempt follows after a backoff; `REPLICAOF NO ONE` or a new
-/// `REPLICAOF` aborts the task in whatever phase it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkState {
-    Connect,
-    Connecting,
-    Handshake,
-    Transfer,
-    Connected,
-}
-
-impl LinkState {
-    /// The state ROLE reports.
-    pub fn role_name(self) -> &'static str {
-        match self {
-            LinkState::Connect => "connect",
-            LinkState::Connecting => "connecting",
-            LinkState::Handshake => "handshake",
-            LinkState::Transfer => "sync",
-            LinkState::Connected => "connected",
-        }
-    }
-}
-
-/// This server's master, while it is a replica.
-#[derive(Debug)]
-pub struct MasterLink {
-    pub host: String,
-    pub port: u16,
-    pub state: LinkState,
-    pub task: Option<AbortHandle>,
-    /// Whether our replid and offset describe a history the master may continue (cached
-    /// master): false only for a fresh server, which asks `PSYNC ? -1`.
-    pub cached: bool,
-    /// Bytes read from the master's stream (`slave_read_repl_offset`).
-    pub read_off: u64,
-    /// Unix ms of the last byte read from the master.
-    pub last_io_ms: u64,
-    /// Unix ms since when the link is down, if it ever was up.
-    pub down_since_ms: Option<u64>,
-    /// RDB transfer progress: total (0 for EOF framing), read so far.
-    pub sync_total: u64,
-    pub sync_read: u64,
-    /// The master client's database, kept across a partial resync.
-    pub db: usize,
-    /// `REPLCONF GETACK` seen: the ACK to send, with the offset before the GETACK.
-    pub getack: Option<u64>,
-}
-
-impl MasterLink {
-    pub fn new(host: String, port: u16, cached: bool) -> Self {
-        MasterLink {
-            host,
-            port,
-            state: LinkState::Connect,
-            task: None,
-            cached,
-            read_off: 0,
-            last_io_ms: 0,
-            down_since_ms: None,
-            sync_total: 0,
-            sync_read: 0,
-            db: 0,
-            getack: None,
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 enum LinkError {
@@ -157,7 +80,7 @@ impl Conn {
 
     async fn send(&mut self, argv: &[&[u8]]) -> Result<(), LinkError> {
         let mut out = Vec::new();
-        super::encode(&mut out, argv);
+        crate::state::replication::feed::encode(&mut out, argv);
         self.sock.write_all(&out).await?;
         Ok(())
     }
@@ -276,22 +199,22 @@ async fn session(state: &Shared, failures: &mut u64) -> Result<(), LinkError> {
     let mut burst = Vec::new();
     if let Some((user, pass)) = &auth {
         match user {
-            Some(u) => super::encode(&mut burst, &[b"AUTH", u.as_bytes(), pass.as_bytes()]),
-            None => super::encode(&mut burst, &[b"AUTH", pass.as_bytes()]),
+            Some(u) => crate::state::replication::feed::encode(&mut burst, &[b"AUTH", u.as_bytes(), pass.as_bytes()]),
+            None => crate::state::replication::feed::encode(&mut burst, &[b"AUTH", pass.as_bytes()]),
         }
     }
     let port_s = listen_port.to_string();
-    super::encode(
+    crate::state::replication::feed::encode(
         &mut burst,
         &[b"REPLCONF".as_slice(), b"listening-port", port_s.as_bytes()],
     );
     if let Some(ip) = &announce_ip {
-        super::encode(
+        crate::state::replication::feed::encode(
             &mut burst,
             &[b"REPLCONF".as_slice(), b"ip-address", ip.as_bytes()],
         );
     }
-    super::encode(
+    crate::state::replication::feed::encode(
         &mut burst,
         &[b"REPLCONF".as_slice(), b"capa", b"eof", b"capa", b"psync2"],
     );
@@ -437,7 +360,7 @@ enum Sink {
     /// A temp file in `dir`, loaded once complete (`repl-diskless-load disabled`).
     Disk(std::fs::File, std::path::PathBuf),
     /// The parser thread, fed as bytes arrive (diskless load).
-    Parser(transfer::ChunkSender),
+    Parser(loader::ChunkSender),
 }
 
 /// Removes the temp file unless it became the dump.
@@ -455,8 +378,8 @@ impl Drop for TempFile {
 /// `replicationSendNewlineToMaster`), so a long load does not make it time us out.
 async fn await_load(
     conn: &mut Conn,
-    mut rx: tokio::sync::oneshot::Receiver<transfer::Loaded>,
-) -> Result<transfer::Loaded, LinkError> {
+    mut rx: tokio::sync::oneshot::Receiver<loader::Loaded>,
+) -> Result<loader::Loaded, LinkError> {
     loop {
         tokio::select! {
             r = &mut rx => return r.map_err(|_| LinkError::Msg("RDB loader thread ended".into())),
@@ -490,7 +413,7 @@ async fn receive_rdb(
             c.dir.clone(),
             c.dbfilename.clone(),
             c.databases,
-            crate::persistence::convert::LoadLimits::from_config(c),
+            crate::rdb::convert::LoadLimits::from_config(c),
         )
     };
     let framing = loop {
@@ -529,8 +452,8 @@ async fn receive_rdb(
     } else {
         loading = Some(LoadingGuard::enter(state, payload.total(), serve_old));
         info!("MASTER <-> REPLICA sync: Loading DB in memory");
-        let (chunks, reader) = transfer::ChunkReader::channel(16);
-        parsed = Some(transfer::spawn_load(reader, databases, limits)?);
+        let (chunks, reader) = loader::ChunkReader::channel(16);
+        parsed = Some(loader::spawn_load(reader, databases, limits)?);
         Sink::Parser(chunks)
     };
     let mut last_newline = tokio::time::Instant::now();
@@ -586,7 +509,7 @@ async fn receive_rdb(
             info!("MASTER <-> REPLICA sync: Flushing old data");
             info!("MASTER <-> REPLICA sync: Loading DB in memory");
             let file = std::io::BufReader::new(std::fs::File::open(&path)?);
-            transfer::spawn_load(file, databases, limits)?
+            loader::spawn_load(file, databases, limits)?
         }
         Sink::Parser(chunks) => {
             // The end of the payload: the parser sees EOF after what it was sent.

@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 use std::io::Write;
 
-use super::rdb::{RdbError, RdbValue, RdbWriter};
+use super::{RdbError, RdbValue, RdbWriter};
 use crate::config::Config;
 use crate::keyspace::hash::Limits as HashLimits;
 use crate::keyspace::set::Member;
@@ -205,7 +205,7 @@ fn encode(e: &Entry, out: &mut Vec<u8>, compression: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::persistence::rdb::{Aux, Item, RdbReader, WriterOptions};
+    use crate::rdb::{Aux, Item, RdbReader, WriterOptions};
 
     #[test]
     fn fragments_concatenate_into_a_valid_stream() {
@@ -225,7 +225,7 @@ mod tests {
         let mut tail = RdbWriter::fragment(Vec::new(), true);
         tail.end_of_stream().expect("eof");
         file.extend_from_slice(tail.flushed_output().expect("flush"));
-        let mut cw = crate::persistence::rdb::ChecksumWriter::new(Vec::new(), true);
+        let mut cw = crate::rdb::ChecksumWriter::new(Vec::new(), true);
         cw.write(&file).expect("write");
         let file = cw.finish().expect("finish");
         let items: Vec<Item> = RdbReader::new(&file[..])

@@ -5,7 +5,7 @@
 //!
 //! The stream is a complete RDB body (header, AUX fields, keys, EOF) *without* the 8-byte
 //! checksum trailer: the consumer wraps its destination in a
-//! [`ChecksumWriter`](super::rdb::ChecksumWriter), so the CRC64 is computed on the
+//! [`ChecksumWriter`](super::ChecksumWriter), so the CRC64 is computed on the
 //! consumer's thread. Consumers: the dump file writer (BGSAVE, SAVE) and diskless
 //! replication streaming to a replica's socket (`replication/master.rs`).
 //!
@@ -31,7 +31,7 @@
 //! This module must not do I/O or decide when to run: the driver (`save.rs`, replication)
 //! calls [`RdbProducer::step`] between client batches and owns the destination.
 
-use super::rdb::{Aux, RdbWriter, WriterOptions};
+use super::{Aux, RdbWriter, WriterOptions};
 use crate::keyspace::Keyspace;
 
 /// Slots the walker visits between checks of the output size.
@@ -225,7 +225,7 @@ impl RdbProducer {
 mod tests {
     use super::*;
     use crate::keyspace::{Entry, SmallBytes, Value};
-    use crate::persistence::rdb::{ChecksumWriter, Item, RdbReader, RdbValue};
+    use crate::rdb::{ChecksumWriter, Item, RdbReader, RdbValue};
     use std::collections::BTreeMap;
 
     fn put(ks: &mut Keyspace, db: usize, k: &str, v: &str) {

@@ -1,19 +1,37 @@
-//! The server's shared state: configuration, keyspace, clients, statistics and the
-//! replication feed. It lives on one thread (like Redis's main thread); connection tasks
-//! borrow it for the duration of a batch of commands, never across an `.await`.
+//! The server's state, in one declaration as Redis keeps it in `struct redisServer`:
+//! configuration, keyspace, clients, statistics, and the replication ([`replication`]),
+//! persistence ([`persistence`]) and blocking ([`blocking`]) records. It lives on one thread
+//! (like Redis's main thread); tasks share it as [`Shared`] and borrow it for a batch of
+//! commands, never across an `.await`.
+//!
+//! This layer sits below the behaviour: the command table and executor, the replication and
+//! persistence tasks and the network loop import it, and it imports none of them. What it
+//! does itself is what every caller must get the same way: lazy expiry with its DEL
+//! propagated, WATCH and blocked-key signalling, eviction.
 
-use crate::blocking::Blocking;
+pub mod blocking;
+pub mod persistence;
+pub mod replication;
+
 use crate::client::{Client, ClientShared};
 use crate::config::{Config, EvictionPolicy};
 use crate::keyspace::Keyspace;
 use crate::keyspace::SmallBytes;
 use crate::pubsub::PubSub;
-use crate::replication::Feed;
+use blocking::Blocking;
 use hashbrown::HashMap;
+use persistence::Persistence;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
+use replication::Repl;
+use replication::feed::Feed;
+use replication::master_link::MasterLink;
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Instant;
+
+/// The state as every task holds it: one thread, borrowed between awaits.
+pub type Shared = Rc<RefCell<Server>>;
 
 /// Counters INFO stats reports.
 #[derive(Debug, Default, Clone)]
@@ -128,14 +146,14 @@ pub struct Server {
     /// Changes since the last save (`rdb_changes_since_last_save`).
     pub dirty: u64,
     pub feed: Feed,
-    pub repl: crate::replication::Repl,
+    pub repl: Repl,
     pub started: Instant,
     pub run_id: String,
     pub rng: SmallRng,
     /// Unix seconds of the last successful save (LASTSAVE).
     pub lastsave: u64,
     /// SAVE/BGSAVE/loading state (INFO persistence).
-    pub persistence: crate::persistence::Persistence,
+    pub persistence: Persistence,
     /// Signalled by SHUTDOWN: the accept loop stops and the process exits.
     pub shutdown: Rc<tokio::sync::Notify>,
     /// The clock commands see, in Unix ms: refreshed before each batch of commands read from
@@ -164,7 +182,7 @@ impl Server {
         let master = config
             .replicaof
             .clone()
-            .map(|(h, p)| crate::replication::replica::MasterLink::new(h, p, false));
+            .map(|(h, p)| MasterLink::new(h, p, false));
         Server {
             keyspace: Keyspace::new(config.databases),
             config,
@@ -174,7 +192,7 @@ impl Server {
             next_client_id: 1,
             dirty: 0,
             feed: Feed::default(),
-            repl: crate::replication::Repl {
+            repl: Repl {
                 master,
                 ..Default::default()
             },
@@ -182,7 +200,7 @@ impl Server {
             run_id,
             rng: SmallRng::from_os_rng(),
             lastsave: crate::clock::now_ms() / 1000,
-            persistence: crate::persistence::Persistence::default(),
+            persistence: Persistence::default(),
             shutdown: Rc::new(tokio::sync::Notify::new()),
             pause: None,
             now_ms: crate::clock::now_ms(),
@@ -204,7 +222,7 @@ impl Server {
     }
 
     /// A key was written: transactions WATCHing it will fail, clients blocked on it will be
-    /// served (by [`crate::blocking::serve`], after the current command).
+    /// served (by `crate::blocking::serve`, after the current command).
     pub fn touch_key(&mut self, db: usize, key: &[u8]) {
         self.blocking.key_written(db, key);
         if self.watched.is_empty() {

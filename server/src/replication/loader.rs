@@ -3,12 +3,12 @@
 //! talking to the master meanwhile. With diskless load the parser is fed the payload as it
 //! arrives ([`ChunkReader`]); nothing buffers the whole payload.
 //! It must not do I/O on sockets or decide framing: `master.rs` and `replica.rs` own the
-//! wire. The master produces the payload with `persistence::producer::RdbProducer` (socket
+//! wire. The master produces the payload with `rdb::producer::RdbProducer` (socket
 //! target) or sends the BGSAVE file (disk target).
 
 use crate::keyspace::{Entry, Keyspace, SmallBytes};
-use crate::persistence::convert::{self, LoadLimits};
-use crate::persistence::rdb::{Aux, Item, RdbError, RdbReader};
+use crate::rdb::convert::{self, LoadLimits};
+use crate::rdb::{Aux, Item, RdbError, RdbReader};
 use std::io::Read;
 use tokio::sync::{mpsc, oneshot};
 
@@ -181,15 +181,15 @@ pub fn load_rdb<R: Read>(
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::persistence::producer::RdbProducer;
-    use crate::persistence::rdb::ChecksumWriter;
-    use crate::server::Server;
+    use crate::rdb::producer::RdbProducer;
+    use crate::rdb::ChecksumWriter;
+    use crate::state::Server;
 
     /// Found while writing the `rdb_loader` fuzz target: a payload holding one key twice
     /// tripped the keyspace's one-entry-per-key assertion (and broke its index in release).
     #[test]
     fn a_duplicated_key_is_refused() {
-        use crate::persistence::rdb::{RdbWriter, WriterOptions};
+        use crate::rdb::{RdbWriter, WriterOptions};
         let mut w =
             RdbWriter::new(Vec::new(), WriterOptions::default(), &Aux::default()).expect("vec");
         w.select_db(0, 2, 0).expect("vec");
