@@ -81,20 +81,14 @@ mod tests {
     use super::*;
     use crate::client::Client;
     use crate::config::Config;
-    use crate::protocol::Args;
     use crate::state::replication::feed::encode;
+    use crate::testing::execute;
 
     /// Runs one command for `client`; a command that blocks is parked, as a connection does.
     fn run(srv: &mut Server, client: Client, argv: &[&str]) -> (Option<Client>, Vec<u8>) {
         let mut client = client;
-        let mut buf = Vec::new();
-        let mut ranges = Vec::new();
-        for a in argv {
-            ranges.push((buf.len(), buf.len() + a.len()));
-            buf.extend_from_slice(a.as_bytes());
-        }
         let mut out = Vec::new();
-        let outcome = exec::execute(srv, &mut client, Args::new(&buf, &ranges), &mut out);
+        let outcome = execute(srv, &mut client, argv, &mut out);
         serve(srv);
         match outcome {
             Outcome::Block(block, command) => {

@@ -9,9 +9,9 @@ use std::rc::Rc;
 
 use crate::config::Config;
 use crate::net;
-use crate::state::Shared;
 use crate::persistence::{load, save};
 use crate::state::Server;
+use crate::state::Shared;
 
 /// Builds the configuration from the optional file and `--name value...` flags; a flag's
 /// value runs until the next `--`.
@@ -59,9 +59,8 @@ fn parse_args(args: &[String]) -> anyhow::Result<Config> {
         }
         if name.eq_ignore_ascii_case("rename-command") && values.len() == 2 {
             config
-                .commands
-                .rename(&values[0], &values[1])
-                .map_err(|e| anyhow::anyhow!("invalid command-line directive --{name}: {e}"))?;
+                .rename_commands
+                .push((values[0].clone(), values[1].clone()));
             continue;
         }
         config
@@ -108,7 +107,11 @@ async fn signals(state: Shared) {
 /// # Errors
 /// The log file cannot be opened, the runtime cannot start, or the port cannot be bound.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let config = match parse_args(args) {
+    let (config, commands) = match parse_args(args).and_then(|c| {
+        let names = crate::cmd::names::resolve(&c.rename_commands)
+            .map_err(|e| anyhow::anyhow!("invalid rename-command: {e}"))?;
+        Ok((c, names))
+    }) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("\n*** FATAL CONFIG ERROR ***\n{e:#}");
@@ -124,7 +127,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         let listeners = net::bind(&config.bind, config.port).await?;
         tracing::info!("Server initialized");
         let port = config.port;
-        let state = Rc::new(RefCell::new(Server::new(config)));
+        let mut srv = Server::new(config);
+        srv.commands = commands;
+        let state = Rc::new(RefCell::new(srv));
         let dump = match load::open_dump(&mut state.borrow_mut()) {
             Ok(d) => d,
             Err(e) => fatal_load_error(&e),

@@ -143,8 +143,10 @@ pub struct Config {
     pub notify_keyspace_events: String,
     /// Where CONFIG REWRITE writes: the file the server was started with.
     pub config_file: Option<String>,
-    /// `rename-command` lines of the config file or command line (not a CONFIG directive).
-    pub commands: crate::cmd::CommandNames,
+    /// `rename-command old new` of the config file and command line, in order (not a CONFIG
+    /// directive). Plain data: they are resolved against the command table when the server
+    /// starts (`crate::cmd::names::resolve`), where an unknown name is refused.
+    pub rename_commands: Vec<(String, String)>,
 }
 
 impl Default for Config {
@@ -225,7 +227,7 @@ impl Default for Config {
             lfu_decay_time: 1,
             notify_keyspace_events: String::new(),
             config_file: None,
-            commands: crate::cmd::CommandNames::default(),
+            rename_commands: Vec::new(),
         }
     }
 }
@@ -834,9 +836,8 @@ impl Config {
                 continue;
             }
             if name.eq_ignore_ascii_case("rename-command") && args.len() == 2 {
-                self.commands
-                    .rename(&args[0], &args[1])
-                    .map_err(|e| file_err(ConfigError::Invalid("rename-command".into(), e)))?;
+                self.rename_commands
+                    .push((args[0].clone(), args[1].clone()));
                 continue;
             }
             if args.is_empty() && !name.eq_ignore_ascii_case("save") {

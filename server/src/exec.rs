@@ -50,7 +50,7 @@ pub fn execute(
 }
 
 fn dispatch(srv: &mut Server, client: &mut Client, args: Args<'_>, out: &mut Vec<u8>) -> Outcome {
-    let Some(spec) = srv.config.commands.lookup(args.get(0)) else {
+    let Some(spec) = cmd::names::lookup(&srv.commands, args.get(0)) else {
         client.shared.info.borrow_mut().last_cmd = Cow::Borrowed("NULL");
         let msg = unknown_command(args);
         if client.multi.is_some() {
@@ -117,7 +117,7 @@ pub fn rerun_blocked(
     key: &SmallBytes,
     out: &mut Vec<u8>,
 ) -> Outcome {
-    let Some(spec) = srv.config.commands.lookup(args.get(0)) else {
+    let Some(spec) = cmd::names::lookup(&srv.commands, args.get(0)) else {
         return Outcome::Continue;
     };
     let outcome = call(srv, client, spec, args, out, Mode::Woken(key));
@@ -172,10 +172,7 @@ fn must_wait(srv: &Server, client: &Client, spec: &Spec) -> bool {
     replicates(spec)
         || (spec.name == "exec"
             && client.multi.iter().flatten().any(|q| {
-                srv.config
-                    .commands
-                    .lookup(q.as_args().get(0))
-                    .is_some_and(replicates)
+                cmd::names::lookup(&srv.commands, q.as_args().get(0)).is_some_and(replicates)
             }))
 }
 
@@ -384,7 +381,7 @@ fn exec(srv: &mut Server, client: &mut Client, out: &mut Vec<u8>) -> Outcome {
     client.in_exec = true;
     for q in &queue {
         let args = q.as_args();
-        let Some(spec) = srv.config.commands.lookup(args.get(0)) else {
+        let Some(spec) = cmd::names::lookup(&srv.commands, args.get(0)) else {
             continue;
         };
         // Blocking commands inside MULTI behave as if the timeout expired at once.

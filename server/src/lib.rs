@@ -22,14 +22,16 @@ pub mod exec;
 pub mod glob;
 pub mod info;
 pub mod keyspace;
-pub mod longdouble;
 pub mod log;
+pub mod longdouble;
 pub mod memory;
 pub mod net;
 pub mod persistence;
 pub mod protocol;
-pub mod rdb;
 pub mod pubsub;
+pub mod rdb;
 pub mod replication;
 pub mod slowlog;
 pub mod state;
+#[cfg(test)]
+mod testing;

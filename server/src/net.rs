@@ -20,7 +20,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info};
 
-
 /// Accepts connections until SHUTDOWN.
 pub async fn serve(state: Shared, listeners: Vec<TcpListener>) {
     let shutdown = state.borrow().shutdown.clone();
@@ -43,7 +42,7 @@ pub async fn serve(state: Shared, listeners: Vec<TcpListener>) {
         });
     }
     tokio::task::spawn_local(cron(state.clone()));
-    tokio::task::spawn_local(crate::replication::supervise(state.clone()));
+    tokio::task::spawn_local(crate::replication::cron::supervise(state.clone()));
     shutdown.notified().await;
     info!("Redis is now ready to exit, bye bye...");
 }

@@ -462,34 +462,8 @@ fn hscan(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
-    use crate::client::Client;
-    use crate::config::Config;
-    use crate::protocol::Args;
-    use crate::state::Server;
-
-    /// Runs commands on a fresh server with the replication feed attached; returns the replies
-    /// and the stream.
-    pub(in crate::cmd) fn run(cmds: &[&[&str]]) -> (String, String) {
-        let mut srv = Server::new(Config::default());
-        let mut client = Client::new(1, None, None, false);
-        srv.feed.attach();
-        let mut out = Vec::new();
-        for argv in cmds {
-            let mut buf = Vec::new();
-            let mut ranges = Vec::new();
-            for a in *argv {
-                ranges.push((buf.len(), buf.len() + a.len()));
-                buf.extend_from_slice(a.as_bytes());
-            }
-            crate::exec::execute(&mut srv, &mut client, Args::new(&buf, &ranges), &mut out);
-        }
-        let stream = srv.feed.drain();
-        (
-            String::from_utf8_lossy(&out).into_owned(),
-            String::from_utf8_lossy(&stream).into_owned(),
-        )
-    }
+mod tests {
+    use crate::testing::run_all as run;
 
     #[test]
     fn hincrbyfloat_propagates_as_hset() {

@@ -11,8 +11,8 @@
 
 use super::{CmdError, CmdResult, Ctx, Spec, eq, flags::*, int_arg, spec};
 use crate::keyspace::{End, List, SmallBytes, Value};
-use crate::state::blocking::{Block, TimeoutReply};
 use crate::protocol::Args;
+use crate::state::blocking::{Block, TimeoutReply};
 
 pub static COMMANDS: &[Spec] = &[
     spec(

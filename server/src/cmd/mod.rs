@@ -13,7 +13,7 @@ mod ctx;
 mod hashes;
 mod keys;
 mod lists;
-mod names;
+pub mod names;
 mod persistence;
 mod pubsub;
 mod replication;
@@ -23,7 +23,6 @@ mod strings;
 mod zset;
 
 pub use ctx::{Ctx, Propagate};
-pub use names::CommandNames;
 
 use crate::protocol::Args;
 use hashbrown::HashMap;

@@ -353,31 +353,16 @@ fn pubsub_cmd(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use crate::client::Client;
-    use crate::config::Config;
-    use crate::exec::{self, Outcome};
-    use crate::protocol::Args;
+    use crate::exec::Outcome;
     use crate::state::Server;
+    use crate::testing::{execute, server as setup};
 
     /// Runs one command through the executor and returns what the client would read.
     fn run(srv: &mut Server, client: &mut Client, argv: &[&str]) -> Vec<u8> {
-        let mut buf = Vec::new();
-        let mut ranges = Vec::new();
-        for a in argv {
-            let start = buf.len();
-            buf.extend_from_slice(a.as_bytes());
-            ranges.push((start, buf.len()));
-        }
         let mut out = Vec::new();
-        let outcome = exec::execute(srv, client, Args::new(&buf, &ranges), &mut out);
+        let outcome = execute(srv, client, argv, &mut out);
         assert!(matches!(outcome, Outcome::Continue), "{argv:?}");
         out
-    }
-
-    fn setup() -> (Server, Client) {
-        let mut srv = Server::new(Config::default());
-        let client = Client::new(srv.next_client_id(), None, None, false);
-        srv.clients.insert(client.id, client.shared.clone());
-        (srv, client)
     }
 
     #[test]
@@ -438,16 +423,8 @@ mod tests {
         let (mut srv, mut c) = setup();
         run(&mut srv, &mut c, &["CLIENT", "PAUSE", "100000", "WRITE"]);
         assert_eq!(run(&mut srv, &mut c, &["GET", "k"]), b"$-1\r\n");
-        let args = ["PUBLISH", "ch", "x"];
-        let ranges = [(0, 7), (7, 9), (9, 10)];
-        let buf = args.concat();
         let mut out = Vec::new();
-        let outcome = exec::execute(
-            &mut srv,
-            &mut c,
-            Args::new(buf.as_bytes(), &ranges),
-            &mut out,
-        );
+        let outcome = execute(&mut srv, &mut c, &["PUBLISH", "ch", "x"], &mut out);
         assert!(matches!(outcome, Outcome::Paused(_)));
         assert!(out.is_empty());
         run(&mut srv, &mut c, &["CLIENT", "UNPAUSE"]);

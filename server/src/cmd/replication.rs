@@ -3,9 +3,9 @@
 //! state machines live in `crate::replication`.
 
 use super::{CmdError, CmdResult, Ctx, Spec, eq, flags::*, int_arg, spec};
+use crate::client::SyncRequest;
 use crate::protocol::Args;
 use crate::state::blocking::{Block, TimeoutReply};
-use crate::client::SyncRequest;
 use crate::state::replication::master_link::{LinkState, MasterLink};
 use tracing::info;
 
@@ -232,7 +232,9 @@ fn role(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
                 .repl
                 .replicas
                 .iter()
-                .filter(|l| l.state.get() == crate::state::replication::replicas::ReplicaState::Online)
+                .filter(|l| {
+                    l.state.get() == crate::state::replication::replicas::ReplicaState::Online
+                })
                 .collect();
             ctx.reply.array(online.len());
             for l in online {

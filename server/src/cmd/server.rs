@@ -234,7 +234,7 @@ fn command(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         }
     } else if eq(sub, "getkeys") {
         let cmd = args.slice_from(2);
-        let Some(s) = ctx.srv.config.commands.lookup(cmd.get(0)) else {
+        let Some(s) = super::names::lookup(&ctx.srv.commands, cmd.get(0)) else {
             return Err(CmdError::msg("ERR Invalid command specified"));
         };
         if !s.arity_ok(cmd.len()) {
@@ -253,7 +253,7 @@ fn command(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     } else if eq(sub, "info") {
         ctx.reply.array(args.len() - 2);
         for name in args.iter().skip(2) {
-            let spec = ctx.srv.config.commands.lookup(name);
+            let spec = super::names::lookup(&ctx.srv.commands, name);
             match spec {
                 Some(s) => command_info(ctx, s),
                 // A null bulk (`$-1` in RESP2), as Redis's addReplyNull.
@@ -264,10 +264,10 @@ fn command(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         let names: Vec<&'static super::Spec> = if args.len() == 2 {
             TABLE.values().copied().collect()
         } else {
-            let names = &ctx.srv.config.commands;
+            let names = &ctx.srv.commands;
             args.iter()
                 .skip(2)
-                .filter_map(|n| names.lookup(n))
+                .filter_map(|n| super::names::lookup(names, n))
                 .collect()
         };
         ctx.reply.map(names.len());

@@ -622,7 +622,7 @@ fn sscan(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 
 #[cfg(test)]
 mod tests {
-    use super::super::hashes::tests::run;
+    use crate::testing::run_all as run;
 
     #[test]
     fn spop_propagates_as_srem_or_del() {

@@ -9,8 +9,8 @@ use super::keys::{parse_cursor, scan_options};
 use super::{CmdError, CmdResult, Ctx, Spec, eq, flags::*, int_arg, spec};
 use crate::keyspace::zset::{PackLimits, ZSet};
 use crate::keyspace::{Db, SmallBytes, Value};
-use crate::state::blocking::{Block, TimeoutReply};
 use crate::protocol::{Args, Reply};
+use crate::state::blocking::{Block, TimeoutReply};
 use std::collections::HashMap;
 
 pub static COMMANDS: &[Spec] = &[

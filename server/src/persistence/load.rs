@@ -13,11 +13,11 @@ use std::time::Instant;
 
 use tracing::{info, warn};
 
+use crate::keyspace::{Entry, SmallBytes};
 use crate::rdb::convert::{LoadLimits, from_rdb};
 use crate::rdb::{Item, RdbError, RdbReader};
-use crate::keyspace::{Entry, SmallBytes};
-use crate::state::Shared;
 use crate::state::Server;
+use crate::state::Shared;
 use crate::state::persistence::Loading;
 
 /// Items loaded between two yields to the clients.

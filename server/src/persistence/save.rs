@@ -30,8 +30,8 @@ use tracing::{info, warn};
 
 use crate::rdb::producer::RdbProducer;
 use crate::rdb::{Aux, ChecksumWriter};
-use crate::state::Shared;
 use crate::state::Server;
+use crate::state::Shared;
 use crate::state::persistence::{BgSave, Chunk, SaveError};
 
 /// Slots the walker visits per step of a background save.

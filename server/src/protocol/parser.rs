@@ -298,7 +298,7 @@ fn header(
     if cr + 1 >= rest.len() {
         return Ok(None);
     }
-    Ok(Some((super::parse_i64(&rest[1..cr]), at + cr + 2)))
+    Ok(Some((super::integer::parse_i64(&rest[1..cr]), at + cr + 2)))
 }
 
 /// Splits an inline line like Redis's `sdssplitargs`: spaces separate, `"..."` takes

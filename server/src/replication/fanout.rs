@@ -16,13 +16,13 @@
 //! This module must not write to sockets (the link tasks in `master.rs` do, with the
 //! framing), nor decide partial resyncs.
 
+use crate::persistence::save;
+use crate::rdb::ChecksumWriter;
+use crate::rdb::producer::RdbProducer;
+use crate::state::Server;
+use crate::state::Shared;
 use crate::state::replication::replicas::Link;
 use crate::state::replication::transfer::{Outcome, QUEUE_CHUNKS, Target, Transfer};
-use crate::state::Shared;
-use crate::rdb::producer::RdbProducer;
-use crate::rdb::ChecksumWriter;
-use crate::persistence::save;
-use crate::state::Server;
 use std::cell::RefCell;
 use std::rc::Rc;
 use tokio::sync::Notify;

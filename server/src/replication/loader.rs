@@ -181,8 +181,8 @@ pub fn load_rdb<R: Read>(
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::rdb::producer::RdbProducer;
     use crate::rdb::ChecksumWriter;
+    use crate::rdb::producer::RdbProducer;
     use crate::state::Server;
 
     /// Found while writing the `rdb_loader` fuzz target: a payload holding one key twice

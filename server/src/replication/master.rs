@@ -16,13 +16,13 @@
 //! it (`fanout.rs` decides when and produces the chunks; this module writes them).
 
 use super::fanout;
-use crate::state::replication::replicas::{Link, ReplicaState};
-use crate::state::replication::transfer::{Outcome, Target, Transfer};
 use crate::client::{Client, ReplConf, SyncRequest};
-use crate::state::Shared;
 use crate::persistence::save;
 use crate::protocol::{Parser, ProtoLimits};
 use crate::state::Server;
+use crate::state::Shared;
+use crate::state::replication::replicas::{Link, ReplicaState};
+use crate::state::replication::transfer::{Outcome, Target, Transfer};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;

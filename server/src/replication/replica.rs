@@ -10,11 +10,11 @@
 use super::framing::{self, Framing, FramingError, Payload, PsyncReply};
 use super::loader;
 use crate::client::Client;
-use crate::state::replication::master_link::LinkState;
 use crate::exec;
+use crate::protocol::{Parser, ProtoLimits};
 use crate::state::Shared;
 use crate::state::persistence::Loading;
-use crate::protocol::{Parser, ProtoLimits};
+use crate::state::replication::master_link::LinkState;
 use std::io::Write as _;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -199,8 +199,13 @@ async fn session(state: &Shared, failures: &mut u64) -> Result<(), LinkError> {
     let mut burst = Vec::new();
     if let Some((user, pass)) = &auth {
         match user {
-            Some(u) => crate::state::replication::feed::encode(&mut burst, &[b"AUTH", u.as_bytes(), pass.as_bytes()]),
-            None => crate::state::replication::feed::encode(&mut burst, &[b"AUTH", pass.as_bytes()]),
+            Some(u) => crate::state::replication::feed::encode(
+                &mut burst,
+                &[b"AUTH", u.as_bytes(), pass.as_bytes()],
+            ),
+            None => {
+                crate::state::replication::feed::encode(&mut burst, &[b"AUTH", pass.as_bytes()])
+            }
         }
     }
     let port_s = listen_port.to_string();

@@ -10,6 +10,7 @@
 //! propagated, WATCH and blocked-key signalling, eviction.
 
 pub mod blocking;
+pub mod commands;
 pub mod persistence;
 pub mod replication;
 
@@ -19,6 +20,7 @@ use crate::keyspace::Keyspace;
 use crate::keyspace::SmallBytes;
 use crate::pubsub::PubSub;
 use blocking::Blocking;
+use commands::CommandNames;
 use hashbrown::HashMap;
 use persistence::Persistence;
 use rand::SeedableRng;
@@ -26,9 +28,11 @@ use rand::rngs::SmallRng;
 use replication::Repl;
 use replication::feed::Feed;
 use replication::master_link::MasterLink;
+use replication::transfer::{Outcome, Transfer};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Instant;
+use tracing::warn;
 
 /// The state as every task holds it: one thread, borrowed between awaits.
 pub type Shared = Rc<RefCell<Server>>;
@@ -167,6 +171,8 @@ pub struct Server {
     watched: HashMap<(usize, SmallBytes), Vec<u64>>,
     /// Clients blocked on keys (BLPOP and friends).
     pub blocking: Blocking,
+    /// `rename-command` resolved against the command table (empty until the server starts).
+    pub commands: CommandNames,
 }
 
 impl Server {
@@ -207,6 +213,7 @@ impl Server {
             pubsub: PubSub::default(),
             watched: HashMap::new(),
             blocking: Blocking::default(),
+            commands: CommandNames::default(),
         }
     }
 
@@ -467,6 +474,40 @@ impl Server {
         self.stats.evicted_keys += 1;
         self.feed.feed(db, &[b"DEL".as_slice(), &entry.key]);
         Some(())
+    }
+}
+
+impl Server {
+    /// Ends the transfer's snapshot (if still running) and frees the single snapshot.
+    pub fn release_transfer(&mut self, transfer: &Rc<Transfer>) {
+        if let Some(p) = transfer.producer.borrow_mut().take()
+            && !p.is_done()
+        {
+            p.abort(&mut self.keyspace);
+        }
+        if self
+            .repl
+            .transfer
+            .as_ref()
+            .is_some_and(|t| Rc::ptr_eq(t, transfer))
+        {
+            self.repl.transfer = None;
+            self.persistence.repl_snapshot = false;
+        }
+    }
+
+    /// Kills the running transfer, if any (Redis's `killRDBChild` with a socket child): the
+    /// snapshot ends now and every replica of the transfer is dropped.
+    pub fn abort_transfer(&mut self) {
+        let Some(transfer) = self.repl.transfer.clone() else {
+            return;
+        };
+        warn!("Background transfer terminated by signal 10");
+        self.release_transfer(&transfer);
+        for t in transfer.targets.borrow().iter() {
+            t.end(Outcome::Failed);
+        }
+        transfer.space.notify_one();
     }
 }
 

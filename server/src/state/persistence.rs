@@ -3,8 +3,8 @@
 //! declares the records so that the server state, replication and the commands can name
 //! them without importing that behaviour.
 
-use crate::rdb::producer::{RdbProducer, SnapshotLost};
 use crate::rdb::RdbError;
+use crate::rdb::producer::{RdbProducer, SnapshotLost};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::mpsc::SyncSender;

@@ -1,15 +1,13 @@
 //! The running diskless (socket target) transfer: one keyspace snapshot and one RDB stream
 //! shared by every replica it took, with a queue of chunks per replica. `crate::replication::fanout`
-//! starts and drives it; aborting it is a method of the state here, so persistence (FLUSHALL,
-//! SHUTDOWN) can kill it without importing replication's behaviour.
+//! starts and drives it; aborting it is a method of the state ([`crate::state::Server::abort_transfer`]),
+//! so persistence (FLUSHALL, SHUTDOWN) can kill it without importing replication's behaviour.
 
 use crate::rdb::producer::RdbProducer;
-use crate::state::Server;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 use tokio::sync::Notify;
-use tracing::warn;
 
 /// Chunks (of about `save::STEP_BYTES`) a replica may have queued before the producer
 /// waits for it.
@@ -114,39 +112,5 @@ impl Transfer {
             .filter(|t| !t.dropped.get())
             .cloned()
             .collect()
-    }
-}
-
-impl Server {
-    /// Ends the transfer's snapshot (if still running) and frees the single snapshot.
-    pub fn release_transfer(&mut self, transfer: &Rc<Transfer>) {
-        if let Some(p) = transfer.producer.borrow_mut().take()
-            && !p.is_done()
-        {
-            p.abort(&mut self.keyspace);
-        }
-        if self
-            .repl
-            .transfer
-            .as_ref()
-            .is_some_and(|t| Rc::ptr_eq(t, transfer))
-        {
-            self.repl.transfer = None;
-            self.persistence.repl_snapshot = false;
-        }
-    }
-
-    /// Kills the running transfer, if any (Redis's `killRDBChild` with a socket child): the
-    /// snapshot ends now and every replica of the transfer is dropped.
-    pub fn abort_transfer(&mut self) {
-        let Some(transfer) = self.repl.transfer.clone() else {
-            return;
-        };
-        warn!("Background transfer terminated by signal 10");
-        self.release_transfer(&transfer);
-        for t in transfer.targets.borrow().iter() {
-            t.end(Outcome::Failed);
-        }
-        transfer.space.notify_one();
     }
 }
