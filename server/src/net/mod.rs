@@ -1,0 +1,106 @@
+//! Sockets: the accept loop, one task per connection ([`connection`]), and the periodic cron.
+//!
+//! Everything runs on one thread; the tasks share the state ([`crate::state::Shared`]) and
+//! borrow it between awaits only.
+
+mod connection;
+
+pub use connection::PROTECTED_MODE_DENIED;
+
+use crate::blocking;
+use crate::state::{Server, Shared};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tracing::{Instrument, debug, info};
+
+/// Accepts connections until SHUTDOWN.
+pub async fn serve(state: Shared, listeners: Vec<TcpListener>) {
+    let shutdown = state.borrow().shutdown.clone();
+    for listener in listeners {
+        let st = state.clone();
+        tokio::task::spawn_local(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((sock, peer)) => {
+                        let st = st.clone();
+                        let span = tracing::debug_span!("client", addr = %peer);
+                        tokio::task::spawn_local(connection::run(st, sock, peer).instrument(span));
+                    }
+                    Err(e) => {
+                        debug!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+        });
+    }
+    tokio::task::spawn_local(cron(state.clone()));
+    tokio::task::spawn_local(crate::replication::cron::supervise(state.clone()));
+    shutdown.notified().await;
+    info!("Redis is now ready to exit, bye bye...");
+}
+
+/// Periodic work, `hz` times a second: active expiry, ops/sec samples, memory figures.
+async fn cron(state: Shared) {
+    loop {
+        let hz = state.borrow().config.hz.clamp(1, 500);
+        tokio::time::sleep(Duration::from_millis(1000 / hz)).await;
+        tick(&mut state.borrow_mut());
+    }
+}
+
+fn tick(srv: &mut Server) {
+    {
+        let now = crate::clock::now_ms();
+        srv.now_ms = now;
+        // Expiry is suspended during CLIENT PAUSE so the dataset stays still, as in Redis.
+        if !srv.paused(now) {
+            srv.active_expire(now, 200);
+        }
+        let processed = srv.stats.total_commands_processed;
+        let samples = &mut srv.stats.ops_samples;
+        samples.push((now, processed));
+        if samples.len() > 16 {
+            samples.remove(0);
+        }
+        if srv.pause.is_some_and(|(until, _)| until <= now) {
+            srv.pause = None;
+        }
+        crate::memory::peak(crate::memory::refresh());
+        crate::persistence::save::cron(srv);
+        // A key written outside a connection's command loop still serves its waiters, at the
+        // next tick at the latest.
+        blocking::serve(srv);
+    }
+}
+
+/// Binds every address of `bind` on `port`; `*` means all IPv4, `-::*` all IPv6 when
+/// available (the leading `-` makes a failure non-fatal, as in Redis).
+///
+/// # Errors
+/// When a mandatory address cannot be bound.
+pub async fn bind(addrs: &[String], port: u16) -> std::io::Result<Vec<TcpListener>> {
+    let mut out = Vec::new();
+    for a in addrs {
+        let (optional, a) = match a.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, a.as_str()),
+        };
+        let host = match a {
+            "*" => "0.0.0.0",
+            "::*" => "::",
+            other => other,
+        };
+        match TcpListener::bind((host, port)).await {
+            Ok(l) => out.push(l),
+            Err(e) if optional => debug!(error = %e, addr = host, "optional bind failed"),
+            Err(e) => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("Could not create server TCP listening socket {host}:{port}: {e}"),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
