@@ -1,5 +1,6 @@
-//! Clients blocked on keys (BLPOP, BLMOVE, BZPOPMIN, ...): the wait queue of every
-//! (database, key), the parked clients, and serving them when a key they wait on is written.
+//! Serving clients blocked on keys (BLPOP, BLMOVE, BZPOPMIN, ...) and in WAIT: their
+//! commands run again when a key they wait on is written (or an ACK arrives). The queues
+//! and the parked clients are the state's ([`crate::state::blocking`]).
 //!
 //! Redis semantics this module keeps:
 //! - a blocked client is served right after the command that made its key ready (and after
@@ -9,8 +10,8 @@
 //!   the key can serve it; one that cannot keeps its place;
 //! - a key is identified by its database: a write in db 0 never wakes a client blocked in db 3.
 //!
-//! While blocked, a client's [`Client`] state is parked here (its connection task keeps only
-//! the socket), so whoever wrote the key can serve it synchronously by re-running its
+//! While blocked, a client's `Client` state is parked in the server (its connection task
+//! keeps only the socket), so whoever wrote the key can serve it synchronously by re-running its
 //! command with the written key as a hint. The command decides whether it can be served;
 //! this module knows nothing about any command's semantics and never touches sockets.
 
@@ -24,32 +25,9 @@ use crate::state::Server;
 ///
 /// Connections call this after every command they run; it is cheap when nothing is ready.
 pub fn serve(srv: &mut Server) {
-    while let Some((db, key)) = srv.blocking.ready.pop_front() {
-        let Some(waiting) = srv.blocking.queues.get(&(db, key.clone())) else {
-            continue;
-        };
-        let waiting: Vec<u64> = waiting.iter().copied().collect();
+    while let Some((key, waiting)) = srv.blocking.next_ready() {
         for id in waiting {
-            let Some(mut p) = srv.blocking.parked.remove(&id) else {
-                continue;
-            };
-            if !p.served {
-                let mut out = Vec::new();
-                let args = p.command.as_args();
-                match exec::rerun_blocked(srv, &mut p.client, args, &key, &mut out) {
-                    // Not served (the key is empty again, or of another type): it keeps its
-                    // place in every queue. (A re-run skips the pause check, so it is never
-                    // held by CLIENT PAUSE; should it be, it keeps waiting too.)
-                    Outcome::Block(..) | Outcome::Paused(_) => p.client.sync_flags(true),
-                    Outcome::Continue | Outcome::Close => {
-                        p.served = true;
-                        srv.blocking.dequeue(id, p.db, &p.block.keys);
-                        p.client.shared.pending.borrow_mut().extend_from_slice(&out);
-                        p.client.shared.notify.notify_one();
-                    }
-                }
-            }
-            srv.blocking.parked.insert(id, p);
+            rerun(srv, id, &key);
         }
     }
 }
@@ -57,23 +35,31 @@ pub fn serve(srv: &mut Server) {
 /// Re-runs parked client `id`, which waits for something other than a key (WAIT, for
 /// replica acknowledgements): it is served when its command now completes.
 pub fn retry(srv: &mut Server, id: u64) {
-    let Some(mut p) = srv.blocking.parked.remove(&id) else {
+    rerun(srv, id, &SmallBytes::new(b""));
+}
+
+/// Runs a parked client's command again, `key` being the write that woke it. Served, its
+/// reply goes to its pending output and its task is woken; not served (the key is empty
+/// again, or of another type), it keeps its place in every queue. (A re-run skips the pause
+/// check, so it is never held by CLIENT PAUSE; should it be, it keeps waiting too.)
+fn rerun(srv: &mut Server, id: u64, key: &SmallBytes) {
+    let Some(mut p) = srv.blocking.unpark(id) else {
         return;
     };
-    if !p.served {
-        let mut out = Vec::new();
-        let args = p.command.as_args();
-        let none = SmallBytes::new(b"");
-        match exec::rerun_blocked(srv, &mut p.client, args, &none, &mut out) {
-            Outcome::Block(..) | Outcome::Paused(_) => p.client.sync_flags(true),
-            Outcome::Continue | Outcome::Close => {
-                p.served = true;
-                p.client.shared.pending.borrow_mut().extend_from_slice(&out);
-                p.client.shared.notify.notify_one();
-            }
+    let mut out = Vec::new();
+    let args = p.command.as_args();
+    let served = match exec::rerun_blocked(srv, &mut p.client, args, key, &mut out) {
+        Outcome::Block(..) | Outcome::Paused(_) => {
+            p.client.sync_flags(true);
+            false
         }
-    }
-    srv.blocking.parked.insert(id, p);
+        Outcome::Continue | Outcome::Close => {
+            p.client.shared.pending.borrow_mut().extend_from_slice(&out);
+            p.client.shared.notify.notify_one();
+            true
+        }
+    };
+    srv.blocking.repark(p, served);
 }
 
 #[cfg(test)]
@@ -220,13 +206,13 @@ mod tests {
         assert_eq!(out, b"*-1\r\n");
         assert!(srv.blocking.cancel(2).is_some());
         assert_eq!(srv.blocked_clients(), 0);
-        assert!(srv.blocking.queues.is_empty());
+        assert!(srv.blocking.is_empty());
         let (_, out) = run(
             &mut srv,
             Client::new(3, None, None, false),
             &["RPUSH", "k", "v"],
         );
         assert_eq!(out, b":1\r\n");
-        assert!(srv.blocking.parked.is_empty());
+        assert!(srv.blocking.is_empty());
     }
 }

@@ -395,6 +395,21 @@ macro_rules! string {
     };
 }
 
+macro_rules! enumerated {
+    ($name:literal, $field:ident, [$($option:literal),+ $(,)?]) => {
+        Directive {
+            name: $name,
+            alias: None,
+            immutable: false,
+            get: |c| c.$field.clone(),
+            set: |c, v| {
+                c.$field = parse_enum(v, &[$($option),+])?.into();
+                Ok(())
+            },
+        }
+    };
+}
+
 macro_rules! optional {
     ($name:literal, $field:ident) => {
         Directive {
@@ -571,17 +586,11 @@ pub static DIRECTIVES: &[Directive] = &[
     boolean!("rdbcompression", rdbcompression),
     boolean!("rdbchecksum", rdbchecksum),
     boolean!("stop-writes-on-bgsave-error", stop_writes_on_bgsave_error),
-    Directive {
-        name: "loglevel",
-        alias: None,
-        immutable: false,
-        get: |c| c.loglevel.clone(),
-        set: |c, v| {
-            c.loglevel =
-                parse_enum(v, &["debug", "verbose", "notice", "warning", "nothing"])?.into();
-            Ok(())
-        },
-    },
+    enumerated!(
+        "loglevel",
+        loglevel,
+        ["debug", "verbose", "notice", "warning", "nothing"]
+    ),
     string!("logfile", logfile, true),
     Directive {
         name: "proto-max-bulk-len",
@@ -629,16 +638,11 @@ pub static DIRECTIVES: &[Directive] = &[
         0,
         i64::from(i32::MAX)
     ),
-    Directive {
-        name: "repl-diskless-load",
-        alias: None,
-        immutable: false,
-        get: |c| c.repl_diskless_load.clone(),
-        set: |c, v| {
-            c.repl_diskless_load = parse_enum(v, &["disabled", "on-empty-db", "swapdb"])?.into();
-            Ok(())
-        },
-    },
+    enumerated!(
+        "repl-diskless-load",
+        repl_diskless_load,
+        ["disabled", "on-empty-db", "swapdb"]
+    ),
     integer!("repl-timeout", repl_timeout, 1, i64::from(i32::MAX)),
     integer!(
         "repl-ping-replica-period",
@@ -684,16 +688,7 @@ pub static DIRECTIVES: &[Directive] = &[
     boolean!("lazyfree-lazy-server-del", lazyfree_lazy_server_del),
     boolean!("lazyfree-lazy-user-del", lazyfree_lazy_user_del),
     boolean!("lazyfree-lazy-user-flush", lazyfree_lazy_user_flush),
-    Directive {
-        name: "appendfsync",
-        alias: None,
-        immutable: false,
-        get: |c| c.appendfsync.clone(),
-        set: |c, v| {
-            c.appendfsync = parse_enum(v, &["always", "everysec", "no"])?.into();
-            Ok(())
-        },
-    },
+    enumerated!("appendfsync", appendfsync, ["always", "everysec", "no"]),
     integer!(
         "maxmemory-eviction-tenacity",
         maxmemory_eviction_tenacity,
@@ -702,14 +697,12 @@ pub static DIRECTIVES: &[Directive] = &[
     ),
     memory!("maxmemory-clients", maxmemory_clients),
     Directive {
-        name: "enable-debug-command",
-        alias: None,
         immutable: true,
-        get: |c| c.enable_debug_command.clone(),
-        set: |c, v| {
-            c.enable_debug_command = parse_enum(v, &["no", "yes", "local"])?.into();
-            Ok(())
-        },
+        ..enumerated!(
+            "enable-debug-command",
+            enable_debug_command,
+            ["no", "yes", "local"]
+        )
     },
     Directive {
         immutable: true,

@@ -8,6 +8,8 @@ use crate::keyspace::{Db, Entry, SmallBytes, Value};
 use crate::protocol::Reply;
 use crate::state::Server;
 use crate::state::blocking::Block;
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
 
 /// What a write command sends to replicas.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -92,6 +94,12 @@ impl<'a> Ctx<'a> {
     pub fn get(&mut self, key: &[u8]) -> Option<&Value> {
         let i = self.read(key)?;
         Some(&self.db().entry(i).value)
+    }
+
+    /// A generator seeded from the server's one, for the random draws of a command: it can
+    /// run while the keyspace is borrowed, and every draw still comes from one source.
+    pub fn rng(&mut self) -> SmallRng {
+        SmallRng::from_rng(&mut self.srv.rng)
     }
 
     /// The current database and the reply writer at once, so a value can be written out

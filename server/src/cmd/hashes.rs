@@ -4,12 +4,11 @@
 //! The data structure lives in `keyspace::hash`; this file only parses arguments, applies the
 //! keyspace rules through [`Ctx`] and writes replies.
 
-use super::keys::scan_options;
-use super::{CmdError, CmdResult, Ctx, Spec, arity_error, eq, flags::*, int_arg, spec};
+use super::args::{distinct_sample, parse_cursor, random_count, scan_options, scan_reply_head};
+use super::{CmdError, CmdResult, Ctx, Spec, arity_error, flags::*, int_arg, spec};
 use crate::keyspace::hash::Limits;
 use crate::keyspace::{Db, Hash, Value};
 use crate::protocol::{Args, Reply};
-use rand::Rng;
 
 pub static COMMANDS: &[Spec] = &[
     spec("hset", -4, WRITE | DENYOOM | FAST, (1, 1, 1), "hash", hset),
@@ -325,30 +324,18 @@ fn hrandfield(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             ctx.reply.null();
             return Ok(());
         };
+        let mut rng = ctx.rng();
         let (db, reply) = ctx.db_and_reply();
         let h = hash_at(db, i)?;
-        let mut rng = rand::rng();
         match h.random(&mut rng) {
             Some((f, _)) => reply.bulk(f),
             None => reply.null(),
         }
         return Ok(());
     }
-    let l = int_arg(args.get(2))?;
-    if l == i64::MIN {
-        return Err(CmdError::msg(
-            "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-        ));
-    }
-    let withvalues = match args.len() {
-        3 => false,
-        4 if eq(args.get(3), "withvalues") => true,
-        _ => return Err(CmdError::Syntax),
-    };
-    if withvalues && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&l) {
-        return Err(CmdError::msg("ERR value is out of range"));
-    }
+    let (l, withvalues) = random_count(args, Some("withvalues"))?;
     let slot = read_hash(ctx, args.get(1))?;
+    let mut rng = ctx.rng();
     let (db, reply) = ctx.db_and_reply();
     let Some(h) = slot.map(|i| hash_at(db, i)).transpose()? else {
         reply.array(0);
@@ -356,7 +343,6 @@ fn hrandfield(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     };
     let count = l.unsigned_abs() as usize;
     let size = h.len();
-    let mut rng = rand::rng();
     let flat = withvalues && !reply.resp3();
     let header = |reply: &mut Reply<'_>, n: usize| reply.array(if flat { n * 2 } else { n });
     if count == 0 {
@@ -376,70 +362,24 @@ fn hrandfield(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         }
     } else {
         header(reply, count);
-        for p in distinct_sample(h, count, &mut rng) {
+        let sample = distinct_sample(
+            size,
+            count,
+            &mut rng,
+            || h.iter().collect(),
+            |r| h.random(r),
+        );
+        for p in sample {
             field_reply(reply, p, withvalues);
         }
     }
     Ok(())
 }
 
-/// `count` distinct random pairs of `h`, `count < h.len()`.
-fn distinct_sample<'h>(h: &'h Hash, count: usize, rng: &mut impl Rng) -> Vec<(&'h [u8], &'h [u8])> {
-    let size = h.len();
-    if count * 3 > size {
-        // Many of them: shuffle the front of the whole list.
-        let mut all: Vec<_> = h.iter().collect();
-        for i in 0..count {
-            let j = rng.random_range(i..size);
-            all.swap(i, j);
-        }
-        all.truncate(count);
-        all
-    } else {
-        let mut seen = hashbrown::HashSet::with_capacity(count);
-        let mut out = Vec::with_capacity(count);
-        while out.len() < count {
-            if let Some(p) = h.random(rng)
-                && seen.insert(p.0)
-            {
-                out.push(p);
-            }
-        }
-        out
-    }
-}
-
-/// Parses an HSCAN/SSCAN cursor as Redis 7.0 does with `strtoul`: an optional sign (a
-/// negative cursor wraps around), decimal digits, nothing else; the empty string is 0.
-pub fn parse_cursor(a: &[u8]) -> Result<u64, CmdError> {
-    let invalid = || CmdError::msg("ERR invalid cursor");
-    let (neg, digits) = match a.first() {
-        Some(b'-') => (true, &a[1..]),
-        Some(b'+') => (false, &a[1..]),
-        _ => (false, a),
-    };
-    if digits.is_empty() && !a.is_empty() {
-        return Err(invalid());
-    }
-    let mut v: u64 = 0;
-    for &c in digits {
-        if !c.is_ascii_digit() {
-            return Err(invalid());
-        }
-        v = v
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(u64::from(c - b'0')))
-            .ok_or_else(invalid)?;
-    }
-    Ok(if neg { v.wrapping_neg() } else { v })
-}
-
 fn hscan(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let cursor = parse_cursor(args.get(2))?;
     let Some(i) = read_hash(ctx, args.get(1))? else {
-        ctx.reply.array(2);
-        ctx.reply.bulk(b"0");
-        ctx.reply.array(0);
+        scan_reply_head(&mut ctx.reply, 0, 0);
         return Ok(());
     };
     let o = scan_options(args, 3, false)?;
@@ -451,9 +391,7 @@ fn hscan(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             found.push((f, v));
         }
     });
-    reply.array(2);
-    reply.bulk(itoa::Buffer::new().format(next).as_bytes());
-    reply.array(found.len() * 2);
+    scan_reply_head(reply, next, found.len() * 2);
     for (f, v) in found {
         reply.bulk(f);
         reply.bulk(v);

@@ -1,5 +1,6 @@
 //! Generic key commands: deletion, expiry, renaming, iteration, databases.
 
+use super::args::{parse_cursor, scan_options, scan_reply_head};
 use super::{CmdError, CmdResult, Ctx, Spec, container, eq, flags::*, int_arg, spec};
 use crate::keyspace::{Entry, SmallBytes};
 use crate::protocol::Args;
@@ -312,73 +313,6 @@ fn keys(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     Ok(())
 }
 
-/// SCAN-family options: MATCH pattern, COUNT n, and (SCAN only) TYPE name.
-pub struct ScanOptions<'a> {
-    pub pattern: Option<&'a [u8]>,
-    pub count: usize,
-    pub type_name: Option<String>,
-}
-
-/// Parses a SCAN cursor as Redis does with `strtoul`: an empty string is 0, a sign is
-/// accepted (`-1` wraps to the largest cursor), leading space, trailing junk and overflow are
-/// `ERR invalid cursor`.
-pub fn parse_cursor(a: &[u8]) -> Result<u64, CmdError> {
-    let invalid = || CmdError::msg("ERR invalid cursor");
-    let (neg, digits) = match a.first() {
-        None => return Ok(0),
-        Some(b'-') => (true, &a[1..]),
-        Some(b'+') => (false, &a[1..]),
-        Some(_) => (false, a),
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(invalid());
-    }
-    let mut v: u64 = 0;
-    for &d in digits {
-        v = v
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(u64::from(d - b'0')))
-            .ok_or_else(invalid)?;
-    }
-    Ok(if neg { v.wrapping_neg() } else { v })
-}
-
-/// Parses SCAN options starting at argument `from`; TYPE only when `allow_type`.
-pub fn scan_options<'a>(
-    args: Args<'a>,
-    from: usize,
-    allow_type: bool,
-) -> Result<ScanOptions<'a>, CmdError> {
-    let mut o = ScanOptions {
-        pattern: None,
-        count: 10,
-        type_name: None,
-    };
-    let mut i = from;
-    while i < args.len() {
-        let a = args.get(i);
-        if i + 1 >= args.len() {
-            return Err(CmdError::Syntax);
-        }
-        if eq(a, "count") {
-            let n = int_arg(args.get(i + 1))?;
-            if n < 1 {
-                return Err(CmdError::Syntax);
-            }
-            o.count = n as usize;
-        } else if eq(a, "match") {
-            let p = args.get(i + 1);
-            o.pattern = (p != b"*").then_some(p);
-        } else if eq(a, "type") && allow_type {
-            o.type_name = Some(String::from_utf8_lossy(args.get(i + 1)).to_ascii_lowercase());
-        } else {
-            return Err(CmdError::Syntax);
-        }
-        i += 2;
-    }
-    Ok(o)
-}
-
 fn scan(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let cursor = parse_cursor(args.get(1))?;
     let o = scan_options(args, 2, true)?;
@@ -406,9 +340,7 @@ fn scan(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         i += 1;
     }
     let next = if i >= bound { 0 } else { i };
-    ctx.reply.array(2);
-    ctx.reply.bulk(next.to_string().as_bytes());
-    ctx.reply.array(found.len());
+    scan_reply_head(&mut ctx.reply, next, found.len());
     for k in found {
         ctx.reply.bulk(&k);
     }

@@ -7,6 +7,7 @@
 //! dispatcher feeds the command (or the rewrite the handler asked for) to the replication
 //! stream, in execution order.
 
+mod args;
 mod bitmap;
 mod connection;
 mod ctx;

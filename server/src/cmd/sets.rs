@@ -5,13 +5,11 @@
 //! The data structure lives in `keyspace::set`; this file only parses arguments, applies the
 //! keyspace rules through [`Ctx`] and writes replies.
 
-use super::hashes::parse_cursor;
-use super::keys::scan_options;
+use super::args::{distinct_sample, parse_cursor, random_count, scan_options, scan_reply_head};
 use super::{CmdError, CmdResult, Ctx, Spec, flags::*, int_arg, spec};
 use crate::keyspace::set::Member;
 use crate::keyspace::{Db, Set, SmallBytes, Value};
 use crate::protocol::{Args, Reply};
-use rand::Rng;
 
 pub static COMMANDS: &[Spec] = &[
     spec("sadd", -3, WRITE | DENYOOM | FAST, (1, 1, 1), "set", sadd),
@@ -195,11 +193,11 @@ fn spop(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 }
 
 fn spop_one(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult {
+    let mut rng = ctx.rng();
     let Some(s) = write_set(ctx, key)? else {
         ctx.reply.null();
         return Ok(());
     };
-    let mut rng = rand::rng();
     let Some(m) = s.pop_random(&mut rng) else {
         ctx.reply.null();
         return Ok(());
@@ -224,6 +222,7 @@ fn spop_count(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         .filter(|&c| c >= 0)
         .ok_or_else(|| CmdError::msg("ERR value is out of range, must be positive"))?;
     let count = count as u64;
+    let mut rng = ctx.rng();
     let Some(s) = write_set(ctx, key)? else {
         ctx.reply.set(0);
         return Ok(());
@@ -249,7 +248,6 @@ fn spop_count(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         set_reply(&mut ctx.reply, &out);
         return Ok(());
     }
-    let mut rng = rand::rng();
     let popped: Vec<SmallBytes> = (0..count).filter_map(|_| s.pop_random(&mut rng)).collect();
     if (size - count) * SPOP_MOVE_STRATEGY_MUL <= count {
         // Redis pops most of a set by moving the few survivors into a new set, whose
@@ -287,9 +285,10 @@ fn srandmember(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     }
     if args.len() == 2 {
         let slot = read_set(ctx, args.get(1))?;
+        let mut rng = ctx.rng();
         let (db, reply) = ctx.db_and_reply();
         match slot.map(|i| set_at(db, i)).transpose()? {
-            Some(s) => match s.random(&mut rand::rng()) {
+            Some(s) => match s.random(&mut rng) {
                 Some(m) => member_reply(reply, m),
                 None => reply.null(),
             },
@@ -297,13 +296,9 @@ fn srandmember(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         }
         return Ok(());
     }
-    let l = int_arg(args.get(2))?;
-    if l == i64::MIN {
-        return Err(CmdError::msg(
-            "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-        ));
-    }
+    let (l, _) = random_count(args, None)?;
     let slot = read_set(ctx, args.get(1))?;
+    let mut rng = ctx.rng();
     let (db, reply) = ctx.db_and_reply();
     let Some(s) = slot.map(|i| set_at(db, i)).transpose()? else {
         reply.array(0);
@@ -311,7 +306,6 @@ fn srandmember(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     };
     let count = l.unsigned_abs() as usize;
     let size = s.len();
-    let mut rng = rand::rng();
     if count == 0 {
         reply.array(0);
     } else if l < 0 || count == 1 {
@@ -326,36 +320,18 @@ fn srandmember(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         s.iter().for_each(|m| member_reply(reply, m));
     } else {
         reply.array(count);
-        for m in distinct_sample(s, count, &mut rng) {
+        let sample = distinct_sample(
+            size,
+            count,
+            &mut rng,
+            || s.iter().collect(),
+            |r| s.random(r),
+        );
+        for m in sample {
             member_reply(reply, m);
         }
     }
     Ok(())
-}
-
-/// `count` distinct random members of `s`, `count < s.len()`.
-fn distinct_sample<'s>(s: &'s Set, count: usize, rng: &mut impl Rng) -> Vec<Member<'s>> {
-    let size = s.len();
-    if count * 3 > size {
-        let mut all: Vec<_> = s.iter().collect();
-        for i in 0..count {
-            let j = rng.random_range(i..size);
-            all.swap(i, j);
-        }
-        all.truncate(count);
-        all
-    } else {
-        let mut seen = hashbrown::HashSet::with_capacity(count);
-        let mut out = Vec::with_capacity(count);
-        while out.len() < count {
-            if let Some(m) = s.random(rng)
-                && seen.insert(m)
-            {
-                out.push(m);
-            }
-        }
-        out
-    }
 }
 
 fn smove(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
@@ -593,9 +569,7 @@ fn sintercard(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 fn sscan(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let cursor = parse_cursor(args.get(2))?;
     let Some(i) = read_set(ctx, args.get(1))? else {
-        ctx.reply.array(2);
-        ctx.reply.bulk(b"0");
-        ctx.reply.array(0);
+        scan_reply_head(&mut ctx.reply, 0, 0);
         return Ok(());
     };
     let o = scan_options(args, 3, false)?;
@@ -613,9 +587,7 @@ fn sscan(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             found.push(m);
         }
     });
-    reply.array(2);
-    reply.bulk(itoa::Buffer::new().format(next).as_bytes());
-    reply.array(found.len());
+    scan_reply_head(reply, next, found.len());
     found.into_iter().for_each(|m| member_reply(reply, m));
     Ok(())
 }

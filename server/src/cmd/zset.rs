@@ -5,7 +5,7 @@
 //! including the order in which errors are detected. The storage itself lives in
 //! [`crate::keyspace::zset`]; this module never looks inside it.
 
-use super::keys::{parse_cursor, scan_options};
+use super::args::{parse_cursor, random_count, scan_options, scan_reply_head};
 use super::{CmdError, CmdResult, Ctx, Spec, eq, flags::*, int_arg, spec};
 use crate::keyspace::zset::{PackLimits, ZSet};
 use crate::keyspace::{Db, SmallBytes, Value};
@@ -1654,20 +1654,7 @@ fn zrandmember(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         }
         return Ok(());
     }
-    let l = int_arg(args.get(2))?;
-    if l == i64::MIN {
-        return Err(CmdError::msg(
-            "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-        ));
-    }
-    let withscores = match args.len() {
-        3 => false,
-        4 if eq(args.get(3), "withscores") => true,
-        _ => return Err(CmdError::Syntax),
-    };
-    if withscores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&l) {
-        return Err(CmdError::msg("ERR value is out of range"));
-    }
+    let (l, withscores) = random_count(args, Some("withscores"))?;
     let Some(i) = read_zset(ctx, key)? else {
         ctx.reply.array(0);
         return Ok(());
@@ -1708,9 +1695,7 @@ fn zrandmember(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 fn zscan(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let cursor = parse_cursor(args.get(2))?;
     let Some(i) = read_zset(ctx, args.get(1))? else {
-        ctx.reply.array(2);
-        ctx.reply.bulk(b"0");
-        ctx.reply.array(0);
+        scan_reply_head(&mut ctx.reply, 0, 0);
         return Ok(());
     };
     let o = scan_options(args, 3, false)?;
@@ -1745,9 +1730,7 @@ fn zscan(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             found.push((m, s));
         }
     }
-    reply.array(2);
-    reply.bulk(next.to_string().as_bytes());
-    reply.array(2 * found.len());
+    scan_reply_head(reply, next, 2 * found.len());
     for (m, s) in found {
         reply.bulk(m);
         reply.bulk(crate::protocol::format_double(s).as_bytes());

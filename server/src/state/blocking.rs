@@ -34,25 +34,25 @@ pub enum TimeoutReply {
 
 /// A blocked client, parked until it is served, times out, or disconnects.
 #[derive(Debug)]
-pub(crate) struct Parked {
+pub struct Parked {
     pub(crate) client: Client,
     pub(crate) command: OwnedArgs,
-    pub(crate) block: Block,
+    block: Block,
     /// The database the keys belong to (the client's when it blocked).
-    pub(crate) db: usize,
+    db: usize,
     /// Served: its reply is in the client's pending output and it waits for its task to
     /// take it back.
-    pub(crate) served: bool,
+    served: bool,
 }
 
 /// Who waits for which key.
 #[derive(Debug, Default)]
 pub struct Blocking {
     /// Client ids blocked on each (database, key), in the order they blocked.
-    pub(crate) queues: HashMap<(usize, SmallBytes), VecDeque<u64>>,
-    pub(crate) parked: HashMap<u64, Parked>,
+    queues: HashMap<(usize, SmallBytes), VecDeque<u64>>,
+    parked: HashMap<u64, Parked>,
     /// Keys written since the last [`serve`] that have waiters, in the order they were written.
-    pub(crate) ready: VecDeque<(usize, SmallBytes)>,
+    ready: VecDeque<(usize, SmallBytes)>,
 }
 
 impl Blocking {
@@ -134,12 +134,48 @@ impl Blocking {
         }
     }
 
+    /// The next written key that has waiters, with its waiters in the order they blocked.
+    pub fn next_ready(&mut self) -> Option<(SmallBytes, Vec<u64>)> {
+        while let Some((db, key)) = self.ready.pop_front() {
+            if let Some(waiting) = self.queues.get(&(db, key.clone())) {
+                return Some((key, waiting.iter().copied().collect()));
+            }
+        }
+        None
+    }
+
+    /// Takes parked client `id` out to re-run its command, unless it was served already.
+    pub fn unpark(&mut self, id: u64) -> Option<Parked> {
+        if self.parked.get(&id)?.served {
+            return None;
+        }
+        self.parked.remove(&id)
+    }
+
+    /// Puts a re-run client back: still waiting (it keeps its place in every queue) or
+    /// served (out of every queue, until its task takes it back).
+    pub fn repark(&mut self, mut p: Parked, served: bool) {
+        let id = p.client.id;
+        if served {
+            p.served = true;
+            self.dequeue(id, p.db, &p.block.keys);
+        }
+        self.parked.insert(id, p);
+    }
+
+    /// Whether nobody waits and nobody is parked: what a timeout, a cancel or a serve must
+    /// leave behind once every waiter is gone.
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.queues.is_empty() && self.parked.is_empty()
+    }
+
     /// Whether client `id` is parked and not yet served (CLIENT UNBLOCK applies to it).
     pub fn is_waiting(&self, id: u64) -> bool {
         self.parked.get(&id).is_some_and(|p| !p.served)
     }
 
-    pub(crate) fn dequeue(&mut self, id: u64, db: usize, keys: &[SmallBytes]) {
+    fn dequeue(&mut self, id: u64, db: usize, keys: &[SmallBytes]) {
         for k in keys {
             let key = (db, k.clone());
             if let Some(ids) = self.queues.get_mut(&key) {
@@ -152,7 +188,7 @@ impl Blocking {
     }
 }
 
-pub(crate) fn unflag(client: Client) -> Client {
+fn unflag(client: Client) -> Client {
     client.shared.info.borrow_mut().flags.retain(|c| c != 'b');
     client
 }
