@@ -25,6 +25,9 @@ use crate::state::Server;
 ///
 /// Connections call this after every command they run; it is cheap when nothing is ready.
 pub fn serve(srv: &mut Server) {
+    if !srv.blocking.has_ready() {
+        return;
+    }
     while let Some((key, waiting)) = srv.blocking.next_ready() {
         for id in waiting {
             rerun(srv, id, &key);

@@ -132,6 +132,7 @@ impl Connection {
 
     /// Takes the pending output, then a blocked client back once it was served, unblocked
     /// (CLIENT UNBLOCK) or timed out.
+    #[inline]
     fn resume_blocked(&mut self, srv: &mut Server, timed_out: bool) {
         // Pending output first: pub/sub messages (pushed even under CLIENT REPLY OFF, as
         // in Redis 7.0) and a reply served while blocked, in the order they came.
@@ -165,6 +166,7 @@ impl Connection {
     /// Runs the held command, then every complete command in the input, until one blocks,
     /// is held by a pause, or turns the connection into a replica link. Returns whether the
     /// connection must close.
+    #[inline]
     fn run_batch(&mut self, srv: &mut Server) -> bool {
         let mut close = false;
         let mut park = None;

@@ -134,6 +134,13 @@ impl Blocking {
         }
     }
 
+    /// Whether a key with waiters was written since the last serving pass: checked after
+    /// every command, so kept to one inlined test.
+    #[inline]
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
     /// The next written key that has waiters, with its waiters in the order they blocked.
     pub fn next_ready(&mut self) -> Option<(SmallBytes, Vec<u64>)> {
         while let Some((db, key)) = self.ready.pop_front() {
