@@ -1,9 +1,8 @@
-//! Test support shared by the workspace's crates, as a dev-dependency only: the rule for
-//! tests that need a real part (a binary such as redis-server, a Python tool, root). When the
-//! part is missing such a test prints why and skips, except under
-//! `TANDEM_REQUIRE_REAL_DEPS=1` (CI), where the missing part fails it. It starts nothing;
-//! the one part it looks for itself is redis-server, which most suites compare against.
+//! The rule for tests that need a real part (a binary such as redis-server, a Python tool,
+//! root): when the part is missing such a test prints why and skips, except under
+//! `TANDEM_REQUIRE_REAL_DEPS=1` (CI), where the missing part fails it.
 
+use std::path::PathBuf;
 use std::process::Command;
 
 /// True when `TANDEM_REQUIRE_REAL_DEPS=1`: missing real dependencies are then failures.
@@ -32,6 +31,24 @@ pub fn redis_available() -> bool {
         .is_ok_and(|o| o.status.success());
     if !found {
         skip_or_fail("redis-server not found on PATH");
+    }
+    found
+}
+
+/// Finds an executable on PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The path of a real tool, or `None` after [`skip_or_fail`].
+#[track_caller]
+pub fn real_tool(name: &str) -> Option<PathBuf> {
+    let found = which(name);
+    if found.is_none() {
+        skip_or_fail(&format!("{name} not found on PATH"));
     }
     found
 }
