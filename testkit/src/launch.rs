@@ -187,8 +187,8 @@ impl Launch {
 
     /// Starts the server without waiting for it: for servers expected to refuse to start,
     /// or to be seen while they load.
-    pub fn spawn(mut self) -> io::Result<ServerGuard> {
-        let port = *self.port.get_or_insert_with(free_port);
+    pub fn spawn(self) -> io::Result<ServerGuard> {
+        let port = self.port.unwrap_or_else(free_port);
         let (dir, owns_dir) = match &self.dir {
             Some(d) => (d.clone(), false),
             None => {
@@ -198,8 +198,6 @@ impl Launch {
                     std::process::id(),
                     NEXT_DIR.fetch_add(1, Ordering::Relaxed)
                 ));
-                // Pinned, so a restart runs in the same directory.
-                self.dir = Some(d.clone());
                 (d, true)
             }
         };
@@ -436,8 +434,6 @@ impl ServerGuard {
         self.kill();
         let mut launch = self.launch.clone();
         launch.args = Vec::new();
-        launch.port = Some(self.port);
-        launch.dir = Some(self.dir.clone());
         let launch = launch.args(args);
         let child = launch
             .command(self.port, &self.dir)
