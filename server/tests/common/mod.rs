@@ -10,6 +10,7 @@ pub use tandem_testkit::{
     wait_until, which,
 };
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The tandem-server binary built for this test run, to start with more options.
@@ -33,6 +34,63 @@ pub fn wait_blocked(server: &ServerGuard, n: usize) {
         let info = c.cmd(&["INFO", "clients"]);
         String::from_utf8_lossy(&info).contains(&want)
     });
+}
+
+/// A reply as text: a bulk string's payload, or a simple reply's line without its type byte.
+pub fn text(v: &Value) -> String {
+    let raw = String::from_utf8_lossy(&v.raw).into_owned();
+    match v.kind() {
+        b'$' => raw
+            .split_once("\r\n")
+            .map(|(_, rest)| rest.trim_end_matches("\r\n").to_string())
+            .unwrap_or_default(),
+        _ => raw[1..].trim_end().to_string(),
+    }
+}
+
+/// Sends a command and returns its reply as [`text`].
+pub fn cmd(c: &mut Conn, args: &[&str]) -> String {
+    c.send(args);
+    text(&c.read_value().expect("a reply"))
+}
+
+pub fn info(c: &mut Conn, section: &str) -> BTreeMap<String, String> {
+    cmd(c, &["INFO", section])
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+pub fn field(c: &mut Conn, section: &str, name: &str) -> String {
+    info(c, section).get(name).cloned().unwrap_or_default()
+}
+
+#[track_caller]
+pub fn stat(c: &mut Conn, name: &str) -> u64 {
+    let v = field(c, "stats", name);
+    v.parse()
+        .unwrap_or_else(|_| panic!("INFO stats {name} is {v:?}"))
+}
+
+/// Asserts a master's sync counters once a replica whose link dropped is back in sync: it
+/// came back by a partial resync, so the master still counts `full` full syncs and now
+/// `partial` accepted partial resyncs. `context` names the case in a loop.
+#[track_caller]
+pub fn assert_partial_resync(master: &mut Conn, full: u64, partial: u64, context: &str) {
+    let stats = info(master, "stats");
+    let count = |name: &str| -> u64 {
+        stats
+            .get(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("INFO stats has no {name}"))
+    };
+    assert_eq!(count("sync_full"), full, "{context}: no new full sync");
+    assert_eq!(
+        count("sync_partial_ok"),
+        partial,
+        "{context}: partial resyncs"
+    );
 }
 
 /// Splits a line as redis-cli does (`sdssplitargs`): spaces separate; `"..."` takes
