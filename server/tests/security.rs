@@ -157,13 +157,13 @@ fn a_bad_rename_stops_the_server_with_redis_error() {
             "Target command name already exists",
         ),
     ] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tandem-server"))
-            .args(["--port", "0"])
+        let mut server = common::tandem()
             .args(args)
-            .output()
+            .spawn()
             .expect("run tandem-server");
-        assert!(!out.status.success(), "{args:?} must not start");
-        let text = String::from_utf8_lossy(&out.stderr);
+        let status = server.wait_exit(WAIT);
+        assert!(!status.success(), "{args:?} must not start");
+        let text = server.stderr();
         assert!(text.contains(want), "{args:?}: {text}");
     }
 }
