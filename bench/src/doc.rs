@@ -173,7 +173,7 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
                 .map_or(String::new(), |w| format!("-write{w}"))
         );
         std::fs::create_dir_all(doc_dir.join("benchmarks"))?;
-        crate::plot::full_sync(&records, &doc_dir.join(&chart))?;
+        crate::full_sync::chart(&records, &doc_dir.join(&chart))?;
         body.push_str(&section(&records, &chart));
     }
     let doc = std::fs::read_to_string(&a.doc)

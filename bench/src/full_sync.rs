@@ -8,16 +8,16 @@
 //! wording: the transfer ends when the master logs that the RDB was sent to the replica
 //! (`Synchronization with replica ... succeeded` / `Streamed RDB transfer with replica ...
 //! succeeded`), the load ends when the replica logs `MASTER <-> REPLICA sync: Finished with
-//! success`. This module measures; it does not judge the results or render charts.
+//! success`. This module measures and draws its chart (through `plot`); it does not judge the results.
 
 use crate::servers::{self, Kind, Server, info_field};
-use crate::{dataset, procfs, report};
+use crate::{dataset, plot, procfs, report};
 use anyhow::{Context as _, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 use std::io::{Read as _, Seek as _, SeekFrom};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -686,7 +686,7 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     print_table(&records_out);
     report::write_json(a.common.json.as_deref(), &records_out)?;
     if let Some(png) = &a.plot {
-        crate::plot::full_sync(&records_out, png)?;
+        chart(&records_out, png)?;
         eprintln!("wrote {}", png.display());
     }
     Ok(())
@@ -735,6 +735,94 @@ pub fn print_table(records: &[Record]) {
         ],
         &rows,
     );
+}
+
+fn median_of(records: &[&Record], f: &dyn Fn(&Record) -> f64) -> f64 {
+    let v: Vec<f64> = records.iter().map(|r| f(r)).collect();
+    report::median(&v)
+}
+
+/// The full-sync chart: time per (mode, server), transfer and load stacked, and the
+/// master's peak memory; medians over rounds.
+pub fn chart(records: &[Record], path: &Path) -> anyhow::Result<()> {
+    let mut kinds: Vec<Kind> = Vec::new();
+    let mut modes: Vec<Mode> = Vec::new();
+    for r in records {
+        if !kinds.contains(&r.server) {
+            kinds.push(r.server);
+        }
+        if !modes.contains(&r.mode) {
+            modes.push(r.mode);
+        }
+    }
+    let pick = |k: Kind, m: Mode| -> Vec<&Record> {
+        records
+            .iter()
+            .filter(|r| r.server == k && r.mode == m)
+            .collect()
+    };
+    let gib = f64::from(1u32 << 30);
+    // values[server][mode]: the median of `total`, its lower part the median of `lower`.
+    let bars = |lower: &dyn Fn(&Record) -> f64, total: &dyn Fn(&Record) -> f64| {
+        kinds
+            .iter()
+            .map(|&k| {
+                modes
+                    .iter()
+                    .map(|&m| {
+                        let total = median_of(&pick(k, m), total);
+                        let lower = median_of(&pick(k, m), lower).min(total);
+                        plot::Bar {
+                            lower,
+                            upper: total - lower,
+                        }
+                    })
+                    .collect()
+            })
+            .collect::<Vec<Vec<plot::Bar>>>()
+    };
+    let one = |f: &dyn Fn(&Record) -> f64| bars(f, f);
+    let panel_of = |title: &str, values, parts, label: fn(f64) -> String| plot::Panel {
+        title: title.into(),
+        groups: modes.iter().map(|m| m.name().to_string()).collect(),
+        series: kinds.iter().map(|k| k.name().to_string()).collect(),
+        values,
+        parts,
+        label,
+    };
+    let size = records.first().map_or(0, |r| r.dataset_bytes);
+    let load = records
+        .iter()
+        .find_map(|r| r.write_rate)
+        .map_or(String::new(), |w| format!(" under {w} HSET/s"));
+    let title = format!(
+        "Full sync of {} of YCSB records{load}, tandem-server vs Redis 7.0 (lower is better)",
+        plot::human(size)
+    );
+    plot::render(
+        path,
+        &title,
+        &[
+            panel_of(
+                "until the replica serves (s)",
+                bars(&|r| r.transfer_s, &|r| r.total_s),
+                Some(("transfer".into(), "load".into())),
+                |v| format!("{v:.1}"),
+            ),
+            panel_of(
+                "master peak memory, fork included (GiB)",
+                one(&|r| r.master_peak_pss_bytes as f64 / gib),
+                None,
+                |v| format!("{v:.2}"),
+            ),
+            panel_of(
+                "dump written to disk (GiB)",
+                one(&|r| r.dump_bytes_written as f64 / gib),
+                None,
+                |v| format!("{v:.2}"),
+            ),
+        ],
+    )
 }
 
 #[cfg(test)]

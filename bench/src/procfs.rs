@@ -20,28 +20,6 @@ fn read_kb(pid: u32, file: &str, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// `pid` and every live descendant (Redis's fork children, their children, ...).
-pub fn tree(pid: u32) -> Vec<u32> {
-    let mut all = vec![pid];
-    let mut i = 0;
-    while i < all.len() {
-        let p = all[i];
-        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) {
-            for t in tasks.flatten() {
-                let children =
-                    std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-                all.extend(
-                    children
-                        .split_whitespace()
-                        .filter_map(|c| c.parse::<u32>().ok()),
-                );
-            }
-        }
-        i += 1;
-    }
-    all
-}
-
 /// Memory of a process tree at one instant.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TreeMemory {
@@ -55,7 +33,7 @@ pub struct TreeMemory {
 }
 
 pub fn tree_memory(pid: u32) -> TreeMemory {
-    let pids = tree(pid);
+    let pids = tandem_testkit::process_tree(pid);
     let rss = pids.iter().map(|&p| read_kb(p, "status", "VmRSS")).sum();
     let pss = if pids.len() > 1 {
         pids.iter()

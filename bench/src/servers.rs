@@ -1,10 +1,11 @@
-//! Starting and stopping the servers under test: free ports, CPU pinning, readiness, and
-//! cleanup even when a benchmark fails half-way.
+//! The servers under test as the benchmarks see them: pinned to a core, logging into their
+//! own directory, started and cleaned up (also when a benchmark fails half-way) by the
+//! workspace's test harness.
 
 use anyhow::{Context as _, bail};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tandem_testkit::{Launch, ServerGuard};
 
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
@@ -32,14 +33,7 @@ const LOG_FILE: &str = "server.log";
 pub struct Server {
     pub kind: Kind,
     pub port: u16,
-    child: Child,
-    dir: PathBuf,
-}
-
-/// A port nothing listens on right now (other servers may run on this machine).
-pub fn free_port() -> anyhow::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").context("no free port")?;
-    Ok(l.local_addr()?.port())
+    guard: ServerGuard,
 }
 
 /// The tandem-server binary: the given path, or the one built next to this binary.
@@ -72,60 +66,22 @@ impl Server {
         base: &Path,
         extra: &[&str],
     ) -> anyhow::Result<Server> {
-        let port = free_port()?;
-        let dir = base.join(format!("tandem-bench-{}-{port}", kind.name()));
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        let mut cmd = Command::new("taskset");
-        cmd.arg("-c").arg(core.to_string()).arg(bin);
-        cmd.args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ]);
-        cmd.arg("--dir").arg(&dir);
-        cmd.arg("--logfile").arg(dir.join(LOG_FILE));
-        cmd.args(extra);
-        cmd.stdout(Stdio::null()).stderr(Stdio::null());
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("failed to start {}", bin.display()))?;
-        let server = Server {
+        let guard = Launch::new(kind.name(), bin)
+            .wrapped_in(&["taskset", "-c", &core.to_string()])
+            .scratch_in(base, &format!("tandem-bench-{}", kind.name()))
+            .args(&["--logfile", LOG_FILE])
+            .args(extra)
+            .ready_within(Duration::from_secs(10))
+            .try_start()?;
+        Ok(Server {
             kind,
-            port,
-            child,
-            dir,
-        };
-        server.wait_ready(Duration::from_secs(10))?;
-        Ok(server)
-    }
-
-    fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(mut c) = self.connection()
-                && redis::cmd("PING").query::<String>(&mut c).is_ok()
-            {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "{} on port {} did not answer PING within {timeout:?}",
-                    self.kind.name(),
-                    self.port
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            port: guard.port,
+            guard,
+        })
     }
 
     pub fn connection(&self) -> redis::RedisResult<redis::Connection> {
-        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?.get_connection()
+        self.guard.try_con()
     }
 
     /// One `INFO memory` field as an integer.
@@ -139,20 +95,20 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         // The child is `taskset`, which execs the server: same pid.
-        self.child.id()
+        self.guard.pid()
     }
 
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.guard.dir()
     }
 
     pub fn log_path(&self) -> PathBuf {
-        self.dir.join(LOG_FILE)
+        self.dir().join(LOG_FILE)
     }
 
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.guard.alive()
     }
 
     /// Resident set size of the server process from /proc.
@@ -167,22 +123,6 @@ pub fn info_field<'a>(info: &'a str, field: &str) -> Option<&'a str> {
     info.lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .map(str::trim)
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let children: Vec<String> = crate::procfs::tree(self.pid())
-            .iter()
-            .skip(1)
-            .map(u32::to_string)
-            .collect();
-        if !children.is_empty() {
-            let _ = Command::new("kill").arg("-KILL").args(&children).status();
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 #[cfg(test)]

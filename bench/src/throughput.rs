@@ -1,10 +1,11 @@
 //! `tandem-bench throughput`: redis-benchmark SET and GET against each server, pinned, in
 //! alternating rounds; the median of the rounds is reported.
 
-use crate::report;
 use crate::servers::{self, Kind, Server};
+use crate::{plot, report};
 use anyhow::{Context as _, bail};
 use serde::Serialize;
+use std::path::Path;
 use std::process::Command;
 
 #[derive(clap::Args, Debug)]
@@ -148,8 +149,52 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     );
     report::write_json(a.common.json.as_deref(), &samples)?;
     if let Some(png) = &a.plot {
-        crate::plot::throughput(&samples, png)?;
+        chart(&samples, png)?;
         eprintln!("wrote {}", png.display());
     }
     Ok(())
+}
+
+/// The throughput chart: median ops/s per (test, pipeline), one bar per server.
+pub fn chart(records: &[Record], path: &Path) -> anyhow::Result<()> {
+    let mut groups: Vec<(String, u32)> = Vec::new();
+    let mut kinds: Vec<Kind> = Vec::new();
+    for r in records {
+        if !groups.contains(&(r.test.clone(), r.pipeline)) {
+            groups.push((r.test.clone(), r.pipeline));
+        }
+        if !kinds.contains(&r.server) {
+            kinds.push(r.server);
+        }
+    }
+    let values = kinds
+        .iter()
+        .map(|&k| {
+            groups
+                .iter()
+                .map(|(t, p)| plot::Bar {
+                    lower: records
+                        .iter()
+                        .find(|r| r.server == k && &r.test == t && r.pipeline == *p)
+                        .map_or(0.0, |r| r.ops_per_sec / 1000.0),
+                    upper: 0.0,
+                })
+                .collect()
+        })
+        .collect();
+    plot::render(
+        path,
+        "redis-benchmark throughput, tandem-server vs Redis 7.0 (higher is better)",
+        &[plot::Panel {
+            title: "thousand requests per second (median of rounds)".into(),
+            groups: groups
+                .iter()
+                .map(|(t, p)| format!("{} -P {p}", t.to_uppercase()))
+                .collect(),
+            series: kinds.iter().map(|k| k.name().to_string()).collect(),
+            values,
+            parts: None,
+            label: |v| format!("{v:.0}"),
+        }],
+    )
 }

@@ -8,19 +8,20 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
 
-fn on_path(name: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
-}
-
 #[test]
 fn full_sync_json_has_the_contracted_fields_and_sane_values() {
     let bench = PathBuf::from(env!("CARGO_BIN_EXE_tandem-bench"));
     // `cargo test --workspace` builds the server's binary into the same directory.
     let tandem = bench.with_file_name("tandem-server");
     for (what, present) in [
-        ("redis-server on PATH", on_path("redis-server")),
-        ("taskset on PATH", on_path("taskset")),
+        (
+            "redis-server on PATH",
+            tandem_testkit::which("redis-server").is_some(),
+        ),
+        (
+            "taskset on PATH",
+            tandem_testkit::which("taskset").is_some(),
+        ),
         (
             "tandem-server (cargo build -p tandem-server)",
             tandem.is_file(),

@@ -9,23 +9,14 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tandem_server::rdb::{Aux, Item, RdbReader, RdbValue, RdbWriter, WriterOptions};
-use tandem_testkit::redis_available;
+use tandem_testkit::{Launch, ServerGuard, poll, redis_available};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tandem-server");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
 
 fn temp_dir(tag: &str) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
@@ -39,125 +30,35 @@ fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
-/// Polls `f` every 20 ms until it returns `Some`, failing after `secs` seconds.
-fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// tandem-server with `dir` as its `dir`, once it answers PING (loaded).
+fn start_tandem_in(dir: &Path, args: &[&str]) -> ServerGuard {
+    common::tandem().dir(dir).args(args).start()
 }
 
-/// A server process (tandem or redis) on a free port.
-struct Proc {
-    child: Child,
-    port: u16,
-    log: PathBuf,
+/// tandem-server with `dir` as its `dir`, not waited for.
+fn spawn_tandem_in(dir: &Path, args: &[&str]) -> ServerGuard {
+    common::tandem()
+        .dir(dir)
+        .args(args)
+        .spawn()
+        .expect("spawn tandem-server")
 }
 
-impl Proc {
-    /// Starts tandem-server with `dir` as its `dir`; waits until it answers PING (loaded).
-    fn tandem(dir: &Path, args: &[&str]) -> Proc {
-        let p = Self::spawn_tandem(dir, args);
-        p.wait_ready();
-        p
-    }
-
-    fn spawn_tandem(dir: &Path, args: &[&str]) -> Proc {
-        let port = free_port();
-        let log = dir.join(format!("tandem-{port}.log"));
-        let child = Command::new(BIN)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--dir", dir.to_str().unwrap()])
-            .args(args)
-            .stdout(File::create(&log).unwrap())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        Proc { child, port, log }
-    }
-
-    fn redis(dir: &Path, args: &[&str]) -> Proc {
-        let port = free_port();
-        let log = dir.join(format!("redis-{port}.log"));
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--dir",
-                dir.to_str().unwrap(),
-                "--enable-debug-command",
-                "yes",
-            ])
-            .args(["--appendonly", "no", "--logfile", log.to_str().unwrap()])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let p = Proc { child, port, log };
-        p.wait_ready();
-        p
-    }
-
-    fn try_con(&self) -> redis::RedisResult<redis::Connection> {
-        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?.get_connection()
-    }
-
-    fn con(&self) -> redis::Connection {
-        self.try_con().unwrap()
-    }
-
-    fn wait_ready(&self) {
-        wait_for(&format!("server on port {}", self.port), 60, || {
-            let mut con = self.try_con().ok()?;
-            redis::cmd("PING").query::<String>(&mut con).ok()
-        });
-    }
-
-    fn info_field(&self, con: &mut redis::Connection, field: &str) -> String {
-        let info: String = redis::cmd("INFO").arg("persistence").query(con).unwrap();
-        info.lines()
-            .find_map(|l| l.strip_prefix(&format!("{field}:")).map(str::to_string))
-            .unwrap_or_else(|| panic!("no {field} in INFO"))
-    }
-
-    fn wait_bgsave_done(&self, con: &mut redis::Connection) {
-        wait_for("BGSAVE to finish", 120, || {
-            (self.info_field(con, "rdb_bgsave_in_progress") == "0").then_some(())
-        });
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits for the process to exit; returns its status and stderr.
-    fn wait_exit(mut self, secs: u64) -> (ExitStatus, String) {
-        let status = wait_for("the process to exit", secs, || {
-            self.child.try_wait().unwrap()
-        });
-        let mut err = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            use std::io::Read;
-            let _ = e.read_to_string(&mut err);
-        }
-        (status, err)
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn start_redis_in(dir: &Path, args: &[&str]) -> ServerGuard {
+    Launch::redis("redis-server").dir(dir).args(args).start()
 }
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn info_field(con: &mut redis::Connection, field: &str) -> String {
+    let info: String = redis::cmd("INFO").arg("persistence").query(con).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")).map(str::to_string))
+        .unwrap_or_else(|| panic!("no {field} in INFO"))
+}
+
+fn wait_bgsave_done(con: &mut redis::Connection) {
+    poll("BGSAVE to finish", Duration::from_secs(120), || {
+        (info_field(con, "rdb_bgsave_in_progress") == "0").then_some(())
+    });
 }
 
 /// Runs one command given as words.
@@ -196,7 +97,7 @@ fn save_then_restart_loads_the_same_data() {
     let far = now_ms() + 3_600_000;
     let mut expected = BTreeMap::new();
     {
-        let srv = Proc::tandem(&dir, &["--save", ""]);
+        let mut srv = start_tandem_in(&dir, &["--save", ""]);
         let mut con = srv.con();
         for i in 0..2000 {
             let db = (i % 3) * 5;
@@ -219,27 +120,24 @@ fn save_then_restart_loads_the_same_data() {
         run(&mut con, &["SELECT", "0"]).unwrap();
         run(&mut con, &["SET", "gone", "1", "PX", "50"]).unwrap();
         let gone_at = now_ms() + 50;
-        assert_eq!(
-            srv.info_field(&mut con, "rdb_changes_since_last_save"),
-            "2201"
-        );
+        assert_eq!(info_field(&mut con, "rdb_changes_since_last_save"), "2201");
         let before_save = now_ms() / 1000;
         let reply: String = redis::cmd("SAVE").query(&mut con).unwrap();
         assert_eq!(reply, "OK");
-        assert_eq!(srv.info_field(&mut con, "rdb_changes_since_last_save"), "0");
+        assert_eq!(info_field(&mut con, "rdb_changes_since_last_save"), "0");
         let lastsave: u64 = redis::cmd("LASTSAVE").query(&mut con).unwrap();
         assert!(lastsave >= before_save);
-        assert!(srv.log_text().contains("DB saved on disk"));
+        assert!(srv.log().contains("DB saved on disk"));
         let dump = read_dump(&dir.join("dump.rdb"));
         assert_eq!(dump.len(), 2001);
-        wait_for("key 'gone' to expire", 10, || {
+        poll("key 'gone' to expire", Duration::from_secs(10), || {
             (now_ms() > gone_at).then_some(())
         });
         let _: redis::Value = redis::cmd("SHUTDOWN")
             .arg("NOSAVE")
             .query(&mut con)
             .unwrap_or(redis::Value::Nil);
-        let (status, _) = srv.wait_exit(20);
+        let status = srv.wait_exit(Duration::from_secs(20));
         assert!(status.success());
     }
     assert!(
@@ -250,13 +148,10 @@ fn save_then_restart_loads_the_same_data() {
             .starts_with("temp-")),
         "no temp file left behind"
     );
-    let srv = Proc::tandem(&dir, &["--save", ""]);
+    let srv = start_tandem_in(&dir, &["--save", ""]);
     let mut con = srv.con();
-    assert_eq!(
-        srv.info_field(&mut con, "rdb_last_load_keys_loaded"),
-        "2000"
-    );
-    assert_eq!(srv.info_field(&mut con, "rdb_last_load_keys_expired"), "1");
+    assert_eq!(info_field(&mut con, "rdb_last_load_keys_loaded"), "2000");
+    assert_eq!(info_field(&mut con, "rdb_last_load_keys_expired"), "1");
     for ((db, key), (value, expire)) in &expected {
         run(&mut con, &["SELECT", &db.to_string()]).unwrap();
         let key = std::str::from_utf8(key).unwrap();
@@ -277,7 +172,7 @@ fn save_then_restart_loads_the_same_data() {
             None => assert_eq!(ttl, -1, "{key}"),
         }
     }
-    let log = srv.log_text();
+    let log = srv.log();
     for line in [
         "Loading RDB produced by version 7.0.15",
         "Done loading RDB, keys loaded: 2000, keys expired: 1.",
@@ -285,7 +180,7 @@ fn save_then_restart_loads_the_same_data() {
     ] {
         assert!(log.contains(line), "log lacks {line:?}:\n{log}");
     }
-    srv.kill();
+    drop(srv);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -316,7 +211,7 @@ fn apply_prefix(state: &mut BTreeMap<Vec<u8>, Vec<u8>>, commands: usize) {
 #[test]
 fn bgsave_under_ordered_writes_is_a_gap_free_prefix() {
     let dir = temp_dir("prefix");
-    let srv = Proc::tandem(&dir, &["--save", ""]);
+    let srv = start_tandem_in(&dir, &["--save", ""]);
     let mut con = srv.con();
     let mut initial = BTreeMap::new();
     for chunk in (0..PRE).collect::<Vec<_>>().chunks(1000) {
@@ -357,7 +252,7 @@ fn bgsave_under_ordered_writes_is_a_gap_free_prefix() {
             i
         })
     };
-    wait_for("the writer to start", 20, || {
+    poll("the writer to start", Duration::from_secs(20), || {
         (started.load(Ordering::Relaxed) > 50).then_some(())
     });
     let reply: String = redis::cmd("BGSAVE").query(&mut con).unwrap();
@@ -371,11 +266,11 @@ fn bgsave_under_ordered_writes_is_a_gap_free_prefix() {
             "{e}"
         );
     }
-    srv.wait_bgsave_done(&mut con);
+    wait_bgsave_done(&mut con);
     let at_end = started.load(Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
     let total = writer.join().unwrap();
-    assert_eq!(srv.info_field(&mut con, "rdb_last_bgsave_status"), "ok");
+    assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "ok");
     assert!(
         at_end > at_start,
         "the writes did not overlap the BGSAVE ({at_start}..{at_end}); the test proves nothing"
@@ -405,14 +300,14 @@ fn bgsave_under_ordered_writes_is_a_gap_free_prefix() {
         matching.is_some(),
         "the dump (counter {counter}) is not a prefix of the write sequence"
     );
-    srv.kill();
+    drop(srv);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn bgsave_schedule_runs_after_the_current_one() {
     let dir = temp_dir("schedule");
-    let srv = Proc::tandem(&dir, &["--save", ""]);
+    let srv = start_tandem_in(&dir, &["--save", ""]);
     let mut con = srv.con();
     for chunk in (0..100_000).collect::<Vec<_>>().chunks(1000) {
         let mut mset = redis::cmd("MSET");
@@ -433,20 +328,20 @@ fn bgsave_schedule_runs_after_the_current_one() {
         second == "Background saving scheduled" || second == "Background saving started",
         "{second}"
     );
-    wait_for("both saves", 120, || {
-        (srv.info_field(&mut con, "rdb_saves") == "2"
-            && srv.info_field(&mut con, "rdb_bgsave_in_progress") == "0")
+    poll("both saves", Duration::from_secs(120), || {
+        (info_field(&mut con, "rdb_saves") == "2"
+            && info_field(&mut con, "rdb_bgsave_in_progress") == "0")
             .then_some(())
     });
     assert_eq!(read_dump(&dir.join("dump.rdb")).len(), 100_000);
-    srv.kill();
+    drop(srv);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn flushall_kills_a_running_bgsave_and_saves_the_empty_dataset() {
     let dir = temp_dir("flushall");
-    let srv = Proc::tandem(&dir, &["--save", "3600 1"]);
+    let srv = start_tandem_in(&dir, &["--save", "3600 1"]);
     let mut con = srv.con();
     for chunk in (0..100_000).collect::<Vec<_>>().chunks(1000) {
         let mut mset = redis::cmd("MSET");
@@ -457,12 +352,12 @@ fn flushall_kills_a_running_bgsave_and_saves_the_empty_dataset() {
     }
     let _: String = redis::cmd("BGSAVE").query(&mut con).unwrap();
     run(&mut con, &["FLUSHALL"]).unwrap();
-    assert_eq!(srv.info_field(&mut con, "rdb_bgsave_in_progress"), "0");
+    assert_eq!(info_field(&mut con, "rdb_bgsave_in_progress"), "0");
     assert!(read_dump(&dir.join("dump.rdb")).is_empty());
     run(&mut con, &["SET", "after", "1"]).unwrap();
     let _: String = redis::cmd("BGSAVE").query(&mut con).unwrap();
-    srv.wait_bgsave_done(&mut con);
-    assert_eq!(srv.info_field(&mut con, "rdb_last_bgsave_status"), "ok");
+    wait_bgsave_done(&mut con);
+    assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "ok");
     assert_eq!(read_dump(&dir.join("dump.rdb")).len(), 1);
     assert!(
         !dir.read_dir().unwrap().any(|e| e
@@ -472,7 +367,7 @@ fn flushall_kills_a_running_bgsave_and_saves_the_empty_dataset() {
             .starts_with("temp-")),
         "the killed save left its temp file"
     );
-    srv.kill();
+    drop(srv);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -570,7 +465,7 @@ fn tandem_dump_loads_into_redis_with_the_same_digest() {
     let rdir = temp_dir("t2r-redis");
     let cmds = interop_commands();
     let reference = {
-        let r = Proc::redis(&rdir, &["--save", ""]);
+        let r = start_redis_in(&rdir, &["--save", ""]);
         let mut con = r.con();
         for c in &cmds {
             let w: Vec<&str> = c.iter().map(String::as_str).collect();
@@ -579,7 +474,7 @@ fn tandem_dump_loads_into_redis_with_the_same_digest() {
         digest(&mut con)
     };
     for compression in ["yes", "no"] {
-        let t = Proc::tandem(&tdir, &["--save", "", "--rdbcompression", compression]);
+        let t = start_tandem_in(&tdir, &["--save", "", "--rdbcompression", compression]);
         let mut con = t.con();
         run(&mut con, &["FLUSHALL"]).unwrap();
         for c in &cmds {
@@ -587,15 +482,15 @@ fn tandem_dump_loads_into_redis_with_the_same_digest() {
             run(&mut con, &w).unwrap();
         }
         let _: String = redis::cmd("SAVE").query(&mut con).unwrap();
-        t.kill();
-        let loaded = Proc::redis(&tdir, &["--save", ""]);
+        drop(t);
+        let loaded = start_redis_in(&tdir, &["--save", ""]);
         let mut rcon = loaded.con();
         assert_eq!(
             digest(&mut rcon),
             reference,
             "redis loaded tandem's dump (rdbcompression {compression}) with another digest"
         );
-        loaded.kill();
+        drop(loaded);
     }
     let _ = std::fs::remove_dir_all(&tdir);
     let _ = std::fs::remove_dir_all(&rdir);
@@ -610,7 +505,7 @@ fn redis_dump_loads_into_tandem_and_round_trips() {
     let tdir = temp_dir("r2t-tandem");
     let cmds = interop_commands();
     let reference = {
-        let r = Proc::redis(&rdir, &["--save", ""]);
+        let r = start_redis_in(&rdir, &["--save", ""]);
         let mut con = r.con();
         for c in &cmds {
             let w: Vec<&str> = c.iter().map(String::as_str).collect();
@@ -620,7 +515,7 @@ fn redis_dump_loads_into_tandem_and_round_trips() {
         digest(&mut con)
     };
     std::fs::copy(rdir.join("dump.rdb"), tdir.join("dump.rdb")).unwrap();
-    let t = Proc::tandem(&tdir, &["--save", ""]);
+    let t = start_tandem_in(&tdir, &["--save", ""]);
     let mut con = t.con();
     let dbsize: usize = redis::cmd("DBSIZE").query(&mut con).unwrap();
     assert_eq!(dbsize, 323);
@@ -630,13 +525,13 @@ fn redis_dump_loads_into_tandem_and_round_trips() {
         .unwrap();
     assert_eq!(got, "abcdefgh".repeat(500));
     let _: String = redis::cmd("SAVE").query(&mut con).unwrap();
-    t.kill();
+    drop(t);
     let again = temp_dir("r2t-again");
     std::fs::copy(tdir.join("dump.rdb"), again.join("dump.rdb")).unwrap();
-    let r = Proc::redis(&again, &["--save", ""]);
+    let r = start_redis_in(&again, &["--save", ""]);
     let mut rcon = r.con();
     assert_eq!(digest(&mut rcon), reference);
-    r.kill();
+    drop(r);
     for d in [rdir, tdir, again] {
         let _ = std::fs::remove_dir_all(d);
     }
@@ -648,7 +543,7 @@ fn bgsave_under_writes_to_several_databases_loads_into_redis() {
         return;
     }
     let dir = temp_dir("multidb");
-    let srv = Proc::tandem(&dir, &["--save", ""]);
+    let srv = start_tandem_in(&dir, &["--save", ""]);
     let mut con = srv.con();
     for db in [0, 3] {
         run(&mut con, &["SELECT", &db.to_string()]).unwrap();
@@ -680,16 +575,16 @@ fn bgsave_under_writes_to_several_databases_loads_into_redis() {
             }
         })
     };
-    srv.wait_bgsave_done(&mut con);
+    wait_bgsave_done(&mut con);
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
-    assert_eq!(srv.info_field(&mut con, "rdb_last_bgsave_status"), "ok");
+    assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "ok");
     // Every write came after the snapshot's instant: the dump holds the data as loaded.
     let dump = read_dump(&dir.join("dump.rdb"));
     let count = |db: u32| dump.keys().filter(|(d, _)| *d == db).count();
     assert_eq!((count(0), count(3)), (50_000, 50_000));
-    srv.kill();
-    let r = Proc::redis(&dir, &["--save", ""]);
+    drop(srv);
+    let r = start_redis_in(&dir, &["--save", ""]);
     let mut rcon = r.con();
     for db in [0u32, 3] {
         run(&mut rcon, &["SELECT", &db.to_string()]).unwrap();
@@ -703,7 +598,7 @@ fn bgsave_under_writes_to_several_databases_loads_into_redis() {
             assert_eq!(&got, v, "db {d}");
         }
     }
-    r.kill();
+    drop(r);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -762,11 +657,10 @@ fn corrupt_or_truncated_dump_is_refused_and_left_untouched() {
     for (what, data) in cases {
         let case_dir = temp_dir("corrupt-case");
         std::fs::write(case_dir.join("dump.rdb"), &data).unwrap();
-        let p = Proc::spawn_tandem(&case_dir, &["--save", "", "--rdbchecksum", "yes"]);
-        let log_path = p.log.clone();
-        let (status, stderr) = p.wait_exit(30);
+        let mut p = spawn_tandem_in(&case_dir, &["--save", "", "--rdbchecksum", "yes"]);
+        let status = p.wait_exit(Duration::from_secs(30));
         assert!(!status.success(), "{what}: the server accepted the dump");
-        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let (stderr, log) = (p.stderr(), p.log());
         assert!(
             stderr.contains("Fatal error loading the DB") && stderr.contains("byte"),
             "{what}: stderr does not name the failure and its offset: {stderr}"
@@ -794,8 +688,8 @@ fn corrupt_or_truncated_dump_is_refused_and_left_untouched() {
 #[test]
 fn failing_saves_keep_the_previous_dump_and_stop_writes() {
     let dir = temp_dir("failing");
-    let srv = Proc::tandem(&dir, &["--save", "3600 1"]);
-    let pid = srv.child.id();
+    let srv = start_tandem_in(&dir, &["--save", "3600 1"]);
+    let pid = srv.pid();
     let mut con = srv.con();
     run(&mut con, &["SET", "a", "1"]).unwrap();
     let _: String = redis::cmd("SAVE").query(&mut con).unwrap();
@@ -818,8 +712,8 @@ fn failing_saves_keep_the_previous_dump_and_stop_writes() {
     .unwrap();
     let reply: String = redis::cmd("BGSAVE").query(&mut con).unwrap();
     assert_eq!(reply, "Background saving started");
-    srv.wait_bgsave_done(&mut con);
-    assert_eq!(srv.info_field(&mut con, "rdb_last_bgsave_status"), "err");
+    wait_bgsave_done(&mut con);
+    assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "err");
     assert_eq!(std::fs::read(dir.join("dump.rdb")).unwrap(), previous);
     assert!(
         !dir.read_dir().unwrap().any(|e| e
@@ -840,16 +734,16 @@ fn failing_saves_keep_the_previous_dump_and_stop_writes() {
     }
     let v: String = redis::cmd("GET").arg("a").query(&mut con).unwrap();
     assert_eq!(v, "1", "reads still work");
-    assert!(srv.log_text().contains("Background saving error"));
+    assert!(srv.log().contains("Background saving error"));
 
     // A good save lifts the refusal.
     run(&mut con, &["CONFIG", "SET", "dbfilename", "dump.rdb"]).unwrap();
     let _: String = redis::cmd("BGSAVE").query(&mut con).unwrap();
-    srv.wait_bgsave_done(&mut con);
-    assert_eq!(srv.info_field(&mut con, "rdb_last_bgsave_status"), "ok");
+    wait_bgsave_done(&mut con);
+    assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "ok");
     run(&mut con, &["SET", "c", "3"]).unwrap();
     assert_eq!(read_dump(&dir.join("dump.rdb")).len(), 2);
-    srv.kill();
+    drop(srv);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -857,45 +751,49 @@ fn failing_saves_keep_the_previous_dump_and_stop_writes() {
 fn loading_state_refuses_commands_until_the_dump_is_in() {
     let dir = temp_dir("loading");
     write_dump(&dir.join("dump.rdb"), 600_000);
-    let srv = Proc::spawn_tandem(&dir, &["--save", ""]);
-    let mut con = wait_for("a connection", 30, || srv.try_con().ok());
+    let srv = spawn_tandem_in(&dir, &["--save", ""]);
+    let mut con = poll("a connection", Duration::from_secs(30), || {
+        srv.try_con().ok()
+    });
     let mut saw_loading = false;
-    wait_for("the load to finish", 120, || {
-        match run(&mut con, &["GET", "key:1"]) {
+    poll(
+        "the load to finish",
+        Duration::from_secs(120),
+        || match run(&mut con, &["GET", "key:1"]) {
             Err(e) if e.code() == Some("LOADING") => {
                 assert!(
                     e.to_string()
                         .contains("Redis is loading the dataset in memory")
                 );
                 if !saw_loading {
-                    assert_eq!(srv.info_field(&mut con, "loading"), "1");
+                    assert_eq!(info_field(&mut con, "loading"), "1");
                 }
                 saw_loading = true;
                 None
             }
             Ok(v) => Some(v),
             Err(e) => panic!("{e}"),
-        }
-    });
+        },
+    );
     assert!(
         saw_loading,
         "the load finished before any command could see it"
     );
     let n: usize = redis::cmd("DBSIZE").query(&mut con).unwrap();
     assert_eq!(n, 600_000);
-    assert_eq!(srv.info_field(&mut con, "loading"), "0");
-    srv.kill();
+    assert_eq!(info_field(&mut con, "loading"), "0");
+    drop(srv);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn shutdown_saves_with_save_points_and_flushall_resets_the_counter() {
     let dir = temp_dir("shutdown");
-    let srv = Proc::tandem(&dir, &["--save", "3600 1"]);
+    let mut srv = start_tandem_in(&dir, &["--save", "3600 1"]);
     let mut con = srv.con();
     run(&mut con, &["SET", "a", "1"]).unwrap();
     run(&mut con, &["FLUSHALL"]).unwrap();
-    assert_eq!(srv.info_field(&mut con, "rdb_changes_since_last_save"), "0");
+    assert_eq!(info_field(&mut con, "rdb_changes_since_last_save"), "0");
     assert!(read_dump(&dir.join("dump.rdb")).is_empty());
     run(&mut con, &["SET", "kept", "yes"]).unwrap();
     let err = run(&mut con, &["SHUTDOWN", "SAVE", "NOSAVE"]).unwrap_err();
@@ -903,16 +801,16 @@ fn shutdown_saves_with_save_points_and_flushall_resets_the_counter() {
     let err = run(&mut con, &["SHUTDOWN", "ABORT"]).unwrap_err();
     assert!(err.to_string().contains("No shutdown in progress"), "{err}");
     let _ = run(&mut con, &["SHUTDOWN"]);
-    let (status, _) = srv.wait_exit(30);
+    let status = srv.wait_exit(Duration::from_secs(30));
     assert!(status.success());
     let dump = read_dump(&dir.join("dump.rdb"));
     assert_eq!(dump.len(), 1);
 
-    let srv = Proc::tandem(&dir, &["--save", "3600 1"]);
+    let mut srv = start_tandem_in(&dir, &["--save", "3600 1"]);
     let mut con = srv.con();
     run(&mut con, &["SET", "not-saved", "1"]).unwrap();
     let _ = run(&mut con, &["SHUTDOWN", "NOSAVE"]);
-    let (status, _) = srv.wait_exit(30);
+    let status = srv.wait_exit(Duration::from_secs(30));
     assert!(status.success());
     assert_eq!(read_dump(&dir.join("dump.rdb")).len(), 1);
     let _ = std::fs::remove_dir_all(&dir);

@@ -5,126 +5,34 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use common::{Conn, ServerGuard, start_tandem, wait_until};
 use std::time::{Duration, Instant};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
-/// A server process, killed when the test ends.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start() -> Server {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .expect("bind a free port")
-        .local_addr()
-        .expect("local addr")
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_tandem-server"))
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start tandem-server");
-    let server = Server { child, port };
-    let until = Instant::now() + DEADLINE;
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < until, "server did not start listening");
-        std::thread::yield_now();
-    }
-    server
-}
-
-/// A raw RESP connection.
-struct Conn {
-    sock: TcpStream,
-}
-
-impl Conn {
-    fn open(server: &Server) -> Conn {
-        let sock = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
-        sock.set_read_timeout(Some(Duration::from_millis(50)))
-            .expect("read timeout");
-        Conn { sock }
-    }
-
-    fn send(&mut self, args: &[&str]) {
-        let mut req = format!("*{}\r\n", args.len());
-        for a in args {
-            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-        }
-        self.sock.write_all(req.as_bytes()).expect("write");
-    }
-
-    /// Reads until exactly `expected.len()` bytes arrived (or the deadline passes) and
-    /// asserts they are `expected`.
-    fn expect(&mut self, expected: &[u8]) {
-        let mut got = Vec::new();
-        let until = Instant::now() + DEADLINE;
-        let mut buf = [0u8; 4096];
-        while got.len() < expected.len() && Instant::now() < until {
-            match self.sock.read(&mut buf[..expected.len() - got.len()]) {
-                Ok(0) => break,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        || e.kind() == std::io::ErrorKind::TimedOut => {}
-                Err(e) => panic!("read failed: {e}"),
-            }
-        }
-        assert_eq!(
-            String::from_utf8_lossy(&got),
-            String::from_utf8_lossy(expected)
-        );
-    }
-
-    /// Sends a command and asserts its exact reply.
-    fn call(&mut self, args: &[&str], reply: &[u8]) {
-        self.send(args);
-        self.expect(reply);
-    }
+fn start() -> ServerGuard {
+    start_tandem(&[])
 }
 
 /// Switches a connection to RESP3, consuming HELLO's reply (its id varies, so only the
 /// known tail is checked after reading the whole map).
 fn hello3(c: &mut Conn) {
     c.send(&["HELLO", "3"]);
-    let tail = b"$7\r\nmodules\r\n*0\r\n";
-    let mut got = Vec::new();
-    let until = Instant::now() + DEADLINE;
-    let mut buf = [0u8; 1];
-    while !got.ends_with(tail) {
-        assert!(Instant::now() < until, "no HELLO reply: {got:?}");
-        if let Ok(1) = c.sock.read(&mut buf) {
-            got.push(buf[0]);
-        }
-    }
+    let got = c.read_reply();
+    assert!(
+        got.ends_with(b"$7\r\nmodules\r\n*0\r\n"),
+        "no HELLO reply: {got:?}"
+    );
     assert!(got.starts_with(b"%7\r\n"), "HELLO 3 is a map: {got:?}");
 }
 
 #[test]
 fn resp2_subscriber_receives_publish_from_another_connection() {
     let server = start();
-    let mut sub = Conn::open(&server);
-    let mut publisher = Conn::open(&server);
+    let mut sub = server.connect();
+    let mut publisher = server.connect();
     sub.call(
         &["SUBSCRIBE", "news", "sport"],
         b"*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$5\r\nsport\r\n:2\r\n",
@@ -145,8 +53,8 @@ fn resp2_subscriber_receives_publish_from_another_connection() {
 #[test]
 fn resp3_subscriber_gets_push_messages_and_may_run_commands() {
     let server = start();
-    let mut sub = Conn::open(&server);
-    let mut publisher = Conn::open(&server);
+    let mut sub = server.connect();
+    let mut publisher = server.connect();
     hello3(&mut sub);
     sub.call(
         &["SUBSCRIBE", "ch"],
@@ -166,8 +74,8 @@ fn resp3_subscriber_gets_push_messages_and_may_run_commands() {
 #[test]
 fn pattern_subscriptions_deliver_pmessage() {
     let server = start();
-    let mut sub = Conn::open(&server);
-    let mut publisher = Conn::open(&server);
+    let mut sub = server.connect();
+    let mut publisher = server.connect();
     sub.call(
         &["PSUBSCRIBE", "news.*"],
         b"*3\r\n$10\r\npsubscribe\r\n$6\r\nnews.*\r\n:1\r\n",
@@ -192,7 +100,7 @@ fn pattern_subscriptions_deliver_pmessage() {
 #[test]
 fn resp2_subscribed_mode_refuses_other_commands() {
     let server = start();
-    let mut sub = Conn::open(&server);
+    let mut sub = server.connect();
     sub.call(
         &["SUBSCRIBE", "ch"],
         b"*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n",
@@ -213,36 +121,24 @@ fn resp2_subscribed_mode_refuses_other_commands() {
 #[test]
 fn disconnecting_subscriber_is_forgotten() {
     let server = start();
-    let mut publisher = Conn::open(&server);
+    let mut publisher = server.connect();
     {
-        let mut sub = Conn::open(&server);
+        let mut sub = server.connect();
         sub.call(
             &["SUBSCRIBE", "ch"],
             b"*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n",
         );
     }
-    let until = Instant::now() + DEADLINE;
-    loop {
-        publisher.send(&["PUBLISH", "ch", "x"]);
-        let mut buf = [0u8; 4];
-        let mut got = Vec::new();
-        while got.len() < 4 {
-            if let Ok(n) = publisher.sock.read(&mut buf[..4 - got.len()]) {
-                got.extend_from_slice(&buf[..n]);
-            }
-        }
-        if got == b":0\r\n" {
-            break;
-        }
-        assert!(Instant::now() < until, "subscriber never removed");
-    }
+    wait_until("the subscriber to be removed", DEADLINE, || {
+        publisher.cmd(&["PUBLISH", "ch", "x"]) == b":0\r\n"
+    });
 }
 
 #[test]
 fn watch_is_invalidated_by_another_client() {
     let server = start();
-    let mut a = Conn::open(&server);
-    let mut b = Conn::open(&server);
+    let mut a = server.connect();
+    let mut b = server.connect();
     a.call(&["WATCH", "k"], b"+OK\r\n");
     b.call(&["SET", "k", "from-b"], b"+OK\r\n");
     a.call(&["MULTI"], b"+OK\r\n");
@@ -260,54 +156,31 @@ fn watch_is_invalidated_by_another_client() {
 #[test]
 fn watched_key_that_expires_fails_exec() {
     let server = start();
-    let mut a = Conn::open(&server);
+    let mut a = server.connect();
     a.call(&["SET", "k", "v", "PX", "30"], b"+OK\r\n");
     a.call(&["WATCH", "k"], b"+OK\r\n");
     a.call(&["MULTI"], b"+OK\r\n");
     a.call(&["PING"], b"+QUEUED\r\n");
-    let until = Instant::now() + DEADLINE;
-    let mut probe = Conn::open(&server);
-    loop {
-        probe.send(&["PTTL", "k"]);
-        let mut buf = [0u8; 16];
-        let n = loop {
-            if let Ok(n) = probe.sock.read(&mut buf) {
-                break n;
-            }
-        };
-        if &buf[..n] == b":-2\r\n" {
-            break;
-        }
-        assert!(Instant::now() < until, "key never expired");
-    }
+    let mut probe = server.connect();
+    wait_until("the key to expire", DEADLINE, || {
+        probe.cmd(&["PTTL", "k"]) == b":-2\r\n"
+    });
     a.call(&["EXEC"], b"*-1\r\n");
 }
 
 #[test]
 fn client_pause_write_holds_writes_until_unpause() {
     let server = start();
-    let mut admin = Conn::open(&server);
-    let mut a = Conn::open(&server);
+    let mut admin = server.connect();
+    let mut a = server.connect();
     admin.call(&["CLIENT", "PAUSE", "100000", "WRITE"], b"+OK\r\n");
     a.call(&["GET", "k"], b"$-1\r\n");
     a.send(&["SET", "k", "v"]);
     a.send(&["GET", "k"]);
     // The write waits, and so does everything the client sent after it.
-    let until = Instant::now() + DEADLINE;
-    loop {
-        admin.send(&["CLIENT", "LIST"]);
-        let mut got = Vec::new();
-        let mut buf = [0u8; 4096];
-        while !got.ends_with(b"\n\r\n") {
-            if let Ok(n) = admin.sock.read(&mut buf) {
-                got.extend_from_slice(&buf[..n]);
-            }
-        }
-        if String::from_utf8_lossy(&got).contains("flags=b") {
-            break;
-        }
-        assert!(Instant::now() < until, "client never paused");
-    }
+    wait_until("the client to be paused", DEADLINE, || {
+        String::from_utf8_lossy(&admin.cmd(&["CLIENT", "LIST"])).contains("flags=b")
+    });
     admin.call(&["GET", "k"], b"$-1\r\n");
     admin.call(&["CLIENT", "UNPAUSE"], b"+OK\r\n");
     a.expect(b"+OK\r\n$1\r\nv\r\n");
@@ -316,7 +189,7 @@ fn client_pause_write_holds_writes_until_unpause() {
 #[test]
 fn client_reply_off_and_skip_suppress_replies() {
     let server = start();
-    let mut a = Conn::open(&server);
+    let mut a = server.connect();
     a.send(&["CLIENT", "REPLY", "OFF"]);
     a.send(&["SET", "k", "1"]);
     a.send(&["CLIENT", "REPLY", "ON"]);
@@ -329,7 +202,7 @@ fn client_reply_off_and_skip_suppress_replies() {
 #[test]
 fn slow_subscriber_over_pubsub_limit_is_disconnected() {
     let server = start();
-    let mut admin = Conn::open(&server);
+    let mut admin = server.connect();
     admin.call(
         &[
             "CONFIG",
@@ -339,7 +212,7 @@ fn slow_subscriber_over_pubsub_limit_is_disconnected() {
         ],
         b"+OK\r\n",
     );
-    let mut sub = Conn::open(&server);
+    let mut sub = server.connect();
     sub.call(
         &["SUBSCRIBE", "big"],
         b"*3\r\n$9\r\nsubscribe\r\n$3\r\nbig\r\n:1\r\n",
@@ -347,18 +220,7 @@ fn slow_subscriber_over_pubsub_limit_is_disconnected() {
     // The subscriber never reads: its output piles up until the limit drops it.
     let payload = "x".repeat(100_000);
     let until = Instant::now() + DEADLINE;
-    loop {
-        admin.send(&["PUBLISH", "big", &payload]);
-        let mut got = Vec::new();
-        let mut buf = [0u8; 4];
-        while got.len() < 4 {
-            if let Ok(n) = admin.sock.read(&mut buf[..4 - got.len()]) {
-                got.extend_from_slice(&buf[..n]);
-            }
-        }
-        if got == b":0\r\n" {
-            break;
-        }
+    while admin.cmd(&["PUBLISH", "big", &payload]) != b":0\r\n" {
         assert!(Instant::now() < until, "slow subscriber never disconnected");
     }
     admin.call(&["PUBSUB", "NUMSUB", "big"], b"*2\r\n$3\r\nbig\r\n:0\r\n");
@@ -367,8 +229,8 @@ fn slow_subscriber_over_pubsub_limit_is_disconnected() {
 #[test]
 fn shard_channels_deliver_smessage_and_kill_by_type_drops_subscribers() {
     let server = start();
-    let mut sub = Conn::open(&server);
-    let mut other = Conn::open(&server);
+    let mut sub = server.connect();
+    let mut other = server.connect();
     sub.call(
         &["SSUBSCRIBE", "orders"],
         b"*3\r\n$10\r\nssubscribe\r\n$6\r\norders\r\n:1\r\n",
@@ -378,15 +240,10 @@ fn shard_channels_deliver_smessage_and_kill_by_type_drops_subscribers() {
     other.call(&["SPUBLISH", "orders", "42"], b":1\r\n");
     sub.expect(b"*3\r\n$8\r\nsmessage\r\n$6\r\norders\r\n$2\r\n42\r\n");
     other.call(&["CLIENT", "KILL", "TYPE", "pubsub"], b":1\r\n");
-    let mut buf = [0u8; 1];
-    let until = Instant::now() + DEADLINE;
-    loop {
-        match sub.sock.read(&mut buf) {
-            Ok(0) => break,
-            Ok(_) => panic!("unexpected bytes after kill"),
-            Err(_) => assert!(Instant::now() < until, "killed subscriber still connected"),
-        }
-    }
+    assert!(
+        sub.is_closed(),
+        "the killed subscriber got bytes or is still connected"
+    );
     other.call(
         &["PUBSUB", "SHARDNUMSUB", "orders"],
         b"*2\r\n$6\r\norders\r\n:0\r\n",

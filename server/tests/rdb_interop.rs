@@ -9,74 +9,16 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use tandem_server::rdb::{Aux, Item, RdbReader, RdbValue, RdbWriter, WriterOptions};
-use tandem_testkit::redis_available;
+use tandem_testkit::{Launch, redis_available};
 
 type Dataset = BTreeMap<u32, BTreeMap<Vec<u8>, (RdbValue, Option<u64>)>>;
 
-struct Redis {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Redis {
-    /// Starts redis-server on `port` with `dir/x.rdb` as its dump file.
-    fn start(port: u16, dir: &Path) -> Redis {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--dir", dir.to_str().unwrap(), "--dbfilename", "x.rdb"])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--enable-debug-command",
-                "yes",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let redis = Redis {
-            child,
-            port,
-            dir: dir.to_path_buf(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(mut con) = redis.try_con() {
-                // LOADING errors until the file is in memory.
-                if redis::cmd("PING").query::<String>(&mut con).is_ok() {
-                    return redis;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on {port} did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn try_con(&self) -> redis::RedisResult<redis::Connection> {
-        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?.get_connection()
-    }
-
-    fn con(&self) -> redis::Connection {
-        self.try_con().unwrap()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// redis-server with `x.rdb` as its dump file.
+fn redis_server() -> Launch {
+    Launch::redis("redis-server").args(&["--dbfilename", "x.rdb"])
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
@@ -292,7 +234,7 @@ fn redis_loads_what_we_write() {
         return;
     }
     let data = dataset();
-    let reference = Redis::start(7701, &temp_dir("reference"));
+    let reference = redis_server().start();
     let mut rcon = reference.con();
     apply(&mut rcon, &data);
     let want_digest = digest(&mut rcon);
@@ -312,7 +254,7 @@ fn redis_loads_what_we_write() {
     {
         let dir = temp_dir(&format!("load{i}"));
         write_rdb(&data, &dir.join("x.rdb"), opts);
-        let loaded = Redis::start(7702 + i as u16, &dir);
+        let loaded = redis_server().dir(&dir).start();
         let mut con = loaded.con();
         assert_eq!(digest(&mut con), want_digest, "DEBUG DIGEST with {opts:?}");
         for (db, keys) in &data {
@@ -357,6 +299,8 @@ fn redis_loads_what_we_write() {
         assert_eq!(score, 2.5);
         let s: Vec<u8> = redis::cmd("GET").arg("str:binary").query(&mut con).unwrap();
         assert_eq!(s, (0..=255u8).collect::<Vec<_>>());
+        drop(loaded);
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
 
@@ -368,12 +312,8 @@ fn we_read_what_redis_saves() {
     let data = dataset();
     // LRU and LFU policies make Redis write IDLE and FREQ opcodes; list-compress-depth makes
     // it write LZF-compressed quicklist nodes.
-    for (i, (compression, policy)) in [("yes", "allkeys-lru"), ("no", "allkeys-lfu")]
-        .into_iter()
-        .enumerate()
-    {
-        let dir = temp_dir(&format!("save{i}"));
-        let server = Redis::start(7710 + i as u16, &dir);
+    for (compression, policy) in [("yes", "allkeys-lru"), ("no", "allkeys-lfu")] {
+        let server = redis_server().start();
         let mut con = server.con();
         for (name, value) in [
             ("rdbcompression", compression),
@@ -389,8 +329,10 @@ fn we_read_what_redis_saves() {
         }
         apply(&mut con, &data);
         redis::cmd("SAVE").query::<()>(&mut con).unwrap();
-        let reader =
-            RdbReader::new(BufReader::new(File::open(dir.join("x.rdb")).unwrap())).unwrap();
+        let reader = RdbReader::new(BufReader::new(
+            File::open(server.dir().join("x.rdb")).unwrap(),
+        ))
+        .unwrap();
         let mut got = Dataset::new();
         for item in reader {
             if let Item::Entry(e) = item.unwrap() {

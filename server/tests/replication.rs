@@ -13,119 +13,32 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{Launch, ServerGuard, assert_partial_resync, start_tandem, wait_until};
 use tandem_testkit::redis_available;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// How long a replication step may take here: the datasets are small, so this only bounds
+/// a hang on a loaded machine.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A real redis-server (the caller checked [`redis_available`]).
+fn start_redis_server(extra: &[&str]) -> ServerGuard {
+    Launch::redis("redis-server").args(extra).start()
 }
 
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "tandem-repl-{tag}-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+/// INFO through the `redis` client, which the rest of this file speaks.
+trait Info {
+    fn info(&self, section: &str) -> BTreeMap<String, String>;
 
-/// A server process (tandem or redis-server), killed on drop.
-struct Proc {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-    /// Whether dropping the process removes its directory (a restart reuses it).
-    owns_dir: bool,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if self.owns_dir {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+    fn field(&self, section: &str, name: &str) -> String {
+        self.info(section).get(name).cloned().unwrap_or_default()
     }
 }
 
-impl Proc {
-    fn tandem(tag: &str, extra: &[&str]) -> Proc {
-        Proc::tandem_in(temp_dir(tag), extra)
-    }
-
-    fn tandem_in(dir: PathBuf, extra: &[&str]) -> Proc {
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_tandem-server"))
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--dir", dir.to_str().unwrap()])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Proc::ready(child, port, dir)
-    }
-
-    fn redis(tag: &str, extra: &[&str]) -> Proc {
-        let port = free_port();
-        let dir = temp_dir(tag);
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--dir", dir.to_str().unwrap(), "--appendonly", "no"])
-            .args(["--enable-debug-command", "yes"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Proc::ready(child, port, dir)
-    }
-
-    fn ready(child: Child, port: u16, dir: PathBuf) -> Proc {
-        let p = Proc {
-            child,
-            port,
-            dir,
-            owns_dir: true,
-        };
-        wait_for(&format!("server on {port}"), || {
-            p.try_con()
-                .ok()
-                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c).ok())
-                .is_some()
-        });
-        p
-    }
-
-    fn try_con(&self) -> redis::RedisResult<redis::Connection> {
-        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?.get_connection()
-    }
-
-    fn con(&self) -> redis::Connection {
-        self.try_con().unwrap()
-    }
-
+impl Info for ServerGuard {
     fn info(&self, section: &str) -> BTreeMap<String, String> {
         let text: String = redis::cmd("INFO")
             .arg(section)
@@ -136,22 +49,10 @@ impl Proc {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
     }
-
-    fn field(&self, section: &str, name: &str) -> String {
-        self.info(section).get(name).cloned().unwrap_or_default()
-    }
-}
-
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Writes strings, hashes and sets into databases 0 and 2 (some keys with a TTL).
-fn fill(p: &Proc, prefix: &str, n: usize) {
+fn fill(p: &ServerGuard, prefix: &str, n: usize) {
     let mut c = p.con();
     let mut pipe = redis::pipe();
     for i in 0..n {
@@ -183,7 +84,7 @@ fn fill(p: &Proc, prefix: &str, n: usize) {
 
 /// Every key of every database with its type and value (members sorted), and whether it
 /// has a TTL.
-fn dataset(p: &Proc) -> BTreeMap<(u8, Vec<u8>), String> {
+fn dataset(p: &ServerGuard) -> BTreeMap<(u8, Vec<u8>), String> {
     let mut c = p.con();
     let mut out = BTreeMap::new();
     for db in 0..16u8 {
@@ -215,13 +116,36 @@ fn dataset(p: &Proc) -> BTreeMap<(u8, Vec<u8>), String> {
     out
 }
 
-fn offset(p: &Proc) -> String {
+/// A master that streams its snapshot to replicas' sockets as soon as one asks.
+fn diskless_master(extra: &[&str]) -> ServerGuard {
+    common::tandem()
+        .args(&[
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "0",
+        ])
+        .args(extra)
+        .start()
+}
+
+/// Drops every replica's link (`CLIENT KILL TYPE replica`); returns how many were dropped.
+fn kill_replica_links(master: &ServerGuard) -> i64 {
+    redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("replica")
+        .query(&mut master.con())
+        .unwrap()
+}
+
+fn offset(p: &ServerGuard) -> String {
     p.field("replication", "master_repl_offset")
 }
 
 /// Waits until the replica's link is up and it processed everything the master produced.
-fn wait_in_sync(master: &Proc, replica: &Proc) {
-    wait_for("replica in sync", || {
+fn wait_in_sync(master: &ServerGuard, replica: &ServerGuard) {
+    wait_until("replica in sync", WAIT, || {
         let r = replica.info("replication");
         r.get("master_link_status").map(String::as_str) == Some("up")
             && r.get("master_repl_offset") == Some(&offset(master))
@@ -229,15 +153,12 @@ fn wait_in_sync(master: &Proc, replica: &Proc) {
 }
 
 fn sync_roundtrip(diskless: &str, replica_args: &[&str]) {
-    let master = Proc::tandem(
-        "m",
-        &[
-            "--repl-diskless-sync",
-            diskless,
-            "--repl-diskless-sync-delay",
-            "0",
-        ],
-    );
+    let master = start_tandem(&[
+        "--repl-diskless-sync",
+        diskless,
+        "--repl-diskless-sync-delay",
+        "0",
+    ]);
     fill(&master, "before", 3000);
     let port = master.port.to_string();
     // Writes keep arriving while the replica connects and loads.
@@ -259,7 +180,7 @@ fn sync_roundtrip(diskless: &str, replica_args: &[&str]) {
     };
     let mut args = vec!["--replicaof", "127.0.0.1", &port];
     args.extend_from_slice(replica_args);
-    let replica = Proc::tandem("r", &args);
+    let replica = start_tandem(&args);
     writer.join().unwrap();
     fill(&master, "after", 500);
     wait_in_sync(&master, &replica);
@@ -282,7 +203,7 @@ fn tandem_to_tandem_diskless_load_swapdb_and_on_empty_db() {
 
 #[test]
 fn replica_authenticates_with_masterauth() {
-    let master = Proc::tandem("m", &["--repl-diskless-sync-delay", "0"]);
+    let master = start_tandem(&["--repl-diskless-sync-delay", "0"]);
     let mut mc = master.con();
     let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut mc).unwrap();
     let _: () = redis::cmd("CONFIG")
@@ -292,11 +213,8 @@ fn replica_authenticates_with_masterauth() {
         .query(&mut mc)
         .unwrap();
     let port = master.port.to_string();
-    let replica = Proc::tandem(
-        "r",
-        &["--replicaof", "127.0.0.1", &port, "--masterauth", "s3cret"],
-    );
-    wait_for("link up", || {
+    let replica = start_tandem(&["--replicaof", "127.0.0.1", &port, "--masterauth", "s3cret"]);
+    wait_until("link up", WAIT, || {
         replica.field("replication", "master_link_status") == "up"
     });
     let v: String = redis::cmd("GET")
@@ -313,9 +231,9 @@ fn tandem_to_tandem_disk_sync_with_writes_during_and_after() {
 
 #[test]
 fn partial_resync_after_client_kill_wait_and_read_only() {
-    let master = Proc::tandem("m", &["--repl-diskless-sync-delay", "0"]);
+    let master = start_tandem(&["--repl-diskless-sync-delay", "0"]);
     fill(&master, "a", 200);
-    let replica = Proc::tandem("r", &[]);
+    let replica = start_tandem(&[]);
     let _: () = redis::cmd("REPLICAOF")
         .arg("127.0.0.1")
         .arg(master.port)
@@ -333,36 +251,26 @@ fn partial_resync_after_client_kill_wait_and_read_only() {
         .unwrap_err();
     assert_eq!(err.code(), Some("READONLY"));
 
-    let killed: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("replica")
-        .query(&mut mc)
-        .unwrap();
-    assert_eq!(killed, 1);
+    assert_eq!(kill_replica_links(&master), 1);
     fill(&master, "b", 100);
     wait_in_sync(&master, &replica);
-    assert_eq!(master.field("stats", "sync_full"), "1");
-    assert_eq!(master.field("stats", "sync_partial_ok"), "1");
+    assert_partial_resync(&mut master.connect(), 1, 1, "after CLIENT KILL");
     assert_eq!(dataset(&replica), dataset(&master));
 }
 
 #[test]
 fn promotion_keeps_history_for_the_other_replica() {
-    let master = Proc::tandem("m", &["--repl-diskless-sync-delay", "0"]);
+    let master = start_tandem(&["--repl-diskless-sync-delay", "0"]);
     fill(&master, "a", 100);
     let port = master.port.to_string();
-    let r1 = Proc::tandem(
-        "r1",
-        &[
-            "--replicaof",
-            "127.0.0.1",
-            &port,
-            "--repl-diskless-sync-delay",
-            "0",
-        ],
-    );
-    let r2 = Proc::tandem("r2", &["--replicaof", "127.0.0.1", &port]);
+    let r1 = start_tandem(&[
+        "--replicaof",
+        "127.0.0.1",
+        &port,
+        "--repl-diskless-sync-delay",
+        "0",
+    ]);
+    let r2 = start_tandem(&["--replicaof", "127.0.0.1", &port]);
     wait_in_sync(&master, &r1);
     wait_in_sync(&master, &r2);
     drop(master);
@@ -378,13 +286,12 @@ fn promotion_keeps_history_for_the_other_replica() {
         .unwrap();
     fill(&r1, "b", 50);
     wait_in_sync(&r1, &r2);
-    assert_eq!(r1.field("stats", "sync_full"), "0");
-    assert_eq!(r1.field("stats", "sync_partial_ok"), "1");
+    assert_partial_resync(&mut r1.connect(), 0, 1, "the promoted replica");
     assert_eq!(dataset(&r2), dataset(&r1));
 }
 
 /// A hand-driven replica that reads only when told to.
-fn fake_replica(master: &Proc, port: u16, eof: bool) -> TcpStream {
+fn fake_replica(master: &ServerGuard, port: u16, eof: bool) -> TcpStream {
     let mut s = TcpStream::connect(("127.0.0.1", master.port)).unwrap();
     let capa = if eof {
         "capa eof capa psync2"
@@ -398,7 +305,7 @@ fn fake_replica(master: &Proc, port: u16, eof: bool) -> TcpStream {
 }
 
 /// One field (`state`, `offset`, `lag`) of the master's INFO line for the replica on `port`.
-fn slave_field(master: &Proc, port: u16, name: &str) -> String {
+fn slave_field(master: &ServerGuard, port: u16, name: &str) -> String {
     let prefix = format!("{name}=");
     master
         .info("replication")
@@ -409,15 +316,15 @@ fn slave_field(master: &Proc, port: u16, name: &str) -> String {
         .to_string()
 }
 
-fn slave_state(master: &Proc, port: u16) -> String {
+fn slave_state(master: &ServerGuard, port: u16) -> String {
     slave_field(master, port, "state")
 }
 
 /// Reads everything the master sent until the replica state is online (then ACKs).
-fn drain_until_online(master: &Proc, s: &mut TcpStream, port: u16) {
+fn drain_until_online(master: &ServerGuard, s: &mut TcpStream, port: u16) {
     s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
     let mut buf = vec![0u8; 1 << 20];
-    wait_for("online", || {
+    wait_until("online", WAIT, || {
         while let Ok(n) = s.read(&mut buf) {
             if n == 0 {
                 break;
@@ -431,37 +338,17 @@ fn drain_until_online(master: &Proc, s: &mut TcpStream, port: u16) {
 
 #[test]
 fn replica_states_during_a_slow_sync() {
-    let master = Proc::tandem(
-        "m",
-        &[
-            "--repl-diskless-sync",
-            "yes",
-            "--repl-diskless-sync-delay",
-            "1",
-        ],
-    );
+    let master = start_tandem(&[
+        "--repl-diskless-sync",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "1",
+    ]);
     let mut c = master.con();
-    // Incompressible values, so the RDB is as large as the data.
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for chunk in 0..20 {
-        let mut pipe = redis::pipe();
-        for i in 0..500 {
-            let big: Vec<u8> = (0..4096)
-                .map(|_| {
-                    x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-                    (x >> 56) as u8
-                })
-                .collect();
-            pipe.cmd("SET")
-                .arg(format!("k{chunk}:{i}"))
-                .arg(big)
-                .ignore();
-        }
-        pipe.query::<()>(&mut c).unwrap();
-    }
+    fill_big(&master, "k", 10_000, 4096);
     // Socket target: waiting for the delay, then streaming to a replica that does not read.
     let mut a = fake_replica(&master, 1111, true);
-    wait_for("wait_bgsave", || {
+    wait_until("wait_bgsave", WAIT, || {
         slave_state(&master, 1111) == "wait_bgsave"
     });
     // Disk target (changed live): the file is sent to a replica that does not read.
@@ -472,7 +359,9 @@ fn replica_states_during_a_slow_sync() {
         .query(&mut c)
         .unwrap();
     let mut b = fake_replica(&master, 2222, false);
-    wait_for("send_bulk", || slave_state(&master, 2222) == "send_bulk");
+    wait_until("send_bulk", WAIT, || {
+        slave_state(&master, 2222) == "send_bulk"
+    });
     drain_until_online(&master, &mut a, 1111);
     drain_until_online(&master, &mut b, 2222);
     assert_eq!(master.field("stats", "sync_full"), "2");
@@ -482,20 +371,12 @@ fn replica_states_during_a_slow_sync() {
 /// buffered for a replica that does not read (its CLIENT LIST `omem`).
 #[test]
 fn replication_buffer_memory_is_reported() {
-    let master = Proc::tandem(
-        "m",
-        &[
-            "--repl-diskless-sync",
-            "yes",
-            "--repl-diskless-sync-delay",
-            "0",
-        ],
-    );
+    let master = diskless_master(&[]);
     let mut c = master.con();
     let field = |name: &str| -> u64 { master.field("memory", name).parse().unwrap() };
     assert_eq!(field("mem_total_replication_buffers"), 0);
     let _s = fake_replica(&master, 3333, true);
-    wait_for("the transfer to take the replica", || {
+    wait_until("the transfer to take the replica", WAIT, || {
         master.field("replication", "repl_backlog_active") == "1"
             && !slave_state(&master, 3333).is_empty()
     });
@@ -538,27 +419,21 @@ fn redis_master_to_tandem_replica() {
         ("yes", "swapdb"),
         ("no", "on-empty-db"),
     ] {
-        let master = Proc::redis(
-            "redis-m",
-            &[
-                "--repl-diskless-sync",
-                diskless,
-                "--repl-diskless-sync-delay",
-                "0",
-            ],
-        );
+        let master = start_redis_server(&[
+            "--repl-diskless-sync",
+            diskless,
+            "--repl-diskless-sync-delay",
+            "0",
+        ]);
         fill(&master, "before", 1000);
         let port = master.port.to_string();
-        let replica = Proc::tandem(
-            "r",
-            &[
-                "--replicaof",
-                "127.0.0.1",
-                &port,
-                "--repl-diskless-load",
-                load,
-            ],
-        );
+        let replica = start_tandem(&[
+            "--replicaof",
+            "127.0.0.1",
+            &port,
+            "--repl-diskless-load",
+            load,
+        ]);
         fill(&master, "after", 300);
         wait_in_sync(&master, &replica);
         assert_eq!(
@@ -567,24 +442,11 @@ fn redis_master_to_tandem_replica() {
             "diskless={diskless} load={load}"
         );
         // The link drops; the replica continues where it was (offsets agree exactly).
-        let _: i64 = redis::cmd("CLIENT")
-            .arg("KILL")
-            .arg("TYPE")
-            .arg("replica")
-            .query(&mut master.con())
-            .unwrap();
+        kill_replica_links(&master);
         fill(&master, "later", 100);
         wait_in_sync(&master, &replica);
-        assert_eq!(
-            master.field("stats", "sync_full"),
-            "1",
-            "diskless={diskless} load={load}"
-        );
-        assert_eq!(
-            master.field("stats", "sync_partial_ok"),
-            "1",
-            "diskless={diskless} load={load}"
-        );
+        let case = format!("diskless={diskless} load={load}");
+        assert_partial_resync(&mut master.connect(), 1, 1, &case);
         assert_eq!(
             dataset(&replica),
             dataset(&master),
@@ -599,18 +461,15 @@ fn tandem_master_to_redis_replica() {
         return;
     }
     for diskless in ["yes", "no"] {
-        let master = Proc::tandem(
-            "m",
-            &[
-                "--repl-diskless-sync",
-                diskless,
-                "--repl-diskless-sync-delay",
-                "0",
-            ],
-        );
+        let master = start_tandem(&[
+            "--repl-diskless-sync",
+            diskless,
+            "--repl-diskless-sync-delay",
+            "0",
+        ]);
         fill(&master, "before", 1000);
         let port = master.port.to_string();
-        let replica = Proc::redis("redis-r", &["--replicaof", "127.0.0.1", &port]);
+        let replica = start_redis_server(&["--replicaof", "127.0.0.1", &port]);
         fill(&master, "after", 300);
         wait_in_sync(&master, &replica);
         assert_eq!(dataset(&replica), dataset(&master), "diskless={diskless}");
@@ -620,31 +479,18 @@ fn tandem_master_to_redis_replica() {
         assert_eq!(acked, 1, "diskless={diskless}");
         let _: () = redis::cmd("DEL").arg("w").query(&mut mc).unwrap();
         // The link drops; the replica continues where it was (offsets agree exactly).
-        let _: i64 = redis::cmd("CLIENT")
-            .arg("KILL")
-            .arg("TYPE")
-            .arg("replica")
-            .query(&mut master.con())
-            .unwrap();
+        kill_replica_links(&master);
         fill(&master, "later", 100);
         wait_in_sync(&master, &replica);
-        assert_eq!(
-            master.field("stats", "sync_full"),
-            "1",
-            "diskless={diskless}"
-        );
-        assert_eq!(
-            master.field("stats", "sync_partial_ok"),
-            "1",
-            "diskless={diskless}"
-        );
+        let case = format!("diskless={diskless}");
+        assert_partial_resync(&mut master.connect(), 1, 1, &case);
         assert_eq!(dataset(&replica), dataset(&master), "diskless={diskless}");
         // The same commands applied to a standalone Redis give the replica's digest.
-        let reference = Proc::redis("redis-ref", &[]);
+        let reference = start_redis_server(&[]);
         fill(&reference, "before", 1000);
         fill(&reference, "after", 300);
         fill(&reference, "later", 100);
-        let digest = |p: &Proc| -> String {
+        let digest = |p: &ServerGuard| -> String {
             redis::cmd("DEBUG")
                 .arg("DIGEST")
                 .query(&mut p.con())
@@ -656,24 +502,18 @@ fn tandem_master_to_redis_replica() {
 
 #[test]
 fn chained_replica_receives_the_stream_with_the_same_offsets() {
-    let master = Proc::tandem("m", &["--repl-diskless-sync-delay", "0"]);
+    let master = start_tandem(&["--repl-diskless-sync-delay", "0"]);
     fill(&master, "a", 300);
     let mport = master.port.to_string();
-    let middle = Proc::tandem(
-        "mid",
-        &[
-            "--replicaof",
-            "127.0.0.1",
-            &mport,
-            "--repl-diskless-sync-delay",
-            "0",
-        ],
-    );
+    let middle = start_tandem(&[
+        "--replicaof",
+        "127.0.0.1",
+        &mport,
+        "--repl-diskless-sync-delay",
+        "0",
+    ]);
     wait_in_sync(&master, &middle);
-    let leaf = Proc::tandem(
-        "leaf",
-        &["--replicaof", "127.0.0.1", &middle.port.to_string()],
-    );
+    let leaf = start_tandem(&["--replicaof", "127.0.0.1", &middle.port.to_string()]);
     fill(&master, "b", 200);
     wait_in_sync(&master, &middle);
     wait_in_sync(&master, &leaf);
@@ -686,20 +526,17 @@ fn chained_replica_receives_the_stream_with_the_same_offsets() {
 
 #[test]
 fn output_buffer_limit_drops_a_replica_until_raised_live() {
-    let master = Proc::tandem(
-        "m",
-        &[
-            "--repl-diskless-sync-delay",
-            "0",
-            "--client-output-buffer-limit",
-            "replica 64kb 0 0",
-        ],
-    );
+    let master = start_tandem(&[
+        "--repl-diskless-sync-delay",
+        "0",
+        "--client-output-buffer-limit",
+        "replica 64kb 0 0",
+    ]);
     // A socket-target replica that never ACKs holds the stream back in its buffer.
     let _stuck = fake_replica(&master, 3333, true);
-    wait_for("attached", || slave_state(&master, 3333) == "online");
+    wait_until("attached", WAIT, || slave_state(&master, 3333) == "online");
     fill(&master, "x", 2000);
-    wait_for("dropped", || {
+    wait_until("dropped", WAIT, || {
         master.field("replication", "connected_slaves") == "0"
     });
     let mut c = master.con();
@@ -710,14 +547,14 @@ fn output_buffer_limit_drops_a_replica_until_raised_live() {
         .query(&mut c)
         .unwrap();
     let _stuck = fake_replica(&master, 4444, true);
-    wait_for("attached", || slave_state(&master, 4444) == "online");
+    wait_until("attached", WAIT, || slave_state(&master, 4444) == "online");
     fill(&master, "y", 2000);
     assert_eq!(master.field("replication", "connected_slaves"), "1");
 }
 
 #[test]
 fn redis_cli_rdb_only_client_gets_a_loadable_file() {
-    let master = Proc::tandem("m", &["--repl-diskless-sync-delay", "0"]);
+    let master = start_tandem(&["--repl-diskless-sync-delay", "0"]);
     fill(&master, "a", 100);
     let mut s = TcpStream::connect(("127.0.0.1", master.port)).unwrap();
     s.write_all(b"REPLCONF capa eof\r\nREPLCONF rdb-only 1\r\nSYNC\r\n")
@@ -752,7 +589,7 @@ fn broken_master(payload: Vec<u8>) -> (u16, std::thread::JoinHandle<()>) {
 
 #[test]
 fn failed_transfers_never_replace_the_dataset() {
-    let replica = Proc::tandem("r", &[]);
+    let replica = start_tandem(&[]);
     fill(&replica, "old", 100);
     let before = dataset(&replica);
     let cases: Vec<Vec<u8>> = vec![
@@ -772,7 +609,7 @@ fn failed_transfers_never_replace_the_dataset() {
             .unwrap();
         master.join().unwrap();
         // The master closed after its payload: the replica is back to connecting.
-        wait_for("attempt over", || {
+        wait_until("attempt over", WAIT, || {
             let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut replica.con()).unwrap();
             role.get(3) == Some(&redis::Value::BulkString(b"connect".to_vec()))
         });
@@ -791,11 +628,11 @@ fn failed_transfers_never_replace_the_dataset() {
 
 #[test]
 fn partial_resync_after_a_replica_restart() {
-    let master = Proc::tandem("m", &["--repl-diskless-sync-delay", "0"]);
+    let master = start_tandem(&["--repl-diskless-sync-delay", "0"]);
     fill(&master, "a", 300);
     let port = master.port.to_string();
     let args = ["--replicaof", "127.0.0.1", &port];
-    let mut replica = Proc::tandem("r", &args);
+    let mut replica = start_tandem(&args);
     wait_in_sync(&master, &replica);
     fill(&master, "b", 50);
     wait_in_sync(&master, &replica);
@@ -803,22 +640,16 @@ fn partial_resync_after_a_replica_restart() {
     let _ = redis::cmd("SHUTDOWN")
         .arg("SAVE")
         .query::<()>(&mut replica.con());
-    let _ = replica.child.wait();
-    replica.owns_dir = false;
-    let dir = replica.dir.clone();
-    drop(replica);
+    replica.wait_exit(WAIT);
     fill(&master, "c", 50);
-    let replica = Proc::tandem_in(dir.clone(), &args);
+    replica.restart();
     wait_in_sync(&master, &replica);
     assert_eq!(dataset(&replica), dataset(&master));
-    assert_eq!(master.field("stats", "sync_full"), "1");
-    assert_eq!(master.field("stats", "sync_partial_ok"), "1");
-    drop(replica);
-    let _ = std::fs::remove_dir_all(dir);
+    assert_partial_resync(&mut master.connect(), 1, 1, "after the restart");
 }
 
 /// `n` keys of `size` incompressible bytes each, so the RDB is as large as the data.
-fn fill_big(p: &Proc, prefix: &str, n: usize, size: usize) {
+fn fill_big(p: &ServerGuard, prefix: &str, n: usize, size: usize) {
     let mut c = p.con();
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     for start in (0..n).step_by(500) {
@@ -841,15 +672,7 @@ fn fill_big(p: &Proc, prefix: &str, n: usize, size: usize) {
 
 #[test]
 fn master_keeps_answering_during_a_diskless_full_sync() {
-    let master = Proc::tandem(
-        "m",
-        &[
-            "--repl-diskless-sync",
-            "yes",
-            "--repl-diskless-sync-delay",
-            "0",
-        ],
-    );
+    let master = diskless_master(&[]);
     // About 24 MB of RDB, plus many small keys for the walk to encode.
     fill_big(&master, "big", 6000, 4096);
     fill(&master, "small", 20_000);
@@ -935,14 +758,14 @@ fn master_keeps_answering_during_a_diskless_full_sync() {
 
 #[test]
 fn replica_arriving_during_a_bgsave_shares_it_with_the_disk_target() {
-    let master = Proc::tandem("m", &["--repl-diskless-sync", "no", "--save", ""]);
+    let master = start_tandem(&["--repl-diskless-sync", "no", "--save", ""]);
     let port = master.port.to_string();
     // A first replica makes the master keep a backlog.
-    let first = Proc::tandem("r1", &["--replicaof", "127.0.0.1", &port]);
+    let first = start_tandem(&["--replicaof", "127.0.0.1", &port]);
     wait_in_sync(&master, &first);
     fill_big(&master, "big", 8000, 4096);
     fill(&master, "before", 3000);
-    let second = Proc::tandem("r2", &[]);
+    let second = start_tandem(&[]);
     let mut c = master.con();
     let started: String = redis::cmd("BGSAVE").query(&mut c).unwrap();
     assert_eq!(started, "Background saving started");
@@ -953,7 +776,7 @@ fn replica_arriving_during_a_bgsave_shares_it_with_the_disk_target() {
         .arg(master.port)
         .query(&mut second.con())
         .unwrap();
-    wait_for("replica waiting", || {
+    wait_until("replica waiting", WAIT, || {
         !slave_state(&master, second.port).is_empty()
     });
     assert_eq!(
@@ -973,9 +796,9 @@ fn replica_arriving_during_a_bgsave_shares_it_with_the_disk_target() {
 }
 
 /// A replica that does not read, holding a diskless transfer of `master` open.
-fn hold_transfer(master: &Proc, port: u16) -> TcpStream {
+fn hold_transfer(master: &ServerGuard, port: u16) -> TcpStream {
     let s = fake_replica(master, port, true);
-    wait_for("transfer running", || {
+    wait_until("transfer running", WAIT, || {
         master.field("persistence", "rdb_bgsave_in_progress") == "1"
     });
     s
@@ -983,15 +806,7 @@ fn hold_transfer(master: &Proc, port: u16) -> TcpStream {
 
 #[test]
 fn bgsave_is_refused_while_a_diskless_sync_runs() {
-    let master = Proc::tandem(
-        "m",
-        &[
-            "--repl-diskless-sync",
-            "yes",
-            "--repl-diskless-sync-delay",
-            "0",
-        ],
-    );
+    let master = diskless_master(&[]);
     fill_big(&master, "big", 6000, 4096);
     let mut s = hold_transfer(&master, 5555);
     assert_eq!(
@@ -1010,7 +825,7 @@ fn bgsave_is_refused_while_a_diskless_sync_runs() {
     let scheduled: String = redis::cmd("BGSAVE").arg("SCHEDULE").query(&mut c).unwrap();
     assert_eq!(scheduled, "Background saving scheduled");
     drain_until_online(&master, &mut s, 5555);
-    wait_for("scheduled BGSAVE done", || {
+    wait_until("scheduled BGSAVE done", WAIT, || {
         master.field("persistence", "rdb_saves") == "1"
             && master.field("persistence", "rdb_bgsave_in_progress") == "0"
     });
@@ -1018,62 +833,46 @@ fn bgsave_is_refused_while_a_diskless_sync_runs() {
 
 #[test]
 fn a_replica_that_stops_reading_frees_the_snapshot_after_repl_timeout() {
-    let master = Proc::tandem(
-        "m",
-        &[
-            "--repl-diskless-sync",
-            "yes",
-            "--repl-diskless-sync-delay",
-            "0",
-            "--repl-timeout",
-            "1",
-        ],
-    );
+    let master = diskless_master(&["--repl-timeout", "1"]);
     fill_big(&master, "big", 6000, 4096);
     let _stuck = hold_transfer(&master, 6666);
-    wait_for("replica dropped", || slave_state(&master, 6666).is_empty());
+    wait_until("replica dropped", WAIT, || {
+        slave_state(&master, 6666).is_empty()
+    });
     assert_eq!(master.field("persistence", "rdb_bgsave_in_progress"), "0");
     let started: String = redis::cmd("BGSAVE").query(&mut master.con()).unwrap();
     assert_eq!(started, "Background saving started");
 }
 
 /// A tandem server logging to `log` in its directory.
-fn tandem_logging(tag: &str, extra: &[&str]) -> Proc {
-    let dir = temp_dir(tag);
-    let log = dir.join("log");
-    let mut args = vec!["--logfile", log.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    Proc::tandem_in(dir, &args)
+fn tandem_logging(extra: &[&str]) -> ServerGuard {
+    common::tandem()
+        .args(&["--logfile", "log"])
+        .args(extra)
+        .start()
 }
 
 /// How many lines of the server's log contain `needle`.
-fn log_count(p: &Proc, needle: &str) -> usize {
-    std::fs::read_to_string(p.dir.join("log"))
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains(needle))
-        .count()
+fn log_count(p: &ServerGuard, needle: &str) -> usize {
+    p.log().lines().filter(|l| l.contains(needle)).count()
 }
 
 const SOCKET_START: &str = "Starting BGSAVE for SYNC with target: replicas sockets";
 
 #[test]
 fn replicas_arriving_within_the_delay_share_one_diskless_transfer() {
-    let master = tandem_logging(
-        "m",
-        &[
-            "--repl-diskless-sync",
-            "yes",
-            "--repl-diskless-sync-delay",
-            "5",
-        ],
-    );
+    let master = tandem_logging(&[
+        "--repl-diskless-sync",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "5",
+    ]);
     fill(&master, "before", 3000);
     let port = master.port.to_string();
     let args = ["--replicaof", "127.0.0.1", &port];
     let arrived = Instant::now();
-    let r1 = Proc::tandem("r1", &args);
-    let r2 = Proc::tandem("r2", &args);
+    let r1 = start_tandem(&args);
+    let r2 = start_tandem(&args);
     assert!(
         arrived.elapsed() < Duration::from_secs(4),
         "the replicas did not arrive within the delay"
@@ -1114,17 +913,14 @@ fn read_until(s: &mut TcpStream, seen: &mut Vec<u8>, until: &[u8], deadline: Dur
 
 #[test]
 fn max_replicas_starts_the_shared_transfer_before_the_delay_with_keepalives_meanwhile() {
-    let master = tandem_logging(
-        "m",
-        &[
-            "--repl-diskless-sync",
-            "yes",
-            "--repl-diskless-sync-delay",
-            "60",
-            "--repl-diskless-sync-max-replicas",
-            "2",
-        ],
-    );
+    let master = tandem_logging(&[
+        "--repl-diskless-sync",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "60",
+        "--repl-diskless-sync-max-replicas",
+        "2",
+    ]);
     fill(&master, "k", 2000);
     // The first replica waits in wait_bgsave, kept alive by newlines.
     let mut a = fake_replica(&master, 1111, true);
@@ -1149,7 +945,7 @@ fn max_replicas_starts_the_shared_transfer_before_the_delay_with_keepalives_mean
     assert_eq!(slave_state(&master, 1111), "wait_bgsave");
     // The second one makes two: the transfer starts now, not after 60 seconds.
     let port = master.port.to_string();
-    let r = Proc::tandem("r", &["--replicaof", "127.0.0.1", &port]);
+    let r = start_tandem(&["--replicaof", "127.0.0.1", &port]);
     assert!(read_until(
         &mut a,
         &mut seen,
@@ -1175,24 +971,21 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[test]
 fn a_stuck_replica_is_dropped_from_a_shared_transfer_and_memory_stays_bounded() {
-    let master = tandem_logging(
-        "m",
-        &[
-            "--repl-diskless-sync",
-            "yes",
-            "--repl-diskless-sync-delay",
-            "1",
-            "--repl-timeout",
-            "3",
-        ],
-    );
+    let master = tandem_logging(&[
+        "--repl-diskless-sync",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "1",
+        "--repl-timeout",
+        "3",
+    ]);
     // About 48 MB of incompressible RDB.
     fill_big(&master, "big", 12_000, 4096);
-    let before = rss_kib(master.child.id());
+    let before = rss_kib(master.pid());
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = {
         let stop = stop.clone();
-        let pid = master.child.id();
+        let pid = master.pid();
         std::thread::spawn(move || {
             let mut peak = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -1205,7 +998,7 @@ fn a_stuck_replica_is_dropped_from_a_shared_transfer_and_memory_stays_bounded() 
     // One replica never reads; the other is a real one, in the same transfer.
     let _stuck = fake_replica(&master, 7777, true);
     let port = master.port.to_string();
-    let r = Proc::tandem("r", &["--replicaof", "127.0.0.1", &port]);
+    let r = start_tandem(&["--replicaof", "127.0.0.1", &port]);
     wait_in_sync(&master, &r);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let peak = sampler.join().unwrap();
@@ -1239,22 +1032,21 @@ fn a_stuck_replica_is_dropped_from_a_shared_transfer_and_memory_stays_bounded() 
 
 #[test]
 fn flushall_and_shutdown_kill_a_running_diskless_transfer() {
-    let master = tandem_logging(
-        "m",
-        &[
-            "--repl-diskless-sync",
-            "yes",
-            "--repl-diskless-sync-delay",
-            "0",
-        ],
-    );
+    let master = tandem_logging(&[
+        "--repl-diskless-sync",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "0",
+    ]);
     fill_big(&master, "big", 6000, 4096);
     // Held open by a replica that does not read (repl-timeout is 60 s).
     let mut s = hold_transfer(&master, 8888);
     let mut c = master.con();
     let _: () = redis::cmd("FLUSHALL").query(&mut c).unwrap();
     // Killed at once, as Redis kills its child: the replica is dropped to resync later.
-    wait_for("replica dropped", || slave_state(&master, 8888).is_empty());
+    wait_until("replica dropped", WAIT, || {
+        slave_state(&master, 8888).is_empty()
+    });
     assert_eq!(master.field("persistence", "rdb_bgsave_in_progress"), "0");
     assert_eq!(
         log_count(&master, "SYNC failed. BGSAVE child returned an error"),
@@ -1266,7 +1058,7 @@ fn flushall_and_shutdown_kill_a_running_diskless_transfer() {
     // A replica arriving now gets the flushed dataset and what followed.
     fill(&master, "after", 200);
     let port = master.port.to_string();
-    let r = Proc::tandem("r", &["--replicaof", "127.0.0.1", &port]);
+    let r = start_tandem(&["--replicaof", "127.0.0.1", &port]);
     wait_in_sync(&master, &r);
     assert_eq!(dataset(&r), dataset(&master));
 
@@ -1276,23 +1068,19 @@ fn flushall_and_shutdown_kill_a_running_diskless_transfer() {
     let keys = master.field("keyspace", "db0");
     let _ = redis::cmd("SHUTDOWN").arg("SAVE").query::<()>(&mut c);
     let mut master = master;
-    let status = master.child.wait().unwrap();
+    let status = master.wait_exit(WAIT);
     assert!(status.success(), "{status}");
     assert_eq!(
         log_count(&master, "There is a child saving an .rdb. Killing it!"),
         1
     );
-    master.owns_dir = false;
-    let dir = master.dir.clone();
-    drop(master);
     drop(r);
-    let restarted = Proc::tandem_in(dir.clone(), &[]);
-    wait_for("dump loaded", || {
+    master.restart_with::<&str>(&[]);
+    let restarted = master;
+    wait_until("dump loaded", WAIT, || {
         restarted.field("persistence", "loading") == "0"
     });
     assert_eq!(restarted.field("keyspace", "db0"), keys);
-    drop(restarted);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Answers a replica's handshake on `s` up to its PSYNC: one reply per command, +PONG to
@@ -1320,7 +1108,7 @@ fn answer_handshake(s: &mut TcpStream) {
 
 #[test]
 fn replica_applies_repl_timeout_to_the_handshake_and_the_transfer() {
-    let replica = tandem_logging("r", &["--repl-timeout", "1"]);
+    let replica = tandem_logging(&["--repl-timeout", "1"]);
     fill(&replica, "old", 100);
     let before = dataset(&replica);
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -1332,7 +1120,7 @@ fn replica_applies_repl_timeout_to_the_handshake_and_the_transfer() {
         .unwrap();
     // A master that accepts and never answers: the handshake times out, the replica retries.
     let (silent, _) = l.accept().unwrap();
-    wait_for("handshake timeout", || {
+    wait_until("handshake timeout", WAIT, || {
         log_count(&replica, "Timeout connecting to the MASTER...") == 1
     });
     drop(silent);
@@ -1352,7 +1140,7 @@ fn replica_applies_repl_timeout_to_the_handshake_and_the_transfer() {
         "keepalive newlines must keep the transfer alive"
     );
     s.write_all(b"$100000\r\nREDIS0010").unwrap();
-    wait_for("transfer timeout", || {
+    wait_until("transfer timeout", WAIT, || {
         log_count(
             &replica,
             "Timeout receiving bulk data from MASTER... If the problem persists try to set the 'repl-timeout' parameter in redis.conf to a larger value.",
@@ -1383,17 +1171,17 @@ fn newlines_from(s: &mut TcpStream, seen: &mut Vec<u8>) -> usize {
 #[test]
 fn diskless_load_parses_while_receiving_and_never_serves_half_a_dataset() {
     // The payload: a real dump.
-    let src = Proc::tandem("src", &[]);
+    let src = start_tandem(&[]);
     fill(&src, "p", 2000);
     let _: () = redis::cmd("SAVE").query(&mut src.con()).unwrap();
-    let payload = std::fs::read(src.dir.join("dump.rdb")).unwrap();
+    let payload = std::fs::read(src.dir().join("dump.rdb")).unwrap();
     let want = dataset(&src);
     drop(src);
     let replid = "2222222222222222222222222222222222222222";
     let mark = "3333333333333333333333333333333333333333";
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
-    let replica = Proc::tandem("r", &["--repl-diskless-load", "on-empty-db"]);
+    let replica = start_tandem(&["--repl-diskless-load", "on-empty-db"]);
     let _: () = redis::cmd("REPLICAOF")
         .arg("127.0.0.1")
         .arg(port)
@@ -1425,7 +1213,7 @@ fn diskless_load_parses_while_receiving_and_never_serves_half_a_dataset() {
         "no keepalive newlines while loading: {from_replica:?}"
     );
     s.write_all(mark.as_bytes()).unwrap();
-    wait_for("loaded", || {
+    wait_until("loaded", WAIT, || {
         newlines_from(&mut s, &mut from_replica);
         String::from_utf8_lossy(&from_replica).contains("ACK")
     });
@@ -1456,7 +1244,7 @@ fn diskless_load_parses_while_receiving_and_never_serves_half_a_dataset() {
     }
     drop(s);
     drop(l);
-    wait_for("attempt over", || {
+    wait_until("attempt over", WAIT, || {
         let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut replica.con()).unwrap();
         role.get(3) != Some(&redis::Value::BulkString(b"sync".to_vec()))
     });
@@ -1465,17 +1253,7 @@ fn diskless_load_parses_while_receiving_and_never_serves_half_a_dataset() {
 
 #[test]
 fn the_ack_timeout_counts_from_the_end_of_a_long_transfer() {
-    let master = Proc::tandem(
-        "m",
-        &[
-            "--repl-diskless-sync",
-            "yes",
-            "--repl-diskless-sync-delay",
-            "0",
-            "--repl-timeout",
-            "2",
-        ],
-    );
+    let master = diskless_master(&["--repl-timeout", "2"]);
     fill_big(&master, "big", 6000, 4096);
     // A replica reading about 8 MB/s: the transfer outlasts repl-timeout, with progress.
     let mut s = fake_replica(&master, 4444, true);
@@ -1508,18 +1286,15 @@ fn the_ack_timeout_counts_from_the_end_of_a_long_transfer() {
 
 #[test]
 fn a_replica_without_capa_eof_takes_the_waiting_diskless_replicas_to_disk() {
-    let master = tandem_logging(
-        "m",
-        &[
-            "--repl-diskless-sync",
-            "yes",
-            "--repl-diskless-sync-delay",
-            "60",
-        ],
-    );
+    let master = tandem_logging(&[
+        "--repl-diskless-sync",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "60",
+    ]);
     fill(&master, "k", 3000);
     let mut a = fake_replica(&master, 1111, true);
-    wait_for("wait_bgsave", || {
+    wait_until("wait_bgsave", WAIT, || {
         slave_state(&master, 1111) == "wait_bgsave"
     });
     // No `capa eof`: a BGSAVE starts now, and the waiting replica joins it.
@@ -1564,7 +1339,7 @@ fn send_ack(s: &mut TcpStream, offset: u64) {
 
 /// What a replica that applied everything before the GETACK the master just fed answers:
 /// the master's offset less the GETACK itself (nothing else is fed meanwhile in these tests).
-fn offset_before_getack(master: &Proc) -> u64 {
+fn offset_before_getack(master: &ServerGuard) -> u64 {
     let offset: u64 = master
         .field("replication", "master_repl_offset")
         .parse()
@@ -1602,7 +1377,7 @@ fn set_then_wait(
 #[test]
 fn wait_keeps_its_target_when_an_older_ack_wakes_it_and_asks_again_after_a_timeout() {
     // No replication PING during the test: the stream holds only what the test causes.
-    let master = Proc::tandem("m", &["--repl-ping-replica-period", "3600"]);
+    let master = start_tandem(&["--repl-ping-replica-period", "3600"]);
     let mut s = fake_replica(&master, 4646, false);
     drain_until_online(&master, &mut s, 4646);
     let mut seen = Vec::new();
@@ -1615,7 +1390,7 @@ fn wait_keeps_its_target_when_an_older_ack_wakes_it_and_asks_again_after_a_timeo
     let target = offset_before_getack(&master);
     // An ACK from before the write wakes the WAIT, which stays blocked...
     send_ack(&mut s, target - 1);
-    wait_for("the master to take the older ACK", || {
+    wait_until("the master to take the older ACK", WAIT, || {
         slave_field(&master, 4646, "offset") == (target - 1).to_string()
     });
     // ...and the answer to its GETACK releases it, long before its 5 s timeout.

@@ -6,11 +6,11 @@
 
 mod common;
 
-use common::{Conn, ServerGuard, require_real_deps, start_redis, start_tandem};
+use common::{Conn, ServerGuard, require_real_deps, start_redis, start_tandem, wait_until};
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// An address of this machine that is not loopback: the source address of the default
 /// route (a UDP `connect` sends nothing). `None` on a machine with loopback only. The
@@ -157,25 +157,19 @@ fn a_bad_rename_stops_the_server_with_redis_error() {
             "Target command name already exists",
         ),
     ] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tandem-server"))
-            .args(["--port", "0"])
+        let mut server = common::tandem()
             .args(args)
-            .output()
+            .spawn()
             .expect("run tandem-server");
-        assert!(!out.status.success(), "{args:?} must not start");
-        let text = String::from_utf8_lossy(&out.stderr);
+        let status = server.wait_exit(WAIT);
+        assert!(!status.success(), "{args:?} must not start");
+        let text = server.stderr();
         assert!(text.contains(want), "{args:?}: {text}");
     }
 }
 
-/// Polls `f` until it holds, failing after a deadline.
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+/// How long a sync or a log line may take to appear: bounds a hang, not the work.
+const WAIT: Duration = Duration::from_secs(30);
 
 fn log_path(tag: &str) -> PathBuf {
     let p = std::env::temp_dir().join(format!("tandem-security-{}-{tag}.log", std::process::id()));
@@ -216,11 +210,11 @@ fn replication_with_renames_and_auth_keeps_passwords_out_of_logs() {
     let replica = start_tandem(&rargs);
     let mut rc = replica.connect();
     assert_eq!(rc.cmd(&["AUTH", PASS]), b"+OK\r\n");
-    wait_for("the replica to load the master's dataset", || {
+    wait_until("the replica to load the master's dataset", WAIT, || {
         rc.cmd(&["GET", "before"]) == b"$1\r\n1\r\n"
     });
     assert_eq!(mc.cmd(&["SET", "after", "2"]), b"+OK\r\n");
-    wait_for("the stream to reach the replica", || {
+    wait_until("the stream to reach the replica", WAIT, || {
         rc.cmd(&["GET", "after"]) == b"$1\r\n2\r\n"
     });
     assert!(
@@ -236,7 +230,7 @@ fn replication_with_renames_and_auth_keeps_passwords_out_of_logs() {
     let mut bargs = vec!["--replicaof", "127.0.0.1", &port, "--masterauth", WRONG];
     bargs.extend_from_slice(&["--loglevel", "debug", "--logfile", blog.to_str().unwrap()]);
     let bad = start_tandem(&bargs);
-    wait_for("the refused AUTH to be logged", || {
+    wait_until("the refused AUTH to be logged", WAIT, || {
         std::fs::read_to_string(&blog).is_ok_and(|l| l.contains("Unable to AUTH to MASTER"))
     });
     assert!(
@@ -318,7 +312,7 @@ fn masteruser_and_masterauth_authenticate_a_replica_as_a_named_user() {
     let log = log_path("masteruser-ok");
     let replica = replica_as(&port, "repl", PASS, &log);
     let mut rc = replica.connect();
-    wait_for("the replica to load Redis's dataset", || {
+    wait_until("the replica to load Redis's dataset", WAIT, || {
         rc.cmd(&["GET", "k"]) == b"$10\r\nfrom-redis\r\n"
     });
     assert!(link_up(&replica));
@@ -329,7 +323,7 @@ fn masteruser_and_masterauth_authenticate_a_replica_as_a_named_user() {
 
     let bad_log = log_path("masteruser-wrong");
     let bad = replica_as(&port, "repl", WRONG, &bad_log);
-    wait_for("the refused AUTH to be logged", || {
+    wait_until("the refused AUTH to be logged", WAIT, || {
         auth_refusal(&bad_log).is_some()
     });
     assert_eq!(auth_refusal(&bad_log).as_deref(), Some(REFUSED));
@@ -341,10 +335,12 @@ fn masteruser_and_masterauth_authenticate_a_replica_as_a_named_user() {
     let port = master.port.to_string();
     let as_default_log = log_path("masteruser-default");
     let as_default = replica_as(&port, "default", PASS, &as_default_log);
-    wait_for("the replica to link as default", || link_up(&as_default));
+    wait_until("the replica to link as default", WAIT, || {
+        link_up(&as_default)
+    });
     let unknown_log = log_path("masteruser-unknown");
     let unknown = replica_as(&port, "repl", PASS, &unknown_log);
-    wait_for("the refused AUTH to be logged", || {
+    wait_until("the refused AUTH to be logged", WAIT, || {
         auth_refusal(&unknown_log).is_some()
     });
     assert_eq!(auth_refusal(&unknown_log).as_deref(), Some(REFUSED));

@@ -1,37 +1,15 @@
-//! Test support shared by the workspace's crates, as a dev-dependency only: the rule for
-//! tests that need a real part (a binary such as redis-server, a Python tool, root). When the
-//! part is missing such a test prints why and skips, except under
-//! `TANDEM_REQUIRE_REAL_DEPS=1` (CI), where the missing part fails it. It starts nothing;
-//! the one part it looks for itself is redis-server, which most suites compare against.
+//! Test support shared by the workspace's crates: the rule for tests that need a real part
+//! ([`skip_or_fail`]), and one harness for servers under test (a free port, a guard that
+//! kills the process and keeps its output for the failure message, readiness polled against
+//! a deadline, a raw RESP connection). bench links it at run time too, so it stays on std
+//! (plus the `redis` client behind a feature for the crates that already speak through it).
 
-use std::process::Command;
+mod deps;
+mod launch;
+pub mod resp;
+mod wait;
 
-/// True when `TANDEM_REQUIRE_REAL_DEPS=1`: missing real dependencies are then failures.
-pub fn require_real_deps() -> bool {
-    std::env::var("TANDEM_REQUIRE_REAL_DEPS").is_ok_and(|v| v == "1")
-}
-
-/// A real part is missing: fails the calling test under `TANDEM_REQUIRE_REAL_DEPS=1`,
-/// otherwise prints `SKIP: {why}` so the skip shows in the test output. The caller returns
-/// after it.
-#[track_caller]
-pub fn skip_or_fail(why: &str) {
-    assert!(
-        !require_real_deps(),
-        "{why}, and TANDEM_REQUIRE_REAL_DEPS=1 makes that a failure"
-    );
-    println!("SKIP: {why}");
-}
-
-/// True when a working `redis-server` is on PATH; otherwise [`skip_or_fail`].
-#[track_caller]
-pub fn redis_available() -> bool {
-    let found = Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        skip_or_fail("redis-server not found on PATH");
-    }
-    found
-}
+pub use deps::{real_tool, redis_available, require_real_deps, skip_or_fail, which};
+pub use launch::{Launch, ServerGuard, free_port, process_tree, start_redis};
+pub use resp::Conn;
+pub use wait::{poll, wait_until};

@@ -1,330 +1,96 @@
-//! Shared test support: starting tandem-server and a real redis-server on free ports, a raw
-//! RESP client, a complete RESP2/RESP3 reply reader, and redis-cli's argument quoting.
-//!
-//! Servers are killed when their guard drops. Nothing here sleeps for a fixed time: readiness
-//! is polled against a deadline.
+//! What the server's integration tests share beyond `tandem_testkit`: this build's
+//! tandem-server, and redis-cli's argument quoting for the compatibility scripts.
 
-#![allow(dead_code, clippy::unwrap_used)]
+// Each test binary compiles this module and uses a part of it.
+#![allow(dead_code, unused_imports)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+pub use tandem_testkit::resp::{Conn, Value, encode, escape, read_value};
+pub use tandem_testkit::{
+    Launch, ServerGuard, free_port, poll, real_tool, require_real_deps, skip_or_fail, start_redis,
+    wait_until, which,
+};
 
-/// A port nobody listens on right now: bind port 0, read it, release it.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind an ephemeral port")
-        .local_addr()
-        .expect("local addr")
-        .port()
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The tandem-server binary built for this test run, to start with more options.
+pub fn tandem() -> Launch {
+    Launch::tandem(env!("CARGO_BIN_EXE_tandem-server"))
 }
 
-/// A running server process, killed on drop; its working directory (where a SAVE would
-/// write) is a fresh temporary one, removed on drop.
-pub struct ServerGuard {
-    child: Child,
-    dir: PathBuf,
-    pub port: u16,
-    pub name: &'static str,
-}
-
-impl ServerGuard {
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// A fresh connection with a read timeout, so a missing reply fails instead of hanging.
-    pub fn connect(&self) -> Conn {
-        Conn::new(self.port)
-    }
-
-    /// True while the process has not exited.
-    pub fn alive(&mut self) -> bool {
-        self.child.try_wait().ok().flatten().is_none()
-    }
-}
-
-impl Drop for ServerGuard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-// Not every test binary that includes this module uses it.
-#[allow(unused_imports)]
-pub use tandem_testkit::require_real_deps;
-
-/// Finds an executable on PATH.
-pub fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-/// Returns the path of a real tool, or `None` after printing the skip line; panics instead
-/// when real dependencies are required.
-pub fn real_tool(name: &str) -> Option<PathBuf> {
-    match which(name) {
-        Some(p) => Some(p),
-        None => {
-            tandem_testkit::skip_or_fail(&format!("{name} not found on PATH"));
-            None
-        }
-    }
-}
-
-fn spawn(name: &'static str, bin: &Path, port: u16, extra: &[&str]) -> ServerGuard {
-    let dir = std::env::temp_dir().join(format!("tandem-test-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("create a server directory");
-    let mut cmd = Command::new(bin);
-    cmd.current_dir(&dir)
-        .arg("--port")
-        .arg(port.to_string())
-        .arg("--bind")
-        .arg("127.0.0.1")
-        .arg("--save")
-        .arg("")
-        .arg("--appendonly")
-        .arg("no")
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("failed to start {name}: {e}"));
-    let mut guard = ServerGuard {
-        child,
-        dir,
-        port,
-        name,
-    };
-    wait_ready(&mut guard);
-    guard
-}
-
-/// Polls until the server answers PING, failing after a deadline.
-fn wait_ready(g: &mut ServerGuard) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        assert!(g.alive(), "{} exited during startup", g.name);
-        if let Ok(s) = TcpStream::connect(("127.0.0.1", g.port)) {
-            let mut c = Conn::from_stream(s);
-            c.send(&[b"PING"]);
-            if c.try_read_reply().is_some() {
-                return;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} did not start on port {}",
-            g.name,
-            g.port
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Starts the tandem-server binary built for this test run.
+/// Starts this build's tandem-server and waits until it answers PING.
+#[track_caller]
 pub fn start_tandem(extra: &[&str]) -> ServerGuard {
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_tandem-server"));
-    spawn("tandem-server", &bin, free_port(), extra)
+    tandem().args(extra).start()
 }
 
-/// Starts a real redis-server with the debug command enabled, or `None` (after printing the
-/// skip line) when it is not installed.
-pub fn start_redis(extra: &[&str]) -> Option<ServerGuard> {
-    let bin = real_tool("redis-server")?;
-    let mut args = vec!["--enable-debug-command", "yes"];
-    args.extend_from_slice(extra);
-    Some(spawn("redis-server", &bin, free_port(), &args))
+/// Waits until INFO reports `n` blocked clients: a client is known to wait before the test
+/// does what should wake it.
+#[track_caller]
+pub fn wait_blocked(server: &ServerGuard, n: usize) {
+    let mut c = server.connect();
+    let want = format!("blocked_clients:{n}\r\n");
+    wait_until(&want, Duration::from_secs(10), || {
+        let info = c.cmd(&["INFO", "clients"]);
+        String::from_utf8_lossy(&info).contains(&want)
+    });
 }
 
-/// A blocking raw connection.
-pub struct Conn {
-    pub reader: BufReader<TcpStream>,
-}
-
-impl Conn {
-    pub fn new(port: u16) -> Self {
-        Self::from_stream(TcpStream::connect(("127.0.0.1", port)).expect("connect"))
-    }
-
-    pub fn from_stream(s: TcpStream) -> Self {
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        s.set_nodelay(true).expect("nodelay");
-        Conn {
-            reader: BufReader::new(s),
-        }
-    }
-
-    pub fn write(&mut self, bytes: &[u8]) {
-        self.reader.get_mut().write_all(bytes).expect("write");
-    }
-
-    pub fn send<A: AsRef<[u8]>>(&mut self, args: &[A]) {
-        let bytes = encode(args);
-        self.write(&bytes);
-    }
-
-    /// One complete reply, raw bytes; panics on a closed connection or timeout.
-    pub fn read_reply(&mut self) -> Vec<u8> {
-        self.try_read_reply().expect("a complete reply")
-    }
-
-    pub fn try_read_reply(&mut self) -> Option<Vec<u8>> {
-        read_value(&mut self.reader).ok().map(|v| v.raw)
-    }
-
-    pub fn read_value(&mut self) -> std::io::Result<Value> {
-        read_value(&mut self.reader)
-    }
-
-    /// Sends a command and returns its raw reply.
-    pub fn cmd<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Vec<u8> {
-        self.send(args);
-        self.read_reply()
-    }
-
-    /// True when the server closed the connection (reads EOF before any byte).
-    pub fn is_closed(&mut self) -> bool {
-        let mut b = [0u8; 1];
-        matches!(self.reader.read(&mut b), Ok(0))
+/// A reply as text: a bulk string's payload, or a simple reply's line without its type byte.
+pub fn text(v: &Value) -> String {
+    let raw = String::from_utf8_lossy(&v.raw).into_owned();
+    match v.kind() {
+        b'$' => raw
+            .split_once("\r\n")
+            .map(|(_, rest)| rest.trim_end_matches("\r\n").to_string())
+            .unwrap_or_default(),
+        _ => raw[1..].trim_end().to_string(),
     }
 }
 
-/// Encodes a command as a RESP multibulk.
-pub fn encode<A: AsRef<[u8]>>(args: &[A]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        let a = a.as_ref();
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
+/// Sends a command and returns its reply as [`text`].
+pub fn cmd(c: &mut Conn, args: &[&str]) -> String {
+    c.send(args);
+    text(&c.read_value().expect("a reply"))
 }
 
-/// One parsed reply: its header line (type byte included, without CRLF), its children for
-/// aggregates, and the raw bytes of the whole reply.
-#[derive(Debug, Clone)]
-pub struct Value {
-    pub head: Vec<u8>,
-    pub children: Vec<Value>,
-    pub raw: Vec<u8>,
+pub fn info(c: &mut Conn, section: &str) -> BTreeMap<String, String> {
+    cmd(c, &["INFO", section])
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
 }
 
-impl Value {
-    pub fn kind(&self) -> u8 {
-        self.head[0]
-    }
+pub fn field(c: &mut Conn, section: &str, name: &str) -> String {
+    info(c, section).get(name).cloned().unwrap_or_default()
 }
 
-fn read_line(r: &mut impl BufRead, raw: &mut Vec<u8>) -> std::io::Result<Vec<u8>> {
-    let mut line = Vec::new();
-    let n = r.read_until(b'\n', &mut line)?;
-    if n == 0 {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "connection closed",
-        ));
-    }
-    raw.extend_from_slice(&line);
-    if !line.ends_with(b"\r\n") {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("bad reply line {:?}", escape(&line)),
-        ));
-    }
-    line.truncate(line.len() - 2);
-    Ok(line)
+#[track_caller]
+pub fn stat(c: &mut Conn, name: &str) -> u64 {
+    let v = field(c, "stats", name);
+    v.parse()
+        .unwrap_or_else(|_| panic!("INFO stats {name} is {v:?}"))
 }
 
-fn number(head: &[u8]) -> std::io::Result<i64> {
-    std::str::from_utf8(&head[1..])
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("bad length in {:?}", escape(head)),
-            )
-        })
-}
-
-/// Reads exactly one complete reply of any RESP2 or RESP3 type. An attribute (`|`) is read
-/// together with the reply it annotates.
-pub fn read_value(r: &mut impl BufRead) -> std::io::Result<Value> {
-    let mut raw = Vec::new();
-    let head = read_line(r, &mut raw)?;
-    if head.is_empty() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "empty reply line",
-        ));
-    }
-    let mut children = Vec::new();
-    match head[0] {
-        b'+' | b'-' | b':' | b',' | b'#' | b'_' | b'(' => {}
-        b'$' | b'!' | b'=' => {
-            let n = number(&head)?;
-            if n >= 0 {
-                let mut body = vec![0u8; n as usize + 2];
-                r.read_exact(&mut body)?;
-                raw.extend_from_slice(&body);
-            }
-        }
-        b'*' | b'~' | b'>' | b'%' | b'|' => {
-            let n = number(&head)?;
-            let n = if matches!(head[0], b'%' | b'|') {
-                n * 2
-            } else {
-                n
-            };
-            for _ in 0..n.max(0) {
-                let v = read_value(r)?;
-                raw.extend_from_slice(&v.raw);
-                children.push(v);
-            }
-            if head[0] == b'|' {
-                let v = read_value(r)?;
-                raw.extend_from_slice(&v.raw);
-                children.push(v);
-            }
-        }
-        other => {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("unknown reply type {:?}", char::from(other)),
-            ));
-        }
-    }
-    Ok(Value {
-        head,
-        children,
-        raw,
-    })
-}
-
-/// Printable form of bytes: printable ASCII as is, everything else escaped.
-pub fn escape(b: &[u8]) -> String {
-    let mut s = String::new();
-    for &c in b {
-        match c {
-            b'\r' => s.push_str("\\r"),
-            b'\n' => s.push_str("\\n"),
-            b'\\' => s.push_str("\\\\"),
-            0x20..=0x7e => s.push(char::from(c)),
-            _ => s.push_str(&format!("\\x{c:02x}")),
-        }
-    }
-    s
+/// Asserts a master's sync counters once a replica whose link dropped is back in sync: it
+/// came back by a partial resync, so the master still counts `full` full syncs and now
+/// `partial` accepted partial resyncs. `context` names the case in a loop.
+#[track_caller]
+pub fn assert_partial_resync(master: &mut Conn, full: u64, partial: u64, context: &str) {
+    let stats = info(master, "stats");
+    let count = |name: &str| -> u64 {
+        stats
+            .get(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("INFO stats has no {name}"))
+    };
+    assert_eq!(count("sync_full"), full, "{context}: no new full sync");
+    assert_eq!(
+        count("sync_partial_ok"),
+        partial,
+        "{context}: partial resyncs"
+    );
 }
 
 /// Splits a line as redis-cli does (`sdssplitargs`): spaces separate; `"..."` takes

@@ -15,164 +15,37 @@
 mod common;
 mod netns;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::hash::Hasher;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Conn, Value};
+use common::{
+    Conn, Launch, ServerGuard, assert_partial_resync, cmd, field, info, stat, text, wait_until,
+};
 use netns::{ADDR_A, Net, Side};
 
 /// Every server listens on this port: each namespace has its own port space.
 const PORT: u16 = 6379;
 
-/// A tandem-server running inside one side's namespace, killed on drop.
-struct Node {
-    child: Child,
-    bin: PathBuf,
-    side: Side,
-    dir: PathBuf,
-    args: Vec<String>,
+/// A server on `side` of `net`: inside its namespace, on [`PORT`] at the side's address,
+/// logging to `server.log` in its directory, reached through the namespace.
+fn in_namespace(net: &Net, side: Side, launch: Launch) -> Launch {
+    let ns = net.ns(side).to_string();
+    launch
+        .wrapped_in(&["ip", "netns", "exec", &ns])
+        .host(side.addr())
+        .port(PORT)
+        .args(&["--logfile", "server.log", "--protected-mode", "no"])
+        .connect_via(move |host, port| netns::connect_in(&ns, host, port))
 }
 
-impl Node {
-    fn start(net: &Net, side: Side, tag: &str, args: &[&str]) -> Node {
-        let bin = PathBuf::from(env!("CARGO_BIN_EXE_tandem-server"));
-        Node::start_bin(net, side, tag, bin, args)
-    }
-
-    /// The same with another server binary (a real redis-server, to compare).
-    fn start_bin(net: &Net, side: Side, tag: &str, bin: PathBuf, args: &[&str]) -> Node {
-        let dir = std::env::temp_dir().join(format!(
-            "tandem-faults-{}-{}-{tag}",
-            std::process::id(),
-            net.ns(side)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        for (k, v) in [
-            ("--port", PORT.to_string()),
-            ("--bind", side.addr().to_string()),
-            ("--dir", dir.display().to_string()),
-            ("--logfile", dir.join("server.log").display().to_string()),
-            ("--save", String::new()),
-            ("--protected-mode", "no".to_string()),
-        ] {
-            args.insert(0, v);
-            args.insert(0, k.to_string());
-        }
-        let child = spawn(net, side, &bin, &args);
-        let node = Node {
-            child,
-            bin,
-            side,
-            dir,
-            args,
-        };
-        node.wait_ready(net);
-        node
-    }
-
-    fn wait_ready(&self, net: &Net) {
-        wait_until("the server to answer PING", 20, || {
-            net.connect(self.side, PORT).ok().is_some_and(|s| {
-                let mut c = Conn::from_stream(s);
-                c.send(&["PING"]);
-                c.try_read_reply().is_some()
-            })
-        });
-    }
-
-    /// SIGKILL, as `kill -9`.
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Starts the same server again in the same directory (after [`Node::kill9`]).
-    fn restart(&mut self, net: &Net) {
-        self.child = spawn(net, self.side, &self.bin, &self.args);
-        self.wait_ready(net);
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().ok().flatten().is_none()
-    }
-
-    fn conn(&self, net: &Net) -> Conn {
-        Conn::from_stream(net.connect(self.side, PORT).expect("connect to the node"))
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill9();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn spawn(net: &Net, side: Side, bin: &std::path::Path, args: &[String]) -> Child {
-    Command::new("ip")
-        .args(["netns", "exec", net.ns(side)])
-        .arg(bin)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start tandem-server in a namespace")
-}
-
-/// Polls `cond` every 50 ms, failing after `secs`.
-fn wait_until(what: &str, secs: u64, mut cond: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(secs),
-            "timed out after {secs} s waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    start.elapsed()
-}
-
-fn text(v: &Value) -> String {
-    let raw = String::from_utf8_lossy(&v.raw).into_owned();
-    match v.kind() {
-        b'$' => raw
-            .split_once("\r\n")
-            .map(|(_, rest)| rest.trim_end_matches("\r\n").to_string())
-            .unwrap_or_default(),
-        _ => raw[1..].trim_end().to_string(),
-    }
-}
-
-fn cmd(c: &mut Conn, args: &[&str]) -> String {
-    c.send(args);
-    text(&c.read_value().expect("a reply"))
-}
-
-fn info(c: &mut Conn, section: &str) -> BTreeMap<String, String> {
-    cmd(c, &["INFO", section])
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-        .collect()
-}
-
-fn field(c: &mut Conn, section: &str, name: &str) -> String {
-    info(c, section).get(name).cloned().unwrap_or_default()
-}
-
-fn stat(c: &mut Conn, name: &str) -> u64 {
-    field(c, "stats", name).parse().unwrap()
+/// This build's tandem-server on `side`.
+fn node(net: &Net, side: Side, args: &[&str]) -> ServerGuard {
+    in_namespace(net, side, common::tandem()).args(args).start()
 }
 
 /// Value bytes that do not compress, so the RDB is as large as the data.
@@ -236,20 +109,25 @@ fn content(c: &mut Conn) -> (usize, u64) {
 }
 
 /// Until the replica's link is up and its offset equals the master's.
-fn wait_in_sync(net: &Net, m: &Node, r: &Node, secs: u64) -> Duration {
-    wait_until("the replica to be in sync", secs, || {
-        let (Ok(ms), Ok(rs)) = (net.connect(m.side, PORT), net.connect(r.side, PORT)) else {
-            return false;
-        };
-        let (mut mc, mut rc) = (Conn::from_stream(ms), Conn::from_stream(rs));
-        let ri = info(&mut rc, "replication");
-        ri.get("master_link_status").map(String::as_str) == Some("up")
-            && ri.get("slave_repl_offset") == info(&mut mc, "replication").get("master_repl_offset")
-    })
+fn wait_in_sync(m: &ServerGuard, r: &ServerGuard, secs: u64) -> Duration {
+    wait_until(
+        "the replica to be in sync",
+        Duration::from_secs(secs),
+        || {
+            let (Ok(ms), Ok(rs)) = (m.try_stream(), r.try_stream()) else {
+                return false;
+            };
+            let (mut mc, mut rc) = (Conn::from_stream(ms), Conn::from_stream(rs));
+            let ri = info(&mut rc, "replication");
+            ri.get("master_link_status").map(String::as_str) == Some("up")
+                && ri.get("slave_repl_offset")
+                    == info(&mut mc, "replication").get("master_repl_offset")
+        },
+    )
 }
 
-fn replicate(net: &Net, r: &Node) {
-    let mut c = r.conn(net);
+fn replicate(r: &ServerGuard) {
+    let mut c = r.connect();
     assert_eq!(cmd(&mut c, &["REPLICAOF", ADDR_A, "6379"]), "OK");
 }
 
@@ -260,9 +138,9 @@ struct Watcher {
 }
 
 impl Watcher {
-    fn start(net: &Net, r: &Node) -> Watcher {
+    fn start(r: &ServerGuard) -> Watcher {
         let stop = Arc::new(AtomicBool::new(false));
-        let mut c = r.conn(net);
+        let mut c = r.connect();
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
             let mut seen = BTreeSet::new();
@@ -305,12 +183,12 @@ fn partition_during_streaming_times_out_both_sides_and_resyncs_partially() {
     let timing = ["--repl-timeout", "2", "--repl-ping-replica-period", "1"];
     let mut margs = timing.to_vec();
     margs.extend(["--repl-backlog-size", "64mb"]);
-    let m = Node::start(&net, Side::A, "m", &margs);
-    let r = Node::start(&net, Side::B, "r", &timing);
-    let mut mc = m.conn(&net);
+    let m = node(&net, Side::A, &margs);
+    let r = node(&net, Side::B, &timing);
+    let mut mc = m.connect();
     fill(&mut mc, "before", 2000, 100);
-    replicate(&net, &r);
-    wait_in_sync(&net, &m, &r, 30);
+    replicate(&r);
+    wait_in_sync(&m, &r, 30);
     let full = stat(&mut mc, "sync_full");
     let partial = stat(&mut mc, "sync_partial_ok");
 
@@ -319,14 +197,18 @@ fn partition_during_streaming_times_out_both_sides_and_resyncs_partially() {
     // 5 MB during the cut: more than the socket buffers hold, so the master's writes to
     // the replica block while its timeout must still fire.
     fill(&mut mc, "during", 5000, 1000);
-    let mut rc = r.conn(&net);
-    wait_until("the replica to drop the link", 20, || {
-        field(&mut rc, "replication", "master_link_status") == "down"
-    });
+    let mut rc = r.connect();
+    wait_until(
+        "the replica to drop the link",
+        Duration::from_secs(20),
+        || field(&mut rc, "replication", "master_link_status") == "down",
+    );
     let replica_detected = cut.elapsed();
-    wait_until("the master to drop the replica", 20, || {
-        field(&mut mc, "replication", "connected_slaves") == "0"
-    });
+    wait_until(
+        "the master to drop the replica",
+        Duration::from_secs(20),
+        || field(&mut mc, "replication", "connected_slaves") == "0",
+    );
     let detected = cut.elapsed();
     assert!(
         r.log()
@@ -341,12 +223,11 @@ fn partition_during_streaming_times_out_both_sides_and_resyncs_partially() {
         m.log()
     );
     net.heal();
-    let resync = wait_in_sync(&net, &m, &r, 30);
-    assert_eq!(stat(&mut mc, "sync_full"), full, "no new full sync");
-    assert_eq!(stat(&mut mc, "sync_partial_ok"), partial + 1);
+    let resync = wait_in_sync(&m, &r, 30);
+    assert_partial_resync(&mut mc, full, partial + 1, "after the partition healed");
     let data = content(&mut mc);
     assert_eq!(data.0, 7000);
-    assert_eq!(content(&mut r.conn(&net)), data);
+    assert_eq!(content(&mut r.connect()), data);
     println!(
         "FIGURE partition-streaming: repl-timeout 2 s, the replica dropped the link {:.1} s and the master \
          {:.1} s after the cut; partial resync {:.1} s after healing; 5 MB written during the cut; 7000 keys equal",
@@ -364,10 +245,9 @@ const BIG: usize = 4000;
 fn partition_during_full_sync(diskless: bool) {
     let Some(net) = Net::new() else { return };
     let mode = if diskless { "yes" } else { "no" };
-    let m = Node::start(
+    let m = node(
         &net,
         Side::A,
-        "m",
         &[
             "--repl-timeout",
             "3",
@@ -377,17 +257,17 @@ fn partition_during_full_sync(diskless: bool) {
             "0",
         ],
     );
-    let r = Node::start(&net, Side::B, "r", &["--repl-timeout", "3"]);
-    let mut mc = m.conn(&net);
+    let r = node(&net, Side::B, &["--repl-timeout", "3"]);
+    let mut mc = m.connect();
     fill(&mut mc, "data", 6000, BIG);
-    let mut rc = r.conn(&net);
+    let mut rc = r.connect();
     fill(&mut rc, "old", 500, 100);
     let old = content(&mut rc);
     // 24 MB at 40 Mbit/s: about 5 s of transfer, time to cut it in the middle.
     net.rate(Side::A, 40);
-    let watch = Watcher::start(&net, &r);
-    replicate(&net, &r);
-    wait_until("4 MB of the transfer", 30, || {
+    let watch = Watcher::start(&r);
+    replicate(&r);
+    wait_until("4 MB of the transfer", Duration::from_secs(30), || {
         field(&mut rc, "replication", "master_sync_read_bytes")
             .parse::<u64>()
             .is_ok_and(|n| n >= 4_000_000)
@@ -395,9 +275,11 @@ fn partition_during_full_sync(diskless: bool) {
     let read_at_cut = field(&mut rc, "replication", "master_sync_read_bytes");
     net.partition();
     let cut = Instant::now();
-    wait_until("the replica to give the transfer up", 20, || {
-        r.log().contains("Timeout receiving bulk data from MASTER")
-    });
+    wait_until(
+        "the replica to give the transfer up",
+        Duration::from_secs(20),
+        || r.log().contains("Timeout receiving bulk data from MASTER"),
+    );
     let replica_gave_up = cut.elapsed();
     assert_eq!(
         field(&mut rc, "replication", "master_sync_in_progress"),
@@ -409,19 +291,25 @@ fn partition_during_full_sync(diskless: bool) {
         "the old dataset, whole, during the cut"
     );
     if diskless {
-        wait_until("the master to drop the replica", 20, || {
-            m.log()
-                .contains("Disconnecting timedout replica (full sync)")
-        });
-        wait_until("the replica gone from the master", 10, || {
-            field(&mut mc, "replication", "connected_slaves") == "0"
-        });
+        wait_until(
+            "the master to drop the replica",
+            Duration::from_secs(20),
+            || {
+                m.log()
+                    .contains("Disconnecting timedout replica (full sync)")
+            },
+        );
+        wait_until(
+            "the replica gone from the master",
+            Duration::from_secs(10),
+            || field(&mut mc, "replication", "connected_slaves") == "0",
+        );
     }
     let master_gave_up = cut.elapsed();
     net.heal();
     net.unlimited(Side::A);
     let healed = Instant::now();
-    wait_in_sync(&net, &m, &r, 60);
+    wait_in_sync(&m, &r, 60);
     let resync = healed.elapsed();
     let data = content(&mut mc);
     assert_eq!(data.0, 6000);
@@ -455,7 +343,7 @@ fn partition_during_a_diskless_full_sync_keeps_the_old_dataset_then_completes() 
 
 /// A diskless master (no sync delay, `extra` settings) holding `keys` x 4 KB, a fresh
 /// replica, and a connection to the master.
-fn diskless_pair(net: &Net, extra: &[&str], keys: usize) -> (Node, Node, Conn) {
+fn diskless_pair(net: &Net, extra: &[&str], keys: usize) -> (ServerGuard, ServerGuard, Conn) {
     let mut args = vec![
         "--repl-diskless-sync",
         "yes",
@@ -463,9 +351,9 @@ fn diskless_pair(net: &Net, extra: &[&str], keys: usize) -> (Node, Node, Conn) {
         "0",
     ];
     args.extend_from_slice(extra);
-    let m = Node::start(net, Side::A, "m", &args);
-    let r = Node::start(net, Side::B, "r", &[]);
-    let mut mc = m.conn(net);
+    let m = node(net, Side::A, &args);
+    let r = node(net, Side::B, &[]);
+    let mut mc = m.connect();
     fill(&mut mc, "data", keys, BIG);
     (m, r, mc)
 }
@@ -476,16 +364,16 @@ fn random_packet_loss_during_a_full_sync_still_completes() {
     let (m, r, mut mc) = diskless_pair(&net, &[], 2000);
     net.loss(0.15);
     let start = Instant::now();
-    replicate(&net, &r);
-    wait_in_sync(&net, &m, &r, 120);
+    replicate(&r);
+    wait_in_sync(&m, &r, 120);
     let took = start.elapsed();
     // More writes under loss, streamed after the sync.
     fill(&mut mc, "after", 500, 100);
-    wait_in_sync(&net, &m, &r, 60);
+    wait_in_sync(&m, &r, 60);
     let data = content(&mut mc);
     assert_eq!(data.0, 2500);
-    assert_eq!(content(&mut r.conn(&net)), data);
-    let warnings = |n: &Node| -> Vec<String> {
+    assert_eq!(content(&mut r.connect()), data);
+    let warnings = |n: &ServerGuard| -> Vec<String> {
         n.log()
             .lines()
             .filter(|l| l.contains(" # "))
@@ -585,7 +473,7 @@ fn fill_the_disk(server: &common::ServerGuard, disk: &Tmpfs, log: &std::path::Pa
     let write_after_failed_save = cmd(&mut c, &["SET", "x", "1"]);
 
     assert_eq!(cmd(&mut c, &["BGSAVE"]), "Background saving started");
-    wait_until("the BGSAVE to end", 60, || {
+    wait_until("the BGSAVE to end", Duration::from_secs(60), || {
         field(&mut c, "persistence", "rdb_bgsave_in_progress") == "0"
     });
     assert_eq!(
@@ -635,7 +523,7 @@ fn fill_the_disk(server: &common::ServerGuard, disk: &Tmpfs, log: &std::path::Pa
         "OK"
     );
     assert_eq!(cmd(&mut c, &["BGSAVE"]), "Background saving started");
-    wait_until("the BGSAVE to succeed", 60, || {
+    wait_until("the BGSAVE to succeed", Duration::from_secs(60), || {
         field(&mut c, "persistence", "rdb_last_bgsave_status") == "ok"
     });
     assert_eq!(cmd(&mut c, &["SET", "z", "1"]), "OK");
@@ -757,7 +645,7 @@ struct SlowSync {
 /// Warning-level log lines that say something went wrong. Redis logs the end of every
 /// diskless transfer at warning level too ("Diskless rdb transfer, done reading from
 /// pipe, N replicas still up."): that one is progress, not trouble.
-fn warnings(n: &Node) -> Vec<String> {
+fn warnings(n: &ServerGuard) -> Vec<String> {
     n.log()
         .lines()
         .filter(|l| l.contains(" # "))
@@ -779,18 +667,20 @@ fn slow_sync(
     secs: u64,
 ) -> Option<SlowSync> {
     let net = Net::new()?;
-    let start_node = |side, tag, args: &[&str]| match &bin {
-        Some(b) => Node::start_bin(&net, side, tag, b.clone(), args),
-        None => Node::start(&net, side, tag, args),
+    let start_node = |side, args: &[&str]| match &bin {
+        Some(b) => in_namespace(&net, side, Launch::new("redis-server", b))
+            .args(args)
+            .start(),
+        None => node(&net, side, args),
     };
-    let m = start_node(Side::A, "m", master_args);
-    let r = start_node(Side::B, "r", replica_args);
-    let mut mc = m.conn(&net);
+    let m = start_node(Side::A, master_args);
+    let r = start_node(Side::B, replica_args);
+    let mut mc = m.connect();
     fill(&mut mc, "data", keys, BIG);
     net.rate(Side::A, mbit);
-    let writer = (write_rate > 0).then(|| Writer::start(m.conn(&net), write_rate));
+    let writer = (write_rate > 0).then(|| Writer::start(m.connect(), write_rate));
     let start = Instant::now();
-    replicate(&net, &r);
+    replicate(&r);
     let deadline = start + Duration::from_secs(secs);
     let mut completed = false;
     let mut longest_stall = Duration::ZERO;
@@ -799,7 +689,7 @@ fn slow_sync(
         // each answer is measured, and one that does not come within the connection's
         // 10 s read timeout is tried again.
         let asked = Instant::now();
-        let mut rc = r.conn(&net);
+        let mut rc = r.connect();
         rc.send(&["INFO", "replication"]);
         let reply = rc.read_value();
         longest_stall = longest_stall.max(asked.elapsed());
@@ -816,8 +706,8 @@ fn slow_sync(
     }
     if completed {
         net.unlimited(Side::A);
-        wait_in_sync(&net, &m, &r, 60);
-        assert_eq!(content(&mut mc), content(&mut r.conn(&net)), "data equal");
+        wait_in_sync(&m, &r, 60);
+        assert_eq!(content(&mut mc), content(&mut r.connect()), "data equal");
     }
     Some(SlowSync {
         completed,
@@ -856,10 +746,9 @@ fn replica_state(c: &mut Conn) -> String {
 fn kill_during(net: &Net, victim: Side, phase: Phase) -> String {
     let diskless = matches!(phase, Phase::WaitBgsave | Phase::Online);
     let delay = if phase == Phase::WaitBgsave { "3" } else { "0" };
-    let mut m = Node::start(
+    let mut m = node(
         net,
         Side::A,
-        "m",
         &[
             "--repl-timeout",
             "5",
@@ -869,35 +758,37 @@ fn kill_during(net: &Net, victim: Side, phase: Phase) -> String {
             delay,
         ],
     );
-    let mut r = Node::start(net, Side::B, "r", &["--repl-timeout", "5"]);
-    let mut mc = m.conn(net);
+    let mut r = node(net, Side::B, &["--repl-timeout", "5"]);
+    let mut mc = m.connect();
     fill(&mut mc, "data", 3000, BIG);
     // The restarted master loads this dump.
     assert_eq!(cmd(&mut mc, &["SAVE"]), "OK");
-    fill(&mut r.conn(net), "old", 300, 100);
+    fill(&mut r.connect(), "old", 300, 100);
     // 12 MB at 40 Mbit/s: the transfer lasts about 2.5 s.
     net.rate(Side::A, 40);
-    let watch = Watcher::start(net, &r);
-    replicate(net, &r);
+    let watch = Watcher::start(&r);
+    replicate(&r);
     match phase {
-        Phase::WaitBgsave => wait_until("wait_bgsave", 20, || {
+        Phase::WaitBgsave => wait_until("wait_bgsave", Duration::from_secs(20), || {
             replica_state(&mut mc) == "wait_bgsave"
         }),
-        Phase::SendBulk => wait_until("send_bulk", 20, || replica_state(&mut mc) == "send_bulk"),
+        Phase::SendBulk => wait_until("send_bulk", Duration::from_secs(20), || {
+            replica_state(&mut mc) == "send_bulk"
+        }),
         // The replica logs this line, then loads without answering anyone until done.
-        Phase::Loading => wait_until("the replica loading", 30, || {
+        Phase::Loading => wait_until("the replica loading", Duration::from_secs(30), || {
             r.log().contains("Loading DB in memory")
         }),
-        Phase::Online => wait_in_sync(net, &m, &r, 30),
+        Phase::Online => wait_in_sync(&m, &r, 30),
     };
     match victim {
-        Side::A => m.kill9(),
-        Side::B => r.kill9(),
+        Side::A => m.kill(),
+        Side::B => r.kill(),
     }
     let log = r.log();
     let replica_was_loading =
         log.contains("Loading DB in memory") && !log.contains("Finished with success");
-    let left_behind: BTreeSet<String> = std::fs::read_dir(&r.dir)
+    let left_behind: BTreeSet<String> = std::fs::read_dir(r.dir())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|f| f != "server.log")
@@ -905,21 +796,21 @@ fn kill_during(net: &Net, victim: Side, phase: Phase) -> String {
     let before = watch.finish();
     assert_whole(&before, &[300, 3000]);
     match victim {
-        Side::A => m.restart(net),
+        Side::A => m.restart(),
         Side::B => {
-            r.args
-                .extend(["--replicaof".into(), ADDR_A.into(), PORT.to_string()]);
-            r.restart(net);
+            let mut args = r.args().to_vec();
+            args.extend(["--replicaof".into(), ADDR_A.into(), PORT.to_string().into()]);
+            r.restart_with(&args);
         }
     }
-    let watch = Watcher::start(net, &r);
+    let watch = Watcher::start(&r);
     net.unlimited(Side::A);
-    let took = wait_in_sync(net, &m, &r, 60);
-    let mut mc = m.conn(net);
+    let took = wait_in_sync(&m, &r, 60);
+    let mut mc = m.connect();
     let data = content(&mut mc);
     assert_eq!(data.0, 3000, "the master's dump");
     assert_eq!(
-        content(&mut r.conn(net)),
+        content(&mut r.connect()),
         data,
         "the replica holds the master's data"
     );
@@ -927,7 +818,7 @@ fn kill_during(net: &Net, victim: Side, phase: Phase) -> String {
     // A restarted replica without a dump of its own starts empty.
     assert_whole(&after, &[0, 300, 3000]);
     assert!(m.alive() && r.alive(), "both processes up");
-    for dir in [&m.dir, &r.dir] {
+    for dir in [m.dir(), r.dir()] {
         let temp: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -1043,11 +934,13 @@ fn small_output_buffer_on_a_slow_link_loops_until_raised() {
     );
     net.rate(Side::A, 10);
     // About 0.5 MB/s of writes: 500 SETs of 1 KB a second.
-    let writer = Writer::start(m.conn(&net), 500);
+    let writer = Writer::start(m.connect(), 500);
     let start = Instant::now();
-    replicate(&net, &r);
-    let mut rc = r.conn(&net);
-    wait_until("a second full sync", 60, || stat(&mut mc, "sync_full") >= 2);
+    replicate(&r);
+    let mut rc = r.connect();
+    wait_until("a second full sync", Duration::from_secs(60), || {
+        stat(&mut mc, "sync_full") >= 2
+    });
     let looped = start.elapsed();
     assert_eq!(field(&mut rc, "replication", "master_link_status"), "down");
     assert!(
@@ -1077,13 +970,13 @@ fn small_output_buffer_on_a_slow_link_loops_until_raised() {
         "OK"
     );
     let raised = Instant::now();
-    wait_until("the replica online", 90, || {
+    wait_until("the replica online", Duration::from_secs(90), || {
         field(&mut rc, "replication", "master_link_status") == "up"
     });
     let completed = raised.elapsed();
     let writes = writer.finish();
     net.unlimited(Side::A);
-    wait_in_sync(&net, &m, &r, 60);
+    wait_in_sync(&m, &r, 60);
     let data = content(&mut mc);
     assert_eq!(content(&mut rc), data);
     println!(
