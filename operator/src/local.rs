@@ -591,10 +591,12 @@ mod tests {
         let conf = node_config(&addr, Path::new("d"), &plan, Some("p\"w"), &names);
         let mut c = tandem_server::config::Config::default();
         c.apply_text(&conf).expect("tandem-server accepts the file");
-        assert!(c.commands.lookup(b"config").is_none(), "CONFIG renamed");
-        assert!(c.commands.lookup(b"debug").is_none(), "DEBUG removed");
+        use tandem_server::cmd::names::{lookup, resolve};
+        let renamed = resolve(&c.rename_commands).expect("tandem-server accepts the renames");
+        assert!(lookup(&renamed, b"config").is_none(), "CONFIG renamed");
+        assert!(lookup(&renamed, b"debug").is_none(), "DEBUG removed");
         assert_eq!(
-            c.commands.lookup(names.config().as_bytes()).map(|s| s.name),
+            lookup(&renamed, names.config().as_bytes()).map(|s| s.name),
             Some("config")
         );
         assert_eq!(c.port, 23001);
