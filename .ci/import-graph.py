@@ -106,11 +106,13 @@ def graph(mods):
             if child in mods and child != m:
                 edges[m].add(child)
         parent = m.rsplit('::', 1)[0] if '::' in m else ''
-        for u in re.finditer(r'\bsuper::([A-Za-z_0-9]+)((?:::[A-Za-z_0-9]+)*)', src):
-            t = resolve((parent + '::' if parent else '') + u.group(1) + u.group(2))
-            t = t or (parent if parent in mods else None)
-            if t and t != m:
-                edges[m].add(t)
+        for u in re.finditer(r'\bsuper::((?:[A-Za-z_0-9]+::)*)(\{[^;]*?\}|[A-Za-z_0-9]+)', src):
+            for p in expand(u.group(1), u.group(2)):
+                path = p.replace('::self', '').rstrip(':')
+                t = resolve((parent + '::' if parent else '') + path) if path != '*' else None
+                t = t or (parent if parent in mods else None)
+                if t and t != m:
+                    edges[m].add(t)
     return edges
 
 

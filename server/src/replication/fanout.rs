@@ -10,8 +10,9 @@
 //!   queue. It steps only while every live queue has room ([`QUEUE_CHUNKS`]), so memory is
 //!   bounded by the slowest replica still connected; that replica's link task drops it after
 //!   `repl-timeout` without write progress, and the others continue.
-//! - [`abort`] is Redis's `killRDBChild` for a socket child (FLUSHALL, SHUTDOWN): the
-//!   snapshot ends at once and every replica of the transfer is dropped, to resync later.
+//! - `Server::abort_transfer` (a method of the state) is Redis's `killRDBChild` for a socket
+//!   child (FLUSHALL, SHUTDOWN): the snapshot ends at once and every replica of the transfer
+//!   is dropped, to resync later.
 //!
 //! This module must not write to sockets (the link tasks in `master.rs` do, with the
 //! framing), nor decide partial resyncs.

@@ -4,8 +4,8 @@
 //!
 //! Everything here is sans-I/O so it can be tested and fuzzed on hostile bytes: a line is
 //! bounded, a declared payload length reserves nothing, and no input panics. The socket,
-//! timeouts and state changes stay in `replica.rs`; the RDB inside the payload is parsed by
-//! `transfer.rs`; the command stream after it by `crate::protocol::Parser`.
+//! timeouts and state changes stay in `replica/`; the RDB inside the payload is parsed by
+//! `loader.rs`; the command stream after it by `crate::protocol::Parser`.
 
 /// The longest reply line accepted from the master (Redis reads them into a fixed buffer
 /// of `PROTO_IOBUF_LEN`): a master that never sends `\n` cannot grow our buffer forever.

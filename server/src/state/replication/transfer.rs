@@ -84,7 +84,7 @@ pub struct Transfer {
     /// The `$EOF:` mark.
     pub mark: String,
     pub(crate) targets: RefCell<Vec<Rc<Target>>>,
-    /// The stream source; taken by the driver at the end or by [`abort`].
+    /// The stream source; taken by the driver at the end or by `Server::abort_transfer`.
     pub(crate) producer: RefCell<Option<RdbProducer>>,
     /// Wakes the driver when a queue has room again or a replica dropped out.
     pub(crate) space: Notify,
