@@ -22,6 +22,7 @@ pub mod moves;
 pub mod observe;
 pub mod policy;
 pub mod quantity;
+pub mod random;
 pub mod renames;
 pub mod resources;
 pub mod status;

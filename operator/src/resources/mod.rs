@@ -11,10 +11,9 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use rand::Rng;
-use rand::distr::Alphanumeric;
 
 use crate::policy::Plan;
+use crate::random::random_alphanumeric;
 use crate::renames::CommandNames;
 use crate::validate::ValidSet;
 
@@ -154,15 +153,6 @@ impl fmt::Debug for Password {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Password(<redacted>)")
     }
-}
-
-/// `len` random letters and digits from the operating system's CSPRNG-seeded generator.
-pub fn random_alphanumeric(len: usize) -> String {
-    rand::rng()
-        .sample_iter(Alphanumeric)
-        .take(len)
-        .map(char::from)
-        .collect()
 }
 
 /// Every object the operator applies for one set, in apply order: configuration first, so
