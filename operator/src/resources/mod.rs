@@ -193,24 +193,28 @@ impl fmt::Debug for Desired {
     }
 }
 
-/// Builds every desired object.
+/// Builds every desired object, the StatefulSet with `replicas` pods (spec.replicas, or
+/// more while a scale-in waits for the master to move off a pod it removes).
 pub fn desired(
     set: &ValidSet<'_>,
     plan: &Plan,
     password: &Password,
     commands: &CommandNames,
+    replicas: u32,
 ) -> Desired {
     Desired {
         auth_conf: secret::auth_conf(set, password, commands),
         config_map: config::config_map(set, plan),
         services: services::services(set),
         pdb: pdb::pdb(set),
-        statefulset: statefulset::statefulset(set),
+        statefulset: statefulset::statefulset(set, replicas),
     }
 }
 
-#[cfg(test)]
-pub(crate) mod fixtures {
+#[cfg(any(test, feature = "test-support"))]
+pub mod fixtures {
+    //! The resource tests build objects from: a `RedisReplicaSet` as the apiserver returns it.
+
     use crate::crd::RedisReplicaSet;
 
     /// A resource as the apiserver would return it, from a spec in YAML.
@@ -246,6 +250,7 @@ mod tests {
             &plan,
             &Password::new("hunter2hunter2".to_owned()),
             &CommandNames::generate(),
+            set.policy_input.replicas,
         );
         let shown = format!("{d:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
