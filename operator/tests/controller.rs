@@ -348,13 +348,13 @@ async fn the_data_plane_wires_roles_labels_status_and_fails_over() {
     assert_eq!(action, Action::requeue(REQUEUE_STABLE));
 
     // An operator restart: a data plane made afresh from the stored status takes the
-    // memory back and changes nothing: no status write, event, label or REPLICAOF.
-    let memory = |ctx: &Context| {
+    // knowledge back and changes nothing: no status write, event, label or REPLICAOF.
+    let knowledge = |ctx: &Context| {
         let map = ctx.dataplanes.lock().expect("lock");
         let dp = map["ns1/cache"].try_lock().expect("idle");
-        (dp.memory.clone(), dp.remembered())
+        (dp.knowledge.clone(), dp.record())
     };
-    let before = memory(&ctx);
+    let before = knowledge(&ctx);
     assert_eq!(before.0.trusted.len(), 2, "{:?}", before.0);
     ctx.dataplanes.lock().expect("lock").clear();
     let action = reconcile(Arc::new(resource.clone()), ctx.clone())
@@ -368,7 +368,7 @@ async fn the_data_plane_wires_roles_labels_status_and_fails_over() {
         "{restarted:?}"
     );
     assert_eq!(action, Action::requeue(REQUEUE_STABLE));
-    let after = memory(&ctx);
+    let after = knowledge(&ctx);
     assert_eq!(
         (after.0.master, after.0.trusted, after.1),
         (before.0.master, before.0.trusted, before.1)
@@ -431,14 +431,14 @@ async fn the_data_plane_wires_roles_labels_status_and_fails_over() {
     assert_eq!(status["lastFailover"]["from"], "cache-0");
     assert_eq!(status["lastFailover"]["to"], "cache-1");
 
-    // Deleting the set drops its data-plane memory.
-    let has_memory = |ctx: &Context| {
+    // Deleting the set drops its data-plane knowledge.
+    let has_knowledge = |ctx: &Context| {
         ctx.dataplanes
             .lock()
             .expect("lock")
             .contains_key("ns1/cache")
     };
-    assert!(has_memory(&ctx));
+    assert!(has_knowledge(&ctx));
     resource.metadata.deletion_timestamp = Some(
         k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(test_clock()),
     );
@@ -446,7 +446,7 @@ async fn the_data_plane_wires_roles_labels_status_and_fails_over() {
         .await
         .expect("reconciled");
     assert_eq!(action, Action::await_change());
-    assert!(!has_memory(&ctx));
+    assert!(!has_knowledge(&ctx));
 }
 
 /// Reconciles until `done` holds for the status written, collecting every request seen

@@ -31,7 +31,7 @@ pub struct Context {
     pub server_image: String,
     /// From a pod's DNS name to the address dialled (the name itself in a cluster).
     pub resolve: Resolve,
-    /// Each set's data-plane memory (roles, trust, full syncs), by `namespace/name`. A
+    /// Each set's data plane (what it knows of roles and trust, its full syncs), by `namespace/name`. A
     /// set's reconciles never run concurrently, so its lock is only contended by nothing.
     pub dataplanes: Mutex<HashMap<String, Arc<tokio::sync::Mutex<DataPlane>>>>,
 }
@@ -51,7 +51,7 @@ impl Context {
         }
     }
 
-    /// The data-plane memory of the set at `key`, created on first use from what an
+    /// The data plane of the set at `key`, created on first use from what an
     /// earlier operator left in the set's `status` ([`DataPlane::restore`]).
     pub(super) fn dataplane(
         &self,
@@ -73,7 +73,7 @@ impl Context {
             .clone()
     }
 
-    /// Drops the data-plane memory of the set at `key`.
+    /// Drops the data plane of the set at `key`.
     pub(super) fn forget(&self, key: &str) {
         self.dataplanes
             .lock()

@@ -66,7 +66,7 @@ pub async fn prepare<'a>(
     // stays; after an operator restart the status remembers who the master is.
     let wanted = u32::try_from(rrs.spec.replicas).unwrap_or(0);
     let known_master = dataplane
-        .memory
+        .knowledge
         .master
         .clone()
         .or_else(|| rrs.status.as_ref().and_then(|s| s.master.clone()));

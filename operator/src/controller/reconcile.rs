@@ -40,7 +40,7 @@ pub async fn reconcile(rrs: Arc<RedisReplicaSet>, ctx: Arc<Context>) -> Result<A
 async fn steps(rrs: &RedisReplicaSet, ctx: &Context) -> Result<Action, Error> {
     if rrs.metadata.deletion_timestamp.is_some() {
         // Owner references let the garbage collector remove the children; applying them
-        // now would fight a foreground deletion. The set's data-plane memory goes now.
+        // now would fight a foreground deletion. The set's data plane goes now.
         ctx.forget(&object_key(rrs));
         debug!("being deleted; nothing to do");
         return Ok(Action::await_change());
