@@ -21,10 +21,11 @@ mod prepare;
 mod reconcile;
 mod report;
 mod run;
-#[cfg(test)]
-mod tests;
 
 pub use context::Context;
 pub use reconcile::{error_policy, reconcile};
 pub use report::{REQUEUE_ACTIVE, REQUEUE_PROGRESSING, REQUEUE_STABLE};
 pub use run::{RunError, Settings, Shutdown, run};
+
+#[cfg(test)]
+mod tests;

@@ -17,8 +17,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::config::{CONFIG_DIR, CONFIG_KEY, DATA_DIR};
+use super::meta::{SERVER_PORT, child_meta, labels, names, selector_labels};
 use super::secret::AUTH_DIR;
-use super::{SERVER_PORT, child_meta, labels, names, selector_labels};
 use crate::policy::startup_budget_seconds;
 use crate::quantity::format_bytes;
 use crate::validate::ValidSet;
