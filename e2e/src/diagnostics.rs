@@ -8,7 +8,7 @@ use kube::{Api, ResourceExt};
 use tandem_operator::crd::RedisReplicaSet;
 use tandem_operator::resources::ROLE_LABEL;
 
-use crate::scenario::Scenario;
+use crate::cluster::Cluster;
 
 /// Log lines shown per server pod.
 const SERVER_LOG_LINES: i64 = 60;
@@ -16,12 +16,12 @@ const SERVER_LOG_LINES: i64 = 60;
 /// Log lines shown per operator pod.
 const OPERATOR_LOG_LINES: i64 = 150;
 
-/// Prints the namespace's state to stderr.
-pub async fn dump(scenario: &Scenario) {
-    let ns = &scenario.namespace;
+/// Prints the state of namespace `ns` to stderr. Takes the cluster and the namespace, not
+/// the scenario, so that the scenario runner can call it without an import circle.
+pub async fn dump(cluster: &Cluster, ns: &str) {
     eprintln!("===== diagnostics of namespace {ns}");
 
-    let sets: Api<RedisReplicaSet> = scenario.api();
+    let sets: Api<RedisReplicaSet> = Api::namespaced(cluster.client.clone(), ns);
     match sets.list(&ListParams::default()).await {
         Ok(list) => {
             for set in list {
@@ -36,7 +36,7 @@ pub async fn dump(scenario: &Scenario) {
         Err(e) => eprintln!("cannot list RedisReplicaSets: {e}"),
     }
 
-    let pods: Api<Pod> = scenario.api();
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), ns);
     let pod_list = match pods.list(&ListParams::default()).await {
         Ok(list) => list.items,
         Err(e) => {
@@ -62,7 +62,7 @@ pub async fn dump(scenario: &Scenario) {
         );
     }
 
-    let events: Api<Event> = scenario.api();
+    let events: Api<Event> = Api::namespaced(cluster.client.clone(), ns);
     match events.list(&ListParams::default()).await {
         Ok(list) => {
             eprintln!("--- events");
@@ -87,11 +87,9 @@ pub async fn dump(scenario: &Scenario) {
         print_logs(&pods, &pod.name_any(), SERVER_LOG_LINES).await;
     }
 
-    let settings = &scenario.cluster.settings;
-    let operator_pods: Api<Pod> = Api::namespaced(
-        scenario.cluster.client.clone(),
-        &settings.operator_namespace,
-    );
+    let settings = &cluster.settings;
+    let operator_pods: Api<Pod> =
+        Api::namespaced(cluster.client.clone(), &settings.operator_namespace);
     match operator_pods
         .list(&ListParams::default().labels(&settings.operator_selector))
         .await

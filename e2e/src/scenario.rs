@@ -86,7 +86,7 @@ where
         .await;
 
     if outcome.is_err() {
-        diagnostics::dump(&scenario).await;
+        diagnostics::dump(&cluster, &namespace).await;
     }
     if cluster.settings.keep {
         eprintln!("scenario {name}: keeping namespace {namespace} (TANDEM_E2E_KEEP=1)");

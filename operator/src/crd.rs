@@ -412,13 +412,13 @@ pub struct RedisReplicaSetStatus {
     /// operator starts, so it neither trusts a pod that restarted meanwhile nor undoes its
     /// tuning adjustments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data_plane: Option<DataPlaneMemory>,
+    pub data_plane: Option<DataPlaneRecord>,
 }
 
-/// The data plane's memory kept in the status.
+/// The data plane's record kept in the status.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct DataPlaneMemory {
+pub struct DataPlaneRecord {
     /// Per pod, the run id it had when its data was last known good (the master, or a
     /// replica that finished syncing from it). A pod whose run id differs restarted since:
     /// it is neither promoted nor followed until it synced again.

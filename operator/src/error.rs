@@ -1,11 +1,13 @@
-//! The reconcile error: one variant per failed action, each with a metric/event category.
-//! No network.
+//! The reconcile error: one variant per failed action, each with a metric/event category,
+//! grouped by the reconcile step that fails with it (prepare, apply, drive, report). No
+//! network.
 
 use crate::validate::InvalidSpec;
 
 /// Why one reconcile of a `RedisReplicaSet` failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    // Step prepare.
     /// The spec cannot be acted on until the user changes it.
     #[error("invalid spec: {0}")]
     InvalidSpec(#[from] InvalidSpec),
@@ -59,6 +61,7 @@ pub enum Error {
         source: crate::renames::RenamesError,
     },
 
+    // Step apply.
     /// Applying the auth-conf Secret failed.
     #[error("failed to apply secret {name}: {source}")]
     ApplyAuthConf {
@@ -109,6 +112,7 @@ pub enum Error {
         source: kube::Error,
     },
 
+    // Step drive.
     /// Listing the set's pods failed.
     #[error("failed to list pods: {source}")]
     ListPods {
@@ -131,6 +135,7 @@ pub enum Error {
         source: kube::Error,
     },
 
+    // Step report.
     /// Writing the status subresource failed.
     #[error("failed to patch status: {source}")]
     PatchStatus {

@@ -1,10 +1,13 @@
 //! Test helpers: a `tower-test` mock API server that answers the controller's requests one
 //! by one and lets each test assert method, path, query and body, in order (the approach of
-//! kube-rs/controller-rs). No network: requests never leave the process.
+//! kube-rs/controller-rs), and the objects it answers with. No network: requests never leave
+//! the process. Built for the crate's own tests and, through the `test-support` feature, for
+//! the integration tests in `operator/tests/`.
 
 use std::sync::Arc;
 
 use http::{Method, Request, Response, StatusCode};
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::client::Body;
@@ -17,6 +20,13 @@ use crate::controller::Context;
 use crate::dataplane::pods::Resolve;
 use crate::dataplane::roles::NodeAddr;
 use crate::metrics::Metrics;
+use crate::renames::CommandNames;
+
+/// The spec most controller tests reconcile (`rrs(SEED)`).
+pub const SEED: &str = "  replicas: 3\n  datasetSizeHint: 20Gi\n";
+
+/// Where the core objects of the test resource's namespace live.
+pub const NS: &str = "/api/v1/namespaces/ns1";
 
 /// The fixed clock of controller tests.
 pub fn test_clock() -> Timestamp {
@@ -55,6 +65,48 @@ pub fn test_context_resolving(resolve: Resolve) -> (Arc<Context>, ApiServer) {
     ctx.clock = test_clock;
     ctx.resolve = resolve;
     (Arc::new(ctx), api)
+}
+
+/// A pod list as the API server returns it: (name, ready, role label).
+pub fn pods_list(pods: &[(&str, bool, Option<&str>)]) -> Value {
+    let items: Vec<Value> = pods
+        .iter()
+        .map(|(name, ready, role)| {
+            json!({
+                "metadata": { "name": name, "namespace": "ns1", "labels": role.map_or(json!({}), |r| json!({ "tandem.dev/role": r })) },
+                "status": { "conditions": [{ "type": "Ready", "status": if *ready { "True" } else { "False" } }] }
+            })
+        })
+        .collect();
+    json!({ "apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items })
+}
+
+/// The auth Secret of the test resource, holding `password`.
+pub fn password_secret(password: &str) -> Value {
+    serde_json::to_value(Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("cache-auth".to_owned()),
+            ..Default::default()
+        },
+        data: Some(
+            [(
+                "password".to_owned(),
+                k8s_openapi::ByteString(password.as_bytes().to_vec()),
+            )]
+            .into(),
+        ),
+        ..Secret::default()
+    })
+    .expect("secret json")
+}
+
+/// The auth-conf Secret as a previous reconcile left it, holding `names`.
+pub fn auth_conf_secret(names: &CommandNames) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": { "name": "cache-auth-conf", "namespace": "ns1" },
+        "data": { "renamed-commands": k8s_openapi::ByteString(names.to_text().into_bytes()) }
+    })
 }
 
 /// How the mock answers one request.

@@ -2,26 +2,25 @@
 //! `RedisReplicaSet` resources, tuning full sync, timeouts, buffers and backlog from the
 //! dataset size.
 //!
-//! The reconcile is staged (see [`controller`]): validate, fetch, build, apply, observe,
-//! write status. Each module's documentation says whether it touches the network.
+//! The reconcile runs in steps (see [`controller`]): prepare, apply, drive the data plane and
+//! the planned moves, report. Each module's documentation says whether it touches the
+//! network.
 
 pub mod api_calls;
-pub mod apply;
 pub mod backoff;
 pub mod controller;
 pub mod crd;
 pub mod dataplane;
 pub mod error;
-pub mod fetch;
-#[cfg(test)]
-mod fixtures;
+#[cfg(feature = "test-support")]
+pub mod fixtures;
 pub mod leader;
 pub mod local;
 pub mod metrics;
-pub mod moves;
 pub mod observe;
 pub mod policy;
 pub mod quantity;
+pub mod random;
 pub mod renames;
 pub mod resources;
 pub mod status;

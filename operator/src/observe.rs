@@ -1,15 +1,14 @@
-//! Reconcile step 5: what the set's pods look like right now. Touches the network (one pod
-//! list call).
+//! What the set's pods look like through the Kubernetes API: readiness, the role label and
+//! the revision each was made from. Pure: the drive step of the reconcile lists the pods.
 //!
-//! Today it reads Kubernetes' view only: readiness and the role label. Replication facts
-//! from the servers themselves (INFO replication: sync state, offsets, lag) belong to the
-//! data plane, which extends [`Observation`] without changing the steps around it.
+//! Replication facts from the servers themselves (INFO replication: sync state, offsets,
+//! lag) belong to the data plane, which extends [`Observation`] without changing the steps
+//! around it.
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams};
-use kube::{Client, ResourceExt};
+use kube::ResourceExt;
 
-use crate::resources::{ROLE_LABEL, ROLE_MASTER, pod_selector};
+use crate::resources::{ROLE_LABEL, ROLE_MASTER};
 
 /// One pod as seen through the Kubernetes API.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,22 +89,6 @@ fn is_ready(pod: &Pod) -> bool {
                 .iter()
                 .any(|c| c.type_ == "Ready" && c.status == "True")
         })
-}
-
-/// Lists the pods of set `name` in `namespace`.
-///
-/// # Errors
-/// The API error of the list call.
-pub async fn observe(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-) -> Result<Observation, kube::Error> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let list = pods
-        .list(&ListParams::default().labels(&pod_selector(name)))
-        .await?;
-    Ok(Observation::from_pods(&list.items))
 }
 
 #[cfg(test)]

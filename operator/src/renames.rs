@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::resources::random_alphanumeric;
+use crate::random::random_alphanumeric;
 
 /// Commands renamed to a secret name: the operator still sends them.
 pub const RENAMED: [&str; 3] = ["CONFIG", "REPLICAOF", "SHUTDOWN"];

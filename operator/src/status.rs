@@ -1,5 +1,6 @@
-//! Reconcile step 6 (pure part): the status to write and the events worth publishing, from
-//! the plan, the memory budget finding and the observation.
+//! The status to write and the events worth publishing, from the plan, the memory budget
+//! finding and the observation: the pure part of the reconcile's report step, shared with
+//! local mode through [`crate::dataplane::status`].
 //!
 //! Status must not churn: a condition keeps its lastTransitionTime until its status flips,
 //! so an unchanged world produces a byte-identical status and the controller skips the

@@ -1,7 +1,8 @@
-//! Reconcile step 1: turn the `RedisReplicaSet` the controller hands in into checked, typed
-//! inputs for the builders and the policy, or a message naming what is wrong.
+//! The first thing the reconcile's prepare step does: turn the `RedisReplicaSet` the
+//! controller hands in into checked, typed inputs for the builders and the policy, or a
+//! message naming what is wrong.
 //!
-//! The schema already rejects most bad input; this step re-checks what the schema cannot
+//! The schema already rejects most bad input; this re-checks what the schema cannot
 //! (quantities as numbers, cross-field rules) and what an outdated CRD might let through.
 //! Pure: no network.
 

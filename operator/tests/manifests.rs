@@ -30,7 +30,13 @@ fn built_objects_pass_kubernetes_validate_strict_1_33() {
         let plan = plan(&set.policy_input);
         assert_eq!(memory_budget(&set.policy_input, &plan), None, "{spec}");
         let password = Password::generate();
-        let d = desired(&set, &plan, &password, &CommandNames::generate());
+        let d = desired(
+            &set,
+            &plan,
+            &password,
+            &CommandNames::generate(),
+            set.policy_input.replicas,
+        );
         let mut push = |value: serde_json::Value| {
             docs.push(serde_yaml::to_string(&value).expect("yaml"));
         };
@@ -65,7 +71,13 @@ fn the_password_is_only_in_secrets() {
         let set = validate(&rrs, Observed::default()).expect("valid spec");
         let password = Password::new("pw-5e7d1c9a-only-in-secrets".to_owned());
         let names = CommandNames::generate();
-        let d = desired(&set, &plan(&set.policy_input), &password, &names);
+        let d = desired(
+            &set,
+            &plan(&set.policy_input),
+            &password,
+            &names,
+            set.policy_input.replicas,
+        );
         let auth_conf = serde_json::to_string(&d.auth_conf).expect("json");
         let encoded = serde_json::to_string(&k8s_openapi::ByteString(
             password.expose().as_bytes().to_vec(),

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use super::rate::WriteRate;
 use super::resp::NodeConn;
-use super::roles::{self, Command, Decision, Memory, NodeAddr, NodeState};
+use super::roles::{self, Command, Decision, Knowledge, NodeAddr, NodeState};
 use super::syncs::{self, ReplicaView, SyncLoop, SyncTracker};
 use super::tuning;
 use crate::crd::{FailoverRecord, SwitchoverRecord};
@@ -44,10 +44,10 @@ pub trait Nodes {
     async fn publish_master(&mut self, master: &str) -> Result<(), Self::Error>;
 }
 
-/// The data plane's memory across passes, for one set.
+/// One set's data plane: what it knows and measures, carried across passes.
 pub struct DataPlane {
     /// Roles and trust.
-    pub memory: Memory,
+    pub knowledge: Knowledge,
     /// Full syncs over time.
     pub syncs: SyncTracker,
     /// Sync-loop adjustments made so far (bounded by [`syncs::MAX_ADJUSTMENTS`]).
@@ -83,7 +83,7 @@ impl DataPlane {
     /// A data plane that fails over after the master was unreachable for `down_after`.
     pub fn new(password: Option<String>, down_after: Duration) -> Self {
         Self {
-            memory: Memory::default(),
+            knowledge: Knowledge::default(),
             syncs: SyncTracker::default(),
             adjustments: 0,
             sync_loop: None,
@@ -125,7 +125,7 @@ impl DataPlane {
         let mut notices = Vec::new();
         let listed = runner.list().await?;
         let master_addr = self
-            .memory
+            .knowledge
             .master
             .as_ref()
             .and_then(|m| listed.iter().find(|(n, _)| n == m))
@@ -148,7 +148,7 @@ impl DataPlane {
 
         let now_ms = self.now_ms();
         let down_after_ms = u64::try_from(self.down_after.as_millis()).unwrap_or(u64::MAX);
-        let decision = roles::decide(&mut self.memory, &nodes, down_after_ms, now_ms);
+        let decision = roles::decide(&mut self.knowledge, &nodes, down_after_ms, now_ms);
         if let Some(m) = &decision.master
             && let Some(f) = nodes
                 .iter()

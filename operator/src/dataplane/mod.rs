@@ -3,18 +3,18 @@
 //!
 //! Pure parts, tested as data: [`facts`] (INFO parsed), [`roles`] (who is master, failover),
 //! [`tuning`] (CONFIG SET diff), [`syncs`] (full-sync timing and the sync-loop guard),
-//! [`rate`] (the master's write rate), [`status`] (the status from a pass), [`memory`]
-//! (what survives an operator restart, kept in the status) and [`rollout`] (scale-in and
-//! rolling-update order). Side effects: [`resp`] (talking to one node) and
-//! [`engine`] (one pass: observe, decide, act) and [`pods`] (the seam over a StatefulSet's
-//! pods; local processes are [`crate::local`]) and [`switchover`] (a planned move of the
-//! master without loss).
+//! [`rate`] (the master's write rate), [`status`] (the status from a pass), [`record`] (what
+//! the data plane knows that must survive an operator restart, kept in the status) and
+//! [`rollout`] (scale-in and rolling-update order). Side effects: [`resp`] (talking to one
+//! node) and [`engine`] (one pass: observe, decide, act) and [`pods`] (the seam over a
+//! StatefulSet's pods; local processes are [`crate::local`]) and [`switchover`] (a planned
+//! move of the master without loss).
 
 pub mod engine;
 pub mod facts;
-pub mod memory;
 pub mod pods;
 pub mod rate;
+pub mod record;
 pub mod resp;
 pub mod roles;
 pub mod rollout;

@@ -42,9 +42,11 @@ pub struct NodeState {
     pub facts: Option<NodeFacts>,
 }
 
-/// What the operator carries from pass to pass.
+/// What the data plane knows of roles and trust, carried from pass to pass (and, through
+/// [`super::record`], across operator restarts). Not to be confused with a pod's memory limit
+/// or a server's used memory, which the tuning policy deals with.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Memory {
+pub struct Knowledge {
     /// The node the operator made (or found) master.
     pub master: Option<String>,
     /// Per node, the run id it had when its data was last known good.
@@ -109,24 +111,24 @@ pub struct Decision {
     pub waiting: Option<String>,
 }
 
-/// Decides roles for this pass and updates `memory`. `nodes` are in ordinal order; ties
+/// Decides roles for this pass and updates `knowledge`. `nodes` are in ordinal order; ties
 /// between equally advanced replicas go to the lowest ordinal.
 pub fn decide(
-    memory: &mut Memory,
+    knowledge: &mut Knowledge,
     nodes: &[NodeState],
     down_after_ms: u64,
     now_ms: u64,
 ) -> Decision {
-    if memory.master.is_none() {
+    if knowledge.master.is_none() {
         // Until a first master is chosen (a fresh set, or the operator restarted) there is
         // nothing better to go on than what the nodes hold now.
-        memory.first_pass_ms.get_or_insert(now_ms);
+        knowledge.first_pass_ms.get_or_insert(now_ms);
         for n in nodes {
             if let Some(f) = &n.facts {
-                memory.trusted.insert(n.name.clone(), f.run_id.clone());
+                knowledge.trusted.insert(n.name.clone(), f.run_id.clone());
             }
         }
-        memory.master = nodes
+        knowledge.master = nodes
             .iter()
             .enumerate()
             .filter(|(_, n)| n.facts.as_ref().is_some_and(|f| f.role == Role::Master))
@@ -140,15 +142,15 @@ pub fn decide(
     }
 
     let mut failover = None;
-    let master = match memory.master.clone() {
+    let master = match knowledge.master.clone() {
         Some(m) => {
             let state = nodes.iter().find(|n| n.name == m);
             let facts = state.and_then(|n| n.facts.as_ref());
-            let trusted = facts.is_some_and(|f| memory.trusted.get(&m) == Some(&f.run_id));
+            let trusted = facts.is_some_and(|f| knowledge.trusted.get(&m) == Some(&f.run_id));
             match facts {
                 Some(f) if trusted && f.role == Role::Master => {
-                    memory.master_down_since_ms = None;
-                    memory.master_offset = f.offset;
+                    knowledge.master_down_since_ms = None;
+                    knowledge.master_offset = f.offset;
                     m
                 }
                 _ => {
@@ -157,7 +159,7 @@ pub fn decide(
                         Some(_) if !trusted => "restarted (new run id): its data is gone",
                         Some(_) => "no longer a master",
                     };
-                    let since = *memory.master_down_since_ms.get_or_insert(now_ms);
+                    let since = *knowledge.master_down_since_ms.get_or_insert(now_ms);
                     let down_ms = now_ms.saturating_sub(since);
                     if facts.is_none() && down_ms < down_after_ms {
                         return Decision {
@@ -170,7 +172,7 @@ pub fn decide(
                             ..Decision::default()
                         };
                     }
-                    match candidate(memory, nodes, Some(&m)) {
+                    match candidate(knowledge, nodes, Some(&m)) {
                         Some(c) => {
                             let to_offset = nodes
                                 .iter()
@@ -180,12 +182,12 @@ pub fn decide(
                             failover = Some(Failover {
                                 from: m,
                                 to: c.clone(),
-                                from_offset: memory.master_offset,
+                                from_offset: knowledge.master_offset,
                                 to_offset,
                                 why: why.to_owned(),
                             });
-                            memory.master_down_since_ms = None;
-                            memory.master_offset = to_offset;
+                            knowledge.master_down_since_ms = None;
+                            knowledge.master_offset = to_offset;
                             c
                         }
                         None => {
@@ -202,7 +204,7 @@ pub fn decide(
             }
         }
         None if nodes.iter().any(|n| n.facts.is_none())
-            && now_ms.saturating_sub(memory.first_pass_ms.unwrap_or(now_ms)) < down_after_ms =>
+            && now_ms.saturating_sub(knowledge.first_pass_ms.unwrap_or(now_ms)) < down_after_ms =>
         {
             // The first master is the most advanced node: give every node down-after to
             // answer before choosing among fewer.
@@ -213,7 +215,7 @@ pub fn decide(
                 ..Decision::default()
             };
         }
-        None => match candidate(memory, nodes, None) {
+        None => match candidate(knowledge, nodes, None) {
             Some(c) => c,
             None => {
                 return Decision {
@@ -223,7 +225,7 @@ pub fn decide(
             }
         },
     };
-    memory.master = Some(master.clone());
+    knowledge.master = Some(master.clone());
 
     let mut commands = Vec::new();
     let Some(master_node) = nodes.iter().find(|n| n.name == master) else {
@@ -235,7 +237,7 @@ pub fn decide(
         };
     };
     if let Some(f) = &master_node.facts {
-        memory.trusted.insert(master.clone(), f.run_id.clone());
+        knowledge.trusted.insert(master.clone(), f.run_id.clone());
         if f.role != Role::Master {
             commands.push(Command::Promote(master.clone()));
         }
@@ -251,7 +253,7 @@ pub fn decide(
             });
         } else if f.link_up && !f.sync_in_progress && !f.loading && failover.is_none() {
             // A finished sync from the master: its data is now the master's.
-            memory.trusted.insert(n.name.clone(), f.run_id.clone());
+            knowledge.trusted.insert(n.name.clone(), f.run_id.clone());
         }
     }
     Decision {
@@ -266,7 +268,7 @@ pub fn decide(
 /// ordinal on a tie), never `failed`. When every reachable node restarted and none is
 /// unreachable, no trusted copy of the data exists anywhere, so the most advanced of them
 /// is the best there is (a one-node set, or all nodes restarted at once).
-fn candidate(memory: &Memory, nodes: &[NodeState], failed: Option<&str>) -> Option<String> {
+fn candidate(knowledge: &Knowledge, nodes: &[NodeState], failed: Option<&str>) -> Option<String> {
     let complete = |f: &NodeFacts| !f.loading && !f.sync_in_progress;
     let best = |trusted_only: bool| {
         nodes
@@ -275,7 +277,7 @@ fn candidate(memory: &Memory, nodes: &[NodeState], failed: Option<&str>) -> Opti
             .filter(|(_, n)| Some(n.name.as_str()) != failed || !trusted_only)
             .filter_map(|(i, n)| n.facts.as_ref().map(|f| (i, n, f)))
             .filter(|(_, n, f)| {
-                complete(f) && (!trusted_only || memory.trusted.get(&n.name) == Some(&f.run_id))
+                complete(f) && (!trusted_only || knowledge.trusted.get(&n.name) == Some(&f.run_id))
             })
             .max_by_key(|(i, _, f)| (f.offset, std::cmp::Reverse(*i)))
             .map(|(_, n, _)| n.name.clone())
@@ -285,7 +287,7 @@ fn candidate(memory: &Memory, nodes: &[NodeState], failed: Option<&str>) -> Opti
         let none_trusted = nodes.iter().all(|n| {
             n.facts
                 .as_ref()
-                .is_none_or(|f| memory.trusted.get(&n.name) != Some(&f.run_id))
+                .is_none_or(|f| knowledge.trusted.get(&n.name) != Some(&f.run_id))
         });
         (all_reachable && none_trusted)
             .then(|| best(false))
@@ -337,7 +339,7 @@ mod tests {
 
     #[test]
     fn a_fresh_set_promotes_the_first_node_and_points_the_others_at_it() {
-        let mut m = Memory::default();
+        let mut m = Knowledge::default();
         let nodes: Vec<_> = (0..3)
             .map(|i| node(i, Some(facts(&format!("r{i}"), Role::Replica, 0, None))))
             .collect();
@@ -362,7 +364,7 @@ mod tests {
 
     #[test]
     fn the_first_master_waits_for_every_node_up_to_down_after() {
-        let mut m = Memory::default();
+        let mut m = Knowledge::default();
         let mut nodes: Vec<_> = (0..3)
             .map(|i| node(i, Some(facts(&format!("r{i}"), Role::Replica, 0, None))))
             .collect();
@@ -377,7 +379,7 @@ mod tests {
             "late but equal: the first ordinal"
         );
 
-        let mut m = Memory::default();
+        let mut m = Knowledge::default();
         nodes[0].facts = None;
         decide(&mut m, &nodes, 5000, 100);
         let d = decide(&mut m, &nodes, 5000, 5100);
@@ -390,7 +392,7 @@ mod tests {
 
     #[test]
     fn a_serving_master_is_kept_and_nothing_is_commanded() {
-        let mut m = Memory::default();
+        let mut m = Knowledge::default();
         let d = decide(&mut m, &healthy(), 5000, 0);
         assert_eq!(d.master.as_deref(), Some("n-0"));
         assert_eq!(d.commands, []);
@@ -401,7 +403,7 @@ mod tests {
 
     #[test]
     fn an_unreachable_master_is_replaced_after_down_after_by_the_highest_offset() {
-        let mut m = Memory::default();
+        let mut m = Knowledge::default();
         decide(&mut m, &healthy(), 5000, 0);
         let mut down = healthy();
         down[0].facts = None;
@@ -454,7 +456,7 @@ mod tests {
 
     #[test]
     fn a_master_back_with_a_new_run_id_fails_over_at_once_and_is_never_followed() {
-        let mut m = Memory::default();
+        let mut m = Knowledge::default();
         decide(&mut m, &healthy(), 5000, 0);
         let mut restarted = healthy();
         // Restarted empty, as a replica of nobody (itself).
@@ -472,7 +474,7 @@ mod tests {
 
     #[test]
     fn a_replica_that_restarted_is_not_a_candidate_until_it_synced_again() {
-        let mut m = Memory::default();
+        let mut m = Knowledge::default();
         decide(&mut m, &healthy(), 5000, 0);
         let mut nodes = healthy();
         // n-2 restarted (new run id), reloaded an old dump with a high offset and has not
@@ -490,7 +492,7 @@ mod tests {
         );
 
         // Once a restarted replica finished a sync from the master, it is trusted again.
-        let mut m = Memory::default();
+        let mut m = Knowledge::default();
         decide(&mut m, &healthy(), 5000, 0);
         let mut nodes = healthy();
         nodes[2].facts = Some(facts("c2", Role::Replica, 99, Some(0)));
@@ -502,7 +504,7 @@ mod tests {
 
     #[test]
     fn a_syncing_or_loading_replica_is_not_promoted() {
-        let mut m = Memory::default();
+        let mut m = Knowledge::default();
         decide(&mut m, &healthy(), 5000, 0);
         let mut nodes = healthy();
         nodes[0].facts = None;
@@ -515,7 +517,7 @@ mod tests {
 
     #[test]
     fn without_a_safe_candidate_the_operator_waits() {
-        let mut m = Memory::default();
+        let mut m = Knowledge::default();
         decide(&mut m, &healthy(), 5000, 0);
         let nodes = vec![
             node(0, Some(facts("a2", Role::Replica, 0, Some(0)))),
@@ -535,7 +537,7 @@ mod tests {
 
     #[test]
     fn a_lone_node_that_restarted_is_master_again() {
-        let mut m = Memory::default();
+        let mut m = Knowledge::default();
         decide(
             &mut m,
             &[node(0, Some(facts("a", Role::Master, 10, None)))],
@@ -554,7 +556,7 @@ mod tests {
 
     #[test]
     fn the_operator_starting_late_adopts_the_running_master() {
-        let mut m = Memory::default();
+        let mut m = Knowledge::default();
         let mut nodes = healthy();
         nodes.swap(0, 2);
         let d = decide(&mut m, &nodes, 5000, 0);

@@ -68,7 +68,7 @@ pub fn build(
     }
     s.last_failover.clone_from(&dataplane.last_failover);
     s.last_switchover.clone_from(&dataplane.last_switchover);
-    s.data_plane = Some(dataplane.remembered());
+    s.data_plane = Some(dataplane.record());
     let promoting = pass
         .decision
         .commands

@@ -12,7 +12,7 @@
 //! dies half-way never holds writes for longer than the deadline plus [`PAUSE_MARGIN`].
 //!
 //! Pure: [`choose_target`]. Side effects: [`hand_over`] (RESP to the nodes) and
-//! [`DataPlane::switch_over`] (the data plane's memory, the role label through the
+//! [`DataPlane::switch_over`] (the data plane's knowledge, the role label through the
 //! [`Nodes`] seam). It does not decide when to switch over.
 
 use std::cmp::Reverse;
@@ -26,7 +26,7 @@ use tracing::{info, warn};
 use super::engine::{DataPlane, Nodes};
 use super::facts::Role;
 use super::resp::{NodeConn, RespError};
-use super::roles::{Memory, NodeState};
+use super::roles::{Knowledge, NodeState};
 use crate::crd::SwitchoverRecord;
 use crate::renames::CommandNames;
 use crate::status::Notice;
@@ -91,7 +91,7 @@ pub enum SwitchoverError {
 /// sync or load running, trusted (same run id as when its data was last known good), the
 /// highest offset, the lowest ordinal on a tie.
 pub fn choose_target(
-    memory: &Memory,
+    knowledge: &Knowledge,
     nodes: &[NodeState],
     master: &NodeState,
     eligible: impl Fn(&str) -> bool,
@@ -108,7 +108,7 @@ pub fn choose_target(
                 && f.link_up
                 && !f.sync_in_progress
                 && !f.loading
-                && memory.trusted.get(&n.name) == Some(&f.run_id)
+                && knowledge.trusted.get(&n.name) == Some(&f.run_id)
         })
         .max_by_key(|(i, _, f)| (f.offset, Reverse(*i)))
         .map(|(_, n, _)| n.name.clone())
@@ -299,19 +299,19 @@ impl DataPlane {
         timeout: Duration,
     ) -> Result<Result<(String, String, u64, Duration), SwitchoverError>, N::Error> {
         let master = self
-            .memory
+            .knowledge
             .master
             .as_ref()
             .and_then(|m| nodes.iter().find(|n| &n.name == m))
             .filter(|n| {
                 n.facts.as_ref().is_some_and(|f| {
-                    f.role == Role::Master && self.memory.trusted.get(&n.name) == Some(&f.run_id)
+                    f.role == Role::Master && self.knowledge.trusted.get(&n.name) == Some(&f.run_id)
                 })
             });
         let Some(master) = master else {
             return Ok(Err(SwitchoverError::NoMaster));
         };
-        let Some(target) = choose_target(&self.memory, nodes, master, eligible)
+        let Some(target) = choose_target(&self.knowledge, nodes, master, eligible)
             .and_then(|t| nodes.iter().find(|n| n.name == t))
         else {
             return Ok(Err(SwitchoverError::NoTarget {
@@ -335,9 +335,9 @@ impl DataPlane {
             Ok(h) => h,
             Err(e) => return Ok(Err(e)),
         };
-        self.memory.master = Some(target.name.clone());
-        self.memory.master_offset = handed.offset;
-        self.memory.master_down_since_ms = None;
+        self.knowledge.master = Some(target.name.clone());
+        self.knowledge.master_offset = handed.offset;
+        self.knowledge.master_down_since_ms = None;
         let offset = handed.offset;
         let published = runner.publish_master(&target.name).await;
         let paused = handed.release().await;
@@ -378,14 +378,14 @@ mod tests {
         }
     }
 
-    fn trusted(nodes: &[NodeState]) -> Memory {
-        Memory {
+    fn trusted(nodes: &[NodeState]) -> Knowledge {
+        Knowledge {
             master: Some("n-0".to_owned()),
             trusted: nodes
                 .iter()
                 .filter_map(|n| Some((n.name.clone(), n.facts.as_ref()?.run_id.clone())))
                 .collect(),
-            ..Memory::default()
+            ..Knowledge::default()
         }
     }
 

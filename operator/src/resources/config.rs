@@ -10,7 +10,8 @@ use std::fmt::Write as _;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 
-use super::{SERVER_PORT, child_meta, names, secret};
+use super::meta::{SERVER_PORT, child_meta, names};
+use super::secret;
 use crate::policy::Plan;
 use crate::validate::ValidSet;
 

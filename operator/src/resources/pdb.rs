@@ -5,7 +5,7 @@ use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec}
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{child_meta, names, selector_labels};
+use super::meta::{child_meta, names, selector_labels};
 use crate::validate::ValidSet;
 
 /// The PDB: `maxUnavailable: 1` at every size. With one pod, `minAvailable: 1` would block

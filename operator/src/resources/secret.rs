@@ -3,17 +3,52 @@
 //! lines that tandem.conf includes, so the password never appears in process arguments, in
 //! the ConfigMap or in logs. The `-auth-conf` Secret also keeps the renamed commands' secret
 //! names ([`crate::renames`]) and, unless `spec.security.renameCommands` is off, carries
-//! their `rename-command` lines. Pure: no network.
+//! their `rename-command` lines. Pure: no network; no randomness except [`Password::generate`].
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::fmt::Write as _;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 
-use super::{PASSWORD_KEY, Password, child_meta, names};
+use super::meta::{child_meta, names};
+use crate::random::random_alphanumeric;
 use crate::renames::{CommandNames, RENAMED_COMMANDS_KEY};
 use crate::validate::ValidSet;
+
+/// Key of the password in the auth Secret.
+pub const PASSWORD_KEY: &str = "password";
+
+/// A server password. Its `Debug` and `Display` never show it, so it cannot leak into logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// Length of generated passwords: 32 alphanumerics, about 190 bits.
+    pub const GENERATED_LEN: usize = 32;
+
+    /// A fresh random password from the operating system's CSPRNG-seeded generator.
+    pub fn generate() -> Self {
+        Self(random_alphanumeric(Self::GENERATED_LEN))
+    }
+
+    /// Wraps a password read from a Secret.
+    pub fn new(secret: String) -> Self {
+        Self(secret)
+    }
+
+    /// The secret text, for the few places that must write it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
 
 /// Where the auth-conf Secret is mounted in the server container.
 pub const AUTH_DIR: &str = "/etc/tandem-auth";

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{
+use super::meta::{
     ROLE_LABEL, ROLE_MASTER, ROLE_REPLICA, SERVER_PORT, child_meta, names, selector_labels,
 };
 use crate::crd::ServiceType;

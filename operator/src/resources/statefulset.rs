@@ -17,8 +17,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::config::{CONFIG_DIR, CONFIG_KEY, DATA_DIR};
+use super::meta::{SERVER_PORT, child_meta, labels, names, selector_labels};
 use super::secret::AUTH_DIR;
-use super::{SERVER_PORT, child_meta, labels, names, selector_labels};
 use crate::policy::startup_budget_seconds;
 use crate::quantity::format_bytes;
 use crate::validate::ValidSet;
@@ -34,8 +34,9 @@ const POD_NAME_ENV: &str = "POD_NAME";
 /// Seconds between startup probes.
 const STARTUP_PERIOD_SECONDS: i32 = 10;
 
-/// The StatefulSet of one set.
-pub fn statefulset(set: &ValidSet<'_>) -> StatefulSet {
+/// The StatefulSet of one set with `replicas` pods: the size it runs at, which a scale-in
+/// holds above spec.replicas until the master left the pods it removes.
+pub fn statefulset(set: &ValidSet<'_>, replicas: u32) -> StatefulSet {
     let spec = &set.rrs.spec;
     let data_volume_claims = set.volume_bytes.map(|bytes| {
         vec![PersistentVolumeClaim {
@@ -87,7 +88,7 @@ pub fn statefulset(set: &ValidSet<'_>) -> StatefulSet {
     StatefulSet {
         metadata: child_meta(set, names::statefulset(&set.name)),
         spec: Some(StatefulSetSpec {
-            replicas: Some(spec.replicas),
+            replicas: Some(i32::try_from(replicas).unwrap_or(i32::MAX)),
             service_name: Some(names::headless_service(&set.name)),
             // Every pod starts as a replica and the operator picks the master, so there is
             // no ordering to wait for: parallel start lets one diskless snapshot feed all.
@@ -300,7 +301,7 @@ mod tests {
     fn sts(spec: &str) -> Value {
         let r = rrs(spec);
         let set = validate(&r, Observed::default()).expect("valid");
-        serde_json::to_value(statefulset(&set)).expect("json")
+        serde_json::to_value(statefulset(&set, set.policy_input.replicas)).expect("json")
     }
 
     #[test]
@@ -437,7 +438,7 @@ mod tests {
             let r = rrs(spec);
             let mut set = validate(&r, Observed::default()).expect("valid");
             set.default_image = "ghcr.io/example/tandem-server:9.9.9".to_owned();
-            serde_json::to_value(statefulset(&set)).expect("json")["spec"]["template"]["spec"]
+            serde_json::to_value(statefulset(&set, set.policy_input.replicas)).expect("json")["spec"]["template"]["spec"]
                 ["containers"][0]["image"]
                 .clone()
         };

@@ -1,17 +1,88 @@
-//! Reconcile step 2 (the resource itself comes from the controller's cache): the
-//! password and the renamed commands' names. Touches the network: reads the auth Secret and
-//! creates it when absent; reads the auth-conf Secret, where the names are kept.
+//! Reconcile step prepare: everything the apply step needs. Validates the spec (pure,
+//! [`crate::validate`]), reads the password and the renamed commands' secret names, plans
+//! the tuning ([`crate::policy`], pure) and builds the desired objects
+//! ([`crate::resources`], pure), the StatefulSet at the size the set runs at now.
+//!
+//! Touches the network: reads the auth Secret and creates it when absent (the one write
+//! before the apply step, so a new set's pods and Secret agree on one password); reads the
+//! auth-conf Secret, where the names are kept.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::{Api, PostParams};
+use tracing::instrument;
 
+use super::context::Context;
+use crate::crd::RedisReplicaSet;
+use crate::dataplane::engine::DataPlane;
+use crate::dataplane::rollout;
 use crate::error::Error;
+use crate::policy::{BudgetFinding, Plan, memory_budget, plan};
 use crate::renames::{CommandNames, RENAMED_COMMANDS_KEY};
-use crate::resources::names;
 use crate::resources::secret::generated_auth_secret;
-use crate::resources::{PASSWORD_KEY, Password};
-use crate::validate::ValidSet;
+use crate::resources::{Desired, PASSWORD_KEY, Password, desired, names};
+use crate::validate::{ValidSet, validate};
+
+/// What the prepare step hands to the steps after it.
+pub struct Prepared<'a> {
+    /// The validated spec.
+    pub set: ValidSet<'a>,
+    /// The tuning before the data plane's sync-loop adjustments.
+    pub plan: Plan,
+    /// Why the pod's memory limit cannot hold the tuning, if it cannot.
+    pub budget: Option<BudgetFinding>,
+    /// The password, and whether it was generated now.
+    pub auth: Auth,
+    /// The secret names of the renamed commands.
+    pub commands: CommandNames,
+    /// The objects to apply.
+    pub objects: Desired,
+    /// spec.replicas.
+    pub wanted: u32,
+    /// The StatefulSet's size: `wanted`, or more while a scale-in waits for the master to
+    /// move off a pod it removes.
+    pub running: u32,
+}
+
+/// Validates, reads the secrets, plans and builds. Replication measurements (the write rate)
+/// come from `dataplane`; until it reports, the policy works from the hint alone.
+///
+/// # Errors
+/// An invalid spec, a Secret that cannot be read or created, or stored names that cannot be
+/// used.
+#[instrument(name = "prepare", skip_all)]
+pub async fn prepare<'a>(
+    rrs: &'a RedisReplicaSet,
+    ctx: &Context,
+    dataplane: &DataPlane,
+) -> Result<Prepared<'a>, Error> {
+    let mut set = validate(rrs, dataplane.observed())?;
+    set.default_image.clone_from(&ctx.server_image);
+    let auth = auth(&ctx.client, &set).await?;
+    let commands = command_names(&ctx.client, &set).await?;
+    let plan = plan(&set.policy_input);
+    let budget = memory_budget(&set.policy_input, &plan);
+    // A scale-in keeps the master's pod until the master was switched over to a pod that
+    // stays; after an operator restart the status remembers who the master is.
+    let wanted = u32::try_from(rrs.spec.replicas).unwrap_or(0);
+    let known_master = dataplane
+        .knowledge
+        .master
+        .clone()
+        .or_else(|| rrs.status.as_ref().and_then(|s| s.master.clone()));
+    let running = rollout::statefulset_replicas(wanted, known_master.as_deref());
+    let objects = desired(&set, &plan, &auth.password, &commands, running);
+    Ok(Prepared {
+        set,
+        plan,
+        budget,
+        auth,
+        commands,
+        objects,
+        wanted,
+        running,
+    })
+}
 
 /// The password, and whether this call generated it (worth an event).
 #[derive(Debug)]
@@ -27,7 +98,7 @@ pub struct Auth {
 ///
 /// # Errors
 /// API errors, or a Secret without a usable `password` key.
-pub async fn auth(client: &Client, set: &ValidSet<'_>) -> Result<Auth, Error> {
+async fn auth(client: &Client, set: &ValidSet<'_>) -> Result<Auth, Error> {
     let api: Api<Secret> = Api::namespaced(client.clone(), &set.namespace);
     let name = &set.auth_secret_name;
     let existing = api
@@ -68,7 +139,7 @@ pub async fn auth(client: &Client, set: &ValidSet<'_>) -> Result<Auth, Error> {
 /// # Errors
 /// API errors, or stored names that cannot be used (never replaced: running pods answer to
 /// them).
-pub async fn command_names(client: &Client, set: &ValidSet<'_>) -> Result<CommandNames, Error> {
+async fn command_names(client: &Client, set: &ValidSet<'_>) -> Result<CommandNames, Error> {
     let api: Api<Secret> = Api::namespaced(client.clone(), &set.namespace);
     let name = names::auth_conf_secret(&set.name);
     let existing = api

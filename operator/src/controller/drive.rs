@@ -1,19 +1,32 @@
-//! Reconcile step 6b: planned moves of the master, so Kubernetes never removes the pod that
-//! holds it. On scale-in, while the master's ordinal is one the new size removes, the
-//! StatefulSet is held at its size ([`rollout::statefulset_replicas`]) and the master is
-//! switched over to a surviving pod. On a rolling update (the StatefulSet's `OnDelete`
-//! strategy), the next step of [`rollout::next_step`] is carried out: delete one outdated
-//! replica, or switch the master over to an updated replica.
+//! Reconcile step drive: the servers themselves. Lists the set's pods, runs one data-plane
+//! pass over them by their DNS names ([`crate::dataplane`]: roles, failover, live tuning,
+//! sync tracking), then the planned moves of the master, so Kubernetes never removes the
+//! pod that holds it, and finally the role label on the master's pod.
 //!
-//! Touches the network (pod deletes; RESP through [`crate::dataplane::switchover`]); the
-//! decisions are [`rollout`]'s. Nothing moves while a failover is pending.
+//! Planned moves: on scale-in, while the master's ordinal is one the new size removes, the
+//! StatefulSet is held at its size ([`rollout::statefulset_replicas`], in the prepare step)
+//! and the master is switched over to a surviving pod. On a rolling update (the
+//! StatefulSet's `OnDelete` strategy), the next step of [`rollout::next_step`] is carried
+//! out: delete one outdated replica, or switch the master over to an updated replica. The
+//! decisions are [`rollout`]'s.
+//!
+//! Touches the network: the pod list, RESP to every pod (through
+//! [`crate::dataplane::engine`] and [`crate::dataplane::switchover`]), pod deletes and
+//! role-label patches.
+
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams};
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::events::EventType;
-use tracing::{debug, info};
+use tracing::{debug, info, instrument};
 
+use super::apply::Applied;
+use super::context::Context;
+use super::prepare::Prepared;
+use crate::crd::{FailoverSpec, RedisReplicaSet};
 use crate::dataplane::engine::{DataPlane, Pass, line_for};
 use crate::dataplane::facts::Role;
 use crate::dataplane::pods::PodNodes;
@@ -21,11 +34,116 @@ use crate::dataplane::rollout::{self, PodRollout, Step};
 use crate::dataplane::switchover::CATCH_UP_TIMEOUT;
 use crate::error::Error;
 use crate::observe::Observation;
+use crate::renames::CommandNames;
+use crate::resources::pod_selector;
 use crate::status::Notice;
+
+/// What the drive step hands to the report step.
+pub struct Driven {
+    /// The data-plane pass, as the set is after any planned move, with the moves' events.
+    pub pass: Pass,
+    /// A planned move is under way or waiting for pods to settle: come back soon.
+    pub moving: bool,
+}
+
+/// Observes the pods, runs the data-plane pass, carries out the next planned move and
+/// labels the master's pod.
+///
+/// # Errors
+/// Listing pods, deleting one, or moving the role label failed. A server that cannot be
+/// reached is part of what the pass observes, not an error.
+#[instrument(name = "drive", skip_all)]
+pub async fn drive(
+    rrs: &RedisReplicaSet,
+    ctx: &Context,
+    dataplane: &mut DataPlane,
+    prepared: &Prepared<'_>,
+    applied: &Applied,
+    now: Timestamp,
+) -> Result<Driven, Error> {
+    let set = &prepared.set;
+    let observation = observe_pods(&ctx.client, &set.namespace, &set.name)
+        .await
+        .map_err(|source| Error::ListPods { source })?;
+
+    dataplane.configure(
+        Some(prepared.auth.password.expose().to_owned()),
+        down_after(&rrs.spec.failover),
+    );
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &set.namespace);
+    // Pods answer to the plain names until they restart with the renames (and keep the
+    // renames until they restart without them).
+    let commands = prepared.commands.clone();
+    dataplane.use_commands(if rrs.spec.security.rename_commands {
+        vec![commands, CommandNames::plain()]
+    } else {
+        vec![CommandNames::plain(), commands]
+    });
+    let mut nodes = PodNodes::new(
+        pods.clone(),
+        &set.name,
+        &set.namespace,
+        prepared.running,
+        &observation,
+        ctx.resolve.clone(),
+    );
+    let mut pass = dataplane.pass(&mut nodes, &prepared.plan, now).await?;
+    let moves = moves(
+        dataplane,
+        &mut nodes,
+        &pods,
+        &pass,
+        &observation,
+        &SetShape {
+            desired: prepared.wanted,
+            running: prepared.running,
+            update_revision: applied.update_revision.as_deref(),
+        },
+        now,
+    )
+    .await?;
+    if moves.switched {
+        // The master moved: this reconcile reports the set as it is now.
+        let notices = std::mem::take(&mut pass.notices);
+        pass = dataplane.pass(&mut nodes, &prepared.plan, now).await?;
+        pass.notices.splice(0..0, notices);
+    }
+    pass.notices.extend(moves.notices);
+    if let Some(master) = &pass.decision.master {
+        // Pods recreated since the master was published carry no role label yet.
+        nodes.label_roles(master).await?;
+    }
+    Ok(Driven {
+        pass,
+        moving: moves.pending,
+    })
+}
+
+/// Lists the pods of set `name` in `namespace`.
+async fn observe_pods(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Observation, kube::Error> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = pods
+        .list(&ListParams::default().labels(&pod_selector(name)))
+        .await?;
+    Ok(Observation::from_pods(&list.items))
+}
+
+/// How long the master may be unreachable before a failover; never when failover is off.
+fn down_after(failover: &FailoverSpec) -> Duration {
+    if failover.enabled {
+        Duration::from_secs(failover.down_after_seconds.into())
+    } else {
+        Duration::MAX
+    }
+}
 
 /// What the planned moves did in one reconcile.
 #[derive(Debug, Default)]
-pub struct Moves {
+struct Moves {
     /// Events to publish.
     pub notices: Vec<Notice>,
     /// The master moved: the pass is out of date.
@@ -35,7 +153,7 @@ pub struct Moves {
 }
 
 /// The set as the planned moves need it.
-pub struct SetShape<'a> {
+struct SetShape<'a> {
     /// spec.replicas.
     pub desired: u32,
     /// The StatefulSet's size as applied (held above `desired` during a scale-in).
@@ -44,11 +162,11 @@ pub struct SetShape<'a> {
     pub update_revision: Option<&'a str>,
 }
 
-/// Carries out the next planned move, if any.
+/// Carries out the next planned move, if any. Nothing moves while a failover is pending.
 ///
 /// # Errors
 /// Deleting a pod or moving the role label failed.
-pub async fn run(
+async fn moves(
     dataplane: &mut DataPlane,
     nodes: &mut PodNodes,
     pods: &Api<Pod>,

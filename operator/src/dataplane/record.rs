@@ -14,14 +14,14 @@
 
 use super::engine::DataPlane;
 use super::syncs::{MAX_ADJUSTMENTS, SyncLoop};
-use crate::crd::{DataPlaneMemory, RedisReplicaSetStatus, SyncLoopRecord};
+use crate::crd::{DataPlaneRecord, RedisReplicaSetStatus, SyncLoopRecord};
 use crate::policy::Observed;
 
 impl DataPlane {
     /// What goes into `status.dataPlane`.
-    pub fn remembered(&self) -> DataPlaneMemory {
-        DataPlaneMemory {
-            trusted_run_ids: self.memory.trusted.clone(),
+    pub fn record(&self) -> DataPlaneRecord {
+        DataPlaneRecord {
+            trusted_run_ids: self.knowledge.trusted.clone(),
             sync_loop_adjustments: self.adjustments,
             sync_loop: self.sync_loop.as_ref().map(|l| SyncLoopRecord {
                 pod: l.node.clone(),
@@ -37,7 +37,7 @@ impl DataPlane {
     /// was never recorded.
     pub fn restore(&mut self, status: &RedisReplicaSetStatus) {
         if let Some(kept) = &status.data_plane {
-            self.memory.trusted.clone_from(&kept.trusted_run_ids);
+            self.knowledge.trusted.clone_from(&kept.trusted_run_ids);
             self.adjustments = kept.sync_loop_adjustments.min(MAX_ADJUSTMENTS);
             self.sync_loop = kept.sync_loop.as_ref().map(|l| SyncLoop {
                 node: l.pod.clone(),
@@ -48,10 +48,10 @@ impl DataPlane {
             }
         }
         if let Some(m) = &status.master
-            && self.memory.trusted.contains_key(m)
+            && self.knowledge.trusted.contains_key(m)
         {
-            self.memory.master = Some(m.clone());
-            self.memory.master_offset = status
+            self.knowledge.master = Some(m.clone());
+            self.knowledge.master_offset = status
                 .master_offset
                 .and_then(|o| u64::try_from(o).ok())
                 .unwrap_or(0);
@@ -130,7 +130,7 @@ mod tests {
                 bytes_at_risk: 0,
                 reason: "unreachable".to_owned(),
             }),
-            data_plane: Some(DataPlaneMemory {
+            data_plane: Some(DataPlaneRecord {
                 trusted_run_ids: [("n-0", "a"), ("n-1", "b"), ("n-2", "c")]
                     .into_iter()
                     .map(|(n, r)| (n.to_owned(), r.to_owned()))
@@ -150,9 +150,9 @@ mod tests {
     fn what_is_remembered_comes_back_the_same() {
         let mut dp = DataPlane::new(None, Duration::from_secs(5));
         dp.restore(&kept_status());
-        assert_eq!(dp.remembered(), kept_status().data_plane.expect("kept"));
-        assert_eq!(dp.memory.master.as_deref(), Some("n-0"));
-        assert_eq!(dp.memory.master_offset, 500);
+        assert_eq!(dp.record(), kept_status().data_plane.expect("kept"));
+        assert_eq!(dp.knowledge.master.as_deref(), Some("n-0"));
+        assert_eq!(dp.knowledge.master_offset, 500);
         assert_eq!(dp.last_failover, kept_status().last_failover);
         assert_eq!(
             dp.syncs.last_full_sync("n-1"),
@@ -177,31 +177,31 @@ mod tests {
             node(2, "c-restarted", Role::Replica, 900),
         ];
         nodes[0].facts = None;
-        let d = decide(&mut dp.memory, &nodes, 0, 10);
+        let d = decide(&mut dp.knowledge, &nodes, 0, 10);
         assert_eq!(d.master.as_deref(), Some("n-1"), "{d:?}");
         assert_eq!(d.failover.map(|f| f.from), Some("n-0".to_owned()));
 
         // Without the kept run ids the first-start rule would have trusted n-2 and chosen it.
         let mut fresh = DataPlane::new(None, Duration::from_secs(5));
-        let d = decide(&mut fresh.memory, &nodes, 0, 10);
+        let d = decide(&mut fresh.knowledge, &nodes, 0, 10);
         assert_eq!(d.master.as_deref(), Some("n-2"));
     }
 
     #[test]
-    fn a_status_from_before_data_plane_memory_keeps_the_first_start_rule() {
+    fn a_status_from_before_data_plane_record_keeps_the_first_start_rule() {
         let mut old = kept_status();
         old.data_plane = None;
         let mut dp = DataPlane::new(None, Duration::from_secs(5));
         dp.restore(&old);
         assert_eq!(
-            dp.memory.master, None,
+            dp.knowledge.master, None,
             "no run id to check the master against"
         );
         let nodes = vec![
             node(0, "a", Role::Master, 500),
             node(1, "b", Role::Replica, 500),
         ];
-        let d = decide(&mut dp.memory, &nodes, 5000, 0);
+        let d = decide(&mut dp.knowledge, &nodes, 5000, 0);
         assert_eq!(d.master.as_deref(), Some("n-0"));
         assert_eq!(
             (d.commands, d.failover),

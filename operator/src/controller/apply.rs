@@ -1,51 +1,64 @@
-//! Reconcile step 4: server-side apply of the desired objects with one field manager,
+//! Reconcile step apply: server-side apply of the desired objects with one field manager,
 //! forcing ownership of the fields the operator sets. Touches the network.
 
 use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tracing::instrument;
 
+use super::prepare::Prepared;
 use crate::error::Error;
-use crate::resources::Desired;
 
 /// The field manager of every write the operator makes.
 pub const FIELD_MANAGER: &str = "tandem-operator";
 
-/// Applies every desired object, configuration first and the StatefulSet last; returns the
-/// StatefulSet as the API server has it (its status names the update revision).
+/// What the apply step hands to the drive step.
+pub struct Applied {
+    /// The StatefulSet's update revision, once its controller set it: the revision a
+    /// rolling update replaces pods with.
+    pub update_revision: Option<String>,
+}
+
+/// Applies every desired object, configuration first and the StatefulSet last, so pods never
+/// start without their configuration.
 ///
 /// # Errors
 /// The first failed apply, named by object.
-pub async fn apply_all(
-    client: &Client,
-    namespace: &str,
-    desired: &Desired,
-) -> Result<StatefulSet, Error> {
-    apply(client, namespace, &desired.auth_conf)
+#[instrument(name = "apply", skip_all)]
+pub async fn apply(client: &Client, prepared: &Prepared<'_>) -> Result<Applied, Error> {
+    let namespace = &prepared.set.namespace;
+    let desired = &prepared.objects;
+    apply_one(client, namespace, &desired.auth_conf)
         .await
         .map_err(|(name, source)| Error::ApplyAuthConf { name, source })?;
-    apply(client, namespace, &desired.config_map)
+    apply_one(client, namespace, &desired.config_map)
         .await
         .map_err(|(name, source)| Error::ApplyConfigMap { name, source })?;
     for service in &desired.services {
-        apply(client, namespace, service)
+        apply_one(client, namespace, service)
             .await
             .map_err(|(name, source)| Error::ApplyService { name, source })?;
     }
-    apply(client, namespace, &desired.pdb)
+    apply_one(client, namespace, &desired.pdb)
         .await
         .map_err(|(name, source)| Error::ApplyPodDisruptionBudget { name, source })?;
-    apply(client, namespace, &desired.statefulset)
+    let statefulset = apply_one(client, namespace, &desired.statefulset)
         .await
-        .map_err(|(name, source)| Error::ApplyStatefulSet { name, source })
+        .map_err(|(name, source)| Error::ApplyStatefulSet { name, source })?;
+    Ok(Applied {
+        update_revision: statefulset.status.and_then(|s| s.update_revision),
+    })
 }
 
-async fn apply<K>(client: &Client, namespace: &str, object: &K) -> Result<K, (String, kube::Error)>
+async fn apply_one<K>(
+    client: &Client,
+    namespace: &str,
+    object: &K,
+) -> Result<K, (String, kube::Error)>
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
         + Serialize
