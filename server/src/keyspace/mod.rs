@@ -12,6 +12,7 @@
 //! a master versus a replica, propagation of deletions) lives with the command context.
 
 mod bytes;
+mod entry;
 pub mod hash;
 mod list;
 mod packed;
@@ -22,6 +23,7 @@ mod value;
 pub mod zset;
 
 pub use bytes::SmallBytes;
+pub use entry::Entry;
 pub use hash::Hash;
 pub use list::{End, List};
 pub use set::Set;
@@ -37,41 +39,16 @@ use std::hash::BuildHasher;
 const CHUNK: usize = 4096;
 const NONE: u32 = u32::MAX;
 
-/// A key with its value and metadata.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub key: SmallBytes,
-    pub value: Value,
-    /// Absolute expiry in Unix milliseconds, 0 for none.
-    expire_at: u64,
-    /// Access clock for LRU (seconds) or LFU (minutes << 8 | log counter) eviction.
-    pub access: u32,
-}
-
-impl Entry {
-    pub fn new(key: SmallBytes, value: Value) -> Self {
-        Entry {
-            key,
-            value,
-            expire_at: 0,
-            access: 0,
-        }
-    }
-
-    /// The expiry time in Unix milliseconds, if any.
-    pub fn expire_at(&self) -> Option<u64> {
-        (self.expire_at != 0).then_some(self.expire_at)
-    }
-
-    pub fn is_expired(&self, now_ms: u64) -> bool {
-        self.expire_at != 0 && self.expire_at <= now_ms
-    }
-}
-
 #[derive(Debug, Clone)]
 enum Slot {
     Used(Entry),
     Free { next: u32 },
+}
+
+impl snapshot::Slots for Db {
+    fn entry_at(&self, i: u32) -> Option<&Entry> {
+        Db::entry_at(self, i)
+    }
 }
 
 /// One database (`SELECT n`).
@@ -378,7 +355,7 @@ impl Db {
             },
         );
         if let Some(mut s) = snap {
-            s.detach(old);
+            s.detach(Box::new(old));
             self.snap = Some(s);
         }
     }

@@ -6,7 +6,7 @@
 //!
 //! - a *walker* visits the slab in slot order (slots never move, so the order is stable) and
 //!   encodes each entry that existed when the snapshot began;
-//! - every mutation goes through the database's choke points ([`super::Db::entry_mut`],
+//! - every mutation goes through the database's choke points (`Db::entry_mut`,
 //!   `insert`, `remove_at`, `set_expire`, `clear`); before the first change of an entry the
 //!   walker has not reached yet, the entry's *pre-image* is encoded right there and its slot
 //!   is marked done, so the walker skips it later;
@@ -19,14 +19,20 @@
 //! Each entry is encoded exactly once, as it was at the start. The extra memory is one bit
 //! per slot plus the encoded bytes not yet drained by the consumer (file or socket); no value
 //! is ever copied in memory. The encoding itself is supplied by the caller (RDB), so this
-//! module knows nothing of file formats.
+//! module knows nothing of file formats, and the table it walks is anything that finds an
+//! entry by slot ([`Slots`]), so it does not depend on the database it is part of.
 
-use super::{Db, Entry};
+use super::entry::Entry;
+
+/// A table of entries by slot index: the live database, or the one a flush detached.
+pub trait Slots {
+    fn entry_at(&self, i: u32) -> Option<&Entry>;
+}
 
 /// Appends one entry, as the snapshot's format encodes it, to the output.
 pub type Encode = fn(&Entry, &mut Vec<u8>);
 
-/// Snapshot state carried by a [`Db`] while a snapshot of it is in progress.
+/// Snapshot state carried by a database (`Db`) while a snapshot of it is in progress.
 pub struct DbSnapshot {
     /// The database index this snapshot describes (it survives SWAPDB).
     pub db_index: usize,
@@ -44,7 +50,7 @@ pub struct DbSnapshot {
     /// Keys the database held at the start (progress reporting).
     pub total: u64,
     /// The table as it was when FLUSHDB/FLUSHALL replaced it; walked instead of the live one.
-    detached: Option<Box<Db>>,
+    detached: Option<Box<dyn Slots + Send>>,
 }
 
 impl std::fmt::Debug for DbSnapshot {
@@ -108,9 +114,9 @@ impl DbSnapshot {
 
     /// Takes over the table that FLUSHDB/FLUSHALL is discarding, unless an earlier flush
     /// already handed over the table of the snapshot's start (later tables are not part of it).
-    pub(super) fn detach(&mut self, old: Db) {
+    pub(super) fn detach(&mut self, old: Box<dyn Slots + Send>) {
         if self.detached.is_none() {
-            self.detached = Some(Box::new(old));
+            self.detached = Some(old);
         }
     }
 
@@ -125,12 +131,20 @@ impl DbSnapshot {
 
     /// Walks up to `budget` slots of `live` (or of the detached table); returns true when the
     /// whole start state has been encoded.
-    pub(super) fn step(&mut self, live: &Db, budget: u32) -> bool {
+    pub(super) fn step<T: Slots>(&mut self, live: &T, budget: u32) -> bool {
         let end = self.cursor.saturating_add(budget).min(self.bound);
-        let table: &Db = match &self.detached {
-            Some(old) => old,
-            None => live,
-        };
+        match self.detached.take() {
+            Some(old) => {
+                self.walk(old.as_ref(), end);
+                self.detached = Some(old);
+            }
+            None => self.walk(live, end),
+        }
+        self.cursor = end;
+        self.cursor >= self.bound
+    }
+
+    fn walk<T: Slots + ?Sized>(&mut self, table: &T, end: u32) {
         for i in self.cursor..end {
             if self.is_done(i) {
                 continue;
@@ -141,8 +155,6 @@ impl DbSnapshot {
             }
             self.done[i as usize / 64] |= 1 << (i % 64);
         }
-        self.cursor = end;
-        self.cursor >= self.bound
     }
 }
 

@@ -11,7 +11,8 @@ use std::io::{ErrorKind, Read};
 
 use super::compact::{self, CompactError, Elem};
 use super::encoding::{self as enc, Crc64Digest, crc64_digest};
-use super::{Aux, RdbEntry, RdbError, RdbValue};
+use super::error::RdbError;
+use super::model::{Aux, RdbEntry, RdbValue};
 
 const BUF_SIZE: usize = 64 * 1024;
 /// The most a declared length may make us reserve before the bytes arrive.

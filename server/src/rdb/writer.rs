@@ -12,7 +12,8 @@ use std::io::Write;
 
 use super::compact;
 use super::encoding::{self as enc, Crc64Digest, LzfCompressor, crc64_digest, put_len};
-use super::{Aux, RdbError, RdbValue};
+use super::error::RdbError;
+use super::model::{Aux, RdbValue};
 
 const FLUSH_AT: usize = 64 * 1024;
 /// Listpack thresholds matching Redis 7.0's defaults, so what we write as a listpack is what
