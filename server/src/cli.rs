@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError, RenameCommand};
 use crate::net;
 use crate::persistence::{load, save};
 use crate::state::Server;
@@ -58,9 +58,11 @@ fn parse_args(args: &[String]) -> anyhow::Result<Config> {
             i += 1;
         }
         if name.eq_ignore_ascii_case("rename-command") && values.len() == 2 {
-            config
-                .rename_commands
-                .push((values[0].clone(), values[1].clone()));
+            config.rename_commands.push(RenameCommand {
+                old: values[0].clone(),
+                new: values[1].clone(),
+                line: None,
+            });
             continue;
         }
         config
@@ -108,8 +110,10 @@ async fn signals(state: Shared) {
 /// The log file cannot be opened, the runtime cannot start, or the port cannot be bound.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let (config, commands) = match parse_args(args).and_then(|c| {
-        let names = crate::cmd::names::resolve(&c.rename_commands)
-            .map_err(|e| anyhow::anyhow!("invalid rename-command: {e}"))?;
+        let names = crate::cmd::names::resolve(&c.rename_commands).map_err(|e| match e {
+            ConfigError::File { .. } => anyhow::Error::new(e),
+            e => anyhow::anyhow!("invalid command-line directive --rename-command: {e}"),
+        })?;
         Ok((c, names))
     }) {
         Ok(c) => c,

@@ -146,7 +146,7 @@ pub struct Config {
     /// `rename-command old new` of the config file and command line, in order (not a CONFIG
     /// directive). Plain data: they are resolved against the command table when the server
     /// starts (`crate::cmd::names::resolve`), where an unknown name is refused.
-    pub rename_commands: Vec<(String, String)>,
+    pub rename_commands: Vec<RenameCommand>,
 }
 
 impl Default for Config {
@@ -233,6 +233,17 @@ impl Default for Config {
 }
 
 /// A refused directive or value. The text after the name is what Redis prints.
+/// One `rename-command old new` directive, as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenameCommand {
+    pub old: String,
+    /// Empty: the command is removed.
+    pub new: String,
+    /// The config file's line (number and text) it came from, for the error Redis prints;
+    /// `None` on the command line.
+    pub line: Option<(usize, String)>,
+}
+
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("Bad directive or wrong number of arguments")]
@@ -829,8 +840,11 @@ impl Config {
                 continue;
             }
             if name.eq_ignore_ascii_case("rename-command") && args.len() == 2 {
-                self.rename_commands
-                    .push((args[0].clone(), args[1].clone()));
+                self.rename_commands.push(RenameCommand {
+                    old: args[0].clone(),
+                    new: args[1].clone(),
+                    line: Some((n + 1, line.into())),
+                });
                 continue;
             }
             if args.is_empty() && !name.eq_ignore_ascii_case("save") {

@@ -10,6 +10,7 @@
 //! configured, lookups go straight to [`super::lookup`].
 
 use super::Spec;
+use crate::config::{ConfigError, RenameCommand};
 use crate::state::commands::CommandNames;
 
 /// Finds a command by the name a client sent, renames applied.
@@ -27,11 +28,22 @@ pub fn lookup(names: &CommandNames, name: &[u8]) -> Option<&'static Spec> {
 /// command).
 ///
 /// # Errors
-/// Redis's texts: `old` is not a command (by then), or `new` already names one.
-pub fn resolve(renames: &[(String, String)]) -> Result<CommandNames, String> {
+/// Redis's texts: `old` is not a command (by then), or `new` already names one; for a
+/// directive of the config file, with its line as Redis reports a bad line.
+pub fn resolve(renames: &[RenameCommand]) -> Result<CommandNames, ConfigError> {
     let mut names = CommandNames::default();
-    for (old, new) in renames {
-        rename(&mut names, old, new)?;
+    for r in renames {
+        rename(&mut names, &r.old, &r.new).map_err(|msg| {
+            let invalid = ConfigError::Invalid("rename-command".into(), msg);
+            match &r.line {
+                Some((line, text)) => ConfigError::File {
+                    line: *line,
+                    text: text.clone(),
+                    source: Box::new(invalid),
+                },
+                None => invalid,
+            }
+        })?;
     }
     Ok(names)
 }
@@ -56,11 +68,28 @@ mod tests {
     use super::*;
 
     fn renamed(pairs: &[(&str, &str)]) -> Result<CommandNames, String> {
-        let owned: Vec<(String, String)> = pairs
+        let owned: Vec<RenameCommand> = pairs
             .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .map(|(old, new)| RenameCommand {
+                old: old.to_string(),
+                new: new.to_string(),
+                line: None,
+            })
             .collect();
-        resolve(&owned)
+        resolve(&owned).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_bad_rename_in_the_file_names_its_line() {
+        let mut c = crate::config::Config::default();
+        c.apply_text("port 7000\nrename-command nosuch x\n")
+            .expect("parsed");
+        let e = resolve(&c.rename_commands).expect_err("refused");
+        assert_eq!(
+            e.to_string(),
+            "*** FATAL CONFIG FILE ERROR ***\nReading the configuration file, at line 2\n\
+             >>> 'rename-command nosuch x'\nNo such command in rename-command"
+        );
     }
 
     #[test]
