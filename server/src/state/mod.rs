@@ -79,6 +79,9 @@ pub struct AccessClock {
     /// `lfu-log-factor` and `lfu-decay-time`.
     log_factor: u64,
     decay_minutes: u64,
+    /// A uniform draw in [0, 1) from the server's generator, for the LFU counter's
+    /// logarithmic increment (Redis's `rand()` in `LFULogIncr`); unused under LRU.
+    draw: f64,
 }
 
 /// Redis's starting LFU counter for a new object (`LFU_INIT_VAL`).
@@ -102,7 +105,7 @@ impl AccessClock {
             if counter < 255 {
                 let base = f64::from(counter.saturating_sub(LFU_INIT));
                 let p = 1.0 / (base * self.log_factor as f64 + 1.0);
-                if rand::random::<f64>() < p {
+                if self.draw < p {
                     counter += 1;
                 }
             }
@@ -344,12 +347,18 @@ impl Server {
         client.sync_sub_counts();
     }
 
-    pub fn access_clock(&self, now_ms: u64) -> AccessClock {
+    pub fn access_clock(&mut self, now_ms: u64) -> AccessClock {
+        let lfu = self.config.maxmemory_policy.is_lfu();
         AccessClock {
-            lfu: self.config.maxmemory_policy.is_lfu(),
+            lfu,
             now_s: (now_ms / 1000) as u32,
             log_factor: self.config.lfu_log_factor,
             decay_minutes: self.config.lfu_decay_time,
+            draw: if lfu {
+                rand::Rng::random(&mut self.rng)
+            } else {
+                0.0
+            },
         }
     }
 
@@ -521,6 +530,7 @@ mod tests {
             now_s,
             log_factor: 10,
             decay_minutes: 1,
+            draw: 0.5,
         }
     }
 
@@ -530,7 +540,16 @@ mod tests {
         let fresh = c.fresh();
         assert_eq!(c.lfu_counter(fresh), 5, "LFU_INIT_VAL");
         // From the initial value the increment probability is 1.
-        assert_eq!(c.lfu_counter(c.touch(fresh)), 6);
+        let six = c.touch(fresh);
+        assert_eq!(c.lfu_counter(six), 6);
+        // At 6 it is 1 / (1 * lfu-log-factor + 1) = 1/11: the server's draw decides.
+        assert_eq!(c.lfu_counter(c.touch(six)), 6, "a draw of 0.5 misses 1/11");
+        let lucky = AccessClock { draw: 0.05, ..c };
+        assert_eq!(
+            lucky.lfu_counter(lucky.touch(six)),
+            7,
+            "a draw of 0.05 hits it"
+        );
         // Three minutes later the counter has decayed by three (lfu-decay-time 1).
         let later = lfu(600 + 180);
         assert_eq!(later.lfu_counter(fresh), 2);
