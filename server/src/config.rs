@@ -232,7 +232,6 @@ impl Default for Config {
     }
 }
 
-/// A refused directive or value. The text after the name is what Redis prints.
 /// One `rename-command old new` directive, as given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenameCommand {
@@ -244,6 +243,7 @@ pub struct RenameCommand {
     pub line: Option<(usize, String)>,
 }
 
+/// A refused directive or value. The text after the name is what Redis prints.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("Bad directive or wrong number of arguments")]

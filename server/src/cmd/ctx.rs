@@ -9,7 +9,7 @@ use crate::protocol::Reply;
 use crate::state::Server;
 use crate::state::blocking::Block;
 use rand::SeedableRng;
-use rand::rngs::SmallRng;
+use rand::rngs::StdRng;
 
 /// What a write command sends to replicas.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -97,9 +97,11 @@ impl<'a> Ctx<'a> {
     }
 
     /// A generator seeded from the server's one, for the random draws of a command: it can
-    /// run while the keyspace is borrowed, and every draw still comes from one source.
-    pub fn rng(&mut self) -> SmallRng {
-        SmallRng::from_rng(&mut self.srv.rng)
+    /// run while the keyspace is borrowed, and every draw still comes from one source. It is
+    /// of another algorithm than the server's (ChaCha from xoshiro), as a generator seeded
+    /// from one of its own kind may produce a correlated stream.
+    pub fn rng(&mut self) -> StdRng {
+        StdRng::from_rng(&mut self.srv.rng)
     }
 
     /// The current database and the reply writer at once, so a value can be written out
