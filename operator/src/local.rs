@@ -136,6 +136,31 @@ impl LocalNodes {
         }
     }
 
+    /// Refuses a set whose ports are not all free before any node starts (each is bound once
+    /// and released), so a busy base port is an error at start, not a set reporting Ready
+    /// against somebody else's servers while its own nodes fail to start.
+    pub fn check_ports(&self) -> Result<(), LocalError> {
+        let nodes = self.settings.replicas;
+        if u32::from(self.settings.base_port) + nodes > 65536 {
+            return Err(LocalError::PortRange {
+                base: self.settings.base_port,
+                nodes,
+            });
+        }
+        for i in 0..self.children.len() {
+            let addr = self.addr(i);
+            std::net::TcpListener::bind((addr.host.as_str(), addr.port)).map_err(|source| {
+                LocalError::PortInUse {
+                    node: Self::name(i),
+                    host: addr.host.clone(),
+                    port: addr.port,
+                    source,
+                }
+            })?;
+        }
+        Ok(())
+    }
+
     /// The tuning nodes started from now on get in their config file.
     pub fn set_plan(&mut self, plan: policy::Plan) {
         self.plan = plan;
@@ -323,6 +348,7 @@ pub async fn run(
     }
     dataplane.use_commands(vec![settings.commands.clone()]);
     let mut nodes = LocalNodes::new(settings, plan.clone());
+    nodes.check_ports()?;
     let tty = std::io::stdout().is_terminal();
     let mut previous: Option<RedisReplicaSetStatus> = None;
     let mut ticker = tokio::time::interval(PASS_INTERVAL);
@@ -427,6 +453,30 @@ pub enum LocalError {
     /// The SIGUSR1 handler (switchover requests) could not be installed.
     #[error("failed to listen for SIGUSR1: {0}")]
     Signal(#[source] std::io::Error),
+    /// A node's port is taken before the set starts (another local set, a Redis): the node
+    /// would fail to bind, and the data plane would report the other instance's servers.
+    #[error(
+        "port {port} of {node} is already in use on {host} ({source}): stop what listens there or choose another --base-port"
+    )]
+    PortInUse {
+        /// The node that would listen there.
+        node: String,
+        /// Its address.
+        host: String,
+        /// Its port.
+        port: u16,
+        /// Why the port could not be bound.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `--base-port` plus the number of nodes passes the last port.
+    #[error("--base-port {base} leaves no room for {nodes} nodes (ports end at 65535)")]
+    PortRange {
+        /// The base port.
+        base: u16,
+        /// Nodes in the set.
+        nodes: u32,
+    },
     /// The status file could not be written.
     #[error("failed to write the status file {path}: {source}")]
     StatusFile {

@@ -22,6 +22,56 @@ use serde_json::Value;
 /// How long a set of small nodes may take to be Ready with every replica online.
 const READY: Duration = Duration::from_secs(60);
 
+/// A port of the set already taken (here by a listener standing in for another instance)
+/// stops local mode at once with the port and node in the error, instead of a set that
+/// reports the other instance's servers while its own nodes fail to bind.
+#[test]
+fn a_busy_port_is_refused_before_any_node_starts() {
+    // node-1's port is the taken one; node-0's is free.
+    let (taken, port) = loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port - 1)).is_ok() {
+            break (l, port);
+        }
+    };
+    let base = port - 1;
+    let dir = std::env::temp_dir().join(format!("tandem-local-busy-{}-{port}", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tandem-operator"))
+        .args(["local", "--replicas", "2", "--dataset-size-hint", "64Mi"])
+        .args(["--base-port", &base.to_string()])
+        .arg("--dir")
+        .arg(&dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The refusal comes before any node starts: well within the first status pass.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("local mode kept running with port {port} taken");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("port {port} of node-1 is already in use")),
+        "{stderr}"
+    );
+    assert!(!dir.join("node-0").exists(), "no node started: {stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+    drop(taken);
+}
+
 /// Runs `body` on a thread with a connection to `port` and a flag that asks it to stop.
 fn writer<T: Send + 'static>(
     port: u16,
