@@ -20,6 +20,7 @@ import copy
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -191,9 +192,44 @@ def test_bad_values_are_rejected_by_the_schema():
         {"metrics": {"port": 0}},
         {"networkPolicy": {"surprise": True}},
         {"leaderElection": {"enabled": False}},  # two replicas without an election
+        {"global": "not a map"},
     ]:
         with pytest.raises(helm.HelmValuesError):
             chart.render(bad, name=RELEASE, namespace=NAMESPACE)
+
+
+def test_renders_as_a_dependency_of_an_umbrella_chart_with_global_values(tmp_path):
+    """Helm hands a subchart the umbrella's `global` values (an empty map at least), so the
+    values schema must accept the key or the chart cannot be a dependency at all."""
+    umbrella = tmp_path / "umbrella"
+    shutil.copytree(
+        CHART,
+        umbrella / "charts" / "tandem-operator",
+        ignore=shutil.ignore_patterns("tests", "__pycache__"),
+    )
+    version = yaml.safe_load((CHART / "Chart.yaml").read_text())["version"]
+    (umbrella / "Chart.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v2",
+                "name": "umbrella",
+                "version": "0.1.0",
+                "dependencies": [{"name": "tandem-operator", "version": version}],
+            }
+        )
+    )
+    for values in [{}, {"global": {"imageRegistry": "registry.example", "labels": {"team": "db"}}}]:
+        manifests = helm.Chart.load(str(umbrella)).render(
+            copy.deepcopy(values), name=RELEASE, namespace=NAMESPACE, is_install=True
+        )
+        objects = [
+            doc
+            for path, text in sorted(manifests.items())
+            if not path.endswith("NOTES.txt")
+            for doc in yaml.safe_load_all(text)
+            if doc
+        ]
+        assert one(objects, "Deployment")["metadata"]["name"] == FULLNAME, values
 
 
 def test_every_value_is_commented_above_it():
