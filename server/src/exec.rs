@@ -10,6 +10,7 @@ use crate::keyspace::SmallBytes;
 use crate::protocol::{Args, Protocol, Reply};
 use crate::state::Server;
 use crate::state::blocking::Block;
+use crate::state::scripting::ScriptRun;
 use std::borrow::Cow;
 
 /// What the connection must do after a command.
@@ -138,6 +139,9 @@ enum Mode<'k> {
     InExec,
     /// Re-run for a blocked client because this key was written.
     Woken(&'k SmallBytes),
+    /// Called by a script: it may not block, and its write reaches replicas only if the
+    /// script replicates (`redis.set_repl`).
+    Script { replicate: bool },
 }
 
 /// Container commands: CLIENT LIST and errors name their subcommands `container|sub`.
@@ -264,19 +268,18 @@ fn call(
     let started = std::time::Instant::now();
     let mark = out.len();
     let (result, block, propagate, touched) = {
-        let mut ctx = Ctx::new(srv, client, out);
+        let mut ctx = Ctx::new(srv, client, out, script_call);
         match mode {
             Mode::Direct => {}
-            Mode::InExec => ctx.may_block = false,
+            Mode::InExec | Mode::Script { .. } => ctx.may_block = false,
             Mode::Woken(key) => ctx.woken_by = Some(key.clone()),
         }
         let r = (spec.handler)(&mut ctx, args);
-        (
-            r,
-            ctx.block.take(),
-            std::mem::take(&mut ctx.propagate),
-            ctx.touched.take(),
-        )
+        let propagate = match mode {
+            Mode::Script { replicate: false } => Propagate::Nothing,
+            _ => std::mem::take(&mut ctx.propagate),
+        };
+        (r, ctx.block.take(), propagate, ctx.touched.take())
     };
     let micros = started.elapsed().as_micros() as u64;
     let stat_name = cmd::stat_name(spec, args).unwrap_or(spec.name);
@@ -393,6 +396,83 @@ fn exec(srv: &mut Server, client: &mut Client, out: &mut Vec<u8>) -> Outcome {
     srv.feed.end_atomic();
     after_command(srv, client);
     Outcome::Continue
+}
+
+/// Runs one command of a script (Redis's `scriptCall`): the checks Redis makes for a
+/// script's command, in its order and with its texts, then the command in the script's
+/// database and protocol. Handed to handlers as [`cmd::ScriptCall`].
+fn script_call(
+    srv: &mut Server,
+    client: &mut Client,
+    run: &mut ScriptRun,
+    args: Args<'_>,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    let spec = cmd::names::lookup(&srv.commands, args.get(0))
+        .filter(|s| cmd::subcommand_error(s, args).is_none() || !s.arity_ok(args.len()));
+    let Some(spec) = spec else {
+        return Err("Unknown Redis command called from script".into());
+    };
+    if !spec.arity_ok(args.len()) {
+        return Err("Wrong number of args calling Redis command from script".into());
+    }
+    if spec.is(flags::NOSCRIPT) {
+        return Err("This Redis command is not allowed from script".into());
+    }
+    if let Some(m) = srv.repl.master.as_ref()
+        && m.state != crate::state::replication::master_link::LinkState::Connected
+        && !srv.config.replica_serve_stale_data
+        && !spec.is(flags::STALE)
+    {
+        return Err("Can not execute the command on a stale replica".into());
+    }
+    if run.read_only && spec.is(flags::WRITE | flags::MAY_REPLICATE) {
+        return Err("Write commands are not allowed from read-only scripts.".into());
+    }
+    if spec.is(flags::WRITE) && !run.wrote {
+        if srv.repl.is_replica() && srv.config.replica_read_only && !client.is_master {
+            return Err("-READONLY You can't write against a read only replica.".into());
+        }
+        if writes_denied_by_disk_error(srv) {
+            return Err(format!("-{MISCONF}"));
+        }
+        if !srv.repl.is_replica()
+            && srv.config.min_replicas_to_write > 0
+            && srv.config.min_replicas_max_lag > 0
+            && (srv.repl.good_replicas(srv.config.min_replicas_max_lag) as u64)
+                < srv.config.min_replicas_to_write
+        {
+            return Err("-NOREPLICAS Not enough good replicas to write.".into());
+        }
+    }
+    if !run.allow_oom
+        && !run.wrote
+        && run.oom_at_start
+        && !client.is_master
+        && spec.is(flags::DENYOOM)
+    {
+        return Err(format!("-{}", CmdError::Oom.text()));
+    }
+    if spec.is(flags::WRITE) {
+        run.wrote = true;
+    }
+    let (db, proto) = (client.db, client.proto);
+    client.db = run.db;
+    client.proto = if run.resp3 {
+        Protocol::Resp3
+    } else {
+        Protocol::Resp2
+    };
+    let mode = Mode::Script {
+        replicate: run.replicate,
+    };
+    if let Outcome::Block(..) = call(srv, client, spec, args, out, mode) {
+        Reply::new(out, client.proto).null_array();
+    }
+    run.db = client.db;
+    client.db = db;
+    client.proto = proto;
+    Ok(())
 }
 
 fn after_command(srv: &mut Server, client: &mut Client) {

@@ -5,9 +5,11 @@
 use super::CmdError;
 use crate::client::Client;
 use crate::keyspace::{Db, Entry, SmallBytes, Value};
+use crate::protocol::Args;
 use crate::protocol::Reply;
 use crate::state::Server;
 use crate::state::blocking::Block;
+use crate::state::scripting::ScriptRun;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -25,6 +27,11 @@ pub enum Propagate {
     /// These commands instead, in order (e.g. `SET k v PXAT <abs>` for `SET k v EX 10`).
     Rewrite(Vec<Vec<Vec<u8>>>),
 }
+
+/// How a script's command reaches the executor (Redis's `scriptCall`): the executor hands
+/// itself to handlers through this, so commands that run scripts need not import it.
+pub type ScriptCall =
+    fn(&mut Server, &mut Client, &mut ScriptRun, Args<'_>, &mut Vec<u8>) -> Result<(), String>;
 
 pub struct Ctx<'a> {
     pub srv: &'a mut Server,
@@ -44,10 +51,17 @@ pub struct Ctx<'a> {
     /// client's database) was written: the command should serve from this key, as Redis
     /// serves blocked clients from the key that became ready, or block again.
     pub woken_by: Option<SmallBytes>,
+    /// Runs a command for a script (EVAL, FCALL).
+    pub script_call: ScriptCall,
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(srv: &'a mut Server, client: &'a mut Client, out: &'a mut Vec<u8>) -> Self {
+    pub fn new(
+        srv: &'a mut Server,
+        client: &'a mut Client,
+        out: &'a mut Vec<u8>,
+        script_call: ScriptCall,
+    ) -> Self {
         let now_ms = srv.now_ms;
         let proto = client.proto;
         Ctx {
@@ -60,6 +74,7 @@ impl<'a> Ctx<'a> {
             touched: None,
             may_block: true,
             woken_by: None,
+            script_call,
         }
     }
 

@@ -18,12 +18,13 @@ pub mod names;
 mod persistence;
 mod pubsub;
 mod replication;
+mod scripting;
 mod server;
 mod sets;
 mod strings;
 mod zset;
 
-pub use ctx::{Ctx, Propagate};
+pub use ctx::{Ctx, Propagate, ScriptCall};
 
 use crate::protocol::Args;
 use hashbrown::HashMap;
@@ -261,6 +262,7 @@ pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::ne
         replication::COMMANDS,
         pubsub::COMMANDS,
         zset::COMMANDS,
+        scripting::COMMANDS,
     ];
     families
         .iter()
@@ -305,6 +307,14 @@ pub fn parse_f64(a: &[u8]) -> Option<f64> {
         _ => s.parse().ok()?,
     };
     (!v.is_nan()).then_some(v)
+}
+
+/// A container's HELP reply: its lines as status replies.
+pub fn help(ctx: &mut Ctx<'_>, lines: &[&str]) {
+    ctx.reply.array(lines.len());
+    for l in lines {
+        ctx.reply.simple(l);
+    }
 }
 
 /// Case-insensitive comparison of an argument with an option name.

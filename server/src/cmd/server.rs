@@ -1,6 +1,6 @@
 //! Server commands: INFO, CONFIG, COMMAND, SLOWLOG, TIME, DEBUG.
 
-use super::{CmdError, CmdResult, Ctx, Spec, TABLE, container, eq, flags::*, int_arg, spec};
+use super::{CmdError, CmdResult, Ctx, Spec, TABLE, container, eq, flags::*, help, int_arg, spec};
 use crate::config::ConfigError;
 use crate::protocol::Args;
 
@@ -83,13 +83,6 @@ const CONFIG_HELP: &[&str] = &[
     "HELP",
     "    Prints this help.",
 ];
-
-fn help(ctx: &mut Ctx<'_>, lines: &[&str]) {
-    ctx.reply.array(lines.len());
-    for l in lines {
-        ctx.reply.simple(l);
-    }
-}
 
 fn config(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let sub = args.get(1);

@@ -10,4 +10,4 @@ mod reply;
 
 pub use integer::parse_i64;
 pub use parser::{Args, ParseError, Parser, ProtoLimits};
-pub use reply::{Protocol, Reply, format_double};
+pub use reply::{Protocol, Reply, format_double, format_g};

@@ -13,6 +13,7 @@ pub mod blocking;
 pub mod commands;
 pub mod persistence;
 pub mod replication;
+pub mod scripting;
 
 use crate::client::{Client, ClientShared};
 use crate::config::{Config, EvictionPolicy};
@@ -176,6 +177,8 @@ pub struct Server {
     pub blocking: Blocking,
     /// `rename-command` resolved against the command table (empty until the server starts).
     pub commands: CommandNames,
+    /// Lua: the interpreter, the script cache.
+    pub scripts: scripting::Scripts,
 }
 
 impl Server {
@@ -217,6 +220,7 @@ impl Server {
             watched: HashMap::new(),
             blocking: Blocking::default(),
             commands: CommandNames::default(),
+            scripts: scripting::Scripts::default(),
         }
     }
 

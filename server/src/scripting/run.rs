@@ -1,0 +1,234 @@
+//! One run of a script or function: the run state installed for the API, the command runner
+//! bound to the host for the run's duration, the call under the error handler, and the
+//! result turned into the caller's reply or Redis's error line.
+
+use super::api;
+use super::convert::{self, lua_to_reply, reply_to_lua};
+use super::engine::Hidden;
+use crate::protocol::{Args, Reply};
+use crate::state::scripting::ScriptRun;
+use mlua::{Function, Lua, MultiValue, Table, Value};
+use std::cell::RefCell;
+
+/// The executor, as a script's commands reach it.
+pub trait Host {
+    /// Runs one command for the script (Redis's `scriptCall`), appending its reply in the
+    /// run's protocol to `out`; or says why the script may not run it, as Redis words it
+    /// (`-CODE message`, or a bare message that gets `ERR`).
+    fn call(
+        &mut self,
+        run: &mut ScriptRun,
+        args: Args<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), String>;
+}
+
+/// How the script receives its keys and arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// EVAL: the chunk runs with the globals KEYS and ARGV.
+    Eval,
+    /// FCALL: the registered function gets (keys, args).
+    Function,
+}
+
+/// What to run.
+pub struct Invocation<'a> {
+    pub function: &'a Function,
+    /// Its name in error lines: the SHA1 for EVAL, the function's name for FCALL.
+    pub name: &'a str,
+    pub keys: Vec<&'a [u8]>,
+    pub args: Vec<&'a [u8]>,
+    pub target: Target,
+}
+
+/// Every this many runs, a step of Lua's collector, as Redis does, rather than letting a full
+/// cycle land on some unlucky call.
+const GC_PERIOD: u32 = 50;
+
+/// Runs the script and writes its reply. Returns the run state as the script left it (what
+/// it wrote, its database) and, on failure, the error line for the caller.
+pub fn invoke(
+    lua: &Lua,
+    inv: &Invocation<'_>,
+    run: ScriptRun,
+    host: &mut dyn Host,
+    reply: &mut Reply<'_>,
+) -> (Result<(), String>, ScriptRun) {
+    lua.set_app_data(run);
+    let outcome = call(lua, inv, host);
+    let run = lua.remove_app_data::<ScriptRun>().unwrap_or_default();
+    collect_now_and_then(lua);
+    let result = match outcome {
+        Ok((true, value)) => lua_to_reply(&value, reply, run.resp3).map_err(|e| {
+            format!(
+                "ERR Error running script {}, {}",
+                inv.name,
+                convert::error_text(&e)
+            )
+        }),
+        Ok((false, Value::Table(t))) => Err(error_line(&t, inv.name)),
+        Ok((false, other)) => {
+            let msg = match &other {
+                Value::String(s) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
+                _ => "execution failure".into(),
+            };
+            Err(format!(
+                "ERR Error running script {}, {:.100}",
+                inv.name, msg
+            ))
+        }
+        Err(e) => Err(format!(
+            "ERR Error running script {}, {:.100}",
+            inv.name,
+            convert::error_text(&e)
+        )),
+    };
+    (result, run)
+}
+
+fn collect_now_and_then(lua: &Lua) {
+    struct Runs(u32);
+    let due = match lua.app_data_mut::<Runs>() {
+        Some(mut r) => {
+            r.0 += 1;
+            r.0 % GC_PERIOD == 0
+        }
+        None => {
+            lua.set_app_data(Runs(1));
+            false
+        }
+    };
+    if due {
+        // The step only paces the collector; its outcome changes nothing for the caller.
+        let _ = lua.gc_step();
+    }
+}
+
+/// Redis's error line for a failed script: the message, then where it failed.
+fn error_line(t: &Table, name: &str) -> String {
+    let text = |k: &str| match t.raw_get::<Value>(k) {
+        Ok(Value::String(s)) => Some(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
+        Ok(Value::Integer(n)) => Some(n.to_string()),
+        Ok(Value::Number(n)) => Some(super::engine::number_text(n)),
+        _ => None,
+    };
+    let msg = text("err").unwrap_or_else(|| "ERR unknown error".into());
+    match (text("source"), text("line")) {
+        (Some(source), Some(line)) => format!("{msg} script: {name}, on {source}:{line}."),
+        _ => msg,
+    }
+}
+
+fn call(lua: &Lua, inv: &Invocation<'_>, host: &mut dyn Host) -> mlua::Result<(bool, Value)> {
+    let hidden = lua
+        .app_data_ref::<Hidden>()
+        .map(|h| h.0.clone())
+        .ok_or_else(|| mlua::Error::runtime("the interpreter has no sandbox"))?;
+    let keys = lua.create_sequence_from(
+        inv.keys
+            .iter()
+            .map(|k| lua.create_string(k))
+            .collect::<mlua::Result<Vec<_>>>()?,
+    )?;
+    let args = lua.create_sequence_from(
+        inv.args
+            .iter()
+            .map(|a| lua.create_string(a))
+            .collect::<mlua::Result<Vec<_>>>()?,
+    )?;
+    let handler = hidden.raw_get::<Function>("handler")?;
+    let redis: Table = hidden.raw_get("redis")?;
+    let host = RefCell::new(host);
+    let result = lua.scope(|scope| {
+        let bound = |raise_errors: bool| {
+            let host = &host;
+            scope.create_function(move |lua, argv: MultiValue| {
+                let Ok(mut host) = host.try_borrow_mut() else {
+                    return Err(api::raise_text(
+                        lua,
+                        "redis.call/pcall called while a call runs",
+                    ));
+                };
+                match run_command(lua, &mut **host, argv)? {
+                    (Value::Table(t), true) if raise_errors => Err(api::raise(lua, t)),
+                    (v, _) => Ok(v),
+                }
+            })
+        };
+        redis.raw_set("call", bound(true)?)?;
+        redis.raw_set("pcall", bound(false)?)?;
+        match inv.target {
+            Target::Eval => {
+                let globals: Table = hidden.raw_get("globals")?;
+                globals.raw_set("KEYS", keys)?;
+                globals.raw_set("ARGV", args)?;
+                hidden
+                    .raw_get::<Function>("run_eval")?
+                    .call::<(bool, Value)>((inv.function, &handler))
+            }
+            Target::Function => hidden
+                .raw_get::<Function>("run_function")?
+                .call::<(bool, Value)>((inv.function, &handler, keys, args)),
+        }
+    });
+    let outside: Function = hidden.raw_get("outside_run")?;
+    redis.raw_set("call", outside.clone())?;
+    redis.raw_set("pcall", outside)?;
+    result
+}
+
+/// `redis.call`/`redis.pcall`'s work: the arguments as a command, run by the host, its reply
+/// as a Lua value and whether it is an error (which `redis.call` raises).
+fn run_command(lua: &Lua, host: &mut dyn Host, argv: MultiValue) -> mlua::Result<(Value, bool)> {
+    if argv.is_empty() {
+        return refused(
+            lua,
+            "Please specify at least one argument for this redis lib call",
+        );
+    }
+    let mut buf = Vec::new();
+    let mut ranges = Vec::with_capacity(argv.len());
+    for v in &argv {
+        let start = buf.len();
+        match v {
+            Value::String(s) => buf.extend_from_slice(&s.as_bytes()),
+            // Lua's own number format loses precision: Redis prints %.17g.
+            Value::Integer(n) => buf.extend_from_slice(n.to_string().as_bytes()),
+            Value::Number(n) => buf.extend_from_slice(crate::protocol::format_g(*n, 17).as_bytes()),
+            _ => {
+                return refused(
+                    lua,
+                    "Lua redis lib command arguments must be strings or integers",
+                );
+            }
+        }
+        ranges.push((start, buf.len()));
+    }
+    let Some(mut run) = lua.app_data_ref::<ScriptRun>().map(|r| r.clone()) else {
+        return refused(
+            lua,
+            "redis.call/pcall can only be called inside a script invocation",
+        );
+    };
+    let mut out = Vec::new();
+    let called = host.call(&mut run, Args::new(&buf, &ranges), &mut out);
+    if let Some(mut r) = lua.app_data_mut::<ScriptRun>() {
+        *r = run;
+    }
+    match called {
+        Ok(()) => reply_to_lua(lua, &out),
+        Err(text) => {
+            let t = convert::error_table(lua, text.as_bytes())?;
+            t.raw_set("ignore_error_stats_update", true)?;
+            Ok((Value::Table(t), true))
+        }
+    }
+}
+
+fn refused(lua: &Lua, text: &str) -> mlua::Result<(Value, bool)> {
+    Ok((
+        Value::Table(convert::error_table(lua, text.as_bytes())?),
+        true,
+    ))
+}
