@@ -53,6 +53,15 @@ pub struct ClientShared {
     /// CLIENT UNBLOCK: end the blocking command now, with an error (`true`) or its timeout
     /// reply.
     pub unblock: Cell<Option<bool>>,
+    /// The client's socket, for answering it while a script holds the server
+    /// (`crate::net::busy`).
+    pub socket: RefCell<Option<std::rc::Rc<tokio::net::TcpStream>>>,
+    /// The connection waits for input with nothing buffered or unsent and an authenticated
+    /// client: it can be answered directly while a script holds the server.
+    pub idle: Cell<bool>,
+    /// Bytes read from the socket while a script held the server and not answered then (the
+    /// start of a command): the connection parses them before what it reads next.
+    pub busy_input: RefCell<Vec<u8>>,
 }
 
 impl ClientShared {

@@ -87,6 +87,9 @@ pub struct Config {
     pub maxmemory_policy: EvictionPolicy,
     pub maxmemory_samples: usize,
     pub hz: u64,
+    /// `busy-reply-threshold` (`lua-time-limit`): after this many milliseconds a running
+    /// script lets other clients in, to answer them BUSY and take SCRIPT KILL.
+    pub busy_reply_threshold: u64,
     pub timeout: u64,
     pub tcp_keepalive: u64,
     pub dir: String,
@@ -169,6 +172,7 @@ impl Default for Config {
             maxmemory_policy: EvictionPolicy::NoEviction,
             maxmemory_samples: 5,
             hz: 10,
+            busy_reply_threshold: 5000,
             timeout: 0,
             tcp_keepalive: 300,
             dir: ".".into(),
@@ -582,6 +586,13 @@ pub static DIRECTIVES: &[Directive] = &[
     },
     integer!("maxmemory-samples", maxmemory_samples, 1, 64),
     integer!("hz", hz, 0, i64::from(i32::MAX)),
+    integer!(
+        "busy-reply-threshold",
+        "lua-time-limit",
+        busy_reply_threshold,
+        0,
+        i64::MAX
+    ),
     integer!("timeout", timeout, 0, i64::from(i32::MAX)),
     integer!("tcp-keepalive", tcp_keepalive, 0, i64::from(i32::MAX)),
     string!("dir", dir, false),

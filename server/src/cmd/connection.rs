@@ -152,34 +152,10 @@ fn echo(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 
 /// Checks a password for the default user.
 fn check_auth(ctx: &mut Ctx<'_>, user: Option<&[u8]>, pass: &[u8]) -> CmdResult {
-    let Some(required) = ctx.srv.config.requirepass.clone() else {
-        if user.is_none() {
-            return Err(CmdError::msg(
-                "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
-            ));
-        }
-        if user.is_some_and(|u| u == b"default") {
-            ctx.client.authenticated = true;
-            return Ok(());
-        }
-        return Err(CmdError::msg(
-            "WRONGPASS invalid username-password pair or user is disabled.",
-        ));
-    };
-    let user_ok = user.is_none_or(|u| u == b"default");
-    if user_ok && constant_time_eq(pass, required.as_bytes()) {
-        ctx.client.authenticated = true;
-        Ok(())
-    } else {
-        Err(CmdError::msg(
-            "WRONGPASS invalid username-password pair or user is disabled.",
-        ))
-    }
-}
-
-/// Compares secrets without leaking the position of the first difference through timing.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    crate::auth::check_default_user(ctx.srv.config.requirepass.as_deref(), user, pass)
+        .map_err(CmdError::msg)?;
+    ctx.client.authenticated = true;
+    Ok(())
 }
 
 fn auth(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {

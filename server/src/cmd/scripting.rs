@@ -145,6 +145,10 @@ fn run_script(ctx: &mut Ctx<'_>, args: Args<'_>, by_sha: bool, ro: bool) -> CmdR
         replicate: true,
         oom_at_start,
         db: ctx.client.db,
+        eval: true,
+        from_master: ctx.client.is_master,
+        started: Some(std::time::Instant::now()),
+        busy_threshold_ms: ctx.srv.config.busy_reply_threshold,
         ..ScriptRun::default()
     };
     let numkeys = numkeys as usize;
@@ -245,6 +249,10 @@ impl Host for Nested<'_> {
         out: &mut Vec<u8>,
     ) -> Result<(), String> {
         (self.call)(self.srv, self.client, run, args, out)
+    }
+
+    fn serve_busy(&mut self, run: &mut ScriptRun, name: &str) -> bool {
+        crate::net::busy::serve(self.srv, run, name)
     }
 }
 

@@ -44,13 +44,21 @@ struct Connection {
     parser: Parser,
 }
 
+/// What a connection accepted while a script held the server brings along
+/// (`crate::net::busy`): the start of a command, and whether it authenticated.
+#[derive(Debug, Default)]
+pub(super) struct Head {
+    pub input: Vec<u8>,
+    pub authenticated: bool,
+}
+
 /// Serves one accepted socket until the client leaves, is killed, or becomes a replica.
-pub(super) async fn run(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
+pub(super) async fn run(state: Shared, mut sock: TcpStream, peer: SocketAddr, head: Head) {
     let _ = sock.set_nodelay(true);
     let local = sock.local_addr().ok();
     // Bound first: the borrow must end before the refusal is written (an await).
     let admitted = register(&mut state.borrow_mut(), peer, local);
-    let registered = match admitted {
+    let mut registered = match admitted {
         Ok(c) => c,
         Err(refusal) => {
             let _ = sock.write_all(refusal).await;
@@ -58,19 +66,31 @@ pub(super) async fn run(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
         }
     };
     registered.shared.info.borrow_mut().fd = i64::from(sock.as_raw_fd());
+    registered.authenticated |= head.authenticated;
+    let sock = Rc::new(sock);
+    *registered.shared.socket.borrow_mut() = Some(sock.clone());
+    let mut input = head.input;
+    input.reserve(16 * 1024);
     let mut conn = Connection {
         id: registered.id,
         shared: registered.shared.clone(),
         client: Some(registered),
         block_deadline: None,
         postponed: None,
-        input: Vec::with_capacity(16 * 1024),
+        input,
         out: Vec::with_capacity(16 * 1024),
         parser: Parser::new(),
     };
+    // A head may hold whole commands: run them before waiting for more.
+    let mut ready = !conn.input.is_empty();
     loop {
-        let Some(timed_out) = conn.wait(&state, &sock).await else {
-            break;
+        let timed_out = if std::mem::take(&mut ready) {
+            false
+        } else {
+            match conn.wait(&state, &sock).await {
+                Some(t) => t,
+                None => break,
+            }
         };
         if conn.shared.killed.get() {
             break;
@@ -86,14 +106,18 @@ pub(super) async fn run(state: Shared, mut sock: TcpStream, peer: SocketAddr) {
             conn.shared.info.borrow_mut().qbuf = conn.input.len();
             close
         };
-        if !conn.flush(&mut sock).await || close || conn.shared.killed.get() {
+        if !conn.flush(&sock).await || close || conn.shared.killed.get() {
             break;
         }
         if let Some(c) = conn.client.take_if(|c| c.sync_request.is_some()) {
-            conn.hand_over(c, state, sock).await;
+            conn.shared.socket.borrow_mut().take();
+            if let Ok(sock) = Rc::try_unwrap(sock) {
+                conn.hand_over(c, state, sock).await;
+            }
             return;
         }
     }
+    conn.shared.socket.borrow_mut().take();
     let mut srv = state.borrow_mut();
     let client = match conn.client {
         Some(c) => Some(c),
@@ -116,7 +140,13 @@ impl Connection {
             Some(_) => pause_deadline(&state.borrow()),
             None => self.block_deadline,
         };
-        tokio::select! {
+        // While a script holds the server, an idle client can be answered on its socket
+        // directly (`crate::net::busy`); what was read then comes first.
+        let idle = self.input.is_empty()
+            && self.postponed.is_none()
+            && self.client.as_ref().is_some_and(|c| c.authenticated);
+        self.shared.idle.set(idle);
+        let woke = tokio::select! {
             r = read_some(sock, &mut self.input) => match r {
                 Ok(0) | Err(_) => None,
                 Ok(n) => {
@@ -127,7 +157,13 @@ impl Connection {
             },
             () = self.shared.notify.notified() => Some(false),
             () = sleep_until(deadline) => Some(true),
+        };
+        self.shared.idle.set(false);
+        let early = std::mem::take(&mut *self.shared.busy_input.borrow_mut());
+        if !early.is_empty() {
+            self.input.splice(0..0, early);
         }
+        woke
     }
 
     /// Takes the pending output, then a blocked client back once it was served, unblocked
@@ -229,7 +265,7 @@ impl Connection {
     }
 
     /// Writes the batch's replies; false when the connection must close.
-    async fn flush(&mut self, sock: &mut TcpStream) -> bool {
+    async fn flush(&mut self, sock: &TcpStream) -> bool {
         if self.out.is_empty() {
             return true;
         }
@@ -257,7 +293,7 @@ impl Connection {
 /// Writes `out` to the socket. Returns false when the connection must close: a write failed,
 /// or the client was killed while its socket was full (a subscriber over its output-buffer
 /// limit must be dropped at once, not once it reads again).
-async fn write_out(sock: &mut TcpStream, out: &[u8], shared: &ClientShared) -> bool {
+async fn write_out(sock: &TcpStream, out: &[u8], shared: &ClientShared) -> bool {
     let mut written = match sock.try_write(out) {
         Ok(n) => n,
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
@@ -266,9 +302,11 @@ async fn write_out(sock: &mut TcpStream, out: &[u8], shared: &ClientShared) -> b
     let mut woken = false;
     while written < out.len() {
         tokio::select! {
-            r = sock.write(&out[written..]) => match r {
-                Ok(0) | Err(_) => return false,
+            r = sock.writable() => match r.and_then(|()| sock.try_write(&out[written..])) {
+                Ok(0) => return false,
                 Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return false,
             },
             () = shared.notify.notified(), if !woken => woken = true,
             () = tokio::time::sleep(Duration::from_millis(100)) => {}

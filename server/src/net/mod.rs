@@ -3,12 +3,14 @@
 //! Everything runs on one thread; the tasks share the state ([`crate::state::Shared`]) and
 //! borrow it between awaits only.
 
+pub mod busy;
 mod connection;
 
 pub use connection::PROTECTED_MODE_DENIED;
 
 use crate::blocking;
 use crate::state::{Server, Shared};
+use std::rc::Rc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tracing::{Instrument, debug, info};
@@ -16,16 +18,14 @@ use tracing::{Instrument, debug, info};
 /// Accepts connections until SHUTDOWN.
 pub async fn serve(state: Shared, listeners: Vec<TcpListener>) {
     let shutdown = state.borrow().shutdown.clone();
+    let listeners: Vec<Rc<TcpListener>> = listeners.into_iter().map(Rc::new).collect();
+    state.borrow_mut().listeners = listeners.clone();
     for listener in listeners {
         let st = state.clone();
         tokio::task::spawn_local(async move {
             loop {
                 match listener.accept().await {
-                    Ok((sock, peer)) => {
-                        let st = st.clone();
-                        let span = tracing::debug_span!("client", addr = %peer);
-                        tokio::task::spawn_local(connection::run(st, sock, peer).instrument(span));
-                    }
+                    Ok((sock, peer)) => start(&st, sock, peer, connection::Head::default()),
                     Err(e) => {
                         debug!(error = %e, "accept failed");
                         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -34,10 +34,40 @@ pub async fn serve(state: Shared, listeners: Vec<TcpListener>) {
             }
         });
     }
+    tokio::task::spawn_local(start_arrivals(state.clone()));
     tokio::task::spawn_local(cron(state.clone()));
     tokio::task::spawn_local(crate::replication::cron::supervise(state.clone()));
     shutdown.notified().await;
     info!("Redis is now ready to exit, bye bye...");
+}
+
+fn start(
+    state: &Shared,
+    sock: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    head: connection::Head,
+) {
+    let span = tracing::debug_span!("client", addr = %peer);
+    tokio::task::spawn_local(connection::run(state.clone(), sock, peer, head).instrument(span));
+}
+
+/// Starts the connections accepted while a script held the server, once it lets go.
+async fn start_arrivals(state: Shared) {
+    let ready = state.borrow().arrivals_ready.clone();
+    loop {
+        ready.notified().await;
+        let arrivals = std::mem::take(&mut state.borrow_mut().arrivals);
+        for a in arrivals {
+            let head = connection::Head {
+                input: a.input,
+                authenticated: a.authenticated,
+            };
+            match tokio::net::TcpStream::from_std(a.sock) {
+                Ok(sock) => start(&state, sock, a.peer, head),
+                Err(e) => debug!(error = %e, "could not adopt a connection accepted while busy"),
+            }
+        }
+    }
 }
 
 /// Periodic work, `hz` times a second: active expiry, ops/sec samples, memory figures.

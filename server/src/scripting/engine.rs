@@ -3,7 +3,7 @@
 
 use super::{api, convert, libs};
 use crate::state::scripting::{ScriptRun, Scripts};
-use mlua::{Lua, LuaOptions, MultiValue, StdLib, Table, Value};
+use mlua::{HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 
 /// The private table of the sandbox: where the host finds the globals and installs the
 /// command runner of the script in progress.
@@ -93,7 +93,58 @@ fn build() -> mlua::Result<Lua> {
         .set_name("=sandbox")
         .call::<()>(hidden.clone())?;
     lua.set_app_data(Hidden(hidden));
+    arm_hook(&lua)?;
     Ok(lua)
+}
+
+/// How many Lua instructions run between two checks of a script's time (Redis's count).
+const HOOK_INSTRUCTIONS: u32 = 100_000;
+
+/// Sets the instruction hook that watches a running script's time.
+pub(super) fn arm_hook(lua: &Lua) -> mlua::Result<()> {
+    lua.set_hook(
+        HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS),
+        busy_hook,
+    )
+}
+
+/// Past `busy-reply-threshold` a script lets the other clients in (they get BUSY and may
+/// kill it); once killed it fails at every line, so `pcall` cannot keep it alive.
+fn busy_hook(lua: &Lua, _: &mlua::debug::Debug) -> mlua::Result<VmState> {
+    let (killed, due) = match lua.app_data_ref::<ScriptRun>() {
+        None => return Ok(VmState::Continue),
+        Some(run) => (
+            run.killed,
+            run.busy_threshold_ms > 0
+                && run
+                    .started
+                    .is_some_and(|s| s.elapsed().as_millis() >= u128::from(run.busy_threshold_ms)),
+        ),
+    };
+    if killed {
+        return Err(api::raise_text(
+            lua,
+            "Script killed by user with SCRIPT KILL...",
+        ));
+    }
+    if !due {
+        return Ok(VmState::Continue);
+    }
+    let Some(hidden) = lua.app_data_ref::<Hidden>().map(|h| h.0.clone()) else {
+        return Ok(VmState::Continue);
+    };
+    let Ok(busy) = hidden.raw_get::<mlua::Function>("busy") else {
+        return Ok(VmState::Continue);
+    };
+    if busy.call::<bool>(())? {
+        tracing::warn!("Lua script killed by user with SCRIPT KILL.");
+        lua.set_hook(HookTriggers::EVERY_LINE, busy_hook)?;
+        return Err(api::raise_text(
+            lua,
+            "Script killed by user with SCRIPT KILL...",
+        ));
+    }
+    Ok(VmState::Continue)
 }
 
 /// Lua's `luaL_where(L, 1)`: the position of the Lua code that called a library function,

@@ -21,6 +21,10 @@ pub trait Host {
         args: Args<'_>,
         out: &mut Vec<u8>,
     ) -> Result<(), String>;
+
+    /// Lets the other clients in while the script runs past `busy-reply-threshold`: they
+    /// get BUSY, or kill it. Returns true when the script must stop.
+    fn serve_busy(&mut self, run: &mut ScriptRun, name: &str) -> bool;
 }
 
 /// How the script receives its keys and arguments.
@@ -58,6 +62,12 @@ pub fn invoke(
     lua.set_app_data(run);
     let outcome = call(lua, inv, host);
     let run = lua.remove_app_data::<ScriptRun>().unwrap_or_default();
+    if run.killed {
+        // The kill made the hook fire at every line; back to its usual pace.
+        if let Err(e) = super::engine::arm_hook(lua) {
+            tracing::warn!(error = %e, "could not reset the script hook");
+        }
+    }
     collect_now_and_then(lua);
     let result = match outcome {
         Ok((true, value)) => lua_to_reply(&value, reply, run.resp3).map_err(|e| {
@@ -158,6 +168,21 @@ fn call(lua: &Lua, inv: &Invocation<'_>, host: &mut dyn Host) -> mlua::Result<(b
         };
         redis.raw_set("call", bound(true)?)?;
         redis.raw_set("pcall", bound(false)?)?;
+        let host = &host;
+        let busy = scope.create_function(move |lua, ()| {
+            let Ok(mut host) = host.try_borrow_mut() else {
+                return Ok(false);
+            };
+            let Some(mut run) = lua.app_data_ref::<ScriptRun>().map(|r| r.clone()) else {
+                return Ok(false);
+            };
+            let kill = (**host).serve_busy(&mut run, inv.name);
+            if let Some(mut r) = lua.app_data_mut::<ScriptRun>() {
+                *r = run;
+            }
+            Ok(kill)
+        })?;
+        hidden.raw_set("busy", busy)?;
         match inv.target {
             Target::Eval => {
                 let globals: Table = hidden.raw_get("globals")?;
@@ -172,6 +197,7 @@ fn call(lua: &Lua, inv: &Invocation<'_>, host: &mut dyn Host) -> mlua::Result<(b
                 .call::<(bool, Value)>((inv.function, &handler, keys, args)),
         }
     });
+    hidden.raw_set("busy", Value::Nil)?;
     let outside: Function = hidden.raw_get("outside_run")?;
     redis.raw_set("call", outside.clone())?;
     redis.raw_set("pcall", outside)?;

@@ -179,6 +179,23 @@ pub struct Server {
     pub commands: CommandNames,
     /// Lua: the interpreter, the script cache.
     pub scripts: scripting::Scripts,
+    /// The listening sockets, for accepting clients while a script holds the server.
+    pub listeners: Vec<Rc<tokio::net::TcpListener>>,
+    /// Connections accepted while a script held the server, waiting for their tasks; the
+    /// accept loop is woken by `arrivals_ready` to start them.
+    pub arrivals: Vec<Arrival>,
+    pub arrivals_ready: Rc<tokio::sync::Notify>,
+}
+
+/// A connection accepted while a script held the server.
+#[derive(Debug)]
+pub struct Arrival {
+    pub sock: std::net::TcpStream,
+    pub peer: std::net::SocketAddr,
+    /// Bytes read and not answered yet (the start of a command).
+    pub input: Vec<u8>,
+    /// It authenticated with AUTH meanwhile.
+    pub authenticated: bool,
 }
 
 impl Server {
@@ -221,6 +238,9 @@ impl Server {
             blocking: Blocking::default(),
             commands: CommandNames::default(),
             scripts: scripting::Scripts::default(),
+            listeners: Vec::new(),
+            arrivals: Vec::new(),
+            arrivals_ready: Rc::new(tokio::sync::Notify::new()),
         }
     }
 

@@ -44,6 +44,19 @@ pub struct ScriptRun {
     pub oom_at_start: bool,
     /// The script's database: SELECT inside a script changes it, never the caller's.
     pub db: usize,
+    /// EVAL (as opposed to FCALL): which KILL stops it and which BUSY text others get.
+    pub eval: bool,
+    /// The caller is our master: the script cannot be killed.
+    pub from_master: bool,
+    /// When the run started, and the `busy-reply-threshold` after which it lets other
+    /// clients in.
+    pub started: Option<std::time::Instant>,
+    pub busy_threshold_ms: u64,
+    /// The run passed the threshold (it was logged as slow; other clients get BUSY).
+    pub timed_out: bool,
+    /// SCRIPT KILL / FUNCTION KILL was accepted: the script fails at its next instruction
+    /// check.
+    pub killed: bool,
 }
 
 /// Scripting state of the server.
