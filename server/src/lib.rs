@@ -31,6 +31,7 @@ pub mod protocol;
 pub mod pubsub;
 pub mod rdb;
 pub mod replication;
+pub mod scripting;
 pub mod slowlog;
 pub mod state;
 #[cfg(test)]
