@@ -215,20 +215,32 @@ fn memory(srv: &Server, out: &mut String) {
         let _ = write!(out, "{zero}:0\r\n");
     }
     field!(out, "used_memory_lua_human", human_bytes(0));
-    for zero in [
-        "used_memory_scripts_eval",
-        "number_of_cached_scripts",
-        "number_of_functions",
-        "number_of_libraries",
-        "used_memory_vm_functions",
-        "used_memory_vm_total",
-    ] {
+    for zero in ["used_memory_scripts_eval", "number_of_cached_scripts"] {
         let _ = write!(out, "{zero}:0\r\n");
     }
-    field!(out, "used_memory_vm_total_human", human_bytes(0));
-    field!(out, "used_memory_functions", 0);
-    field!(out, "used_memory_scripts", 0);
-    field!(out, "used_memory_scripts_human", human_bytes(0));
+    let functions = &srv.scripts.functions;
+    let functions_vm = functions.lua_memory();
+    let functions_overhead = functions.libraries.overhead_bytes();
+    field!(
+        out,
+        "number_of_functions",
+        functions.libraries.function_count()
+    );
+    field!(out, "number_of_libraries", functions.libraries.len());
+    field!(out, "used_memory_vm_functions", functions_vm);
+    field!(out, "used_memory_vm_total", functions_vm);
+    field!(
+        out,
+        "used_memory_vm_total_human",
+        human_bytes(functions_vm as u64)
+    );
+    field!(out, "used_memory_functions", functions_overhead);
+    field!(out, "used_memory_scripts", functions_overhead);
+    field!(
+        out,
+        "used_memory_scripts_human",
+        human_bytes(functions_overhead as u64)
+    );
     field!(out, "maxmemory", srv.config.maxmemory);
     field!(out, "maxmemory_human", human_bytes(srv.config.maxmemory));
     field!(out, "maxmemory_policy", srv.config.maxmemory_policy.name());

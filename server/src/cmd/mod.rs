@@ -11,6 +11,7 @@ mod args;
 mod bitmap;
 mod connection;
 mod ctx;
+mod functions;
 mod hashes;
 mod keys;
 mod lists;
@@ -263,6 +264,7 @@ pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::ne
         pubsub::COMMANDS,
         zset::COMMANDS,
         scripting::COMMANDS,
+        functions::COMMANDS,
     ];
     families
         .iter()

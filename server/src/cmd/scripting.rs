@@ -165,7 +165,7 @@ fn run_script(ctx: &mut Ctx<'_>, args: Args<'_>, by_sha: bool, ro: bool) -> CmdR
 
 /// Runs the script with the executor as its host; its writes reach replicas as one
 /// MULTI/EXEC (unless already inside one).
-fn run_invocation(
+pub(super) fn run_invocation(
     ctx: &mut Ctx<'_>,
     lua: &mlua::Lua,
     inv: &Invocation<'_>,
@@ -189,7 +189,11 @@ fn run_invocation(
 
 /// Redis 7.0's checks before a script runs (`scriptPrepareForRun`, and the command flags a
 /// shebang gives EVAL). Returns whether memory was over `maxmemory` at the start.
-fn refuse_before_run(ctx: &mut Ctx<'_>, flags: ScriptFlags, ro: bool) -> Result<bool, CmdError> {
+pub(super) fn refuse_before_run(
+    ctx: &mut Ctx<'_>,
+    flags: ScriptFlags,
+    ro: bool,
+) -> Result<bool, CmdError> {
     let srv = &mut *ctx.srv;
     let stale = srv
         .repl

@@ -38,6 +38,9 @@ pub enum LoadError {
     Checksum { source: RdbError, offset: u64 },
     #[error("RDB has duplicated key '{key}' in DB {db} (at byte {offset})")]
     Duplicate { key: String, db: u32, offset: u64 },
+    /// Redis refuses the whole dump when a library fails to load.
+    #[error("Failed loading library, {0}")]
+    Library(String),
 }
 
 /// What a successful load did.
@@ -101,6 +104,7 @@ pub async fn load(state: &Shared, file: File) -> Result<LoadStats, LoadError> {
         }
         Err(e) => {
             srv.keyspace.flush_all();
+            srv.scripts.functions.libraries.take_all();
             Err(e)
         }
     }
@@ -158,9 +162,7 @@ fn apply(
 ) -> Result<(), LoadError> {
     match item {
         Item::Aux { key, value } => aux_log(srv, &key, &value, now),
-        Item::Function(_) => {
-            warn!("Skipping a function library in the RDB: this server has no function engine");
-        }
+        Item::Function(code) => load_library(srv, &code)?,
         Item::SelectDb(_) | Item::ResizeDb { .. } => {}
         Item::Entry(e) => {
             // As Redis: an expired key is dropped before the duplicate check.
@@ -185,6 +187,17 @@ fn apply(
             stats.keys_loaded += 1;
         }
     }
+    Ok(())
+}
+
+/// Creates a library of the dump (no time limit, and a name given twice is an error, as
+/// in Redis's load).
+fn load_library(srv: &mut Server, code: &[u8]) -> Result<(), LoadError> {
+    let f = &mut srv.scripts.functions;
+    let lua = crate::scripting::functions::interpreter(f)
+        .map_err(|e| LoadError::Library(e.to_string()))?;
+    crate::scripting::functions::create(&lua, &mut f.libraries, code, false, None)
+        .map_err(LoadError::Library)?;
     Ok(())
 }
 

@@ -223,7 +223,14 @@ fn save_inner(srv: &mut Server) -> Result<(), SaveError> {
         .name("rdb-save".into())
         .spawn(move || writer_thread(rx, target, None))
         .map_err(SaveError::Write)?;
-    let mut producer = RdbProducer::begin(&mut srv.keyspace, &aux, srv.config.rdbcompression);
+    let mut producer = RdbProducer::begin(&mut srv.keyspace, &aux, srv.config.rdbcompression)
+        .with_functions(
+            srv.scripts
+                .functions
+                .libraries
+                .iter()
+                .map(|l| l.code.as_slice()),
+        );
     let mut res = Ok(());
     loop {
         let mut bytes = Vec::with_capacity(STEP_BYTES + 64 * 1024);
@@ -280,7 +287,14 @@ pub fn start_bgsave(srv: &mut Server) -> Result<(), BgSaveError> {
     // stream only after this offset (at the end of EXEC): no replica may attach then.
     let start = (srv.repl.backlog.is_some() && !srv.feed.in_atomic())
         .then(|| (srv.repl.ids.replid.clone(), srv.feed.offset));
-    let producer = RdbProducer::begin(&mut srv.keyspace, &aux, srv.config.rdbcompression);
+    let producer = RdbProducer::begin(&mut srv.keyspace, &aux, srv.config.rdbcompression)
+        .with_functions(
+            srv.scripts
+                .functions
+                .libraries
+                .iter()
+                .map(|l| l.code.as_slice()),
+        );
     let (tx, rx) = sync_channel::<Chunk>(CHANNEL_CHUNKS);
     let (done_tx, done_rx) = oneshot::channel();
     let space = Arc::new(Notify::new());

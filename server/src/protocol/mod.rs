@@ -9,5 +9,5 @@ mod parser;
 mod reply;
 
 pub use integer::parse_i64;
-pub use parser::{Args, ParseError, Parser, ProtoLimits};
+pub use parser::{Args, ParseError, Parser, ProtoLimits, split_args};
 pub use reply::{Protocol, Reply, format_double, format_g};

@@ -301,6 +301,15 @@ fn header(
     Ok(Some((super::integer::parse_i64(&rest[1..cr]), at + cr + 2)))
 }
 
+/// Splits a line into words as Redis's `sdssplitargs` does (quotes and escapes as in an
+/// inline command); `None` when quotes are unbalanced.
+pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut ranges = Vec::new();
+    split_inline(line, &mut out, &mut ranges).ok()?;
+    Some(ranges.iter().map(|&(s, e)| out[s..e].to_vec()).collect())
+}
+
 /// Splits an inline line like Redis's `sdssplitargs`: spaces separate, `"..."` takes
 /// `\n \r \t \b \a \\ \" \xHH` escapes, `'...'` takes `\'`; a closing quote must be followed by
 /// a space or the end of the line.

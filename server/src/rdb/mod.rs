@@ -16,6 +16,7 @@ mod compact;
 pub mod convert;
 mod encoding;
 mod error;
+pub mod function_dump;
 mod model;
 pub mod producer;
 mod reader;

@@ -102,6 +102,24 @@ impl RdbProducer {
         }
     }
 
+    /// Adds a FUNCTION2 record for each library's code after the AUX fields, before any
+    /// database, where Redis 7.0 writes them.
+    pub fn with_functions<'c>(mut self, codes: impl IntoIterator<Item = &'c [u8]>) -> Self {
+        let mut records = Vec::new();
+        for code in codes {
+            // Writing to a Vec cannot fail.
+            if self.frame.function(code).is_ok()
+                && let Ok(bytes) = self.frame.flushed_output()
+            {
+                records.append(bytes);
+            }
+        }
+        if let Some(h) = self.header.as_mut() {
+            h.extend_from_slice(&records);
+        }
+        self
+    }
+
     /// Keys encoded so far and keys the snapshot holds (`current_save_keys_processed` and
     /// `current_save_keys_total`).
     pub fn progress(&self, ks: &Keyspace) -> (u64, u64) {

@@ -82,7 +82,14 @@ fn begin(srv: &mut Server, waiting: &[Rc<Link>]) -> Rc<Transfer> {
     srv.feed.forget_db();
     info!("Starting BGSAVE for SYNC with target: replicas sockets");
     let aux = save::aux_fields(srv);
-    let producer = RdbProducer::begin(&mut srv.keyspace, &aux, srv.config.rdbcompression);
+    let producer = RdbProducer::begin(&mut srv.keyspace, &aux, srv.config.rdbcompression)
+        .with_functions(
+            srv.scripts
+                .functions
+                .libraries
+                .iter()
+                .map(|l| l.code.as_slice()),
+        );
     info!(
         "Background RDB transfer started by pid {}",
         std::process::id()

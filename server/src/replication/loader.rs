@@ -12,8 +12,9 @@ use crate::rdb::{Aux, Item, RdbError, RdbReader};
 use std::io::Read;
 use tokio::sync::{mpsc, oneshot};
 
-/// What the loader thread hands back.
-pub type Loaded = Result<(Keyspace, Aux), LoadError>;
+/// What the loader thread hands back: the keyspace, the AUX fields and the code of each
+/// function library (compiled by the caller: the interpreter lives on the main thread).
+pub type Loaded = Result<(Keyspace, Aux, Vec<Vec<u8>>), LoadError>;
 
 /// A blocking reader over payload chunks sent by the link task; ends (reads 0) when the
 /// sender is dropped, so an interrupted transfer ends the parse with a truncation error.
@@ -132,19 +133,20 @@ pub enum LoadError {
 ///
 /// # Errors
 /// A corrupt or truncated payload, or a database index out of range.
-pub fn load_rdb<R: Read>(
-    input: R,
-    databases: usize,
-    limits: LoadLimits,
-) -> Result<(Keyspace, Aux), LoadError> {
+pub fn load_rdb<R: Read>(input: R, databases: usize, limits: LoadLimits) -> Loaded {
     let mut reader = RdbReader::new(input)?.with_max_databases(databases as u32);
     let mut ks = Keyspace::new(databases);
     // Per database, the key count of its RESIZEDB.
     let mut hints = vec![0usize; databases];
     let mut db = 0;
+    let mut libraries = Vec::new();
     while let Some(item) = reader.next_item()? {
         let e = match item {
             Item::Entry(e) => e,
+            Item::Function(code) => {
+                libraries.push(code);
+                continue;
+            }
             Item::SelectDb(n) => {
                 db = n as usize;
                 continue;
@@ -174,7 +176,7 @@ pub fn load_rdb<R: Read>(
             d.set_expire(slot, e.expire_ms);
         }
     }
-    Ok((ks, reader.aux().clone()))
+    Ok((ks, reader.aux().clone(), libraries))
 }
 
 #[cfg(test)]
@@ -258,7 +260,8 @@ mod tests {
         }
         let rdb = body.finish().expect("vec");
         let limits = LoadLimits::from_config(&srv.config);
-        let (ks, aux) = load_rdb(&rdb[..], 16, limits).expect("load");
+        let (ks, aux, libraries) = load_rdb(&rdb[..], 16, limits).expect("load");
+        assert!(libraries.is_empty());
         assert_eq!(aux.repl_offset, Some(77));
         assert_eq!(ks.db(2).len(), 2);
         let s = ks.db(2).find(b"s").expect("s");

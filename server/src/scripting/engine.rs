@@ -47,7 +47,8 @@ pub fn interpreter(scripts: &mut Scripts) -> mlua::Result<Lua> {
     Ok(lua)
 }
 
-fn build() -> mlua::Result<Lua> {
+/// A new interpreter with the libraries, the `redis` API and the sandbox.
+pub(super) fn build() -> mlua::Result<Lua> {
     let lua = Lua::new_with(
         StdLib::TABLE | StdLib::STRING | StdLib::MATH,
         LuaOptions::default(),

@@ -10,6 +10,7 @@
 mod api;
 mod convert;
 mod engine;
+pub mod functions;
 pub mod libs;
 mod run;
 mod shebang;

@@ -73,7 +73,8 @@ real_of[G] = H
 raw_setmetatable(H, {__index = function(_, k)
   error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
 end})
-raw_setmetatable(G, {__index = H, __newindex = readonly_error, __metatable = false})
+hidden.globals_meta = {__index = H, __newindex = readonly_error, __metatable = false}
+raw_setmetatable(G, hidden.globals_meta)
 H._G = G
 H.__redis__err__handler = hidden.handler
 hidden.globals = H

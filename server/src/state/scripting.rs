@@ -68,6 +68,8 @@ pub struct Scripts {
     pub cache: HashMap<[u8; 40], Script>,
     /// Bytes of cached script bodies and names (`used_memory_scripts_eval`).
     pub cache_bytes: usize,
+    /// FUNCTION libraries: apart from the EVAL cache, and kept by SCRIPT FLUSH.
+    pub functions: Functions,
 }
 
 impl Scripts {
@@ -80,6 +82,136 @@ impl Scripts {
     }
 
     /// Bytes held by the Lua heap (`used_memory_lua`).
+    pub fn lua_memory(&self) -> usize {
+        self.lua.as_ref().map_or(0, mlua::Lua::used_memory)
+    }
+}
+
+/// One function of a library (Redis's `functionInfo`).
+#[derive(Debug)]
+pub struct LibFunction {
+    /// As registered: FCALL finds it whatever the case, FUNCTION LIST shows it as given.
+    pub name: String,
+    pub description: Option<Vec<u8>>,
+    /// From `register_function{flags=...}`; never in compatibility mode.
+    pub flags: ScriptFlags,
+    pub function: mlua::Function,
+}
+
+/// A library loaded by FUNCTION LOAD (Redis's `functionLibInfo`).
+#[derive(Debug)]
+pub struct Library {
+    pub name: String,
+    /// The whole payload, shebang included: what FUNCTION LIST WITHCODE shows, FUNCTION
+    /// DUMP and the RDB save, and what a load compiles again.
+    pub code: Vec<u8>,
+    /// By name (case-sensitive within a library, as Redis keeps them).
+    pub functions: std::collections::BTreeMap<String, LibFunction>,
+}
+
+/// The loaded libraries and an index of their functions (Redis's `functionsLibCtx`).
+/// Libraries are kept in name order, so FUNCTION LIST, DUMP and the RDB list them in a
+/// stable order (Redis's follows its hash table).
+#[derive(Debug, Default)]
+pub struct Libraries {
+    libraries: std::collections::BTreeMap<String, Library>,
+    /// Lowercase function name -> its library: function names are unique across libraries
+    /// regardless of case, as Redis's case-insensitive function table makes them.
+    index: HashMap<String, String>,
+}
+
+impl Libraries {
+    pub fn get(&self, name: &str) -> Option<&Library> {
+        self.libraries.get(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Library> {
+        self.libraries.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.libraries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.libraries.is_empty()
+    }
+
+    /// Functions across all libraries (`number_of_functions`).
+    pub fn function_count(&self) -> usize {
+        self.index.len()
+    }
+
+    /// The function FCALL names, found case-insensitively.
+    pub fn function(&self, name: &[u8]) -> Option<&LibFunction> {
+        let key = std::str::from_utf8(name).ok()?.to_ascii_lowercase();
+        let lib = self.index.get(&key)?;
+        self.libraries
+            .get(lib)?
+            .functions
+            .values()
+            .find(|f| f.name.eq_ignore_ascii_case(&key))
+    }
+
+    /// The library owning the function of this name (any case), if any.
+    pub fn owner_of(&self, function: &str) -> Option<&str> {
+        self.index
+            .get(&function.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    /// Adds a library; the caller has checked that neither its name nor its functions'
+    /// names are taken.
+    pub fn link(&mut self, lib: Library) {
+        for f in lib.functions.keys() {
+            self.index.insert(f.to_ascii_lowercase(), lib.name.clone());
+        }
+        self.libraries.insert(lib.name.clone(), lib);
+    }
+
+    /// Removes a library and its functions.
+    pub fn unlink(&mut self, name: &str) -> Option<Library> {
+        let lib = self.libraries.remove(name)?;
+        for f in lib.functions.keys() {
+            self.index.remove(&f.to_ascii_lowercase());
+        }
+        Some(lib)
+    }
+
+    /// Takes every library out, leaving the registry empty.
+    pub fn take_all(&mut self) -> Vec<Library> {
+        self.index.clear();
+        std::mem::take(&mut self.libraries).into_values().collect()
+    }
+
+    /// Bytes of names, descriptions and code the registry holds (`used_memory_functions`,
+    /// Redis's estimate of its function structures).
+    pub fn overhead_bytes(&self) -> usize {
+        self.libraries
+            .values()
+            .map(|l| {
+                l.name.len()
+                    + l.code.len()
+                    + l.functions
+                        .values()
+                        .map(|f| f.name.len() + f.description.as_ref().map_or(0, Vec::len))
+                        .sum::<usize>()
+            })
+            .sum()
+    }
+}
+
+/// Redis 7.0's function engine: its own interpreter (SCRIPT FLUSH, which restarts EVAL's,
+/// leaves it alone) and the libraries loaded into it.
+#[derive(Debug, Default)]
+pub struct Functions {
+    /// Created on first use, like EVAL's.
+    pub lua: Option<mlua::Lua>,
+    pub libraries: Libraries,
+}
+
+impl Functions {
+    /// Bytes held by the functions' Lua heap (`used_memory_vm_functions`).
     pub fn lua_memory(&self) -> usize {
         self.lua.as_ref().map_or(0, mlua::Lua::used_memory)
     }

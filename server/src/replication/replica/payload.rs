@@ -7,8 +7,10 @@ use crate::keyspace::Keyspace;
 use crate::rdb::Aux;
 use crate::replication::framing::{self, Framing, Payload};
 use crate::replication::loader;
+use crate::scripting::functions;
 use crate::state::Shared;
 use crate::state::persistence::Loading;
+use crate::state::scripting::Libraries;
 use std::io::Write as _;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -219,9 +221,15 @@ pub(super) async fn receive(
         }
     };
     let loaded = await_load(conn, parsed).await?;
-    let (ks, aux) = loaded.map_err(|e| {
+    let (ks, aux, libraries) = loaded.map_err(|e| {
         LinkError::Msg(format!(
             "Failed trying to load the MASTER synchronization DB from {}: {e}",
+            if to_disk { "disk" } else { "socket" }
+        ))
+    })?;
+    let libraries = compile_libraries(state, &libraries).map_err(|e| {
+        LinkError::Msg(format!(
+            "Failed trying to load the MASTER synchronization DB from {}: Failed loading library, {e}",
             if to_disk { "disk" } else { "socket" }
         ))
     })?;
@@ -231,6 +239,7 @@ pub(super) async fn receive(
         std::fs::rename(&path, std::path::Path::new(&dir).join(&dbfilename))?;
     }
     drop(loading);
+    state.borrow_mut().scripts.functions.libraries = libraries;
     swap_in(state, ks, &aux, replid, offset, received)?;
     if eof {
         conn.send(&[b"REPLCONF", b"ACK", offset.to_string().as_bytes()])
@@ -238,6 +247,15 @@ pub(super) async fn receive(
     }
     info!("MASTER <-> REPLICA sync: Finished with success");
     Ok(())
+}
+
+/// The payload's function libraries, compiled into a new registry that replaces ours
+/// (Redis empties its libraries before loading a full sync's).
+fn compile_libraries(state: &Shared, codes: &[Vec<u8>]) -> Result<Libraries, String> {
+    let mut srv = state.borrow_mut();
+    let f = &mut srv.scripts.functions;
+    let lua = functions::interpreter(f).map_err(|e| e.to_string())?;
+    functions::create_all(&lua, codes.iter().map(Vec::as_slice))
 }
 
 /// The loaded payload becomes the dataset, and its replid and offset our history: the feed,
