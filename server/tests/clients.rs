@@ -264,3 +264,35 @@ fn redis_py_suite() {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "redis-py suite failed:\n{text}");
 }
+
+/// Runs the ioredis suite (`tests/node`, `node --test`) against this build's binary, the port
+/// in `TANDEM_PORT`. Skipped when node or the suite's ioredis is missing (install it with
+/// `npm ci --prefix server/tests/node`), unless real dependencies are required.
+#[test]
+fn node_ioredis_suite() {
+    let Some(node) = common::real_tool("node") else {
+        return;
+    };
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
+    if !dir.join("node_modules/ioredis/package.json").is_file() {
+        common::skip_or_fail(
+            "ioredis not installed for tests/node (npm ci --prefix server/tests/node)",
+        );
+        return;
+    }
+    let t = start_tandem(&[]);
+    let out = Command::new(&node)
+        .arg("--test")
+        .current_dir(&dir)
+        .env("TANDEM_PORT", t.port.to_string())
+        .output()
+        .expect("run node --test");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ioredis suite failed:\n{text}");
+    // node --test passes when it finds no test files: make sure the suite ran.
+    assert!(
+        text.contains("# pass ") && !text.contains("# pass 0\n"),
+        "no ioredis tests ran:\n{text}"
+    );
+}

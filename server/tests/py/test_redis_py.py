@@ -7,6 +7,7 @@ TANDEM_REQUIRE_REAL_DEPS=1, which makes a missing binary a failure.
 """
 
 import datetime
+import hashlib
 import os
 import pathlib
 import shutil
@@ -224,3 +225,202 @@ def test_auth():
         assert redis.Redis(port=s.port, username="default", password="secret", protocol=3).ping() is True
     finally:
         s.stop()
+
+
+# Scripting and functions: what redis-py builds on EVAL / EVALSHA / SCRIPT and FUNCTION / FCALL.
+
+
+def test_lock(r):
+    lock = r.lock("res", timeout=10)
+    assert lock.acquire(blocking=False) is True
+    assert lock.owned() is True
+    token = r.get("res")
+    assert token is not None and 9000 < r.pttl("res") <= 10000
+    # A second client's lock on the same name retries until its blocking timeout, then gives
+    # up (redis-py stops when the next retry would pass the timeout).
+    other = r.lock("res", timeout=10, blocking_timeout=0.3, sleep=0.05)
+    started = time.monotonic()
+    assert other.acquire() is False
+    assert time.monotonic() - started >= 0.2
+    assert other.locked() is True and other.owned() is False
+    # extend adds to the remaining time; replace_ttl sets it; reacquire resets it to timeout.
+    assert lock.extend(20) is True
+    assert r.pttl("res") > 20000
+    assert lock.extend(2, replace_ttl=True) is True
+    assert r.pttl("res") <= 2000
+    assert lock.reacquire() is True
+    assert 9000 < r.pttl("res") <= 10000
+    assert r.get("res") == token
+    # Extending, reacquiring or releasing a lock another owner took over fails (the scripts
+    # compare the token) and leaves the owner's value; release forgets the token last.
+    r.set("res", "someone-else")
+    with pytest.raises(redis.exceptions.LockNotOwnedError):
+        lock.extend(5)
+    with pytest.raises(redis.exceptions.LockNotOwnedError):
+        lock.reacquire()
+    with pytest.raises(redis.exceptions.LockNotOwnedError):
+        lock.release()
+    assert r.get("res") == "someone-else"
+    r.delete("res")
+    # A lock whose holder never releases it expires; a blocking acquire then gets it.
+    short = r.lock("res", timeout=0.3)
+    assert short.acquire(blocking=False) is True
+    waiter = r.lock("res", timeout=10, blocking_timeout=5, sleep=0.02)
+    assert waiter.acquire() is True
+    assert waiter.owned() is True and short.owned() is False
+    with pytest.raises(redis.exceptions.LockNotOwnedError):
+        short.release()
+    waiter.release()
+    assert r.exists("res") == 0
+    with r.lock("ctx", timeout=5) as held:
+        assert held.owned() is True
+        assert r.lock("ctx", blocking=False).acquire() is False
+    assert r.exists("ctx") == 0
+
+
+def test_eval(r):
+    assert r.eval("return {KEYS[1], ARGV[1], #KEYS, #ARGV}", 1, "k", "v") == ["k", "v", 1, 1]
+    assert r.eval("return redis.call('SET', KEYS[1], ARGV[1])", 1, "k", "v") == "OK"
+    assert r.eval("return redis.call('GET', KEYS[1])", 1, "k") == "v"
+    assert r.eval("return redis.call('GET', KEYS[1])", 1, "missing") is None
+    assert r.eval("return 3.9", 0) == 3
+    assert r.eval("return {1, 2, nil, 4}", 0) == [1, 2]
+    assert r.eval("return redis.status_reply('FINE')", 0) == "FINE"
+    with pytest.raises(redis.ResponseError, match=r"^MYERR custom$"):
+        r.eval("return redis.error_reply('MYERR custom')", 0)
+    with pytest.raises(redis.ResponseError, match=r"value is not an integer or out of range script: \w+, on @user_script:1\."):
+        r.eval("return redis.call('INCR', KEYS[1])", 1, "k")
+    with pytest.raises(redis.ResponseError, match="Script attempted to access nonexistent global variable 'os'"):
+        r.eval("return os.time()", 0)
+    assert r.eval_ro("return redis.call('GET', KEYS[1])", 1, "k") == "v"
+    with pytest.raises(redis.ResponseError, match="Write commands are not allowed from read-only scripts"):
+        r.eval_ro("return redis.call('DEL', KEYS[1])", 1, "k")
+    assert r.get("k") == "v"
+    sha = r.script_load("return ARGV[1] .. ARGV[2]")
+    assert sha == hashlib.sha1(b"return ARGV[1] .. ARGV[2]").hexdigest()
+    assert r.evalsha(sha, 0, "a", "b") == "ab"
+    assert r.evalsha_ro(sha, 0, "c", "d") == "cd"
+
+
+def test_eval_resp3(server):
+    r3 = redis.Redis(port=server.port, protocol=3, decode_responses=True)
+    r3.hset("h", mapping={"f1": "v1", "f2": "v2"})
+    assert r3.eval("redis.setresp(3); return redis.call('HGETALL', KEYS[1])", 1, "h") == {"f1": "v1", "f2": "v2"}
+    assert r3.eval("return redis.call('HGETALL', KEYS[1])", 1, "h") == ["f1", "v1", "f2", "v2"]
+    r3.zadd("z", {"m": 1.5})
+    assert r3.eval("redis.setresp(3); return redis.call('ZSCORE', KEYS[1], 'm')", 1, "z") == 1.5
+    assert r3.eval("redis.setresp(3); return {true, false}", 0) == [True, False]
+    assert r3.eval("return {map={a=1}}", 0) == {"a": 1}
+    assert r3.eval("return {double=2.5}", 0) == 2.5
+    assert r3.eval("redis.setresp(3); return redis.call('GET', 'missing')", 0) is None
+    r3.close()
+
+
+def test_register_script(r):
+    incr_by = r.register_script("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+    assert incr_by.sha == hashlib.sha1(b"return redis.call('INCRBY', KEYS[1], ARGV[1])").hexdigest()
+    # Not loaded yet: the first call's EVALSHA gets NOSCRIPT and redis-py loads the script.
+    assert r.script_exists(incr_by.sha) == [False]
+    assert incr_by(keys=["n"], args=[5]) == 5
+    assert r.script_exists(incr_by.sha) == [True]
+    assert incr_by(keys=["n"], args=[1]) == 6
+    r.script_flush()
+    assert r.script_exists(incr_by.sha) == [False]
+    with pytest.raises(redis.exceptions.NoScriptError, match="No matching script"):
+        r.evalsha(incr_by.sha, 1, "n", 1)
+    assert incr_by(keys=["n"], args=[2]) == 8
+    assert r.script_exists(incr_by.sha) == [True]
+    # In a pipeline redis-py checks SCRIPT EXISTS and loads missing scripts before EXEC.
+    r.script_flush()
+    with r.pipeline() as p:
+        incr_by(keys=["n"], args=[1], client=p)
+        incr_by(keys=["m"], args=[10], client=p)
+        p.get("n")
+        assert p.execute() == [9, 10, "9"]
+    r.script_flush()
+    with r.pipeline(transaction=False) as p:
+        for _ in range(3):
+            incr_by(keys=["m"], args=[1], client=p)
+        assert p.execute() == [11, 12, 13]
+    # A script error inside a transaction is that command's result; the others run.
+    fail = r.register_script("return redis.call('INCR', KEYS[1])")
+    r.set("s", "text")
+    with r.pipeline() as p:
+        fail(keys=["s"], client=p)
+        incr_by(keys=["m"], args=[1], client=p)
+        results = p.execute(raise_on_error=False)
+    assert isinstance(results[0], redis.ResponseError)
+    assert "not an integer" in str(results[0])
+    assert results[1] == 14
+
+
+FUNCTION_LIBRARY = """#!lua name=pylib
+redis.register_function('py_set', function(keys, args) return redis.call('SET', keys[1], args[1]) end)
+redis.register_function{
+  function_name = 'py_get',
+  callback = function(keys) return redis.call('GET', keys[1]) end,
+  flags = {'no-writes'},
+  description = 'reads a key',
+}
+"""
+
+
+def test_functions(r):
+    assert r.function_flush() is True
+    assert r.function_load(FUNCTION_LIBRARY) == "pylib"
+    with pytest.raises(redis.ResponseError, match="Library 'pylib' already exists"):
+        r.function_load(FUNCTION_LIBRARY)
+    assert r.function_load(FUNCTION_LIBRARY, replace=True) == "pylib"
+    assert r.fcall("py_set", 1, "k", "v") == "OK"
+    assert r.fcall("py_get", 1, "k") == "v"
+    assert r.fcall_ro("py_get", 1, "k") == "v"
+    with pytest.raises(redis.ResponseError, match="Can not execute a script with write flag using \\*_ro command"):
+        r.fcall_ro("py_set", 1, "k", "w")
+    with pytest.raises(redis.ResponseError, match="Function not found"):
+        r.fcall("nosuch", 0)
+    with pytest.raises(redis.ResponseError, match="No functions registered"):
+        r.function_load("#!lua name=empty\nlocal x = 1")
+
+    [lib] = r.function_list()
+    lib = dict(zip(lib[::2], lib[1::2]))
+    assert lib["library_name"] == "pylib"
+    assert lib["engine"] == "LUA"
+    functions = {}
+    for f in lib["functions"]:
+        f = dict(zip(f[::2], f[1::2]))
+        functions[f["name"]] = f
+    assert functions["py_get"]["description"] == "reads a key"
+    assert functions["py_get"]["flags"] == ["no-writes"]
+    assert functions["py_set"]["description"] is None
+    assert functions["py_set"]["flags"] == []
+    [with_code] = r.function_list(library="py*", withcode=True)
+    assert with_code[-2:] == ["library_code", FUNCTION_LIBRARY]
+    assert r.function_list(library="nomatch*") == []
+
+    stats = r.function_stats()
+    assert stats[0:2] == ["running_script", None]
+    assert stats[3] == ["LUA", ["libraries_count", 1, "functions_count", 2]]
+
+    # DUMP, FLUSH, RESTORE: the libraries come back and run; the policies on collision.
+    payload = r.function_dump()
+    assert isinstance(payload, bytes) and len(payload) > 10
+    assert r.function_flush() is True
+    assert r.function_list() == []
+    with pytest.raises(redis.ResponseError, match="Function not found"):
+        r.fcall("py_get", 1, "k")
+    assert r.function_restore(payload) is True
+    assert r.fcall("py_get", 1, "k") == "v"
+    with pytest.raises(redis.ResponseError, match="Library pylib already exists"):
+        r.function_restore(payload)
+    with pytest.raises(redis.ResponseError, match="Library pylib already exists"):
+        r.function_restore(payload, policy="APPEND")
+    assert r.function_restore(payload, policy="REPLACE") is True
+    assert r.function_load("#!lua name=extra\nredis.register_function('extra_f', function() return 1 end)") == "extra"
+    assert r.function_restore(payload, policy="FLUSH") is True
+    assert [l[1] for l in r.function_list()] == ["pylib"]
+    with pytest.raises(redis.ResponseError, match="payload version or checksum are wrong"):
+        r.function_restore(payload[:-1] + bytes([payload[-1] ^ 1]))
+    assert r.function_delete("pylib") is True
+    with pytest.raises(redis.ResponseError, match="Library not found"):
+        r.function_delete("pylib")
+    assert r.function_list() == []
