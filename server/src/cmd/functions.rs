@@ -88,6 +88,9 @@ fn run_function(ctx: &mut Ctx<'_>, args: Args<'_>, ro: bool) -> CmdResult {
         replicate: true,
         oom_at_start,
         db: ctx.client.db,
+        from_master: ctx.client.is_master,
+        started: Some(std::time::Instant::now()),
+        busy_threshold_ms: ctx.srv.config.busy_reply_threshold,
         ..ScriptRun::default()
     };
     let numkeys = numkeys as usize;

@@ -49,7 +49,7 @@ pub static COMMANDS: &[Spec] = &[
     container(
         "script",
         -2,
-        0,
+        NOSCRIPT,
         "scripting",
         script,
         &[

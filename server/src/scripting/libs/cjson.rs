@@ -45,10 +45,22 @@ impl Default for Config {
 
 type Shared = Rc<Cell<Config>>;
 
+/// Lua's own `next`, kept where scripts cannot reach: `cjson.new()` runs after the sandbox
+/// has emptied the globals table.
+fn base_next(lua: &Lua) -> mlua::Result<Function> {
+    const KEY: &str = "tandem.cjson.next";
+    if let Ok(f) = lua.named_registry_value::<Function>(KEY) {
+        return Ok(f);
+    }
+    let next: Function = lua.globals().raw_get("next")?;
+    lua.set_named_registry_value(KEY, &next)?;
+    Ok(next)
+}
+
 /// The `cjson` table with its own configuration.
 pub(super) fn module(lua: &Lua) -> mlua::Result<Table> {
     let cfg: Shared = Rc::default();
-    let next: Function = lua.globals().raw_get("next")?;
+    let next = base_next(lua)?;
     let t = lua.create_table()?;
     let c = cfg.clone();
     t.set(
