@@ -211,13 +211,14 @@ fn memory(srv: &Server, out: &mut String) {
         "total_system_memory_human",
         human_bytes(total_system_memory())
     );
-    for zero in ["used_memory_lua", "used_memory_vm_eval"] {
-        let _ = write!(out, "{zero}:0\r\n");
-    }
-    field!(out, "used_memory_lua_human", human_bytes(0));
-    for zero in ["used_memory_scripts_eval", "number_of_cached_scripts"] {
-        let _ = write!(out, "{zero}:0\r\n");
-    }
+    // The EVAL interpreter is created on first use: 0 before any script.
+    let eval_vm = srv.scripts.lua_memory();
+    let eval_overhead = srv.scripts.cache_bytes;
+    field!(out, "used_memory_lua", eval_vm);
+    field!(out, "used_memory_vm_eval", eval_vm);
+    field!(out, "used_memory_lua_human", human_bytes(eval_vm as u64));
+    field!(out, "used_memory_scripts_eval", eval_overhead);
+    field!(out, "number_of_cached_scripts", srv.scripts.cache.len());
     let functions = &srv.scripts.functions;
     let functions_vm = functions.lua_memory();
     let functions_overhead = functions.libraries.overhead_bytes();
@@ -228,18 +229,22 @@ fn memory(srv: &Server, out: &mut String) {
     );
     field!(out, "number_of_libraries", functions.libraries.len());
     field!(out, "used_memory_vm_functions", functions_vm);
-    field!(out, "used_memory_vm_total", functions_vm);
+    field!(out, "used_memory_vm_total", eval_vm + functions_vm);
     field!(
         out,
         "used_memory_vm_total_human",
-        human_bytes(functions_vm as u64)
+        human_bytes((eval_vm + functions_vm) as u64)
     );
     field!(out, "used_memory_functions", functions_overhead);
-    field!(out, "used_memory_scripts", functions_overhead);
+    field!(
+        out,
+        "used_memory_scripts",
+        eval_overhead + functions_overhead
+    );
     field!(
         out,
         "used_memory_scripts_human",
-        human_bytes(functions_overhead as u64)
+        human_bytes((eval_overhead + functions_overhead) as u64)
     );
     field!(out, "maxmemory", srv.config.maxmemory);
     field!(out, "maxmemory_human", human_bytes(srv.config.maxmemory));

@@ -171,6 +171,16 @@ pub(super) fn run_invocation(
     inv: &Invocation<'_>,
     run: ScriptRun,
 ) -> CmdResult {
+    // The Lua heap may not outgrow `maxmemory`: a runaway script fails with "not enough
+    // memory" instead of taking the machine's. Without maxmemory there is no practical bound,
+    // but a limit keeps mlua's allocations in protected mode, where failure is an error.
+    let limit = match ctx.srv.config.maxmemory {
+        0 => usize::MAX / 2,
+        m => usize::try_from(m).unwrap_or(usize::MAX / 2),
+    };
+    if let Err(e) = lua.set_memory_limit(limit) {
+        tracing::warn!(error = %e, "could not bound the Lua heap");
+    }
     let wrap = !ctx.srv.feed.in_atomic();
     if wrap {
         ctx.srv.feed.begin_atomic();
