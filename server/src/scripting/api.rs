@@ -90,7 +90,7 @@ pub(super) fn redis_table(lua: &Lua) -> mlua::Result<Table> {
                 return Err(raise_text(lua, "wrong number of arguments"));
             }
             let bytes = arg_bytes(lua, &args[0])?.unwrap_or_default();
-            lua.create_string(super::sha1_hex(&bytes))
+            lua.create_string(super::chunk::sha1_hex(&bytes))
         })?,
     )?;
     redis.set(

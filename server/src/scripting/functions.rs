@@ -193,7 +193,7 @@ fn run_body(
     body: &[u8],
     timeout: Option<Duration>,
 ) -> Result<BTreeMap<String, LibFunction>, String> {
-    let chunk = super::compile(lua, body, "@user_function")
+    let chunk = super::chunk::compile(lua, body, "@user_function")
         .map_err(|e| format!("Error compiling function: {e}"))?;
     let hidden = lua
         .app_data_ref::<engine::Hidden>()

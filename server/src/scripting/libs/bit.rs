@@ -1,7 +1,7 @@
 //! `bit`: LuaBitOp 1.0.2, bitwise operations on Lua numbers taken as 32-bit integers.
 //! Results are signed 32-bit numbers; shift counts use their low 5 bits.
 
-use super::Args;
+use super::support::Args;
 use mlua::{Lua, MultiValue, Table};
 
 /// The `bit` table.
@@ -94,7 +94,7 @@ fn tohex(args: &Args) -> mlua::Result<mlua::LuaString> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{lua, num, raised, text};
+    use super::super::tests::{lua, num, raised, text};
 
     // Expected values from Redis 7.0:
     // redis-cli EVAL "return tostring(bit.tobit(2^32+1))" 0

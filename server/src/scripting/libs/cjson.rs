@@ -6,7 +6,7 @@
 //! raise the depth limits, and the native stack must not be what stops it. The limits the C
 //! code meets on the Lua stack are counted and reported as it reports them.
 
-use super::{Args, Kept, Levels, MAX_C_STACK, error, number, type_name};
+use super::support::{Args, Kept, Levels, MAX_C_STACK, error, number, type_name};
 use mlua::{Function, Lua, LuaString, MultiValue, Table, Value};
 use std::cell::Cell;
 use std::rc::Rc;
@@ -1076,7 +1076,7 @@ fn hex_float(data: &[u8], mut p: usize) -> Option<(f64, usize)> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{bytes, eval, lua, num, raised, text};
+    use super::super::tests::{bytes, eval, lua, num, raised, text};
     use super::{format_g, strtod};
     use mlua::Value;
 

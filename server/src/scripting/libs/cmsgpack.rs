@@ -6,7 +6,9 @@
 //! Decoding walks nested data with an explicit stack; the Lua stack limits the C meets are
 //! counted and reported in its words.
 
-use super::{Args, Kept, Levels, MAX_C_STACK, MAX_RESULTS, c_i64, error, number, raw_error};
+use super::support::{
+    Args, Kept, Levels, MAX_C_STACK, MAX_RESULTS, c_i64, error, number, raw_error,
+};
 use mlua::{Lua, MultiValue, Table, Value};
 
 const TOO_MANY: &str =
@@ -569,7 +571,7 @@ impl Decoder<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{bytes, eval, lua, num, raised, text};
+    use super::super::tests::{bytes, eval, lua, num, raised, text};
     use mlua::Value;
 
     fn hex(b: &[u8]) -> String {

@@ -6,7 +6,7 @@
 //! integers, `f` `d` floats, `c[n]` fixed strings (`c0`: whole string when packing, length from
 //! the previous number when unpacking), `s` zero-terminated strings, spaces ignored.
 
-use super::{Args, MAX_C_STACK, MAX_RESULTS, c_i64, c_u64, error, number};
+use super::support::{Args, MAX_C_STACK, MAX_RESULTS, c_i64, c_u64, error, number};
 use mlua::{Lua, MultiValue, Table, Value};
 
 /// The widest integer option.
@@ -350,7 +350,7 @@ fn size(args: &Args) -> mlua::Result<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{bytes, lua, raised, text};
+    use super::super::tests::{bytes, lua, raised, text};
 
     fn hex(b: &[u8]) -> String {
         b.iter().map(|b| format!("{b:02x}")).collect()
