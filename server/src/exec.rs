@@ -8,9 +8,9 @@ use crate::client::{Client, OwnedArgs};
 use crate::cmd::{self, CmdError, Ctx, Propagate, Spec, flags};
 use crate::keyspace::SmallBytes;
 use crate::protocol::{Args, Protocol, Reply};
-use crate::state::Server;
 use crate::state::blocking::Block;
 use crate::state::scripting::ScriptRun;
+use crate::state::{NOREPLICAS, READONLY_REPLICA, Server};
 use std::borrow::Cow;
 
 /// What the connection must do after a command.
@@ -198,12 +198,8 @@ fn refusal(
     if !client.authenticated && !spec.is(flags::NO_AUTH) {
         return Some("NOAUTH Authentication required.".into());
     }
-    if spec.is(flags::WRITE)
-        && !client.is_master
-        && srv.repl.is_replica()
-        && srv.config.replica_read_only
-    {
-        return Some("READONLY You can't write against a read only replica.".into());
+    if spec.is(flags::WRITE) && !client.is_master && srv.read_only_replica() {
+        return Some(READONLY_REPLICA.into());
     }
     if let Some(m) = srv.repl.master.as_ref()
         && m.state != crate::state::replication::master_link::LinkState::Connected
@@ -215,15 +211,8 @@ fn refusal(
                 .into(),
         );
     }
-    if spec.is(flags::WRITE)
-        && !client.is_master
-        && !srv.repl.is_replica()
-        && srv.config.min_replicas_to_write > 0
-        && srv.config.min_replicas_max_lag > 0
-        && (srv.repl.good_replicas(srv.config.min_replicas_max_lag) as u64)
-            < srv.config.min_replicas_to_write
-    {
-        return Some("NOREPLICAS Not enough good replicas to write.".into());
+    if spec.is(flags::WRITE) && !client.is_master && srv.lacks_good_replicas() {
+        return Some(NOREPLICAS.into());
     }
     // The batch's cached clock, as Redis uses its cached mstime: no clock read per write.
     if spec.is(flags::DENYOOM) && !srv.make_room(srv.now_ms) {
@@ -430,19 +419,14 @@ fn script_call(
         return Err("Write commands are not allowed from read-only scripts.".into());
     }
     if spec.is(flags::WRITE) && !run.wrote {
-        if srv.repl.is_replica() && srv.config.replica_read_only && !client.is_master {
-            return Err("-READONLY You can't write against a read only replica.".into());
+        if srv.read_only_replica() && !client.is_master {
+            return Err(format!("-{READONLY_REPLICA}"));
         }
         if writes_denied_by_disk_error(srv) {
             return Err(format!("-{MISCONF}"));
         }
-        if !srv.repl.is_replica()
-            && srv.config.min_replicas_to_write > 0
-            && srv.config.min_replicas_max_lag > 0
-            && (srv.repl.good_replicas(srv.config.min_replicas_max_lag) as u64)
-                < srv.config.min_replicas_to_write
-        {
-            return Err("-NOREPLICAS Not enough good replicas to write.".into());
+        if srv.lacks_good_replicas() {
+            return Err(format!("-{NOREPLICAS}"));
         }
     }
     if !run.allow_oom

@@ -7,22 +7,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::time::Duration;
-
 mod common;
 
-use common::{Launch, ServerGuard, start_tandem, wait_until};
+use common::{Info, ServerGuard, start_redis_server, start_tandem, wait_in_sync};
 use tandem_testkit::redis_available;
-
-const WAIT: Duration = Duration::from_secs(30);
 
 const LIB_A: &str = "#!lua name=liba\nredis.register_function('echo', function(keys, args) return args[1] end)\nredis.register_function{function_name='getk', callback=function(keys, args) return redis.call('GET', keys[1]) end, flags={'no-writes'}, description='reads a key'}";
 const LIB_B: &str = "#!lua name=libb\nredis.register_function('setk', function(keys, args) return redis.call('SET', keys[1], args[1]) end)";
 const LIB_C: &str = "#!lua name=libc\nredis.register_function{function_name='later', callback=function() return 'later' end, flags={'allow-stale', 'no-writes'}}";
-
-fn start_redis_server(extra: &[&str]) -> ServerGuard {
-    Launch::redis("redis-server").args(extra).start()
-}
 
 fn q(c: &mut redis::Connection, args: &[&str]) -> redis::Value {
     let mut cmd = redis::cmd(args[0]);
@@ -64,23 +56,6 @@ fn load(s: &ServerGuard, code: &str) {
     assert!(code.contains(&format!("name={name}")), "{name}");
 }
 
-fn field(s: &ServerGuard, section: &str, name: &str) -> String {
-    let text: String = redis::cmd("INFO").arg(section).query(&mut s.con()).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}
-
-fn wait_in_sync(master: &ServerGuard, replica: &ServerGuard) {
-    wait_until("replica in sync", WAIT, || {
-        field(replica, "replication", "master_link_status") == "up"
-            && field(replica, "replication", "master_repl_offset")
-                == field(master, "replication", "master_repl_offset")
-    });
-}
-
 #[test]
 fn functions_survive_save_and_restart() {
     let mut s = start_tandem(&[]);
@@ -103,8 +78,8 @@ fn functions_survive_save_and_restart() {
         .query(&mut c)
         .unwrap();
     assert_eq!(v, "v");
-    assert_eq!(field(&s, "memory", "number_of_libraries"), "2");
-    assert_eq!(field(&s, "memory", "number_of_functions"), "3");
+    assert_eq!(s.field("memory", "number_of_libraries"), "2");
+    assert_eq!(s.field("memory", "number_of_functions"), "3");
 }
 
 /// Full sync carries the master's libraries, and FUNCTION LOAD after it is replicated; the

@@ -17,39 +17,15 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{Launch, ServerGuard, assert_partial_resync, start_tandem, wait_until};
+use common::{
+    Info, ServerGuard, assert_partial_resync, start_redis_server, start_tandem, wait_in_sync,
+    wait_until,
+};
 use tandem_testkit::redis_available;
 
 /// How long a replication step may take here: the datasets are small, so this only bounds
 /// a hang on a loaded machine.
 const WAIT: Duration = Duration::from_secs(30);
-
-/// A real redis-server (the caller checked [`redis_available`]).
-fn start_redis_server(extra: &[&str]) -> ServerGuard {
-    Launch::redis("redis-server").args(extra).start()
-}
-
-/// INFO through the `redis` client, which the rest of this file speaks.
-trait Info {
-    fn info(&self, section: &str) -> BTreeMap<String, String>;
-
-    fn field(&self, section: &str, name: &str) -> String {
-        self.info(section).get(name).cloned().unwrap_or_default()
-    }
-}
-
-impl Info for ServerGuard {
-    fn info(&self, section: &str) -> BTreeMap<String, String> {
-        let text: String = redis::cmd("INFO")
-            .arg(section)
-            .query(&mut self.con())
-            .unwrap();
-        text.lines()
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-}
 
 /// Writes strings, hashes and sets into databases 0 and 2 (some keys with a TTL).
 fn fill(p: &ServerGuard, prefix: &str, n: usize) {
@@ -137,19 +113,6 @@ fn kill_replica_links(master: &ServerGuard) -> i64 {
         .arg("replica")
         .query(&mut master.con())
         .unwrap()
-}
-
-fn offset(p: &ServerGuard) -> String {
-    p.field("replication", "master_repl_offset")
-}
-
-/// Waits until the replica's link is up and it processed everything the master produced.
-fn wait_in_sync(master: &ServerGuard, replica: &ServerGuard) {
-    wait_until("replica in sync", WAIT, || {
-        let r = replica.info("replication");
-        r.get("master_link_status").map(String::as_str) == Some("up")
-            && r.get("master_repl_offset") == Some(&offset(master))
-    });
 }
 
 fn sync_roundtrip(diskless: &str, replica_args: &[&str]) {

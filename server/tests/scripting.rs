@@ -9,16 +9,12 @@
 
 mod common;
 
-use common::{Launch, ServerGuard, start_tandem, wait_until};
+use common::{Info, ServerGuard, start_redis_server, start_tandem, wait_in_sync, wait_until};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tandem_testkit::redis_available;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn start_redis_server(extra: &[&str]) -> ServerGuard {
-    Launch::redis("redis-server").args(extra).start()
-}
 
 fn eval(c: &mut redis::Connection, script: &str, keys: &[&str], args: &[&str]) -> redis::Value {
     let mut cmd = redis::cmd("EVAL");
@@ -30,23 +26,6 @@ fn eval(c: &mut redis::Connection, script: &str, keys: &[&str], args: &[&str]) -
         cmd.arg(*a);
     }
     cmd.query(c).unwrap()
-}
-
-fn field(s: &ServerGuard, section: &str, name: &str) -> String {
-    let text: String = redis::cmd("INFO").arg(section).query(&mut s.con()).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}
-
-fn wait_in_sync(master: &ServerGuard, replica: &ServerGuard) {
-    wait_until("replica in sync", WAIT, || {
-        field(replica, "replication", "master_link_status") == "up"
-            && field(replica, "replication", "master_repl_offset")
-                == field(master, "replication", "master_repl_offset")
-    });
 }
 
 /// Scripts with writes, all deterministic, so that any server running them ends with the
@@ -122,7 +101,7 @@ fn script_effects_reach_a_redis_replica_of_tandem() {
     assert_eq!(digest(&replica), digest(&reference));
 
     // A script that only reads adds nothing to the stream.
-    let before = field(&master, "replication", "master_repl_offset");
+    let before = master.field("replication", "master_repl_offset");
     let mut c = master.con();
     eval(
         &mut c,
@@ -131,7 +110,7 @@ fn script_effects_reach_a_redis_replica_of_tandem() {
         &[],
     );
     eval(&mut c, "return redis.call('GET', 'nothing')", &[], &[]);
-    assert_eq!(field(&master, "replication", "master_repl_offset"), before);
+    assert_eq!(master.field("replication", "master_repl_offset"), before);
 
     // redis.set_repl(REPL_NONE): the write stays on the master.
     eval(
@@ -331,7 +310,7 @@ fn hostile_scripts_get_errors_and_the_server_stays_up() {
     assert_eq!(big.len(), 200_000);
     assert_eq!(big[199_999], 200_000);
     assert_eq!(ping(&s), "PONG");
-    let lua_bytes: u64 = field(&s, "memory", "used_memory_lua").parse().unwrap();
+    let lua_bytes: u64 = s.field("memory", "used_memory_lua").parse().unwrap();
     assert!(lua_bytes > 0, "the Lua heap is counted");
-    assert_eq!(field(&s, "memory", "number_of_cached_scripts"), "5");
+    assert_eq!(s.field("memory", "number_of_cached_scripts"), "5");
 }

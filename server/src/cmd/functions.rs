@@ -14,6 +14,7 @@ use crate::rdb::function_dump;
 use crate::scripting::functions::{self, RestorePolicy};
 use crate::scripting::{Invocation, Target};
 use crate::state::scripting::ScriptRun;
+use crate::state::{NOREPLICAS, READONLY_REPLICA};
 
 pub static COMMANDS: &[Spec] = &[
     spec(
@@ -195,20 +196,11 @@ fn refuse_write(ctx: &mut Ctx<'_>, denyoom: bool) -> CmdResult {
         return Ok(());
     }
     let srv = &mut *ctx.srv;
-    if srv.repl.is_replica() && srv.config.replica_read_only {
-        return Err(CmdError::msg(
-            "READONLY You can't write against a read only replica.",
-        ));
+    if srv.read_only_replica() {
+        return Err(CmdError::msg(READONLY_REPLICA));
     }
-    if !srv.repl.is_replica()
-        && srv.config.min_replicas_to_write > 0
-        && srv.config.min_replicas_max_lag > 0
-        && (srv.repl.good_replicas(srv.config.min_replicas_max_lag) as u64)
-            < srv.config.min_replicas_to_write
-    {
-        return Err(CmdError::msg(
-            "NOREPLICAS Not enough good replicas to write.",
-        ));
+    if srv.lacks_good_replicas() {
+        return Err(CmdError::msg(NOREPLICAS));
     }
     if denyoom && !srv.make_room(ctx.now_ms) {
         return Err(CmdError::Oom);

@@ -9,9 +9,9 @@ use super::{
 use crate::client::Client;
 use crate::protocol::Args;
 use crate::scripting::{self, Host, Invocation, Target};
-use crate::state::Server;
 use crate::state::replication::master_link::LinkState;
 use crate::state::scripting::{Script, ScriptFlags, ScriptRun, Scripts};
+use crate::state::{NOREPLICAS, READONLY_REPLICA, Server};
 
 pub static COMMANDS: &[Spec] = &[
     spec(
@@ -221,25 +221,16 @@ pub(super) fn refuse_before_run(
         return Ok(oom);
     }
     if !flags.no_writes {
-        if srv.repl.is_replica() && srv.config.replica_read_only && !ctx.client.is_master {
-            return Err(CmdError::msg(
-                "READONLY You can't write against a read only replica.",
-            ));
+        if srv.read_only_replica() && !ctx.client.is_master {
+            return Err(CmdError::msg(READONLY_REPLICA));
         }
         if ro {
             return Err(CmdError::msg(
                 "ERR Can not execute a script with write flag using *_ro command.",
             ));
         }
-        if !srv.repl.is_replica()
-            && srv.config.min_replicas_to_write > 0
-            && srv.config.min_replicas_max_lag > 0
-            && (srv.repl.good_replicas(srv.config.min_replicas_max_lag) as u64)
-                < srv.config.min_replicas_to_write
-        {
-            return Err(CmdError::msg(
-                "NOREPLICAS Not enough good replicas to write.",
-            ));
+        if srv.lacks_good_replicas() {
+            return Err(CmdError::msg(NOREPLICAS));
         }
     }
     if oom && !flags.allow_oom && !flags.no_writes {

@@ -176,6 +176,18 @@ fn writer_thread(
     }
 }
 
+/// The producer of a dump of the whole server: the function libraries, then the keyspace
+/// from a fork-less snapshot.
+pub fn snapshot(srv: &mut Server, aux: &Aux) -> RdbProducer {
+    RdbProducer::begin(&mut srv.keyspace, aux, srv.config.rdbcompression).with_functions(
+        srv.scripts
+            .functions
+            .libraries
+            .iter()
+            .map(|l| l.code.as_slice()),
+    )
+}
+
 /// The AUX fields Redis 7.0 writes, with this server's replication identity.
 pub fn aux_fields(srv: &Server) -> Aux {
     Aux {
@@ -223,14 +235,7 @@ fn save_inner(srv: &mut Server) -> Result<(), SaveError> {
         .name("rdb-save".into())
         .spawn(move || writer_thread(rx, target, None))
         .map_err(SaveError::Write)?;
-    let mut producer = RdbProducer::begin(&mut srv.keyspace, &aux, srv.config.rdbcompression)
-        .with_functions(
-            srv.scripts
-                .functions
-                .libraries
-                .iter()
-                .map(|l| l.code.as_slice()),
-        );
+    let mut producer = snapshot(srv, &aux);
     let mut res = Ok(());
     loop {
         let mut bytes = Vec::with_capacity(STEP_BYTES + 64 * 1024);
@@ -287,14 +292,7 @@ pub fn start_bgsave(srv: &mut Server) -> Result<(), BgSaveError> {
     // stream only after this offset (at the end of EXEC): no replica may attach then.
     let start = (srv.repl.backlog.is_some() && !srv.feed.in_atomic())
         .then(|| (srv.repl.ids.replid.clone(), srv.feed.offset));
-    let producer = RdbProducer::begin(&mut srv.keyspace, &aux, srv.config.rdbcompression)
-        .with_functions(
-            srv.scripts
-                .functions
-                .libraries
-                .iter()
-                .map(|l| l.code.as_slice()),
-        );
+    let producer = snapshot(srv, &aux);
     let (tx, rx) = sync_channel::<Chunk>(CHANNEL_CHUNKS);
     let (done_tx, done_rx) = oneshot::channel();
     let space = Arc::new(Notify::new());

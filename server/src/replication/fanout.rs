@@ -19,7 +19,6 @@
 
 use crate::persistence::save;
 use crate::rdb::ChecksumWriter;
-use crate::rdb::producer::RdbProducer;
 use crate::state::Server;
 use crate::state::Shared;
 use crate::state::replication::replicas::Link;
@@ -82,14 +81,7 @@ fn begin(srv: &mut Server, waiting: &[Rc<Link>]) -> Rc<Transfer> {
     srv.feed.forget_db();
     info!("Starting BGSAVE for SYNC with target: replicas sockets");
     let aux = save::aux_fields(srv);
-    let producer = RdbProducer::begin(&mut srv.keyspace, &aux, srv.config.rdbcompression)
-        .with_functions(
-            srv.scripts
-                .functions
-                .libraries
-                .iter()
-                .map(|l| l.code.as_slice()),
-        );
+    let producer = save::snapshot(srv, &aux);
     info!(
         "Background RDB transfer started by pid {}",
         std::process::id()

@@ -35,6 +35,10 @@ use std::rc::Rc;
 use std::time::Instant;
 use tracing::warn;
 
+/// Redis's refusals of a write: on a read-only replica, and on a master short of replicas.
+pub const READONLY_REPLICA: &str = "READONLY You can't write against a read only replica.";
+pub const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
+
 /// The state as every task holds it: one thread, borrowed between awaits.
 pub type Shared = Rc<RefCell<Server>>;
 
@@ -444,6 +448,20 @@ impl Server {
             }
         }
         expired
+    }
+
+    /// A read-only replica refuses writes from its clients (its master's are obeyed).
+    pub fn read_only_replica(&self) -> bool {
+        self.repl.is_replica() && self.config.replica_read_only
+    }
+
+    /// A master with `min-replicas-to-write` has fewer good replicas than it asks for.
+    pub fn lacks_good_replicas(&self) -> bool {
+        !self.repl.is_replica()
+            && self.config.min_replicas_to_write > 0
+            && self.config.min_replicas_max_lag > 0
+            && (self.repl.good_replicas(self.config.min_replicas_max_lag) as u64)
+                < self.config.min_replicas_to_write
     }
 
     /// Whether writes must be refused for memory: `maxmemory` reached and nothing can be

@@ -170,3 +170,41 @@ pub fn split_args(line: &str) -> Option<Vec<Vec<u8>>> {
         out.push(cur);
     }
 }
+
+/// A real redis-server (the caller checked `redis_available`).
+pub fn start_redis_server(extra: &[&str]) -> ServerGuard {
+    Launch::redis("redis-server").args(extra).start()
+}
+
+/// INFO through the `redis` client.
+pub trait Info {
+    fn info(&self, section: &str) -> BTreeMap<String, String>;
+
+    fn field(&self, section: &str, name: &str) -> String {
+        self.info(section).get(name).cloned().unwrap_or_default()
+    }
+}
+
+impl Info for ServerGuard {
+    fn info(&self, section: &str) -> BTreeMap<String, String> {
+        let text: String = redis::cmd("INFO")
+            .arg(section)
+            .query(&mut self.con())
+            .unwrap_or_default();
+        text.lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+            .collect()
+    }
+}
+
+/// Waits until the replica's link is up and it processed everything the master produced.
+#[track_caller]
+pub fn wait_in_sync(master: &ServerGuard, replica: &ServerGuard) {
+    wait_until("replica in sync", Duration::from_secs(30), || {
+        let r = replica.info("replication");
+        r.get("master_link_status").map(String::as_str) == Some("up")
+            && r.get("master_repl_offset")
+                == Some(&master.field("replication", "master_repl_offset"))
+    });
+}
