@@ -1,5 +1,6 @@
-//! `tandem-bench throughput`: redis-benchmark SET and GET against each server, pinned, in
-//! alternating rounds; the median of the rounds is reported.
+//! `tandem-bench throughput`: redis-benchmark SET and GET, and a small Lua script by EVAL and
+//! EVALSHA, against each server, pinned, in alternating rounds; the median of the rounds is
+//! reported.
 
 use crate::servers::{self, Kind, Server};
 use crate::{plot, report};
@@ -27,6 +28,10 @@ pub struct Args {
     /// redis-benchmark tests.
     #[arg(long, value_delimiter = ',', default_value = "set,get")]
     tests: Vec<String>,
+    /// Script cases: `eval` and `evalsha` run a small Lua script (INCR and EXPIRE of a random
+    /// key, the shape of a rate limiter); empty for none.
+    #[arg(long, value_delimiter = ',', default_value = "eval,evalsha")]
+    scripts: Vec<String>,
     /// Random keys drawn from this many (redis-benchmark -r).
     #[arg(long, default_value_t = 100_000)]
     keyspace: u64,
@@ -45,15 +50,58 @@ pub struct Record {
     pub clients: u32,
 }
 
+/// The script of the `eval` and `evalsha` cases: what rate limiters and counters send.
+const SCRIPT: &str =
+    "local n = redis.call('INCR', KEYS[1]) redis.call('EXPIRE', KEYS[1], 60) return n";
+
+/// What one redis-benchmark run measures.
+enum Workload<'a> {
+    /// Its built-in tests (`-t set,get`).
+    Tests(&'a [String]),
+    /// One command, reported under this name.
+    Command(&'a str, Vec<String>),
+}
+
+/// The command line of a script case; EVALSHA's script is loaded first.
+fn script_case(name: &str, port: u16) -> anyhow::Result<Vec<String>> {
+    // Not `key:`: the SET test fills those with strings INCR refuses.
+    let key = "counter:__rand_int__".to_string();
+    match name {
+        "eval" => Ok(vec!["EVAL".into(), SCRIPT.into(), "1".into(), key]),
+        "evalsha" => {
+            let out = Command::new("redis-cli")
+                .args(["-p", &port.to_string(), "SCRIPT", "LOAD", SCRIPT])
+                .output()
+                .context("failed to run redis-cli (apt-get install redis-tools)")?;
+            let sha = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if sha.len() != 40 {
+                bail!("SCRIPT LOAD answered {sha:?}");
+            }
+            Ok(vec!["EVALSHA".into(), sha, "1".into(), key])
+        }
+        other => bail!("unknown script case {other:?} (eval, evalsha)"),
+    }
+}
+
 /// Runs redis-benchmark once and returns (test, requests per second) pairs.
-fn bench_once(a: &Args, port: u16, pipeline: u32) -> anyhow::Result<Vec<(String, f64)>> {
+fn bench_once(
+    a: &Args,
+    port: u16,
+    pipeline: u32,
+    work: &Workload<'_>,
+) -> anyhow::Result<Vec<(String, f64)>> {
     let requests = a.requests * u64::from(pipeline.clamp(1, 8));
-    let out = Command::new("taskset")
-        .args(["-c", &a.common.client_core.to_string(), "redis-benchmark"])
+    let mut cmd = Command::new("taskset");
+    cmd.args(["-c", &a.common.client_core.to_string(), "redis-benchmark"])
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(["-c", &a.clients.to_string(), "-n", &requests.to_string()])
         .args(["-P", &pipeline.to_string(), "-r", &a.keyspace.to_string()])
-        .args(["-t", &a.tests.join(","), "--csv"])
+        .arg("--csv");
+    match work {
+        Workload::Tests(tests) => cmd.args(["-t", &tests.join(",")]),
+        Workload::Command(_, argv) => cmd.args(argv),
+    };
+    let out = cmd
         .output()
         .context("failed to run redis-benchmark (apt-get install redis-tools)")?;
     if !out.status.success() {
@@ -65,12 +113,17 @@ fn bench_once(a: &Args, port: u16, pipeline: u32) -> anyhow::Result<Vec<(String,
     let text = String::from_utf8_lossy(&out.stdout);
     let mut results = Vec::new();
     for line in text.lines().skip(1) {
-        let cols: Vec<&str> = line.split(',').map(|c| c.trim_matches('"')).collect();
+        // Quoted fields: a custom command's name may hold commas.
+        let cols: Vec<&str> = line.trim_matches('"').split("\",\"").collect();
         if let (Some(test), Some(rps)) = (
             cols.first(),
             cols.get(1).and_then(|r| r.parse::<f64>().ok()),
         ) {
-            results.push((test.to_ascii_lowercase(), rps));
+            let test = match work {
+                Workload::Tests(_) => test.to_ascii_lowercase(),
+                Workload::Command(name, _) => (*name).to_string(),
+            };
+            results.push((test, rps));
         }
     }
     if results.is_empty() {
@@ -93,8 +146,19 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
                 Kind::Redis => a.common.redis_bin.clone(),
             };
             let server = Server::start(kind, &bin, a.common.server_core, &[])?;
-            for &p in &a.pipelines {
-                for (test, rps) in bench_once(a, server.port, p)? {
+            let mut work = Vec::new();
+            if !a.tests.is_empty() {
+                work.push(Workload::Tests(&a.tests));
+            }
+            for name in &a.scripts {
+                work.push(Workload::Command(name, script_case(name, server.port)?));
+            }
+            let runs = a
+                .pipelines
+                .iter()
+                .flat_map(|&p| work.iter().map(move |w| (p, w)));
+            for (p, w) in runs {
+                for (test, rps) in bench_once(a, server.port, p, w)? {
                     eprintln!(
                         "round {}/{} {:>6} {test:>4} -P {p:<3} {rps:>12.0} ops/s",
                         round + 1,

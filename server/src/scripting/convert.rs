@@ -347,6 +347,7 @@ fn write_table(t: &Table, reply: &mut Reply<'_>) -> mlua::Result<Children> {
 mod tests {
     use super::*;
     use crate::protocol::Protocol;
+    use proptest::prelude::*;
 
     #[test]
     fn error_text_keeps_or_adds_the_code() {
@@ -414,5 +415,82 @@ mod tests {
         assert_eq!(c_long_long(-3.99), -3);
         assert_eq!(c_long_long(f64::NAN), i64::MIN);
         assert_eq!(c_long_long(1e300), i64::MIN);
+    }
+
+    /// A reply of the kinds that pass through a RESP3 script unchanged.
+    #[derive(Debug, Clone)]
+    enum R {
+        Int(i64),
+        Bulk(Vec<u8>),
+        Simple(String),
+        Error(String),
+        Double(f64),
+        Bool(bool),
+        Big(String),
+        Verbatim(String),
+        Array(Vec<R>),
+        Map1(Vec<u8>, Box<R>),
+        Set1(Vec<u8>),
+    }
+
+    fn write(r: &R, out: &mut Reply<'_>) {
+        match r {
+            R::Int(n) => out.int(*n),
+            R::Bulk(b) => out.bulk(b),
+            R::Simple(s) => out.simple(s),
+            R::Error(e) => out.error(e),
+            R::Double(d) => out.double(*d),
+            R::Bool(b) => out.boolean(*b),
+            R::Big(d) => out.big_number(d.as_bytes()),
+            R::Verbatim(t) => out.verbatim(t.as_bytes()),
+            R::Array(items) => {
+                out.array(items.len());
+                items.iter().for_each(|i| write(i, out));
+            }
+            R::Map1(k, v) => {
+                out.map(1);
+                out.bulk(k);
+                write(v, out);
+            }
+            R::Set1(m) => {
+                out.set(1);
+                out.bulk(m);
+            }
+        }
+    }
+
+    fn reply_strategy() -> impl Strategy<Value = R> {
+        let exact = -(1i64 << 53)..(1i64 << 53);
+        let leaf = prop_oneof![
+            exact.prop_map(R::Int),
+            proptest::collection::vec(any::<u8>(), 0..24).prop_map(R::Bulk),
+            "[a-zA-Z0-9 ]{0,12}".prop_map(R::Simple),
+            "[A-Z]{1,8} [a-z0-9 ]{0,12}".prop_map(R::Error),
+            any::<f64>()
+                .prop_filter("finite", |d| d.is_finite())
+                .prop_map(R::Double),
+            any::<bool>().prop_map(R::Bool),
+            "-?[1-9][0-9]{0,40}".prop_map(R::Big),
+            "[a-z ]{0,12}".prop_map(R::Verbatim),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(R::Array),
+                (proptest::collection::vec(any::<u8>(), 1..8), inner)
+                    .prop_map(|(k, v)| R::Map1(k, Box::new(v))),
+                proptest::collection::vec(any::<u8>(), 1..8).prop_map(R::Set1),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// What a command replies reaches a RESP3 script and comes back from it byte for
+        /// byte, as `return redis.call(...)` does in Redis after `redis.setresp(3)`.
+        #[test]
+        fn replies_pass_through_a_resp3_script_unchanged(r in reply_strategy()) {
+            let mut bytes = Vec::new();
+            write(&r, &mut Reply::new(&mut bytes, Protocol::Resp3));
+            proptest::prop_assert_eq!(round_trip(&bytes, Protocol::Resp3, true), bytes);
+        }
     }
 }

@@ -9,6 +9,24 @@ use mlua::{HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmSt
 /// command runner of the script in progress.
 pub(super) struct Hidden(pub Table);
 
+/// What each run touches, fetched from the sandbox once: a run then makes no string keys
+/// and no table lookups of its own.
+#[derive(Clone)]
+pub(super) struct Bound {
+    /// The real `redis` table (scripts see a read-only proxy of it).
+    pub redis: Table,
+    /// The real globals, where EVAL's KEYS and ARGV go.
+    pub globals: Table,
+    pub handler: mlua::Function,
+    pub run_eval: mlua::Function,
+    pub run_function: mlua::Function,
+    /// `redis.call` outside a run.
+    pub outside: mlua::Function,
+    pub call_key: mlua::LuaString,
+    pub keys_key: mlua::LuaString,
+    pub argv_key: mlua::LuaString,
+}
+
 /// Redis's `redisLrand48`: a 48-bit linear congruential generator with the libc's
 /// constants, so `math.random` gives the same sequence as Redis for the same seed.
 pub(super) struct Rand48(u64);
@@ -65,7 +83,6 @@ pub(super) fn build() -> mlua::Result<Lua> {
         ))
     })?;
     redis.set("call", outside.clone())?;
-    redis.set("pcall", outside.clone())?;
     hidden.set("outside_run", outside)?;
     hidden.set("redis", redis)?;
     let real_of = lua.create_table()?;
@@ -93,10 +110,25 @@ pub(super) fn build() -> mlua::Result<Lua> {
     lua.load(include_str!("sandbox.lua"))
         .set_name("=sandbox")
         .call::<()>(hidden.clone())?;
+    lua.set_app_data(Bound {
+        redis: hidden.get("redis")?,
+        globals: hidden.get("globals")?,
+        handler: hidden.get("handler")?,
+        run_eval: hidden.get("run_eval")?,
+        run_function: hidden.get("run_function")?,
+        outside: hidden.get("outside_run")?,
+        call_key: lua.create_string("call")?,
+        keys_key: lua.create_string("KEYS")?,
+        argv_key: lua.create_string("ARGV")?,
+    });
     lua.set_app_data(Hidden(hidden));
     arm_hook(&lua)?;
     Ok(lua)
 }
+
+/// What the hook passes to a run's `redis.call` to have it serve the other clients: a light
+/// userdata, which no script can make.
+pub(super) const BUSY_MARKER: mlua::LightUserData = mlua::LightUserData(std::ptr::null_mut());
 
 /// How many Lua instructions run between two checks of a script's time (Redis's count).
 const HOOK_INSTRUCTIONS: u32 = 100_000;
@@ -131,13 +163,14 @@ fn busy_hook(lua: &Lua, _: &mlua::debug::Debug) -> mlua::Result<VmState> {
     if !due {
         return Ok(VmState::Continue);
     }
-    let Some(hidden) = lua.app_data_ref::<Hidden>().map(|h| h.0.clone()) else {
+    let Some(call) = lua
+        .app_data_ref::<Bound>()
+        .and_then(|b| b.redis.raw_get::<mlua::Function>(&b.call_key).ok())
+    else {
         return Ok(VmState::Continue);
     };
-    let Ok(busy) = hidden.raw_get::<mlua::Function>("busy") else {
-        return Ok(VmState::Continue);
-    };
-    if busy.call::<bool>(())? {
+    // The run's `redis.call` serves the other clients when given the busy marker.
+    if call.call::<bool>(BUSY_MARKER)? {
         tracing::warn!("Lua script killed by user with SCRIPT KILL.");
         lua.set_hook(HookTriggers::EVERY_LINE, busy_hook)?;
         return Err(api::raise_text(

@@ -4,7 +4,7 @@
 
 use super::api;
 use super::convert::{self, lua_to_reply, reply_to_lua};
-use super::engine::Hidden;
+use super::engine::Bound;
 use crate::protocol::{Args, Reply};
 use crate::state::scripting::ScriptRun;
 use mlua::{Function, Lua, MultiValue, Table, Value};
@@ -131,77 +131,64 @@ fn error_line(t: &Table, name: &str) -> String {
 }
 
 fn call(lua: &Lua, inv: &Invocation<'_>, host: &mut dyn Host) -> mlua::Result<(bool, Value)> {
-    let hidden = lua
-        .app_data_ref::<Hidden>()
-        .map(|h| h.0.clone())
-        .ok_or_else(|| mlua::Error::runtime("the interpreter has no sandbox"))?;
-    let keys = lua.create_sequence_from(
-        inv.keys
-            .iter()
-            .map(|k| lua.create_string(k))
-            .collect::<mlua::Result<Vec<_>>>()?,
-    )?;
-    let args = lua.create_sequence_from(
-        inv.args
-            .iter()
-            .map(|a| lua.create_string(a))
-            .collect::<mlua::Result<Vec<_>>>()?,
-    )?;
-    let handler = hidden.raw_get::<Function>("handler")?;
-    let redis: Table = hidden.raw_get("redis")?;
+    let Some(b) = lua.app_data_ref::<Bound>().map(|b| b.clone()) else {
+        return Err(mlua::Error::runtime("the interpreter has no sandbox"));
+    };
+    let strings = |items: &[&[u8]]| -> mlua::Result<Table> {
+        let t = lua.create_table_with_capacity(items.len(), 0)?;
+        for (i, item) in items.iter().enumerate() {
+            t.raw_set(i + 1, lua.create_string(item)?)?;
+        }
+        Ok(t)
+    };
+    let keys = strings(&inv.keys)?;
+    let args = strings(&inv.args)?;
     let host = RefCell::new(host);
+    let name = inv.name;
     let result = lua.scope(|scope| {
-        let bound = |raise_errors: bool| {
-            let host = &host;
-            scope.create_function(move |lua, argv: MultiValue| {
-                let Ok(mut host) = host.try_borrow_mut() else {
-                    return Err(api::raise_text(
-                        lua,
-                        "redis.call/pcall called while a call runs",
-                    ));
-                };
-                match run_command(lua, &mut **host, argv)? {
-                    (Value::Table(t), true) if raise_errors => Err(api::raise(lua, t)),
-                    (v, _) => Ok(v),
-                }
-            })
-        };
-        redis.raw_set("call", bound(true)?)?;
-        redis.raw_set("pcall", bound(false)?)?;
         let host = &host;
-        let busy = scope.create_function(move |lua, ()| {
+        let bound = scope.create_function(move |lua, argv: MultiValue| {
             let Ok(mut host) = host.try_borrow_mut() else {
-                return Ok(false);
+                return Err(api::raise_text(
+                    lua,
+                    "redis.call/pcall called while a call runs",
+                ));
             };
-            let Some(mut run) = lua.app_data_ref::<ScriptRun>().map(|r| r.clone()) else {
-                return Ok(false);
-            };
-            let kill = (**host).serve_busy(&mut run, inv.name);
-            if let Some(mut r) = lua.app_data_mut::<ScriptRun>() {
-                *r = run;
+            if let Some(Value::LightUserData(_)) = argv.front() {
+                return Ok(Value::Boolean(serve_busy(lua, &mut **host, name)));
             }
-            Ok(kill)
+            match run_command(lua, &mut **host, argv)? {
+                (Value::Table(t), true) => Err(api::raise(lua, t)),
+                (v, _) => Ok(v),
+            }
         })?;
-        hidden.raw_set("busy", busy)?;
+        b.redis.raw_set(&b.call_key, bound)?;
         match inv.target {
             Target::Eval => {
-                let globals: Table = hidden.raw_get("globals")?;
-                globals.raw_set("KEYS", keys)?;
-                globals.raw_set("ARGV", args)?;
-                hidden
-                    .raw_get::<Function>("run_eval")?
-                    .call::<(bool, Value)>((inv.function, &handler))
+                b.globals.raw_set(&b.keys_key, keys)?;
+                b.globals.raw_set(&b.argv_key, args)?;
+                b.run_eval.call::<(bool, Value)>((inv.function, &b.handler))
             }
-            Target::Function => hidden
-                .raw_get::<Function>("run_function")?
-                .call::<(bool, Value)>((inv.function, &handler, keys, args)),
+            Target::Function => {
+                b.run_function
+                    .call::<(bool, Value)>((inv.function, &b.handler, keys, args))
+            }
         }
     });
-    hidden.raw_set("busy", Value::Nil)?;
-    let outside: Function = hidden.raw_get("outside_run")?;
-    redis.raw_set("call", outside.clone())?;
-    redis.raw_set("pcall", outside)?;
+    b.redis.raw_set(&b.call_key, &b.outside)?;
     result
+}
+
+/// The hook's call: lets the host serve the other clients; true when the script must stop.
+fn serve_busy(lua: &Lua, host: &mut dyn Host, name: &str) -> bool {
+    let Some(mut run) = lua.app_data_ref::<ScriptRun>().map(|r| r.clone()) else {
+        return false;
+    };
+    let kill = host.serve_busy(&mut run, name);
+    if let Some(mut r) = lua.app_data_mut::<ScriptRun>() {
+        *r = run;
+    }
+    kill
 }
 
 /// `redis.call`/`redis.pcall`'s work: the arguments as a command, run by the host, its reply

@@ -13,6 +13,14 @@ G.print, G.dofile, G.loadfile = nil, nil, nil
 G.getfenv, G.setfenv, G.newproxy = nil, nil, nil
 
 local redis = G.redis
+local unwrap = hidden.unwrap
+-- redis.call is the host's Rust function during a run; pcall's version only catches it.
+function redis.pcall(...)
+  local ok, v = raw_pcall(redis.call, ...)
+  if ok then return v end
+  if type(v) == 'userdata' then v = unwrap(v) end
+  return v
+end
 function redis.replicate_commands() return true end
 function redis.breakpoint() return false end
 function redis.debug() end
