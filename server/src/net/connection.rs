@@ -52,23 +52,42 @@ pub(super) struct Head {
     pub authenticated: bool,
 }
 
-/// Serves one accepted socket until the client leaves, is killed, or becomes a replica.
-pub(super) async fn run(state: Shared, mut sock: TcpStream, peer: SocketAddr, head: Head) {
+/// A socket the server took: registered as a client, or refused with this line.
+pub(super) enum Admission {
+    Client(Box<Client>, Rc<TcpStream>, Head),
+    Refused(TcpStream, &'static [u8]),
+}
+
+/// Registers an accepted socket as a client, at once: a script that takes the server before
+/// the connection's task first runs still finds it (`crate::net::busy`), idle if it needs
+/// no password.
+pub(super) fn admit(srv: &mut Server, sock: TcpStream, peer: SocketAddr, head: Head) -> Admission {
     let _ = sock.set_nodelay(true);
     let local = sock.local_addr().ok();
-    // Bound first: the borrow must end before the refusal is written (an await).
-    let admitted = register(&mut state.borrow_mut(), peer, local);
-    let mut registered = match admitted {
+    let mut client = match register(srv, peer, local) {
         Ok(c) => c,
-        Err(refusal) => {
+        Err(refusal) => return Admission::Refused(sock, refusal),
+    };
+    client.shared.info.borrow_mut().fd = i64::from(sock.as_raw_fd());
+    client.authenticated |= head.authenticated;
+    let sock = Rc::new(sock);
+    *client.shared.socket.borrow_mut() = Some(sock.clone());
+    client
+        .shared
+        .idle
+        .set(client.authenticated && head.input.is_empty());
+    Admission::Client(Box::new(client), sock, head)
+}
+
+/// Serves one admitted socket until the client leaves, is killed, or becomes a replica.
+pub(super) async fn run(state: Shared, admission: Admission) {
+    let (registered, sock, head) = match admission {
+        Admission::Client(client, sock, head) => (*client, sock, head),
+        Admission::Refused(mut sock, refusal) => {
             let _ = sock.write_all(refusal).await;
             return;
         }
     };
-    registered.shared.info.borrow_mut().fd = i64::from(sock.as_raw_fd());
-    registered.authenticated |= head.authenticated;
-    let sock = Rc::new(sock);
-    *registered.shared.socket.borrow_mut() = Some(sock.clone());
     let mut input = head.input;
     input.reserve(16 * 1024);
     let mut conn = Connection {

@@ -47,8 +47,9 @@ fn start(
     peer: std::net::SocketAddr,
     head: connection::Head,
 ) {
+    let admission = connection::admit(&mut state.borrow_mut(), sock, peer, head);
     let span = tracing::debug_span!("client", addr = %peer);
-    tokio::task::spawn_local(connection::run(state.clone(), sock, peer, head).instrument(span));
+    tokio::task::spawn_local(connection::run(state.clone(), admission).instrument(span));
 }
 
 /// Starts the connections accepted while a script held the server, once it lets go.
