@@ -235,6 +235,20 @@ fn command(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
                 "ERR Invalid number of arguments specified for command",
             ));
         }
+        if SCRIPT_CALLS.contains(&s.name) {
+            // Keys announced by `numkeys` (movable keys, and none is no error for them); a
+            // count that is not a number or exceeds the arguments gives none, as in Redis.
+            let n = super::int_arg(cmd.get(2))
+                .ok()
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|&n| n <= cmd.len() - 3)
+                .unwrap_or(0);
+            ctx.reply.array(n);
+            for i in 3..3 + n {
+                ctx.reply.bulk(cmd.get(i));
+            }
+            return Ok(());
+        }
         let keys: Vec<usize> = s.key_indices(cmd.len()).collect();
         if keys.is_empty() {
             return Err(CmdError::msg("ERR The command has no key arguments"));
@@ -273,6 +287,16 @@ fn command(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     }
     Ok(())
 }
+
+/// Commands whose keys follow a count in their third argument (`EVAL script numkeys key...`).
+const SCRIPT_CALLS: &[&str] = &[
+    "eval",
+    "evalsha",
+    "eval_ro",
+    "evalsha_ro",
+    "fcall",
+    "fcall_ro",
+];
 
 /// One COMMAND INFO entry: name, arity, flags, first key, last key, step, ACL categories,
 /// tips, key specs, subcommands.
