@@ -90,7 +90,7 @@ fn run_function(ctx: &mut Ctx<'_>, args: Args<'_>, ro: bool) -> CmdResult {
         oom_at_start,
         db: ctx.client.db,
         from_master: ctx.client.is_master,
-        started: Some(std::time::Instant::now()),
+        started_ms: ctx.now_ms,
         busy_threshold_ms: ctx.srv.config.busy_reply_threshold,
         ..ScriptRun::default()
     };

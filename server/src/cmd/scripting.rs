@@ -147,7 +147,7 @@ fn run_script(ctx: &mut Ctx<'_>, args: Args<'_>, by_sha: bool, ro: bool) -> CmdR
         db: ctx.client.db,
         eval: true,
         from_master: ctx.client.is_master,
-        started: Some(std::time::Instant::now()),
+        started_ms: ctx.now_ms,
         busy_threshold_ms: ctx.srv.config.busy_reply_threshold,
         ..ScriptRun::default()
     };

@@ -21,7 +21,7 @@ use tracing::warn;
 pub fn serve(srv: &mut Server, run: &mut ScriptRun, name: &str) -> bool {
     if !run.timed_out {
         run.timed_out = true;
-        let elapsed = run.started.map_or(0, |s| s.elapsed().as_millis());
+        let elapsed = crate::clock::now_ms().saturating_sub(run.started_ms);
         let kill = if run.eval {
             "SCRIPT KILL"
         } else {

@@ -10,8 +10,8 @@ use mlua::{HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmSt
 pub(super) struct Hidden(pub Table);
 
 /// What each run touches, fetched from the sandbox once: a run then makes no string keys
-/// and no table lookups of its own.
-#[derive(Clone)]
+/// and no table lookups of its own (shared behind an `Rc`: cloning each handle would cost a
+/// Lua reference apiece).
 pub(super) struct Bound {
     /// The real `redis` table (scripts see a read-only proxy of it).
     pub redis: Table,
@@ -110,7 +110,7 @@ pub(super) fn build() -> mlua::Result<Lua> {
     lua.load(include_str!("sandbox.lua"))
         .set_name("=sandbox")
         .call::<()>(hidden.clone())?;
-    lua.set_app_data(Bound {
+    lua.set_app_data(std::rc::Rc::new(Bound {
         redis: hidden.get("redis")?,
         globals: hidden.get("globals")?,
         handler: hidden.get("handler")?,
@@ -120,7 +120,7 @@ pub(super) fn build() -> mlua::Result<Lua> {
         call_key: lua.create_string("call")?,
         keys_key: lua.create_string("KEYS")?,
         argv_key: lua.create_string("ARGV")?,
-    });
+    }));
     lua.set_app_data(Hidden(hidden));
     arm_hook(&lua)?;
     Ok(lua)
@@ -149,9 +149,7 @@ fn busy_hook(lua: &Lua, _: &mlua::debug::Debug) -> mlua::Result<VmState> {
         Some(run) => (
             run.killed,
             run.busy_threshold_ms > 0
-                && run
-                    .started
-                    .is_some_and(|s| s.elapsed().as_millis() >= u128::from(run.busy_threshold_ms)),
+                && crate::clock::now_ms().saturating_sub(run.started_ms) >= run.busy_threshold_ms,
         ),
     };
     if killed {
@@ -164,7 +162,7 @@ fn busy_hook(lua: &Lua, _: &mlua::debug::Debug) -> mlua::Result<VmState> {
         return Ok(VmState::Continue);
     }
     let Some(call) = lua
-        .app_data_ref::<Bound>()
+        .app_data_ref::<std::rc::Rc<Bound>>()
         .and_then(|b| b.redis.raw_get::<mlua::Function>(&b.call_key).ok())
     else {
         return Ok(VmState::Continue);

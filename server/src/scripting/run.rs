@@ -131,7 +131,7 @@ fn error_line(t: &Table, name: &str) -> String {
 }
 
 fn call(lua: &Lua, inv: &Invocation<'_>, host: &mut dyn Host) -> mlua::Result<(bool, Value)> {
-    let Some(b) = lua.app_data_ref::<Bound>().map(|b| b.clone()) else {
+    let Some(b) = lua.app_data_ref::<std::rc::Rc<Bound>>().map(|b| b.clone()) else {
         return Err(mlua::Error::runtime("the interpreter has no sandbox"));
     };
     let strings = |items: &[&[u8]]| -> mlua::Result<Table> {
@@ -218,17 +218,17 @@ fn run_command(lua: &Lua, host: &mut dyn Host, argv: MultiValue) -> mlua::Result
         }
         ranges.push((start, buf.len()));
     }
-    let Some(mut run) = lua.app_data_ref::<ScriptRun>().map(|r| r.clone()) else {
-        return refused(
-            lua,
-            "redis.call/pcall can only be called inside a script invocation",
-        );
-    };
     let mut out = Vec::new();
-    let called = host.call(&mut run, Args::new(&buf, &ranges), &mut out);
-    if let Some(mut r) = lua.app_data_mut::<ScriptRun>() {
-        *r = run;
-    }
+    // The command never reaches back into Lua, so the run state stays borrowed meanwhile.
+    let called = match lua.app_data_mut::<ScriptRun>() {
+        Some(mut run) => host.call(&mut run, Args::new(&buf, &ranges), &mut out),
+        None => {
+            return refused(
+                lua,
+                "redis.call/pcall can only be called inside a script invocation",
+            );
+        }
+    };
     match called {
         Ok(()) => reply_to_lua(lua, &out),
         Err(text) => {

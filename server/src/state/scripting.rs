@@ -48,9 +48,9 @@ pub struct ScriptRun {
     pub eval: bool,
     /// The caller is our master: the script cannot be killed.
     pub from_master: bool,
-    /// When the run started, and the `busy-reply-threshold` after which it lets other
-    /// clients in.
-    pub started: Option<std::time::Instant>,
+    /// When the run started (Unix ms, the batch's clock), and the `busy-reply-threshold`
+    /// after which it lets other clients in.
+    pub started_ms: u64,
     pub busy_threshold_ms: u64,
     /// The run passed the threshold (it was logged as slow; other clients get BUSY).
     pub timed_out: bool,
