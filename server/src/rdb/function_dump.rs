@@ -197,14 +197,6 @@ pub fn redis_lzf(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
     // The header byte of the literal run in progress is at `out.len() - lit - 1`.
     let mut lit = 0usize;
     out.push(0);
-    let end_run = |out: &mut Vec<u8>, lit: usize| {
-        if lit == 0 {
-            out.pop();
-        } else {
-            let at = out.len() - lit - 1;
-            out[at] = (lit - 1) as u8;
-        }
-    };
     let mut ip = 0usize;
     let mut hval = if n >= 2 { first(0) } else { 0 };
     while ip + 2 < n {
@@ -266,31 +258,40 @@ pub fn redis_lzf(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
             if out.len() >= max_out {
                 return None;
             }
-            lit += 1;
-            out.push(input[ip]);
+            push_literal(&mut out, &mut lit, input[ip]);
             ip += 1;
-            if lit == MAX_LIT {
-                end_run(&mut out, lit);
-                lit = 0;
-                out.push(0);
-            }
         }
     }
     if out.len() + 3 > max_out {
         return None;
     }
-    while ip < n {
-        lit += 1;
-        out.push(input[ip]);
-        ip += 1;
-        if lit == MAX_LIT {
-            end_run(&mut out, lit);
-            lit = 0;
-            out.push(0);
-        }
+    for &byte in &input[ip..n] {
+        push_literal(&mut out, &mut lit, byte);
     }
     end_run(&mut out, lit);
     Some(out)
+}
+
+/// Closes the literal run in progress: writes its length into its header byte, or drops
+/// the header of an empty run.
+fn end_run(out: &mut Vec<u8>, lit: usize) {
+    if lit == 0 {
+        out.pop();
+    } else {
+        let at = out.len() - lit - 1;
+        out[at] = (lit - 1) as u8;
+    }
+}
+
+/// Appends one literal byte; a full literal run is closed and the next one opened.
+fn push_literal(out: &mut Vec<u8>, lit: &mut usize, byte: u8) {
+    *lit += 1;
+    out.push(byte);
+    if *lit == MAX_LIT {
+        end_run(out, *lit);
+        *lit = 0;
+        out.push(0);
+    }
 }
 
 #[cfg(test)]
