@@ -10,7 +10,7 @@ use crate::keyspace::SmallBytes;
 use crate::protocol::{Args, Protocol, Reply};
 use crate::state::blocking::Block;
 use crate::state::scripting::ScriptRun;
-use crate::state::{NOREPLICAS, READONLY_REPLICA, Server};
+use crate::state::{MASTERDOWN, NOREPLICAS, READONLY_REPLICA, Server};
 use std::borrow::Cow;
 
 /// What the connection must do after a command.
@@ -201,15 +201,8 @@ fn refusal(
     if spec.is(flags::WRITE) && !client.is_master && srv.read_only_replica() {
         return Some(READONLY_REPLICA.into());
     }
-    if let Some(m) = srv.repl.master.as_ref()
-        && m.state != crate::state::replication::master_link::LinkState::Connected
-        && !srv.config.replica_serve_stale_data
-        && !spec.is(flags::STALE)
-    {
-        return Some(
-            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
-                .into(),
-        );
+    if srv.stale() && !spec.is(flags::STALE) {
+        return Some(MASTERDOWN.into());
     }
     if spec.is(flags::WRITE) && !client.is_master && srv.lacks_good_replicas() {
         return Some(NOREPLICAS.into());
@@ -408,11 +401,7 @@ fn script_call(
     if spec.is(flags::NOSCRIPT) {
         return Err("This Redis command is not allowed from script".into());
     }
-    if let Some(m) = srv.repl.master.as_ref()
-        && m.state != crate::state::replication::master_link::LinkState::Connected
-        && !srv.config.replica_serve_stale_data
-        && !spec.is(flags::STALE)
-    {
+    if srv.stale() && !spec.is(flags::STALE) {
         return Err("Can not execute the command on a stale replica".into());
     }
     if run.read_only && spec.is(flags::WRITE | flags::MAY_REPLICATE) {

@@ -7,13 +7,12 @@
 //! the others are not; the table has one set of flags per container, so these handlers make
 //! the write checks themselves and feed the command to replicas as received.
 
-use super::scripting::{refuse_before_run, run_invocation};
+use super::scripting::{Call, key_count, lua_error, run};
 use super::{CmdError, CmdResult, Ctx, Spec, container, eq, flags::*, help, spec};
 use crate::protocol::Args;
 use crate::rdb::function_dump;
+use crate::scripting::Target;
 use crate::scripting::functions::{self, RestorePolicy};
-use crate::scripting::{Invocation, Target};
-use crate::state::scripting::ScriptRun;
 use crate::state::{NOREPLICAS, READONLY_REPLICA};
 
 pub static COMMANDS: &[Spec] = &[
@@ -61,10 +60,6 @@ fn fcall_ro(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     run_function(ctx, args, true)
 }
 
-fn lua_error(e: &mlua::Error) -> CmdError {
-    CmdError::msg(format!("ERR Lua: {e}"))
-}
-
 /// FCALL and FCALL_RO (Redis's `fcallCommandGeneric`).
 fn run_function(ctx: &mut Ctx<'_>, args: Args<'_>, ro: bool) -> CmdResult {
     let Some(f) = ctx.srv.scripts.functions.libraries.function(args.get(1)) else {
@@ -73,36 +68,16 @@ fn run_function(ctx: &mut Ctx<'_>, args: Args<'_>, ro: bool) -> CmdResult {
     let (function, flags, name) = (f.function.clone(), f.flags, f.name.clone());
     let numkeys = crate::protocol::parse_i64(args.get(2))
         .ok_or_else(|| CmdError::msg("ERR Bad number of keys provided"))?;
-    if numkeys > args.len() as i64 - 3 {
-        return Err(CmdError::msg(
-            "ERR Number of keys can't be greater than number of args",
-        ));
-    }
-    if numkeys < 0 {
-        return Err(CmdError::msg("ERR Number of keys can't be negative"));
-    }
-    let oom_at_start = refuse_before_run(ctx, flags, ro)?;
+    let numkeys = key_count(args, numkeys)?;
     let lua = functions::interpreter(&mut ctx.srv.scripts.functions).map_err(|e| lua_error(&e))?;
-    let run = ScriptRun {
-        read_only: ro || flags.no_writes,
-        allow_oom: flags.allow_oom,
-        replicate: true,
-        oom_at_start,
-        db: ctx.client.db,
-        from_master: ctx.client.is_master,
-        started_ms: ctx.now_ms,
-        busy_threshold_ms: ctx.srv.config.busy_reply_threshold,
-        ..ScriptRun::default()
-    };
-    let numkeys = numkeys as usize;
-    let inv = Invocation {
+    let call = Call {
         function: &function,
         name: &name,
-        keys: (3..3 + numkeys).map(|i| args.get(i)).collect(),
-        args: (3 + numkeys..args.len()).map(|i| args.get(i)).collect(),
+        flags,
+        ro,
         target: Target::Function,
     };
-    run_invocation(ctx, &lua, &inv, run)
+    run(ctx, &lua, &call, args, numkeys)
 }
 
 const FUNCTION_HELP: &[&str] = &[

@@ -9,9 +9,8 @@ use super::{
 use crate::client::Client;
 use crate::protocol::Args;
 use crate::scripting::{self, Host, Invocation, Target};
-use crate::state::replication::master_link::LinkState;
 use crate::state::scripting::{Script, ScriptFlags, ScriptRun, Scripts};
-use crate::state::{NOREPLICAS, READONLY_REPLICA, Server};
+use crate::state::{MASTERDOWN, NOREPLICAS, READONLY_REPLICA, Server};
 
 pub static COMMANDS: &[Spec] = &[
     spec(
@@ -81,7 +80,7 @@ fn evalsha_ro(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     run_script(ctx, args, true, true)
 }
 
-fn lua_error(e: &mlua::Error) -> CmdError {
+pub(super) fn lua_error(e: &mlua::Error) -> CmdError {
     CmdError::msg(format!("ERR Lua: {e}"))
 }
 
@@ -110,16 +109,18 @@ fn create_script(scripts: &mut Scripts, body: &[u8]) -> Result<[u8; 40], CmdErro
     Ok(sha)
 }
 
-fn run_script(ctx: &mut Ctx<'_>, args: Args<'_>, by_sha: bool, ro: bool) -> CmdResult {
-    let numkeys = int_arg(args.get(2))?;
+/// The keys a call announces with `numkeys` (already read as a number): Redis's bounds.
+pub(super) fn key_count(args: Args<'_>, numkeys: i64) -> Result<usize, CmdError> {
     if numkeys > args.len() as i64 - 3 {
         return Err(CmdError::msg(
             "ERR Number of keys can't be greater than number of args",
         ));
     }
-    if numkeys < 0 {
-        return Err(CmdError::msg("ERR Number of keys can't be negative"));
-    }
+    usize::try_from(numkeys).map_err(|_| CmdError::msg("ERR Number of keys can't be negative"))
+}
+
+fn run_script(ctx: &mut Ctx<'_>, args: Args<'_>, by_sha: bool, ro: bool) -> CmdResult {
+    let numkeys = key_count(args, int_arg(args.get(2))?)?;
     let sha = if by_sha {
         let given = args.get(1);
         let Ok(mut sha) = <[u8; 40]>::try_from(given) else {
@@ -137,40 +138,60 @@ fn run_script(ctx: &mut Ctx<'_>, args: Args<'_>, by_sha: bool, ro: bool) -> CmdR
         Some(s) => (s.function.clone(), s.flags),
         None => return Err(CmdError::msg(NOSCRIPT_ERR)),
     };
-    let oom_at_start = refuse_before_run(ctx, flags, ro)?;
     let lua = scripting::interpreter(&mut ctx.srv.scripts).map_err(|e| lua_error(&e))?;
+    let name = String::from_utf8_lossy(&sha).into_owned();
+    let call = Call {
+        function: &function,
+        name: &name,
+        flags,
+        ro,
+        target: Target::Eval,
+    };
+    run(ctx, &lua, &call, args, numkeys)
+}
+
+/// A script or function about to run.
+pub(super) struct Call<'a> {
+    pub function: &'a mlua::Function,
+    /// Its name in error lines: the SHA1 for EVAL, the function's name for FCALL.
+    pub name: &'a str,
+    pub flags: ScriptFlags,
+    /// EVAL_RO, EVALSHA_RO, FCALL_RO.
+    pub ro: bool,
+    pub target: Target,
+}
+
+/// Runs a script or function called with `args` (`CMD name numkeys key... arg...`): Redis
+/// 7.0's checks before the run, then the run with the executor as its host; its writes reach
+/// replicas as one MULTI/EXEC (unless already inside one).
+pub(super) fn run(
+    ctx: &mut Ctx<'_>,
+    lua: &mlua::Lua,
+    call: &Call<'_>,
+    args: Args<'_>,
+    numkeys: usize,
+) -> CmdResult {
+    let flags = call.flags;
+    let oom_at_start = refuse_before_run(ctx, flags, call.ro)?;
     let run = ScriptRun {
-        read_only: ro || (!flags.compat && flags.no_writes),
+        read_only: call.ro || (!flags.compat && flags.no_writes),
         allow_oom: !flags.compat && flags.allow_oom,
         replicate: true,
         oom_at_start,
         db: ctx.client.db,
-        eval: true,
+        eval: call.target == Target::Eval,
         from_master: ctx.client.is_master,
         started_ms: ctx.now_ms,
         busy_threshold_ms: ctx.srv.config.busy_reply_threshold,
         ..ScriptRun::default()
     };
-    let numkeys = numkeys as usize;
-    let name = String::from_utf8_lossy(&sha).into_owned();
     let inv = Invocation {
-        function: &function,
-        name: &name,
+        function: call.function,
+        name: call.name,
         keys: (3..3 + numkeys).map(|i| args.get(i)).collect(),
         args: (3 + numkeys..args.len()).map(|i| args.get(i)).collect(),
-        target: Target::Eval,
+        target: call.target,
     };
-    run_invocation(ctx, &lua, &inv, run)
-}
-
-/// Runs the script with the executor as its host; its writes reach replicas as one
-/// MULTI/EXEC (unless already inside one).
-pub(super) fn run_invocation(
-    ctx: &mut Ctx<'_>,
-    lua: &mlua::Lua,
-    inv: &Invocation<'_>,
-    run: ScriptRun,
-) -> CmdResult {
     // With `maxmemory` set, the Lua heap may not outgrow it: a runaway script fails with "not
     // enough memory" instead of taking the machine's. A bound makes mlua run every call into
     // Lua in protected mode, which costs scripts about a third of their speed (measured with
@@ -189,7 +210,7 @@ pub(super) fn run_invocation(
         client: &mut *ctx.client,
         call: ctx.script_call,
     };
-    let (result, _run) = scripting::invoke(lua, inv, run, &mut host, &mut ctx.reply);
+    let result = scripting::invoke(lua, &inv, run, &mut host, &mut ctx.reply);
     if wrap {
         ctx.srv.feed.end_atomic();
     }
@@ -198,22 +219,10 @@ pub(super) fn run_invocation(
 
 /// Redis 7.0's checks before a script runs (`scriptPrepareForRun`, and the command flags a
 /// shebang gives EVAL). Returns whether memory was over `maxmemory` at the start.
-pub(super) fn refuse_before_run(
-    ctx: &mut Ctx<'_>,
-    flags: ScriptFlags,
-    ro: bool,
-) -> Result<bool, CmdError> {
+fn refuse_before_run(ctx: &mut Ctx<'_>, flags: ScriptFlags, ro: bool) -> Result<bool, CmdError> {
     let srv = &mut *ctx.srv;
-    let stale = srv
-        .repl
-        .master
-        .as_ref()
-        .is_some_and(|m| m.state != LinkState::Connected)
-        && !srv.config.replica_serve_stale_data;
-    if stale && (flags.compat || !flags.allow_stale) {
-        return Err(CmdError::msg(
-            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
-        ));
+    if srv.stale() && (flags.compat || !flags.allow_stale) {
+        return Err(CmdError::msg(MASTERDOWN));
     }
     let oom = srv.config.maxmemory > 0 && !srv.make_room(ctx.now_ms);
     if flags.compat {

@@ -237,7 +237,7 @@ fn reply_to(
         }
         // SCRIPT KILL does not stop a function, nor FUNCTION KILL a script.
         if kill_for_eval != run.eval {
-            return if run.eval { BUSY_EVAL } else { BUSY_FUNCTION }.into();
+            return busy.into();
         }
         verdict.kill = true;
         return "+OK\r\n".into();

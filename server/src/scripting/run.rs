@@ -50,15 +50,17 @@ pub struct Invocation<'a> {
 /// cycle land on some unlucky call.
 const GC_PERIOD: u32 = 50;
 
-/// Runs the script and writes its reply. Returns the run state as the script left it (what
-/// it wrote, its database) and, on failure, the error line for the caller.
+/// Runs the script and writes its reply.
+///
+/// # Errors
+/// The error line for the caller when the script failed.
 pub fn invoke(
     lua: &Lua,
     inv: &Invocation<'_>,
     run: ScriptRun,
     host: &mut dyn Host,
     reply: &mut Reply<'_>,
-) -> (Result<(), String>, ScriptRun) {
+) -> Result<(), String> {
     lua.set_app_data(run);
     let outcome = call(lua, inv, host);
     let run = lua.remove_app_data::<ScriptRun>().unwrap_or_default();
@@ -69,7 +71,7 @@ pub fn invoke(
         }
     }
     collect_now_and_then(lua);
-    let result = match outcome {
+    match outcome {
         Ok((true, value)) => lua_to_reply(&value, reply, run.resp3).map_err(|e| {
             format!(
                 "ERR Error running script {}, {}",
@@ -93,8 +95,7 @@ pub fn invoke(
             inv.name,
             convert::error_text(&e)
         )),
-    };
-    (result, run)
+    }
 }
 
 fn collect_now_and_then(lua: &Lua) {

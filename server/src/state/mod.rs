@@ -38,6 +38,9 @@ use tracing::warn;
 /// Redis's refusals of a write: on a read-only replica, and on a master short of replicas.
 pub const READONLY_REPLICA: &str = "READONLY You can't write against a read only replica.";
 pub const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
+/// Redis's refusal of a command a stale replica may not serve.
+pub const MASTERDOWN: &str =
+    "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.";
 
 /// The state as every task holds it: one thread, borrowed between awaits.
 pub type Shared = Rc<RefCell<Server>>;
@@ -448,6 +451,17 @@ impl Server {
             }
         }
         expired
+    }
+
+    /// A replica whose link to its master is down serves only `stale` commands when
+    /// `replica-serve-stale-data` is off.
+    pub fn stale(&self) -> bool {
+        !self.config.replica_serve_stale_data
+            && self
+                .repl
+                .master
+                .as_ref()
+                .is_some_and(|m| m.state != replication::master_link::LinkState::Connected)
     }
 
     /// A read-only replica refuses writes from its clients (its master's are obeyed).
