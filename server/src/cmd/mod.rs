@@ -22,6 +22,7 @@ mod replication;
 mod scripting;
 mod server;
 mod sets;
+mod streams;
 mod strings;
 mod zset;
 
@@ -265,6 +266,7 @@ pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::ne
         zset::COMMANDS,
         scripting::COMMANDS,
         functions::COMMANDS,
+        streams::COMMANDS,
     ];
     families
         .iter()

@@ -18,6 +18,7 @@ mod list;
 mod packed;
 pub mod set;
 pub mod snapshot;
+pub mod stream;
 mod table;
 mod value;
 pub mod zset;

@@ -1,6 +1,7 @@
 //! The value types a key can hold, with the names TYPE and OBJECT ENCODING report.
 
 use super::list::List;
+use super::stream::Stream;
 use super::zset::ZSet;
 use super::{Hash, Set, SmallBytes};
 
@@ -12,6 +13,7 @@ pub enum Value {
     Set(Box<Set>),
     List(Box<List>),
     Zset(Box<ZSet>),
+    Stream(Box<Stream>),
 }
 
 impl Value {
@@ -23,6 +25,7 @@ impl Value {
             Value::Set(_) => "set",
             Value::List(_) => "list",
             Value::Zset(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -35,6 +38,7 @@ impl Value {
             // Redis 7.0 converts every list to a quicklist, however small.
             Value::List(_) => "quicklist",
             Value::Zset(z) => z.encoding(),
+            Value::Stream(_) => "stream",
         }
     }
 }

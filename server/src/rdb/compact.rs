@@ -212,13 +212,35 @@ fn lp_append(out: &mut Vec<u8>, s: &[u8]) {
 /// Builds a listpack holding `items` in order into `out` (cleared first). Items must each be
 /// shorter than 4 GiB; the writer only packs short elements.
 pub fn listpack_build<'a>(items: impl Iterator<Item = &'a [u8]>, out: &mut Vec<u8>) {
-    out.clear();
-    out.extend_from_slice(&[0; LP_HEADER]);
+    listpack_start(out);
     let mut count = 0usize;
     for item in items {
         lp_append(out, item);
         count += 1;
     }
+    listpack_finish(out, count);
+}
+
+/// Appends elements to a listpack under construction (after its header).
+pub fn listpack_push(out: &mut Vec<u8>, item: &[u8]) {
+    lp_append(out, item);
+}
+
+/// Appends an integer element to a listpack under construction.
+pub fn listpack_push_int(out: &mut Vec<u8>, v: i64) {
+    lp_append(out, itoa::Buffer::new().format(v).as_bytes());
+}
+
+/// Starts a listpack in `out` (cleared first): its header, to be filled by
+/// [`listpack_finish`].
+pub fn listpack_start(out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&[0; LP_HEADER]);
+}
+
+/// Ends a listpack of `count` elements started with [`listpack_start`]: the end byte and
+/// the header's total size and element count (saturated, as Redis does past 65535).
+pub fn listpack_finish(out: &mut Vec<u8>, count: usize) {
     out.push(LP_END);
     let total = out.len() as u32;
     out[..4].copy_from_slice(&total.to_le_bytes());

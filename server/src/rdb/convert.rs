@@ -8,12 +8,17 @@
 use std::cell::RefCell;
 use std::io::Write;
 
-use super::{RdbError, RdbValue, RdbWriter};
+use super::{
+    RdbConsumer, RdbError, RdbGroup, RdbStream, RdbStreamId, RdbStreamMeta, RdbValue, RdbWriter,
+};
 use crate::config::Config;
 use crate::keyspace::hash::Limits as HashLimits;
 use crate::keyspace::set::Member;
+use crate::keyspace::stream::group::Group;
+use crate::keyspace::stream::{Meta, Stream, StreamId};
 use crate::keyspace::zset::{PackLimits, ZSet};
 use crate::keyspace::{End, Entry, Hash, List, Set, SmallBytes, Value};
+use hashbrown::HashMap;
 
 /// Writes one key with its value and expiry.
 ///
@@ -32,7 +37,94 @@ pub fn write_entry<W: Write>(w: &mut RdbWriter<W>, e: &Entry) -> Result<(), RdbE
         ),
         Value::List(l) => w.list(key, expire, Restartable::new(&**l, l.len(), List::iter)),
         Value::Zset(z) => w.zset(key, expire, Restartable::new(&**z, z.len(), ZSet::iter)),
+        Value::Stream(s) => {
+            let m = s.meta();
+            w.stream(
+                key,
+                expire,
+                s.range(StreamId::MIN, StreamId::MAX)
+                    .map(|e| (rdb_id(e.id), e.fields())),
+                &RdbStreamMeta {
+                    last_id: rdb_id(m.last_id),
+                    first_id: rdb_id(m.first_id),
+                    max_deleted: rdb_id(m.max_deleted),
+                    entries_added: m.entries_added,
+                },
+                &rdb_groups(s),
+            )
+        }
     }
+}
+
+fn rdb_id(id: StreamId) -> RdbStreamId {
+    (id.ms, id.seq)
+}
+
+fn stream_id((ms, seq): RdbStreamId) -> StreamId {
+    StreamId::new(ms, seq)
+}
+
+/// A stream's groups in the format's shape (a copy: groups are small beside the entries).
+fn rdb_groups(s: &Stream) -> Vec<RdbGroup> {
+    s.groups
+        .iter()
+        .map(|(name, g)| RdbGroup {
+            name: name.to_vec(),
+            last_id: rdb_id(g.last_id),
+            entries_read: Some(g.entries_read),
+            pel: g
+                .pel
+                .iter()
+                .map(|(id, p)| (rdb_id(*id), p.delivery_time, p.delivery_count))
+                .collect(),
+            consumers: g
+                .consumers
+                .iter()
+                .map(|(name, c)| RdbConsumer {
+                    name: name.to_vec(),
+                    seen_time: c.seen_time,
+                    pel: c.pel.iter().map(|id| rdb_id(*id)).collect(),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// The keyspace stream of a loaded one; a group from a file older than 7.0 gets the read
+/// counter Redis estimates for it.
+fn stream_from_rdb(r: RdbStream) -> Stream {
+    let mut s = Stream::default();
+    for (id, fields) in &r.entries {
+        s.append(
+            stream_id(*id),
+            fields.iter().map(|(f, v)| (f.as_slice(), v.as_slice())),
+        );
+    }
+    s.set_meta(Meta {
+        last_id: stream_id(r.meta.last_id),
+        first_id: stream_id(r.meta.first_id),
+        max_deleted: stream_id(r.meta.max_deleted),
+        entries_added: r.meta.entries_added,
+    });
+    for g in r.groups {
+        let last_id = stream_id(g.last_id);
+        let read = g.entries_read.unwrap_or_else(|| s.entries_before(last_id));
+        let mut group = Group::new(last_id, read);
+        for c in &g.consumers {
+            group.consumer(&c.name, c.seen_time);
+        }
+        let owners: HashMap<RdbStreamId, &[u8]> = g
+            .consumers
+            .iter()
+            .flat_map(|c| c.pel.iter().map(move |id| (*id, c.name.as_slice())))
+            .collect();
+        for (id, time, count) in &g.pel {
+            let owner = owners.get(id).copied().unwrap_or_default();
+            group.deliver(stream_id(*id), owner, *time, *count);
+        }
+        s.groups.insert(SmallBytes::from_vec(g.name), group);
+    }
+    s
 }
 
 /// Limits the loaded values' encodings follow (the `*-max-*` directives).
@@ -88,6 +180,7 @@ pub fn from_rdb(value: RdbValue, limits: LoadLimits) -> Value {
             pairs.into_iter().map(|(m, s)| (SmallBytes::from_vec(m), s)),
             limits.zset,
         ))),
+        RdbValue::Stream(s) => Value::Stream(Box::new(stream_from_rdb(*s))),
     }
 }
 

@@ -24,6 +24,8 @@ mod writer;
 
 pub use encoding::RDB_VERSION;
 pub use error::RdbError;
-pub use model::{Aux, RdbEntry, RdbValue};
+pub use model::{
+    Aux, RdbConsumer, RdbEntry, RdbGroup, RdbStream, RdbStreamId, RdbStreamMeta, RdbValue,
+};
 pub use reader::{Item, RdbReader};
 pub use writer::{ChecksumWriter, RdbWriter, WriterOptions};

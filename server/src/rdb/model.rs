@@ -11,6 +11,48 @@ pub enum RdbValue {
     Set(Vec<Vec<u8>>),
     Hash(Vec<(Vec<u8>, Vec<u8>)>),
     ZSet(Vec<(Vec<u8>, f64)>),
+    Stream(Box<RdbStream>),
+}
+
+/// A stream id as the format stores it: milliseconds, sequence.
+pub type RdbStreamId = (u64, u64);
+
+/// A stream's counters beyond its entries (Redis 7.0's `stream` struct).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RdbStreamMeta {
+    pub last_id: RdbStreamId,
+    pub first_id: RdbStreamId,
+    pub max_deleted: RdbStreamId,
+    pub entries_added: u64,
+}
+
+/// A stream: its live entries in id order, its counters and its consumer groups.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RdbStream {
+    pub entries: Vec<(RdbStreamId, Vec<(Vec<u8>, Vec<u8>)>)>,
+    pub meta: RdbStreamMeta,
+    pub groups: Vec<RdbGroup>,
+}
+
+/// A consumer group as the RDB stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RdbGroup {
+    pub name: Vec<u8>,
+    pub last_id: RdbStreamId,
+    /// The group's read counter; `None` from a file older than Redis 7.0, which the loader
+    /// estimates as Redis does.
+    pub entries_read: Option<i64>,
+    /// The pending entries: id, delivery time (Unix ms), delivery count.
+    pub pel: Vec<(RdbStreamId, u64, u64)>,
+    pub consumers: Vec<RdbConsumer>,
+}
+
+/// A consumer of a group: its name, seen time (Unix ms) and the ids of its pending entries.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RdbConsumer {
+    pub name: Vec<u8>,
+    pub seen_time: u64,
+    pub pel: Vec<RdbStreamId>,
 }
 
 impl RdbValue {
@@ -22,6 +64,7 @@ impl RdbValue {
             RdbValue::Set(_) => "set",
             RdbValue::Hash(_) => "hash",
             RdbValue::ZSet(_) => "zset",
+            RdbValue::Stream(_) => "stream",
         }
     }
 

@@ -12,7 +12,7 @@ use std::io::{ErrorKind, Read};
 use super::compact::{self, CompactError, Elem};
 use super::encoding::{self as enc, Crc64Digest, crc64_digest};
 use super::error::RdbError;
-use super::model::{Aux, RdbEntry, RdbValue};
+use super::model::{Aux, RdbConsumer, RdbEntry, RdbGroup, RdbStream, RdbStreamId, RdbValue};
 
 const BUF_SIZE: usize = 64 * 1024;
 /// The most a declared length may make us reserve before the bytes arrive.
@@ -593,9 +593,12 @@ impl<R: Read> RdbReader<R> {
                 }
                 RdbValue::List(items)
             }
-            enc::TYPE_STREAM_LISTPACKS
-            | enc::TYPE_STREAM_LISTPACKS_2
-            | enc::TYPE_STREAM_LISTPACKS_3 => {
+            enc::TYPE_STREAM_LISTPACKS | enc::TYPE_STREAM_LISTPACKS_2 => {
+                return self
+                    .read_stream(t == enc::TYPE_STREAM_LISTPACKS_2)
+                    .map(Some);
+            }
+            enc::TYPE_STREAM_LISTPACKS_3 => {
                 return Err(RdbError::UnsupportedType {
                     offset: at,
                     type_id: t,
@@ -621,8 +624,109 @@ impl<R: Read> RdbReader<R> {
             RdbValue::List(v) | RdbValue::Set(v) => v.is_empty(),
             RdbValue::Hash(v) => v.is_empty(),
             RdbValue::ZSet(v) => v.is_empty(),
+            RdbValue::Stream(_) => false,
         };
         Ok((!empty).then_some(value))
+    }
+
+    /// Reads a stream (STREAM_LISTPACKS, or STREAM_LISTPACKS_2 with Redis 7.0's counters),
+    /// with the checks Redis's loader makes, plus entry order and the listpack layout.
+    fn read_stream(&mut self, v2: bool) -> Result<RdbValue, RdbError> {
+        let mut s = RdbStream::default();
+        let nodes = self.read_len()?;
+        for _ in 0..nodes {
+            let key_at = self.input.offset();
+            let key = self.read_string()?;
+            let master = <[u8; 16]>::try_from(key.as_slice()).map_err(|_| {
+                RdbError::corrupt(
+                    key_at,
+                    "Stream node key entry is not the size of a stream ID",
+                )
+            })?;
+            let (blob_at, blob) = self.read_blob()?;
+            let before = s.entries.len();
+            stream_node(&blob, stream_id(master), &mut s.entries)
+                .map_err(|e| blob_error(blob_at, "stream listpack", e))?;
+            if s.entries.len() == before {
+                return Err(RdbError::corrupt(blob_at, "Empty listpack inside stream"));
+            }
+            if before > 0 && s.entries[before - 1].0 >= s.entries[before].0 {
+                return Err(RdbError::corrupt(blob_at, "Stream entries out of order"));
+            }
+        }
+        let len_at = self.input.offset();
+        let length = self.read_len()?;
+        if length != s.entries.len() as u64 {
+            return Err(RdbError::corrupt(
+                len_at,
+                "Stream length inconsistent with its entries",
+            ));
+        }
+        s.meta.last_id = (self.read_len()?, self.read_len()?);
+        if v2 {
+            s.meta.first_id = (self.read_len()?, self.read_len()?);
+            s.meta.max_deleted = (self.read_len()?, self.read_len()?);
+            s.meta.entries_added = self.read_len()?;
+        } else {
+            s.meta.first_id = s.entries.first().map_or((0, 0), |e| e.0);
+            s.meta.entries_added = length;
+        }
+        let groups = self.read_len()?;
+        for _ in 0..groups {
+            let at = self.input.offset();
+            let mut g = RdbGroup {
+                name: self.read_string()?,
+                last_id: (self.read_len()?, self.read_len()?),
+                ..RdbGroup::default()
+            };
+            if v2 {
+                g.entries_read = Some(self.read_len()? as i64);
+            }
+            if s.groups.iter().any(|o| o.name == g.name) {
+                return Err(RdbError::corrupt(at, "Duplicated consumer group name"));
+            }
+            let pel = self.read_len()?;
+            for _ in 0..pel {
+                let at = self.input.offset();
+                let id = stream_id(self.input.array("stream PEL id")?);
+                let time = u64::from_le_bytes(self.input.array("stream PEL delivery time")?);
+                let count = self.read_len()?;
+                if g.pel.last().is_some_and(|p| p.0 >= id) {
+                    return Err(RdbError::corrupt(
+                        at,
+                        "Duplicated global PEL entry loading stream consumer group",
+                    ));
+                }
+                g.pel.push((id, time, count));
+            }
+            let consumers = self.read_len()?;
+            for _ in 0..consumers {
+                let at = self.input.offset();
+                let mut c = RdbConsumer {
+                    name: self.read_string()?,
+                    seen_time: u64::from_le_bytes(self.input.array("stream consumer seen time")?),
+                    pel: Vec::new(),
+                };
+                if g.consumers.iter().any(|o| o.name == c.name) {
+                    return Err(RdbError::corrupt(at, "Duplicate stream consumer detected."));
+                }
+                let n = self.read_len()?;
+                for _ in 0..n {
+                    let at = self.input.offset();
+                    let id = stream_id(self.input.array("stream consumer PEL id")?);
+                    if g.pel.binary_search_by(|p| p.0.cmp(&id)).is_err() {
+                        return Err(RdbError::corrupt(
+                            at,
+                            "Consumer PEL entry not found in group global PEL",
+                        ));
+                    }
+                    c.pel.push(id);
+                }
+                g.consumers.push(c);
+            }
+            s.groups.push(g);
+        }
+        Ok(RdbValue::Stream(Box::new(s)))
     }
 
     /// Reads a string holding a compact blob, with the offset it started at.
@@ -773,6 +877,78 @@ fn ensure_unique<'a>(
         if !seen.insert(m) {
             return Err(RdbError::corrupt(at, reason));
         }
+    }
+    Ok(())
+}
+
+fn stream_id(b: [u8; 16]) -> RdbStreamId {
+    let (ms, seq) = b.split_at(8);
+    let word = |w: &[u8]| u64::from_be_bytes(w.try_into().unwrap_or_default());
+    (word(ms), word(seq))
+}
+
+/// The live entries of one stream listpack node (master entry, then entries delta-encoded
+/// from `master`; entries flagged deleted are skipped), appended to `out` in order.
+fn stream_node(
+    blob: &[u8],
+    master: RdbStreamId,
+    out: &mut Vec<(RdbStreamId, Vec<(Vec<u8>, Vec<u8>)>)>,
+) -> Result<(), CompactError> {
+    let mut elems = Vec::new();
+    compact::listpack_for_each(blob, |e| {
+        elems.push(e);
+        Ok(())
+    })?;
+    let bad = |reason| CompactError { pos: 0, reason };
+    let mut it = elems.into_iter();
+    let int = |it: &mut std::vec::IntoIter<Elem<'_>>| match it.next() {
+        Some(Elem::Int(v)) => Ok(v),
+        _ => Err(bad("stream listpack holds a string where a number belongs")),
+    };
+    let live = int(&mut it)?;
+    let deleted = int(&mut it)?;
+    let nfields = usize::try_from(int(&mut it)?).map_err(|_| bad("negative field count"))?;
+    let fields: Vec<Vec<u8>> = it.by_ref().take(nfields).map(Elem::to_vec).collect();
+    if fields.len() != nfields || int(&mut it)? != 0 {
+        return Err(bad("stream listpack master entry is malformed"));
+    }
+    let mut seen = 0i64;
+    let mut last: Option<RdbStreamId> = None;
+    while it.len() > 0 {
+        let flags = int(&mut it)?;
+        let id = (
+            master.0.wrapping_add(int(&mut it)? as u64),
+            master.1.wrapping_add(int(&mut it)? as u64),
+        );
+        let n = if flags & 2 != 0 {
+            nfields
+        } else {
+            usize::try_from(int(&mut it)?).map_err(|_| bad("negative field count"))?
+        };
+        let mut pairs = Vec::with_capacity(n.min(1024));
+        for i in 0..n {
+            let f = if flags & 2 != 0 {
+                fields[i].clone()
+            } else {
+                it.next().ok_or(bad("stream entry is truncated"))?.to_vec()
+            };
+            let v = it.next().ok_or(bad("stream entry is truncated"))?.to_vec();
+            pairs.push((f, v));
+        }
+        int(&mut it)?;
+        if last.is_some_and(|l| l >= id) || id < master {
+            return Err(bad("stream listpack entries are out of order"));
+        }
+        last = Some(id);
+        seen += 1;
+        if flags & 1 == 0 {
+            out.push((id, pairs));
+        }
+    }
+    if seen != live + deleted {
+        return Err(bad(
+            "stream listpack entry count does not match its master entry",
+        ));
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ use std::io::Write;
 use super::compact;
 use super::encoding::{self as enc, Crc64Digest, LzfCompressor, crc64_digest, put_len};
 use super::error::RdbError;
-use super::model::{Aux, RdbValue};
+use super::model::{Aux, RdbGroup, RdbStreamId, RdbStreamMeta, RdbValue};
 
 const FLUSH_AT: usize = 64 * 1024;
 /// Listpack thresholds matching Redis 7.0's defaults, so what we write as a listpack is what
@@ -174,6 +174,18 @@ impl<W: Write> RdbWriter<W> {
                 key,
                 expire_ms,
                 pairs.iter().map(|(m, s)| (m.as_slice(), *s)),
+            ),
+            RdbValue::Stream(s) => self.stream(
+                key,
+                expire_ms,
+                s.entries.iter().map(|(id, fields)| {
+                    (
+                        *id,
+                        fields.iter().map(|(f, v)| (f.as_slice(), v.as_slice())),
+                    )
+                }),
+                &s.meta,
+                &s.groups,
             ),
         }
     }
@@ -358,6 +370,86 @@ impl<W: Write> RdbWriter<W> {
             self.maybe_flush()?;
         }
         Ok(())
+    }
+
+    /// Writes a stream as Redis 7.0 does (STREAM_LISTPACKS_2): its entries in listpack nodes
+    /// split where Redis splits them, its counters, then each group with its PEL and
+    /// consumers. An empty stream is written too: Redis keeps it.
+    ///
+    /// # Errors
+    /// The destination failed.
+    pub fn stream<'a, I, F>(
+        &mut self,
+        key: &[u8],
+        expire_ms: Option<u64>,
+        entries: I,
+        meta: &RdbStreamMeta,
+        groups: &[RdbGroup],
+    ) -> Result<(), RdbError>
+    where
+        I: Iterator<Item = (RdbStreamId, F)>,
+        F: Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
+    {
+        let mut nodes: Vec<(RdbStreamId, Vec<u8>)> = Vec::new();
+        let mut node: Option<StreamNode<'a>> = None;
+        let mut length = 0u64;
+        for (id, fields) in entries {
+            let payload: usize = fields.clone().map(|(f, v)| f.len() + v.len()).sum();
+            if node.as_ref().is_some_and(|n| n.full(payload)) {
+                nodes.extend(node.take().map(StreamNode::finish));
+            }
+            node.get_or_insert_with(|| StreamNode::new(id, fields.clone()))
+                .push(id, fields);
+            length += 1;
+        }
+        nodes.extend(node.map(StreamNode::finish));
+        self.key_header(key, expire_ms, enc::TYPE_STREAM_LISTPACKS_2)?;
+        put_len(&mut self.buf, nodes.len() as u64);
+        for (master, lp) in &nodes {
+            self.put_string(&stream_id_bytes(*master))?;
+            self.put_string(lp)?;
+            self.maybe_flush()?;
+        }
+        for v in [
+            length,
+            meta.last_id.0,
+            meta.last_id.1,
+            meta.first_id.0,
+            meta.first_id.1,
+            meta.max_deleted.0,
+            meta.max_deleted.1,
+            meta.entries_added,
+            groups.len() as u64,
+        ] {
+            put_len(&mut self.buf, v);
+        }
+        for g in groups {
+            self.put_string(&g.name)?;
+            put_len(&mut self.buf, g.last_id.0);
+            put_len(&mut self.buf, g.last_id.1);
+            put_len(
+                &mut self.buf,
+                g.entries_read.unwrap_or(ENTRIES_READ_UNKNOWN) as u64,
+            );
+            put_len(&mut self.buf, g.pel.len() as u64);
+            for (id, time, count) in &g.pel {
+                self.buf.extend_from_slice(&stream_id_bytes(*id));
+                self.buf.extend_from_slice(&time.to_le_bytes());
+                put_len(&mut self.buf, *count);
+                self.maybe_flush()?;
+            }
+            put_len(&mut self.buf, g.consumers.len() as u64);
+            for c in &g.consumers {
+                self.put_string(&c.name)?;
+                self.buf.extend_from_slice(&c.seen_time.to_le_bytes());
+                put_len(&mut self.buf, c.pel.len() as u64);
+                for id in &c.pel {
+                    self.buf.extend_from_slice(&stream_id_bytes(*id));
+                    self.maybe_flush()?;
+                }
+            }
+        }
+        self.maybe_flush()
     }
 
     /// Writes EOF and the checksum (or zeros), flushes, and returns the destination.
@@ -562,5 +654,103 @@ fn for_each_node<'a>(items: impl Iterator<Item = &'a [u8]>, mut f: impl FnMut(No
             len: count,
             plain: false,
         });
+    }
+}
+
+/// Redis's `SCG_INVALID_ENTRIES_READ`, written for a group whose counter is unknown.
+const ENTRIES_READ_UNKNOWN: i64 = -1;
+
+/// Redis 7.0's `stream-node-max-entries` and `stream-node-max-bytes` defaults: where a
+/// listpack node of a stream ends.
+const STREAM_NODE_MAX_ENTRIES: usize = 100;
+const STREAM_NODE_MAX_BYTES: usize = 4096;
+
+/// The 16-byte big-endian form of a stream id (radix-tree keys, PEL ids).
+fn stream_id_bytes((ms, seq): RdbStreamId) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&ms.to_be_bytes());
+    out[8..].copy_from_slice(&seq.to_be_bytes());
+    out
+}
+
+/// One stream listpack under construction: the master entry is written last, once the
+/// entry count is known.
+struct StreamNode<'a> {
+    master: RdbStreamId,
+    fields: Vec<&'a [u8]>,
+    body: Vec<u8>,
+    elements: usize,
+    entries: usize,
+    /// Bytes of the header, master entry and end byte.
+    frame: usize,
+}
+
+impl<'a> StreamNode<'a> {
+    fn new(master: RdbStreamId, fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Self {
+        let fields: Vec<&[u8]> = fields.map(|(f, _)| f).collect();
+        let mut frame = Vec::new();
+        compact::listpack_start(&mut frame);
+        Self::master_entry(&mut frame, 1, &fields);
+        StreamNode {
+            master,
+            frame: frame.len() + 1,
+            fields,
+            body: Vec::new(),
+            elements: 0,
+            entries: 0,
+        }
+    }
+
+    fn master_entry(out: &mut Vec<u8>, count: usize, fields: &[&[u8]]) {
+        compact::listpack_push_int(out, count as i64);
+        compact::listpack_push_int(out, 0);
+        compact::listpack_push_int(out, fields.len() as i64);
+        for f in fields {
+            compact::listpack_push(out, f);
+        }
+        compact::listpack_push_int(out, 0);
+    }
+
+    /// Whether Redis would start a new node before an entry of `payload` bytes.
+    fn full(&self, payload: usize) -> bool {
+        self.frame + self.body.len() + payload >= STREAM_NODE_MAX_BYTES
+            || self.entries >= STREAM_NODE_MAX_ENTRIES
+    }
+
+    fn push(
+        &mut self,
+        id: RdbStreamId,
+        fields: impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
+    ) {
+        let n = fields.clone().count();
+        let same =
+            n == self.fields.len() && fields.clone().zip(&self.fields).all(|((f, _), m)| f == *m);
+        let out = &mut self.body;
+        compact::listpack_push_int(out, if same { 2 } else { 0 });
+        compact::listpack_push_int(out, id.0.wrapping_sub(self.master.0) as i64);
+        compact::listpack_push_int(out, id.1.wrapping_sub(self.master.1) as i64);
+        let mut parts = 3 + n;
+        if !same {
+            compact::listpack_push_int(out, n as i64);
+            parts += n + 1;
+        }
+        for (f, v) in fields {
+            if !same {
+                compact::listpack_push(out, f);
+            }
+            compact::listpack_push(out, v);
+        }
+        compact::listpack_push_int(out, parts as i64);
+        self.elements += parts + 1;
+        self.entries += 1;
+    }
+
+    fn finish(self) -> (RdbStreamId, Vec<u8>) {
+        let mut lp = Vec::with_capacity(self.frame + self.body.len() + 8);
+        compact::listpack_start(&mut lp);
+        Self::master_entry(&mut lp, self.entries, &self.fields);
+        lp.extend_from_slice(&self.body);
+        compact::listpack_finish(&mut lp, 4 + self.fields.len() + self.elements);
+        (self.master, lp)
     }
 }

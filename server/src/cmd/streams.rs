@@ -1,0 +1,778 @@
+//! Stream commands (the `stream` group): XADD, XLEN, XRANGE/XREVRANGE, XDEL, XTRIM, XREAD,
+//! XSETID, and the consumer-group commands in [`groups`].
+//!
+//! Argument parsing, error texts, reply shapes and what reaches replicas follow Redis 7.0's
+//! `t_stream.c`: XADD propagates the id it generated and an approximate trim as the exact
+//! one it performed, so replicas hold what the master holds. The storage lives in
+//! [`crate::keyspace::stream`]; this module never looks inside its nodes.
+
+mod groups;
+
+use super::{CmdError, CmdResult, Ctx, Spec, container, eq, flags::*, int_arg, spec};
+use crate::keyspace::stream::block::Entry;
+use crate::keyspace::stream::{Stream, StreamId, Trim};
+use crate::keyspace::{Db, Value};
+use crate::protocol::{Args, Reply};
+
+pub static COMMANDS: &[Spec] = &[
+    spec(
+        "xadd",
+        -5,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        "stream",
+        xadd,
+    ),
+    spec("xlen", 2, READONLY | FAST, (1, 1, 1), "stream", xlen),
+    spec("xrange", -4, READONLY, (1, 1, 1), "stream", xrange),
+    spec("xrevrange", -4, READONLY, (1, 1, 1), "stream", xrevrange),
+    spec("xdel", -3, WRITE | FAST, (1, 1, 1), "stream", xdel),
+    spec("xtrim", -4, WRITE, (1, 1, 1), "stream", xtrim),
+    spec("xread", -4, READONLY | BLOCKING, (0, 0, 0), "stream", xread),
+    spec(
+        "xsetid",
+        -3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        "stream",
+        xsetid,
+    ),
+    spec(
+        "xreadgroup",
+        -7,
+        WRITE | BLOCKING,
+        (0, 0, 0),
+        "stream",
+        groups::xreadgroup,
+    ),
+    spec("xack", -4, WRITE | FAST, (1, 1, 1), "stream", groups::xack),
+    spec(
+        "xpending",
+        -3,
+        READONLY,
+        (1, 1, 1),
+        "stream",
+        groups::xpending,
+    ),
+    spec(
+        "xclaim",
+        -6,
+        WRITE | FAST,
+        (1, 1, 1),
+        "stream",
+        groups::xclaim,
+    ),
+    spec(
+        "xautoclaim",
+        -6,
+        WRITE | FAST,
+        (1, 1, 1),
+        "stream",
+        groups::xautoclaim,
+    ),
+    container(
+        "xgroup",
+        -2,
+        0,
+        "stream",
+        groups::xgroup,
+        &[
+            ("create", "xgroup|create", -5),
+            ("createconsumer", "xgroup|createconsumer", 5),
+            ("delconsumer", "xgroup|delconsumer", 5),
+            ("destroy", "xgroup|destroy", 4),
+            ("setid", "xgroup|setid", -5),
+            ("help", "xgroup|help", 2),
+        ],
+    ),
+    container(
+        "xinfo",
+        -2,
+        0,
+        "stream",
+        groups::xinfo,
+        &[
+            ("consumers", "xinfo|consumers", 4),
+            ("groups", "xinfo|groups", 3),
+            ("stream", "xinfo|stream", -3),
+            ("help", "xinfo|help", 2),
+        ],
+    ),
+];
+
+fn invalid_id() -> CmdError {
+    CmdError::msg("ERR Invalid stream ID specified as stream command argument")
+}
+
+/// `strtoull` as Redis's `string2ull` falls back to it: leading space, a sign (a minus
+/// wraps), digits to the end, no overflow.
+fn parse_u64(a: &[u8]) -> Option<u64> {
+    if let Some(v) = crate::protocol::parse_i64(a) {
+        return u64::try_from(v).ok();
+    }
+    let s = a.trim_ascii_start();
+    let (neg, digits) = match s.first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for d in digits {
+        v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+    }
+    Some(if neg { v.wrapping_neg() } else { v })
+}
+
+/// An id argument (`streamGenericParseIDOrReply`): `ms-seq`, `ms` (sequence `missing_seq`),
+/// `-` and `+` unless `strict`. With `seq_star`, `ms-*` is accepted and reported as `false`
+/// in the second element (sequence not given).
+fn parse_id_generic(
+    a: &[u8],
+    strict: bool,
+    missing_seq: u64,
+    seq_star: bool,
+) -> Result<(StreamId, bool), CmdError> {
+    if a.len() > 127 || strict && (a == b"-" || a == b"+") {
+        return Err(invalid_id());
+    }
+    match a {
+        b"-" => return Ok((StreamId::MIN, true)),
+        b"+" => return Ok((StreamId::MAX, true)),
+        _ => {}
+    }
+    let (ms, seq) = match a.iter().position(|&b| b == b'-') {
+        Some(dash) => (&a[..dash], Some(&a[dash + 1..])),
+        None => (a, None),
+    };
+    // C strings end at a NUL byte: what follows one is not part of the argument.
+    let ms = parse_u64(ms.split(|&b| b == 0).next().unwrap_or_default()).ok_or_else(invalid_id)?;
+    match seq {
+        Some(b"*") if seq_star => Ok((StreamId::new(ms, 0), false)),
+        Some(seq) => Ok((
+            StreamId::new(ms, parse_u64(seq).ok_or_else(invalid_id)?),
+            true,
+        )),
+        None => Ok((StreamId::new(ms, missing_seq), true)),
+    }
+}
+
+/// A strict id (no `-`/`+`), a missing sequence meaning 0.
+pub(super) fn parse_strict_id(a: &[u8]) -> Result<StreamId, CmdError> {
+    parse_id_generic(a, true, 0, false).map(|(id, _)| id)
+}
+
+/// A range bound: an id, `-`/`+`, or `(id` for an exclusive bound
+/// (`streamParseIntervalIDOrReply`); returns the id and whether it was exclusive.
+pub(super) fn parse_interval_id(a: &[u8], missing_seq: u64) -> Result<(StreamId, bool), CmdError> {
+    if a.len() > 1 && a[0] == b'(' {
+        let (id, _) = parse_id_generic(&a[1..], true, missing_seq, false)?;
+        return Ok((id, true));
+    }
+    parse_id_generic(a, false, missing_seq, false).map(|(id, _)| (id, false))
+}
+
+/// The start and end ids of a range with exclusive bounds resolved.
+///
+/// # Errors
+/// An invalid id, or an exclusive bound at the end of the id space.
+pub(super) fn parse_range(start: &[u8], end: &[u8]) -> Result<(StreamId, StreamId), CmdError> {
+    let (mut s, s_ex) = parse_interval_id(start, 0)?;
+    if s_ex {
+        s = s
+            .next()
+            .ok_or_else(|| CmdError::msg("ERR invalid start ID for the interval"))?;
+    }
+    let (mut e, e_ex) = parse_interval_id(end, u64::MAX)?;
+    if e_ex {
+        e = e
+            .prev()
+            .ok_or_else(|| CmdError::msg("ERR invalid end ID for the interval"))?;
+    }
+    Ok((s, e))
+}
+
+/// Looks a key up for a read; `Some(slot)` only when it holds a stream.
+///
+/// # Errors
+/// WRONGTYPE when the key holds another type.
+pub(super) fn read_stream(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<u32>, CmdError> {
+    match ctx.read(key) {
+        None => Ok(None),
+        Some(i) => match &ctx.db().entry(i).value {
+            Value::Stream(_) => Ok(Some(i)),
+            _ => Err(CmdError::WrongType),
+        },
+    }
+}
+
+/// The stream at a slot returned by [`read_stream`].
+pub(super) fn stream_at(db: &Db, i: u32) -> &Stream {
+    match &db.entry(i).value {
+        Value::Stream(s) => s,
+        _ => unreachable!("slot checked by read_stream"),
+    }
+}
+
+/// A key's stream for writing, `None` when the key does not exist.
+///
+/// # Errors
+/// WRONGTYPE when the key holds another type.
+pub(super) fn write_stream<'c>(
+    ctx: &'c mut Ctx<'_>,
+    key: &[u8],
+) -> Result<Option<&'c mut Stream>, CmdError> {
+    match ctx.entry_mut(key) {
+        None => Ok(None),
+        Some(e) => match &mut e.value {
+            Value::Stream(s) => Ok(Some(s)),
+            _ => Err(CmdError::WrongType),
+        },
+    }
+}
+
+/// Writes one entry as Redis does: `[id, [field, value, ...]]`.
+pub(super) fn reply_entry(reply: &mut Reply<'_>, e: &Entry<'_>) {
+    reply.array(2);
+    reply.bulk(e.id.text().as_bytes());
+    reply.array(e.len() * 2);
+    for (f, v) in e.fields() {
+        reply.bulk(f);
+        reply.bulk(v);
+    }
+}
+
+/// Writes up to `count` entries (0: all) of an iterator as an array.
+pub(super) fn reply_entries<'a>(
+    reply: &mut Reply<'_>,
+    entries: impl Iterator<Item = Entry<'a>>,
+    count: usize,
+) {
+    let limit = if count == 0 { usize::MAX } else { count };
+    let entries: Vec<Entry<'_>> = entries.take(limit).collect();
+    reply.array(entries.len());
+    for e in &entries {
+        reply_entry(reply, e);
+    }
+}
+
+/// XADD's and XTRIM's trimming options (`streamAddTrimArgs`).
+#[derive(Default)]
+struct TrimArgs {
+    how: Option<Trim>,
+    approx: bool,
+    limit: u64,
+    /// Where the MAXLEN/MINID value is, to rewrite it for replicas.
+    arg_idx: usize,
+    no_mkstream: bool,
+    /// XADD's id: `None` for `*`; the flag is false for `ms-*`.
+    id: Option<(StreamId, bool)>,
+}
+
+/// Parses options from argument 2; for XADD, stops at the id and returns its position.
+fn parse_add_trim(
+    ctx: &Ctx<'_>,
+    args: Args<'_>,
+    xadd: bool,
+) -> Result<(TrimArgs, usize), CmdError> {
+    let mut t = TrimArgs::default();
+    let mut limit_given = false;
+    let mut i = 2;
+    let both = || {
+        CmdError::msg(
+            "ERR syntax error, MAXLEN and MINID options at the same time are not compatible",
+        )
+    };
+    while i < args.len() {
+        let more = args.len() - 1 - i;
+        let a = args.get(i);
+        if xadd && a == b"*" {
+            break;
+        } else if (eq(a, "maxlen") || eq(a, "minid")) && more > 0 {
+            if t.how.is_some() {
+                return Err(both());
+            }
+            t.approx = false;
+            let next = args.get(i + 1);
+            if more >= 2 && (next == b"~" || next == b"=") {
+                t.approx = next == b"~";
+                i += 1;
+            }
+            let v = args.get(i + 1);
+            t.how = Some(if eq(a, "maxlen") {
+                let n = int_arg(v)?;
+                if n < 0 {
+                    return Err(CmdError::msg("ERR The MAXLEN argument must be >= 0."));
+                }
+                Trim::MaxLen(n as u64)
+            } else {
+                Trim::MinId(parse_strict_id(v)?)
+            });
+            i += 1;
+            t.arg_idx = i;
+        } else if eq(a, "limit") && more > 0 {
+            let n = int_arg(args.get(i + 1))?;
+            if n < 0 {
+                return Err(CmdError::msg("ERR The LIMIT argument must be >= 0."));
+            }
+            t.limit = n as u64;
+            limit_given = true;
+            i += 1;
+        } else if xadd && eq(a, "nomkstream") {
+            t.no_mkstream = true;
+        } else if xadd {
+            t.id = Some(parse_id_generic(a, true, 0, true)?);
+            break;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    if t.limit > 0 && t.how.is_none() {
+        return Err(CmdError::msg(
+            "ERR syntax error, LIMIT cannot be used without specifying a trimming strategy",
+        ));
+    }
+    if !xadd && t.how.is_none() {
+        return Err(CmdError::msg(
+            "ERR syntax error, XTRIM must be called with a trimming strategy",
+        ));
+    }
+    if ctx.client.is_master {
+        // The master rewrote its approximate trim as the exact one it performed.
+        t.limit = 0;
+    } else if limit_given {
+        if !t.approx {
+            return Err(CmdError::msg(
+                "ERR syntax error, LIMIT cannot be used without the special ~ option",
+            ));
+        }
+    } else if t.approx {
+        t.limit = 100 * u64::from(crate::keyspace::stream::block::NODE_MAX_ENTRIES);
+    }
+    Ok((t, i))
+}
+
+/// The trim argument an approximate trim is propagated with: the length or first id left.
+fn trim_rewrite(s: &Stream, how: Trim) -> Vec<u8> {
+    match how {
+        Trim::MaxLen(_) => s.len().to_string().into_bytes(),
+        Trim::MinId(_) => s
+            .edge(false)
+            .map_or(StreamId::MAX, |e| e.id)
+            .text()
+            .to_vec(),
+    }
+}
+
+fn xadd(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let (t, idpos) = parse_add_trim(ctx, args, true)?;
+    let fields_at = idpos + 1;
+    let n = args.len() - fields_at;
+    if n < 2 || n % 2 == 1 {
+        return Err(super::arity_error("xadd"));
+    }
+    if let Some((id, true)) = t.id
+        && id.is_zero()
+    {
+        return Err(CmdError::msg(
+            "ERR The ID specified in XADD must be greater than 0-0",
+        ));
+    }
+    let key = args.get(1);
+    if write_stream(ctx, key)?.is_none() {
+        if t.no_mkstream {
+            ctx.reply.null();
+            return Ok(());
+        }
+        ctx.set(key, Value::Stream(Box::default()), false);
+    }
+    let now = ctx.now_ms;
+    let Some(s) = write_stream(ctx, key)? else {
+        return Ok(());
+    };
+    let last = s.last_id();
+    if last == StreamId::MAX {
+        return Err(CmdError::msg(
+            "ERR The stream has exhausted the last possible ID, unable to add more items",
+        ));
+    }
+    let id = match t.id {
+        None if now > last.ms => Some(StreamId::new(now, 0)),
+        None => last.next(),
+        Some((id, true)) => Some(id),
+        Some((id, false)) if id.ms == last.ms => last.next().filter(|n| n.ms == id.ms),
+        Some((id, false)) => Some(id),
+    };
+    if matches!(t.id, Some((id, false)) if id.ms == last.ms && last.seq == u64::MAX) {
+        // Redis fails here without setting errno and reports the stale ERANGE.
+        return Err(CmdError::msg("ERR Elements are too large to be stored"));
+    }
+    let Some(id) = id.filter(|&id| id > last) else {
+        return Err(CmdError::msg(
+            "ERR The ID specified in XADD is equal or smaller than the target stream top item",
+        ));
+    };
+    let fields = (fields_at..args.len())
+        .step_by(2)
+        .map(|j| (args.get(j), args.get(j + 1)));
+    s.append(id, fields);
+    let mut rewrite: Vec<Vec<u8>> = args.iter().map(<[u8]>::to_vec).collect();
+    if let Some(how) = t.how {
+        s.trim(how, t.approx, t.limit);
+        if t.approx {
+            rewrite[t.arg_idx - 1] = b"=".to_vec();
+            rewrite[t.arg_idx] = trim_rewrite(s, how);
+        }
+    }
+    let text = id.text();
+    ctx.reply.bulk(text.as_bytes());
+    ctx.dirty(1);
+    if !matches!(t.id, Some((_, true))) {
+        rewrite[idpos] = text.to_vec();
+    }
+    if t.approx || !matches!(t.id, Some((_, true))) {
+        ctx.rewrite(vec![rewrite]);
+    }
+    Ok(())
+}
+
+fn xlen(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let len = match read_stream(ctx, args.get(1))? {
+        Some(i) => stream_at(ctx.db(), i).len(),
+        None => 0,
+    };
+    ctx.reply.int(len as i64);
+    Ok(())
+}
+
+fn xrange_generic(ctx: &mut Ctx<'_>, args: Args<'_>, rev: bool) -> CmdResult {
+    let (a, b) = if rev { (3, 2) } else { (2, 3) };
+    let (start, end) = parse_range(args.get(a), args.get(b))?;
+    let mut count: i64 = -1;
+    let mut j = 4;
+    while j < args.len() {
+        if eq(args.get(j), "count") && j + 1 < args.len() {
+            count = int_arg(args.get(j + 1))?.max(0);
+            j += 2;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let Some(i) = read_stream(ctx, args.get(1))? else {
+        ctx.reply.array(0);
+        return Ok(());
+    };
+    if count == 0 {
+        ctx.reply.null_array();
+        return Ok(());
+    }
+    let count = count.max(0) as usize;
+    let (db, reply) = ctx.db_and_reply();
+    let s = stream_at(db, i);
+    if rev {
+        reply_entries(reply, s.rev_range(start, end), count);
+    } else {
+        reply_entries(reply, s.range(start, end), count);
+    }
+    Ok(())
+}
+
+fn xrange(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    xrange_generic(ctx, args, false)
+}
+
+fn xrevrange(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    xrange_generic(ctx, args, true)
+}
+
+fn xdel(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let Some(s) = write_stream(ctx, args.get(1))? else {
+        ctx.reply.int(0);
+        return Ok(());
+    };
+    let ids = (2..args.len())
+        .map(|j| parse_strict_id(args.get(j)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let deleted = ids.into_iter().filter(|&id| s.delete(id)).count();
+    ctx.reply.int(deleted as i64);
+    ctx.dirty(deleted as u64);
+    Ok(())
+}
+
+fn xtrim(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let (t, _) = parse_add_trim(ctx, args, false)?;
+    let Some(s) = write_stream(ctx, args.get(1))? else {
+        ctx.reply.int(0);
+        return Ok(());
+    };
+    let Some(how) = t.how else {
+        return Err(CmdError::Syntax);
+    };
+    let deleted = s.trim(how, t.approx, t.limit);
+    if deleted > 0 && t.approx {
+        let mut rewrite: Vec<Vec<u8>> = args.iter().map(<[u8]>::to_vec).collect();
+        rewrite[t.arg_idx - 1] = b"=".to_vec();
+        rewrite[t.arg_idx] = trim_rewrite(s, how);
+        ctx.rewrite(vec![rewrite]);
+    }
+    ctx.reply.int(deleted as i64);
+    ctx.dirty(deleted);
+    Ok(())
+}
+
+fn xsetid(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let id = parse_strict_id(args.get(2))?;
+    let mut entries_added: Option<u64> = None;
+    let mut max_deleted = StreamId::MIN;
+    let mut i = 3;
+    while i < args.len() {
+        let a = args.get(i);
+        if eq(a, "entriesadded") && i + 1 < args.len() {
+            let n = int_arg(args.get(i + 1))?;
+            if n < 0 {
+                return Err(CmdError::msg("ERR entries_added must be positive"));
+            }
+            entries_added = Some(n as u64);
+        } else if eq(a, "maxdeletedid") && i + 1 < args.len() {
+            max_deleted = parse_strict_id(args.get(i + 1))?;
+            if id < max_deleted {
+                return Err(CmdError::msg(
+                    "ERR The ID specified in XSETID is smaller than the provided max_deleted_entry_id",
+                ));
+            }
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 2;
+    }
+    let Some(s) = write_stream(ctx, args.get(1))? else {
+        return Err(CmdError::NoSuchKey);
+    };
+    if let Some(top) = s.edge(true).map(|e| e.id) {
+        if id < top {
+            return Err(CmdError::msg(
+                "ERR The ID specified in XSETID is smaller than the target stream top item",
+            ));
+        }
+        if entries_added.is_some_and(|n| n < s.len()) {
+            return Err(CmdError::msg(
+                "ERR The entries_added specified in XSETID is smaller than the target stream length",
+            ));
+        }
+    }
+    let mut m = s.meta();
+    m.last_id = id;
+    if let Some(n) = entries_added {
+        m.entries_added = n;
+    }
+    if !max_deleted.is_zero() {
+        m.max_deleted = max_deleted;
+    }
+    s.set_meta(m);
+    ctx.reply.ok();
+    ctx.dirty(1);
+    Ok(())
+}
+
+/// A BLOCK timeout in milliseconds (Redis's `getTimeoutFromObjectOrReply` with
+/// `UNIT_MILLISECONDS`): 0 blocks forever.
+fn timeout_ms_arg(a: &[u8], now_ms: u64) -> Result<u64, CmdError> {
+    let ms = crate::protocol::parse_i64(a)
+        .ok_or_else(|| CmdError::msg("ERR timeout is not an integer or out of range"))?;
+    if ms < 0 {
+        return Err(CmdError::msg("ERR timeout is negative"));
+    }
+    if ms > 0 && ms as u64 > i64::MAX as u64 - now_ms {
+        return Err(CmdError::msg("ERR timeout is out of range"));
+    }
+    Ok(ms as u64)
+}
+
+/// XREAD's and XREADGROUP's options (`xreadCommand`'s parsing).
+pub(super) struct ReadArgs<'a> {
+    pub block_ms: Option<u64>,
+    pub count: usize,
+    pub streams_at: usize,
+    pub streams: usize,
+    pub group: Option<(&'a [u8], &'a [u8])>,
+    pub noack: bool,
+}
+
+pub(super) fn parse_read<'a>(
+    ctx: &Ctx<'_>,
+    args: Args<'a>,
+    group_cmd: bool,
+) -> Result<ReadArgs<'a>, CmdError> {
+    let mut r = ReadArgs {
+        block_ms: None,
+        count: 0,
+        streams_at: 0,
+        streams: 0,
+        group: None,
+        noack: false,
+    };
+    let mut i = 1;
+    while i < args.len() {
+        let more = args.len() - 1 - i;
+        let o = args.get(i);
+        if eq(o, "block") && more > 0 {
+            if ctx.in_script {
+                return Err(CmdError::msg(format!(
+                    "ERR {} command is not allowed with BLOCK option from scripts",
+                    String::from_utf8_lossy(args.get(0))
+                )));
+            }
+            i += 1;
+            r.block_ms = Some(timeout_ms_arg(args.get(i), ctx.now_ms)?);
+        } else if eq(o, "count") && more > 0 {
+            i += 1;
+            r.count = int_arg(args.get(i))?.max(0) as usize;
+        } else if eq(o, "streams") && more > 0 {
+            r.streams_at = i + 1;
+            let n = args.len() - r.streams_at;
+            if n % 2 != 0 {
+                return Err(CmdError::msg(
+                    "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
+                ));
+            }
+            r.streams = n / 2;
+            break;
+        } else if eq(o, "group") && more >= 2 {
+            if !group_cmd {
+                return Err(CmdError::msg(
+                    "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead.",
+                ));
+            }
+            r.group = Some((args.get(i + 1), args.get(i + 2)));
+            i += 2;
+        } else if eq(o, "noack") {
+            if !group_cmd {
+                return Err(CmdError::msg(
+                    "ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead.",
+                ));
+            }
+            r.noack = true;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    if r.streams_at == 0 {
+        return Err(CmdError::Syntax);
+    }
+    if group_cmd && r.group.is_none() {
+        return Err(CmdError::msg("ERR Missing GROUP option for XREADGROUP"));
+    }
+    Ok(r)
+}
+
+/// Opens the reply of XREAD/XREADGROUP for `n` streams: an array of [key, entries] pairs
+/// in RESP2, a map in RESP3.
+pub(super) fn read_reply_head(reply: &mut Reply<'_>, n: usize) {
+    if reply.resp3() {
+        reply.map(n);
+    } else {
+        reply.array(n);
+    }
+}
+
+/// Opens one stream's part of the XREAD/XREADGROUP reply.
+pub(super) fn read_reply_key(reply: &mut Reply<'_>, key: &[u8]) {
+    if !reply.resp3() {
+        reply.array(2);
+    }
+    reply.bulk(key);
+}
+
+fn xread(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let r = parse_read(ctx, args, false)?;
+    let mut after = Vec::with_capacity(r.streams);
+    for k in 0..r.streams {
+        let key = args.get(r.streams_at + k);
+        let idarg = args.get(r.streams_at + r.streams + k);
+        let slot = match ctx.find(key) {
+            Some(i) => match &ctx.db().entry(i).value {
+                Value::Stream(_) => Some(i),
+                _ => return Err(CmdError::WrongType),
+            },
+            None => None,
+        };
+        if idarg == b"$" {
+            after.push(slot.map_or(StreamId::MIN, |i| stream_at(ctx.db(), i).last_id()));
+        } else if idarg == b">" {
+            return Err(CmdError::msg(
+                "ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.",
+            ));
+        } else {
+            after.push(parse_strict_id(idarg)?);
+        }
+    }
+    let ready: Vec<usize> = (0..r.streams)
+        .filter(|&k| {
+            let key = args.get(r.streams_at + k);
+            ctx.find(key).is_some_and(|i| {
+                let s = stream_at(ctx.db(), i);
+                s.edge(true).is_some_and(|e| e.id > after[k])
+            })
+        })
+        .collect();
+    if ready.is_empty() {
+        ctx.reply.null_array();
+        return Ok(());
+    }
+    read_reply_head(&mut ctx.reply, ready.len());
+    for k in ready {
+        let key = args.get(r.streams_at + k);
+        let Some(i) = ctx.read(key) else { continue };
+        let Some(start) = after[k].next() else {
+            continue;
+        };
+        let (db, reply) = ctx.db_and_reply();
+        read_reply_key(reply, key);
+        reply_entries(reply, stream_at(db, i).range(start, StreamId::MAX), r.count);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::run_all;
+
+    #[test]
+    fn xadd_and_ranges() {
+        let (out, _) = run_all(&[
+            &["xadd", "s", "1-1", "a", "1"],
+            &["xadd", "s", "1-*", "b", "2"],
+            &["xadd", "s", "1", "c", "3"],
+            &["xlen", "s"],
+            &["xrange", "s", "(1-1", "+", "count", "1"],
+            &["xrevrange", "s", "+", "-"],
+        ]);
+        assert!(
+            out.contains("ERR The ID specified in XADD is equal or smaller"),
+            "{out}"
+        );
+        assert!(out.contains("1-2"), "{out}");
+    }
+
+    #[test]
+    fn ids_parse_like_redis() {
+        use super::*;
+        assert_eq!(parse_strict_id(b"5").ok(), Some(StreamId::new(5, 0)));
+        assert!(parse_strict_id(b"-").is_err());
+        assert_eq!(
+            parse_interval_id(b"+", 0).ok(),
+            Some((StreamId::MAX, false))
+        );
+        assert_eq!(
+            parse_interval_id(b"(3", u64::MAX).ok(),
+            Some((StreamId::new(3, u64::MAX), true))
+        );
+        assert_eq!(parse_u64(b"-01"), Some(u64::MAX));
+        assert!(parse_u64(b"-1").is_none());
+        assert!(parse_range(b"(+", b"+").is_err());
+    }
+}
