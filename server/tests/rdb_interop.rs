@@ -11,8 +11,13 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tandem_server::rdb::{Aux, Item, RdbReader, RdbValue, RdbWriter, WriterOptions};
+use tandem_server::rdb::{
+    Aux, Item, RdbConsumer, RdbGroup, RdbReader, RdbStream, RdbStreamMeta, RdbValue, RdbWriter,
+    WriterOptions,
+};
 use tandem_testkit::{Launch, redis_available};
+
+mod common;
 
 type Dataset = BTreeMap<u32, BTreeMap<Vec<u8>, (RdbValue, Option<u64>)>>;
 
@@ -137,6 +142,27 @@ fn dataset() -> Dataset {
         RdbValue::ZSet(vec![(vec![b'z'; 80], 1e300), (b("n"), f64::NEG_INFINITY)]),
         None,
     );
+    put("stream:small", small_stream(), None);
+    put("stream:big", big_stream(), Some(future));
+    put(
+        "stream:empty",
+        RdbValue::Stream(Box::new(RdbStream {
+            meta: RdbStreamMeta {
+                last_id: (5, 0),
+                max_deleted: (4, 0),
+                entries_added: 3,
+                ..RdbStreamMeta::default()
+            },
+            groups: vec![RdbGroup {
+                name: b("g"),
+                last_id: (5, 0),
+                entries_read: Some(3),
+                ..RdbGroup::default()
+            }],
+            ..RdbStream::default()
+        })),
+        None,
+    );
     let mut data = Dataset::new();
     data.insert(0, db0);
     for db in [1u32, 15] {
@@ -157,6 +183,168 @@ fn dataset() -> Dataset {
     data
 }
 
+/// Entries with and without their node's field names, integers and strings, a recorded
+/// tombstone and counters set by XSETID.
+fn small_stream() -> RdbValue {
+    let pairs = |kv: &[(&str, &str)]| kv.iter().map(|(k, v)| (b(k), b(v))).collect::<Vec<_>>();
+    RdbValue::Stream(Box::new(RdbStream {
+        entries: vec![
+            ((1, 1), pairs(&[("f", "1"), ("g", "two")])),
+            ((1, 2), pairs(&[("f", "-3"), ("g", "4")])),
+            ((2, 0), pairs(&[("h", "x"), ("f", "")])),
+        ],
+        meta: RdbStreamMeta {
+            last_id: (10, 0),
+            first_id: (1, 1),
+            max_deleted: (9, 9),
+            entries_added: 7,
+        },
+        groups: Vec::new(),
+    }))
+}
+
+/// Several nodes of entries, two groups: one with pending entries of two consumers (and a
+/// consumer owning none), one whose read counter is unknown.
+fn big_stream() -> RdbValue {
+    let entries: Vec<_> = (0..450u64)
+        .map(|i| {
+            let value = if i % 3 == 0 {
+                i.to_string()
+            } else {
+                "v".repeat((i % 40) as usize)
+            };
+            (
+                (1_700_000_000_000 + i / 2, i % 2),
+                vec![(b("field"), value.into_bytes()), (b("n"), b("x"))],
+            )
+        })
+        .collect();
+    let ids: Vec<_> = entries.iter().map(|e| e.0).collect();
+    let pel: Vec<_> = [3usize, 10, 11, 200]
+        .iter()
+        .map(|&j| (ids[j], 1_700_000_100_000 + j as u64, j as u64 % 4 + 1))
+        .collect();
+    let consumer = |name: &str, own: &[usize]| RdbConsumer {
+        name: b(name),
+        seen_time: 0,
+        pel: own.iter().map(|&j| ids[j]).collect(),
+    };
+    RdbValue::Stream(Box::new(RdbStream {
+        meta: RdbStreamMeta {
+            last_id: ids[449],
+            first_id: ids[0],
+            max_deleted: (0, 0),
+            entries_added: 450,
+        },
+        entries,
+        groups: vec![
+            RdbGroup {
+                name: b("g1"),
+                last_id: ids[200],
+                entries_read: Some(201),
+                pel,
+                consumers: vec![
+                    consumer("alice", &[3, 11]),
+                    consumer("bob", &[10, 200]),
+                    consumer("carol", &[]),
+                ],
+            },
+            RdbGroup {
+                name: b("g2"),
+                last_id: (0, 0),
+                entries_read: Some(-1),
+                ..RdbGroup::default()
+            },
+        ],
+    }))
+}
+
+fn id_arg((ms, seq): (u64, u64)) -> String {
+    format!("{ms}-{seq}")
+}
+
+/// The commands that build a stream in Redis: entries, counters, groups, consumers and
+/// pending entries (XCLAIM ... FORCE with their delivery time and count, as replication
+/// sends them).
+fn stream_commands(k: &[u8], s: &RdbStream) -> Vec<redis::Cmd> {
+    let mut out = Vec::new();
+    for (id, fields) in &s.entries {
+        let mut c = redis::cmd("XADD");
+        c.arg(k).arg(id_arg(*id));
+        for (f, v) in fields {
+            c.arg(f).arg(v);
+        }
+        out.push(c);
+    }
+    if s.entries.is_empty() {
+        let mut c = redis::cmd("XGROUP");
+        c.arg("CREATE").arg(k).arg("tmp").arg("0").arg("MKSTREAM");
+        out.push(c);
+        let mut c = redis::cmd("XGROUP");
+        c.arg("DESTROY").arg(k).arg("tmp");
+        out.push(c);
+    }
+    let mut c = redis::cmd("XSETID");
+    c.arg(k)
+        .arg(id_arg(s.meta.last_id))
+        .arg("ENTRIESADDED")
+        .arg(s.meta.entries_added)
+        .arg("MAXDELETEDID")
+        .arg(id_arg(s.meta.max_deleted));
+    out.push(c);
+    for g in &s.groups {
+        let mut c = redis::cmd("XGROUP");
+        c.arg("CREATE")
+            .arg(k)
+            .arg(&g.name)
+            .arg(id_arg(g.last_id))
+            .arg("ENTRIESREAD")
+            .arg(g.entries_read.unwrap_or(-1));
+        out.push(c);
+        for consumer in &g.consumers {
+            let mut c = redis::cmd("XGROUP");
+            c.arg("CREATECONSUMER")
+                .arg(k)
+                .arg(&g.name)
+                .arg(&consumer.name);
+            out.push(c);
+            for id in &consumer.pel {
+                let (_, time, count) = g.pel.iter().find(|p| p.0 == *id).copied().unwrap();
+                let mut c = redis::cmd("XCLAIM");
+                c.arg(k)
+                    .arg(&g.name)
+                    .arg(&consumer.name)
+                    .arg(0)
+                    .arg(id_arg(*id))
+                    .arg("TIME")
+                    .arg(time)
+                    .arg("RETRYCOUNT")
+                    .arg(count)
+                    .arg("FORCE")
+                    .arg("JUSTID");
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// Consumers' seen times are the clock of the server that created them: left out of the
+/// comparison.
+fn without_seen_times(v: RdbValue) -> RdbValue {
+    match v {
+        RdbValue::Stream(mut s) => {
+            for g in &mut s.groups {
+                for c in &mut g.consumers {
+                    c.seen_time = 0;
+                }
+            }
+            RdbValue::Stream(s)
+        }
+        other => other,
+    }
+}
+
 fn score_arg(s: f64) -> String {
     if s.is_infinite() {
         (if s > 0.0 { "inf" } else { "-inf" }).to_string()
@@ -171,6 +359,12 @@ fn apply(con: &mut redis::Connection, data: &Dataset) {
         redis::cmd("SELECT").arg(*db).query::<()>(con).unwrap();
         for (k, (v, e)) in keys {
             let c = match v {
+                RdbValue::Stream(s) => {
+                    for c in stream_commands(k, s) {
+                        c.query::<()>(con).unwrap();
+                    }
+                    redis::cmd("EXISTS").arg(k).clone()
+                }
                 RdbValue::String(s) => redis::cmd("SET").arg(k).arg(s).clone(),
                 RdbValue::List(items) => redis::cmd("RPUSH").arg(k).arg(items).clone(),
                 RdbValue::Set(items) => redis::cmd("SADD").arg(k).arg(items).clone(),
@@ -279,6 +473,12 @@ fn redis_loads_what_we_write() {
                     .query(&mut rcon)
                     .unwrap();
                 assert_eq!(dv, rv, "digest of {}", String::from_utf8_lossy(k));
+                if ty == "stream" {
+                    assert_eq!(
+                        common::stream_state(&mut con, k),
+                        common::stream_state(&mut rcon, k)
+                    );
+                }
                 let pexpiretime: i64 = redis::cmd("PEXPIRETIME").arg(k).query(&mut con).unwrap();
                 assert_eq!(pexpiretime, e.map_or(-1, |ms| ms as i64));
             }
@@ -336,9 +536,10 @@ fn we_read_what_redis_saves() {
         let mut got = Dataset::new();
         for item in reader {
             if let Item::Entry(e) = item.unwrap() {
-                got.entry(e.db)
-                    .or_default()
-                    .insert(e.key, (e.value.canonical(), e.expire_ms));
+                got.entry(e.db).or_default().insert(
+                    e.key,
+                    (without_seen_times(e.value.canonical()), e.expire_ms),
+                );
             }
         }
         let want: Dataset = data
@@ -347,7 +548,7 @@ fn we_read_what_redis_saves() {
                 (
                     *db,
                     keys.iter()
-                        .map(|(k, (v, e))| (k.clone(), (v.canonical(), *e)))
+                        .map(|(k, (v, e))| (k.clone(), (without_seen_times(v.canonical()), *e)))
                         .collect(),
                 )
             })

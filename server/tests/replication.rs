@@ -58,6 +58,73 @@ fn fill(p: &ServerGuard, prefix: &str, n: usize) {
     pipe.query::<()>(&mut c).unwrap();
 }
 
+/// Writes streams with consumer groups: explicit ids (so a reference fed the same commands
+/// has the same entries), deletions, approximate trimming, deliveries, acks and claims.
+fn fill_streams(p: &ServerGuard, prefix: &str, n: usize) {
+    let mut c = p.con();
+    let mut pipe = redis::pipe();
+    pipe.cmd("SELECT").arg(0).ignore();
+    for k in 0..3 {
+        pipe.cmd("XGROUP")
+            .arg("CREATE")
+            .arg(format!("{prefix}:st:{k}"))
+            .arg("grp")
+            .arg("0")
+            .arg("MKSTREAM")
+            .ignore();
+    }
+    for i in 1..=n {
+        let key = format!("{prefix}:st:{}", i % 3);
+        pipe.cmd("XADD")
+            .arg(&key)
+            .arg(format!("{i}-1"))
+            .arg("f")
+            .arg(i)
+            .arg("g")
+            .arg("x".repeat(i % 30))
+            .ignore();
+        if i % 10 == 0 {
+            pipe.cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg("grp")
+                .arg(format!("c{}", i % 4))
+                .arg("COUNT")
+                .arg(4)
+                .arg("STREAMS")
+                .arg(&key)
+                .arg(">")
+                .ignore();
+        }
+        if i % 13 == 0 {
+            pipe.cmd("XDEL")
+                .arg(&key)
+                .arg(format!("{}-1", i - 6))
+                .ignore();
+        }
+        if i % 50 == 0 {
+            pipe.cmd("XACK")
+                .arg(&key)
+                .arg("grp")
+                .arg(format!("{}-1", i - 30))
+                .ignore();
+            pipe.cmd("XCLAIM")
+                .arg(&key)
+                .arg("grp")
+                .arg("claimer")
+                .arg(0)
+                .arg(format!("{}-1", i - 18))
+                .ignore();
+            pipe.cmd("XTRIM")
+                .arg(&key)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(150)
+                .ignore();
+        }
+    }
+    pipe.query::<()>(&mut c).unwrap();
+}
+
 /// Every key of every database with its type and value (members sorted), and whether it
 /// has a TTL.
 fn dataset(p: &ServerGuard) -> BTreeMap<(u8, Vec<u8>), String> {
@@ -83,6 +150,7 @@ fn dataset(p: &ServerGuard) -> BTreeMap<(u8, Vec<u8>), String> {
                     v.sort();
                     format!("{v:?}")
                 }
+                "stream" => common::stream_state(&mut c, &k),
                 other => other.to_string(),
             };
             let ttl: i64 = redis::cmd("PTTL").arg(&k).query(&mut c).unwrap();
@@ -389,6 +457,7 @@ fn redis_master_to_tandem_replica() {
             "0",
         ]);
         fill(&master, "before", 1000);
+        fill_streams(&master, "before", 600);
         let port = master.port.to_string();
         let replica = start_tandem(&[
             "--replicaof",
@@ -398,6 +467,7 @@ fn redis_master_to_tandem_replica() {
             load,
         ]);
         fill(&master, "after", 300);
+        fill_streams(&master, "after", 300);
         wait_in_sync(&master, &replica);
         assert_eq!(
             dataset(&replica),
@@ -431,9 +501,11 @@ fn tandem_master_to_redis_replica() {
             "0",
         ]);
         fill(&master, "before", 1000);
+        fill_streams(&master, "before", 600);
         let port = master.port.to_string();
         let replica = start_redis_server(&["--replicaof", "127.0.0.1", &port]);
         fill(&master, "after", 300);
+        fill_streams(&master, "after", 300);
         wait_in_sync(&master, &replica);
         assert_eq!(dataset(&replica), dataset(&master), "diskless={diskless}");
         let mut mc = master.con();
@@ -451,7 +523,9 @@ fn tandem_master_to_redis_replica() {
         // The same commands applied to a standalone Redis give the replica's digest.
         let reference = start_redis_server(&[]);
         fill(&reference, "before", 1000);
+        fill_streams(&reference, "before", 600);
         fill(&reference, "after", 300);
+        fill_streams(&reference, "after", 300);
         fill(&reference, "later", 100);
         let digest = |p: &ServerGuard| -> String {
             redis::cmd("DEBUG")

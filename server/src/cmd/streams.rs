@@ -70,10 +70,12 @@ pub static COMMANDS: &[Spec] = &[
         "stream",
         groups::xautoclaim,
     ),
+    // Every XGROUP subcommand but HELP writes, and the table holds flags per command: the
+    // container carries them (Redis 7.0 puts them on the subcommands).
     container(
         "xgroup",
         -2,
-        0,
+        WRITE | DENYOOM,
         "stream",
         groups::xgroup,
         &[
@@ -88,7 +90,7 @@ pub static COMMANDS: &[Spec] = &[
     container(
         "xinfo",
         -2,
-        0,
+        READONLY,
         "stream",
         groups::xinfo,
         &[
@@ -371,7 +373,7 @@ fn xadd(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let (t, idpos) = parse_add_trim(ctx, args, true)?;
     let fields_at = idpos + 1;
     let n = args.len() - fields_at;
-    if n < 2 || n % 2 == 1 {
+    if n < 2 || !n.is_multiple_of(2) {
         return Err(super::arity_error("xadd"));
     }
     if let Some((id, true)) = t.id
@@ -633,7 +635,7 @@ pub(super) fn parse_read<'a>(
         } else if eq(o, "streams") && more > 0 {
             r.streams_at = i + 1;
             let n = args.len() - r.streams_at;
-            if n % 2 != 0 {
+            if !n.is_multiple_of(2) {
                 return Err(CmdError::msg(
                     "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
                 ));

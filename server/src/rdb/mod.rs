@@ -25,7 +25,8 @@ mod writer;
 pub use encoding::RDB_VERSION;
 pub use error::RdbError;
 pub use model::{
-    Aux, RdbConsumer, RdbEntry, RdbGroup, RdbStream, RdbStreamId, RdbStreamMeta, RdbValue,
+    Aux, RdbConsumer, RdbEntry, RdbGroup, RdbStream, RdbStreamEntry, RdbStreamId, RdbStreamMeta,
+    RdbValue,
 };
 pub use reader::{Item, RdbReader};
 pub use writer::{ChecksumWriter, RdbWriter, WriterOptions};

@@ -26,10 +26,13 @@ pub struct RdbStreamMeta {
     pub entries_added: u64,
 }
 
+/// A stream entry: its id and field/value pairs.
+pub type RdbStreamEntry = (RdbStreamId, Vec<(Vec<u8>, Vec<u8>)>);
+
 /// A stream: its live entries in id order, its counters and its consumer groups.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RdbStream {
-    pub entries: Vec<(RdbStreamId, Vec<(Vec<u8>, Vec<u8>)>)>,
+    pub entries: Vec<RdbStreamEntry>,
     pub meta: RdbStreamMeta,
     pub groups: Vec<RdbGroup>,
 }

@@ -12,7 +12,9 @@ use std::io::{ErrorKind, Read};
 use super::compact::{self, CompactError, Elem};
 use super::encoding::{self as enc, Crc64Digest, crc64_digest};
 use super::error::RdbError;
-use super::model::{Aux, RdbConsumer, RdbEntry, RdbGroup, RdbStream, RdbStreamId, RdbValue};
+use super::model::{
+    Aux, RdbConsumer, RdbEntry, RdbGroup, RdbStream, RdbStreamEntry, RdbStreamId, RdbValue,
+};
 
 const BUF_SIZE: usize = 64 * 1024;
 /// The most a declared length may make us reserve before the bytes arrive.
@@ -892,7 +894,7 @@ fn stream_id(b: [u8; 16]) -> RdbStreamId {
 fn stream_node(
     blob: &[u8],
     master: RdbStreamId,
-    out: &mut Vec<(RdbStreamId, Vec<(Vec<u8>, Vec<u8>)>)>,
+    out: &mut Vec<RdbStreamEntry>,
 ) -> Result<(), CompactError> {
     let mut elems = Vec::new();
     compact::listpack_for_each(blob, |e| {
@@ -927,10 +929,9 @@ fn stream_node(
         };
         let mut pairs = Vec::with_capacity(n.min(1024));
         for i in 0..n {
-            let f = if flags & 2 != 0 {
-                fields[i].clone()
-            } else {
-                it.next().ok_or(bad("stream entry is truncated"))?.to_vec()
+            let f = match fields.get(i) {
+                Some(f) if flags & 2 != 0 => f.clone(),
+                _ => it.next().ok_or(bad("stream entry is truncated"))?.to_vec(),
             };
             let v = it.next().ok_or(bad("stream entry is truncated"))?.to_vec();
             pairs.push((f, v));

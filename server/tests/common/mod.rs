@@ -208,3 +208,51 @@ pub fn wait_in_sync(master: &ServerGuard, replica: &ServerGuard) {
                 == Some(&master.field("replication", "master_repl_offset"))
     });
 }
+
+/// What a stream holds beyond what clocks decide: its entries, XINFO STREAM without the
+/// radix-tree figures (a node layout, not content), XINFO GROUPS, and each group's pending
+/// entries without their idle time. Consumers' seen times are left out: a replica sets them
+/// when it applies a delivery, as Redis's replicas do.
+pub fn stream_state(c: &mut redis::Connection, key: &[u8]) -> String {
+    let entries: redis::Value = redis::cmd("XRANGE")
+        .arg(key)
+        .arg("-")
+        .arg("+")
+        .query(c)
+        .expect("stream reply");
+    let info: Vec<redis::Value> = redis::cmd("XINFO")
+        .arg("STREAM")
+        .arg(key)
+        .query(c)
+        .expect("stream reply");
+    let info: Vec<_> = info
+        .chunks(2)
+        .filter(|p| {
+            !redis::from_redis_value::<String>(p[0].clone())
+                .is_ok_and(|name| name.starts_with("radix-tree"))
+        })
+        .collect();
+    let groups: Vec<Vec<redis::Value>> = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(key)
+        .query(c)
+        .expect("stream reply");
+    let mut pending = Vec::new();
+    for g in &groups {
+        let name: Vec<u8> = redis::from_redis_value(g[1].clone()).expect("group name");
+        let rows: Vec<(Vec<u8>, Vec<u8>, i64, i64)> = redis::cmd("XPENDING")
+            .arg(key)
+            .arg(name)
+            .arg("-")
+            .arg("+")
+            .arg(1_000_000)
+            .query(c)
+            .expect("XPENDING reply");
+        pending.push(
+            rows.into_iter()
+                .map(|(id, consumer, _, count)| (id, consumer, count))
+                .collect::<Vec<_>>(),
+        );
+    }
+    format!("{entries:?} {info:?} {groups:?} {pending:?}")
+}

@@ -157,7 +157,6 @@ pub fn xgroup(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         }
     }
     let argc = args.len();
-    let now = ctx.now_ms;
     if create && (5..=8).contains(&argc) {
         let id = if args.get(4) == b"$" {
             write_stream(ctx, key)?.map_or(StreamId::MIN, |s| s.last_id())
@@ -218,7 +217,6 @@ pub fn xgroup(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     } else {
         return Err(syntax_sub(args, "XGROUP"));
     }
-    let _ = now;
     Ok(())
 }
 
@@ -421,12 +419,21 @@ pub fn xack(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     Ok(())
 }
 
+/// XPENDING's extended form: IDLE, range, COUNT and consumer.
+struct PendingQuery<'a> {
+    min_idle: u64,
+    start: StreamId,
+    end: StreamId,
+    count: usize,
+    consumer: Option<&'a [u8]>,
+}
+
 pub fn xpending(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let argc = args.len();
     if argc != 3 && !(6..=9).contains(&argc) {
         return Err(CmdError::Syntax);
     }
-    let mut ext: Option<(u64, StreamId, StreamId, usize, Option<&[u8]>)> = None;
+    let mut ext: Option<PendingQuery<'_>> = None;
     if argc >= 6 {
         let mut at = 3;
         let mut min_idle = 0i64;
@@ -440,7 +447,13 @@ pub fn xpending(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         let count = int_arg(args.get(at + 2))?.max(0) as usize;
         let (start, end) = parse_range(args.get(at), args.get(at + 1))?;
         let consumer = (at + 3 < argc).then(|| args.get(at + 3));
-        ext = Some((min_idle.max(0) as u64, start, end, count, consumer));
+        ext = Some(PendingQuery {
+            min_idle: min_idle.max(0) as u64,
+            start,
+            end,
+            count,
+            consumer,
+        });
     }
     let key = args.get(1);
     let name = args.get(2);
@@ -474,7 +487,13 @@ pub fn xpending(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
                 }
             }
         }
-        Some((min_idle, start, end, count, consumer)) => {
+        Some(PendingQuery {
+            min_idle,
+            start,
+            end,
+            count,
+            consumer,
+        }) => {
             let ids: Vec<StreamId> = match consumer {
                 Some(c) => match g.consumers.get(c) {
                     Some(c) => c.pel.range(start..=end.max(start)).copied().collect(),

@@ -136,11 +136,6 @@ impl Block {
         self.data.shrink_to_fit();
     }
 
-    /// Bytes held on the heap.
-    pub fn heap_size(&self) -> usize {
-        self.data.capacity()
-    }
-
     /// The master field count, the bytes holding the master field names, and the offset
     /// where the entries start.
     fn master(&self) -> (usize, &[u8], usize) {
@@ -262,9 +257,8 @@ impl<'a> Entry<'a> {
         self.count
     }
 
-    /// Whether the entry's field names are its node's master fields.
-    pub fn same_fields(&self) -> bool {
-        self.names.is_some()
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
     }
 
     /// The field/value pairs in order.

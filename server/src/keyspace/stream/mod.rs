@@ -331,11 +331,6 @@ impl Stream {
         let read = self.entries_before(g.last_id);
         (read != ENTRIES_READ_UNKNOWN).then(|| self.entries_added.saturating_sub(read as u64))
     }
-
-    /// Bytes held on the heap by the entries (MEMORY USAGE, eviction estimates).
-    pub fn heap_size(&self) -> usize {
-        self.nodes.values().map(Block::heap_size).sum::<usize>() + self.nodes.len() * 48
-    }
 }
 
 #[cfg(test)]
