@@ -265,7 +265,8 @@ fn call(
             Mode::Script { replicate: false } => Propagate::Nothing,
             _ => std::mem::take(&mut ctx.propagate),
         };
-        (r, ctx.block.take(), propagate, ctx.touched.take())
+        let block = ctx.block.take().map(|b| (b, ctx.block_command.take()));
+        (r, block, propagate, ctx.touched.take())
     };
     let micros = started.elapsed().as_micros() as u64;
     let stat_name = cmd::stat_name(spec, args).unwrap_or(spec.name);
@@ -297,8 +298,8 @@ fn call(
         reply_error(srv, client, out, e.text());
         return Outcome::Continue;
     }
-    if let Some(b) = block {
-        return Outcome::Block(b, OwnedArgs::from_args(args));
+    if let Some((b, command)) = block {
+        return Outcome::Block(b, command.unwrap_or_else(|| OwnedArgs::from_args(args)));
     }
     if spec.is(flags::WRITE) && (srv.dirty != dirty_before || propagate == Propagate::Always) {
         let db = db_before;

@@ -10,7 +10,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;
-use tandem_server::rdb::{Item, RdbError, RdbReader, RdbValue};
+use tandem_server::rdb::{Item, RdbConsumer, RdbError, RdbReader, RdbStream, RdbValue};
 
 fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rdb")
@@ -131,8 +131,83 @@ fn check_value(key: &[u8], got: &RdbValue, want: &Json) {
                 );
             }
         }
-        // The fixtures hold no stream: streams are compared with real Redis in rdb_interop.
-        RdbValue::Stream(_) => panic!("unexpected stream {:?}", String::from_utf8_lossy(key)),
+        RdbValue::Stream(s) => check_stream(s, v),
+    }
+}
+
+fn stream_id(j: &Json) -> (u64, u64) {
+    let text = j.as_str().unwrap();
+    let (ms, seq) = text.split_once('-').unwrap();
+    (ms.parse().unwrap(), seq.parse().unwrap())
+}
+
+/// A stream entry as XRANGE shows it: id, then fields and values in one list.
+type FlatEntry = ((u64, u64), Vec<Vec<u8>>);
+
+/// A stream against what Redis's XRANGE and XINFO STREAM FULL showed.
+fn check_stream(s: &RdbStream, v: &Json) {
+    let want: Vec<FlatEntry> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                stream_id(&e[0]),
+                e[1].as_array().unwrap().iter().map(bytes_of).collect(),
+            )
+        })
+        .collect();
+    let got: Vec<FlatEntry> = s
+        .entries
+        .iter()
+        .map(|(id, pairs)| {
+            (
+                *id,
+                pairs
+                    .iter()
+                    .flat_map(|(f, v)| [f.clone(), v.clone()])
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(s.meta.last_id, stream_id(&v["last_id"]));
+    assert_eq!(s.meta.first_id, stream_id(&v["first_id"]));
+    assert_eq!(s.meta.max_deleted, stream_id(&v["max_deleted"]));
+    assert_eq!(s.meta.entries_added, v["entries_added"].as_u64().unwrap());
+    let groups = v["groups"].as_array().unwrap();
+    assert_eq!(s.groups.len(), groups.len());
+    for (g, w) in s.groups.iter().zip(groups) {
+        assert_eq!(g.name, bytes_of(&w["name"]));
+        assert_eq!(g.last_id, stream_id(&w["last_id"]));
+        assert_eq!(
+            g.entries_read,
+            Some(w["entries_read"].as_i64().unwrap_or(-1))
+        );
+        let pel: Vec<_> = w["pel"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    stream_id(&p[0]),
+                    p[2].as_u64().unwrap(),
+                    p[3].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(g.pel, pel);
+        let consumers: Vec<_> = w["consumers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| RdbConsumer {
+                name: bytes_of(&c["name"]),
+                seen_time: c["seen_time"].as_u64().unwrap(),
+                pel: c["pel"].as_array().unwrap().iter().map(stream_id).collect(),
+            })
+            .collect();
+        assert_eq!(g.consumers, consumers);
     }
 }
 

@@ -3,7 +3,7 @@
 //! access clocks) so handlers cannot forget them.
 
 use super::CmdError;
-use crate::client::Client;
+use crate::client::{Client, OwnedArgs};
 use crate::keyspace::{Db, Entry, SmallBytes, Value};
 use crate::protocol::Args;
 use crate::protocol::Reply;
@@ -40,6 +40,9 @@ pub struct Ctx<'a> {
     /// Wall clock for this command, in Unix milliseconds: one command sees one instant.
     pub now_ms: u64,
     pub block: Option<Block>,
+    /// The command a client that blocks re-runs when woken, when not the one it sent
+    /// (XREAD with `$` waits for entries after the ids `$` stood for when it blocked).
+    pub block_command: Option<OwnedArgs>,
     pub propagate: Propagate,
     /// The keys a write changed, when not all of its key arguments (SINTERSTORE changes only
     /// its destination): WATCH and blocked clients are signalled for these alone.
@@ -72,6 +75,7 @@ impl<'a> Ctx<'a> {
             reply: Reply::new(out, proto),
             now_ms,
             block: None,
+            block_command: None,
             propagate: Propagate::Verbatim,
             touched: None,
             may_block: true,

@@ -9,10 +9,12 @@
 mod groups;
 
 use super::{CmdError, CmdResult, Ctx, Spec, container, eq, flags::*, int_arg, spec};
+use crate::client::OwnedArgs;
 use crate::keyspace::stream::block::Entry;
 use crate::keyspace::stream::{Stream, StreamId, Trim};
-use crate::keyspace::{Db, Value};
+use crate::keyspace::{Db, SmallBytes, Value};
 use crate::protocol::{Args, Reply};
+use crate::state::blocking::{Block, TimeoutReply};
 
 pub static COMMANDS: &[Spec] = &[
     spec(
@@ -689,20 +691,65 @@ pub(super) fn read_reply_key(reply: &mut Reply<'_>, key: &[u8]) {
     reply.bulk(key);
 }
 
+/// Redis serves a blocked XREAD without COUNT at most this many entries a stream.
+pub(super) const BLOCKED_DEFAULT_COUNT: usize = 1000;
+
+/// The stream at `key` when it holds one: `Ok(None)` when missing, or (for a client re-run
+/// after a write, which keeps waiting instead) of another type.
+///
+/// # Errors
+/// WRONGTYPE for a client's own call.
+fn find_stream(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<u32>, CmdError> {
+    let woken = ctx.woken_by.is_some();
+    match ctx.find(key) {
+        Some(i) => match &ctx.db().entry(i).value {
+            Value::Stream(_) => Ok(Some(i)),
+            _ if woken => Ok(None),
+            _ => Err(CmdError::WrongType),
+        },
+        None => Ok(None),
+    }
+}
+
+/// Blocks XREAD/XREADGROUP on its stream keys (or, inside MULTI and scripts, answers as a
+/// timeout). `command` is what to re-run when woken, if not the command as sent.
+pub(super) fn block_on_streams(
+    ctx: &mut Ctx<'_>,
+    args: Args<'_>,
+    r: &ReadArgs<'_>,
+    command: Option<OwnedArgs>,
+) {
+    match r.block_ms {
+        Some(timeout_ms) if ctx.may_block => {
+            ctx.block = Some(Block {
+                keys: (0..r.streams)
+                    .map(|k| SmallBytes::new(args.get(r.streams_at + k)))
+                    .collect(),
+                timeout_ms,
+                on_timeout: TimeoutReply::NullArray,
+            });
+            ctx.block_command = command;
+        }
+        _ => ctx.reply.null_array(),
+    }
+}
+
+/// Whether stream `k` of the call may be served: any, or only the written key when the
+/// client is re-run after a write.
+pub(super) fn may_serve(ctx: &Ctx<'_>, key: &[u8]) -> bool {
+    ctx.woken_by.as_ref().is_none_or(|w| w.as_bytes() == key)
+}
+
 fn xread(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let r = parse_read(ctx, args, false)?;
     let mut after = Vec::with_capacity(r.streams);
+    let mut dollar = false;
     for k in 0..r.streams {
         let key = args.get(r.streams_at + k);
         let idarg = args.get(r.streams_at + r.streams + k);
-        let slot = match ctx.find(key) {
-            Some(i) => match &ctx.db().entry(i).value {
-                Value::Stream(_) => Some(i),
-                _ => return Err(CmdError::WrongType),
-            },
-            None => None,
-        };
+        let slot = find_stream(ctx, key)?;
         if idarg == b"$" {
+            dollar = true;
             after.push(slot.map_or(StreamId::MIN, |i| stream_at(ctx.db(), i).last_id()));
         } else if idarg == b">" {
             return Err(CmdError::msg(
@@ -712,19 +759,38 @@ fn xread(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             after.push(parse_strict_id(idarg)?);
         }
     }
-    let ready: Vec<usize> = (0..r.streams)
-        .filter(|&k| {
-            let key = args.get(r.streams_at + k);
-            ctx.find(key).is_some_and(|i| {
-                let s = stream_at(ctx.db(), i);
-                s.edge(true).is_some_and(|e| e.id > after[k])
-            })
-        })
-        .collect();
+    let mut ready = Vec::new();
+    for (k, &gt) in after.iter().enumerate() {
+        let key = args.get(r.streams_at + k);
+        if !may_serve(ctx, key) || ready.len() == 1 && ctx.woken_by.is_some() {
+            continue;
+        }
+        if let Some(i) = find_stream(ctx, key)?
+            && stream_at(ctx.db(), i).edge(true).is_some_and(|e| e.id > gt)
+        {
+            ready.push(k);
+        }
+    }
     if ready.is_empty() {
-        ctx.reply.null_array();
+        // `$` stands for the ids at the time of the call, not of the wake-up.
+        let command = dollar.then(|| {
+            let resolved: Vec<Vec<u8>> = args
+                .iter()
+                .enumerate()
+                .map(|(j, a)| match j.checked_sub(r.streams_at + r.streams) {
+                    Some(k) if a == b"$" => after[k].text().to_vec(),
+                    _ => a.to_vec(),
+                })
+                .collect();
+            owned_args(&resolved)
+        });
+        block_on_streams(ctx, args, &r, command);
         return Ok(());
     }
+    let count = match r.count {
+        0 if ctx.woken_by.is_some() => BLOCKED_DEFAULT_COUNT,
+        n => n,
+    };
     read_reply_head(&mut ctx.reply, ready.len());
     for k in ready {
         let key = args.get(r.streams_at + k);
@@ -734,9 +800,21 @@ fn xread(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         };
         let (db, reply) = ctx.db_and_reply();
         read_reply_key(reply, key);
-        reply_entries(reply, stream_at(db, i).range(start, StreamId::MAX), r.count);
+        reply_entries(reply, stream_at(db, i).range(start, StreamId::MAX), count);
     }
     Ok(())
+}
+
+/// A command kept as arguments, as a blocked client's command is kept.
+fn owned_args(argv: &[Vec<u8>]) -> OwnedArgs {
+    let mut buf = Vec::new();
+    let mut ranges = Vec::with_capacity(argv.len());
+    for a in argv {
+        let start = buf.len();
+        buf.extend_from_slice(a);
+        ranges.push((start, buf.len()));
+    }
+    OwnedArgs::from_args(Args::new(&buf, &ranges))
 }
 
 #[cfg(test)]

@@ -100,8 +100,10 @@ fn stream_from_rdb(r: RdbStream) -> Stream {
             fields.iter().map(|(f, v)| (f.as_slice(), v.as_slice())),
         );
     }
+    // A last id below the last entry (a damaged file) would let XADD go backwards.
+    let top = r.entries.last().map_or((0, 0), |e| e.0);
     s.set_meta(Meta {
-        last_id: stream_id(r.meta.last_id),
+        last_id: stream_id(r.meta.last_id.max(top)),
         first_id: stream_id(r.meta.first_id),
         max_deleted: stream_id(r.meta.max_deleted),
         entries_added: r.meta.entries_added,

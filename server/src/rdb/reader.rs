@@ -726,6 +726,18 @@ impl<R: Read> RdbReader<R> {
                 }
                 g.consumers.push(c);
             }
+            let owned: std::collections::BTreeSet<RdbStreamId> = g
+                .consumers
+                .iter()
+                .flat_map(|c| c.pel.iter().copied())
+                .collect();
+            let owners: usize = g.consumers.iter().map(|c| c.pel.len()).sum();
+            if owned.len() != g.pel.len() || owners != g.pel.len() {
+                return Err(RdbError::corrupt(
+                    at,
+                    "Stream CG PEL entry without exactly one consumer",
+                ));
+            }
             s.groups.push(g);
         }
         Ok(RdbValue::Stream(Box::new(s)))

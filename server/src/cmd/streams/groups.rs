@@ -4,8 +4,8 @@
 //! `XGROUP SETID ... ENTRIESREAD` for NOACK), never as themselves.
 
 use super::{
-    parse_range, parse_read, parse_strict_id, read_reply_head, read_reply_key, read_stream,
-    reply_entry, stream_at, write_stream,
+    block_on_streams, may_serve, parse_range, parse_read, parse_strict_id, read_reply_head,
+    read_reply_key, read_stream, reply_entry, stream_at, write_stream,
 };
 use crate::cmd::{CmdError, CmdResult, Ctx, eq, int_arg};
 use crate::keyspace::Value;
@@ -217,6 +217,9 @@ pub fn xgroup(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     } else {
         return Err(syntax_sub(args, "XGROUP"));
     }
+    // A container has no key positions in the table: name the key for WATCH and for the
+    // clients blocked on it (a destroyed group unblocks its readers).
+    ctx.touched_only(key);
     Ok(())
 }
 
@@ -225,6 +228,27 @@ pub fn xreadgroup(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let Some((group, consumer)) = r.group else {
         return Err(CmdError::Syntax);
     };
+    // Re-run after a write to a key it waits on: Redis 7.0 unblocks it with an error when
+    // the stream or the group went away, and keeps it waiting when the key changed type.
+    if let Some(w) = ctx.woken_by.clone() {
+        let state = ctx.find(&w).map(|i| match &ctx.db().entry(i).value {
+            Value::Stream(s) => Some(s.groups.contains_key(group)),
+            _ => None,
+        });
+        match state {
+            None => return Err(CmdError::msg("UNBLOCKED the stream key no longer exists")),
+            Some(None) => {
+                block_on_streams(ctx, args, &r, None);
+                return Ok(());
+            }
+            Some(Some(false)) => {
+                return Err(CmdError::msg(
+                    "NOGROUP the consumer group this client was blocked on no longer exists",
+                ));
+            }
+            Some(Some(true)) => {}
+        }
+    }
     // `None` stands for `>`: entries never delivered to the group.
     let mut from: Vec<Option<StreamId>> = Vec::with_capacity(r.streams);
     for k in 0..r.streams {
@@ -251,20 +275,24 @@ pub fn xreadgroup(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             Some(parse_strict_id(idarg)?)
         });
     }
-    let serve: Vec<usize> = (0..r.streams)
-        .filter(|&k| {
-            from[k].is_some() || {
-                let key = args.get(r.streams_at + k);
-                ctx.find(key).is_some_and(|i| {
-                    let s = stream_at(ctx.db(), i);
-                    let last = s.groups.get(group).map_or(StreamId::MAX, |g| g.last_id);
-                    s.edge(true).is_some_and(|e| e.id > last)
-                })
-            }
-        })
-        .collect();
+    let mut serve = Vec::new();
+    for (k, start) in from.iter().enumerate() {
+        let key = args.get(r.streams_at + k);
+        if !may_serve(ctx, key) || serve.len() == 1 && ctx.woken_by.is_some() {
+            continue;
+        }
+        let fresh = start.is_none()
+            && ctx.find(key).is_some_and(|i| {
+                let s = stream_at(ctx.db(), i);
+                let last = s.groups.get(group).map_or(StreamId::MAX, |g| g.last_id);
+                s.edge(true).is_some_and(|e| e.id > last)
+            });
+        if start.is_some() || fresh {
+            serve.push(k);
+        }
+    }
     if serve.is_empty() {
-        ctx.reply.null_array();
+        block_on_streams(ctx, args, &r, None);
         return Ok(());
     }
     read_reply_head(&mut ctx.reply, serve.len());
@@ -272,7 +300,11 @@ pub fn xreadgroup(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     for k in serve {
         let key = args.get(r.streams_at + k);
         let start = from[k];
-        let (count, noack) = (r.count, r.noack);
+        let count = match r.count {
+            0 if ctx.woken_by.is_some() => super::BLOCKED_DEFAULT_COUNT,
+            n => n,
+        };
+        let noack = r.noack;
         with_group(ctx, key, group, "", |s, g, reply, now| {
             read_reply_key(reply, key);
             let created = g.consumer(consumer, now).1;
