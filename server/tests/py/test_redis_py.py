@@ -424,3 +424,77 @@ def test_functions(r):
     with pytest.raises(redis.ResponseError, match="Library not found"):
         r.function_delete("pylib")
     assert r.function_list() == []
+
+
+def consumer_group_workflow(r):
+    """Two consumers share a stream through a group; one crashes holding entries, the other
+    claims them (XAUTOCLAIM after they went idle, then XCLAIM) and finishes the work. Returns
+    what a client sees at each step, without clocks (idle times, delivery times)."""
+    seen = []
+    r.xgroup_create("jobs", "workers", id="0", mkstream=True)
+    for i in range(1, 11):
+        r.xadd("jobs", {"job": str(i), "payload": "x" * i}, id=f"{i}-0")
+    seen.append(r.xreadgroup("workers", "alice", {"jobs": ">"}, count=3))
+    seen.append(r.xreadgroup("workers", "bob", {"jobs": ">"}, count=3))
+    seen.append(r.xack("jobs", "workers", "1-0", "2-0"))
+    # bob crashes with 4-0, 5-0 and 6-0 pending.
+    summary = r.xpending("jobs", "workers")
+    seen.append(summary)
+    time.sleep(0.05)
+    claimed = r.xautoclaim("jobs", "workers", "alice", min_idle_time=40, start_id="0-0", count=2)
+    seen.append(claimed)
+    seen.append(r.xclaim("jobs", "workers", "alice", min_idle_time=0, message_ids=["6-0"], justid=True))
+    rows = r.xpending_range("jobs", "workers", min="-", max="+", count=10)
+    seen.append([(row["message_id"], row["consumer"], row["times_delivered"]) for row in rows])
+    seen.append(r.xreadgroup("workers", "alice", {"jobs": "0"}))
+    seen.append(r.xack("jobs", "workers", "3-0", "4-0", "5-0", "6-0"))
+    seen.append(r.xreadgroup("workers", "alice", {"jobs": ">"}, count=100))
+    seen.append(r.xack("jobs", "workers", *[f"{i}-0" for i in range(7, 11)]))
+    seen.append(r.xreadgroup("workers", "alice", {"jobs": ">"}, block=20))
+    groups = r.xinfo_groups("jobs")
+    seen.append(groups)
+    consumers = r.xinfo_consumers("jobs", "workers")
+    seen.append([(c["name"], c["pending"]) for c in consumers])
+    seen.append(r.xgroup_delconsumer("jobs", "workers", "bob"))
+    info = r.xinfo_stream("jobs")
+    seen.append({k: v for k, v in info.items() if not k.startswith("radix-tree")})
+    seen.append(r.xtrim("jobs", maxlen=5))
+    seen.append(r.xrange("jobs"))
+    return seen
+
+
+def test_consumer_group_workflow_matches_redis(r):
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("TANDEM_REQUIRE_REAL_DEPS") == "1":
+            pytest.fail("redis-server not found and TANDEM_REQUIRE_REAL_DEPS=1")
+        pytest.skip("redis-server not found")
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="tandem-py-redis-")
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        reference = redis.Redis(port=port, decode_responses=True)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                reference.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.02)
+        want = consumer_group_workflow(reference)
+        got = consumer_group_workflow(r)
+        assert got == want
+        # The crash/claim cycle did what it says: alice acked bob's jobs and the rest, and
+        # nothing is left pending.
+        assert (want[8], want[10]) == (4, 4)
+        assert want[12][0]["pending"] == 0
+    finally:
+        proc.kill()
+        proc.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
