@@ -117,7 +117,7 @@ fn config_get(ctx: &mut Ctx<'_>, args: Args<'_>) {
             if let Some(d) = crate::config::directive(&name)
                 && !seen(&pairs, &name)
             {
-                let value = (d.get)(&ctx.srv.config);
+                let value = d.get(&ctx.srv.config);
                 pairs.push((name.into_owned(), value));
             }
             continue;
