@@ -50,7 +50,7 @@ enum Command {
     /// redis-benchmark SET/GET and named command cases (Lua scripts by EVAL and EVALSHA, ...)
     /// at several pipeline depths against each server.
     Throughput(throughput::Args),
-    /// Memory per key for small strings and YCSB-shaped hashes.
+    /// Memory per key for small strings, YCSB-shaped hashes and stream entries.
     Memory(memory::Args),
     /// The seed's experiment: a full sync of a YCSB dataset to a fresh replica, disk and
     /// diskless, with times, peak memory and dump bytes.

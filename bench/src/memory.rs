@@ -1,6 +1,7 @@
-//! `tandem-bench memory`: bytes per key for two shapes, each loaded into a fresh server:
-//! `string10` (small string keys with 10-byte values) and `ycsb` (YCSB's Redis binding: one
-//! hash per record, 10 fields of 100 bytes).
+//! `tandem-bench memory`: bytes per key for three shapes, each loaded into a fresh server:
+//! `string10` (small string keys with 10-byte values), `ycsb` (YCSB's Redis binding: one
+//! hash per record, 10 fields of 100 bytes) and `stream` (one stream of entries with three
+//! small fields, as event logs hold them; "keys" are its entries).
 
 use crate::dataset;
 use crate::report;
@@ -14,7 +15,7 @@ pub struct Args {
     #[command(flatten)]
     common: crate::Common,
     /// Shapes to load.
-    #[arg(long, value_delimiter = ',', default_value = "string10,ycsb")]
+    #[arg(long, value_delimiter = ',', default_value = "string10,ycsb,stream")]
     shapes: Vec<Shape>,
     /// Keys of the string10 shape.
     #[arg(long, default_value_t = 1_000_000)]
@@ -22,6 +23,9 @@ pub struct Args {
     /// Records of the ycsb shape.
     #[arg(long, default_value_t = 200_000)]
     ycsb_records: u64,
+    /// Entries of the stream shape.
+    #[arg(long, default_value_t = 1_000_000)]
+    stream_entries: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -29,6 +33,7 @@ pub struct Args {
 pub enum Shape {
     String10,
     Ycsb,
+    Stream,
 }
 
 #[derive(Serialize, Debug)]
@@ -60,6 +65,13 @@ fn load(server: &Server, shape: Shape, n: u64) -> anyhow::Result<()> {
                 Shape::Ycsb => {
                     p.add_command(dataset::hset(&mut rng, k)).ignore();
                 }
+                Shape::Stream => {
+                    p.cmd("XADD").arg("events").arg("*");
+                    for field in ["user", "action", "item"] {
+                        p.arg(field).arg(dataset::random_text(&mut rng, 8));
+                    }
+                    p.ignore();
+                }
             }
         }
         p.query::<()>(&mut c)
@@ -76,6 +88,7 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
         let n = match shape {
             Shape::String10 => a.string_keys,
             Shape::Ycsb => a.ycsb_records,
+            Shape::Stream => a.stream_entries,
         };
         for &kind in &a.common.servers {
             let bin = match kind {

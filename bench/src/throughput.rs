@@ -54,6 +54,26 @@ pub struct Record {
 const SCRIPT: &str =
     "local n = redis.call('INCR', KEYS[1]) redis.call('EXPIRE', KEYS[1], 60) return n";
 
+/// The stream of the `xadd` case: three small fields, capped as a long-running producer would.
+const XADD: &[&str] = &[
+    "XADD",
+    "bench:events",
+    "MAXLEN",
+    "~",
+    "100000",
+    "*",
+    "user",
+    "u:__rand_int__",
+    "action",
+    "click",
+    "item",
+    "i:42",
+];
+
+/// Entries the `xreadgroup` case prepares: more than its requests at any pipeline depth, so
+/// every call delivers one.
+const QUEUE_ENTRIES: u64 = 2_000_000;
+
 /// What one redis-benchmark run measures.
 enum Workload<'a> {
     /// Its built-in tests (`-t set,get`).
@@ -85,6 +105,36 @@ const CASES: &[Case] = &[
                 bail!("SCRIPT LOAD answered {sha:?}");
             }
             Ok(argv(&["EVALSHA", &sha, "1", "counter:__rand_int__"]))
+        },
+    },
+    Case {
+        name: "xadd",
+        prepare: |_| Ok(argv(XADD)),
+    },
+    Case {
+        name: "xreadgroup",
+        prepare: |port| {
+            let fill = "for i = 1, tonumber(ARGV[1]) do redis.call('XADD', KEYS[1], '*', 'user', \
+                        'u:' .. i, 'action', 'click', 'item', 'i:42') end \
+                        return redis.call('XGROUP', 'CREATE', KEYS[1], 'workers', '0')";
+            let ok = redis_cli(
+                port,
+                &["EVAL", fill, "1", "bench:queue", &QUEUE_ENTRIES.to_string()],
+            )?;
+            if ok != "OK" {
+                bail!("filling the queue answered {ok:?}");
+            }
+            Ok(argv(&[
+                "XREADGROUP",
+                "GROUP",
+                "workers",
+                "consumer",
+                "COUNT",
+                "1",
+                "STREAMS",
+                "bench:queue",
+                ">",
+            ]))
         },
     },
 ];

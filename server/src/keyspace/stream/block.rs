@@ -148,13 +148,6 @@ impl Block {
         (n, &self.data[names_at..at], at)
     }
 
-    /// The master field names, in order.
-    pub fn master_fields(&self) -> impl Iterator<Item = &[u8]> {
-        let (n, names, _) = self.master();
-        let mut at = 0;
-        (0..n).map(move |_| get_bytes(names, &mut at))
-    }
-
     /// Appends an entry; `master_id` is the node's key.
     pub fn append<'a>(
         &mut self,

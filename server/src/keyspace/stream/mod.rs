@@ -58,19 +58,14 @@ impl StreamId {
     /// `ms-seq`, as Redis prints ids.
     pub fn text(self) -> SmallBytes {
         let mut b = itoa::Buffer::new();
-        let mut out = Vec::with_capacity(41);
-        out.extend_from_slice(b.format(self.ms).as_bytes());
-        out.push(b'-');
-        out.extend_from_slice(b.format(self.seq).as_bytes());
-        SmallBytes::from_vec(out)
-    }
-
-    /// The 16-byte big-endian form Redis's radix tree and RDB use.
-    pub fn to_be_bytes(self) -> [u8; 16] {
-        let mut out = [0u8; 16];
-        out[..8].copy_from_slice(&self.ms.to_be_bytes());
-        out[8..].copy_from_slice(&self.seq.to_be_bytes());
-        out
+        let mut out = [0u8; 41];
+        let ms = b.format(self.ms).as_bytes();
+        out[..ms.len()].copy_from_slice(ms);
+        out[ms.len()] = b'-';
+        let at = ms.len() + 1;
+        let seq = b.format(self.seq).as_bytes();
+        out[at..at + seq.len()].copy_from_slice(seq);
+        SmallBytes::new(&out[..at + seq.len()])
     }
 }
 
@@ -207,11 +202,6 @@ impl Stream {
         } else {
             self.range(StreamId::MIN, StreamId::MAX).next()
         }
-    }
-
-    /// The nodes in order: master id, master field names, entries (for the RDB writer).
-    pub fn nodes(&self) -> impl Iterator<Item = (StreamId, &Block)> {
-        self.nodes.iter().map(|(k, b)| (*k, b))
     }
 
     /// Deletes the entry `id`; true when it existed.
