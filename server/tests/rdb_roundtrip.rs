@@ -421,6 +421,88 @@ fn redis_minimal_files_from_the_spec() {
     assert!(read(empty).unwrap().0.is_empty());
 }
 
+/// A Redis 5/6 stream (STREAM_LISTPACKS, type 15): no first id, tombstone or entries-added
+/// counter, no group read counter. Also the layout of a node: master entry, then an entry
+/// using the master fields.
+fn old_stream_file(consumer_pel: bool) -> Vec<u8> {
+    let id = |ms: u64, seq: u64| {
+        let mut b = ms.to_be_bytes().to_vec();
+        b.extend_from_slice(&seq.to_be_bytes());
+        b
+    };
+    // count 1, deleted 0, 1 field "f", 0 | flags SAMEFIELDS, ms+0, seq+0, "v", lp-count 4.
+    let elements: &[&[u8]] = &[
+        b"\x01\x01",
+        b"\x00\x01",
+        b"\x01\x01",
+        b"\x81f\x02",
+        b"\x00\x01",
+        b"\x02\x01",
+        b"\x00\x01",
+        b"\x00\x01",
+        b"\x81v\x02",
+        b"\x04\x01",
+    ];
+    let mut lp = vec![0u8; 6];
+    elements.iter().for_each(|e| lp.extend_from_slice(e));
+    lp.push(0xff);
+    let total = lp.len() as u32;
+    lp[..4].copy_from_slice(&total.to_le_bytes());
+    lp[4..6].copy_from_slice(&10u16.to_le_bytes());
+    let mut f = b"REDIS0009\x0f\x01s\x01\x10".to_vec();
+    f.extend(id(5, 1));
+    f.push(lp.len() as u8);
+    f.extend(&lp);
+    // length 1, last id 5-1, one group "g" at 5-1 with 5-1 pending (time, count 2).
+    f.extend_from_slice(b"\x01\x05\x01\x01\x01g\x05\x01\x01");
+    f.extend(id(5, 1));
+    f.extend_from_slice(&1_700_000_000_000u64.to_le_bytes());
+    f.extend_from_slice(b"\x02\x01\x01c");
+    f.extend_from_slice(&1_700_000_000_500u64.to_le_bytes());
+    if consumer_pel {
+        f.push(1);
+        f.extend(id(5, 1));
+    } else {
+        f.push(0);
+    }
+    f.push(0xff);
+    f.extend_from_slice(&[0; 8]);
+    f
+}
+
+#[test]
+fn streams_of_the_older_type_read_with_redis_defaults() {
+    let (entries, _) = read(&old_stream_file(true)).unwrap();
+    let RdbValue::Stream(s) = &entries[0].value else {
+        panic!("expected a stream, got {:?}", entries[0].value)
+    };
+    assert_eq!(
+        s.entries,
+        vec![((5, 1), vec![(b"f".to_vec(), b"v".to_vec())])]
+    );
+    assert_eq!(
+        s.meta,
+        RdbStreamMeta {
+            last_id: (5, 1),
+            first_id: (5, 1),
+            max_deleted: (0, 0),
+            entries_added: 1,
+        }
+    );
+    let g = &s.groups[0];
+    assert_eq!(
+        (g.entries_read, &g.pel),
+        (None, &vec![((5, 1), 1_700_000_000_000, 2)])
+    );
+    assert_eq!(g.consumers[0].pel, vec![(5, 1)]);
+    // A pending entry no consumer owns is refused.
+    let err = read(&old_stream_file(false)).unwrap_err().to_string();
+    assert!(
+        err.contains("PEL entry without exactly one consumer"),
+        "{err}"
+    );
+}
+
 #[test]
 fn duplicate_members_are_refused() {
     let dup_set = b"REDIS0009\x02\x01k\x02\x01a\x01a\xff\x00\x00\x00\x00\x00\x00\x00\x00";

@@ -303,6 +303,37 @@ mod tests {
     use crate::rdb::{Aux, Item, RdbReader, WriterOptions};
 
     #[test]
+    fn a_group_from_before_7_0_gets_the_read_counter_redis_estimates() {
+        let entries = (1..=3u64)
+            .map(|ms| ((ms, 0), vec![(b"f".to_vec(), b"v".to_vec())]))
+            .collect();
+        let group = |name: &[u8], last_id| crate::rdb::RdbGroup {
+            name: name.to_vec(),
+            last_id,
+            ..crate::rdb::RdbGroup::default()
+        };
+        let loaded = from_rdb(
+            RdbValue::Stream(Box::new(RdbStream {
+                entries,
+                meta: RdbStreamMeta {
+                    last_id: (3, 0),
+                    first_id: (1, 0),
+                    max_deleted: (0, 0),
+                    entries_added: 3,
+                },
+                groups: vec![group(b"a", (3, 0)), group(b"b", (0, 5)), group(b"c", (2, 0))],
+            })),
+            LoadLimits::from_config(&Config::default()),
+        );
+        let Value::Stream(s) = loaded else {
+            panic!("a stream loads as a stream")
+        };
+        let read: Vec<i64> = s.groups.values().map(|g| g.entries_read).collect();
+        // At the last entry: all 3; before the first: none; in the middle: unknown.
+        assert_eq!(read, vec![3, 0, -1]);
+    }
+
+    #[test]
     fn fragments_concatenate_into_a_valid_stream() {
         let mut body = Vec::new();
         let big = vec![b'x'; 100_000];
