@@ -141,6 +141,8 @@ pub struct Config {
     pub set_max_intset_entries: u64,
     pub zset_max_listpack_entries: u64,
     pub zset_max_listpack_value: u64,
+    pub stream_node_max_entries: u64,
+    pub stream_node_max_bytes: u64,
     pub list_max_listpack_size: i64,
     pub slowlog_log_slower_than: i64,
     pub slowlog_max_len: u64,
@@ -230,6 +232,8 @@ impl Default for Config {
             set_max_intset_entries: 512,
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
+            stream_node_max_entries: 100,
+            stream_node_max_bytes: 4096,
             list_max_listpack_size: -2,
             slowlog_log_slower_than: 10000,
             slowlog_max_len: 128,
@@ -943,6 +947,13 @@ static DIRECTIVES: &[Directive] = &[
         "zset-max-ziplist-value",
         zset_max_listpack_value
     ),
+    integer!(
+        "stream-node-max-entries",
+        stream_node_max_entries,
+        0,
+        i64::MAX
+    ),
+    memory!("stream-node-max-bytes", stream_node_max_bytes),
     integer!(
         "list-max-listpack-size",
         "list-max-ziplist-size",

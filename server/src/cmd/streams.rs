@@ -10,7 +10,7 @@ mod groups;
 
 use super::{CmdError, CmdResult, Ctx, Spec, container, eq, flags::*, int_arg, spec};
 use crate::client::OwnedArgs;
-use crate::keyspace::stream::block::Entry;
+use crate::keyspace::stream::block::{Entry, NodeLimits};
 use crate::keyspace::stream::{Stream, StreamId, Trim};
 use crate::keyspace::{Db, SmallBytes, Value};
 use crate::protocol::{Args, Reply};
@@ -354,9 +354,21 @@ fn parse_add_trim(
             ));
         }
     } else if t.approx {
-        t.limit = 100 * u64::from(crate::keyspace::stream::block::NODE_MAX_ENTRIES);
+        // At most 100 nodes' worth of work, bounded both ways as Redis bounds it.
+        t.limit = match ctx.srv.config.stream_node_max_entries.saturating_mul(100) {
+            0 => 10_000,
+            n => n.min(1_000_000),
+        };
     }
     Ok((t, i))
+}
+
+/// The node limits of the configuration.
+fn node_limits(ctx: &Ctx<'_>) -> NodeLimits {
+    NodeLimits {
+        max_entries: ctx.srv.config.stream_node_max_entries,
+        max_bytes: ctx.srv.config.stream_node_max_bytes,
+    }
 }
 
 /// The trim argument an approximate trim is propagated with: the length or first id left.
@@ -394,6 +406,7 @@ fn xadd(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         ctx.set(key, Value::Stream(Box::default()), false);
     }
     let now = ctx.now_ms;
+    let limits = node_limits(ctx);
     let Some(s) = write_stream(ctx, key)? else {
         return Ok(());
     };
@@ -422,7 +435,7 @@ fn xadd(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let fields = (fields_at..args.len())
         .step_by(2)
         .map(|j| (args.get(j), args.get(j + 1)));
-    s.append(id, fields);
+    s.append(id, fields, limits);
     let mut rewrite: Vec<Vec<u8>> = args.iter().map(<[u8]>::to_vec).collect();
     if let Some(how) = t.how {
         s.trim(how, t.approx, t.limit);

@@ -177,14 +177,12 @@ pub(super) static ACCEPTED: &[Directive] = &[
     modifiable("acllog-max-len", Kind::Int(0, i64::MAX), "128"),
     modifiable("cluster-node-timeout", Kind::Int(0, i64::MAX), "15000"),
     modifiable("latency-monitor-threshold", Kind::Int(0, i64::MAX), "0"),
-    modifiable("stream-node-max-entries", Kind::Int(0, i64::MAX), "100"),
     modifiable("cluster-link-sendbuf-limit", Kind::Memory(0, i64::MAX), "0"),
     modifiable(
         "active-defrag-ignore-bytes",
         Kind::Memory(1, i64::MAX),
         "104857600",
     ),
-    modifiable("stream-node-max-bytes", Kind::Memory(0, i64::MAX), "4096"),
     modifiable("tracking-table-max-keys", Kind::Int(0, i64::MAX), "1000000"),
     modifiable(
         "auto-aof-rewrite-min-size",

@@ -14,6 +14,7 @@ use super::{
 use crate::config::Config;
 use crate::keyspace::hash::Limits as HashLimits;
 use crate::keyspace::set::Member;
+use crate::keyspace::stream::block::NodeLimits;
 use crate::keyspace::stream::group::Group;
 use crate::keyspace::stream::{Meta, Stream, StreamId};
 use crate::keyspace::zset::{PackLimits, ZSet};
@@ -92,12 +93,13 @@ fn rdb_groups(s: &Stream) -> Vec<RdbGroup> {
 
 /// The keyspace stream of a loaded one; a group from a file older than 7.0 gets the read
 /// counter Redis estimates for it.
-fn stream_from_rdb(r: RdbStream) -> Stream {
+fn stream_from_rdb(r: RdbStream, limits: NodeLimits) -> Stream {
     let mut s = Stream::default();
     for (id, fields) in &r.entries {
         s.append(
             stream_id(*id),
             fields.iter().map(|(f, v)| (f.as_slice(), v.as_slice())),
+            limits,
         );
     }
     // A last id below the last entry (a damaged file) would let XADD go backwards.
@@ -135,6 +137,7 @@ pub struct LoadLimits {
     pub hash: HashLimits,
     pub max_intset: usize,
     pub zset: PackLimits,
+    pub stream: NodeLimits,
 }
 
 impl LoadLimits {
@@ -148,6 +151,10 @@ impl LoadLimits {
             zset: PackLimits {
                 max_entries: c.zset_max_listpack_entries,
                 max_value: c.zset_max_listpack_value,
+            },
+            stream: NodeLimits {
+                max_entries: c.stream_node_max_entries,
+                max_bytes: c.stream_node_max_bytes,
             },
         }
     }
@@ -182,7 +189,7 @@ pub fn from_rdb(value: RdbValue, limits: LoadLimits) -> Value {
             pairs.into_iter().map(|(m, s)| (SmallBytes::from_vec(m), s)),
             limits.zset,
         ))),
-        RdbValue::Stream(s) => Value::Stream(Box::new(stream_from_rdb(*s))),
+        RdbValue::Stream(s) => Value::Stream(Box::new(stream_from_rdb(*s, limits.stream))),
     }
 }
 
@@ -321,7 +328,11 @@ mod tests {
                     max_deleted: (0, 0),
                     entries_added: 3,
                 },
-                groups: vec![group(b"a", (3, 0)), group(b"b", (0, 5)), group(b"c", (2, 0))],
+                groups: vec![
+                    group(b"a", (3, 0)),
+                    group(b"b", (0, 5)),
+                    group(b"c", (2, 0)),
+                ],
             })),
             LoadLimits::from_config(&Config::default()),
         );

@@ -11,20 +11,35 @@
 
 use super::StreamId;
 
-/// Redis 7.0's `stream-node-max-entries` default: a node takes this many entries (deleted
-/// ones included) before a new one starts.
-pub const NODE_MAX_ENTRIES: u16 = 100;
-/// Redis 7.0's `stream-node-max-bytes` default, counted in Redis's listpack bytes so that
-/// nodes split where Redis's split (approximate trimming removes whole nodes).
-pub const NODE_MAX_BYTES: u32 = 4096;
+/// Where a node ends (`stream-node-max-entries`, `stream-node-max-bytes`): entries counted
+/// with the deleted ones, bytes counted as Redis's listpack would hold them, so that nodes
+/// split where Redis's split (approximate trimming removes whole nodes). 0 means no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeLimits {
+    pub max_entries: u64,
+    pub max_bytes: u64,
+}
+
+impl Default for NodeLimits {
+    /// Redis 7.0's defaults.
+    fn default() -> Self {
+        NodeLimits {
+            max_entries: 100,
+            max_bytes: 4096,
+        }
+    }
+}
+
+/// Redis's `STREAM_LISTPACK_MAX_SIZE`: the byte limit when none (or a larger one) is set.
+const LISTPACK_MAX_SIZE: u64 = 1 << 30;
 
 #[derive(Debug, Clone, Default)]
 pub struct Block {
     data: Vec<u8>,
     /// Entries present.
-    live: u16,
+    live: u32,
     /// Entries ever appended (Redis's count + deleted: the node-full test counts both).
-    appended: u16,
+    appended: u32,
     /// The size Redis's listpack for this node would have.
     lp_bytes: u32,
 }
@@ -122,13 +137,17 @@ impl Block {
     }
 
     pub fn live(&self) -> usize {
-        usize::from(self.live)
+        self.live as usize
     }
 
     /// Whether Redis would start a new node before adding an entry of `payload` bytes.
-    pub fn full(&self, payload: usize) -> bool {
-        self.lp_bytes as usize + payload >= NODE_MAX_BYTES as usize
-            || self.appended >= NODE_MAX_ENTRIES
+    pub fn full(&self, payload: usize, limits: NodeLimits) -> bool {
+        let max_bytes = match limits.max_bytes {
+            0 => LISTPACK_MAX_SIZE,
+            n => n.min(LISTPACK_MAX_SIZE),
+        };
+        u64::from(self.lp_bytes) + payload as u64 >= max_bytes
+            || limits.max_entries > 0 && u64::from(self.appended) >= limits.max_entries
     }
 
     /// Gives back the spare capacity of a node no longer at the tail.
@@ -228,7 +247,7 @@ impl Block {
             .nth(n - 1)
             .map_or(self.data.len(), |e| e.end);
         self.data.drain(start..end);
-        self.live -= n as u16;
+        self.live -= n as u32;
     }
 }
 

@@ -11,7 +11,7 @@
 pub mod block;
 pub mod group;
 
-use block::{Block, Entry};
+use block::{Block, Entry, NodeLimits};
 use group::{ENTRIES_READ_UNKNOWN, Group};
 use std::collections::BTreeMap;
 
@@ -133,17 +133,19 @@ impl Stream {
         self.nodes.len()
     }
 
-    /// Appends an entry with an id above [`Stream::last_id`].
+    /// Appends an entry with an id above [`Stream::last_id`], in a new node when the tail
+    /// one is full by `limits`.
     pub fn append<'a>(
         &mut self,
         id: StreamId,
         fields: impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
+        limits: NodeLimits,
     ) {
         debug_assert!(id > self.last_id || self.len == 0 && self.entries_added == 0);
         let payload: usize = fields.clone().map(|(f, v)| f.len() + v.len()).sum();
         let start_new = match self.nodes.last_key_value() {
             None => true,
-            Some((_, tail)) => tail.full(payload),
+            Some((_, tail)) => tail.full(payload, limits),
         };
         if start_new {
             if let Some(mut tail) = self.nodes.last_entry() {
@@ -331,6 +333,7 @@ mod tests {
         s.append(
             StreamId::new(ms, seq),
             kv.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())),
+            NodeLimits::default(),
         );
     }
 
