@@ -120,6 +120,26 @@ fn fill_streams(p: &ServerGuard, prefix: &str, n: usize) {
                 .arg("~")
                 .arg(150)
                 .ignore();
+            pipe.cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg("grp")
+                .arg("reader")
+                .arg("NOACK")
+                .arg("COUNT")
+                .arg(2)
+                .arg("STREAMS")
+                .arg(&key)
+                .arg(">")
+                .ignore();
+            pipe.cmd("XAUTOCLAIM")
+                .arg(&key)
+                .arg("grp")
+                .arg("sweeper")
+                .arg(0)
+                .arg("0")
+                .arg("COUNT")
+                .arg(3)
+                .ignore();
         }
     }
     pipe.query::<()>(&mut c).unwrap();
@@ -191,6 +211,7 @@ fn sync_roundtrip(diskless: &str, replica_args: &[&str]) {
         "0",
     ]);
     fill(&master, "before", 3000);
+    fill_streams(&master, "before", 300);
     let port = master.port.to_string();
     // Writes keep arriving while the replica connects and loads.
     let writer = {
@@ -214,6 +235,7 @@ fn sync_roundtrip(diskless: &str, replica_args: &[&str]) {
     let replica = start_tandem(&args);
     writer.join().unwrap();
     fill(&master, "after", 500);
+    fill_streams(&master, "after", 200);
     wait_in_sync(&master, &replica);
     let want = dataset(&master);
     assert!(want.len() > 3000);
