@@ -526,19 +526,16 @@ pub fn xpending(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             count,
             consumer,
         }) => {
-            let ids: Vec<StreamId> = match consumer {
+            // An empty range when start > end; the PEL is walked only as far as needed.
+            let range = start..=end.max(start);
+            let ids: Box<dyn Iterator<Item = StreamId> + '_> = match consumer {
                 Some(c) => match g.consumers.get(c) {
-                    Some(c) => c.pel.range(start..=end.max(start)).copied().collect(),
-                    None => Vec::new(),
+                    Some(c) => Box::new(c.pel.range(range).copied()),
+                    None => Box::new(std::iter::empty()),
                 },
-                None => g
-                    .pel
-                    .range(start..=end.max(start))
-                    .map(|(id, _)| *id)
-                    .collect(),
+                None => Box::new(g.pel.range(range).map(|(id, _)| *id)),
             };
             let rows: Vec<(StreamId, &Pending)> = ids
-                .into_iter()
                 .filter(|id| *id <= end)
                 .filter_map(|id| g.pel.get(&id).map(|p| (id, p)))
                 .filter(|(_, p)| min_idle == 0 || now.saturating_sub(p.delivery_time) >= min_idle)
@@ -732,10 +729,16 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         let mut claimed = Vec::new();
         let mut deleted = Vec::new();
         let mut next = StreamId::MIN;
+        // The ids this call may look at, and one more for the next cursor (collected: the
+        // loop changes the PEL).
+        let window = usize::try_from(attempts)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1);
         let mut cursor = g
             .pel
             .range(start..)
             .map(|(id, _)| *id)
+            .take(window)
             .collect::<Vec<_>>()
             .into_iter();
         while attempts > 0 && left > 0 {
