@@ -108,7 +108,7 @@ const XGROUP_HELP: &[&str] = &[
     "SETID <key> <groupname> <id|$> [ENTRIESREAD entries_read]",
     "    Set the current group ID and entries_read counter.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 ];
 
 pub fn xgroup(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
@@ -812,7 +812,7 @@ const XINFO_HELP: &[&str] = &[
     "STREAM <key> [FULL [COUNT <count>]",
     "    Show information about the stream.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 ];
 
 pub fn xinfo(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
@@ -874,12 +874,12 @@ pub fn xinfo(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let mut count: usize = 10;
     if args.len() > 3 {
         if !eq(args.get(3), "full") {
-            return Err(CmdError::Syntax);
+            return Err(syntax_sub(args, "XINFO"));
         }
         full = true;
         if args.len() > 4 {
             if args.len() != 6 || !eq(args.get(4), "count") {
-                return Err(CmdError::Syntax);
+                return Err(syntax_sub(args, "XINFO"));
             }
             count = int_arg(args.get(5))?.max(0) as usize;
         }
