@@ -269,10 +269,11 @@ pub fn xreadgroup(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
                 "ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.",
             ));
         }
+        // Redis marks `>` with the largest id, so that id given explicitly means `>` too.
         from.push(if idarg == b">" {
             None
         } else {
-            Some(parse_strict_id(idarg)?)
+            Some(parse_strict_id(idarg)?).filter(|&id| id != StreamId::MAX)
         });
     }
     let mut serve = Vec::new();
@@ -973,7 +974,7 @@ fn reply_group_counters(reply: &mut Reply<'_>, s: &Stream, g: &Group) {
     }
     reply.bulk(b"lag");
     match s.lag(g) {
-        Some(lag) => reply.int(lag as i64),
+        Some(lag) => reply.int(lag),
         None => reply.null(),
     }
 }

@@ -313,15 +313,17 @@ impl Stream {
     }
 
     /// A group's lag (XINFO GROUPS), `None` when it cannot be known (`streamReplyWithCGLag`).
-    pub fn lag(&self, g: &Group) -> Option<u64> {
+    /// Negative when XSETID or XGROUP SETID put a counter ahead of the stream's, as in Redis.
+    pub fn lag(&self, g: &Group) -> Option<i64> {
         if self.entries_added == 0 {
             return Some(0);
         }
+        let added = self.entries_added as i64;
         if g.entries_read != ENTRIES_READ_UNKNOWN && !self.has_tombstones_from(g.last_id) {
-            return Some(self.entries_added.saturating_sub(g.entries_read as u64));
+            return Some(added.wrapping_sub(g.entries_read));
         }
         let read = self.entries_before(g.last_id);
-        (read != ENTRIES_READ_UNKNOWN).then(|| self.entries_added.saturating_sub(read as u64))
+        (read != ENTRIES_READ_UNKNOWN).then(|| added.wrapping_sub(read))
     }
 }
 
