@@ -7,7 +7,9 @@
 
 mod common;
 
-use common::{escape, start_redis, start_tandem};
+use common::{
+    ServerGuard, escape, start_redis, start_redis_server, start_tandem, stream_state, wait_in_sync,
+};
 
 /// A small deterministic generator (xorshift64*), so a failure replays from its seed.
 struct Gen(u64);
@@ -297,5 +299,74 @@ fn random_stream_commands_match_real_redis() {
             .cloned()
             .collect::<Vec<_>>()
             .join("\n")
+    );
+}
+
+/// Every stream of database 0 as [`stream_state`] shows it.
+fn streams(p: &ServerGuard) -> Vec<(String, String)> {
+    let mut c = p.con();
+    ["s0", "s1", "s2"]
+        .iter()
+        .map(|k| {
+            let t: String = redis::cmd("TYPE").arg(k).query(&mut c).expect("TYPE");
+            let state = if t == "stream" {
+                stream_state(&mut c, k.as_bytes())
+            } else {
+                t
+            };
+            ((*k).to_string(), state)
+        })
+        .collect()
+}
+
+/// The same random sequences on a master, replicated both ways between tandem and Redis:
+/// every replica ends with the master's streams (entries, counters, groups, pending entries),
+/// so what the master propagates (generated ids, approximate trims made exact, deliveries and
+/// claims as XCLAIM, NOACK reads as XGROUP SETID) rebuilds the same state.
+#[test]
+fn random_stream_commands_replicate_both_ways() {
+    let Some(redis_master) = start_redis(&[]) else {
+        return;
+    };
+    let tandem_master = start_tandem(&[]);
+    let rport = redis_master.port.to_string();
+    let tport = tandem_master.port.to_string();
+    let tandem_replica = start_tandem(&["--replicaof", "127.0.0.1", &rport]);
+    let redis_replica = start_redis_server(&["--replicaof", "127.0.0.1", &tport]);
+    let mut compared = 0;
+    for seed in 1..=4u64 {
+        for master in [&redis_master, &tandem_master] {
+            let mut g = Gen(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xabcd);
+            let mut c = master.connect();
+            c.call(&["FLUSHALL"], b"+OK\r\n");
+            for _ in 0..1500 {
+                let cmd = command(&mut g);
+                c.send(&cmd);
+                c.read_reply();
+            }
+        }
+        wait_in_sync(&redis_master, &tandem_replica);
+        wait_in_sync(&tandem_master, &redis_replica);
+        assert_eq!(
+            streams(&tandem_replica),
+            streams(&redis_master),
+            "seed {seed}: Redis master -> tandem replica"
+        );
+        assert_eq!(
+            streams(&redis_replica),
+            streams(&tandem_master),
+            "seed {seed}: tandem master -> Redis replica"
+        );
+        let state = streams(&tandem_master);
+        assert_eq!(
+            state,
+            streams(&redis_master),
+            "seed {seed}: the two masters"
+        );
+        compared += state.iter().filter(|(_, s)| s.as_str() != "none").count();
+    }
+    assert!(
+        compared >= 4,
+        "only {compared} streams were left to compare"
     );
 }
