@@ -14,6 +14,7 @@ mod ctx;
 mod functions;
 mod hashes;
 mod keys;
+mod latency;
 mod lists;
 pub mod names;
 mod persistence;
@@ -280,6 +281,7 @@ pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::ne
         lists::COMMANDS,
         connection::COMMANDS,
         server::COMMANDS,
+        latency::COMMANDS,
         persistence::COMMANDS,
         hashes::COMMANDS,
         sets::COMMANDS,
