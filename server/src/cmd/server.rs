@@ -407,6 +407,20 @@ fn debug(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         let secs = super::parse_f64(args.get(2)).unwrap_or(0.0);
         std::thread::sleep(std::time::Duration::from_secs_f64(secs.max(0.0)));
         ctx.reply.ok();
+    } else if eq(sub, "digest") && args.len() == 2 {
+        let d = crate::keyspace::digest::dataset_digest(ctx.srv.keyspace.dbs());
+        ctx.reply.simple(&crate::keyspace::digest::hex(&d));
+    } else if eq(sub, "digest-value") {
+        // Logically expired keys count too: no lookup, as Redis.
+        ctx.reply.array(args.len() - 2);
+        for i in 2..args.len() {
+            let mut d = [0u8; 20];
+            let db = ctx.db();
+            if let Some(slot) = db.find(args.get(i)) {
+                crate::keyspace::digest::value_digest(&mut d, db.entry(slot));
+            }
+            ctx.reply.simple(&crate::keyspace::digest::hex(&d));
+        }
     } else if eq(sub, "set-active-expire") && args.len() == 3 {
         let _ = int_arg(args.get(2))?;
         ctx.reply.ok();
