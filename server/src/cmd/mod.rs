@@ -28,6 +28,7 @@ mod strings;
 mod zset;
 
 pub use ctx::{Ctx, Propagate, ScriptCall};
+pub use server::{MonitorSource, feed_monitors};
 
 use crate::protocol::Args;
 use hashbrown::HashMap;

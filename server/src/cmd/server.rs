@@ -3,6 +3,8 @@
 use super::{CmdError, CmdResult, Ctx, Spec, TABLE, container, eq, flags::*, help, int_arg, spec};
 use crate::config::ConfigError;
 use crate::protocol::Args;
+use crate::state::Server;
+use std::fmt::Write as _;
 
 pub static COMMANDS: &[Spec] = &[
     spec("info", -1, LOADING | STALE, (0, 0, 0), "server", info),
@@ -49,6 +51,14 @@ pub static COMMANDS: &[Spec] = &[
         ],
     ),
     spec("time", 1, LOADING | STALE | FAST, (0, 0, 0), "server", time),
+    spec(
+        "monitor",
+        1,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        "server",
+        monitor,
+    ),
     spec(
         "debug",
         -2,
@@ -439,6 +449,79 @@ fn debug(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         )));
     }
     Ok(())
+}
+
+/// MONITOR: from now on the client receives every command the server runs (the executor
+/// feeds them, see `exec::feed_monitors`). A replica, or a client already monitoring, gets
+/// no reply at all, as from Redis.
+fn monitor(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    if !ctx.may_block {
+        return Err(CmdError::msg(
+            "ERR MONITOR isn't allowed for DENY BLOCKING client",
+        ));
+    }
+    {
+        let mut info = ctx.client.shared.info.borrow_mut();
+        if info.flags.contains(['S', 'O']) {
+            return Ok(());
+        }
+        info.flags.insert(0, 'O');
+    }
+    ctx.srv.monitors.push(ctx.client.id);
+    ctx.reply.ok();
+    Ok(())
+}
+
+/// Where a command fed to MONITOR came from, as its line shows it.
+pub enum MonitorSource<'a> {
+    Client(&'a str),
+    Script,
+}
+
+/// Sends a command the server ran to every MONITOR client: `+<secs>.<usecs> [<db> <addr>]`
+/// and the arguments quoted as Redis's `sdscatrepr` quotes them.
+pub fn feed_monitors(srv: &mut Server, db: usize, source: MonitorSource<'_>, args: Args<'_>) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut line = format!("{}.{:06} [{db} ", now.as_secs(), now.subsec_micros());
+    match source {
+        MonitorSource::Client(addr) => line.push_str(addr),
+        MonitorSource::Script => line.push_str("lua"),
+    }
+    line.push(']');
+    for a in args.iter() {
+        line.push(' ');
+        quote_into(&mut line, a);
+    }
+    let limit = Some(srv.config.client_output_buffer_limit[0]);
+    let now_s = now.as_secs();
+    for id in &srv.monitors {
+        if let Some(c) = srv.clients.get(id) {
+            super::pubsub::deliver(c, limit, now_s, |r| r.simple(&line));
+        }
+    }
+}
+
+/// Redis's `sdscatrepr`: a double-quoted string with C escapes and `\xHH` for the rest.
+fn quote_into(out: &mut String, bytes: &[u8]) {
+    out.push('"');
+    for &b in bytes {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'"' => out.push_str("\\\""),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x07 => out.push_str("\\a"),
+            0x08 => out.push_str("\\b"),
+            0x20..=0x7e => out.push(char::from(b)),
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+    out.push('"');
 }
 
 /// DEBUG POPULATE count [prefix] [size]: `prefix:N` keys (default `key`) holding `value:N`,
