@@ -98,6 +98,7 @@ fn dispatch(srv: &mut Server, client: &mut Client, args: Args<'_>, out: &mut Vec
     if spec.name == "exec" {
         let mark = out.len();
         let outcome = exec(srv, client, out);
+        feed_monitors(srv, client, Mode::Direct, args);
         srv.stats.command_calls.entry("exec").or_default().0 += 1;
         if out.get(mark) == Some(&b'-') {
             srv.stats.command_failures.entry("exec").or_default().1 += 1;
@@ -198,6 +199,9 @@ fn refusal(
     if !client.authenticated && !spec.is(flags::NO_AUTH) {
         return Some("NOAUTH Authentication required.".into());
     }
+    if client.multi.is_some() && spec.is(flags::NO_MULTI) {
+        return Some("ERR Command not allowed inside a transaction".into());
+    }
     if spec.is(flags::WRITE) && !client.is_master && srv.read_only_replica() {
         return Some(READONLY_REPLICA.into());
     }
@@ -220,7 +224,9 @@ fn refusal(
             "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
         ));
     }
-    if srv.persistence.loading.is_some() && !spec.is(flags::LOADING) {
+    if srv.persistence.loading.is_some() && !spec.is(flags::LOADING)
+        || srv.persistence.async_loading && spec.is(flags::NO_ASYNC_LOADING)
+    {
         return Some("LOADING Redis is loading the dataset in memory".into());
     }
     None
@@ -236,6 +242,20 @@ fn writes_denied_by_disk_error(srv: &Server) -> bool {
         && !srv.persistence.last_bgsave_ok
 }
 
+/// Shows a command to the MONITOR clients, with the database it ran in; a woken command was
+/// shown when it first ran.
+fn feed_monitors(srv: &mut Server, client: &Client, mode: Mode<'_>, args: Args<'_>) {
+    if srv.monitors.is_empty() || matches!(mode, Mode::Woken(_)) {
+        return;
+    }
+    let addr = client.shared.info.borrow().addr.clone();
+    let source = match mode {
+        Mode::Script { .. } => cmd::MonitorSource::Script,
+        _ => cmd::MonitorSource::Client(&addr),
+    };
+    cmd::feed_monitors(srv, client.db, source, args);
+}
+
 /// Runs the handler, writes its reply or error, and applies a write's after-effects.
 fn call(
     srv: &mut Server,
@@ -245,6 +265,10 @@ fn call(
     out: &mut Vec<u8>,
     mode: Mode<'_>,
 ) -> Outcome {
+    // A script is shown before the commands it runs.
+    if spec.is(flags::SKIP_MONITOR) {
+        feed_monitors(srv, client, mode, args);
+    }
     let dirty_before = srv.dirty;
     let db_before = client.db;
     let started = std::time::Instant::now();
@@ -291,6 +315,24 @@ fn call(
     }
     if counted {
         srv.stats.total_commands_processed += 1;
+    }
+    let threshold_ms = srv.config.latency_monitor_threshold;
+    if threshold_ms > 0 && micros / 1000 >= threshold_ms {
+        let event = if spec.is(flags::FAST) {
+            "fast-command"
+        } else {
+            "command"
+        };
+        srv.latency
+            .add_sample(event, micros / 1000, srv.now_ms / 1000);
+    }
+    // Administrative commands are too dangerous to show.
+    if !spec.is(flags::ADMIN | flags::SKIP_MONITOR) {
+        feed_monitors(srv, client, mode, args);
+    }
+    // A command that blocks is timed when it completes, as Redis does on unblocking.
+    if srv.config.latency_tracking && block.is_none() {
+        srv.latency.record_command(stat_name, micros);
     }
     if let Err(e) = result {
         srv.stats.command_failures.entry(stat_name).or_default().1 += 1;

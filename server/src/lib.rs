@@ -23,6 +23,7 @@ pub mod exec;
 pub mod glob;
 pub mod info;
 pub mod keyspace;
+pub mod latency;
 pub mod log;
 pub mod longdouble;
 pub mod memory;

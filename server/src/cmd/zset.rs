@@ -78,7 +78,7 @@ pub static COMMANDS: &[Spec] = &[
         "zrangestore",
         -5,
         WRITE | DENYOOM,
-        (1, 1, 1),
+        (1, 2, 1),
         "sorted-set",
         zrangestore,
     ),
@@ -178,11 +178,18 @@ pub static COMMANDS: &[Spec] = &[
         "sorted-set",
         bzpopmax,
     ),
-    spec("zmpop", -4, WRITE, (0, 0, 0), "sorted-set", zmpop),
+    spec(
+        "zmpop",
+        -4,
+        WRITE | MOVABLEKEYS,
+        (0, 0, 0),
+        "sorted-set",
+        zmpop,
+    ),
     spec(
         "bzmpop",
         -5,
-        WRITE | BLOCKING,
+        WRITE | BLOCKING | MOVABLEKEYS,
         (0, 0, 0),
         "sorted-set",
         bzmpop,
@@ -190,7 +197,7 @@ pub static COMMANDS: &[Spec] = &[
     spec(
         "zintercard",
         -3,
-        READONLY,
+        READONLY | MOVABLEKEYS,
         (0, 0, 0),
         "sorted-set",
         zintercard,
@@ -198,7 +205,7 @@ pub static COMMANDS: &[Spec] = &[
     spec(
         "zunionstore",
         -4,
-        WRITE | DENYOOM,
+        WRITE | DENYOOM | MOVABLEKEYS,
         (1, 1, 1),
         "sorted-set",
         zunionstore,
@@ -206,7 +213,7 @@ pub static COMMANDS: &[Spec] = &[
     spec(
         "zinterstore",
         -4,
-        WRITE | DENYOOM,
+        WRITE | DENYOOM | MOVABLEKEYS,
         (1, 1, 1),
         "sorted-set",
         zinterstore,
@@ -214,14 +221,35 @@ pub static COMMANDS: &[Spec] = &[
     spec(
         "zdiffstore",
         -4,
-        WRITE | DENYOOM,
+        WRITE | DENYOOM | MOVABLEKEYS,
         (1, 1, 1),
         "sorted-set",
         zdiffstore,
     ),
-    spec("zunion", -3, READONLY, (0, 0, 0), "sorted-set", zunion),
-    spec("zinter", -3, READONLY, (0, 0, 0), "sorted-set", zinter),
-    spec("zdiff", -3, READONLY, (0, 0, 0), "sorted-set", zdiff),
+    spec(
+        "zunion",
+        -3,
+        READONLY | MOVABLEKEYS,
+        (0, 0, 0),
+        "sorted-set",
+        zunion,
+    ),
+    spec(
+        "zinter",
+        -3,
+        READONLY | MOVABLEKEYS,
+        (0, 0, 0),
+        "sorted-set",
+        zinter,
+    ),
+    spec(
+        "zdiff",
+        -3,
+        READONLY | MOVABLEKEYS,
+        (0, 0, 0),
+        "sorted-set",
+        zdiff,
+    ),
     spec(
         "zrandmember",
         -2,
@@ -1187,10 +1215,7 @@ fn zpop_generic(ctx: &mut Ctx<'_>, args: Args<'_>, max: bool) -> CmdResult {
         return Err(CmdError::Syntax);
     }
     let count = if args.len() == 3 {
-        let n = int_arg(args.get(2))
-            .ok()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| CmdError::msg("ERR value is out of range, must be positive"))?;
+        let n = super::args::non_negative_arg(args.get(2), None)?;
         Some(n as usize)
     } else {
         None

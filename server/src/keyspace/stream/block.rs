@@ -150,6 +150,11 @@ impl Block {
             || limits.max_entries > 0 && u64::from(self.appended) >= limits.max_entries
     }
 
+    /// Bytes held on the heap.
+    pub fn heap_size(&self) -> usize {
+        self.data.capacity()
+    }
+
     /// Gives back the spare capacity of a node no longer at the tail.
     pub fn seal(&mut self) {
         self.data.shrink_to_fit();

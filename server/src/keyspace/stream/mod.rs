@@ -277,6 +277,32 @@ impl Stream {
         deleted
     }
 
+    /// Heap bytes: the nodes' buffers and map slots, and the groups' PEL entries and
+    /// consumers (tree overhead estimated per element, as the other types estimate theirs).
+    pub fn heap_size(&self) -> usize {
+        use std::mem::size_of;
+        let nodes: usize = self.nodes.values().map(Block::heap_size).sum::<usize>()
+            + self.nodes.len() * (size_of::<StreamId>() + size_of::<Block>());
+        let groups: usize = self
+            .groups
+            .iter()
+            .map(|(name, g)| {
+                name.heap_size()
+                    + size_of::<Group>()
+                    + g.pel.len() * (size_of::<StreamId>() + size_of::<group::Pending>())
+                    + g.consumers
+                        .iter()
+                        .map(|(n, c)| {
+                            n.heap_size()
+                                + size_of::<group::Consumer>()
+                                + c.pel.len() * size_of::<StreamId>()
+                        })
+                        .sum::<usize>()
+            })
+            .sum();
+        nodes + groups
+    }
+
     /// Whether a deleted entry may lie in `[start, MAX]` (`streamRangeHasTombstones`).
     pub fn has_tombstones_from(&self, start: StreamId) -> bool {
         if self.len == 0 || self.max_deleted.is_zero() || self.first_id > self.max_deleted {
