@@ -30,7 +30,14 @@ pub static COMMANDS: &[Spec] = &[
     spec("xrevrange", -4, READONLY, (1, 1, 1), "stream", xrevrange),
     spec("xdel", -3, WRITE | FAST, (1, 1, 1), "stream", xdel),
     spec("xtrim", -4, WRITE, (1, 1, 1), "stream", xtrim),
-    spec("xread", -4, READONLY | BLOCKING, (0, 0, 0), "stream", xread),
+    spec(
+        "xread",
+        -4,
+        READONLY | BLOCKING | MOVABLEKEYS,
+        (0, 0, 0),
+        "stream",
+        xread,
+    ),
     spec(
         "xsetid",
         -3,
@@ -42,7 +49,7 @@ pub static COMMANDS: &[Spec] = &[
     spec(
         "xreadgroup",
         -7,
-        WRITE | BLOCKING,
+        WRITE | BLOCKING | MOVABLEKEYS,
         (0, 0, 0),
         "stream",
         groups::xreadgroup,
@@ -371,6 +378,17 @@ fn node_limits(ctx: &Ctx<'_>) -> NodeLimits {
     }
 }
 
+/// The command's arguments, with an approximate trim made exact: `~` becomes `=` and the
+/// MAXLEN/MINID value at `arg_idx` becomes `trimmed_to`.
+fn with_exact_trim(args: Args<'_>, arg_idx: usize, trimmed_to: Option<Vec<u8>>) -> Vec<Vec<u8>> {
+    let mut argv: Vec<Vec<u8>> = args.iter().map(<[u8]>::to_vec).collect();
+    if let Some(value) = trimmed_to {
+        argv[arg_idx - 1] = b"=".to_vec();
+        argv[arg_idx] = value;
+    }
+    argv
+}
+
 /// The trim argument an approximate trim is propagated with: the length or first id left.
 fn trim_rewrite(s: &Stream, how: Trim) -> Vec<u8> {
     match how {
@@ -407,6 +425,7 @@ fn xadd(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     }
     let now = ctx.now_ms;
     let limits = node_limits(ctx);
+    let replicating = ctx.srv.feed.is_active();
     let Some(s) = write_stream(ctx, key)? else {
         return Ok(());
     };
@@ -436,21 +455,22 @@ fn xadd(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         .step_by(2)
         .map(|j| (args.get(j), args.get(j + 1)));
     s.append(id, fields, limits);
-    let mut rewrite: Vec<Vec<u8>> = args.iter().map(<[u8]>::to_vec).collect();
+    let mut trimmed_to = None;
     if let Some(how) = t.how {
         s.trim(how, t.approx, t.limit);
-        if t.approx {
-            rewrite[t.arg_idx - 1] = b"=".to_vec();
-            rewrite[t.arg_idx] = trim_rewrite(s, how);
+        if t.approx && replicating {
+            trimmed_to = Some(trim_rewrite(s, how));
         }
     }
     let text = id.text();
     ctx.reply.bulk(text.as_bytes());
     ctx.dirty(1);
-    if !matches!(t.id, Some((_, true))) {
-        rewrite[idpos] = text.to_vec();
-    }
-    if t.approx || !matches!(t.id, Some((_, true))) {
+    let generated = !matches!(t.id, Some((_, true)));
+    if replicating && (t.approx || generated) {
+        let mut rewrite = with_exact_trim(args, t.arg_idx, trimmed_to);
+        if generated {
+            rewrite[idpos] = text.to_vec();
+        }
         ctx.rewrite(vec![rewrite]);
     }
     Ok(())
@@ -530,10 +550,8 @@ fn xtrim(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     };
     let deleted = s.trim(how, t.approx, t.limit);
     if deleted > 0 && t.approx {
-        let mut rewrite: Vec<Vec<u8>> = args.iter().map(<[u8]>::to_vec).collect();
-        rewrite[t.arg_idx - 1] = b"=".to_vec();
-        rewrite[t.arg_idx] = trim_rewrite(s, how);
-        ctx.rewrite(vec![rewrite]);
+        let trimmed_to = trim_rewrite(s, how);
+        ctx.rewrite(vec![with_exact_trim(args, t.arg_idx, Some(trimmed_to))]);
     }
     ctx.reply.int(deleted as i64);
     ctx.dirty(deleted);

@@ -49,6 +49,37 @@ fn with_group<R>(
     Ok(r)
 }
 
+/// The commands a group command reaches replicas as, built only when something reads the
+/// replication feed (most of an XREADGROUP's cost otherwise).
+struct Effects {
+    on: bool,
+    cmds: Vec<Vec<Vec<u8>>>,
+}
+
+impl Effects {
+    fn new(ctx: &Ctx<'_>) -> Self {
+        Effects {
+            on: ctx.srv.feed.is_active(),
+            cmds: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, cmd: impl FnOnce() -> Vec<Vec<u8>>) {
+        if self.on {
+            self.cmds.push(cmd());
+        }
+    }
+
+    /// Hands the commands to the executor: these instead of the command itself.
+    fn propagate(self, ctx: &mut Ctx<'_>) {
+        if self.cmds.is_empty() {
+            ctx.no_propagate();
+        } else {
+            ctx.rewrite(self.cmds);
+        }
+    }
+}
+
 /// `XCLAIM key group consumer 0 id TIME t RETRYCOUNT n FORCE JUSTID LASTID last`: how Redis
 /// 7.0 propagates a delivery or claim (`streamPropagateXCLAIM`).
 fn xclaim_effect(key: &[u8], group: &[u8], g: &Group, id: StreamId, p: &Pending) -> Vec<Vec<u8>> {
@@ -297,7 +328,7 @@ pub fn xreadgroup(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         return Ok(());
     }
     read_reply_head(&mut ctx.reply, serve.len());
-    let mut effects = Vec::new();
+    let mut effects = Effects::new(ctx);
     for k in serve {
         let key = args.get(r.streams_at + k);
         let start = from[k];
@@ -313,13 +344,15 @@ pub fn xreadgroup(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
                 c.seen_time = now;
             }
             if created && noack {
-                effects.push(vec![
-                    b"XGROUP".to_vec(),
-                    b"CREATECONSUMER".to_vec(),
-                    key.to_vec(),
-                    group.to_vec(),
-                    consumer.to_vec(),
-                ]);
+                effects.push(|| {
+                    vec![
+                        b"XGROUP".to_vec(),
+                        b"CREATECONSUMER".to_vec(),
+                        key.to_vec(),
+                        group.to_vec(),
+                        consumer.to_vec(),
+                    ]
+                });
             }
             match start {
                 Some(start) => serve_history(s, g, consumer, start, count, reply, now),
@@ -338,11 +371,7 @@ pub fn xreadgroup(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         })?;
         ctx.dirty(1);
     }
-    if effects.is_empty() {
-        ctx.no_propagate();
-    } else {
-        ctx.rewrite(effects);
-    }
+    effects.propagate(ctx);
     let keys = (0..r.streams)
         .map(|k| args.get(r.streams_at + k).to_vec())
         .collect();
@@ -361,7 +390,7 @@ fn serve_new(
     (count, noack): (usize, bool),
     reply: &mut Reply<'_>,
     now: u64,
-    effects: &mut Vec<Vec<Vec<u8>>>,
+    effects: &mut Effects,
 ) {
     let Some(start) = g.last_id.next() else {
         reply.array(0);
@@ -385,12 +414,12 @@ fn serve_new(
         if !noack {
             g.deliver(e.id, consumer, now, 1);
             if let Some(p) = g.pel.get(&e.id) {
-                effects.push(xclaim_effect(key, group, g, e.id, p));
+                effects.push(|| xclaim_effect(key, group, g, e.id, p));
             }
         }
     }
     if noack && moved {
-        effects.push(setid_effect(key, group, g));
+        effects.push(|| setid_effect(key, group, g));
     }
 }
 
@@ -616,8 +645,8 @@ pub fn xclaim(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         Some(t) if t >= 0 && t as u64 <= now => t as u64,
         _ => now,
     };
-    let (changes, effects) = with_group(ctx, key, name, "", |s, g, reply, now| {
-        let mut effects = Vec::new();
+    let mut effects = Effects::new(ctx);
+    let changes = with_group(ctx, key, name, "", |s, g, reply, now| {
         let mut changes = 0u64;
         let mut setid = false;
         if last_id > g.last_id {
@@ -629,7 +658,7 @@ pub fn xclaim(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             let exists = s.range(id, id).next().is_some();
             if !exists {
                 if let Some(p) = g.pel.get(&id).cloned() {
-                    effects.push(xclaim_effect(key, name, g, id, &p));
+                    effects.push(|| xclaim_effect(key, name, g, id, &p));
                     setid = false;
                     changes += 1;
                     g.ack(id);
@@ -659,14 +688,14 @@ pub fn xclaim(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             };
             g.deliver(id, consumer, time, count);
             if let Some(p) = g.pel.get(&id) {
-                effects.push(xclaim_effect(key, name, g, id, p));
+                effects.push(|| xclaim_effect(key, name, g, id, p));
             }
             setid = false;
             changes += 1;
             claimed.push(id);
         }
         if setid {
-            effects.push(setid_effect(key, name, g));
+            effects.push(|| setid_effect(key, name, g));
             changes += 1;
         }
         reply.array(claimed.len());
@@ -677,14 +706,10 @@ pub fn xclaim(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
                 reply_entry(reply, &e);
             }
         }
-        (changes, effects)
+        changes
     })?;
     ctx.dirty(changes);
-    if effects.is_empty() {
-        ctx.no_propagate();
-    } else {
-        ctx.rewrite(effects);
-    }
+    effects.propagate(ctx);
     Ok(())
 }
 
@@ -722,8 +747,8 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     if read_stream(ctx, key)?.is_none() {
         return Err(no_group(key, name, ""));
     }
-    let (changes, effects) = with_group(ctx, key, name, "", |s, g, reply, now| {
-        let mut effects = Vec::new();
+    let mut effects = Effects::new(ctx);
+    let changes = with_group(ctx, key, name, "", |s, g, reply, now| {
         let mut changes = 0u64;
         let mut attempts = count * 10;
         let mut left = count;
@@ -749,7 +774,7 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
                 continue;
             };
             if s.range(id, id).next().is_none() {
-                effects.push(xclaim_effect(key, name, g, id, &p));
+                effects.push(|| xclaim_effect(key, name, g, id, &p));
                 changes += 1;
                 g.ack(id);
                 deleted.push(id);
@@ -770,7 +795,7 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             };
             g.deliver(id, consumer, now, n);
             if let Some(p) = g.pel.get(&id) {
-                effects.push(xclaim_effect(key, name, g, id, p));
+                effects.push(|| xclaim_effect(key, name, g, id, p));
             }
             changes += 1;
             claimed.push(id);
@@ -793,14 +818,10 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         for id in deleted {
             reply.bulk(id.text().as_bytes());
         }
-        (changes, effects)
+        changes
     })?;
     ctx.dirty(changes);
-    if effects.is_empty() {
-        ctx.no_propagate();
-    } else {
-        ctx.rewrite(effects);
-    }
+    effects.propagate(ctx);
     Ok(())
 }
 
