@@ -586,7 +586,7 @@ fn xsetid(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let Some(s) = write_stream(ctx, args.get(1))? else {
         return Err(CmdError::NoSuchKey);
     };
-    if let Some(top) = s.edge(true).map(|e| e.id) {
+    if let Some(top) = s.last_entry_id() {
         if id < top {
             return Err(CmdError::msg(
                 "ERR The ID specified in XSETID is smaller than the target stream top item",
@@ -797,7 +797,9 @@ fn xread(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             continue;
         }
         if let Some(i) = find_stream(ctx, key)?
-            && stream_at(ctx.db(), i).edge(true).is_some_and(|e| e.id > gt)
+            && stream_at(ctx.db(), i)
+                .last_entry_id()
+                .is_some_and(|top| top > gt)
         {
             ready.push(k);
         }

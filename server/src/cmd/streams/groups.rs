@@ -317,7 +317,7 @@ pub fn xreadgroup(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             && ctx.find(key).is_some_and(|i| {
                 let s = stream_at(ctx.db(), i);
                 let last = s.groups.get(group).map_or(StreamId::MAX, |g| g.last_id);
-                s.edge(true).is_some_and(|e| e.id > last)
+                s.last_entry_id().is_some_and(|top| top > last)
             });
         if start.is_some() || fresh {
             serve.push(k);

@@ -82,6 +82,9 @@ pub enum Trim {
 pub struct Stream {
     nodes: BTreeMap<StreamId, Block>,
     len: u64,
+    /// The id of the last entry present (meaningless when empty): XREAD and XREADGROUP ask
+    /// for it on every call, and finding it in the tail node means decoding the node.
+    top: StreamId,
     last_id: StreamId,
     first_id: StreamId,
     max_deleted: StreamId,
@@ -160,6 +163,7 @@ impl Stream {
         self.len += 1;
         self.entries_added += 1;
         self.last_id = id;
+        self.top = id;
         if self.len == 1 {
             self.first_id = id;
         }
@@ -197,6 +201,11 @@ impl Stream {
             .take_while(move |e| e.id >= start)
     }
 
+    /// The id of the last entry, `None` when the stream is empty.
+    pub fn last_entry_id(&self) -> Option<StreamId> {
+        (self.len > 0).then_some(self.top)
+    }
+
     /// The first or last entry.
     pub fn edge(&self, last: bool) -> Option<Entry<'_>> {
         if last {
@@ -225,6 +234,12 @@ impl Stream {
             self.first_id = StreamId::MIN;
         } else if id == self.first_id {
             self.first_id = self.edge(false).map_or(StreamId::MIN, |e| e.id);
+        }
+        if self.len > 0 && id == self.top {
+            let last = self.nodes.last_key_value();
+            self.top = last
+                .and_then(|(k, b)| b.iter(*k).last())
+                .map_or(StreamId::MIN, |e| e.id);
         }
         true
     }
@@ -406,5 +421,9 @@ mod tests {
         assert_eq!(s.trim(Trim::MinId(StreamId::new(205, 0)), false, 0), 104);
         assert_eq!(s.edge(false).map(|e| e.id), Some(StreamId::new(205, 0)));
         assert_eq!(s.edge(true).map(|e| e.id), Some(StreamId::new(250, 0)));
+        assert!(s.delete(StreamId::new(250, 0)));
+        assert_eq!(s.last_entry_id(), Some(StreamId::new(249, 0)));
+        assert_eq!(s.trim(Trim::MaxLen(0), false, 0), 45);
+        assert_eq!(s.last_entry_id(), None);
     }
 }
