@@ -12,6 +12,7 @@ mod bitmap;
 mod connection;
 mod ctx;
 mod functions;
+mod geo;
 mod hashes;
 mod keys;
 mod lists;
@@ -263,6 +264,7 @@ pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::ne
         replication::COMMANDS,
         pubsub::COMMANDS,
         zset::COMMANDS,
+        geo::COMMANDS,
         scripting::COMMANDS,
         functions::COMMANDS,
     ];
