@@ -23,6 +23,7 @@ mod replication;
 mod scripting;
 mod server;
 mod sets;
+mod sort;
 mod strings;
 mod zset;
 
@@ -265,6 +266,7 @@ pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::ne
         pubsub::COMMANDS,
         zset::COMMANDS,
         geo::COMMANDS,
+        sort::COMMANDS,
         scripting::COMMANDS,
         functions::COMMANDS,
     ];

@@ -242,7 +242,7 @@ const NAN_SCORE: &str = "ERR resulting score is not a number (NaN)";
 
 /// C's `strtod` on `s`: the value, the bytes consumed (0 when nothing converts), and
 /// whether the result over- or underflowed (`errno == ERANGE` with ±HUGE_VAL or zero).
-fn strtod(s: &[u8]) -> (f64, usize, bool) {
+pub(super) fn strtod(s: &[u8]) -> (f64, usize, bool) {
     let mut i = s.iter().take_while(|c| is_c_space(**c)).count();
     let start = i;
     if i < s.len() && (s[i] == b'+' || s[i] == b'-') {
