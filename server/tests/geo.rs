@@ -155,12 +155,7 @@ fn geo_writes_reach_a_real_replica_unchanged() {
         ],
         b":1\r\n",
     );
-    t.call(&["SET", "done", "1"], b"+OK\r\n");
-    common::wait_until(
-        "the replica applied the writes",
-        std::time::Duration::from_secs(30),
-        || r.cmd(&["GET", "done"]) == b"$1\r\n1\r\n",
-    );
+    common::wait_in_sync(&tandem, &redis);
     for key in ["g", "d", "s"] {
         let args = ["ZRANGE", key, "0", "-1", "WITHSCORES"];
         assert_eq!(escape(&r.cmd(&args)), escape(&t.cmd(&args)), "{key}");
