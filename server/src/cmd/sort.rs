@@ -30,6 +30,31 @@ struct Item {
     by: Option<Vec<u8>>,
 }
 
+impl Item {
+    fn new(obj: &[u8]) -> Item {
+        Item {
+            obj: SmallBytes::new(obj),
+            score: 0.0,
+            by: None,
+        }
+    }
+}
+
+/// `take` members after the first `skip`, counted from the front, or from the back for DESC.
+fn window<'a>(
+    members: impl DoubleEndedIterator<Item = &'a [u8]>,
+    desc: bool,
+    skip: usize,
+    take: usize,
+) -> Vec<Item> {
+    let members: Box<dyn Iterator<Item = &'a [u8]>> = if desc {
+        Box::new(members.rev())
+    } else {
+        Box::new(members)
+    };
+    members.skip(skip).take(take).map(Item::new).collect()
+}
+
 /// Redis's `lookupKeyByPattern`: `#` is the element itself; otherwise the first `*` of the
 /// pattern is replaced by the element, and a `->field` after it reads a hash field instead
 /// of a string. `None` for a pattern without `*`, a missing key or field, or another type.
@@ -148,11 +173,6 @@ fn load(
     key: &[u8],
     o: &mut Options<'_>,
 ) -> Result<(Vec<Item>, i64, i64), CmdError> {
-    let item = |obj: SmallBytes| Item {
-        obj,
-        score: 0.0,
-        by: None,
-    };
     let Some(i) = ctx.read(key) else {
         let (start, end) = limit_range(0, o.limit);
         return Ok((Vec::new(), start, end));
@@ -183,41 +203,17 @@ fn load(
             0
         };
         let skip = start.max(0) as usize;
-        let items: Vec<Item> = match (value, o.desc) {
-            (Value::List(l), false) => l
-                .iter()
-                .skip(skip)
-                .take(take)
-                .map(|m| item(SmallBytes::new(m)))
-                .collect(),
-            (Value::List(l), true) => l
-                .iter()
-                .rev()
-                .skip(skip)
-                .take(take)
-                .map(|m| item(SmallBytes::new(m)))
-                .collect(),
-            (Value::Zset(z), false) => z
-                .iter()
-                .skip(skip)
-                .take(take)
-                .map(|(m, _)| item(SmallBytes::new(m)))
-                .collect(),
-            (Value::Zset(z), true) => z
-                .iter()
-                .rev()
-                .skip(skip)
-                .take(take)
-                .map(|(m, _)| item(SmallBytes::new(m)))
-                .collect(),
+        let items = match value {
+            Value::List(l) => window(l.iter(), o.desc, skip, take),
+            Value::Zset(z) => window(z.iter().map(|(m, _)| m), o.desc, skip, take),
             _ => Vec::new(),
         };
         return Ok((items, 0, end - start));
     }
     let items = match value {
-        Value::List(l) => l.iter().map(|m| item(SmallBytes::new(m))).collect(),
-        Value::Set(s) => s.iter().map(|m| item(m.to_bytes())).collect(),
-        Value::Zset(z) => z.iter().map(|(m, _)| item(SmallBytes::new(m))).collect(),
+        Value::List(l) => l.iter().map(Item::new).collect(),
+        Value::Set(s) => s.iter().map(|m| Item::new(&m.to_bytes())).collect(),
+        Value::Zset(z) => z.iter().map(|(m, _)| Item::new(m)).collect(),
         _ => Vec::new(),
     };
     Ok((items, start, end))
@@ -335,4 +331,36 @@ fn sort(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 
 fn sort_ro(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     sort_generic(ctx, args, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_clamp_as_redis() {
+        assert_eq!(limit_range(5, (0, -1)), (0, 4));
+        assert_eq!(limit_range(5, (-3, 2)), (0, 1));
+        assert_eq!(limit_range(5, (3, 100)), (3, 4));
+        assert_eq!(limit_range(5, (9, 2)), (4, 3));
+        assert_eq!(limit_range(5, (1, 0)), (1, 0));
+        assert_eq!(limit_range(0, (0, -1)), (-1, -2));
+    }
+
+    #[test]
+    fn weights_read_like_strtod() {
+        assert_eq!(weight(b""), Some(0.0));
+        assert_eq!(weight(b" 7"), Some(7.0));
+        assert_eq!(weight(b"0x10"), Some(16.0));
+        assert_eq!(weight(b"1\0junk"), Some(1.0));
+        for bad in [&b"1 "[..], b"abc", b"nan", b"1e400", b"1e-400"] {
+            assert_eq!(weight(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn collation_stops_at_nul() {
+        assert_eq!(c_strcmp(b"a\0z", b"a\0b"), Ordering::Equal);
+        assert_eq!(c_strcmp(b"B", b"a"), Ordering::Less);
+    }
 }
