@@ -296,8 +296,16 @@ impl Search {
     pub fn distance_within(&self, long: f64, lat: f64) -> Option<f64> {
         match self.shape {
             Shape::Radius(r) => {
+                let limit = r * self.conversion;
+                // A great circle is never shorter than the meridian arc between the two
+                // latitudes, so a point that far in latitude alone is outside: it is dropped
+                // before the trigonometry (most of a search's cost). The margin, far above
+                // rounding, leaves every borderline point to the exact formula.
+                if lat_distance(lat, self.lat) > limit * (1.0 + 1e-9) + 1e-3 {
+                    return None;
+                }
                 let d = distance(self.long, self.lat, long, lat);
-                (d <= r * self.conversion).then_some(d)
+                (d <= limit).then_some(d)
             }
             Shape::Box { width, height } => {
                 let (w, h) = (width * self.conversion, height * self.conversion);
@@ -453,6 +461,33 @@ mod tests {
         assert_eq!(n[1].latitude.max, c.latitude.min);
         assert_eq!(n[2].longitude.min, c.longitude.max);
         assert_eq!(n[3].longitude.max, c.longitude.min);
+    }
+
+    #[test]
+    fn the_latitude_shortcut_never_drops_a_point_inside() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |lo: f64, hi: f64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            lo + (seed >> 11) as f64 / (1u64 << 53) as f64 * (hi - lo)
+        };
+        for i in 0..100_000 {
+            let (lon, lat) = (next(-180.0, 180.0), next(LAT_MIN, LAT_MAX));
+            // Half the pairs far apart, half within meters of each other.
+            let spread = if i % 2 == 0 { 360.0 } else { 1e-4 };
+            let plon = (lon + next(-spread, spread)).clamp(LONG_MIN, LONG_MAX);
+            let plat = (lat + next(-spread, spread) / 2.0).clamp(LAT_MIN, LAT_MAX);
+            // A radius exactly at the point's distance: the point must be found.
+            let d = distance(lon, lat, plon, plat);
+            let s = Search {
+                long: lon,
+                lat,
+                shape: Shape::Radius(d),
+                conversion: 1.0,
+            };
+            assert_eq!(s.distance_within(plon, plat), Some(d));
+        }
     }
 
     #[test]
