@@ -125,6 +125,10 @@ fn geo_writes_reach_a_real_replica_unchanged() {
         &["REPLICAOF", "127.0.0.1", &tandem.port.to_string()],
         b"+OK\r\n",
     );
+    common::wait_in_sync(&tandem, &redis);
+    // The replica's MONITOR shows what its master streams (after a SELECT, among PINGs).
+    let mut monitor = redis.connect();
+    monitor.call(&["MONITOR"], b"+OK\r\n");
     t.call(
         &[
             "GEOADD",
@@ -137,6 +141,17 @@ fn geo_writes_reach_a_real_replica_unchanged() {
             "Catania",
         ],
         b":2\r\n",
+    );
+    let streamed = loop {
+        let line = common::text(&monitor.read_value().expect("a MONITOR line"));
+        if !line.contains("\"PING\"") && !line.contains("\"SELECT\"") {
+            break line;
+        }
+    };
+    assert!(
+        streamed
+            .ends_with(r#""zadd" "g" "3479099956230698" "Palermo" "3479447370796909" "Catania""#),
+        "GEOADD reached the replica as {streamed}"
     );
     t.call(
         &["GEORADIUS", "g", "15", "37", "200", "km", "STOREDIST", "d"],
