@@ -198,6 +198,9 @@ fn refusal(
     if !client.authenticated && !spec.is(flags::NO_AUTH) {
         return Some("NOAUTH Authentication required.".into());
     }
+    if client.multi.is_some() && spec.is(flags::NO_MULTI) {
+        return Some("ERR Command not allowed inside a transaction".into());
+    }
     if spec.is(flags::WRITE) && !client.is_master && srv.read_only_replica() {
         return Some(READONLY_REPLICA.into());
     }
@@ -220,7 +223,9 @@ fn refusal(
             "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
         ));
     }
-    if srv.persistence.loading.is_some() && !spec.is(flags::LOADING) {
+    if srv.persistence.loading.is_some() && !spec.is(flags::LOADING)
+        || srv.persistence.async_loading && spec.is(flags::NO_ASYNC_LOADING)
+    {
         return Some("LOADING Redis is loading the dataset in memory".into());
     }
     None
@@ -290,6 +295,20 @@ fn call(
     }
     if counted {
         srv.stats.total_commands_processed += 1;
+    }
+    let threshold_ms = srv.config.latency_monitor_threshold;
+    if threshold_ms > 0 && micros / 1000 >= threshold_ms {
+        let event = if spec.is(flags::FAST) {
+            "fast-command"
+        } else {
+            "command"
+        };
+        srv.latency
+            .add_sample(event, micros / 1000, srv.now_ms / 1000);
+    }
+    // A command that blocks is timed when it completes, as Redis does on unblocking.
+    if srv.config.latency_tracking && block.is_none() {
+        srv.latency.record_command(stat_name, micros);
     }
     if let Err(e) = result {
         srv.stats.command_failures.entry(stat_name).or_default().1 += 1;

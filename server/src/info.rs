@@ -29,6 +29,7 @@ const ALL_SECTIONS: &[&str] = &[
     "modules",
     "commandstats",
     "errorstats",
+    "latencystats",
     "cluster",
     "keyspace",
 ];
@@ -93,6 +94,7 @@ pub fn render(srv: &Server, wanted: &[&str]) -> String {
             "cpu" => cpu(&mut out),
             "commandstats" => commandstats(srv, &mut out),
             "errorstats" => errorstats(srv, &mut out),
+            "latencystats" => latencystats(srv, &mut out),
             "cluster" => out.push_str("cluster_enabled:0\r\n"),
             "keyspace" => keyspace(srv, &mut out),
             _ => {}
@@ -559,6 +561,29 @@ fn commandstats(srv: &Server, out: &mut String) {
             "cmdstat_{name}:calls={calls},usec={usec},usec_per_call={:.2},rejected_calls={rejected},failed_calls={failed}\r\n",
             usec as f64 / calls.max(1) as f64
         );
+    }
+}
+
+/// One line per command with a latency histogram: the configured percentiles, in
+/// microseconds.
+fn latencystats(srv: &Server, out: &mut String) {
+    for (name, h) in srv.latency.histograms() {
+        let _ = write!(out, "latency_percentiles_usec_{name}:");
+        for (i, p) in srv
+            .config
+            .latency_tracking_info_percentiles
+            .iter()
+            .enumerate()
+        {
+            let _ = write!(
+                out,
+                "{}p{}={:.3}",
+                if i == 0 { "" } else { "," },
+                crate::config::percentile_text(*p),
+                crate::latency::percentile_usec(h, *p)
+            );
+        }
+        out.push_str("\r\n");
     }
 }
 
