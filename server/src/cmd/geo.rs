@@ -17,6 +17,8 @@ use crate::pqsort::pqsort;
 use crate::protocol::{Args, Reply};
 use std::cmp::Ordering;
 
+/// GEORADIUS and GEORADIUSBYMEMBER have movable keys: STORE's key can be anywhere among the
+/// options.
 pub static COMMANDS: &[Spec] = &[
     spec("geoadd", -5, WRITE | DENYOOM, (1, 1, 1), "geo", geoadd),
     spec("geodist", -4, READONLY, (1, 1, 1), "geo", geodist),
@@ -25,7 +27,7 @@ pub static COMMANDS: &[Spec] = &[
     spec(
         "georadius",
         -6,
-        WRITE | DENYOOM,
+        WRITE | DENYOOM | MOVABLEKEYS,
         (1, 1, 1),
         "geo",
         georadius,
@@ -33,7 +35,7 @@ pub static COMMANDS: &[Spec] = &[
     spec(
         "georadiusbymember",
         -5,
-        WRITE | DENYOOM,
+        WRITE | DENYOOM | MOVABLEKEYS,
         (1, 1, 1),
         "geo",
         georadiusbymember,

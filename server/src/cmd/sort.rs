@@ -17,9 +17,25 @@ use crate::pqsort::pqsort;
 use crate::protocol::Args;
 use std::cmp::Ordering;
 
+/// Movable keys: BY and GET read keys named by the data, STORE's key can be anywhere among
+/// the options.
 pub static COMMANDS: &[Spec] = &[
-    spec("sort", -2, WRITE | DENYOOM, (1, 1, 1), "generic", sort),
-    spec("sort_ro", -2, READONLY, (1, 1, 1), "generic", sort_ro),
+    spec(
+        "sort",
+        -2,
+        WRITE | DENYOOM | MOVABLEKEYS,
+        (1, 1, 1),
+        "generic",
+        sort,
+    ),
+    spec(
+        "sort_ro",
+        -2,
+        READONLY | MOVABLEKEYS,
+        (1, 1, 1),
+        "generic",
+        sort_ro,
+    ),
 ];
 
 /// One element to sort, with what it is compared by.
