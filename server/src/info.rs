@@ -172,16 +172,64 @@ fn ratio(a: u64, b: u64) -> String {
     format!("{:.2}", a as f64 / b.max(1) as f64)
 }
 
-/// The memory section, in Redis 7.0's field order. There is no Lua or Functions engine, so
-/// its fields report zero; there are no replication buffers or AOF here either.
+/// The memory figures INFO memory and MEMORY STATS / DOCTOR report (Redis's
+/// `getMemoryOverheadData`), read once.
+#[derive(Debug, Clone, Copy)]
+pub struct MemoryFigures {
+    pub used: u64,
+    pub rss: u64,
+    pub peak: u64,
+    pub startup: u64,
+    pub allocated: u64,
+    pub active: u64,
+    pub resident: u64,
+    pub overhead: u64,
+    pub dataset: u64,
+}
+
+impl MemoryFigures {
+    pub fn read() -> Self {
+        let used = crate::memory::used_memory();
+        let (allocated, active, resident) = crate::memory::allocator();
+        let startup = crate::memory::startup();
+        let overhead = startup.min(used);
+        MemoryFigures {
+            used,
+            rss: crate::memory::rss(),
+            peak: crate::memory::peak(used),
+            startup,
+            allocated,
+            active,
+            resident,
+            overhead,
+            dataset: used - overhead,
+        }
+    }
+
+    /// The dataset's share of what the server allocated beyond its start-up, in percent.
+    pub fn dataset_percent(&self) -> f64 {
+        self.dataset as f64 * 100.0 / self.used.saturating_sub(self.startup).max(1) as f64
+    }
+
+    pub fn peak_percent(&self) -> f64 {
+        self.used as f64 * 100.0 / self.peak.max(1) as f64
+    }
+}
+
+/// The memory section, in Redis 7.0's field order. There are no AOF buffers here.
 fn memory(srv: &Server, out: &mut String) {
-    let used = crate::memory::used_memory();
-    let rss = crate::memory::rss();
-    let peak = crate::memory::peak(used);
-    let startup = crate::memory::startup();
-    let (allocated, active, resident) = crate::memory::allocator();
-    let overhead = startup.min(used);
-    let dataset = used - overhead;
+    let m = MemoryFigures::read();
+    let MemoryFigures {
+        used,
+        rss,
+        peak,
+        startup,
+        allocated,
+        active,
+        resident,
+        overhead,
+        dataset,
+    } = m;
     field!(out, "used_memory", used);
     field!(out, "used_memory_human", human_bytes(used));
     field!(out, "used_memory_rss", rss);
@@ -191,7 +239,7 @@ fn memory(srv: &Server, out: &mut String) {
     field!(
         out,
         "used_memory_peak_perc",
-        format!("{:.2}%", used as f64 * 100.0 / peak.max(1) as f64)
+        format!("{:.2}%", m.peak_percent())
     );
     field!(out, "used_memory_overhead", overhead);
     field!(out, "used_memory_startup", startup);
@@ -199,10 +247,7 @@ fn memory(srv: &Server, out: &mut String) {
     field!(
         out,
         "used_memory_dataset_perc",
-        format!(
-            "{:.2}%",
-            dataset as f64 * 100.0 / used.saturating_sub(startup).max(1) as f64
-        )
+        format!("{:.2}%", m.dataset_percent())
     );
     field!(out, "allocator_allocated", allocated);
     field!(out, "allocator_active", active);

@@ -17,6 +17,7 @@ mod hashes;
 mod keys;
 mod latency;
 mod lists;
+mod memory;
 pub mod names;
 mod persistence;
 mod pubsub;
@@ -284,6 +285,7 @@ pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::ne
         connection::COMMANDS,
         server::COMMANDS,
         latency::COMMANDS,
+        memory::COMMANDS,
         persistence::COMMANDS,
         hashes::COMMANDS,
         sets::COMMANDS,

@@ -407,8 +407,30 @@ fn debug(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         let secs = super::parse_f64(args.get(2)).unwrap_or(0.0);
         std::thread::sleep(std::time::Duration::from_secs_f64(secs.max(0.0)));
         ctx.reply.ok();
+    } else if eq(sub, "digest") && args.len() == 2 {
+        let d = crate::keyspace::digest::dataset_digest(ctx.srv.keyspace.dbs());
+        ctx.reply.simple(&crate::keyspace::digest::hex(&d));
+    } else if eq(sub, "digest-value") {
+        // Logically expired keys count too: no lookup, as Redis.
+        ctx.reply.array(args.len() - 2);
+        for i in 2..args.len() {
+            let mut d = [0u8; 20];
+            let db = ctx.db();
+            if let Some(slot) = db.find(args.get(i)) {
+                crate::keyspace::digest::value_digest(&mut d, db.entry(slot));
+            }
+            ctx.reply.simple(&crate::keyspace::digest::hex(&d));
+        }
     } else if eq(sub, "set-active-expire") && args.len() == 3 {
-        let _ = int_arg(args.get(2))?;
+        // Redis reads it with atoi: anything but a non-zero number turns expiry off.
+        ctx.srv.active_expire_enabled =
+            crate::protocol::parse_i64(args.get(2)).is_some_and(|n| n != 0);
+        ctx.reply.ok();
+    } else if eq(sub, "populate") && (3..=5).contains(&args.len()) {
+        populate(ctx, args)?;
+    } else if eq(sub, "change-repl-id") && args.len() == 2 {
+        tracing::warn!("Changing replication IDs after receiving DEBUG change-repl-id");
+        ctx.srv.repl.ids.reset();
         ctx.reply.ok();
     } else {
         return Err(CmdError::msg(format!(
@@ -416,5 +438,37 @@ fn debug(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             String::from_utf8_lossy(sub)
         )));
     }
+    Ok(())
+}
+
+/// DEBUG POPULATE count [prefix] [size]: `prefix:N` keys (default `key`) holding `value:N`,
+/// or that text zero-padded (or cut) to `size` bytes; existing keys are left alone.
+fn populate(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    use super::args::non_negative_arg;
+    let count = non_negative_arg(args.get(2), None)?;
+    let size = if args.len() == 5 {
+        Some(non_negative_arg(args.get(4), None)? as usize).filter(|s| *s > 0)
+    } else {
+        None
+    };
+    let prefix = if args.len() >= 4 { args.get(3) } else { b"key" };
+    for j in 0..count {
+        let mut key = prefix.to_vec();
+        key.push(b':');
+        key.extend_from_slice(itoa::Buffer::new().format(j).as_bytes());
+        if ctx.find(&key).is_some() {
+            continue;
+        }
+        let mut value = format!("value:{j}").into_bytes();
+        if let Some(size) = size {
+            value.resize(size, 0);
+        }
+        ctx.set(
+            &key,
+            crate::keyspace::Value::Str(crate::keyspace::SmallBytes::new(&value)),
+            false,
+        );
+    }
+    ctx.reply.ok();
     Ok(())
 }

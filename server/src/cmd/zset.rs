@@ -1213,10 +1213,7 @@ fn zpop_generic(ctx: &mut Ctx<'_>, args: Args<'_>, max: bool) -> CmdResult {
         return Err(CmdError::Syntax);
     }
     let count = if args.len() == 3 {
-        let n = int_arg(args.get(2))
-            .ok()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| CmdError::msg("ERR value is out of range, must be positive"))?;
+        let n = super::args::non_negative_arg(args.get(2), None)?;
         Some(n as usize)
     } else {
         None

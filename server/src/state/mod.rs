@@ -157,6 +157,8 @@ pub struct Server {
     pub stats: Stats,
     pub slowlog: crate::slowlog::Slowlog,
     pub latency: crate::latency::Latency,
+    /// The cron's expiry of keys nobody reads (DEBUG SET-ACTIVE-EXPIRE turns it off).
+    pub active_expire_enabled: bool,
     pub clients: HashMap<u64, Rc<ClientShared>>,
     next_client_id: u64,
     /// Changes since the last save (`rdb_changes_since_last_save`).
@@ -226,6 +228,7 @@ impl Server {
             stats: Stats::default(),
             slowlog: crate::slowlog::Slowlog::default(),
             latency: crate::latency::Latency::default(),
+            active_expire_enabled: true,
             clients: HashMap::new(),
             next_client_id: 1,
             dirty: 0,

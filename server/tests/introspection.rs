@@ -1,5 +1,6 @@
-//! Latency tracking as monitoring reads it: LATENCY HISTOGRAM counts every call,
-//! INFO latencystats prints Redis 7.0's line per command, `latency-tracking no` stops both.
+//! What monitoring reads: LATENCY HISTOGRAM counts every call, INFO latencystats prints
+//! Redis 7.0's line per command, `latency-tracking no` stops both; MEMORY USAGE follows a
+//! value's size.
 
 #![allow(clippy::unwrap_used)]
 
@@ -50,4 +51,32 @@ fn histograms_count_calls_and_info_prints_percentiles() {
         .query(&mut c)
         .unwrap();
     assert!(!info.contains("latency_percentiles_usec_set"), "{info}");
+}
+
+#[test]
+fn memory_usage_follows_the_value() {
+    let t = common::start_tandem(&[]);
+    let mut c = t.con();
+    let usage = |c: &mut redis::Connection, key: &str| -> i64 {
+        redis::cmd("MEMORY").arg("USAGE").arg(key).query(c).unwrap()
+    };
+    let _: () = redis::cmd("SET")
+        .arg("big")
+        .arg(vec![b'x'; 100_000])
+        .query(&mut c)
+        .unwrap();
+    assert!(usage(&mut c, "big") >= 100_000);
+    for (key, n) in [("short", 3), ("long", 10_000)] {
+        for i in 0..n {
+            let _: () = redis::cmd("RPUSH").arg(key).arg(i).query(&mut c).unwrap();
+            let _: () = redis::cmd("ZADD")
+                .arg(format!("z{key}"))
+                .arg(i)
+                .arg(i)
+                .query(&mut c)
+                .unwrap();
+        }
+    }
+    assert!(usage(&mut c, "long") > 10 * usage(&mut c, "short"));
+    assert!(usage(&mut c, "zlong") > 10 * usage(&mut c, "zshort"));
 }
