@@ -277,7 +277,11 @@ fn call(
         let mut ctx = Ctx::new(srv, client, out, script_call);
         match mode {
             Mode::Direct => {}
-            Mode::InExec | Mode::Script { .. } => ctx.may_block = false,
+            Mode::InExec => ctx.may_block = false,
+            Mode::Script { .. } => {
+                ctx.may_block = false;
+                ctx.from_script = true;
+            }
             Mode::Woken(key) => ctx.woken_by = Some(key.clone()),
         }
         let r = (spec.handler)(&mut ctx, args);

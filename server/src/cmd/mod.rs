@@ -12,6 +12,7 @@ mod bitmap;
 mod connection;
 mod ctx;
 mod functions;
+mod geo;
 mod hashes;
 mod keys;
 mod latency;
@@ -24,6 +25,7 @@ mod replication;
 mod scripting;
 mod server;
 mod sets;
+mod sort;
 mod strings;
 mod zset;
 
@@ -291,6 +293,8 @@ pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::ne
         replication::COMMANDS,
         pubsub::COMMANDS,
         zset::COMMANDS,
+        geo::COMMANDS,
+        sort::COMMANDS,
         scripting::COMMANDS,
         functions::COMMANDS,
     ];
