@@ -13,6 +13,7 @@ mod connection;
 mod ctx;
 mod functions;
 mod geo;
+mod getkeys;
 mod hashes;
 mod keys;
 mod latency;
