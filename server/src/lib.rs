@@ -21,6 +21,7 @@ pub mod cmd;
 pub mod config;
 pub mod exec;
 pub mod glob;
+pub mod hyperloglog;
 pub mod info;
 pub mod keyspace;
 pub mod log;

@@ -13,6 +13,7 @@ mod connection;
 mod ctx;
 mod functions;
 mod hashes;
+mod hyperloglog;
 mod keys;
 mod lists;
 pub mod names;
@@ -265,6 +266,7 @@ pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::ne
         zset::COMMANDS,
         scripting::COMMANDS,
         functions::COMMANDS,
+        hyperloglog::COMMANDS,
     ];
     families
         .iter()
