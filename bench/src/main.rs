@@ -47,8 +47,8 @@ pub struct Common {
 
 #[derive(Subcommand)]
 enum Command {
-    /// redis-benchmark SET/GET and Lua scripts (EVAL, EVALSHA) at several pipeline depths
-    /// against each server.
+    /// redis-benchmark SET/GET and named command cases (Lua scripts by EVAL and EVALSHA, ...)
+    /// at several pipeline depths against each server.
     Throughput(throughput::Args),
     /// Memory per key for small strings and YCSB-shaped hashes.
     Memory(memory::Args),

@@ -1,6 +1,6 @@
-//! `tandem-bench throughput`: redis-benchmark SET and GET, and a small Lua script by EVAL and
-//! EVALSHA, against each server, pinned, in alternating rounds; the median of the rounds is
-//! reported.
+//! `tandem-bench throughput`: redis-benchmark's SET and GET, and named command cases (a small
+//! Lua script by EVAL and EVALSHA, ...), against each server, pinned, in alternating rounds;
+//! the median of the rounds is reported.
 
 use crate::servers::{self, Kind, Server};
 use crate::{plot, report};
@@ -28,10 +28,10 @@ pub struct Args {
     /// redis-benchmark tests.
     #[arg(long, value_delimiter = ',', default_value = "set,get")]
     tests: Vec<String>,
-    /// Script cases: `eval` and `evalsha` run a small Lua script (INCR and EXPIRE of a random
-    /// key, the shape of a rate limiter); empty for none.
+    /// Command cases, by name (see `CASES`: each prepares the server, then redis-benchmark
+    /// sends one command line); empty for none.
     #[arg(long, value_delimiter = ',', default_value = "eval,evalsha")]
-    scripts: Vec<String>,
+    commands: Vec<String>,
     /// Random keys drawn from this many (redis-benchmark -r).
     #[arg(long, default_value_t = 100_000)]
     keyspace: u64,
@@ -62,25 +62,62 @@ enum Workload<'a> {
     Command(&'a str, Vec<String>),
 }
 
-/// The command line of a script case; EVALSHA's script is loaded first.
-fn script_case(name: &str, port: u16) -> anyhow::Result<Vec<String>> {
-    // Not `key:`: the SET test fills those with strings INCR refuses.
-    let key = "counter:__rand_int__".to_string();
-    match name {
-        "eval" => Ok(vec!["EVAL".into(), SCRIPT.into(), "1".into(), key]),
-        "evalsha" => {
-            let out = Command::new("redis-cli")
-                .args(["-p", &port.to_string(), "SCRIPT", "LOAD", SCRIPT])
-                .output()
-                .context("failed to run redis-cli (apt-get install redis-tools)")?;
-            let sha = String::from_utf8_lossy(&out.stdout).trim().to_string();
+/// A command case: its name (for `--commands` and the report) and what prepares a freshly
+/// started server and returns the command line redis-benchmark repeats (`__rand_int__` is
+/// replaced by a random number below `--keyspace`).
+struct Case {
+    name: &'static str,
+    prepare: fn(port: u16) -> anyhow::Result<Vec<String>>,
+}
+
+/// Every command case. Keys are not `key:...`: redis-benchmark's own SET test fills those with
+/// strings other commands would refuse.
+const CASES: &[Case] = &[
+    Case {
+        name: "eval",
+        prepare: |_| Ok(argv(&["EVAL", SCRIPT, "1", "counter:__rand_int__"])),
+    },
+    Case {
+        name: "evalsha",
+        prepare: |port| {
+            let sha = redis_cli(port, &["SCRIPT", "LOAD", SCRIPT])?;
             if sha.len() != 40 {
                 bail!("SCRIPT LOAD answered {sha:?}");
             }
-            Ok(vec!["EVALSHA".into(), sha, "1".into(), key])
-        }
-        other => bail!("unknown script case {other:?} (eval, evalsha)"),
+            Ok(argv(&["EVALSHA", &sha, "1", "counter:__rand_int__"]))
+        },
+    },
+];
+
+fn argv(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| (*w).to_string()).collect()
+}
+
+/// Runs one command with redis-cli and returns its trimmed output.
+fn redis_cli(port: u16, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .context("failed to run redis-cli (apt-get install redis-tools)")?;
+    if !out.status.success() {
+        bail!(
+            "redis-cli {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The case called `name`, or an error listing the known ones.
+fn case(name: &str) -> anyhow::Result<&'static Case> {
+    CASES.iter().find(|c| c.name == name).with_context(|| {
+        let known: Vec<&str> = CASES.iter().map(|c| c.name).collect();
+        format!(
+            "unknown command case {name:?} (known: {})",
+            known.join(", ")
+        )
+    })
 }
 
 /// Runs redis-benchmark once and returns (test, requests per second) pairs.
@@ -133,6 +170,11 @@ fn bench_once(
 }
 
 pub fn run(a: &Args) -> anyhow::Result<()> {
+    let cases = a
+        .commands
+        .iter()
+        .map(|n| case(n))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let tandem = servers::tandem_bin(a.common.tandem_bin.as_deref())?;
     let mut samples: Vec<Record> = Vec::new();
     for round in 0..a.rounds {
@@ -150,8 +192,8 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
             if !a.tests.is_empty() {
                 work.push(Workload::Tests(&a.tests));
             }
-            for name in &a.scripts {
-                work.push(Workload::Command(name, script_case(name, server.port)?));
+            for case in &cases {
+                work.push(Workload::Command(case.name, (case.prepare)(server.port)?));
             }
             let runs = a
                 .pipelines
