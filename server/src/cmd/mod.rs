@@ -11,6 +11,7 @@ mod args;
 mod bitmap;
 mod connection;
 mod ctx;
+mod dump;
 mod functions;
 mod hashes;
 mod hyperloglog;
@@ -267,6 +268,7 @@ pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::ne
         scripting::COMMANDS,
         functions::COMMANDS,
         hyperloglog::COMMANDS,
+        dump::COMMANDS,
     ];
     families
         .iter()

@@ -20,9 +20,21 @@ use crate::keyspace::{End, Entry, Hash, List, Set, SmallBytes, Value};
 /// # Errors
 /// The destination failed, or the value is one Redis would refuse to load.
 pub fn write_entry<W: Write>(w: &mut RdbWriter<W>, e: &Entry) -> Result<(), RdbError> {
-    let key = e.key.as_bytes();
-    let expire = e.expire_at();
-    match &e.value {
+    write_value(w, e.key.as_bytes(), e.expire_at(), &e.value)
+}
+
+/// Writes one value under `key` with an optional expiry (an entry, or a DUMP payload's value
+/// under an empty key).
+///
+/// # Errors
+/// The destination failed, or the value is one Redis would refuse to load.
+pub fn write_value<W: Write>(
+    w: &mut RdbWriter<W>,
+    key: &[u8],
+    expire: Option<u64>,
+    value: &Value,
+) -> Result<(), RdbError> {
+    match value {
         Value::Str(s) => w.string(key, s, expire),
         Value::Hash(h) => w.hash(key, expire, Restartable::new(&**h, h.len(), Hash::iter)),
         Value::Set(s) => w.set(

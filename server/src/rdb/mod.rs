@@ -13,6 +13,7 @@
 //! running.
 
 mod compact;
+pub mod dump;
 pub mod convert;
 mod encoding;
 mod error;

@@ -145,6 +145,20 @@ impl AccessClock {
         (self.now_s / 60) & 0xff_ffff
     }
 
+    /// The clock value of a restored object (Redis's `objectSetLRUOrLFU`): under LFU the
+    /// given frequency counter, otherwise the given idle seconds back from now; a fresh
+    /// object when the policy's own option is missing.
+    pub fn restored(self, idle_s: Option<u64>, freq: Option<u8>) -> u32 {
+        match (self.lfu, idle_s, freq) {
+            (true, _, Some(f)) => (self.minutes() << 8) | u32::from(f),
+            (false, Some(idle), _) => {
+                let idle = u32::try_from(idle).unwrap_or(u32::MAX);
+                self.now_s.saturating_sub(idle)
+            }
+            _ => self.fresh(),
+        }
+    }
+
     /// Seconds since the last access, from an LRU clock value.
     pub fn idle_seconds(self, stored: u32) -> u64 {
         u64::from(self.now_s.saturating_sub(stored))
