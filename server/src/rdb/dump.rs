@@ -5,9 +5,9 @@
 //! The value goes through the same writer and reader as RDB files, so every type they know
 //! is covered and nothing here knows a type. Both speak in keyed records: the writer is
 //! given an empty key, whose one length byte is taken out after the type byte, and the
-//! reader is given that byte back inside a minimal stream.
+//! reader is given that byte back inside a stream made of an RDB header and the payload.
 
-use super::encoding::{OPCODE_EOF, OPCODE_FUNCTION2, RDB_VERSION, crc64_digest};
+use super::encoding::{OPCODE_FUNCTION2, RDB_VERSION, crc64_digest};
 use super::{Item, RdbReader, RdbValue, RdbWriter, convert};
 use crate::keyspace::Value;
 
@@ -23,7 +23,7 @@ pub enum DumpError {
 /// The DUMP payload of a value; `compression` is `rdbcompression`, which Redis applies to
 /// payloads too.
 pub fn encode(value: &Value, compression: bool) -> Vec<u8> {
-    let mut w = RdbWriter::fragment(Vec::new(), compression);
+    let mut w = RdbWriter::fragment(Vec::new(), compression).with_redis_lzf();
     let mut out = match convert::write_value(&mut w, b"", None, value)
         .and_then(|()| w.flushed_output().map(std::mem::take))
     {
@@ -52,7 +52,7 @@ pub fn decode(payload: &[u8]) -> Result<RdbValue, DumpError> {
     let Some(body_len) = payload.len().checked_sub(10) else {
         return Err(DumpError::VersionOrChecksum);
     };
-    let (body, footer) = payload.split_at(body_len);
+    let footer = &payload[body_len..];
     let version = u16::from_le_bytes([footer[0], footer[1]]);
     if u32::from(version) > RDB_VERSION {
         return Err(DumpError::VersionOrChecksum);
@@ -62,16 +62,16 @@ pub fn decode(payload: &[u8]) -> Result<RdbValue, DumpError> {
     if crc.finalize().to_le_bytes() != footer[2..] {
         return Err(DumpError::VersionOrChecksum);
     }
+    // Redis reads the value from the whole payload, footer included: a body that claims
+    // more bytes than it has reads into the footer, and only past it is the value short.
     // Only a value type may come first: opcodes (expiry, SELECTDB, ...) are not values.
-    let Some((&type_id, rest)) = body.split_first().filter(|(t, _)| **t < OPCODE_FUNCTION2)
-    else {
-        return Err(DumpError::BadFormat);
-    };
+    let (&type_id, rest) = payload
+        .split_first()
+        .filter(|(t, _)| **t < OPCODE_FUNCTION2)
+        .ok_or(DumpError::BadFormat)?;
     let mut stream = format!("REDIS{RDB_VERSION:04}").into_bytes();
     stream.extend_from_slice(&[type_id, 0]);
     stream.extend_from_slice(rest);
-    stream.push(OPCODE_EOF);
-    stream.extend_from_slice(&[0; 8]);
     let mut reader = RdbReader::new(&stream[..]).map_err(|_| DumpError::BadFormat)?;
     match reader.next_item() {
         Ok(Some(Item::Entry(e))) => Ok(e.value),
@@ -81,6 +81,7 @@ pub fn decode(payload: &[u8]) -> Result<RdbValue, DumpError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::encoding::OPCODE_EOF;
     use super::*;
     use crate::keyspace::SmallBytes;
 

@@ -13,6 +13,7 @@ use std::io::Write;
 use super::compact;
 use super::encoding::{self as enc, Crc64Digest, LzfCompressor, crc64_digest, put_len};
 use super::error::RdbError;
+use super::function_dump::redis_lzf;
 use super::model::{Aux, RdbValue};
 
 const FLUSH_AT: usize = 64 * 1024;
@@ -56,6 +57,8 @@ pub struct RdbWriter<W: Write> {
     lzf_buf: Vec<u8>,
     lp_buf: Vec<u8>,
     written: u64,
+    /// Compress with Redis's own LZF output ([`RdbWriter::with_redis_lzf`]).
+    redis_lzf: bool,
 }
 
 impl<W: Write> RdbWriter<W> {
@@ -73,6 +76,7 @@ impl<W: Write> RdbWriter<W> {
             lzf_buf: Vec::new(),
             lp_buf: Vec::new(),
             written: 0,
+            redis_lzf: false,
         };
         w.buf
             .extend_from_slice(format!("REDIS{:04}", enc::RDB_VERSION).as_bytes());
@@ -101,7 +105,16 @@ impl<W: Write> RdbWriter<W> {
             lzf_buf: Vec::new(),
             lp_buf: Vec::new(),
             written: 0,
+            redis_lzf: false,
         }
+    }
+
+    /// Compresses strings to the very bytes Redis's `lzf_compress` produces, at the cost of
+    /// the faster compressor's speed: for payloads compared byte for byte with Redis's
+    /// (DUMP), not for whole datasets.
+    pub fn with_redis_lzf(mut self) -> Self {
+        self.redis_lzf = true;
+        self
     }
 
     /// Flushes what is buffered and lends the destination: a fragment writer over a `Vec`
@@ -402,7 +415,7 @@ impl<W: Write> RdbWriter<W> {
         }
         if self.opts.compression
             && s.len() > 20
-            && self.lzf.compress(s, &mut self.lzf_buf, s.len() - 4)
+            && self.compress(s)
         {
             self.buf.push((enc::LEN_ENCVAL << 6) | enc::ENC_LZF);
             put_len(&mut self.buf, self.lzf_buf.len() as u64);
@@ -414,6 +427,21 @@ impl<W: Write> RdbWriter<W> {
         }
         put_len(&mut self.buf, s.len() as u64);
         self.put_bytes(s)
+    }
+
+    /// LZF-compresses `s` into `lzf_buf`; false when that would not save four bytes.
+    fn compress(&mut self, s: &[u8]) -> bool {
+        let max_out = s.len() - 4;
+        if !self.redis_lzf {
+            return self.lzf.compress(s, &mut self.lzf_buf, max_out);
+        }
+        match redis_lzf(s, max_out) {
+            Some(packed) => {
+                self.lzf_buf = packed;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Appends bytes, passing big ones straight to the destination instead of the buffer.
