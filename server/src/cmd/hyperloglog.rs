@@ -86,14 +86,6 @@ fn edit<T>(
     }
 }
 
-/// Redis's `lookupKeyWrite`: the live slot of `key`, its access clock refreshed.
-fn lookup_write(ctx: &mut Ctx<'_>, key: &[u8]) -> Option<u32> {
-    let i = ctx.find(key)?;
-    let clock = ctx.srv.access_clock(ctx.now_ms);
-    ctx.db().touch(i, |a| clock.touch(a));
-    Some(i)
-}
-
 fn sparse_max(ctx: &Ctx<'_>) -> usize {
     usize::try_from(ctx.srv.config.hll_sparse_max_bytes).unwrap_or(usize::MAX)
 }
@@ -102,7 +94,7 @@ fn pfadd(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let key = args.get(1);
     let max = sparse_max(ctx);
     let elements = args.iter().skip(2);
-    let updated = match lookup_write(ctx, key) {
+    let updated = match ctx.find_for_write(key) {
         None => {
             let mut v = hll::new_sparse();
             let added = hll::add(&mut v, elements, max)?;
@@ -175,7 +167,7 @@ fn pfmerge(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     }
     let dest = args.get(1);
     let sparse_max = sparse_max(ctx);
-    let i = match lookup_write(ctx, dest) {
+    let i = match ctx.find_for_write(dest) {
         Some(i) => i,
         None => ctx.set(dest, Value::Str(SmallBytes::raw(hll::new_sparse())), false),
     };
@@ -193,7 +185,7 @@ fn pfmerge(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 
 fn pfdebug(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let (sub, key) = (args.get(1), args.get(2));
-    let Some(i) = lookup_write(ctx, key) else {
+    let Some(i) = ctx.find_for_write(key) else {
         return Err(CmdError::msg("ERR The specified key does not exist"));
     };
     check(ctx, i)?;

@@ -441,10 +441,12 @@ impl Server {
         for db in 0..self.keyspace.num_dbs() {
             let d = self.keyspace.db(db);
             if d.expires() == 0 {
+                self.keyspace.db_mut(db).record_ttls(0, 0);
                 continue;
             }
             let bound = d.slot_bound();
             let mut victims = Vec::new();
+            let (mut ttl_sum, mut ttl_samples) = (0, 0);
             // Random probes: a uniform sample finds expired keys in proportion to their
             // share, as Redis's sampling does, without a second index of volatile keys.
             for _ in 0..budget.min(bound as usize * 2) {
@@ -452,12 +454,21 @@ impl Server {
                     use rand::Rng;
                     self.rng.random_range(0..bound)
                 };
-                if let Some(e) = self.keyspace.db(db).entry_at(i)
-                    && e.is_expired(now_ms)
-                {
-                    victims.push(e.key.clone());
+                let Some(e) = self.keyspace.db(db).entry_at(i) else {
+                    continue;
+                };
+                match e.expire_at() {
+                    _ if e.is_expired(now_ms) => victims.push(e.key.clone()),
+                    Some(at) => {
+                        ttl_sum += at - now_ms;
+                        ttl_samples += 1;
+                    }
+                    None => {}
                 }
             }
+            self.keyspace
+                .db_mut(db)
+                .record_ttls(ttl_sum, ttl_samples);
             for key in victims {
                 if self.find_live(db, &key, now_ms).is_none() {
                     expired += 1;
