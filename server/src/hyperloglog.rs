@@ -279,7 +279,11 @@ fn sparse_runs(v: &[u8], mut f: impl FnMut(usize, usize, u8)) -> Result<(), Corr
         idx += op.span;
         p += op.bytes;
     }
-    if idx == REGISTERS { Ok(()) } else { Err(Corrupt) }
+    if idx == REGISTERS {
+        Ok(())
+    } else {
+        Err(Corrupt)
+    }
 }
 
 /// Converts to the dense encoding; true when it was sparse. The header (cached cardinality
@@ -570,10 +574,7 @@ pub enum SelfTestError {
 ///
 /// # Errors
 /// The first check that failed.
-pub fn self_test(
-    mut random: impl FnMut() -> u64,
-    sparse_max: usize,
-) -> Result<(), SelfTestError> {
+pub fn self_test(mut random: impl FnMut() -> u64, sparse_max: usize) -> Result<(), SelfTestError> {
     let mut dense = vec![0u8; DENSE_SIZE];
     dense[..4].copy_from_slice(b"HYLL");
     let mut bytes = [0u8; REGISTERS];
@@ -643,7 +644,10 @@ mod tests {
         found.sort();
         assert_eq!(found, vec![(8436, 1), (12711, 2), (15780, 1)]);
         let mut v = new_sparse();
-        assert_eq!(add(&mut v, [&b"a"[..], b"b", b"c"].into_iter(), 3000), Ok(3));
+        assert_eq!(
+            add(&mut v, [&b"a"[..], b"b", b"c"].into_iter(), 3000),
+            Ok(3)
+        );
         assert_eq!(decode(&v), "Z:8436 v:1,1 Z:4274 v:2,1 Z:3068 v:1,1 Z:603");
     }
 

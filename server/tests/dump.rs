@@ -27,16 +27,74 @@ fn fill(p: &ServerGuard) {
         q("SET", vec!["str".into(), "hello".into()]),
         q("SET", vec!["int".into(), "-12345".into()]),
         q("SET", vec!["long".into(), long.clone()]),
-        q("RPUSH", n(5, &|i| vec![if i == 0 { "list".into() } else { format!("e{i}") }])),
-        q("RPUSH", [vec!["biglist".into()], n(700, &|i| vec![format!("element {i}")]), vec![long.clone()]].concat()),
-        q("SADD", vec!["intset".into(), "1".into(), "-7".into(), "300000".into()]),
+        q(
+            "RPUSH",
+            n(5, &|i| {
+                vec![if i == 0 {
+                    "list".into()
+                } else {
+                    format!("e{i}")
+                }]
+            }),
+        ),
+        q(
+            "RPUSH",
+            [
+                vec!["biglist".into()],
+                n(700, &|i| vec![format!("element {i}")]),
+                vec![long.clone()],
+            ]
+            .concat(),
+        ),
+        q(
+            "SADD",
+            vec!["intset".into(), "1".into(), "-7".into(), "300000".into()],
+        ),
         q("SADD", vec!["set".into(), "a".into(), "b".into()]),
-        q("SADD", [vec!["bigset".into()], n(600, &|i| vec![format!("m{i}")])].concat()),
-        q("HSET", vec!["hash".into(), "f".into(), "v".into(), "g".into(), "12".into()]),
-        q("HSET", [vec!["bighash".into()], n(600, &|i| vec![format!("f{i}"), format!("v{i}")])].concat()),
-        q("ZADD", vec!["zset".into(), "1".into(), "a".into(), "-2.5".into(), "b".into()]),
-        q("ZADD", [vec!["bigzset".into()], n(600, &|i| vec![format!("{}.25", i), format!("z{i}")])].concat()),
-        q("PFADD", vec!["hll".into(), "a".into(), "b".into(), "c".into()]),
+        q(
+            "SADD",
+            [vec!["bigset".into()], n(600, &|i| vec![format!("m{i}")])].concat(),
+        ),
+        q(
+            "HSET",
+            vec![
+                "hash".into(),
+                "f".into(),
+                "v".into(),
+                "g".into(),
+                "12".into(),
+            ],
+        ),
+        q(
+            "HSET",
+            [
+                vec!["bighash".into()],
+                n(600, &|i| vec![format!("f{i}"), format!("v{i}")]),
+            ]
+            .concat(),
+        ),
+        q(
+            "ZADD",
+            vec![
+                "zset".into(),
+                "1".into(),
+                "a".into(),
+                "-2.5".into(),
+                "b".into(),
+            ],
+        ),
+        q(
+            "ZADD",
+            [
+                vec!["bigzset".into()],
+                n(600, &|i| vec![format!("{}.25", i), format!("z{i}")]),
+            ]
+            .concat(),
+        ),
+        q(
+            "PFADD",
+            vec!["hll".into(), "a".into(), "b".into(), "c".into()],
+        ),
     ];
     for cmd in cmds {
         let _: redis::Value = cmd.query(&mut c).unwrap();
@@ -53,7 +111,12 @@ fn describe(c: &mut redis::Connection, key: &str) -> String {
         .unwrap();
     let mut items: Vec<Vec<u8>> = match t.as_str() {
         "string" => vec![redis::cmd("GET").arg(key).query(c).unwrap()],
-        "list" => redis::cmd("LRANGE").arg(key).arg(0).arg(-1).query(c).unwrap(),
+        "list" => redis::cmd("LRANGE")
+            .arg(key)
+            .arg(0)
+            .arg(-1)
+            .query(c)
+            .unwrap(),
         "set" => redis::cmd("SMEMBERS").arg(key).query(c).unwrap(),
         "hash" => redis::cmd("HGETALL").arg(key).query(c).unwrap(),
         "zset" => redis::cmd("ZRANGE")
@@ -146,7 +209,10 @@ fn restore_reaches_a_redis_replica_with_an_absolute_ttl() {
         .unwrap();
     wait_in_sync(&master, &replica);
     let at = |p: &ServerGuard, key: &str| -> i64 {
-        redis::cmd("PEXPIRETIME").arg(key).query(&mut p.con()).unwrap()
+        redis::cmd("PEXPIRETIME")
+            .arg(key)
+            .query(&mut p.con())
+            .unwrap()
     };
     assert!(at(&master, "ttl") > 0);
     assert_eq!(at(&replica, "ttl"), at(&master, "ttl"));

@@ -128,7 +128,11 @@ fn pfcount_is_propagated_only_when_it_writes_the_cache() {
         .arg("other")
         .query(&mut c)
         .unwrap();
-    assert_eq!(offset(), after_write, "a cached count and a union write nothing");
+    assert_eq!(
+        offset(),
+        after_write,
+        "a cached count and a union write nothing"
+    );
     wait_in_sync(&master, &replica);
     assert_eq!(values(&replica), values(&master));
 }

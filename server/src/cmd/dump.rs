@@ -8,7 +8,14 @@ use crate::rdb::dump;
 
 pub static COMMANDS: &[Spec] = &[
     spec("dump", 2, READONLY, (1, 1, 1), "generic", dump_),
-    spec("restore", -4, WRITE | DENYOOM, (1, 1, 1), "generic", restore),
+    spec(
+        "restore",
+        -4,
+        WRITE | DENYOOM,
+        (1, 1, 1),
+        "generic",
+        restore,
+    ),
 ];
 
 fn dump_(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
@@ -49,9 +56,8 @@ fn restore_options(args: Args<'_>) -> Result<RestoreOptions, CmdError> {
             j += 1;
         } else if eq(a, "freq") && more && o.idle.is_none() {
             let v = int_arg(args.get(j + 1))?;
-            let freq = u8::try_from(v).map_err(|_| {
-                CmdError::msg("ERR Invalid FREQ value, must be >= 0 and <= 255")
-            })?;
+            let freq = u8::try_from(v)
+                .map_err(|_| CmdError::msg("ERR Invalid FREQ value, must be >= 0 and <= 255"))?;
             o.freq = Some(freq);
             j += 1;
         } else {

@@ -95,7 +95,11 @@ fn exists(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 /// TOUCH counts them as EXISTS does, and refreshes their access clocks (LRU time, LFU
 /// counter) as any read does.
 fn touch(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
-    let n = args.iter().skip(1).filter(|k| ctx.read(k).is_some()).count();
+    let n = args
+        .iter()
+        .skip(1)
+        .filter(|k| ctx.read(k).is_some())
+        .count();
     ctx.reply.int(n as i64);
     Ok(())
 }

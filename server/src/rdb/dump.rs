@@ -24,14 +24,11 @@ pub enum DumpError {
 /// payloads too.
 pub fn encode(value: &Value, compression: bool) -> Vec<u8> {
     let mut w = RdbWriter::fragment(Vec::new(), compression).with_redis_lzf();
-    let mut out = match convert::write_value(&mut w, b"", None, value)
+    // Only a value Redis could not load fails over a Vec (a NaN score, which no command
+    // stores).
+    let mut out = convert::write_value(&mut w, b"", None, value)
         .and_then(|()| w.flushed_output().map(std::mem::take))
-    {
-        Ok(out) => out,
-        // Only a value Redis could not load fails over a Vec (a NaN score, which no
-        // command stores).
-        Err(_) => Vec::new(),
-    };
+        .unwrap_or_default();
     if out.len() >= 2 {
         // The empty key's length byte, after the type byte.
         out.remove(1);

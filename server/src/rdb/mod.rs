@@ -13,8 +13,8 @@
 //! running.
 
 mod compact;
-pub mod dump;
 pub mod convert;
+pub mod dump;
 mod encoding;
 mod error;
 pub mod function_dump;

@@ -413,10 +413,7 @@ impl<W: Write> RdbWriter<W> {
             enc::put_int_encoded(&mut self.buf, v);
             return Ok(());
         }
-        if self.opts.compression
-            && s.len() > 20
-            && self.compress(s)
-        {
+        if self.opts.compression && s.len() > 20 && self.compress(s) {
             self.buf.push((enc::LEN_ENCVAL << 6) | enc::ENC_LZF);
             put_len(&mut self.buf, self.lzf_buf.len() as u64);
             put_len(&mut self.buf, s.len() as u64);

@@ -466,9 +466,7 @@ impl Server {
                     None => {}
                 }
             }
-            self.keyspace
-                .db_mut(db)
-                .record_ttls(ttl_sum, ttl_samples);
+            self.keyspace.db_mut(db).record_ttls(ttl_sum, ttl_samples);
             for key in victims {
                 if self.find_live(db, &key, now_ms).is_none() {
                     expired += 1;
