@@ -83,22 +83,24 @@ fn del(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 
 /// EXISTS counts the keys present without refreshing their access clocks.
 fn exists(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
-    let n = args
-        .iter()
-        .skip(1)
-        .filter(|k| ctx.read_untouched(k).is_some())
-        .count();
-    ctx.reply.int(n as i64);
-    Ok(())
+    count_present(ctx, args, |c, k| c.read_untouched(k))
 }
 
 /// TOUCH counts them as EXISTS does, and refreshes their access clocks (LRU time, LFU
 /// counter) as any read does.
 fn touch(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    count_present(ctx, args, |c, k| c.read(k))
+}
+
+fn count_present(
+    ctx: &mut Ctx<'_>,
+    args: Args<'_>,
+    lookup: fn(&mut Ctx<'_>, &[u8]) -> Option<u32>,
+) -> CmdResult {
     let n = args
         .iter()
         .skip(1)
-        .filter(|k| ctx.read(k).is_some())
+        .filter(|k| lookup(ctx, k).is_some())
         .count();
     ctx.reply.int(n as i64);
     Ok(())
