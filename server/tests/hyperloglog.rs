@@ -135,4 +135,17 @@ fn pfcount_is_propagated_only_when_it_writes_the_cache() {
     );
     wait_in_sync(&master, &replica);
     assert_eq!(values(&replica), values(&master));
+    // A replica's own cache write stays its own: its stream is its master's.
+    let _: i64 = redis::cmd("PFADD").arg("r").arg("x").query(&mut c).unwrap();
+    wait_in_sync(&master, &replica);
+    let n: i64 = redis::cmd("PFCOUNT")
+        .arg("r")
+        .query(&mut replica.con())
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(
+        replica.field("replication", "master_repl_offset"),
+        offset(),
+        "the replica fed nothing of its own"
+    );
 }
