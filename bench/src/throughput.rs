@@ -186,9 +186,12 @@ fn bench_once(
 }
 
 pub fn run(a: &Args) -> anyhow::Result<()> {
+    // `--tests ""` or `--commands ""` turns a kind of workload off.
+    let tests: Vec<String> = a.tests.iter().filter(|t| !t.is_empty()).cloned().collect();
     let cases = a
         .commands
         .iter()
+        .filter(|n| !n.is_empty())
         .map(|n| case(n))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let tandem = servers::tandem_bin(a.common.tandem_bin.as_deref())?;
@@ -205,8 +208,8 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
             };
             let server = Server::start(kind, &bin, a.common.server_core, &[])?;
             let mut work = Vec::new();
-            if !a.tests.is_empty() {
-                work.push(Workload::Tests(&a.tests));
+            if !tests.is_empty() {
+                work.push(Workload::Tests(&tests));
             }
             for case in &cases {
                 work.push(Workload::Command(case.name, (case.prepare)(server.port)?));

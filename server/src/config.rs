@@ -1,6 +1,9 @@
 //! Configuration: the directive table shared by the config file, `--name value` flags,
 //! CONFIG GET/SET/REWRITE. Names, value syntax and error texts follow Redis 7.0.
 
+mod accepted;
+
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use thiserror::Error;
 
@@ -145,6 +148,9 @@ pub struct Config {
     pub lfu_log_factor: u64,
     pub lfu_decay_time: u64,
     pub notify_keyspace_events: String,
+    /// The values of the directives tandem-server accepts without acting on them
+    /// (`accepted.rs`), by name; absent ones have Redis's default.
+    pub accepted: HashMap<&'static str, String>,
     /// Where CONFIG REWRITE writes: the file the server was started with.
     pub config_file: Option<String>,
     /// `rename-command old new` of the config file and command line, in order (not a CONFIG
@@ -232,6 +238,7 @@ impl Default for Config {
             lfu_log_factor: 10,
             lfu_decay_time: 1,
             notify_keyspace_events: String::new(),
+            accepted: HashMap::new(),
             config_file: None,
             rename_commands: Vec::new(),
         }
@@ -279,8 +286,144 @@ pub struct Directive {
     pub alias: Option<&'static str>,
     /// Only settable at start-up.
     pub immutable: bool,
-    pub get: Getter,
-    pub set: Setter,
+    access: Access,
+}
+
+/// Where a directive's value lives.
+enum Access {
+    /// A field of [`Config`] the server reads.
+    Field { get: Getter, set: Setter },
+    /// Kept as text in [`Config::accepted`], checked as Redis checks it.
+    Stored { kind: Kind, default: &'static str },
+}
+
+/// The kind of value of an accepted directive, with Redis's bounds.
+#[derive(Clone, Copy)]
+enum Kind {
+    Bool,
+    Int(i64, i64),
+    Memory(i64, i64),
+    Enum(&'static [&'static str]),
+    /// Several words of the list at once (`shutdown-on-sigterm save now`).
+    Flags(&'static [&'static str]),
+    Str,
+    /// Octal digits up to this value (`unixsocketperm`).
+    Octal(u32),
+    /// Three `oom_score_adj` values, -2000 to 2000.
+    OomValues,
+    /// Percentiles between 0 and 100.
+    Percentiles,
+}
+
+impl Directive {
+    /// The value as CONFIG GET prints it.
+    pub fn get(&self, c: &Config) -> String {
+        match &self.access {
+            Access::Field { get, .. } => get(c),
+            Access::Stored { default, .. } => c
+                .accepted
+                .get(self.name)
+                .cloned()
+                .unwrap_or_else(|| (*default).to_string()),
+        }
+    }
+
+    /// Sets the value, or says why not in Redis's words.
+    pub fn set(&self, c: &mut Config, v: &str) -> Result<(), String> {
+        match &self.access {
+            Access::Field { set, .. } => set(c, v),
+            Access::Stored { kind, .. } => {
+                let value = canonical(self.name, *kind, v)?;
+                c.accepted.insert(self.name, value);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Checks an accepted directive's value and returns it as Redis prints it back.
+fn canonical(name: &str, kind: Kind, v: &str) -> Result<String, String> {
+    match kind {
+        Kind::Bool => parse_bool(v).map(yes_no),
+        Kind::Int(min, max) => parse_int(v, min, max).map(|n| n.to_string()),
+        Kind::Memory(min, max) => {
+            let n = parse_memory(v)?;
+            if n < min as u64 || n > max as u64 {
+                return Err(format!(
+                    "argument must be between {min} and {max} inclusive"
+                ));
+            }
+            Ok(n.to_string())
+        }
+        // Redis prints the first name of an enum value: `relative` is stored as `yes`.
+        Kind::Enum(options) => match parse_enum(v, options)? {
+            "relative" if name == "oom-score-adj" => Ok("yes".into()),
+            chosen => Ok(chosen.into()),
+        },
+        Kind::Flags(options) => {
+            let mut chosen = Vec::new();
+            for word in v.split_whitespace() {
+                chosen.push(parse_enum(word, options)?);
+            }
+            if chosen.contains(&"save") && chosen.contains(&"nosave") {
+                return Err("shutdown options SAVE and NOSAVE can't be used simultaneously".into());
+            }
+            // Set bits print in the list's order; no bit is `default`.
+            let set: Vec<&str> = options[1..]
+                .iter()
+                .copied()
+                .filter(|o| chosen.contains(o))
+                .collect();
+            Ok(if set.is_empty() {
+                options[0].to_string()
+            } else {
+                set.join(" ")
+            })
+        }
+        Kind::Str => Ok(v.to_string()),
+        Kind::Octal(max) => match u32::from_str_radix(v, 8) {
+            Ok(n) if n <= max => Ok(format!("{n:o}")),
+            Ok(_) => Err(format!("argument must be between 0 and {max:o} inclusive")),
+            Err(_) => Err("argument couldn't be parsed into an integer".into()),
+        },
+        Kind::OomValues => {
+            let words: Vec<&str> = v.split_whitespace().collect();
+            if words.len() != 3 {
+                return Err("wrong number of arguments".into());
+            }
+            let mut values = Vec::new();
+            for w in words {
+                match w.parse::<i64>() {
+                    Ok(n) if (-2000..=2000).contains(&n) => values.push(n.to_string()),
+                    _ => {
+                        return Err(
+                            "Invalid oom-score-adj-values, elements must be between -2000 and 2000."
+                                .into(),
+                        );
+                    }
+                }
+            }
+            Ok(values.join(" "))
+        }
+        Kind::Percentiles => {
+            let mut values = Vec::new();
+            for w in v.split_whitespace() {
+                let p: f64 = w
+                    .parse()
+                    .map_err(|_| "Invalid latency-tracking-info-percentiles parameters")?;
+                if !(0.0..=100.0).contains(&p) {
+                    return Err(
+                        "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]"
+                            .into(),
+                    );
+                }
+                // Redis prints `%f` with the trailing zeros trimmed.
+                let text = format!("{p:.6}");
+                values.push(text.trim_end_matches('0').trim_end_matches('.').to_string());
+            }
+            Ok(values.join(" "))
+        }
+    }
 }
 
 fn yes_no(v: bool) -> String {
@@ -346,10 +489,12 @@ macro_rules! boolean {
             name: $name,
             alias: None,
             immutable: false,
-            get: |c| yes_no(c.$field),
-            set: |c, v| {
-                c.$field = parse_bool(v)?;
-                Ok(())
+            access: Access::Field {
+                get: |c| yes_no(c.$field),
+                set: |c, v| {
+                    c.$field = parse_bool(v)?;
+                    Ok(())
+                },
             },
         }
     };
@@ -367,10 +512,12 @@ macro_rules! integer {
             name: $name,
             alias: None,
             immutable: false,
-            get: |c| c.$field.to_string(),
-            set: |c, v| {
-                c.$field = parse_int(v, $min, $max)? as _;
-                Ok(())
+            access: Access::Field {
+                get: |c| c.$field.to_string(),
+                set: |c, v| {
+                    c.$field = parse_int(v, $min, $max)? as _;
+                    Ok(())
+                },
             },
         }
     };
@@ -383,15 +530,23 @@ macro_rules! integer {
 }
 
 macro_rules! memory {
+    ($name:literal, $alias:literal, $field:ident) => {
+        Directive {
+            alias: Some($alias),
+            ..memory!($name, $field)
+        }
+    };
     ($name:literal, $field:ident) => {
         Directive {
             name: $name,
             alias: None,
             immutable: false,
-            get: |c| c.$field.to_string(),
-            set: |c, v| {
-                c.$field = parse_memory(v)?;
-                Ok(())
+            access: Access::Field {
+                get: |c| c.$field.to_string(),
+                set: |c, v| {
+                    c.$field = parse_memory(v)?;
+                    Ok(())
+                },
             },
         }
     };
@@ -403,10 +558,12 @@ macro_rules! string {
             name: $name,
             alias: None,
             immutable: $immutable,
-            get: |c| c.$field.clone(),
-            set: |c, v| {
-                c.$field = v.to_string();
-                Ok(())
+            access: Access::Field {
+                get: |c| c.$field.clone(),
+                set: |c, v| {
+                    c.$field = v.to_string();
+                    Ok(())
+                },
             },
         }
     };
@@ -418,10 +575,12 @@ macro_rules! enumerated {
             name: $name,
             alias: None,
             immutable: false,
-            get: |c| c.$field.clone(),
-            set: |c, v| {
-                c.$field = parse_enum(v, &[$($option),+])?.into();
-                Ok(())
+            access: Access::Field {
+                get: |c| c.$field.clone(),
+                set: |c, v| {
+                    c.$field = parse_enum(v, &[$($option),+])?.into();
+                    Ok(())
+                },
             },
         }
     };
@@ -433,10 +592,12 @@ macro_rules! optional {
             name: $name,
             alias: None,
             immutable: false,
-            get: |c| c.$field.clone().unwrap_or_default(),
-            set: |c, v| {
-                c.$field = (!v.is_empty()).then(|| v.to_string());
-                Ok(())
+            access: Access::Field {
+                get: |c| c.$field.clone().unwrap_or_default(),
+                set: |c, v| {
+                    c.$field = (!v.is_empty()).then(|| v.to_string());
+                    Ok(())
+                },
             },
         }
     };
@@ -549,16 +710,18 @@ fn set_replicaof(c: &mut Config, v: &str) -> Result<(), String> {
 }
 
 /// The directive table. Order is the order of CONFIG REWRITE output for new lines.
-pub static DIRECTIVES: &[Directive] = &[
+static DIRECTIVES: &[Directive] = &[
     integer!("port", port, 0, 65535),
     Directive {
         name: "bind",
         alias: None,
         immutable: true,
-        get: |c| c.bind.join(" "),
-        set: |c, v| {
-            c.bind = v.split_whitespace().map(str::to_string).collect();
-            Ok(())
+        access: Access::Field {
+            get: |c| c.bind.join(" "),
+            set: |c, v| {
+                c.bind = v.split_whitespace().map(str::to_string).collect();
+                Ok(())
+            },
         },
     },
     boolean!("protected-mode", protected_mode),
@@ -575,15 +738,17 @@ pub static DIRECTIVES: &[Directive] = &[
         name: "maxmemory-policy",
         alias: None,
         immutable: false,
-        get: |c| c.maxmemory_policy.name().into(),
-        set: |c, v| {
-            let names: Vec<&str> = POLICIES.iter().map(|(n, _)| *n).collect();
-            let n = parse_enum(v, &names)?;
-            c.maxmemory_policy = POLICIES
-                .iter()
-                .find(|(p, _)| *p == n)
-                .map_or(EvictionPolicy::NoEviction, |(_, p)| *p);
-            Ok(())
+        access: Access::Field {
+            get: |c| c.maxmemory_policy.name().into(),
+            set: |c, v| {
+                let names: Vec<&str> = POLICIES.iter().map(|(n, _)| *n).collect();
+                let n = parse_enum(v, &names)?;
+                c.maxmemory_policy = POLICIES
+                    .iter()
+                    .find(|(p, _)| *p == n)
+                    .map_or(EvictionPolicy::NoEviction, |(_, p)| *p);
+                Ok(())
+            },
         },
     },
     integer!("maxmemory-samples", maxmemory_samples, 1, 64),
@@ -603,8 +768,10 @@ pub static DIRECTIVES: &[Directive] = &[
         name: "save",
         alias: None,
         immutable: false,
-        get: get_save,
-        set: set_save,
+        access: Access::Field {
+            get: get_save,
+            set: set_save,
+        },
     },
     boolean!("appendonly", appendonly),
     boolean!("rdbcompression", rdbcompression),
@@ -620,18 +787,20 @@ pub static DIRECTIVES: &[Directive] = &[
         name: "proto-max-bulk-len",
         alias: None,
         immutable: false,
-        get: |c| c.proto_max_bulk_len.to_string(),
-        set: |c, v| {
-            let n = parse_memory(v)?;
-            if n < 1 << 20 || n > i64::MAX as u64 {
-                return Err(format!(
-                    "argument must be between {} and {} inclusive",
-                    1 << 20,
-                    i64::MAX
-                ));
-            }
-            c.proto_max_bulk_len = n;
-            Ok(())
+        access: Access::Field {
+            get: |c| c.proto_max_bulk_len.to_string(),
+            set: |c, v| {
+                let n = parse_memory(v)?;
+                if n < 1 << 20 || n > i64::MAX as u64 {
+                    return Err(format!(
+                        "argument must be between {} and {} inclusive",
+                        1 << 20,
+                        i64::MAX
+                    ));
+                }
+                c.proto_max_bulk_len = n;
+                Ok(())
+            },
         },
     },
     memory!("client-query-buffer-limit", client_query_buffer_limit),
@@ -639,15 +808,19 @@ pub static DIRECTIVES: &[Directive] = &[
         name: "client-output-buffer-limit",
         alias: None,
         immutable: false,
-        get: get_obuf,
-        set: set_obuf,
+        access: Access::Field {
+            get: get_obuf,
+            set: set_obuf,
+        },
     },
     Directive {
         name: "replicaof",
         alias: Some("slaveof"),
         immutable: false,
-        get: get_replicaof,
-        set: set_replicaof,
+        access: Access::Field {
+            get: get_replicaof,
+            set: set_replicaof,
+        },
     },
     boolean!("repl-diskless-sync", repl_diskless_sync),
     integer!(
@@ -705,8 +878,17 @@ pub static DIRECTIVES: &[Directive] = &[
         0,
         i64::from(i32::MAX)
     ),
-    string!("replica-announce-ip", replica_announce_ip, false),
-    integer!("replica-announce-port", replica_announce_port, 0, 65535),
+    Directive {
+        alias: Some("slave-announce-ip"),
+        ..string!("replica-announce-ip", replica_announce_ip, false)
+    },
+    integer!(
+        "replica-announce-port",
+        "slave-announce-port",
+        replica_announce_port,
+        0,
+        65535
+    ),
     boolean!("lazyfree-lazy-expire", lazyfree_lazy_expire),
     boolean!("lazyfree-lazy-eviction", lazyfree_lazy_eviction),
     boolean!("lazyfree-lazy-server-del", lazyfree_lazy_server_del),
@@ -740,7 +922,11 @@ pub static DIRECTIVES: &[Directive] = &[
         0,
         i64::MAX
     ),
-    memory!("hash-max-listpack-value", hash_max_listpack_value),
+    memory!(
+        "hash-max-listpack-value",
+        "hash-max-ziplist-value",
+        hash_max_listpack_value
+    ),
     integer!(
         "set-max-intset-entries",
         set_max_intset_entries,
@@ -754,7 +940,11 @@ pub static DIRECTIVES: &[Directive] = &[
         0,
         i64::MAX
     ),
-    memory!("zset-max-listpack-value", zset_max_listpack_value),
+    memory!(
+        "zset-max-listpack-value",
+        "zset-max-ziplist-value",
+        zset_max_listpack_value
+    ),
     integer!(
         "list-max-listpack-size",
         "list-max-ziplist-size",
@@ -776,8 +966,13 @@ pub static DIRECTIVES: &[Directive] = &[
 ];
 
 /// Finds a directive by name or alias (case-insensitive).
+/// Every directive: those the server acts on, then those it only accepts.
+fn directives() -> impl Iterator<Item = &'static Directive> {
+    DIRECTIVES.iter().chain(accepted::ACCEPTED)
+}
+
 pub fn directive(name: &str) -> Option<&'static Directive> {
-    DIRECTIVES.iter().find(|d| {
+    directives().find(|d| {
         d.name.eq_ignore_ascii_case(name) || d.alias.is_some_and(|a| a.eq_ignore_ascii_case(name))
     })
 }
@@ -789,7 +984,8 @@ impl Config {
     /// Unknown directive or invalid value.
     pub fn apply(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
         let d = directive(name).ok_or_else(|| ConfigError::Unknown(name.into()))?;
-        (d.set)(self, value).map_err(|e| ConfigError::Invalid(d.name.into(), e))
+        d.set(self, value)
+            .map_err(|e| ConfigError::Invalid(d.name.into(), e))
     }
 
     /// Applies a live CONFIG SET.
@@ -801,7 +997,8 @@ impl Config {
         if d.immutable {
             return Err(ConfigError::Immutable(name.into()));
         }
-        (d.set)(self, value).map_err(|e| ConfigError::Invalid(name.into(), e))
+        d.set(self, value)
+            .map_err(|e| ConfigError::Invalid(name.into(), e))
     }
 
     /// Parses redis.conf text: one directive per line, `#` comments, quoted arguments.
@@ -872,12 +1069,12 @@ impl Config {
     /// CONFIG GET: every directive (and alias) whose name matches the glob, with its value.
     pub fn get_matching(&self, pattern: &[u8]) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        for d in DIRECTIVES {
+        for d in directives() {
             for name in std::iter::once(d.name).chain(d.alias) {
                 if crate::glob::matches(pattern, name.as_bytes(), true)
                     && !out.iter().any(|(n, _)| *n == name)
                 {
-                    out.push((name, (d.get)(self)));
+                    out.push((name, d.get(self)));
                 }
             }
         }
@@ -914,7 +1111,7 @@ impl Config {
                 Some(d) if !line.trim_start().starts_with('#') => {
                     if !written.contains(&d.name) {
                         written.push(d.name);
-                        let _ = writeln!(out, "{} {}", d.name, quote((d.get)(self)));
+                        let _ = writeln!(out, "{} {}", d.name, quote(d.get(self)));
                     }
                 }
                 _ => {
@@ -922,9 +1119,9 @@ impl Config {
                 }
             }
         }
-        for d in DIRECTIVES {
-            if !written.contains(&d.name) && (d.get)(self) != (d.get)(&defaults) {
-                let _ = writeln!(out, "{} {}", d.name, quote((d.get)(self)));
+        for d in directives() {
+            if !written.contains(&d.name) && d.get(self) != d.get(&defaults) {
+                let _ = writeln!(out, "{} {}", d.name, quote(d.get(self)));
             }
         }
         let tmp = format!("{path}.tmp-rewrite");

@@ -198,6 +198,9 @@ fn refusal(
     if !client.authenticated && !spec.is(flags::NO_AUTH) {
         return Some("NOAUTH Authentication required.".into());
     }
+    if client.multi.is_some() && spec.is(flags::NO_MULTI) {
+        return Some("ERR Command not allowed inside a transaction".into());
+    }
     if spec.is(flags::WRITE) && !client.is_master && srv.read_only_replica() {
         return Some(READONLY_REPLICA.into());
     }
@@ -220,7 +223,9 @@ fn refusal(
             "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
         ));
     }
-    if srv.persistence.loading.is_some() && !spec.is(flags::LOADING) {
+    if srv.persistence.loading.is_some() && !spec.is(flags::LOADING)
+        || srv.persistence.async_loading && spec.is(flags::NO_ASYNC_LOADING)
+    {
         return Some("LOADING Redis is loading the dataset in memory".into());
     }
     None

@@ -685,3 +685,70 @@ fn random_pipelines_match_real_redis() {
         }
     }
 }
+
+/// COMMAND's row of every command: name -> (arity, flags, first key, last key, step).
+fn command_table(server: &common::ServerGuard) -> std::collections::BTreeMap<String, String> {
+    let rows: redis::Value = redis::cmd("COMMAND").query(&mut server.con()).unwrap();
+    let text = |v: &redis::Value| match v {
+        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        redis::Value::SimpleString(s) => s.clone(),
+        redis::Value::Int(n) => n.to_string(),
+        other => format!("{other:?}"),
+    };
+    let mut table = std::collections::BTreeMap::new();
+    let redis::Value::Array(rows) = rows else {
+        panic!("COMMAND did not answer an array");
+    };
+    for row in rows {
+        let redis::Value::Array(f) = row else {
+            panic!("a COMMAND row is not an array");
+        };
+        let flags = match &f[2] {
+            redis::Value::Array(v) | redis::Value::Set(v) => {
+                let mut names: Vec<String> = v.iter().map(text).collect();
+                names.sort();
+                names.join(",")
+            }
+            other => text(other),
+        };
+        let row = format!(
+            "arity {} flags [{flags}] keys {} {} {}",
+            text(&f[1]),
+            text(&f[3]),
+            text(&f[4]),
+            text(&f[5])
+        );
+        table.insert(text(&f[0]), row);
+    }
+    table
+}
+
+/// What COMMAND says of each command (arity, flags, key positions) is what Redis 7.0 says,
+/// for every command both servers have; the ones tandem lacks are printed.
+#[test]
+fn command_table_matches_real_redis() {
+    let Some(redis) = common::start_redis(&[]) else {
+        return;
+    };
+    let tandem = common::start_tandem(&[]);
+    let theirs = command_table(&redis);
+    let ours = command_table(&tandem);
+    let differ: Vec<String> = ours
+        .iter()
+        .filter_map(|(name, row)| {
+            let r = theirs.get(name)?;
+            (r != row).then(|| format!("{name}: redis {r}, tandem {row}"))
+        })
+        .collect();
+    let missing: Vec<&String> = theirs.keys().filter(|n| !ours.contains_key(*n)).collect();
+    println!(
+        "COMMAND COUNT: tandem {}, redis {}; not in tandem: {missing:?}",
+        ours.len(),
+        theirs.len()
+    );
+    assert!(
+        differ.is_empty(),
+        "COMMAND rows differ:\n{}",
+        differ.join("\n")
+    );
+}

@@ -767,6 +767,9 @@ fn loading_state_refuses_commands_until_the_dump_is_in() {
                 );
                 if !saw_loading {
                     assert_eq!(info_field(&mut con, "loading"), "1");
+                    // As in Redis 7.0, PING is no readiness check while loading.
+                    let ping = run(&mut con, &["PING"]).unwrap_err();
+                    assert_eq!(ping.code(), Some("LOADING"), "{ping}");
                 }
                 saw_loading = true;
                 None

@@ -8,7 +8,7 @@ pub static COMMANDS: &[Spec] = &[
     spec(
         "ping",
         -1,
-        FAST | STALE | LOADING | SUBSCRIBED_OK,
+        FAST | SUBSCRIBED_OK,
         (0, 0, 0),
         "connection",
         ping,
@@ -24,7 +24,7 @@ pub static COMMANDS: &[Spec] = &[
     spec(
         "hello",
         -1,
-        FAST | NO_AUTH | STALE | LOADING | NOSCRIPT,
+        FAST | NO_AUTH | STALE | LOADING | NOSCRIPT | ALLOW_BUSY,
         (0, 0, 0),
         "connection",
         hello,
@@ -32,7 +32,7 @@ pub static COMMANDS: &[Spec] = &[
     spec(
         "auth",
         -2,
-        FAST | NO_AUTH | STALE | LOADING | NOSCRIPT,
+        FAST | NO_AUTH | STALE | LOADING | NOSCRIPT | ALLOW_BUSY,
         (0, 0, 0),
         "connection",
         auth,
@@ -48,7 +48,7 @@ pub static COMMANDS: &[Spec] = &[
     spec(
         "quit",
         -1,
-        FAST | NO_AUTH | STALE | LOADING | NO_MULTI_QUEUE | SUBSCRIBED_OK,
+        FAST | NO_AUTH | STALE | LOADING | NO_MULTI_QUEUE | SUBSCRIBED_OK | NOSCRIPT | ALLOW_BUSY,
         (0, 0, 0),
         "connection",
         quit,
@@ -56,7 +56,7 @@ pub static COMMANDS: &[Spec] = &[
     spec(
         "reset",
         1,
-        FAST | NO_AUTH | STALE | LOADING | NO_MULTI_QUEUE | SUBSCRIBED_OK,
+        FAST | NO_AUTH | STALE | LOADING | NO_MULTI_QUEUE | SUBSCRIBED_OK | NOSCRIPT | ALLOW_BUSY,
         (0, 0, 0),
         "connection",
         reset,
@@ -89,7 +89,7 @@ pub static COMMANDS: &[Spec] = &[
     spec(
         "multi",
         1,
-        FAST | STALE | LOADING | NO_MULTI_QUEUE | NOSCRIPT,
+        FAST | STALE | LOADING | NO_MULTI_QUEUE | NOSCRIPT | ALLOW_BUSY,
         (0, 0, 0),
         "transactions",
         multi,
@@ -97,7 +97,7 @@ pub static COMMANDS: &[Spec] = &[
     spec(
         "exec",
         1,
-        STALE | LOADING | NO_MULTI_QUEUE | NOSCRIPT,
+        STALE | LOADING | NO_MULTI_QUEUE | NOSCRIPT | SKIP_SLOWLOG,
         (0, 0, 0),
         "transactions",
         exec_placeholder,
@@ -105,7 +105,7 @@ pub static COMMANDS: &[Spec] = &[
     spec(
         "discard",
         1,
-        FAST | STALE | LOADING | NO_MULTI_QUEUE | NOSCRIPT,
+        FAST | STALE | LOADING | NO_MULTI_QUEUE | NOSCRIPT | ALLOW_BUSY,
         (0, 0, 0),
         "transactions",
         discard,
@@ -113,7 +113,7 @@ pub static COMMANDS: &[Spec] = &[
     spec(
         "watch",
         -2,
-        FAST | STALE | LOADING | NO_MULTI_QUEUE | NOSCRIPT,
+        FAST | STALE | LOADING | NO_MULTI_QUEUE | NOSCRIPT | ALLOW_BUSY,
         (1, -1, 1),
         "transactions",
         watch,
@@ -121,7 +121,7 @@ pub static COMMANDS: &[Spec] = &[
     spec(
         "unwatch",
         1,
-        FAST | STALE | LOADING | NOSCRIPT,
+        FAST | STALE | LOADING | NOSCRIPT | ALLOW_BUSY,
         (0, 0, 0),
         "transactions",
         unwatch,

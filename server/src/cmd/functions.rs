@@ -19,7 +19,7 @@ pub static COMMANDS: &[Spec] = &[
     spec(
         "fcall",
         -3,
-        NOSCRIPT | STALE | MAY_REPLICATE,
+        NOSCRIPT | STALE | SKIP_MONITOR | NO_MANDATORY_KEYS | MOVABLEKEYS | MAY_REPLICATE,
         (0, 0, 0),
         "scripting",
         fcall,
@@ -27,7 +27,7 @@ pub static COMMANDS: &[Spec] = &[
     spec(
         "fcall_ro",
         -3,
-        NOSCRIPT | STALE | READONLY,
+        NOSCRIPT | STALE | SKIP_MONITOR | NO_MANDATORY_KEYS | MOVABLEKEYS | READONLY,
         (0, 0, 0),
         "scripting",
         fcall_ro,

@@ -68,7 +68,7 @@ pub static COMMANDS: &[Spec] = &[
     ),
     // LMPOP's keys follow a count: no fixed positions (Redis reports 0 0 0, movablekeys);
     // the handler touches the key it pops from itself.
-    spec("lmpop", -4, WRITE, (0, 0, 0), "list", lmpop),
+    spec("lmpop", -4, WRITE | MOVABLEKEYS, (0, 0, 0), "list", lmpop),
     spec(
         "blpop",
         -3,
@@ -101,7 +101,14 @@ pub static COMMANDS: &[Spec] = &[
         "list",
         brpoplpush,
     ),
-    spec("blmpop", -5, WRITE | BLOCKING, (0, 0, 0), "list", blmpop),
+    spec(
+        "blmpop",
+        -5,
+        WRITE | BLOCKING | MOVABLEKEYS,
+        (0, 0, 0),
+        "list",
+        blmpop,
+    ),
 ];
 
 /// The list at `key` for a write command (no hit/miss accounting). WRONGTYPE for another type.

@@ -100,6 +100,22 @@ pub mod flags {
     /// CLIENT PAUSE WRITE like writes. Redis 7.0's COMMAND INFO does not list it. It does
     /// not make the executor propagate anything: such a handler feeds the stream itself.
     pub const MAY_REPLICATE: u32 = 1 << 13;
+    /// Served while a script runs past `busy-reply-threshold` (the others get BUSY).
+    pub const ALLOW_BUSY: u32 = 1 << 14;
+    /// Refused inside MULTI (SAVE, SYNC, PSYNC, SHUTDOWN).
+    pub const NO_MULTI: u32 = 1 << 15;
+    /// Refused with LOADING while a replica loads its master's data beside the old one.
+    pub const NO_ASYNC_LOADING: u32 = 1 << 16;
+    /// Not logged itself (EXEC: the commands it runs are).
+    pub const SKIP_SLOWLOG: u32 = 1 << 17;
+    /// Not shown to MONITOR (scripts: the commands they run are).
+    pub const SKIP_MONITOR: u32 = 1 << 18;
+    /// May be called with no key although it takes keys (EVAL with numkeys 0).
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 19;
+    /// Keys that first/last/step cannot describe (a numkeys argument): COMMAND GETKEYS
+    /// finds them.
+    pub const MOVABLEKEYS: u32 = 1 << 20;
+    /// COMMAND INFO's names, in Redis 7.0's order.
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
         (READONLY, "readonly"),
@@ -110,8 +126,15 @@ pub mod flags {
         (BLOCKING, "blocking"),
         (LOADING, "loading"),
         (STALE, "stale"),
-        (NO_AUTH, "no_auth"),
+        (SKIP_MONITOR, "skip_monitor"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
         (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (NO_ASYNC_LOADING, "no_async_loading"),
+        (NO_MULTI, "no_multi"),
+        (MOVABLEKEYS, "movablekeys"),
+        (ALLOW_BUSY, "allow_busy"),
     ];
 }
 

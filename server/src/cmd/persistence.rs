@@ -6,8 +6,22 @@ use crate::persistence::save::{self, BgSaveError};
 use crate::protocol::Args;
 
 pub static COMMANDS: &[Spec] = &[
-    spec("save", 1, ADMIN | NOSCRIPT, (0, 0, 0), "server", save_cmd),
-    spec("bgsave", -1, ADMIN | NOSCRIPT, (0, 0, 0), "server", bgsave),
+    spec(
+        "save",
+        1,
+        ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI,
+        (0, 0, 0),
+        "server",
+        save_cmd,
+    ),
+    spec(
+        "bgsave",
+        -1,
+        ADMIN | NOSCRIPT | NO_ASYNC_LOADING,
+        (0, 0, 0),
+        "server",
+        bgsave,
+    ),
     spec(
         "lastsave",
         1,
@@ -19,7 +33,7 @@ pub static COMMANDS: &[Spec] = &[
     spec(
         "shutdown",
         -1,
-        ADMIN | NOSCRIPT | LOADING | STALE,
+        ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY,
         (0, 0, 0),
         "server",
         shutdown,

@@ -16,7 +16,7 @@ pub static COMMANDS: &[Spec] = &[
     spec(
         "eval",
         -3,
-        NOSCRIPT | STALE | MAY_REPLICATE,
+        NOSCRIPT | STALE | SKIP_MONITOR | NO_MANDATORY_KEYS | MOVABLEKEYS | MAY_REPLICATE,
         (0, 0, 0),
         "scripting",
         eval,
@@ -24,7 +24,7 @@ pub static COMMANDS: &[Spec] = &[
     spec(
         "evalsha",
         -3,
-        NOSCRIPT | STALE | MAY_REPLICATE,
+        NOSCRIPT | STALE | SKIP_MONITOR | NO_MANDATORY_KEYS | MOVABLEKEYS | MAY_REPLICATE,
         (0, 0, 0),
         "scripting",
         evalsha,
@@ -32,7 +32,7 @@ pub static COMMANDS: &[Spec] = &[
     spec(
         "eval_ro",
         -3,
-        NOSCRIPT | STALE | READONLY,
+        NOSCRIPT | STALE | SKIP_MONITOR | NO_MANDATORY_KEYS | MOVABLEKEYS | READONLY,
         (0, 0, 0),
         "scripting",
         eval_ro,
@@ -40,7 +40,7 @@ pub static COMMANDS: &[Spec] = &[
     spec(
         "evalsha_ro",
         -3,
-        NOSCRIPT | STALE | READONLY,
+        NOSCRIPT | STALE | SKIP_MONITOR | NO_MANDATORY_KEYS | MOVABLEKEYS | READONLY,
         (0, 0, 0),
         "scripting",
         evalsha_ro,

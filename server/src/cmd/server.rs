@@ -117,7 +117,7 @@ fn config_get(ctx: &mut Ctx<'_>, args: Args<'_>) {
             if let Some(d) = crate::config::directive(&name)
                 && !seen(&pairs, &name)
             {
-                let value = (d.get)(&ctx.srv.config);
+                let value = d.get(&ctx.srv.config);
                 pairs.push((name.into_owned(), value));
             }
             continue;
@@ -304,9 +304,12 @@ fn command_info(ctx: &mut Ctx<'_>, s: &Spec) {
     ctx.reply.array(10);
     ctx.reply.bulk(s.name.as_bytes());
     ctx.reply.int(i64::from(s.arity));
+    // A container that cannot run bare has no flags of its own in Redis (here they stand
+    // for its subcommands'); COMMAND, which runs bare, has.
+    let own_flags = s.subcommands.is_empty() || s.arity == -1;
     let names: Vec<&str> = super::flags::NAMES
         .iter()
-        .filter(|(f, _)| s.is(*f))
+        .filter(|(f, _)| own_flags && s.is(*f))
         .map(|(_, n)| *n)
         .collect();
     ctx.reply.set(names.len());

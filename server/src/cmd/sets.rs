@@ -55,7 +55,14 @@ pub static COMMANDS: &[Spec] = &[
         "set",
         sdiffstore,
     ),
-    spec("sintercard", -3, READONLY, (0, 0, 0), "set", sintercard),
+    spec(
+        "sintercard",
+        -3,
+        READONLY | MOVABLEKEYS,
+        (0, 0, 0),
+        "set",
+        sintercard,
+    ),
     spec("sscan", -3, READONLY, (1, 1, 1), "set", sscan),
 ];
 

@@ -3,7 +3,7 @@
 
 /// Redis's script names are the lowercase hex SHA1 of their body.
 pub fn sha1_hex(body: &[u8]) -> [u8; 40] {
-    let digest = sha1_smol::Sha1::from(body).digest().bytes();
+    let digest = <sha1::Sha1 as sha1::Digest>::digest(body);
     let mut out = [0u8; 40];
     for (i, b) in digest.iter().enumerate() {
         out[2 * i] = HEX[usize::from(b >> 4)];

@@ -13,16 +13,11 @@ pub(super) struct Hidden(pub Table);
 /// and no table lookups of its own (shared behind an `Rc`: cloning each handle would cost a
 /// Lua reference apiece).
 pub(super) struct Bound {
-    /// The real `redis` table (scripts see a read-only proxy of it).
-    pub redis: Table,
     /// The real globals, where EVAL's KEYS and ARGV go.
     pub globals: Table,
     pub handler: mlua::Function,
     pub run_eval: mlua::Function,
     pub run_function: mlua::Function,
-    /// `redis.call` outside a run.
-    pub outside: mlua::Function,
-    pub call_key: mlua::LuaString,
     pub keys_key: mlua::LuaString,
     pub argv_key: mlua::LuaString,
 }
@@ -76,15 +71,13 @@ pub(super) fn build() -> mlua::Result<Lua> {
     let hidden = lua.create_table()?;
     let redis = api::redis_table(&lua)?;
     lua.globals().set("redis", redis.clone())?;
-    let outside = lua.create_function(|lua, _: MultiValue| -> mlua::Result<()> {
-        Err(api::raise_text(
-            lua,
-            "redis.call/pcall can only be called inside a script invocation",
-        ))
-    })?;
-    redis.set("call", outside.clone())?;
-    hidden.set("outside_run", outside)?;
-    hidden.set("redis", redis)?;
+    let scratch = std::cell::RefCell::new(super::run::Scratch::default());
+    redis.set(
+        "call",
+        lua.create_function(move |lua, argv: MultiValue| {
+            super::run::redis_call(lua, argv, &scratch)
+        })?,
+    )?;
     let real_of = lua.create_table()?;
     let weak_keys = lua.create_table()?;
     weak_keys.set("__mode", "k")?;
@@ -111,13 +104,10 @@ pub(super) fn build() -> mlua::Result<Lua> {
         .set_name("=sandbox")
         .call::<()>(hidden.clone())?;
     lua.set_app_data(std::rc::Rc::new(Bound {
-        redis: hidden.get("redis")?,
         globals: hidden.get("globals")?,
         handler: hidden.get("handler")?,
         run_eval: hidden.get("run_eval")?,
         run_function: hidden.get("run_function")?,
-        outside: hidden.get("outside_run")?,
-        call_key: lua.create_string("call")?,
         keys_key: lua.create_string("KEYS")?,
         argv_key: lua.create_string("ARGV")?,
     }));
@@ -125,10 +115,6 @@ pub(super) fn build() -> mlua::Result<Lua> {
     arm_hook(&lua)?;
     Ok(lua)
 }
-
-/// What the hook passes to a run's `redis.call` to have it serve the other clients: a light
-/// userdata, which no script can make.
-pub(super) const BUSY_MARKER: mlua::LightUserData = mlua::LightUserData(std::ptr::null_mut());
 
 /// How many Lua instructions run between two checks of a script's time (Redis's count).
 const HOOK_INSTRUCTIONS: u32 = 100_000;
@@ -161,14 +147,7 @@ fn busy_hook(lua: &Lua, _: &mlua::debug::Debug) -> mlua::Result<VmState> {
     if !due {
         return Ok(VmState::Continue);
     }
-    let Some(call) = lua
-        .app_data_ref::<std::rc::Rc<Bound>>()
-        .and_then(|b| b.redis.raw_get::<mlua::Function>(&b.call_key).ok())
-    else {
-        return Ok(VmState::Continue);
-    };
-    // The run's `redis.call` serves the other clients when given the busy marker.
-    if call.call::<bool>(BUSY_MARKER)? {
+    if super::run::serve_busy(lua) {
         tracing::warn!("Lua script killed by user with SCRIPT KILL.");
         lua.set_hook(HookTriggers::EVERY_LINE, busy_hook)?;
         return Err(api::raise_text(

@@ -1,5 +1,5 @@
-//! One run of a script or function: the run state installed for the API, the command runner
-//! bound to the host for the run's duration, the call under the error handler, and the
+//! One run of a script or function: the run state installed for the API, the executor lent
+//! to `redis.call` for the run's duration, the call under the error handler, and the
 //! result turned into the caller's reply or Redis's error line.
 
 use super::api;
@@ -8,7 +8,21 @@ use super::engine::Bound;
 use crate::protocol::{Args, Reply};
 use crate::state::scripting::ScriptRun;
 use mlua::{Function, Lua, MultiValue, Table, Value};
+use scoped_tls_hkt::scoped_thread_local;
 use std::cell::RefCell;
+
+scoped_thread_local!(
+    /// The executor of the run in progress. `redis.call` is one function made with the
+    /// interpreter, and a run lends it the host here: binding a new function to each run's
+    /// host cost a tenth of a short EVAL. While a command runs the slot reads as empty, so a
+    /// nested call is refused, not aliased.
+    static mut HOST: for<'a> &'a mut (dyn Host + 'a)
+);
+
+scoped_thread_local!(
+    /// The name of the script in progress, for the BUSY replies of the busy hook.
+    static RUNNING: str
+);
 
 /// The executor, as a script's commands reach it.
 pub trait Host {
@@ -144,71 +158,99 @@ fn call(lua: &Lua, inv: &Invocation<'_>, host: &mut dyn Host) -> mlua::Result<(b
     };
     let keys = strings(&inv.keys)?;
     let args = strings(&inv.args)?;
-    let host = RefCell::new(host);
-    let name = inv.name;
-    let result = lua.scope(|scope| {
-        let host = &host;
-        let bound = scope.create_function(move |lua, argv: MultiValue| {
-            let Ok(mut host) = host.try_borrow_mut() else {
-                return Err(api::raise_text(
-                    lua,
-                    "redis.call/pcall called while a call runs",
-                ));
-            };
-            if let Some(Value::LightUserData(_)) = argv.front() {
-                return Ok(Value::Boolean(serve_busy(lua, &mut **host, name)));
-            }
-            match run_command(lua, &mut **host, argv)? {
-                (Value::Table(t), true) => Err(api::raise(lua, t)),
-                (v, _) => Ok(v),
-            }
-        })?;
-        b.redis.raw_set(&b.call_key, bound)?;
-        match inv.target {
-            Target::Eval => {
-                b.globals.raw_set(&b.keys_key, keys)?;
-                b.globals.raw_set(&b.argv_key, args)?;
-                b.run_eval.call::<(bool, Value)>((inv.function, &b.handler))
-            }
-            Target::Function => {
-                b.run_function
-                    .call::<(bool, Value)>((inv.function, &b.handler, keys, args))
-            }
+    let run = || match inv.target {
+        Target::Eval => {
+            b.globals.raw_set(&b.keys_key, keys)?;
+            b.globals.raw_set(&b.argv_key, args)?;
+            b.run_eval.call::<(bool, Value)>((inv.function, &b.handler))
         }
-    });
-    b.redis.raw_set(&b.call_key, &b.outside)?;
-    result
+        Target::Function => {
+            b.run_function
+                .call::<(bool, Value)>((inv.function, &b.handler, keys, args))
+        }
+    };
+    RUNNING.set(inv.name, || HOST.set(host, run))
 }
 
-/// The hook's call: lets the host serve the other clients; true when the script must stop.
-fn serve_busy(lua: &Lua, host: &mut dyn Host, name: &str) -> bool {
+/// Lets the host serve the other clients (the busy hook's call); true when the script must
+/// stop.
+pub(super) fn serve_busy(lua: &Lua) -> bool {
     let Some(mut run) = lua.app_data_ref::<ScriptRun>().map(|r| r.clone()) else {
         return false;
     };
-    let kill = host.serve_busy(&mut run, name);
+    if !HOST.is_set() || !RUNNING.is_set() {
+        return false;
+    }
+    let kill = RUNNING.with(|name| HOST.with(|host| host.serve_busy(&mut run, name)));
     if let Some(mut r) = lua.app_data_mut::<ScriptRun>() {
         *r = run;
     }
     kill
 }
 
+/// A command's arguments and reply, kept from call to call so a short command allocates
+/// nothing.
+#[derive(Default)]
+pub(super) struct Scratch {
+    args: Vec<u8>,
+    ranges: Vec<(usize, usize)>,
+    reply: Vec<u8>,
+}
+
+/// `redis.call`: runs the command with the run's host, raising its error.
+pub(super) fn redis_call(
+    lua: &Lua,
+    argv: MultiValue,
+    scratch: &RefCell<Scratch>,
+) -> mlua::Result<Value> {
+    if !HOST.is_set() {
+        let text = if lua.app_data_ref::<ScriptRun>().is_some() {
+            "redis.call/pcall called while a call runs"
+        } else {
+            "redis.call/pcall can only be called inside a script invocation"
+        };
+        return Err(api::raise_text(lua, text));
+    }
+    let Ok(mut scratch) = scratch.try_borrow_mut() else {
+        return Err(api::raise_text(
+            lua,
+            "redis.call/pcall called while a call runs",
+        ));
+    };
+    match HOST.with(|host| run_command(lua, host, argv, &mut scratch))? {
+        (Value::Table(t), true) => Err(api::raise(lua, t)),
+        (v, _) => Ok(v),
+    }
+}
+
 /// `redis.call`/`redis.pcall`'s work: the arguments as a command, run by the host, its reply
 /// as a Lua value and whether it is an error (which `redis.call` raises).
-fn run_command(lua: &Lua, host: &mut dyn Host, argv: MultiValue) -> mlua::Result<(Value, bool)> {
+fn run_command(
+    lua: &Lua,
+    host: &mut dyn Host,
+    argv: MultiValue,
+    scratch: &mut Scratch,
+) -> mlua::Result<(Value, bool)> {
     if argv.is_empty() {
         return refused(
             lua,
             "Please specify at least one argument for this redis lib call",
         );
     }
-    let mut buf = Vec::new();
-    let mut ranges = Vec::with_capacity(argv.len());
+    let Scratch {
+        args: buf,
+        ranges,
+        reply: out,
+    } = scratch;
+    buf.clear();
+    ranges.clear();
+    out.clear();
     for v in &argv {
         let start = buf.len();
         match v {
             Value::String(s) => buf.extend_from_slice(&s.as_bytes()),
             // Lua's own number format loses precision: Redis prints %.17g.
-            Value::Integer(n) => buf.extend_from_slice(n.to_string().as_bytes()),
+            Value::Integer(n) => buf.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
             Value::Number(n) => buf.extend_from_slice(crate::protocol::format_g(*n, 17).as_bytes()),
             _ => {
                 return refused(
@@ -219,10 +261,9 @@ fn run_command(lua: &Lua, host: &mut dyn Host, argv: MultiValue) -> mlua::Result
         }
         ranges.push((start, buf.len()));
     }
-    let mut out = Vec::new();
     // The command never reaches back into Lua, so the run state stays borrowed meanwhile.
     let called = match lua.app_data_mut::<ScriptRun>() {
-        Some(mut run) => host.call(&mut run, Args::new(&buf, &ranges), &mut out),
+        Some(mut run) => host.call(&mut run, Args::new(buf, ranges), out),
         None => {
             return refused(
                 lua,
@@ -231,7 +272,7 @@ fn run_command(lua: &Lua, host: &mut dyn Host, argv: MultiValue) -> mlua::Result
         }
     };
     match called {
-        Ok(()) => reply_to_lua(lua, &out),
+        Ok(()) => reply_to_lua(lua, out),
         Err(text) => {
             let t = convert::error_table(lua, text.as_bytes())?;
             t.raw_set("ignore_error_stats_update", true)?;

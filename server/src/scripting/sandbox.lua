@@ -14,7 +14,7 @@ G.getfenv, G.setfenv, G.newproxy = nil, nil, nil
 
 local redis = G.redis
 local unwrap = hidden.unwrap
--- redis.call is the host's Rust function during a run; pcall's version only catches it.
+-- redis.call is a Rust function (run.rs: it reaches the run's host); pcall's version only catches it.
 function redis.pcall(...)
   local ok, v = raw_pcall(redis.call, ...)
   if ok then return v end

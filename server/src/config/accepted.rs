@@ -1,0 +1,224 @@
+//! Redis 7.0 directives tandem-server accepts, validates and reports with Redis's defaults
+//! without acting on them (cluster, process and allocator tuning, TLS and AOF until the
+//! server has them): a user's redis.conf loads unchanged and CONFIG GET/SET answer as Redis
+//! does. docs/configuration.md lists them; a directive that gains an effect moves to the
+//! main table.
+
+use super::{Access, Directive, Kind};
+
+const fn accepted(
+    name: &'static str,
+    alias: Option<&'static str>,
+    kind: Kind,
+    default: &'static str,
+    immutable: bool,
+) -> Directive {
+    Directive {
+        name,
+        alias,
+        immutable,
+        access: Access::Stored { kind, default },
+    }
+}
+
+const fn modifiable(name: &'static str, kind: Kind, default: &'static str) -> Directive {
+    accepted(name, None, kind, default, false)
+}
+
+const fn fixed(name: &'static str, kind: Kind, default: &'static str) -> Directive {
+    accepted(name, None, kind, default, true)
+}
+
+const INT_MAX: i64 = i32::MAX as i64;
+const PORT: Kind = Kind::Int(0, 65535);
+const PROTECTED_ACTION: Kind = Kind::Enum(&["no", "yes", "local"]);
+const SHUTDOWN_ON_SIGNAL: Kind = Kind::Flags(&["default", "save", "nosave", "now", "force"]);
+
+/// Every directive of Redis 7.0's table that tandem-server has no effect for, with Redis's
+/// kind of value, bounds, default (as CONFIG GET prints it) and mutability.
+pub(super) static ACCEPTED: &[Directive] = &[
+    fixed("io-threads", Kind::Int(1, 128), "1"),
+    fixed("io-threads-do-reads", Kind::Bool, "no"),
+    fixed("always-show-logo", Kind::Bool, "no"),
+    modifiable("rdb-del-sync-files", Kind::Bool, "no"),
+    modifiable("activerehashing", Kind::Bool, "yes"),
+    fixed("set-proc-title", Kind::Bool, "yes"),
+    modifiable("dynamic-hz", Kind::Bool, "yes"),
+    modifiable("aof-rewrite-incremental-fsync", Kind::Bool, "yes"),
+    modifiable("no-appendfsync-on-rewrite", Kind::Bool, "no"),
+    modifiable("cluster-require-full-coverage", Kind::Bool, "yes"),
+    modifiable("rdb-save-incremental-fsync", Kind::Bool, "yes"),
+    modifiable("aof-load-truncated", Kind::Bool, "yes"),
+    modifiable("aof-use-rdb-preamble", Kind::Bool, "yes"),
+    modifiable("aof-timestamp-enabled", Kind::Bool, "no"),
+    accepted(
+        "cluster-replica-no-failover",
+        Some("cluster-slave-no-failover"),
+        Kind::Bool,
+        "no",
+        false,
+    ),
+    accepted(
+        "replica-lazy-flush",
+        Some("slave-lazy-flush"),
+        Kind::Bool,
+        "no",
+        false,
+    ),
+    accepted(
+        "replica-ignore-maxmemory",
+        Some("slave-ignore-maxmemory"),
+        Kind::Bool,
+        "yes",
+        false,
+    ),
+    modifiable("jemalloc-bg-thread", Kind::Bool, "yes"),
+    modifiable("activedefrag", Kind::Bool, "no"),
+    fixed("syslog-enabled", Kind::Bool, "no"),
+    fixed("cluster-enabled", Kind::Bool, "no"),
+    modifiable("cluster-allow-reads-when-down", Kind::Bool, "no"),
+    modifiable("cluster-allow-pubsubshard-when-down", Kind::Bool, "yes"),
+    modifiable("crash-log-enabled", Kind::Bool, "yes"),
+    modifiable("crash-memcheck-enabled", Kind::Bool, "yes"),
+    fixed("disable-thp", Kind::Bool, "yes"),
+    modifiable("cluster-allow-replica-migration", Kind::Bool, "yes"),
+    modifiable("replica-announced", Kind::Bool, "yes"),
+    modifiable("latency-tracking", Kind::Bool, "yes"),
+    modifiable("aof-disable-auto-gc", Kind::Bool, "no"),
+    modifiable("replica-ignore-disk-write-errors", Kind::Bool, "no"),
+    fixed("aclfile", Kind::Str, ""),
+    fixed("unixsocket", Kind::Str, ""),
+    modifiable("cluster-announce-ip", Kind::Str, ""),
+    fixed("cluster-config-file", Kind::Str, "nodes.conf"),
+    modifiable("cluster-announce-hostname", Kind::Str, ""),
+    fixed("syslog-ident", Kind::Str, "redis"),
+    fixed("appendfilename", Kind::Str, "appendonly.aof"),
+    fixed("appenddirname", Kind::Str, "appendonlydir"),
+    fixed("server_cpulist", Kind::Str, ""),
+    fixed("bio_cpulist", Kind::Str, ""),
+    fixed("aof_rewrite_cpulist", Kind::Str, ""),
+    fixed("bgsave_cpulist", Kind::Str, ""),
+    modifiable("ignore-warnings", Kind::Str, ""),
+    modifiable(
+        "proc-title-template",
+        Kind::Str,
+        "{title} {listen-addr} {server-mode}",
+    ),
+    modifiable("bind-source-addr", Kind::Str, ""),
+    fixed(
+        "supervised",
+        Kind::Enum(&["upstart", "systemd", "auto", "no"]),
+        "no",
+    ),
+    fixed(
+        "syslog-facility",
+        Kind::Enum(&[
+            "user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+        ]),
+        "local0",
+    ),
+    modifiable(
+        "oom-score-adj",
+        Kind::Enum(&["no", "yes", "relative", "absolute"]),
+        "no",
+    ),
+    modifiable(
+        "acl-pubsub-default",
+        Kind::Enum(&["allchannels", "resetchannels"]),
+        "resetchannels",
+    ),
+    modifiable(
+        "sanitize-dump-payload",
+        Kind::Enum(&["no", "yes", "clients"]),
+        "no",
+    ),
+    fixed("enable-protected-configs", PROTECTED_ACTION, "no"),
+    fixed("enable-module-command", PROTECTED_ACTION, "no"),
+    modifiable(
+        "cluster-preferred-endpoint-type",
+        Kind::Enum(&["ip", "hostname", "unknown-endpoint"]),
+        "ip",
+    ),
+    modifiable(
+        "propagation-error-behavior",
+        Kind::Enum(&["ignore", "panic", "panic-on-replicas"]),
+        "ignore",
+    ),
+    modifiable("shutdown-on-sigint", SHUTDOWN_ON_SIGNAL, "default"),
+    modifiable("shutdown-on-sigterm", SHUTDOWN_ON_SIGNAL, "default"),
+    modifiable("auto-aof-rewrite-percentage", Kind::Int(0, INT_MAX), "100"),
+    accepted(
+        "cluster-replica-validity-factor",
+        Some("cluster-slave-validity-factor"),
+        Kind::Int(0, INT_MAX),
+        "10",
+        false,
+    ),
+    modifiable("cluster-migration-barrier", Kind::Int(0, INT_MAX), "1"),
+    modifiable("active-defrag-cycle-min", Kind::Int(1, 99), "1"),
+    modifiable("active-defrag-cycle-max", Kind::Int(1, 99), "25"),
+    modifiable("active-defrag-threshold-lower", Kind::Int(0, 1000), "10"),
+    modifiable("active-defrag-threshold-upper", Kind::Int(0, 1000), "100"),
+    fixed("tcp-backlog", Kind::Int(0, INT_MAX), "511"),
+    fixed("cluster-port", PORT, "0"),
+    modifiable("cluster-announce-bus-port", PORT, "0"),
+    modifiable("cluster-announce-port", PORT, "0"),
+    modifiable("cluster-announce-tls-port", PORT, "0"),
+    modifiable("list-compress-depth", Kind::Int(0, INT_MAX), "0"),
+    modifiable("active-expire-effort", Kind::Int(1, 10), "1"),
+    modifiable("shutdown-timeout", Kind::Int(0, INT_MAX), "10"),
+    fixed("unixsocketperm", Kind::Octal(0o777), "0"),
+    fixed("socket-mark-id", Kind::Int(0, u32::MAX as i64), "0"),
+    modifiable(
+        "active-defrag-max-scan-fields",
+        Kind::Int(1, i64::MAX),
+        "1000",
+    ),
+    modifiable("acllog-max-len", Kind::Int(0, i64::MAX), "128"),
+    modifiable("cluster-node-timeout", Kind::Int(0, i64::MAX), "15000"),
+    modifiable("latency-monitor-threshold", Kind::Int(0, i64::MAX), "0"),
+    modifiable("stream-node-max-entries", Kind::Int(0, i64::MAX), "100"),
+    modifiable("cluster-link-sendbuf-limit", Kind::Memory(0, i64::MAX), "0"),
+    modifiable(
+        "active-defrag-ignore-bytes",
+        Kind::Memory(1, i64::MAX),
+        "104857600",
+    ),
+    modifiable("stream-node-max-bytes", Kind::Memory(0, i64::MAX), "4096"),
+    modifiable("tracking-table-max-keys", Kind::Int(0, i64::MAX), "1000000"),
+    modifiable(
+        "auto-aof-rewrite-min-size",
+        Kind::Memory(0, i64::MAX),
+        "67108864",
+    ),
+    modifiable("tls-port", PORT, "0"),
+    modifiable("tls-session-cache-size", Kind::Int(0, INT_MAX), "20480"),
+    modifiable("tls-session-cache-timeout", Kind::Int(0, INT_MAX), "300"),
+    modifiable("tls-cluster", Kind::Bool, "no"),
+    modifiable("tls-replication", Kind::Bool, "no"),
+    modifiable(
+        "tls-auth-clients",
+        Kind::Enum(&["no", "yes", "optional"]),
+        "yes",
+    ),
+    modifiable("tls-prefer-server-ciphers", Kind::Bool, "no"),
+    modifiable("tls-session-caching", Kind::Bool, "yes"),
+    modifiable("tls-cert-file", Kind::Str, ""),
+    modifiable("tls-key-file", Kind::Str, ""),
+    modifiable("tls-key-file-pass", Kind::Str, ""),
+    modifiable("tls-client-cert-file", Kind::Str, ""),
+    modifiable("tls-client-key-file", Kind::Str, ""),
+    modifiable("tls-client-key-file-pass", Kind::Str, ""),
+    modifiable("tls-dh-params-file", Kind::Str, ""),
+    modifiable("tls-ca-cert-file", Kind::Str, ""),
+    modifiable("tls-ca-cert-dir", Kind::Str, ""),
+    modifiable("tls-protocols", Kind::Str, ""),
+    modifiable("tls-ciphers", Kind::Str, ""),
+    modifiable("tls-ciphersuites", Kind::Str, ""),
+    modifiable("oom-score-adj-values", Kind::OomValues, "0 200 800"),
+    modifiable(
+        "latency-tracking-info-percentiles",
+        Kind::Percentiles,
+        "50 99 99.9",
+    ),
+];
