@@ -37,6 +37,9 @@ pub fn write_value<W: Write>(
     match value {
         Value::Str(s) => w.string(key, s, expire),
         Value::Hash(h) => w.hash(key, expire, Restartable::new(&**h, h.len(), Hash::iter)),
+        Value::Set(s) if let Set::Ints(ints) = &**s => {
+            w.intset(key, expire, ints.width(), ints.len(), ints.packed())
+        }
         Value::Set(s) => w.set(
             key,
             expire,

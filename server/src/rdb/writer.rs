@@ -3,7 +3,8 @@
 //!
 //! Encodings are chosen for simplicity and load speed: strings int-encoded or LZF-compressed
 //! like Redis, lists as QUICKLIST_2 (listpack nodes, PLAIN nodes for big elements), small
-//! hashes and sorted sets as listpacks, larger ones as plain HASH / ZSET_2, sets as plain SET.
+//! hashes and sorted sets as listpacks, larger ones as plain HASH / ZSET_2, intset-encoded sets
+//! as intsets and other sets as plain SET.
 //! It must not buffer more than one value plus a 64 KiB block, and must not decide what
 //! to write: the snapshot decides which keys exist, which have expired and which database
 //! they belong to. Callers guarantee that collections hold no duplicate members.
@@ -278,6 +279,32 @@ impl<W: Write> RdbWriter<W> {
             self.maybe_flush()?;
         }
         Ok(())
+    }
+
+    /// Writes a set of integers as Redis writes its intset-encoded sets: the intset blob
+    /// (the width and the count as 32-bit little-endian words, then `packed`, the sorted
+    /// members in `width` bytes each). An empty set writes nothing.
+    ///
+    /// # Errors
+    /// The destination failed.
+    pub fn intset(
+        &mut self,
+        key: &[u8],
+        expire_ms: Option<u64>,
+        width: usize,
+        len: usize,
+        packed: &[u8],
+    ) -> Result<(), RdbError> {
+        if len == 0 {
+            return Ok(());
+        }
+        self.key_header(key, expire_ms, enc::TYPE_SET_INTSET)?;
+        let mut blob = Vec::with_capacity(8 + packed.len());
+        blob.extend_from_slice(&(width as u32).to_le_bytes());
+        blob.extend_from_slice(&(len as u32).to_le_bytes());
+        blob.extend_from_slice(packed);
+        self.put_string(&blob)?;
+        self.maybe_flush()
     }
 
     /// Writes a hash: a listpack when small enough for Redis to keep it as one, else a plain
