@@ -207,7 +207,29 @@ fn restore_reaches_a_redis_replica_with_an_absolute_ttl() {
         .arg(50)
         .query(&mut c)
         .unwrap();
+    // Restored already expired over an existing key: the key goes, as a DEL.
+    let _: () = redis::cmd("SET")
+        .arg("gone")
+        .arg("v")
+        .query(&mut c)
+        .unwrap();
     wait_in_sync(&master, &replica);
+    let _: () = redis::cmd("RESTORE")
+        .arg("gone")
+        .arg(1)
+        .arg(&payload)
+        .arg("REPLACE")
+        .arg("ABSTTL")
+        .query(&mut c)
+        .unwrap();
+    wait_in_sync(&master, &replica);
+    let exists = |p: &ServerGuard| -> i64 {
+        redis::cmd("EXISTS")
+            .arg("gone")
+            .query(&mut p.con())
+            .unwrap()
+    };
+    assert_eq!((exists(&master), exists(&replica)), (0, 0));
     let at = |p: &ServerGuard, key: &str| -> i64 {
         redis::cmd("PEXPIRETIME")
             .arg(key)
