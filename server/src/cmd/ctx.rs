@@ -20,7 +20,7 @@ pub enum Propagate {
     #[default]
     Verbatim,
     /// The command as received, even if the change counter did not move (FLUSHALL, whose
-    /// save resets the counter).
+    /// save resets the counter) or the command is not a write (PFCOUNT writing its cache).
     Always,
     /// Nothing (the write changed nothing, or it was already propagated piecewise).
     Nothing,
