@@ -148,6 +148,12 @@ pub struct Config {
     pub lfu_log_factor: u64,
     pub lfu_decay_time: u64,
     pub notify_keyspace_events: String,
+    /// Milliseconds from which a command is a spike of the latency monitor; 0 = off.
+    pub latency_monitor_threshold: u64,
+    /// Per-command latency histograms (LATENCY HISTOGRAM, INFO latencystats).
+    pub latency_tracking: bool,
+    /// The percentiles INFO latencystats reports.
+    pub latency_tracking_info_percentiles: Vec<f64>,
     /// The values of the directives tandem-server accepts without acting on them
     /// (`accepted.rs`), by name; absent ones have Redis's default.
     pub accepted: HashMap<&'static str, String>,
@@ -238,6 +244,9 @@ impl Default for Config {
             lfu_log_factor: 10,
             lfu_decay_time: 1,
             notify_keyspace_events: String::new(),
+            latency_monitor_threshold: 0,
+            latency_tracking: true,
+            latency_tracking_info_percentiles: vec![50.0, 99.0, 99.9],
             accepted: HashMap::new(),
             config_file: None,
             rename_commands: Vec::new(),
@@ -311,8 +320,6 @@ enum Kind {
     Octal(u32),
     /// Three `oom_score_adj` values, -2000 to 2000.
     OomValues,
-    /// Percentiles between 0 and 100.
-    Percentiles,
 }
 
 impl Directive {
@@ -405,25 +412,30 @@ fn canonical(name: &str, kind: Kind, v: &str) -> Result<String, String> {
             }
             Ok(values.join(" "))
         }
-        Kind::Percentiles => {
-            let mut values = Vec::new();
-            for w in v.split_whitespace() {
-                let p: f64 = w
-                    .parse()
-                    .map_err(|_| "Invalid latency-tracking-info-percentiles parameters")?;
-                if !(0.0..=100.0).contains(&p) {
-                    return Err(
-                        "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]"
-                            .into(),
-                    );
-                }
-                // Redis prints `%f` with the trailing zeros trimmed.
-                let text = format!("{p:.6}");
-                values.push(text.trim_end_matches('0').trim_end_matches('.').to_string());
-            }
-            Ok(values.join(" "))
-        }
     }
+}
+
+fn parse_percentiles(v: &str) -> Result<Vec<f64>, String> {
+    let mut values = Vec::new();
+    for w in v.split_whitespace() {
+        let p: f64 = w
+            .parse()
+            .map_err(|_| "Invalid latency-tracking-info-percentiles parameters")?;
+        if !(0.0..=100.0).contains(&p) {
+            return Err(
+                "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]"
+                    .into(),
+            );
+        }
+        values.push(p);
+    }
+    Ok(values)
+}
+
+/// A percentile as Redis prints it: `%f` with the trailing zeros trimmed (`99.9`, `50`).
+pub fn percentile_text(p: f64) -> String {
+    let text = format!("{p:.6}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 fn yes_no(v: bool) -> String {
@@ -963,6 +975,31 @@ static DIRECTIVES: &[Directive] = &[
     integer!("lfu-log-factor", lfu_log_factor, 0, i64::from(i32::MAX)),
     integer!("lfu-decay-time", lfu_decay_time, 0, i64::from(i32::MAX)),
     string!("notify-keyspace-events", notify_keyspace_events, false),
+    integer!(
+        "latency-monitor-threshold",
+        latency_monitor_threshold,
+        0,
+        i64::MAX
+    ),
+    boolean!("latency-tracking", latency_tracking),
+    Directive {
+        name: "latency-tracking-info-percentiles",
+        alias: None,
+        immutable: false,
+        access: Access::Field {
+            get: |c| {
+                c.latency_tracking_info_percentiles
+                    .iter()
+                    .map(|p| percentile_text(*p))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            },
+            set: |c, v| {
+                c.latency_tracking_info_percentiles = parse_percentiles(v)?;
+                Ok(())
+            },
+        },
+    },
 ];
 
 /// Finds a directive by name or alias (case-insensitive).

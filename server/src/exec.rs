@@ -292,6 +292,20 @@ fn call(
     if counted {
         srv.stats.total_commands_processed += 1;
     }
+    let threshold_ms = srv.config.latency_monitor_threshold;
+    if threshold_ms > 0 && micros / 1000 >= threshold_ms {
+        let event = if spec.is(flags::FAST) {
+            "fast-command"
+        } else {
+            "command"
+        };
+        srv.latency
+            .add_sample(event, micros / 1000, srv.now_ms / 1000);
+    }
+    // A command that blocks is timed when it completes, as Redis does on unblocking.
+    if srv.config.latency_tracking && block.is_none() {
+        srv.latency.record_command(stat_name, micros);
+    }
     if let Err(e) = result {
         srv.stats.command_failures.entry(stat_name).or_default().1 += 1;
         out.truncate(mark);

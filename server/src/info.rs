@@ -29,6 +29,7 @@ const ALL_SECTIONS: &[&str] = &[
     "modules",
     "commandstats",
     "errorstats",
+    "latencystats",
     "cluster",
     "keyspace",
 ];
@@ -93,6 +94,7 @@ pub fn render(srv: &Server, wanted: &[&str]) -> String {
             "cpu" => cpu(&mut out),
             "commandstats" => commandstats(srv, &mut out),
             "errorstats" => errorstats(srv, &mut out),
+            "latencystats" => latencystats(srv, &mut out),
             "cluster" => out.push_str("cluster_enabled:0\r\n"),
             "keyspace" => keyspace(srv, &mut out),
             _ => {}
@@ -170,16 +172,64 @@ fn ratio(a: u64, b: u64) -> String {
     format!("{:.2}", a as f64 / b.max(1) as f64)
 }
 
-/// The memory section, in Redis 7.0's field order. There is no Lua or Functions engine, so
-/// its fields report zero; there are no replication buffers or AOF here either.
+/// The memory figures INFO memory and MEMORY STATS / DOCTOR report (Redis's
+/// `getMemoryOverheadData`), read once.
+#[derive(Debug, Clone, Copy)]
+pub struct MemoryFigures {
+    pub used: u64,
+    pub rss: u64,
+    pub peak: u64,
+    pub startup: u64,
+    pub allocated: u64,
+    pub active: u64,
+    pub resident: u64,
+    pub overhead: u64,
+    pub dataset: u64,
+}
+
+impl MemoryFigures {
+    pub fn read() -> Self {
+        let used = crate::memory::used_memory();
+        let (allocated, active, resident) = crate::memory::allocator();
+        let startup = crate::memory::startup();
+        let overhead = startup.min(used);
+        MemoryFigures {
+            used,
+            rss: crate::memory::rss(),
+            peak: crate::memory::peak(used),
+            startup,
+            allocated,
+            active,
+            resident,
+            overhead,
+            dataset: used - overhead,
+        }
+    }
+
+    /// The dataset's share of what the server allocated beyond its start-up, in percent.
+    pub fn dataset_percent(&self) -> f64 {
+        self.dataset as f64 * 100.0 / self.used.saturating_sub(self.startup).max(1) as f64
+    }
+
+    pub fn peak_percent(&self) -> f64 {
+        self.used as f64 * 100.0 / self.peak.max(1) as f64
+    }
+}
+
+/// The memory section, in Redis 7.0's field order. There are no AOF buffers here.
 fn memory(srv: &Server, out: &mut String) {
-    let used = crate::memory::used_memory();
-    let rss = crate::memory::rss();
-    let peak = crate::memory::peak(used);
-    let startup = crate::memory::startup();
-    let (allocated, active, resident) = crate::memory::allocator();
-    let overhead = startup.min(used);
-    let dataset = used - overhead;
+    let m = MemoryFigures::read();
+    let MemoryFigures {
+        used,
+        rss,
+        peak,
+        startup,
+        allocated,
+        active,
+        resident,
+        overhead,
+        dataset,
+    } = m;
     field!(out, "used_memory", used);
     field!(out, "used_memory_human", human_bytes(used));
     field!(out, "used_memory_rss", rss);
@@ -189,7 +239,7 @@ fn memory(srv: &Server, out: &mut String) {
     field!(
         out,
         "used_memory_peak_perc",
-        format!("{:.2}%", used as f64 * 100.0 / peak.max(1) as f64)
+        format!("{:.2}%", m.peak_percent())
     );
     field!(out, "used_memory_overhead", overhead);
     field!(out, "used_memory_startup", startup);
@@ -197,10 +247,7 @@ fn memory(srv: &Server, out: &mut String) {
     field!(
         out,
         "used_memory_dataset_perc",
-        format!(
-            "{:.2}%",
-            dataset as f64 * 100.0 / used.saturating_sub(startup).max(1) as f64
-        )
+        format!("{:.2}%", m.dataset_percent())
     );
     field!(out, "allocator_allocated", allocated);
     field!(out, "allocator_active", active);
@@ -559,6 +606,29 @@ fn commandstats(srv: &Server, out: &mut String) {
             "cmdstat_{name}:calls={calls},usec={usec},usec_per_call={:.2},rejected_calls={rejected},failed_calls={failed}\r\n",
             usec as f64 / calls.max(1) as f64
         );
+    }
+}
+
+/// One line per command with a latency histogram: the configured percentiles, in
+/// microseconds.
+fn latencystats(srv: &Server, out: &mut String) {
+    for (name, h) in srv.latency.histograms() {
+        let _ = write!(out, "latency_percentiles_usec_{name}:");
+        for (i, p) in srv
+            .config
+            .latency_tracking_info_percentiles
+            .iter()
+            .enumerate()
+        {
+            let _ = write!(
+                out,
+                "{}p{}={:.3}",
+                if i == 0 { "" } else { "," },
+                crate::config::percentile_text(*p),
+                crate::latency::percentile_usec(h, *p)
+            );
+        }
+        out.push_str("\r\n");
     }
 }
 

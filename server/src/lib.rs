@@ -24,6 +24,7 @@ pub mod glob;
 pub mod hyperloglog;
 pub mod info;
 pub mod keyspace;
+pub mod latency;
 pub mod log;
 pub mod longdouble;
 pub mod memory;

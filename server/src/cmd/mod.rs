@@ -16,7 +16,9 @@ mod functions;
 mod hashes;
 mod hyperloglog;
 mod keys;
+mod latency;
 mod lists;
+mod memory;
 pub mod names;
 mod persistence;
 mod pubsub;
@@ -282,6 +284,8 @@ pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::ne
         lists::COMMANDS,
         connection::COMMANDS,
         server::COMMANDS,
+        latency::COMMANDS,
+        memory::COMMANDS,
         persistence::COMMANDS,
         hashes::COMMANDS,
         sets::COMMANDS,

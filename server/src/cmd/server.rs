@@ -92,6 +92,7 @@ fn config(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         config_set(ctx, args)?;
     } else if eq(sub, "resetstat") {
         ctx.srv.stats = crate::state::Stats::default();
+        ctx.srv.latency.reset_histograms();
         ctx.reply.ok();
     } else if eq(sub, "rewrite") {
         ctx.srv

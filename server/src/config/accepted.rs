@@ -83,7 +83,6 @@ pub(super) static ACCEPTED: &[Directive] = &[
     fixed("disable-thp", Kind::Bool, "yes"),
     modifiable("cluster-allow-replica-migration", Kind::Bool, "yes"),
     modifiable("replica-announced", Kind::Bool, "yes"),
-    modifiable("latency-tracking", Kind::Bool, "yes"),
     modifiable("aof-disable-auto-gc", Kind::Bool, "no"),
     modifiable("replica-ignore-disk-write-errors", Kind::Bool, "no"),
     fixed("aclfile", Kind::Str, ""),
@@ -176,7 +175,6 @@ pub(super) static ACCEPTED: &[Directive] = &[
     ),
     modifiable("acllog-max-len", Kind::Int(0, i64::MAX), "128"),
     modifiable("cluster-node-timeout", Kind::Int(0, i64::MAX), "15000"),
-    modifiable("latency-monitor-threshold", Kind::Int(0, i64::MAX), "0"),
     modifiable("stream-node-max-entries", Kind::Int(0, i64::MAX), "100"),
     modifiable("cluster-link-sendbuf-limit", Kind::Memory(0, i64::MAX), "0"),
     modifiable(
@@ -216,9 +214,4 @@ pub(super) static ACCEPTED: &[Directive] = &[
     modifiable("tls-ciphers", Kind::Str, ""),
     modifiable("tls-ciphersuites", Kind::Str, ""),
     modifiable("oom-score-adj-values", Kind::OomValues, "0 200 800"),
-    modifiable(
-        "latency-tracking-info-percentiles",
-        Kind::Percentiles,
-        "50 99 99.9",
-    ),
 ];

@@ -147,6 +147,16 @@ impl List {
         List::default()
     }
 
+    /// Heap bytes held (MEMORY USAGE).
+    pub fn heap_size(&self) -> usize {
+        self.nodes.capacity() * std::mem::size_of::<Node>()
+            + self
+                .nodes
+                .iter()
+                .map(|n| n.data.capacity() + n.ends.capacity() * std::mem::size_of::<u32>())
+                .sum::<usize>()
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }

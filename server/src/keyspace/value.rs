@@ -26,6 +26,17 @@ impl Value {
         }
     }
 
+    /// Heap bytes the value holds beyond the entry (MEMORY USAGE).
+    pub fn heap_size(&self) -> usize {
+        match self {
+            Value::Str(s) => s.heap_size(),
+            Value::Hash(h) => std::mem::size_of::<Hash>() + h.heap_size(),
+            Value::Set(s) => std::mem::size_of::<Set>() + s.heap_size(),
+            Value::List(l) => std::mem::size_of::<List>() + l.heap_size(),
+            Value::Zset(z) => std::mem::size_of::<ZSet>() + z.heap_size(),
+        }
+    }
+
     /// The name OBJECT ENCODING prints, following Redis 7.0's rules for the same content.
     pub fn encoding(&self) -> &'static str {
         match self {

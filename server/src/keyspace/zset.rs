@@ -217,6 +217,18 @@ impl Default for ZSet {
 }
 
 impl ZSet {
+    /// Heap bytes held (MEMORY USAGE).
+    pub fn heap_size(&self) -> usize {
+        match &self.repr {
+            Repr::Pack(p) => p.buf.capacity(),
+            Repr::Tree(t) => {
+                t.scores.capacity() * (std::mem::size_of::<(SmallBytes, f64)>() + 1)
+                    + t.scores.keys().map(SmallBytes::heap_size).sum::<usize>()
+                    + t.list.heap_size()
+            }
+        }
+    }
+
     /// An empty set in the packed form.
     pub fn new() -> Self {
         ZSet {

@@ -170,6 +170,7 @@ pub struct Server {
     pub keyspace: Keyspace,
     pub stats: Stats,
     pub slowlog: crate::slowlog::Slowlog,
+    pub latency: crate::latency::Latency,
     pub clients: HashMap<u64, Rc<ClientShared>>,
     next_client_id: u64,
     /// Changes since the last save (`rdb_changes_since_last_save`).
@@ -238,6 +239,7 @@ impl Server {
             config,
             stats: Stats::default(),
             slowlog: crate::slowlog::Slowlog::default(),
+            latency: crate::latency::Latency::default(),
             clients: HashMap::new(),
             next_client_id: 1,
             dirty: 0,

@@ -74,6 +74,17 @@ fn cmp(s1: f64, m1: &[u8], s2: f64, m2: &[u8]) -> Ordering {
 }
 
 impl Skiplist {
+    /// Heap bytes held (MEMORY USAGE).
+    pub fn heap_size(&self) -> usize {
+        self.nodes.capacity() * std::mem::size_of::<Node>()
+            + self.free.capacity() * std::mem::size_of::<u32>()
+            + self
+                .nodes
+                .iter()
+                .map(|n| n.links.capacity() * std::mem::size_of::<Link>() + n.member.heap_size())
+                .sum::<usize>()
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }
