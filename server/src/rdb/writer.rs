@@ -2,7 +2,7 @@
 //! database and one key at a time, into any `std::io::Write`.
 //!
 //! Encodings are chosen for simplicity and load speed: strings int-encoded or LZF-compressed
-//! like Redis, lists as QUICKLIST_2 (listpack nodes, PLAIN nodes for big elements), small
+//! like Redis, lists as QUICKLIST_2 (listpack nodes cut where Redis 7.0 cuts them), small
 //! hashes and sorted sets as listpacks, larger ones as plain HASH / ZSET_2, intset-encoded sets
 //! as intsets and other sets as plain SET.
 //! It must not buffer more than one value plus a 64 KiB block, and must not decide what
@@ -22,11 +22,14 @@ const FLUSH_AT: usize = 64 * 1024;
 /// a default Redis would keep as one.
 const LISTPACK_MAX_ENTRIES: usize = 128;
 const LISTPACK_MAX_VALUE: usize = 64;
-/// Quicklist node limits: `list-max-listpack-size -2` (8 KiB) and at most 128 entries.
+/// Quicklist nodes as Redis 7.0 fills them under `list-max-listpack-size -2`: an element
+/// joins the last node while that node's listpack bytes, the element's length and 8 more
+/// stay within 8 KiB (its `_quicklistNodeAllowInsert`), so a list built by RPUSH is written
+/// in Redis's own layout.
 const NODE_MAX_BYTES: usize = 8 * 1024;
-const NODE_MAX_ENTRIES: usize = 128;
-/// Elements at least this long get a PLAIN node of their own.
-const PLAIN_NODE_MIN: usize = 4 * 1024;
+const NODE_SIZE_OVERHEAD: usize = 8;
+/// Elements at least this long get a PLAIN node of their own (Redis's `packed_threshold`).
+const PLAIN_NODE_MIN: usize = 1 << 30;
 
 /// What the writer does beyond the plain format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -580,7 +583,7 @@ struct Node {
 /// Splits items into quicklist nodes (deterministically, so it can be run twice).
 fn for_each_node<'a>(items: impl Iterator<Item = &'a [u8]>, mut f: impl FnMut(Node)) {
     let mut count = 0;
-    let mut bytes = 0;
+    let mut bytes = compact::LISTPACK_EMPTY;
     for item in items {
         if item.len() >= PLAIN_NODE_MIN {
             if count > 0 {
@@ -589,7 +592,7 @@ fn for_each_node<'a>(items: impl Iterator<Item = &'a [u8]>, mut f: impl FnMut(No
                     plain: false,
                 });
                 count = 0;
-                bytes = 0;
+                bytes = compact::LISTPACK_EMPTY;
             }
             f(Node {
                 len: 1,
@@ -597,17 +600,16 @@ fn for_each_node<'a>(items: impl Iterator<Item = &'a [u8]>, mut f: impl FnMut(No
             });
             continue;
         }
-        let size = item.len() + 11;
-        if count > 0 && (count == NODE_MAX_ENTRIES || bytes + size > NODE_MAX_BYTES) {
+        if count > 0 && bytes + item.len() + NODE_SIZE_OVERHEAD > NODE_MAX_BYTES {
             f(Node {
                 len: count,
                 plain: false,
             });
             count = 0;
-            bytes = 0;
+            bytes = compact::LISTPACK_EMPTY;
         }
         count += 1;
-        bytes += size;
+        bytes += compact::listpack_entry_size(item);
     }
     if count > 0 {
         f(Node {
