@@ -36,7 +36,12 @@ pub fn write_value<W: Write>(
 ) -> Result<(), RdbError> {
     match value {
         Value::Str(s) => w.string(key, s, expire),
-        Value::Hash(h) => w.hash(key, expire, Restartable::new(&**h, h.len(), Hash::iter)),
+        Value::Hash(h) => w.hash_as(
+            key,
+            expire,
+            Restartable::new(&**h, h.len(), Hash::iter),
+            h.encoding() == "listpack",
+        ),
         Value::Set(s) if let Set::Ints(ints) = &**s => {
             w.intset(key, expire, ints.width(), ints.len(), ints.packed())
         }

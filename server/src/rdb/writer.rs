@@ -324,15 +324,34 @@ impl<W: Write> RdbWriter<W> {
     where
         I: ExactSizeIterator<Item = (&'a [u8], &'a [u8])> + Clone,
     {
+        let small = pairs.len() <= LISTPACK_MAX_ENTRIES
+            && pairs
+                .clone()
+                .all(|(f, v)| f.len() <= LISTPACK_MAX_VALUE && v.len() <= LISTPACK_MAX_VALUE);
+        self.hash_as(key, expire_ms, pairs, small)
+    }
+
+    /// Writes a hash as a listpack or as a plain HASH, as the caller knows Redis holds it (a
+    /// keyspace hash follows the configured `hash-max-listpack-*` limits). An empty hash
+    /// writes nothing.
+    ///
+    /// # Errors
+    /// The destination failed.
+    pub fn hash_as<'a, I>(
+        &mut self,
+        key: &[u8],
+        expire_ms: Option<u64>,
+        pairs: I,
+        listpack: bool,
+    ) -> Result<(), RdbError>
+    where
+        I: ExactSizeIterator<Item = (&'a [u8], &'a [u8])>,
+    {
         let n = pairs.len();
         if n == 0 {
             return Ok(());
         }
-        let small = n <= LISTPACK_MAX_ENTRIES
-            && pairs
-                .clone()
-                .all(|(f, v)| f.len() <= LISTPACK_MAX_VALUE && v.len() <= LISTPACK_MAX_VALUE);
-        if small {
+        if listpack {
             self.key_header(key, expire_ms, enc::TYPE_HASH_LISTPACK)?;
             let mut lp = std::mem::take(&mut self.lp_buf);
             compact::listpack_build(pairs.flat_map(|(f, v)| [f, v]), &mut lp);
