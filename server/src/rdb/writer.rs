@@ -16,6 +16,7 @@ use super::encoding::{self as enc, Crc64Digest, LzfCompressor, crc64_digest, put
 use super::error::RdbError;
 use super::function_dump::redis_lzf;
 use super::model::{Aux, RdbValue};
+use crate::protocol::format_double;
 
 const FLUSH_AT: usize = 64 * 1024;
 /// Listpack thresholds matching Redis 7.0's defaults, so what we write as a listpack is what
@@ -582,13 +583,14 @@ impl<W: Write> ChecksumWriter<W> {
     }
 }
 
-/// Score text for a listpack: integers without a fraction, others in shortest round-trip
-/// form (`strtod` in Redis reads both back to the same double).
+/// Score text for a listpack, as Redis 7.0's `d2string` writes it: `0` and `-0`, integers
+/// within +-2^62 in decimal, anything else (infinities included) as `%.17g`.
 fn score_text(s: f64) -> Vec<u8> {
-    if s.fract() == 0.0 && s.abs() < 1e15 && !(s == 0.0 && s.is_sign_negative()) {
+    let half = (i64::MAX / 2) as f64;
+    if s != 0.0 && (-half..=half).contains(&s) && s.fract() == 0.0 {
         itoa::Buffer::new().format(s as i64).as_bytes().to_vec()
     } else {
-        ryu::Buffer::new().format(s).as_bytes().to_vec()
+        format_double(s).into_bytes()
     }
 }
 
