@@ -1,10 +1,12 @@
 //! The streaming RDB writer: produces a version-10 file that Redis 7.0 loads, fed one
 //! database and one key at a time, into any `std::io::Write`.
 //!
-//! Encodings are chosen for simplicity and load speed: strings int-encoded or LZF-compressed
-//! like Redis, lists as QUICKLIST_2 (listpack nodes cut where Redis 7.0 cuts them), small
-//! hashes and sorted sets as listpacks, larger ones as plain HASH / ZSET_2, intset-encoded sets
-//! as intsets and other sets as plain SET.
+//! Values are written in the encodings Redis 7.0 gives them, so a DUMP payload (one value
+//! through this writer) is Redis's own bytes: strings int-encoded or LZF-compressed, lists as
+//! QUICKLIST_2 with listpack nodes cut where Redis cuts them, small hashes and sorted sets as
+//! listpacks (scores as Redis prints them), larger ones as plain HASH / ZSET_2, intset-encoded
+//! sets as intsets and other sets as plain SET. Files use a faster LZF than Redis's (same
+//! format, other bytes) unless [`RdbWriter::with_redis_lzf`].
 //! It must not buffer more than one value plus a 64 KiB block, and must not decide what
 //! to write: the snapshot decides which keys exist, which have expired and which database
 //! they belong to. Callers guarantee that collections hold no duplicate members.
