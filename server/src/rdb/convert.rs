@@ -51,7 +51,12 @@ pub fn write_value<W: Write>(
             Restartable::new(&**s, s.len(), Set::iter).map(MemberText::from),
         ),
         Value::List(l) => w.list(key, expire, Restartable::new(&**l, l.len(), List::iter)),
-        Value::Zset(z) => w.zset(key, expire, Restartable::new(&**z, z.len(), ZSet::iter)),
+        Value::Zset(z) => w.zset_as(
+            key,
+            expire,
+            Restartable::new(&**z, z.len(), ZSet::iter),
+            z.encoding() == "listpack",
+        ),
     }
 }
 

@@ -387,6 +387,27 @@ impl<W: Write> RdbWriter<W> {
     where
         I: ExactSizeIterator<Item = (&'a [u8], f64)> + Clone,
     {
+        let small = pairs.len() <= LISTPACK_MAX_ENTRIES
+            && pairs.clone().all(|(m, _)| m.len() <= LISTPACK_MAX_VALUE);
+        self.zset_as(key, expire_ms, pairs, small)
+    }
+
+    /// Writes a sorted set as a listpack or as ZSET_2, as the caller knows Redis holds it (a
+    /// keyspace sorted set follows the configured `zset-max-listpack-*` limits). An empty
+    /// sorted set writes nothing.
+    ///
+    /// # Errors
+    /// The destination failed, or a score is NaN (Redis refuses to load those).
+    pub fn zset_as<'a, I>(
+        &mut self,
+        key: &[u8],
+        expire_ms: Option<u64>,
+        pairs: I,
+        listpack: bool,
+    ) -> Result<(), RdbError>
+    where
+        I: ExactSizeIterator<Item = (&'a [u8], f64)> + Clone,
+    {
         let n = pairs.len();
         if n == 0 {
             return Ok(());
@@ -394,9 +415,7 @@ impl<W: Write> RdbWriter<W> {
         if pairs.clone().any(|(_, s)| s.is_nan()) {
             return Err(RdbError::InvalidValue("a sorted set score is NaN"));
         }
-        let small =
-            n <= LISTPACK_MAX_ENTRIES && pairs.clone().all(|(m, _)| m.len() <= LISTPACK_MAX_VALUE);
-        if small {
+        if listpack {
             // Redis uses a listpack zset as its in-memory form directly: it must be sorted.
             let mut sorted: Vec<(&[u8], f64)> = pairs.collect();
             sorted.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(b.0)));
