@@ -98,6 +98,7 @@ fn dispatch(srv: &mut Server, client: &mut Client, args: Args<'_>, out: &mut Vec
     if spec.name == "exec" {
         let mark = out.len();
         let outcome = exec(srv, client, out);
+        feed_monitors(srv, client, Mode::Direct, args);
         srv.stats.command_calls.entry("exec").or_default().0 += 1;
         if out.get(mark) == Some(&b'-') {
             srv.stats.command_failures.entry("exec").or_default().1 += 1;
@@ -241,6 +242,20 @@ fn writes_denied_by_disk_error(srv: &Server) -> bool {
         && !srv.persistence.last_bgsave_ok
 }
 
+/// Shows a command to the MONITOR clients, with the database it ran in; a woken command was
+/// shown when it first ran.
+fn feed_monitors(srv: &mut Server, client: &Client, mode: Mode<'_>, args: Args<'_>) {
+    if srv.monitors.is_empty() || matches!(mode, Mode::Woken(_)) {
+        return;
+    }
+    let addr = client.shared.info.borrow().addr.clone();
+    let source = match mode {
+        Mode::Script { .. } => cmd::MonitorSource::Script,
+        _ => cmd::MonitorSource::Client(&addr),
+    };
+    cmd::feed_monitors(srv, client.db, source, args);
+}
+
 /// Runs the handler, writes its reply or error, and applies a write's after-effects.
 fn call(
     srv: &mut Server,
@@ -250,6 +265,10 @@ fn call(
     out: &mut Vec<u8>,
     mode: Mode<'_>,
 ) -> Outcome {
+    // A script is shown before the commands it runs.
+    if spec.is(flags::SKIP_MONITOR) {
+        feed_monitors(srv, client, mode, args);
+    }
     let dirty_before = srv.dirty;
     let db_before = client.db;
     let started = std::time::Instant::now();
@@ -258,7 +277,11 @@ fn call(
         let mut ctx = Ctx::new(srv, client, out, script_call);
         match mode {
             Mode::Direct => {}
-            Mode::InExec | Mode::Script { .. } => ctx.may_block = false,
+            Mode::InExec => ctx.may_block = false,
+            Mode::Script { .. } => {
+                ctx.may_block = false;
+                ctx.from_script = true;
+            }
             Mode::Woken(key) => ctx.woken_by = Some(key.clone()),
         }
         let r = (spec.handler)(&mut ctx, args);
@@ -301,6 +324,10 @@ fn call(
         };
         srv.latency
             .add_sample(event, micros / 1000, srv.now_ms / 1000);
+    }
+    // Administrative commands are too dangerous to show.
+    if !spec.is(flags::ADMIN | flags::SKIP_MONITOR) {
+        feed_monitors(srv, client, mode, args);
     }
     // A command that blocks is timed when it completes, as Redis does on unblocking.
     if srv.config.latency_tracking && block.is_none() {

@@ -80,3 +80,58 @@ fn memory_usage_follows_the_value() {
     assert!(usage(&mut c, "long") > 10 * usage(&mut c, "short"));
     assert!(usage(&mut c, "zlong") > 10 * usage(&mut c, "zshort"));
 }
+
+/// What MONITOR shows for a fixed sequence: the lines of `server`, with the timestamp and the
+/// client's address (which differ between runs) masked.
+fn monitor_lines(server: &common::ServerGuard) -> Vec<String> {
+    let mut monitor = server.connect();
+    assert_eq!(monitor.cmd(&["MONITOR"]), b"+OK\r\n");
+    let mut c = server.connect();
+    let sequence: &[&[&str]] = &[
+        &["SET", "mon:k", "a b\"c\n\x01"],
+        &["CONFIG", "GET", "hz"],
+        &[
+            "EVAL",
+            "redis.call('select', 5) return redis.call('set', 'k', 'v')",
+            "0",
+        ],
+        &["MULTI"],
+        &["INCR", "mon:c"],
+        &["EXEC"],
+        &["SELECT", "2"],
+        &["ECHO", "end"],
+    ];
+    for cmd in sequence {
+        c.cmd(cmd);
+    }
+    let mut lines = Vec::new();
+    loop {
+        let raw = String::from_utf8_lossy(&monitor.read_reply()).into_owned();
+        let (_, rest) = raw.split_once(" [").expect("a monitor line");
+        let (db_addr, args) = rest.split_once("] ").expect("a monitor line");
+        let db = db_addr.split(' ').next().unwrap_or_default();
+        let from = if db_addr.ends_with(" lua") {
+            "lua"
+        } else {
+            "client"
+        };
+        lines.push(format!("[{db} {from}] {}", args.trim_end()));
+        if args.contains("\"end\"") {
+            return lines;
+        }
+    }
+}
+
+#[test]
+fn monitor_shows_what_redis_shows() {
+    let Some(redis) = common::start_redis(&[]) else {
+        return;
+    };
+    let tandem = common::start_tandem(&[]);
+    let theirs = monitor_lines(&redis);
+    assert_eq!(monitor_lines(&tandem), theirs);
+    assert!(
+        theirs.iter().any(|l| l.starts_with("[5 lua]")),
+        "{theirs:?}"
+    );
+}

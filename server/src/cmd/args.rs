@@ -137,6 +137,17 @@ pub fn distinct_sample<T: Copy + Eq + Hash, R: Rng>(
     }
 }
 
+/// A count that must be >= 0 (`getPositiveLongFromObjectOrReply`): one error text for
+/// every failure, `msg` or Redis's default.
+pub fn non_negative_arg(a: &[u8], msg: Option<&str>) -> Result<i64, CmdError> {
+    match crate::protocol::parse_i64(a) {
+        Some(v) if v >= 0 => Ok(v),
+        _ => Err(CmdError::msg(
+            msg.unwrap_or("ERR value is out of range, must be positive"),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -251,6 +251,7 @@ fn reset(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     ctx.client.multi_error = false;
     ctx.srv.unwatch_all(ctx.client);
     ctx.srv.unsubscribe_all(ctx.client);
+    ctx.srv.stop_monitor(ctx.client);
     ctx.client.db = 0;
     ctx.client.name = None;
     ctx.client.shared.info.borrow_mut().name = None;

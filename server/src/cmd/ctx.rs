@@ -47,6 +47,9 @@ pub struct Ctx<'a> {
     /// False while EXEC runs queued commands (Redis's CLIENT_DENY_BLOCKING): a blocking
     /// command that finds nothing must answer at once instead of setting [`Ctx::block`].
     pub may_block: bool,
+    /// True while a script runs the command (Redis's CLIENT_SCRIPT): SORT then orders what
+    /// it would otherwise return in a set's unspecified order.
+    pub from_script: bool,
     /// Set when the command is re-run for a blocked client because this key (of the
     /// client's database) was written: the command should serve from this key, as Redis
     /// serves blocked clients from the key that became ready, or block again.
@@ -73,6 +76,7 @@ impl<'a> Ctx<'a> {
             propagate: Propagate::Verbatim,
             touched: None,
             may_block: true,
+            from_script: false,
             woken_by: None,
             script_call,
         }

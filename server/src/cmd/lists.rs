@@ -9,6 +9,7 @@
 //! ready. Replication follows Redis 7.0: a served BLPOP/BRPOP is propagated as LPOP/RPOP,
 //! BLMOVE/BRPOPLPUSH as LMOVE/RPOPLPUSH, LMPOP/BLMPOP as LPOP/RPOP with a count.
 
+use super::args::non_negative_arg;
 use super::{CmdError, CmdResult, Ctx, Spec, eq, flags::*, int_arg, spec};
 use crate::keyspace::{End, List, SmallBytes, Value};
 use crate::protocol::Args;
@@ -151,17 +152,6 @@ fn end_arg(a: &[u8]) -> Result<End, CmdError> {
         Ok(End::Right)
     } else {
         Err(CmdError::Syntax)
-    }
-}
-
-/// A count that must be >= 0 (`getPositiveLongFromObjectOrReply`): one error text for
-/// every failure, `msg` or Redis's default.
-fn non_negative_arg(a: &[u8], msg: Option<&str>) -> Result<i64, CmdError> {
-    match crate::protocol::parse_i64(a) {
-        Some(v) if v >= 0 => Ok(v),
-        _ => Err(CmdError::msg(
-            msg.unwrap_or("ERR value is out of range, must be positive"),
-        )),
     }
 }
 
@@ -947,11 +937,6 @@ mod tests {
     fn counts_and_ends() {
         assert_eq!(end_arg(b"LeFt"), Ok(End::Left));
         assert_eq!(end_arg(b"up"), Err(CmdError::Syntax));
-        assert_eq!(non_negative_arg(b"0", None), Ok(0));
-        assert_eq!(
-            non_negative_arg(b"-1", Some("ERR x")),
-            Err(CmdError::msg("ERR x"))
-        );
         assert_eq!(positive_arg(b"0", "ERR y"), Err(CmdError::msg("ERR y")));
     }
 }

@@ -13,6 +13,8 @@ mod connection;
 mod ctx;
 mod dump;
 mod functions;
+mod geo;
+mod getkeys;
 mod hashes;
 mod hyperloglog;
 mod keys;
@@ -26,10 +28,12 @@ mod replication;
 mod scripting;
 mod server;
 mod sets;
+mod sort;
 mod strings;
 mod zset;
 
 pub use ctx::{Ctx, Propagate, ScriptCall};
+pub use server::{MonitorSource, feed_monitors};
 
 use crate::protocol::Args;
 use hashbrown::HashMap;
@@ -292,6 +296,8 @@ pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::ne
         replication::COMMANDS,
         pubsub::COMMANDS,
         zset::COMMANDS,
+        geo::COMMANDS,
+        sort::COMMANDS,
         scripting::COMMANDS,
         functions::COMMANDS,
         hyperloglog::COMMANDS,

@@ -217,8 +217,8 @@ fn spublish(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 }
 
 /// Appends a message to another client's pending output and wakes it; a client whose
-/// pending output passes the pubsub class limit is disconnected, as Redis does.
-fn deliver(
+/// pending output passes its class's limit is disconnected, as Redis does.
+pub(super) fn deliver(
     c: &ClientShared,
     limit: Option<BufferLimit>,
     now_s: u64,

@@ -3,6 +3,8 @@
 use super::{CmdError, CmdResult, Ctx, Spec, TABLE, container, eq, flags::*, help, int_arg, spec};
 use crate::config::ConfigError;
 use crate::protocol::Args;
+use crate::state::Server;
+use std::fmt::Write as _;
 
 pub static COMMANDS: &[Spec] = &[
     spec("info", -1, LOADING | STALE, (0, 0, 0), "server", info),
@@ -32,7 +34,7 @@ pub static COMMANDS: &[Spec] = &[
             ("list", "command|list", -2),
             ("info", "command|info", -2),
             ("docs", "command|docs", -2),
-            ("getkeys", "command|getkeys", -3),
+            ("getkeys", "command|getkeys", -4),
         ],
     ),
     container(
@@ -49,6 +51,14 @@ pub static COMMANDS: &[Spec] = &[
         ],
     ),
     spec("time", 1, LOADING | STALE | FAST, (0, 0, 0), "server", time),
+    spec(
+        "monitor",
+        1,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        "server",
+        monitor,
+    ),
     spec(
         "debug",
         -2,
@@ -231,29 +241,23 @@ fn command(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         let Some(s) = super::names::lookup(&ctx.srv.commands, cmd.get(0)) else {
             return Err(CmdError::msg("ERR Invalid command specified"));
         };
+        let no_keys = || CmdError::msg("ERR The command has no key arguments");
+        if !super::getkeys::has_keys(s) {
+            return Err(no_keys());
+        }
         if !s.arity_ok(cmd.len()) {
             return Err(CmdError::msg(
                 "ERR Invalid number of arguments specified for command",
             ));
         }
-        if SCRIPT_CALLS.contains(&s.name) {
-            // Keys announced by `numkeys` (movable keys, and none is no error for them); a
-            // count that is not a number or exceeds the arguments gives none, as in Redis.
-            let n = super::int_arg(cmd.get(2))
-                .ok()
-                .and_then(|n| usize::try_from(n).ok())
-                .filter(|&n| n <= cmd.len() - 3)
-                .unwrap_or(0);
-            ctx.reply.array(n);
-            for i in 3..3 + n {
-                ctx.reply.bulk(cmd.get(i));
+        let keys = match super::getkeys::key_indices(s, cmd) {
+            Ok(keys) => keys,
+            Err(super::getkeys::NoKeys::Empty) => Vec::new(),
+            Err(super::getkeys::NoKeys::NoKeyArguments) => return Err(no_keys()),
+            Err(super::getkeys::NoKeys::InvalidArguments) => {
+                return Err(CmdError::msg("ERR Invalid arguments specified for command"));
             }
-            return Ok(());
-        }
-        let keys: Vec<usize> = s.key_indices(cmd.len()).collect();
-        if keys.is_empty() {
-            return Err(CmdError::msg("ERR The command has no key arguments"));
-        }
+        };
         ctx.reply.array(keys.len());
         for i in keys {
             ctx.reply.bulk(cmd.get(i));
@@ -288,16 +292,6 @@ fn command(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     }
     Ok(())
 }
-
-/// Commands whose keys follow a count in their third argument (`EVAL script numkeys key...`).
-const SCRIPT_CALLS: &[&str] = &[
-    "eval",
-    "evalsha",
-    "eval_ro",
-    "evalsha_ro",
-    "fcall",
-    "fcall_ro",
-];
 
 /// One COMMAND INFO entry: name, arity, flags, first key, last key, step, ACL categories,
 /// tips, key specs, subcommands.
@@ -407,8 +401,30 @@ fn debug(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         let secs = super::parse_f64(args.get(2)).unwrap_or(0.0);
         std::thread::sleep(std::time::Duration::from_secs_f64(secs.max(0.0)));
         ctx.reply.ok();
+    } else if eq(sub, "digest") && args.len() == 2 {
+        let d = crate::keyspace::digest::dataset_digest(ctx.srv.keyspace.dbs());
+        ctx.reply.simple(&crate::keyspace::digest::hex(&d));
+    } else if eq(sub, "digest-value") {
+        // Logically expired keys count too: no lookup, as Redis.
+        ctx.reply.array(args.len() - 2);
+        for i in 2..args.len() {
+            let mut d = [0u8; 20];
+            let db = ctx.db();
+            if let Some(slot) = db.find(args.get(i)) {
+                crate::keyspace::digest::value_digest(&mut d, db.entry(slot));
+            }
+            ctx.reply.simple(&crate::keyspace::digest::hex(&d));
+        }
     } else if eq(sub, "set-active-expire") && args.len() == 3 {
-        let _ = int_arg(args.get(2))?;
+        // Redis reads it with atoi: anything but a non-zero number turns expiry off.
+        ctx.srv.active_expire_enabled =
+            crate::protocol::parse_i64(args.get(2)).is_some_and(|n| n != 0);
+        ctx.reply.ok();
+    } else if eq(sub, "populate") && (3..=5).contains(&args.len()) {
+        populate(ctx, args)?;
+    } else if eq(sub, "change-repl-id") && args.len() == 2 {
+        tracing::warn!("Changing replication IDs after receiving DEBUG change-repl-id");
+        ctx.srv.repl.ids.reset();
         ctx.reply.ok();
     } else {
         return Err(CmdError::msg(format!(
@@ -416,5 +432,110 @@ fn debug(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             String::from_utf8_lossy(sub)
         )));
     }
+    Ok(())
+}
+
+/// MONITOR: from now on the client receives every command the server runs (the executor
+/// feeds them, see `exec::feed_monitors`). A replica, or a client already monitoring, gets
+/// no reply at all, as from Redis.
+fn monitor(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    if !ctx.may_block {
+        return Err(CmdError::msg(
+            "ERR MONITOR isn't allowed for DENY BLOCKING client",
+        ));
+    }
+    {
+        let mut info = ctx.client.shared.info.borrow_mut();
+        if info.flags.contains(['S', 'O']) {
+            return Ok(());
+        }
+        info.flags.insert(0, 'O');
+    }
+    ctx.srv.monitors.push(ctx.client.id);
+    ctx.reply.ok();
+    Ok(())
+}
+
+/// Where a command fed to MONITOR came from, as its line shows it.
+pub enum MonitorSource<'a> {
+    Client(&'a str),
+    Script,
+}
+
+/// Sends a command the server ran to every MONITOR client: `+<secs>.<usecs> [<db> <addr>]`
+/// and the arguments quoted as Redis's `sdscatrepr` quotes them.
+pub fn feed_monitors(srv: &mut Server, db: usize, source: MonitorSource<'_>, args: Args<'_>) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut line = format!("{}.{:06} [{db} ", now.as_secs(), now.subsec_micros());
+    match source {
+        MonitorSource::Client(addr) => line.push_str(addr),
+        MonitorSource::Script => line.push_str("lua"),
+    }
+    line.push(']');
+    for a in args.iter() {
+        line.push(' ');
+        quote_into(&mut line, a);
+    }
+    let limit = Some(srv.config.client_output_buffer_limit[0]);
+    let now_s = now.as_secs();
+    for id in &srv.monitors {
+        if let Some(c) = srv.clients.get(id) {
+            super::pubsub::deliver(c, limit, now_s, |r| r.simple(&line));
+        }
+    }
+}
+
+/// Redis's `sdscatrepr`: a double-quoted string with C escapes and `\xHH` for the rest.
+fn quote_into(out: &mut String, bytes: &[u8]) {
+    out.push('"');
+    for &b in bytes {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'"' => out.push_str("\\\""),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x07 => out.push_str("\\a"),
+            0x08 => out.push_str("\\b"),
+            0x20..=0x7e => out.push(char::from(b)),
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+    out.push('"');
+}
+
+/// DEBUG POPULATE count [prefix] [size]: `prefix:N` keys (default `key`) holding `value:N`,
+/// or that text zero-padded (or cut) to `size` bytes; existing keys are left alone.
+fn populate(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    use super::args::non_negative_arg;
+    let count = non_negative_arg(args.get(2), None)?;
+    let size = if args.len() == 5 {
+        Some(non_negative_arg(args.get(4), None)? as usize).filter(|s| *s > 0)
+    } else {
+        None
+    };
+    let prefix = if args.len() >= 4 { args.get(3) } else { b"key" };
+    for j in 0..count {
+        let mut key = prefix.to_vec();
+        key.push(b':');
+        key.extend_from_slice(itoa::Buffer::new().format(j).as_bytes());
+        if ctx.find(&key).is_some() {
+            continue;
+        }
+        let mut value = format!("value:{j}").into_bytes();
+        if let Some(size) = size {
+            value.resize(size, 0);
+        }
+        ctx.set(
+            &key,
+            crate::keyspace::Value::Str(crate::keyspace::SmallBytes::new(&value)),
+            false,
+        );
+    }
+    ctx.reply.ok();
     Ok(())
 }

@@ -224,10 +224,7 @@ const SPOP_MOVE_STRATEGY_MUL: u64 = 5;
 
 fn spop_count(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let key = args.get(1);
-    let count = int_arg(args.get(2))
-        .ok()
-        .filter(|&c| c >= 0)
-        .ok_or_else(|| CmdError::msg("ERR value is out of range, must be positive"))?;
+    let count = super::args::non_negative_arg(args.get(2), None)?;
     let count = count as u64;
     let mut rng = ctx.rng();
     let Some(s) = write_set(ctx, key)? else {

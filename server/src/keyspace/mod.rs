@@ -12,6 +12,7 @@
 //! a master versus a replica, propagation of deletions) lives with the command context.
 
 mod bytes;
+pub mod digest;
 mod entry;
 pub mod hash;
 mod list;

@@ -85,7 +85,7 @@ fn tick(srv: &mut Server) {
         let now = crate::clock::now_ms();
         srv.now_ms = now;
         // Expiry is suspended during CLIENT PAUSE so the dataset stays still, as in Redis.
-        if !srv.paused(now) {
+        if srv.active_expire_enabled && !srv.paused(now) {
             srv.active_expire(now, 200);
         }
         let processed = srv.stats.total_commands_processed;

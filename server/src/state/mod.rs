@@ -171,7 +171,11 @@ pub struct Server {
     pub stats: Stats,
     pub slowlog: crate::slowlog::Slowlog,
     pub latency: crate::latency::Latency,
+    /// The cron's expiry of keys nobody reads (DEBUG SET-ACTIVE-EXPIRE turns it off).
+    pub active_expire_enabled: bool,
     pub clients: HashMap<u64, Rc<ClientShared>>,
+    /// The clients in MONITOR mode, by id, in the order they asked.
+    pub monitors: Vec<u64>,
     next_client_id: u64,
     /// Changes since the last save (`rdb_changes_since_last_save`).
     pub dirty: u64,
@@ -240,7 +244,9 @@ impl Server {
             stats: Stats::default(),
             slowlog: crate::slowlog::Slowlog::default(),
             latency: crate::latency::Latency::default(),
+            active_expire_enabled: true,
             clients: HashMap::new(),
+            monitors: Vec::new(),
             next_client_id: 1,
             dirty: 0,
             feed: Feed::default(),
@@ -377,7 +383,14 @@ impl Server {
     pub fn unregister_client(&mut self, client: &mut Client) {
         self.unwatch_all(client);
         self.unsubscribe_all(client);
+        self.stop_monitor(client);
         self.clients.remove(&client.id);
+    }
+
+    /// Takes `client` out of MONITOR mode (RESET, disconnect).
+    pub fn stop_monitor(&mut self, client: &Client) {
+        self.monitors.retain(|&id| id != client.id);
+        client.shared.info.borrow_mut().flags.retain(|f| f != 'O');
     }
 
     /// Drops every subscription of `client` without replying (disconnect, RESET).
