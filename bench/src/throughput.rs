@@ -109,6 +109,22 @@ const CASES: &[Case] = &[
             ]))
         },
     },
+    Case {
+        name: "pfadd",
+        // One counter of distinct visitors: dense after its first few thousand elements.
+        prepare: |_| Ok(argv(&["PFADD", "visitors", "user:__rand_int__"])),
+    },
+    Case {
+        name: "pfcount",
+        // The counter read between additions: the cached cardinality.
+        prepare: |port| {
+            let users: Vec<String> = (0..10_000).map(|i| format!("user:{i}")).collect();
+            let mut args = vec!["PFADD", "visitors"];
+            args.extend(users.iter().map(String::as_str));
+            redis_cli(port, &args)?;
+            Ok(argv(&["PFCOUNT", "visitors"]))
+        },
+    },
 ];
 
 /// The `geosearch` case's key and its number of points: a regional search (22 points lie

@@ -144,6 +144,7 @@ pub struct Config {
     pub zset_max_listpack_entries: u64,
     pub zset_max_listpack_value: u64,
     pub list_max_listpack_size: i64,
+    pub hll_sparse_max_bytes: u64,
     pub slowlog_log_slower_than: i64,
     pub slowlog_max_len: u64,
     pub lfu_log_factor: u64,
@@ -239,6 +240,7 @@ impl Default for Config {
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
             list_max_listpack_size: -2,
+            hll_sparse_max_bytes: 3000,
             slowlog_log_slower_than: 10000,
             slowlog_max_len: 128,
             lfu_log_factor: 10,
@@ -948,6 +950,7 @@ static DIRECTIVES: &[Directive] = &[
         i64::from(i32::MIN),
         i64::from(i32::MAX)
     ),
+    memory!("hll-sparse-max-bytes", hll_sparse_max_bytes),
     integer!(
         "slowlog-log-slower-than",
         slowlog_log_slower_than,

@@ -22,6 +22,7 @@ pub mod config;
 pub mod exec;
 pub mod geohash;
 pub mod glob;
+pub mod hyperloglog;
 pub mod info;
 pub mod keyspace;
 pub mod latency;

@@ -11,10 +11,12 @@ mod args;
 mod bitmap;
 mod connection;
 mod ctx;
+mod dump;
 mod functions;
 mod geo;
 mod getkeys;
 mod hashes;
+mod hyperloglog;
 mod keys;
 mod latency;
 mod lists;
@@ -298,6 +300,8 @@ pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::ne
         sort::COMMANDS,
         scripting::COMMANDS,
         functions::COMMANDS,
+        hyperloglog::COMMANDS,
+        dump::COMMANDS,
     ];
     families
         .iter()
