@@ -137,7 +137,56 @@ const CASES: &[Case] = &[
             ]))
         },
     },
+    Case {
+        name: "geosearch",
+        prepare: |port| {
+            let n = GEO_POINTS.to_string();
+            let loaded = redis_cli(port, &["EVAL", GEO_LOAD, "1", GEO_KEY, &n])?;
+            if loaded != n {
+                bail!("loading {n} points answered {loaded:?}");
+            }
+            Ok(argv(&[
+                "GEOSEARCH",
+                GEO_KEY,
+                "FROMLONLAT",
+                "15",
+                "37",
+                "BYRADIUS",
+                "200",
+                "km",
+                "COUNT",
+                "10",
+            ]))
+        },
+    },
+    Case {
+        name: "pfadd",
+        // One counter of distinct visitors: dense after its first few thousand elements.
+        prepare: |_| Ok(argv(&["PFADD", "visitors", "user:__rand_int__"])),
+    },
+    Case {
+        name: "pfcount",
+        // The counter read between additions: the cached cardinality.
+        prepare: |port| {
+            let users: Vec<String> = (0..10_000).map(|i| format!("user:{i}")).collect();
+            let mut args = vec!["PFADD", "visitors"];
+            args.extend(users.iter().map(String::as_str));
+            redis_cli(port, &args)?;
+            Ok(argv(&["PFCOUNT", "visitors"]))
+        },
+    },
 ];
+
+/// The `geosearch` case's key and its number of points: a regional search (22 points lie
+/// within 200 km of its centre) in an index spread over the whole map.
+const GEO_KEY: &str = "geo:points";
+const GEO_POINTS: u32 = 100_000;
+
+/// Loads ARGV[1] points spread over the map on a lattice (the same points on every server,
+/// no random source involved) and returns how many the key holds.
+const GEO_LOAD: &str = "for i = 1, tonumber(ARGV[1]) do \
+     redis.call('GEOADD', KEYS[1], i * 7919 % 36000 / 100 - 180, i * 104729 % 17000 / 100 - 85, 'p' .. i) \
+     end return redis.call('ZCARD', KEYS[1])";
 
 fn argv(words: &[&str]) -> Vec<String> {
     words.iter().map(|w| (*w).to_string()).collect()

@@ -3,8 +3,10 @@
 
 mod accepted;
 
+use accepted::Kind;
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::LazyLock;
 use thiserror::Error;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +146,7 @@ pub struct Config {
     pub stream_node_max_entries: u64,
     pub stream_node_max_bytes: u64,
     pub list_max_listpack_size: i64,
+    pub hll_sparse_max_bytes: u64,
     pub slowlog_log_slower_than: i64,
     pub slowlog_max_len: u64,
     pub lfu_log_factor: u64,
@@ -241,6 +244,7 @@ impl Default for Config {
             stream_node_max_entries: 100,
             stream_node_max_bytes: 4096,
             list_max_listpack_size: -2,
+            hll_sparse_max_bytes: 3000,
             slowlog_log_slower_than: 10000,
             slowlog_max_len: 128,
             lfu_log_factor: 10,
@@ -306,22 +310,6 @@ enum Access {
     Field { get: Getter, set: Setter },
     /// Kept as text in [`Config::accepted`], checked as Redis checks it.
     Stored { kind: Kind, default: &'static str },
-}
-
-/// The kind of value of an accepted directive, with Redis's bounds.
-#[derive(Clone, Copy)]
-enum Kind {
-    Bool,
-    Int(i64, i64),
-    Memory(i64, i64),
-    Enum(&'static [&'static str]),
-    /// Several words of the list at once (`shutdown-on-sigterm save now`).
-    Flags(&'static [&'static str]),
-    Str,
-    /// Octal digits up to this value (`unixsocketperm`).
-    Octal(u32),
-    /// Three `oom_score_adj` values, -2000 to 2000.
-    OomValues,
 }
 
 impl Directive {
@@ -973,6 +961,7 @@ static DIRECTIVES: &[Directive] = &[
         i64::from(i32::MIN),
         i64::from(i32::MAX)
     ),
+    memory!("hll-sparse-max-bytes", hll_sparse_max_bytes),
     integer!(
         "slowlog-log-slower-than",
         slowlog_log_slower_than,
@@ -1011,9 +1000,25 @@ static DIRECTIVES: &[Directive] = &[
 ];
 
 /// Finds a directive by name or alias (case-insensitive).
+/// The directives the server only accepts, as directives.
+static ACCEPTED: LazyLock<Vec<Directive>> = LazyLock::new(|| {
+    accepted::ACCEPTED
+        .iter()
+        .map(|a| Directive {
+            name: a.name,
+            alias: a.alias,
+            immutable: a.immutable,
+            access: Access::Stored {
+                kind: a.kind,
+                default: a.default,
+            },
+        })
+        .collect()
+});
+
 /// Every directive: those the server acts on, then those it only accepts.
 fn directives() -> impl Iterator<Item = &'static Directive> {
-    DIRECTIVES.iter().chain(accepted::ACCEPTED)
+    DIRECTIVES.iter().chain(ACCEPTED.iter())
 }
 
 pub fn directive(name: &str) -> Option<&'static Directive> {

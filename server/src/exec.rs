@@ -280,7 +280,7 @@ fn call(
             Mode::InExec => ctx.may_block = false,
             Mode::Script { .. } => {
                 ctx.may_block = false;
-                ctx.in_script = true;
+                ctx.from_script = true;
             }
             Mode::Woken(key) => ctx.woken_by = Some(key.clone()),
         }
@@ -343,10 +343,13 @@ fn call(
     if let Some((b, command)) = block {
         return Outcome::Block(b, command.unwrap_or_else(|| OwnedArgs::from_args(args)));
     }
-    if spec.is(flags::WRITE) && (srv.dirty != dirty_before || propagate == Propagate::Always) {
+    // A read may ask to be propagated too (PFCOUNT writing its cached cardinality).
+    if (spec.is(flags::WRITE) && srv.dirty != dirty_before) || propagate == Propagate::Always {
         let db = db_before;
-        // The master's own bytes are proxied by the replica link, never re-encoded here.
-        let propagate = if client.is_master {
+        // The master's own bytes are proxied by the replica link, never re-encoded here; a
+        // replica's stream is its master's alone, so what its own clients change (a
+        // writable replica's writes, PFCOUNT's cache) stays local, as in Redis.
+        let propagate = if client.is_master || srv.repl.is_replica() {
             Propagate::Nothing
         } else {
             propagate

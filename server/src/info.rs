@@ -645,9 +645,10 @@ fn keyspace(srv: &Server, out: &mut String) {
         if !db.is_empty() {
             let _ = write!(
                 out,
-                "db{i}:keys={},expires={},avg_ttl=0\r\n",
+                "db{i}:keys={},expires={},avg_ttl={}\r\n",
                 db.len(),
-                db.expires()
+                db.expires(),
+                db.avg_ttl()
             );
         }
     }

@@ -135,6 +135,91 @@ impl Latency {
     }
 }
 
+/// Columns of LATENCY GRAPH (Redis's `LATENCY_GRAPH_COLS`).
+const GRAPH_COLUMNS: usize = 80;
+/// Rows of the filled curve.
+const GRAPH_ROWS: usize = 4;
+
+/// LATENCY GRAPH: a header, then Redis's sparkline of the samples (filled, 4 rows of 3
+/// steps each) with each sample's age written downwards under it.
+pub fn graph(event: &str, series: &Series, now_s: u64) -> String {
+    let samples: Vec<(u64, String)> = series
+        .samples()
+        .map(|s| (s.latency_ms, age_label(now_s.saturating_sub(s.time))))
+        .collect();
+    let low = samples.iter().map(|s| s.0).min().unwrap_or(0);
+    let high = samples.iter().map(|s| s.0).max().unwrap_or(0);
+    let mut out = format!(
+        "{event} - high {high} ms, low {low} ms (all time high {} ms)\n",
+        series.max_ms
+    );
+    out.push_str(&"-".repeat(GRAPH_COLUMNS));
+    out.push('\n');
+    for (n, chunk) in samples.chunks(GRAPH_COLUMNS).enumerate() {
+        if n != 0 {
+            out.push('\n');
+        }
+        sparkline(&mut out, chunk, low as f64, high as f64);
+    }
+    out
+}
+
+/// How long ago, as Redis labels a sample: `12s`, `3m`, `5h`, `2d`.
+fn age_label(elapsed: u64) -> String {
+    match elapsed {
+        e if e < 60 => format!("{e}s"),
+        e if e < 3600 => format!("{}m", e / 60),
+        e if e < 86_400 => format!("{}h", e / 3600),
+        e => format!("{}d", e / 86_400),
+    }
+}
+
+/// Redis's `sparklineRenderRange` with the fill option: rows of `_o#` (`|` under the top),
+/// a blank row, then the labels one character per row.
+fn sparkline(out: &mut String, samples: &[(u64, String)], min: f64, max: f64) {
+    const FILL: &[u8] = b"_o#";
+    let steps = (FILL.len() * GRAPH_ROWS) as i64;
+    let range = if max - min == 0.0 { 1.0 } else { max - min };
+    let step_of = |v: u64| (((v as f64 - min) * steps as f64) / range) as i64;
+    let steps_of: Vec<i64> = samples
+        .iter()
+        .map(|(v, _)| step_of(*v).clamp(0, steps - 1))
+        .collect();
+    let mut row = 0;
+    loop {
+        let mut line = vec![b' '; samples.len()];
+        let mut more = false;
+        if row < GRAPH_ROWS {
+            more = true;
+            for (j, step) in steps_of.iter().enumerate() {
+                let idx = step - ((GRAPH_ROWS - row - 1) * FILL.len()) as i64;
+                if (0..FILL.len() as i64).contains(&idx) {
+                    line[j] = FILL[idx as usize];
+                } else if idx >= FILL.len() as i64 {
+                    line[j] = b'|';
+                }
+            }
+        } else if row == GRAPH_ROWS {
+            // The margin above the labels.
+            more = true;
+        } else {
+            let at = row - GRAPH_ROWS - 1;
+            for (j, (_, label)) in samples.iter().enumerate() {
+                if let Some(&c) = label.as_bytes().get(at) {
+                    more = true;
+                    line[j] = c;
+                }
+            }
+        }
+        if !more {
+            return;
+        }
+        out.push_str(&String::from_utf8_lossy(&line));
+        out.push('\n');
+        row += 1;
+    }
+}
+
 /// LATENCY HISTOGRAM's buckets: (microseconds, calls at or below), on powers of two from
 /// 1024 ns, each bucket only where the count grew (as Redis's `fillCommandCDF`).
 pub fn cumulative(h: &Histogram<u64>) -> Vec<(u64, u64)> {
@@ -186,6 +271,21 @@ mod tests {
         assert_eq!(times.len(), HISTORY_LEN);
         assert_eq!(times[0], 11);
         assert_eq!(*times.last().expect("samples"), HISTORY_LEN as u64 + 10);
+    }
+
+    #[test]
+    fn graph_draws_what_redis_draws() {
+        let mut l = Latency::default();
+        l.add_sample("command", 20, 97);
+        l.add_sample("command", 50, 99);
+        l.add_sample("command", 10, 100);
+        let text = graph("command", l.event(b"command").expect("event"), 100);
+        // Redis 7.0's LATENCY GRAPH for the same samples, ages and latencies.
+        let want = format!(
+            "command - high 50 ms, low 10 ms (all time high 50 ms)\n{}\n # \n | \n_| \n||_\n   \n310\nsss\n",
+            "-".repeat(80)
+        );
+        assert_eq!(text, want);
     }
 
     #[test]

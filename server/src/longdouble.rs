@@ -77,6 +77,38 @@ impl LongDouble {
     }
 }
 
+/// A double widened to `long double` (exactly, as C's conversion): GEOPOS and WITHCOORD
+/// print coordinates through `long double`.
+impl From<f64> for LongDouble {
+    fn from(v: f64) -> LongDouble {
+        let neg = v.is_sign_negative();
+        if v.is_infinite() {
+            return LongDouble::Inf { neg };
+        }
+        let bits = v.to_bits();
+        let field = ((bits >> 52) & 0x7ff) as i32;
+        let frac = bits & ((1 << 52) - 1);
+        let (mant, exp) = if field == 0 {
+            (frac, -1074)
+        } else {
+            (frac | (1 << 52), field - 1075)
+        };
+        if mant == 0 {
+            return LongDouble::Finite {
+                neg,
+                mant: 0,
+                exp: 0,
+            };
+        }
+        let shift = mant.leading_zeros() as i32;
+        LongDouble::Finite {
+            neg,
+            mant: mant << shift,
+            exp: exp - shift,
+        }
+    }
+}
+
 impl std::ops::Add for LongDouble {
     type Output = LongDouble;
 
@@ -587,6 +619,16 @@ mod tests {
         let big = incr("0", "1e400");
         assert!(big.starts_with("10000000000000000000281880683947586514586453433629052038625910693539685534008629862039363994848324160522094053927317616200295822777259255734023828976593340661017797447434546173917862448116674971723778943824391593338047470675026246684401359237513603830343735485505244955964979021825038280091068414947402456898653040951017512658092615827588920183472511643316591362664138176309734806343732497430221946880"));
         assert_eq!(big.len(), 401);
+    }
+
+    #[test]
+    fn doubles_widen_exactly() {
+        let human = |v: f64| LongDouble::from(v).to_human_string();
+        assert_eq!(human(13.361389338970184), "13.36138933897018433");
+        assert_eq!(human(-0.5), "-0.5");
+        assert_eq!(human(0.0), "0");
+        assert_eq!(human(f64::NEG_INFINITY), "-inf");
+        assert_eq!(human(5e-324), "0");
     }
 
     #[test]

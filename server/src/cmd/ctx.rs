@@ -20,7 +20,7 @@ pub enum Propagate {
     #[default]
     Verbatim,
     /// The command as received, even if the change counter did not move (FLUSHALL, whose
-    /// save resets the counter).
+    /// save resets the counter) or the command is not a write (PFCOUNT writing its cache).
     Always,
     /// Nothing (the write changed nothing, or it was already propagated piecewise).
     Nothing,
@@ -50,8 +50,9 @@ pub struct Ctx<'a> {
     /// False while EXEC runs queued commands (Redis's CLIENT_DENY_BLOCKING): a blocking
     /// command that finds nothing must answer at once instead of setting [`Ctx::block`].
     pub may_block: bool,
-    /// The command runs for a script (EVAL, FCALL): XREAD refuses BLOCK there.
-    pub in_script: bool,
+    /// True while a script runs the command (Redis's CLIENT_SCRIPT): SORT then orders what
+    /// it would otherwise return in a set's unspecified order.
+    pub from_script: bool,
     /// Set when the command is re-run for a blocked client because this key (of the
     /// client's database) was written: the command should serve from this key, as Redis
     /// serves blocked clients from the key that became ready, or block again.
@@ -79,7 +80,7 @@ impl<'a> Ctx<'a> {
             propagate: Propagate::Verbatim,
             touched: None,
             may_block: true,
-            in_script: false,
+            from_script: false,
             woken_by: None,
             script_call,
         }
@@ -100,13 +101,20 @@ impl<'a> Ctx<'a> {
     /// Looks a key up for a read command: counts a keyspace hit or miss and refreshes the
     /// access clock. Returns the slot.
     pub fn read(&mut self, key: &[u8]) -> Option<u32> {
+        let found = self.read_untouched(key);
+        if let Some(i) = found {
+            let clock = self.srv.access_clock(self.now_ms);
+            self.db().touch(i, |a| clock.touch(a));
+        }
+        found
+    }
+
+    /// Looks a key up as Redis's `LOOKUP_NOTOUCH` reads do (EXISTS, TYPE, TTL, OBJECT):
+    /// counts a keyspace hit or miss but leaves the access clock alone. Returns the slot.
+    pub fn read_untouched(&mut self, key: &[u8]) -> Option<u32> {
         let found = self.find(key);
         match found {
-            Some(i) => {
-                self.srv.stats.keyspace_hits += 1;
-                let clock = self.srv.access_clock(self.now_ms);
-                self.db().touch(i, |a| clock.touch(a));
-            }
+            Some(_) => self.srv.stats.keyspace_hits += 1,
             None => self.srv.stats.keyspace_misses += 1,
         }
         found
@@ -147,11 +155,17 @@ impl<'a> Ctx<'a> {
 
     /// A key's entry for writing, without hit/miss accounting (write commands don't count).
     pub fn entry_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let i = self.find_for_write(key)?;
+        Some(self.db().entry_mut(i))
+    }
+
+    /// Looks a key up for a write command (Redis's `lookupKeyWrite`): no hit/miss
+    /// accounting, the access clock refreshed. Returns the slot.
+    pub fn find_for_write(&mut self, key: &[u8]) -> Option<u32> {
         let i = self.find(key)?;
         let clock = self.srv.access_clock(self.now_ms);
-        let e = self.db().entry_mut(i);
-        e.access = clock.touch(e.access);
-        Some(e)
+        self.db().touch(i, |a| clock.touch(a));
+        Some(i)
     }
 
     /// Stores `value` at `key`; an existing key keeps its expiry only when `keep_ttl`.

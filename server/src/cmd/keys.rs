@@ -9,7 +9,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("del", -2, WRITE, (1, -1, 1), "generic", del),
     spec("unlink", -2, WRITE | FAST, (1, -1, 1), "generic", del),
     spec("exists", -2, READONLY | FAST, (1, -1, 1), "generic", exists),
-    spec("touch", -2, READONLY | FAST, (1, -1, 1), "generic", exists),
+    spec("touch", -2, READONLY | FAST, (1, -1, 1), "generic", touch),
     spec("expire", -3, WRITE | FAST, (1, 1, 1), "generic", expire),
     spec("pexpire", -3, WRITE | FAST, (1, 1, 1), "generic", pexpire),
     spec("expireat", -3, WRITE | FAST, (1, 1, 1), "generic", expireat),
@@ -81,8 +81,27 @@ fn del(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     Ok(())
 }
 
+/// EXISTS counts the keys present without refreshing their access clocks.
 fn exists(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
-    let n = args.iter().skip(1).filter(|k| ctx.get(k).is_some()).count();
+    count_present(ctx, args, |c, k| c.read_untouched(k))
+}
+
+/// TOUCH counts them as EXISTS does, and refreshes their access clocks (LRU time, LFU
+/// counter) as any read does.
+fn touch(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    count_present(ctx, args, |c, k| c.read(k))
+}
+
+fn count_present(
+    ctx: &mut Ctx<'_>,
+    args: Args<'_>,
+    lookup: fn(&mut Ctx<'_>, &[u8]) -> Option<u32>,
+) -> CmdResult {
+    let n = args
+        .iter()
+        .skip(1)
+        .filter(|k| lookup(ctx, k).is_some())
+        .count();
     ctx.reply.int(n as i64);
     Ok(())
 }
@@ -143,7 +162,7 @@ fn expire_generic(
     if relative {
         when = when.checked_add(ctx.now_ms as i64).ok_or_else(invalid)?;
     }
-    let Some(slot) = ctx.find(key) else {
+    let Some(slot) = ctx.find_for_write(key) else {
         ctx.reply.int(0);
         return Ok(());
     };
@@ -202,7 +221,7 @@ fn pexpireat(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 
 /// TTL family: -2 for a missing key, -1 without expiry.
 fn ttl_generic(ctx: &mut Ctx<'_>, key: &[u8], f: impl Fn(u64, u64) -> i64) -> CmdResult {
-    let r = match ctx.find(key) {
+    let r = match ctx.read_untouched(key) {
         None => -2,
         Some(i) => ctx
             .db()
@@ -235,7 +254,7 @@ fn pexpiretime(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 }
 
 fn persist(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
-    let changed = match ctx.find(args.get(1)) {
+    let changed = match ctx.find_for_write(args.get(1)) {
         Some(i) if ctx.db().entry(i).expire_at().is_some() => {
             ctx.db().set_expire(i, None);
             ctx.dirty(1);
@@ -248,7 +267,7 @@ fn persist(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 }
 
 fn type_(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
-    let t = match ctx.find(args.get(1)) {
+    let t = match ctx.read_untouched(args.get(1)) {
         Some(i) => ctx.db().entry(i).value.type_name(),
         None => "none",
     };
@@ -536,13 +555,10 @@ const OBJECT_HELP: &[&str] = &[
 fn object(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let sub = args.get(1);
     if eq(sub, "help") {
-        ctx.reply.array(OBJECT_HELP.len());
-        for l in OBJECT_HELP {
-            ctx.reply.simple(l);
-        }
+        super::help(ctx, OBJECT_HELP);
         return Ok(());
     }
-    let Some(i) = ctx.find(args.get(2)) else {
+    let Some(i) = ctx.read_untouched(args.get(2)) else {
         ctx.reply.null();
         return Ok(());
     };

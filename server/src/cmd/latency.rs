@@ -91,15 +91,14 @@ fn latency_cmd(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         let report = doctor(ctx, crate::clock::now_ms() / 1000);
         ctx.reply.verbatim(report.as_bytes());
     } else if eq(sub, "graph") {
-        if ctx.srv.latency.event(args.get(2)).is_none() {
+        let event = String::from_utf8_lossy(args.get(2)).into_owned();
+        let Some(series) = ctx.srv.latency.event(args.get(2)) else {
             return Err(CmdError::msg(format!(
-                "ERR No samples available for event '{}'",
-                String::from_utf8_lossy(args.get(2))
+                "ERR No samples available for event '{event}'"
             )));
-        }
-        return Err(CmdError::msg(
-            "ERR LATENCY GRAPH is not supported by this server: LATENCY HISTORY has the samples",
-        ));
+        };
+        let text = latency::graph(&event, series, crate::clock::now_ms() / 1000);
+        ctx.reply.verbatim(text.as_bytes());
     } else {
         help(ctx, LATENCY_HELP);
     }

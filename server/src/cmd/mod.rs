@@ -11,8 +11,12 @@ mod args;
 mod bitmap;
 mod connection;
 mod ctx;
+mod dump;
 mod functions;
+mod geo;
+mod getkeys;
 mod hashes;
+mod hyperloglog;
 mod keys;
 mod latency;
 mod lists;
@@ -24,6 +28,7 @@ mod replication;
 mod scripting;
 mod server;
 mod sets;
+mod sort;
 mod streams;
 mod strings;
 mod zset;
@@ -292,8 +297,12 @@ pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::ne
         replication::COMMANDS,
         pubsub::COMMANDS,
         zset::COMMANDS,
+        geo::COMMANDS,
+        sort::COMMANDS,
         scripting::COMMANDS,
         functions::COMMANDS,
+        hyperloglog::COMMANDS,
+        dump::COMMANDS,
         streams::COMMANDS,
     ];
     families

@@ -34,7 +34,7 @@ pub static COMMANDS: &[Spec] = &[
             ("list", "command|list", -2),
             ("info", "command|info", -2),
             ("docs", "command|docs", -2),
-            ("getkeys", "command|getkeys", -3),
+            ("getkeys", "command|getkeys", -4),
         ],
     ),
     container(
@@ -241,29 +241,23 @@ fn command(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         let Some(s) = super::names::lookup(&ctx.srv.commands, cmd.get(0)) else {
             return Err(CmdError::msg("ERR Invalid command specified"));
         };
+        let no_keys = || CmdError::msg("ERR The command has no key arguments");
+        if !super::getkeys::has_keys(s) {
+            return Err(no_keys());
+        }
         if !s.arity_ok(cmd.len()) {
             return Err(CmdError::msg(
                 "ERR Invalid number of arguments specified for command",
             ));
         }
-        if SCRIPT_CALLS.contains(&s.name) {
-            // Keys announced by `numkeys` (movable keys, and none is no error for them); a
-            // count that is not a number or exceeds the arguments gives none, as in Redis.
-            let n = super::int_arg(cmd.get(2))
-                .ok()
-                .and_then(|n| usize::try_from(n).ok())
-                .filter(|&n| n <= cmd.len() - 3)
-                .unwrap_or(0);
-            ctx.reply.array(n);
-            for i in 3..3 + n {
-                ctx.reply.bulk(cmd.get(i));
+        let keys = match super::getkeys::key_indices(s, cmd) {
+            Ok(keys) => keys,
+            Err(super::getkeys::NoKeys::Empty) => Vec::new(),
+            Err(super::getkeys::NoKeys::NoKeyArguments) => return Err(no_keys()),
+            Err(super::getkeys::NoKeys::InvalidArguments) => {
+                return Err(CmdError::msg("ERR Invalid arguments specified for command"));
             }
-            return Ok(());
-        }
-        let keys: Vec<usize> = s.key_indices(cmd.len()).collect();
-        if keys.is_empty() {
-            return Err(CmdError::msg("ERR The command has no key arguments"));
-        }
+        };
         ctx.reply.array(keys.len());
         for i in keys {
             ctx.reply.bulk(cmd.get(i));
@@ -298,16 +292,6 @@ fn command(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     }
     Ok(())
 }
-
-/// Commands whose keys follow a count in their third argument (`EVAL script numkeys key...`).
-const SCRIPT_CALLS: &[&str] = &[
-    "eval",
-    "evalsha",
-    "eval_ro",
-    "evalsha_ro",
-    "fcall",
-    "fcall_ro",
-];
 
 /// One COMMAND INFO entry: name, arity, flags, first key, last key, step, ACL categories,
 /// tips, key specs, subcommands.

@@ -654,7 +654,7 @@ pub(super) fn parse_read<'a>(
         let more = args.len() - 1 - i;
         let o = args.get(i);
         if eq(o, "block") && more > 0 {
-            if ctx.in_script {
+            if ctx.from_script {
                 return Err(CmdError::msg(format!(
                     "ERR {} command is not allowed with BLOCK option from scripts",
                     String::from_utf8_lossy(args.get(0))

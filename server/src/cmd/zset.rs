@@ -270,7 +270,7 @@ const NAN_SCORE: &str = "ERR resulting score is not a number (NaN)";
 
 /// C's `strtod` on `s`: the value, the bytes consumed (0 when nothing converts), and
 /// whether the result over- or underflowed (`errno == ERANGE` with ±HUGE_VAL or zero).
-fn strtod(s: &[u8]) -> (f64, usize, bool) {
+pub(super) fn strtod(s: &[u8]) -> (f64, usize, bool) {
     let mut i = s.iter().take_while(|c| is_c_space(**c)).count();
     let start = i;
     if i < s.len() && (s[i] == b'+' || s[i] == b'-') {
@@ -385,7 +385,7 @@ fn is_c_space(c: u8) -> bool {
 }
 
 /// Redis's `getDoubleFromObject`: the whole argument, no leading space, no overflow, no NaN.
-fn parse_double(a: &[u8]) -> Option<f64> {
+pub(super) fn parse_double(a: &[u8]) -> Option<f64> {
     let (v, used, erange) = strtod(a);
     let ok = !a.is_empty() && !is_c_space(a[0]) && used == a.len() && !erange && !v.is_nan();
     ok.then_some(v)
@@ -635,7 +635,7 @@ fn limits(ctx: &Ctx<'_>) -> PackLimits {
 ///
 /// # Errors
 /// WRONGTYPE when the key holds another type.
-fn read_zset(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<u32>, CmdError> {
+pub(super) fn read_zset(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<u32>, CmdError> {
     match ctx.read(key) {
         None => Ok(None),
         Some(i) => match &ctx.db().entry(i).value {
@@ -646,7 +646,7 @@ fn read_zset(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<u32>, CmdError> {
 }
 
 /// The sorted set at a slot returned by [`read_zset`].
-fn zset_at(db: &Db, i: u32) -> &ZSet {
+pub(super) fn zset_at(db: &Db, i: u32) -> &ZSet {
     match &db.entry(i).value {
         Value::Zset(z) => z,
         _ => unreachable!("slot checked by read_zset"),
@@ -703,13 +703,13 @@ fn reply_entries<'e>(
 // ZADD / ZINCRBY.
 
 #[derive(Debug, Default, Clone, Copy)]
-struct AddFlags {
-    nx: bool,
-    xx: bool,
-    gt: bool,
-    lt: bool,
-    incr: bool,
-    ch: bool,
+pub(super) struct AddFlags {
+    pub(super) nx: bool,
+    pub(super) xx: bool,
+    pub(super) gt: bool,
+    pub(super) lt: bool,
+    pub(super) incr: bool,
+    pub(super) ch: bool,
 }
 
 /// The outcome of adding one member.
@@ -800,20 +800,18 @@ fn zadd(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             "ERR INCR option supports a single increment-element pair",
         ));
     }
-    let scores = (0..pairs)
-        .map(|j| score_arg(args.get(idx + 2 * j)))
-        .collect::<Result<Vec<f64>, _>>()?;
-    add_members(ctx, args.get(1), args, idx, &scores, f)
+    let scored = (0..pairs)
+        .map(|j| Ok((score_arg(args.get(idx + 2 * j))?, args.get(idx + 2 * j + 1))))
+        .collect::<Result<Vec<_>, CmdError>>()?;
+    add_members(ctx, args.get(1), &scored, f)
 }
 
-/// The body of ZADD and ZINCRBY once arguments are valid: members are at `idx + 1`,
-/// `idx + 3`, ... with `scores` in order.
-fn add_members(
+/// The body of ZADD, ZINCRBY and GEOADD once arguments are valid: each score with its
+/// member, in order.
+pub(super) fn add_members(
     ctx: &mut Ctx<'_>,
     key: &[u8],
-    args: Args<'_>,
-    idx: usize,
-    scores: &[f64],
+    scored: &[(f64, &[u8])],
     f: AddFlags,
 ) -> CmdResult {
     let limits = limits(ctx);
@@ -833,8 +831,8 @@ fn add_members(
     let mut last = 0.0;
     let mut failure = None;
     if let Some(z) = write_zset(ctx, key)? {
-        for (j, &score) in scores.iter().enumerate() {
-            match zset_add(z, args.get(idx + 2 * j + 1), score, f, limits) {
+        for &(score, member) in scored {
+            match zset_add(z, member, score, f, limits) {
                 Ok(AddOutcome::Added(s)) => {
                     added += 1;
                     processed += 1;
@@ -883,7 +881,7 @@ fn zincrby(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         incr: true,
         ..AddFlags::default()
     };
-    add_members(ctx, args.get(1), args, 2, &[by], f)
+    add_members(ctx, args.get(1), &[(by, args.get(3))], f)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1111,7 +1109,7 @@ fn zrevrangebylex(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 
 /// Stores `entries` at `dst` as a new sorted set (replacing whatever was there, TTL
 /// included), or deletes `dst` when there are none; replies with the cardinality.
-fn store_result(ctx: &mut Ctx<'_>, dst: &[u8], entries: Vec<(SmallBytes, f64)>) {
+pub(super) fn store_result(ctx: &mut Ctx<'_>, dst: &[u8], entries: Vec<(SmallBytes, f64)>) {
     let n = entries.len();
     if n > 0 {
         let z = ZSet::from_entries(entries, limits(ctx));

@@ -4,7 +4,31 @@
 //! does. docs/configuration.md lists them; a directive that gains an effect moves to the
 //! main table.
 
-use super::{Access, Directive, Kind};
+/// One accepted directive: Redis's name and alias, its kind of value, its default as CONFIG
+/// GET prints it, and whether only start-up may set it.
+pub struct Accepted {
+    pub name: &'static str,
+    pub alias: Option<&'static str>,
+    pub kind: Kind,
+    pub default: &'static str,
+    pub immutable: bool,
+}
+
+/// The kind of value of an accepted directive, with Redis's bounds.
+#[derive(Clone, Copy)]
+pub enum Kind {
+    Bool,
+    Int(i64, i64),
+    Memory(i64, i64),
+    Enum(&'static [&'static str]),
+    /// Several words of the list at once (`shutdown-on-sigterm save now`).
+    Flags(&'static [&'static str]),
+    Str,
+    /// Octal digits up to this value (`unixsocketperm`).
+    Octal(u32),
+    /// Three `oom_score_adj` values, -2000 to 2000.
+    OomValues,
+}
 
 const fn accepted(
     name: &'static str,
@@ -12,20 +36,21 @@ const fn accepted(
     kind: Kind,
     default: &'static str,
     immutable: bool,
-) -> Directive {
-    Directive {
+) -> Accepted {
+    Accepted {
         name,
         alias,
+        kind,
+        default,
         immutable,
-        access: Access::Stored { kind, default },
     }
 }
 
-const fn modifiable(name: &'static str, kind: Kind, default: &'static str) -> Directive {
+const fn modifiable(name: &'static str, kind: Kind, default: &'static str) -> Accepted {
     accepted(name, None, kind, default, false)
 }
 
-const fn fixed(name: &'static str, kind: Kind, default: &'static str) -> Directive {
+const fn fixed(name: &'static str, kind: Kind, default: &'static str) -> Accepted {
     accepted(name, None, kind, default, true)
 }
 
@@ -36,7 +61,7 @@ const SHUTDOWN_ON_SIGNAL: Kind = Kind::Flags(&["default", "save", "nosave", "now
 
 /// Every directive of Redis 7.0's table that tandem-server has no effect for, with Redis's
 /// kind of value, bounds, default (as CONFIG GET prints it) and mutability.
-pub(super) static ACCEPTED: &[Directive] = &[
+pub static ACCEPTED: &[Accepted] = &[
     fixed("io-threads", Kind::Int(1, 128), "1"),
     fixed("io-threads-do-reads", Kind::Bool, "no"),
     fixed("always-show-logo", Kind::Bool, "no"),

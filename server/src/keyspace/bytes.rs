@@ -88,6 +88,15 @@ impl SmallBytes {
         }
     }
 
+    /// The bytes as a vector, without copying a heap string (a value edited in place, such
+    /// as a HyperLogLog, is taken out and put back).
+    pub fn into_vec(self) -> Vec<u8> {
+        match self {
+            SmallBytes::Inline { .. } => self.as_bytes().to_vec(),
+            SmallBytes::Heap(b) | SmallBytes::Raw(b) => b.into_vec(),
+        }
+    }
+
     /// Heap bytes owned beyond the inline struct (for memory accounting and eviction).
     pub fn heap_size(&self) -> usize {
         match self {

@@ -65,6 +65,8 @@ pub struct Db {
     hasher: DefaultHashBuilder,
     /// The snapshot in progress, if any (see [`snapshot`]).
     snap: Option<Box<DbSnapshot>>,
+    /// INFO keyspace's `avg_ttl` in ms (see [`Db::record_ttls`]).
+    avg_ttl: u64,
 }
 
 impl Default for Db {
@@ -77,6 +79,7 @@ impl Default for Db {
             expires: 0,
             hasher: DefaultHashBuilder::default(),
             snap: None,
+            avg_ttl: 0,
         }
     }
 }
@@ -343,6 +346,28 @@ impl Db {
         }
         let nth = rng.random_range(0..self.len);
         self.iter().nth(nth).map(|(i, _)| i)
+    }
+
+    /// The estimated remaining time to live (ms) of the keys with an expiry.
+    pub fn avg_ttl(&self) -> u64 {
+        self.avg_ttl
+    }
+
+    /// Folds one active expiry pass's sample into [`Db::avg_ttl`] as Redis does: the mean of
+    /// the positive TTLs seen, weighted 1/50 against the estimate so far (or starting it);
+    /// a database without expiring keys has none.
+    pub fn record_ttls(&mut self, ttl_sum: u64, samples: u64) {
+        if self.expires == 0 {
+            self.avg_ttl = 0;
+            return;
+        }
+        let Some(avg) = ttl_sum.checked_div(samples) else {
+            return;
+        };
+        if self.avg_ttl == 0 {
+            self.avg_ttl = avg;
+        }
+        self.avg_ttl = (self.avg_ttl / 50) * 49 + avg / 50;
     }
 
     /// Drops every key; the memory goes back to the allocator. A snapshot in progress keeps

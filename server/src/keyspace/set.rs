@@ -53,8 +53,15 @@ fn write_int(out: &mut Vec<u8>, x: i64, width: usize) {
 }
 
 impl IntSet {
-    fn width(&self) -> usize {
+    /// Bytes per member: 2, 4 or 8.
+    pub fn width(&self) -> usize {
         self.buf.first().map_or(2, |&w| usize::from(w))
+    }
+
+    /// The members as stored: sorted, little endian, [`IntSet::width`] bytes each (the body
+    /// of Redis's intset, which RDB files and DUMP payloads carry).
+    pub fn packed(&self) -> &[u8] {
+        self.buf.get(1..).unwrap_or_default()
     }
 
     pub fn len(&self) -> usize {

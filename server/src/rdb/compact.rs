@@ -164,53 +164,81 @@ pub fn listpack_for_each<'a>(
     Ok(count)
 }
 
-/// Appends one listpack entry (string form for strings, integer form for canonical integers).
-fn lp_append(out: &mut Vec<u8>, s: &[u8]) {
-    let start = out.len();
-    match super::encoding::int_encodable_i64(s) {
-        Some(v) if (0..=127).contains(&v) => out.push(v as u8),
+/// How `s` is written in a listpack: its encoding bytes (the tag, and an integer's value)
+/// and whether the string's own bytes follow them (string form for strings, integer form
+/// for canonical integers).
+fn lp_encoding(s: &[u8]) -> ([u8; 9], usize, bool) {
+    let mut head = [0u8; 9];
+    let (n, with_bytes) = match super::encoding::int_encodable_i64(s) {
+        Some(v) if (0..=127).contains(&v) => {
+            head[0] = v as u8;
+            (1, false)
+        }
         Some(v) if (-4096..=4095).contains(&v) => {
             let u = (v as u16) & 0x1FFF;
-            out.push(0xC0 | (u >> 8) as u8);
-            out.push(u as u8);
+            head[..2].copy_from_slice(&[0xC0 | (u >> 8) as u8, u as u8]);
+            (2, false)
         }
         Some(v) if i16::try_from(v).is_ok() => {
-            out.push(0xF1);
-            out.extend_from_slice(&(v as i16).to_le_bytes());
+            head[0] = 0xF1;
+            head[1..3].copy_from_slice(&(v as i16).to_le_bytes());
+            (3, false)
         }
         Some(v) if (-(1 << 23)..1 << 23).contains(&v) => {
-            out.push(0xF2);
-            out.extend_from_slice(&(v as i32).to_le_bytes()[..3]);
+            head[0] = 0xF2;
+            head[1..4].copy_from_slice(&(v as i32).to_le_bytes()[..3]);
+            (4, false)
         }
         Some(v) if i32::try_from(v).is_ok() => {
-            out.push(0xF3);
-            out.extend_from_slice(&(v as i32).to_le_bytes());
+            head[0] = 0xF3;
+            head[1..5].copy_from_slice(&(v as i32).to_le_bytes());
+            (5, false)
         }
         Some(v) => {
-            out.push(0xF4);
-            out.extend_from_slice(&v.to_le_bytes());
+            head[0] = 0xF4;
+            head[1..9].copy_from_slice(&v.to_le_bytes());
+            (9, false)
         }
         None if s.len() < 64 => {
-            out.push(0x80 | s.len() as u8);
-            out.extend_from_slice(s);
+            head[0] = 0x80 | s.len() as u8;
+            (1, true)
         }
         None if s.len() < 4096 => {
-            out.push(0xE0 | (s.len() >> 8) as u8);
-            out.push(s.len() as u8);
-            out.extend_from_slice(s);
+            head[..2].copy_from_slice(&[0xE0 | (s.len() >> 8) as u8, s.len() as u8]);
+            (2, true)
         }
         None => {
-            out.push(0xF0);
-            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-            out.extend_from_slice(s);
+            head[0] = 0xF0;
+            head[1..5].copy_from_slice(&(s.len() as u32).to_le_bytes());
+            (5, true)
         }
-    }
-    let size = out.len() - start;
-    put_backlen(out, size);
+    };
+    (head, n, with_bytes)
 }
 
+/// Appends one listpack entry.
+fn lp_append(out: &mut Vec<u8>, s: &[u8]) {
+    let (head, n, with_bytes) = lp_encoding(s);
+    out.extend_from_slice(&head[..n]);
+    if with_bytes {
+        out.extend_from_slice(s);
+    }
+    put_backlen(out, n + if with_bytes { s.len() } else { 0 });
+}
+
+/// The bytes [`lp_append`] adds for `s`, back length included: quicklist nodes are cut by
+/// their listpack's size.
+pub fn listpack_entry_size(s: &[u8]) -> usize {
+    let (_, n, with_bytes) = lp_encoding(s);
+    let size = n + if with_bytes { s.len() } else { 0 };
+    size + backlen_size(size)
+}
+
+/// Bytes of an empty listpack (header and end byte).
+pub const LISTPACK_EMPTY: usize = LP_HEADER + 1;
+
 /// Builds a listpack holding `items` in order into `out` (cleared first). Items must each be
-/// shorter than 4 GiB; the writer only packs short elements.
+/// shorter than 4 GiB (the writer gives PLAIN nodes to elements of 1 GiB and more).
 pub fn listpack_build<'a>(items: impl Iterator<Item = &'a [u8]>, out: &mut Vec<u8>) {
     listpack_start(out);
     let mut count = 0usize;

@@ -26,18 +26,43 @@ use hashbrown::HashMap;
 /// # Errors
 /// The destination failed, or the value is one Redis would refuse to load.
 pub fn write_entry<W: Write>(w: &mut RdbWriter<W>, e: &Entry) -> Result<(), RdbError> {
-    let key = e.key.as_bytes();
-    let expire = e.expire_at();
-    match &e.value {
+    write_value(w, e.key.as_bytes(), e.expire_at(), &e.value)
+}
+
+/// Writes one value under `key` with an optional expiry (an entry, or a DUMP payload's value
+/// under an empty key).
+///
+/// # Errors
+/// The destination failed, or the value is one Redis would refuse to load.
+pub fn write_value<W: Write>(
+    w: &mut RdbWriter<W>,
+    key: &[u8],
+    expire: Option<u64>,
+    value: &Value,
+) -> Result<(), RdbError> {
+    match value {
         Value::Str(s) => w.string(key, s, expire),
-        Value::Hash(h) => w.hash(key, expire, Restartable::new(&**h, h.len(), Hash::iter)),
+        Value::Hash(h) => w.hash_as(
+            key,
+            expire,
+            Restartable::new(&**h, h.len(), Hash::iter),
+            h.encoding() == "listpack",
+        ),
+        Value::Set(s) if let Set::Ints(ints) = &**s => {
+            w.intset(key, expire, ints.width(), ints.len(), ints.packed())
+        }
         Value::Set(s) => w.set(
             key,
             expire,
             Restartable::new(&**s, s.len(), Set::iter).map(MemberText::from),
         ),
         Value::List(l) => w.list(key, expire, Restartable::new(&**l, l.len(), List::iter)),
-        Value::Zset(z) => w.zset(key, expire, Restartable::new(&**z, z.len(), ZSet::iter)),
+        Value::Zset(z) => w.zset_as(
+            key,
+            expire,
+            Restartable::new(&**z, z.len(), ZSet::iter),
+            z.encoding() == "listpack",
+        ),
         Value::Stream(s) => {
             let m = s.meta();
             w.stream(

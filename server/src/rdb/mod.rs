@@ -14,6 +14,7 @@
 
 mod compact;
 pub mod convert;
+pub mod dump;
 mod encoding;
 mod error;
 pub mod function_dump;

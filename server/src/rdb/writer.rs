@@ -1,9 +1,12 @@
 //! The streaming RDB writer: produces a version-10 file that Redis 7.0 loads, fed one
 //! database and one key at a time, into any `std::io::Write`.
 //!
-//! Encodings are chosen for simplicity and load speed: strings int-encoded or LZF-compressed
-//! like Redis, lists as QUICKLIST_2 (listpack nodes, PLAIN nodes for big elements), small
-//! hashes and sorted sets as listpacks, larger ones as plain HASH / ZSET_2, sets as plain SET.
+//! Values are written in the encodings Redis 7.0 gives them, so a DUMP payload (one value
+//! through this writer) is Redis's own bytes: strings int-encoded or LZF-compressed, lists as
+//! QUICKLIST_2 with listpack nodes cut where Redis cuts them, small hashes and sorted sets as
+//! listpacks (scores as Redis prints them), larger ones as plain HASH / ZSET_2, intset-encoded
+//! sets as intsets and other sets as plain SET. Files use a faster LZF than Redis's (same
+//! format, other bytes) unless [`RdbWriter::with_redis_lzf`].
 //! It must not buffer more than one value plus a 64 KiB block, and must not decide what
 //! to write: the snapshot decides which keys exist, which have expired and which database
 //! they belong to. Callers guarantee that collections hold no duplicate members.
@@ -13,18 +16,23 @@ use std::io::Write;
 use super::compact;
 use super::encoding::{self as enc, Crc64Digest, LzfCompressor, crc64_digest, put_len};
 use super::error::RdbError;
+use super::function_dump::redis_lzf;
 use super::model::{Aux, RdbGroup, RdbStreamId, RdbStreamMeta, RdbValue};
+use crate::protocol::format_double;
 
 const FLUSH_AT: usize = 64 * 1024;
 /// Listpack thresholds matching Redis 7.0's defaults, so what we write as a listpack is what
 /// a default Redis would keep as one.
 const LISTPACK_MAX_ENTRIES: usize = 128;
 const LISTPACK_MAX_VALUE: usize = 64;
-/// Quicklist node limits: `list-max-listpack-size -2` (8 KiB) and at most 128 entries.
+/// Quicklist nodes as Redis 7.0 fills them under `list-max-listpack-size -2`: an element
+/// joins the last node while that node's listpack bytes, the element's length and 8 more
+/// stay within 8 KiB (its `_quicklistNodeAllowInsert`), so a list built by RPUSH is written
+/// in Redis's own layout.
 const NODE_MAX_BYTES: usize = 8 * 1024;
-const NODE_MAX_ENTRIES: usize = 128;
-/// Elements at least this long get a PLAIN node of their own.
-const PLAIN_NODE_MIN: usize = 4 * 1024;
+const NODE_SIZE_OVERHEAD: usize = 8;
+/// Elements at least this long get a PLAIN node of their own (Redis's `packed_threshold`).
+const PLAIN_NODE_MIN: usize = 1 << 30;
 
 /// What the writer does beyond the plain format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +64,8 @@ pub struct RdbWriter<W: Write> {
     lzf_buf: Vec<u8>,
     lp_buf: Vec<u8>,
     written: u64,
+    /// Compress with Redis's own LZF output ([`RdbWriter::with_redis_lzf`]).
+    redis_lzf: bool,
 }
 
 impl<W: Write> RdbWriter<W> {
@@ -73,6 +83,7 @@ impl<W: Write> RdbWriter<W> {
             lzf_buf: Vec::new(),
             lp_buf: Vec::new(),
             written: 0,
+            redis_lzf: false,
         };
         w.buf
             .extend_from_slice(format!("REDIS{:04}", enc::RDB_VERSION).as_bytes());
@@ -101,7 +112,16 @@ impl<W: Write> RdbWriter<W> {
             lzf_buf: Vec::new(),
             lp_buf: Vec::new(),
             written: 0,
+            redis_lzf: false,
         }
+    }
+
+    /// Compresses strings to the very bytes Redis's `lzf_compress` produces, at the cost of
+    /// the faster compressor's speed: for payloads compared byte for byte with Redis's
+    /// (DUMP), not for whole datasets.
+    pub fn with_redis_lzf(mut self) -> Self {
+        self.redis_lzf = true;
+        self
     }
 
     /// Flushes what is buffered and lends the destination: a fragment writer over a `Vec`
@@ -279,6 +299,32 @@ impl<W: Write> RdbWriter<W> {
         Ok(())
     }
 
+    /// Writes a set of integers as Redis writes its intset-encoded sets: the intset blob
+    /// (the width and the count as 32-bit little-endian words, then `packed`, the sorted
+    /// members in `width` bytes each). An empty set writes nothing.
+    ///
+    /// # Errors
+    /// The destination failed.
+    pub fn intset(
+        &mut self,
+        key: &[u8],
+        expire_ms: Option<u64>,
+        width: usize,
+        len: usize,
+        packed: &[u8],
+    ) -> Result<(), RdbError> {
+        if len == 0 {
+            return Ok(());
+        }
+        self.key_header(key, expire_ms, enc::TYPE_SET_INTSET)?;
+        let mut blob = Vec::with_capacity(8 + packed.len());
+        blob.extend_from_slice(&(width as u32).to_le_bytes());
+        blob.extend_from_slice(&(len as u32).to_le_bytes());
+        blob.extend_from_slice(packed);
+        self.put_string(&blob)?;
+        self.maybe_flush()
+    }
+
     /// Writes a hash: a listpack when small enough for Redis to keep it as one, else a plain
     /// HASH. An empty hash writes nothing.
     ///
@@ -293,15 +339,34 @@ impl<W: Write> RdbWriter<W> {
     where
         I: ExactSizeIterator<Item = (&'a [u8], &'a [u8])> + Clone,
     {
+        let small = pairs.len() <= LISTPACK_MAX_ENTRIES
+            && pairs
+                .clone()
+                .all(|(f, v)| f.len() <= LISTPACK_MAX_VALUE && v.len() <= LISTPACK_MAX_VALUE);
+        self.hash_as(key, expire_ms, pairs, small)
+    }
+
+    /// Writes a hash as a listpack or as a plain HASH, as the caller knows Redis holds it (a
+    /// keyspace hash follows the configured `hash-max-listpack-*` limits). An empty hash
+    /// writes nothing.
+    ///
+    /// # Errors
+    /// The destination failed.
+    pub fn hash_as<'a, I>(
+        &mut self,
+        key: &[u8],
+        expire_ms: Option<u64>,
+        pairs: I,
+        listpack: bool,
+    ) -> Result<(), RdbError>
+    where
+        I: ExactSizeIterator<Item = (&'a [u8], &'a [u8])>,
+    {
         let n = pairs.len();
         if n == 0 {
             return Ok(());
         }
-        let small = n <= LISTPACK_MAX_ENTRIES
-            && pairs
-                .clone()
-                .all(|(f, v)| f.len() <= LISTPACK_MAX_VALUE && v.len() <= LISTPACK_MAX_VALUE);
-        if small {
+        if listpack {
             self.key_header(key, expire_ms, enc::TYPE_HASH_LISTPACK)?;
             let mut lp = std::mem::take(&mut self.lp_buf);
             compact::listpack_build(pairs.flat_map(|(f, v)| [f, v]), &mut lp);
@@ -334,6 +399,27 @@ impl<W: Write> RdbWriter<W> {
     where
         I: ExactSizeIterator<Item = (&'a [u8], f64)> + Clone,
     {
+        let small = pairs.len() <= LISTPACK_MAX_ENTRIES
+            && pairs.clone().all(|(m, _)| m.len() <= LISTPACK_MAX_VALUE);
+        self.zset_as(key, expire_ms, pairs, small)
+    }
+
+    /// Writes a sorted set as a listpack or as ZSET_2, as the caller knows Redis holds it (a
+    /// keyspace sorted set follows the configured `zset-max-listpack-*` limits). An empty
+    /// sorted set writes nothing.
+    ///
+    /// # Errors
+    /// The destination failed, or a score is NaN (Redis refuses to load those).
+    pub fn zset_as<'a, I>(
+        &mut self,
+        key: &[u8],
+        expire_ms: Option<u64>,
+        pairs: I,
+        listpack: bool,
+    ) -> Result<(), RdbError>
+    where
+        I: ExactSizeIterator<Item = (&'a [u8], f64)> + Clone,
+    {
         let n = pairs.len();
         if n == 0 {
             return Ok(());
@@ -341,9 +427,7 @@ impl<W: Write> RdbWriter<W> {
         if pairs.clone().any(|(_, s)| s.is_nan()) {
             return Err(RdbError::InvalidValue("a sorted set score is NaN"));
         }
-        let small =
-            n <= LISTPACK_MAX_ENTRIES && pairs.clone().all(|(m, _)| m.len() <= LISTPACK_MAX_VALUE);
-        if small {
+        if listpack {
             // Redis uses a listpack zset as its in-memory form directly: it must be sorted.
             let mut sorted: Vec<(&[u8], f64)> = pairs.collect();
             sorted.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(b.0)));
@@ -492,10 +576,7 @@ impl<W: Write> RdbWriter<W> {
             enc::put_int_encoded(&mut self.buf, v);
             return Ok(());
         }
-        if self.opts.compression
-            && s.len() > 20
-            && self.lzf.compress(s, &mut self.lzf_buf, s.len() - 4)
-        {
+        if self.opts.compression && s.len() > 20 && self.compress(s) {
             self.buf.push((enc::LEN_ENCVAL << 6) | enc::ENC_LZF);
             put_len(&mut self.buf, self.lzf_buf.len() as u64);
             put_len(&mut self.buf, s.len() as u64);
@@ -506,6 +587,21 @@ impl<W: Write> RdbWriter<W> {
         }
         put_len(&mut self.buf, s.len() as u64);
         self.put_bytes(s)
+    }
+
+    /// LZF-compresses `s` into `lzf_buf`; false when that would not save four bytes.
+    fn compress(&mut self, s: &[u8]) -> bool {
+        let max_out = s.len() - 4;
+        if !self.redis_lzf {
+            return self.lzf.compress(s, &mut self.lzf_buf, max_out);
+        }
+        match redis_lzf(s, max_out) {
+            Some(packed) => {
+                self.lzf_buf = packed;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Appends bytes, passing big ones straight to the destination instead of the buffer.
@@ -600,13 +696,14 @@ impl<W: Write> ChecksumWriter<W> {
     }
 }
 
-/// Score text for a listpack: integers without a fraction, others in shortest round-trip
-/// form (`strtod` in Redis reads both back to the same double).
+/// Score text for a listpack, as Redis 7.0's `d2string` writes it: `0` and `-0`, integers
+/// within +-2^62 in decimal, anything else (infinities included) as `%.17g`.
 fn score_text(s: f64) -> Vec<u8> {
-    if s.fract() == 0.0 && s.abs() < 1e15 && !(s == 0.0 && s.is_sign_negative()) {
+    let half = (i64::MAX / 2) as f64;
+    if s != 0.0 && (-half..=half).contains(&s) && s.fract() == 0.0 {
         itoa::Buffer::new().format(s as i64).as_bytes().to_vec()
     } else {
-        ryu::Buffer::new().format(s).as_bytes().to_vec()
+        format_double(s).into_bytes()
     }
 }
 
@@ -620,7 +717,7 @@ struct Node {
 /// Splits items into quicklist nodes (deterministically, so it can be run twice).
 fn for_each_node<'a>(items: impl Iterator<Item = &'a [u8]>, mut f: impl FnMut(Node)) {
     let mut count = 0;
-    let mut bytes = 0;
+    let mut bytes = compact::LISTPACK_EMPTY;
     for item in items {
         if item.len() >= PLAIN_NODE_MIN {
             if count > 0 {
@@ -629,7 +726,7 @@ fn for_each_node<'a>(items: impl Iterator<Item = &'a [u8]>, mut f: impl FnMut(No
                     plain: false,
                 });
                 count = 0;
-                bytes = 0;
+                bytes = compact::LISTPACK_EMPTY;
             }
             f(Node {
                 len: 1,
@@ -637,17 +734,16 @@ fn for_each_node<'a>(items: impl Iterator<Item = &'a [u8]>, mut f: impl FnMut(No
             });
             continue;
         }
-        let size = item.len() + 11;
-        if count > 0 && (count == NODE_MAX_ENTRIES || bytes + size > NODE_MAX_BYTES) {
+        if count > 0 && bytes + item.len() + NODE_SIZE_OVERHEAD > NODE_MAX_BYTES {
             f(Node {
                 len: count,
                 plain: false,
             });
             count = 0;
-            bytes = 0;
+            bytes = compact::LISTPACK_EMPTY;
         }
         count += 1;
-        bytes += size;
+        bytes += compact::listpack_entry_size(item);
     }
     if count > 0 {
         f(Node {

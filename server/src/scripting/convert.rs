@@ -343,6 +343,11 @@ fn write_table(t: &Table, reply: &mut Reply<'_>) -> mlua::Result<Children> {
     })
 }
 
+/// Lua's `tostring` of a number (`%.14g`).
+pub(super) fn number_text(n: f64) -> String {
+    crate::protocol::format_g(n, 14)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

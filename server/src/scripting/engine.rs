@@ -1,26 +1,14 @@
 //! The interpreter: Lua 5.1 with the libraries and the `redis` API Redis 7.0 provides,
 //! globals locked (sandbox.lua), and the run state a script's API calls read and change.
 
+use super::run::{Bound, Scratch, arm_hook, redis_call};
 use super::{api, convert, libs};
 use crate::state::scripting::{ScriptRun, Scripts};
-use mlua::{HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+use mlua::{Lua, LuaOptions, MultiValue, StdLib, Table, Value};
 
 /// The private table of the sandbox: where the host finds the globals and installs the
 /// command runner of the script in progress.
 pub(super) struct Hidden(pub Table);
-
-/// What each run touches, fetched from the sandbox once: a run then makes no string keys
-/// and no table lookups of its own (shared behind an `Rc`: cloning each handle would cost a
-/// Lua reference apiece).
-pub(super) struct Bound {
-    /// The real globals, where EVAL's KEYS and ARGV go.
-    pub globals: Table,
-    pub handler: mlua::Function,
-    pub run_eval: mlua::Function,
-    pub run_function: mlua::Function,
-    pub keys_key: mlua::LuaString,
-    pub argv_key: mlua::LuaString,
-}
 
 /// Redis's `redisLrand48`: a 48-bit linear congruential generator with the libc's
 /// constants, so `math.random` gives the same sequence as Redis for the same seed.
@@ -71,12 +59,10 @@ pub(super) fn build() -> mlua::Result<Lua> {
     let hidden = lua.create_table()?;
     let redis = api::redis_table(&lua)?;
     lua.globals().set("redis", redis.clone())?;
-    let scratch = std::cell::RefCell::new(super::run::Scratch::default());
+    let scratch = std::cell::RefCell::new(Scratch::default());
     redis.set(
         "call",
-        lua.create_function(move |lua, argv: MultiValue| {
-            super::run::redis_call(lua, argv, &scratch)
-        })?,
+        lua.create_function(move |lua, argv: MultiValue| redis_call(lua, argv, &scratch))?,
     )?;
     let real_of = lua.create_table()?;
     let weak_keys = lua.create_table()?;
@@ -114,48 +100,6 @@ pub(super) fn build() -> mlua::Result<Lua> {
     lua.set_app_data(Hidden(hidden));
     arm_hook(&lua)?;
     Ok(lua)
-}
-
-/// How many Lua instructions run between two checks of a script's time (Redis's count).
-const HOOK_INSTRUCTIONS: u32 = 100_000;
-
-/// Sets the instruction hook that watches a running script's time.
-pub(super) fn arm_hook(lua: &Lua) -> mlua::Result<()> {
-    lua.set_hook(
-        HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS),
-        busy_hook,
-    )
-}
-
-/// Past `busy-reply-threshold` a script lets the other clients in (they get BUSY and may
-/// kill it); once killed it fails at every line, so `pcall` cannot keep it alive.
-fn busy_hook(lua: &Lua, _: &mlua::debug::Debug) -> mlua::Result<VmState> {
-    let (killed, due) = match lua.app_data_ref::<ScriptRun>() {
-        None => return Ok(VmState::Continue),
-        Some(run) => (
-            run.killed,
-            run.busy_threshold_ms > 0
-                && crate::clock::now_ms().saturating_sub(run.started_ms) >= run.busy_threshold_ms,
-        ),
-    };
-    if killed {
-        return Err(api::raise_text(
-            lua,
-            "Script killed by user with SCRIPT KILL...",
-        ));
-    }
-    if !due {
-        return Ok(VmState::Continue);
-    }
-    if super::run::serve_busy(lua) {
-        tracing::warn!("Lua script killed by user with SCRIPT KILL.");
-        lua.set_hook(HookTriggers::EVERY_LINE, busy_hook)?;
-        return Err(api::raise_text(
-            lua,
-            "Script killed by user with SCRIPT KILL...",
-        ));
-    }
-    Ok(VmState::Continue)
 }
 
 /// Lua's `luaL_where(L, 1)`: the position of the Lua code that called a library function,
@@ -255,11 +199,6 @@ fn math_randomseed(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
     Ok(())
 }
 
-/// Lua's `tostring` of a number (`%.14g`).
-pub(super) fn number_text(n: f64) -> String {
-    crate::protocol::format_g(n, 14)
-}
-
 /// The message handler a script runs under (Redis's `__redis__err__handler`): the error
 /// becomes a table `{err=}` (`ERR ` before a plain message) and gets the source and line of
 /// the script code that failed, the innermost frame of the user's code.
@@ -274,7 +213,7 @@ fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
             }
             let msg = match &other {
                 Value::String(s) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
-                Value::Number(n) => number_text(*n),
+                Value::Number(n) => convert::number_text(*n),
                 Value::Integer(n) => n.to_string(),
                 Value::Error(e) => convert::error_text(e),
                 Value::Nil => "nil".into(),

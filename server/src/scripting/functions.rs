@@ -259,7 +259,7 @@ fn load_error_text(lua: &Lua, e: Value) -> String {
         Value::String(s) => format!("ERR {}", String::from_utf8_lossy(&s.as_bytes())),
         Value::Error(err) => format!("ERR {}", convert::error_text(&err)),
         Value::Integer(n) => format!("ERR {n}"),
-        Value::Number(n) => format!("ERR {}", engine::number_text(n)),
+        Value::Number(n) => format!("ERR {}", convert::number_text(n)),
         _ => "(null)".into(),
     }
 }

@@ -4,10 +4,9 @@
 
 use super::api;
 use super::convert::{self, lua_to_reply, reply_to_lua};
-use super::engine::Bound;
 use crate::protocol::{Args, Reply};
 use crate::state::scripting::ScriptRun;
-use mlua::{Function, Lua, MultiValue, Table, Value};
+use mlua::{Function, HookTriggers, Lua, MultiValue, Table, Value, VmState};
 use scoped_tls_hkt::scoped_thread_local;
 use std::cell::RefCell;
 
@@ -39,6 +38,61 @@ pub trait Host {
     /// Lets the other clients in while the script runs past `busy-reply-threshold`: they
     /// get BUSY, or kill it. Returns true when the script must stop.
     fn serve_busy(&mut self, run: &mut ScriptRun, name: &str) -> bool;
+}
+
+/// What each run touches, fetched from the sandbox once: a run then makes no string keys
+/// and no table lookups of its own (shared behind an `Rc`: cloning each handle would cost a
+/// Lua reference apiece).
+pub(super) struct Bound {
+    /// The real globals, where EVAL's KEYS and ARGV go.
+    pub globals: Table,
+    pub handler: mlua::Function,
+    pub run_eval: mlua::Function,
+    pub run_function: mlua::Function,
+    pub keys_key: mlua::LuaString,
+    pub argv_key: mlua::LuaString,
+}
+
+/// How many Lua instructions run between two checks of a script's time (Redis's count).
+const HOOK_INSTRUCTIONS: u32 = 100_000;
+
+/// Sets the instruction hook that watches a running script's time.
+pub(super) fn arm_hook(lua: &Lua) -> mlua::Result<()> {
+    lua.set_hook(
+        HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS),
+        busy_hook,
+    )
+}
+
+/// Past `busy-reply-threshold` a script lets the other clients in (they get BUSY and may
+/// kill it); once killed it fails at every line, so `pcall` cannot keep it alive.
+fn busy_hook(lua: &Lua, _: &mlua::debug::Debug) -> mlua::Result<VmState> {
+    let (killed, due) = match lua.app_data_ref::<ScriptRun>() {
+        None => return Ok(VmState::Continue),
+        Some(run) => (
+            run.killed,
+            run.busy_threshold_ms > 0
+                && crate::clock::now_ms().saturating_sub(run.started_ms) >= run.busy_threshold_ms,
+        ),
+    };
+    if killed {
+        return Err(api::raise_text(
+            lua,
+            "Script killed by user with SCRIPT KILL...",
+        ));
+    }
+    if !due {
+        return Ok(VmState::Continue);
+    }
+    if serve_busy(lua) {
+        tracing::warn!("Lua script killed by user with SCRIPT KILL.");
+        lua.set_hook(HookTriggers::EVERY_LINE, busy_hook)?;
+        return Err(api::raise_text(
+            lua,
+            "Script killed by user with SCRIPT KILL...",
+        ));
+    }
+    Ok(VmState::Continue)
 }
 
 /// How the script receives its keys and arguments.
@@ -80,7 +134,7 @@ pub fn invoke(
     let run = lua.remove_app_data::<ScriptRun>().unwrap_or_default();
     if run.killed {
         // The kill made the hook fire at every line; back to its usual pace.
-        if let Err(e) = super::engine::arm_hook(lua) {
+        if let Err(e) = arm_hook(lua) {
             tracing::warn!(error = %e, "could not reset the script hook");
         }
     }
@@ -135,7 +189,7 @@ fn error_line(t: &Table, name: &str) -> String {
     let text = |k: &str| match t.raw_get::<Value>(k) {
         Ok(Value::String(s)) => Some(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
         Ok(Value::Integer(n)) => Some(n.to_string()),
-        Ok(Value::Number(n)) => Some(super::engine::number_text(n)),
+        Ok(Value::Number(n)) => Some(convert::number_text(n)),
         _ => None,
     };
     let msg = text("err").unwrap_or_else(|| "ERR unknown error".into());

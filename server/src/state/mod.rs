@@ -145,6 +145,20 @@ impl AccessClock {
         (self.now_s / 60) & 0xff_ffff
     }
 
+    /// The clock value of a restored object (Redis's `objectSetLRUOrLFU`): under LFU the
+    /// given frequency counter, otherwise the given idle seconds back from now; a fresh
+    /// object when the policy's own option is missing.
+    pub fn restored(self, idle_s: Option<u64>, freq: Option<u8>) -> u32 {
+        match (self.lfu, idle_s, freq) {
+            (true, _, Some(f)) => (self.minutes() << 8) | u32::from(f),
+            (false, Some(idle), _) => {
+                let idle = u32::try_from(idle).unwrap_or(u32::MAX);
+                self.now_s.saturating_sub(idle)
+            }
+            _ => self.fresh(),
+        }
+    }
+
     /// Seconds since the last access, from an LRU clock value.
     pub fn idle_seconds(self, stored: u32) -> u64 {
         u64::from(self.now_s.saturating_sub(stored))
@@ -442,10 +456,12 @@ impl Server {
         for db in 0..self.keyspace.num_dbs() {
             let d = self.keyspace.db(db);
             if d.expires() == 0 {
+                self.keyspace.db_mut(db).record_ttls(0, 0);
                 continue;
             }
             let bound = d.slot_bound();
             let mut victims = Vec::new();
+            let (mut ttl_sum, mut ttl_samples) = (0, 0);
             // Random probes: a uniform sample finds expired keys in proportion to their
             // share, as Redis's sampling does, without a second index of volatile keys.
             for _ in 0..budget.min(bound as usize * 2) {
@@ -453,12 +469,19 @@ impl Server {
                     use rand::Rng;
                     self.rng.random_range(0..bound)
                 };
-                if let Some(e) = self.keyspace.db(db).entry_at(i)
-                    && e.is_expired(now_ms)
-                {
-                    victims.push(e.key.clone());
+                let Some(e) = self.keyspace.db(db).entry_at(i) else {
+                    continue;
+                };
+                match e.expire_at() {
+                    _ if e.is_expired(now_ms) => victims.push(e.key.clone()),
+                    Some(at) => {
+                        ttl_sum += at - now_ms;
+                        ttl_samples += 1;
+                    }
+                    None => {}
                 }
             }
+            self.keyspace.db_mut(db).record_ttls(ttl_sum, ttl_samples);
             for key in victims {
                 if self.find_live(db, &key, now_ms).is_none() {
                     expired += 1;
