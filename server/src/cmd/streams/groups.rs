@@ -3,7 +3,7 @@
 //! XAUTOCLAIM reach replicas as one `XCLAIM ... FORCE JUSTID LASTID` per entry (or
 //! `XGROUP SETID ... ENTRIESREAD` for NOACK), never as themselves.
 
-use super::{
+use super::io::{
     block_on_streams, may_serve, parse_range, parse_read, parse_strict_id, read_reply_head,
     read_reply_key, read_stream, reply_entry, stream_at, write_stream,
 };
@@ -213,8 +213,12 @@ pub fn xgroup(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         let id = if idarg == b"$" {
             None
         } else {
-            Some(super::parse_interval_id(idarg, 0).and_then(|(id, ex)| {
-                if ex { Err(super::invalid_id()) } else { Ok(id) }
+            Some(super::io::parse_interval_id(idarg, 0).and_then(|(id, ex)| {
+                if ex {
+                    Err(super::io::invalid_id())
+                } else {
+                    Ok(id)
+                }
             })?)
         };
         with_group(ctx, key, name, "", |s, g, _, _| {
@@ -333,7 +337,7 @@ pub fn xreadgroup(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         let key = args.get(r.streams_at + k);
         let start = from[k];
         let count = match r.count {
-            0 if ctx.woken_by.is_some() => super::BLOCKED_DEFAULT_COUNT,
+            0 if ctx.woken_by.is_some() => super::io::BLOCKED_DEFAULT_COUNT,
             n => n,
         };
         let noack = r.noack;
@@ -719,7 +723,7 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let consumer = args.get(3);
     let min_idle =
         int_opt(args.get(4), "Invalid min-idle-time argument for XAUTOCLAIM")?.max(0) as u64;
-    let (mut start, ex) = super::parse_interval_id(args.get(5), 0)?;
+    let (mut start, ex) = super::io::parse_interval_id(args.get(5), 0)?;
     if ex {
         start = start
             .next()
@@ -937,7 +941,7 @@ pub fn xinfo(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         return Ok(());
     }
     reply.bulk(b"entries");
-    super::reply_entries(reply, s.range(StreamId::MIN, StreamId::MAX), count);
+    super::io::reply_entries(reply, s.range(StreamId::MIN, StreamId::MAX), count);
     reply.bulk(b"groups");
     reply.array(s.groups.len());
     let limit = if count == 0 { usize::MAX } else { count };

@@ -9,7 +9,7 @@
 //!
 //! This module knows nothing of groups, trimming policy or commands.
 
-use super::StreamId;
+use super::id::StreamId;
 
 /// Where a node ends (`stream-node-max-entries`, `stream-node-max-bytes`): entries counted
 /// with the deleted ones, bytes counted as Redis's listpack would hold them, so that nodes

@@ -4,7 +4,7 @@
 //! command layer; this module keeps the two views of the PEL (the group's and each
 //! consumer's) in step.
 
-use super::StreamId;
+use super::id::StreamId;
 use crate::keyspace::SmallBytes;
 use std::collections::{BTreeMap, BTreeSet};
 
