@@ -230,12 +230,7 @@ fn command(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     } else if eq(sub, "help") {
         help(ctx, COMMAND_HELP);
     } else if eq(sub, "list") {
-        let mut names: Vec<&str> = TABLE.values().map(|s| s.name).collect();
-        names.sort_unstable();
-        ctx.reply.array(names.len());
-        for n in names {
-            ctx.reply.bulk(n.as_bytes());
-        }
+        command_list(ctx, args)?;
     } else if eq(sub, "getkeys") {
         let cmd = args.slice_from(2);
         let Some(s) = super::names::lookup(&ctx.srv.commands, cmd.get(0)) else {
@@ -289,6 +284,45 @@ fn command(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             ctx.reply.bulk(b"group");
             ctx.reply.bulk(s.group.as_bytes());
         }
+    }
+    Ok(())
+}
+
+/// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern]: every command
+/// and subcommand by its full name (`config|get`), sorted.
+fn command_list(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    let mut pattern: Option<&[u8]> = None;
+    let mut module = false;
+    let mut i = 2;
+    while i < args.len() {
+        if !(eq(args.get(i), "filterby") && args.len() - 1 - i == 2) {
+            return Err(CmdError::Syntax);
+        }
+        let kind = args.get(i + 1);
+        if eq(kind, "module") {
+            module = true;
+        } else if eq(kind, "pattern") {
+            pattern = Some(args.get(i + 2));
+        } else if eq(kind, "aclcat") {
+            return Err(CmdError::msg(
+                "ERR ACL categories are not known to this server yet (no ACL)",
+            ));
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 3;
+    }
+    let mut names: Vec<&str> = TABLE
+        .values()
+        .flat_map(|s| std::iter::once(s.name).chain(s.subcommands.iter().map(|(_, full, _)| *full)))
+        // No command comes from a module.
+        .filter(|_| !module)
+        .filter(|n| pattern.is_none_or(|p| crate::glob::matches(p, n.as_bytes(), true)))
+        .collect();
+    names.sort_unstable();
+    ctx.reply.array(names.len());
+    for n in names {
+        ctx.reply.bulk(n.as_bytes());
     }
     Ok(())
 }
