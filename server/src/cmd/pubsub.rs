@@ -7,7 +7,7 @@
 //! are appended to their pending output and their task is woken; this module never writes to
 //! a socket. Removing a client's subscriptions when it leaves is `Server::unsubscribe_all`'s job.
 
-use super::{CmdError, CmdResult, Ctx, Spec, arity_error, eq, flags::*, spec};
+use super::{CmdError, CmdResult, Ctx, Spec, container, eq, flags::*, spec};
 use crate::client::{Client, ClientShared};
 use crate::config::{BufferLimit, Config};
 use crate::protocol::{Args, Protocol, Reply};
@@ -40,7 +40,21 @@ pub static COMMANDS: &[Spec] = &[
         "pubsub",
         spublish,
     ),
-    spec("pubsub", -2, 0, (0, 0, 0), "pubsub", pubsub_cmd),
+    container(
+        "pubsub",
+        -2,
+        PUBSUB | LOADING | STALE,
+        "pubsub",
+        pubsub_cmd,
+        &[
+            ("channels", "pubsub|channels", -2),
+            ("help", "pubsub|help", 2),
+            ("numpat", "pubsub|numpat", 2),
+            ("numsub", "pubsub|numsub", -2),
+            ("shardchannels", "pubsub|shardchannels", -2),
+            ("shardnumsub", "pubsub|shardnumsub", -2),
+        ],
+    ),
 ];
 
 /// The three namespaces a client can listen to.
@@ -285,14 +299,7 @@ const PUBSUB_HELP: &[&str] = &[
 fn pubsub_cmd(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let sub = args.get(1);
     let n = args.len();
-    // Subcommand arities from Redis's table: exact 2, or at least 2.
-    let exact = |name: &str| {
-        if n == 2 {
-            Ok(())
-        } else {
-            Err(arity_error(&format!("pubsub|{name}")))
-        }
-    };
+    // The executor has checked the subcommand and its arity against the table.
     let syntax = || {
         CmdError::msg(format!(
             "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
@@ -300,13 +307,11 @@ fn pubsub_cmd(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         ))
     };
     if eq(sub, "help") {
-        exact("help")?;
         ctx.reply.array(PUBSUB_HELP.len());
         for l in PUBSUB_HELP {
             ctx.reply.simple(l);
         }
     } else if eq(sub, "numpat") {
-        exact("numpat")?;
         ctx.reply.int(ctx.srv.pubsub.num_patterns() as i64);
     } else if eq(sub, "channels") {
         if n > 3 {
@@ -334,18 +339,14 @@ fn pubsub_cmd(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         for c in list {
             ctx.reply.bulk(c);
         }
-    } else if eq(sub, "shardnumsub") {
+    } else {
+        // SHARDNUMSUB, the table's last subcommand.
         ctx.reply.array((n - 2) * 2);
         for ch in args.iter().skip(2) {
             ctx.reply.bulk(ch);
             ctx.reply
                 .int(ctx.srv.pubsub.shard_subscribers(ch).len() as i64);
         }
-    } else {
-        return Err(CmdError::msg(format!(
-            "ERR unknown subcommand '{}'. Try PUBSUB HELP.",
-            String::from_utf8_lossy(sub)
-        )));
     }
     Ok(())
 }
