@@ -3,6 +3,7 @@
 
 mod accepted;
 
+use crate::notify::EventClasses;
 use accepted::Kind;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -151,7 +152,7 @@ pub struct Config {
     pub slowlog_max_len: u64,
     pub lfu_log_factor: u64,
     pub lfu_decay_time: u64,
-    pub notify_keyspace_events: String,
+    pub notify_keyspace_events: EventClasses,
     /// Milliseconds from which a command is a spike of the latency monitor; 0 = off.
     pub latency_monitor_threshold: u64,
     /// Per-command latency histograms (LATENCY HISTOGRAM, INFO latencystats).
@@ -249,7 +250,7 @@ impl Default for Config {
             slowlog_max_len: 128,
             lfu_log_factor: 10,
             lfu_decay_time: 1,
-            notify_keyspace_events: String::new(),
+            notify_keyspace_events: EventClasses::default(),
             latency_monitor_threshold: 0,
             latency_tracking: true,
             latency_tracking_info_percentiles: vec![50.0, 99.0, 99.9],
@@ -971,7 +972,19 @@ static DIRECTIVES: &[Directive] = &[
     integer!("slowlog-max-len", slowlog_max_len, 0, i64::MAX),
     integer!("lfu-log-factor", lfu_log_factor, 0, i64::from(i32::MAX)),
     integer!("lfu-decay-time", lfu_decay_time, 0, i64::from(i32::MAX)),
-    string!("notify-keyspace-events", notify_keyspace_events, false),
+    Directive {
+        name: "notify-keyspace-events",
+        alias: None,
+        immutable: false,
+        access: Access::Field {
+            get: |c| c.notify_keyspace_events.to_string(),
+            set: |c, v| {
+                c.notify_keyspace_events = EventClasses::parse(v)
+                    .ok_or("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string())?;
+                Ok(())
+            },
+        },
+    },
     integer!(
         "latency-monitor-threshold",
         latency_monitor_threshold,

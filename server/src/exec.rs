@@ -292,6 +292,7 @@ fn call(
         let block = ctx.block.take().map(|b| (b, ctx.block_command.take()));
         (r, block, propagate, ctx.touched.take())
     };
+    let own_events = cmd::publish_events(srv, Some((client.id, client.proto)));
     let micros = started.elapsed().as_micros() as u64;
     let stat_name = cmd::stat_name(spec, args).unwrap_or(spec.name);
     // Redis 7.0 counts a blocking command once, when it is called; serving it later adds
@@ -338,8 +339,10 @@ fn call(
         srv.stats.command_failures.entry(stat_name).or_default().1 += 1;
         out.truncate(mark);
         reply_error(srv, client, out, e.text());
+        place_before(out, mark, own_events);
         return Outcome::Continue;
     }
+    place_before(out, mark, own_events);
     if let Some((b, command)) = block {
         return Outcome::Block(b, command.unwrap_or_else(|| OwnedArgs::from_args(args)));
     }
@@ -496,6 +499,13 @@ fn script_call(
     client.db = db;
     client.proto = proto;
     Ok(())
+}
+
+/// Puts a client's own notifications before the reply that starts at `mark`.
+fn place_before(out: &mut Vec<u8>, mark: usize, bytes: Vec<u8>) {
+    if !bytes.is_empty() {
+        out.splice(mark..mark, bytes);
+    }
 }
 
 fn after_command(srv: &mut Server, client: &mut Client) {

@@ -30,6 +30,7 @@ pub mod log;
 pub mod longdouble;
 pub mod memory;
 pub mod net;
+pub mod notify;
 pub mod persistence;
 pub mod pqsort;
 pub mod protocol;

@@ -34,6 +34,7 @@ mod strings;
 mod zset;
 
 pub use ctx::{Ctx, Propagate, ScriptCall};
+pub use pubsub::publish_events;
 pub use server::{MonitorSource, feed_monitors};
 
 use crate::protocol::Args;

@@ -88,6 +88,7 @@ fn tick(srv: &mut Server) {
         if srv.active_expire_enabled && !srv.paused(now) {
             srv.active_expire(now, 200);
         }
+        crate::cmd::publish_events(srv, None);
         let processed = srv.stats.total_commands_processed;
         let samples = &mut srv.stats.ops_samples;
         samples.push((now, processed));

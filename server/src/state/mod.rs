@@ -19,6 +19,7 @@ use crate::client::{Client, ClientShared};
 use crate::config::{Config, EvictionPolicy};
 use crate::keyspace::Keyspace;
 use crate::keyspace::SmallBytes;
+use crate::notify::{KeyEvent, class};
 use crate::pubsub::PubSub;
 use blocking::Blocking;
 use commands::CommandNames;
@@ -197,6 +198,8 @@ pub struct Server {
     pub pause: Option<(u64, bool)>,
     /// Channel and pattern subscribers.
     pub pubsub: PubSub,
+    /// Keyspace notifications raised and not yet published (see [`crate::notify`]).
+    pub events: Vec<KeyEvent>,
     /// Clients WATCHing each (database, key).
     watched: HashMap<(usize, SmallBytes), Vec<u64>>,
     /// Clients blocked on keys (BLPOP and friends).
@@ -263,6 +266,7 @@ impl Server {
             pause: None,
             now_ms: crate::clock::now_ms(),
             pubsub: PubSub::default(),
+            events: Vec::new(),
             watched: HashMap::new(),
             blocking: Blocking::default(),
             commands: CommandNames::default(),
@@ -282,6 +286,18 @@ impl Server {
         let id = self.next_client_id;
         self.next_client_id += 1;
         id
+    }
+
+    /// Raises a keyspace notification of `class` for `key` of database `db`; queued only
+    /// when `notify-keyspace-events` enables the class.
+    pub fn notify(&mut self, class: u16, event: &'static str, db: usize, key: &[u8]) {
+        if self.config.notify_keyspace_events.wants(class) {
+            self.events.push(KeyEvent {
+                db,
+                event,
+                key: key.to_vec(),
+            });
+        }
     }
 
     /// A key was written: transactions WATCHing it will fail, clients blocked on it will be
@@ -441,6 +457,7 @@ impl Server {
         d.remove_at(i);
         self.stats.expired_keys += 1;
         self.feed.feed(db, &[b"DEL".as_slice(), key]);
+        self.notify(class::EXPIRED, "expired", db, key);
         // An expiry is a change for WATCH: the transaction must fail, as in Redis.
         self.touch_key(db, key);
         None
@@ -576,6 +593,8 @@ impl Server {
         let entry = self.keyspace.db_mut(db).remove_at(i);
         self.stats.evicted_keys += 1;
         self.feed.feed(db, &[b"DEL".as_slice(), &entry.key]);
+        self.touch_key(db, &entry.key);
+        self.notify(class::EVICTED, "evicted", db, &entry.key);
         Some(())
     }
 }
