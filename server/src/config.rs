@@ -150,6 +150,8 @@ pub struct Config {
     pub hll_sparse_max_bytes: u64,
     pub slowlog_log_slower_than: i64,
     pub slowlog_max_len: u64,
+    /// CLIENT TRACKING's table of read keys is capped at this many keys (0: no cap).
+    pub tracking_table_max_keys: u64,
     pub lfu_log_factor: u64,
     pub lfu_decay_time: u64,
     pub notify_keyspace_events: EventClasses,
@@ -248,6 +250,7 @@ impl Default for Config {
             hll_sparse_max_bytes: 3000,
             slowlog_log_slower_than: 10000,
             slowlog_max_len: 128,
+            tracking_table_max_keys: 1_000_000,
             lfu_log_factor: 10,
             lfu_decay_time: 1,
             notify_keyspace_events: EventClasses::default(),
@@ -970,6 +973,12 @@ static DIRECTIVES: &[Directive] = &[
         i64::MAX
     ),
     integer!("slowlog-max-len", slowlog_max_len, 0, i64::MAX),
+    integer!(
+        "tracking-table-max-keys",
+        tracking_table_max_keys,
+        0,
+        i64::MAX
+    ),
     integer!("lfu-log-factor", lfu_log_factor, 0, i64::from(i32::MAX)),
     integer!("lfu-decay-time", lfu_decay_time, 0, i64::from(i32::MAX)),
     Directive {

@@ -35,10 +35,12 @@ pub fn execute(
 ) -> Outcome {
     let mark = out.len();
     let skip = std::mem::take(&mut client.reply_skip);
+    srv.current_client = client.id;
     let outcome = dispatch(srv, client, args, out);
     if let Outcome::Paused(_) = outcome {
         // Not run yet: the skip belongs to its later run.
         client.reply_skip = skip;
+        srv.current_client = 0;
         return outcome;
     }
     if client.reply_off || skip {
@@ -47,7 +49,22 @@ pub fn execute(
     if std::mem::take(&mut client.reply_skip_next) {
         client.reply_skip = true;
     }
+    // CLIENT CACHING applies to the next command or transaction only.
+    if client.multi.is_none() && !args.get(0).eq_ignore_ascii_case(b"client") {
+        client.tracking_caching = false;
+    }
+    after_top_level(srv, client, out);
     outcome
+}
+
+/// After a command the client sent (not one inside EXEC or a script): the invalidations it
+/// caused, its own following its reply, pushes even under CLIENT REPLY OFF, as in Redis.
+fn after_top_level(srv: &mut Server, client: &Client, out: &mut Vec<u8>) {
+    if srv.tracking.is_active() {
+        let own = cmd::deliver_invalidations(srv, Some((client.id, client.proto)));
+        out.extend_from_slice(&own);
+    }
+    srv.current_client = 0;
 }
 
 fn dispatch(srv: &mut Server, client: &mut Client, args: Args<'_>, out: &mut Vec<u8>) -> Outcome {
@@ -122,7 +139,9 @@ pub fn rerun_blocked(
     let Some(spec) = cmd::names::lookup(&srv.commands, args.get(0)) else {
         return Outcome::Continue;
     };
+    srv.current_client = client.id;
     let outcome = call(srv, client, spec, args, out, Mode::Woken(key));
+    after_top_level(srv, client, out);
     // A command that blocks again has not completed: the client's write offset stays where
     // it blocked (WAIT's target must not move to bytes fed since, such as its own GETACK).
     if !matches!(outcome, Outcome::Block(..) | Outcome::Paused(_)) {
@@ -345,6 +364,9 @@ fn call(
     place_before(out, mark, own_events);
     if let Some((b, command)) = block {
         return Outcome::Block(b, command.unwrap_or_else(|| OwnedArgs::from_args(args)));
+    }
+    if srv.tracking.is_active() && !matches!(mode, Mode::Script { .. }) {
+        cmd::remember_reads(srv, client, spec, args);
     }
     // A read may ask to be propagated too (PFCOUNT writing its cached cardinality).
     if (spec.is(flags::WRITE) && srv.dirty != dirty_before) || propagate == Propagate::Always {

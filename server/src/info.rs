@@ -163,7 +163,7 @@ fn clients(srv: &Server, out: &mut String) {
     field!(out, "client_recent_max_input_buffer", 0);
     field!(out, "client_recent_max_output_buffer", 0);
     field!(out, "blocked_clients", srv.blocked_clients());
-    field!(out, "tracking_clients", 0);
+    field!(out, "tracking_clients", srv.tracking.counts().0);
     field!(out, "clients_in_timeout_table", 0);
 }
 
@@ -453,9 +453,10 @@ fn stats(srv: &Server, out: &mut String) {
     field!(out, "active_defrag_key_misses", 0);
     field!(out, "total_active_defrag_time", 0);
     field!(out, "current_active_defrag_time", 0);
-    field!(out, "tracking_total_keys", 0);
-    field!(out, "tracking_total_items", 0);
-    field!(out, "tracking_total_prefixes", 0);
+    let (_, keys, items, prefixes) = srv.tracking.counts();
+    field!(out, "tracking_total_keys", keys);
+    field!(out, "tracking_total_items", items);
+    field!(out, "tracking_total_prefixes", prefixes);
     field!(out, "unexpected_error_replies", 0);
     field!(out, "total_error_replies", s.total_error_replies);
     field!(out, "dump_payload_sanitizations", 0);

@@ -42,3 +42,4 @@ pub mod slowlog;
 pub mod state;
 #[cfg(test)]
 mod testing;
+pub mod tracking;

@@ -78,6 +78,8 @@ fn del(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             ctx.notify(class::GENERIC, "del", key);
         }
     }
+    // Only the deleted keys changed: a missing one stays untouched for WATCH and tracking.
+    ctx.touched = Some(Vec::new());
     ctx.dirty(n);
     ctx.reply.int(n as i64);
     Ok(())

@@ -31,11 +31,13 @@ mod sets;
 mod sort;
 mod streams;
 mod strings;
+mod tracking;
 mod zset;
 
 pub use ctx::{Ctx, Propagate, ScriptCall};
 pub use pubsub::publish_events;
 pub use server::{MonitorSource, feed_monitors};
+pub use tracking::{deliver_invalidations, remember_reads};
 
 use crate::protocol::Args;
 use hashbrown::HashMap;

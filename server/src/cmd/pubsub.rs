@@ -297,7 +297,7 @@ pub(super) fn deliver(
     };
     c.info.borrow_mut().omem = used as usize;
     if limit.is_some_and(|l| over_limit(c, l, used, now_s)) {
-        let line = super::connection::client_line(&c.info.borrow(), now_s * 1000);
+        let line = c.info.borrow().line(now_s * 1000);
         warn!("Client {line} scheduled to be closed ASAP for overcoming of output buffer limits.");
         c.killed.set(true);
         c.pending.borrow_mut().clear();

@@ -206,7 +206,6 @@ pub static ACCEPTED: &[Accepted] = &[
         Kind::Memory(1, i64::MAX),
         "104857600",
     ),
-    modifiable("tracking-table-max-keys", Kind::Int(0, i64::MAX), "1000000"),
     modifiable(
         "auto-aof-rewrite-min-size",
         Kind::Memory(0, i64::MAX),

@@ -89,6 +89,7 @@ fn tick(srv: &mut Server) {
             srv.active_expire(now, 200);
         }
         crate::cmd::publish_events(srv, None);
+        crate::cmd::deliver_invalidations(srv, None);
         let processed = srv.stats.total_commands_processed;
         let samples = &mut srv.stats.ops_samples;
         samples.push((now, processed));

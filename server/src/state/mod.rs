@@ -21,6 +21,7 @@ use crate::keyspace::Keyspace;
 use crate::keyspace::SmallBytes;
 use crate::notify::{KeyEvent, class};
 use crate::pubsub::PubSub;
+use crate::tracking::Tracking;
 use blocking::Blocking;
 use commands::CommandNames;
 use hashbrown::HashMap;
@@ -200,6 +201,11 @@ pub struct Server {
     pub pubsub: PubSub,
     /// Keyspace notifications raised and not yet published (see [`crate::notify`]).
     pub events: Vec<KeyEvent>,
+    /// Client-side caching: who must hear of a changed key.
+    pub tracking: Tracking,
+    /// The client whose command is running (0 between commands): a changed key is
+    /// attributed to it, for CLIENT TRACKING's NOLOOP.
+    pub current_client: u64,
     /// Clients WATCHing each (database, key).
     watched: HashMap<(usize, SmallBytes), Vec<u64>>,
     /// Clients blocked on keys (BLPOP and friends).
@@ -267,6 +273,8 @@ impl Server {
             now_ms: crate::clock::now_ms(),
             pubsub: PubSub::default(),
             events: Vec::new(),
+            tracking: Tracking::default(),
+            current_client: 0,
             watched: HashMap::new(),
             blocking: Blocking::default(),
             commands: CommandNames::default(),
@@ -304,6 +312,9 @@ impl Server {
     /// served (by `crate::blocking::serve`, after the current command).
     pub fn touch_key(&mut self, db: usize, key: &[u8]) {
         self.blocking.key_written(db, key);
+        if self.tracking.is_active() {
+            self.tracking.key_changed(key, self.current_client);
+        }
         if self.watched.is_empty() {
             return;
         }
@@ -319,6 +330,9 @@ impl Server {
     /// WATCHed key that exists there counts as changed. A watched key that does not exist
     /// is left alone, as in Redis. Call it before emptying.
     pub fn touch_all_watched(&mut self, db: Option<usize>) {
+        if self.tracking.is_active() {
+            self.tracking.flushed();
+        }
         for ((d, key), ids) in &self.watched {
             if db.is_none_or(|x| x == *d) && self.keyspace.db(*d).find(key).is_some() {
                 self.mark_dirty_cas(ids);
@@ -400,6 +414,7 @@ impl Server {
         self.unwatch_all(client);
         self.unsubscribe_all(client);
         self.stop_monitor(client);
+        self.tracking.disable(client.id);
         self.clients.remove(&client.id);
     }
 

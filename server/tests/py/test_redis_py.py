@@ -527,3 +527,4 @@ def test_keyspace_notifications(r):
     assert next_message() == ("__keyspace@0__:cache:a", "expired")
     p.close()
     r.config_set("notify-keyspace-events", "")
+
