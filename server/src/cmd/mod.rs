@@ -11,6 +11,7 @@ mod args;
 mod bitmap;
 mod connection;
 mod ctx;
+mod docs;
 mod dump;
 mod functions;
 mod geo;

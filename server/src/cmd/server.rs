@@ -35,6 +35,7 @@ pub static COMMANDS: &[Spec] = &[
             ("info", "command|info", -2),
             ("docs", "command|docs", -2),
             ("getkeys", "command|getkeys", -4),
+            ("getkeysandflags", "command|getkeysandflags", -4),
         ],
     ),
     container(
@@ -231,7 +232,8 @@ fn command(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         help(ctx, COMMAND_HELP);
     } else if eq(sub, "list") {
         command_list(ctx, args)?;
-    } else if eq(sub, "getkeys") {
+    } else if eq(sub, "getkeys") || eq(sub, "getkeysandflags") {
+        let with_flags = eq(sub, "getkeysandflags");
         let cmd = args.slice_from(2);
         let Some(s) = super::names::lookup(&ctx.srv.commands, cmd.get(0)) else {
             return Err(CmdError::msg("ERR Invalid command specified"));
@@ -253,36 +255,65 @@ fn command(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
                 return Err(CmdError::msg("ERR Invalid arguments specified for command"));
             }
         };
-        ctx.reply.array(keys.len());
-        for i in keys {
-            ctx.reply.bulk(cmd.get(i));
+        if with_flags {
+            let flagged = super::docs::key_flags(s, cmd, &keys);
+            ctx.reply.array(flagged.len());
+            for (i, flags) in flagged {
+                ctx.reply.array(2);
+                ctx.reply.bulk(cmd.get(i));
+                flags.write(&mut ctx.reply);
+            }
+        } else {
+            ctx.reply.array(keys.len());
+            for i in keys {
+                ctx.reply.bulk(cmd.get(i));
+            }
         }
     } else if eq(sub, "info") {
         ctx.reply.array(args.len() - 2);
         for name in args.iter().skip(2) {
             let spec = super::names::lookup(&ctx.srv.commands, name);
-            match spec {
-                Some(s) => command_info(ctx, s),
+            let sub_row = subcommand(&ctx.srv.commands, name)
+                .and_then(|full| super::docs::described(full)?.info.as_ref());
+            match (spec, sub_row) {
+                (Some(s), _) => command_info(ctx, s),
+                (None, Some(row)) => row.write(&mut ctx.reply),
                 // A null bulk (`$-1` in RESP2), as Redis's addReplyNull.
-                None => ctx.reply.null(),
+                (None, None) => ctx.reply.null(),
             }
         }
     } else {
-        let names: Vec<&'static super::Spec> = if args.len() == 2 {
-            TABLE.values().copied().collect()
+        enum Doc {
+            Command(&'static super::Spec),
+            Subcommand(&'static str, &'static super::docs::Node),
+        }
+        let docs: Vec<Doc> = if args.len() == 2 {
+            TABLE.values().map(|s| Doc::Command(s)).collect()
         } else {
             let names = &ctx.srv.commands;
             args.iter()
                 .skip(2)
-                .filter_map(|n| super::names::lookup(names, n))
+                .filter_map(|n| match super::names::lookup(names, n) {
+                    Some(s) => Some(Doc::Command(s)),
+                    None => {
+                        let full = subcommand(names, n)?;
+                        Some(Doc::Subcommand(full, super::docs::subcommand_docs(full)?))
+                    }
+                })
                 .collect()
         };
-        ctx.reply.map(names.len());
-        for s in names {
-            ctx.reply.bulk(s.name.as_bytes());
-            ctx.reply.map(1);
-            ctx.reply.bulk(b"group");
-            ctx.reply.bulk(s.group.as_bytes());
+        ctx.reply.map(docs.len());
+        for d in docs {
+            match d {
+                Doc::Command(s) => {
+                    ctx.reply.bulk(s.name.as_bytes());
+                    command_docs(&mut ctx.reply, s);
+                }
+                Doc::Subcommand(full, node) => {
+                    ctx.reply.bulk(full.as_bytes());
+                    node.write(&mut ctx.reply);
+                }
+            }
         }
     }
     Ok(())
@@ -350,9 +381,79 @@ fn command_info(ctx: &mut Ctx<'_>, s: &Spec) {
     ctx.reply.int(i64::from(s.keys.2));
     ctx.reply.set(1);
     ctx.reply.simple(&format!("@{}", s.group));
-    ctx.reply.set(0);
-    ctx.reply.array(0);
-    ctx.reply.array(0);
+    let described = super::docs::described(s.name);
+    match described.and_then(|d| d.tips.as_ref()) {
+        Some(tips) => tips.write(&mut ctx.reply),
+        None => ctx.reply.set(0),
+    }
+    match described.and_then(|d| d.key_specs.as_ref()) {
+        Some(specs) => specs.write(&mut ctx.reply),
+        None => ctx.reply.set(0),
+    }
+    match described.and_then(|d| d.subcommands.as_ref()) {
+        // Redis's rows of the subcommands tandem has.
+        Some(super::docs::Node::Array(rows)) => {
+            let rows: Vec<_> = rows.iter().filter(|r| has_subcommand(s, r)).collect();
+            ctx.reply.array(rows.len());
+            rows.iter().for_each(|r| r.write(&mut ctx.reply));
+        }
+        Some(other) => other.write(&mut ctx.reply),
+        None => ctx.reply.set(0),
+    }
+}
+
+/// The full name (`config|get`) of the subcommand `name` names, when tandem has it.
+fn subcommand(names: &crate::state::commands::CommandNames, name: &[u8]) -> Option<&'static str> {
+    let text = std::str::from_utf8(name).ok()?.to_ascii_lowercase();
+    let (container, sub) = text.split_once('|')?;
+    let spec = super::names::lookup(names, container.as_bytes())?;
+    spec.subcommands
+        .iter()
+        .find(|(n, _, _)| *n == sub)
+        .map(|(_, full, _)| *full)
+}
+
+/// Whether a subcommand row (or docs entry) of Redis's names one of `s`'s subcommands.
+fn has_subcommand(s: &Spec, row: &super::docs::Node) -> bool {
+    use super::docs::Node;
+    let name = match row {
+        Node::Array(items) => items.first(),
+        _ => None,
+    };
+    matches!(name, Some(Node::Bulk(n)) if s.subcommands.iter().any(|(_, full, _)| full == n))
+}
+
+/// One COMMAND DOCS entry: Redis's documentation of the command, its subcommands limited to
+/// the ones tandem has; a command Redis does not document gets its group alone.
+fn command_docs(r: &mut crate::protocol::Reply<'_>, s: &Spec) {
+    use super::docs::Node;
+    let Some(Node::Map(fields)) = super::docs::described(s.name).and_then(|d| d.docs.as_ref())
+    else {
+        r.map(1);
+        r.bulk(b"group");
+        r.bulk(s.group.as_bytes());
+        return;
+    };
+    r.map(fields.len());
+    for (k, v) in fields {
+        k.write(r);
+        match (k, v) {
+            (Node::Bulk(k), Node::Map(subs)) if k == "subcommands" => {
+                let subs: Vec<_> = subs
+                    .iter()
+                    .filter(|(n, _)| {
+                        matches!(n, Node::Bulk(n) if s.subcommands.iter().any(|(_, full, _)| full == n))
+                    })
+                    .collect();
+                r.map(subs.len());
+                for (n, d) in subs {
+                    n.write(r);
+                    d.write(r);
+                }
+            }
+            _ => v.write(r),
+        }
+    }
 }
 
 const SLOWLOG_HELP: &[&str] = &[
