@@ -21,6 +21,7 @@ mod hyperloglog;
 mod keys;
 mod latency;
 mod lists;
+mod lolwut;
 mod memory;
 pub mod names;
 mod persistence;
@@ -294,6 +295,7 @@ pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::ne
         connection::COMMANDS,
         server::COMMANDS,
         latency::COMMANDS,
+        lolwut::COMMANDS,
         memory::COMMANDS,
         persistence::COMMANDS,
         hashes::COMMANDS,
