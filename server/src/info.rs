@@ -544,7 +544,11 @@ fn replication(srv: &Server, out: &mut String) {
             lag
         );
     }
-    field!(out, "master_failover_state", "no-failover");
+    field!(
+        out,
+        "master_failover_state",
+        crate::state::replication::Failover::state_name(srv.repl.failover.as_ref())
+    );
     field!(out, "master_replid", r.ids.replid);
     field!(out, "master_replid2", r.ids.replid2);
     field!(out, "master_repl_offset", srv.feed.offset);

@@ -35,6 +35,7 @@ fn cron(state: &Shared) {
         srv.repl.last_ping_ms = now;
         srv.feed.feed_raw(b"*1\r\n$4\r\nping\r\n");
     }
+    super::failover::tick(srv, now);
     super::pump(srv);
     let limit = srv.config.client_output_buffer_limit[1];
     for l in &srv.repl.replicas {

@@ -6,11 +6,13 @@
 //! the backlog and the replicas; [`cron`] is the replication cron.
 
 pub mod cron;
+pub mod failover;
 pub mod fanout;
 pub mod framing;
 pub mod loader;
 pub mod master;
 pub mod replica;
+pub mod role;
 
 use crate::state::Server;
 
