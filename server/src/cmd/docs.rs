@@ -203,6 +203,10 @@ pub fn key_flags(spec: &super::Spec, args: Args<'_>, keys: &[usize]) -> Vec<(usi
             };
             return keys.iter().map(|&i| (i, f.clone())).collect();
         }
+        "migrate" => {
+            let f = flags(&["RW", "access", "delete"]);
+            return keys.iter().map(|&i| (i, f.clone())).collect();
+        }
         "sort" | "sort_ro" => {
             return keys
                 .iter()

@@ -23,6 +23,7 @@ mod latency;
 mod lists;
 mod lolwut;
 mod memory;
+mod migrate;
 pub mod names;
 mod persistence;
 mod pubsub;
@@ -297,6 +298,7 @@ pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::ne
         latency::COMMANDS,
         lolwut::COMMANDS,
         memory::COMMANDS,
+        migrate::COMMANDS,
         persistence::COMMANDS,
         hashes::COMMANDS,
         sets::COMMANDS,
