@@ -357,7 +357,10 @@ fn redis_cli_tools_report_the_same() {
         let line = report(port, "--latency");
         let fields: Vec<f64> = line
             .split_whitespace()
-            .map(|f| f.parse().unwrap_or_else(|_| panic!("--latency printed {line:?}")))
+            .map(|f| {
+                f.parse()
+                    .unwrap_or_else(|_| panic!("--latency printed {line:?}"))
+            })
             .collect();
         assert_eq!(fields.len(), 4, "--latency printed {line:?}");
     }
@@ -370,7 +373,12 @@ fn redis_cli_tools_report_the_same() {
         let mut out = std::io::BufReader::new(m.stdout.take().expect("stdout"));
         let mut line = String::new();
         std::io::BufRead::read_line(&mut out, &mut line).expect("OK line");
-        redis_cli(&cli, port, &[], "SET k \"a b\"\nSELECT 2\nHSET h f \"\\x00\"\nEVAL \"return redis.call('GET', KEYS[1])\" 1 k\nPING\n");
+        redis_cli(
+            &cli,
+            port,
+            &[],
+            "SET k \"a b\"\nSELECT 2\nHSET h f \"\\x00\"\nEVAL \"return redis.call('GET', KEYS[1])\" 1 k\nPING\n",
+        );
         let mut lines = Vec::new();
         while lines.len() < 6 {
             let mut l = String::new();

@@ -867,3 +867,71 @@ fn redis_subcommands(c: &mut Conn, name: &str) -> Vec<String> {
     );
     v.children.iter().map(common::text).collect()
 }
+
+/// DEBUG PROTOCOL attrib and push (in RESP3 an attribute or a push, then the reply) and
+/// DEBUG OBJECT's fields other than the address and the LRU clock.
+#[test]
+fn debug_protocol_and_object_match_real_redis() {
+    let Some(redis) = common::start_redis(&[]) else {
+        return;
+    };
+    let tandem = common::start_tandem(&["--enable-debug-command", "yes"]);
+    for resp3 in [false, true] {
+        let (mut r, mut t) = (Conn::new(redis.port), Conn::new(tandem.port));
+        for c in [&mut r, &mut t] {
+            if resp3 {
+                c.cmd(&["HELLO", "3"]);
+            }
+        }
+        for kind in ["attrib", "push"] {
+            // The reader takes an attribute together with the reply it annotates.
+            let values = if resp3 && kind == "push" { 2 } else { 1 };
+            let read = |c: &mut Conn| -> Vec<Vec<u8>> {
+                c.send(&["DEBUG", "PROTOCOL", kind]);
+                (0..values)
+                    .map(|_| read_value(&mut c.reader).expect("a value").raw)
+                    .collect()
+            };
+            assert_eq!(
+                read(&mut t),
+                read(&mut r),
+                "DEBUG PROTOCOL {kind}, resp3 {resp3}"
+            );
+        }
+    }
+    let (mut r, mut t) = (Conn::new(redis.port), Conn::new(tandem.port));
+    let setup = [
+        "SET s hello",
+        "SET n 12345",
+        "SET big xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "HSET h a 1 b 2",
+        "SADD si 1 2 3",
+        "ZADD z 1 a",
+    ];
+    for line in setup {
+        let args = split_args(line).expect("quoted");
+        r.send(&args);
+        read_value(&mut r.reader).expect("reply");
+        t.send(&args);
+        read_value(&mut t.reader).expect("reply");
+    }
+    let fields = |c: &mut Conn, key: &str| -> String {
+        let v = read_reply_value(c, &["DEBUG", "OBJECT", key]);
+        common::text(&v)
+            .split(' ')
+            .filter(|f| {
+                f.starts_with("refcount:")
+                    || f.starts_with("encoding:")
+                    || f.starts_with("serializedlength:")
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for key in ["s", "n", "big", "h", "si", "z"] {
+        assert_eq!(
+            fields(&mut t, key),
+            fields(&mut r, key),
+            "DEBUG OBJECT {key}"
+        );
+    }
+}

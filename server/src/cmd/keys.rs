@@ -610,7 +610,7 @@ fn object(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 
 /// Redis shares the objects of small integers (0..10000) unless an LRU/LFU eviction policy
 /// needs per-key access data; a shared object reports `INT_MAX` references.
-fn refcount(shares_integers: bool, v: &crate::keyspace::Value) -> i64 {
+pub(super) fn refcount(shares_integers: bool, v: &crate::keyspace::Value) -> i64 {
     let small = match v {
         crate::keyspace::Value::Str(s) => {
             crate::protocol::parse_i64(s).is_some_and(|n| (0..10_000).contains(&n))

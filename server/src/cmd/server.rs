@@ -561,11 +561,141 @@ fn debug(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         tracing::warn!("Changing replication IDs after receiving DEBUG change-repl-id");
         ctx.srv.repl.ids.reset();
         ctx.reply.ok();
+    } else if eq(sub, "object") && args.len() == 3 {
+        debug_object(ctx, args.get(2))?;
+    } else if eq(sub, "protocol") && args.len() == 3 {
+        debug_protocol(ctx, args.get(2))?;
+    } else if eq(sub, "log") && args.len() == 3 {
+        tracing::warn!("DEBUG LOG: {}", String::from_utf8_lossy(args.get(2)));
+        ctx.reply.ok();
+    } else if eq(sub, "error") && args.len() == 3 {
+        return Err(CmdError::msg(String::from_utf8_lossy(args.get(2))));
+    } else if eq(sub, "help") && args.len() == 2 {
+        help(ctx, DEBUG_HELP);
     } else {
         return Err(CmdError::msg(format!(
             "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
             String::from_utf8_lossy(sub)
         )));
+    }
+    Ok(())
+}
+
+const DEBUG_HELP: &[&str] = &[
+    "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CHANGE-REPL-ID",
+    "    Change the replication IDs of the instance.",
+    "    Dangerous: should be used only for testing the replication subsystem.",
+    "DIGEST",
+    "    Output a hex signature representing the current DB content.",
+    "DIGEST-VALUE <key> [<key> ...]",
+    "    Output a hex signature of the values of all the specified keys.",
+    "ERROR <string>",
+    "    Return a Redis protocol error with <string> as message. Useful for clients",
+    "    unit tests to simulate Redis errors.",
+    "LOG <message>",
+    "    Write <message> to the server log.",
+    "OBJECT <key>",
+    "    Show low level info about `key` and associated value.",
+    "POPULATE <count> [<prefix>] [<size>]",
+    "    Create <count> string keys named key:<num>. If <prefix> is specified then",
+    "    it is used instead of the 'key' prefix. These are not propagated to",
+    "    replicas.",
+    "PROTOCOL <type>",
+    "    Reply with a test value of the specified type. <type> can be: string,",
+    "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
+    "    true, false.",
+    "SET-ACTIVE-EXPIRE <0|1>",
+    "    Setting it to 0 disables expiring keys in background when they are not",
+    "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
+    "    default.",
+    "SLEEP <seconds>",
+    "    Stop the server for <seconds>. Decimals allowed.",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// DEBUG OBJECT: Redis's one-line description of a value (no lookup rules: an expired key
+/// not yet removed is still described). The address is the key's slot, tandem's own.
+fn debug_object(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult {
+    let clock = ctx.srv.access_clock(ctx.now_ms);
+    let shares_integers =
+        ctx.srv.config.maxmemory == 0 || !ctx.srv.config.maxmemory_policy.uses_access_data();
+    let compression = ctx.srv.config.rdbcompression;
+    let db = ctx.db();
+    let Some(slot) = db.find(key) else {
+        return Err(CmdError::NoSuchKey);
+    };
+    let e = db.entry(slot);
+    // The payload is the value's RDB bytes framed by a type byte, version and checksum.
+    let serialized = crate::rdb::dump::encode(&e.value, compression).len() - 11;
+    let line = format!(
+        "Value at:0x{:x} refcount:{} encoding:{} serializedlength:{serialized} lru:{} lru_seconds_idle:{}",
+        u64::from(slot) + 0x1000,
+        super::keys::refcount(shares_integers, &e.value),
+        e.value.encoding(),
+        e.access & 0xff_ffff,
+        clock.idle_seconds(e.access),
+    );
+    ctx.reply.simple(&line);
+    Ok(())
+}
+
+/// DEBUG PROTOCOL <type>: one test value of each reply type, as Redis 7.0 sends it.
+#[expect(
+    clippy::approx_constant,
+    reason = "3.141 is Redis's test double, not an approximation of pi"
+)]
+fn debug_protocol(ctx: &mut Ctx<'_>, name: &[u8]) -> CmdResult {
+    let r = &mut ctx.reply;
+    if eq(name, "string") {
+        r.bulk(b"Hello World");
+    } else if eq(name, "integer") {
+        r.int(12345);
+    } else if eq(name, "double") {
+        r.double(3.141);
+    } else if eq(name, "bignum") {
+        r.big_number(b"1234567999999999999999999999999999999");
+    } else if eq(name, "null") {
+        r.null();
+    } else if eq(name, "array") || eq(name, "set") {
+        if eq(name, "set") {
+            r.set(3);
+        } else {
+            r.array(3);
+        }
+        (0..3).for_each(|j| r.int(j));
+    } else if eq(name, "map") {
+        r.map(3);
+        for j in 0..3 {
+            r.int(j);
+            r.boolean(j == 1);
+        }
+    } else if eq(name, "attrib") {
+        if r.resp3() {
+            r.raw(b"|1\r\n");
+            r.bulk(b"key-popularity");
+            r.array(2);
+            r.bulk(b"key:123");
+            r.int(90);
+        }
+        r.bulk(b"Some real reply following the attribute");
+    } else if eq(name, "push") {
+        if !r.resp3() {
+            return Err(CmdError::msg("ERR RESP2 is not supported by this command"));
+        }
+        r.push(2);
+        r.bulk(b"server-cpu-usage");
+        r.int(42);
+        r.bulk(b"Some real reply following the push reply");
+    } else if eq(name, "true") || eq(name, "false") {
+        r.boolean(eq(name, "true"));
+    } else if eq(name, "verbatim") {
+        r.verbatim(b"This is a verbatim\nstring");
+    } else {
+        return Err(CmdError::msg(
+            "ERR Wrong protocol type name. Please use one of the following: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false",
+        ));
     }
     Ok(())
 }
