@@ -80,8 +80,10 @@ fn fatal_load_error(e: &load::LoadError) -> ! {
     std::process::exit(1);
 }
 
-/// SIGTERM and SIGINT shut down as Redis does: a final save when save points are
-/// configured; if that save fails the server keeps running.
+/// SIGTERM and SIGINT shut down as Redis 7.0 does (`crate::shutdown`): with the options of
+/// `shutdown-on-sigterm` / `shutdown-on-sigint`, waiting for replicas to catch up unless
+/// `now`; if the final save fails the server keeps running. A second SIGINT during the wait
+/// exits at once.
 async fn signals(state: Shared) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
@@ -95,10 +97,23 @@ async fn signals(state: Shared) {
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",
         };
-        tracing::warn!("Received {name} scheduling shutdown...");
         let mut srv = state.borrow_mut();
-        if save::prepare_shutdown(&mut srv, save::ShutdownOptions::default()).is_ok() {
-            srv.shutdown.notify_one();
+        if srv.shutdown_wait.is_some() && name == "SIGINT" {
+            tracing::warn!("You insist... exiting now.");
+            std::process::exit(1);
+        }
+        tracing::warn!("Received {name} scheduling shutdown...");
+        let words = if name == "SIGTERM" {
+            &srv.config.shutdown_on_sigterm
+        } else {
+            &srv.config.shutdown_on_sigint
+        };
+        let opts = crate::shutdown::signal_options(words);
+        let now = crate::clock::now_ms();
+        if crate::shutdown::begin(&mut srv, opts, None, now).is_err() {
+            tracing::warn!(
+                "{name} received but errors trying to shut down the server, check the logs for more information"
+            );
         }
     }
 }

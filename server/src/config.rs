@@ -152,6 +152,12 @@ pub struct Config {
     pub slowlog_max_len: u64,
     /// CLIENT TRACKING's table of read keys is capped at this many keys (0: no cap).
     pub tracking_table_max_keys: u64,
+    /// Seconds a master shutting down waits for its replicas (0: it does not wait).
+    pub shutdown_timeout: u64,
+    /// The SHUTDOWN options a SIGTERM / SIGINT means (`default`, or some of `save`,
+    /// `nosave`, `now`, `force`).
+    pub shutdown_on_sigterm: String,
+    pub shutdown_on_sigint: String,
     pub lfu_log_factor: u64,
     pub lfu_decay_time: u64,
     pub notify_keyspace_events: EventClasses,
@@ -251,6 +257,9 @@ impl Default for Config {
             slowlog_log_slower_than: 10000,
             slowlog_max_len: 128,
             tracking_table_max_keys: 1_000_000,
+            shutdown_timeout: 10,
+            shutdown_on_sigterm: "default".into(),
+            shutdown_on_sigint: "default".into(),
             lfu_log_factor: 10,
             lfu_decay_time: 1,
             notify_keyspace_events: EventClasses::default(),
@@ -343,6 +352,9 @@ impl Directive {
 }
 
 /// Checks an accepted directive's value and returns it as Redis prints it back.
+/// `shutdown-on-sigterm` / `shutdown-on-sigint`: SHUTDOWN's options, or `default`.
+const SHUTDOWN_ON_SIGNAL: Kind = Kind::Flags(&["default", "save", "nosave", "now", "force"]);
+
 fn canonical(name: &str, kind: Kind, v: &str) -> Result<String, String> {
     match kind {
         Kind::Bool => parse_bool(v).map(yes_no),
@@ -973,6 +985,31 @@ static DIRECTIVES: &[Directive] = &[
         i64::MAX
     ),
     integer!("slowlog-max-len", slowlog_max_len, 0, i64::MAX),
+    integer!("shutdown-timeout", shutdown_timeout, 0, i64::from(i32::MAX)),
+    Directive {
+        name: "shutdown-on-sigterm",
+        alias: None,
+        immutable: false,
+        access: Access::Field {
+            get: |c| c.shutdown_on_sigterm.clone(),
+            set: |c, v| {
+                c.shutdown_on_sigterm = canonical("shutdown-on-sigterm", SHUTDOWN_ON_SIGNAL, v)?;
+                Ok(())
+            },
+        },
+    },
+    Directive {
+        name: "shutdown-on-sigint",
+        alias: None,
+        immutable: false,
+        access: Access::Field {
+            get: |c| c.shutdown_on_sigint.clone(),
+            set: |c, v| {
+                c.shutdown_on_sigint = canonical("shutdown-on-sigint", SHUTDOWN_ON_SIGNAL, v)?;
+                Ok(())
+            },
+        },
+    },
     integer!(
         "tracking-table-max-keys",
         tracking_table_max_keys,

@@ -38,6 +38,7 @@ pub mod pubsub;
 pub mod rdb;
 pub mod replication;
 pub mod scripting;
+pub mod shutdown;
 pub mod slowlog;
 pub mod state;
 #[cfg(test)]

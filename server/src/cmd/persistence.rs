@@ -4,6 +4,7 @@
 use super::{CmdError, CmdResult, Ctx, Spec, eq, flags::*, spec};
 use crate::persistence::save::{self, BgSaveError};
 use crate::protocol::Args;
+use crate::state::blocking::{Block, TimeoutReply};
 
 pub static COMMANDS: &[Spec] = &[
     spec(
@@ -100,13 +101,40 @@ fn shutdown(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     {
         return Err(CmdError::Syntax);
     }
+    let failed = || CmdError::msg("ERR Errors trying to SHUTDOWN. Check logs.");
     if abort {
-        return Err(CmdError::msg("ERR No shutdown in progress."));
+        if ctx.srv.shutdown_wait.is_none() {
+            return Err(CmdError::msg("ERR No shutdown in progress."));
+        }
+        crate::shutdown::abort(ctx.srv);
+        ctx.reply.ok();
+        return Ok(());
     }
-    tracing::warn!("User requested shutdown...");
-    save::prepare_shutdown(ctx.srv, opts)
-        .map_err(|_| CmdError::msg("ERR Errors trying to SHUTDOWN. Check logs."))?;
-    ctx.srv.shutdown.notify_one();
+    let now = ctx.now_ms;
+    if ctx.woken_by.is_some() {
+        // Re-run while waiting for replicas: an abort or a failed save ended the wait.
+        if ctx.srv.shutdown_wait.is_none() {
+            return Err(failed());
+        }
+        crate::shutdown::complete(ctx.srv, now).map_err(|_| failed())?;
+    } else {
+        tracing::warn!("User requested shutdown...");
+        let id = ctx.client.id;
+        crate::shutdown::begin(ctx.srv, opts, Some(id), now).map_err(|_| failed())?;
+    }
+    if ctx.srv.shutdown_wait.is_some() {
+        // Woken again by each replica acknowledgement, like WAIT.
+        let id = ctx.client.id;
+        if !ctx.srv.repl.waiters.contains(&id) {
+            ctx.srv.repl.waiters.push(id);
+        }
+        ctx.block = Some(Block {
+            keys: Vec::new(),
+            timeout_ms: 0,
+            on_timeout: TimeoutReply::Null,
+        });
+        return Ok(());
+    }
     ctx.client.close_after_reply = true;
     Ok(())
 }

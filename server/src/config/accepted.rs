@@ -57,7 +57,6 @@ const fn fixed(name: &'static str, kind: Kind, default: &'static str) -> Accepte
 const INT_MAX: i64 = i32::MAX as i64;
 const PORT: Kind = Kind::Int(0, 65535);
 const PROTECTED_ACTION: Kind = Kind::Enum(&["no", "yes", "local"]);
-const SHUTDOWN_ON_SIGNAL: Kind = Kind::Flags(&["default", "save", "nosave", "now", "force"]);
 
 /// Every directive of Redis 7.0's table that tandem-server has no effect for, with Redis's
 /// kind of value, bounds, default (as CONFIG GET prints it) and mutability.
@@ -168,8 +167,6 @@ pub static ACCEPTED: &[Accepted] = &[
         Kind::Enum(&["ignore", "panic", "panic-on-replicas"]),
         "ignore",
     ),
-    modifiable("shutdown-on-sigint", SHUTDOWN_ON_SIGNAL, "default"),
-    modifiable("shutdown-on-sigterm", SHUTDOWN_ON_SIGNAL, "default"),
     modifiable("auto-aof-rewrite-percentage", Kind::Int(0, INT_MAX), "100"),
     accepted(
         "cluster-replica-validity-factor",
@@ -190,7 +187,6 @@ pub static ACCEPTED: &[Accepted] = &[
     modifiable("cluster-announce-tls-port", PORT, "0"),
     modifiable("list-compress-depth", Kind::Int(0, INT_MAX), "0"),
     modifiable("active-expire-effort", Kind::Int(1, 10), "1"),
-    modifiable("shutdown-timeout", Kind::Int(0, INT_MAX), "10"),
     fixed("unixsocketperm", Kind::Octal(0o777), "0"),
     fixed("socket-mark-id", Kind::Int(0, u32::MAX as i64), "0"),
     modifiable(

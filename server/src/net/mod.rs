@@ -13,7 +13,7 @@ use crate::state::{Server, Shared};
 use std::rc::Rc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tracing::{Instrument, debug, info};
+use tracing::{Instrument, debug, info, warn};
 
 /// Accepts connections until SHUTDOWN.
 pub async fn serve(state: Shared, listeners: Vec<TcpListener>) {
@@ -90,6 +90,9 @@ fn tick(srv: &mut Server) {
         }
         crate::cmd::publish_events(srv, None);
         crate::cmd::deliver_invalidations(srv, None);
+        if crate::shutdown::complete(srv, now).is_err() {
+            warn!("Errors trying to shut down the server, check the logs for more information");
+        }
         let processed = srv.stats.total_commands_processed;
         let samples = &mut srv.stats.ops_samples;
         samples.push((now, processed));

@@ -32,6 +32,7 @@ use crate::rdb::producer::RdbProducer;
 use crate::rdb::{Aux, ChecksumWriter};
 use crate::state::Server;
 use crate::state::Shared;
+pub use crate::state::persistence::ShutdownOptions;
 use crate::state::persistence::{BgSave, Chunk, SaveError};
 
 /// Slots the walker visits per step of a background save.
@@ -481,17 +482,6 @@ pub fn cron(srv: &mut Server) {
         info!("{changes} changes in {secs} seconds. Saving...");
         let _ = start_bgsave(srv);
     }
-}
-
-/// SHUTDOWN's options (ABORT is handled by the command).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ShutdownOptions {
-    pub nosave: bool,
-    pub save: bool,
-    /// Do not wait for replicas to catch up.
-    pub now: bool,
-    /// Exit even when the final save fails.
-    pub force: bool,
 }
 
 /// What Redis does before exiting: kills a running BGSAVE, then saves when save points are

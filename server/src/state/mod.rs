@@ -192,6 +192,8 @@ pub struct Server {
     pub persistence: Persistence,
     /// Signalled by SHUTDOWN: the accept loop stops and the process exits.
     pub shutdown: Rc<tokio::sync::Notify>,
+    /// A shutdown waiting for replicas to catch up (see [`crate::shutdown`]).
+    pub shutdown_wait: Option<persistence::ShutdownWait>,
     /// The clock commands see, in Unix ms: refreshed before each batch of commands read from
     /// a socket and by the cron, so a pipeline of commands shares one reading of the clock.
     pub now_ms: u64,
@@ -269,6 +271,7 @@ impl Server {
             lastsave: crate::clock::now_ms() / 1000,
             persistence: Persistence::default(),
             shutdown: Rc::new(tokio::sync::Notify::new()),
+            shutdown_wait: None,
             pause: None,
             now_ms: crate::clock::now_ms(),
             pubsub: PubSub::default(),

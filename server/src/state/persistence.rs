@@ -200,3 +200,24 @@ mod tests {
         assert_eq!(strerror(&std::io::Error::other("plain")), "plain");
     }
 }
+
+/// SHUTDOWN's options (ABORT is handled by the command).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ShutdownOptions {
+    pub nosave: bool,
+    pub save: bool,
+    /// Do not wait for replicas to catch up.
+    pub now: bool,
+    /// Exit even when the final save fails.
+    pub force: bool,
+}
+
+/// A shutdown waiting for replicas to catch up (see `crate::shutdown`).
+#[derive(Debug, Clone)]
+pub struct ShutdownWait {
+    pub opts: ShutdownOptions,
+    /// Unix ms when it stops waiting and shuts down anyway.
+    pub deadline_ms: u64,
+    /// Clients blocked in SHUTDOWN (none for a signal).
+    pub clients: Vec<u64>,
+}
