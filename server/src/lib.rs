@@ -12,6 +12,7 @@
 /// on it.
 pub const REDIS_VERSION: &str = "7.0.15";
 
+pub mod aof;
 pub mod auth;
 pub mod blocking;
 pub mod cli;

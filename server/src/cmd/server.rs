@@ -186,6 +186,13 @@ fn config_set(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         })?;
     }
     ctx.srv.config = next;
+    if crate::aof::control::config_changed(ctx.srv).is_err() {
+        ctx.srv.config.appendonly = false;
+        return Err(failed(
+            "appendonly",
+            "Unable to turn on AOF. Check server logs.",
+        ));
+    }
     ctx.reply.ok();
     Ok(())
 }

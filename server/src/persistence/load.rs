@@ -113,6 +113,19 @@ pub async fn load(state: &Shared, file: File) -> Result<LoadStats, LoadError> {
 async fn load_file(state: &Shared, file: File) -> Result<LoadStats, LoadError> {
     let databases = state.borrow().keyspace.num_dbs() as u32;
     let mut reader = RdbReader::new(file)?.with_max_databases(databases);
+    load_items(state, &mut reader).await
+}
+
+/// Loads every item of an RDB stream into the keyspace, in batches with a yield between
+/// them (the dump, or the RDB base file of the AOF). The reader stays usable after the
+/// trailer: an old-style AOF continues with commands there.
+///
+/// # Errors
+/// The stream is refused; what was loaded stays (the caller empties the keyspace).
+pub async fn load_items<R: std::io::Read>(
+    state: &Shared,
+    reader: &mut RdbReader<R>,
+) -> Result<LoadStats, LoadError> {
     let mut stats = LoadStats {
         keys_loaded: 0,
         keys_expired: 0,

@@ -9,6 +9,7 @@
 //! does itself is what every caller must get the same way: lazy expiry with its DEL
 //! propagated, WATCH and blocked-key signalling, eviction.
 
+pub mod aof;
 pub mod blocking;
 pub mod commands;
 pub mod persistence;
@@ -188,6 +189,8 @@ pub struct Server {
     pub lastsave: u64,
     /// SAVE/BGSAVE/loading state (INFO persistence).
     pub persistence: Persistence,
+    /// The append-only file.
+    pub aof: aof::Aof,
     /// Signalled by SHUTDOWN: the accept loop stops and the process exits.
     pub shutdown: Rc<tokio::sync::Notify>,
     /// The clock commands see, in Unix ms: refreshed before each batch of commands read from
@@ -259,6 +262,7 @@ impl Server {
             rng: SmallRng::from_os_rng(),
             lastsave: crate::clock::now_ms() / 1000,
             persistence: Persistence::default(),
+            aof: aof::Aof::default(),
             shutdown: Rc::new(tokio::sync::Notify::new()),
             pause: None,
             now_ms: crate::clock::now_ms(),
