@@ -430,6 +430,9 @@ fn replay_batch<R: BufRead>(
                     break;
                 }
                 Step::Truncated => {
+                    // Redis 7.0 cuts after the last whole command even inside a MULTI,
+                    // leaving the MULTI open in the file: what it appends next would be
+                    // queued into it and dropped by the next load. Cut before it.
                     let at = if client.multi.is_some() {
                         marks.valid_before_multi
                     } else {

@@ -6,6 +6,8 @@
 //!
 //! Pure: no file system access; the writer and the loader read and write the text.
 
+use crate::protocol::split_args;
+
 /// What a file in the manifest is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileType {
@@ -96,7 +98,14 @@ impl Manifest {
                 .trim_matches([' ', '\t', '\r', '\n'])
                 .to_string();
             let at = || Some((linenum, line.clone()));
-            let Some(argv) = split_args(&line).filter(|a| a.len() >= 6 && a.len() % 2 == 0) else {
+            let Some(argv) = split_args(line.as_bytes())
+                .map(|a| {
+                    a.iter()
+                        .map(|w| String::from_utf8_lossy(w).into_owned())
+                        .collect::<Vec<_>>()
+                })
+                .filter(|a| a.len() >= 6 && a.len() % 2 == 0)
+            else {
                 return Err(err("Invalid AOF manifest file format", at()));
             };
             let (mut name, mut seq, mut kind) = (None, 0u64, None);
@@ -249,83 +258,6 @@ fn repr(name: &str) -> String {
     }
     out.push('"');
     out
-}
-
-/// Splits a line into arguments as Redis's `sdssplitargs`: blanks separate, double quotes
-/// take escapes, single quotes are literal. `None` on unbalanced quotes.
-fn split_args(line: &str) -> Option<Vec<String>> {
-    let b = line.as_bytes();
-    let mut args = Vec::new();
-    let mut i = 0;
-    loop {
-        while i < b.len() && b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if i == b.len() {
-            return Some(args);
-        }
-        let mut cur = Vec::new();
-        let (mut dq, mut sq) = (false, false);
-        loop {
-            if dq {
-                match b.get(i)? {
-                    b'\\'
-                        if b.get(i + 1) == Some(&b'x')
-                            && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
-                            && b.get(i + 3).is_some_and(u8::is_ascii_hexdigit) =>
-                    {
-                        let hex = std::str::from_utf8(&b[i + 2..i + 4]).ok()?;
-                        cur.push(u8::from_str_radix(hex, 16).ok()?);
-                        i += 3;
-                    }
-                    b'\\' if i + 1 < b.len() => {
-                        i += 1;
-                        cur.push(match b[i] {
-                            b'n' => b'\n',
-                            b'r' => b'\r',
-                            b't' => b'\t',
-                            b'b' => 8,
-                            b'a' => 7,
-                            c => c,
-                        });
-                    }
-                    b'"' => {
-                        if b.get(i + 1).is_some_and(|c| !c.is_ascii_whitespace()) {
-                            return None;
-                        }
-                        i += 1;
-                        break;
-                    }
-                    &c => cur.push(c),
-                }
-            } else if sq {
-                match b.get(i)? {
-                    b'\\' if b.get(i + 1) == Some(&b'\'') => {
-                        cur.push(b'\'');
-                        i += 1;
-                    }
-                    b'\'' => {
-                        if b.get(i + 1).is_some_and(|c| !c.is_ascii_whitespace()) {
-                            return None;
-                        }
-                        i += 1;
-                        break;
-                    }
-                    &c => cur.push(c),
-                }
-            } else {
-                match b.get(i) {
-                    None => break,
-                    Some(c) if c.is_ascii_whitespace() => break,
-                    Some(b'"') => dq = true,
-                    Some(b'\'') => sq = true,
-                    Some(&c) => cur.push(c),
-                }
-            }
-            i += 1;
-        }
-        args.push(String::from_utf8_lossy(&cur).into_owned());
-    }
 }
 
 #[cfg(test)]

@@ -9,8 +9,9 @@
 //! `WaitRewrite` state: commands go to `temp-<appendfilename>.incr` until the base exists,
 //! then that file is renamed to the first incremental file.
 //!
-//! The base is always an RDB (the `aof-use-rdb-preamble yes` form); a base in commands is
-//! loaded but not written.
+//! The base is always an RDB (the `aof-use-rdb-preamble yes` form, which Redis 7.0 also
+//! loads whatever that directive says); a base in commands, as Redis writes with
+//! `aof-use-rdb-preamble no`, is loaded but not written.
 
 use std::path::Path;
 use std::time::Instant;
@@ -93,11 +94,7 @@ pub fn start(srv: &mut Server) -> Result<(), RewriteError> {
         warn!("{e}");
         return Err(RewriteError::Failed);
     }
-    let base_name = srv
-        .aof
-        .manifest
-        .clone()
-        .new_base(&fname, srv.config.aof_use_rdb_preamble);
+    let base_name = srv.aof.manifest.clone().new_base(&fname, true);
     srv.aof.rewrites_started += 1;
     let id = JOB_ID_BIT | srv.aof.rewrites_started;
     let tmp = format!("temp-rewriteaof-bg-{}.aof", std::process::id());
