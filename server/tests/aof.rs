@@ -136,9 +136,21 @@ fn tandem_appendonlydir_loads_into_redis() {
     };
     let _ = std::fs::remove_dir_all(&rdir);
     std::fs::create_dir_all(&rdir).unwrap();
-    // Without a rewrite: base seq 1 (empty) + incr seq 1; after one: base seq 2 + incr 2.
+    // Without a rewrite: base seq 1 (empty) + incr seq 1, with `#TS:` annotations, which
+    // Redis skips; after one: base seq 2 + incr 2.
     for rewrites in [0, 1] {
-        let t = tandem_in(&tdir, &["--save", "", "--appendonly", "yes"]);
+        let ts = if rewrites == 0 { "yes" } else { "no" };
+        let t = tandem_in(
+            &tdir,
+            &[
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--aof-timestamp-enabled",
+                ts,
+            ],
+        );
         let mut con = t.con();
         run(&mut con, &["FLUSHALL"]).unwrap();
         apply(&mut con, first);
@@ -149,6 +161,12 @@ fn tandem_appendonlydir_loads_into_redis() {
         run(&mut con, &["SELECT", "0"]).unwrap();
         assert_eq!(digest(&mut con), reference);
         drop(t);
+        let incr = std::fs::read(incr_file(&tdir)).unwrap();
+        assert_eq!(
+            incr.windows(4).any(|w| w == b"#TS:"),
+            ts == "yes",
+            "aof-timestamp-enabled {ts}"
+        );
         let _ = std::fs::remove_dir_all(rdir.join("appendonlydir"));
         copy_dir(&tdir.join("appendonlydir"), &rdir.join("appendonlydir"));
         let r = redis_in(&rdir, &["--save", "", "--appendonly", "yes"]);

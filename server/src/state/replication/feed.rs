@@ -270,6 +270,48 @@ mod tests {
     }
 
     #[test]
+    fn the_aof_has_its_own_select_and_takes_a_replica_s_commands() {
+        let mut f = Feed::default();
+        f.attach();
+        f.feed(0, &[b"SET".as_slice(), b"a", b"1"]);
+        f.attach_aof(false);
+        f.feed(0, &[b"DEL".as_slice(), b"a"]);
+        assert_eq!(
+            f.take_aof(),
+            b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*2\r\n$3\r\nDEL\r\n$1\r\na\r\n",
+            "the AOF selects its database though the stream already did"
+        );
+        f.drain();
+        // A replica's own commands: the AOF only, wrapped on their own.
+        f.begin_atomic();
+        f.feed_to(2, &[b"INCR".as_slice(), b"x"], Scope::Aof);
+        f.feed_to(2, &[b"INCR".as_slice(), b"y"], Scope::Aof);
+        f.end_atomic();
+        assert!(f.drain().is_empty(), "nothing for the replicas");
+        let aof = String::from_utf8(f.take_aof()).expect("ascii");
+        assert!(
+            aof.starts_with("*2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n*1\r\n$5\r\nMULTI\r\n"),
+            "{aof}"
+        );
+        assert!(aof.ends_with("*1\r\n$4\r\nEXEC\r\n"), "{aof}");
+        f.detach_aof();
+        f.feed(0, &[b"SET".as_slice(), b"b", b"2"]);
+        assert!(f.take_aof().is_empty());
+    }
+
+    #[test]
+    fn timestamps_precede_the_first_command_of_a_second() {
+        let mut f = Feed::default();
+        f.attach_aof(true);
+        f.feed(0, &[b"SET".as_slice(), b"a", b"1"]);
+        f.feed(0, &[b"SET".as_slice(), b"b", b"1"]);
+        let aof = String::from_utf8(f.take_aof()).expect("ascii");
+        assert!(aof.starts_with("#TS:"), "{aof}");
+        // Both commands ran within a second or two: one annotation, or two at a boundary.
+        assert!((1..=2).contains(&aof.matches("#TS:").count()), "{aof}");
+    }
+
+    #[test]
     fn transactions_wrap_only_several_commands() {
         let mut f = Feed::default();
         f.attach();
