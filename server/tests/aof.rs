@@ -137,8 +137,8 @@ fn tandem_appendonlydir_loads_into_redis() {
     let _ = std::fs::remove_dir_all(&rdir);
     std::fs::create_dir_all(&rdir).unwrap();
     // Without a rewrite: base seq 1 (empty) + incr seq 1, with `#TS:` annotations, which
-    // Redis skips; after one: base seq 2 + incr 2.
-    for rewrites in [0, 1] {
+    // Redis skips; after one: base seq 2 + incr 2. With and without the RDB preamble.
+    for (rewrites, preamble) in [(0, "yes"), (1, "yes"), (1, "no")] {
         let ts = if rewrites == 0 { "yes" } else { "no" };
         let t = tandem_in(
             &tdir,
@@ -149,6 +149,8 @@ fn tandem_appendonlydir_loads_into_redis() {
                 "yes",
                 "--aof-timestamp-enabled",
                 ts,
+                "--aof-use-rdb-preamble",
+                preamble,
             ],
         );
         let mut con = t.con();
@@ -161,6 +163,22 @@ fn tandem_appendonlydir_loads_into_redis() {
         run(&mut con, &["SELECT", "0"]).unwrap();
         assert_eq!(digest(&mut con), reference);
         drop(t);
+        let base_ext = if preamble == "yes" { "rdb" } else { "aof" };
+        let base = tdir.join(format!(
+            "appendonlydir/appendonly.aof.{}.base.{base_ext}",
+            rewrites + 1
+        ));
+        let head = std::fs::read(&base).unwrap();
+        assert_eq!(
+            head.starts_with(b"REDIS"),
+            preamble == "yes",
+            "aof-use-rdb-preamble {preamble}: {}",
+            String::from_utf8_lossy(&head[..head.len().min(40)])
+        );
+        // tandem loads its own files back, commands base included.
+        let again = tandem_in(&tdir, &["--save", "", "--appendonly", "yes"]);
+        assert_eq!(digest(&mut again.con()), reference);
+        drop(again);
         let incr = std::fs::read(incr_file(&tdir)).unwrap();
         assert_eq!(
             incr.windows(4).any(|w| w == b"#TS:"),
@@ -174,13 +192,82 @@ fn tandem_appendonlydir_loads_into_redis() {
         assert_eq!(
             digest(&mut rcon),
             reference,
-            "Redis loaded tandem's appendonlydir ({rewrites} rewrites) with another digest:\n{}",
+            "Redis loaded tandem's appendonlydir ({rewrites} rewrites, preamble {preamble}) with another digest:\n{}",
             manifest(&tdir)
         );
         drop(r);
         let _ = std::fs::remove_dir_all(&tdir);
         std::fs::create_dir_all(&tdir).unwrap();
     }
+    let _ = std::fs::remove_dir_all(&tdir);
+    let _ = std::fs::remove_dir_all(&rdir);
+}
+
+#[test]
+fn streams_with_groups_survive_a_base_in_commands_into_redis() {
+    if !redis_available() {
+        return;
+    }
+    let tdir = temp_dir("aof-streams-tandem");
+    let rdir = temp_dir("aof-streams-redis");
+    let args = [
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--aof-use-rdb-preamble",
+        "no",
+    ];
+    let t = tandem_in(&tdir, &args);
+    let mut con = t.con();
+    for w in [
+        &["XADD", "s", "1-1", "a", "1"][..],
+        &["XADD", "s", "2-1", "b", "2", "c", "3"],
+        &["XADD", "s", "3-1", "d", "4"],
+        &["XGROUP", "CREATE", "s", "g1", "0"],
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g1",
+            "alice",
+            "COUNT",
+            "2",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+        &["XGROUP", "CREATECONSUMER", "s", "g1", "bob"],
+        &["XGROUP", "CREATE", "s", "g2", "$"],
+        &["XDEL", "s", "3-1"],
+        &["XADD", "empty", "MAXLEN", "0", "5-5", "x", "y"],
+        &["XADD", "ttl", "1-1", "k", "v"],
+        &["PEXPIREAT", "ttl", "99999999999999"],
+    ] {
+        run(&mut con, w).unwrap();
+    }
+    rewrite(&mut con);
+    let state: Vec<String> = ["s", "empty", "ttl"]
+        .iter()
+        .map(|k| common::stream_state(&mut con, k.as_bytes()))
+        .collect();
+    let reference = digest(&mut con);
+    drop(con);
+    drop(t);
+    let base = std::fs::read(tdir.join("appendonlydir/appendonly.aof.2.base.aof")).unwrap();
+    let text = String::from_utf8_lossy(&base);
+    for want in ["XSETID", "XGROUP", "CREATECONSUMER", "XCLAIM", "PEXPIREAT"] {
+        assert!(text.contains(want), "no {want} in the base:\n{text}");
+    }
+    copy_dir(&tdir.join("appendonlydir"), &rdir.join("appendonlydir"));
+    let r = redis_in(&rdir, &args);
+    let mut rcon = r.con();
+    let loaded: Vec<String> = ["s", "empty", "ttl"]
+        .iter()
+        .map(|k| common::stream_state(&mut rcon, k.as_bytes()))
+        .collect();
+    assert_eq!(loaded, state);
+    assert_eq!(digest(&mut rcon), reference);
+    drop(r);
     let _ = std::fs::remove_dir_all(&tdir);
     let _ = std::fs::remove_dir_all(&rdir);
 }

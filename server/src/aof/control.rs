@@ -67,8 +67,7 @@ pub fn open_on_start(srv: &mut Server) -> Result<(), AofError> {
     let fname = srv.config.appendfilename.clone();
     let mut m = srv.aof.manifest.clone();
     if m.base.is_none() && m.incr.is_empty() {
-        // The base is always an RDB (see `aof::rewrite`).
-        let base = m.new_base(&fname, true);
+        let base = m.new_base(&fname, srv.config.aof_use_rdb_preamble);
         write_base_now(srv, &dir, &base)?;
         info!("Creating AOF base file {base} on server start");
     }

@@ -4,13 +4,15 @@
 //! - [`writer`] appends the feed's AOF buffer after each batch of commands, before replies
 //!   leave, and runs the fsync policies (`always`, `everysec`, `no`).
 //! - [`load`] loads the files at start-up and for DEBUG LOADAOF.
-//! - [`rewrite`] is BGREWRITEAOF on the fork-less keyspace snapshot.
+//! - [`rewrite`] is BGREWRITEAOF on the fork-less keyspace snapshot; [`commands`] turns its
+//!   RDB into commands when the base is written without the RDB preamble.
 //! - [`control`] turns the AOF on and off (start-up, CONFIG SET appendonly, SHUTDOWN).
 //! - [`info`] prints INFO persistence's `aof_*` fields.
 //!
 //! The state these share is `crate::state::aof`; the commands live in
 //! `cmd/persistence.rs`.
 
+pub mod commands;
 pub mod control;
 pub mod info;
 pub mod load;

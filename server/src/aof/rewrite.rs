@@ -9,9 +9,9 @@
 //! `WaitRewrite` state: commands go to `temp-<appendfilename>.incr` until the base exists,
 //! then that file is renamed to the first incremental file.
 //!
-//! The base is always an RDB (the `aof-use-rdb-preamble yes` form, which Redis 7.0 also
-//! loads whatever that directive says); a base in commands, as Redis writes with
-//! `aof-use-rdb-preamble no`, is loaded but not written.
+//! With `aof-use-rdb-preamble yes` (the default) the base is the RDB; with `no` the writer
+//! thread turns the RDB into commands once it is written (`aof::commands`), as Redis's
+//! rewrite writes them, and the base is named `.base.aof`.
 
 use std::path::Path;
 use std::time::Instant;
@@ -58,6 +58,16 @@ fn temp_incr_name(appendfilename: &str) -> String {
     format!("temp-{appendfilename}.incr")
 }
 
+/// Where a base file is written: the RDB, turned into commands without the preamble.
+fn base_target(srv: &Server, dir: &Path, tmp: String, name: &str) -> Target {
+    let target = Target::file(srv, dir, tmp, name);
+    if srv.config.aof_use_rdb_preamble {
+        target
+    } else {
+        target.converted(crate::aof::commands::convert_file)
+    }
+}
+
 /// Writes a base of the current dataset now, blocking (the first base at start-up).
 ///
 /// # Errors
@@ -65,7 +75,7 @@ fn temp_incr_name(appendfilename: &str) -> String {
 pub fn write_base_now(srv: &mut Server, dir: &Path, name: &str) -> Result<(), AofError> {
     let aux = base_aux(srv);
     let tmp = format!("temp-rewriteaof-{}.aof", std::process::id());
-    let target = Target::file(srv, dir, tmp, name);
+    let target = base_target(srv, dir, tmp, name);
     save::write_snapshot(srv, target, &aux).map_err(|e| AofError::Base {
         name: name.to_string(),
         reason: e.to_string(),
@@ -94,11 +104,15 @@ pub fn start(srv: &mut Server) -> Result<(), RewriteError> {
         warn!("{e}");
         return Err(RewriteError::Failed);
     }
-    let base_name = srv.aof.manifest.clone().new_base(&fname, true);
+    let base_name = srv
+        .aof
+        .manifest
+        .clone()
+        .new_base(&fname, srv.config.aof_use_rdb_preamble);
     srv.aof.rewrites_started += 1;
     let id = JOB_ID_BIT | srv.aof.rewrites_started;
     let tmp = format!("temp-rewriteaof-bg-{}.aof", std::process::id());
-    let target = Target::file(srv, &dir, tmp, &base_name);
+    let target = base_target(srv, &dir, tmp, &base_name);
     let aux = base_aux(srv);
     match save::start_snapshot(srv, id, target, &aux, true) {
         Ok(()) => {}

@@ -29,7 +29,7 @@ use tokio::sync::{Notify, oneshot};
 use tracing::{info, warn};
 
 use crate::rdb::producer::RdbProducer;
-use crate::rdb::{Aux, ChecksumWriter};
+use crate::rdb::{Aux, ChecksumWriter, RdbError};
 use crate::state::Server;
 use crate::state::Shared;
 use crate::state::persistence::{BgSave, Chunk, SaveError};
@@ -130,7 +130,12 @@ pub struct Target {
     tmp_name: String,
     dbfilename: String,
     checksum: bool,
+    /// Rewrites the committed file in place into another form (the AOF's base in commands).
+    convert: Option<Convert>,
 }
+
+/// Turns a committed RDB file into another form, in place.
+pub type Convert = fn(&Path) -> Result<(), RdbError>;
 
 impl Target {
     fn new(srv: &Server, tmp_name: String) -> Self {
@@ -139,6 +144,7 @@ impl Target {
             tmp_name,
             dbfilename: srv.config.dbfilename.clone(),
             checksum: srv.config.rdbchecksum,
+            convert: None,
         }
     }
 
@@ -149,6 +155,15 @@ impl Target {
             tmp_name,
             dbfilename: name.to_string(),
             checksum: srv.config.rdbchecksum,
+            convert: None,
+        }
+    }
+
+    /// The committed file is then turned into another form by `convert`.
+    pub fn converted(self, convert: Convert) -> Self {
+        Target {
+            convert: Some(convert),
+            ..self
         }
     }
 }
@@ -181,7 +196,15 @@ fn writer_thread(
             return Err(e);
         }
         if chunk.last {
-            return file.commit();
+            let dest = file.dest.clone();
+            let size = file.commit()?;
+            return match target.convert {
+                Some(convert) => {
+                    convert(&dest)?;
+                    Ok(std::fs::metadata(&dest).map_or(size, |m| m.len()))
+                }
+                None => Ok(size),
+            };
         }
     }
 }
