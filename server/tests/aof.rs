@@ -272,6 +272,38 @@ fn streams_with_groups_survive_a_base_in_commands_into_redis() {
     let _ = std::fs::remove_dir_all(&rdir);
 }
 
+#[test]
+fn debug_loadaof_reloads_the_dataset_from_the_files() {
+    let dir = temp_dir("aof-debug-loadaof");
+    let t = tandem_in(&dir, &["--save", "", "--appendonly", "yes"]);
+    let mut con = t.con();
+    run(&mut con, &["SET", "a", "1"]).unwrap();
+    rewrite(&mut con);
+    run(&mut con, &["SET", "b", "2"]).unwrap();
+    let reference = digest(&mut con);
+    let size = std::fs::metadata(incr_file(&dir)).unwrap().len();
+    run(&mut con, &["RPUSH", "l", "x", "y"]).unwrap();
+    // The files lose the RPUSH: DEBUG LOADAOF empties the dataset and loads what they hold.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(incr_file(&dir))
+        .unwrap()
+        .set_len(size)
+        .unwrap();
+    let _: () = redis::cmd("DEBUG").arg("LOADAOF").query(&mut con).unwrap();
+    assert_eq!(digest(&mut con), reference);
+    assert_eq!(
+        std::fs::metadata(incr_file(&dir)).unwrap().len(),
+        size,
+        "the replayed commands were appended again"
+    );
+    run(&mut con, &["SET", "c", "3"]).unwrap();
+    assert!(std::fs::metadata(incr_file(&dir)).unwrap().len() > size);
+    drop(con);
+    drop(t);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// What a pipelined writer saw acknowledged before the kill.
 struct Load {
     /// Per writer: how many of its SETs (`w<writer>:<n>` = n) were acknowledged.

@@ -13,6 +13,7 @@ use crate::aof::writer::{
     AofError, aof_dir, close_current, delete_history, files_size, install, open_append,
     persist_manifest, stop_thread,
 };
+use crate::persistence::load::{Access, run_held};
 use crate::state::Server;
 use crate::state::Shared;
 use crate::state::aof::AofState;
@@ -37,7 +38,7 @@ pub async fn start_up(state: &Shared) -> Result<bool, StartError> {
         (aof_dir(&srv), srv.config.appendfilename.clone())
     };
     let manifest = read_manifest(&dir, &fname)?;
-    let loaded = crate::aof::load::load(state, &dir, &manifest).await?;
+    let loaded = crate::aof::load::load(&mut Access::Shared(state), &dir, &manifest).await?;
     let mut srv = state.borrow_mut();
     srv.aof.manifest = manifest;
     open_on_start(&mut srv)?;
@@ -163,6 +164,38 @@ pub fn restart_after_sync(srv: &mut Server) {
     stop(srv);
     if turn_on(srv).is_err() {
         warn!("Failed enabling the AOF after successful master synchronization!");
+    }
+}
+
+/// DEBUG LOADAOF: the buffer is written, the dataset emptied and loaded again from the
+/// files the manifest names, with the server held (Redis's `debug loadaof`). A refused
+/// load stops the server, as in Redis.
+pub fn debug_loadaof(srv: &mut Server) {
+    crate::aof::writer::flush(srv);
+    srv.keyspace.flush_all();
+    srv.scripts.functions.libraries.take_all();
+    let dir = aof_dir(srv);
+    let res = read_manifest(&dir, &srv.config.appendfilename).and_then(|m| {
+        srv.aof.manifest = m.clone();
+        delete_history(srv);
+        // The commands replayed must not be appended again.
+        let attached = srv.feed.aof_attached();
+        srv.feed.detach_aof();
+        let res = run_held(crate::aof::load::load(&mut Access::Held(srv), &dir, &m));
+        if attached {
+            srv.feed.attach_aof(srv.config.aof_timestamp_enabled);
+        }
+        res
+    });
+    match res {
+        Ok(_) => {
+            srv.dirty = 0;
+            warn!("Append Only File loaded by DEBUG LOADAOF");
+        }
+        Err(e) => {
+            warn!("{e}");
+            std::process::exit(1);
+        }
     }
 }
 

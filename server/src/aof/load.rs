@@ -22,9 +22,9 @@ use tracing::{info, warn};
 
 use crate::aof::manifest::{Manifest, ManifestError, manifest_name};
 use crate::client::Client;
-use crate::persistence::load::{LoadError, load_items};
+use crate::persistence::load::{Access, LoadError, load_items};
 use crate::rdb::RdbReader;
-use crate::state::Shared;
+use crate::state::Server;
 use crate::state::persistence::Loading;
 
 /// Commands replayed between two yields to the clients.
@@ -210,7 +210,11 @@ enum FileEnd {
 ///
 /// # Errors
 /// The AOF is refused; the keyspace is emptied again.
-pub async fn load(state: &Shared, dir: &Path, manifest: &Manifest) -> Result<bool, AofLoadError> {
+pub async fn load(
+    access: &mut Access<'_>,
+    dir: &Path,
+    manifest: &Manifest,
+) -> Result<bool, AofLoadError> {
     let files: Vec<_> = manifest.load_order().cloned().collect();
     if files.is_empty() {
         return Ok(false);
@@ -230,12 +234,14 @@ pub async fn load(state: &Shared, dir: &Path, manifest: &Manifest) -> Result<boo
         return Ok(false);
     }
     let started = Instant::now();
-    state.borrow_mut().persistence.loading = Some(Loading {
-        start_unix: crate::clock::now_ms() / 1000,
-        started,
-        total_bytes: total,
-        loaded_bytes: 0,
-        rdb_used_mem: 0,
+    access.with(|srv| {
+        srv.persistence.loading = Some(Loading {
+            start_unix: crate::clock::now_ms() / 1000,
+            started,
+            total_bytes: total,
+            loaded_bytes: 0,
+            rdb_used_mem: 0,
+        });
     });
     let mut done_bytes = 0;
     let mut res = Ok(true);
@@ -247,7 +253,7 @@ pub async fn load(state: &Shared, dir: &Path, manifest: &Manifest) -> Result<boo
         } else {
             "incr"
         };
-        match load_file(state, dir, &f.name, done_bytes).await {
+        match load_file(access, dir, &f.name, done_bytes).await {
             Ok(FileEnd::Truncated(_)) if !last => {
                 warn!("Fatal error: the truncated file is not the last file");
                 res = Err(AofLoadError::NotLast {
@@ -267,25 +273,26 @@ pub async fn load(state: &Shared, dir: &Path, manifest: &Manifest) -> Result<boo
         }
         done_bytes += std::fs::metadata(dir.join(&f.name)).map_or(0, |m| m.len());
     }
-    let mut srv = state.borrow_mut();
-    srv.persistence.loading = None;
-    if res.is_err() {
-        srv.keyspace.flush_all();
-        srv.scripts.functions.libraries.take_all();
-    } else {
-        srv.dirty = 0;
-        info!(
-            "DB loaded from append only file: {:.3} seconds",
-            started.elapsed().as_secs_f64()
-        );
-    }
+    access.with(|srv| {
+        srv.persistence.loading = None;
+        if res.is_err() {
+            srv.keyspace.flush_all();
+            srv.scripts.functions.libraries.take_all();
+        } else {
+            srv.dirty = 0;
+            info!(
+                "DB loaded from append only file: {:.3} seconds",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    });
     res
 }
 
 /// Loads one file: an RDB (the base with the preamble, possibly followed by commands in an
 /// old-style file) or commands.
 async fn load_file(
-    state: &Shared,
+    access: &mut Access<'_>,
     dir: &Path,
     name: &str,
     done_bytes: u64,
@@ -308,7 +315,7 @@ async fn load_file(
         .starts_with(b"REDIS");
     let end = if is_rdb {
         info!("Reading RDB base file on AOF loading...");
-        let databases = state.borrow().keyspace.num_dbs() as u32;
+        let databases = access.with(|srv| srv.keyspace.num_dbs() as u32);
         let rdb_err = |source| AofLoadError::Rdb {
             name: name.to_string(),
             source,
@@ -316,16 +323,16 @@ async fn load_file(
         let mut reader = RdbReader::new(input)
             .map_err(|e| rdb_err(e.into()))?
             .with_max_databases(databases);
-        load_items(state, &mut reader).await.map_err(rdb_err)?;
+        load_items(access, &mut reader).await.map_err(rdb_err)?;
         let offset = reader.offset();
         let (rest, head) = reader.into_parts();
         let tail = BufReader::new(std::io::Cursor::new(head).chain(rest));
-        replay(state, name, CommandReader::new(tail, offset), done_bytes).await?
+        replay(access, name, CommandReader::new(tail, offset), done_bytes).await?
     } else {
-        replay(state, name, CommandReader::new(input, 0), done_bytes).await?
+        replay(access, name, CommandReader::new(input, 0), done_bytes).await?
     };
     if let FileEnd::Truncated(at) = end {
-        let truncated = state.borrow().config.aof_load_truncated;
+        let truncated = access.with(|srv| srv.config.aof_load_truncated);
         if !truncated {
             return Err(AofLoadError::Truncated {
                 name: name.to_string(),
@@ -349,36 +356,29 @@ async fn load_file(
 
 /// Replays the commands of one file through the executor.
 async fn replay<R: BufRead>(
-    state: &Shared,
+    access: &mut Access<'_>,
     name: &str,
     mut reader: CommandReader<R>,
     done_bytes: u64,
 ) -> Result<FileEnd, AofLoadError> {
-    let mut client = {
-        let mut srv = state.borrow_mut();
+    let mut client = access.with(|srv| {
         let mut c = Client::new(srv.next_client_id(), None, None, false);
         c.is_master = true;
         c.authenticated = true;
         c
-    };
+    });
     let mut marks = Marks {
         valid_up_to: reader.offset,
         valid_before_multi: reader.offset,
     };
     loop {
-        let finished = replay_batch(
-            state,
-            name,
-            &mut reader,
-            &mut client,
-            &mut marks,
-            done_bytes,
-        );
+        let finished = access
+            .with(|srv| replay_batch(srv, name, &mut reader, &mut client, &mut marks, done_bytes));
         if let Some(o) = finished {
-            state.borrow_mut().unregister_client(&mut client);
+            access.with(|srv| srv.unregister_client(&mut client));
             return o;
         }
-        tokio::task::yield_now().await;
+        access.pause().await;
     }
 }
 
@@ -391,7 +391,7 @@ struct Marks {
 
 /// Replays up to [`BATCH`] commands; `Some` once the file ended or was refused.
 fn replay_batch<R: BufRead>(
-    state: &Shared,
+    srv: &mut Server,
     name: &str,
     reader: &mut CommandReader<R>,
     client: &mut Client,
@@ -404,8 +404,6 @@ fn replay_batch<R: BufRead>(
     };
     let mut sink = Vec::new();
     {
-        let mut srv = state.borrow_mut();
-        let srv = &mut *srv;
         // The executor refuses commands while loading; this client is the load itself.
         let loading = srv.persistence.loading.take();
         srv.now_ms = crate::clock::now_ms();

@@ -463,6 +463,9 @@ fn debug(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         ctx.reply.ok();
     } else if eq(sub, "populate") && (3..=5).contains(&args.len()) {
         populate(ctx, args)?;
+    } else if eq(sub, "loadaof") && args.len() == 2 {
+        crate::aof::control::debug_loadaof(ctx.srv);
+        ctx.reply.ok();
     } else if eq(sub, "change-repl-id") && args.len() == 2 {
         tracing::warn!("Changing replication IDs after receiving DEBUG change-repl-id");
         ctx.srv.repl.ids.reset();
