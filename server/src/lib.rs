@@ -37,6 +37,7 @@ pub mod protocol;
 pub mod pubsub;
 pub mod rdb;
 pub mod replication;
+pub mod repr;
 pub mod scripting;
 pub mod slowlog;
 pub mod state;

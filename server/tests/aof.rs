@@ -65,6 +65,14 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Starts tandem-server on `dir`, which must refuse its AOF and exit; returns what it
+/// printed and logged.
+fn refused_start(dir: &Path, args: &[&str]) -> String {
+    let mut refused = common::tandem().dir(dir).args(args).spawn().unwrap();
+    assert!(!refused.wait_exit(Duration::from_secs(30)).success());
+    refused.stderr() + &refused.log()
+}
+
 fn manifest(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("appendonlydir/appendonly.aof.manifest")).unwrap()
 }
@@ -448,20 +456,17 @@ fn a_truncated_tail_is_cut_and_loaded_as_redis_does() {
     append(cut);
 
     // aof-load-truncated no: refused, naming the file and the offset, the file untouched.
-    let mut refused = common::tandem()
-        .dir(&dir)
-        .args(&[
+    let out = refused_start(
+        &dir,
+        &[
             "--save",
             "",
             "--appendonly",
             "yes",
             "--aof-load-truncated",
             "no",
-        ])
-        .spawn()
-        .unwrap();
-    assert!(!refused.wait_exit(Duration::from_secs(30)).success());
-    let out = refused.stderr() + &refused.log();
+        ],
+    );
     assert!(
         out.contains(&format!(
             "Unexpected end of file reading the append only file appendonly.aof.1.incr.aof at byte {whole}"
@@ -472,7 +477,6 @@ fn a_truncated_tail_is_cut_and_loaded_as_redis_does() {
         std::fs::metadata(&incr).unwrap().len(),
         whole + cut.len() as u64
     );
-    drop(refused);
 
     // The default (yes): the tail is cut to the last whole command and the rest loads.
     srv.restart();
@@ -568,13 +572,7 @@ fn a_corrupt_middle_is_refused_naming_the_file_and_offset() {
             .unwrap();
     }
     let before = std::fs::read(&incr).unwrap();
-    let mut refused = common::tandem()
-        .dir(&dir)
-        .args(&["--save", "", "--appendonly", "yes"])
-        .spawn()
-        .unwrap();
-    assert!(!refused.wait_exit(Duration::from_secs(30)).success());
-    let out = refused.stderr() + &refused.log();
+    let out = refused_start(&dir, &["--save", "", "--appendonly", "yes"]);
     assert!(
         out.contains(&format!(
             "Bad file format reading the append only file appendonly.aof.1.incr.aof at byte {at}"
@@ -586,7 +584,6 @@ fn a_corrupt_middle_is_refused_naming_the_file_and_offset() {
         before,
         "the refused file was modified"
     );
-    drop(refused);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

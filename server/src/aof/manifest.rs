@@ -7,6 +7,7 @@
 //! Pure: no file system access; the writer and the loader read and write the text.
 
 use crate::protocol::split_args;
+use crate::repr::quote_into;
 
 /// What a file in the manifest is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,7 +234,8 @@ fn atoll(s: &str) -> u64 {
     digits.parse().unwrap_or(0)
 }
 
-/// A file name as Redis's `sdscatrepr` writes it when it needs quoting.
+/// A file name as Redis writes it in the manifest: quoted (`sdscatrepr`) when it holds
+/// blanks, quotes or bytes that are not printable.
 fn repr(name: &str) -> String {
     let plain = !name.is_empty()
         && name
@@ -242,21 +244,8 @@ fn repr(name: &str) -> String {
     if plain {
         return name.to_string();
     }
-    let mut out = String::from("\"");
-    for b in name.bytes() {
-        match b {
-            b'\\' => out.push_str("\\\\"),
-            b'"' => out.push_str("\\\""),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            7 => out.push_str("\\a"),
-            8 => out.push_str("\\b"),
-            b if b.is_ascii_graphic() || b == b' ' => out.push(char::from(b)),
-            b => out.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    out.push('"');
+    let mut out = String::new();
+    quote_into(&mut out, name.as_bytes());
     out
 }
 

@@ -3,8 +3,8 @@
 use super::{CmdError, CmdResult, Ctx, Spec, TABLE, container, eq, flags::*, help, int_arg, spec};
 use crate::config::ConfigError;
 use crate::protocol::Args;
+use crate::repr::quote_into;
 use crate::state::Server;
-use std::fmt::Write as _;
 
 pub static COMMANDS: &[Spec] = &[
     spec("info", -1, LOADING | STALE, (0, 0, 0), "server", info),
@@ -529,27 +529,6 @@ pub fn feed_monitors(srv: &mut Server, db: usize, source: MonitorSource<'_>, arg
             super::pubsub::deliver(c, limit, now_s, |r| r.simple(&line));
         }
     }
-}
-
-/// Redis's `sdscatrepr`: a double-quoted string with C escapes and `\xHH` for the rest.
-fn quote_into(out: &mut String, bytes: &[u8]) {
-    out.push('"');
-    for &b in bytes {
-        match b {
-            b'\\' => out.push_str("\\\\"),
-            b'"' => out.push_str("\\\""),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            0x07 => out.push_str("\\a"),
-            0x08 => out.push_str("\\b"),
-            0x20..=0x7e => out.push(char::from(b)),
-            _ => {
-                let _ = write!(out, "\\x{b:02x}");
-            }
-        }
-    }
-    out.push('"');
 }
 
 /// DEBUG POPULATE count [prefix] [size]: `prefix:N` keys (default `key`) holding `value:N`,
