@@ -312,6 +312,52 @@ fn debug_loadaof_reloads_the_dataset_from_the_files() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn an_old_style_appendonly_aof_is_migrated_as_redis_does() {
+    // What Redis before 7.0 wrote: one appendonly.aof in `dir`, an RDB preamble and commands.
+    let dir = temp_dir("aof-old-style");
+    let t = tandem_in(&dir, &["--save", ""]);
+    let mut con = t.con();
+    run(&mut con, &["SET", "a", "1"]).unwrap();
+    run(&mut con, &["RPUSH", "l", "x", "y"]).unwrap();
+    let _: () = redis::cmd("SAVE").query(&mut con).unwrap();
+    drop(con);
+    drop(t);
+    let mut old = std::fs::read(dir.join("dump.rdb")).unwrap();
+    std::fs::remove_file(dir.join("dump.rdb")).unwrap();
+    old.extend_from_slice(
+        b"*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$1\r\n2\r\n",
+    );
+    std::fs::write(dir.join("appendonly.aof"), &old).unwrap();
+    let rdir = temp_dir("aof-old-style-redis");
+    std::fs::write(rdir.join("appendonly.aof"), &old).unwrap();
+
+    let t = tandem_in(&dir, &["--save", "", "--appendonly", "yes"]);
+    let mut con = t.con();
+    let a: String = redis::cmd("GET").arg("a").query(&mut con).unwrap();
+    assert_eq!(a, "1");
+    run(&mut con, &["SELECT", "3"]).unwrap();
+    let b: String = redis::cmd("GET").arg("b").query(&mut con).unwrap();
+    assert_eq!(b, "2");
+    run(&mut con, &["SELECT", "0"]).unwrap();
+    let reference = digest(&mut con);
+    let want = "file appendonly.aof seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n";
+    assert_eq!(manifest(&dir), want);
+    assert!(
+        !dir.join("appendonly.aof").exists(),
+        "the old file was moved"
+    );
+    drop(con);
+    drop(t);
+    if redis_available() {
+        let r = redis_in(&rdir, &["--save", "", "--appendonly", "yes"]);
+        assert_eq!(digest(&mut r.con()), reference);
+        assert_eq!(manifest(&rdir), want, "Redis 7.0 migrates it the same way");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&rdir);
+}
+
 /// What a pipelined writer saw acknowledged before the kill.
 struct Load {
     /// Per writer: how many of its SETs (`w<writer>:<n>` = n) were acknowledged.

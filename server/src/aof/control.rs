@@ -4,9 +4,12 @@
 //! after a replica's full sync (the dataset was replaced: a new base is written), and at
 //! shutdown (the buffer is written and synced).
 
+use std::path::Path;
+
 use tracing::{info, warn};
 
 use crate::aof::load::{AofLoadError, read_manifest};
+use crate::aof::manifest::{AofFile, FileType, Manifest};
 use crate::aof::rewrite::RewriteError;
 use crate::aof::rewrite::{kill, write_base_now};
 use crate::aof::writer::{
@@ -37,7 +40,11 @@ pub async fn start_up(state: &Shared) -> Result<bool, StartError> {
         let srv = state.borrow();
         (aof_dir(&srv), srv.config.appendfilename.clone())
     };
-    let manifest = read_manifest(&dir, &fname)?;
+    let mut manifest = read_manifest(&dir, &fname)?;
+    let root = std::path::PathBuf::from(state.borrow().config.dir.clone());
+    if let Some(m) = upgrade_old_style(&root, &dir, &fname, &manifest)? {
+        manifest = m;
+    }
     let loaded = crate::aof::load::load(&mut Access::Shared(state), &dir, &manifest).await?;
     let mut srv = state.borrow_mut();
     srv.aof.manifest = manifest;
@@ -102,6 +109,56 @@ pub fn stop(srv: &mut Server) {
     srv.aof.state = AofState::Off;
     srv.aof.rewrite_scheduled = false;
     stop_thread(srv);
+}
+
+/// A single `appendonly.aof` of Redis before 7.0 in `dir` becomes the base of a new
+/// manifest, moved into the AOF directory (Redis's `aofUpgradePrepare`, under the same
+/// conditions: no directory, an empty manifest, or a manifest naming only that file as its
+/// base while it is still outside). The loader reads it as Redis does: an RDB preamble and
+/// its tail of commands, or commands. Returns the new manifest.
+///
+/// # Errors
+/// The directory, the manifest or the move failed; the old file is where it was.
+fn upgrade_old_style(
+    root: &Path,
+    dir: &Path,
+    fname: &str,
+    m: &Manifest,
+) -> Result<Option<Manifest>, AofError> {
+    let old = root.join(fname);
+    if !old.is_file() {
+        return Ok(None);
+    }
+    let empty = m.base.is_none() && m.incr.is_empty();
+    let only_old = m.incr.is_empty()
+        && m.base.as_ref().is_some_and(|b| b.name == fname)
+        && !dir.join(fname).exists();
+    if dir.is_dir() && !empty && !only_old {
+        return Ok(None);
+    }
+    let name = dir.display().to_string();
+    std::fs::create_dir_all(dir).map_err(|source| AofError::Dir {
+        dir: name.clone(),
+        source,
+    })?;
+    let mut upgraded = Manifest {
+        base_seq: 1,
+        ..Manifest::default()
+    };
+    upgraded.base = Some(AofFile {
+        name: fname.to_string(),
+        seq: 1,
+        kind: FileType::Base,
+    });
+    persist_manifest(dir, fname, &upgraded)?;
+    std::fs::rename(&old, dir.join(fname))
+        .and_then(|()| std::fs::File::open(dir).and_then(|d| d.sync_all()))
+        .map_err(|source| AofError::Open {
+            name: fname.to_string(),
+            source,
+        })?;
+    info!("Successfully migrated an old-style AOF file ({fname}) into the AOF directory ({name}).");
+    Ok(Some(upgraded))
 }
 
 /// Turns the AOF on: a rewrite writes the base now, or once the snapshot is free (or the
