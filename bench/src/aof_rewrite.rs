@@ -66,7 +66,15 @@ fn persistence_num(server: &Server, field: &str) -> anyhow::Result<u64> {
 }
 
 fn measure(a: &Args, kind: Kind, bin: &std::path::Path, records: u64) -> anyhow::Result<Record> {
-    let extra = ["--appendonly", "yes", "--appendfsync", &a.appendfsync];
+    // No automatic rewrite: the one measured is the BGREWRITEAOF below.
+    let extra = [
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        &a.appendfsync,
+        "--auto-aof-rewrite-percentage",
+        "0",
+    ];
     let server = Server::start_in(kind, bin, a.common.server_core, &a.data_dir, &extra)?;
     build(&server, records)?;
     let stop = Arc::new(AtomicBool::new(false));
