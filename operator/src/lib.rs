@@ -18,6 +18,7 @@ pub mod leader;
 pub mod local;
 pub mod metrics;
 pub mod observe;
+pub mod persistence;
 pub mod policy;
 pub mod quantity;
 pub mod random;

@@ -134,6 +134,16 @@ pub struct Config {
     pub lazyfree_lazy_user_del: bool,
     pub lazyfree_lazy_user_flush: bool,
     pub appendfsync: String,
+    /// The AOF directory inside `dir`, and the prefix of the AOF's file names.
+    pub appenddirname: String,
+    pub appendfilename: String,
+    pub aof_use_rdb_preamble: bool,
+    pub aof_load_truncated: bool,
+    pub aof_timestamp_enabled: bool,
+    pub no_appendfsync_on_rewrite: bool,
+    pub auto_aof_rewrite_percentage: u64,
+    pub auto_aof_rewrite_min_size: u64,
+    pub aof_disable_auto_gc: bool,
     pub maxmemory_eviction_tenacity: u64,
     pub maxmemory_clients: u64,
     pub enable_debug_command: String,
@@ -240,6 +250,15 @@ impl Default for Config {
             lazyfree_lazy_user_del: false,
             lazyfree_lazy_user_flush: false,
             appendfsync: "everysec".into(),
+            appenddirname: "appendonlydir".into(),
+            appendfilename: "appendonly.aof".into(),
+            aof_use_rdb_preamble: true,
+            aof_load_truncated: true,
+            aof_timestamp_enabled: false,
+            no_appendfsync_on_rewrite: false,
+            auto_aof_rewrite_percentage: 100,
+            auto_aof_rewrite_min_size: 64 << 20,
+            aof_disable_auto_gc: false,
             maxmemory_eviction_tenacity: 10,
             maxmemory_clients: 0,
             enable_debug_command: "no".into(),
@@ -349,6 +368,14 @@ impl Directive {
             }
         }
     }
+}
+
+/// A file or directory name without a path, as Redis requires of the AOF's names.
+fn base_name(v: &str, why: &str) -> Result<String, String> {
+    if v.contains('/') {
+        return Err(why.to_string());
+    }
+    Ok(v.to_string())
 }
 
 /// Checks an accepted directive's value and returns it as Redis prints it back.
@@ -913,6 +940,42 @@ static DIRECTIVES: &[Directive] = &[
     boolean!("lazyfree-lazy-user-del", lazyfree_lazy_user_del),
     boolean!("lazyfree-lazy-user-flush", lazyfree_lazy_user_flush),
     enumerated!("appendfsync", appendfsync, ["always", "everysec", "no"]),
+    Directive {
+        name: "appenddirname",
+        alias: None,
+        immutable: true,
+        access: Access::Field {
+            get: |c| c.appenddirname.clone(),
+            set: |c, v| {
+                c.appenddirname = base_name(v, "appenddirname can't be a path, just a dirname")?;
+                Ok(())
+            },
+        },
+    },
+    Directive {
+        name: "appendfilename",
+        alias: None,
+        immutable: true,
+        access: Access::Field {
+            get: |c| c.appendfilename.clone(),
+            set: |c, v| {
+                c.appendfilename = base_name(v, "appendfilename can't be a path, just a filename")?;
+                Ok(())
+            },
+        },
+    },
+    boolean!("aof-use-rdb-preamble", aof_use_rdb_preamble),
+    boolean!("aof-load-truncated", aof_load_truncated),
+    boolean!("aof-timestamp-enabled", aof_timestamp_enabled),
+    boolean!("no-appendfsync-on-rewrite", no_appendfsync_on_rewrite),
+    integer!(
+        "auto-aof-rewrite-percentage",
+        auto_aof_rewrite_percentage,
+        0,
+        i64::from(i32::MAX)
+    ),
+    memory!("auto-aof-rewrite-min-size", auto_aof_rewrite_min_size),
+    boolean!("aof-disable-auto-gc", aof_disable_auto_gc),
     integer!(
         "maxmemory-eviction-tenacity",
         maxmemory_eviction_tenacity,

@@ -9,6 +9,7 @@ use crate::cmd::{self, CmdError, Ctx, Propagate, Spec, flags};
 use crate::keyspace::SmallBytes;
 use crate::protocol::{Args, Protocol, Reply};
 use crate::state::blocking::Block;
+use crate::state::replication::feed::Scope;
 use crate::state::scripting::ScriptRun;
 use crate::state::{MASTERDOWN, NOREPLICAS, READONLY_REPLICA, Server};
 use std::borrow::Cow;
@@ -237,6 +238,14 @@ fn refusal(
     if writes_denied_by_disk_error(srv) && (spec.is(flags::WRITE) || spec.name == "ping") {
         return Some(MISCONF.into());
     }
+    if let Some(errno) = crate::aof::writer::write_error(srv)
+        && (spec.is(flags::WRITE) || spec.name == "ping")
+    {
+        return Some(format!(
+            "MISCONF Errors writing to the AOF file: {}",
+            crate::state::persistence::strerror(&std::io::Error::from_raw_os_error(errno))
+        ));
+    }
     // RESP2 has no out-of-band replies: a subscribed client can only manage subscriptions.
     if client.proto == Protocol::Resp2 && client.in_pubsub() && !spec.is(flags::SUBSCRIBED_OK) {
         return Some(format!(
@@ -373,15 +382,17 @@ fn call(
         let db = db_before;
         // The master's own bytes are proxied by the replica link, never re-encoded here; a
         // replica's stream is its master's alone, so what its own clients change (a
-        // writable replica's writes, PFCOUNT's cache) stays local, as in Redis.
-        let propagate = if client.is_master || srv.repl.is_replica() {
-            Propagate::Nothing
+        // writable replica's writes, PFCOUNT's cache) stays local, as in Redis: it reaches
+        // the replica's own AOF only.
+        let scope = if client.is_master || srv.repl.is_replica() {
+            Scope::Aof
         } else {
-            propagate
+            Scope::All
         };
         match propagate {
             Propagate::Verbatim | Propagate::Always if srv.feed.is_active() => {
-                srv.feed.feed(db, &args.iter().collect::<Vec<_>>())
+                srv.feed
+                    .feed_to(db, &args.iter().collect::<Vec<_>>(), scope)
             }
             Propagate::Verbatim | Propagate::Always => {}
             Propagate::Nothing => {}
@@ -392,7 +403,7 @@ fn call(
                 if wrap {
                     srv.feed.begin_atomic();
                 }
-                cmds.iter().for_each(|c| srv.feed.feed(db, c));
+                cmds.iter().for_each(|c| srv.feed.feed_to(db, c, scope));
                 if wrap {
                     srv.feed.end_atomic();
                 }

@@ -356,7 +356,11 @@ fn persistence(srv: &Server, out: &mut String) {
     field!(out, "current_save_keys_processed", processed);
     field!(out, "current_save_keys_total", total);
     field!(out, "rdb_changes_since_last_save", srv.dirty);
-    field!(out, "rdb_bgsave_in_progress", u8::from(p.snapshot_busy()));
+    field!(
+        out,
+        "rdb_bgsave_in_progress",
+        u8::from(p.snapshot_busy() && srv.aof.rewrite.is_none())
+    );
     field!(out, "rdb_last_save_time", srv.lastsave);
     field!(
         out,
@@ -375,18 +379,7 @@ fn persistence(srv: &Server, out: &mut String) {
     field!(out, "rdb_last_cow_size", 0);
     field!(out, "rdb_last_load_keys_expired", p.last_load_keys_expired);
     field!(out, "rdb_last_load_keys_loaded", p.last_load_keys_loaded);
-    field!(out, "aof_enabled", u8::from(srv.config.appendonly));
-    field!(out, "aof_rewrite_in_progress", 0);
-    field!(out, "aof_rewrite_scheduled", 0);
-    field!(out, "aof_last_rewrite_time_sec", -1);
-    field!(out, "aof_current_rewrite_time_sec", -1);
-    field!(out, "aof_last_bgrewrite_status", "ok");
-    field!(out, "aof_rewrites", 0);
-    field!(out, "aof_rewrites_consecutive_failures", 0);
-    field!(out, "aof_last_write_status", "ok");
-    field!(out, "aof_last_cow_size", 0);
-    field!(out, "module_fork_in_progress", 0);
-    field!(out, "module_fork_last_cow_size", 0);
+    crate::aof::info::persistence(srv, out);
     if let Some(l) = &p.loading {
         let elapsed = l.started.elapsed().as_secs_f64();
         let perc = if l.total_bytes > 0 {

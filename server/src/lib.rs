@@ -12,6 +12,7 @@
 /// on it.
 pub const REDIS_VERSION: &str = "7.0.15";
 
+pub mod aof;
 pub mod auth;
 pub mod blocking;
 pub mod cli;
@@ -37,6 +38,7 @@ pub mod protocol;
 pub mod pubsub;
 pub mod rdb;
 pub mod replication;
+pub mod repr;
 pub mod scripting;
 pub mod shutdown;
 pub mod slowlog;

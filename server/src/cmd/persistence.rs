@@ -1,7 +1,9 @@
-//! Persistence commands: SAVE, BGSAVE, LASTSAVE, SHUTDOWN. The work is done by
-//! `persistence::save`; this file parses arguments and maps outcomes to Redis's replies.
+//! Persistence commands: SAVE, BGSAVE, BGREWRITEAOF, LASTSAVE, SHUTDOWN. The work is done
+//! by `persistence::save` and `aof::rewrite`; this file parses arguments and maps outcomes
+//! to Redis's replies.
 
 use super::{CmdError, CmdResult, Ctx, Spec, eq, flags::*, spec};
+use crate::aof::rewrite::{self, RewriteError};
 use crate::persistence::save::{self, BgSaveError};
 use crate::protocol::Args;
 use crate::state::blocking::{Block, TimeoutReply};
@@ -22,6 +24,14 @@ pub static COMMANDS: &[Spec] = &[
         (0, 0, 0),
         "server",
         bgsave,
+    ),
+    spec(
+        "bgrewriteaof",
+        1,
+        ADMIN | NOSCRIPT | NO_ASYNC_LOADING,
+        (0, 0, 0),
+        "server",
+        bgrewriteaof,
     ),
     spec(
         "lastsave",
@@ -64,6 +74,11 @@ fn bgsave(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         ctx.reply.simple("Background saving scheduled");
         return Ok(());
     }
+    if ctx.srv.aof.rewrite.is_some() {
+        return Err(CmdError::msg(
+            "ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.",
+        ));
+    }
     match save::start_bgsave(ctx.srv) {
         Ok(()) => {
             ctx.reply.simple("Background saving started");
@@ -72,6 +87,24 @@ fn bgsave(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         Err(e @ BgSaveError::InProgress) => Err(CmdError::msg(e.to_string())),
         Err(BgSaveError::Failed(_)) => Err(CmdError::msg("ERR")),
     }
+}
+
+fn bgrewriteaof(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    if ctx.srv.aof.rewrite.is_some() {
+        return Err(CmdError::msg(RewriteError::InProgress.to_string()));
+    }
+    // Inside EXEC the transaction's earlier writes are in the snapshot but reach the AOF
+    // only at its end: the rewrite waits, as Redis's does.
+    if ctx.srv.persistence.snapshot_busy() || ctx.srv.feed.in_atomic() {
+        ctx.srv.aof.rewrite_scheduled = true;
+        ctx.reply
+            .simple("Background append only file rewriting scheduled");
+        return Ok(());
+    }
+    rewrite::start(ctx.srv).map_err(|e| CmdError::msg(e.to_string()))?;
+    ctx.reply
+        .simple("Background append only file rewriting started");
+    Ok(())
 }
 
 fn lastsave(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {

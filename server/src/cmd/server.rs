@@ -3,8 +3,8 @@
 use super::{CmdError, CmdResult, Ctx, Spec, TABLE, container, eq, flags::*, help, int_arg, spec};
 use crate::config::ConfigError;
 use crate::protocol::Args;
+use crate::repr::quote_into;
 use crate::state::Server;
-use std::fmt::Write as _;
 
 pub static COMMANDS: &[Spec] = &[
     spec("info", -1, LOADING | STALE, (0, 0, 0), "server", info),
@@ -187,6 +187,13 @@ fn config_set(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         })?;
     }
     ctx.srv.config = next;
+    if crate::aof::control::config_changed(ctx.srv).is_err() {
+        ctx.srv.config.appendonly = false;
+        return Err(failed(
+            "appendonly",
+            "Unable to turn on AOF. Check server logs.",
+        ));
+    }
     ctx.reply.ok();
     Ok(())
 }
@@ -557,6 +564,9 @@ fn debug(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         ctx.reply.ok();
     } else if eq(sub, "populate") && (3..=5).contains(&args.len()) {
         populate(ctx, args)?;
+    } else if eq(sub, "loadaof") && args.len() == 2 {
+        crate::aof::control::debug_loadaof(ctx.srv);
+        ctx.reply.ok();
     } else if eq(sub, "change-repl-id") && args.len() == 2 {
         tracing::warn!("Changing replication IDs after receiving DEBUG change-repl-id");
         ctx.srv.repl.ids.reset();
@@ -750,27 +760,6 @@ pub fn feed_monitors(srv: &mut Server, db: usize, source: MonitorSource<'_>, arg
             super::pubsub::deliver(c, limit, now_s, |r| r.simple(&line));
         }
     }
-}
-
-/// Redis's `sdscatrepr`: a double-quoted string with C escapes and `\xHH` for the rest.
-fn quote_into(out: &mut String, bytes: &[u8]) {
-    out.push('"');
-    for &b in bytes {
-        match b {
-            b'\\' => out.push_str("\\\\"),
-            b'"' => out.push_str("\\\""),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            0x07 => out.push_str("\\a"),
-            0x08 => out.push_str("\\b"),
-            0x20..=0x7e => out.push(char::from(b)),
-            _ => {
-                let _ = write!(out, "\\x{b:02x}");
-            }
-        }
-    }
-    out.push('"');
 }
 
 /// DEBUG POPULATE count [prefix] [size]: `prefix:N` keys (default `key`) holding `value:N`,

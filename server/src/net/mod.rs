@@ -104,6 +104,8 @@ fn tick(srv: &mut Server) {
         }
         crate::memory::peak(crate::memory::refresh());
         crate::persistence::save::cron(srv);
+        crate::aof::writer::cron(srv);
+        crate::aof::rewrite::cron(srv);
         // A key written outside a connection's command loop still serves its waiters, at the
         // next tick at the latest.
         blocking::serve(srv);

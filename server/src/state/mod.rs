@@ -9,6 +9,7 @@
 //! does itself is what every caller must get the same way: lazy expiry with its DEL
 //! propagated, WATCH and blocked-key signalling, eviction.
 
+pub mod aof;
 pub mod blocking;
 pub mod commands;
 pub mod persistence;
@@ -190,6 +191,8 @@ pub struct Server {
     pub lastsave: u64,
     /// SAVE/BGSAVE/loading state (INFO persistence).
     pub persistence: Persistence,
+    /// The append-only file.
+    pub aof: aof::Aof,
     /// Signalled by SHUTDOWN: the accept loop stops and the process exits.
     pub shutdown: Rc<tokio::sync::Notify>,
     /// A shutdown waiting for replicas to catch up (see [`crate::shutdown`]).
@@ -270,6 +273,7 @@ impl Server {
             rng: SmallRng::from_os_rng(),
             lastsave: crate::clock::now_ms() / 1000,
             persistence: Persistence::default(),
+            aof: aof::Aof::default(),
             shutdown: Rc::new(tokio::sync::Notify::new()),
             shutdown_wait: None,
             pause: None,
