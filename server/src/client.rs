@@ -25,6 +25,8 @@ pub struct ClientInfo {
     /// after an unknown command).
     pub last_cmd: Cow<'static, str>,
     pub proto: u8,
+    /// The ACL user the client is authenticated as (CLIENT LIST's `user=`).
+    pub user: Vec<u8>,
     /// Extra CLIENT LIST flags (`x` in MULTI, `b` blocked, `P` pubsub, `S` replica).
     pub flags: String,
     pub sub: usize,
@@ -84,6 +86,8 @@ pub struct Client {
     pub db: usize,
     pub proto: Protocol,
     pub authenticated: bool,
+    /// The ACL user whose permissions apply (`default` until AUTH names another).
+    pub user: Vec<u8>,
     pub name: Option<Vec<u8>>,
     pub shared: std::rc::Rc<ClientShared>,
     /// QUIT: close once the reply is written.
@@ -156,6 +160,7 @@ impl Client {
             last_interaction_ms: now,
             last_cmd: Cow::Borrowed("NULL"),
             proto: 2,
+            user: b"default".to_vec(),
             multi: -1,
             ..ClientInfo::default()
         };
@@ -168,6 +173,7 @@ impl Client {
             db: 0,
             proto: Protocol::Resp2,
             authenticated: !needs_auth,
+            user: b"default".to_vec(),
             name: None,
             shared,
             close_after_reply: false,

@@ -167,6 +167,9 @@ pub struct Config {
     /// directive). Plain data: they are resolved against the command table when the server
     /// starts (`crate::cmd::names::resolve`), where an unknown name is refused.
     pub rename_commands: Vec<RenameCommand>,
+    /// `user <name> <rules...>` of the config file and command line, in order: the ACL
+    /// users the server starts with (`crate::acl::Users::at_startup`).
+    pub users: Vec<Vec<String>>,
 }
 
 impl Default for Config {
@@ -256,6 +259,7 @@ impl Default for Config {
             accepted: HashMap::new(),
             config_file: None,
             rename_commands: Vec::new(),
+            users: Vec::new(),
         }
     }
 }
@@ -1106,6 +1110,10 @@ impl Config {
                     new: args[1].clone(),
                     line: Some((n + 1, line.into())),
                 });
+                continue;
+            }
+            if name.eq_ignore_ascii_case("user") && !args.is_empty() {
+                self.users.push(args.to_vec());
                 continue;
             }
             if args.is_empty() && !name.eq_ignore_ascii_case("save") {

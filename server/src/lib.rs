@@ -12,7 +12,8 @@
 /// on it.
 pub const REDIS_VERSION: &str = "7.0.15";
 
-pub mod auth;
+pub mod access;
+pub mod acl;
 pub mod blocking;
 pub mod cli;
 pub mod client;

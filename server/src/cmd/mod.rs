@@ -7,6 +7,7 @@
 //! dispatcher feeds the command (or the rewrite the handler asked for) to the replication
 //! stream, in execution order.
 
+mod acl;
 mod args;
 mod bitmap;
 mod connection;
@@ -14,7 +15,7 @@ mod ctx;
 mod dump;
 mod functions;
 mod geo;
-mod getkeys;
+pub mod getkeys;
 mod hashes;
 mod hyperloglog;
 mod keys;
@@ -33,6 +34,7 @@ mod streams;
 mod strings;
 mod zset;
 
+pub use connection::client_line;
 pub use ctx::{Ctx, Propagate, ScriptCall};
 pub use server::{MonitorSource, feed_monitors};
 
@@ -283,6 +285,7 @@ pub fn subcommand_error(spec: &Spec, args: Args<'_>) -> Option<String> {
 /// Every command, by lowercase name.
 pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::new(|| {
     let families: &[&'static [Spec]] = &[
+        acl::COMMANDS,
         strings::COMMANDS,
         bitmap::COMMANDS,
         keys::COMMANDS,

@@ -185,7 +185,15 @@ fn config_set(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             other => failed(&name, &other.to_string()),
         })?;
     }
+    let pass_changed = next.requirepass != ctx.srv.config.requirepass;
     ctx.srv.config = next;
+    if pass_changed {
+        // Redis 7.0's requirepass is the default user's password.
+        let pass = ctx.srv.config.requirepass.clone();
+        ctx.srv
+            .acl
+            .set_default_password(pass.as_deref().map(str::as_bytes));
+    }
     ctx.reply.ok();
     Ok(())
 }
@@ -293,6 +301,7 @@ fn command(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 fn command_list(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let mut pattern: Option<&[u8]> = None;
     let mut module = false;
+    let mut category = None;
     let mut i = 2;
     while i < args.len() {
         if !(eq(args.get(i), "filterby") && args.len() - 1 - i == 2) {
@@ -304,9 +313,8 @@ fn command_list(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         } else if eq(kind, "pattern") {
             pattern = Some(args.get(i + 2));
         } else if eq(kind, "aclcat") {
-            return Err(CmdError::msg(
-                "ERR ACL categories are not known to this server yet (no ACL)",
-            ));
+            // An unknown category matches no command, as in Redis.
+            category = Some(crate::acl::universe::category(args.get(i + 2)).unwrap_or(0));
         } else {
             return Err(CmdError::Syntax);
         }
@@ -318,6 +326,7 @@ fn command_list(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         // No command comes from a module.
         .filter(|_| !module)
         .filter(|n| pattern.is_none_or(|p| crate::glob::matches(p, n.as_bytes(), true)))
+        .filter(|n| category.is_none_or(|c| crate::acl::universe::categories_of(n) & c != 0))
         .collect();
     names.sort_unstable();
     ctx.reply.array(names.len());
@@ -348,8 +357,12 @@ fn command_info(ctx: &mut Ctx<'_>, s: &Spec) {
     ctx.reply.int(i64::from(s.keys.0));
     ctx.reply.int(i64::from(s.keys.1));
     ctx.reply.int(i64::from(s.keys.2));
-    ctx.reply.set(1);
-    ctx.reply.simple(&format!("@{}", s.group));
+    let categories: Vec<&str> =
+        crate::acl::universe::category_names(crate::acl::universe::categories_of(s.name)).collect();
+    ctx.reply.set(categories.len());
+    for c in categories {
+        ctx.reply.simple(&format!("@{c}"));
+    }
     ctx.reply.set(0);
     ctx.reply.array(0);
     ctx.reply.array(0);

@@ -33,7 +33,6 @@ pub fn serve(srv: &mut Server, run: &mut ScriptRun, name: &str) -> bool {
     }
     accept_arrivals(srv);
     let mut verdict = Verdict::default();
-    let requirepass = srv.config.requirepass.clone();
     let clients: Vec<std::rc::Rc<ClientShared>> = srv
         .clients
         .values()
@@ -52,7 +51,7 @@ pub fn serve(srv: &mut Server, run: &mut ScriptRun, name: &str) -> bool {
             &mut input,
             &mut out,
             run,
-            requirepass.as_deref(),
+            &srv.acl,
             &mut authenticated,
             &mut verdict,
         );
@@ -74,7 +73,7 @@ pub fn serve(srv: &mut Server, run: &mut ScriptRun, name: &str) -> bool {
             &mut a.input,
             &mut out,
             run,
-            requirepass.as_deref(),
+            &srv.acl,
             &mut a.authenticated,
             &mut verdict,
         );
@@ -115,7 +114,7 @@ fn accept_arrivals(srv: &mut Server) {
                 sock,
                 peer,
                 input: Vec::new(),
-                authenticated: srv.config.requirepass.is_none(),
+                authenticated: srv.acl.default_needs_no_auth(),
             });
         }
     }
@@ -158,7 +157,7 @@ fn answer(
     input: &mut Vec<u8>,
     out: &mut Vec<u8>,
     run: &ScriptRun,
-    requirepass: Option<&str>,
+    acl: &crate::acl::Users,
     authenticated: &mut bool,
     verdict: &mut Verdict,
 ) -> bool {
@@ -171,7 +170,7 @@ fn answer(
         };
         match parser.next(input, limits) {
             Ok(Some(args)) => {
-                let reply = reply_to(args, run, requirepass, authenticated, verdict);
+                let reply = reply_to(args, run, acl, authenticated, verdict);
                 out.extend_from_slice(reply.as_bytes());
                 if args.get(0).eq_ignore_ascii_case(b"quit") {
                     quit = true;
@@ -200,7 +199,7 @@ const BUSY_FUNCTION: &str =
 fn reply_to(
     args: Args<'_>,
     run: &ScriptRun,
-    requirepass: Option<&str>,
+    acl: &crate::acl::Users,
     authenticated: &mut bool,
     verdict: &mut Verdict,
 ) -> String {
@@ -214,13 +213,14 @@ fn reply_to(
             2 => (None, args.get(1)),
             _ => (Some(args.get(1)), args.get(2)),
         };
-        return match crate::auth::check_default_user(requirepass, user, pass) {
-            Ok(()) => {
-                *authenticated = true;
-                "+OK\r\n".into()
-            }
-            Err(e) => format!("-{e}\r\n"),
-        };
+        if user.is_none() && acl.get(b"default").is_some_and(|u| u.nopass) {
+            return "-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n".into();
+        }
+        if acl.authenticate(user.unwrap_or(b"default"), pass) {
+            *authenticated = true;
+            return "+OK\r\n".into();
+        }
+        return "-WRONGPASS invalid username-password pair or user is disabled.\r\n".into();
     }
     if !*authenticated {
         return "-NOAUTH Authentication required.\r\n".into();

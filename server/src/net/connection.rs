@@ -358,14 +358,14 @@ fn register(
     // Loopback is 127.0.0.0/8 and ::1, as Redis's `connIsLocal`; an IPv4 peer on a
     // dual-stack socket (::ffff:127.0.0.1) is the same loopback client.
     if srv.config.protected_mode
-        && srv.config.requirepass.is_none()
+        && srv.acl.default_needs_no_auth()
         && !peer.ip().to_canonical().is_loopback()
     {
         srv.stats.rejected_connections += 1;
         return Err(PROTECTED_MODE_DENIED);
     }
     let id = srv.next_client_id();
-    let client = Client::new(id, Some(peer), local, srv.config.requirepass.is_some());
+    let client = Client::new(id, Some(peer), local, !srv.acl.default_needs_no_auth());
     srv.clients.insert(id, client.shared.clone());
     Ok(client)
 }

@@ -161,7 +161,7 @@ pub enum SaveError {
 }
 
 /// An I/O error as C's `strerror` words it (Redis's logs), without Rust's " (os error N)".
-fn strerror(e: &std::io::Error) -> String {
+pub fn strerror(e: &std::io::Error) -> String {
     let text = e.to_string();
     match text.rfind(" (os error ") {
         Some(i) => text[..i].to_string(),

@@ -1,0 +1,153 @@
+//! The users of a server: the `default` user (whose password `requirepass` sets) and those
+//! ACL SETUSER, `user` directives or the ACL file create, in name order as ACL LIST shows
+//! them, plus the ACL LOG. Pure state: disconnecting clients is the caller's job.
+
+use crate::acl::log::Log;
+use crate::acl::selector::{Denied, Request};
+use crate::acl::user::User;
+use std::collections::BTreeMap;
+
+#[derive(Debug)]
+pub struct Users {
+    users: BTreeMap<Vec<u8>, User>,
+    pub log: Log,
+}
+
+impl Default for Users {
+    fn default() -> Self {
+        let mut users = BTreeMap::new();
+        users.insert(b"default".to_vec(), User::default_user());
+        Users {
+            users,
+            log: Log::default(),
+        }
+    }
+}
+
+impl Users {
+    /// The users a server starts with, as Redis 7.0 builds them: `requirepass` for the
+    /// default user, then the `user` directives (a `default` one starts from `reset`), or
+    /// the ACL file; both kinds at once is refused.
+    ///
+    /// # Errors
+    /// The message the server exits with.
+    pub fn at_startup(
+        requirepass: Option<&str>,
+        directives: &[Vec<String>],
+        aclfile: Option<&std::path::Path>,
+    ) -> Result<Users, String> {
+        let mut users = Users::default();
+        users.set_default_password(requirepass.map(str::as_bytes));
+        if aclfile.is_some() && !directives.is_empty() {
+            return Err("Configuring Redis with users defined in redis.conf and at the same setting an ACL file path is invalid. This setup is very likely to lead to configuration errors and security holes, please define either an ACL file or declare users directly in your redis.conf, but not both.".into());
+        }
+        for d in directives {
+            let Some((name, rules)) = d.split_first() else {
+                continue;
+            };
+            if users.get(name.as_bytes()).is_some() && name != "default" {
+                return Err(format!(
+                    "Error in user declaration '{name}': Duplicate user found. A user can only be defined once in config files"
+                ));
+            }
+            let mut ops: Vec<&[u8]> = Vec::new();
+            if name == "default" {
+                ops.push(b"reset");
+            }
+            ops.extend(rules.iter().map(|r| r.as_bytes()));
+            users.set_user(name.as_bytes(), &ops).map_err(|e| {
+                format!(
+                    "Error in user declaration '{name}': {}",
+                    e.strip_prefix("ERR ").unwrap_or(&e)
+                )
+            })?;
+        }
+        if let Some(path) = aclfile {
+            let loaded = crate::acl::file::load(path)
+                .map_err(|e| format!("Aborting Redis startup because of ACL errors: {e}"))?;
+            users.replace(loaded);
+        }
+        Ok(users)
+    }
+
+    pub fn get(&self, name: &[u8]) -> Option<&User> {
+        self.users.get(name)
+    }
+
+    /// All users, by name.
+    pub fn iter(&self) -> impl Iterator<Item = &User> {
+        self.users.values()
+    }
+
+    /// ACL SETUSER: creates the user if needed and applies the rules, all or none.
+    ///
+    /// # Errors
+    /// Redis's error line for the first bad rule.
+    pub fn set_user(&mut self, name: &[u8], ops: &[&[u8]]) -> Result<(), String> {
+        let mut user = self
+            .users
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| User::new(name));
+        user.apply_all(ops)?;
+        self.users.insert(name.to_vec(), user);
+        Ok(())
+    }
+
+    /// Removes a user (never `default`); whether it existed.
+    pub fn remove(&mut self, name: &[u8]) -> bool {
+        name != b"default" && self.users.remove(name).is_some()
+    }
+
+    /// Replaces every user at once (ACL LOAD, startup): a default user is kept when the
+    /// new set lacks one.
+    pub fn replace(&mut self, users: Vec<User>) {
+        let default = self.users.remove(&b"default"[..]);
+        self.users = users.into_iter().map(|u| (u.name.clone(), u)).collect();
+        if !self.users.contains_key(&b"default"[..]) {
+            let d = default.unwrap_or_else(User::default_user);
+            self.users.insert(d.name.clone(), d);
+        }
+    }
+
+    /// Whether `name` exists, is on and takes `pass`.
+    pub fn authenticate(&self, name: &[u8], pass: &[u8]) -> bool {
+        self.users.get(name).is_some_and(|u| u.accepts(pass))
+    }
+
+    /// `requirepass`: the default user's only password, or `nopass` when unset, as Redis
+    /// 7.0 maps it.
+    pub fn set_default_password(&mut self, pass: Option<&[u8]>) {
+        let user = self
+            .users
+            .entry(b"default".to_vec())
+            .or_insert_with(User::default_user);
+        let mut op = b">".to_vec();
+        let ops: [&[u8]; 2] = match pass {
+            Some(p) => {
+                op.extend_from_slice(p);
+                [b"resetpass", &op]
+            }
+            None => [b"resetpass", b"nopass"],
+        };
+        for o in ops {
+            // Both rules are always valid.
+            let _ = user.apply(o);
+        }
+    }
+
+    /// Whether a new connection starts authenticated: the default user is on and takes
+    /// any password.
+    pub fn default_needs_no_auth(&self) -> bool {
+        self.users
+            .get(&b"default"[..])
+            .is_some_and(|u| u.enabled && u.nopass)
+    }
+
+    /// Checks a command for a user; a user deleted meanwhile may run nothing.
+    pub fn check(&self, name: &[u8], req: &Request<'_>) -> Result<(), Denied> {
+        self.users
+            .get(name)
+            .map_or(Err(Denied::Command), |u| u.check(req))
+    }
+}
