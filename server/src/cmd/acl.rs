@@ -194,22 +194,26 @@ fn deluser(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             continue;
         }
         deleted += 1;
-        // Clients authenticated as a deleted user are disconnected, this one after its
-        // reply.
-        for (id, shared) in &ctx.srv.clients {
-            if shared.info.borrow().user != name {
-                continue;
-            }
-            if *id == ctx.client.id {
-                ctx.client.close_after_reply = true;
-            } else {
-                shared.killed.set(true);
-                shared.notify.notify_one();
-            }
-        }
+        disconnect(ctx, |user| user == name);
     }
     ctx.reply.int(deleted);
     Ok(())
+}
+
+/// Disconnects the clients authenticated as the users `doomed` picks, this one after its
+/// reply, as Redis does when it frees a user.
+fn disconnect(ctx: &mut Ctx<'_>, doomed: impl Fn(&[u8]) -> bool) {
+    for (id, shared) in &ctx.srv.clients {
+        if !doomed(&shared.info.borrow().user) {
+            continue;
+        }
+        if *id == ctx.client.id {
+            ctx.client.close_after_reply = true;
+        } else {
+            shared.killed.set(true);
+            shared.notify.notify_one();
+        }
+    }
 }
 
 fn getuser(ctx: &mut Ctx<'_>, name: &[u8]) -> CmdResult {
@@ -257,6 +261,9 @@ fn aclfile(ctx: &mut Ctx<'_>, load: bool) -> CmdResult {
     if load {
         let users = file::load(path).map_err(|e| CmdError::msg(format!("ERR {e}")))?;
         ctx.srv.acl.replace(users);
+        // Every user but `default` is a new one: Redis 7.0 frees the old users and
+        // disconnects their clients.
+        disconnect(ctx, |user| user != b"default");
     } else {
         let text = file::render(ctx.srv.acl.iter());
         if let Err(e) = file::save(path, &text) {
