@@ -291,15 +291,18 @@ fn replica_authenticates_as_a_restricted_user() {
     let master = start_tandem(&["--repl-diskless-sync-delay", "0"]);
     assert_eq!(common::cmd(&mut master.connect(), REPLICATION_USER), "OK");
     let port = master.port.to_string();
-    let wrong = start_tandem(&[
-        "--replicaof",
-        "127.0.0.1",
-        &port,
-        "--masteruser",
-        "repl",
-        "--masterauth",
-        "nope",
-    ]);
+    let as_repl = |pass| {
+        [
+            "--replicaof",
+            "127.0.0.1",
+            &port,
+            "--masteruser",
+            "repl",
+            "--masterauth",
+            pass,
+        ]
+    };
+    let wrong = start_tandem(&as_repl("nope"));
     let log = poll("a refused AUTH in the ACL LOG", WAIT, || {
         let entries = values(&mut master.connect(), &["ACL", "LOG"]);
         (!entries.is_empty()).then_some(entries)
@@ -315,15 +318,7 @@ fn replica_authenticates_as_a_restricted_user() {
     assert_ne!(wrong.field("replication", "master_link_status"), "up");
     assert!(!wrong.log().contains("nope") && !master.log().contains("nope"));
     drop(wrong);
-    let replica = start_tandem(&[
-        "--replicaof",
-        "127.0.0.1",
-        &port,
-        "--masteruser",
-        "repl",
-        "--masterauth",
-        "replpw",
-    ]);
+    let replica = start_tandem(&as_repl("replpw"));
     assert_replicates_as_repl(&master, &replica);
 
     // tandem master -> Redis 7.0 replica (Redis master -> tandem replica as a named user is
@@ -331,15 +326,7 @@ fn replica_authenticates_as_a_restricted_user() {
     if !redis_available() {
         return;
     }
-    let replica = start_redis_server(&[
-        "--replicaof",
-        "127.0.0.1",
-        &port,
-        "--masteruser",
-        "repl",
-        "--masterauth",
-        "replpw",
-    ]);
+    let replica = start_redis_server(&as_repl("replpw"));
     assert_replicates_as_repl(&master, &replica);
 }
 

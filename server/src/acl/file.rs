@@ -3,7 +3,7 @@
 //! with any error changes no user.
 
 use crate::acl::selector::{RuleError, has_spaces};
-use crate::acl::user::User;
+use crate::acl::user::{User, merge_selectors};
 use std::io::Write;
 use std::path::Path;
 
@@ -47,11 +47,11 @@ pub fn parse(name: &str, text: &[u8]) -> Result<Vec<User>, String> {
         }
         let mut user = User::new(uname);
         let mut syntax_error = false;
-        match merge(&argv[2..]) {
-            None => errors.push_str(&format!(
+        match merge_selectors(&argv[2..]) {
+            Err(_) => errors.push_str(&format!(
                 "{name}:{n}: Unmatched parenthesis in selector definition."
             )),
-            Some(ops) => {
+            Ok(ops) => {
                 for op in ops {
                     match user.apply(&op) {
                         Ok(()) => {}
@@ -78,26 +78,6 @@ pub fn parse(name: &str, text: &[u8]) -> Result<Vec<User>, String> {
         );
         Err(errors)
     }
-}
-
-/// Joins a selector's arguments; `None` for an unclosed one.
-fn merge(args: &[&[u8]]) -> Option<Vec<Vec<u8>>> {
-    let mut out = Vec::new();
-    let mut open: Option<Vec<u8>> = None;
-    for a in args {
-        if let Some(sel) = open.as_mut() {
-            sel.push(b' ');
-            sel.extend_from_slice(a);
-            if a.last() == Some(&b')') {
-                out.extend(open.take());
-            }
-        } else if a.first() == Some(&b'(') && a.last() != Some(&b')') {
-            open = Some(a.to_vec());
-        } else {
-            out.push(a.to_vec());
-        }
-    }
-    open.is_none().then_some(out)
 }
 
 /// The file's text for these users: `user <name> <description>` lines.

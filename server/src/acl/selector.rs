@@ -358,14 +358,11 @@ impl Selector {
         if self.all_keys {
             return b"~*".to_vec();
         }
-        let mut out = Vec::new();
-        for (i, p) in self.patterns.iter().enumerate() {
-            if i > 0 {
-                out.push(b' ');
-            }
+        join(self.patterns.iter().map(|p| {
+            let mut out = Vec::new();
             p.describe(&mut out);
-        }
-        out
+            out
+        }))
     }
 
     /// GETUSER's `channels` field.
@@ -373,15 +370,7 @@ impl Selector {
         if self.all_channels {
             return b"&*".to_vec();
         }
-        let mut out = Vec::new();
-        for (i, c) in self.channels.iter().enumerate() {
-            if i > 0 {
-                out.push(b' ');
-            }
-            out.push(b'&');
-            out.extend_from_slice(c);
-        }
-        out
+        join(self.channels.iter().map(|c| [&b"&"[..], c].concat()))
     }
 
     /// The command rules that rebuild this selector's command set, as Redis 7.0 finds them:
@@ -462,6 +451,11 @@ impl Default for Selector {
     fn default() -> Self {
         Selector::new()
     }
+}
+
+/// Items separated by single spaces.
+fn join(items: impl Iterator<Item = Vec<u8>>) -> Vec<u8> {
+    items.collect::<Vec<_>>().join(&b' ')
 }
 
 /// Redis refuses spaces and NUL in usernames and patterns (`ACLStringHasSpaces`).

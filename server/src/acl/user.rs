@@ -131,7 +131,12 @@ impl User {
     /// # Errors
     /// Redis's error line (code included) for the first bad rule.
     pub fn apply_all(&mut self, ops: &[&[u8]]) -> Result<(), String> {
-        let merged = merge_selectors(ops)?;
+        let merged = merge_selectors(ops).map_err(|i| {
+            format!(
+                "ERR Unmatched parenthesis in acl selector starting at '{}'.",
+                String::from_utf8_lossy(ops[i])
+            )
+        })?;
         let mut staged = self.clone();
         for op in &merged {
             staged.apply(op).map_err(|e| rule_error(op, e))?;
@@ -217,7 +222,10 @@ impl User {
 
 /// Joins the arguments of a selector split at its spaces (Redis's
 /// `ACLMergeSelectorArguments`).
-fn merge_selectors(ops: &[&[u8]]) -> Result<Vec<Vec<u8>>, String> {
+///
+/// # Errors
+/// The index of the argument that opens a selector never closed.
+pub fn merge_selectors(ops: &[&[u8]]) -> Result<Vec<Vec<u8>>, usize> {
     let mut out = Vec::new();
     let mut open: Option<(usize, Vec<u8>)> = None;
     for (i, op) in ops.iter().enumerate() {
@@ -236,10 +244,7 @@ fn merge_selectors(ops: &[&[u8]]) -> Result<Vec<Vec<u8>>, String> {
         out.push(op.to_vec());
     }
     match open {
-        Some((i, _)) => Err(format!(
-            "ERR Unmatched parenthesis in acl selector starting at '{}'.",
-            String::from_utf8_lossy(ops[i])
-        )),
+        Some((i, _)) => Err(i),
         None => Ok(out),
     }
 }
