@@ -318,8 +318,18 @@ fn replica_authenticates_as_a_restricted_user() {
     assert_ne!(wrong.field("replication", "master_link_status"), "up");
     assert!(!wrong.log().contains("nope") && !master.log().contains("nope"));
     drop(wrong);
-    let replica = start_tandem(&as_repl("replpw"));
+    // The replica's own users do not limit what its master sends: its default user here
+    // may only read (and ask INFO, which the test's waits use).
+    let read_only_default = [
+        "--user", "default", "on", "nopass", "~*", "&*", "-@all", "+@read", "+ping", "+info",
+    ];
+    let replica = start_tandem(&[&as_repl("replpw")[..], &read_only_default[..]].concat());
     assert_replicates_as_repl(&master, &replica);
+    let mut rc = replica.connect();
+    assert_eq!(
+        common::cmd(&mut rc, &["DEL", "k"]),
+        "NOPERM this user has no permissions to run the 'del' command"
+    );
 
     // tandem master -> Redis 7.0 replica (Redis master -> tandem replica as a named user is
     // in security.rs).

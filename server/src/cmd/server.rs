@@ -185,9 +185,9 @@ fn config_set(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             other => failed(&name, &other.to_string()),
         })?;
     }
-    let pass_changed = next.requirepass != ctx.srv.config.requirepass;
+    let sets_requirepass = chosen.iter().any(|d| d.name == "requirepass");
     ctx.srv.config = next;
-    if pass_changed {
+    if sets_requirepass {
         // Redis 7.0's requirepass is the default user's password.
         let pass = ctx.srv.config.requirepass.clone();
         ctx.srv
