@@ -21,48 +21,48 @@ static KEY_ACCESS: LazyLock<HashMap<&'static str, (u8, u8)>> = LazyLock::new(|| 
 pub fn of<'a>(spec: &Spec, args: Args<'a>) -> Option<Request<'a>> {
     let sub = (args.len() >= 2).then(|| args.get(1));
     let id = UNIVERSE.id_of(spec.name, sub)?;
-    let full = UNIVERSE.commands[id].full;
-    let argv: Vec<&'a [u8]> = args.iter().collect();
     let mut keys = Vec::new();
+    let mut key_access = (RW, RW);
     if getkeys::has_keys(spec)
         && let Ok(positions) = getkeys::key_indices(spec, args)
     {
-        let (first, rest) = KEY_ACCESS.get(full).copied().unwrap_or((RW, RW));
+        let (first, rest) = KEY_ACCESS
+            .get(UNIVERSE.commands[id].full)
+            .copied()
+            .unwrap_or((RW, RW));
         let first = match spec.name {
-            "set" if argv[3.min(argv.len())..].iter().any(|a| eq(a, "get")) => RW,
+            "set" if (3..args.len()).any(|i| eq(args.get(i), "get")) => RW,
             "set" => W,
-            "bitfield" if bitfield_reads_only(&argv) => R,
+            "bitfield" if bitfield_reads_only(args) => R,
             _ => first,
         };
-        keys = positions
-            .iter()
-            .enumerate()
-            .map(|(n, &i)| (i, if n == 0 { first } else { rest }))
-            .collect();
+        keys = positions;
+        key_access = (first, rest);
     }
     let channels = match spec.name {
         "publish" | "spublish" => vec![(1, false)],
-        "subscribe" | "ssubscribe" => (1..argv.len()).map(|i| (i, false)).collect(),
-        "psubscribe" => (1..argv.len()).map(|i| (i, true)).collect(),
+        "subscribe" | "ssubscribe" => (1..args.len()).map(|i| (i, false)).collect(),
+        "psubscribe" => (1..args.len()).map(|i| (i, true)).collect(),
         _ => Vec::new(),
     };
     Some(Request {
         id,
         no_auth: spec.is(flags::NO_AUTH),
-        args: argv,
+        args,
         keys,
+        key_access,
         channels,
     })
 }
 
 /// Redis's `bitfieldGetKeys`: only GET and OVERFLOW operations make BITFIELD a read.
-fn bitfield_reads_only(argv: &[&[u8]]) -> bool {
+fn bitfield_reads_only(args: Args<'_>) -> bool {
     let mut i = 2;
-    while i < argv.len() {
-        let remaining = argv.len() - i - 1;
-        if eq(argv[i], "get") && remaining >= 2 {
+    while i < args.len() {
+        let remaining = args.len() - i - 1;
+        if eq(args.get(i), "get") && remaining >= 2 {
             i += 3;
-        } else if eq(argv[i], "overflow") && remaining >= 1 {
+        } else if eq(args.get(i), "overflow") && remaining >= 1 {
             i += 2;
         } else {
             return false;

@@ -5,6 +5,7 @@
 
 use crate::acl::key_access::{R, RW, W};
 use crate::acl::universe::{CommandBits, UNIVERSE, WORDS, category};
+use crate::protocol::Args;
 use std::collections::BTreeMap;
 
 /// Why a rule was refused: Redis's texts, after `Error in ACL SETUSER modifier '...': `.
@@ -72,15 +73,17 @@ impl Denied {
     }
 }
 
-/// What a command asks of a selector: its id, and the keys (with the access each needs) and
-/// channels (`true` for a PSUBSCRIBE pattern) it names, by argument index.
+/// What a command asks of a selector: its id, and the keys and channels (`true` for a
+/// PSUBSCRIBE pattern) it names, by argument index.
 #[derive(Debug)]
 pub struct Request<'a> {
     pub id: usize,
     /// AUTH, HELLO and the like run for anyone.
     pub no_auth: bool,
-    pub args: Vec<&'a [u8]>,
-    pub keys: Vec<(usize, u8)>,
+    pub args: Args<'a>,
+    pub keys: Vec<usize>,
+    /// The access the first key needs, and the access each other key needs.
+    pub key_access: (u8, u8),
     pub channels: Vec<(usize, bool)>,
 }
 
@@ -284,21 +287,26 @@ impl Selector {
                 && self
                     .first_args
                     .get(&req.id)
-                    .is_some_and(|l| l.iter().any(|a| a.eq_ignore_ascii_case(req.args[1])));
+                    .is_some_and(|l| l.iter().any(|a| a.eq_ignore_ascii_case(req.args.get(1))));
             if !allowed {
                 return Err(Denied::Command);
             }
         }
         if !self.all_keys {
-            for &(i, need) in &req.keys {
-                if !self.key_allowed(req.args[i], need) {
+            for (n, &i) in req.keys.iter().enumerate() {
+                let need = if n == 0 {
+                    req.key_access.0
+                } else {
+                    req.key_access.1
+                };
+                if !self.key_allowed(req.args.get(i), need) {
                     return Err(Denied::Key(i));
                 }
             }
         }
         if !self.all_channels {
             for &(i, pattern) in &req.channels {
-                if !self.channel_allowed(req.args[i], pattern) {
+                if !self.channel_allowed(req.args.get(i), pattern) {
                     return Err(Denied::Channel(i));
                 }
             }
