@@ -92,7 +92,7 @@ fn aclfile_save_restart_load_and_redis_reads_it() {
     let file = dir.join("users.acl");
     std::fs::write(&file, "user default on nopass ~* &* +@all\n").unwrap();
     let path = file.to_str().unwrap();
-    let mut tandem = start_tandem(&["--aclfile", path]);
+    let mut tandem = start_tandem(&["--aclfile", path, "--loglevel", "debug"]);
     let mut t = tandem.connect();
     let set = [
         "ACL", "SETUSER", "app", "on", ">s3cret", "~app:*", "&events", "-@all", "+@read", "+set",
@@ -106,6 +106,15 @@ fn aclfile_save_restart_load_and_redis_reads_it() {
         "{saved}"
     );
     assert!(!saved.contains("s3cret"), "the file holds hashes only");
+    assert_eq!(
+        common::cmd(&mut t, &["AUTH", "app", "s3cret-wrong"]),
+        "WRONGPASS invalid username-password pair or user is disabled."
+    );
+    let log = tandem.log();
+    assert!(
+        !log.is_empty() && !log.contains("s3cret"),
+        "no password in the log"
+    );
     let before = acl_list(&mut t);
 
     tandem.restart();
