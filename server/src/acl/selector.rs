@@ -323,6 +323,16 @@ impl Selector {
                 .any(|p| p.access & need == need && crate::glob::matches(&p.pattern, key, false))
     }
 
+    /// Whether every key may be accessed as `need` says: `allkeys`, or a `*` pattern with
+    /// that access.
+    pub fn key_allowed_everywhere(&self, need: u8) -> bool {
+        self.all_keys
+            || self
+                .patterns
+                .iter()
+                .any(|p| p.access & need == need && p.pattern == b"*")
+    }
+
     /// A channel is matched against the patterns; a PSUBSCRIBE pattern must equal one.
     pub fn channel_allowed(&self, channel: &[u8], pattern: bool) -> bool {
         self.all_channels

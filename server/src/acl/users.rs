@@ -144,6 +144,17 @@ impl Users {
             .is_some_and(|u| u.enabled && u.nopass)
     }
 
+    /// Whether one selector of the user that allows the request may read every key (Redis's
+    /// `ACLUserCheckCmdWithUnrestrictedKeyAccess`): SORT's BY and GET patterns read keys no
+    /// rule saw.
+    pub fn reads_every_key(&self, name: &[u8], req: &Request<'_>) -> bool {
+        self.users.get(name).is_some_and(|u| {
+            u.selectors.iter().any(|s| {
+                s.check(req).is_ok() && s.key_allowed_everywhere(crate::acl::key_access::R)
+            })
+        })
+    }
+
     /// Checks a command for a user; a user deleted meanwhile may run nothing.
     pub fn check(&self, name: &[u8], req: &Request<'_>) -> Result<(), Denied> {
         self.users
