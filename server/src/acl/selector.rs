@@ -481,3 +481,72 @@ pub fn has_spaces(s: &[u8]) -> bool {
     s.iter()
         .any(|&c| c == 0 || c == b' ' || (b'\t'..=b'\r').contains(&c))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Rules drawn from categories, commands, subcommands, first arguments and the `all`
+    /// forms.
+    fn rule() -> impl Strategy<Value = String> {
+        let cats = crate::acl::categories::NAMES;
+        let names: Vec<&'static str> = UNIVERSE.commands.iter().map(|c| c.full).collect();
+        prop_oneof![
+            (any::<bool>(), 0..cats.len()).prop_map(move |(on, i)| format!(
+                "{}@{}",
+                if on { '+' } else { '-' },
+                cats[i]
+            )),
+            (any::<bool>(), 0..names.len()).prop_map(move |(on, i)| format!(
+                "{}{}",
+                if on { '+' } else { '-' },
+                names[i]
+            )),
+            Just("+select|0".to_string()),
+            Just("allcommands".to_string()),
+            Just("nocommands".to_string()),
+        ]
+    }
+
+    proptest! {
+        /// Redis checks that its description rebuilds the exact command set, and aborts
+        /// otherwise; here it is a property.
+        #[test]
+        fn a_description_rebuilds_the_same_commands(rules in proptest::collection::vec(rule(), 0..12)) {
+            let mut s = Selector::new();
+            for r in &rules {
+                s.apply(r.as_bytes()).expect("valid rule");
+            }
+            let described = s.describe_commands();
+            let mut again = Selector::new();
+            for r in described.split(' ') {
+                again.apply(r.as_bytes()).expect("a description is valid rules");
+            }
+            prop_assert_eq!(again.commands, s.commands, "{}", described);
+            // First arguments matter only for a command not allowed as a whole (Redis keeps
+            // them otherwise too, and describes them only then).
+            let effective = |x: &Selector| {
+                x.first_args
+                    .iter()
+                    .filter(|(id, _)| !x.bit(**id))
+                    .map(|(id, a)| (*id, a.clone()))
+                    .collect::<Vec<_>>()
+            };
+            prop_assert_eq!(effective(&again), effective(&s), "{}", described);
+        }
+    }
+
+    #[test]
+    fn read_and_write_patterns() {
+        let mut s = Selector::new();
+        for r in ["%R~r:*", "%W~w:*", "~both:*", "%W~r:*"] {
+            s.apply(r.as_bytes()).expect("valid");
+        }
+        assert_eq!(s.describe_keys(), b"~r:* %W~w:* ~both:*".to_vec());
+        assert!(s.key_allowed(b"w:1", W) && !s.key_allowed(b"w:1", R));
+        assert!(s.key_allowed(b"r:1", RW) && !s.key_allowed(b"other", 0));
+        assert_eq!(s.apply(b"%X~a"), Err(RuleError::Syntax));
+        assert!(!s.key_allowed_everywhere(R));
+    }
+}
