@@ -61,16 +61,7 @@ pub fn refusal(
     let full = crate::acl::universe::UNIVERSE.commands[req.id].full;
     log(srv, client, reason, context, object);
     Some(match (place, denied) {
-        (Place::Direct, Denied::Command) => {
-            format!("NOPERM this user has no permissions to run the '{full}' command")
-        }
-        (Place::Direct, Denied::Key(_)) => {
-            "NOPERM this user has no permissions to access one of the keys used as arguments".into()
-        }
-        (Place::Direct, Denied::Channel(_)) => {
-            "NOPERM this user has no permissions to access one of the channels used as arguments"
-                .into()
-        }
+        (Place::Direct, d) => noperm(d, full),
         (Place::Exec, d) => format!(
             "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {}",
             match d {
@@ -92,6 +83,22 @@ pub fn refusal(
             }
         ),
     })
+}
+
+/// The NOPERM line for a command refused when sent (the top level, or queued in MULTI).
+pub fn noperm(denied: Denied, full: &str) -> String {
+    match denied {
+        Denied::Command => {
+            format!("NOPERM this user has no permissions to run the '{full}' command")
+        }
+        Denied::Key(_) => {
+            "NOPERM this user has no permissions to access one of the keys used as arguments".into()
+        }
+        Denied::Channel(_) => {
+            "NOPERM this user has no permissions to access one of the channels used as arguments"
+                .into()
+        }
+    }
 }
 
 /// Records a refusal in the ACL LOG under the client's user.

@@ -380,3 +380,48 @@ fn deleted_user_is_disconnected_and_changed_subscribers_too() {
     );
     assert_eq!(common::cmd(&mut admin, &["PING"]), "PONG");
 }
+
+#[test]
+fn a_busy_script_does_not_open_the_acl() {
+    let tandem = start_tandem(&["--busy-reply-threshold", "100"]);
+    let mut admin = tandem.connect();
+    let weak = [
+        "ACL",
+        "SETUSER",
+        "weak",
+        "on",
+        ">pw",
+        "~*",
+        "+@all",
+        "-shutdown",
+        "-script|kill",
+    ];
+    assert_eq!(common::cmd(&mut admin, &weak), "OK");
+    // Authenticated before the script: answered on its idle socket while the script runs.
+    let mut idle = tandem.connect();
+    assert_eq!(common::cmd(&mut idle, &["AUTH", "weak", "pw"]), "OK");
+    let mut runner = tandem.connect();
+    runner.send(&["EVAL", "local i = 0 while true do i = i + 1 end", "0"]);
+    wait_until("others get BUSY", WAIT, || {
+        common::cmd(&mut tandem.connect(), &["PING"]).starts_with("BUSY")
+    });
+    assert_eq!(
+        common::cmd(&mut idle, &["SHUTDOWN", "NOSAVE"]),
+        "NOPERM this user has no permissions to run the 'shutdown' command"
+    );
+    // Arriving while the script runs: AUTH works, and the user's rules hold.
+    let mut late = tandem.connect();
+    assert_eq!(common::cmd(&mut late, &["AUTH", "weak", "pw"]), "OK");
+    assert_eq!(
+        common::cmd(&mut late, &["SCRIPT", "KILL"]),
+        "NOPERM this user has no permissions to run the 'script|kill' command"
+    );
+    assert!(common::cmd(&mut late, &["PING"]).starts_with("BUSY"));
+    assert_eq!(common::cmd(&mut admin, &["SCRIPT", "KILL"]), "OK");
+    runner.read_value().expect("the killed script's error");
+    assert_eq!(common::cmd(&mut late, &["ACL", "WHOAMI"]), "weak");
+    assert_eq!(
+        common::cmd(&mut late, &["SHUTDOWN", "NOSAVE"]),
+        "NOPERM this user has no permissions to run the 'shutdown' command"
+    );
+}

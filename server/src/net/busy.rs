@@ -45,16 +45,12 @@ pub fn serve(srv: &mut Server, run: &mut ScriptRun, name: &str) -> bool {
         };
         let mut input = std::mem::take(&mut *shared.busy_input.borrow_mut());
         let closed = read_available(&sock, &mut input);
-        let mut authenticated = true;
+        // An idle client is authenticated as its user. An AUTH now is checked and answered,
+        // and the rest of this input is checked as the user it names; the client itself
+        // keeps its user.
+        let mut user = Some(shared.info.borrow().user.clone());
         let mut out = Vec::new();
-        let quit = answer(
-            &mut input,
-            &mut out,
-            run,
-            &srv.acl,
-            &mut authenticated,
-            &mut verdict,
-        );
+        let quit = answer(&mut input, &mut out, run, &srv.acl, &mut user, &mut verdict);
         write_or_queue(&sock, &out, &shared);
         if quit || closed {
             shared.killed.set(true);
@@ -74,7 +70,7 @@ pub fn serve(srv: &mut Server, run: &mut ScriptRun, name: &str) -> bool {
             &mut out,
             run,
             &srv.acl,
-            &mut a.authenticated,
+            &mut a.user,
             &mut verdict,
         );
         // An arrival's socket is fresh: a reply that does not fit is dropped with it.
@@ -114,7 +110,7 @@ fn accept_arrivals(srv: &mut Server) {
                 sock,
                 peer,
                 input: Vec::new(),
-                authenticated: srv.acl.default_needs_no_auth(),
+                user: srv.acl.default_needs_no_auth().then(|| b"default".to_vec()),
             });
         }
     }
@@ -158,19 +154,19 @@ fn answer(
     out: &mut Vec<u8>,
     run: &ScriptRun,
     acl: &crate::acl::Users,
-    authenticated: &mut bool,
+    user: &mut Option<Vec<u8>>,
     verdict: &mut Verdict,
 ) -> bool {
     let mut parser = Parser::new();
     let mut quit = false;
     loop {
         let limits = ProtoLimits {
-            auth_required: !*authenticated,
+            auth_required: user.is_none(),
             ..ProtoLimits::default()
         };
         match parser.next(input, limits) {
             Ok(Some(args)) => {
-                let reply = reply_to(args, run, acl, authenticated, verdict);
+                let reply = reply_to(args, run, acl, user, verdict);
                 out.extend_from_slice(reply.as_bytes());
                 if args.get(0).eq_ignore_ascii_case(b"quit") {
                     quit = true;
@@ -200,7 +196,7 @@ fn reply_to(
     args: Args<'_>,
     run: &ScriptRun,
     acl: &crate::acl::Users,
-    authenticated: &mut bool,
+    authenticated: &mut Option<Vec<u8>>,
     verdict: &mut Verdict,
 ) -> String {
     let is =
@@ -216,14 +212,25 @@ fn reply_to(
         if user.is_none() && acl.get(b"default").is_some_and(|u| u.nopass) {
             return "-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n".into();
         }
-        if acl.authenticate(user.unwrap_or(b"default"), pass) {
-            *authenticated = true;
+        let name = user.unwrap_or(b"default");
+        if acl.authenticate(name, pass) {
+            *authenticated = Some(name.to_vec());
             return "+OK\r\n".into();
         }
         return "-WRONGPASS invalid username-password pair or user is disabled.\r\n".into();
     }
-    if !*authenticated {
+    let Some(name) = authenticated.as_deref() else {
         return "-NOAUTH Authentication required.\r\n".into();
+    };
+    // The ACL is checked before BUSY, as Redis checks it before the busy script.
+    if let Some(spec) = crate::cmd::lookup(args.get(0))
+        && spec.arity_ok(args.len())
+        && crate::cmd::subcommand_error(spec, args).is_none()
+        && let Some(req) = crate::acl::request::of(spec, args)
+        && let Err(denied) = acl.check(name, &req)
+    {
+        let full = crate::acl::universe::UNIVERSE.commands[req.id].full;
+        return format!("-{}\r\n", crate::access::noperm(denied, full));
     }
     let busy = if run.eval { BUSY_EVAL } else { BUSY_FUNCTION };
     let kill_for_eval = is(0, "script") && is(1, "kill") && args.len() == 2;

@@ -45,11 +45,11 @@ struct Connection {
 }
 
 /// What a connection accepted while a script held the server brings along
-/// (`crate::net::busy`): the start of a command, and whether it authenticated.
+/// (`crate::net::busy`): the start of a command, and the user it authenticated as.
 #[derive(Debug, Default)]
 pub(super) struct Head {
     pub input: Vec<u8>,
-    pub authenticated: bool,
+    pub user: Option<Vec<u8>>,
 }
 
 /// A socket the server took: registered as a client, or refused with this line.
@@ -69,7 +69,11 @@ pub(super) fn admit(srv: &mut Server, sock: TcpStream, peer: SocketAddr, head: H
         Err(refusal) => return Admission::Refused(sock, refusal),
     };
     client.shared.info.borrow_mut().fd = i64::from(sock.as_raw_fd());
-    client.authenticated |= head.authenticated;
+    if let Some(user) = &head.user {
+        client.authenticated = true;
+        client.user.clone_from(user);
+        client.shared.info.borrow_mut().user.clone_from(user);
+    }
     let sock = Rc::new(sock);
     *client.shared.socket.borrow_mut() = Some(sock.clone());
     client

@@ -222,8 +222,9 @@ pub struct Arrival {
     pub peer: std::net::SocketAddr,
     /// Bytes read and not answered yet (the start of a command).
     pub input: Vec<u8>,
-    /// It authenticated with AUTH meanwhile.
-    pub authenticated: bool,
+    /// The user it is authenticated as (by AUTH meanwhile, or a default user needing no
+    /// password); `None` until then.
+    pub user: Option<Vec<u8>>,
 }
 
 impl Server {
