@@ -132,6 +132,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         .filter(|f| !f.is_empty());
     let users = match crate::acl::Users::at_startup(
         config.requirepass.as_deref(),
+        crate::acl::users::channels_by_default(&config),
         &config.users,
         aclfile.as_deref().map(std::path::Path::new),
     ) {

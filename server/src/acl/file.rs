@@ -11,7 +11,7 @@ use std::path::Path;
 ///
 /// # Errors
 /// Every problem found, in Redis's words, ending with the line that says nothing changed.
-pub fn parse(name: &str, text: &[u8]) -> Result<Vec<User>, String> {
+pub fn parse(name: &str, text: &[u8], all_channels: bool) -> Result<Vec<User>, String> {
     let mut users: Vec<User> = Vec::new();
     let mut errors = String::new();
     for (i, line) in text.split(|&c| c == b'\n').enumerate() {
@@ -45,7 +45,7 @@ pub fn parse(name: &str, text: &[u8]) -> Result<Vec<User>, String> {
             ));
             continue;
         }
-        let mut user = User::new(uname);
+        let mut user = User::with_channels(uname, all_channels);
         let mut syntax_error = false;
         match merge_selectors(&argv[2..]) {
             Err(_) => errors.push_str(&format!(
@@ -93,11 +93,11 @@ pub fn render<'a>(users: impl Iterator<Item = &'a User>) -> Vec<u8> {
     out
 }
 
-/// Reads and parses the ACL file.
+/// Reads and parses the ACL file (`all_channels`: `acl-pubsub-default allchannels`).
 ///
 /// # Errors
 /// The file cannot be opened, or its errors (see [`parse`]).
-pub fn load(path: &Path) -> Result<Vec<User>, String> {
+pub fn load(path: &Path, all_channels: bool) -> Result<Vec<User>, String> {
     let name = path.display().to_string();
     let text = std::fs::read(path).map_err(|e| {
         format!(
@@ -105,7 +105,7 @@ pub fn load(path: &Path) -> Result<Vec<User>, String> {
             crate::state::persistence::strerror(&e)
         )
     })?;
-    parse(&name, &text)
+    parse(&name, &text, all_channels)
 }
 
 /// Writes the file through a temporary file renamed over it, so a reader never sees half.
@@ -136,9 +136,9 @@ mod tests {
     #[test]
     fn a_file_round_trips_and_errors_change_nothing() {
         let text = b"user default on nopass ~* &* +@all\nuser app on #2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae ~app:* resetchannels -@all +get\n";
-        let users = parse("users.acl", text).expect("valid");
+        let users = parse("users.acl", text, false).expect("valid");
         assert_eq!(render(users.iter()), text.to_vec());
-        let err = parse("users.acl", b"user a on +nosuch\nfoo\n").expect_err("invalid");
+        let err = parse("users.acl", b"user a on +nosuch\nfoo\n", false).expect_err("invalid");
         assert_eq!(
             err,
             "users.acl:1: Error in applying operation '+nosuch': Unknown command or category name in ACL. users.acl:2 should start with user keyword followed by the username. WARNING: ACL errors detected, no change to the previously active ACL rules was performed"

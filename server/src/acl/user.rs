@@ -16,6 +16,9 @@ pub struct User {
     pub passwords: Vec<String>,
     /// The root selector first, then the `(...)` ones.
     pub selectors: Vec<Selector>,
+    /// `acl-pubsub-default allchannels`: selectors this user gains, and `reset`, start with
+    /// every channel (Redis reads the directive when it makes a selector).
+    pub channels_by_default: bool,
 }
 
 /// Redis's error for a bad rule, with the rule quoted.
@@ -27,6 +30,15 @@ pub fn rule_error(op: &[u8], e: RuleError) -> String {
 }
 
 impl User {
+    /// A new user: off, no password, no permissions, and every channel when
+    /// `acl-pubsub-default` is `allchannels`.
+    pub fn with_channels(name: &[u8], all_channels: bool) -> Self {
+        let mut u = User::new(name);
+        u.channels_by_default = all_channels;
+        u.selectors[0].all_channels = all_channels;
+        u
+    }
+
     /// A new user: off, no password, no permissions.
     pub fn new(name: &[u8]) -> Self {
         User {
@@ -36,6 +48,7 @@ impl User {
             sanitize_payload: None,
             passwords: Vec::new(),
             selectors: vec![Selector::new()],
+            channels_by_default: false,
         }
     }
 
@@ -97,6 +110,7 @@ impl User {
             self.passwords.remove(at);
         } else if first == b'(' && op.last() == Some(&b')') {
             let mut s = Selector::new();
+            s.all_channels = self.channels_by_default;
             for part in op[1..op.len() - 1]
                 .split(|&c| c == b' ')
                 .filter(|p| !p.is_empty())
@@ -117,6 +131,9 @@ impl User {
                 "-@all",
             ] {
                 self.apply(op.as_bytes())?;
+            }
+            if self.channels_by_default {
+                self.apply(b"allchannels")?;
             }
         } else {
             self.selectors[0].apply(op)?;

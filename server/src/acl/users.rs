@@ -7,10 +7,17 @@ use crate::acl::selector::{Denied, Request};
 use crate::acl::user::User;
 use std::collections::BTreeMap;
 
+/// `acl-pubsub-default`: whether new users and selectors start with every channel.
+pub fn channels_by_default(config: &crate::config::Config) -> bool {
+    crate::config::directive("acl-pubsub-default").is_some_and(|d| d.get(config) == "allchannels")
+}
+
 #[derive(Debug)]
 pub struct Users {
     users: BTreeMap<Vec<u8>, User>,
     pub log: Log,
+    /// `acl-pubsub-default allchannels` (7.0's default is `resetchannels`).
+    pub channels_by_default: bool,
 }
 
 impl Default for Users {
@@ -20,6 +27,7 @@ impl Default for Users {
         Users {
             users,
             log: Log::default(),
+            channels_by_default: false,
         }
     }
 }
@@ -33,10 +41,14 @@ impl Users {
     /// The message the server exits with.
     pub fn at_startup(
         requirepass: Option<&str>,
+        channels_by_default: bool,
         directives: &[Vec<String>],
         aclfile: Option<&std::path::Path>,
     ) -> Result<Users, String> {
-        let mut users = Users::default();
+        let mut users = Users {
+            channels_by_default,
+            ..Users::default()
+        };
         users.set_default_password(requirepass.map(str::as_bytes));
         if aclfile.is_some() && !directives.is_empty() {
             return Err("Configuring Redis with users defined in redis.conf and at the same setting an ACL file path is invalid. This setup is very likely to lead to configuration errors and security holes, please define either an ACL file or declare users directly in your redis.conf, but not both.".into());
@@ -63,7 +75,7 @@ impl Users {
             })?;
         }
         if let Some(path) = aclfile {
-            let loaded = crate::acl::file::load(path)
+            let loaded = crate::acl::file::load(path, channels_by_default)
                 .map_err(|e| format!("Aborting Redis startup because of ACL errors: {e}"))?;
             users.replace(loaded);
         }
@@ -88,7 +100,8 @@ impl Users {
             .users
             .get(name)
             .cloned()
-            .unwrap_or_else(|| User::new(name));
+            .unwrap_or_else(|| User::with_channels(name, self.channels_by_default));
+        user.channels_by_default = self.channels_by_default;
         user.apply_all(ops)?;
         self.users.insert(name.to_vec(), user);
         Ok(())

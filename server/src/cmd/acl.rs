@@ -259,7 +259,8 @@ fn aclfile(ctx: &mut Ctx<'_>, load: bool) -> CmdResult {
     }
     let path = std::path::Path::new(&path);
     if load {
-        let users = file::load(path).map_err(|e| CmdError::msg(format!("ERR {e}")))?;
+        let users = file::load(path, ctx.srv.acl.channels_by_default)
+            .map_err(|e| CmdError::msg(format!("ERR {e}")))?;
         ctx.srv.acl.replace(users);
         // Every user but `default` is a new one: Redis 7.0 frees the old users and
         // disconnects their clients.

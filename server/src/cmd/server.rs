@@ -186,6 +186,7 @@ fn config_set(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         })?;
     }
     let sets_requirepass = chosen.iter().any(|d| d.name == "requirepass");
+    ctx.srv.acl.channels_by_default = crate::acl::users::channels_by_default(&next);
     ctx.srv.config = next;
     if sets_requirepass {
         // Redis 7.0's requirepass is the default user's password.
