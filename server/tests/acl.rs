@@ -181,13 +181,25 @@ fn refused_config(conf: &Path) -> String {
     err
 }
 
-/// A connection to a server started by hand, once it answers PING.
-fn connect_when_ready(port: u16) -> Conn {
-    poll("the server to answer PING", WAIT, || {
+/// Starts a server with a config file as its first argument (which `Launch` does not put
+/// first), and connects once it answers PING.
+fn start_with_config(program: &str, conf: &Path, dir: &Path) -> (std::process::Child, Conn) {
+    let port = common::free_port();
+    let child = Command::new(program)
+        .arg(conf)
+        .args(["--port", &port.to_string(), "--save", ""])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the server");
+    let conn = poll("the server to answer PING", WAIT, || {
         let stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
         let mut c = Conn::from_stream(stream);
         (common::cmd(&mut c, &["PING"]) == "PONG").then_some(c)
-    })
+    });
+    (child, conn)
 }
 
 #[test]
@@ -199,22 +211,7 @@ fn user_directives_in_a_config_file() {
         "user default on nopass ~* &* +@all\nuser app on >pw ~app:* -@all +@read +@string\nuser reader on >r %R~* +get\n",
     )
     .unwrap();
-    let port = common::free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tandem-server"))
-        .arg(&conf)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--dir",
-            dir.to_str().unwrap(),
-            "--save",
-            "",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start tandem-server");
-    let mut t = connect_when_ready(port);
+    let (mut child, mut t) = start_with_config(env!("CARGO_BIN_EXE_tandem-server"), &conf, &dir);
     assert_eq!(common::cmd(&mut t, &["AUTH", "app", "pw"]), "OK");
     assert_eq!(common::cmd(&mut t, &["SET", "app:1", "v"]), "OK");
     assert_eq!(
@@ -230,21 +227,7 @@ fn user_directives_in_a_config_file() {
     child.wait().unwrap();
     // Redis 7.0 describes the same directives the same way.
     if redis_available() {
-        let rport = common::free_port();
-        let mut redis = Command::new("redis-server")
-            .arg(&conf)
-            .args([
-                "--port",
-                &rport.to_string(),
-                "--dir",
-                dir.to_str().unwrap(),
-                "--save",
-                "",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        let mut r = connect_when_ready(rport);
+        let (mut redis, mut r) = start_with_config("redis-server", &conf, &dir);
         assert_eq!(acl_list(&mut r), listed);
         redis.kill().unwrap();
         redis.wait().unwrap();

@@ -125,14 +125,6 @@ impl Log {
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.entries.iter()
     }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -161,7 +153,7 @@ mod tests {
         assert_eq!(objects, vec![(b"get".to_vec(), 2), (b"set".to_vec(), 1)]);
         log.add(entry(b"get", 2 + GROUPING_MS + 1), 2);
         log.add(entry(b"del", 3 + GROUPING_MS), 2);
-        assert_eq!(log.len(), 2);
+        assert_eq!(log.entries().count(), 2);
         assert_eq!(
             log.entries().next().map(|e| e.object.clone()),
             Some(b"del".to_vec())
