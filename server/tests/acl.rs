@@ -202,6 +202,20 @@ fn start_with_config(program: &str, conf: &Path, dir: &Path) -> (std::process::C
     (child, conn)
 }
 
+/// Adds a user, deletes `reader`, rewrites the config file and returns its `user` lines.
+fn rewrite_users(c: &mut Conn, conf: &Path) -> Vec<String> {
+    let add = ["ACL", "SETUSER", "newbie", "on", ">x", "~n:*", "+get"];
+    assert_eq!(common::cmd(c, &add), "OK");
+    assert_eq!(common::cmd(c, &["ACL", "DELUSER", "reader"]), "1");
+    assert_eq!(common::cmd(c, &["CONFIG", "REWRITE"]), "OK");
+    std::fs::read_to_string(conf)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("user "))
+        .map(str::to_string)
+        .collect()
+}
+
 #[test]
 fn user_directives_in_a_config_file() {
     let dir = scratch("conf");
@@ -211,6 +225,8 @@ fn user_directives_in_a_config_file() {
         "user default on nopass ~* &* +@all\nuser app on >pw ~app:* -@all +@read +@string\nuser reader on >r %R~* +get\n",
     )
     .unwrap();
+    let redis_conf = dir.join("redis.conf");
+    std::fs::copy(&conf, &redis_conf).unwrap();
     let (mut child, mut t) = start_with_config(env!("CARGO_BIN_EXE_tandem-server"), &conf, &dir);
     assert_eq!(common::cmd(&mut t, &["AUTH", "app", "pw"]), "OK");
     assert_eq!(common::cmd(&mut t, &["SET", "app:1", "v"]), "OK");
@@ -223,12 +239,23 @@ fn user_directives_in_a_config_file() {
     assert_eq!(common::cmd(&mut t, &["AUTH", "default", "any"]), "OK");
     let listed = acl_list(&mut t);
     assert_eq!(listed.len(), 3, "{listed:?}");
+    let ours = rewrite_users(&mut t, &conf);
+    assert_eq!(ours.len(), 3, "{ours:?}");
+    assert!(
+        ours.iter().any(|l| l.starts_with("user newbie on #")),
+        "{ours:?}"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     // Redis 7.0 describes the same directives the same way.
     if redis_available() {
-        let (mut redis, mut r) = start_with_config("redis-server", &conf, &dir);
+        let (mut redis, mut r) = start_with_config("redis-server", &redis_conf, &dir);
         assert_eq!(acl_list(&mut r), listed);
+        assert_eq!(
+            rewrite_users(&mut r, &redis_conf),
+            ours,
+            "CONFIG REWRITE's user lines"
+        );
         redis.kill().unwrap();
         redis.wait().unwrap();
     }

@@ -84,10 +84,7 @@ pub fn parse(name: &str, text: &[u8], all_channels: bool) -> Result<Vec<User>, S
 pub fn render<'a>(users: impl Iterator<Item = &'a User>) -> Vec<u8> {
     let mut out = Vec::new();
     for u in users {
-        out.extend_from_slice(b"user ");
-        out.extend_from_slice(&u.name);
-        out.push(b' ');
-        out.extend_from_slice(&u.describe());
+        out.extend_from_slice(&u.config_line());
         out.push(b'\n');
     }
     out

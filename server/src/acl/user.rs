@@ -212,6 +212,12 @@ impl User {
         f
     }
 
+    /// `user <name> <rules>`: the line ACL LIST shows and the ACL file and the config file
+    /// hold.
+    pub fn config_line(&self) -> Vec<u8> {
+        [&b"user "[..], &self.name, b" ", &self.describe()].concat()
+    }
+
     /// The user's rules as ACL LIST and the ACL file show them (after `user <name> `).
     pub fn describe(&self) -> Vec<u8> {
         let mut out = Vec::new();

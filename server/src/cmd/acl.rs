@@ -80,7 +80,7 @@ fn acl(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
                     if sub == "users" {
                         u.name.clone()
                     } else {
-                        [&b"user "[..], &u.name, b" ", &u.describe()].concat()
+                        u.config_line()
                     }
                 })
                 .collect();

@@ -105,9 +105,17 @@ fn config(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         ctx.srv.latency.reset_histograms();
         ctx.reply.ok();
     } else if eq(sub, "rewrite") {
+        let aclfile = crate::config::directive("aclfile").map(|d| d.get(&ctx.srv.config));
+        let users: Vec<String> = ctx
+            .srv
+            .acl
+            .iter()
+            .map(|u| String::from_utf8_lossy(&u.config_line()).into_owned())
+            .collect();
+        let users = aclfile.is_none_or(|f| f.is_empty()).then_some(&users[..]);
         ctx.srv
             .config
-            .rewrite()
+            .rewrite(users)
             .map_err(|e| CmdError::msg(format!("ERR Rewriting config file: {e}")))?;
         ctx.reply.ok();
     } else {
