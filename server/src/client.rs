@@ -195,6 +195,12 @@ impl Client {
         }
     }
 
+    /// Makes `name` the client's ACL user, in what CLIENT LIST shows too.
+    pub fn set_user(&mut self, name: &[u8]) {
+        self.user = name.to_vec();
+        self.shared.info.borrow_mut().user = name.to_vec();
+    }
+
     /// Channels plus patterns: the count (P)(UN)SUBSCRIBE replies carry.
     pub fn subscriptions(&self) -> usize {
         self.channels.len() + self.patterns.len()

@@ -157,8 +157,7 @@ fn check_auth(ctx: &mut Ctx<'_>, user: Option<&[u8]>, pass: &[u8], command: &[u8
     let name = user.unwrap_or(b"default");
     if ctx.srv.acl.authenticate(name, pass) {
         ctx.client.authenticated = true;
-        ctx.client.user = name.to_vec();
-        ctx.client.shared.info.borrow_mut().user = name.to_vec();
+        ctx.client.set_user(name);
         return Ok(());
     }
     let context = if ctx.client.multi.is_some() {
@@ -287,8 +286,7 @@ fn reset(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     ctx.client.reply_skip_next = false;
     ctx.client.reply_skip = false;
     ctx.client.authenticated = ctx.srv.acl.default_needs_no_auth();
-    ctx.client.user = b"default".to_vec();
-    ctx.client.shared.info.borrow_mut().user = b"default".to_vec();
+    ctx.client.set_user(b"default");
     ctx.client.proto = Protocol::Resp2;
     ctx.client.shared.info.borrow_mut().proto = 2;
     ctx.reply.set_protocol(Protocol::Resp2);

@@ -71,8 +71,7 @@ pub(super) fn admit(srv: &mut Server, sock: TcpStream, peer: SocketAddr, head: H
     client.shared.info.borrow_mut().fd = i64::from(sock.as_raw_fd());
     if let Some(user) = &head.user {
         client.authenticated = true;
-        client.user.clone_from(user);
-        client.shared.info.borrow_mut().user.clone_from(user);
+        client.set_user(user);
     }
     let sock = Rc::new(sock);
     *client.shared.socket.borrow_mut() = Some(sock.clone());
