@@ -112,15 +112,13 @@ impl Users {
         name != b"default" && self.users.remove(name).is_some()
     }
 
-    /// Replaces every user at once (ACL LOAD, startup): a default user is kept when the
-    /// new set lacks one.
+    /// Replaces every user at once (ACL LOAD, startup). A set without `default` gets a
+    /// fresh one (on, no password, everything allowed), as Redis 7.0 makes it.
     pub fn replace(&mut self, users: Vec<User>) {
-        let default = self.users.remove(&b"default"[..]);
         self.users = users.into_iter().map(|u| (u.name.clone(), u)).collect();
-        if !self.users.contains_key(&b"default"[..]) {
-            let d = default.unwrap_or_else(User::default_user);
-            self.users.insert(d.name.clone(), d);
-        }
+        self.users
+            .entry(b"default".to_vec())
+            .or_insert_with(User::default_user);
     }
 
     /// Whether `name` exists, is on and takes `pass`.
@@ -173,5 +171,20 @@ impl Users {
         self.users
             .get(name)
             .map_or(Err(Denied::Command), |u| u.check(req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_set_without_default_gets_a_fresh_one() {
+        let mut users = Users::default();
+        users.set_default_password(Some(b"pw"));
+        users.replace(vec![User::new(b"app")]);
+        let names: Vec<&[u8]> = users.iter().map(|u| u.name.as_slice()).collect();
+        assert_eq!(names, vec![&b"app"[..], b"default"]);
+        assert!(users.default_needs_no_auth());
     }
 }
