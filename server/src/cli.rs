@@ -58,6 +58,10 @@ fn parse_args(args: &[String]) -> anyhow::Result<Config> {
             values.push(rest[i].clone());
             i += 1;
         }
+        if name.eq_ignore_ascii_case("user") && !values.is_empty() {
+            config.users.push(values);
+            continue;
+        }
         if name.eq_ignore_ascii_case("rename-command") && values.len() == 2 {
             config.rename_commands.push(RenameCommand {
                 old: values[0].clone(),
@@ -139,6 +143,22 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         }
     };
     crate::log::init(&config.loglevel, &config.logfile).context("failed to open the log file")?;
+    let aclfile = crate::config::directive("aclfile")
+        .map(|d| d.get(&config))
+        .filter(|f| !f.is_empty());
+    let users = match crate::acl::Users::at_startup(
+        config.requirepass.as_deref(),
+        crate::acl::users::channels_by_default(&config),
+        &config.users,
+        aclfile.as_deref().map(std::path::Path::new),
+    ) {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -150,6 +170,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         let mut srv = Server::new(config);
         srv.commands = commands;
         let aof = srv.config.appendonly;
+        srv.acl = users;
         let state = Rc::new(RefCell::new(srv));
         // With the AOF on, the AOF alone is the dataset, as in Redis.
         let dump = match load::open_dump(&mut state.borrow_mut()) {

@@ -25,6 +25,8 @@ pub struct ClientInfo {
     /// after an unknown command).
     pub last_cmd: Cow<'static, str>,
     pub proto: u8,
+    /// The ACL user the client is authenticated as (CLIENT LIST's `user=`).
+    pub user: Vec<u8>,
     /// Extra CLIENT LIST flags (`x` in MULTI, `b` blocked, `P` pubsub, `S` replica).
     pub flags: String,
     pub sub: usize,
@@ -53,7 +55,7 @@ impl ClientInfo {
             flags.push('N');
         }
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir={} resp={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir={} resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -75,6 +77,7 @@ impl ClientInfo {
             self.omem,
             16384 + self.qbuf + self.omem,
             self.last_cmd,
+            String::from_utf8_lossy(&self.user),
             self.redir,
             self.proto,
         )
@@ -130,6 +133,8 @@ pub struct Client {
     pub db: usize,
     pub proto: Protocol,
     pub authenticated: bool,
+    /// The ACL user whose permissions apply (`default` until AUTH names another).
+    pub user: Vec<u8>,
     pub name: Option<Vec<u8>>,
     pub shared: std::rc::Rc<ClientShared>,
     /// QUIT: close once the reply is written.
@@ -204,6 +209,7 @@ impl Client {
             last_interaction_ms: now,
             last_cmd: Cow::Borrowed("NULL"),
             proto: 2,
+            user: b"default".to_vec(),
             multi: -1,
             redir: -1,
             ..ClientInfo::default()
@@ -217,6 +223,7 @@ impl Client {
             db: 0,
             proto: Protocol::Resp2,
             authenticated: !needs_auth,
+            user: b"default".to_vec(),
             name: None,
             shared,
             close_after_reply: false,
@@ -237,6 +244,12 @@ impl Client {
             sync_request: None,
             shard_channels: HashSet::new(),
         }
+    }
+
+    /// Makes `name` the client's ACL user, in what CLIENT LIST shows too.
+    pub fn set_user(&mut self, name: &[u8]) {
+        self.user = name.to_vec();
+        self.shared.info.borrow_mut().user = name.to_vec();
     }
 
     /// Channels plus patterns: the count (P)(UN)SUBSCRIBE replies carry.

@@ -186,6 +186,9 @@ pub struct Config {
     /// directive). Plain data: they are resolved against the command table when the server
     /// starts (`crate::cmd::names::resolve`), where an unknown name is refused.
     pub rename_commands: Vec<RenameCommand>,
+    /// `user <name> <rules...>` of the config file and command line, in order: the ACL
+    /// users the server starts with (`crate::acl::Users::at_startup`).
+    pub users: Vec<Vec<String>>,
 }
 
 impl Default for Config {
@@ -288,6 +291,7 @@ impl Default for Config {
             accepted: HashMap::new(),
             config_file: None,
             rename_commands: Vec::new(),
+            users: Vec::new(),
         }
     }
 }
@@ -1230,6 +1234,10 @@ impl Config {
                 });
                 continue;
             }
+            if name.eq_ignore_ascii_case("user") && !args.is_empty() {
+                self.users.push(args.to_vec());
+                continue;
+            }
             if args.is_empty() && !name.eq_ignore_ascii_case("save") {
                 return Err(file_err(ConfigError::Unknown(name.clone())));
             }
@@ -1264,11 +1272,13 @@ impl Config {
     }
 
     /// CONFIG REWRITE: keeps the file's lines, replaces the ones for known directives with the
-    /// current values, appends directives that differ from the defaults.
+    /// current values, appends directives that differ from the defaults. The `user` lines
+    /// are replaced by `users` (every ACL user, where the first one stood, else at the end),
+    /// or dropped when the users live in an ACL file (`users` is `None`), as Redis does.
     ///
     /// # Errors
     /// No config file, or I/O failure.
-    pub fn rewrite(&self) -> Result<(), ConfigError> {
+    pub fn rewrite(&self, users: Option<&[String]>) -> Result<(), ConfigError> {
         let path = self.config_file.clone().ok_or_else(|| ConfigError::Io {
             path: String::new(),
             reason: "The server is running without a config file".into(),
@@ -1277,8 +1287,21 @@ impl Config {
         let defaults = Config::default();
         let mut written: Vec<&str> = Vec::new();
         let mut out = String::new();
+        let mut users_written = false;
+        let mut write_users = |out: &mut String| {
+            if !std::mem::replace(&mut users_written, true) {
+                users
+                    .into_iter()
+                    .flatten()
+                    .for_each(|u| writeln!(out, "{u}").unwrap_or_default());
+            }
+        };
         for line in old.lines() {
             let name = line.split_whitespace().next().unwrap_or("");
+            if name.eq_ignore_ascii_case("user") {
+                write_users(&mut out);
+                continue;
+            }
             match directive(name) {
                 Some(d) if !line.trim_start().starts_with('#') => {
                     if !written.contains(&d.name) {
@@ -1296,6 +1319,7 @@ impl Config {
                 let _ = writeln!(out, "{} {}", d.name, quote(d.get(self)));
             }
         }
+        write_users(&mut out);
         let tmp = format!("{path}.tmp-rewrite");
         let io = |e: std::io::Error| ConfigError::Io {
             path: path.clone(),

@@ -4,6 +4,7 @@
 //! that order. CLIENT REPLY OFF/SKIP is applied here by dropping the command's reply bytes.
 //! It never touches sockets: waiting (blocked, paused) is the connection's job.
 
+use crate::access::{self, Place};
 use crate::client::{Client, OwnedArgs};
 use crate::cmd::{self, CmdError, Ctx, Propagate, Spec, flags};
 use crate::keyspace::SmallBytes;
@@ -221,6 +222,9 @@ fn refusal(
     }
     if client.multi.is_some() && spec.is(flags::NO_MULTI) {
         return Some("ERR Command not allowed inside a transaction".into());
+    }
+    if let Some(e) = access::refusal(srv, client, spec, args, Place::Direct) {
+        return Some(e);
     }
     if spec.is(flags::WRITE) && !client.is_master && srv.read_only_replica() {
         return Some(READONLY_REPLICA.into());
@@ -455,6 +459,11 @@ fn exec(srv: &mut Server, client: &mut Client, out: &mut Vec<u8>) -> Outcome {
         let Some(spec) = cmd::names::lookup(&srv.commands, args.get(0)) else {
             continue;
         };
+        // The rules may have changed since the command was queued.
+        if let Some(e) = access::refusal(srv, client, spec, args, Place::Exec) {
+            reply_error(srv, client, out, &e);
+            continue;
+        }
         // Blocking commands inside MULTI behave as if the timeout expired at once.
         if let Outcome::Block(..) = call(srv, client, spec, args, out, Mode::InExec) {
             Reply::new(out, client.proto).null_array();
@@ -489,6 +498,9 @@ fn script_call(
     }
     if srv.stale() && !spec.is(flags::STALE) {
         return Err("Can not execute the command on a stale replica".into());
+    }
+    if let Some(e) = access::refusal(srv, client, spec, args, Place::Script) {
+        return Err(e);
     }
     if run.read_only && spec.is(flags::WRITE | flags::MAY_REPLICATE) {
         return Err("Write commands are not allowed from read-only scripts.".into());

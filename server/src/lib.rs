@@ -12,8 +12,9 @@
 /// on it.
 pub const REDIS_VERSION: &str = "7.0.15";
 
+pub mod access;
+pub mod acl;
 pub mod aof;
-pub mod auth;
 pub mod blocking;
 pub mod cli;
 pub mod client;

@@ -36,6 +36,19 @@ impl Receivers<'_> {
 }
 
 impl PubSub {
+    /// What a client listens to: channels and shard channels (`false`) and patterns
+    /// (`true`), for ACL rules that may no longer allow them.
+    pub fn subscriptions_of<'a>(&'a self, id: u64) -> impl Iterator<Item = (&'a [u8], bool)> {
+        let tagged = |m: &'a HashMap<Vec<u8>, Vec<u64>>, pattern: bool| {
+            m.iter()
+                .filter(move |(_, ids)| ids.contains(&id))
+                .map(move |(k, _)| (k.as_slice(), pattern))
+        };
+        tagged(&self.channels, false)
+            .chain(tagged(&self.shard, false))
+            .chain(tagged(&self.patterns, true))
+    }
+
     /// Adds `id` to `channel`'s subscribers.
     pub fn subscribe(&mut self, channel: &[u8], id: u64) {
         add(&mut self.channels, channel, id);

@@ -93,8 +93,9 @@ fn truncate(a: &[u8]) -> Vec<u8> {
     v
 }
 
-/// Replaces secrets with `(redacted)`: AUTH's arguments, HELLO's AUTH pair, and the value
-/// of CONFIG SET requirepass / masterauth.
+/// Replaces secrets with `(redacted)`: AUTH's arguments, HELLO's AUTH pair, ACL SETUSER's
+/// user and rules (passwords among them), and the value of CONFIG SET requirepass /
+/// masterauth.
 fn redact(args: &mut [Vec<u8>]) {
     const REDACTED: &[u8] = b"(redacted)";
     let Some(cmd) = args.first().map(|c| c.to_ascii_lowercase()) else {
@@ -107,6 +108,13 @@ fn redact(args: &mut [Vec<u8>]) {
             .position(|a| a.eq_ignore_ascii_case(b"auth"))
             .map(|i| vec![i + 1, i + 2])
             .unwrap_or_default(),
+        b"acl"
+            if args
+                .get(1)
+                .is_some_and(|s| s.eq_ignore_ascii_case(b"setuser")) =>
+        {
+            (2..args.len()).collect()
+        }
         b"config" if args.get(1).is_some_and(|s| s.eq_ignore_ascii_case(b"set")) => (2..args.len())
             .step_by(2)
             .filter(|&i| {
@@ -173,6 +181,10 @@ mod tests {
         assert_eq!(args.len(), 32);
         assert_eq!(args[30], b"30");
         assert_eq!(args[31], b"... (10 more arguments)");
+        record(&mut fresh, &[b"ACL", b"SETUSER", b"app", b"on", b">secret"]);
+        let args = &fresh.newest(Some(1)).next().expect("entry").args;
+        assert_eq!(args[1], b"SETUSER");
+        assert!(args[2..].iter().all(|a| a == b"(redacted)"));
         fresh.reset();
         assert!(fresh.is_empty());
     }

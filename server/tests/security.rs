@@ -330,7 +330,7 @@ fn masteruser_and_masterauth_authenticate_a_replica_as_a_named_user() {
     assert!(!link_up(&bad));
     drop((bad, replica, redis));
 
-    // A tandem master: `default` is its one user.
+    // A tandem master without a `repl` user refuses the name as Redis does; `default` works.
     let master = start_tandem(&["--requirepass", PASS]);
     let port = master.port.to_string();
     let as_default_log = log_path("masteruser-default");

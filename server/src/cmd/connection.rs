@@ -2,6 +2,7 @@
 //! transaction verbs (MULTI, EXEC, DISCARD, WATCH, UNWATCH; EXEC itself runs in `exec`).
 
 use super::{CmdError, CmdResult, Ctx, Spec, container, eq, flags::*, int_arg, spec};
+use crate::acl::log::{Context, Reason};
 use crate::protocol::{Args, Protocol};
 
 pub static COMMANDS: &[Spec] = &[
@@ -150,18 +151,44 @@ fn echo(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     Ok(())
 }
 
-/// Checks a password for the default user.
-fn check_auth(ctx: &mut Ctx<'_>, user: Option<&[u8]>, pass: &[u8]) -> CmdResult {
-    crate::auth::check_default_user(ctx.srv.config.requirepass.as_deref(), user, pass)
-        .map_err(CmdError::msg)?;
-    ctx.client.authenticated = true;
-    Ok(())
+/// Authenticates the client as `user` (the default user when absent). A failure is
+/// recorded in the ACL LOG under the name tried, as Redis does.
+fn check_auth(ctx: &mut Ctx<'_>, user: Option<&[u8]>, pass: &[u8], command: &[u8]) -> CmdResult {
+    let name = user.unwrap_or(b"default");
+    if ctx.srv.acl.authenticate(name, pass) {
+        ctx.client.authenticated = true;
+        ctx.client.set_user(name);
+        return Ok(());
+    }
+    let context = if ctx.client.multi.is_some() {
+        Context::Multi
+    } else {
+        Context::Toplevel
+    };
+    let max_len = crate::acl::log::max_len(&ctx.srv.config);
+    let info = ctx.client.shared.info.borrow().line(ctx.now_ms);
+    ctx.srv.acl.log.record(
+        Reason::Auth,
+        context,
+        command.to_vec(),
+        name.to_vec(),
+        info,
+        max_len,
+    );
+    Err(CmdError::msg(
+        "WRONGPASS invalid username-password pair or user is disabled.",
+    ))
 }
 
 fn auth(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     match args.len() {
-        2 => check_auth(ctx, None, args.get(1))?,
-        3 => check_auth(ctx, Some(args.get(1)), args.get(2))?,
+        2 if ctx.srv.acl.get(b"default").is_some_and(|u| u.nopass) => {
+            return Err(CmdError::msg(
+                "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+            ));
+        }
+        2 => check_auth(ctx, None, args.get(1), args.get(0))?,
+        3 => check_auth(ctx, Some(args.get(1)), args.get(2), args.get(0))?,
         _ => return Err(CmdError::Syntax),
     }
     ctx.reply.ok();
@@ -185,7 +212,7 @@ fn hello(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     while i < args.len() {
         let more = args.len() - i - 1;
         if eq(args.get(i), "auth") && more >= 2 {
-            check_auth(ctx, Some(args.get(i + 1)), args.get(i + 2))?;
+            check_auth(ctx, Some(args.get(i + 1)), args.get(i + 2), args.get(0))?;
             i += 3;
         } else if eq(args.get(i), "setname") && more >= 1 {
             name = Some(args.get(i + 1));
@@ -259,7 +286,8 @@ fn reset(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     ctx.client.reply_off = false;
     ctx.client.reply_skip_next = false;
     ctx.client.reply_skip = false;
-    ctx.client.authenticated = ctx.srv.config.requirepass.is_none();
+    ctx.client.authenticated = ctx.srv.acl.default_needs_no_auth();
+    ctx.client.set_user(b"default");
     ctx.client.proto = Protocol::Resp2;
     ctx.client.shared.info.borrow_mut().proto = 2;
     ctx.reply.set_protocol(Protocol::Resp2);
@@ -567,6 +595,7 @@ fn client_kill(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let mut laddr = None;
     let mut id = None;
     let mut kind = None;
+    let mut user = None;
     let mut skipme = true;
     let old_style = n == 3;
     if old_style {
@@ -592,13 +621,13 @@ fn client_kill(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             } else if eq(k, "laddr") {
                 laddr = Some(String::from_utf8_lossy(v).into_owned());
             } else if eq(k, "user") {
-                // Only the default user exists, and every connection is authenticated as it.
-                if v != b"default" {
+                if ctx.srv.acl.get(v).is_none() {
                     return Err(CmdError::msg(format!(
                         "ERR No such user '{}'",
                         String::from_utf8_lossy(v)
                     )));
                 }
+                user = Some(v.to_vec());
             } else if eq(k, "skipme") {
                 skipme = if eq(v, "yes") {
                     true
@@ -619,7 +648,8 @@ fn client_kill(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         let matches = addr.as_ref().is_none_or(|a| *a == info.addr)
             && laddr.as_ref().is_none_or(|a| *a == info.laddr)
             && id.is_none_or(|i| i == *cid)
-            && kind.is_none_or(|k| ClientType::of(&info) == k);
+            && kind.is_none_or(|k| ClientType::of(&info) == k)
+            && user.as_ref().is_none_or(|u| *u == info.user);
         if !matches || (skipme && *cid == ctx.client.id) {
             continue;
         }

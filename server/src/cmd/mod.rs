@@ -7,6 +7,7 @@
 //! dispatcher feeds the command (or the rewrite the handler asked for) to the replication
 //! stream, in execution order.
 
+mod acl;
 mod args;
 mod bitmap;
 mod connection;
@@ -15,7 +16,7 @@ mod docs;
 mod dump;
 mod functions;
 mod geo;
-mod getkeys;
+pub mod getkeys;
 mod hashes;
 mod hyperloglog;
 mod keys;
@@ -289,6 +290,7 @@ pub fn subcommand_error(spec: &Spec, args: Args<'_>) -> Option<String> {
 /// Every command, by lowercase name.
 pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::new(|| {
     let families: &[&'static [Spec]] = &[
+        acl::COMMANDS,
         strings::COMMANDS,
         bitmap::COMMANDS,
         keys::COMMANDS,

@@ -106,9 +106,17 @@ fn config(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         ctx.srv.latency.reset_histograms();
         ctx.reply.ok();
     } else if eq(sub, "rewrite") {
+        let aclfile = crate::config::directive("aclfile").map(|d| d.get(&ctx.srv.config));
+        let users: Vec<String> = ctx
+            .srv
+            .acl
+            .iter()
+            .map(|u| String::from_utf8_lossy(&u.config_line()).into_owned())
+            .collect();
+        let users = aclfile.is_none_or(|f| f.is_empty()).then_some(&users[..]);
         ctx.srv
             .config
-            .rewrite()
+            .rewrite(users)
             .map_err(|e| CmdError::msg(format!("ERR Rewriting config file: {e}")))?;
         ctx.reply.ok();
     } else {
@@ -186,6 +194,8 @@ fn config_set(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             other => failed(&name, &other.to_string()),
         })?;
     }
+    let sets_requirepass = chosen.iter().any(|d| d.name == "requirepass");
+    ctx.srv.acl.channels_by_default = crate::acl::users::channels_by_default(&next);
     ctx.srv.config = next;
     if crate::aof::control::config_changed(ctx.srv).is_err() {
         ctx.srv.config.appendonly = false;
@@ -193,6 +203,13 @@ fn config_set(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             "appendonly",
             "Unable to turn on AOF. Check server logs.",
         ));
+    }
+    if sets_requirepass {
+        // Redis 7.0's requirepass is the default user's password.
+        let pass = ctx.srv.config.requirepass.clone();
+        ctx.srv
+            .acl
+            .set_default_password(pass.as_deref().map(str::as_bytes));
     }
     ctx.reply.ok();
     Ok(())
@@ -331,6 +348,7 @@ fn command(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 fn command_list(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let mut pattern: Option<&[u8]> = None;
     let mut module = false;
+    let mut category = None;
     let mut i = 2;
     while i < args.len() {
         if !(eq(args.get(i), "filterby") && args.len() - 1 - i == 2) {
@@ -342,9 +360,8 @@ fn command_list(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         } else if eq(kind, "pattern") {
             pattern = Some(args.get(i + 2));
         } else if eq(kind, "aclcat") {
-            return Err(CmdError::msg(
-                "ERR ACL categories are not known to this server yet (no ACL)",
-            ));
+            // An unknown category matches no command, as in Redis.
+            category = Some(crate::acl::universe::category(args.get(i + 2)).unwrap_or(0));
         } else {
             return Err(CmdError::Syntax);
         }
@@ -356,6 +373,7 @@ fn command_list(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         // No command comes from a module.
         .filter(|_| !module)
         .filter(|n| pattern.is_none_or(|p| crate::glob::matches(p, n.as_bytes(), true)))
+        .filter(|n| category.is_none_or(|c| crate::acl::universe::categories_of(n) & c != 0))
         .collect();
     names.sort_unstable();
     ctx.reply.array(names.len());
@@ -386,8 +404,12 @@ fn command_info(ctx: &mut Ctx<'_>, s: &Spec) {
     ctx.reply.int(i64::from(s.keys.0));
     ctx.reply.int(i64::from(s.keys.1));
     ctx.reply.int(i64::from(s.keys.2));
-    ctx.reply.set(1);
-    ctx.reply.simple(&format!("@{}", s.group));
+    let categories: Vec<&str> =
+        crate::acl::universe::category_names(crate::acl::universe::categories_of(s.name)).collect();
+    ctx.reply.set(categories.len());
+    for c in categories {
+        ctx.reply.simple(&format!("@{c}"));
+    }
     let described = super::docs::described(s.name);
     match described.and_then(|d| d.tips.as_ref()) {
         Some(tips) => tips.write(&mut ctx.reply),

@@ -122,7 +122,13 @@ struct Options<'a> {
     gets: Vec<&'a [u8]>,
 }
 
-fn parse_options(args: Args<'_>, readonly: bool) -> Result<Options<'_>, CmdError> {
+/// Parses SORT's options; `reads_every_key` says whether the client's ACL user may read
+/// every key, which BY and GET patterns need.
+fn parse_options(
+    args: Args<'_>,
+    readonly: bool,
+    reads_every_key: bool,
+) -> Result<Options<'_>, CmdError> {
     let mut o = Options {
         desc: false,
         alpha: false,
@@ -154,8 +160,19 @@ fn parse_options(args: Args<'_>, readonly: bool) -> Result<Options<'_>, CmdError
             o.by = Some(p);
             // Once constant, always: a later pattern does not bring sorting back.
             o.dontsort |= !p.contains(&b'*');
+            // A pattern reads keys no ACL rule saw: only a user who may read every key may.
+            if p.contains(&b'*') && !reads_every_key {
+                return Err(CmdError::msg(
+                    "ERR BY option of SORT denied due to insufficient ACL permissions.",
+                ));
+            }
             j += 1;
         } else if eq(a, "get") && left >= 1 {
+            if !reads_every_key {
+                return Err(CmdError::msg(
+                    "ERR GET option of SORT denied due to insufficient ACL permissions.",
+                ));
+            }
             o.gets.push(args.get(j + 1));
             j += 1;
         } else {
@@ -237,7 +254,12 @@ fn load(
 }
 
 fn sort_generic(ctx: &mut Ctx<'_>, args: Args<'_>, readonly: bool) -> CmdResult {
-    let mut o = parse_options(args, readonly)?;
+    let name: &[u8] = if readonly { b"sort_ro" } else { b"sort" };
+    let reads_every_key = ctx.client.is_master
+        || super::lookup(name)
+            .and_then(|spec| crate::acl::request::of(spec, args))
+            .is_some_and(|req| ctx.srv.acl.reads_every_key(&ctx.client.user, &req));
+    let mut o = parse_options(args, readonly, reads_every_key)?;
     let (mut items, start, end) = load(ctx, args.get(1), &mut o)?;
     let mut not_a_number = false;
     if !o.dontsort {

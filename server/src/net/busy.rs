@@ -33,7 +33,6 @@ pub fn serve(srv: &mut Server, run: &mut ScriptRun, name: &str) -> bool {
     }
     accept_arrivals(srv);
     let mut verdict = Verdict::default();
-    let requirepass = srv.config.requirepass.clone();
     let clients: Vec<std::rc::Rc<ClientShared>> = srv
         .clients
         .values()
@@ -46,16 +45,12 @@ pub fn serve(srv: &mut Server, run: &mut ScriptRun, name: &str) -> bool {
         };
         let mut input = std::mem::take(&mut *shared.busy_input.borrow_mut());
         let closed = read_available(&sock, &mut input);
-        let mut authenticated = true;
+        // An idle client is authenticated as its user. An AUTH now is checked and answered,
+        // and the rest of this input is checked as the user it names; the client itself
+        // keeps its user.
+        let mut user = Some(shared.info.borrow().user.clone());
         let mut out = Vec::new();
-        let quit = answer(
-            &mut input,
-            &mut out,
-            run,
-            requirepass.as_deref(),
-            &mut authenticated,
-            &mut verdict,
-        );
+        let quit = answer(&mut input, &mut out, run, &srv.acl, &mut user, &mut verdict);
         write_or_queue(&sock, &out, &shared);
         if quit || closed {
             shared.killed.set(true);
@@ -74,8 +69,8 @@ pub fn serve(srv: &mut Server, run: &mut ScriptRun, name: &str) -> bool {
             &mut a.input,
             &mut out,
             run,
-            requirepass.as_deref(),
-            &mut a.authenticated,
+            &srv.acl,
+            &mut a.user,
             &mut verdict,
         );
         // An arrival's socket is fresh: a reply that does not fit is dropped with it.
@@ -115,7 +110,7 @@ fn accept_arrivals(srv: &mut Server) {
                 sock,
                 peer,
                 input: Vec::new(),
-                authenticated: srv.config.requirepass.is_none(),
+                user: srv.acl.default_needs_no_auth().then(|| b"default".to_vec()),
             });
         }
     }
@@ -158,20 +153,20 @@ fn answer(
     input: &mut Vec<u8>,
     out: &mut Vec<u8>,
     run: &ScriptRun,
-    requirepass: Option<&str>,
-    authenticated: &mut bool,
+    acl: &crate::acl::Users,
+    user: &mut Option<Vec<u8>>,
     verdict: &mut Verdict,
 ) -> bool {
     let mut parser = Parser::new();
     let mut quit = false;
     loop {
         let limits = ProtoLimits {
-            auth_required: !*authenticated,
+            auth_required: user.is_none(),
             ..ProtoLimits::default()
         };
         match parser.next(input, limits) {
             Ok(Some(args)) => {
-                let reply = reply_to(args, run, requirepass, authenticated, verdict);
+                let reply = reply_to(args, run, acl, user, verdict);
                 out.extend_from_slice(reply.as_bytes());
                 if args.get(0).eq_ignore_ascii_case(b"quit") {
                     quit = true;
@@ -200,8 +195,8 @@ const BUSY_FUNCTION: &str =
 fn reply_to(
     args: Args<'_>,
     run: &ScriptRun,
-    requirepass: Option<&str>,
-    authenticated: &mut bool,
+    acl: &crate::acl::Users,
+    authenticated: &mut Option<Vec<u8>>,
     verdict: &mut Verdict,
 ) -> String {
     let is =
@@ -214,16 +209,28 @@ fn reply_to(
             2 => (None, args.get(1)),
             _ => (Some(args.get(1)), args.get(2)),
         };
-        return match crate::auth::check_default_user(requirepass, user, pass) {
-            Ok(()) => {
-                *authenticated = true;
-                "+OK\r\n".into()
-            }
-            Err(e) => format!("-{e}\r\n"),
-        };
+        if user.is_none() && acl.get(b"default").is_some_and(|u| u.nopass) {
+            return "-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n".into();
+        }
+        let name = user.unwrap_or(b"default");
+        if acl.authenticate(name, pass) {
+            *authenticated = Some(name.to_vec());
+            return "+OK\r\n".into();
+        }
+        return "-WRONGPASS invalid username-password pair or user is disabled.\r\n".into();
     }
-    if !*authenticated {
+    let Some(name) = authenticated.as_deref() else {
         return "-NOAUTH Authentication required.\r\n".into();
+    };
+    // The ACL is checked before BUSY, as Redis checks it before the busy script.
+    if let Some(spec) = crate::cmd::lookup(args.get(0))
+        && spec.arity_ok(args.len())
+        && crate::cmd::subcommand_error(spec, args).is_none()
+        && let Some(req) = crate::acl::request::of(spec, args)
+        && let Err(denied) = acl.check(name, &req)
+    {
+        let full = crate::acl::universe::UNIVERSE.commands[req.id].full;
+        return format!("-{}\r\n", crate::access::noperm(denied, full));
     }
     let busy = if run.eval { BUSY_EVAL } else { BUSY_FUNCTION };
     let kill_for_eval = is(0, "script") && is(1, "kill") && args.len() == 2;

@@ -45,11 +45,11 @@ struct Connection {
 }
 
 /// What a connection accepted while a script held the server brings along
-/// (`crate::net::busy`): the start of a command, and whether it authenticated.
+/// (`crate::net::busy`): the start of a command, and the user it authenticated as.
 #[derive(Debug, Default)]
 pub(super) struct Head {
     pub input: Vec<u8>,
-    pub authenticated: bool,
+    pub user: Option<Vec<u8>>,
 }
 
 /// A socket the server took: registered as a client, or refused with this line.
@@ -69,7 +69,10 @@ pub(super) fn admit(srv: &mut Server, sock: TcpStream, peer: SocketAddr, head: H
         Err(refusal) => return Admission::Refused(sock, refusal),
     };
     client.shared.info.borrow_mut().fd = i64::from(sock.as_raw_fd());
-    client.authenticated |= head.authenticated;
+    if let Some(user) = &head.user {
+        client.authenticated = true;
+        client.set_user(user);
+    }
     let sock = Rc::new(sock);
     *client.shared.socket.borrow_mut() = Some(sock.clone());
     client
@@ -363,14 +366,14 @@ fn register(
     // Loopback is 127.0.0.0/8 and ::1, as Redis's `connIsLocal`; an IPv4 peer on a
     // dual-stack socket (::ffff:127.0.0.1) is the same loopback client.
     if srv.config.protected_mode
-        && srv.config.requirepass.is_none()
+        && srv.acl.default_needs_no_auth()
         && !peer.ip().to_canonical().is_loopback()
     {
         srv.stats.rejected_connections += 1;
         return Err(PROTECTED_MODE_DENIED);
     }
     let id = srv.next_client_id();
-    let client = Client::new(id, Some(peer), local, srv.config.requirepass.is_some());
+    let client = Client::new(id, Some(peer), local, !srv.acl.default_needs_no_auth());
     srv.clients.insert(id, client.shared.clone());
     Ok(client)
 }

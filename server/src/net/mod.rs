@@ -61,7 +61,7 @@ async fn start_arrivals(state: Shared) {
         for a in arrivals {
             let head = connection::Head {
                 input: a.input,
-                authenticated: a.authenticated,
+                user: a.user,
             };
             match tokio::net::TcpStream::from_std(a.sock) {
                 Ok(sock) => start(&state, sock, a.peer, head),

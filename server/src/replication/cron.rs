@@ -29,7 +29,11 @@ fn cron(state: &Shared) {
     }
     // A FAILOVER with a TIMEOUT holds PINGs back while it waits, as Redis's does, so the
     // replicas can reach the offset it waits for.
-    let failover_waits = srv.repl.failover.as_ref().is_some_and(|f| f.end_ms.is_some());
+    let failover_waits = srv
+        .repl
+        .failover
+        .as_ref()
+        .is_some_and(|f| f.end_ms.is_some());
     if !srv.repl.is_replica()
         && !failover_waits
         && !srv.repl.replicas.is_empty()

@@ -225,6 +225,8 @@ pub struct Server {
     /// accept loop is woken by `arrivals_ready` to start them.
     pub arrivals: Vec<Arrival>,
     pub arrivals_ready: Rc<tokio::sync::Notify>,
+    /// ACL users and the ACL LOG.
+    pub acl: crate::acl::Users,
 }
 
 /// A connection accepted while a script held the server.
@@ -234,8 +236,9 @@ pub struct Arrival {
     pub peer: std::net::SocketAddr,
     /// Bytes read and not answered yet (the start of a command).
     pub input: Vec<u8>,
-    /// It authenticated with AUTH meanwhile.
-    pub authenticated: bool,
+    /// The user it is authenticated as (by AUTH meanwhile, or a default user needing no
+    /// password); `None` until then.
+    pub user: Option<Vec<u8>>,
 }
 
 impl Server {
@@ -248,6 +251,8 @@ impl Server {
                 .map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0'))
                 .collect()
         };
+        let mut acl = crate::acl::Users::default();
+        acl.set_default_password(config.requirepass.as_deref().map(str::as_bytes));
         let master = config
             .replicaof
             .clone()
@@ -289,6 +294,7 @@ impl Server {
             listeners: Vec::new(),
             arrivals: Vec::new(),
             arrivals_ready: Rc::new(tokio::sync::Notify::new()),
+            acl,
         }
     }
 

@@ -227,6 +227,36 @@ def test_auth():
         s.stop()
 
 
+def test_acl_user(server):
+    """An application's own least-privilege user, made and used through redis-py's ACL API."""
+    admin = redis.Redis(port=server.port, decode_responses=True)
+    assert admin.acl_setuser(
+        "app", enabled=True, passwords=["+s3cret"], keys=["app:*"], commands=["+get", "+set", "+del"]
+    )
+    user = admin.acl_getuser("app")
+    assert user["enabled"] is True
+    assert user["keys"] == ["~app:*"]
+    once = Retry(NoBackoff(), 0)
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(port=server.port, username="app", password="wrong", retry=once).ping()
+    for protocol in (2, 3):
+        app = redis.Redis(
+            port=server.port, username="app", password="s3cret", protocol=protocol, decode_responses=True
+        )
+        assert app.set("app:1", "v") is True
+        assert app.get("app:1") == "v"
+        with pytest.raises(redis.exceptions.NoPermissionError, match="no permissions to access one of the keys"):
+            app.get("other")
+        with pytest.raises(redis.exceptions.NoPermissionError, match="no permissions to run the 'flushall' command"):
+            app.flushall()
+        app.close()
+    entries = admin.acl_log()
+    assert {e["reason"] for e in entries} >= {"key", "command", "auth"}
+    assert all(e["username"] == "app" for e in entries)
+    assert admin.acl_deluser("app") == 1
+    admin.close()
+
+
 # Scripting and functions: what redis-py builds on EVAL / EVALSHA / SCRIPT and FUNCTION / FCALL.
 
 
