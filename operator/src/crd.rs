@@ -49,16 +49,27 @@ pub const ALLOWED_SERVER_CONFIG: [&str; 13] = [
     kind = "RedisReplicaSet",
     plural = "redisreplicasets",
     shortname = "rrs",
+    category = "tandem",
     namespaced,
     doc = "A replicated Redis-compatible database run by tandem-operator: one master and replicas, with full sync tuned from the dataset size.",
     status = "RedisReplicaSetStatus",
     derive = "PartialEq",
+    // `kubectl scale rrs` and a HorizontalPodAutoscaler go through this subresource: it
+    // writes spec.replicas, which the StatefulSet follows.
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
     // Raw JSON columns: clippy's duplicated_attributes lint misfires on the typed form.
     printcolumn = r#"{"name":"Master","type":"string","jsonPath":".status.master","description":"Pod holding the master role"}"#,
     printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".status.replication.mode","description":"Full-sync mode in effect"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.ready","description":"Ready pods / desired pods"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase","description":"Lifecycle phase"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Hint","type":"string","priority":1,"jsonPath":".spec.datasetSizeHint","description":"Expected dataset size driving the tuning"}"#,
+    printcolumn = r#"{"name":"Lag","type":"integer","priority":1,"jsonPath":".status.maxLagSeconds","description":"Largest replica lag, seconds since its last acknowledgement"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message","description":"Why the set is or is not Ready"}"#
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [{
@@ -381,12 +392,29 @@ pub struct RedisReplicaSetStatus {
     /// Number of ready pods.
     #[serde(default)]
     pub ready_replicas: i32,
+    /// Pods of the set whose server answered the operator: the scale subresource's current
+    /// count (`kubectl scale`, HorizontalPodAutoscaler). Absent in a status written by an
+    /// operator from before `status.nodes`, whose `status.replicas` was the per-pod list.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "count_or_legacy_list"
+    )]
+    pub replicas: Option<i32>,
+    /// Label selector of the set's pods, for the scale subresource (an autoscaler finds the
+    /// pods' metrics through it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// The largest `lag` among the replicas (the wide `LAG` column).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lag_seconds: Option<i64>,
     /// The replication tuning in effect on every node, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication: Option<ReplicationStatus>,
     /// One entry per non-master pod.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub replicas: Vec<ReplicaStatus>,
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["pod"]))]
+    pub nodes: Vec<ReplicaStatus>,
     /// The master's replication offset (master_repl_offset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub master_offset: Option<i64>,
@@ -405,8 +433,10 @@ pub struct RedisReplicaSetStatus {
     /// The last planned switchover (scale-in, rolling update, or asked for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_switchover: Option<SwitchoverRecord>,
+    /// Ready (the summary GitOps tools wait for), Reconciling and Stalled (kstatus),
     /// Available, Progressing and Degraded, plus SyncLoop once the data plane reports.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// What the data plane must remember across operator restarts: read back when an
     /// operator starts, so it neither trusts a pod that restarted meanwhile nor undoes its
@@ -445,6 +475,24 @@ pub struct SyncLoopRecord {
     pub pod: String,
     /// Full syncs it started without finishing one.
     pub attempts: u32,
+}
+
+/// Reads `status.replicas` as the pod count, and the per-pod list an older operator kept
+/// there as absent: the object still loads, and the absent count tells the controller to
+/// clear the old list before its first apply (docs/status.md, "Upgrading").
+fn count_or_legacy_list<'de, D>(deserializer: D) -> Result<Option<i32>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error;
+    match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .and_then(|n| i32::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| D::Error::custom(format!("status.replicas {n} is not a pod count"))),
+        _ => Ok(None),
+    }
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)]
@@ -589,7 +637,35 @@ mod tests {
             .flatten()
             .map(|c| c.name.as_str())
             .collect();
-        assert_eq!(columns, ["Master", "Mode", "Ready", "Phase", "Age"]);
+        assert_eq!(
+            columns,
+            [
+                "Master", "Mode", "Ready", "Phase", "Age", "Hint", "Lag", "Message"
+            ]
+        );
+        let wide: Vec<_> = version
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .filter(|c| c.priority == Some(1))
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(wide, ["Hint", "Lag", "Message"], "shown by -o wide only");
+        assert_eq!(
+            crd.spec.names.categories.as_deref(),
+            Some(&["tandem".to_owned()][..])
+        );
+        let scale = version
+            .subresources
+            .as_ref()
+            .and_then(|s| s.scale.as_ref())
+            .expect("scale subresource");
+        assert_eq!(scale.spec_replicas_path, ".spec.replicas");
+        assert_eq!(scale.status_replicas_path, ".status.replicas");
+        assert_eq!(
+            scale.label_selector_path.as_deref(),
+            Some(".status.selector")
+        );
     }
 
     #[test]

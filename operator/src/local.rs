@@ -505,7 +505,7 @@ pub fn summary(s: &RedisReplicaSetStatus) -> String {
         s.master.as_deref().unwrap_or("-"),
         s.ready.as_deref().unwrap_or("-")
     );
-    for r in &s.replicas {
+    for r in &s.nodes {
         let _ = write!(
             out,
             " | {} {} {}",
@@ -560,7 +560,7 @@ pub fn table(s: &RedisReplicaSetStatus) -> String {
             "-"
         );
     }
-    for r in &s.replicas {
+    for r in &s.nodes {
         let sync = match (&r.sync_progress, &r.last_full_sync) {
             (Some(p), _) => bar(p),
             (None, Some(l)) => format!("last full sync {:?} {}s", l.mode, l.duration_seconds),
@@ -659,7 +659,7 @@ mod tests {
     fn the_table_shows_a_bar_during_a_sync() {
         let s = RedisReplicaSetStatus {
             master: Some("node-0".to_owned()),
-            replicas: vec![ReplicaStatus {
+            nodes: vec![ReplicaStatus {
                 pod: "node-1".to_owned(),
                 ready: false,
                 state: Some("send_bulk".to_owned()),

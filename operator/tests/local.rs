@@ -122,7 +122,7 @@ fn load_values(
 }
 
 fn replica<'a>(status: &'a Value, node: &str) -> &'a Value {
-    status["replicas"]
+    status["nodes"]
         .as_array()
         .and_then(|r| r.iter().find(|r| r["pod"] == node))
         .unwrap_or(&Value::Null)
