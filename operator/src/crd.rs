@@ -6,7 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
+use k8s_openapi::api::core::v1::{
+    Affinity, Container, LocalObjectReference, ResourceRequirements, Toleration,
+    TopologySpreadConstraint, Volume,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
@@ -75,6 +78,9 @@ pub const ALLOWED_SERVER_CONFIG: [&str; 13] = [
 #[schemars(extend("x-kubernetes-validations" = [{
     "rule": "!has(self.replication) || !has(self.replication.minReplicasToWrite) || self.replication.minReplicasToWrite < self.replicas",
     "message": "replication.minReplicasToWrite must be below replicas: the master could never accept a write"
+}, {
+    "rule": "!has(self.loadBalancerSourceRanges) || size(self.loadBalancerSourceRanges) == 0 || (has(self.serviceType) && self.serviceType == 'LoadBalancer')",
+    "message": "loadBalancerSourceRanges needs serviceType: LoadBalancer"
 }]))]
 pub struct RedisReplicaSetSpec {
     /// Pods in total: one master plus `replicas - 1` replicas.
@@ -113,6 +119,15 @@ pub struct RedisReplicaSetSpec {
     #[schemars(length(min = 1, max = 512))]
     pub image: Option<String>,
 
+    /// When the kubelet pulls the server image: Always, IfNotPresent (the default) or Never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<PullPolicy>,
+
+    /// Secrets holding credentials for a private registry, in the set's namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+
     /// Compute resources of the server container. The memory limit is checked against the
     /// memory the tuning needs (dataset + replica buffers + backlog).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -138,9 +153,52 @@ pub struct RedisReplicaSetSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pod_annotations: BTreeMap<String, String>,
 
+    /// Extra labels on the pods. The labels the operator selects on (`app.kubernetes.io/*`,
+    /// `tandem.dev/*`) cannot be set here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64, "x-kubernetes-validations" = [{
+        "rule": "self.all(k, !k.startsWith('app.kubernetes.io/') && !k.startsWith('tandem.dev/'))",
+        "message": "podLabels cannot set app.kubernetes.io/* or tandem.dev/* labels: the operator's Services, StatefulSet and watches select on them"
+    }]))]
+    pub pod_labels: BTreeMap<String, String>,
+
+    /// How the pods spread over zones or nodes (added to the default soft anti-affinity).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+
+    /// More containers in every pod, next to the server (an exporter, a log shipper).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.all(c, c.name != 'server')",
+        "message": "extraContainers cannot be named server: that is the database container"
+    }]))]
+    pub extra_containers: Vec<Container>,
+
+    /// More volumes in every pod, for the extra containers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.all(v, !(v.name in ['config', 'auth', 'data', 'tmp']))",
+        "message": "extraVolumes cannot be named config, auth, data or tmp: the server's own volumes have those names"
+    }]))]
+    pub extra_volumes: Vec<Volume>,
+
     /// Type of the master and replicas Services.
     #[serde(default)]
     pub service_type: ServiceType,
+
+    /// Extra annotations on the master and replicas Services (a cloud load balancer's
+    /// settings, external-dns names).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub service_annotations: BTreeMap<String, String>,
+
+    /// Client address ranges (CIDR) a LoadBalancer Service admits; only with
+    /// `serviceType: LoadBalancer`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub load_balancer_source_ranges: Vec<String>,
 
     /// Extra server directives (`name: value`), limited to an allowlist: maxmemory,
     /// maxmemory-policy, maxmemory-samples, maxclients, timeout, tcp-keepalive, loglevel,
@@ -291,6 +349,29 @@ impl Default for SecuritySpec {
     fn default() -> Self {
         Self {
             rename_commands: true,
+        }
+    }
+}
+
+/// When the kubelet pulls an image.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum PullPolicy {
+    /// On every pod start.
+    Always,
+    /// Only when the node does not have it.
+    #[default]
+    IfNotPresent,
+    /// Never: the image must be on the node.
+    Never,
+}
+
+impl PullPolicy {
+    /// The value as the pod spec spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Always => "Always",
+            Self::IfNotPresent => "IfNotPresent",
+            Self::Never => "Never",
         }
     }
 }

@@ -314,11 +314,11 @@ async fn memory_budget_overrun_degrades_with_a_warning() {
 }
 
 /// Replays a reconcile of an existing set with the secrets in place, up to its status
-/// write, and returns the StatefulSet apply and the requests' bodies after the events.
+/// write; returns the seven applies (the StatefulSet last).
 async fn reconcile_existing(
     mut api: ApiServer,
     pods: &[(&str, bool, Option<&str>)],
-) -> (ApiServer, Seen) {
+) -> (ApiServer, Vec<Seen>) {
     api.expect(
         Method::GET,
         &format!("{NS}/secrets/cache-auth"),
@@ -331,11 +331,10 @@ async fn reconcile_existing(
         Reply::Json(StatusCode::OK, auth_conf_secret(&CommandNames::generate())),
     )
     .await;
-    let mut applies = expect_applies(&mut api).await;
+    let applies = expect_applies(&mut api).await;
     expect_pod_list(&mut api, pods).await;
     expect_event(&mut api, "Normal", "ReplicationTuned").await;
-    let statefulset = applies.pop().expect("StatefulSet apply");
-    (api, statefulset)
+    (api, applies)
 }
 
 #[tokio::test]
@@ -345,9 +344,9 @@ async fn a_scale_subresource_patch_resizes_the_statefulset() {
     let scaled = rrs(&SEED.replace("replicas: 3", "replicas: 5"));
     assert_eq!(scaled.spec.replicas, 5);
     let (result, _ctx) = run_scenario(scaled, |api, resource| async move {
-        let (mut api, statefulset) =
+        let (mut api, applies) =
             reconcile_existing(api, &[("cache-0", true, Some("master"))]).await;
-        assert_eq!(statefulset.body["spec"]["replicas"], 5);
+        assert_eq!(applies[6].body["spec"]["replicas"], 5);
         let status = expect_status(&mut api, &resource).await;
         assert_eq!(status["ready"], "0/5");
         assert_eq!(
@@ -360,6 +359,92 @@ async fn a_scale_subresource_patch_resizes_the_statefulset() {
             "app.kubernetes.io/instance=cache,app.kubernetes.io/name=tandem-server",
             "the scale subresource's labelSelectorPath"
         );
+        api
+    })
+    .await;
+    result.expect("reconciled");
+}
+
+#[tokio::test]
+async fn every_pod_knob_lands_in_the_applied_objects() {
+    let knobs = format!(
+        "{SEED}{}",
+        r"  image: registry.example.com/tandem-server:1.2.3
+  imagePullPolicy: Always
+  imagePullSecrets: [ { name: registry-creds } ]
+  podLabels: { team: payments }
+  podAnnotations: { example.com/owner: payments }
+  priorityClassName: databases
+  topologySpreadConstraints:
+  - { maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: ScheduleAnyway,
+      labelSelector: { matchLabels: { app.kubernetes.io/instance: cache } } }
+  extraContainers:
+  - { name: shipper, image: example.com/shipper:1, volumeMounts: [ { name: spool, mountPath: /spool } ] }
+  extraVolumes:
+  - { name: spool, emptyDir: {} }
+  serviceType: LoadBalancer
+  serviceAnnotations: { service.beta.kubernetes.io/aws-load-balancer-internal: 'true' }
+  loadBalancerSourceRanges: [ 10.0.0.0/8 ]
+"
+    );
+    let (result, _ctx) = run_scenario(rrs(&knobs), |api, resource| async move {
+        let (mut api, applies) =
+            reconcile_existing(api, &[("cache-0", true, Some("master"))]).await;
+        let [headless, master, replicas] = [&applies[2], &applies[3], &applies[4]];
+        for service in [master, replicas] {
+            assert_eq!(
+                service.body["metadata"]["annotations"],
+                json!({ "service.beta.kubernetes.io/aws-load-balancer-internal": "true" })
+            );
+            assert_eq!(service.body["spec"]["type"], "LoadBalancer");
+            assert_eq!(
+                service.body["spec"]["loadBalancerSourceRanges"],
+                json!(["10.0.0.0/8"])
+            );
+        }
+        assert!(
+            headless.body["metadata"].get("annotations").is_none(),
+            "the headless Service is the operator's own: {}",
+            headless.body
+        );
+        let template = &applies[6].body["spec"]["template"];
+        let labels = &template["metadata"]["labels"];
+        assert_eq!(labels["team"], "payments");
+        assert_eq!(labels["app.kubernetes.io/instance"], "cache");
+        assert_eq!(
+            template["metadata"]["annotations"],
+            json!({ "example.com/owner": "payments" })
+        );
+        let pod = &template["spec"];
+        assert_eq!(
+            pod["imagePullSecrets"],
+            json!([{ "name": "registry-creds" }])
+        );
+        assert_eq!(pod["priorityClassName"], "databases");
+        assert_eq!(
+            pod["topologySpreadConstraints"][0]["topologyKey"],
+            "topology.kubernetes.io/zone"
+        );
+        let containers: Vec<&str> = pod["containers"]
+            .as_array()
+            .expect("containers")
+            .iter()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        assert_eq!(containers, ["server", "shipper"]);
+        assert_eq!(
+            pod["containers"][0]["image"],
+            "registry.example.com/tandem-server:1.2.3"
+        );
+        assert_eq!(pod["containers"][0]["imagePullPolicy"], "Always");
+        let volumes: Vec<&str> = pod["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .filter_map(|v| v["name"].as_str())
+            .collect();
+        assert_eq!(volumes, ["config", "auth", "tmp", "data", "spool"]);
+        expect_status(&mut api, &resource).await;
         api
     })
     .await;
