@@ -97,6 +97,37 @@ SCENARIOS = {
         "affinity": {"nodeAffinity": {}},
         "priorityClassName": "system-cluster-critical",
     },
+    "knobs": {
+        "image": {
+            "repository": "registry.example/tandem-operator",
+            "tag": "ignored",
+            "digest": "sha256:" + "a" * 64,
+            "pullPolicy": "IfNotPresent",
+        },
+        "serverImage": {"repository": "registry.example/tandem-server", "tag": "", "digest": "sha256:" + "b" * 64},
+        "extraArgs": ["--identity=operator-a"],
+        "extraEnv": [{"name": "HTTPS_PROXY", "value": "http://proxy.example:3128"}],
+        "extraVolumes": [{"name": "ca", "configMap": {"name": "corporate-ca"}}],
+        "extraVolumeMounts": [{"name": "ca", "mountPath": "/etc/ssl/corporate", "readOnly": True}],
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "tandem-operator"}},
+            }
+        ],
+        "podDisruptionBudget": {"enabled": True, "maxUnavailable": "50%"},
+        "livenessProbe": {"periodSeconds": 20, "timeoutSeconds": 3, "failureThreshold": 5, "initialDelaySeconds": 5},
+        "readinessProbe": {"periodSeconds": 7, "timeoutSeconds": 2, "failureThreshold": 2},
+        "metrics": {
+            "serviceMonitor": {
+                "enabled": True,
+                "relabelings": [{"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node"}],
+                "metricRelabelings": [{"sourceLabels": ["__name__"], "regex": "go_.*", "action": "drop"}],
+            }
+        },
+    },
 }
 
 
@@ -113,7 +144,10 @@ def render(values):
 
 
 def notes(values):
-    chart = helm.Chart.load(str(CHART))
+    return notes_of(helm.Chart.load(str(CHART)), values)
+
+
+def notes_of(chart, values):
     manifests = chart.render(copy.deepcopy(values), name=RELEASE, namespace=NAMESPACE, is_install=True)
     return next(text for path, text in manifests.items() if path.endswith("NOTES.txt"))
 
@@ -288,14 +322,14 @@ def test_deployment_runs_the_operator_restricted(scenario):
     assert set(flags) <= known, f"flags tandem-operator run does not take: {set(flags) - known}"
 
     app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
-    server = values.get("serverImage", {})
-    assert flags["server-image"] == (
-        f"{server.get('repository', 'ghcr.io/tandem-dev/tandem-server')}:{server.get('tag') or app_version}"
-    )
-    image = values.get("image", {})
-    assert container["image"] == (
-        f"{image.get('repository', 'ghcr.io/tandem-dev/tandem-operator')}:{image.get('tag') or app_version}"
-    )
+
+    def reference(image, repository):
+        if image.get("digest"):
+            return f"{image['repository']}@{image['digest']}"
+        return f"{image.get('repository', repository)}:{image.get('tag') or app_version}"
+
+    assert flags["server-image"] == reference(values.get("serverImage", {}), "ghcr.io/tandem-dev/tandem-server")
+    assert container["image"] == reference(values.get("image", {}), "ghcr.io/tandem-dev/tandem-operator")
     assert flags.get("namespace") == (values.get("watchNamespace") or None)
     election = values.get("leaderElection", {}).get("enabled", True)
     assert flags["leader-election"] == ("on" if election else "off")
@@ -451,6 +485,86 @@ def test_service_monitor_scrapes_the_metrics_service():
         render({"metrics": {"service": {"enabled": False}, "serviceMonitor": {"enabled": True}}})
 
 
+def test_operator_knobs_land_in_the_deployment_pdb_and_service_monitor():
+    values = SCENARIOS["knobs"]
+    objects = render(values)
+    deployment = one(objects, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["args"][-1] == "--identity=operator-a", "extraArgs come after the chart's"
+    assert {"name": "HTTPS_PROXY", "value": "http://proxy.example:3128"} in container["env"]
+    assert container["volumeMounts"] == values["extraVolumeMounts"]
+    assert pod["volumes"] == values["extraVolumes"]
+    assert pod["topologySpreadConstraints"] == values["topologySpreadConstraints"]
+    liveness = container["livenessProbe"]
+    assert liveness["httpGet"]["path"] == "/healthz"
+    assert (liveness["periodSeconds"], liveness["timeoutSeconds"], liveness["failureThreshold"]) == (20, 3, 5)
+    assert liveness["initialDelaySeconds"] == 5
+    assert container["readinessProbe"]["periodSeconds"] == 7
+    pdb = one(objects, "PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == "50%"
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    (endpoint,) = one(objects, "ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["relabelings"] == values["metrics"]["serviceMonitor"]["relabelings"]
+    assert endpoint["metricRelabelings"] == values["metrics"]["serviceMonitor"]["metricRelabelings"]
+    # Defaults: a PDB that lets a drain take one operator pod at a time, no extra volumes.
+    defaults = render({})
+    assert one(defaults, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+    assert "volumes" not in one(defaults, "Deployment")["spec"]["template"]["spec"]
+    assert of_kind(render({"podDisruptionBudget": {"enabled": False, "maxUnavailable": 1}}), "PodDisruptionBudget") == []
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"image": {"repository": "r", "tag": "", "digest": "latest", "pullPolicy": "Always"}},
+        {"extraArgs": ["run"]},
+        {"extraVolumeMounts": [{"name": "ca"}]},
+        {"livenessProbe": {"periodSeconds": 0, "timeoutSeconds": 1, "failureThreshold": 3}},
+        {"podDisruptionBudget": {"enabled": True, "maxUnavailable": "half"}},
+    ],
+)
+def test_bad_operator_knobs_are_refused_by_the_values_schema(bad):
+    with pytest.raises(helm.HelmValuesError):
+        render(bad)
+
+
+def test_the_packaged_chart_installs_and_its_notes_need_no_repository(tmp_path):
+    """`helm package`, then an install from the .tgz (Helm's client-side dry run, the real
+    install path without a cluster): what users of a chart repository get. The notes must
+    not send them to files of this repository, which the package does not have."""
+    archive = Path(helm.package(str(CHART), destination=str(tmp_path)))
+    version = yaml.safe_load((CHART / "Chart.yaml").read_text())["version"]
+    assert archive.name == f"tandem-operator-{version}.tgz"
+    packaged = helm.Chart.load(str(archive))
+    (crd,) = packaged.crds
+    assert crd["data"] == CRD_FILE.read_text(), "the package carries the CRD"
+    kubeconfig = yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "none", "cluster": {"server": "https://127.0.0.1:1"}}],
+            "contexts": [{"name": "none", "context": {"cluster": "none", "user": "none"}}],
+            "current-context": "none",
+            "users": [{"name": "none", "user": {}}],
+        }
+    )
+    config = helm.Config(storage_driver="memory", kubeconfig_content=kubeconfig, namespace=NAMESPACE)
+    release = config.install(str(archive), RELEASE, {}, namespace=NAMESPACE, dry_run="client")
+    fields = release if isinstance(release, dict) else vars(release)
+    manifest = fields["manifest"]
+    kinds = [doc["kind"] for doc in yaml.safe_load_all(manifest) if doc]
+    assert "Deployment" in kinds and "PodDisruptionBudget" in kinds, kinds
+    rendered = tmp_path / "packaged.yaml"
+    rendered.write_text(manifest)
+    kubernetes_validate(rendered)
+    text = notes_of(packaged, {})
+    assert "charts/tandem-operator" not in text, text
+    assert "helm show crds" in text and "wait --for=condition=Ready rrs/cache" in text
+    assert "https://github.com/tandem-dev/tandem/tree/main/examples" in text
+
+
 def test_metrics_service_selects_the_operator_pods():
     objects = render({})
     service = one(objects, "Service")
@@ -507,7 +621,7 @@ def test_crd_template_is_the_crds_folder_copy_kept_on_uninstall():
 
 def test_notes_tell_the_user_what_to_do_next():
     text = notes({})
-    assert "kubectl apply" in text and "get rrs" in text
+    assert "kubectl apply" in text and "get rrs" in text and "condition=Ready" in text
     assert "crds.enabled=true" in text
     assert "tandem.dev/client=true" in notes(SCENARIOS["network-policy"])
 
