@@ -16,6 +16,7 @@ pub mod error;
 pub mod fixtures;
 pub mod leader;
 pub mod local;
+pub mod local_view;
 pub mod metrics;
 pub mod observe;
 pub mod policy;

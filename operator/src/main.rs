@@ -201,21 +201,6 @@ async fn run_local(args: LocalArgs) -> anyhow::Result<()> {
         Some(d) => d,
         None => std::env::temp_dir().join(format!("tandem-local-{}", std::process::id())),
     };
-    eprintln!(
-        "tandem-operator local: {} nodes on 127.0.0.1:{}.., data and logs in {}{}",
-        args.replicas,
-        args.base_port,
-        dir.display(),
-        if args.no_rename_commands {
-            String::new()
-        } else {
-            format!(
-                ", secret names of CONFIG, REPLICAOF and SHUTDOWN in {}",
-                dir.join(tandem_operator::renames::RENAMED_COMMANDS_KEY)
-                    .display()
-            )
-        }
-    );
     let settings = LocalSettings {
         replicas: args.replicas,
         dataset_size_hint: args.dataset_size_hint,
@@ -241,6 +226,7 @@ async fn run_local(args: LocalArgs) -> anyhow::Result<()> {
             CommandNames::generate()
         },
     };
+    eprintln!("{}", tandem_operator::local::banner(&settings));
     let mut terminate = signal(SignalKind::terminate()).context("failed to handle SIGTERM")?;
     let stop = async move {
         tokio::select! {
