@@ -24,5 +24,6 @@ pub mod quantity;
 pub mod random;
 pub mod renames;
 pub mod resources;
+pub mod set_metrics;
 pub mod status;
 pub mod validate;

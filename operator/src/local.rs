@@ -12,12 +12,15 @@
 
 use std::fmt::Write as _;
 use std::io::IsTerminal as _;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::EventType;
+use prometheus_client::registry::Registry;
 use tokio::process::{Child, Command};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
@@ -28,8 +31,10 @@ use crate::dataplane::roles::NodeAddr;
 use crate::dataplane::status;
 use crate::dataplane::switchover::CATCH_UP_TIMEOUT;
 use crate::local_view::{View, summary, table};
+use crate::metrics::{Health, serve};
 use crate::policy::{self, Overrides, PolicyInput};
 use crate::renames::{CommandNames, RENAMED_COMMANDS_KEY};
+use crate::set_metrics::SetMetrics;
 use crate::status::Notice;
 
 /// How often a pass runs: a killed master is noticed within one interval.
@@ -91,7 +96,12 @@ pub struct LocalSettings {
     pub overrides: Overrides,
     /// The names renamed commands answer to ([`CommandNames::plain`] keeps them all).
     pub commands: CommandNames,
+    /// Where to serve `/metrics` (the per-set series of [`SetMetrics`]), if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
 }
+
+/// The namespace and name local mode's series carry.
+pub const LOCAL_SET: &str = "local";
 
 /// What local mode prints before it starts: where the nodes listen, where their data,
 /// logs and the renamed commands' names are. Kept on top of the live table.
@@ -419,6 +429,10 @@ pub async fn run(
         password: settings.password.is_some(),
         ..View::default()
     };
+    let set_metrics = match settings.metrics_addr {
+        Some(addr) => Some(serve_metrics(addr).await?),
+        None => None,
+    };
     let mut nodes = LocalNodes::new(settings, plan.clone());
     nodes.check_ports()?;
     view.addresses = nodes.addresses();
@@ -480,6 +494,9 @@ pub async fn run(
         if previous.as_ref() == Some(&new) && events == 0 {
             continue;
         }
+        if let Some((metrics, _)) = &set_metrics {
+            metrics.observe(LOCAL_SET, LOCAL_SET, previous.as_ref(), &new);
+        }
         if let Some(path) = &status_file
             && let Err(source) = write_status(path, &new)
         {
@@ -497,7 +514,25 @@ pub async fn run(
         previous = Some(new);
     };
     nodes.stop().await;
+    if let Some((_, server)) = set_metrics {
+        server.abort();
+    }
     result
+}
+
+/// Serves `/metrics` (and `/healthz`, `/readyz`) for local mode's set on `addr`.
+async fn serve_metrics(
+    addr: SocketAddr,
+) -> Result<(Arc<SetMetrics>, tokio::task::JoinHandle<()>), LocalError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| LocalError::Metrics { addr, source })?;
+    let mut registry = Registry::default();
+    let metrics = Arc::new(SetMetrics::new(&mut registry));
+    let health = Arc::new(Health::new(registry));
+    health.set_ready(true);
+    let server = tokio::spawn(serve(listener, health, std::future::pending()));
+    Ok((metrics, server))
 }
 
 /// Logs an event, keeps it on the live table, and prints it when stdout is not the table.
@@ -552,6 +587,15 @@ pub enum LocalError {
         /// Nodes in the set.
         nodes: u32,
     },
+    /// The metrics address cannot be listened on.
+    #[error("failed to listen for /metrics on {addr}: {source}")]
+    Metrics {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The status file could not be written.
     #[error("failed to write the status file {path}: {source}")]
     StatusFile {
@@ -605,6 +649,7 @@ mod tests {
             password: None,
             overrides: Overrides::default(),
             commands: CommandNames::plain(),
+            metrics_addr: None,
         };
         let plan = policy::plan(&PolicyInput {
             dataset_size_hint: 1 << 20,

@@ -95,6 +95,10 @@ struct LocalArgs {
     #[arg(long, value_parser = parse_buffer_limit)]
     client_output_buffer_limit: Option<BufferLimit>,
 
+    /// Serve the set's metrics (Prometheus text format) on this address, at /metrics.
+    #[arg(long)]
+    metrics_addr: Option<SocketAddr>,
+
     /// Keep CONFIG, REPLICAOF, SHUTDOWN, DEBUG and SLAVEOF under their own names (as
     /// spec.security.renameCommands: false). By default the first three answer to secret
     /// names kept in <dir>/renamed-commands and the last two are removed.
@@ -220,6 +224,7 @@ async fn run_local(args: LocalArgs) -> anyhow::Result<()> {
             client_output_buffer_limit: args.client_output_buffer_limit,
             ..Overrides::default()
         },
+        metrics_addr: args.metrics_addr,
         commands: if args.no_rename_commands {
             CommandNames::plain()
         } else {

@@ -73,6 +73,12 @@ pub async fn report(
     notices.extend(status::notices(rrs.status.as_ref(), &new));
     publish(rrs, ctx, &notices).await;
     let new = write_status(rrs, ctx, new).await?;
+    ctx.metrics.sets.observe(
+        &rrs.namespace().unwrap_or_default(),
+        &rrs.name_any(),
+        rrs.status.as_ref(),
+        &new,
+    );
 
     let progressing = new
         .conditions
