@@ -97,6 +97,13 @@ SCENARIOS = {
         "affinity": {"nodeAffinity": {}},
         "priorityClassName": "system-cluster-critical",
     },
+    "monitoring": {
+        "metrics": {
+            "serviceMonitor": {"enabled": True},
+            "prometheusRule": {"enabled": True, "labels": {"release": "prometheus"}, "noMasterFor": "2m"},
+            "dashboard": {"enabled": True, "namespace": "monitoring"},
+        }
+    },
     "knobs": {
         "image": {
             "repository": "registry.example/tandem-operator",
@@ -205,7 +212,9 @@ def test_rendered_manifests_pass_kubernetes_schemas(scenario, tmp_path):
     objects = render(SCENARIOS[scenario])
     # ServiceMonitor is a Prometheus Operator custom resource: no official schema exists for
     # it; test_service_monitor_scrapes_the_metrics_service checks it.
-    checked = [o for o in objects if o["kind"] != "ServiceMonitor"]
+    # The same for PrometheusRule: test_prometheus_rule_alerts_on_series_the_operator_exports
+    # checks it against the rule-file schema.
+    checked = [o for o in objects if o["kind"] not in ("ServiceMonitor", "PrometheusRule")]
     path = tmp_path / f"{scenario}.yaml"
     path.write_text(yaml.safe_dump_all(checked))
     kubernetes_validate(path)
@@ -563,6 +572,124 @@ def test_the_packaged_chart_installs_and_its_notes_need_no_repository(tmp_path):
     assert "charts/tandem-operator" not in text, text
     assert "helm show crds" in text and "wait --for=condition=Ready rrs/cache" in text
     assert "https://github.com/tandem-dev/tandem/tree/main/examples" in text
+
+
+# Every series the operator exports per set (operator/src/set_metrics.rs, docs/metrics.md).
+SET_SERIES = {
+    "tandem_set_phase",
+    "tandem_set_ready_pods",
+    "tandem_set_master_offset_bytes",
+    "tandem_set_failovers_total",
+    "tandem_set_switchovers_total",
+    "tandem_set_failover_bytes_at_risk",
+    "tandem_set_master_full_syncs",
+    "tandem_set_full_syncs_completed_total",
+    "tandem_set_sync_loop_adjustments",
+    "tandem_replica_lag_seconds",
+    "tandem_replica_last_full_sync_duration_seconds",
+    "tandem_replica_sync_state",
+}
+
+
+def series_in(expr):
+    return set(re.findall(r"\b(tandem_(?:set|replica)_[a-z_]+)", expr))
+
+
+def test_the_documented_series_are_the_exported_ones():
+    documented = set(re.findall(r"`(tandem_(?:set|replica)_[a-z_]+)", (REPO / "docs" / "metrics.md").read_text()))
+    source = (REPO / "operator" / "src" / "set_metrics.rs").read_text()
+    exported = {f"tandem_{n}" for n in re.findall(r'"((?:set|replica)_[a-z_]+)",', source)}
+    exported = {n + "_total" if n.endswith(("failovers", "switchovers", "completed")) else n for n in exported}
+    assert exported == SET_SERIES
+    assert documented == SET_SERIES
+
+
+# The rule-file format (Prometheus' rule_files, as a PrometheusRule's spec carries it).
+RULES_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["groups"],
+    "properties": {
+        "groups": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name", "rules"],
+                "properties": {
+                    "name": {"type": "string", "minLength": 1},
+                    "interval": {"type": "string"},
+                    "rules": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["alert", "expr"],
+                            "properties": {
+                                "alert": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                                "expr": {"type": "string", "minLength": 1},
+                                "for": {"type": "string", "pattern": "^([0-9]+(ms|s|m|h|d|w|y))+$"},
+                                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                                "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+                            },
+                        },
+                    },
+                },
+            },
+        }
+    },
+}
+
+
+def test_prometheus_rule_alerts_on_series_the_operator_exports():
+    objects = render(SCENARIOS["monitoring"])
+    rule = one(objects, "PrometheusRule")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["metadata"]["labels"]["release"] == "prometheus"
+    jsonschema.validate(rule["spec"], RULES_SCHEMA)
+    alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert set(alerts) == {
+        "TandemSetNoMaster",
+        "TandemReplicaNotOnline",
+        "TandemSyncLoop",
+        "TandemFailedOver",
+        "TandemSetDegraded",
+    }
+    assert alerts["TandemSetNoMaster"]["for"] == "2m"
+    assert "[10m]" in alerts["TandemReplicaNotOnline"]["expr"]
+    for name, r in alerts.items():
+        used = series_in(r["expr"])
+        assert used and used <= SET_SERIES, (name, used)
+        # Prometheus templates survive Helm's rendering.
+        assert "{{ $labels." in r["annotations"]["summary"], r
+    assert of_kind(render({}), "PrometheusRule") == []
+
+
+def test_dashboard_is_grafana_json_on_the_exported_series():
+    objects = render(SCENARIOS["monitoring"])
+    (config_map,) = [o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-dashboard")]
+    assert config_map["metadata"]["namespace"] == "monitoring"
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(config_map["data"]["tandem-sets.json"])
+    assert dashboard == json.loads((CHART / "dashboards" / "tandem-sets.json").read_text())
+    # What Grafana needs to import it: a title, a uid, a schema version, panels with
+    # positions and Prometheus targets, and the template variables they use.
+    assert dashboard["title"] and dashboard["uid"] and dashboard["schemaVersion"] >= 30
+    variables = {v["name"] for v in dashboard["templating"]["list"]}
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    used = set()
+    for p in dashboard["panels"]:
+        assert {"h", "w", "x", "y"} <= p["gridPos"].keys(), p
+        assert p["datasource"]["uid"] == "${datasource}"
+        for target in p["targets"]:
+            used |= series_in(target["expr"])
+            for var in re.findall(r"\$(\w+)", target["expr"]):
+                assert var in variables or var.startswith("__"), (p["title"], var)
+    assert used == SET_SERIES - {"tandem_set_full_syncs_completed_total"}, used
+    assert [o for o in render({}) if o["metadata"]["name"].endswith("-dashboard")] == []
 
 
 def test_metrics_service_selects_the_operator_pods():
