@@ -6,7 +6,7 @@
 # land in fuzz/artifacts/<target>/ and make this script fail.
 #
 # Usage: fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]
-#   default: 300 seconds each for resp_parser, rdb_loader and repl_stream
+#   default: 300 seconds each for resp_parser, rdb_loader, repl_stream and aof_loader
 # Needs cargo-fuzz (cargo install cargo-fuzz --locked), python3 and a C++ compiler.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -15,7 +15,7 @@ seconds="${1:-300}"
 if [ "$#" -gt 0 ]; then shift; fi
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
-  targets=(resp_parser rdb_loader repl_stream)
+  targets=(resp_parser rdb_loader repl_stream aof_loader)
 fi
 if ! command -v cargo-fuzz >/dev/null; then
   echo "cargo-fuzz not found: cargo install cargo-fuzz --locked" >&2

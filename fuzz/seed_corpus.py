@@ -2,7 +2,7 @@
 """Builds the fuzz seed corpora (fuzz/corpus/<target>/) from the project's own test inputs:
 the compat suite's commands (server/tests/compat/*.redis) as inline and multibulk requests,
 and the RDB fixtures (server/tests/fixtures/rdb/*.rdb) as dumps and as full-sync transfers
-with both framings. Run from anywhere; the corpora are not committed."""
+with both framings; for the AOF loader, the commands as an incremental file and a manifest. Run from anywhere; the corpora are not committed."""
 
 import hashlib
 import pathlib
@@ -50,6 +50,7 @@ def main():
         put("resp_parser", b"\x3f" + mb)
         put("resp_parser", b"\x41" + mb[:2000])
         stream += mb[:1500]
+        put("aof_loader", b"\x01" + multibulk([b"SELECT", b"0"]) + mb)
     for rdb in sorted((ROOT / "server/tests/fixtures/rdb").glob("*.rdb")):
         data = rdb.read_bytes()
         put("rdb_loader", data)
@@ -57,6 +58,9 @@ def main():
         put("repl_stream", b"\x02" + full + b"\n\n$%d\r\n" % len(data) + data + stream[:800])
         put("repl_stream", b"\x00" + full + b"$EOF:" + MARK + b"\r\n" + data + MARK + stream[:800])
     put("repl_stream", b"\x01+CONTINUE " + REPLID + b"\r\n" + stream)
+    put("aof_loader", b"\x00file appendonly.aof.2.base.rdb seq 2 type b\n"
+        b"file appendonly.aof.1.incr.aof seq 1 type h\n"
+        b"file appendonly.aof.2.incr.aof seq 2 type i\n")
 
 
 if __name__ == "__main__":

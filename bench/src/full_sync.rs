@@ -321,7 +321,12 @@ fn sampler(
 
 /// HSETs one random field of a random existing record, `rate` a second, in 10 ms batches,
 /// until `stop`; returns the writes done.
-fn writer(port: u16, rate: u64, records: u64, stop: Arc<AtomicBool>) -> anyhow::Result<u64> {
+pub(crate) fn writer(
+    port: u16,
+    rate: u64,
+    records: u64,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<u64> {
     let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?.get_connection()?;
     let mut rng = StdRng::seed_from_u64(7);
     let start = Instant::now();
@@ -348,7 +353,7 @@ fn writer(port: u16, rate: u64, records: u64, stop: Arc<AtomicBool>) -> anyhow::
 }
 
 /// Loads `records` YCSB records and their index entries, pipelined, with a progress bar.
-fn build(server: &Server, records: u64) -> anyhow::Result<()> {
+pub(crate) fn build(server: &Server, records: u64) -> anyhow::Result<()> {
     let mut c = server.connection()?;
     let mut rng = StdRng::seed_from_u64(42);
     let bar = ProgressBar::new(records).with_style(

@@ -2,6 +2,7 @@
 //! the same machine, with the method of docs/benchmarks.md (servers pinned to one core, the
 //! load generator to another, alternating rounds, medians).
 
+mod aof_rewrite;
 mod dataset;
 mod doc;
 mod full_sync;
@@ -55,6 +56,9 @@ enum Command {
     /// The seed's experiment: a full sync of a YCSB dataset to a fresh replica, disk and
     /// diskless, with times, peak memory and dump bytes.
     FullSync(full_sync::Args),
+    /// BGREWRITEAOF of a YCSB dataset under a write load: time and peak memory against the
+    /// memory before, with `appendonly yes`.
+    AofRewrite(aof_rewrite::Args),
     /// Rewrites the generated full-sync section of docs/benchmarks.md (tables and charts)
     /// from full-sync JSON files.
     Report(doc::Args),
@@ -66,6 +70,7 @@ fn main() -> anyhow::Result<()> {
         Command::Throughput(a) => throughput::run(&a),
         Command::Memory(a) => memory::run(&a),
         Command::FullSync(a) => full_sync::run(&a),
+        Command::AofRewrite(a) => aof_rewrite::run(&a),
         Command::Report(a) => doc::run(&a),
     }
 }

@@ -38,6 +38,10 @@ pub struct Args {
     /// Render the comparison chart to this PNG.
     #[arg(long)]
     plot: Option<std::path::PathBuf>,
+    /// Directives both servers start with, as one string of `--name value` words (for
+    /// example `--appendonly yes --appendfsync always`, measured with the AOF on).
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
+    server_args: String,
 }
 
 #[derive(Serialize, Debug, Clone)]
@@ -48,6 +52,8 @@ pub struct Record {
     pub ops_per_sec: f64,
     pub rounds: Vec<f64>,
     pub clients: u32,
+    /// The `--server-args` both servers ran with.
+    pub server_args: String,
 }
 
 /// The script of the `eval` and `evalsha` cases: what rate limiters and counters send.
@@ -289,7 +295,8 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
                 Kind::Tandem => tandem.clone(),
                 Kind::Redis => a.common.redis_bin.clone(),
             };
-            let server = Server::start(kind, &bin, a.common.server_core, &[])?;
+            let extra: Vec<&str> = a.server_args.split_whitespace().collect();
+            let server = Server::start(kind, &bin, a.common.server_core, &extra)?;
             let mut work = Vec::new();
             if !tests.is_empty() {
                 work.push(Workload::Tests(&tests));
@@ -321,6 +328,7 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
                             ops_per_sec: 0.0,
                             rounds: vec![rps],
                             clients: a.clients,
+                            server_args: a.server_args.clone(),
                         }),
                     }
                 }

@@ -28,7 +28,7 @@ async fn raising_the_dataset_hint_switches_every_pod_to_diskless_and_the_next_fu
         spec.persistence = PersistenceSpec {
             enabled: true,
             size: Some(ByteQuantity::new("1Gi")),
-            storage_class_name: None,
+            ..PersistenceSpec::default()
         };
         let rrs = set::create_synced(&s, spec).await.expect("fully synced");
         let replication = rrs

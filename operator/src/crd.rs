@@ -322,6 +322,35 @@ pub struct PersistenceSpec {
     /// StorageClass of the claims (cluster default when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class_name: Option<String>,
+    /// What is kept on the volume: `Rdb` snapshots, the append-only file (`Aof`), or
+    /// `Both`. Unset: chosen by the operator (`Both`, docs/tuning.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<PersistenceMode>,
+    /// `appendfsync` of the append-only file. Unset: `Everysec`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appendfsync: Option<Appendfsync>,
+}
+
+/// What a node keeps on its volume.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum PersistenceMode {
+    /// RDB snapshots at the `save` points.
+    Rdb,
+    /// The append-only file (with an RDB base).
+    Aof,
+    /// Both: the AOF for durability, snapshots for a restarted node's replication offset.
+    Both,
+}
+
+/// When the append-only file is fsynced, as Redis's `appendfsync`.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Appendfsync {
+    /// Before every reply: no acknowledged write is lost, even by a machine crash.
+    Always,
+    /// Once a second: a machine crash loses at most about the last second.
+    Everysec,
+    /// When the kernel writes back.
+    No,
 }
 
 /// Authentication settings.

@@ -19,6 +19,7 @@ pub mod local;
 pub mod local_view;
 pub mod metrics;
 pub mod observe;
+pub mod persistence;
 pub mod policy;
 pub mod quantity;
 pub mod random;

@@ -25,15 +25,17 @@ use tokio::process::{Child, Command};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
 
-use crate::crd::RedisReplicaSetStatus;
+use crate::crd::{Appendfsync, PersistenceMode, RedisReplicaSetStatus};
 use crate::dataplane::engine::{DataPlane, Nodes};
 use crate::dataplane::roles::NodeAddr;
 use crate::dataplane::status;
 use crate::dataplane::switchover::CATCH_UP_TIMEOUT;
 use crate::local_view::{View, summary, table};
 use crate::metrics::{Health, serve};
+use crate::persistence::{self, PersistencePlan};
 use crate::policy::{self, Overrides, PolicyInput};
 use crate::renames::{CommandNames, RENAMED_COMMANDS_KEY};
+use crate::resources::config::DEFAULT_SAVE;
 use crate::set_metrics::SetMetrics;
 use crate::status::Notice;
 
@@ -98,6 +100,11 @@ pub struct LocalSettings {
     pub commands: CommandNames,
     /// Where to serve `/metrics` (the per-set series of [`SetMetrics`]), if anywhere.
     pub metrics_addr: Option<SocketAddr>,
+    /// What the nodes keep in their directories (`--persistence`, as spec.persistence
+    /// with a volume); `None` keeps nothing.
+    pub persistence: Option<PersistenceMode>,
+    /// `--appendfsync`, as spec.persistence.appendfsync.
+    pub appendfsync: Option<Appendfsync>,
 }
 
 /// The namespace and name local mode's series carry.
@@ -238,6 +245,11 @@ impl LocalNodes {
                 &addr,
                 &dir,
                 &self.plan,
+                &persistence::plan(
+                    self.settings.persistence.is_some(),
+                    self.settings.persistence,
+                    self.settings.appendfsync,
+                ),
                 self.settings.password.as_deref(),
                 &self.settings.commands,
             ),
@@ -341,12 +353,13 @@ pub fn last_line(text: &str) -> Option<&str> {
 }
 
 /// A node's config file, like the ConfigMap and auth-conf Secret of a pod: listening
-/// address, its directory, no snapshots, read-only as a replica, the plan's tuning, the
-/// password and the command renames.
+/// address, its directory, what it keeps there (`kept`), read-only as a replica, the plan's
+/// tuning, the password and the command renames.
 pub fn node_config(
     addr: &NodeAddr,
     dir: &Path,
     plan: &policy::Plan,
+    kept: &PersistencePlan,
     password: Option<&str>,
     commands: &CommandNames,
 ) -> String {
@@ -359,8 +372,10 @@ pub fn node_config(
     line("bind", &addr.host);
     line("dir", &dir.display().to_string());
     line("logfile", &dir.join("server.log").display().to_string());
-    line("save", "");
-    line("appendonly", "no");
+    line("save", if kept.snapshots() { DEFAULT_SAVE } else { "" });
+    for (k, v) in kept.directives() {
+        line(k, &v);
+    }
     line("replica-read-only", "yes");
     for (k, v) in plan.directives() {
         line(k, &v);
@@ -405,8 +420,8 @@ pub async fn run(
     let input = PolicyInput {
         dataset_size_hint: settings.dataset_size_hint,
         replicas: settings.replicas,
-        // Local nodes keep no snapshots: diskless needs no dump on the way.
-        persistence: false,
+        // Without --persistence local nodes keep nothing: diskless needs no dump on the way.
+        persistence: settings.persistence.is_some(),
         overrides: settings.overrides,
         ..PolicyInput::default()
     };
@@ -650,6 +665,8 @@ mod tests {
             overrides: Overrides::default(),
             commands: CommandNames::plain(),
             metrics_addr: None,
+            persistence: None,
+            appendfsync: None,
         };
         let plan = policy::plan(&PolicyInput {
             dataset_size_hint: 1 << 20,
@@ -695,7 +712,8 @@ mod tests {
             port: 23001,
         };
         let names = CommandNames::generate();
-        let conf = node_config(&addr, Path::new("d"), &plan, Some("p\"w"), &names);
+        let kept = persistence::plan(true, None, None);
+        let conf = node_config(&addr, Path::new("d"), &plan, &kept, Some("p\"w"), &names);
         let mut c = tandem_server::config::Config::default();
         c.apply_text(&conf).expect("tandem-server accepts the file");
         use tandem_server::cmd::names::{lookup, resolve};
@@ -710,5 +728,8 @@ mod tests {
         assert!(c.replica_read_only);
         assert_eq!(c.requirepass.as_deref(), Some("p\"w"));
         assert_eq!(c.repl_timeout, plan.repl_timeout_seconds);
+        assert!(c.appendonly, "--persistence both writes the AOF");
+        assert_eq!(c.appendfsync, "everysec");
+        assert!(!c.save.is_empty(), "and takes snapshots");
     }
 }

@@ -16,7 +16,7 @@ use kube::Client;
 use kube::runtime::events::Reporter;
 use tandem_operator::controller::{Settings, Shutdown, run};
 use tandem_operator::crd::DEFAULT_IMAGE;
-use tandem_operator::crd::SyncMode;
+use tandem_operator::crd::{Appendfsync, PersistenceMode, SyncMode};
 use tandem_operator::leader::LeaseConfig;
 use tandem_operator::local::{LocalSettings, ServerCommand};
 use tandem_operator::policy::{BufferLimit, Overrides};
@@ -104,6 +104,29 @@ struct LocalArgs {
     /// names kept in <dir>/renamed-commands and the last two are removed.
     #[arg(long)]
     no_rename_commands: bool,
+
+    /// What each node keeps in its directory (as spec.persistence.mode with a volume):
+    /// RDB snapshots, the append-only file, or both. Without it nodes keep nothing.
+    #[arg(long, value_enum)]
+    persistence: Option<PersistenceArg>,
+
+    /// When the append-only file is fsynced (as spec.persistence.appendfsync).
+    #[arg(long, value_enum)]
+    appendfsync: Option<AppendfsyncArg>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum PersistenceArg {
+    Rdb,
+    Aof,
+    Both,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum AppendfsyncArg {
+    Always,
+    Everysec,
+    No,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -230,6 +253,16 @@ async fn run_local(args: LocalArgs) -> anyhow::Result<()> {
         } else {
             CommandNames::generate()
         },
+        persistence: args.persistence.map(|p| match p {
+            PersistenceArg::Rdb => PersistenceMode::Rdb,
+            PersistenceArg::Aof => PersistenceMode::Aof,
+            PersistenceArg::Both => PersistenceMode::Both,
+        }),
+        appendfsync: args.appendfsync.map(|f| match f {
+            AppendfsyncArg::Always => Appendfsync::Always,
+            AppendfsyncArg::Everysec => Appendfsync::Everysec,
+            AppendfsyncArg::No => Appendfsync::No,
+        }),
     };
     eprintln!("{}", tandem_operator::local::banner(&settings));
     let mut terminate = signal(SignalKind::terminate()).context("failed to handle SIGTERM")?;

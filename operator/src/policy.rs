@@ -54,9 +54,16 @@ pub const STARTUP_FLOOR_SECONDS: u64 = 120;
 /// How long a pod may take to start: loading a dump of the whole dataset, or receiving one
 /// in a full sync, takes about the transfer time, so the same estimate and margin as
 /// repl-timeout apply. A probe that fails first restarts the pod into a new full sync, the
-/// loop of bitnami/charts #4935.
-pub fn startup_budget_seconds(dataset: u64) -> u64 {
-    transfer_seconds(dataset)
+/// loop of bitnami/charts #4935. With the AOF the load reads the RDB base and replays the
+/// incremental files, which grow up to the base's size again before the automatic rewrite
+/// (`auto-aof-rewrite-percentage 100`): twice the dataset.
+pub fn startup_budget_seconds(dataset: u64, aof: bool) -> u64 {
+    let loaded = if aof {
+        dataset.saturating_mul(2)
+    } else {
+        dataset
+    };
+    transfer_seconds(loaded)
         .saturating_mul(TIMEOUT_MARGIN)
         .max(STARTUP_FLOOR_SECONDS)
 }
@@ -608,9 +615,10 @@ mod tests {
 
     #[test]
     fn startup_budget_scales_with_the_dataset() {
-        assert_eq!(startup_budget_seconds(0), 120);
-        assert_eq!(startup_budget_seconds(GIB), 120);
-        assert_eq!(startup_budget_seconds(20 * GIB), 2048);
+        assert_eq!(startup_budget_seconds(0, false), 120);
+        assert_eq!(startup_budget_seconds(GIB, false), 120);
+        assert_eq!(startup_budget_seconds(20 * GIB, false), 2048);
+        assert_eq!(startup_budget_seconds(20 * GIB, true), 4096);
     }
 
     #[test]

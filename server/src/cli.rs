@@ -12,6 +12,7 @@ use crate::net;
 use crate::persistence::{load, save};
 use crate::state::Server;
 use crate::state::Shared;
+use crate::state::persistence::Loading;
 
 /// Builds the configuration from the optional file and `--name value...` flags; a flag's
 /// value runs until the next `--`.
@@ -80,8 +81,10 @@ fn fatal_load_error(e: &load::LoadError) -> ! {
     std::process::exit(1);
 }
 
-/// SIGTERM and SIGINT shut down as Redis does: a final save when save points are
-/// configured; if that save fails the server keeps running.
+/// SIGTERM and SIGINT shut down as Redis 7.0 does (`crate::shutdown`): with the options of
+/// `shutdown-on-sigterm` / `shutdown-on-sigint`, waiting for replicas to catch up unless
+/// `now`; if the final save fails the server keeps running. A second SIGINT during the wait
+/// exits at once.
 async fn signals(state: Shared) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
@@ -95,10 +98,23 @@ async fn signals(state: Shared) {
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",
         };
-        tracing::warn!("Received {name} scheduling shutdown...");
         let mut srv = state.borrow_mut();
-        if save::prepare_shutdown(&mut srv, save::ShutdownOptions::default()).is_ok() {
-            srv.shutdown.notify_one();
+        if srv.shutdown_wait.is_some() && name == "SIGINT" {
+            tracing::warn!("You insist... exiting now.");
+            std::process::exit(1);
+        }
+        tracing::warn!("Received {name} scheduling shutdown...");
+        let words = if name == "SIGTERM" {
+            &srv.config.shutdown_on_sigterm
+        } else {
+            &srv.config.shutdown_on_sigint
+        };
+        let opts = crate::shutdown::signal_options(words);
+        let now = crate::clock::now_ms();
+        if crate::shutdown::begin(&mut srv, opts, None, now).is_err() {
+            tracing::warn!(
+                "{name} received but errors trying to shut down the server, check the logs for more information"
+            );
         }
     }
 }
@@ -133,11 +149,24 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         let port = config.port;
         let mut srv = Server::new(config);
         srv.commands = commands;
+        let aof = srv.config.appendonly;
         let state = Rc::new(RefCell::new(srv));
+        // With the AOF on, the AOF alone is the dataset, as in Redis.
         let dump = match load::open_dump(&mut state.borrow_mut()) {
-            Ok(d) => d,
+            Ok(d) if !aof => d,
+            Ok(_) => None,
             Err(e) => fatal_load_error(&e),
         };
+        if aof {
+            // Clients connecting before the load task runs get -LOADING.
+            state.borrow_mut().persistence.loading = Some(Loading {
+                start_unix: crate::clock::now_ms() / 1000,
+                started: std::time::Instant::now(),
+                total_bytes: 0,
+                loaded_bytes: 0,
+                rdb_used_mem: 0,
+            });
+        }
         tokio::task::spawn_local(save::driver(state.clone()));
         tokio::task::spawn_local(signals(state.clone()));
         let loader = state.clone();
@@ -147,9 +176,16 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             {
                 fatal_load_error(&e);
             }
+            if aof && let Err(e) = crate::aof::control::start_up(&loader).await {
+                tracing::error!("Fatal error loading the AOF: {e}. Exiting.");
+                eprintln!("Fatal error loading the AOF: {e}. Exiting.");
+                std::process::exit(1);
+            }
+            loader.borrow_mut().persistence.loading = None;
             tracing::info!("Ready to accept connections tcp (port {port})");
         });
-        net::serve(state, listeners).await;
+        net::serve(state.clone(), listeners).await;
+        crate::aof::control::shutdown(&mut state.borrow_mut());
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(())

@@ -33,6 +33,52 @@ pub struct ClientInfo {
     pub multi: i64,
     pub qbuf: usize,
     pub omem: usize,
+    /// CLIENT TRACKING's CLIENT LIST flags (`t`, then `R` for a broken redirect, `B` for
+    /// BCAST) and `redir` (-1 when not tracking).
+    pub tracking_flags: &'static str,
+    pub redir: i64,
+}
+
+impl ClientInfo {
+    /// One CLIENT LIST line, in Redis 7.0's field order.
+    pub fn line(&self, now_ms: u64) -> String {
+        // Tracking's letters come after `OSMPxb` in Redis's order.
+        let at = self
+            .flags
+            .find(|c| !"OSMPxb".contains(c))
+            .unwrap_or(self.flags.len());
+        let mut flags = self.flags.clone();
+        flags.insert_str(at, self.tracking_flags);
+        if flags.is_empty() {
+            flags.push('N');
+        }
+        format!(
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir={} resp={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            self.fd,
+            self.name
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default(),
+            now_ms.saturating_sub(self.created_ms) / 1000,
+            now_ms.saturating_sub(self.last_interaction_ms) / 1000,
+            flags,
+            self.db,
+            self.sub,
+            self.psub,
+            self.ssub,
+            self.multi,
+            self.qbuf,
+            16384usize.saturating_sub(self.qbuf),
+            self.omem,
+            16384 + self.qbuf + self.omem,
+            self.last_cmd,
+            self.redir,
+            self.proto,
+        )
+    }
 }
 
 /// What other tasks may see and signal about a client.
@@ -95,6 +141,8 @@ pub struct Client {
     pub reply_skip: bool,
     /// CLIENT NO-EVICT: shown as the `e` flag.
     pub no_evict: bool,
+    /// CLIENT CACHING YES/NO given for the next command (or transaction).
+    pub tracking_caching: bool,
     /// Inside MULTI: the queued commands, and whether one was refused (EXEC then aborts).
     pub multi: Option<Vec<OwnedArgs>>,
     pub multi_error: bool,
@@ -157,6 +205,7 @@ impl Client {
             last_cmd: Cow::Borrowed("NULL"),
             proto: 2,
             multi: -1,
+            redir: -1,
             ..ClientInfo::default()
         };
         let shared = std::rc::Rc::new(ClientShared {
@@ -175,6 +224,7 @@ impl Client {
             reply_skip_next: false,
             reply_skip: false,
             no_evict: false,
+            tracking_caching: false,
             multi: None,
             multi_error: false,
             in_exec: false,

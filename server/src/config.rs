@@ -3,6 +3,7 @@
 
 mod accepted;
 
+use crate::notify::EventClasses;
 use accepted::Kind;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -133,6 +134,16 @@ pub struct Config {
     pub lazyfree_lazy_user_del: bool,
     pub lazyfree_lazy_user_flush: bool,
     pub appendfsync: String,
+    /// The AOF directory inside `dir`, and the prefix of the AOF's file names.
+    pub appenddirname: String,
+    pub appendfilename: String,
+    pub aof_use_rdb_preamble: bool,
+    pub aof_load_truncated: bool,
+    pub aof_timestamp_enabled: bool,
+    pub no_appendfsync_on_rewrite: bool,
+    pub auto_aof_rewrite_percentage: u64,
+    pub auto_aof_rewrite_min_size: u64,
+    pub aof_disable_auto_gc: bool,
     pub maxmemory_eviction_tenacity: u64,
     pub maxmemory_clients: u64,
     pub enable_debug_command: String,
@@ -149,9 +160,17 @@ pub struct Config {
     pub hll_sparse_max_bytes: u64,
     pub slowlog_log_slower_than: i64,
     pub slowlog_max_len: u64,
+    /// CLIENT TRACKING's table of read keys is capped at this many keys (0: no cap).
+    pub tracking_table_max_keys: u64,
+    /// Seconds a master shutting down waits for its replicas (0: it does not wait).
+    pub shutdown_timeout: u64,
+    /// The SHUTDOWN options a SIGTERM / SIGINT means (`default`, or some of `save`,
+    /// `nosave`, `now`, `force`).
+    pub shutdown_on_sigterm: String,
+    pub shutdown_on_sigint: String,
     pub lfu_log_factor: u64,
     pub lfu_decay_time: u64,
-    pub notify_keyspace_events: String,
+    pub notify_keyspace_events: EventClasses,
     /// Milliseconds from which a command is a spike of the latency monitor; 0 = off.
     pub latency_monitor_threshold: u64,
     /// Per-command latency histograms (LATENCY HISTOGRAM, INFO latencystats).
@@ -231,6 +250,15 @@ impl Default for Config {
             lazyfree_lazy_user_del: false,
             lazyfree_lazy_user_flush: false,
             appendfsync: "everysec".into(),
+            appenddirname: "appendonlydir".into(),
+            appendfilename: "appendonly.aof".into(),
+            aof_use_rdb_preamble: true,
+            aof_load_truncated: true,
+            aof_timestamp_enabled: false,
+            no_appendfsync_on_rewrite: false,
+            auto_aof_rewrite_percentage: 100,
+            auto_aof_rewrite_min_size: 64 << 20,
+            aof_disable_auto_gc: false,
             maxmemory_eviction_tenacity: 10,
             maxmemory_clients: 0,
             enable_debug_command: "no".into(),
@@ -247,9 +275,13 @@ impl Default for Config {
             hll_sparse_max_bytes: 3000,
             slowlog_log_slower_than: 10000,
             slowlog_max_len: 128,
+            tracking_table_max_keys: 1_000_000,
+            shutdown_timeout: 10,
+            shutdown_on_sigterm: "default".into(),
+            shutdown_on_sigint: "default".into(),
             lfu_log_factor: 10,
             lfu_decay_time: 1,
-            notify_keyspace_events: String::new(),
+            notify_keyspace_events: EventClasses::default(),
             latency_monitor_threshold: 0,
             latency_tracking: true,
             latency_tracking_info_percentiles: vec![50.0, 99.0, 99.9],
@@ -338,7 +370,18 @@ impl Directive {
     }
 }
 
+/// A file or directory name without a path, as Redis requires of the AOF's names.
+fn base_name(v: &str, why: &str) -> Result<String, String> {
+    if v.contains('/') {
+        return Err(why.to_string());
+    }
+    Ok(v.to_string())
+}
+
 /// Checks an accepted directive's value and returns it as Redis prints it back.
+/// `shutdown-on-sigterm` / `shutdown-on-sigint`: SHUTDOWN's options, or `default`.
+const SHUTDOWN_ON_SIGNAL: Kind = Kind::Flags(&["default", "save", "nosave", "now", "force"]);
+
 fn canonical(name: &str, kind: Kind, v: &str) -> Result<String, String> {
     match kind {
         Kind::Bool => parse_bool(v).map(yes_no),
@@ -897,6 +940,42 @@ static DIRECTIVES: &[Directive] = &[
     boolean!("lazyfree-lazy-user-del", lazyfree_lazy_user_del),
     boolean!("lazyfree-lazy-user-flush", lazyfree_lazy_user_flush),
     enumerated!("appendfsync", appendfsync, ["always", "everysec", "no"]),
+    Directive {
+        name: "appenddirname",
+        alias: None,
+        immutable: true,
+        access: Access::Field {
+            get: |c| c.appenddirname.clone(),
+            set: |c, v| {
+                c.appenddirname = base_name(v, "appenddirname can't be a path, just a dirname")?;
+                Ok(())
+            },
+        },
+    },
+    Directive {
+        name: "appendfilename",
+        alias: None,
+        immutable: true,
+        access: Access::Field {
+            get: |c| c.appendfilename.clone(),
+            set: |c, v| {
+                c.appendfilename = base_name(v, "appendfilename can't be a path, just a filename")?;
+                Ok(())
+            },
+        },
+    },
+    boolean!("aof-use-rdb-preamble", aof_use_rdb_preamble),
+    boolean!("aof-load-truncated", aof_load_truncated),
+    boolean!("aof-timestamp-enabled", aof_timestamp_enabled),
+    boolean!("no-appendfsync-on-rewrite", no_appendfsync_on_rewrite),
+    integer!(
+        "auto-aof-rewrite-percentage",
+        auto_aof_rewrite_percentage,
+        0,
+        i64::from(i32::MAX)
+    ),
+    memory!("auto-aof-rewrite-min-size", auto_aof_rewrite_min_size),
+    boolean!("aof-disable-auto-gc", aof_disable_auto_gc),
     integer!(
         "maxmemory-eviction-tenacity",
         maxmemory_eviction_tenacity,
@@ -969,9 +1048,52 @@ static DIRECTIVES: &[Directive] = &[
         i64::MAX
     ),
     integer!("slowlog-max-len", slowlog_max_len, 0, i64::MAX),
+    integer!("shutdown-timeout", shutdown_timeout, 0, i64::from(i32::MAX)),
+    Directive {
+        name: "shutdown-on-sigterm",
+        alias: None,
+        immutable: false,
+        access: Access::Field {
+            get: |c| c.shutdown_on_sigterm.clone(),
+            set: |c, v| {
+                c.shutdown_on_sigterm = canonical("shutdown-on-sigterm", SHUTDOWN_ON_SIGNAL, v)?;
+                Ok(())
+            },
+        },
+    },
+    Directive {
+        name: "shutdown-on-sigint",
+        alias: None,
+        immutable: false,
+        access: Access::Field {
+            get: |c| c.shutdown_on_sigint.clone(),
+            set: |c, v| {
+                c.shutdown_on_sigint = canonical("shutdown-on-sigint", SHUTDOWN_ON_SIGNAL, v)?;
+                Ok(())
+            },
+        },
+    },
+    integer!(
+        "tracking-table-max-keys",
+        tracking_table_max_keys,
+        0,
+        i64::MAX
+    ),
     integer!("lfu-log-factor", lfu_log_factor, 0, i64::from(i32::MAX)),
     integer!("lfu-decay-time", lfu_decay_time, 0, i64::from(i32::MAX)),
-    string!("notify-keyspace-events", notify_keyspace_events, false),
+    Directive {
+        name: "notify-keyspace-events",
+        alias: None,
+        immutable: false,
+        access: Access::Field {
+            get: |c| c.notify_keyspace_events.to_string(),
+            set: |c, v| {
+                c.notify_keyspace_events = EventClasses::parse(v)
+                    .ok_or("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string())?;
+                Ok(())
+            },
+        },
+    },
     integer!(
         "latency-monitor-threshold",
         latency_monitor_threshold,

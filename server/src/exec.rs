@@ -9,6 +9,7 @@ use crate::cmd::{self, CmdError, Ctx, Propagate, Spec, flags};
 use crate::keyspace::SmallBytes;
 use crate::protocol::{Args, Protocol, Reply};
 use crate::state::blocking::Block;
+use crate::state::replication::feed::Scope;
 use crate::state::scripting::ScriptRun;
 use crate::state::{MASTERDOWN, NOREPLICAS, READONLY_REPLICA, Server};
 use std::borrow::Cow;
@@ -35,10 +36,12 @@ pub fn execute(
 ) -> Outcome {
     let mark = out.len();
     let skip = std::mem::take(&mut client.reply_skip);
+    srv.current_client = client.id;
     let outcome = dispatch(srv, client, args, out);
     if let Outcome::Paused(_) = outcome {
         // Not run yet: the skip belongs to its later run.
         client.reply_skip = skip;
+        srv.current_client = 0;
         return outcome;
     }
     if client.reply_off || skip {
@@ -47,7 +50,22 @@ pub fn execute(
     if std::mem::take(&mut client.reply_skip_next) {
         client.reply_skip = true;
     }
+    // CLIENT CACHING applies to the next command or transaction only.
+    if client.multi.is_none() && !args.get(0).eq_ignore_ascii_case(b"client") {
+        client.tracking_caching = false;
+    }
+    after_top_level(srv, client, out);
     outcome
+}
+
+/// After a command the client sent (not one inside EXEC or a script): the invalidations it
+/// caused, its own following its reply, pushes even under CLIENT REPLY OFF, as in Redis.
+fn after_top_level(srv: &mut Server, client: &Client, out: &mut Vec<u8>) {
+    if srv.tracking.is_active() {
+        let own = cmd::deliver_invalidations(srv, Some((client.id, client.proto)));
+        out.extend_from_slice(&own);
+    }
+    srv.current_client = 0;
 }
 
 fn dispatch(srv: &mut Server, client: &mut Client, args: Args<'_>, out: &mut Vec<u8>) -> Outcome {
@@ -122,7 +140,9 @@ pub fn rerun_blocked(
     let Some(spec) = cmd::names::lookup(&srv.commands, args.get(0)) else {
         return Outcome::Continue;
     };
+    srv.current_client = client.id;
     let outcome = call(srv, client, spec, args, out, Mode::Woken(key));
+    after_top_level(srv, client, out);
     // A command that blocks again has not completed: the client's write offset stays where
     // it blocked (WAIT's target must not move to bytes fed since, such as its own GETACK).
     if !matches!(outcome, Outcome::Block(..) | Outcome::Paused(_)) {
@@ -218,6 +238,14 @@ fn refusal(
     if writes_denied_by_disk_error(srv) && (spec.is(flags::WRITE) || spec.name == "ping") {
         return Some(MISCONF.into());
     }
+    if let Some(errno) = crate::aof::writer::write_error(srv)
+        && (spec.is(flags::WRITE) || spec.name == "ping")
+    {
+        return Some(format!(
+            "MISCONF Errors writing to the AOF file: {}",
+            crate::state::persistence::strerror(&std::io::Error::from_raw_os_error(errno))
+        ));
+    }
     // RESP2 has no out-of-band replies: a subscribed client can only manage subscriptions.
     if client.proto == Protocol::Resp2 && client.in_pubsub() && !spec.is(flags::SUBSCRIBED_OK) {
         return Some(format!(
@@ -292,6 +320,7 @@ fn call(
         let block = ctx.block.take().map(|b| (b, ctx.block_command.take()));
         (r, block, propagate, ctx.touched.take())
     };
+    let own_events = cmd::publish_events(srv, Some((client.id, client.proto)));
     let micros = started.elapsed().as_micros() as u64;
     let stat_name = cmd::stat_name(spec, args).unwrap_or(spec.name);
     // Redis 7.0 counts a blocking command once, when it is called; serving it later adds
@@ -338,25 +367,32 @@ fn call(
         srv.stats.command_failures.entry(stat_name).or_default().1 += 1;
         out.truncate(mark);
         reply_error(srv, client, out, e.text());
+        place_before(out, mark, own_events);
         return Outcome::Continue;
     }
+    place_before(out, mark, own_events);
     if let Some((b, command)) = block {
         return Outcome::Block(b, command.unwrap_or_else(|| OwnedArgs::from_args(args)));
+    }
+    if srv.tracking.is_active() && !matches!(mode, Mode::Script { .. }) {
+        cmd::remember_reads(srv, client, spec, args);
     }
     // A read may ask to be propagated too (PFCOUNT writing its cached cardinality).
     if (spec.is(flags::WRITE) && srv.dirty != dirty_before) || propagate == Propagate::Always {
         let db = db_before;
         // The master's own bytes are proxied by the replica link, never re-encoded here; a
         // replica's stream is its master's alone, so what its own clients change (a
-        // writable replica's writes, PFCOUNT's cache) stays local, as in Redis.
-        let propagate = if client.is_master || srv.repl.is_replica() {
-            Propagate::Nothing
+        // writable replica's writes, PFCOUNT's cache) stays local, as in Redis: it reaches
+        // the replica's own AOF only.
+        let scope = if client.is_master || srv.repl.is_replica() {
+            Scope::Aof
         } else {
-            propagate
+            Scope::All
         };
         match propagate {
             Propagate::Verbatim | Propagate::Always if srv.feed.is_active() => {
-                srv.feed.feed(db, &args.iter().collect::<Vec<_>>())
+                srv.feed
+                    .feed_to(db, &args.iter().collect::<Vec<_>>(), scope)
             }
             Propagate::Verbatim | Propagate::Always => {}
             Propagate::Nothing => {}
@@ -367,7 +403,7 @@ fn call(
                 if wrap {
                     srv.feed.begin_atomic();
                 }
-                cmds.iter().for_each(|c| srv.feed.feed(db, c));
+                cmds.iter().for_each(|c| srv.feed.feed_to(db, c, scope));
                 if wrap {
                     srv.feed.end_atomic();
                 }
@@ -496,6 +532,13 @@ fn script_call(
     client.db = db;
     client.proto = proto;
     Ok(())
+}
+
+/// Puts a client's own notifications before the reply that starts at `mark`.
+fn place_before(out: &mut Vec<u8>, mark: usize, bytes: Vec<u8>) {
+    if !bytes.is_empty() {
+        out.splice(mark..mark, bytes);
+    }
 }
 
 fn after_command(srv: &mut Server, client: &mut Client) {

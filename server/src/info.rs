@@ -163,7 +163,7 @@ fn clients(srv: &Server, out: &mut String) {
     field!(out, "client_recent_max_input_buffer", 0);
     field!(out, "client_recent_max_output_buffer", 0);
     field!(out, "blocked_clients", srv.blocked_clients());
-    field!(out, "tracking_clients", 0);
+    field!(out, "tracking_clients", srv.tracking.counts().0);
     field!(out, "clients_in_timeout_table", 0);
 }
 
@@ -356,7 +356,11 @@ fn persistence(srv: &Server, out: &mut String) {
     field!(out, "current_save_keys_processed", processed);
     field!(out, "current_save_keys_total", total);
     field!(out, "rdb_changes_since_last_save", srv.dirty);
-    field!(out, "rdb_bgsave_in_progress", u8::from(p.snapshot_busy()));
+    field!(
+        out,
+        "rdb_bgsave_in_progress",
+        u8::from(p.snapshot_busy() && srv.aof.rewrite.is_none())
+    );
     field!(out, "rdb_last_save_time", srv.lastsave);
     field!(
         out,
@@ -375,18 +379,7 @@ fn persistence(srv: &Server, out: &mut String) {
     field!(out, "rdb_last_cow_size", 0);
     field!(out, "rdb_last_load_keys_expired", p.last_load_keys_expired);
     field!(out, "rdb_last_load_keys_loaded", p.last_load_keys_loaded);
-    field!(out, "aof_enabled", u8::from(srv.config.appendonly));
-    field!(out, "aof_rewrite_in_progress", 0);
-    field!(out, "aof_rewrite_scheduled", 0);
-    field!(out, "aof_last_rewrite_time_sec", -1);
-    field!(out, "aof_current_rewrite_time_sec", -1);
-    field!(out, "aof_last_bgrewrite_status", "ok");
-    field!(out, "aof_rewrites", 0);
-    field!(out, "aof_rewrites_consecutive_failures", 0);
-    field!(out, "aof_last_write_status", "ok");
-    field!(out, "aof_last_cow_size", 0);
-    field!(out, "module_fork_in_progress", 0);
-    field!(out, "module_fork_last_cow_size", 0);
+    crate::aof::info::persistence(srv, out);
     if let Some(l) = &p.loading {
         let elapsed = l.started.elapsed().as_secs_f64();
         let perc = if l.total_bytes > 0 {
@@ -453,9 +446,10 @@ fn stats(srv: &Server, out: &mut String) {
     field!(out, "active_defrag_key_misses", 0);
     field!(out, "total_active_defrag_time", 0);
     field!(out, "current_active_defrag_time", 0);
-    field!(out, "tracking_total_keys", 0);
-    field!(out, "tracking_total_items", 0);
-    field!(out, "tracking_total_prefixes", 0);
+    let (_, keys, items, prefixes) = srv.tracking.counts();
+    field!(out, "tracking_total_keys", keys);
+    field!(out, "tracking_total_items", items);
+    field!(out, "tracking_total_prefixes", prefixes);
     field!(out, "unexpected_error_replies", 0);
     field!(out, "total_error_replies", s.total_error_replies);
     field!(out, "dump_payload_sanitizations", 0);
@@ -543,7 +537,11 @@ fn replication(srv: &Server, out: &mut String) {
             lag
         );
     }
-    field!(out, "master_failover_state", "no-failover");
+    field!(
+        out,
+        "master_failover_state",
+        crate::state::replication::Failover::state_name(srv.repl.failover.as_ref())
+    );
     field!(out, "master_replid", r.ids.replid);
     field!(out, "master_replid2", r.ids.replid2);
     field!(out, "master_repl_offset", srv.feed.offset);

@@ -12,6 +12,7 @@
 /// on it.
 pub const REDIS_VERSION: &str = "7.0.15";
 
+pub mod aof;
 pub mod auth;
 pub mod blocking;
 pub mod cli;
@@ -30,14 +31,18 @@ pub mod log;
 pub mod longdouble;
 pub mod memory;
 pub mod net;
+pub mod notify;
 pub mod persistence;
 pub mod pqsort;
 pub mod protocol;
 pub mod pubsub;
 pub mod rdb;
 pub mod replication;
+pub mod repr;
 pub mod scripting;
+pub mod shutdown;
 pub mod slowlog;
 pub mod state;
 #[cfg(test)]
 mod testing;
+pub mod tracking;

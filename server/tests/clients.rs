@@ -296,3 +296,111 @@ fn node_ioredis_suite() {
         "no ioredis tests ran:\n{text}"
     );
 }
+
+/// redis-cli's keyspace tools and MONITOR give the same report on both servers for the same
+/// data: `--bigkeys` (its summary; the progress lines follow SCAN's order), `--memkeys` and
+/// `--hotkeys` (the same keys, with sizes and LFU counters that are each server's own),
+/// `--latency` (one line of four numbers when not on a terminal) and `MONITOR` (the same
+/// lines once the clock and the client's port are taken out).
+#[test]
+fn redis_cli_tools_report_the_same() {
+    let Some(cli) = common::real_tool("redis-cli") else {
+        return;
+    };
+    let Some(redis) = common::start_redis(&[]) else {
+        return;
+    };
+    let t = start_tandem(&[]);
+    let data = "MSET s1 aaaa s22 bbbbbbbbb\nRPUSH l1 a b c\nRPUSH l2 a\nSADD set1 a b c d e\nHSET h1 f v g w\nZADD z1 1 a 2 b\nXADD x1 1-1 f v\nGET s1\nGET s1\n";
+    let summary = |text: &str| -> String {
+        text.split("-------- summary -------")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no summary in {text}"))
+            .to_string()
+    };
+    let numbers_out = |text: &str| -> String {
+        text.split_inclusive(|c: char| !c.is_ascii_digit() && c != '.')
+            .map(|w| {
+                let digits = w.trim_end_matches(|c: char| !c.is_ascii_digit() && c != '.');
+                if digits.is_empty() {
+                    w.to_string()
+                } else {
+                    w.replacen(digits, "N", 1)
+                }
+            })
+            .collect()
+    };
+    for port in [redis.port, t.port] {
+        redis_cli(&cli, port, &[], "CONFIG SET maxmemory-policy allkeys-lfu\n");
+        redis_cli(&cli, port, &[], data);
+    }
+    let report = |port: u16, tool: &str| redis_cli(&cli, port, &[tool], "");
+    assert_eq!(
+        summary(&report(t.port, "--bigkeys")),
+        summary(&report(redis.port, "--bigkeys")),
+        "--bigkeys"
+    );
+    // Keys with equal counters are listed in SCAN's order: compare the lines as a set.
+    let lines = |text: String| -> Vec<String> {
+        let mut l: Vec<String> = text.lines().map(str::to_string).collect();
+        l.sort();
+        l
+    };
+    for tool in ["--memkeys", "--hotkeys"] {
+        assert_eq!(
+            lines(numbers_out(&summary(&report(t.port, tool)))),
+            lines(numbers_out(&summary(&report(redis.port, tool)))),
+            "{tool}"
+        );
+    }
+    for port in [redis.port, t.port] {
+        let line = report(port, "--latency");
+        let fields: Vec<f64> = line
+            .split_whitespace()
+            .map(|f| {
+                f.parse()
+                    .unwrap_or_else(|_| panic!("--latency printed {line:?}"))
+            })
+            .collect();
+        assert_eq!(fields.len(), 4, "--latency printed {line:?}");
+    }
+    let monitor = |port: u16| -> Vec<String> {
+        let mut m = Command::new(&cli)
+            .args(["-p", &port.to_string(), "MONITOR"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("redis-cli MONITOR");
+        let mut out = std::io::BufReader::new(m.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut out, &mut line).expect("OK line");
+        redis_cli(
+            &cli,
+            port,
+            &[],
+            "SET k \"a b\"\nSELECT 2\nHSET h f \"\\x00\"\nEVAL \"return redis.call('GET', KEYS[1])\" 1 k\nPING\n",
+        );
+        let mut lines = Vec::new();
+        while lines.len() < 6 {
+            let mut l = String::new();
+            if std::io::BufRead::read_line(&mut out, &mut l).expect("a line") == 0 {
+                break;
+            }
+            // `1702000000.123456 [0 127.0.0.1:40000] "SET" ...`: the clock and the port vary.
+            let rest = l.split_once(' ').map_or(l.as_str(), |(_, r)| r);
+            let normal = match rest.split_once(':') {
+                Some((head, tail)) => {
+                    let tail = tail.trim_start_matches(|c: char| c.is_ascii_digit());
+                    format!("{head}:PORT{tail}")
+                }
+                None => rest.to_string(),
+            };
+            lines.push(normal.trim_end().to_string());
+        }
+        let _ = m.kill();
+        let _ = m.wait();
+        lines
+    };
+    let (want, got) = (monitor(redis.port), monitor(t.port));
+    assert_eq!(want.len(), 6, "{want:?}");
+    assert_eq!(got, want);
+}

@@ -752,3 +752,186 @@ fn command_table_matches_real_redis() {
         differ.join("\n")
     );
 }
+
+/// COMMAND DOCS of every command tandem-server has, and the tips, key specs and subcommand
+/// rows of its COMMAND INFO, are Redis 7.0's bytes, in RESP2 and RESP3 (the subcommand rows
+/// only for containers whose subcommands tandem has all of). Redis lists a container's
+/// subcommands in the order of a dict seeded per process, so those are compared as sets.
+#[test]
+fn command_docs_and_key_specs_match_real_redis() {
+    let Some(redis) = common::start_redis(&[]) else {
+        return;
+    };
+    let tandem = common::start_tandem(&[]);
+    let mut t = Conn::new(tandem.port);
+    let list = read_reply_value(&mut t, &["COMMAND", "LIST"]);
+    let all: Vec<String> = list.children.iter().map(common::text).collect();
+    let names: Vec<&String> = all.iter().filter(|n| !n.contains('|')).collect();
+    let short = |v: &Value| escape(&v.raw).chars().take(300).collect::<String>();
+    let mut bad = Vec::new();
+    for resp3 in [false, true] {
+        let mut r = Conn::new(redis.port);
+        let mut t = Conn::new(tandem.port);
+        if resp3 {
+            r.cmd(&["HELLO", "3"]);
+            t.cmd(&["HELLO", "3"]);
+        }
+        for name in &names {
+            // A container tandem lacks subcommands of is compared on what it has.
+            let complete = redis_subcommands(&mut r, name)
+                .iter()
+                .all(|s| all.contains(s));
+            let (a, b) = (
+                read_reply_value(&mut r, &["COMMAND", "DOCS", name]),
+                read_reply_value(&mut t, &["COMMAND", "DOCS", name]),
+            );
+            if complete && canonical_docs(&a) != canonical_docs(&b) {
+                bad.push(format!(
+                    "COMMAND DOCS {name} (resp3 {resp3}):\n    redis:  {}\n    tandem: {}",
+                    short(&a),
+                    short(&b)
+                ));
+            }
+            let (a, b) = (
+                read_reply_value(&mut r, &["COMMAND", "INFO", name]),
+                read_reply_value(&mut t, &["COMMAND", "INFO", name]),
+            );
+            let (a, b) = (&a.children[0].children, &b.children[0].children);
+            for (i, what) in [(7, "tips"), (8, "key specs"), (9, "subcommands")] {
+                let same = if i == 9 {
+                    !complete
+                        || (a[i].head == b[i].head && sorted_units(&a[i]) == sorted_units(&b[i]))
+                } else {
+                    a[i].raw == b[i].raw
+                };
+                if !same {
+                    bad.push(format!(
+                        "COMMAND INFO {name} {what} (resp3 {resp3}):\n    redis:  {}\n    tandem: {}",
+                        short(&a[i]),
+                        short(&b[i])
+                    ));
+                }
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+/// A COMMAND DOCS reply with each command's `subcommands` map in sorted order.
+fn canonical_docs(v: &Value) -> Vec<Vec<u8>> {
+    let mut out = vec![v.head.clone()];
+    for pair in v.children.chunks(2) {
+        let [name, doc] = pair else {
+            continue;
+        };
+        out.push(name.raw.clone());
+        out.push(doc.head.clone());
+        for field in doc.children.chunks(2) {
+            let [k, val] = field else {
+                continue;
+            };
+            out.push(k.raw.clone());
+            if common::text(k) == "subcommands" {
+                out.push(val.head.clone());
+                let mut subs: Vec<Vec<u8>> = val
+                    .children
+                    .chunks(2)
+                    .map(|p| p.iter().flat_map(|c| c.raw.clone()).collect())
+                    .collect();
+                subs.sort();
+                out.extend(subs);
+            } else {
+                out.push(val.raw.clone());
+            }
+        }
+    }
+    out
+}
+
+fn read_reply_value(c: &mut Conn, args: &[&str]) -> Value {
+    c.send(args);
+    read_value(&mut c.reader).expect("a reply")
+}
+
+/// The full names of a container's subcommands on Redis (none for a plain command).
+fn redis_subcommands(c: &mut Conn, name: &str) -> Vec<String> {
+    let v = read_reply_value(
+        c,
+        &[
+            "COMMAND",
+            "LIST",
+            "FILTERBY",
+            "PATTERN",
+            &format!("{name}|*"),
+        ],
+    );
+    v.children.iter().map(common::text).collect()
+}
+
+/// DEBUG PROTOCOL attrib and push (in RESP3 an attribute or a push, then the reply) and
+/// DEBUG OBJECT's fields other than the address and the LRU clock.
+#[test]
+fn debug_protocol_and_object_match_real_redis() {
+    let Some(redis) = common::start_redis(&[]) else {
+        return;
+    };
+    let tandem = common::start_tandem(&["--enable-debug-command", "yes"]);
+    for resp3 in [false, true] {
+        let (mut r, mut t) = (Conn::new(redis.port), Conn::new(tandem.port));
+        for c in [&mut r, &mut t] {
+            if resp3 {
+                c.cmd(&["HELLO", "3"]);
+            }
+        }
+        for kind in ["attrib", "push"] {
+            // The reader takes an attribute together with the reply it annotates.
+            let values = if resp3 && kind == "push" { 2 } else { 1 };
+            let read = |c: &mut Conn| -> Vec<Vec<u8>> {
+                c.send(&["DEBUG", "PROTOCOL", kind]);
+                (0..values)
+                    .map(|_| read_value(&mut c.reader).expect("a value").raw)
+                    .collect()
+            };
+            assert_eq!(
+                read(&mut t),
+                read(&mut r),
+                "DEBUG PROTOCOL {kind}, resp3 {resp3}"
+            );
+        }
+    }
+    let (mut r, mut t) = (Conn::new(redis.port), Conn::new(tandem.port));
+    let setup = [
+        "SET s hello",
+        "SET n 12345",
+        "SET big xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "HSET h a 1 b 2",
+        "SADD si 1 2 3",
+        "ZADD z 1 a",
+    ];
+    for line in setup {
+        let args = split_args(line).expect("quoted");
+        r.send(&args);
+        read_value(&mut r.reader).expect("reply");
+        t.send(&args);
+        read_value(&mut t.reader).expect("reply");
+    }
+    let fields = |c: &mut Conn, key: &str| -> String {
+        let v = read_reply_value(c, &["DEBUG", "OBJECT", key]);
+        common::text(&v)
+            .split(' ')
+            .filter(|f| {
+                f.starts_with("refcount:")
+                    || f.starts_with("encoding:")
+                    || f.starts_with("serializedlength:")
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for key in ["s", "n", "big", "h", "si", "z"] {
+        assert_eq!(
+            fields(&mut t, key),
+            fields(&mut r, key),
+            "DEBUG OBJECT {key}"
+        );
+    }
+}

@@ -1500,3 +1500,106 @@ fn wait_keeps_its_target_when_an_older_ack_wakes_it_and_asks_again_after_a_timeo
     let (n, _) = waiter.join().unwrap();
     assert_eq!(n, 1);
 }
+
+/// FAILOVER hands the master role to a replica without losing a write, between tandem
+/// servers and with a real Redis 7.0 on either side: the old master follows the new one with
+/// a partial resynchronization, and the data written before and after is on both.
+#[test]
+fn failover_hands_the_master_role_over() {
+    let redis = redis_available();
+    let mut cases = vec![("tandem", "tandem")];
+    if redis {
+        cases.extend([("tandem", "redis"), ("redis", "tandem")]);
+    }
+    for (m, r) in cases {
+        let start = |kind: &str, extra: &[&str]| {
+            if kind == "redis" {
+                start_redis_server(extra)
+            } else {
+                start_tandem(extra)
+            }
+        };
+        let case = format!("{m} master, {r} replica");
+        let master = start(m, &["--repl-diskless-sync-delay", "0"]);
+        fill(&master, "before", 300);
+        let port = master.port.to_string();
+        let replica = start(r, &["--replicaof", "127.0.0.1", &port]);
+        wait_in_sync(&master, &replica);
+        let mut mc = master.con();
+        let err = redis::cmd("FAILOVER")
+            .arg("TO")
+            .arg("127.0.0.1")
+            .arg(1)
+            .query::<()>(&mut mc)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("is not a replica"),
+            "{case}: {err}"
+        );
+        let _: () = redis::cmd("FAILOVER").query(&mut mc).unwrap();
+        wait_until(&format!("{case}: roles swapped"), WAIT, || {
+            replica.field("replication", "role") == "master"
+                && master.field("replication", "role") == "slave"
+                && master.field("replication", "master_link_status") == "up"
+                && master.field("replication", "master_failover_state") == "no-failover"
+        });
+        assert_eq!(
+            master.field("replication", "master_port"),
+            replica.port.to_string(),
+            "{case}"
+        );
+        // Writes go to the new master and reach the old one over a partial resync.
+        fill(&replica, "after", 100);
+        wait_in_sync(&replica, &master);
+        assert_eq!(dataset(&master), dataset(&replica), "{case}");
+        assert_eq!(
+            replica.field("stats", "sync_full"),
+            "0",
+            "{case}: the old master needed a full sync"
+        );
+        assert_eq!(replica.field("stats", "sync_partial_ok"), "1", "{case}");
+    }
+}
+
+/// A FAILOVER whose target never catches up ends at its TIMEOUT: writes resume on the same
+/// master; FAILOVER ABORT ends one at once.
+#[test]
+fn failover_times_out_or_is_aborted() {
+    let master = start_tandem(&[]);
+    // A replica that never acknowledges: a raw connection that stops after PSYNC.
+    let port = master.port;
+    let mut fake = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    fake.write_all(b"REPLCONF listening-port 7\r\nPSYNC ? -1\r\n")
+        .unwrap();
+    wait_until("the fake replica is attached", WAIT, || {
+        master.field("replication", "connected_slaves") == "1"
+    });
+    let mut c = master.con();
+    let _: () = redis::cmd("SET").arg("k").arg("1").query(&mut c).unwrap();
+    let _: () = redis::cmd("FAILOVER")
+        .arg("TIMEOUT")
+        .arg(300)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(
+        master.field("replication", "master_failover_state"),
+        "waiting-for-sync"
+    );
+    let started = Instant::now();
+    wait_until("the failover times out", WAIT, || {
+        master.field("replication", "master_failover_state") == "no-failover"
+    });
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert_eq!(master.field("replication", "role"), "master");
+    let _: () = redis::cmd("SET").arg("k").arg("2").query(&mut c).unwrap();
+    let _: () = redis::cmd("FAILOVER").query(&mut c).unwrap();
+    let again = redis::cmd("FAILOVER").query::<()>(&mut c).unwrap_err();
+    assert!(again.to_string().contains("already in progress"), "{again}");
+    let _: () = redis::cmd("FAILOVER").arg("ABORT").query(&mut c).unwrap();
+    assert_eq!(
+        master.field("replication", "master_failover_state"),
+        "no-failover"
+    );
+    let _: () = redis::cmd("SET").arg("k").arg("3").query(&mut c).unwrap();
+    drop(fake);
+}

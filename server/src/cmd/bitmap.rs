@@ -5,6 +5,7 @@
 
 use super::{CmdError, CmdResult, Ctx, Spec, eq, flags::*, int_arg, spec};
 use crate::keyspace::{SmallBytes, Value};
+use crate::notify::class;
 use crate::protocol::Args;
 
 pub static COMMANDS: &[Spec] = &[
@@ -137,6 +138,7 @@ fn bitop(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     if max == 0 {
         if ctx.delete(dest) {
             ctx.dirty(1);
+            ctx.notify(class::GENERIC, "del", dest);
         }
         ctx.reply.int(0);
         return Ok(());
@@ -161,6 +163,7 @@ fn bitop(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         .collect();
     ctx.set(dest, Value::Str(SmallBytes::raw(out)), false);
     ctx.dirty(1);
+    ctx.notify(class::STRING, "set", dest);
     ctx.reply.int(max as i64);
     Ok(())
 }
@@ -449,10 +452,29 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: Args<'_>, readonly: bool) -> CmdRes
     let plan = parse_bitfield(args, readonly, ctx.srv.config.proto_max_bulk_len)?;
     let key = args.get(1);
     let writes = plan.iter().any(|p| !matches!(p.op, FieldOp::Get));
-    let current = ctx.get_str(key)?.map(|s| s.as_bytes().to_vec());
+    // A write lookup (no hit/miss, no keymiss) when any operation writes, as Redis.
+    let current = if writes {
+        ctx.get_str_for_write(key)?
+    } else {
+        ctx.get_str(key)?
+    };
+    let current = current.map(|s| s.as_bytes().to_vec());
     let exists = current.is_some();
     let mut v = current.unwrap_or_default();
-    let mut changed = false;
+    // Redis creates the key, or grows it with zeros, to cover every write requested (even
+    // one that OVERFLOW FAIL then refuses) before running the operations; a created or
+    // grown value makes every write a change.
+    let needed = plan
+        .iter()
+        .filter(|p| !matches!(p.op, FieldOp::Get))
+        .map(|p| ((p.offset + u64::from(p.field.bits) - 1) >> 3) as usize + 1)
+        .max()
+        .unwrap_or(0);
+    let grown = writes && (!exists || v.len() < needed);
+    if v.len() < needed {
+        v.resize(needed, 0);
+    }
+    let mut changes = 0;
     let mut replies: Vec<Option<i64>> = Vec::with_capacity(plan.len());
     for p in &plan {
         let raw = read_bits(&v, p.offset, p.field);
@@ -467,34 +489,25 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: Args<'_>, readonly: bool) -> CmdRes
         match write_op(incr, n, raw, p.field, p.overflow) {
             Some((reply, bits)) => {
                 write_bits(&mut v, p.offset, p.field, bits);
-                changed = true;
+                if grown || bits != raw {
+                    changes += 1;
+                }
                 replies.push(Some(reply));
             }
             None => replies.push(None),
         }
     }
-    if writes {
-        // Redis creates the key, or grows it with zeros, to cover every write requested,
-        // even one that OVERFLOW FAIL then refuses.
-        let needed = plan
-            .iter()
-            .filter(|p| !matches!(p.op, FieldOp::Get))
-            .map(|p| ((p.offset + u64::from(p.field.bits) - 1) >> 3) as usize + 1)
-            .max()
-            .unwrap_or(0);
-        let grown = v.len() < needed;
-        if grown {
-            v.resize(needed, 0);
-        }
-        if changed || grown || !exists {
-            match ctx.entry_mut(key) {
-                Some(e) => e.value = Value::Str(SmallBytes::raw(v)),
-                None => {
-                    ctx.set(key, Value::Str(SmallBytes::raw(v)), false);
-                }
+    if grown || changes > 0 {
+        match ctx.entry_mut(key) {
+            Some(e) => e.value = Value::Str(SmallBytes::raw(v)),
+            None => {
+                ctx.set(key, Value::Str(SmallBytes::raw(v)), false);
             }
-            ctx.dirty(1);
         }
+    }
+    if changes > 0 {
+        ctx.dirty(changes);
+        ctx.notify(class::STRING, "setbit", key);
     }
     ctx.reply.array(replies.len());
     for r in replies {

@@ -252,6 +252,7 @@ fn reset(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
     ctx.srv.unwatch_all(ctx.client);
     ctx.srv.unsubscribe_all(ctx.client);
     ctx.srv.stop_monitor(ctx.client);
+    super::tracking::forget(ctx.srv, ctx.client);
     ctx.client.db = 0;
     ctx.client.name = None;
     ctx.client.shared.info.borrow_mut().name = None;
@@ -370,40 +371,6 @@ impl ClientType {
     }
 }
 
-/// One CLIENT LIST line, in Redis 7.0's field order.
-pub(super) fn client_line(info: &crate::client::ClientInfo, now_ms: u64) -> String {
-    let flags = if info.flags.is_empty() {
-        "N".to_string()
-    } else {
-        info.flags.clone()
-    };
-    format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
-        info.id,
-        info.addr,
-        info.laddr,
-        info.fd,
-        info.name
-            .as_deref()
-            .map(String::from_utf8_lossy)
-            .unwrap_or_default(),
-        now_ms.saturating_sub(info.created_ms) / 1000,
-        now_ms.saturating_sub(info.last_interaction_ms) / 1000,
-        flags,
-        info.db,
-        info.sub,
-        info.psub,
-        info.ssub,
-        info.multi,
-        info.qbuf,
-        16384usize.saturating_sub(info.qbuf),
-        info.omem,
-        16384 + info.qbuf + info.omem,
-        info.last_cmd,
-        info.proto,
-    )
-}
-
 fn client(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let sub = args.get(1);
     // The executor has checked the subcommand and its arity against the table.
@@ -425,7 +392,7 @@ fn client(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             ctx.reply.ok();
         }
         "info" => {
-            let line = client_line(&ctx.client.shared.info.borrow(), ctx.now_ms) + "\n";
+            let line = ctx.client.shared.info.borrow().line(ctx.now_ms) + "\n";
             ctx.reply.verbatim(line.as_bytes());
         }
         "list" => client_list(ctx, args)?,
@@ -466,29 +433,10 @@ fn client(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             }
             ctx.reply.ok();
         }
-        "getredir" => ctx.reply.int(-1),
-        "caching" => {
-            return Err(CmdError::msg(
-                "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
-            ));
-        }
-        "trackinginfo" => {
-            // Tracking is never enabled on this server, so this is the report of a client
-            // that has it off.
-            ctx.reply.map(3);
-            ctx.reply.bulk(b"flags");
-            ctx.reply.set(1);
-            ctx.reply.bulk(b"off");
-            ctx.reply.bulk(b"redirect");
-            ctx.reply.int(-1);
-            ctx.reply.bulk(b"prefixes");
-            ctx.reply.array(0);
-        }
-        "tracking" => {
-            return Err(CmdError::msg(
-                "ERR client-side caching (CLIENT TRACKING) is not supported by this server",
-            ));
-        }
+        "getredir" => super::tracking::getredir(ctx),
+        "caching" => super::tracking::caching(ctx, args)?,
+        "trackinginfo" => super::tracking::trackinginfo(ctx),
+        "tracking" => super::tracking::tracking(ctx, args)?,
         _ => client_unblock(ctx, args)?,
     }
     Ok(())
@@ -532,7 +480,7 @@ fn client_list(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     };
     let mut text = String::new();
     for info in &infos {
-        text.push_str(&client_line(info, ctx.now_ms));
+        text.push_str(&info.line(ctx.now_ms));
         text.push('\n');
     }
     ctx.reply.verbatim(text.as_bytes());

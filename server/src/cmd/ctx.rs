@@ -5,6 +5,7 @@
 use super::CmdError;
 use crate::client::{Client, OwnedArgs};
 use crate::keyspace::{Db, Entry, SmallBytes, Value};
+use crate::notify::class;
 use crate::protocol::Args;
 use crate::protocol::Reply;
 use crate::state::Server;
@@ -112,6 +113,16 @@ impl<'a> Ctx<'a> {
     /// Looks a key up as Redis's `LOOKUP_NOTOUCH` reads do (EXISTS, TYPE, TTL, OBJECT):
     /// counts a keyspace hit or miss but leaves the access clock alone. Returns the slot.
     pub fn read_untouched(&mut self, key: &[u8]) -> Option<u32> {
+        let found = self.read_quietly(key);
+        if found.is_none() {
+            self.notify(class::KEY_MISS, "keymiss", key);
+        }
+        found
+    }
+
+    /// [`Ctx::read_untouched`] without the `keymiss` event (Redis's `LOOKUP_NONOTIFY`, as
+    /// OBJECT looks keys up).
+    pub fn read_quietly(&mut self, key: &[u8]) -> Option<u32> {
         let found = self.find(key);
         match found {
             Some(_) => self.srv.stats.keyspace_hits += 1,
@@ -188,6 +199,7 @@ impl<'a> Ctx<'a> {
             None => {
                 let mut e = Entry::new(SmallBytes::new(key), value);
                 e.access = clock.fresh();
+                self.notify(class::NEW, "new", key);
                 self.db().insert(e)
             }
         }
@@ -202,6 +214,26 @@ impl<'a> Ctx<'a> {
             }
             None => false,
         }
+    }
+
+    /// Reads a key that must hold a string for a write command (Redis's `lookupKeyWrite`:
+    /// no hit/miss accounting, no `keymiss` event).
+    ///
+    /// # Errors
+    /// WRONGTYPE when it holds another type.
+    pub fn get_str_for_write(&mut self, key: &[u8]) -> Result<Option<&SmallBytes>, CmdError> {
+        match self.entry_mut(key).map(|e| &e.value) {
+            None => Ok(None),
+            Some(Value::Str(s)) => Ok(Some(s)),
+            #[allow(unreachable_patterns)]
+            Some(_) => Err(CmdError::WrongType),
+        }
+    }
+
+    /// Raises a keyspace notification for `key` of the client's database (Redis's
+    /// `notifyKeyspaceEvent`), published when the command is done.
+    pub fn notify(&mut self, class: u16, event: &'static str, key: &[u8]) {
+        self.srv.notify(class, event, self.client.db, key);
     }
 
     /// Records `n` changes for `rdb_changes_since_last_save` and save points.

@@ -2,6 +2,7 @@
 //! back, with RESTORE's TTL, REPLACE, ABSTTL, IDLETIME and FREQ as Redis 7.0 reads them.
 
 use super::{CmdError, CmdResult, Ctx, Spec, eq, flags::*, int_arg, spec};
+use crate::notify::class;
 use crate::protocol::Args;
 use crate::rdb::convert::{LoadLimits, from_rdb};
 use crate::rdb::dump;
@@ -92,6 +93,7 @@ fn restore(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         if deleted {
             ctx.dirty(1);
             ctx.rewrite(vec![vec![b"DEL".to_vec(), key.to_vec()]]);
+            ctx.notify(class::GENERIC, "del", key);
         }
         ctx.reply.ok();
         return Ok(());
@@ -109,6 +111,7 @@ fn restore(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     }
     let clock = ctx.srv.access_clock(ctx.now_ms);
     ctx.db().touch(i, |_| clock.restored(o.idle, o.freq));
+    ctx.notify(class::GENERIC, "restore", key);
     ctx.dirty(1);
     ctx.reply.ok();
     Ok(())

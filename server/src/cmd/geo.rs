@@ -506,9 +506,14 @@ fn search_generic(ctx: &mut Ctx<'_>, args: Args<'_>, variant: Variant) -> CmdRes
             "ERR the ANY argument requires COUNT argument",
         ));
     }
+    let store_event = if is_search {
+        "geosearchstore"
+    } else {
+        "georadiusstore"
+    };
     let Some(slot) = slot else {
         match o.store {
-            Some(dst) => store_points(ctx, dst, Vec::new()),
+            Some(dst) => store_points(ctx, store_event, dst, Vec::new()),
             None => ctx.reply.array(0),
         }
         return Ok(());
@@ -534,7 +539,7 @@ fn search_generic(ctx: &mut Ctx<'_>, args: Args<'_>, variant: Variant) -> CmdRes
                     })
                     .collect()
             };
-            store_points(ctx, dst, entries);
+            store_points(ctx, store_event, dst, entries);
         }
     }
     Ok(())
@@ -578,9 +583,14 @@ fn reply_points(z: &ZSet, o: &Options<'_>, reply: &mut Reply<'_>) {
 
 /// Stores the found points at `dst` (deleting it when there are none) and replies with
 /// their number. Redis counts one change per stored point.
-fn store_points(ctx: &mut Ctx<'_>, dst: &[u8], entries: Vec<(SmallBytes, f64)>) {
+fn store_points(
+    ctx: &mut Ctx<'_>,
+    event: &'static str,
+    dst: &[u8],
+    entries: Vec<(SmallBytes, f64)>,
+) {
     let extra = entries.len().saturating_sub(1) as u64;
-    store_result(ctx, dst, entries);
+    store_result(ctx, event, dst, entries);
     ctx.dirty(extra);
     ctx.touched_only(dst);
 }

@@ -19,6 +19,9 @@ enum Movable {
     Streams,
     /// A container's subcommand with its key as argument 2 (`OBJECT ENCODING key`).
     Subcommand(&'static [&'static str]),
+    /// MIGRATE: argument 3, or with KEYS (argument 3 empty) every argument after it; AUTH's
+    /// and AUTH2's values are skipped while looking for KEYS.
+    Migrate,
 }
 
 const MOVABLE: &[(&str, Movable)] = &[
@@ -46,6 +49,7 @@ const MOVABLE: &[(&str, Movable)] = &[
         Movable::AfterWord(&["store", "storedist"]),
     ),
     ("sort", Movable::Sort),
+    ("migrate", Movable::Migrate),
     ("sort_ro", Movable::Sort),
     ("xread", Movable::Streams),
     ("xreadgroup", Movable::Streams),
@@ -158,6 +162,33 @@ pub fn key_indices(spec: &Spec, cmd: Args<'_>) -> Result<Vec<usize>, NoKeys> {
                 return Err(NoKeys::NoKeyArguments);
             }
             vec![2]
+        }
+        Movable::Migrate => {
+            let mut i = 6;
+            let mut keys = vec![3];
+            while i < cmd.len() {
+                let a = cmd.get(i);
+                if eq(a, "keys") {
+                    // A key argument besides KEYS is MIGRATE's own syntax error.
+                    keys = if cmd.get(3).is_empty() {
+                        (i + 1..cmd.len()).collect()
+                    } else {
+                        Vec::new()
+                    };
+                    break;
+                }
+                i += if eq(a, "auth") {
+                    2
+                } else if eq(a, "auth2") {
+                    3
+                } else {
+                    1
+                };
+            }
+            if keys.is_empty() {
+                return Err(NoKeys::InvalidArguments);
+            }
+            keys
         }
     };
     Ok(keys)

@@ -8,6 +8,7 @@ use super::args::{distinct_sample, parse_cursor, random_count, scan_options, sca
 use super::{CmdError, CmdResult, Ctx, Spec, arity_error, flags::*, int_arg, spec};
 use crate::keyspace::hash::Limits;
 use crate::keyspace::{Db, Hash, Value};
+use crate::notify::class;
 use crate::protocol::{Args, Reply};
 
 pub static COMMANDS: &[Spec] = &[
@@ -119,6 +120,7 @@ fn set_pairs(ctx: &mut Ctx<'_>, args: Args<'_>, name: &str) -> Result<i64, CmdEr
         .map(|i| (args.get(i), args.get(i + 1)));
     let created = h.set_many(pairs, limits);
     ctx.dirty((args.len() as u64 - 2) / 2);
+    ctx.notify(class::HASH, "hset", args.get(1));
     Ok(created as i64)
 }
 
@@ -146,6 +148,7 @@ fn hsetnx(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     }
     h.set(field, value, limits);
     ctx.dirty(1);
+    ctx.notify(class::HASH, "hset", args.get(1));
     ctx.reply.int(1);
     Ok(())
 }
@@ -219,8 +222,12 @@ fn hdel(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     };
     let deleted = args.iter().skip(2).filter(|f| h.remove(f)).count();
     let empty = h.is_empty();
+    if deleted > 0 {
+        ctx.notify(class::HASH, "hdel", key);
+    }
     if empty {
         ctx.delete(key);
+        ctx.notify(class::GENERIC, "del", key);
     }
     ctx.dirty(deleted as u64);
     ctx.reply.int(deleted as i64);
@@ -271,6 +278,7 @@ fn hincrby(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let new = cur.checked_add(by).ok_or(CmdError::Overflow)?;
     h.set(field, itoa::Buffer::new().format(new).as_bytes(), limits);
     ctx.dirty(1);
+    ctx.notify(class::HASH, "hincrby", args.get(1));
     ctx.reply.int(new);
     Ok(())
 }
@@ -297,6 +305,7 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let text = new.to_human_string();
     h.set(field, text.as_bytes(), limits);
     ctx.dirty(1);
+    ctx.notify(class::HASH, "hincrbyfloat", key);
     ctx.rewrite(vec![vec![
         b"HSET".to_vec(),
         key.to_vec(),

@@ -8,6 +8,7 @@
 use super::{CmdError, CmdResult, Ctx, Propagate, Spec, flags::*, spec};
 use crate::hyperloglog::{self as hll, Corrupt, REGISTERS};
 use crate::keyspace::{SmallBytes, Value};
+use crate::notify::class;
 use crate::protocol::Args;
 
 pub static COMMANDS: &[Spec] = &[
@@ -114,6 +115,9 @@ fn pfadd(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         }
     };
     ctx.dirty(updated);
+    if updated > 0 {
+        ctx.notify(class::STRING, "pfadd", key);
+    }
     ctx.reply.int(i64::from(updated > 0));
     Ok(())
 }
@@ -179,6 +183,7 @@ fn pfmerge(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         Ok(())
     })?;
     ctx.dirty(1);
+    ctx.notify(class::STRING, "pfadd", dest);
     ctx.reply.ok();
     Ok(())
 }

@@ -3,6 +3,7 @@
 use super::args::{parse_cursor, scan_options, scan_reply_head};
 use super::{CmdError, CmdResult, Ctx, Spec, container, eq, flags::*, int_arg, spec};
 use crate::keyspace::{Entry, SmallBytes};
+use crate::notify::class;
 use crate::protocol::Args;
 
 pub static COMMANDS: &[Spec] = &[
@@ -74,8 +75,11 @@ fn del(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         if ctx.delete(key) {
             n += 1;
             ctx.srv.touch_key(ctx.client.db, key);
+            ctx.notify(class::GENERIC, "del", key);
         }
     }
+    // Only the deleted keys changed: a missing one stays untouched for WATCH and tracking.
+    ctx.touched = Some(Vec::new());
     ctx.dirty(n);
     ctx.reply.int(n as i64);
     Ok(())
@@ -185,6 +189,7 @@ fn expire_generic(
             b"DEL"
         };
         ctx.rewrite(vec![vec![del.to_vec(), key.to_vec()]]);
+        ctx.notify(class::GENERIC, "del", key);
     } else {
         ctx.db().set_expire(slot, Some(when as u64));
         ctx.rewrite(vec![vec![
@@ -192,6 +197,7 @@ fn expire_generic(
             key.to_vec(),
             when.to_string().into_bytes(),
         ]]);
+        ctx.notify(class::GENERIC, "expire", key);
     }
     ctx.dirty(1);
     ctx.reply.int(1);
@@ -258,6 +264,7 @@ fn persist(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         Some(i) if ctx.db().entry(i).expire_at().is_some() => {
             ctx.db().set_expire(i, None);
             ctx.dirty(1);
+            ctx.notify(class::GENERIC, "persist", args.get(1));
             1
         }
         _ => 0,
@@ -295,9 +302,12 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: Args<'_>, nx: bool) -> Result<bool, C
     e.key = SmallBytes::new(dst);
     let mut fresh = Entry::new(e.key, e.value);
     fresh.access = e.access;
+    ctx.notify(class::NEW, "new", dst);
     let j = ctx.db().insert(fresh);
     ctx.db().set_expire(j, expire);
     ctx.dirty(1);
+    ctx.notify(class::GENERIC, "rename_from", src);
+    ctx.notify(class::GENERIC, "rename_to", dst);
     Ok(true)
 }
 
@@ -436,6 +446,7 @@ fn move_(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     }
     let e = ctx.db().remove_at(i);
     let expire = e.expire_at();
+    ctx.srv.notify(class::NEW, "new", dst, key);
     let j = ctx
         .srv
         .keyspace
@@ -443,6 +454,8 @@ fn move_(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         .insert(Entry::new(e.key, e.value));
     ctx.srv.keyspace.db_mut(dst).set_expire(j, expire);
     ctx.srv.touch_key(dst, key);
+    ctx.notify(class::GENERIC, "move_from", key);
+    ctx.srv.notify(class::GENERIC, "move_to", dst, key);
     ctx.dirty(1);
     ctx.reply.int(1);
     Ok(())
@@ -469,7 +482,7 @@ fn copy(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             "ERR source and destination objects are the same",
         ));
     }
-    let Some(si) = ctx.find(src) else {
+    let Some(si) = ctx.read(src) else {
         ctx.reply.int(0);
         return Ok(());
     };
@@ -485,11 +498,13 @@ fn copy(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         }
         ctx.srv.keyspace.db_mut(dst_db).remove_at(di);
     }
+    ctx.srv.notify(class::NEW, "new", dst_db, dst);
     let d = ctx.srv.keyspace.db_mut(dst_db);
     let j = d.insert(Entry::new(SmallBytes::new(dst), value));
     d.set_expire(j, expire);
     // The destination may be in another database, and the source is only read.
     ctx.srv.touch_key(dst_db, dst);
+    ctx.srv.notify(class::GENERIC, "copy_to", dst_db, dst);
     ctx.touched = Some(Vec::new());
     ctx.dirty(1);
     ctx.reply.int(1);
@@ -558,7 +573,7 @@ fn object(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         super::help(ctx, OBJECT_HELP);
         return Ok(());
     }
-    let Some(i) = ctx.read_untouched(args.get(2)) else {
+    let Some(i) = ctx.read_quietly(args.get(2)) else {
         ctx.reply.null();
         return Ok(());
     };
@@ -595,7 +610,7 @@ fn object(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 
 /// Redis shares the objects of small integers (0..10000) unless an LRU/LFU eviction policy
 /// needs per-key access data; a shared object reports `INT_MAX` references.
-fn refcount(shares_integers: bool, v: &crate::keyspace::Value) -> i64 {
+pub(super) fn refcount(shares_integers: bool, v: &crate::keyspace::Value) -> i64 {
     let small = match v {
         crate::keyspace::Value::Str(s) => {
             crate::protocol::parse_i64(s).is_some_and(|n| (0..10_000).contains(&n))

@@ -12,6 +12,7 @@
 use super::args::non_negative_arg;
 use super::{CmdError, CmdResult, Ctx, Spec, eq, flags::*, int_arg, spec};
 use crate::keyspace::{End, List, SmallBytes, Value};
+use crate::notify::class;
 use crate::protocol::Args;
 use crate::state::blocking::{Block, TimeoutReply};
 
@@ -141,6 +142,28 @@ fn holds_list(ctx: &mut Ctx<'_>, key: &[u8]) -> bool {
 fn delete_if_empty(ctx: &mut Ctx<'_>, key: &[u8], emptied: bool) {
     if emptied {
         ctx.delete(key);
+        ctx.notify(class::GENERIC, "del", key);
+    }
+}
+
+/// After elements were popped from `end` of the list at `key`: the pop's event, then the
+/// key's deletion if that emptied it (Redis's `listElementsRemoved`).
+fn popped_from(ctx: &mut Ctx<'_>, key: &[u8], end: End, emptied: bool) {
+    ctx.notify(class::LIST, pop_event(end), key);
+    delete_if_empty(ctx, key, emptied);
+}
+
+fn pop_event(end: End) -> &'static str {
+    match end {
+        End::Left => "lpop",
+        End::Right => "rpop",
+    }
+}
+
+fn push_event(end: End) -> &'static str {
+    match end {
+        End::Left => "lpush",
+        End::Right => "rpush",
     }
 }
 
@@ -346,6 +369,7 @@ fn push(ctx: &mut Ctx<'_>, args: Args<'_>, end: End, only_existing: bool) -> Cmd
         }
     };
     ctx.dirty(args.len() as u64 - 2);
+    ctx.notify(class::LIST, push_event(end), key);
     ctx.reply.int(len as i64);
     Ok(())
 }
@@ -381,7 +405,7 @@ fn pop(ctx: &mut Ctx<'_>, args: Args<'_>, end: End, name: &str) -> CmdResult {
     }
     let popped = l.pop_many(end, count.unwrap_or(1) as usize);
     let emptied = l.is_empty();
-    delete_if_empty(ctx, key, emptied);
+    popped_from(ctx, key, end, emptied);
     ctx.dirty(popped.len() as u64);
     match count {
         None => popped.iter().for_each(|v| ctx.reply.bulk(v)),
@@ -448,6 +472,7 @@ fn lset(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         return Err(CmdError::OutOfRange);
     }
     ctx.dirty(1);
+    ctx.notify(class::LIST, "lset", args.get(1));
     ctx.reply.ok();
     Ok(())
 }
@@ -470,6 +495,7 @@ fn linsert(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     }
     let len = l.len();
     ctx.dirty(1);
+    ctx.notify(class::LIST, "linsert", args.get(1));
     ctx.reply.int(len as i64);
     Ok(())
 }
@@ -484,7 +510,10 @@ fn lrem(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let limit = usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX);
     let removed = l.remove_matching(args.get(3), limit, count < 0);
     let emptied = l.is_empty();
-    delete_if_empty(ctx, key, emptied);
+    if removed > 0 {
+        ctx.notify(class::LIST, "lrem", key);
+        delete_if_empty(ctx, key, emptied);
+    }
     ctx.dirty(removed as u64);
     ctx.reply.int(removed as i64);
     Ok(())
@@ -500,6 +529,7 @@ fn ltrim(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     };
     let removed = l.retain_range(l.range(start, end));
     let emptied = l.is_empty();
+    ctx.notify(class::LIST, "ltrim", key);
     delete_if_empty(ctx, key, emptied);
     ctx.dirty(removed as u64);
     // Redis signals the key as modified even when nothing was trimmed: WATCH sees it.
@@ -612,9 +642,10 @@ fn move_element(
     };
     if src == dst {
         l.push(to, &v);
+        ctx.notify(class::LIST, push_event(to), dst);
+        ctx.notify(class::LIST, pop_event(from), src);
     } else {
         let emptied = l.is_empty();
-        delete_if_empty(ctx, src, emptied);
         match list_mut(ctx, dst)? {
             Some(d) => d.push(to, &v),
             None => {
@@ -623,6 +654,8 @@ fn move_element(
                 ctx.set(dst, Value::List(Box::new(d)), false);
             }
         }
+        ctx.notify(class::LIST, push_event(to), dst);
+        popped_from(ctx, src, from, emptied);
     }
     ctx.dirty(1);
     Ok(Some(v))
@@ -655,7 +688,7 @@ fn pop_if_list(ctx: &mut Ctx<'_>, key: &[u8], end: End, count: usize) -> Vec<Sma
     };
     let popped = l.pop_many(end, count);
     let emptied = l.is_empty();
-    delete_if_empty(ctx, key, emptied);
+    popped_from(ctx, key, end, emptied);
     popped
 }
 
@@ -692,7 +725,7 @@ fn blocking_pop(ctx: &mut Ctx<'_>, args: Args<'_>, end: End) -> CmdResult {
                     && let Some(v) = l.pop(end)
                 {
                     let emptied = l.is_empty();
-                    delete_if_empty(ctx, key, emptied);
+                    popped_from(ctx, key, end, emptied);
                     served = Some((key.to_vec(), v));
                     break;
                 }
@@ -835,7 +868,7 @@ fn mpop_serve(
                 {
                     let popped = l.pop_many(end, count);
                     let emptied = l.is_empty();
-                    delete_if_empty(ctx, key, emptied);
+                    popped_from(ctx, key, end, emptied);
                     served = Some((key.to_vec(), popped));
                     break;
                 }

@@ -11,6 +11,7 @@ mod args;
 mod bitmap;
 mod connection;
 mod ctx;
+mod docs;
 mod dump;
 mod functions;
 mod geo;
@@ -20,7 +21,9 @@ mod hyperloglog;
 mod keys;
 mod latency;
 mod lists;
+mod lolwut;
 mod memory;
+mod migrate;
 pub mod names;
 mod persistence;
 mod pubsub;
@@ -31,10 +34,13 @@ mod sets;
 mod sort;
 mod streams;
 mod strings;
+mod tracking;
 mod zset;
 
 pub use ctx::{Ctx, Propagate, ScriptCall};
+pub use pubsub::publish_events;
 pub use server::{MonitorSource, feed_monitors};
+pub use tracking::{deliver_invalidations, remember_reads};
 
 use crate::protocol::Args;
 use hashbrown::HashMap;
@@ -290,7 +296,9 @@ pub static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec>> = LazyLock::ne
         connection::COMMANDS,
         server::COMMANDS,
         latency::COMMANDS,
+        lolwut::COMMANDS,
         memory::COMMANDS,
+        migrate::COMMANDS,
         persistence::COMMANDS,
         hashes::COMMANDS,
         sets::COMMANDS,

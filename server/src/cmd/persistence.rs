@@ -1,9 +1,12 @@
-//! Persistence commands: SAVE, BGSAVE, LASTSAVE, SHUTDOWN. The work is done by
-//! `persistence::save`; this file parses arguments and maps outcomes to Redis's replies.
+//! Persistence commands: SAVE, BGSAVE, BGREWRITEAOF, LASTSAVE, SHUTDOWN. The work is done
+//! by `persistence::save` and `aof::rewrite`; this file parses arguments and maps outcomes
+//! to Redis's replies.
 
 use super::{CmdError, CmdResult, Ctx, Spec, eq, flags::*, spec};
+use crate::aof::rewrite::{self, RewriteError};
 use crate::persistence::save::{self, BgSaveError};
 use crate::protocol::Args;
+use crate::state::blocking::{Block, TimeoutReply};
 
 pub static COMMANDS: &[Spec] = &[
     spec(
@@ -21,6 +24,14 @@ pub static COMMANDS: &[Spec] = &[
         (0, 0, 0),
         "server",
         bgsave,
+    ),
+    spec(
+        "bgrewriteaof",
+        1,
+        ADMIN | NOSCRIPT | NO_ASYNC_LOADING,
+        (0, 0, 0),
+        "server",
+        bgrewriteaof,
     ),
     spec(
         "lastsave",
@@ -63,6 +74,11 @@ fn bgsave(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         ctx.reply.simple("Background saving scheduled");
         return Ok(());
     }
+    if ctx.srv.aof.rewrite.is_some() {
+        return Err(CmdError::msg(
+            "ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.",
+        ));
+    }
     match save::start_bgsave(ctx.srv) {
         Ok(()) => {
             ctx.reply.simple("Background saving started");
@@ -71,6 +87,24 @@ fn bgsave(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         Err(e @ BgSaveError::InProgress) => Err(CmdError::msg(e.to_string())),
         Err(BgSaveError::Failed(_)) => Err(CmdError::msg("ERR")),
     }
+}
+
+fn bgrewriteaof(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
+    if ctx.srv.aof.rewrite.is_some() {
+        return Err(CmdError::msg(RewriteError::InProgress.to_string()));
+    }
+    // Inside EXEC the transaction's earlier writes are in the snapshot but reach the AOF
+    // only at its end: the rewrite waits, as Redis's does.
+    if ctx.srv.persistence.snapshot_busy() || ctx.srv.feed.in_atomic() {
+        ctx.srv.aof.rewrite_scheduled = true;
+        ctx.reply
+            .simple("Background append only file rewriting scheduled");
+        return Ok(());
+    }
+    rewrite::start(ctx.srv).map_err(|e| CmdError::msg(e.to_string()))?;
+    ctx.reply
+        .simple("Background append only file rewriting started");
+    Ok(())
 }
 
 fn lastsave(ctx: &mut Ctx<'_>, _args: Args<'_>) -> CmdResult {
@@ -100,13 +134,40 @@ fn shutdown(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     {
         return Err(CmdError::Syntax);
     }
+    let failed = || CmdError::msg("ERR Errors trying to SHUTDOWN. Check logs.");
     if abort {
-        return Err(CmdError::msg("ERR No shutdown in progress."));
+        if ctx.srv.shutdown_wait.is_none() {
+            return Err(CmdError::msg("ERR No shutdown in progress."));
+        }
+        crate::shutdown::abort(ctx.srv);
+        ctx.reply.ok();
+        return Ok(());
     }
-    tracing::warn!("User requested shutdown...");
-    save::prepare_shutdown(ctx.srv, opts)
-        .map_err(|_| CmdError::msg("ERR Errors trying to SHUTDOWN. Check logs."))?;
-    ctx.srv.shutdown.notify_one();
+    let now = ctx.now_ms;
+    if ctx.woken_by.is_some() {
+        // Re-run while waiting for replicas: an abort or a failed save ended the wait.
+        if ctx.srv.shutdown_wait.is_none() {
+            return Err(failed());
+        }
+        crate::shutdown::complete(ctx.srv, now).map_err(|_| failed())?;
+    } else {
+        tracing::warn!("User requested shutdown...");
+        let id = ctx.client.id;
+        crate::shutdown::begin(ctx.srv, opts, Some(id), now).map_err(|_| failed())?;
+    }
+    if ctx.srv.shutdown_wait.is_some() {
+        // Woken again by each replica acknowledgement, like WAIT.
+        let id = ctx.client.id;
+        if !ctx.srv.repl.waiters.contains(&id) {
+            ctx.srv.repl.waiters.push(id);
+        }
+        ctx.block = Some(Block {
+            keys: Vec::new(),
+            timeout_ms: 0,
+            on_timeout: TimeoutReply::Null,
+        });
+        return Ok(());
+    }
     ctx.client.close_after_reply = true;
     Ok(())
 }

@@ -180,14 +180,29 @@ fn propagate(ctx: &mut Ctx<'_>, args: Args<'_>) {
 /// PUBLISH: delivers to every subscriber and replies how many deliveries were made.
 fn publish(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     propagate(ctx, args);
-    let (channel, payload) = (args.get(1), args.get(2));
-    let srv = &mut *ctx.srv;
+    let own = (ctx.client.id, &mut ctx.reply);
+    let count = publish_message(ctx.srv, own, ctx.now_ms, args.get(1), args.get(2));
+    ctx.reply.int(count as i64);
+    Ok(())
+}
+
+/// Delivers a message on `channel` to its subscribers, then to the clients of matching
+/// patterns (Redis's order); the publishing client's own copy goes to `own.1`, in line with
+/// its replies. Returns the number of deliveries (PUBLISH's reply).
+fn publish_message(
+    srv: &mut crate::state::Server,
+    own: (u64, &mut Reply<'_>),
+    now_ms: u64,
+    channel: &[u8],
+    payload: &[u8],
+) -> usize {
     let receivers = srv.pubsub.receivers(channel);
     let limit = Config::buffer_class("pubsub").map(|i| srv.config.client_output_buffer_limit[i]);
-    let now_s = ctx.now_ms / 1000;
+    let now_s = now_ms / 1000;
+    let (own_id, own_reply) = own;
     for &id in &receivers.direct {
-        if id == ctx.client.id {
-            pubsub::message(&mut ctx.reply, "message", channel, payload);
+        if id == own_id {
+            pubsub::message(own_reply, "message", channel, payload);
         } else if let Some(c) = srv.clients.get(&id) {
             deliver(c, limit, now_s, |r| {
                 pubsub::message(r, "message", channel, payload);
@@ -195,17 +210,46 @@ fn publish(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         }
     }
     for &(pattern, id) in &receivers.by_pattern {
-        if id == ctx.client.id {
-            pubsub::pmessage(&mut ctx.reply, pattern, channel, payload);
+        if id == own_id {
+            pubsub::pmessage(own_reply, pattern, channel, payload);
         } else if let Some(c) = srv.clients.get(&id) {
             deliver(c, limit, now_s, |r| {
                 pubsub::pmessage(r, pattern, channel, payload);
             });
         }
     }
-    let count = receivers.count();
-    ctx.reply.int(count as i64);
-    Ok(())
+    receivers.count()
+}
+
+/// Publishes the keyspace notifications raised so far (see [`crate::notify`]), in the
+/// order they were raised. `own` is the client whose command raised them, if any: its copies
+/// are returned to be placed before that command's reply, as Redis delivers them while the
+/// command runs.
+pub fn publish_events(srv: &mut crate::state::Server, own: Option<(u64, Protocol)>) -> Vec<u8> {
+    use crate::notify::class;
+    let mut own_bytes = Vec::new();
+    if srv.events.is_empty() {
+        return own_bytes;
+    }
+    let (own_id, proto) = own.unwrap_or((0, Protocol::Resp2));
+    let classes = srv.config.notify_keyspace_events;
+    let now_ms = srv.now_ms;
+    for e in std::mem::take(&mut srv.events) {
+        let mut r = Reply::new(&mut own_bytes, proto);
+        if classes.has(class::KEYSPACE) {
+            publish_message(
+                srv,
+                (own_id, &mut r),
+                now_ms,
+                &e.keyspace_channel(),
+                e.event.as_bytes(),
+            );
+        }
+        if classes.has(class::KEYEVENT) {
+            publish_message(srv, (own_id, &mut r), now_ms, &e.keyevent_channel(), &e.key);
+        }
+    }
+    own_bytes
 }
 
 /// SPUBLISH: like PUBLISH for shard channels (`smessage`, no patterns), propagated alike.
@@ -253,7 +297,7 @@ pub(super) fn deliver(
     };
     c.info.borrow_mut().omem = used as usize;
     if limit.is_some_and(|l| over_limit(c, l, used, now_s)) {
-        let line = super::connection::client_line(&c.info.borrow(), now_s * 1000);
+        let line = c.info.borrow().line(now_s * 1000);
         warn!("Client {line} scheduled to be closed ASAP for overcoming of output buffer limits.");
         c.killed.set(true);
         c.pending.borrow_mut().clear();

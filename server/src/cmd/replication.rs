@@ -6,7 +6,7 @@ use super::{CmdError, CmdResult, Ctx, Spec, eq, flags::*, int_arg, spec};
 use crate::client::SyncRequest;
 use crate::protocol::Args;
 use crate::state::blocking::{Block, TimeoutReply};
-use crate::state::replication::master_link::{LinkState, MasterLink};
+use crate::state::replication::master_link::LinkState;
 use tracing::info;
 
 pub static COMMANDS: &[Spec] = &[
@@ -59,7 +59,54 @@ pub static COMMANDS: &[Spec] = &[
         role,
     ),
     spec("wait", 3, NOSCRIPT, (0, 0, 0), "generic", wait),
+    spec(
+        "failover",
+        -1,
+        ADMIN | NOSCRIPT | STALE,
+        (0, 0, 0),
+        "server",
+        failover,
+    ),
 ];
+
+/// FAILOVER [TO host port [FORCE]] [ABORT] [TIMEOUT ms] (see [`crate::replication::failover`]).
+fn failover(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    use crate::replication::failover;
+    if args.len() == 2 && eq(args.get(1), "abort") {
+        if ctx.srv.repl.failover.is_none() {
+            return Err(CmdError::msg("ERR No failover in progress."));
+        }
+        failover::abort(ctx.srv, "Failover manually aborted");
+        ctx.reply.ok();
+        return Ok(());
+    }
+    let (mut timeout, mut force, mut target) = (None, false, None);
+    let mut j = 1;
+    while j < args.len() {
+        let a = args.get(j);
+        if eq(a, "timeout") && j + 1 < args.len() && timeout.is_none() {
+            let t = int_arg(args.get(j + 1))?;
+            if t <= 0 {
+                return Err(CmdError::msg("ERR FAILOVER timeout must be greater than 0"));
+            }
+            timeout = Some(t as u64);
+            j += 2;
+        } else if eq(a, "to") && j + 2 < args.len() && target.is_none() {
+            let port = int_arg(args.get(j + 2))?;
+            target = Some((utf8(args.get(j + 1)), u16::try_from(port).unwrap_or(0)));
+            j += 3;
+        } else if eq(a, "force") && !force {
+            force = true;
+            j += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let now = ctx.now_ms;
+    failover::start(ctx.srv, target, timeout, force, now).map_err(CmdError::msg)?;
+    ctx.reply.ok();
+    Ok(())
+}
 
 fn utf8(a: &[u8]) -> String {
     String::from_utf8_lossy(a).into_owned()
@@ -118,6 +165,9 @@ fn sync_refusal(ctx: &Ctx<'_>) -> Option<CmdError> {
             "ERR Command is not valid when client is a replica.",
         ));
     }
+    if ctx.srv.repl.failover.is_some() {
+        return Some(CmdError::msg("NOMASTERLINK Can't SYNC while failing over"));
+    }
     if ctx
         .srv
         .repl
@@ -135,6 +185,25 @@ fn sync_refusal(ctx: &Ctx<'_>) -> Option<CmdError> {
 /// PSYNC <replid> <offset>: the reply (`+CONTINUE`/`+FULLRESYNC`) and everything after it
 /// is sent by the replica link the connection becomes.
 fn psync(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
+    // The master of a FAILOVER asks us to take over before it follows us.
+    if args.len() > 3 && eq(args.get(3), "failover") && !ctx.client.is_master {
+        info!(
+            "Failover request received for replid {}.",
+            utf8(args.get(1))
+        );
+        if !ctx.srv.repl.is_replica() {
+            return Err(CmdError::msg(
+                "ERR PSYNC FAILOVER can't be sent to a master.",
+            ));
+        }
+        if args.get(1) != ctx.srv.repl.ids.replid.as_bytes() {
+            return Err(CmdError::msg(
+                "ERR PSYNC FAILOVER replid must match my replid.",
+            ));
+        }
+        let who = ctx.client.shared.info.borrow().line(ctx.now_ms);
+        crate::replication::role::promote(ctx.srv, &format!("failover request from '{who}'"));
+    }
     if let Some(e) = sync_refusal(ctx) {
         return Err(e);
     }
@@ -164,29 +233,13 @@ fn replicaof(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         format!("id={} addr={} laddr={}", i.id, i.addr, i.laddr)
     };
     let srv = &mut *ctx.srv;
+    if srv.repl.failover.is_some() {
+        return Err(CmdError::msg(
+            "ERR REPLICAOF not allowed while failing over.",
+        ));
+    }
     if eq(args.get(1), "no") && eq(args.get(2), "one") {
-        if let Some(m) = srv.repl.master.take() {
-            if let Some(t) = m.task {
-                t.abort();
-            }
-            // Promotion: our history stays valid as replid2, so the other replicas of the
-            // old master (and our own) continue with +CONTINUE <new id>.
-            srv.repl.ids.shift(srv.feed.offset);
-            srv.repl.kill_replicas();
-            srv.feed.forget_db();
-            srv.repl.no_replicas_since_ms = crate::clock::now_ms();
-            srv.config.replicaof = None;
-            if srv.repl.backlog.is_none() {
-                srv.repl
-                    .create_backlog(srv.feed.offset, srv.config.repl_backlog_size, false);
-                srv.feed.attach();
-            }
-            info!(
-                "Setting secondary replication ID to {}, valid up to offset: {}. New replication ID is {}",
-                srv.repl.ids.replid2, srv.repl.ids.second_offset, srv.repl.ids.replid
-            );
-            info!("MASTER MODE enabled (user request from '{who}')");
-        }
+        crate::replication::role::promote(srv, &format!("user request from '{who}'"));
         ctx.reply.ok();
         return Ok(());
     }
@@ -205,19 +258,7 @@ fn replicaof(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         ctx.reply.simple("OK Already connected to specified master");
         return Ok(());
     }
-    // From a master, our own history is the cached master: PSYNC <our replid> <offset+1>.
-    let cached = match srv.repl.master.take() {
-        Some(old) => {
-            if let Some(t) = old.task {
-                t.abort();
-            }
-            old.cached
-        }
-        None => true,
-    };
-    srv.repl.master = Some(MasterLink::new(host.clone(), port, cached));
-    srv.config.replicaof = Some((host.clone(), port));
-    info!("Connecting to MASTER {host}:{port}");
+    crate::replication::role::follow(srv, &host, port);
     info!("REPLICAOF {host}:{port} enabled (user request from '{who}')");
     ctx.reply.ok();
     Ok(())

@@ -3,8 +3,8 @@
 use super::{CmdError, CmdResult, Ctx, Spec, TABLE, container, eq, flags::*, help, int_arg, spec};
 use crate::config::ConfigError;
 use crate::protocol::Args;
+use crate::repr::quote_into;
 use crate::state::Server;
-use std::fmt::Write as _;
 
 pub static COMMANDS: &[Spec] = &[
     spec("info", -1, LOADING | STALE, (0, 0, 0), "server", info),
@@ -35,6 +35,7 @@ pub static COMMANDS: &[Spec] = &[
             ("info", "command|info", -2),
             ("docs", "command|docs", -2),
             ("getkeys", "command|getkeys", -4),
+            ("getkeysandflags", "command|getkeysandflags", -4),
         ],
     ),
     container(
@@ -186,6 +187,13 @@ fn config_set(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         })?;
     }
     ctx.srv.config = next;
+    if crate::aof::control::config_changed(ctx.srv).is_err() {
+        ctx.srv.config.appendonly = false;
+        return Err(failed(
+            "appendonly",
+            "Unable to turn on AOF. Check server logs.",
+        ));
+    }
     ctx.reply.ok();
     Ok(())
 }
@@ -231,7 +239,8 @@ fn command(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         help(ctx, COMMAND_HELP);
     } else if eq(sub, "list") {
         command_list(ctx, args)?;
-    } else if eq(sub, "getkeys") {
+    } else if eq(sub, "getkeys") || eq(sub, "getkeysandflags") {
+        let with_flags = eq(sub, "getkeysandflags");
         let cmd = args.slice_from(2);
         let Some(s) = super::names::lookup(&ctx.srv.commands, cmd.get(0)) else {
             return Err(CmdError::msg("ERR Invalid command specified"));
@@ -253,36 +262,65 @@ fn command(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
                 return Err(CmdError::msg("ERR Invalid arguments specified for command"));
             }
         };
-        ctx.reply.array(keys.len());
-        for i in keys {
-            ctx.reply.bulk(cmd.get(i));
+        if with_flags {
+            let flagged = super::docs::key_flags(s, cmd, &keys);
+            ctx.reply.array(flagged.len());
+            for (i, flags) in flagged {
+                ctx.reply.array(2);
+                ctx.reply.bulk(cmd.get(i));
+                flags.write(&mut ctx.reply);
+            }
+        } else {
+            ctx.reply.array(keys.len());
+            for i in keys {
+                ctx.reply.bulk(cmd.get(i));
+            }
         }
     } else if eq(sub, "info") {
         ctx.reply.array(args.len() - 2);
         for name in args.iter().skip(2) {
             let spec = super::names::lookup(&ctx.srv.commands, name);
-            match spec {
-                Some(s) => command_info(ctx, s),
+            let sub_row = subcommand(&ctx.srv.commands, name)
+                .and_then(|full| super::docs::described(full)?.info.as_ref());
+            match (spec, sub_row) {
+                (Some(s), _) => command_info(ctx, s),
+                (None, Some(row)) => row.write(&mut ctx.reply),
                 // A null bulk (`$-1` in RESP2), as Redis's addReplyNull.
-                None => ctx.reply.null(),
+                (None, None) => ctx.reply.null(),
             }
         }
     } else {
-        let names: Vec<&'static super::Spec> = if args.len() == 2 {
-            TABLE.values().copied().collect()
+        enum Doc {
+            Command(&'static super::Spec),
+            Subcommand(&'static str, &'static super::docs::Node),
+        }
+        let docs: Vec<Doc> = if args.len() == 2 {
+            TABLE.values().map(|s| Doc::Command(s)).collect()
         } else {
             let names = &ctx.srv.commands;
             args.iter()
                 .skip(2)
-                .filter_map(|n| super::names::lookup(names, n))
+                .filter_map(|n| match super::names::lookup(names, n) {
+                    Some(s) => Some(Doc::Command(s)),
+                    None => {
+                        let full = subcommand(names, n)?;
+                        Some(Doc::Subcommand(full, super::docs::subcommand_docs(full)?))
+                    }
+                })
                 .collect()
         };
-        ctx.reply.map(names.len());
-        for s in names {
-            ctx.reply.bulk(s.name.as_bytes());
-            ctx.reply.map(1);
-            ctx.reply.bulk(b"group");
-            ctx.reply.bulk(s.group.as_bytes());
+        ctx.reply.map(docs.len());
+        for d in docs {
+            match d {
+                Doc::Command(s) => {
+                    ctx.reply.bulk(s.name.as_bytes());
+                    command_docs(&mut ctx.reply, s);
+                }
+                Doc::Subcommand(full, node) => {
+                    ctx.reply.bulk(full.as_bytes());
+                    node.write(&mut ctx.reply);
+                }
+            }
         }
     }
     Ok(())
@@ -350,9 +388,79 @@ fn command_info(ctx: &mut Ctx<'_>, s: &Spec) {
     ctx.reply.int(i64::from(s.keys.2));
     ctx.reply.set(1);
     ctx.reply.simple(&format!("@{}", s.group));
-    ctx.reply.set(0);
-    ctx.reply.array(0);
-    ctx.reply.array(0);
+    let described = super::docs::described(s.name);
+    match described.and_then(|d| d.tips.as_ref()) {
+        Some(tips) => tips.write(&mut ctx.reply),
+        None => ctx.reply.set(0),
+    }
+    match described.and_then(|d| d.key_specs.as_ref()) {
+        Some(specs) => specs.write(&mut ctx.reply),
+        None => ctx.reply.set(0),
+    }
+    match described.and_then(|d| d.subcommands.as_ref()) {
+        // Redis's rows of the subcommands tandem has.
+        Some(super::docs::Node::Array(rows)) => {
+            let rows: Vec<_> = rows.iter().filter(|r| has_subcommand(s, r)).collect();
+            ctx.reply.array(rows.len());
+            rows.iter().for_each(|r| r.write(&mut ctx.reply));
+        }
+        Some(other) => other.write(&mut ctx.reply),
+        None => ctx.reply.set(0),
+    }
+}
+
+/// The full name (`config|get`) of the subcommand `name` names, when tandem has it.
+fn subcommand(names: &crate::state::commands::CommandNames, name: &[u8]) -> Option<&'static str> {
+    let text = std::str::from_utf8(name).ok()?.to_ascii_lowercase();
+    let (container, sub) = text.split_once('|')?;
+    let spec = super::names::lookup(names, container.as_bytes())?;
+    spec.subcommands
+        .iter()
+        .find(|(n, _, _)| *n == sub)
+        .map(|(_, full, _)| *full)
+}
+
+/// Whether a subcommand row (or docs entry) of Redis's names one of `s`'s subcommands.
+fn has_subcommand(s: &Spec, row: &super::docs::Node) -> bool {
+    use super::docs::Node;
+    let name = match row {
+        Node::Array(items) => items.first(),
+        _ => None,
+    };
+    matches!(name, Some(Node::Bulk(n)) if s.subcommands.iter().any(|(_, full, _)| full == n))
+}
+
+/// One COMMAND DOCS entry: Redis's documentation of the command, its subcommands limited to
+/// the ones tandem has; a command Redis does not document gets its group alone.
+fn command_docs(r: &mut crate::protocol::Reply<'_>, s: &Spec) {
+    use super::docs::Node;
+    let Some(Node::Map(fields)) = super::docs::described(s.name).and_then(|d| d.docs.as_ref())
+    else {
+        r.map(1);
+        r.bulk(b"group");
+        r.bulk(s.group.as_bytes());
+        return;
+    };
+    r.map(fields.len());
+    for (k, v) in fields {
+        k.write(r);
+        match (k, v) {
+            (Node::Bulk(k), Node::Map(subs)) if k == "subcommands" => {
+                let subs: Vec<_> = subs
+                    .iter()
+                    .filter(|(n, _)| {
+                        matches!(n, Node::Bulk(n) if s.subcommands.iter().any(|(_, full, _)| full == n))
+                    })
+                    .collect();
+                r.map(subs.len());
+                for (n, d) in subs {
+                    n.write(r);
+                    d.write(r);
+                }
+            }
+            _ => v.write(r),
+        }
+    }
 }
 
 const SLOWLOG_HELP: &[&str] = &[
@@ -456,15 +564,148 @@ fn debug(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         ctx.reply.ok();
     } else if eq(sub, "populate") && (3..=5).contains(&args.len()) {
         populate(ctx, args)?;
+    } else if eq(sub, "loadaof") && args.len() == 2 {
+        crate::aof::control::debug_loadaof(ctx.srv);
+        ctx.reply.ok();
     } else if eq(sub, "change-repl-id") && args.len() == 2 {
         tracing::warn!("Changing replication IDs after receiving DEBUG change-repl-id");
         ctx.srv.repl.ids.reset();
         ctx.reply.ok();
+    } else if eq(sub, "object") && args.len() == 3 {
+        debug_object(ctx, args.get(2))?;
+    } else if eq(sub, "protocol") && args.len() == 3 {
+        debug_protocol(ctx, args.get(2))?;
+    } else if eq(sub, "log") && args.len() == 3 {
+        tracing::warn!("DEBUG LOG: {}", String::from_utf8_lossy(args.get(2)));
+        ctx.reply.ok();
+    } else if eq(sub, "error") && args.len() == 3 {
+        return Err(CmdError::msg(String::from_utf8_lossy(args.get(2))));
+    } else if eq(sub, "help") && args.len() == 2 {
+        help(ctx, DEBUG_HELP);
     } else {
         return Err(CmdError::msg(format!(
             "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
             String::from_utf8_lossy(sub)
         )));
+    }
+    Ok(())
+}
+
+const DEBUG_HELP: &[&str] = &[
+    "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CHANGE-REPL-ID",
+    "    Change the replication IDs of the instance.",
+    "    Dangerous: should be used only for testing the replication subsystem.",
+    "DIGEST",
+    "    Output a hex signature representing the current DB content.",
+    "DIGEST-VALUE <key> [<key> ...]",
+    "    Output a hex signature of the values of all the specified keys.",
+    "ERROR <string>",
+    "    Return a Redis protocol error with <string> as message. Useful for clients",
+    "    unit tests to simulate Redis errors.",
+    "LOG <message>",
+    "    Write <message> to the server log.",
+    "OBJECT <key>",
+    "    Show low level info about `key` and associated value.",
+    "POPULATE <count> [<prefix>] [<size>]",
+    "    Create <count> string keys named key:<num>. If <prefix> is specified then",
+    "    it is used instead of the 'key' prefix. These are not propagated to",
+    "    replicas.",
+    "PROTOCOL <type>",
+    "    Reply with a test value of the specified type. <type> can be: string,",
+    "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
+    "    true, false.",
+    "SET-ACTIVE-EXPIRE <0|1>",
+    "    Setting it to 0 disables expiring keys in background when they are not",
+    "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
+    "    default.",
+    "SLEEP <seconds>",
+    "    Stop the server for <seconds>. Decimals allowed.",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// DEBUG OBJECT: Redis's one-line description of a value (no lookup rules: an expired key
+/// not yet removed is still described). The address is the key's slot, tandem's own.
+fn debug_object(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult {
+    let clock = ctx.srv.access_clock(ctx.now_ms);
+    let shares_integers =
+        ctx.srv.config.maxmemory == 0 || !ctx.srv.config.maxmemory_policy.uses_access_data();
+    let compression = ctx.srv.config.rdbcompression;
+    let db = ctx.db();
+    let Some(slot) = db.find(key) else {
+        return Err(CmdError::NoSuchKey);
+    };
+    let e = db.entry(slot);
+    // The payload is the value's RDB bytes framed by a type byte, version and checksum.
+    let serialized = crate::rdb::dump::encode(&e.value, compression).len() - 11;
+    let line = format!(
+        "Value at:0x{:x} refcount:{} encoding:{} serializedlength:{serialized} lru:{} lru_seconds_idle:{}",
+        u64::from(slot) + 0x1000,
+        super::keys::refcount(shares_integers, &e.value),
+        e.value.encoding(),
+        e.access & 0xff_ffff,
+        clock.idle_seconds(e.access),
+    );
+    ctx.reply.simple(&line);
+    Ok(())
+}
+
+/// DEBUG PROTOCOL <type>: one test value of each reply type, as Redis 7.0 sends it.
+#[expect(
+    clippy::approx_constant,
+    reason = "3.141 is Redis's test double, not an approximation of pi"
+)]
+fn debug_protocol(ctx: &mut Ctx<'_>, name: &[u8]) -> CmdResult {
+    let r = &mut ctx.reply;
+    if eq(name, "string") {
+        r.bulk(b"Hello World");
+    } else if eq(name, "integer") {
+        r.int(12345);
+    } else if eq(name, "double") {
+        r.double(3.141);
+    } else if eq(name, "bignum") {
+        r.big_number(b"1234567999999999999999999999999999999");
+    } else if eq(name, "null") {
+        r.null();
+    } else if eq(name, "array") || eq(name, "set") {
+        if eq(name, "set") {
+            r.set(3);
+        } else {
+            r.array(3);
+        }
+        (0..3).for_each(|j| r.int(j));
+    } else if eq(name, "map") {
+        r.map(3);
+        for j in 0..3 {
+            r.int(j);
+            r.boolean(j == 1);
+        }
+    } else if eq(name, "attrib") {
+        if r.resp3() {
+            r.raw(b"|1\r\n");
+            r.bulk(b"key-popularity");
+            r.array(2);
+            r.bulk(b"key:123");
+            r.int(90);
+        }
+        r.bulk(b"Some real reply following the attribute");
+    } else if eq(name, "push") {
+        if !r.resp3() {
+            return Err(CmdError::msg("ERR RESP2 is not supported by this command"));
+        }
+        r.push(2);
+        r.bulk(b"server-cpu-usage");
+        r.int(42);
+        r.bulk(b"Some real reply following the push reply");
+    } else if eq(name, "true") || eq(name, "false") {
+        r.boolean(eq(name, "true"));
+    } else if eq(name, "verbatim") {
+        r.verbatim(b"This is a verbatim\nstring");
+    } else {
+        return Err(CmdError::msg(
+            "ERR Wrong protocol type name. Please use one of the following: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false",
+        ));
     }
     Ok(())
 }
@@ -519,27 +760,6 @@ pub fn feed_monitors(srv: &mut Server, db: usize, source: MonitorSource<'_>, arg
             super::pubsub::deliver(c, limit, now_s, |r| r.simple(&line));
         }
     }
-}
-
-/// Redis's `sdscatrepr`: a double-quoted string with C escapes and `\xHH` for the rest.
-fn quote_into(out: &mut String, bytes: &[u8]) {
-    out.push('"');
-    for &b in bytes {
-        match b {
-            b'\\' => out.push_str("\\\\"),
-            b'"' => out.push_str("\\\""),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            0x07 => out.push_str("\\a"),
-            0x08 => out.push_str("\\b"),
-            0x20..=0x7e => out.push(char::from(b)),
-            _ => {
-                let _ = write!(out, "\\x{b:02x}");
-            }
-        }
-    }
-    out.push('"');
 }
 
 /// DEBUG POPULATE count [prefix] [size]: `prefix:N` keys (default `key`) holding `value:N`,

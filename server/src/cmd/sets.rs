@@ -9,6 +9,7 @@ use super::args::{distinct_sample, parse_cursor, random_count, scan_options, sca
 use super::{CmdError, CmdResult, Ctx, Spec, flags::*, int_arg, spec};
 use crate::keyspace::set::Member;
 use crate::keyspace::{Db, Set, SmallBytes, Value};
+use crate::notify::class;
 use crate::protocol::{Args, Reply};
 
 pub static COMMANDS: &[Spec] = &[
@@ -125,6 +126,9 @@ fn sadd(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     };
     let added = args.iter().skip(2).filter(|m| s.add(m, max)).count();
     ctx.dirty(added as u64);
+    if added > 0 {
+        ctx.notify(class::SET, "sadd", key);
+    }
     ctx.reply.int(added as i64);
     Ok(())
 }
@@ -144,8 +148,13 @@ fn srem(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             }
         }
     }
-    if s.is_empty() {
-        ctx.delete(key);
+    let emptied = s.is_empty();
+    if removed > 0 {
+        ctx.notify(class::SET, "srem", key);
+        if emptied {
+            ctx.delete(key);
+            ctx.notify(class::GENERIC, "del", key);
+        }
     }
     ctx.dirty(removed);
     ctx.reply.int(removed as i64);
@@ -209,8 +218,11 @@ fn spop_one(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult {
         ctx.reply.null();
         return Ok(());
     };
-    if s.is_empty() {
+    let emptied = s.is_empty();
+    ctx.notify(class::SET, "spop", key);
+    if emptied {
         ctx.delete(key);
+        ctx.notify(class::GENERIC, "del", key);
     }
     ctx.dirty(1);
     ctx.rewrite(vec![vec![b"SREM".to_vec(), key.to_vec(), m.to_vec()]]);
@@ -236,6 +248,7 @@ fn spop_count(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         return Ok(());
     }
     let size = s.len() as u64;
+    ctx.notify(class::SET, "spop", key);
     if count >= size {
         // The whole set goes: reply it as SUNION would, then propagate a DEL.
         let mut out = Set::default();
@@ -247,11 +260,15 @@ fn spop_count(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             out.add_member(m, max);
         });
         ctx.delete(key);
+        ctx.notify(class::GENERIC, "del", key);
         ctx.dirty(count);
         ctx.rewrite(vec![vec![b"DEL".to_vec(), key.to_vec()]]);
         set_reply(&mut ctx.reply, &out);
         return Ok(());
     }
+    let Some(s) = write_set(ctx, key)? else {
+        unreachable!("checked above")
+    };
     let popped: Vec<SmallBytes> = (0..count).filter_map(|_| s.pop_random(&mut rng)).collect();
     if (size - count) * SPOP_MOVE_STRATEGY_MUL <= count {
         // Redis pops most of a set by moving the few survivors into a new set, whose
@@ -361,8 +378,11 @@ fn smove(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         ctx.reply.int(0);
         return Ok(());
     }
-    if s.is_empty() {
+    let emptied = s.is_empty();
+    ctx.notify(class::SET, "srem", src);
+    if emptied {
         ctx.delete(src);
+        ctx.notify(class::GENERIC, "del", src);
     }
     if write_set(ctx, dst)?.is_none() {
         ctx.set(dst, Value::Set(Box::new(Set::for_first(m))), false);
@@ -372,6 +392,9 @@ fn smove(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     };
     let added = d.add(m, max);
     ctx.dirty(1 + u64::from(added));
+    if added {
+        ctx.notify(class::SET, "sadd", dst);
+    }
     ctx.reply.int(1);
     Ok(())
 }
@@ -498,14 +521,16 @@ fn sdiff(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 
 /// Stores a computed set at `dst` (replacing it, TTL cleared), or deletes `dst` when the
 /// result is empty; replies the size.
-fn store(ctx: &mut Ctx<'_>, dst: &[u8], out: Set) {
+fn store(ctx: &mut Ctx<'_>, event: &'static str, dst: &[u8], out: Set) {
     ctx.touched_only(dst);
     let n = out.len();
     if n > 0 {
         ctx.set(dst, Value::Set(Box::new(out)), false);
         ctx.dirty(1);
+        ctx.notify(class::SET, event, dst);
     } else if ctx.delete(dst) {
         ctx.dirty(1);
+        ctx.notify(class::GENERIC, "del", dst);
     }
     ctx.reply.int(n as i64);
 }
@@ -518,7 +543,7 @@ fn sinterstore(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     for m in intersect(db, &slots, 0)? {
         out.add_member(m, max);
     }
-    store(ctx, args.get(1), out);
+    store(ctx, "sinterstore", args.get(1), out);
     Ok(())
 }
 
@@ -526,7 +551,7 @@ fn sunionstore(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let slots = lookup_sets(ctx, args, 2, args.len())?;
     let max = max_intset(ctx);
     let out = union_or_diff(ctx.db(), &slots, false, max)?;
-    store(ctx, args.get(1), out);
+    store(ctx, "sunionstore", args.get(1), out);
     Ok(())
 }
 
@@ -534,7 +559,7 @@ fn sdiffstore(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let slots = lookup_sets(ctx, args, 2, args.len())?;
     let max = max_intset(ctx);
     let out = union_or_diff(ctx.db(), &slots, true, max)?;
-    store(ctx, args.get(1), out);
+    store(ctx, "sdiffstore", args.get(1), out);
     Ok(())
 }
 

@@ -13,6 +13,7 @@
 use super::zset::strtod;
 use super::{CmdError, CmdResult, Ctx, Spec, eq, flags::*, int_arg, spec};
 use crate::keyspace::{End, List, SmallBytes, Value};
+use crate::notify::class;
 use crate::pqsort::pqsort;
 use crate::protocol::Args;
 use std::cmp::Ordering;
@@ -331,8 +332,10 @@ fn sort_generic(ctx: &mut Ctx<'_>, args: Args<'_>, readonly: bool) -> CmdResult 
             if n > 0 {
                 ctx.set(dst, Value::List(Box::new(list)), false);
                 ctx.dirty(n as u64);
+                ctx.notify(class::LIST, "sortstore", dst);
             } else if ctx.delete(dst) {
                 ctx.dirty(1);
+                ctx.notify(class::GENERIC, "del", dst);
             }
             ctx.touched_only(dst);
             ctx.reply.int(n as i64);

@@ -19,6 +19,7 @@ use super::{CmdError, CmdResult, Ctx, Spec, container, eq, flags::*, int_arg, sp
 use crate::keyspace::Value;
 use crate::keyspace::stream::block::NodeLimits;
 use crate::keyspace::stream::{Stream, StreamId, Trim};
+use crate::notify::class;
 use crate::protocol::Args;
 
 pub static COMMANDS: &[Spec] = &[
@@ -303,8 +304,9 @@ fn xadd(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         .map(|j| (args.get(j), args.get(j + 1)));
     s.append(id, fields, limits);
     let mut trimmed_to = None;
+    let mut trimmed = 0;
     if let Some(how) = t.how {
-        s.trim(how, t.approx, t.limit);
+        trimmed = s.trim(how, t.approx, t.limit);
         if t.approx && replicating {
             trimmed_to = Some(trim_rewrite(s, how));
         }
@@ -312,6 +314,10 @@ fn xadd(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let text = id.text();
     ctx.reply.bulk(text.as_bytes());
     ctx.dirty(1);
+    ctx.notify(class::STREAM, "xadd", key);
+    if trimmed > 0 {
+        ctx.notify(class::STREAM, "xtrim", key);
+    }
     let generated = !matches!(t.id, Some((_, true)));
     if replicating && (t.approx || generated) {
         let mut rewrite = with_exact_trim(args, t.arg_idx, trimmed_to);
@@ -383,6 +389,9 @@ fn xdel(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let deleted = ids.into_iter().filter(|&id| s.delete(id)).count();
     ctx.reply.int(deleted as i64);
     ctx.dirty(deleted as u64);
+    if deleted > 0 {
+        ctx.notify(class::STREAM, "xdel", args.get(1));
+    }
     Ok(())
 }
 
@@ -402,6 +411,9 @@ fn xtrim(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     }
     ctx.reply.int(deleted as i64);
     ctx.dirty(deleted);
+    if deleted > 0 {
+        ctx.notify(class::STREAM, "xtrim", args.get(1));
+    }
     Ok(())
 }
 
@@ -456,6 +468,7 @@ fn xsetid(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     s.set_meta(m);
     ctx.reply.ok();
     ctx.dirty(1);
+    ctx.notify(class::STREAM, "xsetid", args.get(1));
     Ok(())
 }
 
@@ -515,7 +528,7 @@ fn xread(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     read_reply_head(&mut ctx.reply, ready.len());
     for k in ready {
         let key = args.get(r.streams_at + k);
-        let Some(i) = ctx.read(key) else { continue };
+        let Some(i) = ctx.find(key) else { continue };
         let Some(start) = after[k].next() else {
             continue;
         };

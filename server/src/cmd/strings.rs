@@ -2,6 +2,7 @@
 
 use super::{CmdError, CmdResult, Ctx, Spec, eq, flags::*, int_arg, spec};
 use crate::keyspace::{SmallBytes, Value};
+use crate::notify::class;
 use crate::protocol::Args;
 
 pub static COMMANDS: &[Spec] = &[
@@ -207,13 +208,27 @@ fn string_options<'a>(
 /// [`SmallBytes::new`] where Redis tries the integer encoding, [`SmallBytes::verbatim`]
 /// where it does not.
 fn store(ctx: &mut Ctx<'_>, key: &[u8], value: SmallBytes, expiry: Expiry, had_pxat: bool) {
+    store_as(ctx, "set", key, value, expiry, had_pxat);
+}
+
+/// [`store`] raising `event` (APPEND creating its key raises `append`, not `set`).
+fn store_as(
+    ctx: &mut Ctx<'_>,
+    event: &'static str,
+    key: &[u8],
+    value: SmallBytes,
+    expiry: Expiry,
+    had_pxat: bool,
+) {
     let rewrite = match expiry {
         Expiry::At(t) if !had_pxat => Some((t, value.as_bytes().to_vec())),
         _ => None,
     };
     let i = ctx.set(key, Value::Str(value), expiry == Expiry::KeepTtl);
+    ctx.notify(class::STRING, event, key);
     if let Expiry::At(t) = expiry {
         ctx.db().set_expire(i, Some(t));
+        ctx.notify(class::GENERIC, "expire", key);
     }
     if let Some((t, bytes)) = rewrite {
         ctx.rewrite(vec![vec![
@@ -381,6 +396,7 @@ fn getdel(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     ctx.delete(args.get(1));
     ctx.dirty(1);
     ctx.rewrite(vec![vec![b"DEL".to_vec(), args.get(1).to_vec()]]);
+    ctx.notify(class::GENERIC, "del", args.get(1));
     ctx.reply.bulk(&v);
     Ok(())
 }
@@ -411,6 +427,7 @@ fn getex(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
                 b"DEL"
             };
             ctx.rewrite(vec![vec![del.to_vec(), key.to_vec()]]);
+            ctx.notify(class::GENERIC, "del", key);
         }
         Expiry::At(t) => {
             ctx.db().set_expire(slot, Some(t));
@@ -420,11 +437,13 @@ fn getex(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
                 key.to_vec(),
                 t.to_string().into_bytes(),
             ]]);
+            ctx.notify(class::GENERIC, "expire", key);
         }
         Expiry::Persist if ctx.db().entry(slot).expire_at().is_some() => {
             ctx.db().set_expire(slot, None);
             ctx.dirty(1);
             ctx.rewrite(vec![vec![b"PERSIST".to_vec(), key.to_vec()]]);
+            ctx.notify(class::GENERIC, "persist", key);
         }
         _ => {}
     }
@@ -434,10 +453,17 @@ fn getex(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 
 fn append(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let (key, tail) = (args.get(1), args.get(2));
-    let cur = ctx.get_str(key)?.map(|s| s.as_bytes().to_vec());
+    let cur = ctx.get_str_for_write(key)?.map(|s| s.as_bytes().to_vec());
     let new_len = match cur {
         None => {
-            store(ctx, key, SmallBytes::new(tail), Expiry::KeepTtl, false);
+            store_as(
+                ctx,
+                "append",
+                key,
+                SmallBytes::new(tail),
+                Expiry::KeepTtl,
+                false,
+            );
             tail.len()
         }
         Some(mut v) => {
@@ -448,6 +474,7 @@ fn append(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
                 e.value = Value::Str(SmallBytes::raw(v));
             }
             ctx.dirty(1);
+            ctx.notify(class::STRING, "append", key);
             len
         }
     };
@@ -463,7 +490,7 @@ fn strlen(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 
 /// INCRBY core: the stored value must be a canonical 64-bit integer.
 fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
-    let cur = match ctx.get_str(key)? {
+    let cur = match ctx.get_str_for_write(key)? {
         None => 0,
         Some(s) => crate::protocol::parse_i64(s).ok_or(CmdError::NotInteger)?,
     };
@@ -476,6 +503,7 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
         }
     }
     ctx.dirty(1);
+    ctx.notify(class::STRING, "incrby", key);
     ctx.reply.int(new);
     Ok(())
 }
@@ -503,7 +531,7 @@ fn decrby(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 fn incrbyfloat(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     let key = args.get(1);
     // Redis checks the stored value first, then the increment; both in long double.
-    let cur = match ctx.get_str(key)? {
+    let cur = match ctx.get_str_for_write(key)? {
         Some(s) => crate::longdouble::parse(s).ok_or(CmdError::NotFloat)?,
         None => crate::longdouble::LongDouble::ZERO,
     };
@@ -522,6 +550,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         }
     }
     ctx.dirty(1);
+    ctx.notify(class::STRING, "incrbyfloat", key);
     ctx.rewrite(vec![vec![
         b"SET".to_vec(),
         key.to_vec(),
@@ -566,7 +595,7 @@ fn setrange(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         return Err(CmdError::msg("ERR offset is out of range"));
     }
     let patch = args.get(3);
-    let cur = ctx.get_str(key)?.map(|s| s.as_bytes().to_vec());
+    let cur = ctx.get_str_for_write(key)?.map(|s| s.as_bytes().to_vec());
     if patch.is_empty() {
         ctx.reply.int(cur.map_or(0, |v| v.len()) as i64);
         return Ok(());
@@ -588,6 +617,7 @@ fn setrange(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         ctx.set(key, Value::Str(SmallBytes::raw(v)), false);
     }
     ctx.dirty(1);
+    ctx.notify(class::STRING, "setrange", key);
     ctx.reply.int(len as i64);
     Ok(())
 }
@@ -611,27 +641,33 @@ fn setbit(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     };
     let byte = (offset >> 3) as usize;
     check_size(ctx, byte as u64 + 1)?;
-    let cur = ctx.get_str(key)?.map(|s| s.as_bytes().to_vec());
+    let cur = ctx.get_str_for_write(key)?.map(|s| s.as_bytes().to_vec());
     let exists = cur.is_some();
     let mut v = cur.unwrap_or_default();
-    if v.len() <= byte {
+    let grown = v.len() <= byte;
+    if grown {
         v.resize(byte + 1, 0);
     }
     let mask = 1u8 << (7 - (offset & 7));
     let old = v[byte] & mask != 0;
-    if on {
-        v[byte] |= mask;
-    } else {
-        v[byte] &= !mask;
-    }
-    if exists {
-        if let Some(e) = ctx.entry_mut(key) {
-            e.value = Value::Str(SmallBytes::raw(v));
+    // Redis writes (and counts a change, propagates, notifies) only when the key is new,
+    // grew, or the bit flips.
+    if !exists || grown || old != on {
+        if on {
+            v[byte] |= mask;
+        } else {
+            v[byte] &= !mask;
         }
-    } else {
-        ctx.set(key, Value::Str(SmallBytes::raw(v)), false);
+        if exists {
+            if let Some(e) = ctx.entry_mut(key) {
+                e.value = Value::Str(SmallBytes::raw(v));
+            }
+        } else {
+            ctx.set(key, Value::Str(SmallBytes::raw(v)), false);
+        }
+        ctx.dirty(1);
+        ctx.notify(class::STRING, "setbit", key);
     }
-    ctx.dirty(1);
     ctx.reply.int(i64::from(old));
     Ok(())
 }

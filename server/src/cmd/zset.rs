@@ -9,6 +9,7 @@ use super::args::{parse_cursor, random_count, scan_options, scan_reply_head};
 use super::{CmdError, CmdResult, Ctx, Spec, eq, flags::*, int_arg, spec};
 use crate::keyspace::zset::{PackLimits, ZSet};
 use crate::keyspace::{Db, SmallBytes, Value};
+use crate::notify::class;
 use crate::protocol::{Args, Reply};
 use crate::state::blocking::{Block, TimeoutReply};
 use std::collections::HashMap;
@@ -667,14 +668,24 @@ fn write_zset<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c mut ZSe
     }
 }
 
-/// Redis deletes a sorted set that became empty.
-fn drop_if_empty(ctx: &mut Ctx<'_>, key: &[u8]) {
-    if write_zset(ctx, key)
+/// Redis deletes a sorted set that became empty. True when it did.
+fn drop_if_empty(ctx: &mut Ctx<'_>, key: &[u8]) -> bool {
+    let empty = write_zset(ctx, key)
         .ok()
         .flatten()
-        .is_some_and(|z| z.is_empty())
-    {
+        .is_some_and(|z| z.is_empty());
+    if empty {
         ctx.delete(key);
+    }
+    empty
+}
+
+/// After members were removed from the set at `key` by a command: its event, then the key's
+/// deletion if that emptied it.
+fn removed_from(ctx: &mut Ctx<'_>, key: &[u8], event: &'static str) {
+    ctx.notify(class::ZSET, event, key);
+    if drop_if_empty(ctx, key) {
+        ctx.notify(class::GENERIC, "del", key);
     }
 }
 
@@ -858,6 +869,7 @@ pub(super) fn add_members(
     }
     if added + updated > 0 {
         ctx.dirty((added + updated) as u64);
+        ctx.notify(class::ZSET, if f.incr { "zincr" } else { "zadd" }, key);
     }
     drop_if_empty(ctx, key);
     if let Some(e) = failure {
@@ -899,7 +911,7 @@ fn zrem(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     }
     if removed > 0 {
         ctx.dirty(removed);
-        drop_if_empty(ctx, key);
+        removed_from(ctx, key, "zrem");
     }
     ctx.reply.int(removed as i64);
     Ok(())
@@ -1109,14 +1121,22 @@ fn zrevrangebylex(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 
 /// Stores `entries` at `dst` as a new sorted set (replacing whatever was there, TTL
 /// included), or deletes `dst` when there are none; replies with the cardinality.
-pub(super) fn store_result(ctx: &mut Ctx<'_>, dst: &[u8], entries: Vec<(SmallBytes, f64)>) {
+/// `event` is the command's keyspace event for a stored result.
+pub(super) fn store_result(
+    ctx: &mut Ctx<'_>,
+    event: &'static str,
+    dst: &[u8],
+    entries: Vec<(SmallBytes, f64)>,
+) {
     let n = entries.len();
     if n > 0 {
         let z = ZSet::from_entries(entries, limits(ctx));
         ctx.set(dst, Value::Zset(Box::new(z)), false);
         ctx.dirty(1);
+        ctx.notify(class::ZSET, event, dst);
     } else if ctx.delete(dst) {
         ctx.dirty(1);
+        ctx.notify(class::GENERIC, "del", dst);
     }
     ctx.reply.int(n as i64);
 }
@@ -1130,7 +1150,7 @@ fn zrangestore(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             .collect(),
         None => Vec::new(),
     };
-    store_result(ctx, args.get(1), entries);
+    store_result(ctx, "zrangestore", args.get(1), entries);
     Ok(())
 }
 
@@ -1158,7 +1178,12 @@ fn remrange_generic(ctx: &mut Ctx<'_>, args: Args<'_>, kind: RangeKind) -> CmdRe
     }
     if removed > 0 {
         ctx.dirty(removed as u64);
-        drop_if_empty(ctx, key);
+        let event = match kind {
+            RangeKind::Rank => "zremrangebyrank",
+            RangeKind::Score => "zremrangebyscore",
+            RangeKind::Lex => "zremrangebylex",
+        };
+        removed_from(ctx, key, event);
     }
     ctx.reply.int(removed as i64);
     Ok(())
@@ -1203,7 +1228,7 @@ fn pop_entries(ctx: &mut Ctx<'_>, key: &[u8], count: usize, max: bool) -> Vec<(S
     }
     if !out.is_empty() {
         ctx.dirty(out.len() as u64);
-        drop_if_empty(ctx, key);
+        removed_from(ctx, key, if max { "zpopmax" } else { "zpopmin" });
     }
     out
 }
@@ -1570,9 +1595,9 @@ fn setop_compute(
     Ok((entries, withscores))
 }
 
-fn setop_store(ctx: &mut Ctx<'_>, args: Args<'_>, op: SetOp, name: &str) -> CmdResult {
+fn setop_store(ctx: &mut Ctx<'_>, args: Args<'_>, op: SetOp, name: &'static str) -> CmdResult {
     let (entries, _) = setop_compute(ctx, args, 2, op, true, name)?;
-    store_result(ctx, args.get(1), entries);
+    store_result(ctx, name, args.get(1), entries);
     Ok(())
 }
 

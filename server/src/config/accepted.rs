@@ -57,7 +57,6 @@ const fn fixed(name: &'static str, kind: Kind, default: &'static str) -> Accepte
 const INT_MAX: i64 = i32::MAX as i64;
 const PORT: Kind = Kind::Int(0, 65535);
 const PROTECTED_ACTION: Kind = Kind::Enum(&["no", "yes", "local"]);
-const SHUTDOWN_ON_SIGNAL: Kind = Kind::Flags(&["default", "save", "nosave", "now", "force"]);
 
 /// Every directive of Redis 7.0's table that tandem-server has no effect for, with Redis's
 /// kind of value, bounds, default (as CONFIG GET prints it) and mutability.
@@ -70,12 +69,8 @@ pub static ACCEPTED: &[Accepted] = &[
     fixed("set-proc-title", Kind::Bool, "yes"),
     modifiable("dynamic-hz", Kind::Bool, "yes"),
     modifiable("aof-rewrite-incremental-fsync", Kind::Bool, "yes"),
-    modifiable("no-appendfsync-on-rewrite", Kind::Bool, "no"),
     modifiable("cluster-require-full-coverage", Kind::Bool, "yes"),
     modifiable("rdb-save-incremental-fsync", Kind::Bool, "yes"),
-    modifiable("aof-load-truncated", Kind::Bool, "yes"),
-    modifiable("aof-use-rdb-preamble", Kind::Bool, "yes"),
-    modifiable("aof-timestamp-enabled", Kind::Bool, "no"),
     accepted(
         "cluster-replica-no-failover",
         Some("cluster-slave-no-failover"),
@@ -108,7 +103,6 @@ pub static ACCEPTED: &[Accepted] = &[
     fixed("disable-thp", Kind::Bool, "yes"),
     modifiable("cluster-allow-replica-migration", Kind::Bool, "yes"),
     modifiable("replica-announced", Kind::Bool, "yes"),
-    modifiable("aof-disable-auto-gc", Kind::Bool, "no"),
     modifiable("replica-ignore-disk-write-errors", Kind::Bool, "no"),
     fixed("aclfile", Kind::Str, ""),
     fixed("unixsocket", Kind::Str, ""),
@@ -116,8 +110,6 @@ pub static ACCEPTED: &[Accepted] = &[
     fixed("cluster-config-file", Kind::Str, "nodes.conf"),
     modifiable("cluster-announce-hostname", Kind::Str, ""),
     fixed("syslog-ident", Kind::Str, "redis"),
-    fixed("appendfilename", Kind::Str, "appendonly.aof"),
-    fixed("appenddirname", Kind::Str, "appendonlydir"),
     fixed("server_cpulist", Kind::Str, ""),
     fixed("bio_cpulist", Kind::Str, ""),
     fixed("aof_rewrite_cpulist", Kind::Str, ""),
@@ -168,9 +160,6 @@ pub static ACCEPTED: &[Accepted] = &[
         Kind::Enum(&["ignore", "panic", "panic-on-replicas"]),
         "ignore",
     ),
-    modifiable("shutdown-on-sigint", SHUTDOWN_ON_SIGNAL, "default"),
-    modifiable("shutdown-on-sigterm", SHUTDOWN_ON_SIGNAL, "default"),
-    modifiable("auto-aof-rewrite-percentage", Kind::Int(0, INT_MAX), "100"),
     accepted(
         "cluster-replica-validity-factor",
         Some("cluster-slave-validity-factor"),
@@ -190,7 +179,6 @@ pub static ACCEPTED: &[Accepted] = &[
     modifiable("cluster-announce-tls-port", PORT, "0"),
     modifiable("list-compress-depth", Kind::Int(0, INT_MAX), "0"),
     modifiable("active-expire-effort", Kind::Int(1, 10), "1"),
-    modifiable("shutdown-timeout", Kind::Int(0, INT_MAX), "10"),
     fixed("unixsocketperm", Kind::Octal(0o777), "0"),
     fixed("socket-mark-id", Kind::Int(0, u32::MAX as i64), "0"),
     modifiable(
@@ -205,12 +193,6 @@ pub static ACCEPTED: &[Accepted] = &[
         "active-defrag-ignore-bytes",
         Kind::Memory(1, i64::MAX),
         "104857600",
-    ),
-    modifiable("tracking-table-max-keys", Kind::Int(0, i64::MAX), "1000000"),
-    modifiable(
-        "auto-aof-rewrite-min-size",
-        Kind::Memory(0, i64::MAX),
-        "67108864",
     ),
     modifiable("tls-port", PORT, "0"),
     modifiable("tls-session-cache-size", Kind::Int(0, INT_MAX), "20480"),

@@ -114,7 +114,7 @@ pub(super) async fn run(state: Shared, admission: Admission) {
         if conn.shared.killed.get() {
             break;
         }
-        let close = {
+        let (close, barrier) = {
             let mut srv = state.borrow_mut();
             let srv = &mut *srv;
             srv.now_ms = crate::clock::now_ms();
@@ -123,8 +123,13 @@ pub(super) async fn run(state: Shared, admission: Admission) {
             crate::replication::pump(srv);
             srv.stats.total_net_output_bytes += conn.out.len() as u64;
             conn.shared.info.borrow_mut().qbuf = conn.input.len();
-            close
+            (close, crate::aof::writer::ack_barrier(srv))
         };
+        // `appendfsync always`: no reply leaves before the writes it acknowledges are on
+        // disk.
+        if let Some((sync, upto)) = barrier {
+            crate::aof::writer::wait_synced(&sync, upto).await;
+        }
         if !conn.flush(&sock).await || close || conn.shared.killed.get() {
             break;
         }

@@ -13,7 +13,7 @@ use crate::state::{Server, Shared};
 use std::rc::Rc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tracing::{Instrument, debug, info};
+use tracing::{Instrument, debug, info, warn};
 
 /// Accepts connections until SHUTDOWN.
 pub async fn serve(state: Shared, listeners: Vec<TcpListener>) {
@@ -88,6 +88,11 @@ fn tick(srv: &mut Server) {
         if srv.active_expire_enabled && !srv.paused(now) {
             srv.active_expire(now, 200);
         }
+        crate::cmd::publish_events(srv, None);
+        crate::cmd::deliver_invalidations(srv, None);
+        if crate::shutdown::complete(srv, now).is_err() {
+            warn!("Errors trying to shut down the server, check the logs for more information");
+        }
         let processed = srv.stats.total_commands_processed;
         let samples = &mut srv.stats.ops_samples;
         samples.push((now, processed));
@@ -99,6 +104,8 @@ fn tick(srv: &mut Server) {
         }
         crate::memory::peak(crate::memory::refresh());
         crate::persistence::save::cron(srv);
+        crate::aof::writer::cron(srv);
+        crate::aof::rewrite::cron(srv);
         // A key written outside a connection's command loop still serves its waiters, at the
         // next tick at the latest.
         blocking::serve(srv);

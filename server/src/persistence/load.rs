@@ -113,15 +113,63 @@ pub async fn load(state: &Shared, file: File) -> Result<LoadStats, LoadError> {
 async fn load_file(state: &Shared, file: File) -> Result<LoadStats, LoadError> {
     let databases = state.borrow().keyspace.num_dbs() as u32;
     let mut reader = RdbReader::new(file)?.with_max_databases(databases);
+    load_items(&mut Access::Shared(state), &mut reader).await
+}
+
+/// How a load reaches the server: through the shared state, yielding to the clients
+/// between batches (start-up), or with the server already held by a command that loads
+/// while it waits (DEBUG LOADAOF, which blocks the server as in Redis).
+pub enum Access<'a> {
+    Shared(&'a Shared),
+    Held(&'a mut Server),
+}
+
+impl Access<'_> {
+    /// Runs `f` on the server.
+    pub fn with<T>(&mut self, f: impl FnOnce(&mut Server) -> T) -> T {
+        match self {
+            Access::Shared(s) => f(&mut s.borrow_mut()),
+            Access::Held(srv) => f(srv),
+        }
+    }
+
+    /// Lets the clients in between two batches (only when the server is not held).
+    pub async fn pause(&self) {
+        if let Access::Shared(_) = self {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// Runs a load over [`Access::Held`] to its end: it never waits (its pauses are empty), so
+/// polling completes it.
+pub fn run_held<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+/// Loads every item of an RDB stream into the keyspace, in batches with a yield between
+/// them (the dump, or the RDB base file of the AOF). The reader stays usable after the
+/// trailer: an old-style AOF continues with commands there.
+///
+/// # Errors
+/// The stream is refused; what was loaded stays (the caller empties the keyspace).
+pub async fn load_items<R: std::io::Read>(
+    access: &mut Access<'_>,
+    reader: &mut RdbReader<R>,
+) -> Result<LoadStats, LoadError> {
     let mut stats = LoadStats {
         keys_loaded: 0,
         keys_expired: 0,
     };
     let mut finished = false;
     while !finished {
-        {
-            let mut srv = state.borrow_mut();
-            let srv = &mut *srv;
+        access.with(|srv| -> Result<(), LoadError> {
             let now = crate::clock::now_ms();
             let master = srv.config.replicaof.is_none();
             for _ in 0..BATCH {
@@ -141,12 +189,13 @@ async fn load_file(state: &Shared, file: File) -> Result<LoadStats, LoadError> {
             if let Some(l) = srv.persistence.loading.as_mut() {
                 l.loaded_bytes = reader.offset();
             }
-        }
-        tokio::task::yield_now().await;
+            Ok(())
+        })?;
+        access.pause().await;
     }
     let aux = reader.aux();
     if let (Some(id), Some(offset)) = (&aux.repl_id, aux.repl_offset) {
-        state.borrow_mut().persistence.loaded_repl = Some((id.clone(), offset));
+        access.with(|srv| srv.persistence.loaded_repl = Some((id.clone(), offset)));
     }
     Ok(stats)
 }

@@ -29,9 +29,10 @@ use tokio::sync::{Notify, oneshot};
 use tracing::{info, warn};
 
 use crate::rdb::producer::RdbProducer;
-use crate::rdb::{Aux, ChecksumWriter};
+use crate::rdb::{Aux, ChecksumWriter, RdbError};
 use crate::state::Server;
 use crate::state::Shared;
+pub use crate::state::persistence::ShutdownOptions;
 use crate::state::persistence::{BgSave, Chunk, SaveError};
 
 /// Slots the walker visits per step of a background save.
@@ -124,13 +125,18 @@ fn absolute(dir: &Path) -> String {
         .to_string()
 }
 
-/// Where a save writes.
-struct Target {
+/// Where a save writes: `tmp_name` in `dir`, renamed over `dbfilename` there.
+pub struct Target {
     dir: String,
     tmp_name: String,
     dbfilename: String,
     checksum: bool,
+    /// Rewrites the committed file in place into another form (the AOF's base in commands).
+    convert: Option<Convert>,
 }
+
+/// Turns a committed RDB file into another form, in place.
+pub type Convert = fn(&Path) -> Result<(), RdbError>;
 
 impl Target {
     fn new(srv: &Server, tmp_name: String) -> Self {
@@ -139,6 +145,26 @@ impl Target {
             tmp_name,
             dbfilename: srv.config.dbfilename.clone(),
             checksum: srv.config.rdbchecksum,
+            convert: None,
+        }
+    }
+
+    /// A file other than the dump (the AOF's RDB base file).
+    pub fn file(srv: &Server, dir: &Path, tmp_name: String, name: &str) -> Self {
+        Target {
+            dir: dir.display().to_string(),
+            tmp_name,
+            dbfilename: name.to_string(),
+            checksum: srv.config.rdbchecksum,
+            convert: None,
+        }
+    }
+
+    /// The committed file is then turned into another form by `convert`.
+    pub fn converted(self, convert: Convert) -> Self {
+        Target {
+            convert: Some(convert),
+            ..self
         }
     }
 }
@@ -171,7 +197,15 @@ fn writer_thread(
             return Err(e);
         }
         if chunk.last {
-            return file.commit();
+            let dest = file.dest.clone();
+            let size = file.commit()?;
+            return match target.convert {
+                Some(convert) => {
+                    convert(&dest)?;
+                    Ok(std::fs::metadata(&dest).map_or(size, |m| m.len()))
+                }
+                None => Ok(size),
+            };
         }
     }
 }
@@ -230,12 +264,21 @@ fn save_inner(srv: &mut Server) -> Result<(), SaveError> {
     let aux = aux_fields(srv);
     let tmp_name = format!("temp-{}.rdb", std::process::id());
     let target = Target::new(srv, tmp_name);
+    write_snapshot(srv, target, &aux)
+}
+
+/// Writes a snapshot of the server to `target` now, blocking the server until it is on
+/// disk (SAVE, and the AOF's first base file).
+///
+/// # Errors
+/// The file could not be written; a previous file of that name is untouched.
+pub fn write_snapshot(srv: &mut Server, target: Target, aux: &Aux) -> Result<(), SaveError> {
     let (tx, rx) = sync_channel::<Chunk>(CHANNEL_CHUNKS);
     let thread = std::thread::Builder::new()
         .name("rdb-save".into())
         .spawn(move || writer_thread(rx, target, None))
         .map_err(SaveError::Write)?;
-    let mut producer = snapshot(srv, &aux);
+    let mut producer = snapshot(srv, aux);
     let mut res = Ok(());
     loop {
         let mut bytes = Vec::with_capacity(STEP_BYTES + 64 * 1024);
@@ -285,14 +328,33 @@ pub fn start_bgsave(srv: &mut Server) -> Result<(), BgSaveError> {
     let tmp_name = format!("temp-{}-{id}.rdb", std::process::id());
     let target = Target::new(srv, tmp_name);
     let aux = aux_fields(srv);
+    start_snapshot(srv, id, target, &aux, false)?;
+    srv.persistence.scheduled = false;
+    info!("Background saving started by pid {}", std::process::id());
+    Ok(())
+}
+
+/// Starts background save `id` of a snapshot to `target`, driven by the driver task.
+/// `other`: the file is not the dump (the AOF's base), its outcome lands in
+/// `Persistence::other_done` and no replica attaches to it.
+///
+/// # Errors
+/// The writer thread cannot be started.
+pub fn start_snapshot(
+    srv: &mut Server,
+    id: u64,
+    target: Target,
+    aux: &Aux,
+    other: bool,
+) -> Result<(), BgSaveError> {
     // A replica may attach to this save and apply the stream from this offset on an empty
     // selection: the next propagated command names its database.
     srv.feed.forget_db();
     // Inside EXEC the transaction's earlier writes are in the snapshot but reach the
     // stream only after this offset (at the end of EXEC): no replica may attach then.
-    let start = (srv.repl.backlog.is_some() && !srv.feed.in_atomic())
+    let start = (!other && srv.repl.backlog.is_some() && !srv.feed.in_atomic())
         .then(|| (srv.repl.ids.replid.clone(), srv.feed.offset));
-    let producer = snapshot(srv, &aux);
+    let producer = snapshot(srv, aux);
     let (tx, rx) = sync_channel::<Chunk>(CHANNEL_CHUNKS);
     let (done_tx, done_rx) = oneshot::channel();
     let space = Arc::new(Notify::new());
@@ -306,7 +368,9 @@ pub fn start_bgsave(srv: &mut Server) -> Result<(), BgSaveError> {
         Ok(t) => t,
         Err(e) => {
             producer.abort(&mut srv.keyspace);
-            srv.persistence.last_bgsave_ok = false;
+            if !other {
+                srv.persistence.last_bgsave_ok = false;
+            }
             return Err(BgSaveError::Failed(SaveError::Write(e)));
         }
     };
@@ -321,16 +385,16 @@ pub fn start_bgsave(srv: &mut Server) -> Result<(), BgSaveError> {
         result: Some(done_rx),
         thread: Some(thread),
         start,
+        other,
     });
-    srv.persistence.scheduled = false;
-    info!("Background saving started by pid {}", std::process::id());
     srv.persistence.wake.notify_one();
     Ok(())
 }
 
-/// Stops a running BGSAVE and removes its temp file (SHUTDOWN, FLUSHALL). Waits for the
-/// writer thread, so no late rename can replace a dump written after this call.
-fn kill_bgsave(srv: &mut Server) {
+/// Stops a running BGSAVE and removes its temp file (SHUTDOWN, FLUSHALL, a stopped AOF
+/// rewrite). Waits for the writer thread, so no late rename can replace a file written
+/// after this call.
+pub fn kill_bgsave(srv: &mut Server) {
     let Some(mut job) = srv.persistence.bgsave.take() else {
         return;
     };
@@ -345,6 +409,9 @@ fn kill_bgsave(srv: &mut Server) {
     }
     // The driver may be waiting for channel space that this writer will never free.
     job.space.notify_one();
+    if job.other {
+        srv.persistence.other_done = Some((job.id, Err(SaveError::Aborted.to_string())));
+    }
 }
 
 /// What the driver does after a step.
@@ -437,6 +504,13 @@ fn finished(srv: &mut Server, id: u64, res: Result<u64, SaveError>) {
     if let Some(t) = job.thread.take() {
         let _ = t.join();
     }
+    if job.other {
+        if let Err(e) = &res {
+            warn!("{e}");
+        }
+        srv.persistence.other_done = Some((id, res.map_err(|e| e.to_string())));
+        return;
+    }
     let p = &mut srv.persistence;
     p.last_bgsave_time_sec = job.started.elapsed().as_secs() as i64;
     p.last_job = (id, res.is_ok());
@@ -481,17 +555,6 @@ pub fn cron(srv: &mut Server) {
         info!("{changes} changes in {secs} seconds. Saving...");
         let _ = start_bgsave(srv);
     }
-}
-
-/// SHUTDOWN's options (ABORT is handled by the command).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ShutdownOptions {
-    pub nosave: bool,
-    pub save: bool,
-    /// Do not wait for replicas to catch up.
-    pub now: bool,
-    /// Exit even when the final save fails.
-    pub force: bool,
 }
 
 /// What Redis does before exiting: kills a running BGSAVE, then saves when save points are

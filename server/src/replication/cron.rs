@@ -27,7 +27,15 @@ fn cron(state: &Shared) {
     {
         b.resize(size);
     }
+    // A FAILOVER with a TIMEOUT holds PINGs back while it waits, as Redis's does, so the
+    // replicas can reach the offset it waits for.
+    let failover_waits = srv
+        .repl
+        .failover
+        .as_ref()
+        .is_some_and(|f| f.end_ms.is_some());
     if !srv.repl.is_replica()
+        && !failover_waits
         && !srv.repl.replicas.is_empty()
         && now.saturating_sub(srv.repl.last_ping_ms)
             >= srv.config.repl_ping_replica_period.max(1) * 1000
@@ -35,6 +43,7 @@ fn cron(state: &Shared) {
         srv.repl.last_ping_ms = now;
         srv.feed.feed_raw(b"*1\r\n$4\r\nping\r\n");
     }
+    super::failover::tick(srv, now);
     super::pump(srv);
     let limit = srv.config.client_output_buffer_limit[1];
     for l in &srv.repl.replicas {

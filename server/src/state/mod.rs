@@ -9,6 +9,7 @@
 //! does itself is what every caller must get the same way: lazy expiry with its DEL
 //! propagated, WATCH and blocked-key signalling, eviction.
 
+pub mod aof;
 pub mod blocking;
 pub mod commands;
 pub mod persistence;
@@ -19,7 +20,9 @@ use crate::client::{Client, ClientShared};
 use crate::config::{Config, EvictionPolicy};
 use crate::keyspace::Keyspace;
 use crate::keyspace::SmallBytes;
+use crate::notify::{KeyEvent, class};
 use crate::pubsub::PubSub;
+use crate::tracking::Tracking;
 use blocking::Blocking;
 use commands::CommandNames;
 use hashbrown::HashMap;
@@ -188,8 +191,12 @@ pub struct Server {
     pub lastsave: u64,
     /// SAVE/BGSAVE/loading state (INFO persistence).
     pub persistence: Persistence,
+    /// The append-only file.
+    pub aof: aof::Aof,
     /// Signalled by SHUTDOWN: the accept loop stops and the process exits.
     pub shutdown: Rc<tokio::sync::Notify>,
+    /// A shutdown waiting for replicas to catch up (see [`crate::shutdown`]).
+    pub shutdown_wait: Option<persistence::ShutdownWait>,
     /// The clock commands see, in Unix ms: refreshed before each batch of commands read from
     /// a socket and by the cron, so a pipeline of commands shares one reading of the clock.
     pub now_ms: u64,
@@ -197,6 +204,13 @@ pub struct Server {
     pub pause: Option<(u64, bool)>,
     /// Channel and pattern subscribers.
     pub pubsub: PubSub,
+    /// Keyspace notifications raised and not yet published (see [`crate::notify`]).
+    pub events: Vec<KeyEvent>,
+    /// Client-side caching: who must hear of a changed key.
+    pub tracking: Tracking,
+    /// The client whose command is running (0 between commands): a changed key is
+    /// attributed to it, for CLIENT TRACKING's NOLOOP.
+    pub current_client: u64,
     /// Clients WATCHing each (database, key).
     watched: HashMap<(usize, SmallBytes), Vec<u64>>,
     /// Clients blocked on keys (BLPOP and friends).
@@ -259,10 +273,15 @@ impl Server {
             rng: SmallRng::from_os_rng(),
             lastsave: crate::clock::now_ms() / 1000,
             persistence: Persistence::default(),
+            aof: aof::Aof::default(),
             shutdown: Rc::new(tokio::sync::Notify::new()),
+            shutdown_wait: None,
             pause: None,
             now_ms: crate::clock::now_ms(),
             pubsub: PubSub::default(),
+            events: Vec::new(),
+            tracking: Tracking::default(),
+            current_client: 0,
             watched: HashMap::new(),
             blocking: Blocking::default(),
             commands: CommandNames::default(),
@@ -284,10 +303,25 @@ impl Server {
         id
     }
 
+    /// Raises a keyspace notification of `class` for `key` of database `db`; queued only
+    /// when `notify-keyspace-events` enables the class.
+    pub fn notify(&mut self, class: u16, event: &'static str, db: usize, key: &[u8]) {
+        if self.config.notify_keyspace_events.wants(class) {
+            self.events.push(KeyEvent {
+                db,
+                event,
+                key: key.to_vec(),
+            });
+        }
+    }
+
     /// A key was written: transactions WATCHing it will fail, clients blocked on it will be
     /// served (by `crate::blocking::serve`, after the current command).
     pub fn touch_key(&mut self, db: usize, key: &[u8]) {
         self.blocking.key_written(db, key);
+        if self.tracking.is_active() {
+            self.tracking.key_changed(key, self.current_client);
+        }
         if self.watched.is_empty() {
             return;
         }
@@ -303,6 +337,9 @@ impl Server {
     /// WATCHed key that exists there counts as changed. A watched key that does not exist
     /// is left alone, as in Redis. Call it before emptying.
     pub fn touch_all_watched(&mut self, db: Option<usize>) {
+        if self.tracking.is_active() {
+            self.tracking.flushed();
+        }
         for ((d, key), ids) in &self.watched {
             if db.is_none_or(|x| x == *d) && self.keyspace.db(*d).find(key).is_some() {
                 self.mark_dirty_cas(ids);
@@ -384,6 +421,7 @@ impl Server {
         self.unwatch_all(client);
         self.unsubscribe_all(client);
         self.stop_monitor(client);
+        self.tracking.disable(client.id);
         self.clients.remove(&client.id);
     }
 
@@ -441,6 +479,7 @@ impl Server {
         d.remove_at(i);
         self.stats.expired_keys += 1;
         self.feed.feed(db, &[b"DEL".as_slice(), key]);
+        self.notify(class::EXPIRED, "expired", db, key);
         // An expiry is a change for WATCH: the transaction must fail, as in Redis.
         self.touch_key(db, key);
         None
@@ -576,6 +615,8 @@ impl Server {
         let entry = self.keyspace.db_mut(db).remove_at(i);
         self.stats.evicted_keys += 1;
         self.feed.feed(db, &[b"DEL".as_slice(), &entry.key]);
+        self.touch_key(db, &entry.key);
+        self.notify(class::EVICTED, "evicted", db, &entry.key);
         Some(())
     }
 }

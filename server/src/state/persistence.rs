@@ -23,6 +23,9 @@ pub struct Persistence {
     /// The id of the last background save that ended and whether it succeeded: replicas
     /// waiting for that save learn its outcome here (a killed save counts as failed).
     pub last_job: (u64, bool),
+    /// The id and outcome of the last background save of a file other than the dump (an
+    /// AOF rewrite's base), until its owner takes it.
+    pub other_done: Option<(u64, Result<u64, String>)>,
     /// BGSAVE SCHEDULE arrived while a save was running: start one when it ends.
     pub scheduled: bool,
     /// Whether the last background save (or SAVE) succeeded (`rdb_last_bgsave_status`).
@@ -62,6 +65,7 @@ impl Default for Persistence {
             bgsave: None,
             repl_snapshot: false,
             last_job: (0, false),
+            other_done: None,
             scheduled: false,
             last_bgsave_ok: true,
             last_bgsave_time_sec: -1,
@@ -95,6 +99,9 @@ pub struct BgSave {
     /// or started inside EXEC): the stream after the offset would not match the snapshot,
     /// so no replica can attach.
     pub(crate) start: Option<(String, u64)>,
+    /// The file is not the dump (an AOF base): its outcome goes to
+    /// [`Persistence::other_done`] instead of the dump's bookkeeping.
+    pub(crate) other: bool,
 }
 
 impl std::fmt::Debug for BgSave {
@@ -161,7 +168,7 @@ pub enum SaveError {
 }
 
 /// An I/O error as C's `strerror` words it (Redis's logs), without Rust's " (os error N)".
-fn strerror(e: &std::io::Error) -> String {
+pub fn strerror(e: &std::io::Error) -> String {
     let text = e.to_string();
     match text.rfind(" (os error ") {
         Some(i) => text[..i].to_string(),
@@ -199,4 +206,25 @@ mod tests {
         assert_eq!(strerror(&e), "No such file or directory");
         assert_eq!(strerror(&std::io::Error::other("plain")), "plain");
     }
+}
+
+/// SHUTDOWN's options (ABORT is handled by the command).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ShutdownOptions {
+    pub nosave: bool,
+    pub save: bool,
+    /// Do not wait for replicas to catch up.
+    pub now: bool,
+    /// Exit even when the final save fails.
+    pub force: bool,
+}
+
+/// A shutdown waiting for replicas to catch up (see `crate::shutdown`).
+#[derive(Debug, Clone)]
+pub struct ShutdownWait {
+    pub opts: ShutdownOptions,
+    /// Unix ms when it stops waiting and shuts down anyway.
+    pub deadline_ms: u64,
+    /// Clients blocked in SHUTDOWN (none for a signal).
+    pub clients: Vec<u64>,
 }

@@ -11,6 +11,8 @@ pub use tandem_testkit::{
 };
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 /// The tandem-server binary built for this test run, to start with more options.
@@ -255,4 +257,121 @@ pub fn stream_state(c: &mut redis::Connection, key: &[u8]) -> String {
         );
     }
     format!("{entries:?} {info:?} {groups:?} {pending:?}")
+}
+
+/// A fresh directory of its own under the system temp dir, for a server to keep files in.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "tandem-persist-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the test directory");
+    dir
+}
+
+/// Runs one command given as words.
+pub fn run(con: &mut redis::Connection, words: &[&str]) -> redis::RedisResult<redis::Value> {
+    let mut c = redis::cmd(words[0]);
+    for w in &words[1..] {
+        c.arg(*w);
+    }
+    c.query(con)
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_millis() as u64
+}
+
+/// Commands both servers get for the interop tests (types tandem stores today).
+pub fn interop_commands() -> Vec<Vec<String>> {
+    let far = (now_ms() / 1000 + 7200) * 1000;
+    let mut cmds: Vec<Vec<String>> = Vec::new();
+    let mut add = |w: &[&str]| cmds.push(w.iter().map(|s| (*s).to_string()).collect());
+    add(&["SET", "str:plain", "hello world"]);
+    add(&["SET", "str:int", "12345"]);
+    add(&["SET", "str:neg", "-42"]);
+    add(&["SET", "str:big-int", "9223372036854775807"]);
+    add(&["SET", "str:zero-lead", "007"]);
+    add(&["SET", "str:empty", ""]);
+    let long = "abcdefgh".repeat(500);
+    add(&["SET", "str:long-compressible", &long]);
+    add(&["SET", "str:ttl", "soon", "PXAT", &far.to_string()]);
+    add(&["SELECT", "7"]);
+    add(&["SET", "db7:key", "in seven"]);
+    add(&["SELECT", "15"]);
+    add(&["SET", "db15:key", "in fifteen"]);
+    add(&["SELECT", "0"]);
+    add(&["HSET", "hash:small", "f1", "v1", "f2", "2", "f3", ""]);
+    add(&["HSET", "hash:ttl", "a", "b"]);
+    add(&["PEXPIREAT", "hash:ttl", &(far + 1).to_string()]);
+    let mut big_hash = vec!["HSET".to_string(), "hash:big".to_string()];
+    for i in 0..300 {
+        big_hash.push(format!("field-{i}"));
+        big_hash.push(format!("value-{i}-{}", "h".repeat(i % 80)));
+    }
+    add(&big_hash.iter().map(String::as_str).collect::<Vec<_>>());
+    add(&["HSET", "hash:longvalue", "f", &"y".repeat(100)]);
+    add(&[
+        "SADD",
+        "set:ints",
+        "1",
+        "-3",
+        "100000",
+        "9223372036854775807",
+    ]);
+    add(&["SADD", "set:strings", "a", "b", "c", "12"]);
+    let mut big_set = vec!["SADD".to_string(), "set:big".to_string()];
+    big_set.extend((0..700).map(|i| format!("member-{i}")));
+    add(&big_set.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut big_ints = vec!["SADD".to_string(), "set:bigints".to_string()];
+    big_ints.extend((0..600).map(|i| (i * 3).to_string()));
+    add(&big_ints.iter().map(String::as_str).collect::<Vec<_>>());
+    add(&["RPUSH", "list:small", "a", "b", "3", "-4", ""]);
+    add(&["LPUSH", "list:ttl", "x"]);
+    add(&["PEXPIREAT", "list:ttl", &(far + 2).to_string()]);
+    let mut big_list = vec!["RPUSH".to_string(), "list:big".to_string()];
+    big_list.extend((0..1000).map(|i| format!("element-{i}")));
+    add(&big_list.iter().map(String::as_str).collect::<Vec<_>>());
+    let plain = "p".repeat(10_000);
+    add(&["RPUSH", "list:plain", "x", &plain, "y"]);
+    add(&[
+        "ZADD",
+        "zset:small",
+        "-3",
+        "c",
+        "1",
+        "a",
+        "2.5",
+        "b",
+        "inf",
+        "i",
+    ]);
+    let mut big_zset = vec!["ZADD".to_string(), "zset:big".to_string()];
+    for i in 0..300 {
+        big_zset.push(format!("{}", f64::from(i) * 0.5 - 7.25));
+        big_zset.push(format!("member-{i}"));
+    }
+    add(&big_zset.iter().map(String::as_str).collect::<Vec<_>>());
+    add(&["ZADD", "zset:longmember", "1", &"m".repeat(100)]);
+    for i in 0..300 {
+        add(&[
+            "SET",
+            &format!("bulk:{i}"),
+            &format!("{i}-{}", "z".repeat(i % 50)),
+        ]);
+    }
+    cmds
+}
+
+pub fn digest(con: &mut redis::Connection) -> String {
+    redis::cmd("DEBUG")
+        .arg("DIGEST")
+        .query(con)
+        .expect("DEBUG DIGEST")
 }

@@ -1,6 +1,6 @@
 //! Fault injection over real processes: a tandem master and replica in two network
 //! namespaces (see `netns.rs`), with the link cut, slowed or lossy, processes killed with
-//! SIGKILL in each phase of a full sync, and a full disk under SAVE. Each test states the
+//! SIGKILL in each phase of a full sync, and a full disk under SAVE and under the AOF. Each test states the
 //! outcome it checks; data is compared key by key (tandem has no DEBUG DIGEST, so
 //! [`content`] hashes every key and value read back). Figures are printed for
 //! docs/reliability.md (`cargo test -p tandem-server --test faults -- --nocapture`).
@@ -588,6 +588,104 @@ fn disk_full_during_save_keeps_the_dump_and_stops_writes() {
         ours.write_after_failed_save, theirs.write_after_failed_save,
         "a failed foreground SAVE stops writes as Redis does (or not)"
     );
+}
+
+/// What a server answered around a full disk under the AOF.
+#[derive(Debug)]
+struct AofDiskFull {
+    /// The first refusal once a write to the AOF failed.
+    misconf: String,
+    /// SETs acknowledged before the refusal.
+    acked: usize,
+}
+
+/// `appendonly yes` on a fresh 8 MB tmpfs with a ballast file: SETs of 4 KB until one is
+/// refused; then checks the refusal lasts, reads work, the incremental file ends on a whole
+/// command, and (`check_recovery`, tandem) that freeing the ballast lets the kept bytes out
+/// and the writes resume, and that every acknowledged write is there after `kill -9`.
+fn aof_on_a_small_disk(
+    tag: &str,
+    check_recovery: bool,
+    start: impl FnOnce(&[&str]) -> Option<common::ServerGuard>,
+) -> Option<AofDiskFull> {
+    let disk = Tmpfs::mount(&format!("aof-{tag}"), "8m");
+    let ballast = disk.dir.join("ballast");
+    std::fs::write(&ballast, vec![0u8; 1 << 20]).unwrap();
+    let dir = disk.dir.to_str().unwrap();
+    let args = ["--dir", dir, "--appendonly", "yes", "--save", ""];
+    let mut server = start(&args)?;
+    let mut c = server.connect();
+    let mut acked = 0;
+    let misconf = loop {
+        assert!(acked < 4000, "8 MB never filled");
+        let v = value(acked, 4096);
+        c.send(&[b"SET".as_slice(), format!("k:{acked}").as_bytes(), &v]);
+        let r = c.read_value().unwrap();
+        if r.kind() == b'-' {
+            break text(&r);
+        }
+        acked += 1;
+    };
+    assert_eq!(field(&mut c, "persistence", "aof_last_write_status"), "err");
+    assert!(cmd(&mut c, &["SET", "again", "1"]).starts_with("MISCONF"));
+    assert_eq!(cmd(&mut c, &["EXISTS", "k:0"]), "1", "reads still work");
+    let incr = std::fs::read_dir(disk.dir.join("appendonlydir"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".incr.aof"))
+        .unwrap();
+    let bytes = std::fs::read(&incr).unwrap();
+    let mut reader = tandem_server::aof::load::CommandReader::new(bytes.as_slice(), 0);
+    loop {
+        match reader.next_step().unwrap() {
+            tandem_server::aof::load::Step::Command(..) => {}
+            tandem_server::aof::load::Step::End => break,
+            other => panic!("the AOF does not end on a whole command: {other:?}"),
+        }
+    }
+    if check_recovery {
+        std::fs::remove_file(&ballast).unwrap();
+        wait_until(
+            "the AOF write to succeed again",
+            Duration::from_secs(10),
+            || field(&mut c, "persistence", "aof_last_write_status") == "ok",
+        );
+        assert_eq!(cmd(&mut c, &["SET", "after", "1"]), "OK");
+        drop(c);
+        server.kill();
+        server.restart();
+        let mut c = server.connect();
+        for i in 0..acked {
+            assert_eq!(
+                cmd(&mut c, &["STRLEN", &format!("k:{i}")]),
+                "4096",
+                "k:{i} lost"
+            );
+        }
+        assert_eq!(cmd(&mut c, &["GET", "after"]), "1");
+    }
+    Some(AofDiskFull { misconf, acked })
+}
+
+#[test]
+fn disk_full_under_the_aof_refuses_writes_as_redis_and_loses_nothing() {
+    if !netns::root_with(&["mount", "umount"]) {
+        return;
+    }
+    let ours =
+        aof_on_a_small_disk("tandem", true, |args| Some(common::start_tandem(args))).unwrap();
+    println!("FIGURE aof-disk-full tandem: {ours:?}");
+    // 7 MB free after the ballast: the disk fills after about 1,700 SETs of 4 KB.
+    assert!(ours.acked > 1000, "{ours:?}");
+    assert_eq!(
+        ours.misconf,
+        "MISCONF Errors writing to the AOF file: No space left on device"
+    );
+    let Some(theirs) = aof_on_a_small_disk("redis", false, common::start_redis) else {
+        return;
+    };
+    println!("FIGURE aof-disk-full redis-server 7.0: {theirs:?}");
+    assert_eq!(ours.misconf, theirs.misconf, "the MISCONF text is Redis's");
 }
 
 /// A client writing `rate` SETs of 1 KB a second to the master (keys `w:<n>`, 20000 of

@@ -498,3 +498,33 @@ def test_consumer_group_workflow_matches_redis(r):
         proc.kill()
         proc.wait()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_keyspace_notifications(r):
+    """The cache-invalidation pattern: a pubsub listener on keyspace events sees writes and
+    expiries of the keys it watches, through redis-py's PubSub."""
+    r.config_set("notify-keyspace-events", "KEA")
+    p = r.pubsub(ignore_subscribe_messages=True)
+    p.psubscribe("__keyspace@0__:cache:*")
+
+    def next_message():
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            m = p.get_message(timeout=1.0)
+            if m is not None:
+                return (m["channel"], m["data"])
+        raise AssertionError("no notification within 10 s")
+
+    r.set("cache:a", "1")
+    r.hset("cache:h", "f", "v")
+    r.pexpire("cache:a", 1)
+    r.delete("cache:h")
+    assert next_message() == ("__keyspace@0__:cache:a", "set")
+    assert next_message() == ("__keyspace@0__:cache:h", "hset")
+    assert next_message() == ("__keyspace@0__:cache:a", "expire")
+    assert next_message() == ("__keyspace@0__:cache:h", "del")
+    # Nobody reads cache:a: the active expiry cycle removes it and says so.
+    assert next_message() == ("__keyspace@0__:cache:a", "expired")
+    p.close()
+    r.config_set("notify-keyspace-events", "")
+

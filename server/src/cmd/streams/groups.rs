@@ -11,6 +11,7 @@ use crate::cmd::{CmdError, CmdResult, Ctx, eq, int_arg};
 use crate::keyspace::Value;
 use crate::keyspace::stream::group::{ENTRIES_READ_UNKNOWN, Group, Pending};
 use crate::keyspace::stream::{Stream, StreamId};
+use crate::notify::class;
 use crate::protocol::{Args, Reply};
 
 fn no_group(key: &[u8], group: &[u8], suffix: &str) -> CmdError {
@@ -208,6 +209,7 @@ pub fn xgroup(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         s.groups.insert(name.into(), Group::new(id, entries_read));
         ctx.reply.ok();
         ctx.dirty(1);
+        ctx.notify(class::STREAM, "xgroup-create", key);
     } else if setid && (argc == 5 || argc == 7) {
         let idarg = args.get(4);
         let id = if idarg == b"$" {
@@ -227,11 +229,13 @@ pub fn xgroup(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         })?;
         ctx.reply.ok();
         ctx.dirty(1);
+        ctx.notify(class::STREAM, "xgroup-setid", key);
     } else if eq(sub, "destroy") && argc == 4 {
         let removed = write_stream(ctx, key)?.is_some_and(|s| s.groups.remove(name).is_some());
         ctx.reply.int(i64::from(removed));
         if removed {
             ctx.dirty(1);
+            ctx.notify(class::STREAM, "xgroup-destroy", key);
         }
     } else if eq(sub, "createconsumer") && argc == 5 {
         let created = with_group(ctx, key, name, "", |_, g, _, now| {
@@ -240,6 +244,7 @@ pub fn xgroup(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         ctx.reply.int(i64::from(created));
         if created {
             ctx.dirty(1);
+            ctx.notify(class::STREAM, "xgroup-createconsumer", key);
         }
     } else if eq(sub, "delconsumer") && argc == 5 {
         let pending = with_group(ctx, key, name, "", |_, g, _, _| {
@@ -248,6 +253,7 @@ pub fn xgroup(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         ctx.reply.int(pending.unwrap_or(0) as i64);
         if pending.is_some() {
             ctx.dirty(1);
+            ctx.notify(class::STREAM, "xgroup-delconsumer", key);
         }
     } else {
         return Err(syntax_sub(args, "XGROUP"));
@@ -289,7 +295,12 @@ pub fn xreadgroup(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     for k in 0..r.streams {
         let key = args.get(r.streams_at + k);
         let idarg = args.get(r.streams_at + r.streams + k);
-        let has = match ctx.find(key) {
+        let found = if ctx.woken_by.is_some() {
+            ctx.find(key)
+        } else {
+            ctx.read(key)
+        };
+        let has = match found {
             Some(i) => match &ctx.db().entry(i).value {
                 Value::Stream(s) => s.groups.contains_key(group),
                 _ => return Err(CmdError::WrongType),
@@ -310,6 +321,12 @@ pub fn xreadgroup(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         } else {
             Some(parse_strict_id(idarg)?).filter(|&id| id != StreamId::MAX)
         });
+    }
+    if ctx.woken_by.is_none() {
+        // Redis's serving pass looks every key up again as a read.
+        for k in 0..r.streams {
+            ctx.read(args.get(r.streams_at + k));
+        }
     }
     let mut serve = Vec::new();
     for (k, start) in from.iter().enumerate() {
@@ -341,9 +358,10 @@ pub fn xreadgroup(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             n => n,
         };
         let noack = r.noack;
+        let mut created = false;
         with_group(ctx, key, group, "", |s, g, reply, now| {
             read_reply_key(reply, key);
-            let created = g.consumer(consumer, now).1;
+            created = g.consumer(consumer, now).1;
             if let Some(c) = g.consumers.get_mut(consumer) {
                 c.seen_time = now;
             }
@@ -373,6 +391,9 @@ pub fn xreadgroup(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
                 ),
             }
         })?;
+        if created {
+            ctx.notify(class::STREAM, "xgroup-createconsumer", key);
+        }
         ctx.dirty(1);
     }
     effects.propagate(ctx);
@@ -650,6 +671,7 @@ pub fn xclaim(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         _ => now,
     };
     let mut effects = Effects::new(ctx);
+    let mut created = false;
     let changes = with_group(ctx, key, name, "", |s, g, reply, now| {
         let mut changes = 0u64;
         let mut setid = false;
@@ -680,7 +702,7 @@ pub fn xclaim(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
                 None if force => None,
                 None => continue,
             };
-            g.consumer(consumer, now);
+            created |= g.consumer(consumer, now).1;
             if let Some(c) = g.consumers.get_mut(consumer) {
                 c.seen_time = now;
             }
@@ -712,6 +734,9 @@ pub fn xclaim(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         }
         changes
     })?;
+    if created {
+        ctx.notify(class::STREAM, "xgroup-createconsumer", key);
+    }
     ctx.dirty(changes);
     effects.propagate(ctx);
     Ok(())
@@ -752,6 +777,7 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         return Err(no_group(key, name, ""));
     }
     let mut effects = Effects::new(ctx);
+    let mut created = false;
     let changes = with_group(ctx, key, name, "", |s, g, reply, now| {
         let mut changes = 0u64;
         let mut attempts = count * 10;
@@ -788,7 +814,7 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
             if min_idle > 0 && now.saturating_sub(p.delivery_time) < min_idle {
                 continue;
             }
-            g.consumer(consumer, now);
+            created |= g.consumer(consumer, now).1;
             if let Some(c) = g.consumers.get_mut(consumer) {
                 c.seen_time = now;
             }
@@ -824,6 +850,9 @@ pub fn xautoclaim(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         }
         changes
     })?;
+    if created {
+        ctx.notify(class::STREAM, "xgroup-createconsumer", key);
+    }
     ctx.dirty(changes);
     effects.propagate(ctx);
     Ok(())

@@ -281,13 +281,15 @@ pub(super) fn read_reply_key(reply: &mut Reply<'_>, key: &[u8]) {
 pub(super) const BLOCKED_DEFAULT_COUNT: usize = 1000;
 
 /// The stream at `key` when it holds one: `Ok(None)` when missing, or (for a client re-run
-/// after a write, which keeps waiting instead) of another type.
+/// after a write, which keeps waiting instead) of another type. A client's own call looks
+/// the key up as a read (hits, misses, `keymiss`), as each of Redis's XREAD passes does.
 ///
 /// # Errors
 /// WRONGTYPE for a client's own call.
 pub(super) fn find_stream(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<u32>, CmdError> {
     let woken = ctx.woken_by.is_some();
-    match ctx.find(key) {
+    let found = if woken { ctx.find(key) } else { ctx.read(key) };
+    match found {
         Some(i) => match &ctx.db().entry(i).value {
             Value::Stream(_) => Ok(Some(i)),
             _ if woken => Ok(None),

@@ -197,8 +197,9 @@ async fn handshake(state: &Shared, conn: &mut Conn) -> Result<(), LinkError> {
 /// (the stream goes on from our offset, under the master's new replid if it changed); a
 /// full resynchronization returns the replid and offset the payload will be at.
 async fn psync(state: &Shared, conn: &mut Conn) -> Result<Option<(String, u64)>, LinkError> {
-    let (psync_id, psync_off) = {
+    let (psync_id, psync_off, failover) = {
         let srv = state.borrow();
+        let failover = crate::replication::failover::handing_over(&srv);
         let m = srv.repl.master.as_ref().ok_or(LinkError::Gone)?;
         if m.cached {
             info!(
@@ -209,21 +210,46 @@ async fn psync(state: &Shared, conn: &mut Conn) -> Result<Option<(String, u64)>,
             (
                 srv.repl.ids.replid.clone(),
                 (srv.feed.offset + 1).to_string(),
+                failover,
             )
         } else {
             info!("Partial resynchronization not possible (no cached master)");
-            ("?".to_string(), "-1".to_string())
+            ("?".to_string(), "-1".to_string(), failover)
         }
     };
-    conn.send(&[b"PSYNC", psync_id.as_bytes(), psync_off.as_bytes()])
+    // A master handing over with FAILOVER asks the target to promote itself first.
+    if failover {
+        conn.send(&[
+            &b"PSYNC"[..],
+            psync_id.as_bytes(),
+            psync_off.as_bytes(),
+            b"FAILOVER",
+        ])
         .await?;
+    } else {
+        conn.send(&[b"PSYNC", psync_id.as_bytes(), psync_off.as_bytes()])
+            .await?;
+    }
     let reply = loop {
         let l = conn.line(TIMEOUT_HANDSHAKE).await?;
         if !l.is_empty() {
             break l;
         }
     };
-    match framing::parse_psync_reply(&reply) {
+    let reply = framing::parse_psync_reply(&reply);
+    if failover {
+        let mut srv = state.borrow_mut();
+        if matches!(
+            reply,
+            PsyncReply::Continue(_) | PsyncReply::FullResync { .. }
+        ) {
+            crate::replication::failover::completed(&mut srv);
+        } else {
+            crate::replication::failover::abort(&mut srv, "Failover target rejected psync request");
+            return Err(LinkError::Gone);
+        }
+    }
+    match reply {
         PsyncReply::Continue(new_id) => {
             {
                 let mut srv = state.borrow_mut();

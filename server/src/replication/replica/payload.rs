@@ -282,6 +282,7 @@ fn swap_in(
     srv.repl
         .create_backlog(offset, srv.config.repl_backlog_size, false);
     srv.repl.kill_replicas();
+    crate::aof::control::restart_after_sync(srv);
     let m = srv.repl.master.as_mut().ok_or(LinkError::Gone)?;
     m.read_off = offset;
     m.sync_read = received;

@@ -41,6 +41,34 @@ pub struct Repl {
     /// A WAIT blocked: `REPLCONF GETACK *` goes into the stream at the next pump, after the
     /// command (so the client's target offset does not include it, as in Redis).
     pub want_getack: bool,
+    /// A FAILOVER under way.
+    pub failover: Option<Failover>,
+}
+
+/// A coordinated FAILOVER (Redis's `failover_state` other than `no-failover`): writes are
+/// paused until a replica has the whole stream, then this master follows it and asks it,
+/// with `PSYNC ... FAILOVER`, to take over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failover {
+    /// Following the target, PSYNC FAILOVER sent or about to be (`failover-in-progress`);
+    /// else waiting for a replica to catch up (`waiting-for-sync`).
+    pub in_progress: bool,
+    /// TO host port, or the replica found caught up.
+    pub target: Option<(String, u16)>,
+    /// TIMEOUT: Unix ms after which it is aborted (or forced).
+    pub end_ms: Option<u64>,
+    pub force: bool,
+}
+
+impl Failover {
+    /// INFO replication's `master_failover_state`.
+    pub fn state_name(failover: Option<&Failover>) -> &'static str {
+        match failover {
+            None => "no-failover",
+            Some(f) if f.in_progress => "failover-in-progress",
+            Some(_) => "waiting-for-sync",
+        }
+    }
 }
 
 /// Memory holding the replication stream, as INFO memory reports it.
