@@ -5,6 +5,7 @@
 //! Predicates are pure (`&RedisReplicaSet` in, what is missing out) and unit-tested here;
 //! everything that calls the API takes a [`Scenario`].
 
+use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
@@ -71,6 +72,23 @@ pub async fn patch_spec(
         .context(|| format!("patching the spec of {NAME} with {spec}"))
 }
 
+/// Scales the set through its scale subresource, as `kubectl scale rrs` and a
+/// HorizontalPodAutoscaler do; returns the Scale the API answered.
+///
+/// # Errors
+/// The patch failed (for example, no scale subresource in the installed CRD).
+pub async fn scale(scenario: &Scenario, replicas: i32) -> Result<Scale, Error> {
+    scenario
+        .api::<RedisReplicaSet>()
+        .patch_scale(
+            NAME,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "replicas": replicas } })),
+        )
+        .await
+        .context(|| format!("scaling {NAME} to {replicas} through the scale subresource"))
+}
+
 /// Creates the set and waits until it is fully synced: the start of most scenarios.
 ///
 /// # Errors
@@ -134,13 +152,13 @@ pub fn fully_synced(set: &RedisReplicaSet) -> Result<(), String> {
         return Err("no status.replication".to_owned());
     }
     let expected = usize::try_from(set.spec.replicas - 1).unwrap_or(0);
-    if status.replicas.len() != expected {
+    if status.nodes.len() != expected {
         return Err(format!(
-            "{} entries in status.replicas, {expected} expected",
-            status.replicas.len()
+            "{} entries in status.nodes, {expected} expected",
+            status.nodes.len()
         ));
     }
-    for r in &status.replicas {
+    for r in &status.nodes {
         if r.pod == master {
             return Err(format!("the master {master} is listed as a replica"));
         }
@@ -164,7 +182,7 @@ pub fn fully_synced(set: &RedisReplicaSet) -> Result<(), String> {
 pub fn stable_status(status: &RedisReplicaSetStatus) -> RedisReplicaSetStatus {
     let mut stable = status.clone();
     stable.master_offset = None;
-    for r in &mut stable.replicas {
+    for r in &mut stable.nodes {
         r.offset = None;
         r.lag = None;
     }
@@ -272,7 +290,7 @@ mod tests {
   master: cache-0
   readyReplicas: 3
   replication: { mode: Diskless, replTimeoutSeconds: 120, disklessSyncDelaySeconds: 5, clientOutputBufferLimit: replica 268435456 0 0, backlogSize: 64Mi, disklessLoad: disabled, minReplicasToWrite: 0, reason: r }
-  replicas:
+  nodes:
   - { pod: cache-1, ready: true, state: online, linkStatus: up, offset: 100, lag: 0 }
   - { pod: cache-2, ready: true, state: online, linkStatus: up, offset: 100, lag: 1 }
   conditions:

@@ -36,7 +36,7 @@ async fn a_set_becomes_available_with_every_replica_online_and_its_status_filled
         assert!(!replication.reason.is_empty(), "an empty reason");
         // 64Mi without persistence: no volume to hold a dump (docs/tuning.md).
         assert_eq!(replication.mode, SyncMode::Diskless);
-        let listed: Vec<&str> = status.replicas.iter().map(|r| r.pod.as_str()).collect();
+        let listed: Vec<&str> = status.nodes.iter().map(|r| r.pod.as_str()).collect();
         let others: Vec<&str> = names
             .iter()
             .map(String::as_str)
@@ -46,7 +46,7 @@ async fn a_set_becomes_available_with_every_replica_online_and_its_status_filled
             listed, others,
             "one entry per non-master pod, in ordinal order"
         );
-        for r in &status.replicas {
+        for r in &status.nodes {
             assert!(r.lag.is_some(), "{}: no lag", r.pod);
             let full_sync = r
                 .last_full_sync
@@ -59,6 +59,9 @@ async fn a_set_becomes_available_with_every_replica_online_and_its_status_filled
             ("Available", "True"),
             ("Progressing", "False"),
             ("Degraded", "False"),
+            ("Ready", "True"),
+            ("Reconciling", "False"),
+            ("Stalled", "False"),
         ] {
             let condition = status
                 .conditions
@@ -82,7 +85,7 @@ async fn a_set_becomes_available_with_every_replica_online_and_its_status_filled
             .expect("INFO of the master");
         assert_eq!(info["role"], "master");
         assert_eq!(info["connected_slaves"], "2");
-        for r in &status.replicas {
+        for r in &status.nodes {
             let info = cli
                 .info(&set::pod_host(&r.pod))
                 .await
@@ -156,7 +159,7 @@ async fn data_written_through_the_master_service_is_read_from_the_replicas() {
         );
         let expected = Reply::Text("written-through-the-master-service".into());
         let status = rrs.status.expect("status");
-        for r in &status.replicas {
+        for r in &status.nodes {
             let got = cli
                 .command(&set::pod_host(&r.pod), &["GET", "e2e:key"])
                 .await

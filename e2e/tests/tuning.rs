@@ -28,7 +28,7 @@ async fn raising_the_dataset_hint_switches_every_pod_to_diskless_and_the_next_fu
         spec.persistence = PersistenceSpec {
             enabled: true,
             size: Some(ByteQuantity::new("1Gi")),
-            storage_class_name: None,
+            ..PersistenceSpec::default()
         };
         let rrs = set::create_synced(&s, spec).await.expect("fully synced");
         let replication = rrs
@@ -42,7 +42,7 @@ async fn raising_the_dataset_hint_switches_every_pod_to_diskless_and_the_next_fu
             "64Mi with persistence: {}",
             replication.reason
         );
-        for r in rrs.status.iter().flat_map(|st| &st.replicas) {
+        for r in rrs.status.iter().flat_map(|st| &st.nodes) {
             let first = r
                 .last_full_sync
                 .as_ref()
@@ -97,19 +97,19 @@ async fn raising_the_dataset_hint_switches_every_pod_to_diskless_and_the_next_fu
         }
 
         // The next full sync: a new pod starts with an empty volume.
-        set::patch_spec(&s, json!({ "replicas": 3 }))
-            .await
-            .expect("scale to 3");
+        // Through the scale subresource, as `kubectl scale rrs cache --replicas=3` does.
+        let scale = set::scale(&s, 3).await.expect("scale to 3");
+        assert_eq!(scale.spec.and_then(|s| s.replicas), Some(3));
         let rrs = set::wait_fully_synced(&s)
             .await
             .expect("fully synced with 3 pods");
         let master = set::master(&rrs).expect("master").to_owned();
         let status = rrs.status.clone().expect("status");
         let new = status
-            .replicas
+            .nodes
             .iter()
             .find(|r| r.pod == "cache-2")
-            .expect("cache-2 in status.replicas");
+            .expect("cache-2 in status.nodes");
         let full_sync = new.last_full_sync.as_ref().expect("cache-2 lastFullSync");
         assert_eq!(
             full_sync.mode,

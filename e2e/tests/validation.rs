@@ -56,7 +56,7 @@ async fn invalid_sets_are_rejected_by_the_api_server_with_the_schema_message() {
         no_size.spec.persistence = PersistenceSpec {
             enabled: true,
             size: None,
-            storage_class_name: None,
+            ..PersistenceSpec::default()
         };
         cases.push((
             "persistence without size",

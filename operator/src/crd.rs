@@ -6,7 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
+use k8s_openapi::api::core::v1::{
+    Affinity, Container, LocalObjectReference, ResourceRequirements, Toleration,
+    TopologySpreadConstraint, Volume,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
@@ -49,21 +52,35 @@ pub const ALLOWED_SERVER_CONFIG: [&str; 13] = [
     kind = "RedisReplicaSet",
     plural = "redisreplicasets",
     shortname = "rrs",
+    category = "tandem",
     namespaced,
     doc = "A replicated Redis-compatible database run by tandem-operator: one master and replicas, with full sync tuned from the dataset size.",
     status = "RedisReplicaSetStatus",
     derive = "PartialEq",
+    // `kubectl scale rrs` and a HorizontalPodAutoscaler go through this subresource: it
+    // writes spec.replicas, which the StatefulSet follows.
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
     // Raw JSON columns: clippy's duplicated_attributes lint misfires on the typed form.
     printcolumn = r#"{"name":"Master","type":"string","jsonPath":".status.master","description":"Pod holding the master role"}"#,
     printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".status.replication.mode","description":"Full-sync mode in effect"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.ready","description":"Ready pods / desired pods"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase","description":"Lifecycle phase"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Hint","type":"string","priority":1,"jsonPath":".spec.datasetSizeHint","description":"Expected dataset size driving the tuning"}"#,
+    printcolumn = r#"{"name":"Lag","type":"integer","priority":1,"jsonPath":".status.maxLagSeconds","description":"Largest replica lag, seconds since its last acknowledgement"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message","description":"Why the set is or is not Ready"}"#
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [{
     "rule": "!has(self.replication) || !has(self.replication.minReplicasToWrite) || self.replication.minReplicasToWrite < self.replicas",
     "message": "replication.minReplicasToWrite must be below replicas: the master could never accept a write"
+}, {
+    "rule": "!has(self.loadBalancerSourceRanges) || size(self.loadBalancerSourceRanges) == 0 || (has(self.serviceType) && self.serviceType == 'LoadBalancer')",
+    "message": "loadBalancerSourceRanges needs serviceType: LoadBalancer"
 }]))]
 pub struct RedisReplicaSetSpec {
     /// Pods in total: one master plus `replicas - 1` replicas.
@@ -102,6 +119,15 @@ pub struct RedisReplicaSetSpec {
     #[schemars(length(min = 1, max = 512))]
     pub image: Option<String>,
 
+    /// When the kubelet pulls the server image: Always, IfNotPresent (the default) or Never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<PullPolicy>,
+
+    /// Secrets holding credentials for a private registry, in the set's namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+
     /// Compute resources of the server container. The memory limit is checked against the
     /// memory the tuning needs (dataset + replica buffers + backlog).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -127,9 +153,52 @@ pub struct RedisReplicaSetSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pod_annotations: BTreeMap<String, String>,
 
+    /// Extra labels on the pods. The labels the operator selects on (`app.kubernetes.io/*`,
+    /// `tandem.dev/*`) cannot be set here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64, "x-kubernetes-validations" = [{
+        "rule": "self.all(k, !k.startsWith('app.kubernetes.io/') && !k.startsWith('tandem.dev/'))",
+        "message": "podLabels cannot set app.kubernetes.io/* or tandem.dev/* labels: the operator's Services, StatefulSet and watches select on them"
+    }]))]
+    pub pod_labels: BTreeMap<String, String>,
+
+    /// How the pods spread over zones or nodes (added to the default soft anti-affinity).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+
+    /// More containers in every pod, next to the server (an exporter, a log shipper).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.all(c, c.name != 'server')",
+        "message": "extraContainers cannot be named server: that is the database container"
+    }]))]
+    pub extra_containers: Vec<Container>,
+
+    /// More volumes in every pod, for the extra containers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.all(v, !(v.name in ['config', 'auth', 'data', 'tmp']))",
+        "message": "extraVolumes cannot be named config, auth, data or tmp: the server's own volumes have those names"
+    }]))]
+    pub extra_volumes: Vec<Volume>,
+
     /// Type of the master and replicas Services.
     #[serde(default)]
     pub service_type: ServiceType,
+
+    /// Extra annotations on the master and replicas Services (a cloud load balancer's
+    /// settings, external-dns names).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub service_annotations: BTreeMap<String, String>,
+
+    /// Client address ranges (CIDR) a LoadBalancer Service admits; only with
+    /// `serviceType: LoadBalancer`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub load_balancer_source_ranges: Vec<String>,
 
     /// Extra server directives (`name: value`), limited to an allowlist: maxmemory,
     /// maxmemory-policy, maxmemory-samples, maxclients, timeout, tcp-keepalive, loglevel,
@@ -313,6 +382,29 @@ impl Default for SecuritySpec {
     }
 }
 
+/// When the kubelet pulls an image.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum PullPolicy {
+    /// On every pod start.
+    Always,
+    /// Only when the node does not have it.
+    #[default]
+    IfNotPresent,
+    /// Never: the image must be on the node.
+    Never,
+}
+
+impl PullPolicy {
+    /// The value as the pod spec spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Always => "Always",
+            Self::IfNotPresent => "IfNotPresent",
+            Self::Never => "Never",
+        }
+    }
+}
+
 /// Kubernetes Service type for the master and replicas Services.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum ServiceType {
@@ -410,12 +502,29 @@ pub struct RedisReplicaSetStatus {
     /// Number of ready pods.
     #[serde(default)]
     pub ready_replicas: i32,
+    /// Pods of the set whose server answered the operator: the scale subresource's current
+    /// count (`kubectl scale`, HorizontalPodAutoscaler). Absent in a status written by an
+    /// operator from before `status.nodes`, whose `status.replicas` was the per-pod list.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "count_or_legacy_list"
+    )]
+    pub replicas: Option<i32>,
+    /// Label selector of the set's pods, for the scale subresource (an autoscaler finds the
+    /// pods' metrics through it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// The largest `lag` among the replicas (the wide `LAG` column).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lag_seconds: Option<i64>,
     /// The replication tuning in effect on every node, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication: Option<ReplicationStatus>,
     /// One entry per non-master pod.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub replicas: Vec<ReplicaStatus>,
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["pod"]))]
+    pub nodes: Vec<ReplicaStatus>,
     /// The master's replication offset (master_repl_offset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub master_offset: Option<i64>,
@@ -434,8 +543,10 @@ pub struct RedisReplicaSetStatus {
     /// The last planned switchover (scale-in, rolling update, or asked for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_switchover: Option<SwitchoverRecord>,
+    /// Ready (the summary GitOps tools wait for), Reconciling and Stalled (kstatus),
     /// Available, Progressing and Degraded, plus SyncLoop once the data plane reports.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// What the data plane must remember across operator restarts: read back when an
     /// operator starts, so it neither trusts a pod that restarted meanwhile nor undoes its
@@ -474,6 +585,24 @@ pub struct SyncLoopRecord {
     pub pod: String,
     /// Full syncs it started without finishing one.
     pub attempts: u32,
+}
+
+/// Reads `status.replicas` as the pod count, and the per-pod list an older operator kept
+/// there as absent: the object still loads, and the absent count tells the controller to
+/// clear the old list before its first apply (docs/status.md, "Upgrading").
+fn count_or_legacy_list<'de, D>(deserializer: D) -> Result<Option<i32>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error;
+    match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .and_then(|n| i32::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| D::Error::custom(format!("status.replicas {n} is not a pod count"))),
+        _ => Ok(None),
+    }
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)]
@@ -618,7 +747,35 @@ mod tests {
             .flatten()
             .map(|c| c.name.as_str())
             .collect();
-        assert_eq!(columns, ["Master", "Mode", "Ready", "Phase", "Age"]);
+        assert_eq!(
+            columns,
+            [
+                "Master", "Mode", "Ready", "Phase", "Age", "Hint", "Lag", "Message"
+            ]
+        );
+        let wide: Vec<_> = version
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .filter(|c| c.priority == Some(1))
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(wide, ["Hint", "Lag", "Message"], "shown by -o wide only");
+        assert_eq!(
+            crd.spec.names.categories.as_deref(),
+            Some(&["tandem".to_owned()][..])
+        );
+        let scale = version
+            .subresources
+            .as_ref()
+            .and_then(|s| s.scale.as_ref())
+            .expect("scale subresource");
+        assert_eq!(scale.spec_replicas_path, ".spec.replicas");
+        assert_eq!(scale.status_replicas_path, ".status.replicas");
+        assert_eq!(
+            scale.label_selector_path.as_deref(),
+            Some(".status.selector")
+        );
     }
 
     #[test]

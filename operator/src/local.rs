@@ -12,11 +12,15 @@
 
 use std::fmt::Write as _;
 use std::io::IsTerminal as _;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
+use kube::runtime::events::EventType;
+use prometheus_client::registry::Registry;
 use tokio::process::{Child, Command};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
@@ -26,10 +30,13 @@ use crate::dataplane::engine::{DataPlane, Nodes};
 use crate::dataplane::roles::NodeAddr;
 use crate::dataplane::status;
 use crate::dataplane::switchover::CATCH_UP_TIMEOUT;
+use crate::local_view::{View, summary, table};
+use crate::metrics::{Health, serve};
 use crate::persistence::{self, PersistencePlan};
 use crate::policy::{self, Overrides, PolicyInput};
 use crate::renames::{CommandNames, RENAMED_COMMANDS_KEY};
 use crate::resources::config::DEFAULT_SAVE;
+use crate::set_metrics::SetMetrics;
 use crate::status::Notice;
 
 /// How often a pass runs: a killed master is noticed within one interval.
@@ -91,6 +98,8 @@ pub struct LocalSettings {
     pub overrides: Overrides,
     /// The names renamed commands answer to ([`CommandNames::plain`] keeps them all).
     pub commands: CommandNames,
+    /// Where to serve `/metrics` (the per-set series of [`SetMetrics`]), if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
     /// What the nodes keep in their directories (`--persistence`, as spec.persistence
     /// with a volume); `None` keeps nothing.
     pub persistence: Option<PersistenceMode>,
@@ -98,12 +107,39 @@ pub struct LocalSettings {
     pub appendfsync: Option<Appendfsync>,
 }
 
+/// The namespace and name local mode's series carry.
+pub const LOCAL_SET: &str = "local";
+
+/// What local mode prints before it starts: where the nodes listen, where their data,
+/// logs and the renamed commands' names are. Kept on top of the live table.
+pub fn banner(settings: &LocalSettings) -> String {
+    format!(
+        "tandem-operator local: {} nodes on 127.0.0.1:{}.., data and logs (server.log, stderr.log) in {}{}",
+        settings.replicas,
+        settings.base_port,
+        settings.dir.display(),
+        if settings.commands.is_plain() {
+            String::new()
+        } else {
+            format!(
+                ", secret names of CONFIG, REPLICAOF and SHUTDOWN in {}",
+                settings.dir.join(RENAMED_COMMANDS_KEY).display()
+            )
+        }
+    )
+}
+
+/// The file in a node's directory that keeps what the process writes to stderr (a panic,
+/// an error before its log file is open).
+pub const STDERR_FILE: &str = "stderr.log";
+
 /// Local processes behind the data plane's [`Nodes`] seam.
 pub struct LocalNodes {
     settings: LocalSettings,
     children: Vec<Option<Child>>,
     started_at: Vec<Option<Instant>>,
     plan: policy::Plan,
+    exits: Vec<Notice>,
 }
 
 /// A node could not be started.
@@ -126,7 +162,21 @@ impl LocalNodes {
             children: (0..n).map(|_| None).collect(),
             started_at: vec![None; n],
             plan,
+            exits: Vec::new(),
         }
+    }
+
+    /// Where the nodes listen.
+    pub fn addresses(&self) -> Vec<(String, NodeAddr)> {
+        (0..self.children.len())
+            .map(|i| (Self::name(i), self.addr(i)))
+            .collect()
+    }
+
+    /// The nodes that exited since the last call, each with the last line it wrote to
+    /// stderr (or its log), as Warning events.
+    pub fn take_exits(&mut self) -> Vec<Notice> {
+        std::mem::take(&mut self.exits)
     }
 
     fn name(i: usize) -> String {
@@ -209,6 +259,11 @@ impl LocalNodes {
         // which no one can sync from (`-NOMASTERLINK`): a node that restarts empty never
         // serves as a master its old replicas would copy.
         let follow = master.filter(|m| **m != addr).unwrap_or(&addr);
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(STDERR_FILE))
+            .map_err(err)?;
         let child = Command::new(&self.settings.server.program)
             .args(&self.settings.server.prefix)
             .arg(&conf)
@@ -217,7 +272,7 @@ impl LocalNodes {
             .arg(follow.port.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::from(stderr))
             .kill_on_drop(true)
             .spawn()
             .map_err(err)?;
@@ -257,7 +312,22 @@ impl Nodes for LocalNodes {
             if let Some(child) = &mut self.children[i]
                 && let Ok(Some(code)) = child.try_wait()
             {
-                warn!(node = %Self::name(i), %code, "exited");
+                let dir = self.settings.dir.join(Self::name(i));
+                let said = [STDERR_FILE, "server.log"].iter().find_map(|f| {
+                    last_line(&std::fs::read_to_string(dir.join(f)).unwrap_or_default())
+                        .map(str::to_owned)
+                });
+                warn!(node = %Self::name(i), %code, last = said.as_deref().unwrap_or(""), "exited");
+                self.exits.push(Notice {
+                    type_: EventType::Warning,
+                    reason: "NodeExited",
+                    note: format!(
+                        "{} exited ({code}){}",
+                        Self::name(i),
+                        said.map(|l| format!(": {l}")).unwrap_or_default()
+                    ),
+                    action: "Restart",
+                });
                 self.children[i] = None;
             }
             let backing_off = self.started_at[i].is_some_and(|t| t.elapsed() < RESTART_BACKOFF);
@@ -273,6 +343,13 @@ impl Nodes for LocalNodes {
         info!(master, "role moved");
         Ok(())
     }
+}
+
+/// The last line with something on it: what a process said before it stopped.
+pub fn last_line(text: &str) -> Option<&str> {
+    text.lines()
+        .map(str::trim_end)
+        .rfind(|l| !l.trim().is_empty())
 }
 
 /// A node's config file, like the ConfigMap and auth-conf Secret of a pod: listening
@@ -362,8 +439,18 @@ pub async fn run(
         info!(path = %path.display(), "renamed commands' names written");
     }
     dataplane.use_commands(vec![settings.commands.clone()]);
+    let mut view = View {
+        banner: banner(&settings),
+        password: settings.password.is_some(),
+        ..View::default()
+    };
+    let set_metrics = match settings.metrics_addr {
+        Some(addr) => Some(serve_metrics(addr).await?),
+        None => None,
+    };
     let mut nodes = LocalNodes::new(settings, plan.clone());
     nodes.check_ports()?;
+    view.addresses = nodes.addresses();
     let tty = std::io::stdout().is_terminal();
     let mut previous: Option<RedisReplicaSetStatus> = None;
     let mut ticker = tokio::time::interval(PASS_INTERVAL);
@@ -390,7 +477,7 @@ pub async fn run(
                 )
                 .await
             {
-                Ok(s) => announce(&s.notice, tty),
+                Ok(s) => announce(&s.notice, tty, &mut view),
                 Err(e) => break Err(LocalError::Start(e)),
             }
         }
@@ -406,8 +493,9 @@ pub async fn run(
             Ok(p) => p,
             Err(e) => break Err(LocalError::Start(e)),
         };
-        for n in &pass.notices {
-            announce(n, tty);
+        let events = pass.notices.len() + nodes.exits.len();
+        for n in nodes.take_exits().iter().chain(&pass.notices) {
+            announce(n, tty, &mut view);
         }
         let new = status::build(
             previous.as_ref(),
@@ -418,8 +506,11 @@ pub async fn run(
             &dataplane,
             now,
         );
-        if previous.as_ref() == Some(&new) {
+        if previous.as_ref() == Some(&new) && events == 0 {
             continue;
+        }
+        if let Some((metrics, _)) = &set_metrics {
+            metrics.observe(LOCAL_SET, LOCAL_SET, previous.as_ref(), &new);
         }
         if let Some(path) = &status_file
             && let Err(source) = write_status(path, &new)
@@ -431,23 +522,42 @@ pub async fn run(
         }
         if tty {
             // Home and clear, then the table: a live view without a TUI library.
-            print!("\x1b[H\x1b[2J{}", table(&new));
+            print!("\x1b[H\x1b[2J{}", table(&new, &view));
         } else if previous.as_ref().map(summary) != Some(summary(&new)) {
             println!("{}", summary(&new));
         }
         previous = Some(new);
     };
     nodes.stop().await;
+    if let Some((_, server)) = set_metrics {
+        server.abort();
+    }
     result
 }
 
-/// Logs an event, and prints it when stdout is not the live table.
-fn announce(n: &Notice, tty: bool) {
-    let line = format!("event {:?} {}: {}", n.type_, n.reason, n.note);
-    info!("{line}");
+/// Serves `/metrics` (and `/healthz`, `/readyz`) for local mode's set on `addr`.
+async fn serve_metrics(
+    addr: SocketAddr,
+) -> Result<(Arc<SetMetrics>, tokio::task::JoinHandle<()>), LocalError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| LocalError::Metrics { addr, source })?;
+    let mut registry = Registry::default();
+    let metrics = Arc::new(SetMetrics::new(&mut registry));
+    let health = Arc::new(Health::new(registry));
+    health.set_ready(true);
+    let server = tokio::spawn(serve(listener, health, std::future::pending()));
+    Ok((metrics, server))
+}
+
+/// Logs an event, keeps it on the live table, and prints it when stdout is not the table.
+fn announce(n: &Notice, tty: bool, view: &mut View) {
+    let line = format!("{:?} {}: {}", n.type_, n.reason, n.note);
+    info!("event {line}");
     if !tty {
-        println!("{line}");
+        println!("event {line}");
     }
+    view.event(format!("{} {line}", Timestamp::now().strftime("%H:%M:%S")));
 }
 
 /// Why local mode stopped on its own.
@@ -492,6 +602,15 @@ pub enum LocalError {
         /// Nodes in the set.
         nodes: u32,
     },
+    /// The metrics address cannot be listened on.
+    #[error("failed to listen for /metrics on {addr}: {source}")]
+    Metrics {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The status file could not be written.
     #[error("failed to write the status file {path}: {source}")]
     StatusFile {
@@ -512,134 +631,74 @@ fn write_status(path: &Path, status: &RedisReplicaSetStatus) -> std::io::Result<
     std::fs::rename(&tmp, path)
 }
 
-/// One line per change when stdout is not a terminal: phase, master, each replica's state.
-pub fn summary(s: &RedisReplicaSetStatus) -> String {
-    let mut out = format!(
-        "phase {:?} master {} ready {}",
-        s.phase,
-        s.master.as_deref().unwrap_or("-"),
-        s.ready.as_deref().unwrap_or("-")
-    );
-    for r in &s.replicas {
-        let _ = write!(
-            out,
-            " | {} {} {}",
-            r.pod,
-            r.state.as_deref().unwrap_or("-"),
-            r.sync_progress.as_deref().unwrap_or("")
-        );
-    }
-    out.trim_end().to_owned()
-}
-
-const BAR_WIDTH: usize = 20;
-
-/// The live table: the set, then one row per node, a progress bar for a running full sync.
-pub fn table(s: &RedisReplicaSetStatus) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "tandem local  phase {:?}  master {}  ready {}  offset {}",
-        s.phase,
-        s.master.as_deref().unwrap_or("-"),
-        s.ready.as_deref().unwrap_or("-"),
-        s.master_offset.map_or("-".to_owned(), |o| o.to_string())
-    );
-    if let Some(r) = &s.replication {
-        let _ = writeln!(
-            out,
-            "tuning  {:?}  repl-timeout {}s  client-output-buffer-limit {}  backlog {}",
-            r.mode, r.repl_timeout_seconds, r.client_output_buffer_limit, r.backlog_size
-        );
-    }
-    let _ = writeln!(
-        out,
-        "syncs   full {}  partial ok {}  partial refused {}",
-        s.full_syncs.unwrap_or(0),
-        s.partial_syncs_accepted.unwrap_or(0),
-        s.partial_syncs_rejected.unwrap_or(0)
-    );
-    let _ = writeln!(
-        out,
-        "\n{:<8} {:<8} {:<12} {:<5} {:>12} {:>4}  SYNC",
-        "NODE", "ROLE", "STATE", "LINK", "OFFSET", "LAG"
-    );
-    if let Some(m) = &s.master {
-        let _ = writeln!(
-            out,
-            "{m:<8} {:<8} {:<12} {:<5} {:>12} {:>4}",
-            "master",
-            "-",
-            "-",
-            s.master_offset.map_or("-".to_owned(), |o| o.to_string()),
-            "-"
-        );
-    }
-    for r in &s.replicas {
-        let sync = match (&r.sync_progress, &r.last_full_sync) {
-            (Some(p), _) => bar(p),
-            (None, Some(l)) => format!("last full sync {:?} {}s", l.mode, l.duration_seconds),
-            (None, None) => String::new(),
-        };
-        let _ = writeln!(
-            out,
-            "{:<8} {:<8} {:<12} {:<5} {:>12} {:>4}  {sync}",
-            r.pod,
-            "replica",
-            r.state.as_deref().unwrap_or("-"),
-            r.link_status.as_deref().unwrap_or("-"),
-            r.offset.map_or("-".to_owned(), |o| o.to_string()),
-            r.lag.map_or("-".to_owned(), |o| o.to_string()),
-        );
-    }
-    for c in &s.conditions {
-        if c.status == "True" || c.type_ == crate::status::AVAILABLE {
-            let _ = writeln!(
-                out,
-                "\n{} {} {}: {}",
-                c.type_, c.status, c.reason, c.message
-            );
-        }
-    }
-    if let Some(w) = &s.last_switchover {
-        let _ = writeln!(
-            out,
-            "last switchover {} -> {} ({}) at offset {}, writes held {} ms",
-            w.from, w.to, w.reason, w.offset, w.write_pause_ms
-        );
-    }
-    if let Some(f) = &s.last_failover {
-        let _ = writeln!(
-            out,
-            "last failover {} -> {} ({}), up to {} bytes may be lost",
-            f.from, f.to, f.reason, f.bytes_at_risk
-        );
-    }
-    out
-}
-
-/// `[#######.............] 35%` for a percentage, the text alone otherwise.
-fn bar(progress: &str) -> String {
-    match progress
-        .strip_suffix('%')
-        .and_then(|p| p.parse::<usize>().ok())
-    {
-        Some(p) => {
-            let filled = p.min(100) * BAR_WIDTH / 100;
-            format!(
-                "[{}{}] {progress}",
-                "#".repeat(filled),
-                ".".repeat(BAR_WIDTH - filled)
-            )
-        }
-        None => progress.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::ReplicaStatus;
+
+    #[test]
+    fn the_last_line_skips_trailing_blank_lines() {
+        assert_eq!(last_line("a\nb  \n\n  \n"), Some("b"));
+        assert_eq!(last_line(" \n"), None);
+        assert_eq!(last_line(""), None);
+    }
+
+    #[tokio::test]
+    async fn a_node_that_exits_leaves_its_stderr_and_an_event_naming_its_last_line() {
+        let dir = std::env::temp_dir().join(format!("tandem-local-exit-{}", std::process::id()));
+        let settings = LocalSettings {
+            replicas: 1,
+            dataset_size_hint: 1 << 20,
+            base_port: 1,
+            // A stand-in server that fails the way a real one can before its log is open.
+            server: ServerCommand {
+                program: PathBuf::from("/bin/sh"),
+                prefix: vec![
+                    "-c".to_owned(),
+                    "echo starting >&2; echo 'fatal: cannot read dump.rdb' >&2; exit 3".to_owned(),
+                    "sh".to_owned(),
+                ],
+            },
+            dir: dir.clone(),
+            status_file: None,
+            down_after: Duration::from_secs(5),
+            password: None,
+            overrides: Overrides::default(),
+            commands: CommandNames::plain(),
+            metrics_addr: None,
+            persistence: None,
+            appendfsync: None,
+        };
+        let plan = policy::plan(&PolicyInput {
+            dataset_size_hint: 1 << 20,
+            replicas: 1,
+            ..PolicyInput::default()
+        });
+        let mut nodes = LocalNodes::new(settings, plan);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let exits = loop {
+            nodes.ensure_running(None).await.expect("started");
+            let exits = nodes.take_exits();
+            if !exits.is_empty() {
+                break exits;
+            }
+            assert!(Instant::now() < deadline, "the node never exited");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(exits[0].reason, "NodeExited");
+        assert_eq!(exits[0].type_, EventType::Warning);
+        assert_eq!(
+            exits[0].note,
+            "node-0 exited (exit status: 3): fatal: cannot read dump.rdb"
+        );
+        let kept =
+            std::fs::read_to_string(dir.join("node-0").join(STDERR_FILE)).expect("stderr.log");
+        assert!(
+            kept.starts_with("starting\nfatal: cannot read dump.rdb\n"),
+            "{kept}"
+        );
+        nodes.stop().await;
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
 
     #[test]
     fn node_config_is_read_by_the_server_itself() {
@@ -672,31 +731,5 @@ mod tests {
         assert!(c.appendonly, "--persistence both writes the AOF");
         assert_eq!(c.appendfsync, "everysec");
         assert!(!c.save.is_empty(), "and takes snapshots");
-    }
-
-    #[test]
-    fn the_table_shows_a_bar_during_a_sync() {
-        let s = RedisReplicaSetStatus {
-            master: Some("node-0".to_owned()),
-            replicas: vec![ReplicaStatus {
-                pod: "node-1".to_owned(),
-                ready: false,
-                state: Some("send_bulk".to_owned()),
-                link_status: Some("down".to_owned()),
-                offset: Some(0),
-                lag: Some(0),
-                sync_progress: Some("35%".to_owned()),
-                last_full_sync: None,
-            }],
-            ..RedisReplicaSetStatus::default()
-        };
-        let t = table(&s);
-        assert!(t.contains("node-1   replica  send_bulk"), "{t}");
-        assert!(t.contains("[#######.............] 35%"), "{t}");
-        assert_eq!(
-            summary(&s),
-            "phase Pending master node-0 ready - | node-1 send_bulk 35%"
-        );
-        assert_eq!(bar("1.0Mi received"), "1.0Mi received");
     }
 }

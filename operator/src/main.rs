@@ -95,6 +95,10 @@ struct LocalArgs {
     #[arg(long, value_parser = parse_buffer_limit)]
     client_output_buffer_limit: Option<BufferLimit>,
 
+    /// Serve the set's metrics (Prometheus text format) on this address, at /metrics.
+    #[arg(long)]
+    metrics_addr: Option<SocketAddr>,
+
     /// Keep CONFIG, REPLICAOF, SHUTDOWN, DEBUG and SLAVEOF under their own names (as
     /// spec.security.renameCommands: false). By default the first three answer to secret
     /// names kept in <dir>/renamed-commands and the last two are removed.
@@ -224,21 +228,6 @@ async fn run_local(args: LocalArgs) -> anyhow::Result<()> {
         Some(d) => d,
         None => std::env::temp_dir().join(format!("tandem-local-{}", std::process::id())),
     };
-    eprintln!(
-        "tandem-operator local: {} nodes on 127.0.0.1:{}.., data and logs in {}{}",
-        args.replicas,
-        args.base_port,
-        dir.display(),
-        if args.no_rename_commands {
-            String::new()
-        } else {
-            format!(
-                ", secret names of CONFIG, REPLICAOF and SHUTDOWN in {}",
-                dir.join(tandem_operator::renames::RENAMED_COMMANDS_KEY)
-                    .display()
-            )
-        }
-    );
     let settings = LocalSettings {
         replicas: args.replicas,
         dataset_size_hint: args.dataset_size_hint,
@@ -258,6 +247,7 @@ async fn run_local(args: LocalArgs) -> anyhow::Result<()> {
             client_output_buffer_limit: args.client_output_buffer_limit,
             ..Overrides::default()
         },
+        metrics_addr: args.metrics_addr,
         commands: if args.no_rename_commands {
             CommandNames::plain()
         } else {
@@ -274,6 +264,7 @@ async fn run_local(args: LocalArgs) -> anyhow::Result<()> {
             AppendfsyncArg::No => Appendfsync::No,
         }),
     };
+    eprintln!("{}", tandem_operator::local::banner(&settings));
     let mut terminate = signal(SignalKind::terminate()).context("failed to handle SIGTERM")?;
     let stop = async move {
         tokio::select! {

@@ -22,6 +22,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
+use crate::set_metrics::SetMetrics;
+
 /// Label set of the error counter: the error's category (bounded, see `Error::category`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
@@ -49,6 +51,8 @@ pub struct Metrics {
     pub events: Family<EventLabels, Counter>,
     /// 1 while this replica holds the leader lease.
     pub leader: Gauge,
+    /// Per-set series from the data plane.
+    pub sets: SetMetrics,
 }
 
 impl Metrics {
@@ -60,6 +64,7 @@ impl Metrics {
             duration: Histogram::new(exponential_buckets(0.005, 2.0, 12)),
             events: Family::default(),
             leader: Gauge::default(),
+            sets: SetMetrics::new(registry),
         };
         let r = registry.sub_registry_with_prefix("tandem_operator");
         r.register(

@@ -21,6 +21,17 @@ pub const AVAILABLE: &str = "Available";
 pub const PROGRESSING: &str = "Progressing";
 /// Condition: something needs a human (bad spec, memory budget, ...).
 pub const DEGRADED: &str = "Degraded";
+/// Condition (data plane): a replica keeps starting full syncs without finishing them.
+pub const SYNC_LOOP: &str = "SyncLoop";
+
+/// Condition: the set serves as asked (phase Ready): the one GitOps tools (Flux, Argo CD,
+/// kstatus, `kubectl wait --for=condition=Ready`) wait for.
+pub const READY: &str = "Ready";
+/// Condition (kstatus): not Ready yet, and the operator is working towards it.
+pub const RECONCILING: &str = "Reconciling";
+/// Condition (kstatus): the operator cannot make progress until a human acts (it mirrors
+/// a True Degraded condition).
+pub const STALLED: &str = "Stalled";
 
 /// Reason of the Degraded condition for a spec the operator cannot act on.
 pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
@@ -116,7 +127,7 @@ pub fn reconciled(
         ready: Some(format!("{ready}/{desired_replicas}")),
         ready_replicas: ready,
         replication: Some(replication_status(plan)),
-        replicas: observation
+        nodes: observation
             .pods
             .iter()
             .filter(|p| !p.master)
@@ -156,11 +167,94 @@ pub fn blocked(
         generation,
         now,
     );
-    status.conditions.retain(|c| c.type_ != DEGRADED);
+    let old = std::mem::take(&mut status.conditions);
+    status.conditions = old
+        .iter()
+        .filter(|c| ![DEGRADED, READY, RECONCILING, STALLED].contains(&c.type_.as_str()))
+        .cloned()
+        .collect();
     status.conditions.push(degraded);
     status.phase = Phase::Degraded;
     status.observed_generation = generation;
+    status.replicas.get_or_insert(0);
+    summarize(&old, &mut status, generation, now);
     status
+}
+
+/// Appends Ready, Reconciling and Stalled, derived from the phase and the other conditions,
+/// with transition times kept from `previous`: the summary that generic tools read, so
+/// they need no knowledge of Tandem's own conditions. Stalled mirrors a True Degraded
+/// (only a human can fix it), Reconciling is the rest of not Ready.
+pub fn summarize(
+    previous: &[Condition],
+    status: &mut RedisReplicaSetStatus,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let find = |type_: &str| {
+        status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == "True")
+    };
+    let stalled = find(DEGRADED).map(|c| (c.reason.clone(), c.message.clone()));
+    let ready = status.phase == Phase::Ready && stalled.is_none();
+    let phase = format!("{:?}", status.phase);
+    let why = stalled
+        .as_ref()
+        .map(|(_, m)| m.clone())
+        .or_else(|| find(SYNC_LOOP).map(|c| c.message.clone()))
+        .or_else(|| {
+            status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == AVAILABLE && c.status == "False")
+                .map(|c| c.message.clone())
+        })
+        .or_else(|| find(PROGRESSING).map(|c| c.message.clone()))
+        .unwrap_or_else(|| match &status.master {
+            Some(m) if status.phase == Phase::FailingOver => format!("{m} is being replaced"),
+            _ => String::new(),
+        });
+    let ready_message = if ready {
+        format!(
+            "{} is master, {} pods ready",
+            status.master.as_deref().unwrap_or_default(),
+            status.ready.as_deref().unwrap_or_default()
+        )
+    } else {
+        why.clone()
+    };
+    let cond = |type_, on, reason: &str, message: String| {
+        condition(previous, type_, on, reason, message, generation, now)
+    };
+    let summary = [
+        cond(
+            READY,
+            ready,
+            if ready { "SetReady" } else { &phase },
+            ready_message,
+        ),
+        cond(
+            RECONCILING,
+            !ready && stalled.is_none(),
+            if ready || stalled.is_some() {
+                "NotReconciling"
+            } else {
+                &phase
+            },
+            if ready || stalled.is_some() {
+                String::new()
+            } else {
+                why
+            },
+        ),
+        match stalled {
+            Some((reason, message)) => cond(STALLED, true, &reason, message),
+            None => cond(STALLED, false, "AsExpected", String::new()),
+        },
+    ];
+    status.conditions.extend(summary);
 }
 
 /// What the operator chose, as shown in status.replication.
@@ -327,8 +421,8 @@ mod tests {
         assert_eq!(syncing.phase, Phase::Syncing);
         assert_eq!(syncing.master.as_deref(), Some("c-0"));
         assert_eq!(syncing.ready.as_deref(), Some("1/3"));
-        assert_eq!(syncing.replicas.len(), 1);
-        assert_eq!(syncing.replicas[0].pod, "c-1");
+        assert_eq!(syncing.nodes.len(), 1);
+        assert_eq!(syncing.nodes[0].pod, "c-1");
         let all = pods(&[
             ("c-0", true, true),
             ("c-1", true, false),
@@ -383,6 +477,86 @@ mod tests {
         assert!(notices(Some(&s), &again).is_empty());
     }
 
+    fn summarized(
+        previous: Option<&RedisReplicaSetStatus>,
+        o: &Observation,
+        budget: Option<&BudgetFinding>,
+        now: i64,
+    ) -> RedisReplicaSetStatus {
+        let mut s = reconciled(previous, Some(1), 3, &seed_plan(), budget, o, t(now));
+        let old = previous.map_or(&[][..], |p| p.conditions.as_slice());
+        summarize(old, &mut s, Some(1), t(now));
+        s
+    }
+
+    #[test]
+    fn ready_flips_with_the_set_and_kstatus_follows() {
+        let syncing = summarized(
+            None,
+            &pods(&[
+                ("c-0", true, true),
+                ("c-1", true, false),
+                ("c-2", false, false),
+            ]),
+            None,
+            10,
+        );
+        let ready = cond(&syncing, READY);
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "Syncing")
+        );
+        assert_eq!(ready.message, "2/3 pods ready");
+        assert_eq!(cond(&syncing, RECONCILING).status, "True");
+        assert_eq!(cond(&syncing, STALLED).status, "False");
+
+        let all = pods(&[
+            ("c-0", true, true),
+            ("c-1", true, false),
+            ("c-2", true, false),
+        ]);
+        let done = summarized(Some(&syncing), &all, None, 20);
+        let ready = cond(&done, READY);
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("True", "SetReady")
+        );
+        assert_eq!(ready.message, "c-0 is master, 3/3 pods ready");
+        assert_eq!(ready.last_transition_time, Time(t(20)));
+        assert_eq!(cond(&done, RECONCILING).status, "False");
+        assert_eq!(cond(&done, STALLED).status, "False");
+        assert_eq!(
+            summarized(Some(&done), &all, None, 30),
+            done,
+            "a quiet pass rewrites no condition"
+        );
+
+        let lost = summarized(Some(&done), &pods(&[("c-1", true, false)]), None, 40);
+        let ready = cond(&lost, READY);
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "Pending")
+        );
+        assert_eq!(ready.message, "no pod holds the master role yet");
+        assert_eq!(ready.last_transition_time, Time(t(40)));
+
+        let input = PolicyInput {
+            dataset_size_hint: 20 * GIB,
+            replicas: 3,
+            memory_limit: Some(16 * GIB),
+            ..PolicyInput::default()
+        };
+        let finding = memory_budget(&input, &plan(&input));
+        let over = summarized(Some(&done), &all, finding.as_ref(), 50);
+        let stalled = cond(&over, STALLED);
+        assert_eq!(
+            (stalled.status.as_str(), stalled.reason.as_str()),
+            ("True", "MemoryBudgetExceeded")
+        );
+        assert_eq!(cond(&over, READY).status, "False");
+        assert_eq!(cond(&over, RECONCILING).status, "False");
+    }
+
     #[test]
     fn invalid_spec_keeps_what_was_observed() {
         let p = seed_plan();
@@ -406,7 +580,22 @@ mod tests {
         assert_eq!(bad.master.as_deref(), Some("c-0"));
         assert_eq!(bad.observed_generation, Some(2));
         assert_eq!(cond(&bad, DEGRADED).reason, REASON_INVALID_SPEC);
-        assert_eq!(bad.conditions.len(), 3);
+        assert_eq!(bad.conditions.len(), 6);
+        assert_eq!(cond(&bad, STALLED).status, "True");
+        assert_eq!(
+            cond(&bad, STALLED).message,
+            "serverConfig does not allow port"
+        );
+        assert_eq!(cond(&bad, READY).status, "False");
+        assert_eq!(cond(&bad, RECONCILING).status, "False");
+        let again = blocked(
+            Some(&bad),
+            Some(2),
+            REASON_INVALID_SPEC,
+            "serverConfig does not allow port",
+            t(9),
+        );
+        assert_eq!(again, bad, "a second refusal changes nothing");
         let n = notices(Some(&good), &bad);
         assert_eq!(n.len(), 1);
         assert_eq!(

@@ -265,7 +265,7 @@ async fn the_data_plane_wires_roles_labels_status_and_fails_over() {
         }
         seen.extend(new);
         let status = resource.status.as_ref().expect("a status was written");
-        if status.replicas.first().and_then(|r| r.state.as_deref()) == Some("online") {
+        if status.nodes.first().and_then(|r| r.state.as_deref()) == Some("online") {
             break;
         }
         assert!(Instant::now() < deadline, "never online: {status:?}");
@@ -284,7 +284,7 @@ async fn the_data_plane_wires_roles_labels_status_and_fails_over() {
     assert_eq!(status["master"], "cache-0");
     assert_eq!(status["phase"], "Ready", "{status}");
     assert_eq!(status["ready"], "2/2");
-    let replica = &status["replicas"][0];
+    let replica = &status["nodes"][0];
     assert_eq!(replica["pod"], "cache-1");
     assert_eq!(replica["state"], "online");
     assert_eq!(replica["linkStatus"], "up");
@@ -301,9 +301,22 @@ async fn the_data_plane_wires_roles_labels_status_and_fails_over() {
         .find(|c| c["type"] == "SyncLoop")
         .expect("SyncLoop condition");
     assert_eq!(sync_loop["status"], "False");
+    assert_eq!(status["replicas"], 2, "both servers answered: {status}");
+    let ready_of = |s: &Value| {
+        s["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+            .map(|c| c["status"].clone())
+    };
+    assert_eq!(ready_of(&status), Some(json!("True")), "{status}");
+    assert_eq!(
+        ready_of(&statuses(&seen)[0]),
+        Some(json!("False")),
+        "Ready flips with the set, not before it"
+    );
     let tuned = statuses(&seen)
         .iter()
-        .any(|s| s["replicas"][0]["state"] != "online");
+        .any(|s| s["nodes"][0]["state"] != "online");
     assert!(
         tuned,
         "the replica's sync states before online are reported"
@@ -480,7 +493,7 @@ async fn reconcile_until(
 
 fn every_replica_online(status: &Value) -> bool {
     status["phase"] == "Ready"
-        && status["replicas"]
+        && status["nodes"]
             .as_array()
             .is_some_and(|r| r.iter().all(|r| r["state"] == "online"))
 }

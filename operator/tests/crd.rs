@@ -156,6 +156,48 @@ mod cel {
     }
 
     #[test]
+    fn pod_knobs_cannot_take_the_operators_names() {
+        validate_cel(&rrs(
+            "  podLabels: { team: a }\n  extraContainers: [ { name: shipper } ]\n  extraVolumes: [ { name: spool, emptyDir: {} } ]\n",
+        ))
+        .expect("own names");
+        for (spec, expected) in [
+            (
+                "  podLabels: { app.kubernetes.io/instance: other }\n",
+                "podLabels cannot set app.kubernetes.io/* or tandem.dev/* labels",
+            ),
+            (
+                "  podLabels: { tandem.dev/role: master }\n",
+                "podLabels cannot set app.kubernetes.io/* or tandem.dev/* labels",
+            ),
+            (
+                "  extraContainers: [ { name: server } ]\n",
+                "extraContainers cannot be named server",
+            ),
+            (
+                "  extraVolumes: [ { name: data, emptyDir: {} } ]\n",
+                "extraVolumes cannot be named config, auth, data or tmp",
+            ),
+        ] {
+            let message = rejection(spec);
+            assert!(message.contains(expected), "{spec}: {message}");
+        }
+    }
+
+    #[test]
+    fn load_balancer_source_ranges_need_a_load_balancer() {
+        validate_cel(&rrs(
+            "  serviceType: LoadBalancer\n  loadBalancerSourceRanges: [ 10.0.0.0/8 ]\n",
+        ))
+        .expect("with a LoadBalancer");
+        let message = rejection("  loadBalancerSourceRanges: [ 10.0.0.0/8 ]\n");
+        assert!(
+            message.contains("loadBalancerSourceRanges needs serviceType: LoadBalancer"),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn negative_sizes_are_rejected() {
         let mut r = rrs("");
         r.spec.dataset_size_hint = tandem_operator::quantity::ByteQuantity::new("1Gi");

@@ -122,7 +122,7 @@ fn load_values(
 }
 
 fn replica<'a>(status: &'a Value, node: &str) -> &'a Value {
-    status["replicas"]
+    status["nodes"]
         .as_array()
         .and_then(|r| r.iter().find(|r| r["pod"] == node))
         .unwrap_or(&Value::Null)
@@ -887,5 +887,124 @@ fn a_switchover_to_a_replica_that_cannot_catch_up_is_aborted_and_writes_resume()
     assert!(
         v.is_some(),
         "the target follows the master it did not replace"
+    );
+}
+
+/// One parsed sample: name, labels, value.
+type Sample = (String, serde_json::Map<String, Value>, f64);
+
+/// The samples of a Prometheus text exposition, parsed by the Prometheus project's own Python
+/// client (`prometheus_client.parser`): `(name, labels, value)`. None when the parser is not
+/// installed.
+fn parse_exposition(text: &str) -> Option<Vec<Sample>> {
+    const SCRIPT: &str = "import json, sys\nfrom prometheus_client.parser import text_string_to_metric_families\nprint(json.dumps([[s.name, s.labels, s.value] for f in text_string_to_metric_families(sys.stdin.read()) for s in f.samples]))";
+    let mut child = Command::new("python3")
+        .args(["-c", SCRIPT])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            why.contains("No module named 'prometheus_client'"),
+            "the parser refused the exposition: {why}\n{text}"
+        );
+        return None;
+    }
+    let samples: Vec<Sample> = serde_json::from_slice(&out.stdout).unwrap();
+    Some(samples)
+}
+
+fn scrape(port: u16) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap()
+}
+
+fn sample(samples: &[Sample], name: &str) -> f64 {
+    samples
+        .iter()
+        .filter(|(n, labels, _)| n == name && labels["name"] == "local")
+        .map(|(_, _, v)| *v)
+        .sum()
+}
+
+/// `--metrics-addr` serves the set's series: the initial full sync and a failover after
+/// `kill -9` of the master show up, read with a real exposition parser.
+#[test]
+fn metrics_show_the_full_sync_and_a_failover() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let local = Local::start(2, &["--metrics-addr", &addr, "--down-after-seconds", "1"]);
+    local.wait_ready(READY);
+    if parse_exposition(&scrape(port)).is_none() {
+        tandem_testkit::skip_or_fail(
+            "the metrics test parses with Python's prometheus_client: pip install prometheus-client",
+        );
+        return;
+    }
+    // The replica's initial full sync, as the master counts it (sync_full).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let samples = loop {
+        let samples = parse_exposition(&scrape(port)).unwrap();
+        if sample(&samples, "tandem_set_master_full_syncs") >= 1.0 {
+            break samples;
+        }
+        assert!(Instant::now() < deadline, "no full sync: {samples:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(sample(&samples, "tandem_set_master_full_syncs"), 1.0);
+    assert_eq!(sample(&samples, "tandem_set_failovers_total"), 0.0);
+    let ready: Vec<_> = samples
+        .iter()
+        .filter(|(n, l, v)| n == "tandem_set_phase" && l["phase"] == "Ready" && *v == 1.0)
+        .collect();
+    assert_eq!(ready.len(), 1, "{samples:?}");
+    let online: Vec<_> = samples
+        .iter()
+        .filter(|(n, l, v)| n == "tandem_replica_sync_state" && l["state"] == "online" && *v == 1.0)
+        .collect();
+    assert_eq!(online.len(), 1, "the replica online: {samples:?}");
+
+    let master = local.status().unwrap()["master"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    local.kill_node(&master);
+    // Down-after (1 s) plus a few passes; the promoted replica needs no sync.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let samples = loop {
+        let samples = parse_exposition(&scrape(port)).unwrap();
+        if sample(&samples, "tandem_set_failovers_total") >= 1.0 {
+            break samples;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no failover counted: {samples:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(sample(&samples, "tandem_set_failovers_total"), 1.0);
+    let status = local.status().unwrap();
+    assert_ne!(status["master"], master.as_str());
+    assert_eq!(
+        sample(&samples, "tandem_set_failover_bytes_at_risk"),
+        status["lastFailover"]["bytesAtRisk"].as_f64().unwrap()
     );
 }

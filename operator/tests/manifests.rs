@@ -12,9 +12,10 @@ use tandem_operator::resources::statefulset::SERVER_UID;
 use tandem_operator::resources::{Password, desired};
 use tandem_operator::validate::validate;
 
-const SPECS: [&str; 3] = [
+const SPECS: [&str; 4] = [
     "replicas: 3\n  datasetSizeHint: 20Gi\n",
     "replicas: 1\n  datasetSizeHint: 100Mi\n  persistence: { enabled: true, size: 1Gi, storageClassName: fast }\n  serviceType: LoadBalancer\n  auth: { secretName: my-auth }\n",
+    "replicas: 3\n  datasetSizeHint: 1Gi\n  imagePullPolicy: Always\n  imagePullSecrets: [ { name: registry-creds } ]\n  podLabels: { team: payments }\n  topologySpreadConstraints: [ { maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: DoNotSchedule, labelSelector: { matchLabels: { app.kubernetes.io/instance: cache } } } ]\n  extraContainers: [ { name: shipper, image: example.com/shipper:1, volumeMounts: [ { name: spool, mountPath: /spool } ] } ]\n  extraVolumes: [ { name: spool, emptyDir: { sizeLimit: 1Gi } } ]\n  serviceType: LoadBalancer\n  serviceAnnotations: { service.beta.kubernetes.io/aws-load-balancer-internal: 'true' }\n  loadBalancerSourceRanges: [ 10.0.0.0/8, 192.168.0.0/16 ]\n",
     "replicas: 5\n  datasetSizeHint: 2Gi\n  image: registry.local/tandem-server:dev\n  resources: { requests: { cpu: 500m, memory: 8Gi }, limits: { memory: 8Gi } }\n  nodeSelector: { disk: ssd }\n  tolerations: [ { key: dedicated, operator: Equal, value: db, effect: NoSchedule } ]\n  priorityClassName: high\n  podAnnotations: { prometheus.io/scrape: 'true' }\n  serverConfig: { maxmemory: 3gb, maxmemory-policy: allkeys-lru }\n  replication: { mode: Disk, replTimeoutSeconds: 600, clientOutputBufferLimit: { hard: 512Mi, soft: 256Mi, softSeconds: 60 } }\n",
 ];
 

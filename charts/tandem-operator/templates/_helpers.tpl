@@ -41,14 +41,23 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- end }}
 {{- end }}
 
+{{/* An image reference from {repository, tag, digest}: by digest when one is given. */}}
+{{- define "tandem-operator.imageRef" -}}
+{{- if .image.digest }}
+{{- printf "%s@%s" .image.repository .image.digest }}
+{{- else }}
+{{- printf "%s:%s" .image.repository (default .appVersion .image.tag) }}
+{{- end }}
+{{- end }}
+
 {{/* Operator image. */}}
 {{- define "tandem-operator.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- include "tandem-operator.imageRef" (dict "image" .Values.image "appVersion" .Chart.AppVersion) }}
 {{- end }}
 
 {{/* Server image the operator deploys by default. */}}
 {{- define "tandem-operator.serverImage" -}}
-{{- printf "%s:%s" .Values.serverImage.repository (default .Chart.AppVersion .Values.serverImage.tag) }}
+{{- include "tandem-operator.imageRef" (dict "image" .Values.serverImage "appVersion" .Chart.AppVersion) }}
 {{- end }}
 
 {{/* Name of the leader election Lease. */}}

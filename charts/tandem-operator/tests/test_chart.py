@@ -97,6 +97,44 @@ SCENARIOS = {
         "affinity": {"nodeAffinity": {}},
         "priorityClassName": "system-cluster-critical",
     },
+    "monitoring": {
+        "metrics": {
+            "serviceMonitor": {"enabled": True},
+            "prometheusRule": {"enabled": True, "labels": {"release": "prometheus"}, "noMasterFor": "2m"},
+            "dashboard": {"enabled": True, "namespace": "monitoring"},
+        }
+    },
+    "knobs": {
+        "image": {
+            "repository": "registry.example/tandem-operator",
+            "tag": "ignored",
+            "digest": "sha256:" + "a" * 64,
+            "pullPolicy": "IfNotPresent",
+        },
+        "serverImage": {"repository": "registry.example/tandem-server", "tag": "", "digest": "sha256:" + "b" * 64},
+        "extraArgs": ["--identity=operator-a"],
+        "extraEnv": [{"name": "HTTPS_PROXY", "value": "http://proxy.example:3128"}],
+        "extraVolumes": [{"name": "ca", "configMap": {"name": "corporate-ca"}}],
+        "extraVolumeMounts": [{"name": "ca", "mountPath": "/etc/ssl/corporate", "readOnly": True}],
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "tandem-operator"}},
+            }
+        ],
+        "podDisruptionBudget": {"enabled": True, "maxUnavailable": "50%"},
+        "livenessProbe": {"periodSeconds": 20, "timeoutSeconds": 3, "failureThreshold": 5, "initialDelaySeconds": 5},
+        "readinessProbe": {"periodSeconds": 7, "timeoutSeconds": 2, "failureThreshold": 2},
+        "metrics": {
+            "serviceMonitor": {
+                "enabled": True,
+                "relabelings": [{"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node"}],
+                "metricRelabelings": [{"sourceLabels": ["__name__"], "regex": "go_.*", "action": "drop"}],
+            }
+        },
+    },
 }
 
 
@@ -113,7 +151,10 @@ def render(values):
 
 
 def notes(values):
-    chart = helm.Chart.load(str(CHART))
+    return notes_of(helm.Chart.load(str(CHART)), values)
+
+
+def notes_of(chart, values):
     manifests = chart.render(copy.deepcopy(values), name=RELEASE, namespace=NAMESPACE, is_install=True)
     return next(text for path, text in manifests.items() if path.endswith("NOTES.txt"))
 
@@ -171,7 +212,9 @@ def test_rendered_manifests_pass_kubernetes_schemas(scenario, tmp_path):
     objects = render(SCENARIOS[scenario])
     # ServiceMonitor is a Prometheus Operator custom resource: no official schema exists for
     # it; test_service_monitor_scrapes_the_metrics_service checks it.
-    checked = [o for o in objects if o["kind"] != "ServiceMonitor"]
+    # The same for PrometheusRule: test_prometheus_rule_alerts_on_series_the_operator_exports
+    # checks it against the rule-file schema.
+    checked = [o for o in objects if o["kind"] not in ("ServiceMonitor", "PrometheusRule")]
     path = tmp_path / f"{scenario}.yaml"
     path.write_text(yaml.safe_dump_all(checked))
     kubernetes_validate(path)
@@ -288,14 +331,14 @@ def test_deployment_runs_the_operator_restricted(scenario):
     assert set(flags) <= known, f"flags tandem-operator run does not take: {set(flags) - known}"
 
     app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
-    server = values.get("serverImage", {})
-    assert flags["server-image"] == (
-        f"{server.get('repository', 'ghcr.io/tandem-dev/tandem-server')}:{server.get('tag') or app_version}"
-    )
-    image = values.get("image", {})
-    assert container["image"] == (
-        f"{image.get('repository', 'ghcr.io/tandem-dev/tandem-operator')}:{image.get('tag') or app_version}"
-    )
+
+    def reference(image, repository):
+        if image.get("digest"):
+            return f"{image['repository']}@{image['digest']}"
+        return f"{image.get('repository', repository)}:{image.get('tag') or app_version}"
+
+    assert flags["server-image"] == reference(values.get("serverImage", {}), "ghcr.io/tandem-dev/tandem-server")
+    assert container["image"] == reference(values.get("image", {}), "ghcr.io/tandem-dev/tandem-operator")
     assert flags.get("namespace") == (values.get("watchNamespace") or None)
     election = values.get("leaderElection", {}).get("enabled", True)
     assert flags["leader-election"] == ("on" if election else "off")
@@ -451,6 +494,204 @@ def test_service_monitor_scrapes_the_metrics_service():
         render({"metrics": {"service": {"enabled": False}, "serviceMonitor": {"enabled": True}}})
 
 
+def test_operator_knobs_land_in_the_deployment_pdb_and_service_monitor():
+    values = SCENARIOS["knobs"]
+    objects = render(values)
+    deployment = one(objects, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["args"][-1] == "--identity=operator-a", "extraArgs come after the chart's"
+    assert {"name": "HTTPS_PROXY", "value": "http://proxy.example:3128"} in container["env"]
+    assert container["volumeMounts"] == values["extraVolumeMounts"]
+    assert pod["volumes"] == values["extraVolumes"]
+    assert pod["topologySpreadConstraints"] == values["topologySpreadConstraints"]
+    liveness = container["livenessProbe"]
+    assert liveness["httpGet"]["path"] == "/healthz"
+    assert (liveness["periodSeconds"], liveness["timeoutSeconds"], liveness["failureThreshold"]) == (20, 3, 5)
+    assert liveness["initialDelaySeconds"] == 5
+    assert container["readinessProbe"]["periodSeconds"] == 7
+    pdb = one(objects, "PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == "50%"
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    (endpoint,) = one(objects, "ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["relabelings"] == values["metrics"]["serviceMonitor"]["relabelings"]
+    assert endpoint["metricRelabelings"] == values["metrics"]["serviceMonitor"]["metricRelabelings"]
+    # Defaults: a PDB that lets a drain take one operator pod at a time, no extra volumes.
+    defaults = render({})
+    assert one(defaults, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+    assert "volumes" not in one(defaults, "Deployment")["spec"]["template"]["spec"]
+    assert of_kind(render({"podDisruptionBudget": {"enabled": False, "maxUnavailable": 1}}), "PodDisruptionBudget") == []
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"image": {"repository": "r", "tag": "", "digest": "latest", "pullPolicy": "Always"}},
+        {"extraArgs": ["run"]},
+        {"extraVolumeMounts": [{"name": "ca"}]},
+        {"livenessProbe": {"periodSeconds": 0, "timeoutSeconds": 1, "failureThreshold": 3}},
+        {"podDisruptionBudget": {"enabled": True, "maxUnavailable": "half"}},
+    ],
+)
+def test_bad_operator_knobs_are_refused_by_the_values_schema(bad):
+    with pytest.raises(helm.HelmValuesError):
+        render(bad)
+
+
+def test_the_packaged_chart_installs_and_its_notes_need_no_repository(tmp_path):
+    """`helm package`, then an install from the .tgz (Helm's client-side dry run, the real
+    install path without a cluster): what users of a chart repository get. The notes must
+    not send them to files of this repository, which the package does not have."""
+    archive = Path(helm.package(str(CHART), destination=str(tmp_path)))
+    version = yaml.safe_load((CHART / "Chart.yaml").read_text())["version"]
+    assert archive.name == f"tandem-operator-{version}.tgz"
+    packaged = helm.Chart.load(str(archive))
+    (crd,) = packaged.crds
+    assert crd["data"] == CRD_FILE.read_text(), "the package carries the CRD"
+    kubeconfig = yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "none", "cluster": {"server": "https://127.0.0.1:1"}}],
+            "contexts": [{"name": "none", "context": {"cluster": "none", "user": "none"}}],
+            "current-context": "none",
+            "users": [{"name": "none", "user": {}}],
+        }
+    )
+    config = helm.Config(storage_driver="memory", kubeconfig_content=kubeconfig, namespace=NAMESPACE)
+    release = config.install(str(archive), RELEASE, {}, namespace=NAMESPACE, dry_run="client")
+    fields = release if isinstance(release, dict) else vars(release)
+    manifest = fields["manifest"]
+    kinds = [doc["kind"] for doc in yaml.safe_load_all(manifest) if doc]
+    assert "Deployment" in kinds and "PodDisruptionBudget" in kinds, kinds
+    rendered = tmp_path / "packaged.yaml"
+    rendered.write_text(manifest)
+    kubernetes_validate(rendered)
+    text = notes_of(packaged, {})
+    assert "charts/tandem-operator" not in text, text
+    assert "helm show crds" in text and "wait --for=condition=Ready rrs/cache" in text
+    assert "https://github.com/tandem-dev/tandem/tree/main/examples" in text
+
+
+# Every series the operator exports per set (operator/src/set_metrics.rs, docs/metrics.md).
+SET_SERIES = {
+    "tandem_set_phase",
+    "tandem_set_ready_pods",
+    "tandem_set_master_offset_bytes",
+    "tandem_set_failovers_total",
+    "tandem_set_switchovers_total",
+    "tandem_set_failover_bytes_at_risk",
+    "tandem_set_master_full_syncs",
+    "tandem_set_full_syncs_completed_total",
+    "tandem_set_sync_loop_adjustments",
+    "tandem_replica_lag_seconds",
+    "tandem_replica_last_full_sync_duration_seconds",
+    "tandem_replica_sync_state",
+}
+
+
+def series_in(expr):
+    return set(re.findall(r"\b(tandem_(?:set|replica)_[a-z_]+)", expr))
+
+
+def test_the_documented_series_are_the_exported_ones():
+    documented = set(re.findall(r"`(tandem_(?:set|replica)_[a-z_]+)", (REPO / "docs" / "metrics.md").read_text()))
+    source = (REPO / "operator" / "src" / "set_metrics.rs").read_text()
+    exported = {f"tandem_{n}" for n in re.findall(r'"((?:set|replica)_[a-z_]+)",', source)}
+    exported = {n + "_total" if n.endswith(("failovers", "switchovers", "completed")) else n for n in exported}
+    assert exported == SET_SERIES
+    assert documented == SET_SERIES
+
+
+# The rule-file format (Prometheus' rule_files, as a PrometheusRule's spec carries it).
+RULES_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["groups"],
+    "properties": {
+        "groups": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name", "rules"],
+                "properties": {
+                    "name": {"type": "string", "minLength": 1},
+                    "interval": {"type": "string"},
+                    "rules": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["alert", "expr"],
+                            "properties": {
+                                "alert": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                                "expr": {"type": "string", "minLength": 1},
+                                "for": {"type": "string", "pattern": "^([0-9]+(ms|s|m|h|d|w|y))+$"},
+                                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                                "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+                            },
+                        },
+                    },
+                },
+            },
+        }
+    },
+}
+
+
+def test_prometheus_rule_alerts_on_series_the_operator_exports():
+    objects = render(SCENARIOS["monitoring"])
+    rule = one(objects, "PrometheusRule")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["metadata"]["labels"]["release"] == "prometheus"
+    jsonschema.validate(rule["spec"], RULES_SCHEMA)
+    alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert set(alerts) == {
+        "TandemSetNoMaster",
+        "TandemReplicaNotOnline",
+        "TandemSyncLoop",
+        "TandemFailedOver",
+        "TandemSetDegraded",
+    }
+    assert alerts["TandemSetNoMaster"]["for"] == "2m"
+    assert "[10m]" in alerts["TandemReplicaNotOnline"]["expr"]
+    for name, r in alerts.items():
+        used = series_in(r["expr"])
+        assert used and used <= SET_SERIES, (name, used)
+        # Prometheus templates survive Helm's rendering.
+        assert "{{ $labels." in r["annotations"]["summary"], r
+    assert of_kind(render({}), "PrometheusRule") == []
+
+
+def test_dashboard_is_grafana_json_on_the_exported_series():
+    objects = render(SCENARIOS["monitoring"])
+    (config_map,) = [o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-dashboard")]
+    assert config_map["metadata"]["namespace"] == "monitoring"
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(config_map["data"]["tandem-sets.json"])
+    assert dashboard == json.loads((CHART / "dashboards" / "tandem-sets.json").read_text())
+    # What Grafana needs to import it: a title, a uid, a schema version, panels with
+    # positions and Prometheus targets, and the template variables they use.
+    assert dashboard["title"] and dashboard["uid"] and dashboard["schemaVersion"] >= 30
+    variables = {v["name"] for v in dashboard["templating"]["list"]}
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    used = set()
+    for p in dashboard["panels"]:
+        assert {"h", "w", "x", "y"} <= p["gridPos"].keys(), p
+        assert p["datasource"]["uid"] == "${datasource}"
+        for target in p["targets"]:
+            used |= series_in(target["expr"])
+            for var in re.findall(r"\$(\w+)", target["expr"]):
+                assert var in variables or var.startswith("__"), (p["title"], var)
+    assert used == SET_SERIES - {"tandem_set_full_syncs_completed_total"}, used
+    assert [o for o in render({}) if o["metadata"]["name"].endswith("-dashboard")] == []
+
+
 def test_metrics_service_selects_the_operator_pods():
     objects = render({})
     service = one(objects, "Service")
@@ -507,7 +748,7 @@ def test_crd_template_is_the_crds_folder_copy_kept_on_uninstall():
 
 def test_notes_tell_the_user_what_to_do_next():
     text = notes({})
-    assert "kubectl apply" in text and "get rrs" in text
+    assert "kubectl apply" in text and "get rrs" in text and "condition=Ready" in text
     assert "crds.enabled=true" in text
     assert "tandem.dev/client=true" in notes(SCENARIOS["network-policy"])
 

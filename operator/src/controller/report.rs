@@ -23,6 +23,7 @@ use super::prepare::Prepared;
 use crate::crd::{RedisReplicaSet, RedisReplicaSetStatus};
 use crate::dataplane::engine::{DataPlane, Pass};
 use crate::error::Error;
+use crate::resources::meta::pod_selector;
 use crate::status::{self, Notice, PROGRESSING};
 
 /// Requeue while pods are starting or syncing, so status keeps up with a running sync.
@@ -71,7 +72,13 @@ pub async fn report(
     notices.extend(driven.pass.notices.iter().cloned());
     notices.extend(status::notices(rrs.status.as_ref(), &new));
     publish(rrs, ctx, &notices).await;
-    write_status(rrs, ctx, &new).await?;
+    let new = write_status(rrs, ctx, new).await?;
+    ctx.metrics.sets.observe(
+        &rrs.namespace().unwrap_or_default(),
+        &rrs.name_any(),
+        rrs.status.as_ref(),
+        &new,
+    );
 
     let progressing = new
         .conditions
@@ -114,7 +121,7 @@ pub async fn blocked(
         now,
     );
     publish(rrs, ctx, &status::notices(rrs.status.as_ref(), &new)).await;
-    write_status(rrs, ctx, &new).await
+    write_status(rrs, ctx, new).await.map(drop)
 }
 
 /// Whether the set needs another pass soon: a failover is pending or roles just changed,
@@ -123,22 +130,38 @@ fn active(pass: &Pass, status: &RedisReplicaSetStatus) -> bool {
     pass.decision.waiting.is_some()
         || !pass.decision.commands.is_empty()
         || status
-            .replicas
+            .nodes
             .iter()
             .any(|r| r.sync_progress.is_some() || r.state.as_deref().is_some_and(|s| s != "online"))
 }
 
-/// Writes the status with an apply patch, unless it is what the object already has.
+/// Writes the status with an apply patch, unless it is what the object already has; returns
+/// the status as written (with the scale subresource's selector).
+///
+/// A status an older operator wrote holds the per-pod list in `status.replicas`, where the
+/// schema now wants the pod count; an apply cannot merge into a field of the wrong type, so
+/// that list is first removed with a merge patch (once: every status written since carries
+/// the count).
 async fn write_status(
     rrs: &RedisReplicaSet,
     ctx: &Context,
-    new: &RedisReplicaSetStatus,
-) -> Result<(), Error> {
-    if rrs.status.as_ref() == Some(new) {
-        return Ok(());
+    mut new: RedisReplicaSetStatus,
+) -> Result<RedisReplicaSetStatus, Error> {
+    new.selector = Some(pod_selector(&rrs.name_any()));
+    if rrs.status.as_ref() == Some(&new) {
+        return Ok(new);
     }
     let api: Api<RedisReplicaSet> =
         Api::namespaced(ctx.client.clone(), &rrs.namespace().unwrap_or_default());
+    if rrs.status.as_ref().is_some_and(|s| s.replicas.is_none()) {
+        api.patch_status(
+            &rrs.name_any(),
+            &PatchParams::apply(FIELD_MANAGER),
+            &Patch::Merge(json!({ "status": { "replicas": null } })),
+        )
+        .await
+        .map_err(|source| Error::PatchStatus { source })?;
+    }
     let patch = json!({
         "apiVersion": RedisReplicaSet::api_version(&()),
         "kind": RedisReplicaSet::kind(&()),
@@ -152,7 +175,7 @@ async fn write_status(
     )
     .await
     .map_err(|source| Error::PatchStatus { source })?;
-    Ok(())
+    Ok(new)
 }
 
 /// Publishes events; a failed publish is logged and counted, never fails the reconcile

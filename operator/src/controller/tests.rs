@@ -222,12 +222,17 @@ async fn first_reconcile_creates_everything_then_reports() {
         assert_eq!(status["replication"]["mode"], "Diskless");
         assert_eq!(status["replication"]["replTimeoutSeconds"], 2100);
         assert_eq!(
-            status["replicas"],
+            status["nodes"],
             json!([
                 { "pod": "cache-0", "ready": false },
                 { "pod": "cache-1", "ready": false },
                 { "pod": "cache-2", "ready": false }
             ])
+        );
+        assert_eq!(status["replicas"], 0, "no server answered: {status}");
+        assert_eq!(
+            status["selector"],
+            "app.kubernetes.io/instance=cache,app.kubernetes.io/name=tandem-server"
         );
         let types: Vec<&str> = status["conditions"]
             .as_array()
@@ -235,7 +240,22 @@ async fn first_reconcile_creates_everything_then_reports() {
             .iter()
             .filter_map(|c| c["type"].as_str())
             .collect();
-        assert_eq!(types, ["Available", "Progressing", "Degraded", "SyncLoop"]);
+        assert_eq!(
+            types,
+            [
+                "Available",
+                "Progressing",
+                "Degraded",
+                "SyncLoop",
+                "Ready",
+                "Reconciling",
+                "Stalled"
+            ]
+        );
+        assert_eq!(status["conditions"][4]["status"], "False");
+        assert_eq!(status["conditions"][4]["reason"], "Pending");
+        assert_eq!(status["conditions"][5]["status"], "True");
+        assert_eq!(status["conditions"][6]["status"], "False");
         api
     })
     .await;
@@ -293,6 +313,181 @@ async fn memory_budget_overrun_degrades_with_a_warning() {
     assert!(result.is_ok());
 }
 
+/// Replays a reconcile of an existing set with the secrets in place, up to its status
+/// write; returns the seven applies (the StatefulSet last).
+async fn reconcile_existing(
+    mut api: ApiServer,
+    pods: &[(&str, bool, Option<&str>)],
+) -> (ApiServer, Vec<Seen>) {
+    api.expect(
+        Method::GET,
+        &format!("{NS}/secrets/cache-auth"),
+        Reply::Json(StatusCode::OK, password_secret("pw")),
+    )
+    .await;
+    api.expect(
+        Method::GET,
+        &format!("{NS}/secrets/cache-auth-conf"),
+        Reply::Json(StatusCode::OK, auth_conf_secret(&CommandNames::generate())),
+    )
+    .await;
+    let applies = expect_applies(&mut api).await;
+    expect_pod_list(&mut api, pods).await;
+    expect_event(&mut api, "Normal", "ReplicationTuned").await;
+    (api, applies)
+}
+
+#[tokio::test]
+async fn a_scale_subresource_patch_resizes_the_statefulset() {
+    // `kubectl scale rrs cache --replicas=5` writes spec.replicas through the scale
+    // subresource (the CRD maps it there); the next reconcile carries it to the StatefulSet.
+    let scaled = rrs(&SEED.replace("replicas: 3", "replicas: 5"));
+    assert_eq!(scaled.spec.replicas, 5);
+    let (result, _ctx) = run_scenario(scaled, |api, resource| async move {
+        let (mut api, applies) =
+            reconcile_existing(api, &[("cache-0", true, Some("master"))]).await;
+        assert_eq!(applies[6].body["spec"]["replicas"], 5);
+        let status = expect_status(&mut api, &resource).await;
+        assert_eq!(status["ready"], "0/5");
+        assert_eq!(
+            status["nodes"].as_array().map(Vec::len),
+            Some(5),
+            "one entry per desired ordinal: {status}"
+        );
+        assert_eq!(
+            status["selector"],
+            "app.kubernetes.io/instance=cache,app.kubernetes.io/name=tandem-server",
+            "the scale subresource's labelSelectorPath"
+        );
+        api
+    })
+    .await;
+    result.expect("reconciled");
+}
+
+#[tokio::test]
+async fn every_pod_knob_lands_in_the_applied_objects() {
+    let knobs = format!(
+        "{SEED}{}",
+        r"  image: registry.example.com/tandem-server:1.2.3
+  imagePullPolicy: Always
+  imagePullSecrets: [ { name: registry-creds } ]
+  podLabels: { team: payments }
+  podAnnotations: { example.com/owner: payments }
+  priorityClassName: databases
+  topologySpreadConstraints:
+  - { maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: ScheduleAnyway,
+      labelSelector: { matchLabels: { app.kubernetes.io/instance: cache } } }
+  extraContainers:
+  - { name: shipper, image: example.com/shipper:1, volumeMounts: [ { name: spool, mountPath: /spool } ] }
+  extraVolumes:
+  - { name: spool, emptyDir: {} }
+  serviceType: LoadBalancer
+  serviceAnnotations: { service.beta.kubernetes.io/aws-load-balancer-internal: 'true' }
+  loadBalancerSourceRanges: [ 10.0.0.0/8 ]
+"
+    );
+    let (result, _ctx) = run_scenario(rrs(&knobs), |api, resource| async move {
+        let (mut api, applies) =
+            reconcile_existing(api, &[("cache-0", true, Some("master"))]).await;
+        let [headless, master, replicas] = [&applies[2], &applies[3], &applies[4]];
+        for service in [master, replicas] {
+            assert_eq!(
+                service.body["metadata"]["annotations"],
+                json!({ "service.beta.kubernetes.io/aws-load-balancer-internal": "true" })
+            );
+            assert_eq!(service.body["spec"]["type"], "LoadBalancer");
+            assert_eq!(
+                service.body["spec"]["loadBalancerSourceRanges"],
+                json!(["10.0.0.0/8"])
+            );
+        }
+        assert!(
+            headless.body["metadata"].get("annotations").is_none(),
+            "the headless Service is the operator's own: {}",
+            headless.body
+        );
+        let template = &applies[6].body["spec"]["template"];
+        let labels = &template["metadata"]["labels"];
+        assert_eq!(labels["team"], "payments");
+        assert_eq!(labels["app.kubernetes.io/instance"], "cache");
+        assert_eq!(
+            template["metadata"]["annotations"],
+            json!({ "example.com/owner": "payments" })
+        );
+        let pod = &template["spec"];
+        assert_eq!(
+            pod["imagePullSecrets"],
+            json!([{ "name": "registry-creds" }])
+        );
+        assert_eq!(pod["priorityClassName"], "databases");
+        assert_eq!(
+            pod["topologySpreadConstraints"][0]["topologyKey"],
+            "topology.kubernetes.io/zone"
+        );
+        let containers: Vec<&str> = pod["containers"]
+            .as_array()
+            .expect("containers")
+            .iter()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        assert_eq!(containers, ["server", "shipper"]);
+        assert_eq!(
+            pod["containers"][0]["image"],
+            "registry.example.com/tandem-server:1.2.3"
+        );
+        assert_eq!(pod["containers"][0]["imagePullPolicy"], "Always");
+        let volumes: Vec<&str> = pod["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .filter_map(|v| v["name"].as_str())
+            .collect();
+        assert_eq!(volumes, ["config", "auth", "tmp", "data", "spool"]);
+        expect_status(&mut api, &resource).await;
+        api
+    })
+    .await;
+    result.expect("reconciled");
+}
+
+#[tokio::test]
+async fn a_status_from_before_status_nodes_is_cleared_then_applied() {
+    // What an operator before the rename left: the per-pod list in status.replicas.
+    let mut old = serde_json::to_value(rrs(SEED)).expect("json");
+    old["status"] = json!({
+        "replicas": [
+            { "pod": "cache-1", "ready": true, "state": "online" },
+            { "pod": "cache-2", "ready": true, "state": "online" }
+        ]
+    });
+    let resource: RedisReplicaSet = serde_json::from_value(old).expect("an old status still loads");
+    let status = resource.status.as_ref().expect("status");
+    assert_eq!((status.replicas, status.nodes.len()), (None, 0));
+    let (result, _ctx) = run_scenario(resource, |api, resource| async move {
+        let (mut api, _) = reconcile_existing(api, &[("cache-0", true, Some("master"))]).await;
+        let cleared = api
+            .expect(
+                Method::PATCH,
+                "/apis/tandem.dev/v1alpha1/namespaces/ns1/redisreplicasets/cache/status",
+                Reply::EchoOnto(serde_json::to_value(&resource).expect("json")),
+            )
+            .await;
+        assert_eq!(cleared.body, json!({ "status": { "replicas": null } }));
+        assert!(
+            !cleared.query.contains("force=true"),
+            "a merge patch, not an apply: {}",
+            cleared.query
+        );
+        let status = expect_status(&mut api, &resource).await;
+        assert_eq!(status["replicas"], 0);
+        assert_eq!(status["nodes"].as_array().map(Vec::len), Some(3));
+        api
+    })
+    .await;
+    result.expect("reconciled");
+}
+
 #[tokio::test]
 async fn invalid_spec_is_reported_and_waits_for_a_change() {
     let resource = rrs(&format!("{SEED}  serverConfig: {{ port: '7000' }}\n"));
@@ -308,6 +503,14 @@ async fn invalid_spec_is_reported_and_waits_for_a_change() {
         let status = expect_status(&mut api, &resource).await;
         assert_eq!(status["phase"], "Degraded");
         assert_eq!(status["conditions"][0]["reason"], "InvalidSpec");
+        let stalled = &status["conditions"][3];
+        assert_eq!(
+            (&stalled["type"], &stalled["status"], &stalled["reason"]),
+            (&json!("Stalled"), &json!("True"), &json!("InvalidSpec")),
+            "kstatus tools see a set only the user can fix: {status}"
+        );
+        assert_eq!(status["conditions"][1]["type"], "Ready");
+        assert_eq!(status["conditions"][1]["status"], "False");
         api
     })
     .await;

@@ -58,7 +58,7 @@ impl DataPlane {
         }
         self.last_failover.clone_from(&status.last_failover);
         self.last_switchover.clone_from(&status.last_switchover);
-        for r in &status.replicas {
+        for r in &status.nodes {
             if let Some(record) = &r.last_full_sync {
                 self.syncs.restore_last(&r.pod, record.clone());
             }
@@ -107,7 +107,7 @@ mod tests {
         RedisReplicaSetStatus {
             master: Some("n-0".to_owned()),
             master_offset: Some(500),
-            replicas: vec![ReplicaStatus {
+            nodes: vec![ReplicaStatus {
                 pod: "n-1".to_owned(),
                 ready: true,
                 state: Some("online".to_owned()),
@@ -156,7 +156,7 @@ mod tests {
         assert_eq!(dp.last_failover, kept_status().last_failover);
         assert_eq!(
             dp.syncs.last_full_sync("n-1"),
-            kept_status().replicas[0].last_full_sync.as_ref()
+            kept_status().nodes[0].last_full_sync.as_ref()
         );
         assert_eq!(
             dp.observed().write_bytes_per_second,

@@ -12,10 +12,7 @@ use crate::crd::{Phase, RedisReplicaSetStatus, ReplicaStatus};
 use crate::observe::{Observation, PodObservation};
 use crate::policy::BudgetFinding;
 use crate::quantity::approx_bytes;
-use crate::status::{self, condition};
-
-/// Condition: a replica keeps starting full syncs without finishing them.
-pub const SYNC_LOOP: &str = "SyncLoop";
+use crate::status::{self, SYNC_LOOP, condition};
 
 /// The status after `pass`, keeping condition times from `previous`; `generation` and
 /// `budget` are the resource's (None in local mode).
@@ -54,12 +51,16 @@ pub fn build(
         &observation,
         now,
     );
-    s.replicas = pass
+    s.nodes = pass
         .nodes
         .iter()
         .filter(|n| Some(n.name.as_str()) != master)
         .map(|n| replica_status(n, master, master_facts, dataplane))
         .collect();
+    s.replicas = Some(
+        i32::try_from(pass.nodes.iter().filter(|n| n.facts.is_some()).count()).unwrap_or(i32::MAX),
+    );
+    s.max_lag_seconds = s.nodes.iter().filter_map(|n| n.lag).max();
     if let Some(f) = master_facts.filter(|f| f.role == Role::Master) {
         s.master_offset = i64::try_from(f.offset).ok();
         s.full_syncs = i64::try_from(f.sync_full).ok();
@@ -111,6 +112,7 @@ pub fn build(
         ),
     };
     s.conditions.push(sync_loop);
+    status::summarize(old, &mut s, generation, now);
     s
 }
 
@@ -266,13 +268,13 @@ mod tests {
             (Some(500), Some(2), Some(1))
         );
         assert_eq!(s.ready.as_deref(), Some("2/3"));
-        let r = &s.replicas[1];
+        let r = &s.nodes[1];
         assert_eq!((r.pod.as_str(), r.ready), ("n-2", false));
         assert_eq!(r.state.as_deref(), Some("send_bulk"));
         assert_eq!(r.link_status.as_deref(), Some("down"));
         assert_eq!(r.sync_progress.as_deref(), Some("25%"));
         assert_eq!((r.offset, r.lag), (Some(480), Some(1)));
-        assert_eq!(s.replicas[0].sync_progress, None);
+        assert_eq!(s.nodes[0].sync_progress, None);
         let sync_loop = s
             .conditions
             .iter()

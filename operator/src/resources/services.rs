@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta::{
@@ -32,12 +33,23 @@ pub fn services(set: &ValidSet<'_>) -> [Service; 3] {
         }),
         ..Service::default()
     };
+    let spec = &set.rrs.spec;
+    // Source ranges mean something to a load balancer only (the schema refuses them with
+    // another type).
+    let source_ranges = (spec.service_type == ServiceType::LoadBalancer
+        && !spec.load_balancer_source_ranges.is_empty())
+    .then(|| spec.load_balancer_source_ranges.clone());
     let by_role = |object_name: String, role: &str| Service {
-        metadata: child_meta(set, object_name),
+        metadata: ObjectMeta {
+            annotations: (!spec.service_annotations.is_empty())
+                .then(|| spec.service_annotations.clone()),
+            ..child_meta(set, object_name)
+        },
         spec: Some(ServiceSpec {
             type_: Some(service_type.to_owned()),
             selector: Some(role_selector(&set.name, role)),
             ports: Some(ports()),
+            load_balancer_source_ranges: source_ranges.clone(),
             ..ServiceSpec::default()
         }),
         ..Service::default()

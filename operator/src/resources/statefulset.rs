@@ -83,8 +83,15 @@ pub fn statefulset(set: &ValidSet<'_>, replicas: u32) -> StatefulSet {
     if data_volume_claims.is_none() {
         volumes.push(empty_dir("data"));
     }
+    volumes.extend(spec.extra_volumes.iter().cloned());
+    let mut containers = vec![container(set)];
+    containers.extend(spec.extra_containers.iter().cloned());
 
     let annotations = (!spec.pod_annotations.is_empty()).then(|| spec.pod_annotations.clone());
+    // The operator's labels last: the schema already refuses user labels in their
+    // namespaces, and the selectors must hold whatever an outdated CRD let through.
+    let mut pod_labels = spec.pod_labels.clone();
+    pod_labels.extend(labels(&set.name));
     StatefulSet {
         metadata: child_meta(set, names::statefulset(&set.name)),
         spec: Some(StatefulSetSpec {
@@ -106,13 +113,17 @@ pub fn statefulset(set: &ValidSet<'_>, replicas: u32) -> StatefulSet {
             },
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(labels(&set.name)),
+                    labels: Some(pod_labels),
                     annotations,
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
-                    containers: vec![container(set)],
+                    containers,
                     volumes: Some(volumes),
+                    image_pull_secrets: (!spec.image_pull_secrets.is_empty())
+                        .then(|| spec.image_pull_secrets.clone()),
+                    topology_spread_constraints: (!spec.topology_spread_constraints.is_empty())
+                        .then(|| spec.topology_spread_constraints.clone()),
                     affinity: Some(
                         spec.affinity
                             .clone()
@@ -164,7 +175,12 @@ fn container(set: &ValidSet<'_>) -> Container {
                 .clone()
                 .unwrap_or_else(|| set.default_image.clone()),
         ),
-        image_pull_policy: Some("IfNotPresent".to_owned()),
+        image_pull_policy: Some(
+            spec.image_pull_policy
+                .unwrap_or_default()
+                .as_str()
+                .to_owned(),
+        ),
         // The password reaches the server through an included file, never through arguments.
         // The pod's own DNS name is the one per-pod line: the master lists its replicas by
         // it, so the operator matches them to pods.

@@ -137,7 +137,7 @@ impl Local {
     pub fn wait_ready(&self, timeout: Duration) -> Value {
         self.wait_status("Ready", timeout, |s| {
             s["phase"] == "Ready"
-                && s["replicas"]
+                && s["nodes"]
                     .as_array()
                     .is_some_and(|r| r.iter().all(|r| r["state"] == "online"))
         })
