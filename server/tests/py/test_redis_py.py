@@ -558,3 +558,29 @@ def test_keyspace_notifications(r):
     p.close()
     r.config_set("notify-keyspace-events", "")
 
+
+
+def test_resp3_client_tracking(server, r):
+    """Client-side caching as redis-py's RESP3 connection sees it: after CLIENT TRACKING ON,
+    another client's write to a key this connection read arrives as an `invalidate` push,
+    handed to the parser's invalidation handler (redis-py's own cache uses this path but
+    refuses servers that report a version below 7.4, Redis 7.0 included)."""
+    tracked = redis.Redis(
+        port=server.port, protocol=3, decode_responses=True, single_connection_client=True
+    )
+    pushes = []
+    # The connection's RESP3 parser routes `invalidate` pushes to this handler.
+    tracked.connection._parser.set_invalidation_push_handler(pushes.append)
+    assert tracked.client_tracking_on() in (True, "OK")
+    r.set("cached", "1")
+    assert tracked.get("cached") == "1"
+    r.set("cached", "2")
+    deadline = time.monotonic() + 10
+    while not pushes:
+        assert time.monotonic() < deadline, "no invalidation within 10 s"
+        tracked.ping()
+    assert pushes[0] == ["invalidate", ["cached"]]
+    assert tracked.get("cached") == "2"
+    info = tracked.client_trackinginfo()
+    assert "on" in info["flags"]
+    tracked.close()
