@@ -521,6 +521,9 @@ pub struct RedisReplicaSetStatus {
     /// The replication tuning in effect on every node, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication: Option<ReplicationStatus>,
+    /// What the nodes keep on their volume, and why (the persistence policy's choice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence: Option<PersistenceStatus>,
     /// One entry per non-master pod.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["pod"]))]
@@ -673,6 +676,20 @@ pub struct ReplicationStatus {
     /// Fields taken from spec.replication instead of derived.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<String>,
+}
+
+/// The persistence policy's choice, as status.persistence shows it.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PersistenceStatus {
+    /// Rdb, Aof or Both; absent without a volume (nothing is written to disk).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<PersistenceMode>,
+    /// The AOF's fsync policy; absent when the AOF is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appendfsync: Option<Appendfsync>,
+    /// Why, in one line.
+    pub reason: String,
 }
 
 /// Sync state of one replica.

@@ -448,6 +448,12 @@ pub async fn run(
         Some(addr) => Some(serve_metrics(addr).await?),
         None => None,
     };
+    let kept = persistence::plan(
+        settings.persistence.is_some(),
+        settings.persistence,
+        settings.appendfsync,
+    )
+    .status();
     let mut nodes = LocalNodes::new(settings, plan.clone());
     nodes.check_ports()?;
     view.addresses = nodes.addresses();
@@ -497,7 +503,7 @@ pub async fn run(
         for n in nodes.take_exits().iter().chain(&pass.notices) {
             announce(n, tty, &mut view);
         }
-        let new = status::build(
+        let mut new = status::build(
             previous.as_ref(),
             None,
             desired,
@@ -506,6 +512,7 @@ pub async fn run(
             &dataplane,
             now,
         );
+        new.persistence = Some(kept.clone());
         if previous.as_ref() == Some(&new) && events == 0 {
             continue;
         }

@@ -9,7 +9,7 @@
 //! node reports before the operator chooses a master (docs/operations.md). Without a volume
 //! nothing is written: a pod's files would not survive it.
 
-use crate::crd::{Appendfsync, PersistenceMode};
+use crate::crd::{Appendfsync, PersistenceMode, PersistenceSpec, PersistenceStatus};
 
 /// What the nodes of a set keep, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +38,15 @@ impl PersistencePlan {
         )
     }
 
+    /// status.persistence: the mode, the fsync policy when the AOF is on, the reason.
+    pub fn status(&self) -> PersistenceStatus {
+        PersistenceStatus {
+            mode: self.mode,
+            appendfsync: self.aof().then_some(self.appendfsync),
+            reason: self.reason.clone(),
+        }
+    }
+
     /// The AOF directives in redis.conf syntax (`save` is the caller's: a user may set it).
     pub fn directives(&self) -> Vec<(&'static str, String)> {
         let fsync = match self.appendfsync {
@@ -54,6 +63,11 @@ impl PersistencePlan {
             ("aof-use-rdb-preamble", "yes".to_owned()),
         ]
     }
+}
+
+/// The plan for a resource's spec.persistence.
+pub fn for_spec(p: &PersistenceSpec) -> PersistencePlan {
+    plan(p.enabled, p.mode, p.appendfsync)
 }
 
 /// The plan for a set with (`enabled`) or without a volume and the fields the user set.
@@ -102,6 +116,23 @@ fn fsync_name(f: Appendfsync) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn status_shows_the_mode_and_the_fsync_only_with_the_aof() {
+        let both = plan(true, None, None).status();
+        assert_eq!(both.mode, Some(PersistenceMode::Both));
+        assert_eq!(both.appendfsync, Some(Appendfsync::Everysec));
+        assert!(both.reason.contains("the default"), "{}", both.reason);
+        let rdb = plan(true, Some(PersistenceMode::Rdb), Some(Appendfsync::Always)).status();
+        assert_eq!(
+            (rdb.mode, rdb.appendfsync),
+            (Some(PersistenceMode::Rdb), None)
+        );
+        let none = plan(false, Some(PersistenceMode::Aof), None).status();
+        assert_eq!((none.mode, none.appendfsync), (None, None));
+        assert!(none.reason.contains("no volume"), "{}", none.reason);
+    }
+
     use super::*;
 
     #[test]

@@ -48,7 +48,7 @@ pub async fn report(
     dataplane: &DataPlane,
     now: Timestamp,
 ) -> Result<Action, Error> {
-    let new = crate::dataplane::status::build(
+    let mut new = crate::dataplane::status::build(
         rrs.status.as_ref(),
         rrs.metadata.generation,
         rrs.spec.replicas,
@@ -57,6 +57,7 @@ pub async fn report(
         dataplane,
         now,
     );
+    new.persistence = Some(crate::persistence::for_spec(&rrs.spec.persistence).status());
     let mut notices = Vec::new();
     if prepared.auth.created {
         notices.push(Notice {

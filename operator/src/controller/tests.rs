@@ -221,6 +221,14 @@ async fn first_reconcile_creates_everything_then_reports() {
         assert_eq!(status["observedGeneration"], 1);
         assert_eq!(status["replication"]["mode"], "Diskless");
         assert_eq!(status["replication"]["replTimeoutSeconds"], 2100);
+        // No volume in the seed spec: nothing is kept, and the status says so.
+        assert!(status["persistence"].get("mode").is_none(), "{status}");
+        assert!(
+            status["persistence"]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("no volume")),
+            "{status}"
+        );
         assert_eq!(
             status["nodes"],
             json!([

@@ -42,8 +42,7 @@ pub fn render(set: &ValidSet<'_>, plan: &Plan) -> String {
     let mut line = |key: &str, value: &str| {
         let _ = writeln!(conf, "{key} {}", empty_as_quotes(value));
     };
-    let p = &set.rrs.spec.persistence;
-    let kept = crate::persistence::plan(p.enabled, p.mode, p.appendfsync);
+    let kept = crate::persistence::for_spec(&set.rrs.spec.persistence);
     let user = &set.rrs.spec.server_config;
     line("port", &SERVER_PORT.to_string());
     line("bind", "0.0.0.0");

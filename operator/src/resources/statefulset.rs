@@ -164,8 +164,7 @@ fn container(set: &ValidSet<'_>) -> Container {
         .dataset_bytes
         .unwrap_or(0)
         .max(set.policy_input.dataset_size_hint);
-    let p = &spec.persistence;
-    let aof = crate::persistence::plan(p.enabled, p.mode, p.appendfsync).aof();
+    let aof = crate::persistence::for_spec(&spec.persistence).aof();
     let startup_failures =
         startup_budget_seconds(dataset, aof).div_ceil(STARTUP_PERIOD_SECONDS.unsigned_abs().into());
     Container {
