@@ -498,12 +498,7 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: Args<'_>, readonly: bool) -> CmdRes
         }
     }
     if grown || changes > 0 {
-        match ctx.entry_mut(key) {
-            Some(e) => e.value = Value::Str(SmallBytes::raw(v)),
-            None => {
-                ctx.set(key, Value::Str(SmallBytes::raw(v)), false);
-            }
-        }
+        super::strings::put_raw(ctx, key, v);
     }
     if changes > 0 {
         ctx.dirty(changes);

@@ -602,24 +602,28 @@ fn setrange(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     }
     check_size(ctx, offset as u64 + patch.len() as u64)?;
     let offset = offset as usize;
-    let exists = cur.is_some();
     let mut v = cur.unwrap_or_default();
     if v.len() < offset + patch.len() {
         v.resize(offset + patch.len(), 0);
     }
     v[offset..offset + patch.len()].copy_from_slice(patch);
     let len = v.len();
-    if exists {
-        if let Some(e) = ctx.entry_mut(key) {
-            e.value = Value::Str(SmallBytes::raw(v));
-        }
-    } else {
-        ctx.set(key, Value::Str(SmallBytes::raw(v)), false);
-    }
+    put_raw(ctx, key, v);
     ctx.dirty(1);
     ctx.notify(class::STRING, "setrange", key);
     ctx.reply.int(len as i64);
     Ok(())
+}
+
+/// Stores edited string bytes at `key`: an existing key keeps its expiry and access data
+/// (Redis edits the value in place), a new one is created.
+pub(super) fn put_raw(ctx: &mut Ctx<'_>, key: &[u8], v: Vec<u8>) {
+    match ctx.entry_mut(key) {
+        Some(e) => e.value = Value::Str(SmallBytes::raw(v)),
+        None => {
+            ctx.set(key, Value::Str(SmallBytes::raw(v)), false);
+        }
+    }
 }
 
 fn bit_offset(a: &[u8]) -> Result<u64, CmdError> {
@@ -658,13 +662,7 @@ fn setbit(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         } else {
             v[byte] &= !mask;
         }
-        if exists {
-            if let Some(e) = ctx.entry_mut(key) {
-                e.value = Value::Str(SmallBytes::raw(v));
-            }
-        } else {
-            ctx.set(key, Value::Str(SmallBytes::raw(v)), false);
-        }
+        put_raw(ctx, key, v);
         ctx.dirty(1);
         ctx.notify(class::STRING, "setbit", key);
     }
