@@ -1,5 +1,6 @@
 //! The AOF loader on arbitrary bytes: with a first byte of 0 the rest is a manifest (parsed
-//! as Redis's loader parses it; what parses must format and parse back to itself), else an
+//! as Redis's loader parses it; what parses must format and parse back to itself, within
+//! Redis's line limit), else an
 //! incremental file read by the loader's command reader, each command replayed through the
 //! executor by a client of the load's kind, as the start-up load does.
 #![no_main]
@@ -18,8 +19,13 @@ fuzz_target!(|data: &[u8]| {
     };
     if mode == 0 {
         if let Ok(m) = Manifest::parse(rest) {
-            let again = Manifest::parse(m.format().as_bytes());
-            assert_eq!(again.as_ref().ok(), Some(&m), "a parsed manifest formats back");
+            // Redis's reader takes lines of at most 1,024 bytes, its writer does not check:
+            // a name whose quoted form is longer formats into a manifest neither reads back.
+            let text = m.format();
+            if text.lines().all(|l| l.len() < 1024) {
+                let again = Manifest::parse(text.as_bytes());
+                assert_eq!(again.as_ref().ok(), Some(&m), "a parsed manifest formats back");
+            }
         }
         return;
     }

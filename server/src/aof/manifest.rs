@@ -99,11 +99,13 @@ impl Manifest {
                 .trim_matches([' ', '\t', '\r', '\n'])
                 .to_string();
             let at = || Some((linenum, line.clone()));
-            let Some(argv) = split_args(line.as_bytes())
-                .map(|a| {
-                    a.iter()
-                        .map(|w| String::from_utf8_lossy(w).into_owned())
-                        .collect::<Vec<_>>()
+            // A name that is not UTF-8 is refused rather than read lossily: the file looked
+            // for would not be the one the manifest names (Redis writes UTF-8 names only).
+            let Some(argv) = split_args(raw_line(raw))
+                .and_then(|a| {
+                    a.into_iter()
+                        .map(|w| String::from_utf8(w).ok())
+                        .collect::<Option<Vec<_>>>()
                 })
                 .filter(|a| a.len() >= 6 && a.len() % 2 == 0)
             else {
@@ -229,6 +231,14 @@ impl Manifest {
 }
 
 /// C's `atoll`: leading digits, 0 when there are none.
+/// A manifest line without the blanks and line end around it (Redis's `sdstrim`).
+fn raw_line(raw: &[u8]) -> &[u8] {
+    let blank = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    let start = raw.iter().position(|b| !blank(b)).unwrap_or(raw.len());
+    let end = raw.iter().rposition(|b| !blank(b)).map_or(start, |e| e + 1);
+    &raw[start..end.max(start)]
+}
+
 fn atoll(s: &str) -> u64 {
     let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().unwrap_or(0)
@@ -252,6 +262,25 @@ fn repr(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_that_is_not_utf8_is_refused_not_mangled() {
+        // Found by the aof_loader fuzz target: read lossily, such a name became another
+        // file's (and its formatted line grew past the line limit).
+        let mut text =
+            b"file appendonly.aof.1.base.rdb seq 1 type b\nfile appendonly.aof.2".to_vec();
+        text.extend([0x91; 200]);
+        text.extend(b".incr.aof seq 2 type i\n");
+        let e = Manifest::parse(&text).expect_err("refused");
+        assert!(
+            e.to_string().contains("Invalid AOF manifest file format"),
+            "{e}"
+        );
+        let quoted = b"file \"a\\x91.incr.aof\" seq 1 type i\n";
+        assert!(Manifest::parse(quoted).is_err());
+        let ok = b"  file appendonly.aof.1.incr.aof seq 1 type i  \r\n";
+        assert_eq!(Manifest::parse(ok).expect("trimmed").incr.len(), 1);
+    }
 
     /// What Redis 7.0 writes after one rewrite with the RDB preamble (and
     /// `aof-disable-auto-gc yes`, which keeps the history).
