@@ -144,6 +144,10 @@ pub struct Config {
     pub auto_aof_rewrite_percentage: u64,
     pub auto_aof_rewrite_min_size: u64,
     pub aof_disable_auto_gc: bool,
+    /// Saves and AOF rewrites fsync every 4 MiB they write instead of once at the end, so
+    /// the kernel never holds a whole dump's dirty pages (Redis's `REDIS_AUTOSYNC_BYTES`).
+    pub rdb_save_incremental_fsync: bool,
+    pub aof_rewrite_incremental_fsync: bool,
     pub maxmemory_eviction_tenacity: u64,
     pub maxmemory_clients: u64,
     pub enable_debug_command: String,
@@ -262,6 +266,8 @@ impl Default for Config {
             auto_aof_rewrite_percentage: 100,
             auto_aof_rewrite_min_size: 64 << 20,
             aof_disable_auto_gc: false,
+            rdb_save_incremental_fsync: true,
+            aof_rewrite_incremental_fsync: true,
             maxmemory_eviction_tenacity: 10,
             maxmemory_clients: 0,
             enable_debug_command: "no".into(),
@@ -980,6 +986,11 @@ static DIRECTIVES: &[Directive] = &[
     ),
     memory!("auto-aof-rewrite-min-size", auto_aof_rewrite_min_size),
     boolean!("aof-disable-auto-gc", aof_disable_auto_gc),
+    boolean!("rdb-save-incremental-fsync", rdb_save_incremental_fsync),
+    boolean!(
+        "aof-rewrite-incremental-fsync",
+        aof_rewrite_incremental_fsync
+    ),
     integer!(
         "maxmemory-eviction-tenacity",
         maxmemory_eviction_tenacity,

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use crate::aof::load::{AofLoadError, read_manifest};
 use crate::aof::manifest::{AofFile, FileType, Manifest};
 use crate::aof::rewrite::RewriteError;
-use crate::aof::rewrite::{kill, write_base_now};
+use crate::aof::rewrite::{kill, temp_incr_name, write_base_now};
 use crate::aof::writer::{
     AofError, aof_dir, close_current, delete_history, files_size, install, open_append,
     persist_manifest, stop_thread,
@@ -104,6 +104,12 @@ pub fn stop(srv: &mut Server) {
     }
     close_current(srv);
     kill(srv);
+    if srv.aof.state == AofState::WaitRewrite {
+        // Its commands would only have counted once a first base existed: no later start
+        // reads it (the next `appendonly yes` begins a new one).
+        let temp = aof_dir(srv).join(temp_incr_name(&srv.config.appendfilename));
+        let _ = std::fs::remove_file(temp);
+    }
     srv.feed.detach_aof();
     srv.aof.unwritten.clear();
     srv.aof.state = AofState::Off;

@@ -67,7 +67,7 @@ pub fn persistence(srv: &Server, out: &mut String) {
         ),
         ("aof_buffer_length", a.unwritten.len().to_string()),
         ("aof_pending_bio_fsync", u8::from(pending_fsync).to_string()),
-        ("aof_delayed_fsync", "0".into()),
+        ("aof_delayed_fsync", a.delayed_fsync.to_string()),
     ];
     for (name, value) in enabled {
         let _ = write!(out, "{name}:{value}\r\n");

@@ -24,7 +24,7 @@ use crate::aof::writer::{
 use crate::persistence::save::{self, BgSaveError, Target};
 use crate::rdb::Aux;
 use crate::state::Server;
-use crate::state::aof::{AofState, Rewrite};
+use crate::state::aof::{AofState, Rewrite, RewriteLimit};
 use crate::state::persistence::SaveError;
 
 /// Save ids of rewrites live apart from BGSAVE's (`rdb_saves`), so a replica waiting for a
@@ -42,6 +42,38 @@ pub enum RewriteError {
     Failed,
 }
 
+/// Consecutive failed rewrites after which automatic ones back off (Redis's
+/// `AOF_REWRITE_LIMITE_THRESHOLD`).
+const LIMIT_AFTER_FAILURES: u64 = 3;
+/// The longest back-off (`AOF_REWRITE_LIMITE_MAX_MINUTES`).
+const LIMIT_MAX_MINUTES: u64 = 60;
+
+/// Whether an automatic or scheduled rewrite must wait now, given the consecutive failures
+/// so far (Redis's `aofRewriteLimited`): a rewrite that keeps failing (a full disk) would
+/// otherwise be retried every cron tick, each attempt walking the whole keyspace. Once the
+/// wait is over one attempt is let through; if it fails too, the next wait doubles.
+/// BGREWRITEAOF is never limited.
+fn limited(l: &mut RewriteLimit, failures: u64, now_s: u64) -> bool {
+    if failures < LIMIT_AFTER_FAILURES {
+        *l = RewriteLimit::default();
+        return false;
+    }
+    if l.next_at_s != 0 {
+        if now_s < l.next_at_s {
+            return true;
+        }
+        l.next_at_s = 0;
+        return false;
+    }
+    l.delay_minutes = (l.delay_minutes * 2).clamp(1, LIMIT_MAX_MINUTES);
+    l.next_at_s = now_s + l.delay_minutes * 60;
+    warn!(
+        "Background AOF rewrite has repeatedly failed and triggered the limit, will retry in {} minutes",
+        l.delay_minutes
+    );
+    true
+}
+
 /// The AUX fields of a base file: Redis writes `aof-base 1` and no replication identity.
 fn base_aux(srv: &Server) -> Aux {
     Aux {
@@ -54,7 +86,7 @@ fn base_aux(srv: &Server) -> Aux {
 }
 
 /// The temp name of the incremental file of the `WaitRewrite` state.
-fn temp_incr_name(appendfilename: &str) -> String {
+pub fn temp_incr_name(appendfilename: &str) -> String {
     format!("temp-{appendfilename}.incr")
 }
 
@@ -259,8 +291,12 @@ pub fn cron(srv: &mut Server) {
     {
         return;
     }
+    let now_s = crate::clock::now_ms() / 1000;
+    let failures = srv.aof.rewrites_consecutive_failures;
     if srv.aof.rewrite_scheduled {
-        let _ = start(srv);
+        if !limited(&mut srv.aof.rewrite_limit, failures, now_s) {
+            let _ = start(srv);
+        }
         return;
     }
     let pct = srv.config.auto_aof_rewrite_percentage;
@@ -268,9 +304,38 @@ pub fn cron(srv: &mut Server) {
     if srv.aof.state == AofState::On && pct > 0 && size > srv.config.auto_aof_rewrite_min_size {
         let base = srv.aof.base_size.max(1);
         let growth = (size * 100 / base).saturating_sub(100);
-        if growth >= pct {
+        if growth >= pct && !limited(&mut srv.aof.rewrite_limit, failures, now_s) {
             info!("Starting automatic rewriting of AOF on {growth}% growth");
             let _ = start(srv);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrites_back_off_after_three_failures_doubling_to_an_hour() {
+        let mut l = RewriteLimit::default();
+        assert!(!limited(&mut l, 2, 1000), "two failures do not limit");
+        assert!(limited(&mut l, 3, 1000), "the third starts a wait");
+        assert_eq!(l.delay_minutes, 1);
+        assert!(limited(&mut l, 3, 1059));
+        assert!(
+            !limited(&mut l, 3, 1060),
+            "one attempt once the wait is over"
+        );
+        assert!(limited(&mut l, 4, 1061), "it failed: the next wait");
+        assert_eq!((l.delay_minutes, l.next_at_s), (2, 1061 + 120));
+        let mut now = 1061 + 120;
+        for _ in 0..10 {
+            assert!(!limited(&mut l, 5, now));
+            assert!(limited(&mut l, 5, now));
+            now = l.next_at_s;
+        }
+        assert_eq!(l.delay_minutes, 60, "capped at an hour");
+        assert!(!limited(&mut l, 0, now), "a success resets the limit");
+        assert_eq!((l.delay_minutes, l.next_at_s), (0, 0));
     }
 }

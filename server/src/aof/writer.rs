@@ -162,6 +162,20 @@ pub fn flush(srv: &mut Server) {
     let Some(file) = srv.aof.file.clone() else {
         return;
     };
+    if srv.config.appendfsync == "everysec" {
+        let busy = srv
+            .aof
+            .sync
+            .as_ref()
+            .is_some_and(|s| s.in_progress.load(Ordering::Acquire));
+        let now_s = crate::clock::now_ms() / 1000;
+        if write_delays_fsync(&mut srv.aof.fsync_busy_since_s, busy, now_s) {
+            srv.aof.delayed_fsync += 1;
+            info!(
+                "Asynchronous AOF fsync is taking too long (disk is busy?). Writing the AOF buffer without waiting for fsync to complete, this may slow down Redis."
+            );
+        }
+    }
     let buf = std::mem::take(&mut srv.aof.unwritten);
     match (&*file).write(&buf) {
         Ok(n) if n == buf.len() => {
@@ -205,6 +219,28 @@ pub fn flush(srv: &mut Server) {
             srv.aof.unwritten = buf[kept..].to_vec();
         }
     }
+}
+
+/// Counts `aof_delayed_fsync` as Redis 7.0 does, for a write under `everysec`: Redis holds
+/// back writes while the background fsync runs, up to two seconds, then writes anyway and
+/// counts one delayed fsync. Tandem never holds a write back (the bytes must be in the
+/// file before the reply leaves, so an acknowledged write survives the process dying), so
+/// it counts the writes Redis would have made after waiting those two seconds: a slow disk
+/// shows in INFO the same way. `since` is when writes first found the fsync busy.
+fn write_delays_fsync(since: &mut u64, busy: bool, now_s: u64) -> bool {
+    if !busy {
+        *since = 0;
+        return false;
+    }
+    if *since == 0 {
+        *since = now_s;
+        return false;
+    }
+    if now_s - *since < 2 {
+        return false;
+    }
+    *since = 0;
+    true
 }
 
 fn wrote(srv: &mut Server, n: u64) {
@@ -375,4 +411,33 @@ pub fn write_error(srv: &Server) -> Option<i32> {
     }
     let fsync = srv.aof.sync.as_ref()?.failed_errno.load(Ordering::Acquire);
     (fsync != 0).then_some(fsync)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_counts_as_delayed_after_the_fsync_ran_two_seconds() {
+        let mut since = 0;
+        assert!(!write_delays_fsync(&mut since, false, 100));
+        assert!(
+            !write_delays_fsync(&mut since, true, 100),
+            "first busy write"
+        );
+        assert!(!write_delays_fsync(&mut since, true, 101));
+        assert!(write_delays_fsync(&mut since, true, 102), "two seconds on");
+        assert!(
+            !write_delays_fsync(&mut since, true, 102),
+            "a new wait begins"
+        );
+        assert!(write_delays_fsync(&mut since, true, 104));
+        assert!(!write_delays_fsync(&mut since, true, 105));
+        assert!(
+            !write_delays_fsync(&mut since, false, 106),
+            "the fsync ended"
+        );
+        assert!(!write_delays_fsync(&mut since, true, 107));
+        assert!(!write_delays_fsync(&mut since, true, 108));
+    }
 }

@@ -68,9 +68,7 @@ pub static ACCEPTED: &[Accepted] = &[
     modifiable("activerehashing", Kind::Bool, "yes"),
     fixed("set-proc-title", Kind::Bool, "yes"),
     modifiable("dynamic-hz", Kind::Bool, "yes"),
-    modifiable("aof-rewrite-incremental-fsync", Kind::Bool, "yes"),
     modifiable("cluster-require-full-coverage", Kind::Bool, "yes"),
-    modifiable("rdb-save-incremental-fsync", Kind::Bool, "yes"),
     accepted(
         "cluster-replica-no-failover",
         Some("cluster-slave-no-failover"),

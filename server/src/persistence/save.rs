@@ -44,6 +44,36 @@ const CHANNEL_CHUNKS: usize = 8;
 /// After a failed BGSAVE, save points wait this long before trying again (Redis's
 /// CONFIG_BGSAVE_RETRY_DELAY).
 pub const BGSAVE_RETRY_DELAY_S: u64 = 5;
+/// With `rdb-save-incremental-fsync` / `aof-rewrite-incremental-fsync` a save syncs what it
+/// wrote every this many bytes (Redis's `REDIS_AUTOSYNC_BYTES`).
+pub const AUTOSYNC_BYTES: u64 = 4 * 1024 * 1024;
+
+/// A file that syncs its data every [`AUTOSYNC_BYTES`] written, so the final fsync of a
+/// multi-gigabyte dump does not find gigabytes of dirty pages: that one long flush would
+/// stall every other writer of the disk (the AOF's own fsync among them) while it runs.
+struct AutoSync {
+    file: File,
+    every: Option<u64>,
+    unsynced: u64,
+}
+
+impl std::io::Write for AutoSync {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        if let Some(every) = self.every {
+            self.unsynced += n as u64;
+            if self.unsynced >= every {
+                self.file.sync_data()?;
+                self.unsynced = 0;
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
 
 /// The dump file being written: a temp file renamed over the dump only when complete.
 struct DumpFile {
@@ -51,7 +81,7 @@ struct DumpFile {
     tmp_name: String,
     dest: PathBuf,
     dir: PathBuf,
-    out: ChecksumWriter<BufWriter<File>>,
+    out: ChecksumWriter<BufWriter<AutoSync>>,
 }
 
 impl DumpFile {
@@ -60,6 +90,7 @@ impl DumpFile {
         tmp_name: String,
         dbfilename: &str,
         checksum: bool,
+        autosync: bool,
     ) -> Result<Self, SaveError> {
         let dir_path = PathBuf::from(dir);
         let tmp = dir_path.join(&tmp_name);
@@ -73,7 +104,17 @@ impl DumpFile {
             tmp_name,
             dest: dir_path.join(dbfilename),
             dir: dir_path,
-            out: ChecksumWriter::new(BufWriter::with_capacity(1 << 20, file), checksum),
+            out: ChecksumWriter::new(
+                BufWriter::with_capacity(
+                    1 << 20,
+                    AutoSync {
+                        file,
+                        every: autosync.then_some(AUTOSYNC_BYTES),
+                        unsynced: 0,
+                    },
+                ),
+                checksum,
+            ),
         })
     }
 
@@ -98,7 +139,8 @@ impl DumpFile {
             .out
             .finish()?
             .into_inner()
-            .map_err(|e| SaveError::Write(e.into_error()))?;
+            .map_err(|e| SaveError::Write(e.into_error()))?
+            .file;
         file.sync_all().map_err(SaveError::Write)?;
         drop(file);
         std::fs::rename(&self.tmp, &self.dest).map_err(|source| SaveError::Rename {
@@ -131,6 +173,9 @@ pub struct Target {
     tmp_name: String,
     dbfilename: String,
     checksum: bool,
+    /// Sync every [`AUTOSYNC_BYTES`] (`rdb-save-incremental-fsync`, or
+    /// `aof-rewrite-incremental-fsync` for an AOF base).
+    autosync: bool,
     /// Rewrites the committed file in place into another form (the AOF's base in commands).
     convert: Option<Convert>,
 }
@@ -145,17 +190,19 @@ impl Target {
             tmp_name,
             dbfilename: srv.config.dbfilename.clone(),
             checksum: srv.config.rdbchecksum,
+            autosync: srv.config.rdb_save_incremental_fsync,
             convert: None,
         }
     }
 
-    /// A file other than the dump (the AOF's RDB base file).
+    /// An AOF base file (written as an RDB first).
     pub fn file(srv: &Server, dir: &Path, tmp_name: String, name: &str) -> Self {
         Target {
             dir: dir.display().to_string(),
             tmp_name,
             dbfilename: name.to_string(),
             checksum: srv.config.rdbchecksum,
+            autosync: srv.config.aof_rewrite_incremental_fsync,
             convert: None,
         }
     }
@@ -183,6 +230,7 @@ fn writer_thread(
         target.tmp_name,
         &target.dbfilename,
         target.checksum,
+        target.autosync,
     )?;
     loop {
         let Ok(chunk) = rx.recv() else {
@@ -613,8 +661,8 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         std::fs::write(dir.join("dump.rdb"), b"previous").expect("write");
         let d = dir.to_str().expect("utf-8");
-        let mut f =
-            DumpFile::create(d, "temp-x.rdb".into(), "missing/dump.rdb", true).expect("create");
+        let mut f = DumpFile::create(d, "temp-x.rdb".into(), "missing/dump.rdb", true, false)
+            .expect("create");
         f.write(b"REDIS0010").expect("write");
         assert!(matches!(f.commit(), Err(SaveError::Rename { .. })));
         assert_eq!(
@@ -622,10 +670,18 @@ mod tests {
             b"previous"
         );
         assert!(!dir.join("temp-x.rdb").exists(), "temp file removed");
-        let mut f = DumpFile::create(d, "temp-y.rdb".into(), "dump.rdb", true).expect("create");
-        f.write(b"REDIS0010").expect("write");
-        assert_eq!(f.commit().expect("commit"), 17);
-        assert_eq!(std::fs::read(dir.join("dump.rdb")).expect("read").len(), 17);
+        // With incremental fsync, across several sync points: every byte lands, in order.
+        let mut f =
+            DumpFile::create(d, "temp-y.rdb".into(), "dump.rdb", true, true).expect("create");
+        let body: Vec<u8> = (0..(2 * AUTOSYNC_BYTES + 12345)).map(|i| i as u8).collect();
+        for piece in body.chunks(300_007) {
+            f.write(piece).expect("write");
+        }
+        let size = body.len() as u64 + 8;
+        assert_eq!(f.commit().expect("commit"), size);
+        let dump = std::fs::read(dir.join("dump.rdb")).expect("read");
+        assert_eq!(dump.len() as u64, size);
+        assert_eq!(&dump[..body.len()], &body[..]);
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }

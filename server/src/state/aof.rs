@@ -59,6 +59,24 @@ pub struct Aof {
     pub unwritten: Vec<u8>,
     /// Unix ms of the last fsync request of `everysec`.
     pub last_fsync_ms: u64,
+    /// Unix seconds since when writes have found the `everysec` fsync still running, 0 when
+    /// they have not (Redis's `aof_flush_postponed_start`).
+    pub fsync_busy_since_s: u64,
+    /// Writes made while an `everysec` fsync had been running for two seconds or more
+    /// (`aof_delayed_fsync`).
+    pub delayed_fsync: u64,
+    /// The back-off of automatic rewrites after repeated failures.
+    pub rewrite_limit: RewriteLimit,
+}
+
+/// Redis's `aofRewriteLimited` state: after three consecutive failed rewrites, automatic and
+/// scheduled ones wait 1, 2, 4 ... up to 60 minutes between attempts.
+#[derive(Debug, Default)]
+pub struct RewriteLimit {
+    /// The delay of the current wait, 0 when not limited.
+    pub delay_minutes: u64,
+    /// Unix seconds when the next attempt may start, 0 when none is waited for.
+    pub next_at_s: u64,
 }
 
 impl Aof {

@@ -688,6 +688,87 @@ fn disk_full_under_the_aof_refuses_writes_as_redis_and_loses_nothing() {
     assert_eq!(ours.misconf, theirs.misconf, "the MISCONF text is Redis's");
 }
 
+/// `CONFIG SET appendonly yes` with a dataset larger than the disk: every rewrite of the
+/// first base fails and is scheduled again. After three failures the retries back off for a
+/// minute instead of walking the keyspace every cron tick; BGREWRITEAOF is not limited.
+/// Returns the server's log.
+fn failing_rewrites_on_a_small_disk(
+    tag: &str,
+    start: impl FnOnce(&[&str]) -> Option<ServerGuard>,
+) -> Option<String> {
+    let disk = Tmpfs::mount(&format!("aofrw-{tag}"), "4m");
+    let dir = disk.dir.to_str().unwrap();
+    // Outside the full disk: both servers open their log relative to `dir`.
+    let log = std::env::temp_dir().join(format!("tandem-faults-{}-{tag}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let args = [
+        "--dir",
+        dir,
+        "--save",
+        "",
+        "--logfile",
+        log.to_str().unwrap(),
+    ];
+    let server = start(&args)?;
+    let mut c = server.connect();
+    for i in 0..2000 {
+        let v = value(i, 4096);
+        c.send(&[b"SET".as_slice(), format!("k:{i}").as_bytes(), &v]);
+        assert_eq!(text(&c.read_value().unwrap()), "OK");
+    }
+    assert_eq!(cmd(&mut c, &["CONFIG", "SET", "appendonly", "yes"]), "OK");
+    let failures = |c: &mut Conn| {
+        field(c, "persistence", "aof_rewrites_consecutive_failures")
+            .parse::<u64>()
+            .unwrap()
+    };
+    wait_until("three failed rewrites", Duration::from_secs(60), || {
+        failures(&mut c) >= 3
+    });
+    wait_until("the limit in the log", Duration::from_secs(10), || {
+        server.log().contains(
+            "Background AOF rewrite has repeatedly failed and triggered the limit, will retry in 1 minutes",
+        )
+    });
+    // The limit holds for a minute: watch a few cron periods (10 per second) go by.
+    let watch = Instant::now();
+    while watch.elapsed() < Duration::from_secs(3) {
+        assert_eq!(failures(&mut c), 3, "a rewrite was retried while limited");
+        assert_eq!(field(&mut c, "persistence", "aof_rewrite_scheduled"), "1");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        cmd(&mut c, &["BGREWRITEAOF"]),
+        "Background append only file rewriting started"
+    );
+    wait_until(
+        "the forced rewrite to fail",
+        Duration::from_secs(60),
+        || failures(&mut c) == 4,
+    );
+    assert_eq!(
+        field(&mut c, "persistence", "aof_last_bgrewrite_status"),
+        "err"
+    );
+    assert_eq!(
+        cmd(&mut c, &["GET", "k:0"]).len(),
+        4096,
+        "the dataset is intact"
+    );
+    let text = server.log();
+    let _ = std::fs::remove_file(&log);
+    Some(text)
+}
+
+#[test]
+fn failing_aof_rewrites_back_off_as_redis() {
+    if !netns::root_with(&["mount", "umount"]) {
+        return;
+    }
+    failing_rewrites_on_a_small_disk("tandem", |args| Some(common::start_tandem(args))).unwrap();
+    failing_rewrites_on_a_small_disk("redis", common::start_redis);
+}
+
 /// A client writing `rate` SETs of 1 KB a second to the master (keys `w:<n>`, 20000 of
 /// them reused) until finished.
 struct Writer {
