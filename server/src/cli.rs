@@ -165,6 +165,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
         let listeners = net::bind(&config.bind, config.port).await?;
+        let sentinel_listeners = crate::sentinel::bind(&config).await?;
         tracing::info!("Server initialized");
         let port = config.port;
         let mut srv = Server::new(config);
@@ -190,6 +191,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         }
         tokio::task::spawn_local(save::driver(state.clone()));
         tokio::task::spawn_local(signals(state.clone()));
+        if !sentinel_listeners.is_empty() {
+            crate::sentinel::serve(&state, sentinel_listeners);
+        }
         let loader = state.clone();
         tokio::task::spawn_local(async move {
             if let Some(file) = dump

@@ -128,6 +128,10 @@ pub struct Config {
     pub min_replicas_max_lag: u64,
     pub replica_announce_ip: String,
     pub replica_announce_port: u64,
+    /// Tandem's own: the port of the Sentinel-compatible discovery endpoint (0: none) and
+    /// the master name it answers for (`crate::sentinel`).
+    pub sentinel_port: u16,
+    pub sentinel_master_name: String,
     pub lazyfree_lazy_expire: bool,
     pub lazyfree_lazy_eviction: bool,
     pub lazyfree_lazy_server_del: bool,
@@ -251,6 +255,8 @@ impl Default for Config {
             min_replicas_max_lag: 10,
             replica_announce_ip: String::new(),
             replica_announce_port: 0,
+            sentinel_port: 0,
+            sentinel_master_name: "mymaster".into(),
             lazyfree_lazy_expire: false,
             lazyfree_lazy_eviction: false,
             lazyfree_lazy_server_del: false,
@@ -944,6 +950,11 @@ static DIRECTIVES: &[Directive] = &[
         0,
         65535
     ),
+    Directive {
+        immutable: true,
+        ..integer!("sentinel-port", sentinel_port, 0, 65535)
+    },
+    string!("sentinel-master-name", sentinel_master_name, true),
     boolean!("lazyfree-lazy-expire", lazyfree_lazy_expire),
     boolean!("lazyfree-lazy-eviction", lazyfree_lazy_eviction),
     boolean!("lazyfree-lazy-server-del", lazyfree_lazy_server_del),

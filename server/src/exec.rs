@@ -72,7 +72,7 @@ fn after_top_level(srv: &mut Server, client: &Client, out: &mut Vec<u8>) {
 fn dispatch(srv: &mut Server, client: &mut Client, args: Args<'_>, out: &mut Vec<u8>) -> Outcome {
     let Some(spec) = cmd::names::lookup(&srv.commands, args.get(0)) else {
         client.shared.info.borrow_mut().last_cmd = Cow::Borrowed("NULL");
-        let msg = unknown_command(args);
+        let msg = unknown_command(args.iter());
         if client.multi.is_some() {
             client.multi_error = true;
         }
@@ -571,10 +571,11 @@ fn reply_error(srv: &mut Server, client: &Client, out: &mut Vec<u8>, msg: &str) 
 }
 
 /// Redis's text for an unknown command, quoting up to the first arguments.
-fn unknown_command(args: Args<'_>) -> String {
-    let name = String::from_utf8_lossy(&args.get(0)[..args.get(0).len().min(128)]).into_owned();
+pub fn unknown_command<'a>(mut args: impl Iterator<Item = &'a [u8]>) -> String {
+    let first = args.next().unwrap_or_default();
+    let name = String::from_utf8_lossy(&first[..first.len().min(128)]).into_owned();
     let mut msg = format!("ERR unknown command '{name}', with args beginning with: ");
-    for a in args.iter().skip(1) {
+    for a in args {
         if msg.len() >= 128 + 60 {
             break;
         }

@@ -41,6 +41,7 @@ pub mod rdb;
 pub mod replication;
 pub mod repr;
 pub mod scripting;
+pub mod sentinel;
 pub mod shutdown;
 pub mod slowlog;
 pub mod state;

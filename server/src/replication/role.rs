@@ -3,6 +3,7 @@
 
 use crate::state::Server;
 use crate::state::replication::master_link::MasterLink;
+use crate::state::sentinel::{MasterAddr, SwitchMaster};
 use tracing::info;
 
 /// Promotes this replica: its history stays valid as replid2, so the other replicas of the
@@ -19,7 +20,9 @@ pub fn promote(srv: &mut Server, why: &str) {
     srv.repl.kill_replicas();
     srv.feed.forget_db();
     srv.repl.no_replicas_since_ms = crate::clock::now_ms();
+    let old = master_addr(srv);
     srv.config.replicaof = None;
+    announce(srv, old);
     if srv.repl.backlog.is_none() {
         srv.repl
             .create_backlog(srv.feed.offset, srv.config.repl_backlog_size, false);
@@ -45,6 +48,25 @@ pub fn follow(srv: &mut Server, host: &str, port: u16) {
         None => true,
     };
     srv.repl.master = Some(MasterLink::new(host.to_string(), port, cached));
+    let old = master_addr(srv);
     srv.config.replicaof = Some((host.to_string(), port));
+    announce(srv, old);
     info!("Connecting to MASTER {host}:{port}");
+}
+
+/// The master as this node sees it now.
+pub fn master_addr(srv: &Server) -> MasterAddr {
+    match &srv.config.replicaof {
+        Some((host, port)) => MasterAddr::Remote(host.clone(), *port),
+        None => MasterAddr::Own,
+    }
+}
+
+/// Tells the Sentinel endpoint's subscribers when the view changed.
+fn announce(srv: &Server, old: MasterAddr) {
+    let new = master_addr(srv);
+    if new != old {
+        // No subscriber is not an error.
+        let _ = srv.sentinel_events.send(SwitchMaster { old, new });
+    }
 }

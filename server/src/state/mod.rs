@@ -15,6 +15,7 @@ pub mod commands;
 pub mod persistence;
 pub mod replication;
 pub mod scripting;
+pub mod sentinel;
 
 use crate::client::{Client, ClientShared};
 use crate::config::{Config, EvictionPolicy};
@@ -227,6 +228,8 @@ pub struct Server {
     pub arrivals_ready: Rc<tokio::sync::Notify>,
     /// ACL users and the ACL LOG.
     pub acl: crate::acl::Users,
+    /// `+switch-master` for the Sentinel endpoint's subscribers.
+    pub sentinel_events: tokio::sync::broadcast::Sender<sentinel::SwitchMaster>,
 }
 
 /// A connection accepted while a script held the server.
@@ -294,6 +297,7 @@ impl Server {
             listeners: Vec::new(),
             arrivals: Vec::new(),
             arrivals_ready: Rc::new(tokio::sync::Notify::new()),
+            sentinel_events: tokio::sync::broadcast::Sender::new(16),
             acl,
         }
     }

@@ -584,3 +584,62 @@ def test_resp3_client_tracking(server, r):
     info = tracked.client_trackinginfo()
     assert "on" in info["flags"]
     tracked.close()
+
+
+def wait_for(what, cond, within=30):
+    deadline = time.monotonic() + within
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def write_through(client, key, value, within=30):
+    """SET through a Sentinel-managed client, retrying while it finds the new master."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return client.set(key, value)
+        except (redis.exceptions.ConnectionError, redis.exceptions.ReadOnlyError):
+            assert time.monotonic() < deadline, "the client never found the new master"
+            time.sleep(0.05)
+
+
+def test_sentinel_clients_follow_a_switchover_and_a_failover():
+    from redis.sentinel import Sentinel
+
+    ports = [free_port() for _ in range(3)]
+    a = Server("--sentinel-port", str(ports[0]))
+    b = Server("--sentinel-port", str(ports[1]), "--replicaof", "127.0.0.1", str(a.port))
+    c = Server("--sentinel-port", str(ports[2]), "--replicaof", "127.0.0.1", str(a.port))
+    direct = {s.port: redis.Redis(port=s.port, decode_responses=True) for s in (a, b, c)}
+    try:
+        sentinel = Sentinel([("127.0.0.1", p) for p in ports], socket_timeout=2)
+        wait_for("both replicas online", lambda: len(sentinel.discover_slaves("mymaster")) == 2)
+        assert sentinel.discover_master("mymaster") == ("127.0.0.1", a.port)
+        master = sentinel.master_for("mymaster", socket_timeout=2, decode_responses=True)
+        assert master.set("k", "1")
+        replica = sentinel.slave_for("mymaster", socket_timeout=2, decode_responses=True)
+        wait_for("the write on a replica", lambda: replica.get("k") == "1")
+
+        # A switchover, as the operator makes one: b promoted, a and c follow it.
+        direct[b.port].execute_command("REPLICAOF", "NO", "ONE")
+        direct[a.port].execute_command("REPLICAOF", "127.0.0.1", b.port)
+        direct[c.port].execute_command("REPLICAOF", "127.0.0.1", b.port)
+        wait_for("every endpoint to name b", lambda: sentinel.discover_master("mymaster") == ("127.0.0.1", b.port))
+        write_through(master, "k", "2")
+        assert direct[b.port].get("k") == "2"
+
+        # A failover: b dies, c is promoted and a follows it; b's endpoint is gone too.
+        b.stop()
+        direct[c.port].execute_command("REPLICAOF", "NO", "ONE")
+        direct[a.port].execute_command("REPLICAOF", "127.0.0.1", c.port)
+        wait_for("the endpoints to name c", lambda: sentinel.discover_master("mymaster") == ("127.0.0.1", c.port))
+        write_through(master, "k", "3")
+        assert direct[c.port].get("k") == "3"
+        wait_for("a, the one replica left", lambda: sentinel.discover_slaves("mymaster") == [("127.0.0.1", a.port)])
+    finally:
+        for client in direct.values():
+            client.close()
+        for s in (a, b, c):
+            if s.proc.poll() is None:
+                s.stop()
