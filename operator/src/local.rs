@@ -107,16 +107,27 @@ pub struct LocalSettings {
     pub appendfsync: Option<Appendfsync>,
 }
 
-/// The namespace and name local mode's series carry.
+/// The namespace and name local mode's series carry, and the master name its Sentinel
+/// endpoints answer for.
 pub const LOCAL_SET: &str = "local";
+
+/// A node's Sentinel-compatible endpoint listens this far above its port, as a Redis
+/// Cluster node's bus does.
+pub const SENTINEL_PORT_OFFSET: u16 = 10_000;
+
+/// The Sentinel endpoint of the node listening on `port`.
+pub fn sentinel_port(port: u16) -> u16 {
+    port.saturating_add(SENTINEL_PORT_OFFSET)
+}
 
 /// What local mode prints before it starts: where the nodes listen, where their data,
 /// logs and the renamed commands' names are. Kept on top of the live table.
 pub fn banner(settings: &LocalSettings) -> String {
     format!(
-        "tandem-operator local: {} nodes on 127.0.0.1:{}.., data and logs (server.log, stderr.log) in {}{}",
+        "tandem-operator local: {} nodes on 127.0.0.1:{}.., Sentinel endpoints (master name {LOCAL_SET}) on 127.0.0.1:{}.., data and logs (server.log, stderr.log) in {}{}",
         settings.replicas,
         settings.base_port,
+        sentinel_port(settings.base_port),
         settings.dir.display(),
         if settings.commands.is_plain() {
             String::new()
@@ -198,7 +209,7 @@ impl LocalNodes {
     /// against somebody else's servers while its own nodes fail to start.
     pub fn check_ports(&self) -> Result<(), LocalError> {
         let nodes = self.settings.replicas;
-        if u32::from(self.settings.base_port) + nodes > 65536 {
+        if u32::from(self.settings.base_port) + u32::from(SENTINEL_PORT_OFFSET) + nodes > 65536 {
             return Err(LocalError::PortRange {
                 base: self.settings.base_port,
                 nodes,
@@ -206,14 +217,16 @@ impl LocalNodes {
         }
         for i in 0..self.children.len() {
             let addr = self.addr(i);
-            std::net::TcpListener::bind((addr.host.as_str(), addr.port)).map_err(|source| {
-                LocalError::PortInUse {
-                    node: Self::name(i),
-                    host: addr.host.clone(),
-                    port: addr.port,
-                    source,
-                }
-            })?;
+            for port in [addr.port, sentinel_port(addr.port)] {
+                std::net::TcpListener::bind((addr.host.as_str(), port)).map_err(|source| {
+                    LocalError::PortInUse {
+                        node: Self::name(i),
+                        host: addr.host.clone(),
+                        port,
+                        source,
+                    }
+                })?;
+            }
         }
         Ok(())
     }
@@ -377,6 +390,8 @@ pub fn node_config(
         line(k, &v);
     }
     line("replica-read-only", "yes");
+    line("sentinel-port", &sentinel_port(addr.port).to_string());
+    line("sentinel-master-name", LOCAL_SET);
     for (k, v) in plan.directives() {
         line(k, &v);
     }
@@ -602,7 +617,9 @@ pub enum LocalError {
         source: std::io::Error,
     },
     /// `--base-port` plus the number of nodes passes the last port.
-    #[error("--base-port {base} leaves no room for {nodes} nodes (ports end at 65535)")]
+    #[error(
+        "--base-port {base} leaves no room for {nodes} nodes and their Sentinel endpoints 10000 above (ports end at 65535)"
+    )]
     PortRange {
         /// The base port.
         base: u16,
@@ -732,6 +749,8 @@ mod tests {
             Some("config")
         );
         assert_eq!(c.port, 23001);
+        assert_eq!(c.sentinel_port, 33001);
+        assert_eq!(c.sentinel_master_name, LOCAL_SET);
         assert!(c.replica_read_only);
         assert_eq!(c.requirepass.as_deref(), Some("p\"w"));
         assert_eq!(c.repl_timeout, plan.repl_timeout_seconds);

@@ -61,7 +61,7 @@ struct LocalArgs {
     #[arg(long, value_parser = parse_size)]
     dataset_size_hint: u64,
 
-    /// Node i listens on 127.0.0.1:(base-port + i).
+    /// Node i listens on 127.0.0.1:(base-port + i), its Sentinel-compatible endpoint 10000 above.
     #[arg(long, default_value_t = 7000)]
     base_port: u16,
 

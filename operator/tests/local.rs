@@ -1008,3 +1008,145 @@ fn metrics_show_the_full_sync_and_a_failover() {
         status["lastFailover"]["bytesAtRisk"].as_f64().unwrap()
     );
 }
+
+/// A Sentinel-aware client process (tests/sentinel_clients) driven line by line.
+struct SentinelClient {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    lines: std::sync::mpsc::Receiver<String>,
+    what: &'static str,
+}
+
+impl SentinelClient {
+    fn start(what: &'static str, mut command: Command) -> SentinelClient {
+        use std::io::BufRead as _;
+        use std::process::Stdio;
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start the {what} client: {e}"));
+        let stdin = child.stdin.take().unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        SentinelClient {
+            child,
+            stdin,
+            lines,
+            what,
+        }
+    }
+
+    /// SETs `key` through the client, which retries for up to 30 s while it finds the master.
+    fn write(&mut self, key: &str) {
+        use std::io::Write as _;
+        writeln!(self.stdin, "write {key}").unwrap();
+        let answer = self
+            .lines
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("the {} client did not answer: {e}", self.what));
+        assert_eq!(answer, format!("done {key}"), "{}", self.what);
+    }
+}
+
+impl Drop for SentinelClient {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// redis-py's `Sentinel` and ioredis in sentinel mode, given only the nodes' Sentinel
+/// endpoints, follow a planned switchover and a failover after `kill -9` of the master:
+/// each write lands on the master the operator chose.
+#[test]
+fn sentinel_clients_follow_a_switchover_and_a_failover() {
+    let sentinels = |local: &Local| -> Vec<String> {
+        (0..3)
+            .map(|i| (local.base() + 10_000 + i).to_string())
+            .collect()
+    };
+    let local = Local::start(3, &["--down-after-seconds", "1"]);
+    local.wait_ready(READY);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sentinel_clients");
+    let mut clients = Vec::new();
+    match tandem_testkit::real_tool("python3") {
+        Some(python)
+            if Command::new(&python)
+                .args(["-c", "import redis"])
+                .status()
+                .is_ok_and(|s| s.success()) =>
+        {
+            let mut c = Command::new(python);
+            c.arg(dir.join("follow.py"))
+                .arg("local")
+                .args(sentinels(&local));
+            clients.push(SentinelClient::start("redis-py", c));
+        }
+        _ => tandem_testkit::skip_or_fail("redis-py not installed (pip install redis)"),
+    }
+    let node_modules =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/tests/node/node_modules");
+    match tandem_testkit::real_tool("node") {
+        Some(node) if node_modules.join("ioredis/package.json").is_file() => {
+            let mut c = Command::new(node);
+            c.env("NODE_PATH", &node_modules)
+                .arg(dir.join("follow.cjs"))
+                .arg("local")
+                .args(sentinels(&local));
+            clients.push(SentinelClient::start("ioredis", c));
+        }
+        _ => tandem_testkit::skip_or_fail(
+            "node or ioredis missing (npm ci --prefix server/tests/node)",
+        ),
+    }
+    let landed_on = |key: &str| -> String {
+        let status = local.status().unwrap();
+        let master = status["master"].as_str().unwrap().to_owned();
+        let v: Option<String> = redis::cmd("GET")
+            .arg(key)
+            .query(&mut local.conn(&master))
+            .unwrap();
+        assert!(v.is_some(), "{key} is not on the master, {master}");
+        master
+    };
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.write(&format!("before-{i}"));
+        landed_on(&format!("before-{i}"));
+    }
+
+    let first = local.status().unwrap()["master"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    local.ask_switchover();
+    let after = local.wait_status("a switchover", Duration::from_secs(30), |s| {
+        s["lastSwitchover"].is_object() && s["master"] != first.as_str()
+    });
+    let second = after["master"].as_str().unwrap().to_owned();
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.write(&format!("switched-{i}"));
+        assert_eq!(landed_on(&format!("switched-{i}")), second);
+    }
+
+    local.kill_node(&second);
+    let after = local.wait_status("a failover", Duration::from_secs(30), |s| {
+        s["lastFailover"].is_object() && s["master"] != second.as_str()
+    });
+    let third = after["master"].as_str().unwrap().to_owned();
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.write(&format!("failed-over-{i}"));
+        assert_eq!(landed_on(&format!("failed-over-{i}")), third);
+    }
+    eprintln!(
+        "{} Sentinel clients followed {first} -> {second} (switchover) -> {third} (failover)",
+        clients.len()
+    );
+}

@@ -710,7 +710,7 @@ def test_network_policies_admit_only_clients_peers_and_the_operator():
     for policy in databases:
         assert policy["spec"]["policyTypes"] == ["Ingress"]
         (rule,) = policy["spec"]["ingress"]
-        assert rule["ports"] == [{"port": 6379, "protocol": "TCP"}]
+        assert rule["ports"] == [{"port": 6379, "protocol": "TCP"}, {"port": 26379, "protocol": "TCP"}]
         peers = rule["from"]
         assert {"podSelector": {"matchLabels": {"tandem.dev/client": "true"}}} in peers
         assert {"podSelector": {"matchLabels": SERVER_POD_LABELS}} in peers

@@ -49,7 +49,7 @@ where
     (result, ctx)
 }
 
-/// The seven applies of every successful reconcile, in order.
+/// The eight applies of every successful reconcile, in order.
 async fn expect_applies(api: &mut ApiServer) -> Vec<Seen> {
     let paths = [
         format!("{NS}/secrets/cache-auth-conf"),
@@ -57,6 +57,7 @@ async fn expect_applies(api: &mut ApiServer) -> Vec<Seen> {
         format!("{NS}/services/cache-headless"),
         format!("{NS}/services/cache"),
         format!("{NS}/services/cache-replicas"),
+        format!("{NS}/services/cache-sentinel"),
         "/apis/policy/v1/namespaces/ns1/poddisruptionbudgets/cache".to_owned(),
         "/apis/apps/v1/namespaces/ns1/statefulsets/cache".to_owned(),
     ];
@@ -178,7 +179,7 @@ async fn first_reconcile_creates_everything_then_reports() {
             "{conf}"
         );
         assert!(!conf.contains(&password), "no password in the ConfigMap");
-        assert_eq!(applies[6].body["spec"]["replicas"], 3);
+        assert_eq!(applies[7].body["spec"]["replicas"], 3);
         for apply in &applies {
             assert_eq!(apply.body["metadata"]["ownerReferences"][0]["uid"], "u1");
         }
@@ -354,7 +355,7 @@ async fn a_scale_subresource_patch_resizes_the_statefulset() {
     let (result, _ctx) = run_scenario(scaled, |api, resource| async move {
         let (mut api, applies) =
             reconcile_existing(api, &[("cache-0", true, Some("master"))]).await;
-        assert_eq!(applies[6].body["spec"]["replicas"], 5);
+        assert_eq!(applies[7].body["spec"]["replicas"], 5);
         let status = expect_status(&mut api, &resource).await;
         assert_eq!(status["ready"], "0/5");
         assert_eq!(
@@ -415,7 +416,7 @@ async fn every_pod_knob_lands_in_the_applied_objects() {
             "the headless Service is the operator's own: {}",
             headless.body
         );
-        let template = &applies[6].body["spec"]["template"];
+        let template = &applies[7].body["spec"]["template"];
         let labels = &template["metadata"]["labels"];
         assert_eq!(labels["team"], "payments");
         assert_eq!(labels["app.kubernetes.io/instance"], "cache");

@@ -124,9 +124,15 @@ pub struct HandedOver {
 }
 
 impl HandedOver {
-    /// Lifts the pause on the old master; returns how long writes were held. A failed
-    /// unpause is logged: the pause lapses by itself.
+    /// Disconnects the old master's clients (writes it held go with them; it is a replica
+    /// now and would refuse them), then lifts the pause; returns how long writes were held.
+    /// Failures are logged: the pause lapses by itself, and a client left connected meets
+    /// `READONLY`.
     pub async fn release(mut self) -> Duration {
+        match self.old_master.disconnect_clients().await {
+            Ok(n) => info!(clients = n, "clients of the old master disconnected"),
+            Err(e) => warn!(error = %e, "CLIENT KILL failed; its clients meet READONLY"),
+        }
         if let Err(e) = self.old_master.unpause().await {
             warn!(error = %e, "CLIENT UNPAUSE failed; the pause lapses by itself");
         }

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 
-use super::meta::{SERVER_PORT, child_meta, names};
+use super::meta::{SENTINEL_PORT, SERVER_PORT, child_meta, names};
 use super::secret;
 use crate::policy::Plan;
 use crate::validate::ValidSet;
@@ -57,6 +57,10 @@ pub fn render(set: &ValidSet<'_>, plan: &Plan) -> String {
         line("save", if kept.snapshots() { DEFAULT_SAVE } else { "" });
     }
     line("replica-read-only", "yes");
+    // Sentinel-aware clients ask any pod (the `<name>-sentinel` Service) for the master of
+    // the set by its name.
+    line("sentinel-port", &SENTINEL_PORT.to_string());
+    line("sentinel-master-name", &set.name);
     // A replica of itself, which no one can sync from (`-NOMASTERLINK`), as local mode starts
     // its nodes: a pod that restarts empty never serves as a master its old replicas would
     // copy, and it takes writes only once the operator promotes it.
@@ -115,6 +119,8 @@ appendfsync everysec
 aof-use-rdb-preamble yes
 save \"\"
 replica-read-only yes
+sentinel-port 26379
+sentinel-master-name cache
 replicaof 127.0.0.1 6379
 repl-diskless-sync yes
 repl-diskless-sync-delay 5

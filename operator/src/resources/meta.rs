@@ -10,6 +10,9 @@ use crate::validate::ValidSet;
 
 /// Port every server listens on.
 pub const SERVER_PORT: i32 = 6379;
+/// Every pod's Sentinel-compatible discovery endpoint (tandem-server's `sentinel-port`),
+/// on Redis Sentinel's usual port.
+pub const SENTINEL_PORT: i32 = 26379;
 
 /// Pod label naming the node's current role, `master` or `replica`. Only the operator sets
 /// it; the master and replicas Services select on it.
@@ -76,6 +79,10 @@ pub mod names {
     /// Service of the replicas, for reads.
     pub fn replicas_service(name: &str) -> String {
         format!("{name}-replicas")
+    }
+    /// Service of every ready pod's Sentinel endpoint: what Sentinel-aware clients are given.
+    pub fn sentinel_service(name: &str) -> String {
+        format!("{name}-sentinel")
     }
     /// ConfigMap holding tandem.conf.
     pub fn config_map(name: &str) -> String {

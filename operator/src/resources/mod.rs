@@ -37,8 +37,8 @@ pub struct Desired {
     pub auth_conf: Secret,
     /// tandem.conf.
     pub config_map: ConfigMap,
-    /// Headless, master and replicas Services.
-    pub services: [Service; 3],
+    /// Headless, master, replicas and sentinel Services.
+    pub services: [Service; 4],
     /// PodDisruptionBudget.
     pub pdb: PodDisruptionBudget,
     /// The pods.

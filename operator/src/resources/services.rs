@@ -1,6 +1,7 @@
-//! The three Services of a set: headless (a stable DNS name per pod, used for replication),
-//! master (what clients write to) and replicas (reads), the last two selected by the role
-//! label the operator moves on failover. Pure: no network.
+//! The four Services of a set: headless (a stable DNS name per pod, used for replication),
+//! master (what clients write to) and replicas (reads), those two selected by the role
+//! label the operator moves on failover, and sentinel (every ready pod's Sentinel-compatible
+//! endpoint, for Sentinel-aware clients). Pure: no network.
 
 use std::collections::BTreeMap;
 
@@ -9,13 +10,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta::{
-    ROLE_LABEL, ROLE_MASTER, ROLE_REPLICA, SERVER_PORT, child_meta, names, selector_labels,
+    ROLE_LABEL, ROLE_MASTER, ROLE_REPLICA, SENTINEL_PORT, SERVER_PORT, child_meta, names,
+    selector_labels,
 };
 use crate::crd::ServiceType;
 use crate::validate::ValidSet;
 
-/// Headless, master and replicas Services, in that order.
-pub fn services(set: &ValidSet<'_>) -> [Service; 3] {
+/// Headless, master, replicas and sentinel Services, in that order.
+pub fn services(set: &ValidSet<'_>) -> [Service; 4] {
     let service_type = match set.rrs.spec.service_type {
         ServiceType::ClusterIP => "ClusterIP",
         ServiceType::NodePort => "NodePort",
@@ -54,10 +56,28 @@ pub fn services(set: &ValidSet<'_>) -> [Service; 3] {
         }),
         ..Service::default()
     };
+    // Inside the cluster only: the addresses it answers with are the pods' DNS names.
+    let sentinel = Service {
+        metadata: child_meta(set, names::sentinel_service(&set.name)),
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".to_owned()),
+            selector: Some(selector_labels(&set.name)),
+            ports: Some(vec![ServicePort {
+                name: Some("sentinel".to_owned()),
+                port: SENTINEL_PORT,
+                target_port: Some(IntOrString::String("sentinel".to_owned())),
+                protocol: Some("TCP".to_owned()),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    };
     [
         headless,
         by_role(names::master_service(&set.name), ROLE_MASTER),
         by_role(names::replicas_service(&set.name), ROLE_REPLICA),
+        sentinel,
     ]
 }
 
@@ -88,7 +108,7 @@ mod tests {
     fn master_and_replicas_follow_the_role_label() {
         let r = rrs("  replicas: 3\n  datasetSizeHint: 1Gi\n  serviceType: LoadBalancer\n");
         let set = validate(&r, Observed::default()).expect("valid");
-        let [headless, master, replicas] =
+        let [headless, master, replicas, sentinel] =
             services(&set).map(|s| serde_json::to_value(s).expect("json"));
         assert_eq!(headless["metadata"]["name"], "cache-headless");
         assert_eq!(headless["spec"]["clusterIP"], "None");
@@ -100,5 +120,16 @@ mod tests {
         assert_eq!(replicas["metadata"]["name"], "cache-replicas");
         assert_eq!(replicas["spec"]["selector"][ROLE_LABEL], "replica");
         assert_eq!(replicas["spec"]["ports"][0]["port"], 6379);
+        assert_eq!(sentinel["metadata"]["name"], "cache-sentinel");
+        assert_eq!(
+            sentinel["spec"]["type"], "ClusterIP",
+            "pods' DNS names only resolve inside"
+        );
+        assert!(
+            sentinel["spec"]["selector"].get(ROLE_LABEL).is_none(),
+            "every pod answers"
+        );
+        assert_eq!(sentinel["spec"]["ports"][0]["port"], 26379);
+        assert_eq!(sentinel["spec"]["ports"][0]["targetPort"], "sentinel");
     }
 }

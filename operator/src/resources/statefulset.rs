@@ -17,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::config::{CONFIG_DIR, CONFIG_KEY, DATA_DIR};
-use super::meta::{SERVER_PORT, child_meta, labels, names, selector_labels};
+use super::meta::{SENTINEL_PORT, SERVER_PORT, child_meta, labels, names, selector_labels};
 use super::secret::AUTH_DIR;
 use crate::policy::startup_budget_seconds;
 use crate::quantity::format_bytes;
@@ -200,12 +200,20 @@ fn container(set: &ValidSet<'_>) -> Container {
             }),
             ..EnvVar::default()
         }]),
-        ports: Some(vec![ContainerPort {
-            name: Some("redis".to_owned()),
-            container_port: SERVER_PORT,
-            protocol: Some("TCP".to_owned()),
-            ..ContainerPort::default()
-        }]),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("redis".to_owned()),
+                container_port: SERVER_PORT,
+                protocol: Some("TCP".to_owned()),
+                ..ContainerPort::default()
+            },
+            ContainerPort {
+                name: Some("sentinel".to_owned()),
+                container_port: SENTINEL_PORT,
+                protocol: Some("TCP".to_owned()),
+                ..ContainerPort::default()
+            },
+        ]),
         resources: spec.resources.clone(),
         // TCP probes: a server answers connections while it loads a dataset or runs a full
         // sync (commands get -LOADING), so neither makes it look dead or restarts it into
