@@ -171,8 +171,8 @@ pub struct RedisReplicaSetSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 8))]
     #[schemars(extend("x-kubernetes-validations" = [{
-        "rule": "self.all(c, c.name != 'server')",
-        "message": "extraContainers cannot be named server: that is the database container"
+        "rule": "self.all(c, c.name != 'server' && c.name != 'exporter')",
+        "message": "extraContainers cannot be named server or exporter: those are the database container and the metrics sidecar"
     }]))]
     pub extra_containers: Vec<Container>,
 
@@ -200,12 +200,45 @@ pub struct RedisReplicaSetSpec {
     #[schemars(length(max = 64))]
     pub load_balancer_source_ranges: Vec<String>,
 
+    /// Prometheus metrics of the servers themselves.
+    #[serde(default)]
+    pub metrics: MetricsSpec,
+
     /// Extra server directives (`name: value`), limited to an allowlist: maxmemory,
     /// maxmemory-policy, maxmemory-samples, maxclients, timeout, tcp-keepalive, loglevel,
     /// save, hz, databases, slowlog-log-slower-than, slowlog-max-len, notify-keyspace-events.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(schema_with = "server_config_schema")]
     pub server_config: BTreeMap<String, String>,
+}
+
+/// Prometheus metrics of the servers.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsSpec {
+    /// A redis_exporter sidecar in every pod, serving the server's metrics on the port named
+    /// `metrics` (9121) for a PodMonitor (the chart's `databaseMetrics.podMonitor`).
+    #[serde(default)]
+    pub exporter: ExporterSpec,
+}
+
+/// The redis_exporter sidecar.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExporterSpec {
+    /// Run the sidecar. It logs in with the set's password and sends CONFIG by the name the
+    /// server answers to (the renamed one), so every `redis_config_*` series is there.
+    #[serde(default)]
+    pub enabled: bool,
+
+    /// Its image (default `oliver006/redis_exporter:v1.67.0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub image: Option<String>,
+
+    /// Compute resources of the sidecar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
 }
 
 /// Full-sync mode choice.

@@ -172,7 +172,11 @@ mod cel {
             ),
             (
                 "  extraContainers: [ { name: server } ]\n",
-                "extraContainers cannot be named server",
+                "extraContainers cannot be named server or exporter",
+            ),
+            (
+                "  extraContainers: [ { name: exporter } ]\n",
+                "extraContainers cannot be named server or exporter",
             ),
             (
                 "  extraVolumes: [ { name: data, emptyDir: {} } ]\n",

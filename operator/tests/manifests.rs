@@ -7,13 +7,14 @@ use kube::ResourceExt;
 use tandem_operator::crd::RedisReplicaSet;
 use tandem_operator::policy::{Observed, memory_budget, plan};
 use tandem_operator::renames::CommandNames;
-use tandem_operator::resources::secret::generated_auth_secret;
+use tandem_operator::resources::exporter::CONTAINER_NAME;
+use tandem_operator::resources::secret::{CONFIG_COMMAND_KEY, generated_auth_secret};
 use tandem_operator::resources::statefulset::SERVER_UID;
 use tandem_operator::resources::{Password, desired};
 use tandem_operator::validate::validate;
 
 const SPECS: [&str; 4] = [
-    "replicas: 3\n  datasetSizeHint: 20Gi\n",
+    "replicas: 3\n  datasetSizeHint: 20Gi\n  metrics: { exporter: { enabled: true, resources: { limits: { memory: 64Mi } } } }\n",
     "replicas: 1\n  datasetSizeHint: 100Mi\n  persistence: { enabled: true, size: 1Gi, storageClassName: fast }\n  serviceType: LoadBalancer\n  auth: { secretName: my-auth }\n",
     "replicas: 3\n  datasetSizeHint: 1Gi\n  imagePullPolicy: Always\n  imagePullSecrets: [ { name: registry-creds } ]\n  podLabels: { team: payments }\n  topologySpreadConstraints: [ { maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: DoNotSchedule, labelSelector: { matchLabels: { app.kubernetes.io/instance: cache } } } ]\n  extraContainers: [ { name: shipper, image: example.com/shipper:1, volumeMounts: [ { name: spool, mountPath: /spool } ] } ]\n  extraVolumes: [ { name: spool, emptyDir: { sizeLimit: 1Gi } } ]\n  serviceType: LoadBalancer\n  serviceAnnotations: { service.beta.kubernetes.io/aws-load-balancer-internal: 'true' }\n  loadBalancerSourceRanges: [ 10.0.0.0/8, 192.168.0.0/16 ]\n",
     "replicas: 5\n  datasetSizeHint: 2Gi\n  image: registry.local/tandem-server:dev\n  resources: { requests: { cpu: 500m, memory: 8Gi }, limits: { memory: 8Gi } }\n  nodeSelector: { disk: ssd }\n  tolerations: [ { key: dedicated, operator: Equal, value: db, effect: NoSchedule } ]\n  priorityClassName: high\n  podAnnotations: { prometheus.io/scrape: 'true' }\n  serverConfig: { maxmemory: 3gb, maxmemory-policy: allkeys-lru }\n  replication: { mode: Disk, replTimeoutSeconds: 600, clientOutputBufferLimit: { hard: 512Mi, soft: 256Mi, softSeconds: 60 } }\n",
@@ -115,9 +116,27 @@ fn the_password_is_only_in_secrets() {
             .and_then(|s| s.template.spec.as_ref())
             .expect("pod spec");
         for c in &pod.containers {
+            assert!(c.env_from.is_none(), "no envFrom: {c:?}");
+            if c.name == CONTAINER_NAME {
+                // The metrics sidecar reads the password from the mounted Secret; the one
+                // variable from a Secret is the name CONFIG answers to.
+                for var in c.env.iter().flatten() {
+                    let from = var
+                        .value_from
+                        .as_ref()
+                        .and_then(|f| f.secret_key_ref.as_ref());
+                    match from {
+                        Some(key) => assert_eq!(
+                            (var.name.as_str(), key.key.as_str()),
+                            ("REDIS_EXPORTER_CONFIG_COMMAND", CONFIG_COMMAND_KEY)
+                        ),
+                        None => assert!(var.value.is_some(), "{var:?}"),
+                    }
+                }
+                continue;
+            }
             // The only variable is the pod's name from the downward API (for
             // replica-announce-ip); nothing comes from a Secret.
-            assert!(c.env_from.is_none(), "no envFrom: {c:?}");
             for var in c.env.iter().flatten() {
                 let source = var.value_from.as_ref().expect("from the downward API");
                 assert!(

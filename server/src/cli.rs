@@ -62,6 +62,15 @@ fn parse_args(args: &[String]) -> anyhow::Result<Config> {
             config.users.push(values);
             continue;
         }
+        // `--include FILE` reads a file in place, as a config file's `include` line does
+        // (Redis turns its arguments into config lines, so it accepts it there too).
+        if name.eq_ignore_ascii_case("include") && values.len() == 1 {
+            let quoted = values[0].replace('\\', "\\\\").replace('"', "\\\"");
+            config
+                .apply_text(&format!("include \"{quoted}\"\n"))
+                .map_err(|e| anyhow::anyhow!("invalid command-line directive --include: {e}"))?;
+            continue;
+        }
         if name.eq_ignore_ascii_case("rename-command") && values.len() == 2 {
             config.rename_commands.push(RenameCommand {
                 old: values[0].clone(),

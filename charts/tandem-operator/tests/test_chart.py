@@ -210,11 +210,12 @@ def test_lint_is_clean_in_strict_mode(scenario):
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_rendered_manifests_pass_kubernetes_schemas(scenario, tmp_path):
     objects = render(SCENARIOS[scenario])
-    # ServiceMonitor is a Prometheus Operator custom resource: no official schema exists for
-    # it; test_service_monitor_scrapes_the_metrics_service checks it.
+    # ServiceMonitor and PodMonitor are Prometheus Operator custom resources: no official
+    # schema exists for them; test_service_monitor_scrapes_the_metrics_service and
+    # test_pod_monitor_scrapes_the_database_exporters check them.
     # The same for PrometheusRule: test_prometheus_rule_alerts_on_series_the_operator_exports
     # checks it against the rule-file schema.
-    checked = [o for o in objects if o["kind"] not in ("ServiceMonitor", "PrometheusRule")]
+    checked = [o for o in objects if o["kind"] not in ("ServiceMonitor", "PodMonitor", "PrometheusRule")]
     path = tmp_path / f"{scenario}.yaml"
     path.write_text(yaml.safe_dump_all(checked))
     kubernetes_validate(path)
@@ -494,6 +495,24 @@ def test_service_monitor_scrapes_the_metrics_service():
         render({"metrics": {"service": {"enabled": False}, "serviceMonitor": {"enabled": True}}})
 
 
+def test_pod_monitor_scrapes_the_database_exporters():
+    assert of_kind(render({}), "PodMonitor") == []
+    values = {
+        "networkPolicy": {"databaseNamespaces": ["cache", "shop"]},
+        "metrics": {"podMonitor": {"enabled": True, "labels": {"release": "prometheus"}}},
+    }
+    monitors = of_kind(render(values), "PodMonitor")
+    assert sorted(m["metadata"]["namespace"] for m in monitors) == ["cache", "shop"]
+    for monitor in monitors:
+        assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+        assert monitor["metadata"]["labels"]["release"] == "prometheus"
+        assert monitor["spec"]["selector"]["matchLabels"] == SERVER_POD_LABELS
+        (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+        # The operator names the sidecar's port so (operator/src/resources/exporter.rs).
+        assert endpoint["port"] == "metrics"
+        assert endpoint["path"] == "/metrics"
+
+
 def test_operator_knobs_land_in_the_deployment_pdb_and_service_monitor():
     values = SCENARIOS["knobs"]
     objects = render(values)
@@ -709,8 +728,10 @@ def test_network_policies_admit_only_clients_peers_and_the_operator():
     assert sorted(p["metadata"]["namespace"] for p in databases) == ["cache", "shop"]
     for policy in databases:
         assert policy["spec"]["policyTypes"] == ["Ingress"]
-        (rule,) = policy["spec"]["ingress"]
+        rule, scrape = policy["spec"]["ingress"]
         assert rule["ports"] == [{"port": 6379, "protocol": "TCP"}, {"port": 26379, "protocol": "TCP"}]
+        assert scrape["ports"] == [{"port": 9121, "protocol": "TCP"}]
+        assert scrape["from"] == SCENARIOS["network-policy"]["networkPolicy"]["metricsFrom"]
         peers = rule["from"]
         assert {"podSelector": {"matchLabels": {"tandem.dev/client": "true"}}} in peers
         assert {"podSelector": {"matchLabels": SERVER_POD_LABELS}} in peers

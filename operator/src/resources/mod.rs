@@ -15,6 +15,7 @@ use crate::renames::CommandNames;
 use crate::validate::ValidSet;
 
 pub mod config;
+pub mod exporter;
 pub mod meta;
 pub mod pdb;
 pub mod secret;

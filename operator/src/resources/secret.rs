@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 
-use super::meta::{child_meta, names};
+use super::meta::{SERVER_PORT, child_meta, names};
 use crate::random::random_alphanumeric;
 use crate::renames::{CommandNames, RENAMED_COMMANDS_KEY};
 use crate::validate::ValidSet;
@@ -56,6 +56,20 @@ pub const AUTH_DIR: &str = "/etc/tandem-auth";
 /// Key (and file name) of the auth directives.
 pub const AUTH_CONF_KEY: &str = "auth.conf";
 
+/// Key in the auth-conf Secret of the name CONFIG answers to (the secret name when commands
+/// are renamed, `CONFIG` otherwise), for the metrics sidecar.
+pub const CONFIG_COMMAND_KEY: &str = "config-command";
+
+/// Key in the auth-conf Secret of the metrics sidecar's password file: redis_exporter's JSON
+/// map from the server's address to its password, read from the mounted Secret so the
+/// password is in no environment variable.
+pub const EXPORTER_PASSWORDS_KEY: &str = "exporter-passwords.json";
+
+/// The server as the metrics sidecar reaches it, over the pod's loopback.
+pub fn exporter_server_uri() -> String {
+    format!("redis://localhost:{SERVER_PORT}")
+}
+
 /// Path tandem.conf includes.
 pub fn auth_conf_path() -> String {
     format!("{AUTH_DIR}/{AUTH_CONF_KEY}")
@@ -81,9 +95,12 @@ pub fn generated_auth_secret(set: &ValidSet<'_>, password: &Password) -> Secret 
 pub fn auth_conf(set: &ValidSet<'_>, password: &Password, commands: &CommandNames) -> Secret {
     let quoted = quote(password.expose());
     let mut conf = format!("requirepass {quoted}\nmasterauth {quoted}\n");
-    if set.rrs.spec.security.rename_commands {
+    let config_command = if set.rrs.spec.security.rename_commands {
         conf.push_str(&commands.directives());
-    }
+        commands.config().to_owned()
+    } else {
+        "CONFIG".to_owned()
+    };
     Secret {
         metadata: child_meta(set, names::auth_conf_secret(&set.name)),
         type_: Some("Opaque".to_owned()),
@@ -92,6 +109,18 @@ pub fn auth_conf(set: &ValidSet<'_>, password: &Password, commands: &CommandName
             (
                 RENAMED_COMMANDS_KEY.to_owned(),
                 ByteString(commands.to_text().into_bytes()),
+            ),
+            (
+                CONFIG_COMMAND_KEY.to_owned(),
+                ByteString(config_command.into_bytes()),
+            ),
+            (
+                EXPORTER_PASSWORDS_KEY.to_owned(),
+                ByteString(
+                    serde_json::json!({ exporter_server_uri(): password.expose() })
+                        .to_string()
+                        .into_bytes(),
+                ),
             ),
         ])),
         ..Secret::default()

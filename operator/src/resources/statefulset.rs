@@ -85,6 +85,7 @@ pub fn statefulset(set: &ValidSet<'_>, replicas: u32) -> StatefulSet {
     }
     volumes.extend(spec.extra_volumes.iter().cloned());
     let mut containers = vec![container(set)];
+    containers.extend(super::exporter::sidecar(set));
     containers.extend(spec.extra_containers.iter().cloned());
 
     let annotations = (!spec.pod_annotations.is_empty()).then(|| spec.pod_annotations.clone());
