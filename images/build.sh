@@ -12,17 +12,23 @@
 # The host must be Debian 12 (the binaries link its glibc, and apt downloads its packages).
 # Docker is whatever DOCKER_HOST names (images/dockerd.sh starts a private daemon).
 #
-# Usage: images/build.sh [--binaries DIR] [--tag TAG] [--rebuild-base]
-#   --binaries DIR   where tandem-server, tandem-operator and crdgen are
-#                    (default: ${CARGO_TARGET_DIR:-target}/release)
-#   --tag TAG        image tag (default: the workspace version, which is the operator's default
-#                    server image tag): images tandem-server:TAG and tandem-operator:TAG
-#   --rebuild-base   assemble the runtime base again even when an image of that name exists
+# Usage: images/build.sh [--binaries DIR] [--tag TAG] [--server-image NAME]
+#                        [--operator-image NAME] [--rebuild-base]
+#   --binaries DIR         where tandem-server, tandem-operator and crdgen are
+#                          (default: ${CARGO_TARGET_DIR:-target}/release)
+#   --tag TAG              image tag (default: the workspace version, which is the operator's
+#                          default server image tag): tandem-server:TAG, tandem-operator:TAG
+#   --server-image NAME    the server image's full name instead (e.g. for a registry)
+#   --operator-image NAME  the operator image's full name instead
+#   --rebuild-base         assemble the runtime base again even when an image of that name
+#                          exists
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 binaries="${CARGO_TARGET_DIR:-${repo_root}/target}/release"
 tag=""
+server_image=""
+operator_image=""
 rebuild_base=0
 
 usage() {
@@ -33,6 +39,8 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --binaries) binaries="${2:?--binaries needs a directory}"; shift 2 ;;
     --tag) tag="${2:?--tag needs a value}"; shift 2 ;;
+    --server-image) server_image="${2:?--server-image needs a name}"; shift 2 ;;
+    --operator-image) operator_image="${2:?--operator-image needs a name}"; shift 2 ;;
     --rebuild-base) rebuild_base=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "build.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
@@ -42,8 +50,8 @@ done
 version="$(sed -n '/^\[workspace\.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' "${repo_root}/Cargo.toml")"
 tag="${tag:-$version}"
 runtime_image="$(sed -n 's/^ARG RUNTIME_IMAGE=//p' "${repo_root}/Dockerfile")"
-server_image="tandem-server:${tag}"
-operator_image="tandem-operator:${tag}"
+server_image="${server_image:-tandem-server:${tag}}"
+operator_image="${operator_image:-tandem-operator:${tag}}"
 
 for bin in tandem-server tandem-operator crdgen; do
   if [[ ! -x "${binaries}/${bin}" ]]; then
