@@ -60,12 +60,14 @@ impl Container {
     /// Starts `docker run --detach --name NAME ARGS`.
     #[track_caller]
     pub fn run(name: &str, args: &[String]) -> Container {
+        // Made first, so a container that was created but could not start is removed too.
+        let container = Container {
+            name: name.to_owned(),
+        };
         let mut all = vec!["run", "--detach", "--name", name];
         all.extend(args.iter().map(String::as_str));
         docker_ok(&all);
-        Container {
-            name: name.to_owned(),
-        }
+        container
     }
 
     /// The process id of its PID 1 on this machine (0 once it stopped).

@@ -397,7 +397,17 @@ fn a_server_pod_serves_keeps_its_dump_and_stops_within_its_grace_period() {
             .arg("*")
             .query(&mut con)
             .expect("CONFIG GET");
-        assert_eq!(config["dir"], "/data", "the generated config's dir");
+        let data_mount = pod
+            .main()
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.name == "data")
+            .expect("the data volume's mount");
+        assert_eq!(
+            config["dir"], data_mount.mount_path,
+            "the server keeps its data on the data volume"
+        );
         assert_eq!(
             config["replica-announce-ip"],
             cluster.host(0),
@@ -434,7 +444,8 @@ fn a_server_pod_serves_keeps_its_dump_and_stops_within_its_grace_period() {
         assert!(saved < bye, "the save comes before the exit: {logs}");
 
         let data_dir = cluster.dir.join(&pod.name).join("data");
-        let dump = std::fs::metadata(data_dir.join("dump.rdb")).expect("dump.rdb on the volume");
+        let dump = std::fs::metadata(data_dir.join(&config["dbfilename"]))
+            .expect("the dump on the volume");
         let uid = pod
             .spec
             .security_context
