@@ -155,11 +155,18 @@ impl Cluster {
             &claims,
         );
         let args = pod.run_args(&volumes, &self.dns());
-        let name = format!("{}-{}", self.prefix, pod.name);
+        let pod_name = pod.name.clone();
+        let name = format!("{}-{pod_name}", self.prefix);
         // A pod restarted by its StatefulSet replaces the container that ran before.
         self.pods[i] = None;
         let container = Container::run(&name, &args);
-        podnet::attach(container.pid(), i);
+        let pid = container.pid();
+        assert!(
+            pid != 0,
+            "pod {pod_name} exited as it started: {}",
+            container.logs()
+        );
+        podnet::attach(pid, i);
         self.pods[i] = Some(container);
     }
 
