@@ -7,12 +7,13 @@
 # runs the operator image of its appVersion and passes it the server image of the same tag
 # (`--server-image`), so one release always pairs an operator with its own server.
 #
-# Where no image can be pulled, the `server-prebuilt` and `operator-prebuilt` targets take
-# binaries that `cargo build --release` made on a Debian 12 host from a build context holding
-# `tandem-server`, `tandem-operator`, `crdgen` and an empty `data/`; RUNTIME_IMAGE names a local runtime
-# base (images/build.sh does both, docs/operations.md). Those targets come first because the
-# classic builder builds every stage before its target: they never reach the Rust image.
-# No `# syntax=` line, so BuildKit uses its built-in frontend and pulls none.
+# Those two need BuildKit (Docker's default builder), which builds only the stages a target
+# uses. Where no image can be pulled, the `server-prebuilt` and `operator-prebuilt` targets
+# take binaries that `cargo build --release` made on a Debian 12 host, from a build context
+# holding `tandem-server`, `tandem-operator`, `crdgen` and an empty `data/`; RUNTIME_IMAGE
+# names a local runtime base (images/build.sh does both, docs/operations.md). They come first,
+# so the classic builder, which builds every stage before its target, builds them too without
+# reaching the Rust image. No `# syntax=` line: BuildKit uses its built-in frontend.
 
 ARG RUST_IMAGE=docker.io/library/rust:1.95-bookworm
 # distroless/cc: glibc and libgcc for the Rust binaries, no shell, no package manager.
