@@ -19,7 +19,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Container as ContainerSpec, PodSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapVolumeSource, Container as ContainerSpec, EnvVar, PodSpec, Volume,
+    VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use tandem_operator::crd::RedisReplicaSet;
 use tandem_operator::dataplane::engine::{DataPlane, Nodes, Pass, line_for};
@@ -85,25 +89,17 @@ impl Applied {
 /// scratch directory; the test is their kubelet.
 struct Cluster {
     applied: Applied,
-    dir: PathBuf,
-    prefix: String,
+    /// Volumes, under `<pod>/<volume>`; its name prefixes the containers'.
+    scratch: Scratch,
     pods: Vec<Option<Container>>,
 }
 
 impl Cluster {
     fn new(applied: Applied) -> Cluster {
-        let prefix = format!(
-            "tandem-test-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let dir = std::env::temp_dir().join(&prefix);
-        std::fs::create_dir_all(&dir).expect("scratch dir");
         Cluster {
             pods: (0..applied.replicas).map(|_| None).collect(),
             applied,
-            dir,
-            prefix,
+            scratch: Scratch::new("pods"),
         }
     }
 
@@ -149,14 +145,14 @@ impl Cluster {
             .collect();
         let desired = &self.applied.desired;
         let volumes = pod.volumes(
-            &self.dir.join(&pod.name),
+            &self.scratch.0.join(&pod.name),
             &[&desired.config_map],
             &[&desired.auth_conf],
             &claims,
         );
         let args = pod.run_args(&volumes, &self.dns());
         let pod_name = pod.name.clone();
-        let name = format!("{}-{pod_name}", self.prefix);
+        let name = format!("{}-{pod_name}", self.scratch.name());
         // A pod restarted by its StatefulSet replaces the container that ran before.
         self.pods[i] = None;
         let container = Container::run(&name, &args);
@@ -269,8 +265,8 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        // The containers go before their volumes do.
         self.pods.clear();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -450,7 +446,7 @@ fn a_server_pod_serves_keeps_its_dump_and_stops_within_its_grace_period() {
         let bye = logs.find("ready to exit").expect("an orderly exit");
         assert!(saved < bye, "the save comes before the exit: {logs}");
 
-        let data_dir = cluster.dir.join(&pod.name).join("data");
+        let data_dir = cluster.scratch.0.join(&pod.name).join("data");
         let dump = std::fs::metadata(data_dir.join(&config["dbfilename"]))
             .expect("the dump on the volume");
         let uid = pod
@@ -480,15 +476,10 @@ fn a_server_pod_serves_keeps_its_dump_and_stops_within_its_grace_period() {
     drop(hosts);
 }
 
-/// The pods' hosts file for [`podnet::within`], in a directory of its own (removed on drop).
+/// The pods' hosts file for [`podnet::within`], in a scratch directory.
 fn podnet_hosts(applied: &Applied) -> (PathBuf, Scratch) {
-    let dir = std::env::temp_dir().join(format!(
-        "tandem-hosts-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).expect("hosts dir");
-    let file = dir.join("hosts");
+    let scratch = Scratch::new("hosts");
+    let file = scratch.0.join("hosts");
     let mut hosts = "127.0.0.1 localhost\n::1 localhost\n".to_owned();
     for i in 0..applied.replicas {
         let pod = Pod::of(applied.sts(), i).name;
@@ -499,11 +490,30 @@ fn podnet_hosts(applied: &Applied) -> (PathBuf, Scratch) {
         ));
     }
     std::fs::write(&file, hosts).expect("hosts");
-    (file, Scratch(dir))
+    (file, scratch)
 }
 
-/// A directory removed on drop.
+/// A directory of this test process's, removed on drop.
 struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(what: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!(
+            "tandem-{what}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Scratch(dir)
+    }
+
+    fn name(&self) -> String {
+        self.0
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+}
 
 impl Drop for Scratch {
     fn drop(&mut self) {
@@ -618,20 +628,22 @@ fn the_operator_image_runs_read_only_as_the_chart_says() {
         }],
         ..PodSpec::default()
     };
-    let run = |command: Option<&str>, args: &[&str]| {
-        let spec = spec(command, args);
+    let run_spec = |spec: PodSpec, config_maps: &[&ConfigMap]| {
         let pod = Pod {
             name: "tandem-operator".to_owned(),
             spec: &spec,
             namespace: "tandem-system".to_owned(),
         };
+        let scratch = Scratch::new("operator");
+        let volumes = pod.volumes(&scratch.0, config_maps, &[], &[]);
         let mut all = vec!["run".to_owned(), "--rm".to_owned()];
-        all.extend(pod.run_args(&BTreeMap::new(), &[]));
+        all.extend(pod.run_args(&volumes, &[]));
         let all: Vec<&str> = all.iter().map(String::as_str).collect();
         let start = Instant::now();
         let out = docker::docker(&all);
         (out, start.elapsed())
     };
+    let run = |command: Option<&str>, args: &[&str]| run_spec(spec(command, args), &[]);
 
     let (help, _) = run(None, &["--help"]);
     assert!(help.status.success(), "{help:?}");
@@ -656,6 +668,49 @@ fn the_operator_image_runs_read_only_as_the_chart_says() {
         said.contains("failed to configure the Kubernetes client"),
         "a clear error: {said}"
     );
+
+    // A kubeconfig naming an API server nobody listens on (the pod has no network): the
+    // controller's first list fails, and it exits saying so.
+    let kubeconfig = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some("kubeconfig".to_owned()),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([(
+            "config".to_owned(),
+            "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n".to_owned(),
+        )])),
+        ..ConfigMap::default()
+    };
+    let mut unreachable = spec(None, &[]);
+    unreachable.volumes = Some(vec![Volume {
+        name: "kubeconfig".to_owned(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: "kubeconfig".to_owned(),
+            ..ConfigMapVolumeSource::default()
+        }),
+        ..Volume::default()
+    }]);
+    unreachable.containers[0].volume_mounts = Some(vec![VolumeMount {
+        name: "kubeconfig".to_owned(),
+        mount_path: "/kube".to_owned(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    }]);
+    unreachable.containers[0].env = Some(vec![EnvVar {
+        name: "KUBECONFIG".to_owned(),
+        value: Some("/kube/config".to_owned()),
+        ..EnvVar::default()
+    }]);
+    let (controller, took) = run_spec(unreachable, &[&kubeconfig]);
+    let said = String::from_utf8_lossy(&controller.stderr);
+    println!("run with an unreachable API server exited in {took:?}");
+    assert!(!controller.status.success(), "{controller:?}");
+    assert!(
+        said.contains("failed to list RedisReplicaSets") && said.contains("Connect"),
+        "a clear error: {said}"
+    );
+
     let user = docker_ok(&["image", "inspect", "--format", "{{.Config.User}}", &image]);
     let uid = values["podSecurityContext"]["runAsUser"]
         .as_i64()
