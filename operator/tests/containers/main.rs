@@ -297,9 +297,15 @@ impl Nodes for PodContainers<'_> {
     }
 }
 
-/// True when this machine can run the tests: root, Docker and `images`.
-fn ready(images: &[&str]) -> bool {
-    podnet::available() && images_available(images)
+/// Runs `body` with the pods of the set `spec` describes on a pod network of their own; skips
+/// (a failure under TANDEM_REQUIRE_REAL_DEPS=1) without root, Docker or the server image.
+fn with_pods(spec: &str, body: impl FnOnce(&mut Cluster) + Send) {
+    let applied = Applied::of(&rrs(spec));
+    if !podnet::available() || !images_available(&[&applied.image()]) {
+        return;
+    }
+    let (hosts, _scratch) = podnet_hosts(&applied);
+    podnet::within(&hosts, move || body(&mut Cluster::new(applied)));
 }
 
 /// The master is `pod` and every other pod is an online replica of it.
@@ -374,16 +380,8 @@ fn info_field(con: &mut redis::Connection, section: &str, field: &str) -> String
 #[test]
 fn a_server_pod_serves_keeps_its_dump_and_stops_within_its_grace_period() {
     // Plain command names, so CONFIG answers the test; persistence, so there is a volume.
-    let resource = rrs(
-        "  replicas: 1\n  datasetSizeHint: 10Mi\n  persistence: { enabled: true, size: 1Gi }\n  security: { renameCommands: false }\n",
-    );
-    let applied = Applied::of(&resource);
-    if !ready(&[&applied.image()]) {
-        return;
-    }
-    let hosts = podnet_hosts(&applied);
-    podnet::within(&hosts.0, move || {
-        let mut cluster = Cluster::new(applied);
+    let spec = "  replicas: 1\n  datasetSizeHint: 10Mi\n  persistence: { enabled: true, size: 1Gi }\n  security: { renameCommands: false }\n";
+    with_pods(spec, |cluster| {
         cluster.start(0);
         let startup = cluster.wait_probes(0);
         println!("pod started and its probes passed in {startup:?}");
@@ -473,7 +471,6 @@ fn a_server_pod_serves_keeps_its_dump_and_stops_within_its_grace_period() {
             "the restarted pod has every key back"
         );
     });
-    drop(hosts);
 }
 
 /// The pods' hosts file for [`podnet::within`], in a scratch directory.
@@ -523,16 +520,10 @@ impl Drop for Scratch {
 
 /// Two or three pods replicating as the data plane wires them, in `mode`.
 fn replicate(mode: &str, replicas: usize) {
-    let resource = rrs(&format!(
+    let spec = format!(
         "  replicas: {replicas}\n  datasetSizeHint: 10Mi\n  replication: {{ mode: {mode}, disklessSyncDelaySeconds: 0 }}\n"
-    ));
-    let applied = Applied::of(&resource);
-    if !ready(&[&applied.image()]) {
-        return;
-    }
-    let hosts = podnet_hosts(&applied);
-    podnet::within(&hosts.0, move || {
-        let mut cluster = Cluster::new(applied);
+    );
+    with_pods(&spec, |cluster| {
         let start = Instant::now();
         for i in 0..replicas {
             cluster.start(i);
@@ -587,7 +578,6 @@ fn replicate(mode: &str, replicas: usize) {
             "one full sync per replica"
         );
     });
-    drop(hosts);
 }
 
 #[test]
