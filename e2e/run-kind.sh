@@ -2,19 +2,23 @@
 # Runs the Tandem end-to-end suite on a local kind cluster:
 #   1. checks the tools it needs (docker, kind, kubectl, helm, cargo);
 #   2. creates a kind cluster from e2e/kind-config.yaml (or reuses one with --reuse);
-#   3. builds the server and operator images from the Dockerfile and loads them, and the
-#      redis-cli client image, into the cluster with `kind load docker-image`;
+#   3. builds the server and operator images from the Dockerfile (or, with --host-binaries,
+#      from `cargo build --release` binaries with images/build.sh, as CI builds them) and
+#      loads them, and the redis-cli client image, into the cluster with `kind load`;
 #   4. installs the chart with `helm upgrade --install --wait`, pointing it at those images;
 #   5. runs `cargo test -p tandem-e2e -- --ignored --test-threads=1` against the cluster;
 #   6. on failure, dumps pods, events, the sets and the operator and server logs;
 #   7. deletes the cluster it created, unless --keep.
 #
-# Usage: e2e/run-kind.sh [--name NAME] [--keep] [--reuse] [--node-image IMAGE] [-- TEST ARGS]
+# Usage: e2e/run-kind.sh [--name NAME] [--keep] [--reuse] [--node-image IMAGE]
+#                        [--host-binaries] [-- TEST ARGS]
 #   --name NAME         cluster name (default: tandem-e2e, or $TANDEM_E2E_CLUSTER)
 #   --keep              keep the cluster afterwards (also on failure), for inspection
 #   --reuse             use the cluster NAME if it exists instead of failing; a reused
 #                       cluster is never deleted
 #   --node-image IMAGE  kind node image for every node (default: the one in kind-config.yaml)
+#   --host-binaries     build the images from this host's release binaries (a Debian 12
+#                       host: same glibc as the runtime base) instead of in the Rust image
 #   -- ARGS             passed to the test binary after --ignored, e.g. a test name filter
 set -euo pipefail
 
@@ -23,6 +27,7 @@ cluster="${TANDEM_E2E_CLUSTER:-tandem-e2e}"
 keep=0
 reuse=0
 node_image=""
+host_binaries=0
 test_args=()
 
 usage() {
@@ -35,6 +40,7 @@ while [[ $# -gt 0 ]]; do
     --keep) keep=1; shift ;;
     --reuse) reuse=1; shift ;;
     --node-image) node_image="${2:?--node-image needs a value}"; shift 2 ;;
+    --host-binaries) host_binaries=1; shift ;;
     --) shift; test_args=("$@"); break ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run-kind.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
@@ -129,8 +135,14 @@ else
 fi
 
 log "building images ${server_image} and ${operator_image}"
-docker build --target server --tag "$server_image" "$repo_root"
-docker build --target operator --tag "$operator_image" "$repo_root"
+if [[ $host_binaries -eq 1 ]]; then
+  (cd "$repo_root" && cargo build --release --locked -p tandem-server --bin tandem-server \
+    -p tandem-operator --bin tandem-operator --bin crdgen)
+  "${repo_root}/images/build.sh" --server-image "$server_image" --operator-image "$operator_image"
+else
+  docker build --target server --tag "$server_image" "$repo_root"
+  docker build --target operator --tag "$operator_image" "$repo_root"
+fi
 docker pull "$client_image"
 
 log "loading images into ${cluster}"

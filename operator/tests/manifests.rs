@@ -170,7 +170,13 @@ fn images_run_as_the_non_root_users_the_pods_ask_for() {
     for line in dockerfile.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
-            ["FROM", .., "AS", name] => stage = (*name).to_owned(),
+            ["FROM", base, "AS", name] => {
+                stage = (*name).to_owned();
+                // A stage built on an earlier one runs as its user unless it sets another.
+                if let Some(user) = users.get(*base).cloned() {
+                    users.insert(stage.clone(), user);
+                }
+            }
             ["USER", user] => {
                 users.insert(stage.clone(), (*user).to_owned());
             }
