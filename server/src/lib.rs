@@ -43,7 +43,9 @@ pub mod repr;
 pub mod scripting;
 pub mod shutdown;
 pub mod slowlog;
+pub mod socket;
 pub mod state;
 #[cfg(test)]
 mod testing;
+pub mod tls;
 pub mod tracking;
