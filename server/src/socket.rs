@@ -54,8 +54,9 @@ impl Socket {
         self.tcp.as_raw_fd()
     }
 
-    /// Completes a client's handshake: the certificates are exchanged and checked before the
-    /// first command goes out.
+    /// Completes the handshake now rather than with the first reads: a replica's link checks
+    /// the master's certificate before its first command, a refused client is sent its
+    /// refusal once it can read it.
     ///
     /// # Errors
     /// The socket fails, the peer closes it, or the handshake is refused (rustls's reason).
@@ -321,6 +322,14 @@ impl Write for Io<'_> {
             return rustix::io::write(self.tcp, buf).map_err(io::Error::from);
         }
         self.tcp.try_write(buf)
+    }
+
+    /// rustls hands over its records as separate buffers: one syscall for all of them.
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        if self.raw {
+            return rustix::io::writev(self.tcp, bufs).map_err(io::Error::from);
+        }
+        self.tcp.try_write_vectored(bufs)
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -748,3 +748,19 @@ fn a_tls_client_is_answered_while_a_script_holds_the_server() {
     );
     assert_eq!(idle.cmd(&["PING"]).unwrap(), b"+PONG\r\n");
 }
+
+/// A TLS client over `maxclients` reads Redis's refusal, as a TCP client does, once its
+/// handshake is done.
+#[test]
+fn a_refused_tls_client_reads_why() {
+    let Some(pki) = Pki::new() else {
+        return;
+    };
+    let t = tandem(&pki, "no", &["--maxclients", "1"]);
+    let mut first = Client::connect(&pki, t.tls_port, None).unwrap();
+    assert_eq!(first.cmd(&["PING"]).unwrap(), b"+PONG\r\n");
+    let mut second = Client::connect(&pki, t.tls_port, None).unwrap();
+    let refusal = read_value(&mut second.stream).unwrap().raw;
+    assert_eq!(refusal, b"-ERR max number of clients reached\r\n");
+    assert_eq!(first.cmd(&["PING"]).unwrap(), b"+PONG\r\n");
+}

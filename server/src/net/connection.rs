@@ -86,7 +86,13 @@ pub(super) async fn run(state: Shared, admission: Admission) {
     let (registered, sock, head) = match admission {
         Admission::Client(client, sock, head) => (*client, sock, head),
         Admission::Refused(mut sock, refusal) => {
-            let _ = sock.write_all(refusal).await;
+            // A TLS peer can read the refusal once its handshake is done; one that does not
+            // finish it soon gets nothing.
+            let handshake = tokio::time::timeout(Duration::from_secs(5), sock.handshake()).await;
+            if matches!(handshake, Ok(Ok(()))) {
+                let _ = sock.write_all(refusal).await;
+                let _ = sock.flush().await;
+            }
             return;
         }
     };
