@@ -10,175 +10,34 @@
 
 use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 mod common;
 
 use common::{Info, Launch, ServerGuard, free_port, read_value, wait_in_sync, wait_until};
+use tandem_testkit::tls::{Pki, Usage};
 
 /// Bounds a wait on a loaded 2-core machine; every wait polls a condition.
 const WAIT: Duration = Duration::from_secs(30);
 
-static NEXT: AtomicU32 = AtomicU32::new(0);
-
-/// A CA and the certificates the tests use, in a directory removed on drop.
-struct Pki {
-    dir: PathBuf,
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+/// The certificates the tests use: `ca` and `other-ca`; `server` and `server2` from `ca`;
+/// `client` from `ca`, `stranger` from `other-ca`, `expired` (the client's key, expired in
+/// 2020). `None` (after skip_or_fail) when the openssl command is missing.
+fn certificates() -> Option<Pki> {
+    if common::which("openssl").is_none() {
+        common::skip_or_fail("the openssl command is needed to make certificates");
+        return None;
     }
-}
-
-/// A server certificate names the loopback host and address, as a client checking names
-/// (rustls) needs; client certificates name no host.
-const SERVER_EXT: &str =
-    "keyUsage = digitalSignature, keyEncipherment\nsubjectAltName = DNS:localhost, IP:127.0.0.1\n";
-const CLIENT_EXT: &str = "keyUsage = digitalSignature, keyEncipherment\n";
-
-impl Pki {
-    /// `None` (after skip_or_fail) when the openssl command or redis-server is missing.
-    fn new() -> Option<Pki> {
-        if common::which("openssl").is_none() {
-            common::skip_or_fail("the openssl command is needed to make certificates");
-            return None;
-        }
-        let dir = std::env::temp_dir().join(format!(
-            "tandem-tls-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let pki = Pki { dir };
-        std::fs::write(pki.path("server.ext"), SERVER_EXT).unwrap();
-        std::fs::write(pki.path("client.ext"), CLIENT_EXT).unwrap();
-        pki.ca("ca");
-        pki.ca("other-ca");
-        pki.signed("ca", "server", "server.ext");
-        pki.signed("ca", "server2", "server.ext");
-        pki.signed("ca", "client", "client.ext");
-        pki.signed("other-ca", "stranger", "client.ext");
-        pki.expired("client", "expired");
-        Some(pki)
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).to_string_lossy().into_owned()
-    }
-
-    fn openssl(&self, args: &[&str]) {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(&self.dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn ca(&self, name: &str) {
-        let (key, crt) = (format!("{name}.key"), format!("{name}.crt"));
-        self.openssl(&["genrsa", "-out", &key, "2048"]);
-        let subj = format!("/O=Tandem Test/CN={name}");
-        self.openssl(&[
-            "req", "-x509", "-new", "-nodes", "-sha256", "-key", &key, "-days", "3650", "-subj",
-            &subj, "-out", &crt,
-        ]);
-    }
-
-    /// A key and a certificate for it signed by `ca`, valid for a year.
-    fn signed(&self, ca: &str, name: &str, ext: &str) {
-        let (key, csr, crt) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.crt"),
-        );
-        self.openssl(&["genrsa", "-out", &key, "2048"]);
-        let subj = format!("/O=Tandem Test/CN={name}");
-        self.openssl(&[
-            "req", "-new", "-sha256", "-key", &key, "-subj", &subj, "-out", &csr,
-        ]);
-        self.openssl(&[
-            "x509",
-            "-req",
-            "-sha256",
-            "-in",
-            &csr,
-            "-CA",
-            &format!("{ca}.crt"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-CAcreateserial",
-            "-days",
-            "365",
-            "-extfile",
-            ext,
-            "-out",
-            &crt,
-        ]);
-    }
-
-    /// A certificate for `key_of`'s key, signed by the trusted CA, that expired in 2020.
-    fn expired(&self, key_of: &str, name: &str) {
-        let conf = "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\ndefault_md = sha256\npolicy = p\n[p]\ncommonName = supplied\n";
-        std::fs::write(self.path("ca.cnf"), conf).unwrap();
-        std::fs::write(self.path("index.txt"), "").unwrap();
-        std::fs::write(self.path("serial"), "1000\n").unwrap();
-        self.openssl(&[
-            "ca",
-            "-batch",
-            "-config",
-            "ca.cnf",
-            "-cert",
-            "ca.crt",
-            "-keyfile",
-            "ca.key",
-            "-in",
-            &format!("{key_of}.csr"),
-            "-startdate",
-            "20200101000000Z",
-            "-enddate",
-            "20200102000000Z",
-            "-extfile",
-            "client.ext",
-            "-notext",
-            "-out",
-            &format!("{name}.crt"),
-        ]);
-        std::fs::copy(
-            self.path(&format!("{key_of}.key")),
-            self.path(&format!("{name}.key")),
-        )
-        .unwrap();
-    }
-
-    /// The server options of both servers: the TLS port, its certificate and the CA.
-    fn server_args(&self, tls_port: u16, auth: &str) -> Vec<String> {
-        [
-            "--tls-port",
-            &tls_port.to_string(),
-            "--tls-cert-file",
-            &self.path("server.crt"),
-            "--tls-key-file",
-            &self.path("server.key"),
-            "--tls-ca-cert-file",
-            &self.path("ca.crt"),
-            "--tls-auth-clients",
-            auth,
-        ]
-        .iter()
-        .map(|s| (*s).to_string())
-        .collect()
-    }
+    let pki = Pki::new("tandem-tls").unwrap();
+    pki.ca("other-ca").unwrap();
+    pki.signed("ca", "server", Usage::Server).unwrap();
+    pki.signed("ca", "server2", Usage::Server).unwrap();
+    pki.signed("ca", "client", Usage::Client).unwrap();
+    pki.signed("other-ca", "stranger", Usage::Client).unwrap();
+    pki.expired("client", "expired").unwrap();
+    Some(pki)
 }
 
 /// A server with a plain port (the harness's) and a TLS port.
@@ -299,7 +158,7 @@ fn redis_ready(pki: &Option<Pki>) -> bool {
 
 #[test]
 fn redis_cli_over_tls_with_each_client_auth_mode_as_redis() {
-    let pki = Pki::new();
+    let pki = certificates();
     if !redis_ready(&pki) {
         return;
     }
@@ -354,7 +213,7 @@ fn redis_cli_over_tls_with_each_client_auth_mode_as_redis() {
 /// that cannot be read, in Redis 7.0's words; the configuration keeps its values then.
 #[test]
 fn config_get_and_a_refused_reload_read_as_redis() {
-    let pki = Pki::new();
+    let pki = certificates();
     if !redis_ready(&pki) {
         return;
     }
@@ -409,7 +268,7 @@ fn config_get_and_a_refused_reload_read_as_redis() {
 
 #[test]
 fn port_zero_serves_tls_only_and_info_shows_the_tls_port() {
-    let Some(pki) = Pki::new() else {
+    let Some(pki) = certificates() else {
         return;
     };
     let tls_port = free_port();
@@ -428,7 +287,7 @@ fn port_zero_serves_tls_only_and_info_shows_the_tls_port() {
 
 #[test]
 fn encrypted_keys_are_refused_with_the_reason() {
-    let Some(pki) = Pki::new() else {
+    let Some(pki) = certificates() else {
         return;
     };
     pki.openssl(&[
@@ -440,7 +299,8 @@ fn encrypted_keys_are_refused_with_the_reason() {
         "pass:secret",
         "-out",
         "encrypted.key",
-    ]);
+    ])
+    .unwrap();
     let tls_port = free_port();
     let args = [
         "--tls-port",
@@ -469,7 +329,7 @@ fn encrypted_keys_are_refused_with_the_reason() {
 /// paths. New connections get the new certificate; the established one keeps its session.
 #[test]
 fn config_set_reloads_certificates_for_new_connections_only() {
-    let Some(pki) = Pki::new() else {
+    let Some(pki) = certificates() else {
         return;
     };
     std::fs::copy(pki.path("server.crt"), pki.path("live.crt")).unwrap();
@@ -511,7 +371,7 @@ fn config_set_reloads_certificates_for_new_connections_only() {
 /// there keep being served.
 #[test]
 fn hostile_peers_on_the_tls_port_harm_no_other_client() {
-    let Some(pki) = Pki::new() else {
+    let Some(pki) = certificates() else {
         return;
     };
     let t = tandem(&pki, "yes", &[]);
@@ -584,6 +444,24 @@ fn populate(g: &ServerGuard, n: usize) {
     assert_eq!(c.cmd(&["RPUSH", "list", "a", "b", "c"]), b":3\r\n");
 }
 
+/// A tandem master with data, on the disk (`no`) or the socket target (`yes`).
+fn tandem_master(pki: &Pki, diskless: &str) -> TlsServer {
+    let master = tandem(
+        pki,
+        "yes",
+        &[
+            "--repl-diskless-sync",
+            diskless,
+            "--repl-diskless-sync-delay",
+            "0",
+            "--enable-debug-command",
+            "yes",
+        ],
+    );
+    populate(&master.guard, 20_000);
+    master
+}
+
 fn replica_args(pki: &Pki, master_tls_port: u16) -> Vec<String> {
     let mut args = pki.server_args(free_port(), "yes");
     args.extend(
@@ -601,25 +479,13 @@ fn replica_args(pki: &Pki, master_tls_port: u16) -> Vec<String> {
 
 #[test]
 fn redis_replica_of_a_tandem_master_over_tls() {
-    let pki = Pki::new();
+    let pki = certificates();
     if !redis_ready(&pki) {
         return;
     }
     let pki = pki.unwrap();
     for diskless in ["yes", "no"] {
-        let master = tandem(
-            &pki,
-            "yes",
-            &[
-                "--repl-diskless-sync",
-                diskless,
-                "--repl-diskless-sync-delay",
-                "0",
-                "--enable-debug-command",
-                "yes",
-            ],
-        );
-        populate(&master.guard, 20_000);
+        let master = tandem_master(&pki, diskless);
         let replica = Launch::redis("redis-server")
             .args(&replica_args(&pki, master.tls_port))
             .start();
@@ -629,7 +495,7 @@ fn redis_replica_of_a_tandem_master_over_tls() {
 
 #[test]
 fn tandem_replica_of_a_redis_master_over_tls() {
-    let pki = Pki::new();
+    let pki = certificates();
     if !redis_ready(&pki) {
         return;
     }
@@ -676,23 +542,11 @@ fn replica_tls_port(args: &[String]) -> String {
 /// tandem to tandem: the fork-less transfer (diskless) and the disk target, over TLS.
 #[test]
 fn tandem_replica_of_a_tandem_master_over_tls() {
-    let Some(pki) = Pki::new() else {
+    let Some(pki) = certificates() else {
         return;
     };
     for diskless in ["yes", "no"] {
-        let master = tandem(
-            &pki,
-            "yes",
-            &[
-                "--repl-diskless-sync",
-                diskless,
-                "--repl-diskless-sync-delay",
-                "0",
-                "--enable-debug-command",
-                "yes",
-            ],
-        );
-        populate(&master.guard, 20_000);
+        let master = tandem_master(&pki, diskless);
         let mut args = replica_args(&pki, master.tls_port);
         args.extend(["--enable-debug-command".into(), "yes".into()]);
         let replica = common::tandem().args(&args).start();
@@ -703,7 +557,7 @@ fn tandem_replica_of_a_tandem_master_over_tls() {
 /// A replica whose master's certificate is not from its CA never links, and says why.
 #[test]
 fn a_replica_refuses_an_untrusted_master() {
-    let Some(pki) = Pki::new() else {
+    let Some(pki) = certificates() else {
         return;
     };
     let master = tandem(&pki, "no", &[]);
@@ -724,7 +578,7 @@ fn a_replica_refuses_an_untrusted_master() {
 /// can kill the script, as a TCP client can.
 #[test]
 fn a_tls_client_is_answered_while_a_script_holds_the_server() {
-    let Some(pki) = Pki::new() else {
+    let Some(pki) = certificates() else {
         return;
     };
     let t = tandem(&pki, "no", &["--busy-reply-threshold", "100"]);
@@ -753,7 +607,7 @@ fn a_tls_client_is_answered_while_a_script_holds_the_server() {
 /// handshake is done.
 #[test]
 fn a_refused_tls_client_reads_why() {
-    let Some(pki) = Pki::new() else {
+    let Some(pki) = certificates() else {
         return;
     };
     let t = tandem(&pki, "no", &["--maxclients", "1"]);
