@@ -355,3 +355,80 @@ impl ServerCertVerifier for ChainOnly {
         self.0.supported_verify_schemes()
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use rustls::{CipherSuite, ProtocolVersion};
+
+    #[test]
+    fn protocols_in_redis_words() {
+        let versions = |v: &str| -> Vec<ProtocolVersion> {
+            protocols(v).unwrap().iter().map(|p| p.version).collect()
+        };
+        assert_eq!(
+            versions(""),
+            [ProtocolVersion::TLSv1_3, ProtocolVersion::TLSv1_2]
+        );
+        assert_eq!(versions("TLSv1.2"), [ProtocolVersion::TLSv1_2]);
+        assert_eq!(versions("tlsv1.1 TLSv1.3"), [ProtocolVersion::TLSv1_3]);
+        assert!(matches!(
+            protocols("TLSv1 TLSv1.1"),
+            Err(TlsError::OldProtocols(_))
+        ));
+        assert!(matches!(protocols("SSLv3"), Err(TlsError::Protocols)));
+    }
+
+    #[test]
+    fn suites_by_their_names_in_the_given_order() {
+        assert_eq!(suites("", "").unwrap().len(), TLS12.len() + TLS13.len());
+        let chosen: Vec<CipherSuite> = suites(
+            "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384",
+            "TLS_CHACHA20_POLY1305_SHA256",
+        )
+        .unwrap()
+        .iter()
+        .map(SupportedCipherSuite::suite)
+        .collect();
+        assert_eq!(
+            chosen,
+            [
+                CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
+                CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+                CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+            ]
+        );
+        assert_eq!(
+            suites("DEFAULT", "").unwrap().len(),
+            TLS12.len() + TLS13.len()
+        );
+        assert!(matches!(
+            suites("HIGH:!aNULL", ""),
+            Err(TlsError::Ciphers(_))
+        ));
+        assert!(matches!(
+            suites("", "TLS_AES_128_CCM_SHA256"),
+            Err(TlsError::Ciphersuites(_))
+        ));
+    }
+
+    /// Redis's order of checks: the certificate, the key, then a CA when clients are
+    /// verified or replication is TLS; only then are files read.
+    #[test]
+    fn required_directives_are_checked_first() {
+        let mut c = Config {
+            tls_port: 6380,
+            ..Config::default()
+        };
+        assert!(matches!(contexts(&c), Err(TlsError::NoCert)));
+        c.tls_cert_file = "missing.crt".into();
+        assert!(matches!(contexts(&c), Err(TlsError::NoKey)));
+        c.tls_key_file = "missing.key".into();
+        assert!(matches!(contexts(&c), Err(TlsError::NoCa)));
+        c.tls_auth_clients = "no".into();
+        assert!(matches!(contexts(&c), Err(TlsError::Cert { .. })));
+        c.tls_replication = true;
+        assert!(matches!(contexts(&c), Err(TlsError::NoCa)));
+    }
+}
