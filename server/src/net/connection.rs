@@ -332,10 +332,12 @@ async fn write_out(sock: &Socket, out: &[u8], shared: &ClientShared) -> bool {
         Err(_) => return false,
     };
     let mut woken = false;
+    // On TLS the reply is out once rustls holds no ciphertext of it either: a client closed
+    // right after (QUIT, a kill) still gets all of it.
     while written < out.len() {
         tokio::select! {
             r = sock.writable() => match r.and_then(|()| sock.try_write(&out[written..])) {
-                Ok(0) => return false,
+                Ok(0) if written < out.len() => return false,
                 Ok(n) => written += n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(_) => return false,
