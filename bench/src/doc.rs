@@ -213,6 +213,7 @@ mod tests {
             replica_omem_peak_bytes: 0,
             repl_buffers_peak_bytes: 0,
             write_rate: None,
+            tls: false,
             writes_done: 0,
             loadavg: "1.00 2.00 3.00".into(),
         }

@@ -52,6 +52,10 @@ pub struct Args {
     /// Render the comparison chart to this PNG.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Replicate over TLS: masters and replicas get a TLS port and `tls-replication yes`,
+    /// with certificates made by the openssl command (`tls.rs`).
+    #[arg(long)]
+    tls: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
@@ -123,6 +127,9 @@ pub struct Record {
     pub writes_done: u64,
     /// /proc/loadavg (1, 5, 15 min) right before the sync: the machine may be shared.
     pub loadavg: String,
+    /// The link was TLS (`--tls`).
+    #[serde(default)]
+    pub tls: bool,
 }
 
 /// `512MiB`, `4GiB`, `4G`, `100m`, `1048576`: bytes, suffixes are powers of 1024.
@@ -421,6 +428,8 @@ struct Setup<'a> {
     base: PathBuf,
     records: u64,
     round: usize,
+    /// With `--tls`: the certificates, and the master's TLS port the replica links to.
+    tls: Option<(&'a crate::tls::Certs, u16)>,
 }
 
 /// One sync of a fresh replica from `master` in `mode`.
@@ -444,7 +453,12 @@ fn measure(s: &Setup, master: &mut Server, mode: Mode) -> anyhow::Result<Record>
     let used = master.info_u64("used_memory")?;
     let rss_before = procfs::tree_memory(master.pid()).rss;
 
-    let mut replica = Server::start_in(kind, &s.bin, a.common.client_core, &s.base, &[])?;
+    let tls_args = s
+        .tls
+        .map(|(certs, _)| certs.server_args(tandem_testkit::free_port()))
+        .unwrap_or_default();
+    let tls_args: Vec<&str> = tls_args.iter().map(String::as_str).collect();
+    let mut replica = Server::start_in(kind, &s.bin, a.common.client_core, &s.base, &tls_args)?;
     config_set(
         &replica,
         &[
@@ -489,7 +503,7 @@ fn measure(s: &Setup, master: &mut Server, mode: Mode) -> anyhow::Result<Record>
     let t0 = Instant::now();
     redis::cmd("REPLICAOF")
         .arg("127.0.0.1")
-        .arg(master.port)
+        .arg(s.tls.map_or(master.port, |(_, port)| port))
         .query::<()>(&mut replica.connection()?)?;
     let (mut snapshot, mut transfer, mut loaded, mut serving) = (None, None, None, None);
     let deadline = t0 + Duration::from_secs(a.timeout_s);
@@ -589,6 +603,7 @@ fn measure(s: &Setup, master: &mut Server, mode: Mode) -> anyhow::Result<Record>
         write_rate: a.write_rate,
         writes_done,
         loadavg,
+        tls: s.tls.is_some(),
     })
 }
 
@@ -641,6 +656,7 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
         a.common.client_core,
         procfs::loadavg()
     );
+    let certs = a.tls.then(crate::tls::Certs::make).transpose()?;
     let mut records_out = Vec::new();
     for round in 0..a.rounds {
         let mut kinds = a.common.servers.clone();
@@ -654,7 +670,13 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
                 Kind::Tandem => tandem.clone(),
                 Kind::Redis => a.common.redis_bin.clone(),
             };
-            let mut master = Server::start_in(kind, &bin, a.common.server_core, &base, &[])?;
+            let master_tls_port = tandem_testkit::free_port();
+            let tls_args = certs
+                .as_ref()
+                .map(|c| c.server_args(master_tls_port))
+                .unwrap_or_default();
+            let tls_args: Vec<&str> = tls_args.iter().map(String::as_str).collect();
+            let mut master = Server::start_in(kind, &bin, a.common.server_core, &base, &tls_args)?;
             config_set(
                 &master,
                 &[
@@ -670,6 +692,7 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
                 base: base.clone(),
                 records,
                 round: round + 1,
+                tls: certs.as_ref().map(|c| (c, master_tls_port)),
             };
             for &mode in &modes {
                 let r = measure(&setup, &mut master, mode)?;

@@ -12,6 +12,7 @@ mod procfs;
 mod report;
 mod servers;
 mod throughput;
+mod tls;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

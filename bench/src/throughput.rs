@@ -42,6 +42,10 @@ pub struct Args {
     /// example `--appendonly yes --appendfsync always`, measured with the AOF on).
     #[arg(long, default_value = "", allow_hyphen_values = true)]
     server_args: String,
+    /// redis-benchmark connects over TLS: both servers get a TLS port with certificates made
+    /// by the openssl command (`tls.rs`).
+    #[arg(long)]
+    tls: bool,
 }
 
 #[derive(Serialize, Debug, Clone)]
@@ -54,6 +58,8 @@ pub struct Record {
     pub clients: u32,
     /// The `--server-args` both servers ran with.
     pub server_args: String,
+    /// Measured over TLS (`--tls`).
+    pub tls: bool,
 }
 
 /// The script of the `eval` and `evalsha` cases: what rate limiters and counters send.
@@ -225,10 +231,12 @@ fn case(name: &str) -> anyhow::Result<&'static Case> {
     })
 }
 
-/// Runs redis-benchmark once and returns (test, requests per second) pairs.
+/// Runs redis-benchmark once (with `client_args`: over TLS) and returns (test, requests per
+/// second) pairs.
 fn bench_once(
     a: &Args,
     port: u16,
+    client_args: &[String],
     pipeline: u32,
     work: &Workload<'_>,
 ) -> anyhow::Result<Vec<(String, f64)>> {
@@ -236,6 +244,7 @@ fn bench_once(
     let mut cmd = Command::new("taskset");
     cmd.args(["-c", &a.common.client_core.to_string(), "redis-benchmark"])
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(client_args)
         .args(["-c", &a.clients.to_string(), "-n", &requests.to_string()])
         .args(["-P", &pipeline.to_string(), "-r", &a.keyspace.to_string()])
         .arg("--csv");
@@ -284,6 +293,8 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
         .map(|n| case(n))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let tandem = servers::tandem_bin(a.common.tandem_bin.as_deref())?;
+    let certs = a.tls.then(crate::tls::Certs::make).transpose()?;
+    let client_args = certs.as_ref().map(|c| c.client_args()).unwrap_or_default();
     let mut samples: Vec<Record> = Vec::new();
     for round in 0..a.rounds {
         let mut order = a.common.servers.clone();
@@ -295,8 +306,12 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
                 Kind::Tandem => tandem.clone(),
                 Kind::Redis => a.common.redis_bin.clone(),
             };
-            let extra: Vec<&str> = a.server_args.split_whitespace().collect();
+            let tls_port = tandem_testkit::free_port();
+            let tls_args = certs.as_ref().map(|c| c.server_args(tls_port));
+            let mut extra: Vec<&str> = a.server_args.split_whitespace().collect();
+            extra.extend(tls_args.iter().flatten().map(String::as_str));
             let server = Server::start(kind, &bin, a.common.server_core, &extra)?;
+            let port = if a.tls { tls_port } else { server.port };
             let mut work = Vec::new();
             if !tests.is_empty() {
                 work.push(Workload::Tests(&tests));
@@ -309,7 +324,7 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
                 .iter()
                 .flat_map(|&p| work.iter().map(move |w| (p, w)));
             for (p, w) in runs {
-                for (test, rps) in bench_once(a, server.port, p, w)? {
+                for (test, rps) in bench_once(a, port, &client_args, p, w)? {
                     eprintln!(
                         "round {}/{} {:>6} {test:>4} -P {p:<3} {rps:>12.0} ops/s",
                         round + 1,
@@ -329,6 +344,7 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
                             rounds: vec![rps],
                             clients: a.clients,
                             server_args: a.server_args.clone(),
+                            tls: a.tls,
                         }),
                     }
                 }

@@ -173,11 +173,34 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         .build()?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
-        let listeners = net::bind(&config.bind, config.port).await?;
+        let tls = match crate::tls::wanted(&config).then(|| crate::tls::contexts(&config)) {
+            Some(Err(e)) => {
+                tracing::warn!("{e}");
+                tracing::warn!("Failed to configure TLS. Check logs for more info.");
+                eprintln!("{e}\nFailed to configure TLS. Check logs for more info.");
+                std::process::exit(1);
+            }
+            Some(Ok(contexts)) => Some(contexts),
+            None => None,
+        };
+        // Port 0 opens no plain port, as in Redis.
+        let listeners = match config.port {
+            0 => Vec::new(),
+            port => net::bind(&config.bind, port).await?,
+        };
+        let tls_listeners = match config.tls_port {
+            0 => Vec::new(),
+            port => net::bind(&config.bind, port).await?,
+        };
         let sentinel_listeners = crate::sentinel::bind(&config).await?;
+        if listeners.is_empty() && tls_listeners.is_empty() {
+            tracing::warn!("Configured to not listen anywhere, exiting.");
+            std::process::exit(1);
+        }
         tracing::info!("Server initialized");
         let port = config.port;
         let mut srv = Server::new(config);
+        srv.tls = tls;
         srv.commands = commands;
         let aof = srv.config.appendonly;
         srv.acl = users;
@@ -218,7 +241,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             loader.borrow_mut().persistence.loading = None;
             tracing::info!("Ready to accept connections tcp (port {port})");
         });
-        net::serve(state.clone(), listeners).await;
+        net::serve(state.clone(), listeners, tls_listeners).await;
         crate::aof::control::shutdown(&mut state.borrow_mut());
         Ok::<_, anyhow::Error>(())
     })?;

@@ -104,7 +104,7 @@ pub struct ClientShared {
     pub unblock: Cell<Option<bool>>,
     /// The client's socket, for answering it while a script holds the server
     /// (`crate::net::busy`).
-    pub socket: RefCell<Option<std::rc::Rc<tokio::net::TcpStream>>>,
+    pub socket: RefCell<Option<std::rc::Rc<crate::socket::Socket>>>,
     /// The connection waits for input with nothing buffered or unsent and an authenticated
     /// client: it can be answered directly while a script holds the server.
     pub idle: Cell<bool>,

@@ -129,7 +129,12 @@ fn server(srv: &Server, out: &mut String) {
     field!(out, "process_id", std::process::id());
     field!(out, "process_supervised", "no");
     field!(out, "run_id", srv.run_id);
-    field!(out, "tcp_port", srv.config.port);
+    // Redis shows the TLS port when no plain port is open.
+    let port = match srv.config.port {
+        0 => srv.config.tls_port,
+        p => p,
+    };
+    field!(out, "tcp_port", port);
     field!(out, "server_time_usec", crate::clock::now_us());
     field!(out, "uptime_in_seconds", uptime);
     field!(out, "uptime_in_days", uptime / 86400);

@@ -44,7 +44,9 @@ pub mod scripting;
 pub mod sentinel;
 pub mod shutdown;
 pub mod slowlog;
+pub mod socket;
 pub mod state;
 #[cfg(test)]
 mod testing;
+pub mod tls;
 pub mod tracking;

@@ -195,6 +195,32 @@ fn config_set(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
         })?;
     }
     let sets_requirepass = chosen.iter().any(|d| d.name == "requirepass");
+    if next.tls_port != ctx.srv.config.tls_port {
+        return Err(failed(
+            "tls-port",
+            "Unable to change the TLS port at runtime: restart with the new tls-port",
+        ));
+    }
+    // Any `tls-*` directive, even set to the value it has, reads the files again (Redis's
+    // VOLATILE_CONFIG): rotating a certificate in place is a CONFIG SET of its path.
+    if let Some(d) = chosen.iter().find(|d| d.name.starts_with("tls-"))
+        && crate::tls::wanted(&next)
+    {
+        match crate::tls::contexts(&next) {
+            Ok(contexts) => ctx.srv.tls = Some(contexts),
+            Err(e) => {
+                tracing::warn!("{e}");
+                tracing::warn!(
+                    "Failed applying new configuration. Possibly related to new {} setting. Restoring previous settings.",
+                    d.name
+                );
+                return Err(failed(
+                    d.name,
+                    "Unable to update TLS configuration. Check server logs.",
+                ));
+            }
+        }
+    }
     ctx.srv.acl.channels_by_default = crate::acl::users::channels_by_default(&next);
     ctx.srv.config = next;
     if crate::aof::control::config_changed(ctx.srv).is_err() {

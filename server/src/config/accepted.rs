@@ -1,6 +1,6 @@
 //! Redis 7.0 directives tandem-server accepts, validates and reports with Redis's defaults
-//! without acting on them (cluster, process and allocator tuning, TLS and AOF until the
-//! server has them): a user's redis.conf loads unchanged and CONFIG GET/SET answer as Redis
+//! without acting on them (cluster, process and allocator tuning, TLS session caching and DH
+//! parameters, which rustls decides itself): a user's redis.conf loads unchanged and CONFIG GET/SET answer as Redis
 //! does. docs/configuration.md lists them; a directive that gains an effect moves to the
 //! main table.
 
@@ -192,29 +192,11 @@ pub static ACCEPTED: &[Accepted] = &[
         Kind::Memory(1, i64::MAX),
         "104857600",
     ),
-    modifiable("tls-port", PORT, "0"),
     modifiable("tls-session-cache-size", Kind::Int(0, INT_MAX), "20480"),
     modifiable("tls-session-cache-timeout", Kind::Int(0, INT_MAX), "300"),
     modifiable("tls-cluster", Kind::Bool, "no"),
-    modifiable("tls-replication", Kind::Bool, "no"),
-    modifiable(
-        "tls-auth-clients",
-        Kind::Enum(&["no", "yes", "optional"]),
-        "yes",
-    ),
     modifiable("tls-prefer-server-ciphers", Kind::Bool, "no"),
     modifiable("tls-session-caching", Kind::Bool, "yes"),
-    modifiable("tls-cert-file", Kind::Str, ""),
-    modifiable("tls-key-file", Kind::Str, ""),
-    modifiable("tls-key-file-pass", Kind::Str, ""),
-    modifiable("tls-client-cert-file", Kind::Str, ""),
-    modifiable("tls-client-key-file", Kind::Str, ""),
-    modifiable("tls-client-key-file-pass", Kind::Str, ""),
     modifiable("tls-dh-params-file", Kind::Str, ""),
-    modifiable("tls-ca-cert-file", Kind::Str, ""),
-    modifiable("tls-ca-cert-dir", Kind::Str, ""),
-    modifiable("tls-protocols", Kind::Str, ""),
-    modifiable("tls-ciphers", Kind::Str, ""),
-    modifiable("tls-ciphersuites", Kind::Str, ""),
     modifiable("oom-score-adj-values", Kind::OomValues, "0 200 800"),
 ];

@@ -11,6 +11,7 @@
 
 use crate::client::ClientShared;
 use crate::protocol::{Args, Parser, ProtoLimits};
+use crate::socket::{Socket, read_available, write_available};
 use crate::state::scripting::ScriptRun;
 use crate::state::{Arrival, Server};
 use rustix::net::SocketFlags;
@@ -44,7 +45,7 @@ pub fn serve(srv: &mut Server, run: &mut ScriptRun, name: &str) -> bool {
             continue;
         };
         let mut input = std::mem::take(&mut *shared.busy_input.borrow_mut());
-        let closed = read_available(&sock, &mut input);
+        let closed = sock.read_now(&mut input);
         // An idle client is authenticated as its user. An AUTH now is checked and answered,
         // and the rest of this input is checked as the user it names; the client itself
         // keeps its user.
@@ -74,7 +75,7 @@ pub fn serve(srv: &mut Server, run: &mut ScriptRun, name: &str) -> bool {
             &mut verdict,
         );
         // An arrival's socket is fresh: a reply that does not fit is dropped with it.
-        let written = write_some(&a.sock, &out);
+        let written = write_available(&a.sock, &out);
         !(quit || closed || written < out.len())
     });
     srv.arrivals = arrivals;
@@ -117,34 +118,6 @@ fn accept_arrivals(srv: &mut Server) {
     if !srv.arrivals.is_empty() {
         srv.arrivals_ready.notify_one();
     }
-}
-
-/// Reads what the socket has; true when the peer closed it. Raw reads: tokio's would wait
-/// for its reactor's readiness, and the reactor does not run while a script holds the thread.
-fn read_available(sock: &impl AsFd, input: &mut Vec<u8>) -> bool {
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        match rustix::io::read(sock, &mut chunk) {
-            Ok(0) => return true,
-            Ok(n) => input.extend_from_slice(&chunk[..n]),
-            Err(rustix::io::Errno::AGAIN) => return false,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(_) => return true,
-        }
-    }
-}
-
-/// Writes what the socket takes now; returns how much.
-fn write_some(sock: &impl AsFd, out: &[u8]) -> usize {
-    let mut written = 0;
-    while written < out.len() {
-        match rustix::io::write(sock, &out[written..]) {
-            Ok(n) if n > 0 => written += n,
-            Err(rustix::io::Errno::INTR) => {}
-            _ => break,
-        }
-    }
-    written
 }
 
 /// Answers every complete command in `input` and removes it. Returns true when the client
@@ -258,11 +231,11 @@ fn reply_to(
 
 /// Writes a reply on the client's socket; what does not fit goes to its pending output, sent
 /// by its connection once the script ends.
-fn write_or_queue(sock: &tokio::net::TcpStream, out: &[u8], shared: &ClientShared) {
+fn write_or_queue(sock: &Socket, out: &[u8], shared: &ClientShared) {
     if out.is_empty() {
         return;
     }
-    let written = write_some(sock, out);
+    let written = sock.write_now(out);
     if written < out.len() {
         shared
             .pending

@@ -14,13 +14,12 @@ use crate::blocking;
 use crate::client::{Client, ClientShared, OwnedArgs};
 use crate::exec::{self, Outcome};
 use crate::protocol::{Parser, ProtoLimits, Reply};
+use crate::socket::Socket;
 use crate::state::{Server, Shared};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::debug;
 
@@ -54,21 +53,21 @@ pub(super) struct Head {
 
 /// A socket the server took: registered as a client, or refused with this line.
 pub(super) enum Admission {
-    Client(Box<Client>, Rc<TcpStream>, Head),
-    Refused(TcpStream, &'static [u8]),
+    Client(Box<Client>, Rc<Socket>, Head),
+    Refused(Socket, &'static [u8]),
 }
 
 /// Registers an accepted socket as a client, at once: a script that takes the server before
 /// the connection's task first runs still finds it (`crate::net::busy`), idle if it needs
 /// no password.
-pub(super) fn admit(srv: &mut Server, sock: TcpStream, peer: SocketAddr, head: Head) -> Admission {
-    let _ = sock.set_nodelay(true);
-    let local = sock.local_addr().ok();
+pub(super) fn admit(srv: &mut Server, sock: Socket, peer: SocketAddr, head: Head) -> Admission {
+    let _ = sock.tcp().set_nodelay(true);
+    let local = sock.tcp().local_addr().ok();
     let mut client = match register(srv, peer, local) {
         Ok(c) => c,
         Err(refusal) => return Admission::Refused(sock, refusal),
     };
-    client.shared.info.borrow_mut().fd = i64::from(sock.as_raw_fd());
+    client.shared.info.borrow_mut().fd = i64::from(sock.raw_fd());
     if let Some(user) = &head.user {
         client.authenticated = true;
         client.set_user(user);
@@ -87,7 +86,13 @@ pub(super) async fn run(state: Shared, admission: Admission) {
     let (registered, sock, head) = match admission {
         Admission::Client(client, sock, head) => (*client, sock, head),
         Admission::Refused(mut sock, refusal) => {
-            let _ = sock.write_all(refusal).await;
+            // A TLS peer can read the refusal once its handshake is done; one that does not
+            // finish it soon gets nothing.
+            let handshake = tokio::time::timeout(Duration::from_secs(5), sock.handshake()).await;
+            if matches!(handshake, Ok(Ok(()))) {
+                let _ = sock.write_all(refusal).await;
+                let _ = sock.flush().await;
+            }
             return;
         }
     };
@@ -159,7 +164,7 @@ impl Connection {
     /// Waits for input, a wake-up (pushes, served while blocked, unblock, kill) or a timeout
     /// (blocking command, end of a pause). `None` when the socket is closed, else whether
     /// the deadline passed.
-    async fn wait(&mut self, state: &Shared, sock: &TcpStream) -> Option<bool> {
+    async fn wait(&mut self, state: &Shared, sock: &Socket) -> Option<bool> {
         if self.input.capacity() - self.input.len() < 4096 {
             self.input.reserve(16 * 1024);
         }
@@ -292,7 +297,7 @@ impl Connection {
     }
 
     /// Writes the batch's replies; false when the connection must close.
-    async fn flush(&mut self, sock: &TcpStream) -> bool {
+    async fn flush(&mut self, sock: &Socket) -> bool {
         if self.out.is_empty() {
             return true;
         }
@@ -308,7 +313,7 @@ impl Connection {
 
     /// SYNC/PSYNC: the socket, the client and the input not yet parsed go to a replica link
     /// (`crate::replication::master`), which unregisters the client when it ends.
-    async fn hand_over(self, mut client: Client, state: Shared, sock: TcpStream) {
+    async fn hand_over(self, mut client: Client, state: Shared, sock: Socket) {
         let req = client.sync_request.take();
         let conf = std::mem::take(&mut client.repl_conf);
         if let Some(req) = req {
@@ -320,17 +325,19 @@ impl Connection {
 /// Writes `out` to the socket. Returns false when the connection must close: a write failed,
 /// or the client was killed while its socket was full (a subscriber over its output-buffer
 /// limit must be dropped at once, not once it reads again).
-async fn write_out(sock: &TcpStream, out: &[u8], shared: &ClientShared) -> bool {
+async fn write_out(sock: &Socket, out: &[u8], shared: &ClientShared) -> bool {
     let mut written = match sock.try_write(out) {
         Ok(n) => n,
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
         Err(_) => return false,
     };
     let mut woken = false;
+    // On TLS the reply is out once rustls holds no ciphertext of it either: a client closed
+    // right after (QUIT, a kill) still gets all of it.
     while written < out.len() {
         tokio::select! {
             r = sock.writable() => match r.and_then(|()| sock.try_write(&out[written..])) {
-                Ok(0) => return false,
+                Ok(0) if written < out.len() => return false,
                 Ok(n) => written += n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(_) => return false,
@@ -384,8 +391,19 @@ fn register(
 /// readiness, so the next call waits for epoll instead of first paying for a read that
 /// returns EAGAIN: one syscall less per request for a client that is not pipelining. This is
 /// safe with tokio's edge-triggered readiness: data arriving after our read raises a new
-/// readiness event, which a stale clear does not erase.
-async fn read_some(sock: &TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+/// readiness event, which a stale clear does not erase. A TLS socket reads through rustls,
+/// which reads the socket until it would block.
+async fn read_some(sock: &Socket, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    if sock.is_tls() {
+        loop {
+            sock.readable().await?;
+            match sock.try_read_buf(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                r => return r,
+            }
+        }
+    }
+    let sock = sock.tcp();
     loop {
         sock.readable().await?;
         let spare = buf.capacity() - buf.len();

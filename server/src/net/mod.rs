@@ -9,30 +9,22 @@ mod connection;
 pub use connection::PROTECTED_MODE_DENIED;
 
 use crate::blocking;
+use crate::socket::Socket;
 use crate::state::{Server, Shared};
 use std::rc::Rc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tracing::{Instrument, debug, info, warn};
 
-/// Accepts connections until SHUTDOWN.
-pub async fn serve(state: Shared, listeners: Vec<TcpListener>) {
+/// Accepts connections until SHUTDOWN: plain ones on `listeners`, TLS ones on
+/// `tls_listeners` (each session from the server context current when it is accepted).
+pub async fn serve(state: Shared, listeners: Vec<TcpListener>, tls_listeners: Vec<TcpListener>) {
     let shutdown = state.borrow().shutdown.clone();
     let listeners: Vec<Rc<TcpListener>> = listeners.into_iter().map(Rc::new).collect();
     state.borrow_mut().listeners = listeners.clone();
-    for listener in listeners {
-        let st = state.clone();
-        tokio::task::spawn_local(async move {
-            loop {
-                match listener.accept().await {
-                    Ok((sock, peer)) => start(&st, sock, peer, connection::Head::default()),
-                    Err(e) => {
-                        debug!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                }
-            }
-        });
+    let tls = tls_listeners.into_iter().map(|l| (Rc::new(l), true));
+    for (listener, tls) in listeners.into_iter().map(|l| (l, false)).chain(tls) {
+        tokio::task::spawn_local(accept(state.clone(), listener, tls));
     }
     tokio::task::spawn_local(start_arrivals(state.clone()));
     tokio::task::spawn_local(cron(state.clone()));
@@ -41,14 +33,38 @@ pub async fn serve(state: Shared, listeners: Vec<TcpListener>) {
     info!("Redis is now ready to exit, bye bye...");
 }
 
-fn start(
-    state: &Shared,
-    sock: tokio::net::TcpStream,
-    peer: std::net::SocketAddr,
-    head: connection::Head,
-) {
+async fn accept(state: Shared, listener: Rc<TcpListener>, tls: bool) {
+    loop {
+        let (sock, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                debug!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let sock = if tls {
+            let Some(context) = state.borrow().tls.as_ref().map(|t| t.server.clone()) else {
+                continue;
+            };
+            match rustls::ServerConnection::new(context) {
+                Ok(session) => Socket::tls(sock, session),
+                Err(e) => {
+                    warn!("Error accepting a client connection: {e} (addr={peer})");
+                    continue;
+                }
+            }
+        } else {
+            Socket::plain(sock)
+        };
+        start(&state, sock, peer, connection::Head::default());
+    }
+}
+
+fn start(state: &Shared, sock: Socket, peer: std::net::SocketAddr, head: connection::Head) {
+    let tls = sock.is_tls();
     let admission = connection::admit(&mut state.borrow_mut(), sock, peer, head);
-    let span = tracing::debug_span!("client", addr = %peer);
+    let span = tracing::debug_span!("client", addr = %peer, tls);
     tokio::task::spawn_local(connection::run(state.clone(), admission).instrument(span));
 }
 
@@ -64,7 +80,7 @@ async fn start_arrivals(state: Shared) {
                 user: a.user,
             };
             match tokio::net::TcpStream::from_std(a.sock) {
-                Ok(sock) => start(&state, sock, a.peer, head),
+                Ok(sock) => start(&state, Socket::plain(sock), a.peer, head),
                 Err(e) => debug!(error = %e, "could not adopt a connection accepted while busy"),
             }
         }

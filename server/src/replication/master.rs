@@ -19,6 +19,7 @@ use super::fanout;
 use crate::client::{Client, ReplConf, SyncRequest};
 use crate::persistence::save;
 use crate::protocol::{Parser, ProtoLimits};
+use crate::socket::Socket;
 use crate::state::Server;
 use crate::state::Shared;
 use crate::state::replication::replicas::{Link, ReplicaState};
@@ -27,14 +28,13 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tracing::{info, warn};
 
 /// Runs a replica link on `sock` until it ends; `client` is the connection that sent
 /// SYNC/PSYNC and is unregistered when the link ends.
 pub async fn serve(
     state: Shared,
-    mut sock: TcpStream,
+    mut sock: Socket,
     mut client: Client,
     conf: ReplConf,
     req: SyncRequest,
@@ -86,7 +86,7 @@ pub async fn serve(
 
 async fn run(
     state: &Shared,
-    sock: &mut TcpStream,
+    sock: &mut Socket,
     link: &Rc<Link>,
     conf: &ReplConf,
     req: &SyncRequest,
@@ -164,7 +164,7 @@ async fn run(
 /// target was used (the stream then waits for the first ACK).
 async fn full_sync(
     state: &Shared,
-    sock: &mut TcpStream,
+    sock: &mut Socket,
     link: &Rc<Link>,
     conf: &ReplConf,
     req: &SyncRequest,
@@ -185,7 +185,7 @@ async fn full_sync(
 /// or a disk-target BGSAVE for SYNC took it along.
 async fn wait_for_transfer(
     state: &Shared,
-    sock: &mut TcpStream,
+    sock: &mut Socket,
     link: &Rc<Link>,
 ) -> std::io::Result<Option<(Rc<Transfer>, Rc<Target>)>> {
     {
@@ -216,7 +216,7 @@ async fn wait_for_transfer(
 /// Sends `\n` once a second while the replica waits (Redis's keepalive in `wait_bgsave`;
 /// the replica skips empty lines before the payload header).
 async fn keepalive(
-    sock: &mut TcpStream,
+    sock: &mut Socket,
     link: &Link,
     last: &mut tokio::time::Instant,
 ) -> std::io::Result<()> {
@@ -236,7 +236,7 @@ async fn keepalive(
 /// then sends the dump file as `$<len>` and its bytes.
 async fn disk_sync(
     state: &Shared,
-    sock: &mut TcpStream,
+    sock: &mut Socket,
     link: &Rc<Link>,
     req: &SyncRequest,
     who: &str,
@@ -332,7 +332,7 @@ fn attach(srv: &Server, link: &Link) -> Option<(u64, String, u64)> {
 
 /// `$<len>` and the dump file, in bounded reads.
 async fn send_file(
-    sock: &mut TcpStream,
+    sock: &mut Socket,
     link: &Link,
     mut file: std::fs::File,
     who: &str,
@@ -363,7 +363,7 @@ async fn send_file(
 /// continues for the others.
 async fn diskless_sync(
     state: &Shared,
-    sock: &mut TcpStream,
+    sock: &mut Socket,
     link: &Link,
     req: &SyncRequest,
     who: &str,
@@ -423,7 +423,7 @@ async fn diskless_sync(
 /// `repl-timeout` must still fire (and its ACKs still be read while a large write drains).
 async fn stream(
     state: &Shared,
-    sock: &mut TcpStream,
+    sock: &mut Socket,
     link: &Rc<Link>,
     mut wait_ack: bool,
     acks: bool,

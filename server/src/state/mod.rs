@@ -220,8 +220,12 @@ pub struct Server {
     pub commands: CommandNames,
     /// Lua: the interpreter, the script cache.
     pub scripts: scripting::Scripts,
-    /// The listening sockets, for accepting clients while a script holds the server.
+    /// The listening sockets, for accepting clients while a script holds the server. The
+    /// TLS port's are not among them: its clients wait in the backlog until the script ends.
     pub listeners: Vec<Rc<tokio::net::TcpListener>>,
+    /// The TLS contexts new connections take (`tls-port`, `tls-replication`); CONFIG SET of
+    /// a `tls-*` directive replaces them, established sessions keep theirs.
+    pub tls: Option<crate::tls::Contexts>,
     /// Connections accepted while a script held the server, waiting for their tasks; the
     /// accept loop is woken by `arrivals_ready` to start them.
     pub arrivals: Vec<Arrival>,
@@ -295,6 +299,7 @@ impl Server {
             commands: CommandNames::default(),
             scripts: scripting::Scripts::default(),
             listeners: Vec::new(),
+            tls: None,
             arrivals: Vec::new(),
             arrivals_ready: Rc::new(tokio::sync::Notify::new()),
             sentinel_events: tokio::sync::broadcast::Sender::new(16),

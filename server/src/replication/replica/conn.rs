@@ -2,10 +2,10 @@
 //! payload and the stream, every wait bounded by `repl-timeout`; and how a session fails.
 
 use crate::replication::framing::{self, FramingError};
+use crate::socket::Socket;
 use crate::state::replication::feed::encode;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 #[derive(Debug, thiserror::Error)]
 pub(super) enum LinkError {
@@ -30,7 +30,7 @@ const READ_BYTES: usize = 256 * 1024;
 
 /// A socket with a read buffer: lines for the handshake, raw bytes afterwards.
 pub(super) struct Conn {
-    pub(super) sock: TcpStream,
+    pub(super) sock: Socket,
     pub(super) buf: Vec<u8>,
     /// `repl-timeout`: the longest wait for a byte before the handshake or the transfer
     /// fails (Redis measures it from `repl_transfer_lastio` in its cron).
@@ -38,7 +38,7 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    pub(super) fn new(sock: TcpStream, timeout: Duration) -> Self {
+    pub(super) fn new(sock: Socket, timeout: Duration) -> Self {
         Conn {
             sock,
             buf: Vec::new(),

@@ -16,6 +16,7 @@ mod payload;
 mod stream;
 
 use super::framing::{self, PsyncReply};
+use crate::socket::Socket;
 use crate::state::Shared;
 use crate::state::replication::feed::encode;
 use crate::state::replication::master_link::LinkState;
@@ -104,23 +105,37 @@ fn resume_loaded_history(state: &Shared) {
     }
 }
 
-/// `Connecting`: the TCP connection, within `repl-timeout`.
+/// `Connecting`: the TCP connection, and with `tls-replication` the TLS handshake, within
+/// `repl-timeout`.
 async fn connect(state: &Shared) -> Result<Conn, LinkError> {
-    let (host, port, timeout) = {
+    let (host, port, timeout, tls) = {
         let srv = state.borrow();
         let m = srv.repl.master.as_ref().ok_or(LinkError::Gone)?;
-        (m.host.clone(), m.port, srv.config.repl_timeout)
+        let tls = match (srv.config.tls_replication, &srv.tls) {
+            (false, _) => None,
+            (true, Some(contexts)) => Some(contexts.client.clone()),
+            (true, None) => return Err(LinkError::Msg("TLS is not configured".into())),
+        };
+        (m.host.clone(), m.port, srv.config.repl_timeout, tls)
     };
     info!("Connecting to MASTER {host}:{port}");
-    let sock = tokio::time::timeout(
-        Duration::from_secs(timeout.max(1)),
-        TcpStream::connect((host.as_str(), port)),
-    )
+    let limit = Duration::from_secs(timeout.max(1));
+    let sock = tokio::time::timeout(limit, async {
+        let tcp = TcpStream::connect((host.as_str(), port)).await?;
+        let _ = tcp.set_nodelay(true);
+        let Some(context) = tls else {
+            return Ok::<_, LinkError>(Socket::plain(tcp));
+        };
+        let session = rustls::ClientConnection::new(context, crate::tls::server_name(&host))
+            .map_err(|e| LinkError::Msg(e.to_string()))?;
+        let sock = Socket::tls(tcp, session);
+        sock.handshake().await?;
+        Ok(sock)
+    })
     .await
     .map_err(|_| LinkError::Msg(TIMEOUT_HANDSHAKE.into()))??;
-    let _ = sock.set_nodelay(true);
     info!("MASTER <-> REPLICA sync started");
-    Ok(Conn::new(sock, Duration::from_secs(timeout.max(1))))
+    Ok(Conn::new(sock, limit))
 }
 
 /// `Handshake`: PING, then AUTH and the REPLCONFs in one burst, as a 7.0 replica sends them.
@@ -144,6 +159,8 @@ async fn handshake(state: &Shared, conn: &mut Conn) -> Result<(), LinkError> {
         let auth = c.masterauth.clone().map(|p| (c.masteruser.clone(), p));
         let port = if c.replica_announce_port > 0 {
             c.replica_announce_port as u16
+        } else if c.tls_replication && c.tls_port != 0 {
+            c.tls_port
         } else {
             c.port
         };
