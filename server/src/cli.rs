@@ -115,7 +115,7 @@ async fn signals(state: Shared) {
         };
         let opts = crate::shutdown::signal_options(words);
         let now = crate::clock::now_ms();
-        if crate::shutdown::begin(&mut srv, opts, None, now).is_err() {
+        if crate::shutdown::on_signal(&mut srv, opts, now).is_err() {
             tracing::warn!(
                 "{name} received but errors trying to shut down the server, check the logs for more information"
             );
