@@ -30,12 +30,15 @@ pub struct PodObservation {
 pub struct Observation {
     /// Every pod of the set that is not being deleted.
     pub pods: Vec<PodObservation>,
+    /// Pods being deleted (deletion timestamp set: a drain, an eviction, `kubectl delete`):
+    /// a master among them is switched over while it still serves.
+    pub terminating: Vec<String>,
 }
 
 impl Observation {
     /// Builds the observation from listed pods; pods being deleted no longer count.
-    pub fn from_pods(pods: &[Pod]) -> Self {
-        let mut pods: Vec<PodObservation> = pods
+    pub fn from_pods(pods_in: &[Pod]) -> Self {
+        let mut pods: Vec<PodObservation> = pods_in
             .iter()
             .filter(|p| p.metadata.deletion_timestamp.is_none())
             .map(|p| PodObservation {
@@ -47,7 +50,8 @@ impl Observation {
             })
             .collect();
         pods.sort_by(|a, b| ordinal_key(&a.name).cmp(&ordinal_key(&b.name)));
-        Self { pods }
+        let terminating = pods_being_deleted(pods_in);
+        Self { pods, terminating }
     }
 
     /// The master pod, when exactly one pod holds the role. Two masters is a split the
@@ -78,6 +82,13 @@ fn ordinal_key(name: &str) -> (&str, u64, &str) {
         },
         None => (name, 0, name),
     }
+}
+
+fn pods_being_deleted(pods: &[Pod]) -> Vec<String> {
+    pods.iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_some())
+        .map(ResourceExt::name_any)
+        .collect()
 }
 
 fn is_ready(pod: &Pod) -> bool {
@@ -115,6 +126,7 @@ mod tests {
             pod("cache-2", true, None, true),
         ]);
         assert_eq!(o.pods.len(), 2, "a pod being deleted does not count");
+        assert_eq!(o.terminating, ["cache-2"], "but is known to be leaving");
         assert_eq!(o.pods[0].name, "cache-0");
         assert_eq!(o.master().map(|m| m.name.as_str()), Some("cache-0"));
         assert_eq!(o.ready_count(), 1);

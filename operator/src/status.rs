@@ -377,6 +377,7 @@ mod tests {
                     revision: None,
                 })
                 .collect(),
+            terminating: Vec::new(),
         }
     }
 

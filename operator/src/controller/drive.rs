@@ -3,7 +3,8 @@
 //! sync tracking), then the planned moves of the master, so Kubernetes never removes the
 //! pod that holds it, and finally the role label on the master's pod.
 //!
-//! Planned moves: on scale-in, while the master's ordinal is one the new size removes, the
+//! Planned moves: a master that is leaving while it serves (its pod being deleted, or its
+//! server shutting down after a SIGTERM: [`departure`]) is switched over at once. On scale-in, while the master's ordinal is one the new size removes, the
 //! StatefulSet is held at its size ([`rollout::statefulset_replicas`], in the prepare step)
 //! and the master is switched over to a surviving pod. On a rolling update (the
 //! StatefulSet's `OnDelete` strategy), the next step of [`rollout::next_step`] is carried
@@ -27,6 +28,7 @@ use super::apply::Applied;
 use super::context::Context;
 use super::prepare::Prepared;
 use crate::crd::{FailoverSpec, RedisReplicaSet};
+use crate::dataplane::departure;
 use crate::dataplane::engine::{DataPlane, Pass, line_for};
 use crate::dataplane::facts::Role;
 use crate::dataplane::pods::PodNodes;
@@ -182,22 +184,27 @@ async fn moves(
     if pass.decision.waiting.is_some() || pass.decision.failover.is_some() {
         return Ok(moves);
     }
+    if let Some(leaving) = departure::of_master(pass, &observation.terminating) {
+        return switch_over(
+            dataplane,
+            nodes,
+            |n| leaving.eligible(n),
+            &leaving.reason,
+            now,
+        )
+        .await;
+    }
     if !rollout::survives(master, shape.desired) {
         let reason = format!("scale-in to {} pods removes {master}", shape.desired);
         let desired = shape.desired;
-        let s = dataplane
-            .switch_over(
-                nodes,
-                |n| rollout::survives(n, desired),
-                &reason,
-                CATCH_UP_TIMEOUT,
-                now,
-            )
-            .await?;
-        moves.switched = s.result.is_ok();
-        moves.pending = true;
-        moves.notices.push(s.notice);
-        return Ok(moves);
+        return switch_over(
+            dataplane,
+            nodes,
+            |n| rollout::survives(n, desired),
+            &reason,
+            now,
+        )
+        .await;
     }
 
     let master_facts = pass
@@ -263,19 +270,37 @@ async fn moves(
                 .filter(|p| p.revision.as_deref() == shape.update_revision)
                 .map(|p| p.name.clone())
                 .collect();
-            let s = dataplane
-                .switch_over(
-                    nodes,
-                    |n| updated.iter().any(|u| u == n),
-                    &format!("rolling update replaces {from}"),
-                    CATCH_UP_TIMEOUT,
-                    now,
-                )
-                .await?;
-            moves.switched = s.result.is_ok();
-            moves.pending = true;
-            moves.notices.push(s.notice);
+            return switch_over(
+                dataplane,
+                nodes,
+                |n| updated.iter().any(|u| u == n),
+                &format!("rolling update replaces {from}"),
+                now,
+            )
+            .await;
         }
     }
     Ok(moves)
+}
+
+/// A switchover to the best of `eligible`, for `reason`, as this reconcile's move: pending
+/// either way (a next reconcile reports the set as it is), its event published.
+///
+/// # Errors
+/// Moving the role label failed.
+async fn switch_over(
+    dataplane: &mut DataPlane,
+    nodes: &mut PodNodes,
+    eligible: impl Fn(&str) -> bool,
+    reason: &str,
+    now: Timestamp,
+) -> Result<Moves, Error> {
+    let s = dataplane
+        .switch_over(nodes, eligible, reason, CATCH_UP_TIMEOUT, now)
+        .await?;
+    Ok(Moves {
+        notices: vec![s.notice],
+        switched: s.result.is_ok(),
+        pending: true,
+    })
 }

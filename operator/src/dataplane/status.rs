@@ -41,6 +41,7 @@ pub fn build(
                 revision: None,
             })
             .collect(),
+        terminating: Vec::new(),
     };
     let mut s = status::reconciled(
         previous,

@@ -19,7 +19,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::config::{CONFIG_DIR, CONFIG_KEY, DATA_DIR};
 use super::meta::{SERVER_PORT, child_meta, labels, names, selector_labels};
 use super::secret::AUTH_DIR;
-use crate::policy::startup_budget_seconds;
+use crate::policy::{startup_budget_seconds, termination_grace_seconds};
 use crate::quantity::format_bytes;
 use crate::validate::ValidSet;
 
@@ -136,7 +136,13 @@ pub fn statefulset(set: &ValidSet<'_>, replicas: u32) -> StatefulSet {
                     // The server never talks to the Kubernetes API.
                     automount_service_account_token: Some(false),
                     enable_service_links: Some(false),
-                    termination_grace_period_seconds: Some(60),
+                    termination_grace_period_seconds: Some(
+                        i64::try_from(termination_grace_seconds(
+                            planned_dataset(set),
+                            crate::persistence::for_spec(&set.rrs.spec.persistence).snapshots(),
+                        ))
+                        .unwrap_or(i64::MAX),
+                    ),
                     security_context: Some(PodSecurityContext {
                         run_as_non_root: Some(true),
                         run_as_user: Some(SERVER_UID),
@@ -156,14 +162,18 @@ pub fn statefulset(set: &ValidSet<'_>, replicas: u32) -> StatefulSet {
     }
 }
 
-fn container(set: &ValidSet<'_>) -> Container {
-    let spec = &set.rrs.spec;
-    let dataset = set
-        .policy_input
+/// The dataset size the pods are sized for: the hint, or a larger observed dataset.
+fn planned_dataset(set: &ValidSet<'_>) -> u64 {
+    set.policy_input
         .observed
         .dataset_bytes
         .unwrap_or(0)
-        .max(set.policy_input.dataset_size_hint);
+        .max(set.policy_input.dataset_size_hint)
+}
+
+fn container(set: &ValidSet<'_>) -> Container {
+    let spec = &set.rrs.spec;
+    let dataset = planned_dataset(set);
     let aof = crate::persistence::for_spec(&spec.persistence).aof();
     let startup_failures =
         startup_budget_seconds(dataset, aof).div_ceil(STARTUP_PERIOD_SECONDS.unsigned_abs().into());
@@ -402,6 +412,24 @@ mod tests {
         let small = &sts("  replicas: 2\n  datasetSizeHint: 10Mi\n")["spec"]["template"]["spec"]["containers"]
             [0];
         assert_eq!(small["startupProbe"]["failureThreshold"], 12);
+    }
+
+    #[test]
+    fn the_grace_period_is_sized_from_the_plan() {
+        let spec =
+            |s: &str| sts(s)["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].clone();
+        assert_eq!(
+            spec("  replicas: 2\n  datasetSizeHint: 20Gi\n"),
+            45,
+            "handover 30 + shutdown-timeout 10 + 5; no snapshots without persistence"
+        );
+        assert_eq!(
+            spec(
+                "  replicas: 2\n  datasetSizeHint: 20Gi\n  persistence: { enabled: true, size: 40Gi }\n"
+            ),
+            45 + 2048,
+            "and the final save of 20Gi"
+        );
     }
 
     #[test]
