@@ -29,7 +29,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Config> {
         }
         if first == "-h" || first == "--help" {
             println!(
-                "Usage: tandem-server [/path/to/redis.conf] [--directive value ...]\n\nExamples:\n  tandem-server --port 7000\n  tandem-server /etc/tandem.conf --loglevel verbose"
+                "Usage: tandem-server [/path/to/redis.conf] [--directive value ...]\n       tandem-server --check-ready [/path/to/redis.conf] [--directive value ...]\n\nExamples:\n  tandem-server --port 7000\n  tandem-server /etc/tandem.conf --loglevel verbose"
             );
             std::process::exit(0);
         }
@@ -123,12 +123,33 @@ async fn signals(state: Shared) {
     }
 }
 
+/// `--check-ready [CONFIG_FILE] [--directive value ...]`: exits 0 when the node configured
+/// so is ready for clients, else 1 with the reason on stderr ([`crate::probe`]).
+fn check_ready(args: &[String]) -> ! {
+    let verdict = parse_args(args)
+        .map_err(|e| format!("{e:#}"))
+        .and_then(|config| crate::probe::run(&config).map_err(|e| e.to_string()));
+    match verdict {
+        Ok(role) => {
+            println!("ready: {role}");
+            std::process::exit(0);
+        }
+        Err(reason) => {
+            eprintln!("not ready: {reason}");
+            std::process::exit(1);
+        }
+    }
+}
+
 /// Runs the server with `args` (the command line without the program name) until it shuts
 /// down. Exits the process on a configuration or load error, as `redis-server` does.
 ///
 /// # Errors
 /// The log file cannot be opened, the runtime cannot start, or the port cannot be bound.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
+    if let Some(("--check-ready", rest)) = args.split_first().map(|(a, r)| (a.as_str(), r)) {
+        check_ready(rest);
+    }
     let (config, commands) = match parse_args(args).and_then(|c| {
         let names = crate::cmd::names::resolve(&c.rename_commands).map_err(|e| match e {
             ConfigError::File { .. } => anyhow::Error::new(e),

@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvVar, EnvVarSource, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    SeccompProfile, SecretVolumeSource, SecurityContext, TCPSocketAction, Volume, VolumeMount,
-    VolumeResourceRequirements, WeightedPodAffinityTerm,
+    EnvVar, EnvVarSource, ExecAction, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, SecurityContext, TCPSocketAction,
+    Volume, VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -217,9 +217,11 @@ fn container(set: &ValidSet<'_>) -> Container {
             ..ContainerPort::default()
         }]),
         resources: spec.resources.clone(),
-        // TCP probes: a server answers connections while it loads a dataset or runs a full
-        // sync (commands get -LOADING), so neither makes it look dead or restarts it into
-        // another full sync. Which replica serves reads is decided by the role label.
+        // Startup and liveness are TCP probes: a server answers connections while it loads
+        // a dataset or runs a full sync (commands get -LOADING), so neither makes it look
+        // dead or restarts it into another full sync. Readiness asks the server itself
+        // (`--check-ready`: a replica is ready only while online), so the replicas Service
+        // never sends a client to a replica that is loading, syncing or cut off.
         startup_probe: Some(Probe {
             period_seconds: Some(STARTUP_PERIOD_SECONDS),
             failure_threshold: Some(i32::try_from(startup_failures).unwrap_or(i32::MAX)),
@@ -231,9 +233,17 @@ fn container(set: &ValidSet<'_>) -> Container {
             ..tcp_probe()
         }),
         readiness_probe: Some(Probe {
+            exec: Some(ExecAction {
+                command: Some(vec![
+                    "tandem-server".to_owned(),
+                    "--check-ready".to_owned(),
+                    format!("{CONFIG_DIR}/{CONFIG_KEY}"),
+                ]),
+            }),
             period_seconds: Some(5),
-            failure_threshold: Some(3),
-            ..tcp_probe()
+            failure_threshold: Some(2),
+            timeout_seconds: Some(5),
+            ..Probe::default()
         }),
         security_context: Some(SecurityContext {
             run_as_non_root: Some(true),
@@ -409,6 +419,11 @@ mod tests {
         // 20Gi: 2048 s of budget in 10 s periods.
         assert_eq!(c["startupProbe"]["failureThreshold"], 205);
         assert_eq!(c["livenessProbe"]["tcpSocket"]["port"], "redis");
+        assert_eq!(
+            c["readinessProbe"]["exec"]["command"],
+            serde_json::json!(["tandem-server", "--check-ready", "/etc/tandem/tandem.conf"]),
+            "readiness asks the server whether it is online"
+        );
         let small = &sts("  replicas: 2\n  datasetSizeHint: 10Mi\n")["spec"]["template"]["spec"]["containers"]
             [0];
         assert_eq!(small["startupProbe"]["failureThreshold"], 12);
