@@ -824,6 +824,44 @@ async fn a_rolling_update_replaces_replicas_first_and_the_master_after_a_switcho
     );
 }
 
+/// Two nodes behind the fake API, reconciled until Ready behind cache-0.
+struct Pair {
+    nodes: Vec<Node>,
+    ctx: Arc<Context>,
+    requests: Requests,
+    resource: RedisReplicaSet,
+    names: CommandNames,
+    /// The pod state the fake API lists, as the test controls it.
+    pods: Arc<Mutex<Revisions>>,
+}
+
+async fn ready_pair(password: &str) -> Pair {
+    let names = CommandNames::generate();
+    let bin = operator_binary();
+    let nodes: Vec<Node> = (0..2).map(|_| start_node(bin, password, &names)).collect();
+    let (ctx, api) = test_context_resolving(resolve_to(&nodes));
+    let pods: Arc<Mutex<Revisions>> = Arc::default();
+    let mut requests = fake_api_with(api, &["cache-0", "cache-1"], password, &names, pods.clone());
+    let mut resource = rrs("  replicas: 2\n  datasetSizeHint: 64Mi\n");
+    reconcile_until(
+        &ctx,
+        &mut resource,
+        &mut requests,
+        &mut Vec::new(),
+        "Ready behind cache-0",
+        |s| s["master"] == "cache-0" && every_replica_online(s),
+    )
+    .await;
+    Pair {
+        nodes,
+        ctx,
+        requests,
+        resource,
+        names,
+        pods,
+    }
+}
+
 /// `kubectl delete pod` (or a drain, an eviction) of the master: the pod is listed with a
 /// deletion timestamp while its server still serves, and the reconcile switches it over at
 /// once. When the new master's label patch arrives, writes are already held on the old
@@ -833,24 +871,15 @@ async fn a_rolling_update_replaces_replicas_first_and_the_master_after_a_switcho
 /// master.
 #[tokio::test]
 async fn a_master_pod_being_deleted_is_switched_over_before_it_goes() {
-    let bin = operator_binary();
     let password = "pw";
-    let names = CommandNames::generate();
-    let nodes: Vec<Node> = (0..2).map(|_| start_node(bin, password, &names)).collect();
-    let (ctx, api) = test_context_resolving(resolve_to(&nodes));
-    let pods: Arc<Mutex<Revisions>> = Arc::default();
-    let mut requests = fake_api_with(api, &["cache-0", "cache-1"], password, &names, pods.clone());
-    let mut resource = rrs("  replicas: 2\n  datasetSizeHint: 64Mi\n");
-    let mut seen = Vec::new();
-    reconcile_until(
-        &ctx,
-        &mut resource,
-        &mut requests,
-        &mut seen,
-        "Ready behind cache-0",
-        |s| s["master"] == "cache-0" && every_replica_online(s),
-    )
-    .await;
+    let Pair {
+        nodes,
+        ctx,
+        mut requests,
+        mut resource,
+        pods,
+        ..
+    } = ready_pair(password).await;
     let mut m = redis_conn(&nodes[0], password);
     write_keys_acked(&mut m, 1);
 
@@ -946,4 +975,105 @@ async fn a_master_pod_being_deleted_is_switched_over_before_it_goes() {
         .expect("writes released after the label moved");
     let mut n = redis_conn(&nodes[1], password);
     assert_keys_kept(&mut n);
+}
+
+/// A `spec.serverConfig` edit of live directives reaches every node with CONFIG SET, replicas
+/// first, without a restart (no pod deleted), with a `ServerConfigApplied` event; a node in
+/// line is not set again. `databases`, which needs a restart, changes the pod template's
+/// restart hash instead, so the StatefulSet rolls.
+#[tokio::test]
+async fn a_server_config_edit_is_applied_live_replicas_first() {
+    let password = "pw";
+    let Pair {
+        nodes,
+        ctx,
+        mut requests,
+        mut resource,
+        names,
+        ..
+    } = ready_pair(password).await;
+
+    resource.spec.server_config = [
+        ("maxmemory-policy", "allkeys-lru"),
+        ("maxmemory", "64mb"),
+        ("notify-keyspace-events", "KEA"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    reconcile(Arc::new(resource.clone()), ctx.clone())
+        .await
+        .expect("reconciled");
+    let seen = drain(&mut requests);
+    let applied: Vec<Value> = events(&seen)
+        .into_iter()
+        .filter(|e| e["reason"] == "ServerConfigApplied")
+        .collect();
+    assert_eq!(applied.len(), 1, "{applied:?}");
+    let note = applied[0]["note"].as_str().expect("note");
+    let (replica_at, master_at) = (
+        note.find("cache-1:").expect("the replica"),
+        note.find("cache-0:").expect("the master"),
+    );
+    assert!(replica_at < master_at, "replicas first: {note}");
+    assert!(
+        note.contains("maxmemory-policy allkeys-lru") && note.contains("maxmemory 67108864"),
+        "{note}"
+    );
+    assert!(
+        !seen.iter().any(|(m, _, _)| *m == Method::DELETE),
+        "no restart"
+    );
+    for node in &nodes {
+        let mut c = redis_conn(node, password);
+        let got: Vec<String> = redis::cmd(names.config())
+            .arg("GET")
+            .arg("maxmemory*")
+            .query(&mut c)
+            .expect("CONFIG GET");
+        let got: std::collections::BTreeMap<String, String> = got
+            .chunks(2)
+            .map(|p| (p[0].clone(), p[1].clone()))
+            .collect();
+        assert_eq!(got["maxmemory-policy"], "allkeys-lru");
+        assert_eq!(got["maxmemory"], "67108864");
+    }
+
+    // In line now: nothing is set again, no new event.
+    reconcile(Arc::new(resource.clone()), ctx.clone())
+        .await
+        .expect("reconciled");
+    let again = drain(&mut requests);
+    assert!(
+        !events(&again)
+            .iter()
+            .any(|e| e["reason"] == "ServerConfigApplied"),
+        "{:?}",
+        events(&again)
+    );
+
+    // databases needs a restart: the template's restart hash appears, nothing is set live.
+    resource
+        .spec
+        .server_config
+        .insert("databases".to_owned(), "32".to_owned());
+    reconcile(Arc::new(resource.clone()), ctx.clone())
+        .await
+        .expect("reconciled");
+    let restart = drain(&mut requests);
+    let template = restart
+        .iter()
+        .rev()
+        .find(|(m, p, _)| *m == Method::PATCH && p.ends_with("/statefulsets/cache"))
+        .map(|(_, _, b)| b["spec"]["template"]["metadata"].clone())
+        .expect("StatefulSet applied");
+    assert!(
+        template["annotations"]["tandem.dev/restart-config"].is_string(),
+        "{template}"
+    );
+    assert!(
+        !events(&restart)
+            .iter()
+            .any(|e| e["reason"] == "ServerConfigApplied")
+    );
 }

@@ -38,6 +38,7 @@ use crate::error::Error;
 use crate::observe::Observation;
 use crate::renames::CommandNames;
 use crate::resources::pod_selector;
+use crate::server_config;
 use crate::status::Notice;
 
 /// What the drive step hands to the report step.
@@ -81,6 +82,10 @@ pub async fn drive(
     } else {
         vec![CommandNames::plain(), commands]
     });
+    dataplane.use_server_config(server_config::live(
+        &rrs.spec.server_config,
+        set.policy_input.maxmemory,
+    ));
     let mut nodes = PodNodes::new(
         pods.clone(),
         &set.name,

@@ -21,6 +21,7 @@ use super::meta::{SERVER_PORT, child_meta, labels, names, selector_labels};
 use super::secret::AUTH_DIR;
 use crate::policy::{startup_budget_seconds, termination_grace_seconds};
 use crate::quantity::format_bytes;
+use crate::server_config::{RESTART_HASH_ANNOTATION, restart_hash};
 use crate::validate::ValidSet;
 
 /// User and group the server runs as (any non-root id works; fixed so volumes get a stable
@@ -87,7 +88,13 @@ pub fn statefulset(set: &ValidSet<'_>, replicas: u32) -> StatefulSet {
     let mut containers = vec![container(set)];
     containers.extend(spec.extra_containers.iter().cloned());
 
-    let annotations = (!spec.pod_annotations.is_empty()).then(|| spec.pod_annotations.clone());
+    // A directive that needs a restart changes the template, so the StatefulSet rolls
+    // (replicas first, the master after a switchover); the live ones are CONFIG SET.
+    let mut annotations = spec.pod_annotations.clone();
+    if let Some(hash) = restart_hash(&spec.server_config) {
+        annotations.insert(RESTART_HASH_ANNOTATION.to_owned(), hash);
+    }
+    let annotations = (!annotations.is_empty()).then_some(annotations);
     // The operator's labels last: the schema already refuses user labels in their
     // namespaces, and the selectors must hold whatever an outdated CRD let through.
     let mut pod_labels = spec.pod_labels.clone();
@@ -427,6 +434,27 @@ mod tests {
         let small = &sts("  replicas: 2\n  datasetSizeHint: 10Mi\n")["spec"]["template"]["spec"]["containers"]
             [0];
         assert_eq!(small["startupProbe"]["failureThreshold"], 12);
+    }
+
+    #[test]
+    fn a_directive_needing_a_restart_changes_the_pod_template() {
+        let annotation = |s: &str| {
+            sts(s)["spec"]["template"]["metadata"]["annotations"][RESTART_HASH_ANNOTATION].clone()
+        };
+        let live = annotation(
+            "  replicas: 2\n  datasetSizeHint: 1Gi\n  serverConfig: { maxmemory-policy: allkeys-lru }\n",
+        );
+        assert!(
+            live.is_null(),
+            "a live directive leaves the template as it is"
+        );
+        let a = annotation(
+            "  replicas: 2\n  datasetSizeHint: 1Gi\n  serverConfig: { databases: '32' }\n",
+        );
+        let b = annotation(
+            "  replicas: 2\n  datasetSizeHint: 1Gi\n  serverConfig: { databases: '64', hz: '50' }\n",
+        );
+        assert!(a.is_string() && b.is_string() && a != b, "{a} {b}");
     }
 
     #[test]
