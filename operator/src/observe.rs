@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
 use crate::resources::{ROLE_LABEL, ROLE_MASTER};
+use crate::server_config::RESTART_HASH_ANNOTATION;
 
 /// One pod as seen through the Kubernetes API.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +24,9 @@ pub struct PodObservation {
     pub role: Option<String>,
     /// The StatefulSet revision it was created from (`controller-revision-hash`).
     pub revision: Option<String>,
+    /// The digest of the restart-needing serverConfig directives it was created with
+    /// ([`crate::server_config::RESTART_HASH_ANNOTATION`]).
+    pub restart_config: Option<String>,
 }
 
 /// The pods of one set, in ordinal order (`cache-2` before `cache-10`).
@@ -47,6 +51,7 @@ impl Observation {
                 master: p.labels().get(ROLE_LABEL).map(String::as_str) == Some(ROLE_MASTER),
                 role: p.labels().get(ROLE_LABEL).cloned(),
                 revision: p.labels().get(REVISION_LABEL).cloned(),
+                restart_config: p.annotations().get(RESTART_HASH_ANNOTATION).cloned(),
             })
             .collect();
         pods.sort_by(|a, b| ordinal_key(&a.name).cmp(&ordinal_key(&b.name)));

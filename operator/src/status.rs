@@ -375,6 +375,7 @@ mod tests {
                     master,
                     role: None,
                     revision: None,
+                    restart_config: None,
                 })
                 .collect(),
             terminating: Vec::new(),

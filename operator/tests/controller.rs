@@ -980,7 +980,8 @@ async fn a_master_pod_being_deleted_is_switched_over_before_it_goes() {
 /// A `spec.serverConfig` edit of live directives reaches every node with CONFIG SET, replicas
 /// first, without a restart (no pod deleted), with a `ServerConfigApplied` event; a node in
 /// line is not set again. `databases`, which needs a restart, changes the pod template's
-/// restart hash instead, so the StatefulSet rolls.
+/// restart hash instead, so the StatefulSet rolls, replicas first and the master after a
+/// switchover, the events naming the cause.
 #[tokio::test]
 async fn a_server_config_edit_is_applied_live_replicas_first() {
     let password = "pw";
@@ -990,7 +991,7 @@ async fn a_server_config_edit_is_applied_live_replicas_first() {
         mut requests,
         mut resource,
         names,
-        ..
+        pods,
     } = ready_pair(password).await;
 
     resource.spec.server_config = [
@@ -1076,4 +1077,39 @@ async fn a_server_config_edit_is_applied_live_replicas_first() {
             .iter()
             .any(|e| e["reason"] == "ServerConfigApplied")
     );
+
+    // The new template's revision rolls the set: replica first, the master after a
+    // switchover, each event naming the restart directive as the cause.
+    pods.lock().expect("pods").update = Some("r2".to_owned());
+    let mut seen = restart;
+    reconcile_until(
+        &ctx,
+        &mut resource,
+        &mut requests,
+        &mut seen,
+        "every pod replaced",
+        |s| pods.lock().expect("pods").pods.len() == 2 && every_replica_online(s),
+    )
+    .await;
+    let events = events(&seen);
+    let cause = "for serverConfig directives that need a restart (databases)";
+    let replaced = events
+        .iter()
+        .find(|e| e["reason"] == "PodReplaced")
+        .expect("PodReplaced event");
+    assert!(
+        replaced["note"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("deleted cache-1") && n.contains(cause)),
+        "{replaced}"
+    );
+    let switched = events
+        .iter()
+        .find(|e| e["reason"] == "SwitchedOver")
+        .expect("SwitchedOver event");
+    assert!(
+        switched["note"].as_str().is_some_and(|n| n.contains(cause)),
+        "{switched}"
+    );
+    assert!(!events.iter().any(|e| e["reason"] == "FailedOver"));
 }

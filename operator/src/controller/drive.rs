@@ -105,6 +105,7 @@ pub async fn drive(
             desired: prepared.wanted,
             running: prepared.running,
             update_revision: applied.update_revision.as_deref(),
+            restart_config: server_config::restart_hash(&rrs.spec.server_config),
         },
         now,
     )
@@ -167,6 +168,8 @@ struct SetShape<'a> {
     pub running: u32,
     /// The StatefulSet's update revision, once its controller set it.
     pub update_revision: Option<&'a str>,
+    /// The digest of the restart-needing serverConfig directives the pods should have.
+    pub restart_config: Option<String>,
 }
 
 /// Carries out the next planned move, if any. Nothing moves while a failover is pending.
@@ -251,6 +254,7 @@ async fn moves(
             moves.pending = true;
         }
         Step::Delete(pod) => {
+            let cause = restart_cause(observation, &pod, shape);
             pods.delete(&pod, &DeleteParams::default())
                 .await
                 .map_err(|source| Error::DeletePod {
@@ -263,7 +267,7 @@ async fn moves(
                 type_: EventType::Normal,
                 reason: "PodReplaced",
                 note: format!(
-                    "deleted {pod} so the StatefulSet recreates it at revision {} (replicas first, one at a time; the master after a switchover)",
+                    "deleted {pod} so the StatefulSet recreates it at revision {}{cause} (replicas first, one at a time; the master after a switchover)",
                     shape.update_revision.unwrap_or("-")
                 ),
                 action: "RollingUpdate",
@@ -279,13 +283,34 @@ async fn moves(
                 dataplane,
                 nodes,
                 |n| updated.iter().any(|u| u == n),
-                &format!("rolling update replaces {from}"),
+                &format!(
+                    "rolling update replaces {from}{}",
+                    restart_cause(observation, &from, shape)
+                ),
                 now,
             )
             .await;
         }
     }
     Ok(moves)
+}
+
+/// Why a rolling update replaces `pod`, when it is a serverConfig directive that needs a
+/// restart (the pod's restart digest is not the spec's): `, for serverConfig directives that
+/// need a restart (databases)`; empty otherwise.
+fn restart_cause(observation: &Observation, pod: &str, shape: &SetShape<'_>) -> String {
+    let had = observation
+        .pods
+        .iter()
+        .find(|p| p.name == pod)
+        .and_then(|p| p.restart_config.as_deref());
+    if had == shape.restart_config.as_deref() {
+        return String::new();
+    }
+    format!(
+        ", for serverConfig directives that need a restart ({})",
+        server_config::NEEDS_RESTART.join(", ")
+    )
 }
 
 /// A switchover to the best of `eligible`, for `reason`, as this reconcile's move: pending

@@ -39,6 +39,7 @@ pub fn build(
                 master: Some(n.name.as_str()) == master,
                 role: None,
                 revision: None,
+                restart_config: None,
             })
             .collect(),
         terminating: Vec::new(),
