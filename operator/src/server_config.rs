@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use crate::crd::ALLOWED_SERVER_CONFIG;
+use crate::crd::{ALLOWED_SERVER_CONFIG, ServerConfigStatus};
 
 /// Allowed directives that `CONFIG SET` refuses on a running server (Redis 7.0's
 /// `IMMUTABLE_CONFIG` among [`ALLOWED_SERVER_CONFIG`]).
@@ -49,6 +49,29 @@ pub fn restart_hash(server_config: &BTreeMap<String, String>) -> Option<String> 
     }
     let digest = Sha256::digest(lines.as_bytes());
     Some(digest[..8].iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// `status.serverConfig`: `applied` (the live directives the data plane found in line on
+/// every node that answered) and the directives that wait for a restart; None when
+/// `server_config` is empty.
+pub fn status(
+    server_config: &BTreeMap<String, String>,
+    applied: &[(&'static str, String)],
+) -> Option<ServerConfigStatus> {
+    if server_config.is_empty() {
+        return None;
+    }
+    Some(ServerConfigStatus {
+        applied: applied
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect(),
+        on_restart: server_config
+            .iter()
+            .filter(|(k, _)| NEEDS_RESTART.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    })
 }
 
 #[cfg(test)]

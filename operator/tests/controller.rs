@@ -1040,6 +1040,18 @@ async fn a_server_config_edit_is_applied_live_replicas_first() {
         assert_eq!(got["maxmemory"], "67108864");
     }
 
+    let status = statuses(&seen).last().cloned().expect("status written");
+    assert_eq!(
+        status["serverConfig"],
+        json!({ "applied": {
+            "maxmemory": "67108864",
+            "maxmemory-policy": "allkeys-lru",
+            "notify-keyspace-events": "KEA"
+        } }),
+        "{status}"
+    );
+    resource.status = Some(serde_json::from_value(status).expect("status"));
+
     // In line now: nothing is set again, no new event.
     reconcile(Arc::new(resource.clone()), ctx.clone())
         .await
@@ -1071,6 +1083,11 @@ async fn a_server_config_edit_is_applied_live_replicas_first() {
     assert!(
         template["annotations"]["tandem.dev/restart-config"].is_string(),
         "{template}"
+    );
+    let status = statuses(&restart).last().cloned().expect("status written");
+    assert_eq!(
+        status["serverConfig"]["onRestart"],
+        json!({ "databases": "32" })
     );
     assert!(
         !events(&restart)

@@ -65,6 +65,8 @@ pub struct DataPlane {
     /// The user's live-settable `spec.serverConfig` directives ([`crate::server_config`]),
     /// set on every node with the plan's.
     server_config: Vec<(&'static str, String)>,
+    /// Of `server_config`, what every node that answered had in line after the last pass.
+    pub server_config_applied: Vec<(&'static str, String)>,
     down_after: Duration,
     epoch: Instant,
     pub(super) published: Option<String>,
@@ -96,6 +98,7 @@ impl DataPlane {
             password,
             commands: Vec::new(),
             server_config: Vec::new(),
+            server_config_applied: Vec::new(),
             down_after,
             epoch: Instant::now(),
             published: None,
@@ -241,6 +244,7 @@ impl DataPlane {
         let mut order: Vec<usize> = (0..nodes.len()).collect();
         order.sort_by_key(|&i| decision.master.as_deref() == Some(nodes[i].name.as_str()));
         let mut user_applied: Vec<(String, Vec<String>)> = Vec::new();
+        let mut refused: Vec<&'static str> = Vec::new();
         for i in order {
             let (node, Some(conn)) = (&nodes[i], &mut conns[i]) else {
                 continue;
@@ -266,10 +270,13 @@ impl DataPlane {
                 }
                 Err(e) => {
                     warn!(node = %node.name, error = %e, "CONFIG SET failed");
-                    if changes
+                    let user: Vec<&'static str> = changes
                         .iter()
-                        .any(|(k, _)| self.server_config.iter().any(|(u, _)| u == k))
-                    {
+                        .map(|(k, _)| *k)
+                        .filter(|k| self.server_config.iter().any(|(u, _)| u == k))
+                        .collect();
+                    if !user.is_empty() {
+                        refused.extend(user);
                         notices.push(Notice {
                             type_: EventType::Warning,
                             reason: "ServerConfigRefused",
@@ -280,6 +287,12 @@ impl DataPlane {
                 }
             }
         }
+        self.server_config_applied = self
+            .server_config
+            .iter()
+            .filter(|(k, _)| !refused.contains(k))
+            .cloned()
+            .collect();
         if !user_applied.is_empty() {
             let applied: Vec<String> = user_applied
                 .iter()
