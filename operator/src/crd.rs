@@ -557,6 +557,9 @@ pub struct RedisReplicaSetStatus {
     /// What the nodes keep on their volume, and why (the persistence policy's choice).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistence: Option<PersistenceStatus>,
+    /// Where spec.serverConfig stands on the running nodes; absent when it is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_config: Option<ServerConfigStatus>,
     /// One entry per non-master pod.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["pod"]))]
@@ -589,6 +592,21 @@ pub struct RedisReplicaSetStatus {
     /// tuning adjustments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_plane: Option<DataPlaneRecord>,
+}
+
+/// spec.serverConfig on the running nodes.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerConfigStatus {
+    /// The live directives every node that answered has, as CONFIG GET prints them (set
+    /// with CONFIG SET, replicas first, or started with). A directive a node refused is
+    /// missing until it is in line.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub applied: BTreeMap<String, String>,
+    /// Directives that only take effect at a start (databases): a change rolls the pods,
+    /// replicas first and the master after a switchover.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub on_restart: BTreeMap<String, String>,
 }
 
 /// The data plane's record kept in the status.

@@ -25,6 +25,7 @@ pub mod quantity;
 pub mod random;
 pub mod renames;
 pub mod resources;
+pub mod server_config;
 pub mod set_metrics;
 pub mod status;
 pub mod validate;

@@ -3,7 +3,8 @@
 //! StatefulSet, a node that dies is started again (as a replica, never as a master). The
 //! status goes to the terminal (a live table, or plain lines when stdout is not a terminal)
 //! and to the status file. SIGUSR1 asks for a planned switchover to the most advanced
-//! replica ([`crate::dataplane::switchover`]). As pods do, nodes answer to secret names for
+//! replica ([`crate::dataplane::switchover`]); so does a master that got SIGTERM and waits
+//! for its role to move away ([`crate::dataplane::departure`]). As pods do, nodes answer to secret names for
 //! CONFIG, REPLICAOF and SHUTDOWN (and not at all to DEBUG and SLAVEOF) unless the settings
 //! keep the plain names; the names are generated once per run and kept in
 //! `<dir>/renamed-commands` (owner-only), the local counterpart of the auth-conf Secret.
@@ -26,6 +27,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
 
 use crate::crd::{Appendfsync, PersistenceMode, RedisReplicaSetStatus};
+use crate::dataplane::departure;
 use crate::dataplane::engine::{DataPlane, Nodes};
 use crate::dataplane::roles::NodeAddr;
 use crate::dataplane::status;
@@ -517,6 +519,26 @@ pub async fn run(
         let events = pass.notices.len() + nodes.exits.len();
         for n in nodes.take_exits().iter().chain(&pass.notices) {
             announce(n, tty, &mut view);
+        }
+        if let Some(leaving) = departure::of_master(&pass, &[]) {
+            let s = match dataplane
+                .switch_over(
+                    &mut nodes,
+                    |n| leaving.eligible(n),
+                    &leaving.reason,
+                    CATCH_UP_TIMEOUT,
+                    now,
+                )
+                .await
+            {
+                Ok(s) => s,
+                Err(e) => break Err(LocalError::Start(e)),
+            };
+            announce(&s.notice, tty, &mut view);
+            if s.result.is_ok() {
+                // The pass is out of date: the next one reports the new master.
+                continue;
+            }
         }
         let mut new = status::build(
             previous.as_ref(),

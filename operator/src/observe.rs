@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
 use crate::resources::{ROLE_LABEL, ROLE_MASTER};
+use crate::server_config::RESTART_HASH_ANNOTATION;
 
 /// One pod as seen through the Kubernetes API.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +24,9 @@ pub struct PodObservation {
     pub role: Option<String>,
     /// The StatefulSet revision it was created from (`controller-revision-hash`).
     pub revision: Option<String>,
+    /// The digest of the restart-needing serverConfig directives it was created with
+    /// ([`crate::server_config::RESTART_HASH_ANNOTATION`]).
+    pub restart_config: Option<String>,
 }
 
 /// The pods of one set, in ordinal order (`cache-2` before `cache-10`).
@@ -30,12 +34,15 @@ pub struct PodObservation {
 pub struct Observation {
     /// Every pod of the set that is not being deleted.
     pub pods: Vec<PodObservation>,
+    /// Pods being deleted (deletion timestamp set: a drain, an eviction, `kubectl delete`):
+    /// a master among them is switched over while it still serves.
+    pub terminating: Vec<String>,
 }
 
 impl Observation {
     /// Builds the observation from listed pods; pods being deleted no longer count.
-    pub fn from_pods(pods: &[Pod]) -> Self {
-        let mut pods: Vec<PodObservation> = pods
+    pub fn from_pods(pods_in: &[Pod]) -> Self {
+        let mut pods: Vec<PodObservation> = pods_in
             .iter()
             .filter(|p| p.metadata.deletion_timestamp.is_none())
             .map(|p| PodObservation {
@@ -44,10 +51,12 @@ impl Observation {
                 master: p.labels().get(ROLE_LABEL).map(String::as_str) == Some(ROLE_MASTER),
                 role: p.labels().get(ROLE_LABEL).cloned(),
                 revision: p.labels().get(REVISION_LABEL).cloned(),
+                restart_config: p.annotations().get(RESTART_HASH_ANNOTATION).cloned(),
             })
             .collect();
         pods.sort_by(|a, b| ordinal_key(&a.name).cmp(&ordinal_key(&b.name)));
-        Self { pods }
+        let terminating = pods_being_deleted(pods_in);
+        Self { pods, terminating }
     }
 
     /// The master pod, when exactly one pod holds the role. Two masters is a split the
@@ -78,6 +87,13 @@ fn ordinal_key(name: &str) -> (&str, u64, &str) {
         },
         None => (name, 0, name),
     }
+}
+
+fn pods_being_deleted(pods: &[Pod]) -> Vec<String> {
+    pods.iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_some())
+        .map(ResourceExt::name_any)
+        .collect()
 }
 
 fn is_ready(pod: &Pod) -> bool {
@@ -115,6 +131,7 @@ mod tests {
             pod("cache-2", true, None, true),
         ]);
         assert_eq!(o.pods.len(), 2, "a pod being deleted does not count");
+        assert_eq!(o.terminating, ["cache-2"], "but is known to be leaving");
         assert_eq!(o.pods[0].name, "cache-0");
         assert_eq!(o.master().map(|m| m.name.as_str()), Some("cache-0"));
         assert_eq!(o.ready_count(), 1);

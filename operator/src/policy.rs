@@ -68,6 +68,35 @@ pub fn startup_budget_seconds(dataset: u64, aof: bool) -> u64 {
         .max(STARTUP_FLOOR_SECONDS)
 }
 
+/// How long a master that got SIGTERM keeps serving so that the operator can switch it over
+/// (`shutdown-handover-timeout`): the controller reconciles on the pod's deletion within
+/// seconds (its pod watch), local mode looks every 200 ms; a master still serving after
+/// this shuts down anyway and its replicas fail over.
+pub const HANDOVER_WAIT_SECONDS: u64 = 30;
+
+/// `shutdown-timeout`: Redis's default. After the switchover the old master is a replica
+/// with nothing to wait for; the wait only matters when no switchover happened.
+pub const SHUTDOWN_TIMEOUT_SECONDS: u64 = 10;
+
+/// The process's exit and the kubelet's own steps, on top of the waits and the save.
+pub const STOP_MARGIN_SECONDS: u64 = 5;
+
+/// `terminationGracePeriodSeconds`: the handover wait, then `shutdown-timeout`, then the
+/// final save (with snapshots: writing the dataset takes about its transfer time, with the
+/// same margin as repl-timeout). A grace period shorter than this would have the kubelet's
+/// SIGKILL cut the switchover or the final save short.
+pub fn termination_grace_seconds(dataset: u64, snapshots: bool) -> u64 {
+    let save = if snapshots {
+        transfer_seconds(dataset).saturating_mul(TIMEOUT_MARGIN)
+    } else {
+        0
+    };
+    HANDOVER_WAIT_SECONDS
+        .saturating_add(SHUTDOWN_TIMEOUT_SECONDS)
+        .saturating_add(save)
+        .saturating_add(STOP_MARGIN_SECONDS)
+}
+
 /// Everything the policy looks at.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PolicyInput {
@@ -204,6 +233,11 @@ impl Plan {
             (
                 "min-replicas-max-lag",
                 MIN_REPLICAS_MAX_LAG_SECONDS.to_string(),
+            ),
+            ("shutdown-timeout", SHUTDOWN_TIMEOUT_SECONDS.to_string()),
+            (
+                "shutdown-handover-timeout",
+                HANDOVER_WAIT_SECONDS.to_string(),
             ),
         ]
     }
@@ -740,8 +774,25 @@ mod tests {
                 "client-output-buffer-limit replica 2202009600 0 0",
                 "min-replicas-to-write 1",
                 "min-replicas-max-lag 10",
+                "shutdown-timeout 10",
+                "shutdown-handover-timeout 30",
             ]
         );
+    }
+
+    #[test]
+    fn the_grace_period_covers_the_handover_the_replicas_wait_and_the_final_save() {
+        assert_eq!(
+            termination_grace_seconds(64 * MIB, false),
+            30 + 10 + 5,
+            "no save without snapshots"
+        );
+        assert_eq!(
+            termination_grace_seconds(20 * GIB, true),
+            30 + 10 + 2048 + 5,
+            "20Gi at 20 MiB/s is 1024 s, twice for the margin"
+        );
+        assert!(termination_grace_seconds(u64::MAX, true) >= HANDOVER_WAIT_SECONDS);
     }
 
     /// docs/tuning.md's table of inputs -> outputs is checked row by row against [`plan`] and

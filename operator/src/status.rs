@@ -375,8 +375,10 @@ mod tests {
                     master,
                     role: None,
                     revision: None,
+                    restart_config: None,
                 })
                 .collect(),
+            terminating: Vec::new(),
         }
     }
 

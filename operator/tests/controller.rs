@@ -104,13 +104,20 @@ fn resolve_to(nodes: &[Node]) -> Resolve {
 /// What the fake API server saw, in order.
 type Requests = tokio::sync::mpsc::UnboundedReceiver<(Method, String, Value)>;
 
-/// The StatefulSet's update revision as the fake API server reports it (None: not
-/// reported) and each pod's revision (`r1` until deleted; a deleted pod is recreated at
-/// the update revision at once, its server kept running).
+/// Called by the fake API server with (pod, role) when a role label patch arrives, before
+/// it answers: what the servers look like at that moment.
+type OnLabel = Box<dyn FnMut(&str, &str) + Send>;
+
+/// Pod state the test controls: the StatefulSet's update revision as the fake API server
+/// reports it (None: not reported) and each pod's revision (`r1` until deleted; a deleted
+/// pod is recreated at the update revision at once, its server kept running); the pods
+/// listed with a deletion timestamp; a hook on label patches.
 #[derive(Default)]
 struct Revisions {
     update: Option<String>,
     pods: std::collections::BTreeMap<String, String>,
+    deleting: std::collections::BTreeSet<String>,
+    on_label: Option<OnLabel>,
 }
 
 /// A fake API server for multi-reconcile scenarios: the Secret holds `password`, applies
@@ -124,7 +131,7 @@ fn fake_api(
     fake_api_with(api, pods, password, names, Arc::default())
 }
 
-/// [`fake_api`] with pod revisions the test controls.
+/// [`fake_api`] with pod state the test controls.
 fn fake_api_with(
     api: ApiServer,
     pods: &'static [&'static str],
@@ -152,6 +159,12 @@ fn fake_api_with(
                     .collect();
                 let mut list = pods_list(&listed);
                 let revisions = revisions.lock().expect("revisions");
+                for item in list["items"].as_array_mut().expect("items") {
+                    let name = item["metadata"]["name"].as_str().expect("name");
+                    if revisions.deleting.contains(name) {
+                        item["metadata"]["deletionTimestamp"] = json!("2026-12-07T00:00:00Z");
+                    }
+                }
                 if revisions.update.is_some() {
                     for item in list["items"].as_array_mut().expect("items") {
                         let name = item["metadata"]["name"].as_str().expect("name");
@@ -181,6 +194,9 @@ fn fake_api_with(
                 let role = body["metadata"]["labels"]["tandem.dev/role"]
                     .as_str()
                     .expect("role label patch");
+                if let Some(hook) = &mut revisions.lock().expect("revisions").on_label {
+                    hook(pod, role);
+                }
                 labels.insert(pod.to_owned(), role.to_owned());
                 (StatusCode::OK, json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": pod, "namespace": "ns1", "labels": { "tandem.dev/role": role } } }))
             }
@@ -514,6 +530,34 @@ fn redis_conn(node: &Node, password: &str) -> redis::Connection {
         .expect("connect")
 }
 
+/// `SET k0..k99` on `m`, then `WAIT` until `replicas` replicas have them.
+fn write_keys_acked(m: &mut redis::Connection, replicas: i64) {
+    for i in 0..100 {
+        redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg(i)
+            .query::<()>(m)
+            .expect("SET");
+    }
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(replicas)
+        .arg(5000)
+        .query(m)
+        .expect("WAIT");
+    assert_eq!(acked, replicas);
+}
+
+/// Every key of [`write_keys_acked`] is on `n` with its value.
+fn assert_keys_kept(n: &mut redis::Connection) {
+    for k in 0..100 {
+        let v: Option<i64> = redis::cmd("GET")
+            .arg(format!("k{k}"))
+            .query(n)
+            .expect("GET");
+        assert_eq!(v, Some(k), "k{k} acknowledged by WAIT and lost");
+    }
+}
+
 fn role_of(conn: &mut redis::Connection) -> (String, Option<String>) {
     let info: String = redis::cmd("INFO")
         .arg("replication")
@@ -557,19 +601,7 @@ async fn scale_in_switches_the_master_over_before_the_statefulset_shrinks() {
     )
     .await;
     let mut m = redis_conn(&nodes[2], password);
-    for i in 0..100 {
-        redis::cmd("SET")
-            .arg(format!("k{i}"))
-            .arg(i)
-            .query::<()>(&mut m)
-            .expect("SET");
-    }
-    let acked: i64 = redis::cmd("WAIT")
-        .arg(2)
-        .arg(5000)
-        .query(&mut m)
-        .expect("WAIT");
-    assert_eq!(acked, 2);
+    write_keys_acked(&mut m, 2);
 
     resource.spec.replicas = 2;
     let mut seen = Vec::new();
@@ -668,13 +700,7 @@ async fn scale_in_switches_the_master_over_before_the_statefulset_shrinks() {
         .and_then(|i| i.parse().ok())
         .expect("ordinal");
     let mut n = redis_conn(&nodes[i], password);
-    for k in 0..100 {
-        let v: Option<i64> = redis::cmd("GET")
-            .arg(format!("k{k}"))
-            .query(&mut n)
-            .expect("GET");
-        assert_eq!(v, Some(k), "k{k} acknowledged by WAIT and lost");
-    }
+    assert_keys_kept(&mut n);
     // The switchover disconnected the old master's clients, so a new connection asks.
     assert_eq!(
         role_of(&mut redis_conn(&nodes[2], password)),
@@ -797,4 +823,311 @@ async fn a_rolling_update_replaces_replicas_first_and_the_master_after_a_switcho
             .iter()
             .any(|(m, _, _)| *m == Method::DELETE)
     );
+}
+
+/// Two nodes behind the fake API, reconciled until Ready behind cache-0.
+struct Pair {
+    nodes: Vec<Node>,
+    ctx: Arc<Context>,
+    requests: Requests,
+    resource: RedisReplicaSet,
+    names: CommandNames,
+    /// The pod state the fake API lists, as the test controls it.
+    pods: Arc<Mutex<Revisions>>,
+}
+
+async fn ready_pair(password: &str) -> Pair {
+    let names = CommandNames::generate();
+    let bin = operator_binary();
+    let nodes: Vec<Node> = (0..2).map(|_| start_node(bin, password, &names)).collect();
+    let (ctx, api) = test_context_resolving(resolve_to(&nodes));
+    let pods: Arc<Mutex<Revisions>> = Arc::default();
+    let mut requests = fake_api_with(api, &["cache-0", "cache-1"], password, &names, pods.clone());
+    let mut resource = rrs("  replicas: 2\n  datasetSizeHint: 64Mi\n");
+    reconcile_until(
+        &ctx,
+        &mut resource,
+        &mut requests,
+        &mut Vec::new(),
+        "Ready behind cache-0",
+        |s| s["master"] == "cache-0" && every_replica_online(s),
+    )
+    .await;
+    Pair {
+        nodes,
+        ctx,
+        requests,
+        resource,
+        names,
+        pods,
+    }
+}
+
+/// `kubectl delete pod` (or a drain, an eviction) of the master: the pod is listed with a
+/// deletion timestamp while its server still serves, and the reconcile switches it over at
+/// once. When the new master's label patch arrives, writes are already held on the old
+/// master (a PUBLISH there waits), the new master is promoted and the old one follows it:
+/// pause, promote, label, in that order; then writes are released. A SwitchedOver event
+/// names the terminating pod; no failover; every write acknowledged by WAIT is on the new
+/// master.
+#[tokio::test]
+async fn a_master_pod_being_deleted_is_switched_over_before_it_goes() {
+    let password = "pw";
+    let Pair {
+        nodes,
+        ctx,
+        mut requests,
+        mut resource,
+        pods,
+        ..
+    } = ready_pair(password).await;
+    let mut m = redis_conn(&nodes[0], password);
+    write_keys_acked(&mut m, 1);
+
+    // (pod, role, new master's role, old master's role and master port, PUBLISH on the old
+    // master held) at each label patch.
+    type AtLabel = (String, String, String, (String, Option<String>), bool);
+    let at_label: Arc<Mutex<Vec<AtLabel>>> = Arc::default();
+    {
+        let at_label = at_label.clone();
+        let (old, new) = (nodes[0].port, nodes[1].port);
+        let password = password.to_owned();
+        let mut pods = pods.lock().expect("pods");
+        pods.deleting.insert("cache-0".to_owned());
+        pods.on_label = Some(Box::new(move |pod, role| {
+            let conn = |port: u16| {
+                redis::Client::open(format!("redis://:{password}@127.0.0.1:{port}/"))
+                    .expect("client")
+                    .get_connection_with_timeout(Duration::from_secs(5))
+                    .expect("connect")
+            };
+            let mut publisher = conn(old);
+            publisher
+                .set_read_timeout(Some(Duration::from_millis(300)))
+                .expect("timeout");
+            let held = redis::cmd("PUBLISH")
+                .arg("ch")
+                .arg("x")
+                .query::<i64>(&mut publisher)
+                .is_err_and(|e| e.is_timeout());
+            at_label.lock().expect("at_label").push((
+                pod.to_owned(),
+                role.to_owned(),
+                role_of(&mut conn(new)).0,
+                role_of(&mut conn(old)),
+                held,
+            ));
+        }));
+    }
+    let mut seen = Vec::new();
+    reconcile_until(
+        &ctx,
+        &mut resource,
+        &mut requests,
+        &mut seen,
+        "switched over to cache-1",
+        |s| s["master"] == "cache-1",
+    )
+    .await;
+
+    assert_eq!(
+        *at_label.lock().expect("at_label"),
+        [(
+            "cache-1".to_owned(),
+            "master".to_owned(),
+            "master".to_owned(),
+            ("slave".to_owned(), Some(nodes[1].port.to_string())),
+            true
+        )],
+        "one label patch, made with writes held, after the promotion and the repointing"
+    );
+    assert_eq!(
+        label_patches(&seen),
+        [("cache-1".to_owned(), "master".to_owned())],
+        "the terminating pod is not relabelled: it is going"
+    );
+    let events = events(&seen);
+    let switched = events
+        .iter()
+        .find(|e| e["reason"] == "SwitchedOver")
+        .expect("SwitchedOver event");
+    let note = switched["note"].as_str().expect("note");
+    assert!(
+        note.starts_with("switched over from cache-0 to cache-1 at offset ")
+            && note.contains("(pod cache-0 is terminating)"),
+        "{note}"
+    );
+    assert!(!events.iter().any(|e| e["reason"] == "FailedOver"));
+    let status = serde_json::to_value(resource.status.as_ref().expect("status")).expect("json");
+    assert_eq!(status["lastSwitchover"]["from"], "cache-0");
+    assert_eq!(
+        status["lastSwitchover"]["reason"],
+        "pod cache-0 is terminating"
+    );
+    assert!(status.get("lastFailover").is_none(), "{status}");
+
+    // Writes released: a PUBLISH on the old master answers at once.
+    m.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg("ch")
+        .arg("y")
+        .query(&mut m)
+        .expect("writes released after the label moved");
+    let mut n = redis_conn(&nodes[1], password);
+    assert_keys_kept(&mut n);
+}
+
+/// A `spec.serverConfig` edit of live directives reaches every node with CONFIG SET, replicas
+/// first, without a restart (no pod deleted), with a `ServerConfigApplied` event; a node in
+/// line is not set again. `databases`, which needs a restart, changes the pod template's
+/// restart hash instead, so the StatefulSet rolls, replicas first and the master after a
+/// switchover, the events naming the cause.
+#[tokio::test]
+async fn a_server_config_edit_is_applied_live_replicas_first() {
+    let password = "pw";
+    let Pair {
+        nodes,
+        ctx,
+        mut requests,
+        mut resource,
+        names,
+        pods,
+    } = ready_pair(password).await;
+
+    resource.spec.server_config = [
+        ("maxmemory-policy", "allkeys-lru"),
+        ("maxmemory", "64mb"),
+        ("notify-keyspace-events", "KEA"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    reconcile(Arc::new(resource.clone()), ctx.clone())
+        .await
+        .expect("reconciled");
+    let seen = drain(&mut requests);
+    let applied: Vec<Value> = events(&seen)
+        .into_iter()
+        .filter(|e| e["reason"] == "ServerConfigApplied")
+        .collect();
+    assert_eq!(applied.len(), 1, "{applied:?}");
+    let note = applied[0]["note"].as_str().expect("note");
+    let (replica_at, master_at) = (
+        note.find("cache-1:").expect("the replica"),
+        note.find("cache-0:").expect("the master"),
+    );
+    assert!(replica_at < master_at, "replicas first: {note}");
+    assert!(
+        note.contains("maxmemory-policy allkeys-lru") && note.contains("maxmemory 67108864"),
+        "{note}"
+    );
+    assert!(
+        !seen.iter().any(|(m, _, _)| *m == Method::DELETE),
+        "no restart"
+    );
+    for node in &nodes {
+        let mut c = redis_conn(node, password);
+        let got: Vec<String> = redis::cmd(names.config())
+            .arg("GET")
+            .arg("maxmemory*")
+            .query(&mut c)
+            .expect("CONFIG GET");
+        let got: std::collections::BTreeMap<String, String> = got
+            .chunks(2)
+            .map(|p| (p[0].clone(), p[1].clone()))
+            .collect();
+        assert_eq!(got["maxmemory-policy"], "allkeys-lru");
+        assert_eq!(got["maxmemory"], "67108864");
+    }
+
+    let status = statuses(&seen).last().cloned().expect("status written");
+    assert_eq!(
+        status["serverConfig"],
+        json!({ "applied": {
+            "maxmemory": "67108864",
+            "maxmemory-policy": "allkeys-lru",
+            "notify-keyspace-events": "KEA"
+        } }),
+        "{status}"
+    );
+    resource.status = Some(serde_json::from_value(status).expect("status"));
+
+    // In line now: nothing is set again, no new event.
+    reconcile(Arc::new(resource.clone()), ctx.clone())
+        .await
+        .expect("reconciled");
+    let again = drain(&mut requests);
+    assert!(
+        !events(&again)
+            .iter()
+            .any(|e| e["reason"] == "ServerConfigApplied"),
+        "{:?}",
+        events(&again)
+    );
+
+    // databases needs a restart: the template's restart hash appears, nothing is set live.
+    resource
+        .spec
+        .server_config
+        .insert("databases".to_owned(), "32".to_owned());
+    reconcile(Arc::new(resource.clone()), ctx.clone())
+        .await
+        .expect("reconciled");
+    let restart = drain(&mut requests);
+    let template = restart
+        .iter()
+        .rev()
+        .find(|(m, p, _)| *m == Method::PATCH && p.ends_with("/statefulsets/cache"))
+        .map(|(_, _, b)| b["spec"]["template"]["metadata"].clone())
+        .expect("StatefulSet applied");
+    assert!(
+        template["annotations"]["tandem.dev/restart-config"].is_string(),
+        "{template}"
+    );
+    let status = statuses(&restart).last().cloned().expect("status written");
+    assert_eq!(
+        status["serverConfig"]["onRestart"],
+        json!({ "databases": "32" })
+    );
+    assert!(
+        !events(&restart)
+            .iter()
+            .any(|e| e["reason"] == "ServerConfigApplied")
+    );
+
+    // The new template's revision rolls the set: replica first, the master after a
+    // switchover, each event naming the restart directive as the cause.
+    pods.lock().expect("pods").update = Some("r2".to_owned());
+    let mut seen = restart;
+    reconcile_until(
+        &ctx,
+        &mut resource,
+        &mut requests,
+        &mut seen,
+        "every pod replaced",
+        |s| pods.lock().expect("pods").pods.len() == 2 && every_replica_online(s),
+    )
+    .await;
+    let events = events(&seen);
+    let cause = "for serverConfig directives that need a restart (databases)";
+    let replaced = events
+        .iter()
+        .find(|e| e["reason"] == "PodReplaced")
+        .expect("PodReplaced event");
+    assert!(
+        replaced["note"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("deleted cache-1") && n.contains(cause)),
+        "{replaced}"
+    );
+    let switched = events
+        .iter()
+        .find(|e| e["reason"] == "SwitchedOver")
+        .expect("SwitchedOver event");
+    assert!(
+        switched["note"].as_str().is_some_and(|n| n.contains(cause)),
+        "{switched}"
+    );
+    assert!(!events.iter().any(|e| e["reason"] == "FailedOver"));
 }

@@ -29,7 +29,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Config> {
         }
         if first == "-h" || first == "--help" {
             println!(
-                "Usage: tandem-server [/path/to/redis.conf] [--directive value ...]\n\nExamples:\n  tandem-server --port 7000\n  tandem-server /etc/tandem.conf --loglevel verbose"
+                "Usage: tandem-server [/path/to/redis.conf] [--directive value ...]\n       tandem-server --check-ready [/path/to/redis.conf] [--directive value ...]\n\nExamples:\n  tandem-server --port 7000\n  tandem-server /etc/tandem.conf --loglevel verbose"
             );
             std::process::exit(0);
         }
@@ -124,10 +124,28 @@ async fn signals(state: Shared) {
         };
         let opts = crate::shutdown::signal_options(words);
         let now = crate::clock::now_ms();
-        if crate::shutdown::begin(&mut srv, opts, None, now).is_err() {
+        if crate::shutdown::on_signal(&mut srv, opts, now).is_err() {
             tracing::warn!(
                 "{name} received but errors trying to shut down the server, check the logs for more information"
             );
+        }
+    }
+}
+
+/// `--check-ready [CONFIG_FILE] [--directive value ...]`: exits 0 when the node configured
+/// so is ready for clients, else 1 with the reason on stderr ([`crate::probe`]).
+fn check_ready(args: &[String]) -> ! {
+    let verdict = parse_args(args)
+        .map_err(|e| format!("{e:#}"))
+        .and_then(|config| crate::probe::run(&config).map_err(|e| e.to_string()));
+    match verdict {
+        Ok(role) => {
+            println!("ready: {role}");
+            std::process::exit(0);
+        }
+        Err(reason) => {
+            eprintln!("not ready: {reason}");
+            std::process::exit(1);
         }
     }
 }
@@ -138,6 +156,9 @@ async fn signals(state: Shared) {
 /// # Errors
 /// The log file cannot be opened, the runtime cannot start, or the port cannot be bound.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
+    if let Some(("--check-ready", rest)) = args.split_first().map(|(a, r)| (a.as_str(), r)) {
+        check_ready(rest);
+    }
     let (config, commands) = match parse_args(args).and_then(|c| {
         let names = crate::cmd::names::resolve(&c.rename_commands).map_err(|e| match e {
             ConfigError::File { .. } => anyhow::Error::new(e),

@@ -172,6 +172,11 @@ pub struct Config {
     pub tracking_table_max_keys: u64,
     /// Seconds a master shutting down waits for its replicas (0: it does not wait).
     pub shutdown_timeout: u64,
+    /// Seconds a master with replicas, on SIGTERM, waits for its replicas to be handed the
+    /// master role (it becomes a replica) before the `shutdown-timeout` wait begins; 0 (the
+    /// default) is Redis 7.0's behaviour. A tandem-server directive: an operator sets it so
+    /// that a pod's SIGTERM ends in a switchover instead of a failover.
+    pub shutdown_handover_timeout: u64,
     /// The SHUTDOWN options a SIGTERM / SIGINT means (`default`, or some of `save`,
     /// `nosave`, `now`, `force`).
     pub shutdown_on_sigterm: String,
@@ -309,6 +314,7 @@ impl Default for Config {
             slowlog_max_len: 128,
             tracking_table_max_keys: 1_000_000,
             shutdown_timeout: 10,
+            shutdown_handover_timeout: 0,
             shutdown_on_sigterm: "default".into(),
             shutdown_on_sigint: "default".into(),
             lfu_log_factor: 10,
@@ -1124,6 +1130,12 @@ static DIRECTIVES: &[Directive] = &[
     ),
     integer!("slowlog-max-len", slowlog_max_len, 0, i64::MAX),
     integer!("shutdown-timeout", shutdown_timeout, 0, i64::from(i32::MAX)),
+    integer!(
+        "shutdown-handover-timeout",
+        shutdown_handover_timeout,
+        0,
+        i64::from(i32::MAX)
+    ),
     Directive {
         name: "shutdown-on-sigterm",
         alias: None,
@@ -1212,6 +1224,10 @@ static ACCEPTED: LazyLock<Vec<Directive>> = LazyLock::new(|| {
         })
         .collect()
 });
+
+/// Directives a CONFIG GET pattern does not list, only their exact name (Redis's
+/// `HIDDEN_CONFIG`): tandem-server's own, so `CONFIG GET *` lists what Redis 7.0 lists.
+const HIDDEN: &[&str] = &["shutdown-handover-timeout"];
 
 /// Every directive: those the server acts on, then those it only accepts.
 fn directives() -> impl Iterator<Item = &'static Directive> {
@@ -1317,10 +1333,15 @@ impl Config {
         Ok(())
     }
 
-    /// CONFIG GET: every directive (and alias) whose name matches the glob, with its value.
+    /// CONFIG GET: every directive (and alias) whose name matches the glob, with its value;
+    /// a hidden directive only by its exact name.
     pub fn get_matching(&self, pattern: &[u8]) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
+        let glob = pattern.iter().any(|b| b"*?[".contains(b));
         for d in directives() {
+            if glob && HIDDEN.contains(&d.name) {
+                continue;
+            }
             for name in std::iter::once(d.name).chain(d.alias) {
                 if crate::glob::matches(pattern, name.as_bytes(), true)
                     && !out.iter().any(|(n, _)| *n == name)

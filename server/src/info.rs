@@ -158,6 +158,9 @@ fn server(srv: &Server, out: &mut String) {
         srv.config.config_file.clone().unwrap_or_default()
     );
     field!(out, "io_threads_active", 0);
+    if let Some(ms) = crate::shutdown::remaining_ms(srv, crate::clock::now_ms()) {
+        field!(out, "shutdown_in_milliseconds", ms);
+    }
     field!(out, "tandem_version", env!("CARGO_PKG_VERSION"));
 }
 

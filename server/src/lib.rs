@@ -35,6 +35,7 @@ pub mod net;
 pub mod notify;
 pub mod persistence;
 pub mod pqsort;
+pub mod probe;
 pub mod protocol;
 pub mod pubsub;
 pub mod rdb;

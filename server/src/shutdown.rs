@@ -5,6 +5,14 @@
 //! does SIGTERM (and SIGINT), whose options come from `shutdown-on-sigterm` /
 //! `shutdown-on-sigint`. SHUTDOWN ABORT cancels the wait.
 //!
+//! `shutdown-handover-timeout` (a tandem-server directive, 0 by default) puts one step
+//! before that for a signal: a master with replicas keeps serving for up to that many
+//! seconds, showing `shutdown_in_milliseconds` in INFO, so that an operator can switch the
+//! master role over to a replica (pause, catch up, promote) while the master still answers;
+//! once it is a replica, or has no replicas left, or the time is up, the shutdown above
+//! begins. A master that exits at once would leave its replicas to a failover after
+//! `downAfterSeconds`, and a SIGTERM is how every planned pod departure starts.
+//!
 //! This matters most as the container's PID 1 under Kubernetes: the kubelet's SIGTERM is
 //! the only notice a pod gets, and a process that ignored it (PID 1 has no default action)
 //! would be killed at the end of the grace period without its final save.
@@ -12,7 +20,7 @@
 use crate::persistence::save::{self, ShutdownOptions};
 use crate::state::Server;
 use crate::state::persistence::SaveError;
-use crate::state::persistence::ShutdownWait;
+use crate::state::persistence::{HandoverWait, ShutdownWait};
 use tracing::{info, warn};
 
 /// The pause a waiting shutdown holds.
@@ -54,6 +62,50 @@ pub fn begin(
     finish(srv, opts)
 }
 
+/// A signal's shutdown: with `shutdown-handover-timeout` set, a master with replicas first
+/// waits for the master role to move away ([`complete`] begins the shutdown once it has);
+/// otherwise (and for a second signal during that wait) [`begin`] at once.
+///
+/// # Errors
+/// The final save failed (the server keeps running, as Redis's).
+pub fn on_signal(srv: &mut Server, opts: ShutdownOptions, now_ms: u64) -> Result<(), SaveError> {
+    let handover = srv.config.shutdown_handover_timeout;
+    if srv.shutdown_handover.is_none()
+        && srv.shutdown_wait.is_none()
+        && !opts.now
+        && handover > 0
+        && !srv.repl.is_replica()
+        && !srv.repl.replicas.is_empty()
+    {
+        info!("Waiting up to {handover} seconds for a replica to take over before shutting down.");
+        srv.shutdown_handover = Some(HandoverWait {
+            opts,
+            deadline_ms: now_ms.saturating_add(handover * 1000),
+        });
+        return Ok(());
+    }
+    srv.shutdown_handover = None;
+    begin(srv, opts, None, now_ms)
+}
+
+/// Whether a shutdown was asked for and has not finished or been aborted.
+pub fn in_progress(srv: &Server) -> bool {
+    srv.shutdown_wait.is_some() || srv.shutdown_handover.is_some()
+}
+
+/// Milliseconds until the server shuts down at the latest (INFO's
+/// `shutdown_in_milliseconds`): the replicas' wait, or the handover wait followed by it.
+pub fn remaining_ms(srv: &Server, now_ms: u64) -> Option<u64> {
+    let deadline = match (&srv.shutdown_wait, &srv.shutdown_handover) {
+        (Some(w), _) => w.deadline_ms,
+        (None, Some(h)) => h
+            .deadline_ms
+            .saturating_add(srv.config.shutdown_timeout * 1000),
+        (None, None) => return None,
+    };
+    Some(deadline.saturating_sub(now_ms))
+}
+
 /// Whether a waiting shutdown can finish now: the replicas caught up or the time is out.
 pub fn due(srv: &Server, now_ms: u64) -> bool {
     srv.shutdown_wait
@@ -64,6 +116,16 @@ pub fn due(srv: &Server, now_ms: u64) -> bool {
 /// Ends a waiting shutdown that is due (the cron's and a woken SHUTDOWN's step). A failed
 /// save cancels it: writes resume and the blocked SHUTDOWN clients get their error.
 pub fn complete(srv: &mut Server, now_ms: u64) -> Result<(), SaveError> {
+    if let Some(h) = &srv.shutdown_handover
+        && (now_ms >= h.deadline_ms || srv.repl.is_replica() || srv.repl.replicas.is_empty())
+    {
+        let opts = h.opts;
+        if srv.repl.is_replica() {
+            info!("The master role moved to a replica: shutting down.");
+        }
+        srv.shutdown_handover = None;
+        return begin(srv, opts, None, now_ms);
+    }
     if !due(srv, now_ms) {
         return Ok(());
     }
@@ -89,6 +151,7 @@ pub fn complete(srv: &mut Server, now_ms: u64) -> Result<(), SaveError> {
 /// SHUTDOWN ABORT, or a failed final save: the wait ends, writes resume, and each blocked
 /// SHUTDOWN client is re-run to answer its error.
 pub fn abort(srv: &mut Server) {
+    srv.shutdown_handover = None;
     let Some(w) = srv.shutdown_wait.take() else {
         return;
     };

@@ -1,7 +1,9 @@
 //! Shutting down with replicas attached (Redis 7.0's `shutdown-timeout`), from SHUTDOWN and
 //! from SIGTERM: the master waits until its replicas have the whole stream, so the writes it
 //! acknowledged just before are on them; SHUTDOWN ABORT cancels the wait; a replica that
-//! never catches up holds the exit only for `shutdown-timeout` seconds. Real processes.
+//! never catches up holds the exit only for `shutdown-timeout` seconds. With
+//! `shutdown-handover-timeout`, a SIGTERM'd master keeps serving (INFO says when it will be
+//! gone) until a replica took the master role over. Real processes.
 
 #![allow(clippy::unwrap_used)]
 
@@ -118,4 +120,80 @@ fn shutdown_abort_and_timeout() {
         "the log does not name the lagging replica"
     );
     drop(silent);
+}
+
+/// `shutdown-handover-timeout`: after SIGTERM the master still takes writes and INFO shows
+/// `shutdown_in_milliseconds` (handover plus shutdown-timeout); once it is made a replica
+/// of its replica (the operator's switchover) it exits with the writes on the new master.
+/// Without replicas, or with `shutdown-timeout` unchanged and no handover, it exits at once.
+#[test]
+fn sigterm_waits_for_the_master_role_to_move_away() {
+    let mut master = start_tandem(&["--save", "", "--shutdown-handover-timeout", "30"]);
+    let port = master.port.to_string();
+    let replica = start_tandem(&["--replicaof", "127.0.0.1", &port]);
+    wait_in_sync(&master, &replica);
+    let mut c = master.con();
+    let exact: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("shutdown-handover-timeout")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(exact, ["shutdown-handover-timeout", "30"]);
+    let listed: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("shutdown-*")
+        .query(&mut c)
+        .unwrap();
+    assert!(
+        !listed.iter().any(|n| n == "shutdown-handover-timeout"),
+        "a tandem directive is hidden from patterns, as Redis hides its own: {listed:?}"
+    );
+    signal(master.pid(), "-TERM");
+    wait_until("the master announces its shutdown", WAIT, || {
+        master.log().contains("for a replica to take over")
+    });
+    let left: u64 = master
+        .field("server", "shutdown_in_milliseconds")
+        .parse()
+        .unwrap();
+    assert!(
+        (30_000..=40_000).contains(&left),
+        "handover 30 s + shutdown-timeout 10 s, less what passed: {left}"
+    );
+    assert!(master.alive(), "still serving during the handover wait");
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut c).unwrap();
+    wait_in_sync(&master, &replica);
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query(&mut replica.con())
+        .unwrap();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(replica.port)
+        .query(&mut c)
+        .unwrap();
+    let started = Instant::now();
+    assert!(master.wait_exit(WAIT).success());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "exited {:?} after it became a replica",
+        started.elapsed()
+    );
+    assert!(master.log().contains("The master role moved to a replica"));
+    let v: String = redis::cmd("GET")
+        .arg("k")
+        .query(&mut replica.con())
+        .unwrap();
+    assert_eq!(v, "v");
+    assert_eq!(replica.field("server", "shutdown_in_milliseconds"), "");
+
+    let mut alone = start_tandem(&["--save", "", "--shutdown-handover-timeout", "30"]);
+    let started = Instant::now();
+    signal(alone.pid(), "-TERM");
+    assert!(alone.wait_exit(WAIT).success());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "a master without replicas has nobody to hand over to"
+    );
 }

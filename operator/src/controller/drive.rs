@@ -3,7 +3,8 @@
 //! sync tracking), then the planned moves of the master, so Kubernetes never removes the
 //! pod that holds it, and finally the role label on the master's pod.
 //!
-//! Planned moves: on scale-in, while the master's ordinal is one the new size removes, the
+//! Planned moves: a master that is leaving while it serves (its pod being deleted, or its
+//! server shutting down after a SIGTERM: [`departure`]) is switched over at once. On scale-in, while the master's ordinal is one the new size removes, the
 //! StatefulSet is held at its size ([`rollout::statefulset_replicas`], in the prepare step)
 //! and the master is switched over to a surviving pod. On a rolling update (the
 //! StatefulSet's `OnDelete` strategy), the next step of [`rollout::next_step`] is carried
@@ -27,6 +28,7 @@ use super::apply::Applied;
 use super::context::Context;
 use super::prepare::Prepared;
 use crate::crd::{FailoverSpec, RedisReplicaSet};
+use crate::dataplane::departure;
 use crate::dataplane::engine::{DataPlane, Pass, line_for};
 use crate::dataplane::facts::Role;
 use crate::dataplane::pods::PodNodes;
@@ -36,6 +38,7 @@ use crate::error::Error;
 use crate::observe::Observation;
 use crate::renames::CommandNames;
 use crate::resources::pod_selector;
+use crate::server_config;
 use crate::status::Notice;
 
 /// What the drive step hands to the report step.
@@ -79,6 +82,10 @@ pub async fn drive(
     } else {
         vec![CommandNames::plain(), commands]
     });
+    dataplane.use_server_config(server_config::live(
+        &rrs.spec.server_config,
+        set.policy_input.maxmemory,
+    ));
     let mut nodes = PodNodes::new(
         pods.clone(),
         &set.name,
@@ -98,6 +105,7 @@ pub async fn drive(
             desired: prepared.wanted,
             running: prepared.running,
             update_revision: applied.update_revision.as_deref(),
+            restart_config: server_config::restart_hash(&rrs.spec.server_config),
         },
         now,
     )
@@ -160,6 +168,8 @@ struct SetShape<'a> {
     pub running: u32,
     /// The StatefulSet's update revision, once its controller set it.
     pub update_revision: Option<&'a str>,
+    /// The digest of the restart-needing serverConfig directives the pods should have.
+    pub restart_config: Option<String>,
 }
 
 /// Carries out the next planned move, if any. Nothing moves while a failover is pending.
@@ -182,22 +192,27 @@ async fn moves(
     if pass.decision.waiting.is_some() || pass.decision.failover.is_some() {
         return Ok(moves);
     }
+    if let Some(leaving) = departure::of_master(pass, &observation.terminating) {
+        return switch_over(
+            dataplane,
+            nodes,
+            |n| leaving.eligible(n),
+            &leaving.reason,
+            now,
+        )
+        .await;
+    }
     if !rollout::survives(master, shape.desired) {
         let reason = format!("scale-in to {} pods removes {master}", shape.desired);
         let desired = shape.desired;
-        let s = dataplane
-            .switch_over(
-                nodes,
-                |n| rollout::survives(n, desired),
-                &reason,
-                CATCH_UP_TIMEOUT,
-                now,
-            )
-            .await?;
-        moves.switched = s.result.is_ok();
-        moves.pending = true;
-        moves.notices.push(s.notice);
-        return Ok(moves);
+        return switch_over(
+            dataplane,
+            nodes,
+            |n| rollout::survives(n, desired),
+            &reason,
+            now,
+        )
+        .await;
     }
 
     let master_facts = pass
@@ -239,6 +254,7 @@ async fn moves(
             moves.pending = true;
         }
         Step::Delete(pod) => {
+            let cause = restart_cause(observation, &pod, shape);
             pods.delete(&pod, &DeleteParams::default())
                 .await
                 .map_err(|source| Error::DeletePod {
@@ -251,7 +267,7 @@ async fn moves(
                 type_: EventType::Normal,
                 reason: "PodReplaced",
                 note: format!(
-                    "deleted {pod} so the StatefulSet recreates it at revision {} (replicas first, one at a time; the master after a switchover)",
+                    "deleted {pod} so the StatefulSet recreates it at revision {}{cause} (replicas first, one at a time; the master after a switchover)",
                     shape.update_revision.unwrap_or("-")
                 ),
                 action: "RollingUpdate",
@@ -263,19 +279,58 @@ async fn moves(
                 .filter(|p| p.revision.as_deref() == shape.update_revision)
                 .map(|p| p.name.clone())
                 .collect();
-            let s = dataplane
-                .switch_over(
-                    nodes,
-                    |n| updated.iter().any(|u| u == n),
-                    &format!("rolling update replaces {from}"),
-                    CATCH_UP_TIMEOUT,
-                    now,
-                )
-                .await?;
-            moves.switched = s.result.is_ok();
-            moves.pending = true;
-            moves.notices.push(s.notice);
+            return switch_over(
+                dataplane,
+                nodes,
+                |n| updated.iter().any(|u| u == n),
+                &format!(
+                    "rolling update replaces {from}{}",
+                    restart_cause(observation, &from, shape)
+                ),
+                now,
+            )
+            .await;
         }
     }
     Ok(moves)
+}
+
+/// Why a rolling update replaces `pod`, when it is a serverConfig directive that needs a
+/// restart (the pod's restart digest is not the spec's): `, for serverConfig directives that
+/// need a restart (databases)`; empty otherwise.
+fn restart_cause(observation: &Observation, pod: &str, shape: &SetShape<'_>) -> String {
+    let had = observation
+        .pods
+        .iter()
+        .find(|p| p.name == pod)
+        .and_then(|p| p.restart_config.as_deref());
+    if had == shape.restart_config.as_deref() {
+        return String::new();
+    }
+    format!(
+        ", for serverConfig directives that need a restart ({})",
+        server_config::NEEDS_RESTART.join(", ")
+    )
+}
+
+/// A switchover to the best of `eligible`, for `reason`, as this reconcile's move: pending
+/// either way (a next reconcile reports the set as it is), its event published.
+///
+/// # Errors
+/// Moving the role label failed.
+async fn switch_over(
+    dataplane: &mut DataPlane,
+    nodes: &mut PodNodes,
+    eligible: impl Fn(&str) -> bool,
+    reason: &str,
+    now: Timestamp,
+) -> Result<Moves, Error> {
+    let s = dataplane
+        .switch_over(nodes, eligible, reason, CATCH_UP_TIMEOUT, now)
+        .await?;
+    Ok(Moves {
+        notices: vec![s.notice],
+        switched: s.result.is_ok(),
+        pending: true,
+    })
 }

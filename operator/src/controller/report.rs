@@ -58,6 +58,8 @@ pub async fn report(
         now,
     );
     new.persistence = Some(crate::persistence::for_spec(&rrs.spec.persistence).status());
+    new.server_config =
+        crate::server_config::status(&rrs.spec.server_config, &dataplane.server_config_applied);
     let mut notices = Vec::new();
     if prepared.auth.created {
         notices.push(Notice {

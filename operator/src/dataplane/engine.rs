@@ -62,6 +62,11 @@ pub struct DataPlane {
     pub write_rate: WriteRate,
     pub(super) password: Option<String>,
     pub(super) commands: Vec<CommandNames>,
+    /// The user's live-settable `spec.serverConfig` directives ([`crate::server_config`]),
+    /// set on every node with the plan's.
+    server_config: Vec<(&'static str, String)>,
+    /// Of `server_config`, what every node that answered had in line after the last pass.
+    pub server_config_applied: Vec<(&'static str, String)>,
     down_after: Duration,
     epoch: Instant,
     pub(super) published: Option<String>,
@@ -92,6 +97,8 @@ impl DataPlane {
             write_rate: WriteRate::default(),
             password,
             commands: Vec::new(),
+            server_config: Vec::new(),
+            server_config_applied: Vec::new(),
             down_after,
             epoch: Instant::now(),
             published: None,
@@ -109,6 +116,11 @@ impl DataPlane {
     /// ([`NodeConn::connect`]).
     pub fn use_commands(&mut self, commands: Vec<CommandNames>) {
         self.commands = commands;
+    }
+
+    /// Takes the user's live-settable server directives ([`crate::server_config::live`]).
+    pub fn use_server_config(&mut self, directives: Vec<(&'static str, String)>) {
+        self.server_config = directives;
     }
 
     /// Runs one pass with `plan` as the tuning before sync-loop adjustments.
@@ -225,10 +237,18 @@ impl DataPlane {
         }
         let plan = syncs::adjusted(plan.clone(), self.adjustments);
 
-        let wanted = plan.directives();
+        let mut wanted = plan.directives();
+        wanted.extend(self.server_config.iter().cloned());
         let names: Vec<&str> = wanted.iter().map(|(k, _)| *k).collect();
-        for (node, conn) in nodes.iter().zip(conns.iter_mut()) {
-            let Some(conn) = conn else { continue };
+        // Replicas first: a directive a node refuses is found before the master has it.
+        let mut order: Vec<usize> = (0..nodes.len()).collect();
+        order.sort_by_key(|&i| decision.master.as_deref() == Some(nodes[i].name.as_str()));
+        let mut user_applied: Vec<(String, Vec<String>)> = Vec::new();
+        let mut refused: Vec<&'static str> = Vec::new();
+        for i in order {
+            let (node, Some(conn)) = (&nodes[i], &mut conns[i]) else {
+                continue;
+            };
             let Ok(current) = conn.config_get(&names).await else {
                 continue;
             };
@@ -237,9 +257,56 @@ impl DataPlane {
                 continue;
             }
             match conn.config_set(&changes).await {
-                Ok(()) => info!(node = %node.name, ?changes, "tuned"),
-                Err(e) => warn!(node = %node.name, error = %e, "CONFIG SET failed"),
+                Ok(()) => {
+                    info!(node = %node.name, ?changes, "tuned");
+                    let user: Vec<String> = changes
+                        .iter()
+                        .filter(|(k, _)| self.server_config.iter().any(|(u, _)| u == k))
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect();
+                    if !user.is_empty() {
+                        user_applied.push((node.name.clone(), user));
+                    }
+                }
+                Err(e) => {
+                    warn!(node = %node.name, error = %e, "CONFIG SET failed");
+                    let user: Vec<&'static str> = changes
+                        .iter()
+                        .map(|(k, _)| *k)
+                        .filter(|k| self.server_config.iter().any(|(u, _)| u == k))
+                        .collect();
+                    if !user.is_empty() {
+                        refused.extend(user);
+                        notices.push(Notice {
+                            type_: EventType::Warning,
+                            reason: "ServerConfigRefused",
+                            note: format!("CONFIG SET on {} refused: {e}", node.name),
+                            action: "ApplyServerConfig",
+                        });
+                    }
+                }
             }
+        }
+        self.server_config_applied = self
+            .server_config
+            .iter()
+            .filter(|(k, _)| !refused.contains(k))
+            .cloned()
+            .collect();
+        if !user_applied.is_empty() {
+            let applied: Vec<String> = user_applied
+                .iter()
+                .map(|(node, d)| format!("{node}: {}", d.join(", ")))
+                .collect();
+            notices.push(Notice {
+                type_: EventType::Normal,
+                reason: "ServerConfigApplied",
+                note: format!(
+                    "serverConfig set live with CONFIG SET, replicas first, no restart: {}",
+                    applied.join("; ")
+                ),
+                action: "ApplyServerConfig",
+            });
         }
         Ok(Pass {
             nodes,

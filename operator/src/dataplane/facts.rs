@@ -64,6 +64,9 @@ pub struct NodeFacts {
     pub keys: u64,
     /// Loading a dump (`loading:1`): the dataset is not complete yet.
     pub loading: bool,
+    /// Shutting down (`shutdown_in_milliseconds`, after a SIGTERM or SHUTDOWN): gone within
+    /// this many milliseconds at the latest.
+    pub shutdown_in_ms: Option<u64>,
 }
 
 /// INFO text that lacks what the data plane needs.
@@ -180,6 +183,7 @@ pub fn parse(info: &str) -> Result<NodeFacts, FactsError> {
         sync_partial_err: number("sync_partial_err")?.unwrap_or(0),
         keys,
         loading: number("loading")? == Some(1),
+        shutdown_in_ms: number("shutdown_in_milliseconds")?,
     })
 }
 
@@ -222,6 +226,7 @@ pub(crate) fn fixture(run_id: &str, role: Role, offset: u64) -> NodeFacts {
         sync_partial_err: 0,
         keys: 0,
         loading: false,
+        shutdown_in_ms: None,
     }
 }
 
@@ -269,6 +274,13 @@ mod tests {
             }
         );
         assert_eq!(f.replicas[0].state, "online");
+        assert_eq!(f.shutdown_in_ms, None);
+        let leaving = parse(&MASTER.replace(
+            "tcp_port:6379\r\n",
+            "tcp_port:6379\r\nshutdown_in_milliseconds:39000\r\n",
+        ))
+        .expect("parses");
+        assert_eq!(leaving.shutdown_in_ms, Some(39_000), "after a SIGTERM");
     }
 
     #[test]

@@ -5,11 +5,13 @@
 //! [`tuning`] (CONFIG SET diff), [`syncs`] (full-sync timing and the sync-loop guard),
 //! [`rate`] (the master's write rate), [`status`] (the status from a pass), [`record`] (what
 //! the data plane knows that must survive an operator restart, kept in the status) and
-//! [`rollout`] (scale-in and rolling-update order). Side effects: [`resp`] (talking to one
+//! [`rollout`] (scale-in and rolling-update order) and [`departure`] (a master leaving while
+//! it serves: deleted pod or SIGTERM). Side effects: [`resp`] (talking to one
 //! node) and [`engine`] (one pass: observe, decide, act) and [`pods`] (the seam over a
 //! StatefulSet's pods; local processes are [`crate::local`]) and [`switchover`] (a planned
 //! move of the master without loss).
 
+pub mod departure;
 pub mod engine;
 pub mod facts;
 pub mod pods;

@@ -39,8 +39,10 @@ pub fn build(
                 master: Some(n.name.as_str()) == master,
                 role: None,
                 revision: None,
+                restart_config: None,
             })
             .collect(),
+        terminating: Vec::new(),
     };
     let mut s = status::reconciled(
         previous,

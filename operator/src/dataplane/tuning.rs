@@ -22,10 +22,23 @@ pub fn changes(
 
 /// Compares a wanted value with what CONFIG GET prints: numbers as numbers, and for
 /// client-output-buffer-limit only the replica class (GET prints every class, and names
-/// the replica class `slave`).
+/// the replica class `slave`); notify-keyspace-events as a set of classes, save word by
+/// word.
 fn same(name: &str, wanted: &str, have: &str) -> bool {
     if name == "client-output-buffer-limit" {
         return replica_class(wanted).is_some() && replica_class(wanted) == replica_class(have);
+    }
+    if name == "notify-keyspace-events" {
+        // CONFIG GET prints the classes in its own order.
+        let sorted = |v: &str| {
+            let mut c: Vec<char> = v.chars().collect();
+            c.sort_unstable();
+            c
+        };
+        return sorted(wanted) == sorted(have);
+    }
+    if name == "save" {
+        return wanted.split_whitespace().eq(have.split_whitespace());
     }
     match (wanted.parse::<u64>(), have.parse::<u64>()) {
         (Ok(a), Ok(b)) => a == b,

@@ -130,6 +130,8 @@ repl-backlog-size 314572800
 client-output-buffer-limit replica 2202009600 0 0
 min-replicas-to-write 1
 min-replicas-max-lag 10
+shutdown-timeout 10
+shutdown-handover-timeout 30
 maxmemory-policy noeviction
 notify-keyspace-events \"\"
 include /etc/tandem-auth/auth.conf

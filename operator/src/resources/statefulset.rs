@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvVar, EnvVarSource, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    SeccompProfile, SecretVolumeSource, SecurityContext, TCPSocketAction, Volume, VolumeMount,
-    VolumeResourceRequirements, WeightedPodAffinityTerm,
+    EnvVar, EnvVarSource, ExecAction, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, SecurityContext, TCPSocketAction,
+    Volume, VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -19,8 +19,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::config::{CONFIG_DIR, CONFIG_KEY, DATA_DIR};
 use super::meta::{SENTINEL_PORT, SERVER_PORT, child_meta, labels, names, selector_labels};
 use super::secret::AUTH_DIR;
-use crate::policy::startup_budget_seconds;
+use crate::policy::{startup_budget_seconds, termination_grace_seconds};
 use crate::quantity::format_bytes;
+use crate::server_config::{RESTART_HASH_ANNOTATION, restart_hash};
 use crate::validate::ValidSet;
 
 /// User and group the server runs as (any non-root id works; fixed so volumes get a stable
@@ -88,7 +89,13 @@ pub fn statefulset(set: &ValidSet<'_>, replicas: u32) -> StatefulSet {
     containers.extend(super::exporter::sidecar(set));
     containers.extend(spec.extra_containers.iter().cloned());
 
-    let annotations = (!spec.pod_annotations.is_empty()).then(|| spec.pod_annotations.clone());
+    // A directive that needs a restart changes the template, so the StatefulSet rolls
+    // (replicas first, the master after a switchover); the live ones are CONFIG SET.
+    let mut annotations = spec.pod_annotations.clone();
+    if let Some(hash) = restart_hash(&spec.server_config) {
+        annotations.insert(RESTART_HASH_ANNOTATION.to_owned(), hash);
+    }
+    let annotations = (!annotations.is_empty()).then_some(annotations);
     // The operator's labels last: the schema already refuses user labels in their
     // namespaces, and the selectors must hold whatever an outdated CRD let through.
     let mut pod_labels = spec.pod_labels.clone();
@@ -137,7 +144,13 @@ pub fn statefulset(set: &ValidSet<'_>, replicas: u32) -> StatefulSet {
                     // The server never talks to the Kubernetes API.
                     automount_service_account_token: Some(false),
                     enable_service_links: Some(false),
-                    termination_grace_period_seconds: Some(60),
+                    termination_grace_period_seconds: Some(
+                        i64::try_from(termination_grace_seconds(
+                            planned_dataset(set),
+                            crate::persistence::for_spec(&set.rrs.spec.persistence).snapshots(),
+                        ))
+                        .unwrap_or(i64::MAX),
+                    ),
                     security_context: Some(PodSecurityContext {
                         run_as_non_root: Some(true),
                         run_as_user: Some(SERVER_UID),
@@ -157,14 +170,18 @@ pub fn statefulset(set: &ValidSet<'_>, replicas: u32) -> StatefulSet {
     }
 }
 
-fn container(set: &ValidSet<'_>) -> Container {
-    let spec = &set.rrs.spec;
-    let dataset = set
-        .policy_input
+/// The dataset size the pods are sized for: the hint, or a larger observed dataset.
+fn planned_dataset(set: &ValidSet<'_>) -> u64 {
+    set.policy_input
         .observed
         .dataset_bytes
         .unwrap_or(0)
-        .max(set.policy_input.dataset_size_hint);
+        .max(set.policy_input.dataset_size_hint)
+}
+
+fn container(set: &ValidSet<'_>) -> Container {
+    let spec = &set.rrs.spec;
+    let dataset = planned_dataset(set);
     let aof = crate::persistence::for_spec(&spec.persistence).aof();
     let startup_failures =
         startup_budget_seconds(dataset, aof).div_ceil(STARTUP_PERIOD_SECONDS.unsigned_abs().into());
@@ -216,9 +233,11 @@ fn container(set: &ValidSet<'_>) -> Container {
             },
         ]),
         resources: spec.resources.clone(),
-        // TCP probes: a server answers connections while it loads a dataset or runs a full
-        // sync (commands get -LOADING), so neither makes it look dead or restarts it into
-        // another full sync. Which replica serves reads is decided by the role label.
+        // Startup and liveness are TCP probes: a server answers connections while it loads
+        // a dataset or runs a full sync (commands get -LOADING), so neither makes it look
+        // dead or restarts it into another full sync. Readiness asks the server itself
+        // (`--check-ready`: a replica is ready only while online), so the replicas Service
+        // never sends a client to a replica that is loading, syncing or cut off.
         startup_probe: Some(Probe {
             period_seconds: Some(STARTUP_PERIOD_SECONDS),
             failure_threshold: Some(i32::try_from(startup_failures).unwrap_or(i32::MAX)),
@@ -230,9 +249,17 @@ fn container(set: &ValidSet<'_>) -> Container {
             ..tcp_probe()
         }),
         readiness_probe: Some(Probe {
+            exec: Some(ExecAction {
+                command: Some(vec![
+                    "tandem-server".to_owned(),
+                    "--check-ready".to_owned(),
+                    format!("{CONFIG_DIR}/{CONFIG_KEY}"),
+                ]),
+            }),
             period_seconds: Some(5),
-            failure_threshold: Some(3),
-            ..tcp_probe()
+            failure_threshold: Some(2),
+            timeout_seconds: Some(5),
+            ..Probe::default()
         }),
         security_context: Some(SecurityContext {
             run_as_non_root: Some(true),
@@ -408,9 +435,53 @@ mod tests {
         // 20Gi: 2048 s of budget in 10 s periods.
         assert_eq!(c["startupProbe"]["failureThreshold"], 205);
         assert_eq!(c["livenessProbe"]["tcpSocket"]["port"], "redis");
+        assert_eq!(
+            c["readinessProbe"]["exec"]["command"],
+            serde_json::json!(["tandem-server", "--check-ready", "/etc/tandem/tandem.conf"]),
+            "readiness asks the server whether it is online"
+        );
         let small = &sts("  replicas: 2\n  datasetSizeHint: 10Mi\n")["spec"]["template"]["spec"]["containers"]
             [0];
         assert_eq!(small["startupProbe"]["failureThreshold"], 12);
+    }
+
+    #[test]
+    fn a_directive_needing_a_restart_changes_the_pod_template() {
+        let annotation = |s: &str| {
+            sts(s)["spec"]["template"]["metadata"]["annotations"][RESTART_HASH_ANNOTATION].clone()
+        };
+        let live = annotation(
+            "  replicas: 2\n  datasetSizeHint: 1Gi\n  serverConfig: { maxmemory-policy: allkeys-lru }\n",
+        );
+        assert!(
+            live.is_null(),
+            "a live directive leaves the template as it is"
+        );
+        let a = annotation(
+            "  replicas: 2\n  datasetSizeHint: 1Gi\n  serverConfig: { databases: '32' }\n",
+        );
+        let b = annotation(
+            "  replicas: 2\n  datasetSizeHint: 1Gi\n  serverConfig: { databases: '64', hz: '50' }\n",
+        );
+        assert!(a.is_string() && b.is_string() && a != b, "{a} {b}");
+    }
+
+    #[test]
+    fn the_grace_period_is_sized_from_the_plan() {
+        let spec =
+            |s: &str| sts(s)["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].clone();
+        assert_eq!(
+            spec("  replicas: 2\n  datasetSizeHint: 20Gi\n"),
+            45,
+            "handover 30 + shutdown-timeout 10 + 5; no snapshots without persistence"
+        );
+        assert_eq!(
+            spec(
+                "  replicas: 2\n  datasetSizeHint: 20Gi\n  persistence: { enabled: true, size: 40Gi }\n"
+            ),
+            45 + 2048,
+            "and the final save of 20Gi"
+        );
     }
 
     #[test]

@@ -149,8 +149,13 @@ impl Local {
 
     /// `kill -9` of a node's server process (its pid read from INFO).
     pub fn kill_node(&self, node: &str) {
+        self.signal_node(node, "-9");
+    }
+
+    /// `kill <signal>` of a node's server process (its pid read from INFO).
+    pub fn signal_node(&self, node: &str, signal_name: &str) {
         let pid = info_field(&mut self.conn(node), "server", "process_id").expect("process_id");
-        signal("-9", &pid);
+        signal(signal_name, &pid);
     }
 
     /// SIGUSR1 to the operator: a planned switchover to the most advanced replica.

@@ -136,7 +136,7 @@ fn shutdown(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     }
     let failed = || CmdError::msg("ERR Errors trying to SHUTDOWN. Check logs.");
     if abort {
-        if ctx.srv.shutdown_wait.is_none() {
+        if !crate::shutdown::in_progress(ctx.srv) {
             return Err(CmdError::msg("ERR No shutdown in progress."));
         }
         crate::shutdown::abort(ctx.srv);

@@ -198,6 +198,8 @@ pub struct Server {
     pub shutdown: Rc<tokio::sync::Notify>,
     /// A shutdown waiting for replicas to catch up (see [`crate::shutdown`]).
     pub shutdown_wait: Option<persistence::ShutdownWait>,
+    /// A SIGTERM waiting for the master role to move away first (see [`crate::shutdown`]).
+    pub shutdown_handover: Option<persistence::HandoverWait>,
     /// The clock commands see, in Unix ms: refreshed before each batch of commands read from
     /// a socket and by the cron, so a pipeline of commands shares one reading of the clock.
     pub now_ms: u64,
@@ -288,6 +290,7 @@ impl Server {
             aof: aof::Aof::default(),
             shutdown: Rc::new(tokio::sync::Notify::new()),
             shutdown_wait: None,
+            shutdown_handover: None,
             pause: None,
             now_ms: crate::clock::now_ms(),
             pubsub: PubSub::default(),

@@ -219,6 +219,15 @@ pub struct ShutdownOptions {
     pub force: bool,
 }
 
+/// A SIGTERM waiting for a replica to take the master role over before the shutdown
+/// begins (`shutdown-handover-timeout`, see `crate::shutdown`).
+#[derive(Debug, Clone)]
+pub struct HandoverWait {
+    pub opts: ShutdownOptions,
+    /// Unix ms when it stops waiting and begins the shutdown anyway.
+    pub deadline_ms: u64,
+}
+
 /// A shutdown waiting for replicas to catch up (see `crate::shutdown`).
 #[derive(Debug, Clone)]
 pub struct ShutdownWait {
