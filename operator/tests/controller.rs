@@ -966,13 +966,15 @@ async fn a_master_pod_being_deleted_is_switched_over_before_it_goes() {
     );
     assert!(status.get("lastFailover").is_none(), "{status}");
 
-    // Writes released: a PUBLISH on the old master answers at once.
-    m.set_read_timeout(Some(Duration::from_secs(2)))
+    // Writes released: a PUBLISH on the old master answers at once (on a new connection:
+    // the switchover disconnected its clients so they find the new master).
+    let mut old = redis_conn(&nodes[0], password);
+    old.set_read_timeout(Some(Duration::from_secs(2)))
         .expect("timeout");
     let _: i64 = redis::cmd("PUBLISH")
         .arg("ch")
         .arg("y")
-        .query(&mut m)
+        .query(&mut old)
         .expect("writes released after the label moved");
     let mut n = redis_conn(&nodes[1], password);
     assert_keys_kept(&mut n);

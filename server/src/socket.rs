@@ -117,7 +117,9 @@ impl Socket {
     /// Whether ciphertext written earlier still waits in rustls for the socket to take it
     /// ([`Socket::try_write`] of nothing sends it).
     pub fn has_pending(&self) -> bool {
-        self.tls.as_ref().is_some_and(|tls| tls.borrow().wants_write())
+        self.tls
+            .as_ref()
+            .is_some_and(|tls| tls.borrow().wants_write())
     }
 
     /// Waits until a write can make progress.

@@ -618,26 +618,3 @@ fn a_refused_tls_client_reads_why() {
     assert_eq!(refusal, b"-ERR max number of clients reached\r\n");
     assert_eq!(first.cmd(&["PING"]).unwrap(), b"+PONG\r\n");
 }
-
-/// A reply larger than the socket takes at once, then QUIT: the client reads all of it
-/// before the server closes the session.
-#[test]
-fn a_large_reply_before_quit_arrives_whole() {
-    let Some(pki) = certificates() else {
-        return;
-    };
-    let t = tandem(&pki, "no", &[]);
-    let mut client = Client::connect(&pki, t.tls_port, None).unwrap();
-    // A small receive window keeps the server's socket full, so the reply's last records
-    // wait in rustls when QUIT closes the connection.
-    rustix::net::sockopt::set_socket_recv_buffer_size(&client.stream.get_ref().sock, 4096)
-        .unwrap();
-    let value = "v".repeat(8 << 20);
-    assert_eq!(client.cmd(&["SET", "big", &value]).unwrap(), b"+OK\r\n");
-    let mut batch = common::encode(&["GET", "big"]);
-    batch.extend(common::encode(&["QUIT"]));
-    client.stream.get_mut().write_all(&batch).unwrap();
-    let got = read_value(&mut client.stream).unwrap().raw;
-    assert_eq!(got.len(), value.len() + format!("${}\r\n\r\n", value.len()).len());
-    assert_eq!(read_value(&mut client.stream).unwrap().raw, b"+OK\r\n");
-}

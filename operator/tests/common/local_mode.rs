@@ -9,23 +9,28 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tandem_operator::local::SENTINEL_PORT_OFFSET;
 use tandem_operator::renames::{CommandNames, RENAMED_COMMANDS_KEY};
 
-/// A base port with `n` free ports from it.
+/// A base port with `n` free ports from it and `n` free Sentinel ports from
+/// `base + SENTINEL_PORT_OFFSET`. Both ranges lie below the kernel's ephemeral ports (32768
+/// up), so no outgoing connection of a concurrent test takes one between this check and
+/// local mode's bind; the tests of one binary take disjoint ranges from a counter.
 fn free_base(n: u16) -> u16 {
+    const LOW: u16 = 10_000;
+    const SPAN: u16 = 32_768 - SENTINEL_PORT_OFFSET - LOW - 64;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // Test binaries run one after another; the pid spreads their starting points anyway.
+    let start = std::process::id();
     loop {
-        let base = TcpListener::bind("127.0.0.1:0")
-            .expect("bind")
-            .local_addr()
-            .expect("addr")
-            .port();
-        if base > 60000 {
-            continue;
-        }
-        if (0..n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+        let step = u32::from(NEXT.fetch_add(n + 1, Ordering::Relaxed));
+        let base = LOW + u16::try_from((start + step) % u32::from(SPAN)).expect("below SPAN");
+        let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if (0..n).all(|i| free(base + i) && free(base + SENTINEL_PORT_OFFSET + i)) {
             return base;
         }
     }

@@ -332,9 +332,9 @@ async fn write_out(sock: &Socket, out: &[u8], shared: &ClientShared) -> bool {
         Err(_) => return false,
     };
     let mut woken = false;
-    // On TLS the reply is out once rustls holds no ciphertext of it either: a client closed
-    // right after (QUIT, a kill) still gets all of it.
-    while written < out.len() {
+    // On TLS the reply is out once rustls holds no ciphertext of it either (a write of
+    // nothing sends it): a client closed right after (QUIT, a kill) still gets all of it.
+    while written < out.len() || sock.has_pending() {
         tokio::select! {
             r = sock.writable() => match r.and_then(|()| sock.try_write(&out[written..])) {
                 Ok(0) if written < out.len() => return false,
