@@ -629,6 +629,10 @@ pub struct DataPlaneRecord {
     /// to a power of two), which sizes the replica output buffer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_bytes_per_second: Option<u64>,
+    /// The master's recent peak dataset size (`used_memory_dataset`, rounded up to an eighth
+    /// of its power of two), which sizes the tuning when larger than datasetSizeHint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset_bytes: Option<u64>,
 }
 
 /// A replica caught in a sync loop.

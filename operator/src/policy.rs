@@ -199,6 +199,9 @@ pub struct Plan {
     pub diskless_load: DisklessLoad,
     /// min-replicas-to-write.
     pub min_replicas_to_write: u32,
+    /// maxmemory derived from the container's memory limit, when the user set none
+    /// ([`derive_maxmemory`]); None leaves maxmemory to spec.serverConfig.
+    pub maxmemory_bytes: Option<u64>,
     /// The mode decision and anything notable, for humans.
     pub reason: String,
     /// spec.replication field names that were taken as given.
@@ -240,6 +243,9 @@ impl Plan {
                 HANDOVER_WAIT_SECONDS.to_string(),
             ),
         ]
+        .into_iter()
+        .chain(self.maxmemory_bytes.map(|b| ("maxmemory", b.to_string())))
+        .collect()
     }
 }
 
@@ -319,6 +325,23 @@ pub fn plan(input: &PolicyInput) -> Plan {
     let min_replicas_to_write =
         o.min_replicas_to_write
             .unwrap_or(if input.replicas >= 3 { 1 } else { 0 });
+    let maxmemory_bytes = match (input.maxmemory, input.memory_limit) {
+        (None, Some(limit)) => derive_maxmemory(
+            limit,
+            input.replicas,
+            client_output_buffer_limit,
+            backlog_bytes,
+        ),
+        _ => None,
+    };
+    if let (Some(bytes), Some(limit)) = (maxmemory_bytes, input.memory_limit) {
+        let _ = write!(
+            reason,
+            "; maxmemory {} from the memory limit {} less replica buffers, backlog and overhead",
+            format_bytes(bytes),
+            format_bytes(limit)
+        );
+    }
 
     let overrides: Vec<&'static str> = [
         ("mode", o.mode.is_some()),
@@ -349,9 +372,31 @@ pub fn plan(input: &PolicyInput) -> Plan {
         backlog_bytes,
         diskless_load,
         min_replicas_to_write,
+        maxmemory_bytes,
         reason,
         overrides,
     }
+}
+
+/// What the data may take inside the container's memory limit: the limit less every
+/// replica's output buffer at its hard limit, the backlog and the server's overhead, the
+/// worst case [`memory_budget`] checks. With it the server refuses writes (`-OOM`, or evicts
+/// under an eviction policy) where it would otherwise grow into the limit and be OOM-killed
+/// mid-sync, losing every replica's sync with it. None when nothing is left.
+fn derive_maxmemory(
+    limit: u64,
+    replicas: u32,
+    buffer: BufferLimit,
+    backlog_bytes: u64,
+) -> Option<u64> {
+    let buffers = buffer
+        .hard_bytes
+        .saturating_mul(u64::from(replicas.saturating_sub(1)));
+    let left = limit
+        .saturating_sub(buffers)
+        .saturating_sub(backlog_bytes)
+        .saturating_sub(SERVER_OVERHEAD_BYTES);
+    Some(round_down_mib(left)).filter(|b| *b > 0)
 }
 
 /// `label` says where the size came from (the hint, or a larger observed dataset).
@@ -850,6 +895,7 @@ mod tests {
                 memory_budget(&i, &p)
                     .map_or("ok", |f| f.reason())
                     .to_owned(),
+                p.maxmemory_bytes.map_or("-".to_owned(), format_bytes),
             ];
             if got.iter().map(String::as_str).ne(expected.iter().copied()) {
                 failures.push(format!(

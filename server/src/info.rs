@@ -196,11 +196,26 @@ pub struct MemoryFigures {
 }
 
 impl MemoryFigures {
-    pub fn read() -> Self {
+    /// As Redis, the overhead is the start-up memory plus the replication backlog and the
+    /// clients' buffers (replicas' output included), so `used_memory_dataset` is the data:
+    /// a bulk load's pipelined input or a slow replica's pending stream is not taken for
+    /// dataset by whoever sizes from it (the operator's tuning does).
+    pub fn read(srv: &Server) -> Self {
         let used = crate::memory::used_memory();
         let (allocated, active, resident) = crate::memory::allocator();
         let startup = crate::memory::startup();
-        let overhead = startup.min(used);
+        let clients: u64 = srv
+            .clients
+            .values()
+            .map(|c| {
+                let info = c.info.borrow();
+                (info.qbuf + info.omem) as u64
+            })
+            .sum();
+        let overhead = startup
+            .saturating_add(srv.repl.buffer_memory().backlog)
+            .saturating_add(clients)
+            .min(used);
         MemoryFigures {
             used,
             rss: crate::memory::rss(),
@@ -226,7 +241,7 @@ impl MemoryFigures {
 
 /// The memory section, in Redis 7.0's field order. There are no AOF buffers here.
 fn memory(srv: &Server, out: &mut String) {
-    let m = MemoryFigures::read();
+    let m = MemoryFigures::read(srv);
     let MemoryFigures {
         used,
         rss,

@@ -12,6 +12,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::EventType;
 use tracing::{info, warn};
 
+use super::dataset::DatasetSize;
 use super::rate::WriteRate;
 use super::resp::NodeConn;
 use super::roles::{self, Command, Decision, Knowledge, NodeAddr, NodeState};
@@ -60,6 +61,7 @@ pub struct DataPlane {
     pub last_switchover: Option<SwitchoverRecord>,
     /// The master's write rate.
     pub write_rate: WriteRate,
+    pub dataset: DatasetSize,
     pub(super) password: Option<String>,
     pub(super) commands: Vec<CommandNames>,
     /// The user's live-settable `spec.serverConfig` directives ([`crate::server_config`]),
@@ -95,6 +97,7 @@ impl DataPlane {
             last_failover: None,
             last_switchover: None,
             write_rate: WriteRate::default(),
+            dataset: DatasetSize::default(),
             password,
             commands: Vec::new(),
             server_config: Vec::new(),
@@ -169,6 +172,9 @@ impl DataPlane {
             && f.role == super::facts::Role::Master
         {
             self.write_rate.observe(m, f.offset, now_ms);
+            if let Some(bytes) = f.dataset_bytes {
+                self.dataset.observe(bytes, now_ms);
+            }
         }
         if let Some(f) = &decision.failover {
             let note = format!(

@@ -1,4 +1,4 @@
-//! What one node says about itself: `INFO server replication stats keyspace persistence`
+//! What one node says about itself: `INFO server replication stats keyspace persistence memory`
 //! parsed into [`NodeFacts`]. Pure: the text comes from [`crate::dataplane::resp`].
 //!
 //! Field names and formats are Redis 7.0's, which tandem-server keeps, so the same parser
@@ -67,6 +67,8 @@ pub struct NodeFacts {
     /// Shutting down (`shutdown_in_milliseconds`, after a SIGTERM or SHUTDOWN): gone within
     /// this many milliseconds at the latest.
     pub shutdown_in_ms: Option<u64>,
+    /// Memory the data takes (`used_memory_dataset`), the size the tuning sizes syncs for.
+    pub dataset_bytes: Option<u64>,
 }
 
 /// INFO text that lacks what the data plane needs.
@@ -86,7 +88,14 @@ pub enum FactsError {
 }
 
 /// The INFO sections [`parse`] reads.
-pub const INFO_SECTIONS: [&str; 5] = ["server", "replication", "stats", "keyspace", "persistence"];
+pub const INFO_SECTIONS: [&str; 6] = [
+    "server",
+    "replication",
+    "stats",
+    "keyspace",
+    "persistence",
+    "memory",
+];
 
 /// Parses INFO output (any sections, `\r\n` or `\n` line ends).
 ///
@@ -184,6 +193,7 @@ pub fn parse(info: &str) -> Result<NodeFacts, FactsError> {
         keys,
         loading: number("loading")? == Some(1),
         shutdown_in_ms: number("shutdown_in_milliseconds")?,
+        dataset_bytes: number("used_memory_dataset")?,
     })
 }
 
@@ -227,6 +237,7 @@ pub(crate) fn fixture(run_id: &str, role: Role, offset: u64) -> NodeFacts {
         keys: 0,
         loading: false,
         shutdown_in_ms: None,
+        dataset_bytes: None,
     }
 }
 

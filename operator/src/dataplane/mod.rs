@@ -3,7 +3,7 @@
 //!
 //! Pure parts, tested as data: [`facts`] (INFO parsed), [`roles`] (who is master, failover),
 //! [`tuning`] (CONFIG SET diff), [`syncs`] (full-sync timing and the sync-loop guard),
-//! [`rate`] (the master's write rate), [`status`] (the status from a pass), [`record`] (what
+//! [`rate`] (the master's write rate), [`dataset`] (the master's dataset size), [`status`] (the status from a pass), [`record`] (what
 //! the data plane knows that must survive an operator restart, kept in the status) and
 //! [`rollout`] (scale-in and rolling-update order) and [`departure`] (a master leaving while
 //! it serves: deleted pod or SIGTERM). Side effects: [`resp`] (talking to one
@@ -11,6 +11,7 @@
 //! StatefulSet's pods; local processes are [`crate::local`]) and [`switchover`] (a planned
 //! move of the master without loss).
 
+pub mod dataset;
 pub mod departure;
 pub mod engine;
 pub mod facts;

@@ -20,8 +20,33 @@ pub const PEAK_HOLD_MS: u64 = 15 * 60 * 1000;
 pub struct WriteRate {
     /// The master, its offset and when (ms on the caller's clock) of the last sample.
     last: Option<(String, u64, u64)>,
-    /// The rounded peak and when it was last reached.
+    peak: HeldPeak,
+}
+
+/// A measurement's recent peak: the highest value is kept until it was last reached
+/// [`PEAK_HOLD_MS`] ago, then a lower one replaces it. Values come in rounded, so the plan
+/// they feed moves in steps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeldPeak {
+    /// The peak and when (ms on the caller's clock) it was last reached.
     peak: Option<(u64, u64)>,
+}
+
+impl HeldPeak {
+    /// Takes a value measured at `now_ms`.
+    pub fn offer(&mut self, value: u64, now_ms: u64) {
+        self.peak = match self.peak {
+            Some((p, since)) if value < p && now_ms.saturating_sub(since) < PEAK_HOLD_MS => {
+                Some((p, since))
+            }
+            _ => Some((value, now_ms)),
+        };
+    }
+
+    /// The peak, when there is one.
+    pub fn get(&self) -> Option<u64> {
+        self.peak.map(|(p, _)| p)
+    }
 }
 
 impl WriteRate {
@@ -36,13 +61,8 @@ impl WriteRate {
             if elapsed < MIN_SAMPLE_MS {
                 return;
             }
-            let rate = rounded((offset - o).saturating_mul(1000) / elapsed);
-            self.peak = match self.peak {
-                Some((p, since)) if rate < p && now_ms.saturating_sub(since) < PEAK_HOLD_MS => {
-                    Some((p, since))
-                }
-                _ => Some((rate, now_ms)),
-            };
+            self.peak
+                .offer(rounded((offset - o).saturating_mul(1000) / elapsed), now_ms);
         }
         self.last = Some((master.to_owned(), offset, now_ms));
     }
@@ -51,13 +71,13 @@ impl WriteRate {
     /// anyway ([`ASSUMED_WRITE_BYTES_PER_SECOND`]); None when lower or not measured yet.
     pub fn peak(&self) -> Option<u64> {
         self.peak
-            .map(|(p, _)| p)
+            .get()
             .filter(|p| *p > ASSUMED_WRITE_BYTES_PER_SECOND)
     }
 
     /// Takes back a peak an earlier operator measured, held from `now_ms`.
     pub fn restore(&mut self, peak: u64, now_ms: u64) {
-        self.peak = Some((rounded(peak), now_ms));
+        self.peak.offer(rounded(peak), now_ms);
     }
 }
 

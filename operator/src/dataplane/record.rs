@@ -28,6 +28,7 @@ impl DataPlane {
                 attempts: l.attempts,
             }),
             write_bytes_per_second: self.write_rate.peak(),
+            dataset_bytes: self.dataset.peak(),
         }
     }
 
@@ -45,6 +46,9 @@ impl DataPlane {
             });
             if let Some(rate) = kept.write_bytes_per_second {
                 self.write_rate.restore(rate, self.now_ms());
+            }
+            if let Some(bytes) = kept.dataset_bytes {
+                self.dataset.restore(bytes, self.now_ms());
             }
         }
         if let Some(m) = &status.master
@@ -69,7 +73,7 @@ impl DataPlane {
     pub fn observed(&self) -> Observed {
         Observed {
             write_bytes_per_second: self.write_rate.peak(),
-            ..Observed::default()
+            dataset_bytes: self.dataset.peak(),
         }
     }
 }
@@ -141,6 +145,7 @@ mod tests {
                     attempts: 3,
                 }),
                 write_bytes_per_second: Some(16 * MIB),
+                dataset_bytes: Some(1536 * MIB),
             }),
             ..RedisReplicaSetStatus::default()
         }
@@ -162,6 +167,11 @@ mod tests {
             dp.observed().write_bytes_per_second,
             Some(16 * MIB),
             "the buffer stays sized for the rate seen before the restart"
+        );
+        assert_eq!(
+            dp.observed().dataset_bytes,
+            Some(1536 * MIB),
+            "and the tuning for the dataset seen before it"
         );
     }
 

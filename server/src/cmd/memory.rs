@@ -46,7 +46,7 @@ fn memory_cmd(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
     } else if eq(sub, "stats") {
         stats(ctx);
     } else if eq(sub, "doctor") {
-        let report = doctor(ctx, &MemoryFigures::read());
+        let report = doctor(ctx, &MemoryFigures::read(ctx.srv));
         ctx.reply.verbatim(report.as_bytes());
     } else if eq(sub, "malloc-stats") {
         let mut text = Vec::new();
@@ -91,7 +91,7 @@ fn usage(ctx: &mut Ctx<'_>, args: Args<'_>) -> CmdResult {
 
 /// MEMORY STATS, in Redis 7.0's order of fields.
 fn stats(ctx: &mut Ctx<'_>) {
-    let m = MemoryFigures::read();
+    let m = MemoryFigures::read(ctx.srv);
     let repl = ctx.srv.repl.buffer_memory();
     let scripts = &ctx.srv.scripts;
     let lua_caches = scripts.cache_bytes;
