@@ -9,6 +9,12 @@
 //! the hint.
 
 use super::rate::HeldPeak;
+use crate::quantity::MIB;
+
+/// Sizes below this are not taken: no rule of the policy moves below it (the backlog's
+/// floor is 64 MiB, the buffer's 256 MiB, the timeouts' floors hold up to 600 MiB), and a
+/// small dataset's every wobble would otherwise be a status write.
+pub const MIN_OBSERVED_BYTES: u64 = 64 * MIB;
 
 /// The recent peak of the master's dataset size.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -19,7 +25,9 @@ pub struct DatasetSize {
 impl DatasetSize {
     /// Takes the master's `used_memory_dataset` at `now_ms`.
     pub fn observe(&mut self, bytes: u64, now_ms: u64) {
-        self.peak.offer(rounded(bytes), now_ms);
+        if bytes >= MIN_OBSERVED_BYTES {
+            self.peak.offer(rounded(bytes), now_ms);
+        }
     }
 
     /// The recent peak, rounded; None until the master reported one.
@@ -48,7 +56,7 @@ fn rounded(bytes: u64) -> u64 {
 mod tests {
     use super::*;
     use crate::dataplane::rate::PEAK_HOLD_MS;
-    use crate::quantity::{GIB, MIB};
+    use crate::quantity::GIB;
 
     #[test]
     fn sizes_round_up_to_an_eighth_of_their_power_of_two() {
@@ -82,6 +90,12 @@ mod tests {
             d.peak(),
             Some(208 * MIB),
             "after the hold the plan may come down"
+        );
+        d.observe(MIN_OBSERVED_BYTES - 1, 2 * PEAK_HOLD_MS);
+        assert_eq!(
+            d.peak(),
+            Some(208 * MIB),
+            "a size no rule looks at is not taken"
         );
         d.observe(3 * GIB, 2000 + PEAK_HOLD_MS);
         assert_eq!(d.peak(), Some(3 * GIB), "growth counts at once");
