@@ -13,8 +13,8 @@
 //! from the auth Secret, so it never appears in an exec request. Likewise the secret names the
 //! set's CONFIG and SHUTDOWN answer to (the operator renames them) come from the auth-conf
 //! Secret's `renamed-commands` into `TANDEM_RENAMED_COMMANDS`, and are picked out inside the
-//! pod. Output is read in
-//! `--no-raw` form, where errors (`(error) ...`), nils and integers are unambiguous.
+//! pod. Output is read in `--no-raw` form, where errors (`(error) ...`), nils and integers
+//! are unambiguous.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
