@@ -43,9 +43,10 @@ pub struct Settings {
     /// Deadline for a set to become fully synced (`TANDEM_E2E_TIMEOUT_SECONDS`, default 300:
     /// image pulls on a fresh node dominate).
     pub ready_timeout: Duration,
-    /// Failover target: from the master pod's deletion to a write accepted by the new master
-    /// through the master Service (`TANDEM_E2E_FAILOVER_TARGET_SECONDS`, default 30 with the
-    /// scenario's downAfterSeconds of 5).
+    /// Target for a master's departure (its pod deleted, or its server gone): from then to
+    /// the new master named in the status and writes acknowledged by it through the master
+    /// Service (`TANDEM_E2E_FAILOVER_TARGET_SECONDS`, default 30 with the scenarios'
+    /// downAfterSeconds of 5). Also the deadline for events and replicas to catch up.
     pub failover_target: Duration,
 }
 

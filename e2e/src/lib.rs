@@ -8,11 +8,15 @@
 
 pub mod cluster;
 pub mod diagnostics;
+pub mod drain;
 pub mod error;
+pub mod events;
+pub mod moves;
 pub mod operator;
 pub mod redis_cli;
 pub mod scenario;
 pub mod set;
 pub mod wait;
+pub mod writer;
 
 pub use error::Error;

@@ -10,10 +10,11 @@
 //! redis-cli), so the client runs in its own pod.
 //!
 //! The password reaches redis-cli through the `REDISCLI_AUTH` variable, filled inside the pod
-//! from the auth Secret, so it never appears in an exec request. Likewise the secret name the
-//! set's CONFIG answers to (the operator renames it) comes from the auth-conf Secret's
-//! `renamed-commands` into `TANDEM_RENAMED_COMMANDS`, and is picked out inside the pod. Output is read in
-//! `--no-raw` form, where errors (`(error) ...`), nils and integers are unambiguous.
+//! from the auth Secret, so it never appears in an exec request. Likewise the secret names the
+//! set's CONFIG and SHUTDOWN answer to (the operator renames them) come from the auth-conf
+//! Secret's `renamed-commands` into `TANDEM_RENAMED_COMMANDS`, and are picked out inside the
+//! pod. Output is read in `--no-raw` form, where errors (`(error) ...`), nils and integers
+//! are unambiguous.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -178,7 +179,9 @@ pub fn info_fields(info: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The client pod of one scenario.
+/// The client pod of one scenario. Cloning shares the pod: a concurrent writer
+/// ([`crate::writer`]) runs beside the scenario's own commands.
+#[derive(Clone)]
 pub struct RedisCli {
     pods: Api<Pod>,
 }
@@ -253,8 +256,7 @@ impl RedisCli {
     /// # Errors
     /// As [`Self::command`], and when the reply is not a name/value pair.
     pub async fn config_get(&self, host: &str, name: &str) -> Result<String, Error> {
-        let out = self.exec(&config_argv(host, &["GET", name])).await?;
-        match Reply::parse(&out) {
+        match self.renamed(host, "CONFIG", &["GET", name]).await? {
             Reply::Array(items) if items.len() == 2 && items[0].as_deref() == Some(name) => {
                 Ok(items[1].clone().unwrap_or_default())
             }
@@ -263,6 +265,17 @@ impl RedisCli {
                 message: format!("CONFIG GET {name} on {host} replied {other:?}"),
             }),
         }
+    }
+
+    /// Runs `command`, one the operator renames (CONFIG, REPLICAOF, SHUTDOWN), under the
+    /// set's secret name for it, with `args`.
+    ///
+    /// # Errors
+    /// As [`Self::command`]. A command that ends the server (SHUTDOWN) is an error too:
+    /// redis-cli exits 1 with `Server closed the connection`.
+    pub async fn renamed(&self, host: &str, command: &str, args: &[&str]) -> Result<Reply, Error> {
+        let out = self.exec(&renamed_argv(host, command, args)).await?;
+        Ok(Reply::parse(&out))
     }
 
     /// Sends several command lines over one connection (redis-cli reading them from stdin),
@@ -329,14 +342,19 @@ fn command_argv(auth: Auth, host: &str, args: &[&str]) -> Vec<String> {
     sh_argv(script, host, args.iter().map(|a| (*a).to_owned()))
 }
 
-/// The command line running CONFIG `args` under the name the set renamed it to, read from
-/// `TANDEM_RENAMED_COMMANDS` inside the pod (plain CONFIG when the variable names none).
-fn config_argv(host: &str, args: &[&str]) -> Vec<String> {
+/// The command line running `command` `args` under the name the set renamed it to, read
+/// from `TANDEM_RENAMED_COMMANDS` (`COMMAND name` pairs) inside the pod; the plain name when
+/// the variable names none.
+fn renamed_argv(host: &str, command: &str, args: &[&str]) -> Vec<String> {
     let script = format!(
-        r#"host="$1"; shift; config=CONFIG; prev=; for w in $TANDEM_RENAMED_COMMANDS; do if [ "$prev" = CONFIG ]; then config="$w"; fi; prev="$w"; done; {} exec redis-cli --no-raw -h "$host" "$config" "$@""#,
+        r#"host="$1"; plain="$2"; shift 2; name="$plain"; prev=; for w in $TANDEM_RENAMED_COMMANDS; do if [ "$prev" = "$plain" ]; then name="$w"; fi; prev="$w"; done; {} exec redis-cli --no-raw -h "$host" "$name" "$@""#,
         auth_prefix(Auth::Password)
     );
-    sh_argv(script, host, args.iter().map(|a| (*a).to_owned()))
+    sh_argv(
+        script,
+        host,
+        std::iter::once(command.to_owned()).chain(args.iter().map(|a| (*a).to_owned())),
+    )
 }
 
 /// The command line sending `lines` over one connection (redis-cli reading stdin).
@@ -529,7 +547,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tandem-e2e-cli-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let socket = dir.join("redis.sock");
-        let _server = KillOnDrop(
+        let mut server = KillOnDrop(
             std::process::Command::new(server_bin)
                 .args([
                     "--port",
@@ -543,6 +561,9 @@ mod tests {
                     "--rename-command",
                     "CONFIG",
                     "config-e2e",
+                    "--rename-command",
+                    "SHUTDOWN",
+                    "shutdown-e2e",
                 ])
                 .arg("--unixsocket")
                 .arg(&socket)
@@ -633,7 +654,11 @@ mod tests {
             );
         }
         assert_eq!(
-            Reply::parse(&run(config_argv("cache", &["GET", "repl-diskless-sync"]))),
+            Reply::parse(&run(renamed_argv(
+                "cache",
+                "CONFIG",
+                &["GET", "repl-diskless-sync"]
+            ))),
             Reply::Array(vec![Some("repl-diskless-sync".into()), Some("yes".into())])
         );
         assert!(
@@ -655,6 +680,24 @@ mod tests {
         let fields = info_fields(info.text().expect("INFO text"));
         assert_eq!(fields["role"], "master");
         assert_eq!(fields["connected_slaves"], "0");
+
+        // The crash scenario's SHUTDOWN NOW NOSAVE under the secret name: the server exits
+        // at once, and redis-cli, not knowing the name for SHUTDOWN, reports the closed
+        // connection and exits 1.
+        let out = output(&renamed_argv("cache", "SHUTDOWN", &["NOW", "NOSAVE"]));
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("Server closed the connection"),
+            "{out:?}"
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while server.0.try_wait().expect("server status").is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server still runs after SHUTDOWN NOW NOSAVE"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
 
         std::fs::remove_dir_all(&dir).expect("remove temp dir");
     }
