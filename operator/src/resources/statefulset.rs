@@ -170,13 +170,13 @@ pub fn statefulset(set: &ValidSet<'_>, replicas: u32) -> StatefulSet {
     }
 }
 
-/// The dataset size the pods are sized for: the hint, or a larger observed dataset.
+/// The dataset size the pod template is sized for (startup probe, grace period): the hint
+/// alone, not the observed size the live tuning follows. Any change to the template is a new
+/// revision, and the rolling update replaces every pod for it, each a full sync: a dataset
+/// that grows must not restart the set once per step. The server listens before it loads,
+/// so the TCP startup probe passes during a long load anyway; raising the hint moves both.
 fn planned_dataset(set: &ValidSet<'_>) -> u64 {
-    set.policy_input
-        .observed
-        .dataset_bytes
-        .unwrap_or(0)
-        .max(set.policy_input.dataset_size_hint)
+    set.policy_input.dataset_size_hint
 }
 
 fn container(set: &ValidSet<'_>) -> Container {
@@ -443,6 +443,24 @@ mod tests {
         let small = &sts("  replicas: 2\n  datasetSizeHint: 10Mi\n")["spec"]["template"]["spec"]["containers"]
             [0];
         assert_eq!(small["startupProbe"]["failureThreshold"], 12);
+    }
+
+    #[test]
+    fn an_observed_dataset_leaves_the_pod_template_as_it_is() {
+        let r = rrs("  replicas: 2\n  datasetSizeHint: 64Mi\n");
+        let template = |observed: Observed| {
+            let set = validate(&r, observed).expect("valid");
+            serde_json::to_value(statefulset(&set, 2)).expect("json")["spec"]["template"].clone()
+        };
+        let grown = Observed {
+            dataset_bytes: Some(20 * crate::quantity::GIB),
+            ..Observed::default()
+        };
+        assert_eq!(
+            template(grown),
+            template(Observed::default()),
+            "no rolling replacement of every pod for a growing dataset"
+        );
     }
 
     #[test]
