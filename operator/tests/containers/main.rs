@@ -171,7 +171,8 @@ impl Cluster {
     }
 
     /// Waits for the startup probe within its budget (period x failureThreshold), then
-    /// checks the liveness and readiness probes once. Returns how long startup took.
+    /// checks the liveness probe once. Returns how long startup took. Readiness comes after
+    /// the data plane wired the pod ([`Cluster::wait_ready`]).
     fn wait_probes(&self, i: usize) -> Duration {
         let pod = self.pod(i);
         let c = pod.main();
@@ -193,16 +194,26 @@ impl Cluster {
             });
         }
         let took = start.elapsed();
-        for (kind, p) in [
-            ("liveness", &c.liveness_probe),
-            ("readiness", &c.readiness_probe),
-        ] {
-            if let Some(p) = p {
-                probe(p, c, &host, exec)
-                    .unwrap_or_else(|e| panic!("{kind} probe of {} failed: {e}", pod.name));
-            }
+        if let Some(p) = &c.liveness_probe {
+            probe(p, c, &host, exec)
+                .unwrap_or_else(|e| panic!("liveness probe of {} failed: {e}", pod.name));
         }
         took
+    }
+
+    /// The readiness probe's verdict on pod `i` now: Err with the probe's reason.
+    fn ready(&self, i: usize) -> Result<(), String> {
+        let pod = self.pod(i);
+        let c = pod.main();
+        let p = c.readiness_probe.as_ref().expect("a readiness probe");
+        probe(p, c, &self.host(i), |cmd: &[String]| {
+            self.container(i).exec(cmd)
+        })
+    }
+
+    /// Waits until the readiness probe passes on pod `i`.
+    fn wait_ready(&self, i: usize) {
+        poll("the readiness probe to pass", STEP, || self.ready(i).ok());
     }
 
     /// A client of pod `i`, logged in with the set's password.
@@ -386,9 +397,16 @@ fn a_server_pod_serves_keeps_its_dump_and_stops_within_its_grace_period() {
         let startup = cluster.wait_probes(0);
         println!("pod started and its probes passed in {startup:?}");
 
-        // The pod starts as a replica of itself; the data plane makes it the master.
+        // The pod starts as a replica of itself, not ready to serve; the data plane makes
+        // it the master.
+        let refused = cluster.ready(0).expect_err("not ready before it is wired");
+        assert!(
+            refused.contains("not ready: replica with its master link down"),
+            "{refused}"
+        );
         let mut dataplane = cluster.data_plane();
         cluster.drive(&mut dataplane, STEP, settled);
+        cluster.wait_ready(0);
 
         let mut con = cluster.client(0);
         let sts = cluster.applied.sts().clone();
@@ -533,6 +551,9 @@ fn replicate(mode: &str, replicas: usize) {
         }
         let mut dataplane = cluster.data_plane();
         cluster.drive(&mut dataplane, STEP * 2, settled);
+        for i in 0..replicas {
+            cluster.wait_ready(i);
+        }
         println!(
             "{replicas} pods up and replicating ({mode}) in {:?}",
             start.elapsed()
