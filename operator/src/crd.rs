@@ -785,6 +785,11 @@ pub struct FullSyncRecord {
     pub started_at: Time,
     /// From the request to the replica having loaded the data.
     pub duration_seconds: i64,
+    /// Bytes of snapshot the replica reported receiving (its `master_sync_total_bytes`, or
+    /// for a streamed snapshot the most of `master_sync_read_bytes` seen); with the duration
+    /// it gives the measured transfer rate the timeouts follow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
 }
 
 #[cfg(test)]

@@ -123,6 +123,8 @@ pub struct Observed {
     pub dataset_bytes: Option<u64>,
     /// Replication stream growth per second (master_repl_offset delta).
     pub write_bytes_per_second: Option<u64>,
+    /// The transfer rate of the last full sync large enough to measure one.
+    pub transfer_bytes_per_second: Option<u64>,
 }
 
 /// User-set values from spec.replication; each one wins over the derived value.
@@ -295,9 +297,24 @@ pub fn plan(input: &PolicyInput) -> Plan {
         );
     }
 
-    let repl_timeout_seconds = o
-        .repl_timeout_seconds
-        .unwrap_or_else(|| derive_repl_timeout(dataset));
+    // A measured rate only ever slows the estimate: a fast sync once is no promise.
+    let transfer_rate = input
+        .observed
+        .transfer_bytes_per_second
+        .filter(|r| *r < ASSUMED_TRANSFER_BYTES_PER_SECOND);
+    if let Some(rate) = transfer_rate {
+        let _ = write!(
+            reason,
+            "; timeouts sized for the measured transfer rate {}/s",
+            format_bytes(rate)
+        );
+    }
+    let repl_timeout_seconds = o.repl_timeout_seconds.unwrap_or_else(|| {
+        derive_repl_timeout(
+            dataset,
+            transfer_rate.unwrap_or(ASSUMED_TRANSFER_BYTES_PER_SECOND),
+        )
+    });
     let diskless_sync_delay_seconds =
         o.diskless_sync_delay_seconds
             .unwrap_or(if input.replicas > 2 {
@@ -432,8 +449,9 @@ fn transfer_seconds(bytes: u64) -> u64 {
     bytes.div_ceil(ASSUMED_TRANSFER_BYTES_PER_SECOND)
 }
 
-fn derive_repl_timeout(dataset: u64) -> u64 {
-    let wanted = transfer_seconds(dataset).saturating_mul(TIMEOUT_MARGIN);
+/// `rate`: the assumed one, or a slower measured one.
+fn derive_repl_timeout(dataset: u64, rate: u64) -> u64 {
+    let wanted = dataset.div_ceil(rate.max(1)).saturating_mul(TIMEOUT_MARGIN);
     // Whole minutes read better in status and leave a little extra margin.
     wanted
         .div_ceil(60)
@@ -838,6 +856,31 @@ mod tests {
             "20Gi at 20 MiB/s is 1024 s, twice for the margin"
         );
         assert!(termination_grace_seconds(u64::MAX, true) >= HANDOVER_WAIT_SECONDS);
+    }
+
+    #[test]
+    fn a_slower_measured_transfer_rate_stretches_the_timeout_and_a_faster_one_does_not() {
+        let mut i = input(GIB, 2, true);
+        assert_eq!(plan(&i).repl_timeout_seconds, 120, "1 GiB at 20 MiB/s, x2");
+        i.observed.transfer_bytes_per_second = Some(4 * MIB);
+        let slow = plan(&i);
+        assert_eq!(
+            slow.repl_timeout_seconds, 540,
+            "1 GiB at 4 MiB/s is 256 s, x2"
+        );
+        assert!(
+            slow.reason
+                .ends_with("; timeouts sized for the measured transfer rate 4Mi/s"),
+            "{}",
+            slow.reason
+        );
+        i.observed.transfer_bytes_per_second = Some(512 * MIB);
+        let fast = plan(&i);
+        assert_eq!(
+            fast.repl_timeout_seconds, 120,
+            "a fast sync once is no promise"
+        );
+        assert!(!fast.reason.contains("measured transfer rate"));
     }
 
     /// docs/tuning.md's table of inputs -> outputs is checked row by row against [`plan`] and

@@ -293,6 +293,7 @@ mod tests {
                     mode: SyncMode::Diskless,
                     started_at: Time(Timestamp::UNIX_EPOCH),
                     duration_seconds: 7,
+                    bytes: None,
                 }),
             }],
             ..RedisReplicaSetStatus::default()

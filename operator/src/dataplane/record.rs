@@ -74,6 +74,7 @@ impl DataPlane {
         Observed {
             write_bytes_per_second: self.write_rate.peak(),
             dataset_bytes: self.dataset.peak(),
+            transfer_bytes_per_second: self.syncs.transfer_rate(),
         }
     }
 }
@@ -123,6 +124,7 @@ mod tests {
                     mode: SyncMode::Disk,
                     started_at: at.clone(),
                     duration_seconds: 7,
+                    bytes: Some(112 * MIB),
                 }),
             }],
             last_failover: Some(FailoverRecord {
@@ -172,6 +174,11 @@ mod tests {
             dp.observed().dataset_bytes,
             Some(1536 * MIB),
             "and the tuning for the dataset seen before it"
+        );
+        assert_eq!(
+            dp.observed().transfer_bytes_per_second,
+            Some(16 * MIB),
+            "and the timeouts for the rate of the last sync: 112 MiB in 7 s"
         );
     }
 

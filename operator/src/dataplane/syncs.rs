@@ -11,6 +11,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::facts::{NodeFacts, ReplicaLine};
 use crate::crd::{FullSyncRecord, SyncMode};
 use crate::policy::{BUFFER_FLOOR_BYTES, Plan};
+use crate::quantity::MIB;
 
 /// Full syncs one replica may start without reaching `online` before it is in a loop.
 pub const SYNC_LOOP_ATTEMPTS: u32 = 3;
@@ -61,9 +62,15 @@ pub struct SyncLoop {
 #[derive(Clone, Debug, Default)]
 struct NodeSyncs {
     started: Option<(Timestamp, SyncMode)>,
+    /// The most bytes the running sync was seen to move.
+    bytes: u64,
     attempts: u32,
     last: Option<FullSyncRecord>,
 }
+
+/// Syncs smaller than this say more about the fixed costs (the snapshot's start, the
+/// operator's pass interval) than about the link, so no rate is taken from them.
+pub const MIN_RATE_SAMPLE_BYTES: u64 = 64 * MIB;
 
 /// Remembers syncs across passes.
 #[derive(Clone, Debug, Default)]
@@ -104,10 +111,17 @@ impl SyncTracker {
                 // The first sight of a sync counts it even when sync_full had no baseline.
                 let seen = if n.started.is_none() {
                     n.started = Some((now, mode));
+                    n.bytes = 0;
                     each.max(1)
                 } else {
                     each
                 };
+                if let Some(f) = r.facts {
+                    n.bytes = n
+                        .bytes
+                        .max(f.sync_total_bytes.unwrap_or(0))
+                        .max(f.sync_read_bytes.unwrap_or(0));
+                }
                 n.attempts = n.attempts.saturating_add(seen);
                 if n.attempts >= SYNC_LOOP_ATTEMPTS && found.is_none() {
                     found = Some(SyncLoop {
@@ -122,6 +136,7 @@ impl SyncTracker {
                         mode,
                         started_at: Time(started),
                         duration_seconds: now.duration_since(started).as_secs(),
+                        bytes: (n.bytes > 0).then_some(n.bytes),
                     });
                 }
                 n.attempts = 0;
@@ -139,6 +154,22 @@ impl SyncTracker {
     /// The last completed full sync of `node`.
     pub fn last_full_sync(&self, node: &str) -> Option<&FullSyncRecord> {
         self.nodes.get(node).and_then(|n| n.last.as_ref())
+    }
+
+    /// The transfer rate of the most recent completed full sync that moved at least
+    /// [`MIN_RATE_SAMPLE_BYTES`], in bytes per second, rounded down to a power of two (a
+    /// slower guess is the safe side, and the plan it feeds moves in steps).
+    pub fn transfer_rate(&self) -> Option<u64> {
+        self.nodes
+            .values()
+            .filter_map(|n| n.last.as_ref())
+            .filter(|r| r.bytes.is_some_and(|b| b >= MIN_RATE_SAMPLE_BYTES))
+            .max_by_key(|r| r.started_at.0)
+            .and_then(|r| {
+                let seconds = u64::try_from(r.duration_seconds).ok()?.max(1);
+                let rate = r.bytes? / seconds;
+                (rate > 0).then(|| 1 << rate.ilog2())
+            })
     }
 }
 
@@ -225,6 +256,57 @@ mod tests {
         assert_eq!(rec.mode, SyncMode::Diskless, "the mode the sync ran with");
         assert_eq!(rec.started_at, Time(t(100)));
         assert_eq!(rec.duration_seconds, 30);
+    }
+
+    #[test]
+    fn the_transfer_rate_comes_from_the_bytes_a_replica_received() {
+        let mut tr = SyncTracker::default();
+        let bulk = line("send_bulk");
+        let online = line("online");
+        let receiving = |read: u64| NodeFacts {
+            sync_in_progress: true,
+            sync_read_bytes: Some(read),
+            ..fixture("r", Role::Replica, 0)
+        };
+        let sync = |tr: &mut SyncTracker, name: &str, start: i64, seconds: i64, bytes: u64| {
+            for (at, read) in [(start, bytes / 3), (start + seconds - 1, bytes)] {
+                let f = receiving(read);
+                let view = [ReplicaView {
+                    name,
+                    line: Some(&bulk),
+                    facts: Some(&f),
+                }];
+                tr.observe("n-0", &master(1), &view, SyncMode::Diskless, t(at));
+            }
+            let view = [ReplicaView {
+                name,
+                line: Some(&online),
+                facts: None,
+            }];
+            tr.observe(
+                "n-0",
+                &master(1),
+                &view,
+                SyncMode::Diskless,
+                t(start + seconds),
+            );
+        };
+        sync(&mut tr, "n-1", 0, 10, 10 * MIB);
+        assert_eq!(
+            tr.last_full_sync("n-1").and_then(|r| r.bytes),
+            Some(10 * MIB)
+        );
+        assert_eq!(
+            tr.transfer_rate(),
+            None,
+            "10 MiB is too small to time a link"
+        );
+        // 600 MiB in 100 s: 6 MiB/s, rounded down to 4 MiB/s.
+        sync(&mut tr, "n-2", 100, 100, 600 * MIB);
+        assert_eq!(tr.transfer_rate(), Some(4 * MIB));
+        // A later sync of another replica is the one that counts.
+        sync(&mut tr, "n-1", 300, 10, GIB);
+        assert_eq!(tr.transfer_rate(), Some(64 * MIB));
     }
 
     #[test]
