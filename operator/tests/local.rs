@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use local_mode::{Local, connect, info_field};
+use local_mode::{Local, config_get, connect, info_field};
 use serde_json::Value;
 
 /// How long a set of small nodes may take to be Ready with every replica online.
@@ -159,14 +159,7 @@ fn ready_with_every_replica_online_and_the_tuning_on_every_node() {
                 "{node}: {err}"
             );
         }
-        let get = |c: &mut redis::Connection, name: &str| -> String {
-            let pair: Vec<String> = redis::cmd(&config)
-                .arg("GET")
-                .arg(name)
-                .query(c)
-                .expect("CONFIG GET");
-            pair.get(1).cloned().unwrap_or_default()
-        };
+        let get = |c: &mut redis::Connection, name: &str| config_get(c, &config, name);
         assert_eq!(
             get(&mut c, "repl-timeout"),
             tuning["replTimeoutSeconds"].to_string(),
@@ -206,12 +199,8 @@ fn ready_with_every_replica_online_and_the_tuning_on_every_node() {
         .expect("CONFIG SET");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let pair: Vec<String> = redis::cmd(&config)
-            .arg("GET")
-            .arg("repl-timeout")
-            .query(&mut c)
-            .expect("GET");
-        if pair[1].parse::<u64>().ok() == tuning["replTimeoutSeconds"].as_u64() {
+        let got = config_get(&mut c, &config, "repl-timeout");
+        if got.parse::<u64>().ok() == tuning["replTimeoutSeconds"].as_u64() {
             break;
         }
         assert!(
@@ -430,15 +419,11 @@ fn a_fast_writer_raises_the_replica_buffer_live() {
     for node in ["node-0", "node-1"] {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let pair: Vec<String> = redis::cmd(&config)
-                .arg("GET")
-                .arg("client-output-buffer-limit")
-                .query(&mut local.conn(node))
-                .expect("CONFIG GET");
-            if pair[1].contains(&format!("slave {limit} 0 0")) {
+            let got = config_get(&mut local.conn(node), &config, "client-output-buffer-limit");
+            if got.contains(&format!("slave {limit} 0 0")) {
                 break;
             }
-            assert!(Instant::now() < deadline, "{node}: {pair:?}");
+            assert!(Instant::now() < deadline, "{node}: {got}");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -601,12 +586,12 @@ fn a_sync_loop_is_detected_and_corrected() {
         .parse()
         .expect("number");
     assert!(hard > 64 * 1024, "the buffer was raised: {limit}");
-    let pair: Vec<String> = redis::cmd(&local.config())
-        .arg("GET")
-        .arg("client-output-buffer-limit")
-        .query(&mut local.conn("node-0"))
-        .expect("CONFIG GET");
-    assert!(pair[1].contains(&format!("slave {hard} 0 0")), "{pair:?}");
+    let got = config_get(
+        &mut local.conn("node-0"),
+        &local.config(),
+        "client-output-buffer-limit",
+    );
+    assert!(got.contains(&format!("slave {hard} 0 0")), "{got}");
 }
 
 /// The port among `base..base + nodes` whose node reports `role:master`, other than `not`.
@@ -1149,69 +1134,4 @@ fn sentinel_clients_follow_a_switchover_and_a_failover() {
         "{} Sentinel clients followed {first} -> {second} (switchover) -> {third} (failover)",
         clients.len()
     );
-}
-
-/// A set created with a 64Mi hint and persistence (so disk syncs) that is loaded past 1 GiB:
-/// the data plane reads the master's `used_memory_dataset`, the plan switches to diskless
-/// with a reason naming the observed size, and every node's CONFIG follows live.
-#[test]
-fn a_dataset_grown_past_the_hint_switches_the_set_to_diskless() {
-    let local = Local::start(2, &["--persistence", "rdb"]);
-    let status = local.wait_ready(READY);
-    assert_eq!(status["replication"]["mode"], "Disk", "{status:#}");
-    let master = status["master"].as_str().expect("master").to_owned();
-    // 1,200 values of 1 MiB: about 1.2 GiB of dataset, past the 1 GiB diskless threshold.
-    let value = vec![b'x'; 1 << 20];
-    let mut m = local.conn(&master);
-    for batch in 0..12 {
-        let mut pipe = redis::pipe();
-        for k in 0..100 {
-            pipe.set(format!("big:{batch}:{k}"), &value).ignore();
-        }
-        pipe.query::<()>(&mut m).expect("SET");
-    }
-    let status = local.wait_status(
-        "Diskless from the observed dataset",
-        Duration::from_secs(60),
-        |s| s["replication"]["mode"] == "Diskless",
-    );
-    let reason = status["replication"]["reason"].as_str().expect("reason");
-    let size = reason
-        .strip_prefix("observed dataset ")
-        .and_then(|r| r.split_once(" >= 1Gi: diskless"))
-        .map(|(size, _)| size)
-        .unwrap_or_else(|| panic!("{reason}"));
-    assert!(
-        reason.contains(&format!(
-            "sized for the observed dataset {size} (hint 64Mi)"
-        )),
-        "{reason}"
-    );
-    let bytes = tandem_operator::quantity::parse_bytes(size).expect("size");
-    // 1,200 MiB of values and keys, rounded up to an eighth of 1 GiB, and what a bulk load
-    // leaves allocated for a while (input buffers' capacity, the snapshot a save holds),
-    // which used_memory_dataset counts as Redis's does; a replica's pending stream and the
-    // clients' buffers are not counted.
-    assert!((1200 << 20..=2048 << 20).contains(&bytes), "{size}");
-    let timeout = status["replication"]["replTimeoutSeconds"].to_string();
-    let wanted = (bytes.div_ceil(20 << 20) * 2).div_ceil(60) * 60;
-    assert_eq!(
-        timeout,
-        wanted.to_string(),
-        "{size} at 20 MiB/s, x2, in whole minutes"
-    );
-    let config = local.config();
-    for node in ["node-0", "node-1"] {
-        let mut c = local.conn(node);
-        let get = |c: &mut redis::Connection, name: &str| -> String {
-            let pair: Vec<String> = redis::cmd(&config)
-                .arg("GET")
-                .arg(name)
-                .query(c)
-                .expect("CONFIG GET");
-            pair.get(1).cloned().unwrap_or_default()
-        };
-        assert_eq!(get(&mut c, "repl-diskless-sync"), "yes", "{node}");
-        assert_eq!(get(&mut c, "repl-timeout"), timeout, "{node}");
-    }
 }

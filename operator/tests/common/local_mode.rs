@@ -239,3 +239,13 @@ pub fn info_field(conn: &mut redis::Connection, section: &str, field: &str) -> O
         .find_map(|l| l.strip_prefix(&format!("{field}:")))
         .map(|v| v.trim().to_owned())
 }
+
+/// One directive's value by CONFIG GET under its secret name `config`.
+pub fn config_get(c: &mut redis::Connection, config: &str, name: &str) -> String {
+    let pair: Vec<String> = redis::cmd(config)
+        .arg("GET")
+        .arg(name)
+        .query(c)
+        .expect("CONFIG GET");
+    pair.get(1).cloned().unwrap_or_default()
+}
