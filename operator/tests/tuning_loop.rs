@@ -58,9 +58,11 @@ fn a_dataset_grown_past_the_hint_switches_the_set_to_diskless() {
         )),
         "{reason}"
     );
-    // 1,200 MiB of values and keys, rounded up to an eighth of 1 GiB (1280Mi), one step
-    // more at most: what a bulk load allocates for a moment is no dataset.
-    assert!(bytes <= 1408 << 20, "{size}");
+    // 1,200 MiB of values and keys, rounded up to an eighth of 1 GiB: 1280Mi on a quiet
+    // machine. A master too busy to keep up with its replica also holds the stream it has not
+    // sent yet for seconds, in buffers whose spare capacity used_memory counts: a size that
+    // lasts is taken, which errs on the large side (timeouts and buffers a little longer).
+    assert!(bytes <= 2 << 30, "{size}");
     let timeout = status["replication"]["replTimeoutSeconds"].to_string();
     let wanted = (bytes.div_ceil(20 << 20) * 2).div_ceil(60) * 60;
     assert_eq!(

@@ -23,6 +23,9 @@ pub const MIN_OBSERVED_BYTES: u64 = 64 * MIB;
 /// How long a size must last to count.
 pub const SUSTAIN_MS: u64 = 5000;
 
+/// Samples a size must be seen in to count.
+pub const MIN_SAMPLES: usize = 3;
+
 /// The recent peak of the master's dataset size.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DatasetSize {
@@ -45,7 +48,9 @@ impl DatasetSize {
         let Some((_, oldest)) = self.recent.front() else {
             return;
         };
-        if now_ms.saturating_sub(*oldest) < SUSTAIN_MS {
+        // Over at least three samples: a master too busy to answer most passes gives too
+        // few to tell a lasting size from a long moment.
+        if now_ms.saturating_sub(*oldest) < SUSTAIN_MS || self.recent.len() < MIN_SAMPLES {
             return;
         }
         let lasting = self.recent.iter().map(|(b, _)| *b).min().unwrap_or(0);
@@ -147,5 +152,9 @@ mod tests {
         assert_eq!(d.peak(), None, "not lasted yet");
         d.observe(2 * GIB, SUSTAIN_MS);
         assert_eq!(d.peak(), Some(2 * GIB));
+        let mut d = DatasetSize::default();
+        d.observe(2 * GIB, 0);
+        d.observe(2 * GIB, 2 * SUSTAIN_MS);
+        assert_eq!(d.peak(), None, "two samples are too few");
     }
 }

@@ -226,11 +226,18 @@ fn node_port(base: u16, node: &str) -> u16 {
     base + i
 }
 
+/// A connection to a node, retried for a while: a node busy with a large load or sync can
+/// leave a connect unanswered (or refused with EAGAIN) for a moment on a loaded machine.
 pub fn connect(port: u16) -> redis::Connection {
-    redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-        .expect("client")
-        .get_connection_with_timeout(Duration::from_secs(5))
-        .expect("connect")
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("client");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match client.get_connection_with_timeout(Duration::from_secs(5)) {
+            Ok(c) => return c,
+            Err(e) => assert!(Instant::now() < deadline, "connect to {port}: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 pub fn info_field(conn: &mut redis::Connection, section: &str, field: &str) -> Option<String> {
