@@ -5,11 +5,11 @@
 //! Secret reference, so the pod spec shows only the reference). Pure: no network.
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, SecretKeySelector,
-    SecurityContext, VolumeMount,
+    Container, ContainerPort, EnvVar, EnvVarSource, SecretKeySelector, VolumeMount,
 };
 
 use super::meta::names;
+use super::pod_security::restricted_security_context;
 use super::secret::{AUTH_DIR, CONFIG_COMMAND_KEY, EXPORTER_PASSWORDS_KEY, exporter_server_uri};
 use crate::validate::ValidSet;
 
@@ -79,16 +79,7 @@ pub fn sidecar(set: &ValidSet<'_>) -> Option<Container> {
             read_only: Some(true),
             ..VolumeMount::default()
         }]),
-        security_context: Some(SecurityContext {
-            run_as_non_root: Some(true),
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".to_owned()]),
-                ..Capabilities::default()
-            }),
-            ..SecurityContext::default()
-        }),
+        security_context: Some(restricted_security_context()),
         ..Container::default()
     })
 }

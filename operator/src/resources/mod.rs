@@ -18,6 +18,7 @@ pub mod config;
 pub mod exporter;
 pub mod meta;
 pub mod pdb;
+pub mod pod_security;
 pub mod secret;
 pub mod services;
 pub mod statefulset;

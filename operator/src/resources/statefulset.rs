@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvVar, EnvVarSource, ExecAction, ObjectFieldSelector, PersistentVolumeClaim,
+    Affinity, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, ExecAction, ObjectFieldSelector, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
     PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, SecurityContext, TCPSocketAction,
     Volume, VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
@@ -18,6 +18,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::config::{CONFIG_DIR, CONFIG_KEY, DATA_DIR};
 use super::meta::{SENTINEL_PORT, SERVER_PORT, child_meta, labels, names, selector_labels};
+use super::pod_security::restricted_security_context;
 use super::secret::AUTH_DIR;
 use crate::policy::{startup_budget_seconds, termination_grace_seconds};
 use crate::quantity::format_bytes;
@@ -262,15 +263,8 @@ fn container(set: &ValidSet<'_>) -> Container {
             ..Probe::default()
         }),
         security_context: Some(SecurityContext {
-            run_as_non_root: Some(true),
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".to_owned()]),
-                ..Capabilities::default()
-            }),
             seccomp_profile: Some(runtime_default()),
-            ..SecurityContext::default()
+            ..restricted_security_context()
         }),
         volume_mounts: Some(vec![
             mount("config", CONFIG_DIR, true),
