@@ -448,25 +448,39 @@ fn fields(r: &mut Reply<'_>, pairs: &[(&str, String)]) {
     }
 }
 
-/// SENTINEL MASTER's fields, in Redis Sentinel 7.0's order.
-fn master_fields(r: &mut Reply<'_>, name: &str, m: &Master, state: &Shared) {
-    let uptime_ms = state.borrow().started.elapsed().as_millis().to_string();
-    let flags = if m.down { "master,s_down" } else { "master" };
+/// The fields Redis Sentinel 7.0 starts every monitored instance's entry with, masters and
+/// replicas alike, up to `s-down-time` (present only while the instance is down).
+fn instance_fields(
+    name: String,
+    ip: &str,
+    port: u16,
+    runid: &str,
+    flags: &str,
+    down: bool,
+) -> Vec<(&'static str, String)> {
     let mut pairs = vec![
-        ("name", name.to_string()),
-        ("ip", m.host.clone()),
-        ("port", m.port.to_string()),
-        ("runid", m.runid.clone()),
-        ("flags", flags.to_string()),
+        ("name", name),
+        ("ip", ip.to_owned()),
+        ("port", port.to_string()),
+        ("runid", runid.to_owned()),
+        ("flags", flags.to_owned()),
         ("link-pending-commands", "0".into()),
         ("link-refcount", "1".into()),
         ("last-ping-sent", "0".into()),
         ("last-ok-ping-reply", "0".into()),
         ("last-ping-reply", "0".into()),
     ];
-    if m.down {
+    if down {
         pairs.push(("s-down-time", "0".into()));
     }
+    pairs
+}
+
+/// SENTINEL MASTER's fields, in Redis Sentinel 7.0's order.
+fn master_fields(r: &mut Reply<'_>, name: &str, m: &Master, state: &Shared) {
+    let uptime_ms = state.borrow().started.elapsed().as_millis().to_string();
+    let flags = if m.down { "master,s_down" } else { "master" };
+    let mut pairs = instance_fields(name.to_string(), &m.host, m.port, &m.runid, flags, m.down);
     pairs.extend([
         ("down-after-milliseconds", DOWN_AFTER_MS.to_string()),
         ("info-refresh", "0".into()),
@@ -485,21 +499,14 @@ fn master_fields(r: &mut Reply<'_>, name: &str, m: &Master, state: &Shared) {
 /// SENTINEL REPLICAS' fields for one replica, in Redis Sentinel 7.0's order.
 fn replica_fields(r: &mut Reply<'_>, rep: &Replica, m: &Master) {
     let flags = if rep.online { "slave" } else { "slave,s_down" };
-    let mut pairs = vec![
-        ("name", format!("{}:{}", rep.host, rep.port)),
-        ("ip", rep.host.clone()),
-        ("port", rep.port.to_string()),
-        ("runid", String::new()),
-        ("flags", flags.to_string()),
-        ("link-pending-commands", "0".into()),
-        ("link-refcount", "1".into()),
-        ("last-ping-sent", "0".into()),
-        ("last-ok-ping-reply", "0".into()),
-        ("last-ping-reply", "0".into()),
-    ];
-    if !rep.online {
-        pairs.push(("s-down-time", "0".into()));
-    }
+    let mut pairs = instance_fields(
+        format!("{}:{}", rep.host, rep.port),
+        &rep.host,
+        rep.port,
+        "",
+        flags,
+        !rep.online,
+    );
     pairs.extend([
         ("down-after-milliseconds", DOWN_AFTER_MS.to_string()),
         ("info-refresh", "0".into()),
